@@ -1,0 +1,161 @@
+"""Chain API: the 五位一体 chain for a place, positions with history, and "me"."""
+
+from __future__ import annotations
+
+from django.contrib.gis.geos import Point
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, viewsets
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from gridsvc.chain.models import Position
+from gridsvc.chain.services import walk
+from gridsvc.territory.models import Building, Compound, Household, Unit
+from gridsvc.territory.services import locate
+
+from .scoping import ScopedQuerysetMixin, request_scope
+
+
+class PositionSerializer(serializers.ModelSerializer):
+    member_name = serializers.CharField(source="member.__str__", read_only=True)
+    position_label = serializers.CharField(source="get_position_type_display", read_only=True)
+    target_type = serializers.CharField(source="target_field", read_only=True)
+    target_id = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Position
+        fields = [
+            "id",
+            "position_type",
+            "position_label",
+            "member",
+            "member_name",
+            "target_type",
+            "target_id",
+            "valid_from",
+            "valid_to",
+            "on_leave",
+            "note",
+        ]
+
+    def get_target_id(self, obj: Position) -> int | None:
+        return getattr(obj, f"{obj.target_field}_id")
+
+
+class PositionViewSet(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
+    """Positions (岗位任职) with history. ``?at=ISO time`` answers who held what at that time."""
+
+    base_queryset = Position.objects.select_related("member")
+    serializer_class = PositionSerializer
+    filterset_fields = ["position_type", "member", "grid", "compound", "building", "unit"]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("at", OpenApiTypes.DATETIME, description="held at time")]
+    )
+    def list(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return super().list(request, *args, **kwargs)
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        qs = super().get_queryset()
+        at = self.request.query_params.get("at")
+        if at:
+            when = parse_datetime(at)
+            if when is None:
+                raise ValidationError({"at": "must be an ISO 8601 date-time"})
+            qs = qs.held_at(when)
+        return qs
+
+
+def _float_param(params, name: str, lo: float, hi: float) -> float:  # type: ignore[no-untyped-def]
+    try:
+        value = float(params[name])
+    except (KeyError, ValueError):
+        raise ValidationError({name: "must be a number"}) from None
+    if not (lo <= value <= hi):
+        raise ValidationError({name: f"must be between {lo} and {hi}"})
+    return value
+
+
+class ChainView(APIView):
+    """The chain of responsible holders for a household, unit, building, compound or point.
+
+    Exactly one of ``household``, ``unit``, ``building``, ``compound`` (ids) or
+    ``lon``+``lat`` (WGS84). Each level comes with its holder or why it is skipped.
+    """
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("household", int),
+            OpenApiParameter("unit", int),
+            OpenApiParameter("building", int),
+            OpenApiParameter("compound", int),
+            OpenApiParameter("lon", float),
+            OpenApiParameter("lat", float),
+            OpenApiParameter("at", OpenApiTypes.DATETIME),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request):  # type: ignore[no-untyped-def]
+        params = request.query_params
+        scope = request_scope(request)
+        refs = {
+            "household": Household,
+            "unit": Unit,
+            "building": Building,
+            "compound": Compound,
+        }
+        given = [k for k in refs if k in params]
+        has_point = "lon" in params or "lat" in params
+        if len(given) + (1 if has_point else 0) != 1:
+            raise ValidationError(
+                {"detail": "give exactly one of household, unit, building, compound or lon+lat"}
+            )
+        when = None
+        if "at" in params:
+            when = parse_datetime(params["at"])
+            if when is None:
+                raise ValidationError({"at": "must be an ISO 8601 date-time"})
+        if given:
+            name = given[0]
+            try:
+                pk = int(params[name])
+            except ValueError:
+                raise ValidationError({name: "must be an integer id"}) from None
+            obj = scope.filter(refs[name].objects.filter(pk=pk)).first()
+            if obj is None:
+                raise NotFound(f"{name} {pk} not found in your territory")
+            loc = locate(**{name: obj})
+        else:
+            lon = _float_param(params, "lon", -180, 180)
+            lat = _float_param(params, "lat", -90, 90)
+            loc = locate(Point(lon, lat, srid=4326))
+            if not scope.allows_grid(loc.grid.pk if loc.grid else None):
+                raise NotFound("this point is outside your territory")
+        return Response(walk(loc, when).as_dict())
+
+
+class MeView(APIView):
+    """The caller: account, current positions and the size of their territory."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):  # type: ignore[no-untyped-def]
+        from gridsvc.territory.models import Household as H
+
+        user = request.user
+        positions = Position.objects.held_at().filter(member=user).select_related("member")
+        scope = request_scope(request)
+        return Response(
+            {
+                "id": user.pk,
+                "username": user.username,
+                "display_name": str(user),
+                "positions": PositionSerializer(positions, many=True).data,
+                "territory": {
+                    "everything": scope.everything,
+                    "households": scope.filter(H.objects.all()).count(),
+                },
+            }
+        )

@@ -1,0 +1,341 @@
+"""Territory API: streets, communities, grids, compounds, buildings, units, households,
+residents and places; all limited to the caller's territory."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django_filters import rest_framework as filters
+from rest_framework import mixins, serializers, viewsets
+from rest_framework_gis.filters import InBBoxFilter
+from rest_framework_gis.serializers import GeoFeatureModelSerializer
+
+from gridsvc.territory.codes import ETHNICITIES, ethnicity_code, validate_id_number
+from gridsvc.territory.models import (
+    Building,
+    Community,
+    Compound,
+    Grid,
+    Household,
+    Place,
+    Resident,
+    Street,
+    Unit,
+)
+
+from .pagination import GeoPagination
+from .privacy import mask_resident, may_unmask
+from .scoping import ScopedQuerysetMixin, request_scope
+
+
+# ---------------------------------------------------------------- serializers
+class StreetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Street
+        fields = ["id", "code", "name"]
+
+
+class CommunitySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Community
+        fields = ["id", "code", "name", "street"]
+
+
+class GridSerializer(GeoFeatureModelSerializer):
+    responsible_body = serializers.CharField(source="responsible_body_display", read_only=True)
+    building_count = serializers.IntegerField(read_only=True)
+    household_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Grid
+        geo_field = "boundary"
+        fields = [
+            "id",
+            "code",
+            "name",
+            "community",
+            "parent",
+            "responsible_body",
+            "building_count",
+            "household_count",
+        ]
+
+
+class CompoundSerializer(GeoFeatureModelSerializer):
+    class Meta:
+        model = Compound
+        geo_field = "boundary"
+        fields = ["id", "code", "name", "community", "property_company"]
+
+
+class BuildingSerializer(GeoFeatureModelSerializer):
+    class Meta:
+        model = Building
+        geo_field = "footprint"
+        fields = ["id", "code", "name", "address", "floors", "grid", "compound"]
+
+
+class PlaceSerializer(GeoFeatureModelSerializer):
+    class Meta:
+        model = Place
+        geo_field = "point"
+        fields = ["id", "kind", "name", "address", "grid", "community"]
+
+
+class UnitSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Unit
+        fields = ["id", "building", "number"]
+
+
+class HouseholdSerializer(serializers.ModelSerializer):
+    building = serializers.IntegerField(source="unit.building_id", read_only=True)
+    grid = serializers.IntegerField(source="unit.building.grid_id", read_only=True)
+    head_name = serializers.CharField(source="head.name", read_only=True, default=None)
+    resident_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Household
+        fields = [
+            "id",
+            "unit",
+            "building",
+            "grid",
+            "room",
+            "floor",
+            "tenure",
+            "head",
+            "head_name",
+            "resident_count",
+        ]
+
+
+class ResidentSerializer(serializers.ModelSerializer):
+    """A resident. ID number, phone, ethnicity and sensitive tags are masked by default."""
+
+    ethnicity = serializers.CharField(
+        required=False,
+        help_text="GB/T 3304 code (e.g. 03) or name (回族 / Hui)",
+    )
+    ethnicity_name = serializers.SerializerMethodField()
+    masked = serializers.ListField(child=serializers.CharField(), read_only=True)
+    tags = serializers.ListField(
+        child=serializers.ChoiceField(choices=Resident.Tag.choices), required=False
+    )
+
+    class Meta:
+        model = Resident
+        fields = [
+            "id",
+            "household",
+            "no_house_reason",
+            "name",
+            "gender",
+            "birth_date",
+            "id_number",
+            "phone",
+            "ethnicity",
+            "ethnicity_name",
+            "residency",
+            "origin_place",
+            "relation_to_head",
+            "tags",
+            "masked",
+        ]
+
+    def get_ethnicity_name(self, obj: Resident) -> str | None:
+        if not may_unmask(self.context.get("request")):
+            return None
+        return ETHNICITIES.get(obj.ethnicity, ("", ""))[0]
+
+    def validate_id_number(self, value: str) -> str:
+        if not value:
+            return value
+        try:
+            return validate_id_number(value)
+        except Exception as exc:  # django ValidationError → field error
+            raise serializers.ValidationError(getattr(exc, "messages", [str(exc)])) from None
+
+    def validate_ethnicity(self, value: str) -> str:
+        try:
+            return ethnicity_code(value)
+        except Exception as exc:
+            raise serializers.ValidationError(getattr(exc, "messages", [str(exc)])) from None
+
+    def validate_household(self, value: Household | None) -> Household | None:
+        request = self.context.get("request")
+        if value is not None and request is not None:
+            scope = request_scope(request)
+            if not scope.filter(Household.objects.filter(pk=value.pk)).exists():
+                raise serializers.ValidationError("household not found in your territory")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        household = attrs.get("household", getattr(self.instance, "household", None))
+        reason = attrs.get("no_house_reason", getattr(self.instance, "no_house_reason", ""))
+        if household is None and not reason:
+            raise serializers.ValidationError(
+                {"no_house_reason": "a resident without a household needs a reason (无房原因)"}
+            )
+        request = self.context.get("request")
+        if household is None and request is not None:
+            scope = request_scope(request)
+            if not (scope.everything or scope.street_ids):
+                raise serializers.ValidationError(
+                    {"household": "only the street office records residents with no house"}
+                )
+        return attrs
+
+    def to_representation(self, instance: Resident) -> dict:
+        data = super().to_representation(instance)
+        return mask_resident(data, instance, may_unmask(self.context.get("request")))
+
+
+# ---------------------------------------------------------------- filters
+class BuildingFilter(filters.FilterSet):
+    orphan = filters.BooleanFilter(
+        field_name="grid", lookup_expr="isnull", help_text="only buildings in no grid"
+    )
+
+    class Meta:
+        model = Building
+        fields = ["grid", "compound", "code"]
+
+
+class HouseholdFilter(filters.FilterSet):
+    building = filters.NumberFilter(field_name="unit__building")
+    grid = filters.NumberFilter(field_name="unit__building__grid")
+
+    class Meta:
+        model = Household
+        fields = ["unit", "building", "grid", "tenure"]
+
+
+class ResidentFilter(filters.FilterSet):
+    tag = filters.ChoiceFilter(
+        field_name="tags", lookup_expr="contains", choices=Resident.Tag.choices, method="by_tag"
+    )
+    building = filters.NumberFilter(field_name="household__unit__building")
+
+    class Meta:
+        model = Resident
+        fields = ["household", "residency", "building"]
+
+    def by_tag(self, queryset, name, value):  # type: ignore[no-untyped-def]
+        return queryset.filter(tags__contains=[value])
+
+
+# ---------------------------------------------------------------- views
+class ReadOnlyScoped(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
+    pass
+
+
+class StreetViewSet(ReadOnlyScoped):
+    """街道 streets in your territory."""
+
+    base_queryset = Street.objects.all()
+    serializer_class = StreetSerializer
+    filterset_fields = ["code"]
+
+
+class CommunityViewSet(ReadOnlyScoped):
+    """社区 communities in your territory."""
+
+    base_queryset = Community.objects.all()
+    serializer_class = CommunitySerializer
+    filterset_fields = ["street", "code"]
+
+
+class GridViewSet(ReadOnlyScoped):
+    """网格 grids (GeoJSON); ``?bbox=minlon,minlat,maxlon,maxlat``."""
+
+    from django.db.models import Count
+
+    base_queryset = (
+        Grid.objects.annotate(
+            building_count=Count("buildings", distinct=True),
+            household_count=Count("buildings__units__households", distinct=True),
+        )
+        .select_related("community")
+        .order_by("code")
+    )
+    serializer_class = GridSerializer
+    pagination_class = GeoPagination
+    filter_backends = [filters.DjangoFilterBackend, InBBoxFilter]
+    bbox_filter_field = "boundary"
+    bbox_filter_include_overlapping = True
+    filterset_fields = ["community", "code", "parent"]
+
+
+class CompoundViewSet(ReadOnlyScoped):
+    """小区 compounds (GeoJSON)."""
+
+    base_queryset = Compound.objects.all()
+    serializer_class = CompoundSerializer
+    pagination_class = GeoPagination
+    filter_backends = [filters.DjangoFilterBackend, InBBoxFilter]
+    bbox_filter_field = "boundary"
+    bbox_filter_include_overlapping = True
+    filterset_fields = ["community", "code"]
+
+
+class BuildingViewSet(ReadOnlyScoped):
+    """楼栋 buildings (GeoJSON); ``?orphan=true`` lists buildings in no grid."""
+
+    base_queryset = Building.objects.all()
+    serializer_class = BuildingSerializer
+    pagination_class = GeoPagination
+    filter_backends = [filters.DjangoFilterBackend, InBBoxFilter]
+    bbox_filter_field = "footprint"
+    bbox_filter_include_overlapping = True
+    filterset_class = BuildingFilter
+
+
+class PlaceViewSet(ReadOnlyScoped):
+    """Places of interest (GeoJSON): religious venues, schools, clinics, service centres."""
+
+    base_queryset = Place.objects.all()
+    serializer_class = PlaceSerializer
+    pagination_class = GeoPagination
+    filter_backends = [filters.DjangoFilterBackend, InBBoxFilter]
+    bbox_filter_field = "point"
+    filterset_fields = ["kind", "grid", "community"]
+
+
+class UnitViewSet(ReadOnlyScoped):
+    """单元 units."""
+
+    base_queryset = Unit.objects.all()
+    serializer_class = UnitSerializer
+    filterset_fields = ["building"]
+
+
+class HouseholdViewSet(ReadOnlyScoped):
+    """户 households (rooms)."""
+
+    from django.db.models import Count
+
+    base_queryset = (
+        Household.objects.select_related("unit__building", "head")
+        .annotate(resident_count=Count("residents"))
+        .order_by("unit_id", "room")
+    )
+    serializer_class = HouseholdSerializer
+    filterset_class = HouseholdFilter
+
+
+class ResidentViewSet(
+    ScopedQuerysetMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.ReadOnlyModelViewSet,
+):
+    """居民 residents; sensitive fields masked. Create/update within your territory."""
+
+    base_queryset = Resident.objects.all()
+    serializer_class = ResidentSerializer
+    filterset_class = ResidentFilter
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def perform_create(self, serializer):  # type: ignore[no-untyped-def]
+        with transaction.atomic():
+            serializer.save()

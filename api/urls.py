@@ -1,0 +1,27 @@
+"""/api/v1/ routes. Each domain module registers its own views on the router."""
+
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from . import chain, territory
+
+router = DefaultRouter()
+router.register("streets", territory.StreetViewSet, basename="street")
+router.register("communities", territory.CommunityViewSet, basename="community")
+router.register("grids", territory.GridViewSet, basename="grid")
+router.register("compounds", territory.CompoundViewSet, basename="compound")
+router.register("buildings", territory.BuildingViewSet, basename="building")
+router.register("units", territory.UnitViewSet, basename="unit")
+router.register("households", territory.HouseholdViewSet, basename="household")
+router.register("residents", territory.ResidentViewSet, basename="resident")
+router.register("places", territory.PlaceViewSet, basename="place")
+router.register("positions", chain.PositionViewSet, basename="position")
+
+urlpatterns = [
+    path("auth/token/", TokenObtainPairView.as_view(), name="token"),
+    path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("chain/", chain.ChainView.as_view(), name="chain"),
+    path("me/", chain.MeView.as_view(), name="me"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,1 @@
+"""gridsvc: geospatial backend for community grid management (网格化管理)."""

@@ -1,0 +1,25 @@
+"""Accounts: members (成员) of the grid organisation who log in.
+
+A member is anyone who holds or has held a position in the 五位一体 chain (community cadre,
+grid member 网格员, property manager 物业经理, building head 楼长, unit head 单元长 ...) or
+works at the street office. What a member may see follows from their positions
+(see :mod:`gridsvc.chain.scope`).
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class Member(AbstractUser):
+    """A user account. ``display_name`` is the person's name as shown in the app."""
+
+    display_name = models.CharField(max_length=64, blank=True)
+    phone = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        verbose_name = "member"
+
+    def __str__(self) -> str:
+        return self.display_name or self.username

@@ -1,0 +1,217 @@
+"""Territory scope: what a member may see follows from the positions they hold.
+
+- street dispatcher / ethnic-affairs desk over a street → everything in the street
+- mediation committee and the 五员 over a community → the community
+- community cadre / grid member over a grid → the grid (its buildings, households, compounds
+  with buildings in it, places)
+- property manager / owners' committee over a compound → the compound's buildings
+- building head → the building; unit head → the unit's households
+- superusers see everything.
+
+Scopes are applied to querysets (``scope.filter(qs)``), so every list, detail, tile, export
+and report built on them is limited the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Model, Q, QuerySet
+
+from gridsvc.territory.models import (
+    Building,
+    Community,
+    Compound,
+    Grid,
+    Household,
+    Place,
+    Resident,
+    Street,
+    Unit,
+)
+
+from .models import Position
+
+# Path from each model to a Building (the unit of most grants).
+_BUILDING_PATH = {
+    Building: "",
+    Unit: "building__",
+    Household: "unit__building__",
+    Resident: "household__unit__building__",
+}
+_UNIT_PATH = {Unit: "", Household: "unit__", Resident: "household__unit__"}
+
+
+@dataclass
+class Scope:
+    everything: bool = False
+    street_ids: set[int] = field(default_factory=set)
+    community_ids: set[int] = field(default_factory=set)
+    grid_ids: set[int] = field(default_factory=set)
+    compound_ids: set[int] = field(default_factory=set)
+    building_ids: set[int] = field(default_factory=set)
+    unit_ids: set[int] = field(default_factory=set)
+    # buildings a unit head may see (for building/unit lists only, not their households)
+    unit_building_ids: set[int] = field(default_factory=set)
+
+    @property
+    def empty(self) -> bool:
+        return not self.everything and not any(
+            (
+                self.street_ids,
+                self.community_ids,
+                self.grid_ids,
+                self.compound_ids,
+                self.building_ids,
+                self.unit_ids,
+            )
+        )
+
+    # ------------------------------------------------------------------ Q builders
+    def building_q(self, prefix: str = "") -> Q:
+        """Q selecting buildings fully inside the scope, at ``prefix`` (e.g. ``unit__building__``)."""
+        q = Q(pk__in=[])
+        if self.street_ids:
+            q |= Q(**{f"{prefix}grid__community__street__in": self.street_ids})
+        if self.community_ids:
+            q |= Q(**{f"{prefix}grid__community__in": self.community_ids})
+        if self.grid_ids:
+            q |= Q(**{f"{prefix}grid__in": self.grid_ids})
+        if self.compound_ids:
+            q |= Q(**{f"{prefix}compound__in": self.compound_ids})
+        if self.building_ids:
+            q |= Q(**{f"{prefix}id__in" if prefix else "id__in": self.building_ids})
+        return q
+
+    def grid_q(self, prefix: str = "") -> Q:
+        """Q over grids: granted grids, grids of granted communities/streets, and grids that
+        contain granted buildings or compounds' buildings."""
+        q = Q(pk__in=[]) if not prefix else Q(**{f"{prefix}id__in": []})
+        if self.street_ids:
+            q |= Q(**{f"{prefix}community__street__in": self.street_ids})
+        if self.community_ids:
+            q |= Q(**{f"{prefix}community__in": self.community_ids})
+        grid_ids = set(self.grid_ids)
+        if self.compound_ids or self.building_ids or self.unit_building_ids:
+            grid_ids |= set(
+                Building.objects.filter(
+                    Q(compound__in=self.compound_ids)
+                    | Q(id__in=self.building_ids | self.unit_building_ids)
+                )
+                .exclude(grid__isnull=True)
+                .values_list("grid_id", flat=True)
+            )
+        if grid_ids:
+            q |= Q(**{f"{prefix}id__in": grid_ids})
+        return q
+
+    def filter(self, qs: QuerySet) -> QuerySet:
+        """Limit ``qs`` to this scope. Unknown models are refused (no silent leak)."""
+        if self.everything:
+            return qs
+        model: type[Model] = qs.model
+        if model in _BUILDING_PATH:
+            prefix = _BUILDING_PATH[model]
+            q = self.building_q(prefix)
+            if model in _UNIT_PATH and self.unit_ids:
+                q |= Q(**{f"{_UNIT_PATH[model]}id__in": self.unit_ids})
+            if model is Building and self.unit_building_ids:
+                q |= Q(id__in=self.unit_building_ids)
+            return qs.filter(q)
+        if model is Grid:
+            return qs.filter(self.grid_q())
+        if model is Compound:
+            q = Q(id__in=self.compound_ids)
+            if self.street_ids:
+                q |= Q(community__street__in=self.street_ids)
+            if self.community_ids:
+                q |= Q(community__in=self.community_ids)
+            if self.grid_ids or self.building_ids:
+                q |= Q(
+                    id__in=Building.objects.filter(
+                        Q(grid__in=self.grid_ids) | Q(id__in=self.building_ids)
+                    )
+                    .exclude(compound__isnull=True)
+                    .values("compound_id")
+                )
+            return qs.filter(q)
+        if model is Community:
+            q = Q(id__in=self.community_ids) | Q(street__in=self.street_ids)
+            q |= Q(id__in=Grid.objects.filter(self.grid_q()).values("community_id"))
+            return qs.filter(q)
+        if model is Street:
+            q = Q(id__in=self.street_ids)
+            q |= Q(communities__in=Community.objects.filter(id__in=self.community_ids))
+            q |= Q(communities__grids__in=Grid.objects.filter(self.grid_q()))
+            return qs.filter(q).distinct()
+        if model is Place:
+            return qs.filter(
+                Q(community__in=self.community_ids)
+                | Q(community__street__in=self.street_ids)
+                | Q(grid__in=Grid.objects.filter(self.grid_q()))
+            )
+        if model is Position:
+            q = (
+                Q(street__in=self.street_ids)
+                | Q(community__in=self.community_ids)
+                | Q(community__street__in=self.street_ids)
+                | Q(grid__in=Grid.objects.filter(self.grid_q()))
+                | Q(compound__in=Compound.objects.filter(self._compound_q_for_positions()))
+                | Q(building__in=Building.objects.filter(self.building_q()))
+                | Q(
+                    unit__in=Unit.objects.filter(
+                        self.building_q("building__") | Q(id__in=self.unit_ids)
+                    )
+                )
+            )
+            return qs.filter(q)
+        raise TypeError(f"no territory scope rule for {model.__name__}")
+
+    def _compound_q_for_positions(self) -> Q:
+        return (
+            Q(id__in=self.compound_ids)
+            | Q(community__in=self.community_ids)
+            | Q(community__street__in=self.street_ids)
+            | Q(buildings__grid__in=self.grid_ids)
+        )
+
+    def allows_grid(self, grid_id: int | None) -> bool:
+        if self.everything:
+            return True
+        if grid_id is None:
+            return bool(self.street_ids)
+        return Grid.objects.filter(self.grid_q(), id=grid_id).exists()
+
+
+def scope_for(member, when=None) -> Scope:
+    """The scope of ``member`` from the positions they hold now (or at ``when``)."""
+    if member is None or not getattr(member, "is_authenticated", False):
+        return Scope()
+    if member.is_superuser:
+        return Scope(everything=True)
+    scope = Scope()
+    rows = (
+        Position.objects.held_at(when)
+        .filter(member=member)
+        .values_list(
+            "street_id", "community_id", "grid_id", "compound_id", "building_id", "unit_id"
+        )
+    )
+    for street, community, grid, compound, building, unit in rows:
+        if street:
+            scope.street_ids.add(street)
+        if community:
+            scope.community_ids.add(community)
+        if grid:
+            scope.grid_ids.add(grid)
+        if compound:
+            scope.compound_ids.add(compound)
+        if building:
+            scope.building_ids.add(building)
+        if unit:
+            scope.unit_ids.add(unit)
+    if scope.unit_ids:
+        scope.unit_building_ids = set(
+            Unit.objects.filter(id__in=scope.unit_ids).values_list("building_id", flat=True)
+        )
+    return scope

@@ -1,0 +1,245 @@
+"""Walk the 五位一体 chain for a place (DESIGN.md "The 五位一体 chain").
+
+Escalation climbs: household head 家长 → unit head 单元长 → building head 楼长 → owners'
+committee 业主委员会 → property manager 物业经理 → the grid's community cadre 社区干部 →
+community mediation committee 社区调委会 → street dispatch desk 街道调度.
+
+:func:`chain_for` returns every level with its holder or why it was skipped (vacant, on
+leave, no such object — e.g. a building outside any compound has no property manager), so
+anyone can see why a case landed where it did. One SQL query fetches all holders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from django.contrib.gis.geos import Point
+from django.db.models import Q
+from django.utils import timezone
+
+from gridsvc.territory.models import Building, Compound, Household, Unit
+from gridsvc.territory.services import Location, locate
+
+from .models import Position, PositionType
+
+
+@dataclass(frozen=True)
+class Level:
+    """One rung of the escalation ladder."""
+
+    index: int
+    name: str  # position type (or household_head)
+    label: str
+    target: str  # territory attribute of Location
+
+
+LEVELS: tuple[Level, ...] = (
+    Level(0, "household_head", "家长", "household"),
+    Level(1, PositionType.UNIT_HEAD.value, "单元长", "unit"),
+    Level(2, PositionType.BUILDING_HEAD.value, "楼长", "building"),
+    Level(3, PositionType.OWNERS_COMMITTEE.value, "业主委员会", "compound"),
+    Level(4, PositionType.PROPERTY_MANAGER.value, "物业经理", "compound"),
+    Level(5, PositionType.COMMUNITY_CADRE.value, "社区干部", "grid"),
+    Level(6, PositionType.MEDIATION_COMMITTEE.value, "社区调委会", "community"),
+    Level(7, PositionType.STREET_DISPATCHER.value, "街道调度台", "street"),
+)
+LEVEL_BY_NAME = {lvl.name: lvl for lvl in LEVELS}
+STREET_LEVEL = LEVELS[-1]
+
+
+def level_index(name: str) -> int:
+    """Index of a level by name; raises KeyError for unknown names."""
+    return LEVEL_BY_NAME[name].index
+
+
+@dataclass
+class Holder:
+    member_id: int | None
+    name: str
+    position_id: int | None = None
+    on_leave: bool = False
+
+
+@dataclass
+class ChainStep:
+    """A level of the chain for one place: who holds it, or why it is skipped."""
+
+    level: int
+    level_name: str
+    level_label: str
+    object_type: str
+    object_id: int | None
+    object_name: str | None
+    status: str  # active | vacant | on_leave | no_object | resident | desk
+    holders: list[Holder] = field(default_factory=list)
+
+    @property
+    def can_act(self) -> bool:
+        """Whether a case can be handed to this level (a member holds it and is at work)."""
+        return self.status == "active" or self.status == "desk"
+
+    @property
+    def primary(self) -> Holder | None:
+        active = [h for h in self.holders if not h.on_leave]
+        return active[0] if active else None
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["can_act"] = self.can_act
+        return d
+
+
+@dataclass
+class Chain:
+    location: Location
+    when: datetime
+    steps: list[ChainStep]
+
+    def active(self) -> list[ChainStep]:
+        """The levels whose holder can act, bottom to top."""
+        return [s for s in self.steps if s.can_act]
+
+    def first_active_from(self, level_name: str) -> tuple[ChainStep, list[ChainStep]]:
+        """Walk up from ``level_name`` to the first level that can act.
+
+        Returns the step and the steps walked (including skipped ones). The street desk
+        always can act, so the walk always ends.
+        """
+        start = level_index(level_name)
+        walked: list[ChainStep] = []
+        for step in self.steps[start:]:
+            walked.append(step)
+            if step.can_act:
+                return step, walked
+        return self.steps[-1], walked  # pragma: no cover - street desk always acts
+
+    def as_dict(self) -> dict:
+        return {
+            "when": self.when.isoformat(),
+            "location": self.location.describe(),
+            "steps": [s.as_dict() for s in self.steps],
+        }
+
+
+def _holders_query(loc: Location, when: datetime):
+    cond = Q()
+    for attr, ptypes in (
+        ("unit", [PositionType.UNIT_HEAD]),
+        ("building", [PositionType.BUILDING_HEAD]),
+        ("compound", [PositionType.OWNERS_COMMITTEE, PositionType.PROPERTY_MANAGER]),
+        ("grid", [PositionType.COMMUNITY_CADRE]),
+        ("community", [PositionType.MEDIATION_COMMITTEE]),
+        ("street", [PositionType.STREET_DISPATCHER]),
+    ):
+        obj = getattr(loc, attr)
+        if obj is not None:
+            cond |= Q(**{attr: obj}, position_type__in=ptypes)
+    if not cond:
+        return []
+    return list(
+        Position.objects.held_at(when)
+        .filter(cond)
+        .select_related("member")
+        .order_by("valid_from", "id")
+    )
+
+
+def walk(loc: Location, when: datetime | None = None) -> Chain:
+    """Build the chain for a resolved location at time ``when`` (default now)."""
+    when = when or timezone.now()
+    by_level: dict[str, list[Position]] = {}
+    for pos in _holders_query(loc, when):
+        by_level.setdefault(pos.position_type, []).append(pos)
+
+    steps: list[ChainStep] = []
+    for lvl in LEVELS:
+        obj = getattr(loc, lvl.target)
+        step = ChainStep(
+            level=lvl.index,
+            level_name=lvl.name,
+            level_label=lvl.label,
+            object_type=lvl.target,
+            object_id=getattr(obj, "pk", None),
+            object_name=None if obj is None else str(obj),
+            status="no_object",
+        )
+        if obj is None:
+            pass
+        elif lvl.name == "household_head":
+            head = obj.head
+            if head is not None:
+                step.status = "resident"  # a resident, not a member account: informs, not acts
+                step.holders = [Holder(member_id=None, name=head.name)]
+            else:
+                step.status = "vacant"
+        else:
+            held = by_level.get(lvl.name, [])
+            step.holders = [
+                Holder(
+                    member_id=p.member_id,
+                    name=str(p.member),
+                    position_id=p.pk,
+                    on_leave=p.on_leave,
+                )
+                for p in held
+            ]
+            if any(not p.on_leave for p in held):
+                step.status = "active"
+            elif held:
+                step.status = "on_leave"
+            elif lvl is STREET_LEVEL:
+                step.status = "desk"  # the dispatch desk's queue is never vacant
+            else:
+                step.status = "vacant"
+        steps.append(step)
+    return Chain(location=loc, when=when, steps=steps)
+
+
+def chain_for(
+    *,
+    household: Household | None = None,
+    unit: Unit | None = None,
+    building: Building | None = None,
+    compound: Compound | None = None,
+    point: Point | None = None,
+    when: datetime | None = None,
+) -> Chain:
+    """The chain of responsible holders for a household, unit, building, compound or point."""
+    loc = locate(point, household=household, unit=unit, building=building, compound=compound)
+    return walk(loc, when)
+
+
+def holders_at(position_type: str, target, when: datetime | None = None) -> list[Position]:
+    """Who held ``position_type`` over ``target`` at ``when`` ("who held X over Y at T")."""
+    from .models import POSITION_TARGET
+
+    field_name = POSITION_TARGET[position_type]
+    return list(
+        Position.objects.held_at(when)
+        .filter(position_type=position_type, **{field_name: target})
+        .select_related("member")
+        .order_by("valid_from", "id")
+    )
+
+
+def hand_over(
+    position: Position, new_member, when: datetime | None = None, note: str = ""
+) -> Position:
+    """Close ``position`` at ``when`` and open the same position for ``new_member`` (交接)."""
+    from django.db import transaction
+
+    when = when or timezone.now()
+    with transaction.atomic():
+        position.valid_to = when
+        position.save(update_fields=["valid_to"])
+        new = Position(
+            position_type=position.position_type,
+            member=new_member,
+            valid_from=when,
+            note=note,
+            **{position.target_field: position.target},
+        )
+        new.full_clean()
+        new.save()
+    return new

@@ -1,0 +1,77 @@
+"""Encryption at rest for sensitive personal information (敏感个人信息, PIPL art. 28).
+
+Values are encrypted with Fernet (AES-128-CBC + HMAC) using keys from
+``settings.FIELD_ENCRYPTION_KEYS`` (newest first). Old keys keep decrypting, so a key is
+rotated by prepending a new one and running ``manage.py rotate_field_keys``.
+ID numbers are also stored as a keyed hash (HMAC-SHA256) so they can be searched for
+without decrypting every row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from functools import lru_cache
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+
+
+@lru_cache(maxsize=4)
+def _fernet(keys: tuple[str, ...]) -> MultiFernet:
+    if not keys:
+        raise ImproperlyConfigured("GRIDSVC_FIELD_KEYS is not set")
+    return MultiFernet([Fernet(k.encode()) for k in keys])
+
+
+def fernet() -> MultiFernet:
+    """The MultiFernet for the configured keys (cached per key set)."""
+    return _fernet(tuple(settings.FIELD_ENCRYPTION_KEYS))
+
+
+def encrypt(value: str) -> str:
+    return fernet().encrypt(value.encode("utf-8")).decode("ascii")
+
+
+def decrypt(token: str) -> str:
+    try:
+        return fernet().decrypt(token.encode("ascii")).decode("utf-8")
+    except InvalidToken as exc:  # pragma: no cover - wrong key configuration
+        raise ImproperlyConfigured("cannot decrypt a sensitive field: wrong key?") from exc
+
+
+def keyed_hash(value: str) -> str:
+    """HMAC-SHA256 of a normalised value, for exact-match search on encrypted columns."""
+    if not settings.ID_HASH_KEY:
+        raise ImproperlyConfigured("GRIDSVC_HASH_KEY is not set")
+    normalised = value.strip().upper()
+    return hmac.new(settings.ID_HASH_KEY.encode(), normalised.encode(), hashlib.sha256).hexdigest()
+
+
+class EncryptedTextField(models.TextField):
+    """A text column stored encrypted; Python sees plain text.
+
+    Encrypted columns cannot be filtered or sorted in SQL: pair them with a keyed-hash
+    column where lookups are needed.
+    """
+
+    description = "Text encrypted at rest (Fernet)"
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> str | None:
+        if value is None or value == "":
+            return value
+        return decrypt(value)
+
+    def get_prep_value(self, value: Any) -> str | None:
+        value = super().get_prep_value(value)
+        if value is None or value == "":
+            return value
+        return encrypt(str(value))
+
+
+def rotate_token(token: str) -> str:
+    """Re-encrypt one stored token with the newest key."""
+    return fernet().rotate(token.encode("ascii")).decode("ascii")

@@ -1,0 +1,203 @@
+"""Django settings for gridsvc.
+
+Everything that differs between machines comes from the environment:
+
+- ``DATABASE_URL``: PostGIS database (default: the local cluster made by ``scripts/setup.sh``)
+- ``DJANGO_DEBUG``: ``1`` for development (default ``0``)
+- ``DJANGO_SECRET_KEY``: required when DEBUG is off outside tests
+- ``GRIDSVC_FIELD_KEYS``: comma-separated Fernet keys for sensitive fields, newest first
+- ``GRIDSVC_HASH_KEY``: key for the searchable keyed hash of ID numbers
+- ``DJANGO_ALLOWED_HOSTS``: comma-separated host names
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """Read a boolean from the environment ("1", "true", "yes" are true)."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+TESTING = env_bool("GRIDSVC_TESTING", False)
+DEV_SECRET = "dev-only-insecure-secret-key-change-me-0123456789abcdefghijklmnop"
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", DEV_SECRET if (DEBUG or TESTING) else "")
+if not SECRET_KEY:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+    if h.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.gis",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework_gis",
+    "rest_framework_simplejwt",
+    "django_filters",
+    "drf_spectacular",
+    "procrastinate.contrib.django",
+    # domain apps
+    "gridsvc.accounts",
+    "gridsvc.territory",
+    "gridsvc.chain",
+    "gridsvc.cases",
+    "gridsvc.visits",
+    "gridsvc.layers",
+    "gridsvc.reports",
+    "gridsvc.audit",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.gzip.GZipMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gridsvc.urls"
+WSGI_APPLICATION = "gridsvc.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "gridsvc" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DEFAULT_DATABASE_URL = "postgis://gridsvc:gridsvc@127.0.0.1:5439/gridsvc"
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL).replace(
+            "postgres://", "postgis://", 1
+        ),
+        conn_max_age=int(os.environ.get("GRIDSVC_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
+    )
+}
+DATABASES["default"]["ENGINE"] = "django.contrib.gis.db.backends.postgis"
+# Several test runs (developers, helpers, CI) may share one cluster: the test database name
+# can be set per run.
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("GRIDSVC_TEST_DB", "test_gridsvc")}
+
+AUTH_USER_MODEL = "accounts.Member"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+if TESTING:
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+TIME_ZONE = "Asia/Shanghai"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STATICFILES_DIRS = [BASE_DIR / "gridsvc" / "static"]
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(os.environ.get("GRIDSVC_MEDIA_ROOT", BASE_DIR / "var" / "media"))
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.StandardPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"login": "20/min"},
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=30),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=14),
+    "ROTATE_REFRESH_TOKENS": True,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "gridsvc API",
+    "DESCRIPTION": "Community grid management (网格化管理): territory, the 五位一体 chain, "
+    "cases, visits and map layers. Every response is limited to the caller's territory.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# Sensitive-field encryption (PIPL): Fernet keys, newest first; rotation = prepend a new key.
+FIELD_ENCRYPTION_KEYS = [
+    k.strip()
+    for k in os.environ.get(
+        "GRIDSVC_FIELD_KEYS",
+        "ZGV2LW9ubHktZmllbGQta2V5LWNoYW5nZS1tZS0wMDA=" if (DEBUG or TESTING) else "",
+    ).split(",")
+    if k.strip()
+]
+ID_HASH_KEY = os.environ.get("GRIDSVC_HASH_KEY", "dev-only-hash-key" if (DEBUG or TESTING) else "")
+
+# Domain settings
+GRIDSVC = {
+    "NEAREST_BUILDING_TOLERANCE_M": 30.0,
+    "HOUSEHOLDS_PER_GRID_TARGET": 300,
+}
+
+# Debian bookworm ships GDAL 3.6; we never open untrusted spatial references in GDAL.
+SILENCED_SYSTEM_CHECKS = ["gis.W001"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("GRIDSVC_LOG_LEVEL", "INFO")},
+    "loggers": {"procrastinate": {"level": "WARNING"}},
+}
+
+if not DEBUG and not TESTING:
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_REFERRER_POLICY = "same-origin"
+    X_FRAME_OPTIONS = "DENY"

@@ -1,0 +1,170 @@
+"""National code tables used by the territory models.
+
+- Ethnic groups: GB/T 3304-1991 《中国各民族名称的罗马字母拼写法和代码》 (two-digit codes).
+- Resident identity numbers: GB 11643-1999 《公民身份号码》 (18 characters, ISO 7064 MOD 11-2
+  check character).
+- Administrative codes: GB/T 2260 (6-digit county) and the 12-digit 统计用区划代码
+  (county 6 + street/town 3 + community/village 3).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+
+ETHNICITIES: dict[str, tuple[str, str]] = {
+    "01": ("汉族", "Han"),
+    "02": ("蒙古族", "Mongol"),
+    "03": ("回族", "Hui"),
+    "04": ("藏族", "Tibetan"),
+    "05": ("维吾尔族", "Uyghur"),
+    "06": ("苗族", "Miao"),
+    "07": ("彝族", "Yi"),
+    "08": ("壮族", "Zhuang"),
+    "09": ("布依族", "Buyei"),
+    "10": ("朝鲜族", "Korean"),
+    "11": ("满族", "Manchu"),
+    "12": ("侗族", "Dong"),
+    "13": ("瑶族", "Yao"),
+    "14": ("白族", "Bai"),
+    "15": ("土家族", "Tujia"),
+    "16": ("哈尼族", "Hani"),
+    "17": ("哈萨克族", "Kazakh"),
+    "18": ("傣族", "Dai"),
+    "19": ("黎族", "Li"),
+    "20": ("傈僳族", "Lisu"),
+    "21": ("佤族", "Va"),
+    "22": ("畲族", "She"),
+    "23": ("高山族", "Gaoshan"),
+    "24": ("拉祜族", "Lahu"),
+    "25": ("水族", "Sui"),
+    "26": ("东乡族", "Dongxiang"),
+    "27": ("纳西族", "Naxi"),
+    "28": ("景颇族", "Jingpo"),
+    "29": ("柯尔克孜族", "Kirgiz"),
+    "30": ("土族", "Monguor"),
+    "31": ("达斡尔族", "Daur"),
+    "32": ("仫佬族", "Mulao"),
+    "33": ("羌族", "Qiang"),
+    "34": ("布朗族", "Blang"),
+    "35": ("撒拉族", "Salar"),
+    "36": ("毛南族", "Maonan"),
+    "37": ("仡佬族", "Gelao"),
+    "38": ("锡伯族", "Xibe"),
+    "39": ("阿昌族", "Achang"),
+    "40": ("普米族", "Pumi"),
+    "41": ("塔吉克族", "Tajik"),
+    "42": ("怒族", "Nu"),
+    "43": ("乌孜别克族", "Uzbek"),
+    "44": ("俄罗斯族", "Russian"),
+    "45": ("鄂温克族", "Ewenki"),
+    "46": ("德昂族", "Deang"),
+    "47": ("保安族", "Bonan"),
+    "48": ("裕固族", "Yugur"),
+    "49": ("京族", "Gin"),
+    "50": ("塔塔尔族", "Tatar"),
+    "51": ("独龙族", "Derung"),
+    "52": ("鄂伦春族", "Oroqen"),
+    "53": ("赫哲族", "Hezhen"),
+    "54": ("门巴族", "Monba"),
+    "55": ("珞巴族", "Lhoba"),
+    "56": ("基诺族", "Jino"),
+    "97": ("其他未识别民族", "Unrecognised"),
+    "98": ("外国血统中国籍人士", "Naturalised"),
+}
+HAN = "01"
+ETHNICITY_CHOICES = [(code, f"{zh} {en}") for code, (zh, en) in ETHNICITIES.items()]
+ETHNICITY_BY_NAME = {zh: code for code, (zh, _en) in ETHNICITIES.items()} | {
+    en.lower(): code for code, (_zh, en) in ETHNICITIES.items()
+}
+
+
+def ethnicity_code(value: str) -> str:
+    """Resolve a GB/T 3304 code, Chinese name (回族) or English name (Hui) to the code."""
+    v = (value or "").strip()
+    if v in ETHNICITIES:
+        return v
+    if v.isdigit() and len(v) == 1 and f"0{v}" in ETHNICITIES:
+        return f"0{v}"
+    code = ETHNICITY_BY_NAME.get(v) or ETHNICITY_BY_NAME.get(v.lower())
+    if not code and not v.endswith("族"):
+        code = ETHNICITY_BY_NAME.get(v + "族")
+    if not code:
+        raise ValidationError(f"unknown ethnicity {value!r}: expected a GB/T 3304 code or name")
+    return code
+
+
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+_ID_RE = re.compile(r"^\d{17}[\dX]$")
+
+
+def id_check_char(first17: str) -> str:
+    """The GB 11643 check character for the first 17 digits."""
+    total = sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[total % 11]
+
+
+def validate_id_number(value: str) -> str:
+    """Validate an 18-character resident identity number; return it normalised (upper X).
+
+    Raises ``ValidationError`` naming what is wrong: length/characters, birth date, or checksum.
+    """
+    v = (value or "").strip().upper()
+    if not _ID_RE.match(v):
+        raise ValidationError("ID number must be 17 digits followed by a digit or X (GB 11643)")
+    try:
+        born = date(int(v[6:10]), int(v[10:12]), int(v[12:14]))
+    except ValueError:
+        raise ValidationError("ID number contains an impossible birth date") from None
+    if born.year < 1880 or born > date.today():
+        raise ValidationError("ID number contains an impossible birth date")
+    if id_check_char(v[:17]) != v[17]:
+        raise ValidationError("ID number checksum is wrong (GB 11643 MOD 11-2)")
+    return v
+
+
+def make_id_number(region6: str, born: date, sequence3: int, female: bool) -> str:
+    """Build a valid ID number (for synthetic demo data)."""
+    seq = sequence3 % 1000
+    if (seq % 2 == 0) != female:  # odd sequence digit = male
+        seq = (seq + 1) % 1000
+    first17 = f"{region6}{born:%Y%m%d}{seq:03d}"
+    return first17 + id_check_char(first17)
+
+
+def mask_id_number(value: str | None) -> str | None:
+    """620102********1234 style masking: region and last four kept."""
+    if not value:
+        return value
+    if len(value) < 10:
+        return "*" * len(value)
+    return value[:6] + "*" * (len(value) - 10) + value[-4:]
+
+
+def mask_phone(value: str | None) -> str | None:
+    """138****5678 style masking."""
+    if not value:
+        return value
+    if len(value) < 7:
+        return "*" * len(value)
+    return value[:3] + "*" * (len(value) - 7) + value[-4:]
+
+
+def mask_name(value: str | None) -> str | None:
+    """张*明 style masking of a personal name."""
+    if not value:
+        return value
+    if len(value) == 1:
+        return value
+    if len(value) == 2:
+        return value[0] + "*"
+    return value[0] + "*" * (len(value) - 2) + value[-1]
+
+
+def digits_validator(length: int) -> RegexValidator:
+    """A (migration-serialisable) validator that accepts exactly ``length`` digits."""
+    return RegexValidator(rf"^\d{{{length}}}$", f"must be exactly {length} digits")

@@ -1,0 +1,33 @@
+"""``manage.py load_demo [--reset]``: load the demo street (华林山社区) and its data.
+
+Idempotent: if the demo street is already there it does nothing unless ``--reset``, which
+empties the database first (``flush``) and loads again. Deterministic: same data each time.
+"""
+
+from __future__ import annotations
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.utils.module_loading import import_string
+
+from fixtures import DEMO_STEPS
+from fixtures.demo_street import STREET_CODE
+from gridsvc.territory.models import Street
+
+
+class Command(BaseCommand):
+    help = "Load the demo street 华林山社区 (idempotent; --reset to reload from scratch)."
+
+    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+        parser.add_argument("--reset", action="store_true", help="flush the database first")
+
+    def handle(self, *args, reset: bool = False, **options) -> None:  # type: ignore[no-untyped-def]
+        if Street.objects.filter(code=STREET_CODE).exists():
+            if not reset:
+                self.stdout.write("demo street already loaded (use --reset to reload)")
+                return
+            call_command("flush", interactive=False, verbosity=0)
+        for step in DEMO_STEPS:
+            self.stdout.write(f"loading {step} …")
+            import_string(step)(stdout=self.stdout)
+        self.stdout.write(self.style.SUCCESS("demo street ready"))

@@ -1,0 +1,330 @@
+"""Territory: the administrative line and the property line, mapped in PostGIS.
+
+Administrative line 行政线: Street 街道 (9-digit code) → Community 社区 (12-digit 统计用区划代码)
+→ Grid 网格 (15 digits: community + 3-digit sequence) → optional micro-grid 片格.
+Property line 物业线: Compound 小区 → Building 楼栋 → Unit 单元 → Household 户 → Resident 居民.
+
+All geometries are stored in WGS84 (SRID 4326) with GiST indexes. A building's grid and
+compound are derived by PostGIS (see :mod:`gridsvc.territory.services`), never typed in.
+"""
+
+from __future__ import annotations
+
+from django.contrib.gis.db import models
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.core.exceptions import ValidationError
+
+from gridsvc.crypto import EncryptedTextField, keyed_hash
+
+from .codes import ETHNICITY_CHOICES, HAN, digits_validator, validate_id_number
+
+SRID = 4326
+
+
+class Street(models.Model):
+    """街道 (sub-district); its office (街道办) runs the dispatch desk."""
+
+    code = models.CharField(max_length=9, unique=True, validators=[digits_validator(9)])
+    name = models.CharField(max_length=64)
+    boundary = models.MultiPolygonField(srid=SRID, null=True, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Community(models.Model):
+    """社区 (residents' community); 12-digit code starting with its street's 9 digits."""
+
+    street = models.ForeignKey(Street, on_delete=models.PROTECT, related_name="communities")
+    code = models.CharField(max_length=12, unique=True, validators=[digits_validator(12)])
+    name = models.CharField(max_length=64)
+    boundary = models.MultiPolygonField(srid=SRID, null=True, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "communities"
+
+    def clean(self) -> None:
+        if self.street_id and self.code and not self.code.startswith(self.street.code):
+            raise ValidationError({"code": "community code must start with its street's code"})
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Grid(models.Model):
+    """网格: a polygon of the community with one responsible body.
+
+    Codes are the community's 12 digits + a 3-digit sequence, numbered west→east,
+    north→south. A micro-grid (片格) has ``parent`` set. If ``responsible_body`` is blank
+    the community itself covers the grid (属地兜底).
+    """
+
+    community = models.ForeignKey(Community, on_delete=models.PROTECT, related_name="grids")
+    parent = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="micro_grids"
+    )
+    code = models.CharField(max_length=18, unique=True)
+    name = models.CharField(max_length=64)
+    boundary = models.MultiPolygonField(srid=SRID)
+    responsible_body = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def clean(self) -> None:
+        errors = {}
+        if self.community_id:
+            prefix = self.community.code
+            base_len = 15 if self.parent_id is None else 18
+            if not (
+                self.code.isdigit() and len(self.code) == base_len and self.code.startswith(prefix)
+            ):
+                errors["code"] = f"grid code must be the community code {prefix} + 3 digits" + (
+                    " (+3 for a micro-grid)" if self.parent_id else ""
+                )
+        if self.boundary is not None and not self.boundary.valid:
+            errors["boundary"] = f"invalid geometry: {self.boundary.valid_reason}"
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def responsible_body_display(self) -> str:
+        return self.responsible_body or f"{self.community.name}(属地兜底)"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
+class Compound(models.Model):
+    """小区 (residential compound). May straddle grids; its buildings may not."""
+
+    community = models.ForeignKey(Community, on_delete=models.PROTECT, related_name="compounds")
+    code = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=64)
+    boundary = models.MultiPolygonField(srid=SRID)
+    property_company = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Building(models.Model):
+    """楼栋: a footprint and a representative point (on the footprint).
+
+    ``grid`` and ``compound`` are derived by PostGIS from the footprint: the grid holding the
+    largest share of it (ties broken by the lowest grid code). A building outside every grid
+    keeps ``grid`` empty and is reported by ``manage.py check_territory``.
+    """
+
+    code = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=64)
+    address = models.CharField(max_length=128, blank=True)
+    footprint = models.MultiPolygonField(srid=SRID)
+    point = models.PointField(srid=SRID, null=True, blank=True)
+    floors = models.PositiveSmallIntegerField(default=6)
+    grid = models.ForeignKey(
+        Grid, on_delete=models.SET_NULL, null=True, blank=True, related_name="buildings"
+    )
+    compound = models.ForeignKey(
+        Compound, on_delete=models.SET_NULL, null=True, blank=True, related_name="buildings"
+    )
+
+    class Meta:
+        ordering = ["code"]
+
+    def save(self, *args, **kwargs) -> None:
+        if self.footprint is not None and self.point is None:
+            self.point = self.footprint.point_on_surface
+        super().save(*args, **kwargs)
+        from .services import derive_building_containers
+
+        derive_building_containers([self.pk])
+        self.refresh_from_db(fields=["grid", "compound"])
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Unit(models.Model):
+    """单元 (stairwell/entrance) of a building."""
+
+    building = models.ForeignKey(Building, on_delete=models.CASCADE, related_name="units")
+    number = models.CharField(max_length=16)
+
+    class Meta:
+        ordering = ["building_id", "number"]
+        constraints = [models.UniqueConstraint(fields=["building", "number"], name="unit_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.building.name} {self.number}单元"
+
+
+class Household(models.Model):
+    """户: a room (以房管人 — people are managed through their house)."""
+
+    class Tenure(models.TextChoices):
+        OWNED = "owned", "自有"
+        RENTED = "rented", "租住"
+        LOW_RENT = "low_rent", "廉租房"
+        PUBLIC_RENTAL = "public_rental", "公租房"
+
+    unit = models.ForeignKey(Unit, on_delete=models.CASCADE, related_name="households")
+    room = models.CharField(max_length=16)
+    floor = models.SmallIntegerField(default=1)
+    tenure = models.CharField(max_length=16, choices=Tenure.choices, default=Tenure.OWNED)
+    head = models.ForeignKey(
+        "Resident",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="户主/家长 (household head)",
+    )
+
+    class Meta:
+        ordering = ["unit_id", "room"]
+        constraints = [models.UniqueConstraint(fields=["unit", "room"], name="household_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.unit} {self.room}"
+
+
+class Resident(models.Model):
+    """居民. Linked to a household room, or recorded as having no house with a reason.
+
+    Sensitive personal information (ID number, phone) is encrypted at rest; ethnicity and
+    sensitive group tags are masked in every response unless unmasked with a reason.
+    """
+
+    class Residency(models.TextChoices):
+        REGISTERED = "registered", "户籍人口"
+        SEPARATED = "separated", "人户分离"
+        FLOATING = "floating", "流动人口"
+        OVERSEAS = "overseas", "境外人员"
+
+    class Gender(models.TextChoices):
+        MALE = "M", "男"
+        FEMALE = "F", "女"
+
+    class Tag(models.TextChoices):
+        LOW_INCOME = "low_income", "低保"
+        LOW_RENT_HOUSING = "low_rent_housing", "廉租房"
+        HARDSHIP = "hardship", "困难家庭"
+        DISABLED = "disabled", "残疾人"
+        ELDERLY_ALONE = "elderly_alone", "独居老人"
+        UNEMPLOYED = "unemployed", "失业/下岗"
+        COMMUNITY_CORRECTION = "community_correction", "社区矫正"
+        HELP_EDUCATION = "help_education", "两劳帮教"
+        PARTY_MEMBER = "party_member", "党员"
+        VOLUNTEER = "volunteer", "志愿者"
+        RESPECTED_ELDER = "respected_elder", "德高望重人士"
+        RELIGIOUS_FIGURE = "religious_figure", "宗教人士"
+
+    # Tags that are sensitive personal information (criminal/correction records, health).
+    SENSITIVE_TAGS = frozenset({"community_correction", "help_education", "disabled"})
+
+    household = models.ForeignKey(
+        Household, on_delete=models.SET_NULL, null=True, blank=True, related_name="residents"
+    )
+    no_house_reason = models.CharField(max_length=128, blank=True)
+    name = models.CharField(max_length=64)
+    gender = models.CharField(max_length=1, choices=Gender.choices, blank=True)
+    birth_date = models.DateField(null=True, blank=True)
+    id_number = EncryptedTextField(blank=True)
+    id_number_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    phone = EncryptedTextField(blank=True)
+    ethnicity = models.CharField(max_length=2, choices=ETHNICITY_CHOICES, default=HAN)
+    residency = models.CharField(
+        max_length=16, choices=Residency.choices, default=Residency.REGISTERED
+    )
+    origin_place = models.CharField(max_length=128, blank=True, help_text="流动人口户籍地")
+    relation_to_head = models.CharField(max_length=16, blank=True)
+    tags = ArrayField(
+        models.CharField(max_length=32, choices=Tag.choices), default=list, blank=True
+    )
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [GinIndex(fields=["tags"], name="resident_tags_gin")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(household__isnull=False) | ~models.Q(no_house_reason=""),
+                name="resident_house_or_reason",
+            )
+        ]
+
+    def clean(self) -> None:
+        errors = {}
+        if self.id_number:
+            try:
+                self.id_number = validate_id_number(self.id_number)
+            except ValidationError as exc:
+                errors["id_number"] = exc.messages
+        if self.household_id is None and not self.no_house_reason:
+            errors["no_house_reason"] = "a resident without a household needs a reason (无房原因)"
+        unknown = set(self.tags) - set(self.Tag.values)
+        if unknown:
+            errors["tags"] = f"unknown tags: {sorted(unknown)}"
+        if errors:
+            raise ValidationError(errors)
+
+    def save(self, *args, **kwargs) -> None:
+        self.id_number_hash = keyed_hash(self.id_number) if self.id_number else ""
+        super().save(*args, **kwargs)
+
+    @property
+    def is_minority(self) -> bool:
+        return self.ethnicity != HAN
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Place(models.Model):
+    """Places of interest (a point layer): religious venues, schools, clinics, centres."""
+
+    class Kind(models.TextChoices):
+        MOSQUE = "mosque", "清真寺"
+        RELIGIOUS_VENUE = "religious_venue", "宗教活动场所"
+        SCHOOL = "school", "学校"
+        CLINIC = "clinic", "卫生服务站"
+        SERVICE_CENTRE = "service_centre", "服务中心"
+        OTHER = "other", "其他"
+
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    name = models.CharField(max_length=128)
+    address = models.CharField(max_length=128, blank=True)
+    point = models.PointField(srid=SRID)
+    community = models.ForeignKey(
+        Community, on_delete=models.PROTECT, null=True, blank=True, related_name="places"
+    )
+    grid = models.ForeignKey(
+        Grid, on_delete=models.SET_NULL, null=True, blank=True, related_name="places"
+    )
+
+    class Meta:
+        ordering = ["id"]
+
+    @property
+    def is_religious(self) -> bool:
+        return self.kind in {self.Kind.MOSQUE, self.Kind.RELIGIOUS_VENUE}
+
+    def save(self, *args, **kwargs) -> None:
+        if self.point is not None and self.grid_id is None:
+            from .services import grid_covering
+
+            self.grid = grid_covering(self.point)
+        if self.grid_id and not self.community_id:
+            self.community_id = self.grid.community_id
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Idempotent set-up for gridsvc on a Debian machine:
+#   1. apt packages (PostgreSQL + PostGIS, GDAL, Chromium for browser tests)
+#   2. a Python virtualenv in .venv with requirements.txt
+#   3. a local PostGIS cluster "gridsvc" (unless DATABASE_URL is set) with role and database
+# Safe to run any number of times; each step checks before it acts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_PORT="${GRIDSVC_PG_PORT:-5439}"
+PG_CLUSTER="gridsvc"
+VENV=".venv"
+PYTHON="${PYTHON:-python3}"
+WANT_BROWSER="${GRIDSVC_BROWSER:-1}"
+
+log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
+
+need_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null; then sudo "$@"; else echo "need root for: $*" >&2; exit 1; fi
+  else "$@"; fi
+}
+
+# ---------------------------------------------------------------- 1. apt packages
+apt_missing() {
+  local missing=()
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
+  echo "${missing[@]:-}"
+}
+APT_UPDATED=0
+apt_install() {
+  local missing
+  missing=$(apt_missing "$@")
+  [ -z "$missing" ] && return 0
+  if [ "$APT_UPDATED" -eq 0 ]; then log "apt-get update"; need_root apt-get update -q >/dev/null; APT_UPDATED=1; fi
+  log "apt-get install $missing"
+  # shellcheck disable=SC2086
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null
+}
+
+apt_install postgresql postgresql-contrib gdal-bin libgdal-dev libgeos-c1v5 libproj-dev ca-certificates
+PG_VERSION=$(ls /usr/lib/postgresql | sort -V | tail -n1)
+apt_install "postgresql-${PG_VERSION}-postgis-3"
+if [ "$WANT_BROWSER" = "1" ]; then apt_install chromium fonts-noto-cjk; fi
+
+# ---------------------------------------------------------------- 2. virtualenv
+if [ ! -x "$VENV/bin/python" ]; then log "creating $VENV"; "$PYTHON" -m venv "$VENV"; fi
+REQ_HASH=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ ! -f "$VENV/.req-hash" ] || [ "$(cat "$VENV/.req-hash")" != "$REQ_HASH" ]; then
+  log "pip install -r requirements.txt"
+  "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+  "$VENV/bin/pip" install -q -r requirements.txt
+  echo "$REQ_HASH" > "$VENV/.req-hash"
+fi
+
+# ---------------------------------------------------------------- 3. PostGIS cluster
+if [ -n "${DATABASE_URL:-}" ]; then
+  log "DATABASE_URL set: using it, no local cluster"
+  exit 0
+fi
+if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -qx "${PG_VERSION} ${PG_CLUSTER}"; then
+  log "creating PostgreSQL ${PG_VERSION} cluster ${PG_CLUSTER} on port ${PG_PORT}"
+  need_root pg_createcluster "${PG_VERSION}" "${PG_CLUSTER}" --port "${PG_PORT}" --locale C.UTF-8 -- --auth-local=peer --auth-host=scram-sha-256 >/dev/null
+  conf="/etc/postgresql/${PG_VERSION}/${PG_CLUSTER}/conf.d/gridsvc.conf"
+  need_root tee "$conf" >/dev/null <<CONF
+listen_addresses = '127.0.0.1'
+max_connections = 200
+shared_buffers = 1GB
+work_mem = 32MB
+maintenance_work_mem = 512MB
+synchronous_commit = off
+random_page_cost = 1.1
+jit = off
+CONF
+fi
+if ! pg_lsclusters -h | awk -v v="${PG_VERSION}" -v c="${PG_CLUSTER}" '$1==v && $2==c {print $4}' | grep -q online; then
+  log "starting cluster ${PG_CLUSTER}"
+  need_root pg_ctlcluster "${PG_VERSION}" "${PG_CLUSTER}" start
+fi
+psql_admin() { need_root su postgres -c "psql -p ${PG_PORT} -v ON_ERROR_STOP=1 -qtA $*"; }
+if [ "$(psql_admin "-c \"select 1 from pg_roles where rolname='gridsvc'\"")" != "1" ]; then
+  log "creating role gridsvc"
+  psql_admin "-c \"create role gridsvc login superuser password 'gridsvc'\""
+fi
+if [ "$(psql_admin "-c \"select 1 from pg_database where datname='gridsvc'\"")" != "1" ]; then
+  log "creating database gridsvc"
+  psql_admin "-c \"create database gridsvc owner gridsvc\""
+fi
+psql_admin "-d gridsvc -c \"create extension if not exists postgis\""
+log "PostGIS ready: postgres://gridsvc:gridsvc@127.0.0.1:${PG_PORT}/gridsvc"

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run lint and the whole test suite against the local PostGIS (set up by scripts/setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GRIDSVC_TESTING=1
+mkdir -p test-artifacts
+.venv/bin/ruff check .
+.venv/bin/python manage.py makemigrations --check --dry-run >/dev/null || {
+  echo "models and migrations disagree: run manage.py makemigrations" >&2; exit 1; }
+exec .venv/bin/python -m pytest "$@"
