@@ -4,7 +4,7 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from . import chain, territory
+from . import cases, chain, layers, reports, territory, visits
 
 router = DefaultRouter()
 router.register("streets", territory.StreetViewSet, basename="street")
@@ -18,10 +18,21 @@ router.register("residents", territory.ResidentViewSet, basename="resident")
 router.register("places", territory.PlaceViewSet, basename="place")
 router.register("positions", chain.PositionViewSet, basename="position")
 
+DOMAINS = (cases, visits, layers, reports)
+for domain in DOMAINS:
+    domain.register(router)
+
 urlpatterns = [
     path("auth/token/", TokenObtainPairView.as_view(), name="token"),
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     path("chain/", chain.ChainView.as_view(), name="chain"),
     path("me/", chain.MeView.as_view(), name="me"),
-    path("", include(router.urls)),
 ]
+for domain in DOMAINS:
+    urlpatterns += domain.urlpatterns
+urlpatterns.append(path("", include(router.urls)))
+
+# Mounted at the site root by gridsvc/urls.py (tiles, OGC API, Open311, web page ...).
+root_urlpatterns: list = []
+for domain in DOMAINS:
+    root_urlpatterns += domain.root_urlpatterns
