@@ -23,7 +23,7 @@ from gridsvc.territory.models import (
 )
 
 from .pagination import GeoPagination
-from .privacy import mask_resident, may_unmask
+from .privacy import RESIDENT_SENSITIVE_FIELDS, UnmaskAuditMixin, mask_resident, may_unmask
 from .scoping import ScopedQuerysetMixin, request_scope
 
 
@@ -324,13 +324,17 @@ class HouseholdViewSet(ReadOnlyScoped):
 
 
 class ResidentViewSet(
+    UnmaskAuditMixin,
     ScopedQuerysetMixin,
     mixins.CreateModelMixin,
     mixins.UpdateModelMixin,
     viewsets.ReadOnlyModelViewSet,
 ):
-    """居民 residents; sensitive fields masked. Create/update within your territory."""
+    """居民 residents; sensitive fields masked (``?unmask=1`` with an active grant: audited).
+    Create/update within your territory."""
 
+    audit_object_type = "resident"
+    audit_fields = RESIDENT_SENSITIVE_FIELDS
     base_queryset = Resident.objects.all()
     serializer_class = ResidentSerializer
     filterset_class = ResidentFilter

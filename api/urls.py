@@ -2,9 +2,8 @@
 
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from . import cases, chain, layers, reports, territory, visits
+from . import auth, cases, chain, layers, reports, security, territory, visits
 
 router = DefaultRouter()
 router.register("streets", territory.StreetViewSet, basename="street")
@@ -17,14 +16,18 @@ router.register("households", territory.HouseholdViewSet, basename="household")
 router.register("residents", territory.ResidentViewSet, basename="resident")
 router.register("places", territory.PlaceViewSet, basename="place")
 router.register("positions", chain.PositionViewSet, basename="position")
+router.register("auth/devices", auth.DeviceViewSet, basename="device")
+router.register("privacy/grants", security.GrantViewSet, basename="unmask-grant")
+router.register("audit", security.AuditViewSet, basename="audit")
 
 DOMAINS = (cases, visits, layers, reports)
 for domain in DOMAINS:
     domain.register(router)
 
 urlpatterns = [
-    path("auth/token/", TokenObtainPairView.as_view(), name="token"),
-    path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("auth/token/", auth.LoginView.as_view(), name="token"),
+    path("auth/token/refresh/", auth.RefreshView.as_view(), name="token-refresh"),
+    path("auth/logout/", auth.LogoutView.as_view(), name="logout"),
     path("chain/", chain.ChainView.as_view(), name="chain"),
     path("me/", chain.MeView.as_view(), name="me"),
 ]

@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_gis",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
+    "axes",
     "django_filters",
     "drf_spectacular",
     "procrastinate.contrib.django",
@@ -81,7 +83,18 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "gridsvc.accounts.backends.UsernameOrPhoneBackend",
+]
+# Login lockout (django-axes): 5 failures for a username → locked for 15 minutes.
+AXES_FAILURE_LIMIT = int(os.environ.get("GRIDSVC_LOGIN_FAILURES", "5"))
+AXES_COOLOFF_TIME = 0.25  # hours
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_RESET_ON_SUCCESS = True
 
 ROOT_URLCONF = "gridsvc.urls"
 WSGI_APPLICATION = "gridsvc.wsgi.application"
@@ -119,7 +132,10 @@ DATABASES["default"]["TEST"] = {"NAME": os.environ.get("GRIDSVC_TEST_DB", "test_
 AUTH_USER_MODEL = "accounts.Member"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -142,7 +158,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "gridsvc.accounts.authentication.DeviceJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -151,13 +167,17 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"login": "20/min"},
+    "DEFAULT_THROTTLE_RATES": {
+        "login": os.environ.get("GRIDSVC_LOGIN_RATE", "1000/min" if TESTING else "30/min")
+    },
 }
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=30),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=14),
     "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -180,6 +200,15 @@ FIELD_ENCRYPTION_KEYS = [
 ]
 ID_HASH_KEY = os.environ.get("GRIDSVC_HASH_KEY", "dev-only-hash-key" if (DEBUG or TESTING) else "")
 
+# Break-the-glass unmasking of sensitive fields (see gridsvc.audit.services).
+UNMASK_POSITION_TYPES = [
+    "street_dispatcher",
+    "ethnic_affairs_desk",
+    "community_cadre",
+    "mediation_committee",
+]
+UNMASK_MAX_MINUTES = 60
+
 # Domain settings
 GRIDSVC = {
     "NEAREST_BUILDING_TOLERANCE_M": 30.0,
@@ -187,7 +216,10 @@ GRIDSVC = {
 }
 
 # Debian bookworm ships GDAL 3.6; we never open untrusted spatial references in GDAL.
-SILENCED_SYSTEM_CHECKS = ["gis.W001"]
+# axes.W006 asks to lock out by IP too: field phones share carrier NAT addresses and a street
+# office shares one address, so an IP lockout would lock out everyone; we lock by username and
+# throttle logins per IP instead (DEFAULT_THROTTLE_RATES["login"]).
+SILENCED_SYSTEM_CHECKS = ["gis.W001", "axes.W006"]
 
 LOGGING = {
     "version": 1,
@@ -197,7 +229,23 @@ LOGGING = {
     "loggers": {"procrastinate": {"level": "WARNING"}},
 }
 
-if not DEBUG and not TESTING:
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    SECURE_REFERRER_POLICY = "same-origin"
-    X_FRAME_OPTIONS = "DENY"
+# Security headers everywhere; TLS-only cookies and HSTS in production (GRIDSVC_ENV=production,
+# behind a TLS-terminating proxy that sets X-Forwarded-Proto).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+PRODUCTION = os.environ.get("GRIDSVC_ENV", "") == "production"
+if PRODUCTION:
+    if DEBUG:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("DJANGO_DEBUG must be off when GRIDSVC_ENV=production")
+    SECURE_SSL_REDIRECT = env_bool("GRIDSVC_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 31_536_000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True

@@ -23,3 +23,27 @@ class Member(AbstractUser):
 
     def __str__(self) -> str:
         return self.display_name or self.username
+
+
+class Device(models.Model):
+    """A phone or browser a member logged in from; revoking it ends its tokens (注销设备)."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="devices")
+    device_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_login_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_login_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["member", "device_id"], name="device_unique")
+        ]
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def __str__(self) -> str:
+        return f"{self.member} / {self.name or self.device_id}"
