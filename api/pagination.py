@@ -34,3 +34,19 @@ class GeoPagination(_BoundedPageSize, GeoJsonPagination):
     """FeatureCollection pages for GeoJSON endpoints."""
 
     page_size = 100
+
+    def get_paginated_response_schema(self, schema):  # type: ignore[no-untyped-def]
+        described = super().get_paginated_response_schema(schema)
+        # the library renames results → features but leaves "results" required
+        described["required"] = [
+            "features" if r == "results" else r for r in described.get("required", [])
+        ]
+        # drf-gis describes a list as a FeatureCollection component ("GridList"); a page's
+        # "features" is the array of its items ("Grid").
+        ref = schema.get("$ref", "") if isinstance(schema, dict) else ""
+        if ref.endswith("List"):
+            described["properties"]["features"] = {
+                "type": "array",
+                "items": {"$ref": ref[: -len("List")]},
+            }
+        return described

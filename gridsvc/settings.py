@@ -186,6 +186,7 @@ SPECTACULAR_SETTINGS = {
     "cases, visits and map layers. Every response is limited to the caller's territory.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
 }
 

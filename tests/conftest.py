@@ -19,6 +19,15 @@ def django_db_setup(django_db_setup, django_db_blocker):  # noqa: F811 - extends
         call_command("load_demo", verbosity=0)
 
 
+@pytest.fixture
+def committed_demo(transactional_db):
+    """For transactional tests (live server, real worker): make sure the demo street is in the
+    database (an earlier transactional test may have flushed it). Slow: ~3 s when reloading."""
+    from django.core.management import call_command
+
+    call_command("load_demo", verbosity=0)
+
+
 def square(x0: float, y0: float, x1: float, y1: float) -> MultiPolygon:
     """A WGS84 rectangle as a MultiPolygon."""
     return MultiPolygon(Polygon(((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0))), srid=4326)
