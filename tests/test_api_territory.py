@@ -184,3 +184,22 @@ def test_positions_at_a_time(demo, member_client):
     assert [p["member_name"] for p in r["results"]] != []
     r2 = client.get(f"/api/v1/positions/?building={b.pk}&at=2026-08-01T00:00:00Z").json()
     assert r["results"][0]["member"] != r2["results"][0]["member"]
+
+
+def test_malformed_json_is_400_and_writes_nothing(demo, member_client):
+    before = Resident.objects.count()
+    r = member_client("grid1").post(
+        "/api/v1/residents/", data='{"name": "x", "household": ', content_type="application/json"
+    )
+    assert r.status_code == 400 and "detail" in r.json()
+    assert Resident.objects.count() == before
+
+
+def test_wrong_types_are_400_naming_the_field(demo, member_client):
+    r = member_client("street").post(
+        "/api/v1/residents/",
+        {"household": "abc", "name": ["not", "a", "string"], "tags": ["no_such_tag"]},
+        format="json",
+    )
+    assert r.status_code == 400
+    assert {"household", "name", "tags"} <= set(r.json())
