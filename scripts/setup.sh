@@ -48,8 +48,8 @@ if [ ! -x "$VENV/bin/python" ]; then log "creating $VENV"; "$PYTHON" -m venv "$V
 REQ_HASH=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [ ! -f "$VENV/.req-hash" ] || [ "$(cat "$VENV/.req-hash")" != "$REQ_HASH" ]; then
   log "pip install -r requirements.txt"
-  "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-  "$VENV/bin/pip" install -q -r requirements.txt
+  "$VENV/bin/pip" install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+  "$VENV/bin/pip" install -q -r requirements.txt 2> >(grep -v '^WARNING: Location' >&2)
   echo "$REQ_HASH" > "$VENV/.req-hash"
 fi
 
@@ -86,5 +86,5 @@ if [ "$(psql_admin "-c \"select 1 from pg_database where datname='gridsvc'\"")" 
   log "creating database gridsvc"
   psql_admin "-c \"create database gridsvc owner gridsvc\""
 fi
-psql_admin "-d gridsvc -c \"create extension if not exists postgis\""
+psql_admin "-d gridsvc -c \"set client_min_messages=warning; create extension if not exists postgis\""
 log "PostGIS ready: postgres://gridsvc:gridsvc@127.0.0.1:${PG_PORT}/gridsvc"

@@ -31,7 +31,7 @@ def _model_of(viewset):
 
 def _scoped_endpoints():
     out = []
-    for prefix, viewset, basename in router.registry:
+    for prefix, viewset, _basename in router.registry:
         if prefix in SELF_ENDPOINTS:
             continue
         model = _model_of(viewset)
