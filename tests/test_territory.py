@@ -153,3 +153,20 @@ def test_ethnicity_by_code_or_name():
     assert ethnicity_code("撒拉") == "35"
     with pytest.raises(ValidationError):
         ethnicity_code("Klingon")
+
+
+def test_check_territory_is_clean_on_the_demo_and_reports_an_orphan(demo):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    call_command("check_territory", stdout=out)
+    assert "territory is clean" in out.getvalue()
+    Building.objects.create(
+        code="ORPHAN-1", name="荒地楼", footprint=square(90.0, 20.0, 90.0003, 20.0002)
+    )
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("check_territory", stdout=out)
+    assert "ORPHAN-1" in out.getvalue()
