@@ -17,7 +17,7 @@ migrate: setup
 	DJANGO_DEBUG=1 $(PY) manage.py migrate --no-input -v 0
 
 static:
-	@if [ -f package.json ] && [ -f scripts/build_web.sh ]; then bash scripts/build_web.sh; fi
+	bash scripts/build_web.sh
 
 demo: migrate static
 	DJANGO_DEBUG=1 $(PY) manage.py load_demo

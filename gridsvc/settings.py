@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "gridsvc.layers",
     "gridsvc.reports",
     "gridsvc.audit",
+    "gridsvc.web",
 ]
 
 MIDDLEWARE = [
@@ -130,6 +131,8 @@ DATABASES["default"]["ENGINE"] = "django.contrib.gis.db.backends.postgis"
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("GRIDSVC_TEST_DB", "test_gridsvc")}
 
 AUTH_USER_MODEL = "accounts.Member"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Bundle the web page's npm dependencies (MapLibre GL JS, Chart.js) into static files.
+# Idempotent: npm runs only when package-lock.json changed since the last build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENDOR=gridsvc/web/static/web/vendor
+if ! command -v npm >/dev/null; then
+  echo "[build_web] installing nodejs and npm"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -q >/dev/null
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm >/dev/null
+fi
+STAMP=node_modules/.gridsvc-lock-hash
+HASH=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
+  echo "[build_web] npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$HASH" > "$STAMP"
+fi
+mkdir -p "$VENDOR"
+cp node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/maplibre-gl.css \
+   node_modules/maplibre-gl/LICENSE.txt "$VENDOR/"
+cp node_modules/chart.js/dist/chart.umd.min.js "$VENDOR/chart.umd.min.js"

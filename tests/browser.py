@@ -1,0 +1,65 @@
+"""Playwright helpers: Debian's Chromium (installed by scripts/setup.sh), headless, no network
+beyond loopback, software WebGL for MapLibre."""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+ARTIFACTS = Path("test-artifacts")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@contextmanager
+def browser_page(width: int = 1400, height: int = 900):
+    """A fresh page; yields (page, errors) where errors collects console errors."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            yield page, errors
+        finally:
+            context.close()
+            browser.close()
+
+
+def login(page, base_url: str, username: str, password: str = "gridsvc-demo") -> None:
+    page.goto(f"{base_url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+
+
+CANVAS_COLOURS_JS = """() => {
+  const src = document.querySelector('#map canvas');
+  const c = document.createElement('canvas'); c.width = 200; c.height = 150;
+  const ctx = c.getContext('2d'); ctx.drawImage(src, 0, 0, 200, 150);
+  const d = ctx.getImageData(0, 0, 200, 150).data; const seen = new Set();
+  for (let i = 0; i < d.length; i += 4) seen.add((d[i] >> 3) + ',' + (d[i+1] >> 3) + ',' + (d[i+2] >> 3));
+  return seen.size;
+}"""
