@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "gridsvc.layers",
     "gridsvc.reports",
     "gridsvc.audit",
+    "gridsvc.supervision",
     "gridsvc.web",
 ]
 

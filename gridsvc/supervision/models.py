@@ -1,0 +1,74 @@
+"""Supervision (督办) and working-time clocks.
+
+Time limits are stated in natural days, working days or working hours. Working days follow
+the official PRC calendar (the ``chinesecalendar`` package) with its holidays and adjusted
+working weekends (调休), overridden by a table the street can edit (:class:`CalendarDay`), and
+for years the package does not know yet, a year the street has declared (:class:`CalendarYear`)
+— a deadline in an undeclared, unknown year is an error, never a silent guess.
+Working hours are per street (:class:`WorkingHours`, e.g. 8:30–12:00 and 14:30–18:00).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class CalendarDay(models.Model):
+    """One day whose status the street sets by hand (a local holiday, an adjusted workday)."""
+
+    street = models.ForeignKey(
+        "territory.Street",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        help_text="empty = every street",
+        related_name="+",
+    )
+    date = models.DateField()
+    is_workday = models.BooleanField()
+    note = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["date"]
+        constraints = [
+            models.UniqueConstraint(fields=["street", "date"], name="calendar_day_unique"),
+            models.UniqueConstraint(
+                fields=["date"],
+                condition=models.Q(street__isnull=True),
+                name="calendar_day_unique_all_streets",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.date} {'班' if self.is_workday else '休'} {self.note}"
+
+
+class CalendarYear(models.Model):
+    """A year the street has declared complete in the table (for years the official calendar
+    package does not know yet): weekends rest, weekdays work, except the CalendarDay rows."""
+
+    street = models.ForeignKey(
+        "territory.Street", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    year = models.PositiveSmallIntegerField()
+    note = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["street", "year"], name="calendar_year_unique")
+        ]
+
+    def __str__(self) -> str:
+        return str(self.year)
+
+
+class WorkingHours(models.Model):
+    """A street's office hours: a list of [start, end] local times, e.g. 08:30–12:00."""
+
+    street = models.OneToOneField(
+        "territory.Street", on_delete=models.CASCADE, related_name="working_hours"
+    )
+    periods = models.JSONField(default=list, help_text='e.g. [["08:30","12:00"],["14:30","18:00"]]')
+
+    def __str__(self) -> str:
+        return ", ".join(f"{a}–{b}" for a, b in self.periods)
