@@ -72,3 +72,50 @@ class WorkingHours(models.Model):
 
     def __str__(self) -> str:
         return ", ".join(f"{a}–{b}" for a, b in self.periods)
+
+
+class InboxMessage(models.Model):
+    """A message in a member's inbox (消息): new case, yellow/red card, escalation, send-back
+    result, extension decision. Delivered to phones through the change feed."""
+
+    class Kind(models.TextChoices):
+        NEW_CASE = "new_case", "新案件"
+        YELLOW_CARD = "yellow_card", "黄牌督办"
+        RED_CARD = "red_card", "红牌督办"
+        ESCALATION = "escalation", "升级"
+        SEND_BACK = "send_back", "回退结果"
+        EXTENSION = "extension", "延期审批"
+        SUPERVISION = "supervision", "督办单"
+        OTHER = "other", "其他"
+
+    member = models.ForeignKey("accounts.Member", on_delete=models.CASCADE, related_name="inbox")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    object_type = models.CharField(max_length=32, blank=True)
+    object_id = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["member", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.member}: {self.title}"
+
+
+class AssessmentScheme(models.Model):
+    """Weights and grade thresholds of the assessment score, kept as data (考核办法).
+
+    ``weights`` maps figure names to weights (e.g. on_time_handling_rate 60, closure_rate 30,
+    one_minus_rework_rate 10); ``grades`` lists [grade, minimum score] from best to worst.
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    weights = models.JSONField()
+    grades = models.JSONField()
+    active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return self.name
