@@ -41,6 +41,11 @@ _BUILDING_PATH = {
 }
 _UNIT_PATH = {Unit: "", Household: "unit__", Resident: "household__unit__"}
 
+# Models of other apps that hang off a household (visit tasks, visits …): model → path to the
+# household (e.g. "household__"). Apps register theirs in AppConfig.ready(); such rows are
+# visible where their household is.
+HOUSEHOLD_PATHS: dict[type[Model], str] = {}
+
 
 @dataclass
 class Scope:
@@ -164,6 +169,12 @@ class Scope:
                     )
                 )
             )
+            return qs.filter(q)
+        if model in HOUSEHOLD_PATHS:
+            hh = HOUSEHOLD_PATHS[model]
+            q = self.building_q(f"{hh}unit__building__")
+            if self.unit_ids:
+                q |= Q(**{f"{hh}unit__id__in": self.unit_ids})
             return qs.filter(q)
         raise TypeError(f"no territory scope rule for {model.__name__}")
 
