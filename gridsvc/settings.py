@@ -218,6 +218,8 @@ UNMASK_MAX_MINUTES = 60
 GRIDSVC = {
     "NEAREST_BUILDING_TOLERANCE_M": 30.0,
     "HOUSEHOLDS_PER_GRID_TARGET": 300,
+    # visits farther than this from the household's building are flagged far_off (not refused)
+    "VISIT_FAR_OFF_M": float(os.environ.get("GRIDSVC_VISIT_FAR_OFF_M", "150")),
 }
 
 # Debian bookworm ships GDAL 3.6; we never open untrusted spatial references in GDAL.
