@@ -158,6 +158,9 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "gridsvc" / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("GRIDSVC_MEDIA_ROOT", BASE_DIR / "var" / "media"))
+# Request bodies held in memory (not files): JSON visits may carry base64 photos (≤ 5 MB each,
+# ~6.7 MB encoded); bigger uploads go as multipart files, which this limit does not count.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {

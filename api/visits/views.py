@@ -1,0 +1,560 @@
+"""Views of the visits API. Domain rules live in gridsvc.visits (services, ingest, sync)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from gridsvc.chain.models import Position
+from gridsvc.chain.scope import scope_for
+from gridsvc.visits import services
+from gridsvc.visits.ingest import MAX_BATCH, ItemError, parse_photo, record_visits
+from gridsvc.visits.models import DailyReport, Visit, VisitPhoto, VisitRule, VisitTask
+from gridsvc.visits.sync import FEED_LIMIT, BadCursor, changes_since, phone_estimate
+
+from ..scoping import request_scope
+
+MAX_COVERAGE_DAYS = 732
+
+
+# ---------------------------------------------------------------- helpers
+def _date_param(params, name: str, default: date | None = None) -> date:  # type: ignore[no-untyped-def]
+    raw = params.get(name)
+    if raw in (None, ""):
+        if default is None:
+            raise ValidationError({name: "this parameter is required (YYYY-MM-DD)"})
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError({name: "must be a date YYYY-MM-DD"}) from None
+
+
+def _float_param(params, name: str, lo: float, hi: float) -> float | None:  # type: ignore[no-untyped-def]
+    raw = params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValidationError({name: "must be a number"}) from None
+    if not (lo <= value <= hi):
+        raise ValidationError({name: f"must be between {lo} and {hi}"})
+    return value
+
+
+def sees_all_tracks(request) -> bool:  # type: ignore[no-untyped-def]
+    """Location tracks are sensitive: only the street level (and superusers) see every visit's
+    GPS point; others see their own visits' points only."""
+    scope = request_scope(request)
+    return scope.everything or bool(scope.street_ids)
+
+
+def visible_tasks(request):  # type: ignore[no-untyped-def]
+    scope = request_scope(request)
+    base = VisitTask.objects.all()
+    if scope.everything:
+        return base
+    return base.filter(
+        Q(id__in=scope.filter(VisitTask.objects.all()).values("id"))
+        | Q(assigned_member=request.user)
+    )
+
+
+def visible_visits(request):  # type: ignore[no-untyped-def]
+    scope = request_scope(request)
+    base = Visit.objects.all()
+    if scope.everything:
+        return base
+    return base.filter(
+        Q(id__in=scope.filter(Visit.objects.all()).values("id")) | Q(member=request.user)
+    )
+
+
+class StaffWrites(BasePermission):
+    def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+        if request.method in SAFE_METHODS:
+            return bool(request.user and request.user.is_authenticated)
+        return bool(request.user and request.user.is_staff)
+
+
+# ---------------------------------------------------------------- rules and tasks
+class VisitRuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = VisitRule
+        fields = [
+            "id",
+            "code",
+            "name",
+            "target_group",
+            "frequency",
+            "window_days",
+            "grace_days",
+            "visitor_level",
+            "joint_visit",
+            "joint_with",
+            "active",
+            "description",
+        ]
+
+    def validate_target_group(self, value: str) -> str:
+        VisitRule(target_group=value).clean()
+        return value
+
+
+class VisitRuleViewSet(viewsets.ModelViewSet):
+    """Visit rules (走访规则). Anyone may read; staff edit (or use the admin)."""
+
+    queryset = VisitRule.objects.all()
+    serializer_class = VisitRuleSerializer
+    permission_classes = [StaffWrites]
+
+
+class VisitTaskSerializer(serializers.ModelSerializer):
+    rule_code = serializers.CharField(source="rule.code", read_only=True)
+    rule_name = serializers.CharField(source="rule.name", read_only=True)
+    building = serializers.IntegerField(source="household.unit.building_id", read_only=True)
+    grid = serializers.IntegerField(source="household.unit.building.grid_id", read_only=True)
+    room = serializers.CharField(source="household.room", read_only=True)
+
+    class Meta:
+        model = VisitTask
+        fields = [
+            "id",
+            "rule",
+            "rule_code",
+            "rule_name",
+            "household",
+            "resident",
+            "building",
+            "grid",
+            "room",
+            "period",
+            "period_start",
+            "period_end",
+            "due_on",
+            "status",
+            "assigned_member",
+            "assigned_position",
+            "assigned_level",
+            "done_by",
+            "updated_at",
+        ]
+
+
+class VisitTaskViewSet(viewsets.ReadOnlyModelViewSet):
+    """Visit tasks (走访任务) in the caller's territory or assigned to them.
+
+    Filters: ``status``, ``rule``, ``period`` (2026-11), ``assigned_member``, ``household``,
+    ``mine=1`` (assigned to me), ``due_from`` / ``due_to`` (dates).
+    """
+
+    serializer_class = VisitTaskSerializer
+    filterset_fields = ["status", "rule", "period", "assigned_member", "household"]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return VisitTask.objects.none()
+        qs = visible_tasks(self.request).select_related("rule", "household__unit__building")
+        params = self.request.query_params
+        if params.get("mine") in ("1", "true"):
+            qs = qs.filter(assigned_member=self.request.user)
+        if params.get("due_from"):
+            qs = qs.filter(due_on__gte=_date_param(params, "due_from"))
+        if params.get("due_to"):
+            qs = qs.filter(due_on__lte=_date_param(params, "due_to"))
+        return qs.order_by("due_on", "id")
+
+
+# ---------------------------------------------------------------- visits
+class VisitPhotoSerializer(serializers.ModelSerializer):
+    url = serializers.FileField(source="image", read_only=True)
+
+    class Meta:
+        model = VisitPhoto
+        fields = ["id", "url", "content_type", "size", "sha256", "exif_time"]
+
+
+class VisitSerializer(serializers.ModelSerializer):
+    """A visit. ``lon``/``lat``/``accuracy_m`` are null unless the caller made the visit or
+    works at the street level (location tracks are sensitive)."""
+
+    lon = serializers.SerializerMethodField()
+    lat = serializers.SerializerMethodField()
+    accuracy_m = serializers.SerializerMethodField()
+    location_masked = serializers.SerializerMethodField()
+    photos = VisitPhotoSerializer(many=True, read_only=True)
+    participant_members = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = Visit
+        fields = [
+            "id",
+            "client_uuid",
+            "member",
+            "household",
+            "resident",
+            "task",
+            "client_time",
+            "server_time",
+            "lon",
+            "lat",
+            "accuracy_m",
+            "accuracy_grade",
+            "location_source",
+            "input_crs",
+            "location_masked",
+            "distance_m",
+            "far_off",
+            "purpose",
+            "notes",
+            "findings",
+            "participant_members",
+            "participants_text",
+            "case_ids",
+            "photos",
+            "updated_at",
+        ]
+
+    def _shown(self, obj: Visit) -> bool:
+        request = self.context.get("request")
+        if request is None:
+            return False
+        return obj.member_id == request.user.id or sees_all_tracks(request)
+
+    def get_lon(self, obj: Visit) -> float | None:
+        return round(obj.location.x, 7) if obj.location and self._shown(obj) else None
+
+    def get_lat(self, obj: Visit) -> float | None:
+        return round(obj.location.y, 7) if obj.location and self._shown(obj) else None
+
+    def get_accuracy_m(self, obj: Visit) -> float | None:
+        return obj.accuracy_m if self._shown(obj) else None
+
+    def get_location_masked(self, obj: Visit) -> bool:
+        return obj.location is not None and not self._shown(obj)
+
+
+def _summary(results) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    out = {"accepted": 0, "duplicate": 0, "conflict": 0, "rejected": 0}
+    for r in results:
+        out[r.status] += 1
+    return out
+
+
+class VisitViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Visit log (走访记录). POST one visit (JSON with base64 photos, or multipart with
+    ``photos`` files); POST ``batch/`` for offline uploads. Filters: ``household``,
+    ``member``, ``far_off``, ``from`` / ``to`` (dates of the visit)."""
+
+    serializer_class = VisitSerializer
+    filterset_fields = ["household", "member", "far_off", "task"]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return Visit.objects.none()
+        qs = visible_visits(self.request).prefetch_related("photos", "participant_members")
+        params = self.request.query_params
+        if params.get("from"):
+            qs = qs.filter(client_time__date__gte=_date_param(params, "from"))
+        if params.get("to"):
+            qs = qs.filter(client_time__date__lte=_date_param(params, "to"))
+        return qs
+
+    def _item_from_request(self, request) -> tuple[dict, list]:  # type: ignore[no-untyped-def]
+        data = request.data
+        files = []
+        if hasattr(data, "getlist"):  # multipart / form
+            files = request.FILES.getlist("photos")
+            item = {k: data.get(k) for k in data if k != "photos"}
+            if "participant_members" in data and len(data.getlist("participant_members")) > 1:
+                item["participant_members"] = data.getlist("participant_members")
+        elif isinstance(data, dict):
+            item = dict(data)
+        else:
+            raise ValidationError({"non_field_errors": "a visit must be a JSON object"})
+        return item, files
+
+    @extend_schema(request=VisitSerializer, responses={201: VisitSerializer})
+    def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        item, files = self._item_from_request(request)
+        (result,) = record_visits(request.user, [item], request_scope(request), files=files)
+        if result.status == "rejected":
+            raise ValidationError(result.errors)
+        if result.status == "conflict":
+            return Response(
+                {"status": "conflict", "id": result.id, **(result.errors or {})},
+                status=status.HTTP_409_CONFLICT,
+            )
+        visit = Visit.objects.prefetch_related("photos", "participant_members").get(pk=result.id)
+        body = VisitSerializer(visit, context={"request": request}).data
+        body["result"] = result.as_dict()
+        code = status.HTTP_201_CREATED if result.status == "accepted" else status.HTTP_200_OK
+        return Response(body, status=code)
+
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT},
+        description='Offline upload: {"visits": [...]} with up to 500 items. Each item is '
+        "accepted, duplicate (same UUID + same content), conflict (same UUID, other content) "
+        "or rejected (errors name the field); one bad item never loses the others.",
+    )
+    @action(detail=False, methods=["post"], url_path="batch")
+    def batch(self, request):  # type: ignore[no-untyped-def]
+        data = request.data
+        items = data.get("visits") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise ValidationError({"visits": "a list of visits is required"})
+        if len(items) > MAX_BATCH:
+            raise ValidationError({"visits": f"at most {MAX_BATCH} visits per batch"})
+        results = record_visits(request.user, items, request_scope(request))
+        return Response({"summary": _summary(results), "results": [r.as_dict() for r in results]})
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"photo": {"type": "string", "format": "binary"}},
+            }
+        },
+        responses={201: VisitPhotoSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="photos")
+    def photos(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """Attach a photo (JPEG/PNG ≤ 5 MB) to one's own visit after the visit was synced."""
+        visit = self.get_object()
+        if visit.member_id != request.user.id:
+            raise NotFound()
+        upload = request.FILES.get("photo")
+        if upload is None:
+            raise ValidationError({"photo": "a file is required"})
+        try:
+            p = parse_photo(upload.read(), "photo")
+        except ItemError as exc:
+            raise ValidationError(exc.errors) from None
+        existing = visit.photos.filter(sha256=p.sha256).first()
+        if existing:
+            return Response(VisitPhotoSerializer(existing).data, status=status.HTTP_200_OK)
+        from django.contrib.gis.geos import Point
+        from django.core.files.base import ContentFile
+
+        photo = VisitPhoto(
+            visit=visit,
+            content_type=p.content_type,
+            size=len(p.data),
+            sha256=p.sha256,
+            exif_point=Point(*p.exif_point, srid=4326) if p.exif_point else None,
+            exif_time=p.exif_time,
+        )
+        ext = "jpg" if p.content_type == "image/jpeg" else "png"
+        photo.image.save(f"{visit.client_uuid}-{p.sha256[:8]}.{ext}", ContentFile(p.data))
+        return Response(VisitPhotoSerializer(photo).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("date", OpenApiTypes.DATE),
+            OpenApiParameter("start_lon", OpenApiTypes.NUMBER),
+            OpenApiParameter("start_lat", OpenApiTypes.NUMBER),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    @action(detail=False, methods=["get"], url_path="route")
+    def route(self, request):  # type: ignore[no-untyped-def]
+        """Today's due visits (open or overdue, assigned to me) in walking order: stops per
+        building, total length in metres and the path as a GeoJSON LineString."""
+        params = request.query_params
+        day = _date_param(params, "date", services.local_today())
+        lon = _float_param(params, "start_lon", -180, 180)
+        lat = _float_param(params, "start_lat", -90, 90)
+        if (lon is None) != (lat is None):
+            raise ValidationError(
+                {"start_lat" if lat is None else "start_lon": "give start_lon and start_lat"}
+            )
+        start = (lon, lat) if lon is not None else None
+        return Response(services.todays_route(request.user, day, start))
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATE, required=True),
+            OpenApiParameter("to", OpenApiTypes.DATE, required=True),
+            OpenApiParameter("group", OpenApiTypes.STR, enum=["grid", "member"]),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    @action(detail=False, methods=["get"], url_path="coverage")
+    def coverage(self, request):  # type: ignore[no-untyped-def]
+        """Coverage per grid or member for tasks due in [from, to]: due, done, open, overdue,
+        missed, flagged (done by a far-off visit), rate = done ÷ due."""
+        params = request.query_params
+        d_from = _date_param(params, "from")
+        d_to = _date_param(params, "to")
+        if d_to < d_from:
+            raise ValidationError({"to": "must not be before 'from'"})
+        if (d_to - d_from).days > MAX_COVERAGE_DAYS:
+            raise ValidationError({"to": f"a span of at most {MAX_COVERAGE_DAYS} days"})
+        group = params.get("group", "grid")
+        if group not in ("grid", "member"):
+            raise ValidationError({"group": "grid or member"})
+        rows = services.coverage(d_from, d_to, group=group, scope=request_scope(request))
+        return Response({"from": d_from, "to": d_to, "group": group, "results": rows})
+
+
+# ---------------------------------------------------------------- sync
+class SyncChangesView(APIView):
+    """Change feed for the phone: what changed in my territory since ``since`` (an opaque
+    cursor from the previous answer; omit it for a first full sync)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("since", OpenApiTypes.STR),
+            OpenApiParameter("limit", OpenApiTypes.INT),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request):  # type: ignore[no-untyped-def]
+        params = request.query_params
+        limit = FEED_LIMIT
+        if params.get("limit"):
+            try:
+                limit = int(params["limit"])
+            except ValueError:
+                raise ValidationError({"limit": "must be an integer"}) from None
+            if not 1 <= limit <= FEED_LIMIT:
+                raise ValidationError({"limit": f"between 1 and {FEED_LIMIT}"})
+        try:
+            body = changes_since(request.user, request_scope(request), params.get("since"), limit)
+        except BadCursor as exc:
+            raise ValidationError({"since": str(exc)}) from None
+        return Response(body)
+
+
+class SyncEstimateView(APIView):
+    """What a member's phone will hold (counts, approximate bytes), before it is handed out.
+    ``?member=<id>`` for someone whose positions are in my territory (default: me)."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("member", OpenApiTypes.INT)],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request):  # type: ignore[no-untyped-def]
+        member = request.user
+        raw = request.query_params.get("member")
+        if raw not in (None, ""):
+            try:
+                member_id = int(raw)
+            except ValueError:
+                raise ValidationError({"member": "must be a member id"}) from None
+            if member_id != request.user.id:
+                visible = request_scope(request).filter(
+                    Position.objects.held_at().filter(member_id=member_id)
+                )
+                if not visible.exists():
+                    raise ValidationError({"member": "no such member in your territory"})
+                member = get_user_model().objects.get(pk=member_id)
+        return Response(phone_estimate(member, scope_for(member)))
+
+
+# ---------------------------------------------------------------- 一日一报
+class DailyReportSerializer(serializers.ModelSerializer):
+    member_name = serializers.CharField(source="member.__str__", read_only=True)
+    date = serializers.DateField(required=False)
+    items = serializers.ListField(
+        child=serializers.DictField(), required=False, max_length=50, default=list
+    )
+
+    class Meta:
+        model = DailyReport
+        fields = ["id", "member", "member_name", "date", "nothing_abnormal", "items", "updated_at"]
+        read_only_fields = ["member"]
+        validators: list = []  # one per member per day: POST updates today's report
+
+    def validate_date(self, value: date) -> date:
+        today = services.local_today()
+        if value > today:
+            raise serializers.ValidationError("cannot report for a future day")
+        if value < today - timedelta(days=7):
+            raise serializers.ValidationError("reports can be sent up to 7 days late")
+        return value
+
+    def validate_items(self, value: list) -> list:
+        for i, item in enumerate(value):
+            if not isinstance(item.get("description", ""), str) or not item.get("category"):
+                raise serializers.ValidationError(f"item {i}: category and description")
+        return value
+
+    def validate(self, attrs):  # type: ignore[no-untyped-def]
+        if attrs.get("nothing_abnormal", True) is False and not attrs.get("items"):
+            raise serializers.ValidationError({"items": "list the items, or nothing_abnormal"})
+        if attrs.get("items") and attrs.get("nothing_abnormal", True):
+            attrs["nothing_abnormal"] = False
+        return attrs
+
+
+class DailyReportViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """一日一报: POST my report for today (or ``date``; sending again updates it); GET lists
+    mine and those of members holding positions in my territory (``?date=``, ``?member=``)."""
+
+    serializer_class = DailyReportSerializer
+    filterset_fields = ["date", "member", "nothing_abnormal"]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return DailyReport.objects.none()
+        scope = request_scope(self.request)
+        qs = DailyReport.objects.select_related("member")
+        if scope.everything:
+            return qs
+        members = scope.filter(Position.objects.all()).values("member_id")
+        return qs.filter(Q(member=self.request.user) | Q(member_id__in=members))
+
+    def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        day = data.get("date") or services.local_today()
+        report, created = DailyReport.objects.update_or_create(
+            member=request.user,
+            date=day,
+            defaults={
+                "nothing_abnormal": data.get("nothing_abnormal", True),
+                "items": data.get("items", []),
+            },
+        )
+        return Response(
+            self.get_serializer(report).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(
+        parameters=[OpenApiParameter("date", OpenApiTypes.DATE)],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    @action(detail=False, methods=["get"], url_path="missing")
+    def missing(self, request):  # type: ignore[no-untyped-def]
+        """Members with field positions (grid members, cadres, building and unit heads) in my
+        territory who have not reported on ``date`` (default today)."""
+        day = _date_param(request.query_params, "date", services.local_today())
+        rows = services.members_missing_daily_report(request_scope(request), day)
+        return Response({"date": day, "count": len(rows), "results": rows})

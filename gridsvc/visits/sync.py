@@ -1,0 +1,284 @@
+"""Offline sync for the phone: a per-member change feed and a size estimate.
+
+Change feed (``changes_since``): what changed in the member's territory after an opaque
+cursor — visit tasks (assigned to the member or in the territory), households (from the
+:class:`~gridsvc.visits.models.ChangeLog` this app keeps, since territory models carry no
+``updated_at``), and cases once the cases app has them. Each stream is read by keyset
+(``(updated_at, id) > cursor`` or ``id > cursor``), so a row changed once after the cursor
+appears once, and the new cursor is the last row returned.
+
+Estimate (``phone_estimate``): counts and approximate bytes of what a member's phone will
+hold, before the phone is handed out.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from datetime import datetime
+from typing import Any
+
+from django.contrib.gis.db.models import Extent
+from django.db.models import Q
+from django.utils.dateparse import parse_datetime
+
+from gridsvc.territory.models import Building, Household, Resident
+
+from .models import ChangeLog, VisitTask
+
+FEED_LIMIT = 500
+CURSOR_VERSION = 1
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(state: dict[str, Any]) -> str:
+    raw = json.dumps({"v": CURSOR_VERSION, **state}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any]:
+    """Decode an opaque cursor; raise :class:`BadCursor` if it is not one of ours."""
+    if not cursor:
+        return {}
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        state = json.loads(raw)
+    except (ValueError, TypeError):
+        raise BadCursor("not a cursor returned by this feed") from None
+    if not isinstance(state, dict) or state.get("v") != CURSOR_VERSION:
+        raise BadCursor("not a cursor returned by this feed")
+    for key in ("t", "c"):
+        if key in state:
+            v = state[key]
+            try:
+                ok = (
+                    isinstance(v, list)
+                    and len(v) == 2
+                    and isinstance(v[1], int)
+                    and isinstance(v[0], str)
+                    and parse_datetime(v[0]) is not None
+                )
+            except ValueError:
+                ok = False
+            if not ok:
+                raise BadCursor("not a cursor returned by this feed")
+    if "h" in state and not isinstance(state["h"], int):
+        raise BadCursor("not a cursor returned by this feed")
+    return state
+
+
+def _after(qs, mark: list | None, ts_field: str = "updated_at"):  # type: ignore[no-untyped-def]
+    if not mark:
+        return qs
+    ts = parse_datetime(mark[0])
+    return qs.filter(Q(**{f"{ts_field}__gt": ts}) | Q(**{ts_field: ts, "id__gt": mark[1]}))
+
+
+def _mark(ts: datetime, pk: int) -> list:
+    return [ts.isoformat(), pk]
+
+
+def task_payload(t: VisitTask) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "rule": t.rule.code,
+        "rule_name": t.rule.name,
+        "household": t.household_id,
+        "resident": t.resident_id,
+        "period": t.period,
+        "period_start": t.period_start.isoformat(),
+        "period_end": t.period_end.isoformat(),
+        "due_on": t.due_on.isoformat(),
+        "status": t.status,
+        "assigned_member": t.assigned_member_id,
+        "done_by": t.done_by_id,
+        "updated_at": t.updated_at.isoformat(),
+    }
+
+
+def household_payload(h: Household) -> dict[str, Any]:
+    return {
+        "id": h.id,
+        "unit": h.unit_id,
+        "unit_number": h.unit.number,
+        "building": h.unit.building_id,
+        "building_name": h.unit.building.name,
+        "grid": h.unit.building.grid_id,
+        "room": h.room,
+        "floor": h.floor,
+        "tenure": h.tenure,
+        "head_name": h.head.name if h.head_id else None,
+        "resident_count": h.resident_count,  # type: ignore[attr-defined]
+    }
+
+
+def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Changes in ``member``'s territory after ``cursor`` (see module docstring)."""
+    from django.db.models import Count
+
+    state = decode_cursor(cursor)
+    new_state = dict(state)
+    new_state.pop("v", None)
+    more = False
+
+    # visit tasks
+    tasks_qs = VisitTask.objects.filter(
+        Q(id__in=scope.filter(VisitTask.objects.all()).values("id")) | Q(assigned_member=member)
+    )
+    tasks = list(
+        _after(tasks_qs, state.get("t"))
+        .select_related("rule")
+        .order_by("updated_at", "id")[: limit + 1]
+    )
+    if len(tasks) > limit:
+        more, tasks = True, tasks[:limit]
+    if tasks:
+        new_state["t"] = _mark(tasks[-1].updated_at, tasks[-1].id)
+
+    # households (via the change log)
+    log_qs = ChangeLog.objects.filter(id__gt=state.get("h", 0))
+    if not scope.everything:
+        in_scope = Q(building_id_ref__in=Building.objects.filter(scope.building_q()).values("id"))
+        if scope.unit_ids:
+            in_scope |= Q(unit_id_ref__in=scope.unit_ids)
+        log_qs = log_qs.filter(in_scope)
+    logs = list(log_qs.order_by("id").values_list("id", "household_id_ref")[: limit + 1])
+    if len(logs) > limit:
+        more, logs = True, logs[:limit]
+    if logs:
+        new_state["h"] = logs[-1][0]
+    hh_ids = list(dict.fromkeys(h for _, h in logs))
+    found = {
+        h.id: h
+        for h in scope.filter(Household.objects.filter(id__in=hh_ids))
+        .select_related("unit__building", "head")
+        .annotate(resident_count=Count("residents"))
+    }
+    households = [
+        household_payload(found[h]) if h in found else {"id": h, "deleted": True} for h in hh_ids
+    ]
+
+    # cases (once the cases app has them)
+    cases: list[dict[str, Any]] = []
+    case_rows = _case_changes(scope, state.get("c"), limit)
+    if case_rows is not None:
+        if len(case_rows) > limit:
+            more, case_rows = True, case_rows[:limit]
+        cases = [_case_payload(c) for c in case_rows]
+        if case_rows:
+            new_state["c"] = _mark(case_rows[-1].updated_at, case_rows[-1].id)
+
+    return {
+        "cursor": encode_cursor(new_state),
+        "has_more": more,
+        "tasks": [task_payload(t) for t in tasks],
+        "households": households,
+        "cases": cases,
+        "cases_available": case_rows is not None,
+    }
+
+
+def _case_model():  # type: ignore[no-untyped-def]
+    try:
+        from gridsvc.cases.models import Case  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    if not any(f.name == "updated_at" for f in Case._meta.get_fields()):
+        return None
+    return Case
+
+
+def _case_changes(scope, mark, limit: int):  # type: ignore[no-untyped-def]
+    Case = _case_model()
+    if Case is None:
+        return None
+    try:
+        qs = scope.filter(Case.objects.all())
+    except TypeError:  # no scope rule for cases yet: send none rather than leak
+        return None
+    return list(_after(qs, mark).order_by("updated_at", "id")[: limit + 1])
+
+
+def _case_payload(c) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    out: dict[str, Any] = {"id": c.id, "updated_at": c.updated_at.isoformat()}
+    for name in ("number", "code", "title", "category_id", "state", "status", "level"):
+        if hasattr(c, name):
+            value = getattr(c, name)
+            out[name] = value if isinstance(value, str | int | None) else str(value)
+    for name in ("household_id", "building_id", "grid_id"):
+        if hasattr(c, name):
+            out[name.removesuffix("_id")] = getattr(c, name)
+    loc = getattr(c, "location", None) or getattr(c, "point", None)
+    if loc is not None and hasattr(loc, "x"):
+        out["lon"], out["lat"] = round(loc.x, 6), round(loc.y, 6)
+    return out
+
+
+# ---------------------------------------------------------------- phone size estimate
+# Approximate JSON size of one record on the phone (measured on the demo street's payloads).
+BYTES_PER = {
+    "households": 260,
+    "residents": 420,
+    "buildings": 900,  # incl. footprint
+    "tasks": 380,
+    "cases": 900,
+}
+TILE_ZOOMS = range(14, 19)
+BYTES_PER_TILE = 12_000
+
+
+def _tiles_for_bbox(bbox: tuple[float, float, float, float] | None) -> int:
+    if bbox is None:
+        return 0
+
+    def tile(lon: float, lat: float, z: int) -> tuple[int, int]:
+        n = 2**z
+        x = int((lon + 180.0) / 360.0 * n)
+        lat_r = math.radians(max(min(lat, 85.0511), -85.0511))
+        y = int((1.0 - math.asinh(math.tan(lat_r)) / math.pi) / 2.0 * n)
+        return min(x, n - 1), min(y, n - 1)
+
+    total = 0
+    for z in TILE_ZOOMS:
+        x0, y1 = tile(bbox[0], bbox[1], z)
+        x1, y0 = tile(bbox[2], bbox[3], z)
+        total += (x1 - x0 + 1) * (y1 - y0 + 1)
+    return total
+
+
+def phone_estimate(member, scope) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Counts and approximate bytes of what ``member``'s phone will hold (their territory)."""
+    buildings = scope.filter(Building.objects.all())
+    counts = {
+        "households": scope.filter(Household.objects.all()).count(),
+        "residents": scope.filter(Resident.objects.all()).count(),
+        "buildings": buildings.count(),
+        "tasks": VisitTask.objects.filter(
+            Q(id__in=scope.filter(VisitTask.objects.all()).values("id"))
+            | Q(assigned_member=member),
+            status__in=[VisitTask.Status.OPEN, VisitTask.Status.OVERDUE],
+        ).count(),
+    }
+    Case = _case_model()
+    if Case is not None:
+        try:
+            counts["cases"] = scope.filter(Case.objects.all()).count()
+        except TypeError:
+            pass
+    bbox = buildings.aggregate(e=Extent("footprint"))["e"]
+    tiles = _tiles_for_bbox(bbox)
+    by_kind = {k: n * BYTES_PER[k] for k, n in counts.items()}
+    by_kind["tiles"] = tiles * BYTES_PER_TILE
+    return {
+        "member": member.id,
+        "counts": {**counts, "tiles": tiles},
+        "bytes": by_kind,
+        "total_bytes": sum(by_kind.values()),
+        "tile_zooms": [TILE_ZOOMS.start, TILE_ZOOMS.stop - 1],
+        "bbox": list(bbox) if bbox else None,
+        "note": "approximate: record sizes measured on the demo street; tiles at z14–18",
+    }

@@ -1,0 +1,114 @@
+"""Offline sync: the change feed (cursor moves, an update appears once), bad cursors, the
+phone-size estimate."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gridsvc.territory.models import Household
+from gridsvc.visits.models import VisitTask
+
+pytestmark = pytest.mark.django_db
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def _drain(client, cursor=None, rounds: int = 30):
+    """Follow the feed until it has no more; return (cursor, tasks, households)."""
+    tasks, households = [], []
+    for _ in range(rounds):
+        url = "/api/v1/sync/changes/" + (f"?since={cursor}" if cursor else "")
+        r = client.get(url)
+        assert r.status_code == 200, r.content
+        body = r.json()
+        tasks += body["tasks"]
+        households += body["households"]
+        cursor = body["cursor"]
+        if not body["has_more"]:
+            return cursor, tasks, households
+    raise AssertionError("feed did not end")
+
+
+def test_change_feed_after_an_update(demo, member_client):
+    client = member_client("grid1")
+    cursor, tasks, _ = _drain(client)
+    assert tasks, "a first sync brings the member's tasks"
+    assert len({t["id"] for t in tasks}) == len(tasks), "no task twice"
+    grid2_task_ids = set(
+        VisitTask.objects.filter(household__unit__building__grid=demo.grids[1]).values_list(
+            "id", flat=True
+        )
+    )
+    assert not grid2_task_ids & {t["id"] for t in tasks}, "only the member's territory"
+
+    # nothing new: same cursor comes back empty
+    again = client.get(f"/api/v1/sync/changes/?since={cursor}").json()
+    assert again["tasks"] == [] and again["households"] == []
+
+    # a visit closes a task; a household in the grid is edited
+    task = VisitTask.objects.filter(
+        assigned_member__username="grid1", status="open", period="2026"
+    ).first()
+    p = task.household.unit.building.point
+    r = client.post(
+        "/api/v1/visits/",
+        {
+            "client_uuid": str(uuid.uuid4()),
+            "household": task.household_id,
+            "client_time": datetime(2026, 11, 20, 9, tzinfo=TZ).isoformat(),
+            "lon": p.x,
+            "lat": p.y,
+        },
+        format="json",
+    )
+    assert r.status_code == 201
+    hh = Household.objects.filter(unit__building__grid=demo.grids[0]).first()
+    hh.tenure = "rented"
+    hh.save()
+
+    body = client.get(f"/api/v1/sync/changes/?since={cursor}").json()
+    assert [t["id"] for t in body["tasks"]] == [task.id]
+    assert body["tasks"][0]["status"] == "done"
+    assert [h["id"] for h in body["households"]] == [hh.id]
+    assert body["households"][0]["tenure"] == "rented"
+    assert body["cursor"] != cursor
+
+    after = client.get(f"/api/v1/sync/changes/?since={body['cursor']}").json()
+    assert after["tasks"] == [] and after["households"] == [], "the update appears once"
+
+
+def test_change_feed_does_not_leak_other_grids_households(demo, member_client):
+    cursor, _, _ = _drain(member_client("grid1"))
+    other = Household.objects.filter(unit__building__grid=demo.grids[1]).first()
+    other.floor = 3
+    other.save()
+    body = member_client("grid1").get(f"/api/v1/sync/changes/?since={cursor}").json()
+    assert body["households"] == []
+
+
+@pytest.mark.parametrize("bad", ["xyz", "e30", "eyJ2IjoxLCJ0IjpbImEiLDFdfQ"])
+def test_bad_cursor_is_400_naming_since(demo, member_client, bad):
+    r = member_client("grid1").get(f"/api/v1/sync/changes/?since={bad}")
+    assert r.status_code == 400 and "since" in r.json()
+
+
+def test_phone_estimate(demo, member_client):
+    r = member_client("grid1").get("/api/v1/sync/estimate/")
+    assert r.status_code == 200, r.content
+    body = r.json()
+    grid_households = Household.objects.filter(unit__building__grid=demo.grids[0]).count()
+    assert body["counts"]["households"] == grid_households
+    assert body["counts"]["tiles"] > 0
+    assert body["total_bytes"] > 0
+    # the street office estimates a member's phone before handing it out
+    from gridsvc.accounts.models import Member
+
+    grid1 = Member.objects.get(username="grid1")
+    street = member_client("street").get(f"/api/v1/sync/estimate/?member={grid1.id}").json()
+    assert street["counts"]["households"] == grid_households
+    # but grid2 cannot look at grid1's phone
+    r = member_client("grid2").get(f"/api/v1/sync/estimate/?member={grid1.id}")
+    assert r.status_code == 400 and "member" in r.json()
