@@ -247,3 +247,19 @@ def test_gps_points_are_masked_except_for_the_visitor_and_the_street(demo, membe
     cadre = member_client("cadre1").get(url).json()
     assert cadre["lon"] is None and cadre["lat"] is None and cadre["location_masked"] is True
     assert cadre["distance_m"] is not None  # the check result stays visible
+
+
+def test_finding_that_asks_for_a_case_is_kept_pending_until_cases_exist(demo, member_client):
+    """The cases app's reporting function is not there yet: the visit is accepted and the
+    finding waits with case_status=pending (nothing is lost)."""
+    from gridsvc.visits.ingest import pending_case_findings
+
+    task = _open_task("grid1")
+    finding = {"category": "safety_hazard", "description": "楼道堆物", "open_case": True}
+    r = member_client("grid1").post(
+        "/api/v1/visits/", _visit(task.household, findings=[finding]), format="json"
+    )
+    assert r.status_code == 201, r.content
+    visit = Visit.objects.get(pk=r.json()["id"])
+    assert visit.findings[0]["case_status"] == "pending"
+    assert pending_case_findings().filter(pk=visit.pk).exists()
