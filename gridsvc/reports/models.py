@@ -1,1 +1,67 @@
-"""Models of this domain app."""
+"""Reports and data in/out: the record of imports and the history of imported boundaries.
+
+- :class:`ImportRun` (导入记录): one run of a boundary or roster import (dry run or real),
+  who ran it, on which file, and the full report it produced.
+- :class:`BoundaryVersion` (边界版本): every geometry and attribute set a grid, compound or
+  building has had through imports. Re-importing updates the territory row in place (by
+  code) and appends a version here; the first import over a row that predates imports also
+  stores its previous state as version 1, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.gis.db import models
+
+
+class ImportRun(models.Model):
+    class Kind(models.TextChoices):
+        GRID = "grid", "网格边界"
+        COMPOUND = "compound", "小区边界"
+        BUILDING = "building", "楼栋轮廓"
+        ROSTER = "roster", "户籍/居民名册"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    file_name = models.CharField(max_length=255)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    dry_run = models.BooleanField(default=True)
+    ok = models.BooleanField(default=False, help_text="no blocking error was found")
+    applied = models.BooleanField(default=False, help_text="the changes were committed")
+    report = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        mode = "dry run" if self.dry_run else "import"
+        return f"{self.get_kind_display()} {mode} {self.file_name} ({self.created_at:%Y-%m-%d})"
+
+
+class BoundaryVersion(models.Model):
+    """One state of a grid/compound/building boundary (with its attributes)."""
+
+    kind = models.CharField(max_length=16, choices=ImportRun.Kind.choices[:3])
+    code = models.CharField(max_length=32)
+    version = models.PositiveIntegerField()
+    geometry = models.MultiPolygonField(srid=4326)
+    attributes = models.JSONField(default=dict, blank=True)
+    run = models.ForeignKey(
+        ImportRun, on_delete=models.PROTECT, null=True, blank=True, related_name="versions"
+    )
+    valid_from = models.DateTimeField()
+    valid_to = models.DateTimeField(null=True, blank=True, help_text="replaced at")
+
+    class Meta:
+        ordering = ["kind", "code", "version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "code", "version"], name="boundary_version_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["kind", "code", "valid_to"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.code} v{self.version}"

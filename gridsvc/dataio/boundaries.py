@@ -1,0 +1,622 @@
+"""Import grid (网格), compound (小区) and building (楼栋) boundaries, with a dry run.
+
+The file is read with geopandas/pyogrio (:mod:`geo.io`), brought to WGS84, its geometries
+repaired where invalid, and the state the territory WOULD have after the import is checked
+(:mod:`geo.topology`): overlaps between grids (or compounds, or footprints), gaps inside the
+community, buildings in no grid or in two, duplicate codes. Then, unless it is a dry run and
+no blocking error was found, the rows are created or updated in place by code in ONE
+transaction, a :class:`~gridsvc.reports.models.BoundaryVersion` is appended for each, and the
+buildings' grid/compound are re-derived by PostGIS. Any exception rolls everything back.
+
+Errors block the import: unreadable file, wrong or missing CRS, a missing/duplicate code, a
+geometry that cannot be repaired, an unknown community, a grid code that does not follow
+the community code, features outside the caller's territory. Everything else (repairs made,
+overlaps, gaps, buildings in no grid or two) is a warning — or an error with ``strict``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from django.contrib.gis.geos import GEOSGeometry
+from django.db import connection, transaction
+from django.db.models import Max, Model
+from django.utils import timezone
+
+from geo import topology
+from geo.io import LayerError, read_layer, to_wgs84
+from gridsvc.reports.models import BoundaryVersion, ImportRun
+from gridsvc.territory.models import Building, Community, Compound, Grid
+from gridsvc.territory.services import derive_building_containers
+
+from .access import member_scope
+
+KINDS = ("grid", "compound", "building")
+Progress = Callable[[int, int, str], None]
+
+# Default column names (case-insensitive), first match wins; override with ``mapping``.
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "code": (
+        "code",
+        "编码",
+        "代码",
+        "bm",
+        "wgbm",
+        "网格编码",
+        "xqbm",
+        "小区编码",
+        "ldbm",
+        "楼栋编码",
+    ),
+    "name": ("name", "名称", "mc", "wgmc", "网格名称", "xqmc", "小区名称", "ldmc", "楼栋名称"),
+    "community": ("community", "community_code", "sqbm", "社区编码", "社区代码", "所属社区"),
+    "parent": ("parent", "parent_code", "sjwgbm", "上级网格", "上级网格编码"),
+    "responsible_body": ("responsible_body", "responsible", "zrzt", "责任主体", "责任单位"),
+    "property_company": ("property_company", "wygs", "物业公司", "物业"),
+    "address": ("address", "dz", "地址"),
+    "floors": ("floors", "cs", "层数", "楼层数"),
+}
+KIND_FIELDS = {
+    "grid": ("code", "name", "community", "parent", "responsible_body"),
+    "compound": ("code", "name", "community", "property_company"),
+    "building": ("code", "name", "address", "floors"),
+}
+LAYER_HINTS = {
+    "grid": ("grid", "grids", "网格"),
+    "compound": ("compound", "compounds", "小区"),
+    "building": ("building", "buildings", "楼栋"),
+}
+MODELS = {"grid": Grid, "compound": Compound, "building": Building}
+GEOM_FIELD = {"grid": "boundary", "compound": "boundary", "building": "footprint"}
+
+
+class Report:
+    """The dry-run/import report (JSON-serialisable through :meth:`as_dict`)."""
+
+    def __init__(self, kind: str, file_name: str, dry_run: bool, strict: bool) -> None:
+        self.data: dict[str, Any] = {
+            "kind": kind,
+            "file": file_name,
+            "layer": None,
+            "dry_run": dry_run,
+            "strict": strict,
+            "features": 0,
+            "crs": None,
+            "columns": {},
+            "errors": [],
+            "warnings": [],
+            "invalid_geometries": [],
+            "duplicates": [],
+            "overlaps": [],
+            "gaps": [],
+            "buildings_in_no_grid": [],
+            "buildings_in_two_grids": [],
+            "created": [],
+            "updated": [],
+            "unchanged": [],
+            "rederived_buildings": 0,
+            "ok": False,
+            "applied": False,
+        }
+        self.strict = strict
+
+    def error(self, check: str, message: str, **extra: Any) -> None:
+        self.data["errors"].append({"check": check, "message": message, **extra})
+
+    def warn(self, check: str, message: str, **extra: Any) -> None:
+        target = "errors" if self.strict else "warnings"
+        self.data[target].append({"check": check, "message": message, **extra})
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.data["errors"])
+
+    def as_dict(self) -> dict[str, Any]:
+        self.data["ok"] = not self.failed
+        return self.data
+
+
+def import_boundaries(
+    path: str | Path,
+    kind: str,
+    *,
+    layer: str | None = None,
+    dry_run: bool = False,
+    gcj02: bool = False,
+    community: str | None = None,
+    assume_crs: str | None = None,
+    mapping: dict[str, str] | None = None,
+    strict: bool = False,
+    actor=None,  # type: ignore[no-untyped-def]
+    file_name: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Check (and unless ``dry_run``, apply) a boundary file; returns the report dict.
+
+    ``community`` is the 12-digit code the features belong to when the file has no community
+    column (for grids it defaults to the first 12 digits of the grid code). ``actor`` limits
+    the import to their territory (None: an operator at the command line, everything).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+    file_name = file_name or Path(path).name
+    rep = Report(kind, file_name, dry_run, strict)
+    try:
+        plan = _plan(path, kind, rep, layer, gcj02, community, assume_crs, mapping, actor)
+    except LayerError as exc:
+        rep.error("file", str(exc))
+        plan = None
+    if plan is not None and not rep.failed and not dry_run:
+        try:
+            with transaction.atomic():
+                _apply(plan, rep, actor, file_name, progress)
+            rep.data["applied"] = True
+        except Exception as exc:  # any error → nothing written; report it
+            rep.data["created"], rep.data["updated"] = [], []
+            rep.error("database", f"import rolled back: {type(exc).__name__}: {exc}")
+    result = rep.as_dict()
+    if not rep.data["applied"]:  # applied runs saved their ImportRun inside the transaction
+        _save_run(kind, file_name, actor, dry_run, result)
+    return result
+
+
+def _save_run(kind: str, file_name: str, actor, dry_run: bool, result: dict) -> ImportRun:  # type: ignore[no-untyped-def]
+    return ImportRun.objects.create(
+        kind=kind,
+        file_name=file_name[:255],
+        actor=actor if getattr(actor, "pk", None) else None,
+        dry_run=dry_run,
+        ok=result.get("ok", False),
+        applied=result.get("applied", False),
+        report=result,
+    )
+
+
+# ---------------------------------------------------------------- planning (read + check)
+class Plan:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.rows: list[dict[str, Any]] = []  # code, geom (shapely MultiPolygon), attrs
+        self.existing: dict[str, Any] = {}  # code → model instance
+
+
+def _columns(columns: list[str], kind: str, mapping: dict[str, str] | None) -> dict[str, str]:
+    by_lower = {str(c).strip().lower(): c for c in columns}
+    found: dict[str, str] = {}
+    for f in KIND_FIELDS[kind]:
+        if mapping and f in mapping:
+            if mapping[f] not in columns:
+                raise LayerError(f"mapped column {mapping[f]!r} for {f} is not in the file")
+            found[f] = mapping[f]
+            continue
+        for alias in FIELD_ALIASES[f]:
+            if alias.lower() in by_lower:
+                found[f] = by_lower[alias.lower()]
+                break
+    return found
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value).strip()
+
+
+def _plan(
+    path, kind, rep: Report, layer, gcj02, community, assume_crs, mapping, actor
+) -> Plan | None:  # type: ignore[no-untyped-def]
+    gdf = read_layer(path, layer, hints=LAYER_HINTS[kind])
+    rep.data["layer"] = layer
+    rep.data["features"] = len(gdf)
+    gdf, crs = to_wgs84(gdf, assume_crs=assume_crs, gcj02=gcj02)
+    rep.data["crs"] = crs.as_dict()
+    for message in crs.errors:
+        rep.error("crs", message)
+    for message in crs.warnings:
+        rep.data["warnings"].append({"check": "crs", "message": message})
+    if crs.errors:
+        return None
+    cols = _columns(list(gdf.columns.drop(gdf.geometry.name)), kind, mapping)
+    rep.data["columns"] = cols
+    if "code" not in cols:
+        rep.error(
+            "columns",
+            f"no code column: name one of {', '.join(FIELD_ALIASES['code'])} or map it "
+            "(--map code=COLUMN)",
+        )
+        return None
+    records = (
+        [
+            {f: _text(v) for f, v in zip(cols, vals, strict=True)}
+            for vals in zip(*(gdf[c] for c in cols.values()), strict=True)
+        ]
+        if cols
+        else []
+    )
+    codes = [r["code"] for r in records]
+    for i, code in enumerate(codes):
+        if not code:
+            rep.error("code", "feature without a code", row=i + 1)
+    geoms = list(gdf.geometry.values)
+    metric = topology.Metric(geoms)
+    fixed, repairs = topology.repair_geometries(geoms, codes, metric)
+    for r in repairs:
+        rep.data["invalid_geometries"].append(r.as_dict())
+        if r.method:
+            rep.warn("validity", f"{r.code}: {r.reason} → repaired with {r.method}", code=r.code)
+        else:
+            rep.error("validity", f"{r.code or 'row ' + str(r.index + 1)}: {r.reason}", code=r.code)
+    dups = topology.duplicates(codes)
+    rep.data["duplicates"] = dups
+    for d in dups:
+        rep.error("duplicates", f"code {d['code']} appears on rows {d['rows']}", code=d["code"])
+
+    plan = Plan(kind)
+    for rec, geom in zip(records, fixed, strict=True):
+        plan.rows.append({"code": rec["code"], "geom": geom, "attrs": rec})
+    model = MODELS[kind]
+    plan.existing = {o.code: o for o in model.objects.filter(code__in=[c for c in codes if c])}
+    scope = member_scope(actor)
+    visible_communities = {
+        c.code: c for c in scope.filter(Community.objects.select_related("street"))
+    }
+    if kind == "grid":
+        _plan_grids(plan, rep, community, visible_communities)
+    elif kind == "compound":
+        _plan_compounds(plan, rep, community, visible_communities)
+    else:
+        _plan_buildings(plan, rep, scope)
+    _classify(plan, rep)
+    _check_topology(plan, rep, metric)
+    return plan
+
+
+def _communities_at(geoms: list) -> list[str | None]:  # type: ignore[type-arg]
+    """The community covering each geometry's inner point (one SQL statement)."""
+    wkb = [shapely.to_wkb(g.representative_point()) if g is not None else None for g in geoms]
+    if not wkb:
+        return []
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT w.i, (SELECT c.code FROM territory_community c
+                         WHERE c.boundary && p.g AND ST_Covers(c.boundary, p.g)
+                         ORDER BY c.code LIMIT 1)
+            FROM unnest(%s::bytea[]) WITH ORDINALITY AS w(b, i),
+                 LATERAL (SELECT ST_SetSRID(ST_GeomFromWKB(w.b), 4326) AS g) p
+            ORDER BY w.i
+            """,
+            [wkb],
+        )
+        return [row[1] for row in cur.fetchall()]
+
+
+def _plan_grids(plan: Plan, rep: Report, community: str | None, visible: dict) -> None:  # type: ignore[type-arg]
+    file_codes = {r["code"] for r in plan.rows}
+    for i, row in enumerate(plan.rows):
+        code, attrs = row["code"], row["attrs"]
+        parent = attrs.get("parent") or ""
+        cc = attrs.get("community") or community or code[:12]
+        row["community"] = cc
+        if cc not in visible:
+            exists = Community.objects.filter(code=cc).exists()
+            rep.error(
+                "community",
+                f"grid {code}: community {cc} "
+                + ("is outside your territory" if exists else "does not exist"),
+                row=i + 1,
+            )
+            continue
+        row["community_obj"] = visible[cc]
+        want = 18 if parent else 15
+        if not (re.fullmatch(r"\d+", code) and len(code) == want and code.startswith(cc)):
+            rep.error(
+                "code",
+                f"grid {code}: a grid code is the community code {cc} + 3 digits"
+                + (" (+3 for a micro-grid)" if parent else ""),
+                row=i + 1,
+            )
+        if parent and parent not in file_codes and not Grid.objects.filter(code=parent).exists():
+            rep.error("parent", f"grid {code}: parent grid {parent} does not exist", row=i + 1)
+
+
+def _plan_compounds(plan: Plan, rep: Report, community: str | None, visible: dict) -> None:  # type: ignore[type-arg]
+    spatial = _communities_at([r["geom"] for r in plan.rows])
+    for i, (row, at) in enumerate(zip(plan.rows, spatial, strict=True)):
+        cc = row["attrs"].get("community") or community or at
+        row["community"] = cc
+        if not cc:
+            rep.error(
+                "community",
+                f"compound {row['code']}: no community column, no --community, and it lies in "
+                "no community",
+                row=i + 1,
+            )
+        elif cc not in visible:
+            rep.error(
+                "community",
+                f"compound {row['code']}: community {cc} unknown or outside your territory",
+                row=i + 1,
+            )
+        else:
+            row["community_obj"] = visible[cc]
+
+
+def _plan_buildings(plan: Plan, rep: Report, scope) -> None:  # type: ignore[no-untyped-def]
+    if scope.everything:
+        return
+    spatial = _communities_at([r["geom"] for r in plan.rows])
+    allowed = set(
+        Community.objects.filter(street__in=scope.street_ids).values_list("code", flat=True)
+    )
+    for i, (row, cc) in enumerate(zip(plan.rows, spatial, strict=True)):
+        existing = plan.existing.get(row["code"])
+        if cc not in allowed or (
+            existing is not None
+            and not scope.filter(Building.objects.filter(pk=existing.pk)).exists()
+        ):
+            rep.error("scope", f"building {row['code']} lies outside your territory", row=i + 1)
+
+
+def _attributes(kind: str, row: dict) -> dict[str, Any]:  # type: ignore[type-arg]
+    """Attributes from the file; None where the file has no such column (keep what is there)."""
+    a = row["attrs"]
+    out: dict[str, Any] = {f: a.get(f) for f in KIND_FIELDS[kind] if f != "code"}
+    out["name"] = out["name"] or None  # an empty name cell keeps the name (or the code)
+    if kind in ("grid", "compound"):
+        out["community"] = row.get("community", "")
+    if kind == "building" and out["floors"] is not None:
+        f = out["floors"]
+        out["floors"] = int(float(f)) if re.fullmatch(r"\d+(\.0+)?", f) else None
+    return out
+
+
+_DEFAULTS = {
+    "parent": "",
+    "responsible_body": "",
+    "property_company": "",
+    "address": "",
+    "floors": 6,
+}
+
+
+def _current_attributes(kind: str, obj) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    if kind == "grid":
+        return {
+            "name": obj.name,
+            "community": obj.community.code,
+            "parent": obj.parent.code if obj.parent_id else "",
+            "responsible_body": obj.responsible_body,
+        }
+    if kind == "compound":
+        return {
+            "name": obj.name,
+            "community": obj.community.code,
+            "property_company": obj.property_company,
+        }
+    return {"name": obj.name, "address": obj.address, "floors": obj.floors}
+
+
+def _shapely(geos: GEOSGeometry):  # type: ignore[no-untyped-def]
+    return shapely.from_wkb(bytes(geos.wkb))
+
+
+def _classify(plan: Plan, rep: Report) -> None:
+    for row in plan.rows:
+        if row["geom"] is None or not row["code"]:
+            continue
+        attrs = _attributes(plan.kind, row)
+        obj = plan.existing.get(row["code"])
+        if obj is None:
+            defaults = _DEFAULTS | {"name": row["code"]}
+            row["attributes"] = {k: defaults[k] if v is None else v for k, v in attrs.items()}
+            rep.data["created"].append(row["code"])
+            continue
+        old = _shapely(getattr(obj, GEOM_FIELD[plan.kind]))
+        cur = _current_attributes(plan.kind, obj)
+        row["attributes"] = attrs = {k: cur[k] if v is None else v for k, v in attrs.items()}
+        same_geom = shapely.equals_exact(
+            shapely.normalize(old), shapely.normalize(row["geom"]), 1e-7
+        )
+        if same_geom and attrs == cur:
+            rep.data["unchanged"].append(row["code"])
+        else:
+            rep.data["updated"].append(row["code"])
+
+
+def _db_layer(sql: str, params: list) -> tuple[list[str], list]:  # type: ignore[type-arg]
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+    return [r[0] for r in rows], [shapely.from_wkb(bytes(r[1])) for r in rows]
+
+
+def _check_topology(plan: Plan, rep: Report, metric: topology.Metric) -> None:
+    rows = [r for r in plan.rows if r["geom"] is not None and r["code"]]
+    if not rows:
+        return
+    file_codes = [r["code"] for r in rows]
+    file_geoms = [r["geom"] for r in rows]
+    if plan.kind == "grid":
+        for cc in sorted({r.get("community") for r in rows if r.get("community_obj")}):
+            top = [r for r in rows if r.get("community") == cc and not r["attrs"].get("parent")]
+            codes, geoms = _db_layer(
+                "SELECT code, ST_AsBinary(boundary) FROM territory_grid g "
+                "JOIN (SELECT id AS cid FROM territory_community WHERE code = %s) c "
+                "ON g.community_id = c.cid WHERE parent_id IS NULL AND NOT (code = ANY(%s))",
+                [cc, [r["code"] for r in top]],
+            )
+            codes += [r["code"] for r in top]
+            geoms += [r["geom"] for r in top]
+            _overlaps(rep, "grids", codes, geoms, metric)
+            community = Community.objects.get(code=cc)
+            boundary = _shapely(community.boundary) if community.boundary else None
+            for gap in topology.gaps(geoms, boundary, metric=metric):
+                gap["community"] = cc
+                rep.data["gaps"].append(gap)
+                rep.warn("gaps", f"community {cc}: {gap['area_m2']} m² covered by no grid", **gap)
+            b_codes, b_geoms = _db_layer(
+                "SELECT b.code, ST_AsBinary(b.footprint) FROM territory_building b "
+                "WHERE b.footprint && ST_SetSRID(ST_GeomFromWKB(%s), 4326)",
+                [
+                    shapely.to_wkb(
+                        shapely.envelope(
+                            shapely.union_all(geoms + ([boundary] if boundary else []))
+                        )
+                    )
+                ],
+            )
+            _containment(rep, b_codes, b_geoms, codes, geoms, metric)
+    elif plan.kind == "compound":
+        codes, geoms = _db_layer(
+            "SELECT code, ST_AsBinary(boundary) FROM territory_compound WHERE NOT (code = ANY(%s)) "
+            "AND boundary && ST_SetSRID(ST_GeomFromWKB(%s), 4326)",
+            [file_codes, shapely.to_wkb(shapely.envelope(shapely.union_all(file_geoms)))],
+        )
+        _overlaps(rep, "compounds", codes + file_codes, geoms + file_geoms, metric)
+    else:
+        env = shapely.to_wkb(shapely.envelope(shapely.union_all(file_geoms)))
+        codes, geoms = _db_layer(
+            "SELECT code, ST_AsBinary(footprint) FROM territory_building WHERE NOT (code = ANY(%s)) "
+            "AND footprint && ST_SetSRID(ST_GeomFromWKB(%s), 4326)",
+            [file_codes, env],
+        )
+        _overlaps(rep, "buildings", codes + file_codes, geoms + file_geoms, metric)
+        g_codes, g_geoms = _db_layer(
+            "SELECT code, ST_AsBinary(boundary) FROM territory_grid WHERE parent_id IS NULL "
+            "AND boundary && ST_SetSRID(ST_GeomFromWKB(%s), 4326)",
+            [env],
+        )
+        _containment(rep, file_codes, file_geoms, g_codes, g_geoms, metric)
+
+
+def _overlaps(rep: Report, what: str, codes: list, geoms: list, metric) -> None:  # type: ignore[no-untyped-def, type-arg]
+    for o in topology.overlaps(geoms, codes, metric=metric):
+        o["layer"] = what
+        rep.data["overlaps"].append(o)
+        rep.warn("overlaps", f"{what} {o['a']} and {o['b']} overlap by {o['area_m2']} m²", **o)
+
+
+def _containment(rep: Report, b_codes, b_geoms, g_codes, g_geoms, metric) -> None:  # type: ignore[no-untyped-def]
+    none, two = topology.containment(b_geoms, b_codes, g_geoms, g_codes, metric=metric)
+    rep.data["buildings_in_no_grid"] = none
+    rep.data["buildings_in_two_grids"] = two
+    for b in none:
+        rep.warn("containment", f"building {b['code']} lies in no grid", code=b["code"])
+    for b in two:
+        names = ", ".join(f"{g['code']} ({g['share']:.0%})" for g in b["grids"])
+        rep.warn("containment", f"building {b['code']} lies in two grids: {names}", code=b["code"])
+
+
+# ---------------------------------------------------------------- applying
+def _geos(geom) -> GEOSGeometry:  # type: ignore[no-untyped-def]
+    return GEOSGeometry(memoryview(shapely.to_wkb(geom)), srid=4326)
+
+
+def _apply(plan: Plan, rep: Report, actor, file_name: str, progress: Progress | None) -> None:  # type: ignore[no-untyped-def]
+    now = timezone.now()
+    run = ImportRun.objects.create(
+        kind=plan.kind,
+        file_name=file_name[:255],
+        actor=actor if getattr(actor, "pk", None) else None,
+        dry_run=False,
+        ok=True,
+        applied=True,
+    )
+    changed = set(rep.data["created"]) | set(rep.data["updated"])
+    rows = [r for r in plan.rows if r["code"] in changed]
+    model = MODELS[plan.kind]
+    gfield = GEOM_FIELD[plan.kind]
+    touched_area = []
+    last_versions = {
+        v["code"]: v["version"]
+        for v in BoundaryVersion.objects.filter(kind=plan.kind, code__in=changed)
+        .values("code")
+        .annotate(version=Max("version"))
+    }
+    versions: list[BoundaryVersion] = []
+    parents: dict[str, str] = {}
+    for n, row in enumerate(rows, start=1):
+        code, attrs = row["code"], row["attributes"]
+        geom = _geos(row["geom"])
+        obj = plan.existing.get(code)
+        if obj is not None:
+            old_geom = getattr(obj, gfield)
+            touched_area.append(old_geom)
+            if code not in last_versions:  # keep the state from before imports as version 1
+                versions.append(
+                    BoundaryVersion(
+                        kind=plan.kind,
+                        code=code,
+                        version=1,
+                        geometry=old_geom,
+                        attributes=_current_attributes(plan.kind, obj),
+                        valid_from=now,
+                        valid_to=now,
+                    )
+                )
+                last_versions[code] = 1
+        else:
+            obj = model(code=code)
+            last_versions.setdefault(code, 0)
+        touched_area.append(geom)
+        setattr(obj, gfield, geom)
+        obj.name = attrs["name"]
+        if plan.kind in ("grid", "compound"):
+            obj.community = row["community_obj"]
+        if plan.kind == "grid":
+            obj.responsible_body = attrs["responsible_body"]
+            parents[code] = attrs["parent"]
+            obj.parent = None if not attrs["parent"] else obj.parent
+        elif plan.kind == "compound":
+            obj.property_company = attrs["property_company"]
+        else:
+            obj.address = attrs["address"]
+            if attrs["floors"] is not None:
+                obj.floors = attrs["floors"]
+            obj.point = _geos(row["geom"].representative_point())
+        if plan.kind == "building":
+            _save_without_derivation(obj)
+        else:
+            obj.save()
+        plan.existing[code] = obj
+        versions.append(
+            BoundaryVersion(
+                kind=plan.kind,
+                code=code,
+                version=last_versions[code] + 1,
+                geometry=geom,
+                attributes=attrs,
+                run=run,
+                valid_from=now,
+            )
+        )
+        if progress:
+            progress(n, len(rows), "saving")
+    for code, parent in parents.items():  # after all grids exist (a parent may be in the file)
+        if parent:
+            Grid.objects.filter(code=code).update(parent=Grid.objects.get(code=parent))
+    BoundaryVersion.objects.filter(kind=plan.kind, code__in=changed, valid_to__isnull=True).update(
+        valid_to=now
+    )
+    BoundaryVersion.objects.bulk_create(versions)
+    if touched_area:
+        envelope = shapely.envelope(shapely.union_all([_shapely(g) for g in touched_area]))
+        ids = list(
+            Building.objects.filter(footprint__bboverlaps=_geos(envelope)).values_list(
+                "pk", flat=True
+            )
+        )
+        rep.data["rederived_buildings"] = derive_building_containers(ids)
+    run.report = rep.as_dict() | {"applied": True}
+    run.save(update_fields=["report"])
+
+
+def _save_without_derivation(building: Building) -> None:
+    """Save a building without its per-row container derivation (done once at the end)."""
+    Model.save(building)
