@@ -1,0 +1,242 @@
+"""Ledgers (台账) of one grid as an xlsx workbook, one sheet per ledger.
+
+少数民族居民 · 困难家庭 · 失业/下岗人员 · 低保及廉租房 · 独居老人 · 社区矫正及两劳帮教 (with the
+month-by-month visit record when the visits app has tasks) · 流动人口 (list, and a summary by
+place of origin) · 德高望重人士及宗教人士.
+
+Ledgers hold personal data: names are shown, ID numbers and phones are masked (unless the
+:func:`~gridsvc.dataio.access.may_unmask_export` hook ever allows otherwise), and every
+ledger export is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from datetime import date
+
+from django.apps import apps
+from django.db.models import Count, Q, QuerySet
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from gridsvc.territory.codes import ETHNICITIES, mask_id_number, mask_phone
+from gridsvc.territory.models import Grid, Household, Resident
+
+from .access import audit_export, may_unmask_export, member_scope
+
+HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+TAG_LABELS = dict(Resident.Tag.choices)
+RESIDENCY_LABELS = dict(Resident.Residency.choices)
+TENURE_LABELS = dict(Household.Tenure.choices)
+BASE_HEADERS = [
+    "序号",
+    "姓名",
+    "性别",
+    "出生日期",
+    "民族",
+    "身份证号",
+    "联系电话",
+    "楼栋",
+    "单元",
+    "房号",
+]
+
+# (sheet title, filter on residents); the correction/help-education and floating sheets are
+# built separately below.
+LEDGERS: list[tuple[str, Q, list[str]]] = [
+    ("少数民族居民", ~Q(ethnicity="01"), ["户籍类型", "与户主关系"]),
+    ("困难家庭", Q(tags__contains=["hardship"]), ["与户主关系", "标签"]),
+    ("失业下岗人员", Q(tags__contains=["unemployed"]), ["户籍类型"]),
+    ("低保及廉租房", Q(tags__contains=["low_income"]) | Q(tags__contains=["low_rent_housing"]),
+     ["低保", "廉租房", "住房性质"]),
+    ("独居老人", Q(tags__contains=["elderly_alone"]), ["年龄"]),
+    ("德高望重及宗教人士", Q(tags__contains=["respected_elder"]) | Q(tags__contains=["religious_figure"]),
+     ["类别"]),
+]  # fmt: skip
+CORRECTION_TAGS = ("community_correction", "help_education")
+
+
+def _residents(grid: Grid, scope) -> QuerySet:  # type: ignore[no-untyped-def]
+    qs = Resident.objects.filter(household__unit__building__grid=grid)
+    return (
+        scope.filter(qs)
+        .select_related("household__unit__building")
+        .order_by(
+            "household__unit__building__code", "household__unit__number", "household__room", "id"
+        )
+    )
+
+
+def _base(i: int, r: Resident, unmasked: bool) -> list:  # type: ignore[type-arg]
+    hh = r.household
+    return [
+        i,
+        r.name,
+        r.get_gender_display() if r.gender else "",
+        r.birth_date.isoformat() if r.birth_date else "",
+        ETHNICITIES.get(r.ethnicity, ("", ""))[0],
+        r.id_number if unmasked else mask_id_number(r.id_number),
+        r.phone if unmasked else mask_phone(r.phone),
+        hh.unit.building.name if hh else "",
+        hh.unit.number if hh else "",
+        hh.room if hh else "",
+    ]
+
+
+def _extra(col: str, r: Resident, today: date) -> str | int:
+    tags = set(r.tags)
+    if col == "户籍类型":
+        return RESIDENCY_LABELS.get(r.residency, r.residency)
+    if col == "与户主关系":
+        return r.relation_to_head
+    if col == "标签":
+        return "、".join(TAG_LABELS.get(t, t) for t in r.tags if t not in Resident.SENSITIVE_TAGS)
+    if col == "低保":
+        return "是" if "low_income" in tags else ""
+    if col == "廉租房":
+        return "是" if "low_rent_housing" in tags else ""
+    if col == "住房性质":
+        return TENURE_LABELS.get(r.household.tenure, "") if r.household else ""
+    if col == "年龄":
+        b = r.birth_date
+        return today.year - b.year - ((today.month, today.day) < (b.month, b.day)) if b else ""
+    if col == "类别":
+        return "、".join(
+            TAG_LABELS[t] for t in ("respected_elder", "religious_figure") if t in tags
+        )
+    if col == "户籍地":
+        return r.origin_place
+    return ""
+
+
+def _header(ws, headers: list[str], title: str) -> None:  # type: ignore[no-untyped-def]
+    ws.append([title])
+    ws["A1"].font = Font(bold=True, size=13)
+    ws.append(headers)
+    for c in ws[2]:
+        c.font = Font(bold=True)
+        c.fill = HEADER_FILL
+        c.alignment = Alignment(horizontal="center")
+    for i, h in enumerate(headers, start=1):
+        ws.column_dimensions[get_column_letter(i)].width = (
+            20 if h == "身份证号" else max(8, 3 * len(h))
+        )
+    ws.freeze_panes = "C3"
+
+
+def _visit_months(residents: list[Resident], year: int) -> dict[tuple[int, int], str]:
+    """(resident or household id, month) → visit status, from the visits app when present."""
+    try:
+        VisitTask = apps.get_model("visits", "VisitTask")
+    except LookupError:
+        return {}
+    labels = dict(VisitTask.Status.choices)
+    out: dict[tuple[int, int], str] = {}
+    hh_ids = {r.household_id for r in residents}
+    tasks = (
+        VisitTask.objects.filter(
+            household__in=hh_ids,
+            period_start__year=year,
+            rule__target_group__in=CORRECTION_TAGS,
+        )
+        .select_related("done_by")
+        .order_by("period_start")
+    )
+    for t in tasks:
+        text = labels.get(t.status, t.status)
+        if t.done_by_id and t.done_by:
+            text += f" {t.done_by.client_time:%m-%d}"
+        key = t.resident_id or -t.household_id
+        out[(key, t.period_start.month)] = text
+    return out
+
+
+def ledger_workbook(grid: Grid, member=None, *, year: int | None = None) -> bytes:  # type: ignore[no-untyped-def]
+    """All ledgers of ``grid`` as xlsx bytes, limited to ``member``'s territory (audited)."""
+    scope = member_scope(member)
+    unmasked = may_unmask_export(member, ("id_number", "phone"))
+    today = date.today()
+    year = year or today.year
+    wb = Workbook()
+    wb.remove(wb.active)
+    counts: dict[str, int] = {}
+    base = _residents(grid, scope)
+    for title, q, extra in LEDGERS:
+        ws = wb.create_sheet(title)
+        _header(ws, BASE_HEADERS + extra, f"{grid.name} {title}台账")
+        rows = list(base.filter(q))
+        for i, r in enumerate(rows, start=1):
+            ws.append(_base(i, r, unmasked) + [_extra(c, r, today) for c in extra])
+        counts[title] = len(rows)
+
+    # 社区矫正及两劳帮教 with the monthly visit record (走访记录)
+    title = "社区矫正及两劳帮教"
+    ws = wb.create_sheet(title)
+    months = [f"{m}月走访" for m in range(1, 13)]
+    _header(ws, BASE_HEADERS + ["类别"] + months, f"{grid.name} {title}台账({year}年走访记录)")
+    rows = list(base.filter(Q(tags__overlap=list(CORRECTION_TAGS))))
+    visits = _visit_months(rows, year)
+    for i, r in enumerate(rows, start=1):
+        kind = "、".join(TAG_LABELS[t] for t in CORRECTION_TAGS if t in r.tags)
+        record = [
+            visits.get((r.id, m)) or visits.get((-r.household_id, m), "") for m in range(1, 13)
+        ]
+        ws.append(_base(i, r, unmasked) + [kind] + record)
+    counts[title] = len(rows)
+
+    # 流动人口: list + summary by origin (GROUP BY in SQL)
+    title = "流动人口"
+    ws = wb.create_sheet(title)
+    _header(ws, BASE_HEADERS + ["户籍地", "住房性质"], f"{grid.name} {title}台账")
+    rows = list(base.filter(residency=Resident.Residency.FLOATING))
+    for i, r in enumerate(rows, start=1):
+        ws.append(_base(i, r, unmasked) + [r.origin_place, _extra("住房性质", r, today)])
+    counts[title] = len(rows)
+    ws = wb.create_sheet("流动人口按户籍地")
+    _header(ws, ["户籍地", "人数", "户数"], f"{grid.name} 流动人口按户籍地统计")
+    by_origin = (
+        base.filter(residency=Resident.Residency.FLOATING)
+        .order_by()
+        .values("origin_place")
+        .annotate(n=Count("id"), h=Count("household", distinct=True))
+        .order_by("-n", "origin_place")
+    )
+    for row in by_origin:
+        ws.append([row["origin_place"] or "(未填)", row["n"], row["h"]])
+
+    summary = wb.create_sheet("汇总", 0)
+    _header(summary, ["台账", "人数"], f"{grid.name}({grid.code})台账汇总 {today:%Y-%m-%d}")
+    for k, v in counts.items():
+        summary.append([k, v])
+    summary.append([])
+    summary.append(["说明", "身份证号、联系电话已脱敏;导出已记入审计日志"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    audit_export(
+        member,
+        "ledger",
+        detail={"grid": grid.code, "year": year, "counts": counts, "unmasked": unmasked},
+    )
+    return buf.getvalue()
+
+
+def visible_grid(code: str, member=None) -> Grid | None:  # type: ignore[no-untyped-def]
+    """The grid with ``code`` if ``member`` may see it."""
+    return member_scope(member).filter(Grid.objects.filter(code=code)).first()
+
+
+def ledger_counts_by_grid(scope) -> dict[str, dict[str, int]]:  # type: ignore[no-untyped-def]
+    """Quick per-grid counts (for a menu): grid code → ledger → residents."""
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    base = scope.filter(Resident.objects.all())
+    for title, q, _extra_cols in LEDGERS:
+        for row in (
+            base.filter(q)
+            .order_by()
+            .values("household__unit__building__grid__code")
+            .annotate(n=Count("id"))
+        ):
+            out[row["household__unit__building__grid__code"]][title] = row["n"]
+    return dict(out)

@@ -1,0 +1,530 @@
+"""Household and resident roster (户籍/居民名册) import from xlsx or csv, in the layout a
+community office already keeps, with a per-row error workbook the office can fix and
+re-upload.
+
+Columns (Chinese headers; order free, extra columns ignored; see :data:`COLUMNS`):
+楼栋 单元 房号 [楼层] 姓名 [性别] 身份证号 民族 [联系电话] [与户主关系] [户籍类型] [户籍地]
+[住房性质] [标签/人群类别].
+
+Every row is checked on its own (ID number checksum GB 11643, known ethnicity GB/T 3304,
+known building and unit inside the caller's territory, known tags …). Good rows go in, bad
+rows are listed — nothing is lost, nothing half-written: all good rows are written in one
+transaction. Idempotent: a resident is found again by the keyed hash of the ID number
+(``gridsvc.crypto.keyed_hash``) and its household (unit + room), so re-uploading the same or
+the fixed rows updates in place rather than duplicating. A person already recorded in another
+household of the territory is moved (and the move is reported).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from openpyxl import Workbook, load_workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.worksheet.datavalidation import DataValidation
+
+from gridsvc.crypto import keyed_hash
+from gridsvc.territory.codes import ETHNICITIES, ethnicity_code, validate_id_number
+from gridsvc.territory.models import Building, Household, Resident, Unit
+
+from .access import member_scope
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    aliases: tuple[str, ...] = ()
+    required: bool = False
+    note: str = ""
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("building", "楼栋", ("楼栋号", "楼号", "楼栋编码"), True, "楼栋编码、楼名或地址"),
+    Column("unit", "单元", ("单元号",), True, "如 1 或 1单元"),
+    Column("room", "房号", ("房间号", "门牌号", "室"), True, "如 301"),
+    Column("floor", "楼层", ("层",), False, "可空:由房号推出"),
+    Column("name", "姓名", ("居民姓名",), True),
+    Column("gender", "性别", (), False, "男/女,可空:由身份证号推出"),
+    Column("id_number", "身份证号", ("公民身份号码", "身份证号码", "证件号码"), True, "18位"),
+    Column("ethnicity", "民族", (), True, "如 汉族、回族、东乡族"),
+    Column("phone", "联系电话", ("电话", "手机", "手机号"), False),
+    Column("relation", "与户主关系", ("关系",), False, "户主/配偶/子女/父母…"),
+    Column(
+        "residency",
+        "户籍类型",
+        ("人口类型", "居住类型"),
+        False,
+        "户籍人口/人户分离/流动人口/境外人员",
+    ),
+    Column("origin", "户籍地", ("籍贯", "流出地"), False, "流动人口填写"),
+    Column("tenure", "住房性质", ("房屋性质",), False, "自有/租住/廉租房/公租房"),
+    Column("tags", "标签/人群类别", ("标签", "人群类别", "人员类别"), False, "多个用、分隔"),
+)
+ERROR_HEADER = "错误说明"
+ROW_HEADER = "原行号"
+RESIDENCY = {label: value for value, label in Resident.Residency.choices} | {
+    v: v for v in Resident.Residency.values
+}
+TENURE = {label: value for value, label in Household.Tenure.choices} | {
+    v: v for v in Household.Tenure.values
+}
+TAGS = (
+    {label: value for value, label in Resident.Tag.choices}
+    | {v: v for v in Resident.Tag.values}
+    | {
+        "低保户": "low_income",
+        "困难户": "hardship",
+        "下岗": "unemployed",
+        "失业": "unemployed",
+        "刑满释放": "help_education",
+        "帮教": "help_education",
+        "矫正": "community_correction",
+        "空巢老人": "elderly_alone",
+        "宗教教职人员": "religious_figure",
+    }
+)
+_SPLIT = re.compile(r"[,,、;;/\s]+")
+_PHONE = re.compile(r"^(1\d{10}|0\d{2,3}-?\d{7,8})$")
+ERROR_FILL = PatternFill("solid", fgColor="FFC7CE")
+CELL_FILL = PatternFill("solid", fgColor="FFEB9C")
+
+
+class RosterError(ValueError):
+    """The file cannot be read as a roster at all (no header row, wrong format)."""
+
+
+@dataclass
+class Row:
+    number: int  # row number in the file (1-based, header counted)
+    raw: list[Any]  # the original cells, in file order
+    values: dict[str, str]
+    errors: list[str] = field(default_factory=list)
+    bad_fields: set[str] = field(default_factory=set)
+    clean: dict[str, Any] = field(default_factory=dict)
+
+    def fail(self, key: str, message: str) -> None:
+        self.errors.append(message)
+        self.bad_fields.add(key)
+
+
+@dataclass
+class Sheet:
+    headers: list[str]
+    rows: list[Row]
+    keys: dict[int, str]  # column index → column key
+
+
+# ---------------------------------------------------------------- reading
+def _norm_header(text: Any) -> str:
+    return re.sub(r"\s+", "", str(text or "")).replace("*", "")
+
+
+def _key_for(header: str) -> str | None:
+    h = _norm_header(header)
+    for col in COLUMNS:
+        if h == col.header or h in col.aliases or h == col.header.split("/")[0]:
+            return col.key
+    return None
+
+
+def _read_matrix(path: Path) -> list[list[Any]]:
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        try:
+            wb = load_workbook(path, read_only=True, data_only=True)
+        except Exception as exc:
+            raise RosterError(f"cannot open {path.name} as an xlsx workbook: {exc}") from exc
+        ws = wb.worksheets[0]
+        matrix = [list(r) for r in ws.iter_rows(values_only=True)]
+        wb.close()
+        return matrix
+    if path.suffix.lower() in (".csv", ".txt"):
+        data = path.read_bytes()
+        for enc in ("utf-8-sig", "gb18030"):
+            try:
+                text = data.decode(enc)
+                break
+            except UnicodeDecodeError:
+                continue
+        else:
+            raise RosterError("CSV is neither UTF-8 nor GB18030 text")
+        return [list(r) for r in csv.reader(io.StringIO(text))]
+    raise RosterError(f"{path.name}: a roster is an .xlsx or .csv file")
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def read_roster(path: str | Path) -> Sheet:
+    """Find the header row (the first with 姓名 and 身份证号 in the first 10 rows) and read rows."""
+    matrix = _read_matrix(Path(path))
+    found = None
+    for idx, row in enumerate(matrix[:10]):
+        keys = {i: k for i, cell in enumerate(row) if (k := _key_for(cell))}
+        if "name" in keys.values() and "id_number" in keys.values():
+            found = idx
+            break
+    if found is None:
+        raise RosterError("no header row with 姓名 and 身份证号 in the first 10 rows")
+    h_idx = found
+    missing = [c.header for c in COLUMNS if c.required and c.key not in keys.values()]
+    if missing:
+        raise RosterError(f"missing column(s): {', '.join(missing)}")
+    headers = [_cell_text(c) for c in matrix[h_idx]]
+    rows = []
+    for n, raw in enumerate(matrix[h_idx + 1 :], start=h_idx + 2):
+        if not any(_cell_text(c) for c in raw):
+            continue
+        raw = list(raw) + [None] * (len(headers) - len(raw))
+        values = {k: _cell_text(raw[i]) for i, k in keys.items() if i < len(raw)}
+        rows.append(Row(n, raw[: len(headers)], values))
+    return Sheet(headers, rows, keys)
+
+
+# ---------------------------------------------------------------- checking
+@dataclass
+class Lookup:
+    """Buildings, units and households of the caller's territory, loaded once."""
+
+    buildings: dict[str, int]
+    outside: set[str]
+    units: dict[tuple[int, str], int]
+    households: dict[tuple[int, str], int]
+
+    @classmethod
+    def load(cls, scope, refs: Iterable[str]) -> Lookup:  # type: ignore[no-untyped-def]
+        refs = {r for r in refs if r}
+        q = Building.objects.filter(code__in=refs) | Building.objects.filter(name__in=refs)
+        q = q | Building.objects.filter(address__in=refs)
+        visible = scope.filter(q)
+        buildings: dict[str, int] = {}
+        for pk, code, name, address in visible.values_list("pk", "code", "name", "address"):
+            for key in (code, name, address):
+                if key:
+                    buildings.setdefault(key, pk)
+        outside = set()
+        for code, name, address in q.exclude(pk__in=visible.values("pk")).values_list(
+            "code", "name", "address"
+        ):
+            outside |= {code, name, address}
+        ids = set(buildings.values())
+        units = {
+            (b, n): pk
+            for pk, b, n in Unit.objects.filter(building__in=ids).values_list(
+                "pk", "building_id", "number"
+            )
+        }
+        households = {
+            (u, room): pk
+            for pk, u, room in Household.objects.filter(unit__building__in=ids).values_list(
+                "pk", "unit_id", "room"
+            )
+        }
+        return cls(buildings, outside, units, households)
+
+
+def _unit_number(text: str) -> str:
+    return re.sub(r"\s*单元$", "", text).strip()
+
+
+def _room(text: str) -> str:
+    return re.sub(r"\s*(室|号)$", "", text).strip()
+
+
+def check_row(row: Row, lookup: Lookup, seen_ids: dict[str, int]) -> None:
+    v = row.values
+    for col in COLUMNS:
+        if col.required and not v.get(col.key):
+            row.fail(col.key, f"{col.header}为空 ({col.header} is empty)")
+    ref = v.get("building", "")
+    building = lookup.buildings.get(ref)
+    if ref and building is None:
+        if ref in lookup.outside:
+            row.fail("building", f"楼栋 {ref} 不在您的辖区 (building outside your territory)")
+        else:
+            row.fail("building", f"楼栋 {ref} 不存在 (unknown building)")
+    unit_no = _unit_number(v.get("unit", ""))
+    unit = lookup.units.get((building, unit_no)) if building else None
+    if building and unit_no and unit is None:
+        row.fail("unit", f"{ref} 没有 {unit_no} 单元 (unknown unit)")
+    room = _room(v.get("room", ""))
+    floor = None
+    if v.get("floor"):
+        if re.fullmatch(r"-?\d+", v["floor"]):
+            floor = int(v["floor"])
+        else:
+            row.fail("floor", f"楼层 {v['floor']!r} 不是数字")
+    elif re.fullmatch(r"\d{3,4}", room):
+        floor = int(room[:-2])
+    id_number = ""
+    if v.get("id_number"):
+        try:
+            id_number = validate_id_number(v["id_number"])
+        except ValidationError as exc:
+            row.fail("id_number", f"身份证号错误: {exc.messages[0]}")
+        else:
+            if id_number in seen_ids:
+                row.fail("id_number", f"身份证号与第 {seen_ids[id_number]} 行重复 (duplicate)")
+            else:
+                seen_ids[id_number] = row.number
+    ethnicity = ""
+    if v.get("ethnicity"):
+        try:
+            ethnicity = ethnicity_code(v["ethnicity"])
+        except ValidationError:
+            row.fail("ethnicity", f"民族 {v['ethnicity']!r} 不在 GB/T 3304 民族名称中 (unknown)")
+    gender = {"男": "M", "女": "F", "M": "M", "F": "F", "": ""}.get(v.get("gender", ""))
+    if gender is None:
+        row.fail("gender", f"性别 {v['gender']!r} 应为 男 或 女")
+    if not gender and id_number:
+        gender = "M" if int(id_number[16]) % 2 else "F"
+    phone = re.sub(r"[\s()()]", "", v.get("phone", ""))
+    if phone and not _PHONE.match(phone):
+        row.fail("phone", f"联系电话 {v['phone']!r} 格式不对")
+    residency = RESIDENCY.get(v.get("residency") or "户籍人口")
+    if residency is None:
+        row.fail(
+            "residency", f"户籍类型 {v['residency']!r} 应为 户籍人口/人户分离/流动人口/境外人员"
+        )
+    tenure = TENURE.get(v["tenure"]) if v.get("tenure") else None
+    if v.get("tenure") and tenure is None:
+        row.fail("tenure", f"住房性质 {v['tenure']!r} 应为 自有/租住/廉租房/公租房")
+    tags: list[str] = []
+    for label in (t for t in _SPLIT.split(v.get("tags", "")) if t):
+        tag = TAGS.get(label)
+        if tag is None:
+            row.fail("tags", f"标签 {label!r} 未知")
+        elif tag not in tags:
+            tags.append(tag)
+    if row.errors:
+        return
+    row.clean = {
+        "unit": unit,
+        "room": room,
+        "floor": floor,
+        "tenure": tenure,
+        "household": lookup.households.get((unit, room)),
+        "name": v["name"],
+        "gender": gender,
+        "birth": f"{id_number[6:10]}-{id_number[10:12]}-{id_number[12:14]}",
+        "id_number": id_number,
+        "id_hash": keyed_hash(id_number),
+        "ethnicity": ethnicity,
+        "phone": phone,
+        "relation": v.get("relation", ""),
+        "residency": residency,
+        "origin": v.get("origin", ""),
+        "tags": tags,
+        "tags_given": "tags" in v,
+    }
+
+
+# ---------------------------------------------------------------- writing
+def _apply(rows: list[Row], rep: dict[str, Any], write: bool) -> None:
+    hashes = [r.clean["id_hash"] for r in rows]
+    existing: dict[str, Resident] = {}
+    for res in Resident.objects.filter(id_number_hash__in=hashes).select_related(
+        "household__unit__building"
+    ):
+        existing.setdefault(res.id_number_hash, res)
+    new_households: dict[tuple[int, str], Household] = {}
+    for row in rows:
+        c = row.clean
+        hh_id = c["household"]
+        key = (c["unit"], c["room"])
+        if hh_id is None:
+            hh = new_households.get(key)
+            if hh is None:
+                rep["households_created"] += 1
+                hh = Household(unit_id=c["unit"], room=c["room"], floor=c["floor"] or 1)
+                if c["tenure"]:
+                    hh.tenure = c["tenure"]
+                if write:
+                    hh.save()
+                new_households[key] = hh
+            hh_id = hh.pk
+        elif write and c["tenure"]:
+            Household.objects.filter(pk=hh_id).exclude(tenure=c["tenure"]).update(
+                tenure=c["tenure"]
+            )
+        res = existing.get(c["id_hash"])
+        fields = {
+            "name": c["name"],
+            "gender": c["gender"],
+            "birth_date": c["birth"],
+            "id_number": c["id_number"],
+            "ethnicity": c["ethnicity"],
+            "phone": c["phone"],
+            "relation_to_head": c["relation"],
+            "residency": c["residency"],
+            "origin_place": c["origin"],
+        }
+        if c["tags_given"]:
+            fields["tags"] = c["tags"]
+        if res is None:
+            rep["residents_created"] += 1
+            res = Resident(household_id=hh_id, **fields)
+            changed = True
+        else:
+            moved = res.household_id != hh_id and (hh_id is not None or write)
+            if moved and res.household_id is not None:
+                rep["moved"].append(
+                    {"row": row.number, "from": str(res.household), "name": res.name}
+                )
+            changed = moved or any(
+                str(getattr(res, k) or "") != str(val or "") for k, val in fields.items()
+            )
+            for k, val in fields.items():
+                setattr(res, k, val)
+            res.household_id = hh_id
+            rep["residents_updated" if changed else "residents_unchanged"] += 1
+        existing[c["id_hash"]] = res
+        if write and changed:
+            res.save()
+        if write and c["relation"] == "户主":
+            Household.objects.filter(pk=hh_id).update(head=res)
+
+
+def import_roster(
+    path: str | Path,
+    *,
+    dry_run: bool = False,
+    actor=None,  # type: ignore[no-untyped-def]
+    file_name: str | None = None,
+) -> tuple[dict[str, Any], Sheet | None]:
+    """Check (and unless ``dry_run``, write) a roster. Returns (report, sheet); the sheet
+    carries the per-row errors for :func:`error_workbook`."""
+    from gridsvc.reports.models import ImportRun
+
+    file_name = file_name or Path(path).name
+    rep: dict[str, Any] = {
+        "file": file_name,
+        "dry_run": dry_run,
+        "rows": 0,
+        "good": 0,
+        "bad": 0,
+        "households_created": 0,
+        "residents_created": 0,
+        "residents_updated": 0,
+        "residents_unchanged": 0,
+        "moved": [],
+        "errors": [],
+        "fatal": [],
+        "applied": False,
+    }
+    try:
+        sheet = read_roster(path)
+    except RosterError as exc:
+        rep["fatal"].append(str(exc))
+        sheet = None
+    if sheet is not None:
+        scope = member_scope(actor)
+        lookup = Lookup.load(scope, (r.values.get("building", "") for r in sheet.rows))
+        seen: dict[str, int] = {}
+        for row in sheet.rows:
+            check_row(row, lookup, seen)
+        good = [r for r in sheet.rows if not r.errors]
+        rep["rows"], rep["good"] = len(sheet.rows), len(good)
+        rep["bad"] = len(sheet.rows) - len(good)
+        rep["errors"] = [
+            {"row": r.number, "messages": r.errors, "fields": sorted(r.bad_fields)}
+            for r in sheet.rows
+            if r.errors
+        ]
+        try:
+            with transaction.atomic():
+                _apply(good, rep, write=not dry_run)
+                if dry_run:
+                    transaction.set_rollback(True)
+            rep["applied"] = not dry_run and bool(good)
+        except Exception as exc:  # nothing written; every row reported as not imported
+            rep["fatal"].append(f"import rolled back: {type(exc).__name__}: {exc}")
+            rep["applied"] = False
+    rep["ok"] = not rep["fatal"]
+    ImportRun.objects.create(
+        kind=ImportRun.Kind.ROSTER,
+        file_name=file_name[:255],
+        actor=actor if getattr(actor, "pk", None) else None,
+        dry_run=dry_run,
+        ok=rep["ok"],
+        applied=rep["applied"],
+        report=rep,
+    )
+    return rep, sheet
+
+
+# ---------------------------------------------------------------- workbooks
+def error_workbook(sheet: Sheet) -> bytes:
+    """The rows with errors, as the office wrote them, plus 错误说明; offending cells and the
+    error column highlighted. Re-uploadable once fixed (the extra columns are ignored)."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "错误行"
+    ws.append([ROW_HEADER, *sheet.headers, ERROR_HEADER])
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    by_key = {k: i for i, k in sheet.keys.items()}
+    for row in (r for r in sheet.rows if r.errors):
+        ws.append([row.number, *[_cell_text(c) for c in row.raw], ";".join(row.errors)])
+        r = ws.max_row
+        for key in row.bad_fields:
+            if key in by_key:
+                ws.cell(r, by_key[key] + 2).fill = CELL_FILL
+        err = ws.cell(r, len(sheet.headers) + 2)
+        err.fill = ERROR_FILL
+        err.alignment = Alignment(wrap_text=True)
+    ws.column_dimensions["A"].width = 8
+    ws.column_dimensions[ws.cell(1, len(sheet.headers) + 2).column_letter].width = 60
+    ws.freeze_panes = "B2"
+    return _save(wb)
+
+
+def template_workbook() -> bytes:
+    """An empty roster template (名册模板) with the headers, a notes sheet and dropdowns."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "居民名册"
+    ws.append([c.header + ("*" if c.required else "") for c in COLUMNS])
+    for i, col in enumerate(COLUMNS, start=1):
+        cell = ws.cell(1, i)
+        cell.font = Font(bold=True, color="C00000" if col.required else "000000")
+        ws.column_dimensions[cell.column_letter].width = max(10, len(col.header) * 3)
+    ws.freeze_panes = "A2"
+    lists = {
+        "residency": [label for _v, label in Resident.Residency.choices],
+        "tenure": [label for _v, label in Household.Tenure.choices],
+        "gender": ["男", "女"],
+    }
+    for i, col in enumerate(COLUMNS, start=1):
+        if col.key in lists:
+            dv = DataValidation(type="list", formula1='"' + ",".join(lists[col.key]) + '"')
+            ws.add_data_validation(dv)
+            letter = ws.cell(1, i).column_letter
+            dv.add(f"{letter}2:{letter}5000")
+    notes = wb.create_sheet("填写说明")
+    notes.append(["列", "必填", "说明"])
+    for col in COLUMNS:
+        notes.append([col.header, "是" if col.required else "", col.note])
+    notes.append([])
+    notes.append(["民族", "", "、".join(zh for zh, _en in ETHNICITIES.values())])
+    notes.append(["标签/人群类别", "", "、".join(label for _v, label in Resident.Tag.choices)])
+    return _save(wb)
+
+
+def _save(wb: Workbook) -> bytes:
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
