@@ -1,11 +1,211 @@
-"""API for the reports domain. `register(router)` adds viewsets under /api/v1/;
-`urlpatterns` are extra /api/v1/ paths; `root_urlpatterns` are mounted at the site root."""
+"""API for data in/out and reports (/api/v1/reports/...).
+
+- ``POST imports/boundaries/`` (data managers: street level or superuser) multipart ``file``,
+  ``kind`` grid|compound|building, optional ``layer``, ``community``, ``crs``, ``gcj02``,
+  ``strict`` → the DRY-RUN report as JSON (nothing is changed; apply with the command).
+- ``POST imports/roster/`` multipart ``file`` (xlsx/csv), optional ``dry_run`` → the per-row
+  report as JSON; ``?format=xlsx`` returns the error workbook instead. Rows for buildings
+  outside the caller's territory are errors.
+- ``GET roster-template/`` → the empty roster template (xlsx).
+- ``GET export/{layer}/?format=gpkg|geojson|shp`` → the layer, scoped, masked, audited.
+- ``GET ledgers/{grid_code}/?year=`` → the grid's ledgers (台账) as xlsx, audited.
+- ``GET monthly/?community=|street=&month=2026-10&format=json|xlsx|pdf`` and
+  ``GET annual/?community=|street=&year=2026&format=…`` → the work report.
+"""
 
 from __future__ import annotations
 
-urlpatterns: list = []
+import tempfile
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.urls import path
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import ValidationError as DRFValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.scoping import request_scope
+from geo.io import LayerError
+from gridsvc.dataio.access import audit_export, is_data_manager
+from gridsvc.dataio.boundaries import KINDS, import_boundaries
+from gridsvc.dataio.export import LAYERS, export_layer
+from gridsvc.dataio.ledgers import ledger_workbook, visible_grid
+from gridsvc.dataio.roster import RosterError, error_workbook, import_roster, template_workbook
+from gridsvc.reports.services import MEDIA, month_period, report_document, year_period
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+BOUNDARY_SUFFIXES = (".zip", ".gpkg", ".geojson", ".json", ".csv", ".shp")
+ROSTER_SUFFIXES = (".xlsx", ".csv")
+XLSX = MEDIA["xlsx"]
+
+
+def _truthy(value) -> bool:  # type: ignore[no-untyped-def]
+    return str(value or "").lower() in ("1", "true", "yes", "on")
+
+
+def _file_response(content: bytes, filename: str, media_type: str) -> HttpResponse:
+    resp = HttpResponse(content, content_type=media_type)
+    resp["Content-Disposition"] = f'attachment; filename="{filename}"'
+    resp["Cache-Control"] = "no-store"
+    return resp
+
+
+class _View(APIView):
+    """``?format=`` names our file formats, not DRF renderers: always negotiate JSON."""
+
+    renderer_classes = [JSONRenderer]
+
+    def perform_content_negotiation(self, request, force=False):  # type: ignore[no-untyped-def]
+        return (JSONRenderer(), JSONRenderer.media_type)
+
+
+class _Upload:
+    """The uploaded ``file`` saved to a temporary path with its own suffix."""
+
+    def __init__(self, request, suffixes: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise DRFValidationError({"file": "upload the file as multipart field 'file'"})
+        suffix = Path(upload.name).suffix.lower()
+        if suffix not in suffixes:
+            raise DRFValidationError({"file": f"expected one of {', '.join(suffixes)}"})
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise DRFValidationError({"file": f"larger than {MAX_UPLOAD_BYTES // 2**20} MB"})
+        self.name = upload.name
+        self._tmp = tempfile.TemporaryDirectory()
+        self.path = Path(self._tmp.name) / f"upload{suffix}"
+        with self.path.open("wb") as fh:
+            for chunk in upload.chunks():
+                fh.write(chunk)
+
+    def __enter__(self) -> _Upload:
+        return self
+
+    def __exit__(self, *exc) -> None:  # type: ignore[no-untyped-def]
+        self._tmp.cleanup()
+
+
+class BoundaryDryRunView(_View):
+    parser_classes = [MultiPartParser, FormParser]
+
+    def post(self, request):  # type: ignore[no-untyped-def]
+        if not is_data_manager(request.user):
+            raise PermissionDenied("boundary imports are for data managers (street level)")
+        kind = request.data.get("kind", "")
+        if kind not in KINDS:
+            raise DRFValidationError({"kind": f"one of {', '.join(KINDS)}"})
+        with _Upload(request, BOUNDARY_SUFFIXES) as up:
+            report = import_boundaries(
+                up.path,
+                kind,
+                layer=request.data.get("layer") or None,
+                dry_run=True,
+                gcj02=_truthy(request.data.get("gcj02")),
+                community=request.data.get("community") or None,
+                assume_crs=request.data.get("crs") or None,
+                strict=_truthy(request.data.get("strict")),
+                actor=request.user,
+                file_name=up.name,
+            )
+        return Response(report)
+
+
+class RosterImportView(_View):
+    parser_classes = [MultiPartParser, FormParser]
+
+    def post(self, request):  # type: ignore[no-untyped-def]
+        if request_scope(request).empty:
+            raise PermissionDenied("you hold no position with a territory")
+        dry_run = _truthy(request.data.get("dry_run") or request.query_params.get("dry_run"))
+        with _Upload(request, ROSTER_SUFFIXES) as up:
+            try:
+                report, sheet = import_roster(
+                    up.path, dry_run=dry_run, actor=request.user, file_name=up.name
+                )
+            except RosterError as exc:  # pragma: no cover - import_roster reports these
+                raise DRFValidationError({"file": str(exc)}) from exc
+        if report["fatal"] and sheet is None:
+            return Response(report, status=400)
+        if request.query_params.get("format") == "xlsx" and sheet is not None:
+            audit_export(
+                request.user, "roster_errors", detail={"file": up.name, "rows": report["bad"]}
+            )
+            name = f"{Path(up.name).stem}-错误行.xlsx"
+            return _file_response(error_workbook(sheet), name, XLSX)
+        return Response(report)
+
+
+class RosterTemplateView(_View):
+    def get(self, request):  # type: ignore[no-untyped-def]
+        return _file_response(template_workbook(), "居民名册模板.xlsx", XLSX)
+
+
+class LayerExportView(_View):
+    def get(self, request, layer: str):  # type: ignore[no-untyped-def]
+        if layer not in LAYERS:
+            raise NotFound(f"unknown layer: one of {', '.join(LAYERS)}")
+        fmt = request.query_params.get("format", "gpkg")
+        try:
+            exp = export_layer(layer, fmt, request.user)
+        except LayerError as exc:
+            raise DRFValidationError(
+                {"format" if "format" in str(exc) else "layer": str(exc)}
+            ) from exc
+        return _file_response(exp.content, exp.filename, exp.media_type)
+
+
+class LedgerView(_View):
+    def get(self, request, grid: str):  # type: ignore[no-untyped-def]
+        obj = visible_grid(grid, request.user)
+        if obj is None:
+            raise NotFound("no such grid in your territory")
+        year = request.query_params.get("year")
+        if year is not None and not (year.isdigit() and len(year) == 4):
+            raise DRFValidationError({"year": "year must look like 2026"})
+        content = ledger_workbook(obj, request.user, year=int(year) if year else None)
+        return _file_response(content, f"台账-{obj.code}.xlsx", XLSX)
+
+
+class WorkReportView(_View):
+    kind = "monthly"
+
+    def get(self, request):  # type: ignore[no-untyped-def]
+        q = request.query_params
+        try:
+            if self.kind == "monthly":
+                period = month_period(q.get("month", ""))
+            else:
+                period = year_period(q.get("year", ""))
+            report, content, name = report_document(
+                q.get("format", "json"),
+                period=period,
+                scope=request_scope(request),
+                member=request.user,
+                community=q.get("community") or None,
+                street=q.get("street") or None,
+            )
+        except ValidationError as exc:
+            raise DRFValidationError(exc.message_dict) from exc
+        if content is None:
+            return Response(report)
+        return _file_response(content, name, MEDIA[q.get("format")])
+
+
+urlpatterns: list = [
+    path("reports/imports/boundaries/", BoundaryDryRunView.as_view(), name="import-boundaries"),
+    path("reports/imports/roster/", RosterImportView.as_view(), name="import-roster"),
+    path("reports/roster-template/", RosterTemplateView.as_view(), name="roster-template"),
+    path("reports/export/<str:layer>/", LayerExportView.as_view(), name="export-layer"),
+    path("reports/ledgers/<str:grid>/", LedgerView.as_view(), name="ledgers"),
+    path("reports/monthly/", WorkReportView.as_view(kind="monthly"), name="report-monthly"),
+    path("reports/annual/", WorkReportView.as_view(kind="annual"), name="report-annual"),
+]
 root_urlpatterns: list = []
 
 
 def register(router) -> None:  # type: ignore[no-untyped-def]
-    """Register this domain's viewsets on the /api/v1/ router."""
+    """Register this domain's viewsets on the /api/v1/ router (none: plain views above)."""

@@ -1,0 +1,298 @@
+"""Rendering of the work report: xlsx (openpyxl, with charts) and PDF (matplotlib PdfPages:
+figure tables, charts and a map of case density over the grids).
+
+Chinese text uses "Noto Sans CJK SC" (Debian's fonts-noto-cjk, installed by setup.sh).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import shapely  # noqa: E402
+from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
+from matplotlib.collections import PatchCollection  # noqa: E402
+from matplotlib.patches import Polygon as MplPolygon  # noqa: E402
+from openpyxl import Workbook  # noqa: E402
+from openpyxl.chart import BarChart, PieChart, Reference  # noqa: E402
+from openpyxl.styles import Font, PatternFill  # noqa: E402
+
+CJK_FONT = "Noto Sans CJK SC"
+plt.rcParams["font.family"] = [CJK_FONT, "DejaVu Sans"]
+plt.rcParams["axes.unicode_minus"] = False
+HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v * 100:.1f}%"
+
+
+def headline_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The headline figures as (label, value) rows, shared by xlsx and PDF."""
+    p, li = r["population"], r["population"]["low_income"]
+    rows: list[tuple[str, Any]] = [
+        ("户数", p["households"]),
+        ("人口数", p["residents"]),
+        ("少数民族户数", p["minority_households"]),
+        ("少数民族户占比", _pct(p["minority_households_share"])),
+        ("少数民族人口", p["minority_residents"]),
+        ("少数民族人口占比", _pct(p["minority_residents_share"])),
+        ("流动人口", p["floating_residents"]),
+        ("低保人数", li["people"]),
+        ("低保户数", li["households"]),
+        ("少数民族低保人数", li["minority_people"]),
+        ("少数民族低保户数", li["minority_households"]),
+        ("少数民族占低保人数比例", _pct(li["minority_share"])),
+        ("廉租房户数", p["low_rent_households"]),
+    ]
+    v = r["visits"]
+    if v.get("available"):
+        rows += [
+            ("应走访任务", v["tasks_due"]),
+            ("已走访", v["tasks_done"]),
+            ("走访覆盖率", _pct(v["coverage"])),
+            ("走访记录数", v["visits_logged"]),
+        ]
+    else:
+        rows.append(("走访", "暂无数据"))
+    c = r["cases"]
+    if c.get("available"):
+        rows += [
+            ("受理矛盾纠纷", c["disputes_received"]),
+            ("化解矛盾纠纷", c["disputes_resolved"]),
+            ("化解率", _pct(c["resolution_rate"])),
+            ("排查安全隐患", c["hazards_found"]),
+            ("整改安全隐患", c["hazards_rectified"]),
+            ("信访风险案件", c.get("petition_risk", "—")),
+        ]
+    else:
+        rows.append(("矛盾纠纷/安全隐患", "暂无数据"))
+    return rows
+
+
+def _title(r: dict[str, Any]) -> str:
+    kind = "工作月报" if r["period"]["kind"] == "month" else "工作年报"
+    return f"{r['area']['name']} {r['period']['title']}{kind}"
+
+
+# ---------------------------------------------------------------- xlsx
+def _table(ws, headers: list[str], rows: list[list[Any]]) -> None:  # type: ignore[no-untyped-def]
+    ws.append(headers)
+    for c in ws[ws.max_row]:
+        c.font = Font(bold=True)
+        c.fill = HEADER_FILL
+    for row in rows:
+        ws.append(row)
+    for i in range(1, len(headers) + 1):
+        ws.column_dimensions[ws.cell(1, i).column_letter].width = 16
+
+
+def report_xlsx(r: dict[str, Any]) -> bytes:
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "概况"
+    ws.append([_title(r)])
+    ws["A1"].font = Font(bold=True, size=14)
+    ws.append([f"统计口径:人口为截至 {r['generated_at'][:10]} 的台账;走访与案件为本期"])
+    ws.append([])
+    _table(ws, ["指标", "数值"], [list(x) for x in headline_rows(r)])
+    ws.column_dimensions["A"].width = 28
+
+    eth = wb.create_sheet("民族构成")
+    _table(
+        eth,
+        ["民族", "人口", "户数", "占比"],
+        [[e["name"], e["residents"], e["households"], e["share"]] for e in r["by_ethnicity"]],
+    )
+    if r["by_ethnicity"]:
+        pie = PieChart()
+        pie.title = "人口民族构成"
+        n = len(r["by_ethnicity"]) + 1
+        pie.add_data(Reference(eth, min_col=2, min_row=1, max_row=n), titles_from_data=True)
+        pie.set_categories(Reference(eth, min_col=1, min_row=2, max_row=n))
+        eth.add_chart(pie, "F2")
+
+    g = wb.create_sheet("各网格")
+    _table(
+        g,
+        ["网格编码", "网格", "户数", "少数民族户", "人口", "少数民族人口", "少数民族占比", "低保", "流动人口"],
+        [
+            [x["code"], x["name"], x["households"], x["minority_households"], x["residents"],
+             x["minority_residents"], x["minority_share"], x["low_income"], x["floating"]]
+            for x in r["grids"]
+        ],
+    )  # fmt: skip
+    if r["grids"]:
+        chart = BarChart()
+        chart.title = "各网格人口"
+        chart.y_axis.title = "人"
+        n = len(r["grids"]) + 1
+        chart.add_data(
+            Reference(g, min_col=5, max_col=6, min_row=1, max_row=n), titles_from_data=True
+        )
+        chart.set_categories(Reference(g, min_col=2, min_row=2, max_row=n))
+        chart.width, chart.height = 20, 9
+        g.add_chart(chart, "K2")
+
+    kg = wb.create_sheet("重点人群")
+    _table(kg, ["类别", "人数"], [[x["name"], x["residents"]] for x in r["key_groups"]])
+    fl = wb.create_sheet("流动人口")
+    _table(
+        fl,
+        ["户籍地", "人数", "户数"],
+        [[x["origin"], x["residents"], x["households"]] for x in r["floating_by_origin"]],
+    )
+    v = r["visits"]
+    vs = wb.create_sheet("走访")
+    if v.get("available"):
+        _table(
+            vs,
+            ["走访规则", "应走访", "已走访", "覆盖率"],
+            [[x["name"], x["due"], x["done"], x["coverage"]] for x in v["by_rule"]],
+        )
+    else:
+        vs.append([v.get("reason", "暂无数据")])
+    c = r["cases"]
+    cs = wb.create_sheet("矛盾纠纷")
+    if c.get("available"):
+        _table(
+            cs,
+            ["类别", "受理", "化解", "化解率"],
+            [
+                [x["category"], x["received"], x["resolved"], x["rate"]]
+                for x in c.get("disputes_by_category", [])
+            ],
+        )
+        cs.append([])
+        _table(
+            cs,
+            ["终结层级", "化解数"],
+            [[x["level"], x["resolved"]] for x in c.get("disputes_by_level_ended", [])],
+        )
+    else:
+        cs.append([c.get("reason", "暂无数据")])
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- PDF
+def _table_page(pdf: PdfPages, r: dict[str, Any]) -> None:
+    fig = plt.figure(figsize=(8.27, 11.69))  # A4
+    fig.text(0.5, 0.95, _title(r), ha="center", fontsize=18, weight="bold")
+    fig.text(
+        0.5, 0.92, f"生成时间 {r['generated_at'][:16].replace('T', ' ')}", ha="center", fontsize=9
+    )
+    ax = fig.add_axes((0.12, 0.08, 0.76, 0.8))
+    ax.axis("off")
+    rows = [[k, str(v)] for k, v in headline_rows(r)]
+    table = ax.table(cellText=rows, colLabels=["指标", "数值"], loc="upper center", cellLoc="left")
+    table.auto_set_font_size(False)
+    table.set_fontsize(11)
+    table.scale(1, 1.6)
+    pdf.savefig(fig)
+    plt.close(fig)
+
+
+def _chart_page(pdf: PdfPages, r: dict[str, Any]) -> None:
+    fig, axes = plt.subplots(2, 2, figsize=(11.69, 8.27))
+    fig.suptitle(f"{_title(r)} · 图表", fontsize=15)
+    eth = r["by_ethnicity"]
+    ax = axes[0][0]
+    if eth:
+        ax.pie([e["residents"] for e in eth], labels=[e["name"] for e in eth], autopct="%1.0f%%")
+    ax.set_title("人口民族构成")
+    ax = axes[0][1]
+    grids = r["grids"]
+    names = [(g["name"] or g["code"] or "—").replace("华林山", "") for g in grids]
+    x = range(len(grids))
+    ax.bar([i - 0.2 for i in x], [g["residents"] for g in grids], width=0.4, label="人口")
+    ax.bar(
+        [i + 0.2 for i in x], [g["minority_residents"] for g in grids], width=0.4, label="少数民族"
+    )
+    ax.set_xticks(list(x), names, rotation=30, ha="right", fontsize=8)
+    ax.set_title("各网格人口")
+    ax.legend()
+    ax = axes[1][0]
+    kg = [k for k in r["key_groups"] if k["residents"]]
+    ax.barh([k["name"] for k in kg], [k["residents"] for k in kg], color="#c0504d")
+    ax.set_title("重点人群")
+    ax = axes[1][1]
+    c = r["cases"]
+    if c.get("available") and c.get("disputes_by_category"):
+        cats = c["disputes_by_category"]
+        ax.bar([k["category"] for k in cats], [k["received"] for k in cats], label="受理")
+        ax.bar([k["category"] for k in cats], [k["resolved"] for k in cats], label="化解")
+        ax.legend()
+        ax.tick_params(axis="x", rotation=30)
+        ax.set_title("矛盾纠纷(按类别)")
+    else:
+        li = r["population"]["low_income"]
+        ax.bar(["低保人数", "其中少数民族"], [li["people"], li["minority_people"]], color="#4f81bd")
+        ax.set_title(f"低保(少数民族占 {_pct(li['minority_share'])})")
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    pdf.savefig(fig)
+    plt.close(fig)
+
+
+def _map_page(
+    pdf: PdfPages,
+    r: dict[str, Any],
+    grid_shapes: list[tuple[str, str, Any]],
+    density: dict[str, int],
+) -> None:
+    fig, ax = plt.subplots(figsize=(11.69, 8.27))
+    have_cases = r["cases"].get("available")
+    if have_cases:
+        values = {code: density.get(code, 0) for code, _n, _g in grid_shapes}
+        title, unit = "案件密度热力图(本期上报案件数)", "件"
+    else:
+        values = {g["code"]: g["residents"] for g in r["grids"]}
+        title, unit = "网格人口分布(案件数据暂缺)", "人"
+    patches, vals = [], []
+    for code, _name, geom in grid_shapes:
+        for poly in getattr(geom, "geoms", [geom]):
+            patches.append(MplPolygon(list(poly.exterior.coords), closed=True))
+            vals.append(values.get(code, 0))
+    if patches:
+        coll = PatchCollection(patches, cmap="YlOrRd", edgecolor="#333333", linewidth=0.8)
+        coll.set_array(vals)
+        ax.add_collection(coll)
+        fig.colorbar(coll, ax=ax, label=unit, shrink=0.7)
+        for code, name, geom in grid_shapes:
+            p = geom.representative_point()
+            label = (name or code).replace("华林山", "")
+            ax.text(
+                p.x, p.y, f"{label}\n{values.get(code, 0)}", ha="center", va="center", fontsize=8
+            )
+        minx, miny, maxx, maxy = shapely.total_bounds([g for _c, _n, g in grid_shapes])
+        ax.set_xlim(minx, maxx)
+        ax.set_ylim(miny, maxy)
+        ax.ticklabel_format(useOffset=False)
+        ax.set_aspect(1 / max(0.1, math.cos(math.radians((miny + maxy) / 2))))
+    ax.set_title(f"{_title(r)} · {title}", fontsize=14)
+    ax.set_xlabel("经度")
+    ax.set_ylabel("纬度")
+    pdf.savefig(fig)
+    plt.close(fig)
+
+
+def report_pdf(
+    r: dict[str, Any], grid_shapes: list[tuple[str, str, Any]], density: dict[str, int]
+) -> bytes:
+    """The report as a 3-page PDF: figures, charts, map (grid_shapes: (code, name, shapely))."""
+    buf = io.BytesIO()
+    with PdfPages(buf) as pdf:
+        _table_page(pdf, r)
+        _chart_page(pdf, r)
+        _map_page(pdf, r, grid_shapes, density)
+        info = pdf.infodict()
+        info["Title"] = _title(r)
+        info["Creator"] = "gridsvc"
+    return buf.getvalue()
