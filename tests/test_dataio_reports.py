@@ -1,0 +1,102 @@
+"""The work report reproduces the demo street's seed figures from records, in every format."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+
+import pytest
+from django.core.management import call_command
+from openpyxl import load_workbook
+
+from gridsvc.chain.scope import Scope
+from gridsvc.reports.services import month_period, work_report, year_period
+
+pytestmark = pytest.mark.django_db
+
+
+def test_demo_community_reproduces_the_seed_figures(demo):
+    r = work_report(
+        period=month_period("2026-10"), scope=Scope(everything=True), community=demo.community.code
+    )
+    p = r["population"]
+    assert (p["households"], p["residents"]) == (1517, 4101)
+    assert (p["minority_households"], p["minority_residents"]) == (532, 1436)
+    assert round(100 * p["minority_residents_share"]) == 35
+    li = p["low_income"]
+    assert (li["minority_people"], li["people"], li["minority_households"]) == (296, 740, 120)
+    assert round(100 * li["minority_share"]) == 40
+    eth = {e["name"]: e["residents"] for e in r["by_ethnicity"]}
+    assert set(eth) == {"汉族", "回族", "东乡族", "保安族", "撒拉族"}
+    assert sum(eth.values()) == 4101
+    assert sum(g["households"] for g in r["grids"]) == 1517 and len(r["grids"]) == 7
+    assert r["area"]["grids"] == 7
+    assert r["visits"]["available"] is True
+    assert "available" in r["cases"]  # False until the cases app lands
+
+
+def test_street_annual_report_matches_and_grid_member_sees_own_grid(demo, member_client):
+    resp = member_client("street").get(
+        f"/api/v1/reports/annual/?street={demo.street.code}&year=2026&format=json"
+    )
+    assert resp.status_code == 200
+    assert resp.json()["population"]["residents"] == 4101
+    mine = member_client("grid1").get(
+        f"/api/v1/reports/monthly/?community={demo.community.code}&month=2026-10"
+    )
+    assert mine.status_code == 200
+    grids = mine.json()["grids"]
+    assert [g["code"] for g in grids] == [demo.grids[0].code]
+    assert mine.json()["population"]["households"] == grids[0]["households"] < 1517
+
+
+def test_bad_parameters_name_the_field(demo, member_client):
+    client = member_client("street")
+    bad = client.get(f"/api/v1/reports/monthly/?community={demo.community.code}&month=2026-13")
+    assert bad.status_code == 400 and "month" in bad.json()
+    both = client.get("/api/v1/reports/monthly/?month=2026-10")
+    assert both.status_code == 400 and "community" in both.json()
+    fmt = client.get(
+        f"/api/v1/reports/monthly/?community={demo.community.code}&month=2026-10&format=doc"
+    )
+    assert fmt.status_code == 400 and "format" in fmt.json()
+    other = member_client("grid1").get(
+        "/api/v1/reports/monthly/?community=999999999999&month=2026-10"
+    )
+    assert other.status_code == 400
+
+
+def test_xlsx_has_figures_and_charts(demo, member_client):
+    resp = member_client("street").get(
+        f"/api/v1/reports/monthly/?community={demo.community.code}&month=2026-10&format=xlsx"
+    )
+    assert resp.status_code == 200
+    wb = load_workbook(io.BytesIO(resp.content))
+    figures = {row[0]: row[1] for row in wb["概况"].iter_rows(min_row=4, values_only=True)}
+    assert figures["户数"] == 1517 and figures["少数民族人口占比"] == "35.0%"
+    assert figures["少数民族占低保人数比例"] == "40.0%"
+    assert wb["各网格"]._charts and wb["民族构成"]._charts
+
+
+def test_pdf_renders_pages(tmp_path, demo, member_client):
+    resp = member_client("street").get(
+        f"/api/v1/reports/monthly/?community={demo.community.code}&month=2026-10&format=pdf"
+    )
+    assert resp.status_code == 200 and resp.content.startswith(b"%PDF")
+    assert len(re.findall(rb"/Type\s*/Page\b", resp.content)) == 3
+    if shutil.which("pdftoppm"):
+        pdf = tmp_path / "r.pdf"
+        pdf.write_bytes(resp.content)
+        subprocess.run(["pdftoppm", "-r", "20", "-png", str(pdf), str(tmp_path / "p")], check=True)
+        assert len(list(tmp_path.glob("p-*.png"))) == 3
+
+
+def test_command_writes_report(tmp_path, demo):
+    out = tmp_path / "r.xlsx"
+    call_command(
+        "work_report", "--community", demo.community.code, "--month", "2026-10", "--out", str(out)
+    )
+    assert load_workbook(out)["概况"]["A1"].value.startswith("华林山社区 2026年10月")
+    assert year_period("2026").end.year == 2027
