@@ -21,6 +21,8 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -41,6 +43,24 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 BOUNDARY_SUFFIXES = (".zip", ".gpkg", ".geojson", ".json", ".csv", ".shp")
 ROSTER_SUFFIXES = (".xlsx", ".csv")
 XLSX = MEDIA["xlsx"]
+
+
+def _upload_schema(**fields: dict) -> dict:  # type: ignore[type-arg]
+    props = {"file": {"type": "string", "format": "binary"}} | fields
+    return {"multipart/form-data": {"type": "object", "properties": props, "required": ["file"]}}
+
+
+def _q(name: str, description: str, enum: list[str] | None = None) -> OpenApiParameter:
+    return OpenApiParameter(name, str, OpenApiParameter.QUERY, description=description, enum=enum)
+
+
+_BINARY = {
+    (200, XLSX): OpenApiTypes.BINARY,
+    (200, "application/pdf"): OpenApiTypes.BINARY,
+    (200, "application/geopackage+sqlite3"): OpenApiTypes.BINARY,
+    (200, "application/geo+json"): OpenApiTypes.BINARY,
+    (200, "application/zip"): OpenApiTypes.BINARY,
+}
 
 
 def _truthy(value) -> bool:  # type: ignore[no-untyped-def]
@@ -92,6 +112,18 @@ class _Upload:
 class BoundaryDryRunView(_View):
     parser_classes = [MultiPartParser, FormParser]
 
+    @extend_schema(
+        summary="Dry run of a boundary file (data managers)",
+        request=_upload_schema(
+            kind={"type": "string", "enum": list(KINDS)},
+            layer={"type": "string"},
+            community={"type": "string"},
+            crs={"type": "string"},
+            gcj02={"type": "boolean"},
+            strict={"type": "boolean"},
+        ),
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def post(self, request):  # type: ignore[no-untyped-def]
         if not is_data_manager(request.user):
             raise PermissionDenied("boundary imports are for data managers (street level)")
@@ -117,6 +149,12 @@ class BoundaryDryRunView(_View):
 class RosterImportView(_View):
     parser_classes = [MultiPartParser, FormParser]
 
+    @extend_schema(
+        summary="Import the household/resident roster (xlsx/csv)",
+        request=_upload_schema(dry_run={"type": "boolean"}),
+        parameters=[_q("format", "xlsx: return the error workbook", ["json", "xlsx"])],
+        responses={200: OpenApiTypes.OBJECT, (200, XLSX): OpenApiTypes.BINARY},
+    )
     def post(self, request):  # type: ignore[no-untyped-def]
         if request_scope(request).empty:
             raise PermissionDenied("you hold no position with a territory")
@@ -140,11 +178,19 @@ class RosterImportView(_View):
 
 
 class RosterTemplateView(_View):
+    @extend_schema(
+        summary="The empty roster template", responses={(200, XLSX): OpenApiTypes.BINARY}
+    )
     def get(self, request):  # type: ignore[no-untyped-def]
         return _file_response(template_workbook(), "居民名册模板.xlsx", XLSX)
 
 
 class LayerExportView(_View):
+    @extend_schema(
+        summary="Export a layer (scoped, masked, audited)",
+        parameters=[_q("format", "file format", ["gpkg", "geojson", "shp"])],
+        responses=_BINARY,
+    )
     def get(self, request, layer: str):  # type: ignore[no-untyped-def]
         if layer not in LAYERS:
             raise NotFound(f"unknown layer: one of {', '.join(LAYERS)}")
@@ -159,6 +205,11 @@ class LayerExportView(_View):
 
 
 class LedgerView(_View):
+    @extend_schema(
+        summary="The grid's ledgers (台账) as xlsx",
+        parameters=[_q("year", "year of the visit record, e.g. 2026")],
+        responses={(200, XLSX): OpenApiTypes.BINARY},
+    )
     def get(self, request, grid: str):  # type: ignore[no-untyped-def]
         obj = visible_grid(grid, request.user)
         if obj is None:
@@ -173,6 +224,17 @@ class LedgerView(_View):
 class WorkReportView(_View):
     kind = "monthly"
 
+    @extend_schema(
+        summary="Work report (monthly: month=2026-10; annual: year=2026)",
+        parameters=[
+            _q("community", "12-digit community code (or street)"),
+            _q("street", "9-digit street code (or community)"),
+            _q("month", "monthly report: 2026-10"),
+            _q("year", "annual report: 2026"),
+            _q("format", "json, xlsx or pdf", ["json", "xlsx", "pdf"]),
+        ],
+        responses={200: OpenApiTypes.OBJECT} | _BINARY,
+    )
     def get(self, request):  # type: ignore[no-untyped-def]
         q = request.query_params
         try:
