@@ -110,7 +110,7 @@ def test_wrong_and_missing_crs(tmp_path, demo):
 
 
 def test_gcj02_option_undoes_the_offset(tmp_path, demo):
-    from geo.crs import transform_array
+    transform_array = pytest.importorskip("geo.crs").transform_array
 
     def to_gcj(xy):
         x, y = transform_array(xy[:, 0], xy[:, 1], "wgs84", "gcj02")
