@@ -46,6 +46,11 @@ _UNIT_PATH = {Unit: "", Household: "unit__", Resident: "household__unit__"}
 # visible where their household is.
 HOUSEHOLD_PATHS: dict[type[Model], str] = {}
 
+# Models of other apps that carry their own territory references (a case has street, community,
+# grid, compound, building, unit and household fields): visible to whoever holds a position over
+# any of them. Registered in AppConfig.ready().
+LOCATED_MODELS: set[type[Model]] = set()
+
 
 @dataclass
 class Scope:
@@ -176,7 +181,26 @@ class Scope:
             if self.unit_ids:
                 q |= Q(**{f"{hh}unit__id__in": self.unit_ids})
             return qs.filter(q)
+        if model in LOCATED_MODELS:
+            return qs.filter(self.located_q())
         raise TypeError(f"no territory scope rule for {model.__name__}")
+
+    def located_q(self) -> Q:
+        """Q over rows with their own street/community/grid/compound/building/unit fields:
+        a row is visible to a holder over exactly those objects (a building head sees the
+        building's cases, not the whole grid's)."""
+        q = Q(pk__in=[])
+        for name, ids in (
+            ("street", self.street_ids),
+            ("community", self.community_ids),
+            ("grid", self.grid_ids),
+            ("compound", self.compound_ids),
+            ("building", self.building_ids),
+            ("unit", self.unit_ids),
+        ):
+            if ids:
+                q |= Q(**{f"{name}__in": ids})
+        return q
 
     def _compound_q_for_positions(self) -> Q:
         return (

@@ -1,0 +1,1 @@
+"""Background work for cases (procrastinate): deadlines, cards and escalation."""
