@@ -275,6 +275,10 @@ class Case(models.Model):
         null=True, blank=True, db_index=True, help_text="deadline of the running stage"
     )
     due_stage = models.CharField(max_length=16, blank=True)
+    stage_started_at = models.DateTimeField(null=True, blank=True)
+    deadline_error = models.CharField(
+        max_length=300, blank=True, help_text="why no deadline could be computed (e.g. no calendar)"
+    )
     yellow_at = models.DateTimeField(null=True, blank=True)
     handle_due_at = models.DateTimeField(
         null=True, blank=True, help_text="first handling deadline (for assessment)"

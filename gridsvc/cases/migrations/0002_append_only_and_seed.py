@@ -4,6 +4,7 @@ category rules, time limits, flag rules and outside departments are seeded."""
 from django.db import migrations
 
 SQL = """
+CREATE SEQUENCE IF NOT EXISTS cases_case_number_seq;
 CREATE OR REPLACE FUNCTION cases_event_refuse_change() RETURNS trigger AS $$
 BEGIN
   RAISE EXCEPTION 'case events are append-only (% refused)', TG_OP
@@ -19,6 +20,7 @@ CREATE TRIGGER cases_event_no_update_delete
 REVERSE = """
 DROP TRIGGER IF EXISTS cases_event_no_update_delete ON cases_caseevent;
 DROP FUNCTION IF EXISTS cases_event_refuse_change();
+DROP SEQUENCE IF EXISTS cases_case_number_seq;
 """
 
 
