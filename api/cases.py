@@ -1,11 +1,1072 @@
-"""API for the cases domain. `register(router)` adds viewsets under /api/v1/;
-`urlpatterns` are extra /api/v1/ paths; `root_urlpatterns` are mounted at the site root."""
+"""Cases API: report, read, act on cases; the street dispatch queue; approvals; follow-ups;
+mediation records; figures. Rules live in :mod:`gridsvc.cases.services`; views translate.
+
+- ``GET/POST /api/v1/cases/`` — cases in your territory (and those you handle or reported);
+  ``?mine=1`` for the cases you handle; ``?format=geojson`` for a FeatureCollection. POST
+  reports a case: it is routed at once and the answer lists nearby open duplicates.
+- ``GET /api/v1/cases/{id}/`` carries an ``ETag``; every change takes ``If-Match`` (412 when
+  someone changed the case first). ``POST /api/v1/cases/{id}/{action}/`` applies a workflow
+  action (409 with the allowed actions when the case's state does not allow it).
+- ``/api/v1/dispatch/queue/`` and ``/api/v1/dispatch/{action}/`` for bulk actions.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.gis.geos import Point
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from gridsvc.cases import services
+from gridsvc.cases.models import (
+    OPEN_STATUSES,
+    RUNNING_STATUSES,
+    Attachment,
+    Case,
+    CaseEvent,
+    CaseRequest,
+    Category,
+    Department,
+    FollowUp,
+    MediationRecord,
+    Status,
+)
+from gridsvc.chain.services import LEVEL_BY_NAME
+from gridsvc.territory.models import Building, Compound, Household, Unit
+
+from .scoping import request_scope
+
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+
+
+# ---------------------------------------------------------------------------- helpers
+def case_queryset(request) -> QuerySet[Case]:  # type: ignore[no-untyped-def]
+    """Cases the caller may see: their territory's, plus those they handle or reported."""
+    base = Case.objects.select_related("category", "handler", "department")
+    scope = request_scope(request)
+    if scope.everything:
+        return base
+    user = request.user
+    mine = Q(handler=user) | Q(reported_by=user)
+    return base.filter(Q(pk__in=scope.filter(Case.objects.all()).values("pk")) | mine)
+
+
+def mask_name(name: str) -> str:
+    name = (name or "").strip()
+    return name[:1] + "*" * max(len(name) - 1, 1) if name else ""
+
+
+def case_error(exc: services.CaseError) -> Response:
+    body: dict[str, Any] = {exc.field: [exc.message], "detail": exc.message}
+    if isinstance(exc, services.IllegalTransition):
+        body["allowed"] = exc.allowed
+        body["status"] = exc.status
+    if isinstance(exc, services.StaleVersion):
+        body["current_version"] = exc.current.version
+        return Response(body, status=exc.status_code, headers={"ETag": exc.current.etag})
+    return Response(body, status=exc.status_code)
+
+
+def expected_version(request) -> int | None:  # type: ignore[no-untyped-def]
+    """The version the caller last saw, from If-Match (an ETag) or ``version`` in the body."""
+    raw = request.headers.get("If-Match")
+    if raw:
+        raw = raw.strip().removeprefix("W/")
+        if raw == "*":
+            return None
+        try:
+            return int(raw.strip('"').rsplit("-v", 1)[1])
+        except (IndexError, ValueError):
+            raise ValidationError({"If-Match": "not an ETag of a case"}) from None
+    body = request.data if isinstance(request.data, dict) else {}
+    if body.get("version") is not None:
+        try:
+            return int(body["version"])
+        except (TypeError, ValueError):
+            raise ValidationError({"version": "must be an integer"}) from None
+    return None
+
+
+def point_from(data: dict, crs: str = "wgs84") -> Point | None:
+    """A WGS84 point from ``lon``/``lat`` or a GeoJSON ``location`` in ``crs``."""
+    from geo.crs import UnsupportedCRS, to_wgs84
+
+    loc = data.get("location")
+    lon, lat = data.get("lon"), data.get("lat")
+    if isinstance(loc, dict):
+        coords = loc.get("coordinates")
+        if loc.get("type") != "Point" or not isinstance(coords, list | tuple) or len(coords) < 2:
+            raise ValidationError({"location": "a GeoJSON Point {type, coordinates: [lon, lat]}"})
+        lon, lat = coords[0], coords[1]
+    elif loc not in (None, ""):
+        raise ValidationError({"location": "a GeoJSON Point {type, coordinates: [lon, lat]}"})
+    if lon in (None, "") and lat in (None, ""):
+        return None
+    try:
+        lon_f, lat_f = float(lon), float(lat)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValidationError({"location": "lon and lat must be numbers"}) from None
+    if not (-180 <= lon_f <= 180 and -90 <= lat_f <= 90) or lon_f != lon_f or lat_f != lat_f:
+        raise ValidationError({"location": "lon must be in [-180, 180] and lat in [-90, 90]"})
+    try:
+        lon_f, lat_f = to_wgs84(lon_f, lat_f, crs or "wgs84")
+    except UnsupportedCRS as exc:
+        raise ValidationError({"crs": str(exc)}) from None
+    return Point(lon_f, lat_f, srid=4326)
+
+
+def category_from(value: Any) -> Category:
+    qs = Category.objects.filter(active=True)
+    found = None
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        found = qs.filter(pk=int(value)).first()
+    elif isinstance(value, str) and value:
+        found = qs.filter(code=value).first()
+    if found is None:
+        raise ValidationError({"category": "unknown category (give its id or code)"})
+    return found
+
+
+def in_scope(request, model, pk: Any, field_name: str):  # type: ignore[no-untyped-def]
+    if pk in (None, ""):
+        return None
+    try:
+        pk = int(pk)
+    except (TypeError, ValueError):
+        raise ValidationError({field_name: "must be an id"}) from None
+    obj = request_scope(request).filter(model.objects.all()).filter(pk=pk).first()
+    if obj is None:
+        raise ValidationError({field_name: "no such object in your territory"})
+    return obj
+
+
+# ---------------------------------------------------------------------------- serializers
+class CategorySerializer(serializers.ModelSerializer):
+    start_level = serializers.CharField(source="effective_start_level")
+    open_conditions = serializers.CharField(source="effective_open_conditions")
+    close_conditions = serializers.CharField(source="effective_close_conditions")
+    time_limits = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Category
+        fields = [
+            "id",
+            "code",
+            "name",
+            "kind",
+            "parent",
+            "start_level",
+            "notify",
+            "open_conditions",
+            "close_conditions",
+            "duplicate_radius_m",
+            "duplicate_days",
+            "time_limits",
+        ]
+
+    def get_time_limits(self, obj: Category) -> list[dict]:
+        cat: Category | None = obj
+        while cat is not None:
+            rows = list(cat.time_limits.all())
+            if rows:
+                return [
+                    {"stage": t.stage, "level": t.level, "amount": t.amount, "unit": t.unit}
+                    for t in rows
+                ]
+            cat = cat.parent
+        return []
+
+
+class DepartmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Department
+        fields = ["id", "code", "name", "contact"]
+
+
+class CaseSerializer(serializers.ModelSerializer):
+    category_code = serializers.CharField(source="category.code", read_only=True)
+    category_name = serializers.CharField(source="category.name", read_only=True)
+    status_label = serializers.CharField(source="get_status_display", read_only=True)
+    level_label = serializers.SerializerMethodField()
+    handler_name = serializers.SerializerMethodField()
+    department_name = serializers.SerializerMethodField()
+    lon = serializers.SerializerMethodField()
+    lat = serializers.SerializerMethodField()
+    flags = serializers.ListField(child=serializers.CharField(), read_only=True)
+    overdue = serializers.SerializerMethodField()
+    allowed_actions = serializers.SerializerMethodField()
+    parties = serializers.SerializerMethodField()
+    conditions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Case
+        fields = [
+            "id",
+            "number",
+            "kind",
+            "category",
+            "category_code",
+            "category_name",
+            "title",
+            "description",
+            "parties",
+            "priority",
+            "flags",
+            "source",
+            "lon",
+            "lat",
+            "located_by",
+            "household",
+            "unit",
+            "building",
+            "compound",
+            "grid",
+            "community",
+            "street",
+            "suggested_grid",
+            "status",
+            "status_label",
+            "level",
+            "level_label",
+            "handler",
+            "handler_name",
+            "department",
+            "department_name",
+            "route_reason",
+            "reported_at",
+            "assigned_at",
+            "resolved_at",
+            "closed_at",
+            "updated_at",
+            "due_at",
+            "due_stage",
+            "yellow_at",
+            "handle_due_at",
+            "deadline_error",
+            "overdue",
+            "card",
+            "supervised_at",
+            "outcome",
+            "resolved_level",
+            "rejection_reason",
+            "on_the_spot",
+            "hold_until",
+            "merged_into",
+            "escalations",
+            "reopened_count",
+            "reworked_count",
+            "sent_back_count",
+            "extended_count",
+            "conditions",
+            "allowed_actions",
+            "version",
+        ]
+        read_only_fields = fields
+
+    def get_level_label(self, obj: Case) -> str:
+        return LEVEL_BY_NAME[obj.level].label if obj.level in LEVEL_BY_NAME else ""
+
+    def get_handler_name(self, obj: Case) -> str | None:
+        return str(obj.handler) if obj.handler_id else None
+
+    def get_department_name(self, obj: Case) -> str | None:
+        return obj.department.name if obj.department_id else None
+
+    def get_lon(self, obj: Case) -> float:
+        return self._xy(obj)[0]
+
+    def get_lat(self, obj: Case) -> float:
+        return self._xy(obj)[1]
+
+    def _xy(self, obj: Case) -> tuple[float, float]:
+        from geo.crs import from_wgs84
+
+        crs = self.context.get("crs", "wgs84")
+        x, y = from_wgs84(obj.location.x, obj.location.y, crs)
+        return round(x, 7), round(y, 7)
+
+    def get_overdue(self, obj: Case) -> bool:
+        return bool(obj.due_at and obj.status in RUNNING_STATUSES and obj.due_at < timezone.now())
+
+    def get_allowed_actions(self, obj: Case) -> list[str]:
+        return services.allowed_actions(obj)
+
+    def get_parties(self, obj: Case) -> list[dict]:
+        """Parties' names are personal data: in clear for the handler and the managers of the
+        case, masked (张*) for the rest of the territory."""
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        clear = user is not None and (
+            user.is_superuser or obj.handler_id == user.pk or obj.reported_by_id == user.pk
+        )
+        out = []
+        for p in obj.parties or []:
+            p = dict(p) if isinstance(p, dict) else {"name": str(p)}
+            if not clear:
+                p["name"] = mask_name(str(p.get("name", "")))
+                p.pop("phone", None)
+                p.pop("id_number", None)
+            out.append(p)
+        return out
+
+    def get_conditions(self, obj: Case) -> dict:
+        return {
+            "open": obj.category.effective_open_conditions,
+            "close": obj.category.effective_close_conditions,
+        }
+
+
+class PartySerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=50)
+    role = serializers.CharField(max_length=30, required=False, allow_blank=True)
+    phone = serializers.CharField(max_length=20, required=False, allow_blank=True)
+
+
+class ReportSerializer(serializers.Serializer):
+    """A report 上报. Give lon/lat (in ``crs``) or a GeoJSON ``location``, or a reference."""
+
+    category = serializers.CharField(help_text="category id or code")
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    parties = PartySerializer(many=True, required=False)
+    priority = serializers.IntegerField(required=False, min_value=1, max_value=4, default=3)
+    flags = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(services.FLAGS)), required=False
+    )
+    lon = serializers.FloatField(required=False, min_value=-180, max_value=180)
+    lat = serializers.FloatField(required=False, min_value=-90, max_value=90)
+    location = serializers.JSONField(required=False)
+    crs = serializers.ChoiceField(
+        choices=["wgs84", "gcj02", "bd09", "cgcs2000"], required=False, default="wgs84"
+    )
+    household = serializers.IntegerField(required=False)
+    unit = serializers.IntegerField(required=False)
+    building = serializers.IntegerField(required=False)
+    compound = serializers.IntegerField(required=False)
+    on_the_spot = serializers.BooleanField(required=False, default=False)
+    outcome = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    photos_before = serializers.ListField(child=serializers.FileField(), required=False)
+    photos_after = serializers.ListField(child=serializers.FileField(), required=False)
+
+
+class EventSerializer(serializers.ModelSerializer):
+    actor_name = serializers.SerializerMethodField()
+    attachments = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CaseEvent
+        fields = [
+            "id",
+            "kind",
+            "from_status",
+            "to_status",
+            "level",
+            "actor",
+            "actor_name",
+            "at",
+            "note",
+            "data",
+            "attachments",
+        ]
+
+    def get_actor_name(self, obj: CaseEvent) -> str:
+        return str(obj.actor) if obj.actor_id else "系统"
+
+    def get_attachments(self, obj: CaseEvent) -> list[dict]:
+        return [{"id": a.id, "role": a.role, "size": a.size} for a in obj.attachments.all()]
+
+
+class RequestSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CaseRequest
+        fields = [
+            "id",
+            "case",
+            "kind",
+            "reason",
+            "amount",
+            "unit",
+            "review_date",
+            "state",
+            "requested_by",
+            "requested_at",
+            "decided_by",
+            "decided_at",
+            "decision_note",
+        ]
+        read_only_fields = [
+            "id",
+            "case",
+            "state",
+            "requested_by",
+            "requested_at",
+            "decided_by",
+            "decided_at",
+            "decision_note",
+        ]
+
+
+class FollowUpSerializer(serializers.ModelSerializer):
+    case_number = serializers.CharField(source="case.number", read_only=True)
+    case_title = serializers.CharField(source="case.title", read_only=True)
+
+    class Meta:
+        model = FollowUp
+        fields = [
+            "id",
+            "case",
+            "case_number",
+            "case_title",
+            "assigned_to",
+            "due_at",
+            "done_at",
+            "satisfied",
+            "note",
+        ]
+        read_only_fields = fields
+
+
+class MediationSerializer(serializers.ModelSerializer):
+    court_confirmation_deadline = serializers.DateField(read_only=True)
+    parties = PartySerializer(many=True)
+
+    class Meta:
+        model = MediationRecord
+        fields = [
+            "parties",
+            "facts",
+            "issues",
+            "terms",
+            "performance_method",
+            "performance_deadline",
+            "signed_on",
+            "mediator",
+            "honoured",
+            "honoured_checked_on",
+            "honoured_note",
+            "court_confirmation_applied",
+            "court_confirmation_deadline",
+        ]
+        read_only_fields = ["mediator", "court_confirmation_deadline"]
+
+    def validate_parties(self, value: list) -> list:
+        if len(value) < 2:
+            raise ValidationError("a mediation agreement names at least two parties")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        signed = attrs.get("signed_on") or getattr(self.instance, "signed_on", None)
+        deadline = attrs.get("performance_deadline") or getattr(
+            self.instance, "performance_deadline", None
+        )
+        if signed and deadline and deadline < signed:
+            raise ValidationError({"performance_deadline": "cannot be before the signing date"})
+        if attrs.get("honoured") is not None and not attrs.get("honoured_checked_on"):
+            attrs["honoured_checked_on"] = timezone.localdate()
+        return attrs
+
+
+ACTION_BODY = inline_serializer(
+    "CaseActionBody",
+    {
+        "note": serializers.CharField(required=False),
+        "version": serializers.IntegerField(required=False),
+        "member": serializers.IntegerField(required=False, help_text="assign: the member"),
+        "grid": serializers.IntegerField(required=False, help_text="assign: place in grid"),
+        "outcome": serializers.CharField(required=False, help_text="resolve"),
+        "satisfied": serializers.BooleanField(required=False, help_text="verify"),
+        "department": serializers.IntegerField(required=False, help_text="transfer"),
+        "reason": serializers.CharField(required=False, help_text="reject/reopen/send_back"),
+        "into": serializers.IntegerField(required=False, help_text="merge: target case"),
+        "due_at": serializers.DateTimeField(required=False, help_text="set_deadline"),
+        "lon": serializers.FloatField(required=False),
+        "lat": serializers.FloatField(required=False),
+    },
+)
+
+
+# ---------------------------------------------------------------------------- filters
+class CaseFilter(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(choices=Status.choices)
+    category = filters.CharFilter(method="by_category")
+    kind = filters.ChoiceFilter(choices=Case._meta.get_field("kind").choices)
+    grid = filters.NumberFilter()
+    card = filters.ChoiceFilter(choices=[("yellow", "yellow"), ("red", "red")])
+    since = filters.IsoDateTimeFilter(field_name="reported_at", lookup_expr="gte")
+    until = filters.IsoDateTimeFilter(field_name="reported_at", lookup_expr="lt")
+    open = filters.BooleanFilter(method="by_open")
+    overdue = filters.BooleanFilter(method="by_overdue")
+    mine = filters.BooleanFilter(method="by_mine")
+    level = filters.CharFilter()
+    bbox = filters.CharFilter(method="by_bbox")
+
+    class Meta:
+        model = Case
+        fields = ["status", "category", "kind", "grid", "card", "level"]
+
+    def by_category(self, qs, name, value):  # type: ignore[no-untyped-def]
+        codes = [v for v in value.split(",") if v]
+        ids = [int(v) for v in codes if v.isdigit()]
+        return qs.filter(
+            Q(category__code__in=codes)
+            | Q(category__parent__code__in=codes)
+            | Q(category_id__in=ids)
+            | Q(category__parent_id__in=ids)
+        )
+
+    def by_open(self, qs, name, value):  # type: ignore[no-untyped-def]
+        return (
+            qs.filter(status__in=OPEN_STATUSES) if value else qs.exclude(status__in=OPEN_STATUSES)
+        )
+
+    def by_overdue(self, qs, name, value):  # type: ignore[no-untyped-def]
+        q = Q(status__in=RUNNING_STATUSES, due_at__lt=timezone.now())
+        return qs.filter(q) if value else qs.exclude(q)
+
+    def by_mine(self, qs, name, value):  # type: ignore[no-untyped-def]
+        return qs.filter(handler=self.request.user) if value else qs
+
+    def by_bbox(self, qs, name, value):  # type: ignore[no-untyped-def]
+        from django.contrib.gis.geos import Polygon
+
+        try:
+            x0, y0, x1, y1 = (float(v) for v in value.split(","))
+        except ValueError:
+            raise ValidationError({"bbox": "minLon,minLat,maxLon,maxLat"}) from None
+        if not (x0 < x1 and y0 < y1):
+            raise ValidationError({"bbox": "min must be below max"})
+        return qs.filter(location__intersects=Polygon.from_bbox((x0, y0, x1, y1)))
+
+
+# ---------------------------------------------------------------------------- views
+class CategoryViewSet(viewsets.ReadOnlyModelViewSet):
+    """Category rules 案件类别 with their time limits and the conditions to open and close."""
+
+    queryset = (
+        Category.objects.filter(active=True)
+        .select_related("parent")
+        .prefetch_related("time_limits")
+    )
+    serializer_class = CategorySerializer
+    pagination_class = None
+
+
+class DepartmentViewSet(viewsets.ReadOnlyModelViewSet):
+    """Outside departments 职能部门 a case can be transferred to."""
+
+    queryset = Department.objects.all()
+    serializer_class = DepartmentSerializer
+    pagination_class = None
+
+
+def _geojson(cases, context) -> dict:  # type: ignore[no-untyped-def]
+    feats = []
+    for row in CaseSerializer(cases, many=True, context=context).data:
+        feats.append(
+            {
+                "type": "Feature",
+                "id": row["id"],
+                "geometry": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},
+                "properties": row,
+            }
+        )
+    return {"type": "FeatureCollection", "features": feats}
+
+
+class CaseViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Cases 案件 (矛盾纠纷 and 安全隐患) in the caller's territory."""
+
+    serializer_class = CaseSerializer
+    filterset_class = CaseFilter
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return Case.objects.none()
+        return case_queryset(self.request)
+
+    def get_serializer_context(self) -> dict:
+        ctx = super().get_serializer_context()
+        crs = self.request.query_params.get("crs", "wgs84") if self.request else "wgs84"
+        from geo.crs import UnsupportedCRS, normalize_crs
+
+        try:
+            ctx["crs"] = normalize_crs(crs)
+        except UnsupportedCRS as exc:
+            raise ValidationError({"crs": str(exc)}) from None
+        return ctx
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=["json", "geojson"]),
+            OpenApiParameter("crs", str, enum=["wgs84", "gcj02", "bd09", "cgcs2000"]),
+        ]
+    )
+    def list(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if request.query_params.get("format") == "geojson":
+            qs = self.filter_queryset(self.get_queryset())
+            page = self.paginate_queryset(qs)
+            body = _geojson(page if page is not None else qs, self.get_serializer_context())
+            if page is not None:
+                body["count"] = self.paginator.page.paginator.count
+                body["next"] = self.paginator.get_next_link()
+            return Response(body)
+        return super().list(request, *args, **kwargs)
+
+    def retrieve(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        case = self.get_object()
+        if request.headers.get("If-None-Match") == case.etag:
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": case.etag})
+        data = self.get_serializer(case).data
+        return Response(data, headers={"ETag": case.etag})
+
+    @extend_schema(
+        request={"application/json": ReportSerializer, "multipart/form-data": ReportSerializer},
+        responses={201: OpenApiTypes.OBJECT},
+    )
+    def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """Report a case: it is routed at once; nearby open cases of the same category come
+        back as ``duplicates``. ``on_the_spot`` (自处理) needs the outcome and photos before
+        and after."""
+        ser = ReportSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        v = ser.validated_data
+        category = category_from(v["category"])
+        point = point_from(request.data if isinstance(request.data, dict) else v, v["crs"])
+        refs = {
+            name: in_scope(request, model, v.get(name), name)
+            for name, model in (
+                ("household", Household),
+                ("unit", Unit),
+                ("building", Building),
+                ("compound", Compound),
+            )
+        }
+        if point is None and not any(refs.values()):
+            raise ValidationError(
+                {"location": "give lon/lat, a GeoJSON location or a household/unit/building"}
+            )
+        before = request.FILES.getlist("photos_before") if request.FILES else []
+        after = request.FILES.getlist("photos_after") if request.FILES else []
+        if v["on_the_spot"] and (not before or not after):
+            raise ValidationError(
+                {"photos_after": "on-the-spot handling needs photos before and after"}
+            )
+        for f in [*before, *after]:
+            if f.size > MAX_PHOTO_BYTES:
+                raise ValidationError({"photos": f"{f.name} is larger than 10 MB"})
+        try:
+            with transaction.atomic():
+                rep = services.report_case(
+                    reporter=request.user,
+                    category=category,
+                    title=v["title"],
+                    description=v.get("description", ""),
+                    parties=[dict(p) for p in v.get("parties", [])],
+                    priority=v["priority"],
+                    flags=v.get("flags", []),
+                    location=point,
+                    source="app",
+                    on_the_spot=v["on_the_spot"],
+                    outcome=v.get("outcome", ""),
+                    **refs,
+                )
+                for role, files in (("before", before), ("after", after)):
+                    for f in files:
+                        _attach(rep.case, f, role, request.user)
+        except services.CaseError as exc:
+            return case_error(exc)
+        ctx = self.get_serializer_context()
+        body = {
+            "case": CaseSerializer(rep.case, context=ctx).data,
+            "duplicates": [
+                {"id": d.id, "number": d.number, "title": d.title, "status": d.status}
+                for d in rep.duplicates
+            ],
+        }
+        return Response(body, status=status.HTTP_201_CREATED, headers={"ETag": rep.case.etag})
+
+    @extend_schema(responses=EventSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def events(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """The case's timeline (append-only events) and the chain walked when it was routed."""
+        case = self.get_object()
+        events = case.events.select_related("actor").prefetch_related("attachments")
+        return Response(
+            {
+                "case": case.number,
+                "route_reason": case.route_reason,
+                "chain": case.chain,
+                "events": EventSerializer(events, many=True).data,
+            }
+        )
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"])
+    def duplicates(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """Open cases of the same category nearby (radius and days from the category rule)."""
+        case = self.get_object()
+        found = services.find_duplicates(
+            case.category, case.location, case.reported_at, exclude_id=case.pk
+        )
+        visible = case_queryset(request).filter(pk__in=found.values("pk"))
+        return Response(
+            [
+                {"id": d.id, "number": d.number, "title": d.title, "status": d.status}
+                for d in visible[:20]
+            ]
+        )
+
+    def _act(self, request, pk, name: str) -> Response:  # type: ignore[no-untyped-def]
+        case = self.get_object()
+        data = dict(request.data) if isinstance(request.data, dict) else {}
+        note = str(data.pop("note", "") or "")
+        data.pop("version", None)
+        where = None
+        if data.get("lon") is not None or data.get("lat") is not None:
+            where = point_from({"lon": data.pop("lon", None), "lat": data.pop("lat", None)})
+        try:
+            case = services.act(
+                case.pk,
+                name,
+                request.user,
+                expected_version=expected_version(request),
+                note=note,
+                location=where,
+                data=data,
+            )
+        except services.CaseError as exc:
+            return case_error(exc)
+        return Response(
+            CaseSerializer(case, context=self.get_serializer_context()).data,
+            headers={"ETag": case.etag},
+        )
+
+    @extend_schema(request=ACTION_BODY, responses=CaseSerializer)
+    @action(detail=True, methods=["post"], url_path=r"actions/(?P<name>[a-z_]+)")
+    def act(self, request, pk=None, name=None):  # type: ignore[no-untyped-def]
+        """Apply a workflow action: start, assign, resolve, verify, close, escalate, transfer,
+        reject, reopen, send_back, resume, merge, set_deadline, supervise, comment. Send the
+        case's ETag in If-Match: 412 if it changed meanwhile; 409 lists the allowed actions."""
+        if name not in services.ACTIONS:
+            raise ValidationError({"action": f"one of {', '.join(services.ACTIONS)}"})
+        return self._act(request, pk, name)
+
+    @extend_schema(request=RequestSerializer, responses={201: RequestSerializer})
+    @action(detail=True, methods=["post"], url_path="requests")
+    def requests(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """Ask the level above for an extension 延时, a hold 挂账 or a void 作废."""
+        case = self.get_object()
+        ser = RequestSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        v = ser.validated_data
+        try:
+            req = services.request_exception(
+                case.pk,
+                v["kind"],
+                request.user,
+                reason=v.get("reason", ""),
+                amount=v.get("amount"),
+                unit=v.get("unit", ""),
+                review_date=v.get("review_date"),
+                expected_version=expected_version(request),
+            )
+        except services.CaseError as exc:
+            return case_error(exc)
+        return Response(RequestSerializer(req).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=MediationSerializer, responses=MediationSerializer)
+    @action(detail=True, methods=["get", "put", "patch"])
+    def mediation(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """The mediation agreement 人民调解协议 of a dispute, and whether it was honoured."""
+        case = self.get_object()
+        record = MediationRecord.objects.filter(case=case).first()
+        if request.method == "GET":
+            if record is None:
+                return Response({"detail": "no mediation record yet"}, status=404)
+            return Response(MediationSerializer(record).data)
+        if case.kind != "dispute":
+            raise ValidationError({"case": "mediation records are for disputes"})
+        if not services.can_handle(request.user, case):
+            return Response({"detail": "only the handler or the levels above"}, status=403)
+        ser = MediationSerializer(record, data=request.data, partial=request.method == "PATCH")
+        ser.is_valid(raise_exception=True)
+        with transaction.atomic():
+            saved = ser.save(case=case, mediator=record.mediator if record else request.user)
+            kind = "mediation_recorded" if record is None else "mediation_updated"
+            if "honoured" in ser.validated_data:
+                kind = "mediation_follow_up"
+            services.record(
+                case,
+                kind,
+                request.user,
+                from_status=case.status,
+                data={"honoured": saved.honoured, "signed_on": str(saved.signed_on)},
+            )
+        return Response(MediationSerializer(saved).data, status=200 if record else 201)
+
+    @extend_schema(
+        request={
+            "multipart/form-data": inline_serializer(
+                "CaseAttachmentUpload",
+                {
+                    "file": serializers.FileField(),
+                    "role": serializers.ChoiceField(choices=["photo", "before", "after", "file"]),
+                },
+            )
+        },
+        responses={201: OpenApiTypes.OBJECT},
+    )
+    @action(detail=True, methods=["post"])
+    def attachments(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """Attach a photo or file to the case (recorded as an event)."""
+        case = self.get_object()
+        f = request.FILES.get("file") if request.FILES else None
+        if f is None:
+            raise ValidationError({"file": "attach a file"})
+        if f.size > MAX_PHOTO_BYTES:
+            raise ValidationError({"file": "larger than 10 MB"})
+        role = request.data.get("role", "photo")
+        if role not in ("photo", "before", "after", "file"):
+            raise ValidationError({"role": "photo, before, after or file"})
+        with transaction.atomic():
+            event = services.record(case, "attachment", request.user, from_status=case.status)
+            att = _attach(case, f, role, request.user, event)
+        return Response({"id": att.pk, "role": att.role, "size": att.size}, status=201)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=False, methods=["get"])
+    def figures(self, request):  # type: ignore[no-untyped-def]
+        """At a glance: cases by state, category and the level they ended at (小矛盾不出小区,
+        大矛盾不出社区), resolution rate, settled within a month; ``since``/``until`` filter."""
+        qs = self.filter_queryset(self.get_queryset())
+        return Response(figures(qs))
+
+
+def _attach(case: Case, f, role: str, user, event: CaseEvent | None = None) -> Attachment:  # type: ignore[no-untyped-def]
+    data = f.read()
+    f.seek(0)
+    att = Attachment(
+        case=case,
+        event=event,
+        role=role,
+        content_type=getattr(f, "content_type", "") or "",
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        uploaded_by=user if getattr(user, "pk", None) else None,
+    )
+    att.file.save(f.name or f"{role}.bin", f, save=False)
+    att.save()
+    return att
+
+
+def figures(qs: QuerySet[Case]) -> dict:
+    from django.db.models import Count, F
+
+    by_status = dict(qs.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    by_category = {
+        r["category__code"]: {"name": r["category__name"], "count": r["n"]}
+        for r in qs.values("category__code", "category__name").annotate(n=Count("id"))
+    }
+    done = qs.filter(status__in=("resolved", "verified", "closed"))
+    total = qs.exclude(status__in=("void", "merged")).count()
+    disputes_done = done.filter(kind="dispute")
+    within_month = disputes_done.filter(resolved_at__lte=F("reported_at") + timedelta(days=30))
+    n_disputes_done = disputes_done.count()
+    return {
+        "total": total,
+        "by_status": by_status,
+        "by_category": by_category,
+        "ended_at_level": services.ended_at_levels(qs),
+        "resolved": done.count(),
+        "resolution_rate": round(done.count() / total, 4) if total else None,
+        "open": qs.filter(status__in=OPEN_STATUSES).count(),
+        "overdue": qs.filter(status__in=RUNNING_STATUSES, due_at__lt=timezone.now()).count(),
+        "on_the_spot": qs.filter(on_the_spot=True).count(),
+        "disputes_settled_within_a_month": within_month.count(),
+        "disputes_settled_within_a_month_rate": (
+            round(within_month.count() / n_disputes_done, 4) if n_disputes_done else None
+        ),
+    }
+
+
+class CaseRequestViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Extension/hold/void requests on cases in your territory; the level above decides."""
+
+    serializer_class = RequestSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return CaseRequest.objects.none()
+        qs = CaseRequest.objects.filter(case__in=case_queryset(self.request).values("pk"))
+        st = self.request.query_params.get("state")
+        if st:
+            if st not in CaseRequest.State.values:
+                raise ValidationError({"state": f"one of {', '.join(CaseRequest.State.values)}"})
+            qs = qs.filter(state=st)
+        return qs
+
+    @extend_schema(
+        request=inline_serializer(
+            "DecideRequest",
+            {"approve": serializers.BooleanField(), "note": serializers.CharField(required=False)},
+        ),
+        responses=RequestSerializer,
+    )
+    @action(detail=True, methods=["post"])
+    def decide(self, request, pk=None):  # type: ignore[no-untyped-def]
+        req = get_object_or_404(self.get_queryset(), pk=pk)
+        approve = request.data.get("approve") if isinstance(request.data, dict) else None
+        if not isinstance(approve, bool):
+            raise ValidationError({"approve": "true or false"})
+        try:
+            req = services.decide_request(
+                req.pk, request.user, approve, str(request.data.get("note", ""))
+            )
+        except services.CaseError as exc:
+            return case_error(exc)
+        return Response(RequestSerializer(req).data)
+
+
+class FollowUpViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Return visits 回访 assigned to you (``?all=1``: every one in your territory)."""
+
+    serializer_class = FollowUpSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return FollowUp.objects.none()
+        qs = FollowUp.objects.select_related("case").filter(
+            case__in=case_queryset(self.request).values("pk")
+        )
+        if self.request.query_params.get("all") not in ("1", "true"):
+            qs = qs.filter(assigned_to=self.request.user)
+        if self.request.query_params.get("done") in ("0", "false"):
+            qs = qs.filter(done_at__isnull=True)
+        return qs
+
+
+# ---------------------------------------------------------------------------- dispatch
+class DispatchQueueView(APIView):
+    """The street's dispatch queue: ``kind`` = unrouted | overdue | flagged | all."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "kind", str, enum=["all", "unrouted", "overdue", "flagged"], required=False
+            )
+        ],
+        responses=CaseSerializer(many=True),
+    )
+    def get(self, request):  # type: ignore[no-untyped-def]
+        kind = request.query_params.get("kind", "all")
+        if kind not in ("all", "unrouted", "overdue", "flagged"):
+            raise ValidationError({"kind": "one of all, unrouted, overdue, flagged"})
+        qs = services.dispatch_queue(case_queryset(request), kind)[:200]
+        return Response(
+            {
+                "kind": kind,
+                "results": CaseSerializer(qs, many=True, context={"request": request}).data,
+            }
+        )
+
+
+class BulkActionView(APIView):
+    """Apply one action to several cases: ``{"ids": [...], ...action fields}``. Each case is
+    changed in its own transaction; the answer says per case what happened."""
+
+    @extend_schema(
+        request=inline_serializer(
+            "BulkAction",
+            {
+                "ids": serializers.ListField(child=serializers.IntegerField()),
+                "member": serializers.IntegerField(required=False),
+                "department": serializers.IntegerField(required=False),
+                "due_at": serializers.DateTimeField(required=False),
+                "note": serializers.CharField(required=False),
+                "reason": serializers.CharField(required=False),
+            },
+        ),
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def post(self, request, name: str):  # type: ignore[no-untyped-def]
+        if name not in ("assign", "reassign", "escalate", "transfer", "set_deadline", "supervise"):
+            raise ValidationError(
+                {"action": "assign, reassign, escalate, transfer, set_deadline or supervise"}
+            )
+        name = "assign" if name == "reassign" else name
+        body = request.data if isinstance(request.data, dict) else {}
+        ids = body.get("ids")
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
+            raise ValidationError({"ids": "a non-empty list of case ids"})
+        if len(ids) > 200:
+            raise ValidationError({"ids": "at most 200 cases at once"})
+        visible = set(case_queryset(request).filter(pk__in=ids).values_list("pk", flat=True))
+        data = {k: v for k, v in body.items() if k not in ("ids", "note")}
+        results = []
+        for case_id in ids:
+            if case_id not in visible:
+                results.append({"id": case_id, "ok": False, "status": 404, "detail": "not found"})
+                continue
+            try:
+                case = services.act(
+                    case_id, name, request.user, note=str(body.get("note", "")), data=data
+                )
+                results.append({"id": case_id, "ok": True, "status": case.status})
+            except services.CaseError as exc:
+                results.append(
+                    {"id": case_id, "ok": False, "status": exc.status_code, exc.field: exc.message}
+                )
+        code = 200 if any(r["ok"] for r in results) else 400
+        if all(r.get("status") == 404 for r in results):
+            code = 404
+        return Response({"action": name, "results": results}, status=code)
+
+
+def _parse_when(raw: str | None, name: str):  # type: ignore[no-untyped-def]
+    if not raw:
+        return None
+    value = parse_datetime(raw)
+    if value is None:
+        raise ValidationError({name: "ISO 8601 date and time"})
+    return value
+
+
+# ---------------------------------------------------------------------------- routing
 urlpatterns: list = []
 root_urlpatterns: list = []
 
 
 def register(router) -> None:  # type: ignore[no-untyped-def]
     """Register this domain's viewsets on the /api/v1/ router."""
+    from django.urls import path
+
+    router.register("categories", CategoryViewSet, basename="category")
+    router.register("departments", DepartmentViewSet, basename="department")
+    router.register("cases", CaseViewSet, basename="case")
+    router.register("case-requests", CaseRequestViewSet, basename="case-request")
+    router.register("follow-ups", FollowUpViewSet, basename="follow-up")
+    urlpatterns.extend(
+        [
+            path("dispatch/queue/", DispatchQueueView.as_view(), name="dispatch-queue"),
+            path("dispatch/<str:name>/", BulkActionView.as_view(), name="dispatch-action"),
+        ]
+    )

@@ -195,6 +195,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "CaseKindEnum": "gridsvc.cases.models.Kind",
+        "CaseRequestKindEnum": "gridsvc.cases.models.CaseRequest.Kind",
+    },
 }
 
 # Sensitive-field encryption (PIPL): Fernet keys, newest first; rotation = prepend a new key.

@@ -1,1 +1,116 @@
-"""Background work for cases (procrastinate): deadlines, cards and escalation."""
+"""Background work for cases (procrastinate): deadline checks, cards, escalation, reminders.
+
+- ``cases.check`` is enqueued in the same transaction as every change that sets a deadline,
+  scheduled at the yellow-card time and at the deadline; it applies the clock to one case.
+- ``cases.sweep`` runs every minute and applies the clock to every case whose time has come:
+  if the worker was down, it catches up on its first run. Both take the case's row lock and
+  decide from the stored deadline, so a case is escalated once per overdue deadline however
+  many jobs run for it.
+- ``cases.daily`` reminds of holds due for review and of mediation agreements whose 30-day
+  window for court confirmation is closing.
+- ``cases.deliver`` hands inbox messages to the outgoing notifier (SMS/webhook/log).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from procrastinate.contrib.django import app
+
+from . import services
+from .models import Case
+
+
+def schedule_deadline_checks(case: Case) -> None:
+    """Enqueue clock checks for the case's yellow time and deadline (in the caller's
+    transaction: if it rolls back, so do the jobs)."""
+    times = []
+    if case.yellow_at and not case.card:
+        times.append(case.yellow_at)
+    if case.due_at:
+        times.append(case.due_at)
+    for when in times:
+        check.configure(schedule_at=max(when, timezone.now())).defer(
+            case_id=case.pk, version=case.deadline_version
+        )
+
+
+@app.task(name="cases.check", queue="cases", pass_context=False)
+def check(case_id: int, version: int = 0) -> str:
+    """Apply the clock to one case (yellow card, red card and escalation)."""
+    return services.apply_clock(case_id)
+
+
+def sweep_once(now=None) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    counts: dict[str, int] = {}
+    for case_id in services.due_for_clock(now):
+        outcome = services.apply_clock(case_id, now)
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+@app.periodic(cron="* * * * *", periodic_id="cases-sweep")
+@app.task(name="cases.sweep", queue="cases", queueing_lock="cases.sweep", pass_context=False)
+def sweep(timestamp: int) -> dict[str, int]:
+    """Every minute: catch up on every case whose yellow or red time has passed."""
+    return sweep_once()
+
+
+def daily_reminders(today=None) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    from gridsvc.supervision.models import InboxMessage
+
+    from .models import MediationRecord, Status
+
+    today = today or timezone.localdate()
+    held = 0
+    for case in Case.objects.filter(status=Status.ON_HOLD, hold_until__lte=today):
+        held += services.inbox(
+            [case.handler_id, *services.level_above_members(case)],
+            InboxMessage.Kind.OTHER,
+            case,
+            f"挂账复核到期 {case.number}: {case.title}",
+        )
+    window = 0
+    for rec in MediationRecord.objects.filter(
+        court_confirmation_applied=False,
+        signed_on__lte=today - timedelta(days=23),
+        signed_on__gt=today - timedelta(days=30),
+    ).select_related("case"):
+        window += services.inbox(
+            [rec.mediator_id],
+            InboxMessage.Kind.OTHER,
+            rec.case,
+            f"司法确认申请期限 {rec.court_confirmation_deadline}: {rec.case.number}",
+            "调解协议生效后30日内,双方当事人可共同向人民法院申请司法确认",
+        )
+    return {"hold_reviews": held, "court_confirmation_reminders": window}
+
+
+@app.periodic(cron="10 8 * * *", periodic_id="cases-daily")
+@app.task(name="cases.daily", queue="cases", queueing_lock="cases.daily", pass_context=False)
+def daily(timestamp: int) -> dict[str, int]:
+    return daily_reminders()
+
+
+def deliver_inbox_later(member_ids: list[int], title: str) -> None:
+    deliver.defer(member_ids=member_ids, title=title)
+
+
+@app.task(name="cases.deliver", queue="cases", pass_context=False)
+def deliver(member_ids: list[int], title: str) -> int:
+    """Send the notification through the configured notifier (logging sender by default)."""
+    from gridsvc.accounts.models import Member
+    from gridsvc.supervision.notify import sender
+
+    out = sender()
+    sent = 0
+    for m in Member.objects.filter(pk__in=member_ids):
+        sent += bool(out.send({"member": m.pk, "phone": getattr(m, "phone", "")}, title, ""))
+    return sent
+
+
+@app.task(name="cases.recompute", queue="cases", pass_context=False)
+def recompute(street_id: int | None = None, category_ids: list[int] | None = None) -> int:
+    """Recompute stored deadlines after a calendar, office-hours or rule change."""
+    return services.recompute_open_deadlines(street_id, category_ids)
