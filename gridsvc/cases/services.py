@@ -267,10 +267,17 @@ def set_deadline(case: Case, due: datetime | None = None, error: str = "") -> No
                 pass
 
 
+# Bulk loaders (the demo, the city generator) switch job scheduling off and leave catching up
+# to the worker's sweep.
+WORKER_JOBS = {"enabled": True}
+
+
 def _schedule_checks(case: Case) -> None:
     """Enqueue the deadline checks in the current transaction (the worker runs them)."""
     from . import tasks
 
+    if not WORKER_JOBS["enabled"]:
+        return
     tasks.schedule_deadline_checks(case)
 
 
@@ -318,7 +325,7 @@ def inbox(
             for m in ids
         ]
     )
-    if ids:
+    if ids and WORKER_JOBS["enabled"]:
         from . import tasks
 
         transaction.on_commit(lambda: tasks.deliver_inbox_later(ids, title))
@@ -1078,6 +1085,7 @@ def request_exception(
     unit: str = "",
     review_date=None,  # type: ignore[no-untyped-def]
     expected_version: int | None = None,
+    when: datetime | None = None,
 ) -> CaseRequest:
     """Ask the level above for an extension 延时, a hold 挂账 or a void 作废."""
     if kind not in CaseRequest.Kind.values:
@@ -1109,7 +1117,7 @@ def request_exception(
             unit=unit,
             review_date=review_date,
             requested_by=actor,
-            requested_at=timezone.now(),
+            requested_at=when or timezone.now(),
         )
         case.version += 1
         case.save(update_fields=["version", "updated_at"])
@@ -1136,7 +1144,9 @@ def request_exception(
     return req
 
 
-def decide_request(request_id: int, actor, approve: bool, note: str = "") -> CaseRequest:  # type: ignore[no-untyped-def]
+def decide_request(  # type: ignore[no-untyped-def]
+    request_id: int, actor, approve: bool, note: str = "", when: datetime | None = None
+) -> CaseRequest:
     """The level above approves or refuses; an approved extension moves the deadline, a hold
     parks the case until its review date, a void ends it."""
     with transaction.atomic():
@@ -1146,7 +1156,7 @@ def decide_request(request_id: int, actor, approve: bool, note: str = "") -> Cas
             raise CaseError(f"this request was already {req.state}", "state")
         if not is_above(actor, case) or actor.pk == req.requested_by_id:
             raise NotAllowed("only the level above the handler may decide", "approve")
-        now = timezone.now()
+        now = when or timezone.now()
         req.state = CaseRequest.State.APPROVED if approve else CaseRequest.State.REFUSED
         req.decided_by = actor
         req.decided_at = now
