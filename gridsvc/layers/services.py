@@ -1,0 +1,1258 @@
+"""Map layers in PostGIS: vector tiles, GeoJSON features, hexagon heatmaps, choropleth figures.
+
+Every function takes the caller's :class:`~gridsvc.chain.scope.Scope` and builds its query from
+``scope.filter(...)`` querysets, so tiles, features and figures are limited exactly like every
+other list. Each layer declares its properties once (:data:`LAYERS`); nothing else reaches a tile
+or a feature: no names of people, ID numbers, phones, resident tags, case parties, titles or
+descriptions, and no GPS tracks (visits are drawn at the visited household's building).
+
+Fast paths (see docs/layers.md):
+
+- One SQL statement per tile: the ORM compiles the scoped, filtered feature query (``geom &&
+  envelope`` with the envelope transformed to the column's SRID, never the column), wrapped in
+  ``ST_AsMVT(ST_AsMVTGeom(...))`` with extent 4096, buffer 64, simplification by zoom and a
+  feature cap.
+- Built tiles go to :class:`~gridsvc.layers.models.TileCache` (gzip, ETag), keyed by layer,
+  tile and a hash of the scope and filters; triggers delete the rows under changed data.
+- Heatmaps GROUP BY an arithmetic hexagon index (the same cells as ``ST_HexagonGrid`` — checked
+  by the tests) instead of joining points to a generated grid; ``ST_Hexagon(size, i, j)`` draws
+  only the cells that have cases.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.contrib.gis.db.models.functions import AsGeoJSON
+from django.contrib.gis.geos import Polygon
+from django.db import connection
+from django.db.models import (
+    BooleanField,
+    Count,
+    ExpressionWrapper,
+    F,
+    Func,
+    IntegerField,
+    Q,
+    QuerySet,
+    Value,
+)
+from django.db.models import Case as When_
+from django.db.models import When as WhenClause
+from django.db.models.functions import Now
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from geo import crs as geocrs
+from geo.hexbin import (
+    EARTH_RADIUS_3857,
+    ORIGIN_SHIFT,
+    hex_size_for_zoom,
+    lonlat_to_3857,
+    resolution_m_per_px,
+    tile_bounds_3857,
+)
+from gridsvc.chain.scope import Scope
+from gridsvc.territory.models import Building, Compound, Grid, Household, Place
+
+EXTENT = 4096
+BUFFER = 64
+MAX_ZOOM = 22
+FEATURE_CAP = 20_000
+#: households are drawn one point per building (with a count) below this zoom
+HOUSEHOLD_DETAIL_ZOOM = 17
+#: life of a cached tile: time-dependent layers (case age/overdue, relative windows) and others
+TTL_TIME_DEPENDENT = timedelta(minutes=5)
+TTL_STATIC = timedelta(days=1)
+#: HTTP max-age of tiles (private: tiles are per territory)
+HTTP_MAX_AGE = 60
+#: default window of the visits layer
+VISITS_DEFAULT_DAYS = 90
+#: widest bbox accepted by the heatmap and GeoJSON layers (degrees)
+MAX_BBOX_DEG = 5.0
+DEG_PER_M = 1.0 / 111_320.0
+
+
+class ParamError(ValueError):
+    """Bad input, with the name of the parameter at fault (→ HTTP 400 naming the field)."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        self.field = field_name
+        self.message = message
+        super().__init__(f"{field_name}: {message}")
+
+
+# ====================================================================== parameters
+def parse_crs(raw: str | None, field_name: str = "crs") -> str:
+    """Canonical CRS name (wgs84 by default)."""
+    if raw in (None, ""):
+        return "wgs84"
+    try:
+        return geocrs.normalize_crs(raw)
+    except geocrs.UnsupportedCRS:
+        raise ParamError(
+            field_name, f"one of {', '.join(geocrs.SUPPORTED_CRS)} (got {raw!r})"
+        ) from None
+
+
+def parse_bbox(
+    raw: str | None, crs: str = "wgs84", field_name: str = "bbox", required: bool = False
+) -> tuple[float, float, float, float] | None:
+    """``minlon,minlat,maxlon,maxlat`` in ``crs`` → a WGS84 box (corners converted)."""
+    if raw in (None, ""):
+        if required:
+            raise ParamError(field_name, "required: minlon,minlat,maxlon,maxlat")
+        return None
+    parts = str(raw).split(",")
+    if len(parts) != 4:
+        raise ParamError(field_name, "four numbers: minlon,minlat,maxlon,maxlat")
+    try:
+        x0, y0, x1, y1 = (float(p) for p in parts)
+    except ValueError:
+        raise ParamError(field_name, "four numbers: minlon,minlat,maxlon,maxlat") from None
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+        raise ParamError(field_name, "numbers must be finite")
+    if not (-180 <= x0 <= 180 and -180 <= x1 <= 180 and -90 <= y0 <= 90 and -90 <= y1 <= 90):
+        raise ParamError(field_name, "longitudes in [-180, 180], latitudes in [-90, 90]")
+    if x0 > x1 or y0 > y1:
+        raise ParamError(field_name, "minimum greater than maximum")
+    if x1 - x0 > MAX_BBOX_DEG or y1 - y0 > MAX_BBOX_DEG:
+        raise ParamError(field_name, f"at most {MAX_BBOX_DEG} degrees wide and high")
+    if crs != "wgs84":
+        corners = [geocrs.to_wgs84(x, y, crs) for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))]
+        xs = [c[0] for c in corners]
+        ys = [c[1] for c in corners]
+        return min(xs), min(ys), max(xs), max(ys)
+    return x0, y0, x1, y1
+
+
+def parse_int(
+    raw: str | None, field_name: str, lo: int, hi: int, default: int | None = None
+) -> int | None:
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise ParamError(field_name, "must be an integer") from None
+    if not lo <= value <= hi:
+        raise ParamError(field_name, f"must be between {lo} and {hi}")
+    return value
+
+
+def parse_float(raw: str | None, field_name: str, lo: float, hi: float) -> float | None:
+    if raw in (None, ""):
+        return None
+    try:
+        value = float(str(raw))
+    except ValueError:
+        raise ParamError(field_name, "must be a number") from None
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise ParamError(field_name, f"must be between {lo} and {hi}")
+    return value
+
+
+def parse_bool(raw: str | None, field_name: str) -> bool | None:
+    if raw in (None, ""):
+        return None
+    value = str(raw).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ParamError(field_name, "true or false")
+
+
+def parse_instant(raw: str | None, field_name: str, end: bool = False) -> datetime | None:
+    """A date (``YYYY-MM-DD``: its start, or with ``end`` the start of the next day) or an
+    ISO 8601 date-time (naive = local time)."""
+    if raw in (None, "", ".."):
+        return None
+    raw = str(raw).strip()
+    try:
+        if len(raw) == 10:
+            d = date.fromisoformat(raw)
+            if end:
+                d += timedelta(days=1)
+            return timezone.make_aware(datetime.combine(d, time.min))
+        value = parse_datetime(raw.replace(" ", "T", 1) if "T" not in raw else raw)
+    except (ValueError, OverflowError):
+        value = None
+    if value is None:
+        raise ParamError(field_name, "a date YYYY-MM-DD or an ISO 8601 date-time")
+    if timezone.is_naive(value):
+        try:
+            value = timezone.make_aware(value)
+        except Exception:  # noqa: BLE001 - a non-existent local time, out of range …
+            raise ParamError(field_name, "not a valid local time") from None
+    return value
+
+
+def parse_window(
+    params: Mapping[str, Any],
+) -> tuple[datetime | None, datetime | None]:
+    """``since``/``until`` (aliases ``from``/``to``): dates are whole days, ``until`` inclusive."""
+    since_name = "since" if params.get("since") not in (None, "") else "from"
+    until_name = "until" if params.get("until") not in (None, "") else "to"
+    since = parse_instant(params.get(since_name), since_name)
+    until = parse_instant(params.get(until_name), until_name, end=True)
+    if since and until and since >= until:
+        raise ParamError(until_name, "must be after since")
+    return since, until
+
+
+def parse_datetime_interval(raw: str | None) -> tuple[datetime | None, datetime | None]:
+    """OGC API ``datetime``: an instant, ``a/b``, ``../b`` or ``a/..``."""
+    if raw in (None, ""):
+        return None, None
+    raw = str(raw)
+    if "/" in raw:
+        a, _, b = raw.partition("/")
+        lo = parse_instant(a or "..", "datetime")
+        hi = parse_instant(b or "..", "datetime", end=True)
+        if lo is None and hi is None:
+            raise ParamError("datetime", "an open interval needs one end")
+        if lo and hi and lo >= hi:
+            raise ParamError("datetime", "start after end")
+        return lo, hi
+    lo = parse_instant(raw, "datetime")
+    hi = parse_instant(raw, "datetime", end=True) if len(raw) == 10 else lo
+    if lo is not None and hi is not None and hi == lo:
+        hi = lo + timedelta(microseconds=1)
+    return lo, hi
+
+
+def case_statuses(raw: str | None, field_name: str = "status") -> list[str] | None:
+    """``status``: comma-separated case states, or ``open`` / ``done`` for the groups."""
+    from gridsvc.cases.models import DONE_STATUSES, OPEN_STATUSES, Status
+
+    if raw in (None, ""):
+        return None
+    out: list[str] = []
+    for part in str(raw).split(","):
+        part = part.strip()
+        if part == "open":
+            out += [str(s) for s in OPEN_STATUSES]
+        elif part == "done":
+            out += [str(s) for s in DONE_STATUSES]
+        elif part in Status.values:
+            out.append(part)
+        else:
+            raise ParamError(
+                field_name, f"unknown state {part!r}: one of open, done, {Status.values}"
+            )
+    return sorted(set(out))
+
+
+def case_categories(raw: str | None, field_name: str = "category") -> list[int] | None:
+    """``category``: codes or ids, comma-separated; a category includes its sub-categories."""
+    from gridsvc.cases.models import Category
+
+    if raw in (None, ""):
+        return None
+    ids: set[int] = set()
+    for part in str(raw).split(","):
+        part = part.strip()
+        q = Q(code=part)
+        if part.isdigit() and len(part) < 12:
+            q |= Q(id=int(part))
+        found = list(Category.objects.filter(q).values_list("id", flat=True))
+        if not found:
+            raise ParamError(field_name, f"unknown category {part!r}")
+        ids.update(found)
+    # sub-categories (two levels are enough for the seeded rules; loop for deeper trees)
+    frontier = set(ids)
+    while frontier:
+        children = set(Category.objects.filter(parent__in=frontier).values_list("id", flat=True))
+        frontier = children - ids
+        ids |= children
+    return sorted(ids)
+
+
+# ====================================================================== scope
+def scope_key(scope: Scope) -> str:
+    """A canonical string for a scope (equal scopes share cached tiles)."""
+    if scope.everything:
+        return "all"
+    parts = []
+    for name in (
+        "street_ids",
+        "community_ids",
+        "grid_ids",
+        "compound_ids",
+        "building_ids",
+        "unit_ids",
+        "unit_building_ids",
+    ):
+        ids = getattr(scope, name)
+        if ids:
+            parts.append(f"{name[0]}{name.split('_')[0][-1]}:{','.join(map(str, sorted(ids)))}")
+    return ";".join(parts) or "none"
+
+
+def grid_scope(grid_id: int) -> Scope:
+    """The scope of one grid (what a grid member of it sees): offline packages."""
+    return Scope(grid_ids={grid_id})
+
+
+def covers_grid(scope: Scope, grid: Grid) -> bool:
+    """Whether ``scope`` holds the *whole* grid (street, community or the grid itself); a
+    building or unit head sees part of a grid and gets no package of all of it."""
+    if scope.everything or grid.id in scope.grid_ids:
+        return True
+    if grid.community_id in scope.community_ids:
+        return True
+    return bool(scope.street_ids) and grid.community.street_id in scope.street_ids
+
+
+# ====================================================================== SQL helpers
+class MVTGeom(Func):
+    """``ST_AsMVTGeom(ST_Simplify(ST_Transform(geom, 3857), tol, true), ST_TileEnvelope(z, x, y),
+    4096, 64, true)`` — simplification skipped for points (tol 0)."""
+
+    def __init__(self, expression: Any, z: int, x: int, y: int, tolerance: float) -> None:
+        from django.contrib.gis.db.models import GeometryField
+
+        self.tile = (int(z), int(x), int(y))
+        self.tolerance = float(tolerance)
+        super().__init__(expression, output_field=GeometryField(srid=3857))
+
+    def as_sql(self, compiler, connection, **extra):  # type: ignore[no-untyped-def, override]
+        sql, params = compiler.compile(self.source_expressions[0])
+        geom = f"ST_Transform({sql}, 3857)"
+        if self.tolerance > 0:
+            geom = f"ST_Simplify({geom}, {self.tolerance!r}, true)"
+        z, x, y = self.tile
+        return (
+            f"ST_AsMVTGeom({geom}, ST_TileEnvelope({z}, {x}, {y}), {EXTENT}, {BUFFER}, true)",
+            params,
+        )
+
+
+class Simplified(Func):
+    """``ST_SimplifyPreserveTopology(geom, tolerance)`` (degrees); the geometry itself at 0."""
+
+    def __init__(self, expression: Any, tolerance: float) -> None:
+        from django.contrib.gis.db.models import GeometryField
+
+        self.tolerance = float(tolerance)
+        super().__init__(expression, output_field=GeometryField(srid=4326))
+
+    def as_sql(self, compiler, connection, **extra):  # type: ignore[no-untyped-def, override]
+        sql, params = compiler.compile(self.source_expressions[0])
+        if self.tolerance > 0:
+            return f"ST_SimplifyPreserveTopology({sql}, {self.tolerance!r})", params
+        return sql, params
+
+
+class AgeDays(Func):
+    template = "floor(extract(epoch from (now() - %(expressions)s)) / 86400)::int"
+    output_field = IntegerField()
+
+
+class MercX(Func):
+    template = f"(ST_X(%(expressions)s) * {ORIGIN_SHIFT!r} / 180.0)"
+
+    def __init__(self, expression: Any) -> None:
+        from django.db.models import FloatField
+
+        super().__init__(expression, output_field=FloatField())
+
+
+class MercY(Func):
+    template = (
+        "(ln(tan(radians(90.0 + least(85.0511287798066, greatest(-85.0511287798066, "
+        f"ST_Y(%(expressions)s)))) / 2.0)) * {EARTH_RADIUS_3857!r})"
+    )
+
+    def __init__(self, expression: Any) -> None:
+        from django.db.models import FloatField
+
+        super().__init__(expression, output_field=FloatField())
+
+
+def mercator_to_lonlat(x: float, y: float) -> tuple[float, float]:
+    lon = x / ORIGIN_SHIFT * 180.0
+    lat = math.degrees(2.0 * math.atan(math.exp(y / EARTH_RADIUS_3857)) - math.pi / 2.0)
+    return lon, lat
+
+
+def box_4326(x0: float, y0: float, x1: float, y1: float) -> Polygon:
+    poly = Polygon.from_bbox((x0, y0, x1, y1))
+    poly.srid = 4326
+    return poly
+
+
+def tile_envelope_4326(z: int, x: int, y: int, margin_m: float = 0.0) -> Polygon:
+    """The tile's envelope (widened by ``margin_m`` EPSG:3857 metres) in WGS84 — mercator maps
+    axis-aligned boxes to axis-aligned boxes, so this is exact."""
+    bx0, by0, bx1, by1 = tile_bounds_3857(z, x, y)
+    lon0, lat0 = mercator_to_lonlat(
+        max(-ORIGIN_SHIFT, bx0 - margin_m), max(-ORIGIN_SHIFT, by0 - margin_m)
+    )
+    lon1, lat1 = mercator_to_lonlat(
+        min(ORIGIN_SHIFT, bx1 + margin_m), min(ORIGIN_SHIFT, by1 + margin_m)
+    )
+    return box_4326(lon0, lat0, lon1, lat1)
+
+
+def hex_cells_sql(points_sql: str, size: float) -> str:
+    """SQL selecting ``(i, j)`` of the ``ST_HexagonGrid(size, …)`` hexagon holding each row of
+    ``points_sql`` (columns ``x``, ``y`` in EPSG:3857), by arithmetic: the nearer of the two
+    candidate column centres. ``ST_Hexagon(size, i, j)`` is that cell's polygon."""
+    w = 1.5 * size
+    h = size * math.sqrt(3.0)
+    return f"""
+SELECT CASE WHEN da <= db THEN i0 ELSE i0 + 1 END AS i,
+       CASE WHEN da <= db THEN ja ELSE jb END AS j
+FROM (
+  SELECT i0, ja, jb,
+         (x - {w!r} * i0) ^ 2 + (y - {h!r} * ja - oa) ^ 2 AS da,
+         (x - {w!r} * (i0 + 1)) ^ 2 + (y - {h!r} * jb - ob) ^ 2 AS db
+  FROM (
+    SELECT x, y, i0, oa, ob, round((y - oa) / {h!r})::int AS ja, round((y - ob) / {h!r})::int AS jb
+    FROM (
+      SELECT x, y, i0,
+             CASE WHEN mod(i0, 2) <> 0 THEN {h / 2!r} ELSE 0 END AS oa,
+             CASE WHEN mod(i0 + 1, 2) <> 0 THEN {h / 2!r} ELSE 0 END AS ob
+      FROM (SELECT x, y, floor(x / {w!r})::int AS i0 FROM ({points_sql}) p0) p1
+    ) p2
+  ) p3
+) p4"""
+
+
+# ====================================================================== layers
+@dataclass
+class LayerQuery:
+    """Filters of a layer request (already validated)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    categories: list[int] | None = None
+    statuses: list[str] | None = None
+    filters: dict[str, Any] = field(default_factory=dict)
+
+    def key(self) -> str:
+        return repr(
+            (
+                self.since.isoformat() if self.since else None,
+                self.until.isoformat() if self.until else None,
+                self.categories,
+                self.statuses,
+                sorted(self.filters.items()),
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Built:
+    """A layer's scoped, filtered queryset: the geometry to draw and the properties."""
+
+    qs: QuerySet
+    geom: str  # field path of the geometry (for bbox lookups and drawing)
+    props: dict[str, Any]  # property name → expression
+    temporal: str | None = None  # field path for OGC datetime
+    fid: Any = "pk"
+
+
+@dataclass(frozen=True)
+class LayerDef:
+    name: str
+    title: str
+    description: str
+    geometry_type: str
+    minzoom: int
+    fields: dict[str, str]  # property → "integer" | "string" | "boolean" | "number"
+    build: Callable[[Scope, LayerQuery, int | None], Built]
+    filters: dict[str, str] = field(default_factory=dict)  # query param → description
+    temporal: bool = False
+    time_dependent: bool = False
+    polygon: bool = False
+
+    def tilejson_fields(self) -> dict[str, str]:
+        kinds = {"integer": "Number", "number": "Number", "string": "String", "boolean": "Boolean"}
+        return {k: kinds[v] for k, v in self.fields.items()}
+
+
+def _open_statuses() -> list[str]:
+    from gridsvc.cases.models import OPEN_STATUSES
+
+    return [str(s) for s in OPEN_STATUSES]
+
+
+def _apply_id_filters(qs: QuerySet, q: LayerQuery, mapping: dict[str, str]) -> QuerySet:
+    for param, path in mapping.items():
+        value = q.filters.get(param)
+        if value is not None:
+            qs = qs.filter(**{path: value})
+    return qs
+
+
+def _grids(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
+    qs = scope.filter(Grid.objects.all()).order_by("code")
+    qs = _apply_id_filters(qs, q, {"community": "community_id", "code": "code"})
+    return Built(
+        qs,
+        "boundary",
+        {
+            "code": F("code"),
+            "name": F("name"),
+            "community": F("community__code"),
+            "micro": ExpressionWrapper(Q(parent__isnull=False), output_field=BooleanField()),
+        },
+    )
+
+
+def _compounds(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
+    qs = scope.filter(Compound.objects.all()).order_by("code")
+    qs = _apply_id_filters(qs, q, {"community": "community_id", "code": "code"})
+    return Built(qs, "boundary", {"code": F("code"), "name": F("name")})
+
+
+def _buildings(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
+    qs = scope.filter(Building.objects.all()).order_by("code")
+    qs = _apply_id_filters(qs, q, {"grid": "grid_id", "compound": "compound_id", "code": "code"})
+    return Built(
+        qs,
+        "footprint",
+        {
+            "code": F("code"),
+            "name": F("name"),
+            "floors": F("floors"),
+            "grid": F("grid_id"),
+            "compound": F("compound_id"),
+        },
+    )
+
+
+def _households(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
+    households = scope.filter(Household.objects.all())
+    households = _apply_id_filters(
+        households,
+        q,
+        {"grid": "unit__building__grid_id", "building": "unit__building_id", "unit": "unit_id"},
+    )
+    if zoom is not None and zoom < HOUSEHOLD_DETAIL_ZOOM:
+        # one point per building with the count of the caller's households in it
+        qs = (
+            Building.objects.filter(id__in=households.values("unit__building_id"))
+            .annotate(
+                n_households=Count(
+                    "units__households",
+                    filter=Q(units__households__in=households.values("id")),
+                )
+            )
+            .order_by("code")
+        )
+        return Built(
+            qs,
+            "point",
+            {
+                "building": F("code"),
+                "households": F("n_households"),
+                "unit": Value(None, output_field=IntegerField()),
+                "room": Value(None, output_field=IntegerField()),
+                "floor": Value(None, output_field=IntegerField()),
+            },
+        )
+    return Built(
+        households.order_by("unit_id", "room"),
+        "unit__building__point",
+        {
+            "building": F("unit__building__code"),
+            "households": Value(1),
+            "unit": F("unit__number"),
+            "room": F("room"),
+            "floor": F("floor"),
+        },
+    )
+
+
+def _places(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
+    qs = scope.filter(Place.objects.all()).order_by("id")
+    qs = _apply_id_filters(qs, q, {"kind": "kind", "grid": "grid_id"})
+    return Built(qs, "point", {"kind": F("kind"), "name": F("name"), "grid": F("grid_id")})
+
+
+def scoped_cases(scope: Scope, q: LayerQuery) -> QuerySet:
+    """The caller's cases within the filters (window on ``reported_at``)."""
+    from gridsvc.cases.models import Case
+
+    qs = scope.filter(Case.objects.all())
+    if q.since:
+        qs = qs.filter(reported_at__gte=q.since)
+    if q.until:
+        qs = qs.filter(reported_at__lt=q.until)
+    if q.categories is not None:
+        qs = qs.filter(category_id__in=q.categories)
+    if q.statuses is not None:
+        qs = qs.filter(status__in=q.statuses)
+    return _apply_id_filters(qs, q, {"grid": "grid_id", "kind": "kind"})
+
+
+def _cases(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
+    opened = _open_statuses()
+    qs = scoped_cases(scope, q).order_by("-reported_at", "-id")
+    return Built(
+        qs,
+        "location",
+        {
+            "status": F("status"),
+            "open": ExpressionWrapper(Q(status__in=opened), output_field=BooleanField()),
+            "overdue": When_(
+                WhenClause(Q(status__in=opened, due_at__lt=Now()), then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
+            ),
+            "category": F("category__code"),
+            "kind": F("kind"),
+            "level": F("level"),
+            "card": F("card"),
+            "age_days": AgeDays(F("reported_at")),
+            "reported": F("reported_at__date"),
+        },
+        temporal="reported_at",
+    )
+
+
+def _visits(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
+    from gridsvc.visits.models import Visit
+
+    qs = scope.filter(Visit.objects.all())
+    since = q.since
+    if since is None and q.until is None:
+        since = timezone.now() - timedelta(days=VISITS_DEFAULT_DAYS)
+    if since:
+        qs = qs.filter(client_time__gte=since)
+    if q.until:
+        qs = qs.filter(client_time__lt=q.until)
+    qs = _apply_id_filters(
+        qs, q, {"grid": "household__unit__building__grid_id", "far_off": "far_off"}
+    ).order_by("-client_time", "-id")
+    return Built(
+        qs,
+        "household__unit__building__point",
+        {
+            "day": F("client_time__date"),
+            "building": F("household__unit__building__code"),
+            "far_off": F("far_off"),
+            "accuracy": F("accuracy_grade"),
+            "task": ExpressionWrapper(Q(task__isnull=False), output_field=BooleanField()),
+        },
+        temporal="client_time",
+    )
+
+
+_ID = "integer id of a grid/community/… in your territory"
+LAYERS: dict[str, LayerDef] = {
+    d.name: d
+    for d in (
+        LayerDef(
+            "grids",
+            "网格 grids",
+            "Grid polygons with code and name.",
+            "MultiPolygon",
+            8,
+            {"code": "string", "name": "string", "community": "string", "micro": "boolean"},
+            _grids,
+            {"community": _ID, "code": "15-digit grid code"},
+            polygon=True,
+        ),
+        LayerDef(
+            "compounds",
+            "小区 compounds",
+            "Compound polygons with code and name.",
+            "MultiPolygon",
+            11,
+            {"code": "string", "name": "string"},
+            _compounds,
+            {"community": _ID, "code": "compound code"},
+            polygon=True,
+        ),
+        LayerDef(
+            "buildings",
+            "楼栋 buildings",
+            "Building footprints.",
+            "MultiPolygon",
+            13,
+            {
+                "code": "string",
+                "name": "string",
+                "floors": "integer",
+                "grid": "integer",
+                "compound": "integer",
+            },
+            _buildings,
+            {"grid": _ID, "compound": _ID, "code": "building code"},
+            polygon=True,
+        ),
+        LayerDef(
+            "households",
+            "户 households",
+            "Households at their building; in tiles below zoom "
+            f"{HOUSEHOLD_DETAIL_ZOOM} one point per building with the count. "
+            "No names, no residents, no tags.",
+            "Point",
+            14,
+            {
+                "building": "string",
+                "households": "integer",
+                "unit": "string",
+                "room": "string",
+                "floor": "integer",
+            },
+            _households,
+            {"grid": _ID, "building": _ID, "unit": _ID},
+        ),
+        LayerDef(
+            "places",
+            "场所 places",
+            "Places of interest (religious venues, schools, clinics, service centres).",
+            "Point",
+            10,
+            {"kind": "string", "name": "string", "grid": "integer"},
+            _places,
+            {"kind": "place kind", "grid": _ID},
+        ),
+        LayerDef(
+            "cases",
+            "案件 cases",
+            "Cases with state, category and age (no titles, parties or descriptions).",
+            "Point",
+            10,
+            {
+                "status": "string",
+                "open": "boolean",
+                "overdue": "boolean",
+                "category": "string",
+                "kind": "string",
+                "level": "string",
+                "card": "string",
+                "age_days": "integer",
+                "reported": "string",
+            },
+            _cases,
+            {
+                "since": "reported on/after (date or date-time; alias from)",
+                "until": "reported on/before (date: inclusive; alias to)",
+                "category": "category codes or ids, comma-separated (with sub-categories)",
+                "status": "states, comma-separated, or open / done (alias state)",
+                "kind": "dispute or hazard",
+                "grid": _ID,
+            },
+            temporal=True,
+            time_dependent=True,
+        ),
+        LayerDef(
+            "visits",
+            "走访 visits",
+            "Visits drawn at the visited household's building (no GPS tracks, no names); "
+            f"last {VISITS_DEFAULT_DAYS} days unless since/until are given.",
+            "Point",
+            10,
+            {
+                "day": "string",
+                "building": "string",
+                "far_off": "boolean",
+                "accuracy": "string",
+                "task": "boolean",
+            },
+            _visits,
+            {
+                "since": "visited on/after",
+                "until": "visited on/before (date: inclusive)",
+                "far_off": "true/false",
+                "grid": _ID,
+            },
+            temporal=True,
+            time_dependent=True,
+        ),
+    )
+}
+TILE_LAYERS = tuple(LAYERS) + ("heatmap",)
+
+
+def layer_def(name: str) -> LayerDef:
+    try:
+        return LAYERS[name]
+    except KeyError:
+        raise ParamError("layer", f"unknown layer {name!r}: one of {', '.join(LAYERS)}") from None
+
+
+def parse_layer_query(layer: LayerDef | None, params: Mapping[str, Any]) -> LayerQuery:
+    """Validate the filters of ``layer`` (None: the case filters of the heatmap)."""
+    q = LayerQuery()
+    name = layer.name if layer else "heatmap"
+    if name in ("cases", "visits", "heatmap"):
+        q.since, q.until = parse_window(params)
+    if name in ("cases", "heatmap"):
+        status_name = "status" if params.get("status") not in (None, "") else "state"
+        q.statuses = case_statuses(params.get(status_name), status_name)
+        q.categories = case_categories(params.get("category"))
+        kind = params.get("kind")
+        if kind not in (None, ""):
+            if kind not in ("dispute", "hazard"):
+                raise ParamError("kind", "dispute or hazard")
+            q.filters["kind"] = kind
+    if layer is None:
+        return q
+    for param in layer.filters:
+        if param in ("since", "until", "category", "status", "kind"):
+            continue
+        raw = params.get(param)
+        if raw in (None, ""):
+            continue
+        if param in ("code", "kind"):
+            q.filters[param] = str(raw)[:64]
+        elif param == "far_off":
+            q.filters[param] = parse_bool(raw, param)
+        else:
+            q.filters[param] = parse_int(raw, param, 1, 2**62)
+    if layer.name == "places" and "kind" in q.filters:
+        if q.filters["kind"] not in Place.Kind.values:
+            raise ParamError("kind", f"one of {', '.join(Place.Kind.values)}")
+    return q
+
+
+# ====================================================================== tiles
+@dataclass
+class Tile:
+    gz: bytes
+    etag: str
+    created_at: datetime
+    size: int
+    features: int
+    cached: bool
+    max_age: int
+
+    @property
+    def data(self) -> bytes:
+        return gzip.decompress(self.gz) if self.gz else b""
+
+
+def check_tile(z: int, x: int, y: int) -> None:
+    if not 0 <= z <= MAX_ZOOM:
+        raise ParamError("z", f"zoom must be between 0 and {MAX_ZOOM}")
+    n = 1 << z
+    if not 0 <= x < n:
+        raise ParamError("x", f"must be between 0 and {n - 1} at zoom {z}")
+    if not 0 <= y < n:
+        raise ParamError("y", f"must be between 0 and {n - 1} at zoom {z}")
+
+
+def _layer_tile_sql(layer: LayerDef, scope: Scope, q: LayerQuery, z: int, x: int, y: int):  # type: ignore[no-untyped-def]
+    """(sql, params, bounds) of one layer's tile: a single statement returning the MVT."""
+    built = layer.build(scope, q, z)
+    span = 2.0 * ORIGIN_SHIFT / (1 << z)
+    env = tile_envelope_4326(z, x, y, margin_m=span * BUFFER / EXTENT)
+    tol = span / EXTENT if layer.polygon else 0.0
+    annotations = {f"f_{k}": v for k, v in built.props.items()}
+    qs = (
+        built.qs.filter(**{f"{built.geom}__bboverlaps": env})
+        .annotate(fid=F(built.fid), fgeom=MVTGeom(F(built.geom), z, x, y, tol), **annotations)
+        .values("fid", "fgeom", *annotations)
+    )[:FEATURE_CAP]
+    inner, params = qs.query.sql_with_params()
+    cols = ", ".join(f'q."f_{k}" AS "{k}"' for k in built.props)
+    sql = (
+        "SELECT ST_AsMVT(t.*, %s, 4096, 'geom', 'id'), count(*) FROM ("
+        f'SELECT q."fid" AS id, q."fgeom" AS geom, {cols} FROM ({inner}) q'
+        ' WHERE q."fgeom" IS NOT NULL) t'
+    )
+    return sql, (layer.name, *params), env
+
+
+def _heatmap_points_sql(scope: Scope, q: LayerQuery, env: Polygon) -> tuple[str, tuple]:
+    qs = (
+        scoped_cases(scope, q)
+        .filter(location__bboverlaps=env)
+        .order_by()
+        .annotate(x=MercX(F("location")), y=MercY(F("location")))
+        .values("x", "y")
+    )
+    inner, params = qs.query.sql_with_params()
+    return inner, tuple(params)
+
+
+def _heatmap_tile_sql(scope: Scope, q: LayerQuery, z: int, x: int, y: int):  # type: ignore[no-untyped-def]
+    size = hex_size_for_zoom(z)
+    env = tile_envelope_4326(z, x, y, margin_m=2.0 * size)
+    points, params = _heatmap_points_sql(scope, q, env)
+    sql = f"""
+SELECT ST_AsMVT(t.*, 'heatmap', 4096, 'geom'), count(*) FROM (
+  SELECT ST_AsMVTGeom(ST_Hexagon({size!r}, c.i, c.j), ST_TileEnvelope({z}, {x}, {y}), 4096, 64, true)
+           AS geom, c.n AS count, c.i, c.j
+  FROM (SELECT i, j, count(*)::int AS n FROM ({hex_cells_sql(points, size)}) cells GROUP BY i, j) c
+  WHERE ST_Hexagon({size!r}, c.i, c.j) && ST_TileEnvelope({z}, {x}, {y}, margin => {BUFFER / EXTENT!r})
+) t WHERE t.geom IS NOT NULL"""
+    return sql, params, env
+
+
+def tile_variant(scope: Scope, q: LayerQuery, layer: str) -> str:
+    raw = f"{layer}|{scope_key(scope)}|{q.key()}"
+    return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+
+
+def _etag(raw: bytes) -> str:
+    return hashlib.blake2b(raw, digest_size=12).hexdigest()
+
+
+def build_tile(
+    layer: str, z: int, x: int, y: int, scope: Scope, q: LayerQuery
+) -> tuple[bytes, int, Polygon]:
+    """Build one tile in PostGIS, bypassing the cache: (mvt bytes, features, bounds)."""
+    check_tile(z, x, y)
+    if layer == "heatmap":
+        sql, params, env = _heatmap_tile_sql(scope, q, z, x, y)
+    else:
+        ldef = layer_def(layer)
+        if z < ldef.minzoom or scope.empty:
+            return b"", 0, tile_envelope_4326(z, x, y)
+        sql, params, env = _layer_tile_sql(ldef, scope, q, z, x, y)
+    if scope.empty:
+        return b"", 0, env
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        data, n = cur.fetchone()
+    return bytes(data or b""), int(n or 0), env
+
+
+def get_tile(
+    layer: str, z: int, x: int, y: int, scope: Scope, q: LayerQuery, *, use_cache: bool = True
+) -> Tile:
+    """The tile from the cache, or built and cached."""
+    check_tile(z, x, y)
+    time_dependent = layer in ("heatmap", "cases", "visits")
+    max_age = HTTP_MAX_AGE if not time_dependent else HTTP_MAX_AGE // 2
+    variant = tile_variant(scope, q, layer)
+    if use_cache:
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT data, etag, created_at, size, features FROM layers_tilecache"
+                " WHERE layer = %s AND z = %s AND x = %s AND y = %s AND variant = %s"
+                " AND expires_at > now()",
+                (layer, z, x, y, variant),
+            )
+            row = cur.fetchone()
+        if row:
+            return Tile(bytes(row[0]), row[1], row[2], row[3], row[4], True, max_age)
+    raw, n, bounds = build_tile(layer, z, x, y, scope, q)
+    gz = gzip.compress(raw, 6, mtime=0) if raw else b""
+    etag = _etag(raw)
+    now = timezone.now()
+    if use_cache:
+        ttl = TTL_TIME_DEPENDENT if time_dependent else TTL_STATIC
+        with connection.cursor() as cur:
+            cur.execute(
+                "INSERT INTO layers_tilecache (layer, z, x, y, variant, data, size, features, etag,"
+                " bounds, created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                " ST_GeomFromEWKB(%s), %s, %s)"
+                " ON CONFLICT (layer, z, x, y, variant) DO UPDATE SET data = EXCLUDED.data,"
+                " size = EXCLUDED.size, features = EXCLUDED.features, etag = EXCLUDED.etag,"
+                " bounds = EXCLUDED.bounds, created_at = EXCLUDED.created_at,"
+                " expires_at = EXCLUDED.expires_at",
+                (
+                    layer,
+                    z,
+                    x,
+                    y,
+                    variant,
+                    gz,
+                    len(raw),
+                    n,
+                    etag,
+                    bytes(bounds.ewkb),
+                    now,
+                    now + ttl,
+                ),
+            )
+    return Tile(gz, etag, now, len(raw), n, False, max_age)
+
+
+def purge_expired_tiles() -> int:
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM layers_tilecache WHERE expires_at <= now()")
+        return cur.rowcount
+
+
+def scope_extent(scope: Scope) -> tuple[float, float, float, float] | None:
+    """WGS84 extent of the caller's grids (for TileJSON bounds)."""
+    from django.contrib.gis.db.models import Extent
+
+    ext = scope.filter(Grid.objects.all()).aggregate(e=Extent("boundary"))["e"]
+    if ext is None and not scope.empty:
+        ext = scope.filter(Building.objects.all()).aggregate(e=Extent("footprint"))["e"]
+    return tuple(ext) if ext else None  # type: ignore[return-value]
+
+
+def tilejson(layer: str, scope: Scope, tiles_url: str, query: str = "") -> dict:
+    """TileJSON 3.0.0 for ``layer`` (``tiles_url`` is the absolute /tiles/ prefix)."""
+    if layer == "heatmap":
+        fields = {"count": "Number", "i": "Number", "j": "Number"}
+        minzoom, title, desc = 0, "案件热力 case heatmap", "Hexagon bins of cases with counts."
+    else:
+        ldef = layer_def(layer)
+        fields, minzoom, title, desc = (
+            ldef.tilejson_fields(),
+            ldef.minzoom,
+            ldef.title,
+            ldef.description,
+        )
+    ext = scope_extent(scope) or (-180.0, -85.0511, 180.0, 85.0511)
+    cx, cy = (ext[0] + ext[2]) / 2, (ext[1] + ext[3]) / 2
+    suffix = f"?{query}" if query else ""
+    return {
+        "tilejson": "3.0.0",
+        "name": layer,
+        "description": desc,
+        "attribution": "gridsvc",
+        "scheme": "xyz",
+        "tiles": [f"{tiles_url}{layer}/{{z}}/{{x}}/{{y}}.mvt{suffix}"],
+        "minzoom": minzoom,
+        "maxzoom": MAX_ZOOM,
+        "bounds": [round(v, 7) for v in ext],
+        "center": [round(cx, 7), round(cy, 7), max(minzoom, 15)],
+        "vector_layers": [
+            {
+                "id": layer,
+                "description": f"{title}: {desc}",
+                "minzoom": minzoom,
+                "maxzoom": MAX_ZOOM,
+                "fields": fields,
+            }
+        ],
+    }
+
+
+# ====================================================================== GeoJSON features
+def tolerance_deg(zoom: float | None, tolerance_m: float | None) -> float:
+    """Simplification tolerance in degrees: ``tolerance`` metres, or half a pixel at ``zoom``."""
+    if tolerance_m is not None:
+        return tolerance_m * DEG_PER_M
+    if zoom is not None:
+        return resolution_m_per_px(zoom) * 0.5 * DEG_PER_M
+    return 0.0
+
+
+def features_queryset(
+    layer: LayerDef,
+    scope: Scope,
+    q: LayerQuery,
+    *,
+    bbox: tuple[float, float, float, float] | None = None,
+    datetime_range: tuple[datetime | None, datetime | None] = (None, None),
+    tolerance: float = 0.0,
+    feature_id: int | None = None,
+) -> QuerySet:
+    """Values rows ``{fid, geojson, f_<prop>…}`` of the layer (per household, never
+    aggregated), ordered stably (for paging)."""
+    built = layer.build(scope, q, None)
+    qs = built.qs
+    if bbox is not None:
+        qs = qs.filter(**{f"{built.geom}__bboverlaps": box_4326(*bbox)})
+    lo, hi = datetime_range
+    if built.temporal:
+        if lo:
+            qs = qs.filter(**{f"{built.temporal}__gte": lo})
+        if hi:
+            qs = qs.filter(**{f"{built.temporal}__lt": hi})
+    if feature_id is not None:
+        qs = qs.filter(pk=feature_id)
+    annotations = {f"f_{k}": v for k, v in built.props.items()}
+    return (
+        qs.annotate(
+            fid=F(built.fid),
+            geojson=AsGeoJSON(Simplified(F(built.geom), tolerance), precision=7),
+            **annotations,
+        )
+        .values("fid", "geojson", *annotations)
+        .order_by("fid")
+    )
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    return v
+
+
+def row_to_feature(row: dict, props: Iterable[str], crs: str = "wgs84") -> dict:
+    import orjson
+
+    geom = orjson.loads(row["geojson"]) if row.get("geojson") else None
+    if geom is not None and crs != "wgs84":
+        geom = geocrs.transform_geojson_geometry(geom, "wgs84", crs)
+    return {
+        "type": "Feature",
+        "id": row["fid"],
+        "geometry": geom,
+        "properties": {p: _json_value(row.get(f"f_{p}")) for p in props},
+    }
+
+
+# ====================================================================== heatmap
+def heatmap(
+    scope: Scope,
+    q: LayerQuery,
+    bbox: tuple[float, float, float, float],
+    zoom: float,
+    crs: str = "wgs84",
+) -> dict:
+    """Hexagon bins (GeoJSON FeatureCollection) of the caller's cases in the window.
+
+    Hexagons are the cells of ``ST_HexagonGrid(hex_size_for_zoom(zoom))`` in EPSG:3857 that
+    touch ``bbox`` and hold cases; each ``count`` is the number of cases in the whole cell
+    (also outside the box), so counts do not change when the map is panned.
+    """
+    import orjson
+
+    size = hex_size_for_zoom(zoom)
+    x0, y0 = lonlat_to_3857(bbox[0], bbox[1])
+    x1, y1 = lonlat_to_3857(bbox[2], bbox[3])
+    lon0, lat0 = mercator_to_lonlat(x0 - 2 * size, y0 - 2 * size)
+    lon1, lat1 = mercator_to_lonlat(x1 + 2 * size, y1 + 2 * size)
+    features: list[dict] = []
+    total = 0
+    if not scope.empty:
+        points, params = _heatmap_points_sql(scope, q, box_4326(lon0, lat0, lon1, lat1))
+        sql = f"""
+SELECT c.i, c.j, c.n, ST_AsGeoJSON(ST_Transform(ST_Hexagon({size!r}, c.i, c.j), 4326), 7)
+FROM (SELECT i, j, count(*)::int AS n FROM ({hex_cells_sql(points, size)}) cells GROUP BY i, j) c
+WHERE ST_Hexagon({size!r}, c.i, c.j) && ST_MakeEnvelope(%s, %s, %s, %s, 3857)
+ORDER BY c.i, c.j"""
+        with connection.cursor() as cur:
+            cur.execute(sql, (*params, x0, y0, x1, y1))
+            rows = cur.fetchall()
+        for i, j, n, gj in rows:
+            geom = orjson.loads(gj)
+            if crs != "wgs84":
+                geom = geocrs.transform_geojson_geometry(geom, "wgs84", crs)
+            features.append(
+                {
+                    "type": "Feature",
+                    "id": f"{i}:{j}",
+                    "geometry": geom,
+                    "properties": {"count": n, "i": i, "j": j},
+                }
+            )
+            total += n
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "hex_size_m": size,
+        "zoom": zoom,
+        "total": total,
+        "crs": crs,
+        "since": q.since.isoformat() if q.since else None,
+        "until": q.until.isoformat() if q.until else None,
+    }
+
+
+# ====================================================================== choropleth
+def choropleth(scope: Scope, q: LayerQuery, *, tolerance: float = 0.0, crs: str = "wgs84") -> dict:
+    """Per-grid figures for the caller's grids: cases reported in the window (filters apply)
+    that are open, overdue (open and past ``due_at``), resolved (resolved, verified or closed),
+    the resolution rate (resolved ÷ cases, void/merged not counted) and visits done in the
+    window."""
+    import orjson
+
+    from gridsvc.cases.models import DONE_STATUSES, Status
+    from gridsvc.visits.models import Visit
+
+    opened = _open_statuses()
+    now = timezone.now()
+    grids = list(
+        scope.filter(Grid.objects.all())
+        .order_by("code")
+        .annotate(geojson=AsGeoJSON(Simplified(F("boundary"), tolerance), precision=7))
+        .values("id", "code", "name", "geojson")
+    )
+    cases = (
+        scoped_cases(scope, q)
+        .exclude(status__in=[Status.VOID, Status.MERGED])
+        .exclude(grid__isnull=True)
+        .order_by()
+        .values("grid_id")
+        .annotate(
+            total=Count("id"),
+            open=Count("id", filter=Q(status__in=opened)),
+            overdue=Count("id", filter=Q(status__in=opened, due_at__lt=now)),
+            resolved=Count("id", filter=Q(status__in=[str(s) for s in DONE_STATUSES])),
+        )
+    )
+    by_grid = {r["grid_id"]: r for r in cases}
+    visits = scope.filter(Visit.objects.all())
+    if q.since:
+        visits = visits.filter(client_time__gte=q.since)
+    if q.until:
+        visits = visits.filter(client_time__lt=q.until)
+    visit_counts = dict(
+        visits.order_by()
+        .values("household__unit__building__grid_id")
+        .annotate(n=Count("id"))
+        .values_list("household__unit__building__grid_id", "n")
+    )
+    features = []
+    for g in grids:
+        c = by_grid.get(g["id"], {})
+        total = c.get("total", 0)
+        resolved = c.get("resolved", 0)
+        geom = orjson.loads(g["geojson"])
+        if crs != "wgs84":
+            geom = geocrs.transform_geojson_geometry(geom, "wgs84", crs)
+        features.append(
+            {
+                "type": "Feature",
+                "id": g["id"],
+                "geometry": geom,
+                "properties": {
+                    "code": g["code"],
+                    "name": g["name"],
+                    "cases": total,
+                    "open": c.get("open", 0),
+                    "overdue": c.get("overdue", 0),
+                    "resolved": resolved,
+                    "resolution_rate": round(resolved / total, 4) if total else None,
+                    "visits_done": visit_counts.get(g["id"], 0),
+                },
+            }
+        )
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "crs": crs,
+        "since": q.since.isoformat() if q.since else None,
+        "until": q.until.isoformat() if q.until else None,
+        "computed_at": now.isoformat(),
+    }
+
+
+__all__ = [
+    "LAYERS",
+    "TILE_LAYERS",
+    "LayerDef",
+    "LayerQuery",
+    "ParamError",
+    "Tile",
+    "build_tile",
+    "check_tile",
+    "choropleth",
+    "covers_grid",
+    "features_queryset",
+    "get_tile",
+    "grid_scope",
+    "heatmap",
+    "hex_cells_sql",
+    "parse_bbox",
+    "parse_crs",
+    "parse_layer_query",
+    "row_to_feature",
+    "scope_key",
+    "tilejson",
+]
