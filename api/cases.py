@@ -1050,6 +1050,135 @@ def _parse_when(raw: str | None, name: str):  # type: ignore[no-untyped-def]
     return value
 
 
+# ---------------------------------------------------------------------------- assessment
+def _period(request):  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    today = timezone.localdate()
+    first = today.replace(day=1)
+    out = []
+    for name, default in (("since", first), ("until", today + timedelta(days=1))):
+        raw = request.query_params.get(name)
+        if not raw:
+            out.append(default)
+            continue
+        try:
+            out.append(date.fromisoformat(raw))
+        except ValueError:
+            raise ValidationError({name: "a date YYYY-MM-DD"}) from None
+    if out[0] >= out[1]:
+        raise ValidationError({"until": "must be after since"})
+    if (out[1] - out[0]).days > 3660:
+        raise ValidationError({"until": "a period of at most ten years"})
+    return out
+
+
+BY_PARAM = OpenApiParameter(
+    "by", str, enum=["member", "grid", "community", "department"], required=False
+)
+PERIOD_PARAMS = [
+    OpenApiParameter("since", OpenApiTypes.DATE, required=False, description="first day"),
+    OpenApiParameter("until", OpenApiTypes.DATE, required=False, description="day after the last"),
+]
+
+
+class AssessmentView(APIView):
+    """考核: 按期处置率, 结案率, 按期结案率, 返工率, 超期未处置率, 延期率, on-the-spot count,
+    weighted score and grade A–E per member, grid, community or outside department."""
+
+    @extend_schema(parameters=[BY_PARAM, *PERIOD_PARAMS], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):  # type: ignore[no-untyped-def]
+        from gridsvc.cases import assessment
+
+        by = request.query_params.get("by", "grid")
+        if by not in assessment.GROUPS:
+            raise ValidationError({"by": f"one of {', '.join(assessment.GROUPS)}"})
+        since, until = _period(request)
+        rows = assessment.assess(case_queryset(request), by, since, until)
+        weights, grades = assessment.scheme()
+        return Response(
+            {
+                "by": by,
+                "since": since,
+                "until": until,
+                "weights": weights,
+                "grades": grades,
+                "rows": rows,
+            }
+        )
+
+
+class AssessmentCasesView(APIView):
+    """The cases behind one figure of one row (drill-down)."""
+
+    @extend_schema(
+        parameters=[
+            BY_PARAM,
+            *PERIOD_PARAMS,
+            OpenApiParameter("key", int, required=True),
+            OpenApiParameter("figure", str, required=True),
+        ],
+        responses=CaseSerializer(many=True),
+    )
+    def get(self, request):  # type: ignore[no-untyped-def]
+        from gridsvc.cases import assessment
+
+        by = request.query_params.get("by", "grid")
+        if by not in assessment.GROUPS:
+            raise ValidationError({"by": f"one of {', '.join(assessment.GROUPS)}"})
+        try:
+            key = int(request.query_params.get("key", ""))
+        except ValueError:
+            raise ValidationError(
+                {"key": "the id of the member/grid/community/department"}
+            ) from None
+        since, until = _period(request)
+        figure = request.query_params.get("figure", "")
+        try:
+            qs = assessment.drill_down(case_queryset(request), by, key, figure, since, until)
+        except ValueError as exc:
+            raise ValidationError({"figure": str(exc)}) from None
+        return Response(CaseSerializer(qs[:500], many=True, context={"request": request}).data)
+
+
+# ---------------------------------------------------------------------------- inbox
+class InboxSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    title = serializers.CharField()
+    body = serializers.CharField()
+    object_type = serializers.CharField()
+    object_id = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    read_at = serializers.DateTimeField(allow_null=True)
+
+
+class InboxViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Your inbox 消息: new cases, cards, escalations, send-back results, decisions
+    (``?unread=1``). The phone also gets them through the change feed."""
+
+    serializer_class = InboxSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        from gridsvc.supervision.models import InboxMessage
+
+        if getattr(self, "swagger_fake_view", False):
+            return InboxMessage.objects.none()
+        qs = InboxMessage.objects.filter(member=self.request.user)
+        if self.request.query_params.get("unread") in ("1", "true"):
+            qs = qs.filter(read_at__isnull=True)
+        return qs
+
+    @extend_schema(request=None, responses=InboxSerializer)
+    @action(detail=True, methods=["post"])
+    def read(self, request, pk=None):  # type: ignore[no-untyped-def]
+        msg = get_object_or_404(self.get_queryset(), pk=pk)
+        if msg.read_at is None:
+            msg.read_at = timezone.now()
+            msg.save(update_fields=["read_at"])
+        return Response(InboxSerializer(msg).data)
+
+
 # ---------------------------------------------------------------------------- routing
 urlpatterns: list = []
 root_urlpatterns: list = []
@@ -1064,8 +1193,11 @@ def register(router) -> None:  # type: ignore[no-untyped-def]
     router.register("cases", CaseViewSet, basename="case")
     router.register("case-requests", CaseRequestViewSet, basename="case-request")
     router.register("follow-ups", FollowUpViewSet, basename="follow-up")
+    router.register("inbox", InboxViewSet, basename="inbox")
     urlpatterns.extend(
         [
+            path("assessment/", AssessmentView.as_view(), name="assessment"),
+            path("assessment/cases/", AssessmentCasesView.as_view(), name="assessment-cases"),
             path("dispatch/queue/", DispatchQueueView.as_view(), name="dispatch-queue"),
             path("dispatch/<str:name>/", BulkActionView.as_view(), name="dispatch-action"),
         ]

@@ -66,7 +66,7 @@ def decode_cursor(cursor: str | None) -> dict[str, Any]:
                 ok = False
             if not ok:
                 raise BadCursor("not a cursor returned by this feed")
-    if "h" in state and not isinstance(state["h"], int):
+    if any(k in state and not isinstance(state[k], int) for k in ("h", "i")):
         raise BadCursor("not a cursor returned by this feed")
     return state
 
@@ -172,9 +172,35 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) ->
         if case_rows:
             new_state["c"] = _mark(case_rows[-1].updated_at, case_rows[-1].id)
 
+    # the member's inbox (new cases, cards, escalations, decisions)
+    from gridsvc.supervision.models import InboxMessage
+
+    msgs = list(
+        InboxMessage.objects.filter(member=member, id__gt=state.get("i", 0)).order_by("id")[
+            : limit + 1
+        ]
+    )
+    if len(msgs) > limit:
+        more, msgs = True, msgs[:limit]
+    if msgs:
+        new_state["i"] = msgs[-1].id
+
     return {
         "cursor": encode_cursor(new_state),
         "has_more": more,
+        "inbox": [
+            {
+                "id": m.id,
+                "kind": m.kind,
+                "title": m.title,
+                "body": m.body,
+                "object_type": m.object_type,
+                "object_id": m.object_id,
+                "created_at": m.created_at.isoformat(),
+                "read": m.read_at is not None,
+            }
+            for m in msgs
+        ],
         "tasks": [task_payload(t) for t in tasks],
         "households": households,
         "cases": cases,
