@@ -17,10 +17,16 @@ pytestmark = pytest.mark.django_db
 
 
 def _held_unit():
-    return Unit.objects.filter(
-        pk__in=Position.objects.held_at().filter(position_type="unit_head", on_leave=False).values("unit"),
-        building__compound__isnull=False,
-    ).order_by("id").first()
+    return (
+        Unit.objects.filter(
+            pk__in=Position.objects.held_at()
+            .filter(position_type="unit_head", on_leave=False)
+            .values("unit"),
+            building__compound__isnull=False,
+        )
+        .order_by("id")
+        .first()
+    )
 
 
 @pytest.mark.parametrize(
@@ -51,8 +57,15 @@ def test_each_level_of_the_chain_can_receive_a_case(demo):
     hh = unit.households.first()
     cat = category("neighbour")
     landed = []
-    for level in ("unit_head", "building_head", "owners_committee", "property_manager",
-                  "community_cadre", "mediation_committee", "street_dispatcher"):
+    for level in (
+        "unit_head",
+        "building_head",
+        "owners_committee",
+        "property_manager",
+        "community_cadre",
+        "mediation_committee",
+        "street_dispatcher",
+    ):
         cat.start_level = level
         cat.save()
         c = services.report_case(reporter=None, category=cat, title=level, household=hh).case
@@ -109,9 +122,13 @@ def test_point_outside_every_grid_waits_in_the_street_queue_with_the_nearest_gri
 def test_ethnic_religious_flag_starts_at_the_cadre_and_notifies_the_desk(demo):
     hh = Household.objects.filter(unit__building__grid=demo.grids[0]).first()
     case = report("neighbour.noise", household=hh, flags=["ethnic_religious"]).case
-    assert services.LEVEL_BY_NAME[case.level].index >= services.LEVEL_BY_NAME["community_cadre"].index
-    desk = Position.objects.held_at().filter(position_type="ethnic_affairs_desk").values_list(
-        "member_id", flat=True
+    assert (
+        services.LEVEL_BY_NAME[case.level].index >= services.LEVEL_BY_NAME["community_cadre"].index
+    )
+    desk = (
+        Position.objects.held_at()
+        .filter(position_type="ethnic_affairs_desk")
+        .values_list("member_id", flat=True)
     )
     assert desk, "the demo street has an ethnic-affairs desk"
     assert InboxMessage.objects.filter(member_id__in=desk, object_id=str(case.pk)).exists()
@@ -124,7 +141,9 @@ def test_duplicates_are_suggested_and_a_case_can_be_merged(demo):
     assert first in second.duplicates
     other_category = report("neighbour.noise", household=hh)
     assert first not in other_category.duplicates
-    far = report("neighbour.leak", building=Building.objects.exclude(grid=hh.unit.building.grid).first())
+    far = report(
+        "neighbour.leak", building=Building.objects.exclude(grid=hh.unit.building.grid).first()
+    )
     assert first not in far.duplicates
     merged = services.act(second.case.pk, "merge", member("street"), data={"into": first.pk})
     assert merged.status == Status.MERGED and merged.merged_into_id == first.pk

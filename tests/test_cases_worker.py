@@ -36,7 +36,9 @@ def start_worker(one_shot: bool = False) -> subprocess.Popen:
     args = [sys.executable, "manage.py", "procrastinate", "worker", "-q", "cases", "-p", "0.2"]
     if one_shot:
         args.append("--one-shot")
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
 
 
 def stop(proc: subprocess.Popen) -> str:
@@ -64,15 +66,19 @@ def test_worker_escalates_overdue_cases_once_and_catches_up(committed_demo):
     # reported while the worker was down: their deadlines passed long ago
     overdue = report(household=hh[0], when=long_ago).case
     lost_jobs = report("neighbour.leak", household=hh[1], when=long_ago).case
-    ProcrastinateJob.objects.filter(args__case_id=lost_jobs.pk).delete()  # only the sweep can see it
+    ProcrastinateJob.objects.filter(
+        args__case_id=lost_jobs.pk
+    ).delete()  # only the sweep can see it
     fresh = report("neighbour.parking", household=hh[2]).case
     assert overdue.level == "unit_head" and overdue.due_at < timezone.now()
 
     worker = start_worker()
     try:
         ok = wait_for(
-            lambda: Case.objects.get(pk=overdue.pk).escalations >= 1
-            and Case.objects.get(pk=lost_jobs.pk).escalations >= 1
+            lambda: (
+                Case.objects.get(pk=overdue.pk).escalations >= 1
+                and Case.objects.get(pk=lost_jobs.pk).escalations >= 1
+            )
         )
         log = "" if ok else stop(worker)
         assert ok, f"the worker escalated the overdue cases\n{log}"
@@ -100,7 +106,9 @@ def test_worker_escalates_overdue_cases_once_and_catches_up(committed_demo):
 def test_worker_gives_a_yellow_then_a_red_card(committed_demo):
     cat = Category.objects.get(code="neighbour.noise")
     # a very short limit (9 seconds) so the test sees both cards pass
-    TimeLimit.objects.create(category=cat, stage="accept", level="unit_head", amount=0.0025, unit="natural_hours")
+    TimeLimit.objects.create(
+        category=cat, stage="accept", level="unit_head", amount=0.0025, unit="natural_hours"
+    )
     hh = Household.objects.filter(unit__building__code__endswith="B001").order_by("id")[3]
     worker = start_worker()
     try:

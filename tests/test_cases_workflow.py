@@ -82,7 +82,9 @@ def test_two_dispatchers_racing_the_second_gets_412(demo, member_client):
     case = report().case
     street = member_client("street")
     etag = street.get(f"/api/v1/cases/{case.pk}/")["ETag"]
-    one = _post(street, case, "set_deadline", etag, due_at=(timezone.now() + timedelta(days=2)).isoformat())
+    one = _post(
+        street, case, "set_deadline", etag, due_at=(timezone.now() + timedelta(days=2)).isoformat()
+    )
     assert one.status_code == 200
     two = _post(street, case, "transfer", etag, department=1)
     assert two.status_code == 412 and two.data["current_version"] == case.version + 1
@@ -163,7 +165,9 @@ def test_extension_is_approved_or_refused_by_the_level_above(demo, member_client
 def test_hold_and_void_need_approval(demo, member_client, approve):
     case = report().case
     handler = _client(member_client, case)
-    r = handler.post(f"/api/v1/cases/{case.pk}/requests/", {"kind": "hold", "reason": "历史遗留"}, format="json")
+    r = handler.post(
+        f"/api/v1/cases/{case.pk}/requests/", {"kind": "hold", "reason": "历史遗留"}, format="json"
+    )
     assert r.status_code == 400 and "review_date" in r.data
     day = (timezone.localdate() + timedelta(days=30)).isoformat()
     r = handler.post(
@@ -223,7 +227,14 @@ def test_mediation_record_requires_the_law_s_contents_and_tracks_honouring(demo,
     url = f"/api/v1/cases/{case.pk}/mediation/"
     r = client.put(url, {"parties": [{"name": "张三"}], "facts": "漏水"}, format="json")
     assert r.status_code == 400
-    for field in ("parties", "issues", "terms", "performance_method", "performance_deadline", "signed_on"):
+    for field in (
+        "parties",
+        "issues",
+        "terms",
+        "performance_method",
+        "performance_deadline",
+        "signed_on",
+    ):
         assert field in r.data
     signed = timezone.localdate()
     r = client.put(
@@ -251,7 +262,9 @@ def test_members_of_another_grid_do_not_see_the_case(demo, member_client):
     case = report(household=hh).case
     assert member_client("grid1").get(f"/api/v1/cases/{case.pk}/").status_code == 200
     assert member_client("grid2").get(f"/api/v1/cases/{case.pk}/").status_code == 404
-    ids = [c["id"] for c in member_client("grid2").get("/api/v1/cases/?page_size=500").data["results"]]
+    ids = [
+        c["id"] for c in member_client("grid2").get("/api/v1/cases/?page_size=500").data["results"]
+    ]
     assert case.pk not in ids
     r = member_client("grid2").post(f"/api/v1/cases/{case.pk}/actions/escalate/", {}, format="json")
     assert r.status_code == 404
@@ -269,16 +282,36 @@ def test_report_over_http_answers_duplicates_and_names_bad_fields(demo, member_c
     client = member_client("grid1")
     hh = Household.objects.filter(unit__building__grid=demo.grids[0]).first()
     n = Case.objects.count()
-    first = client.post("/api/v1/cases/", {"category": "neighbour.leak", "title": "漏水", "household": hh.pk}, format="json")
+    first = client.post(
+        "/api/v1/cases/",
+        {"category": "neighbour.leak", "title": "漏水", "household": hh.pk},
+        format="json",
+    )
     assert first.status_code == 201
-    again = client.post("/api/v1/cases/", {"category": "neighbour.leak", "title": "漏水2", "household": hh.pk}, format="json")
+    again = client.post(
+        "/api/v1/cases/",
+        {"category": "neighbour.leak", "title": "漏水2", "household": hh.pk},
+        format="json",
+    )
     assert first.data["case"]["id"] in [d["id"] for d in again.data["duplicates"]]
-    bad = client.post("/api/v1/cases/", {"category": "nope", "title": "x", "lon": 103.8, "lat": 36.0}, format="json")
+    bad = client.post(
+        "/api/v1/cases/",
+        {"category": "nope", "title": "x", "lon": 103.8, "lat": 36.0},
+        format="json",
+    )
     assert bad.status_code == 400 and "category" in bad.data
-    bad = client.post("/api/v1/cases/", {"category": "neighbour", "title": "x", "lon": 500, "lat": 36}, format="json")
+    bad = client.post(
+        "/api/v1/cases/",
+        {"category": "neighbour", "title": "x", "lon": 500, "lat": 36},
+        format="json",
+    )
     assert bad.status_code == 400 and "lon" in bad.data
     other = Household.objects.filter(unit__building__grid=demo.grids[1]).first()
-    bad = client.post("/api/v1/cases/", {"category": "neighbour", "title": "x", "household": other.pk}, format="json")
+    bad = client.post(
+        "/api/v1/cases/",
+        {"category": "neighbour", "title": "x", "household": other.pk},
+        format="json",
+    )
     assert bad.status_code == 400 and "household" in bad.data
     assert Case.objects.count() == n + 2, "refused reports store nothing"
 
@@ -287,7 +320,9 @@ def test_bulk_dispatch_and_my_cases(demo, member_client):
     a, b = report().case, report("neighbour.leak").case
     street = member_client("street")
     grid1 = member("grid1")
-    r = street.post("/api/v1/dispatch/assign/", {"ids": [a.pk, b.pk, 999999], "member": grid1.pk}, format="json")
+    r = street.post(
+        "/api/v1/dispatch/assign/", {"ids": [a.pk, b.pk, 999999], "member": grid1.pk}, format="json"
+    )
     assert r.status_code == 200
     assert [x["ok"] for x in r.data["results"]] == [True, True, False]
     mine = member_client("grid1").get("/api/v1/cases/?mine=true").data["results"]
