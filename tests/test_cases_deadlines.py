@@ -1,0 +1,67 @@
+"""Case deadlines on the working-time clock: holidays, adjusted working days, a year with no
+calendar, and deadlines recomputed when the calendar changes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gridsvc.cases import services
+from gridsvc.cases.models import Case
+from gridsvc.supervision.models import CalendarDay, CalendarYear
+
+from .cases_helpers import report
+
+pytestmark = pytest.mark.django_db
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def test_handling_deadline_skips_national_day_and_counts_the_adjusted_saturday(demo):
+    # 2025: 1–8 October off; Saturday 11 October is an adjusted working day (调休上班)
+    case = report("neighbour.noise", when=datetime(2025, 9, 30, 10, 0, tzinfo=TZ)).case
+    assert case.level == "unit_head"  # 3 working days to handle at the unit head
+    case = services.act(
+        case.pk, "start", case.handler, when=datetime(2025, 9, 30, 11, 0, tzinfo=TZ)
+    )
+    assert case.due_at.astimezone(TZ) == datetime(2025, 10, 11, 18, 0, tzinfo=TZ)
+
+
+def test_accept_deadline_in_working_hours_spans_lunch(demo):
+    case = report("neighbour.noise", when=datetime(2026, 3, 3, 10, 0, tzinfo=TZ)).case
+    assert case.due_stage == "accept"
+    assert case.due_at.astimezone(TZ) == datetime(2026, 3, 3, 16, 30, tzinfo=TZ)
+
+
+def test_a_deadline_in_a_year_with_no_calendar_is_a_clear_error_not_a_guess(demo):
+    case = report("neighbour.noise", when=datetime(2028, 3, 1, 10, 0, tzinfo=TZ)).case
+    assert case.pk and case.due_at is None, "the report is kept, with no guessed deadline"
+    assert "2028" in case.deadline_error and "calendar" in case.deadline_error
+    CalendarYear.objects.create(year=2028, note="declared by the street")
+    assert services.recompute_open_deadlines() >= 1
+    case.refresh_from_db()
+    assert case.due_at is not None and case.deadline_error == ""
+    assert case.events.filter(kind="deadline_recomputed").exists()
+
+
+def test_a_calendar_change_moves_stored_deadlines(demo):
+    case = report("neighbour.noise", when=datetime(2026, 3, 3, 10, 0, tzinfo=TZ)).case
+    case = services.act(case.pk, "start", case.handler, when=datetime(2026, 3, 3, 11, 0, tzinfo=TZ))
+    old = case.due_at.astimezone(TZ)
+    assert old == datetime(2026, 3, 6, 18, 0, tzinfo=TZ)
+    CalendarDay.objects.create(date=old.date(), is_workday=False, note="临时停工")
+    services.recompute_open_deadlines(street_id=case.street_id)
+    case.refresh_from_db()
+    assert case.due_at.astimezone(TZ) == old + timedelta(days=3), "Friday off → next Monday"
+
+
+def test_time_limit_change_is_picked_up(demo):
+    case = report("neighbour.noise", when=datetime(2026, 3, 3, 10, 0, tzinfo=TZ)).case
+    before = Case.objects.get(pk=case.pk).due_at
+    limit = services.time_limit(case.category, "accept", "unit_head")
+    limit.amount = 8
+    limit.save()
+    services.recompute_open_deadlines(category_ids=[limit.category_id])
+    case.refresh_from_db()
+    assert case.due_at > before
