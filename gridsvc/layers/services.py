@@ -886,10 +886,10 @@ def _heatmap_tile_sql(scope: Scope, q: LayerQuery, z: int, x: int, y: int):  # t
     points, params = _heatmap_points_sql(scope, q, env)
     sql = f"""
 SELECT ST_AsMVT(t.*, 'heatmap', 4096, 'geom'), count(*) FROM (
-  SELECT ST_AsMVTGeom(ST_Hexagon({size!r}, c.i, c.j), ST_TileEnvelope({z}, {x}, {y}), 4096, 64, true)
+  SELECT ST_AsMVTGeom(ST_SetSRID(ST_Hexagon({size!r}, c.i, c.j), 3857), ST_TileEnvelope({z}, {x}, {y}), 4096, 64, true)
            AS geom, c.n AS count, c.i, c.j
   FROM (SELECT i, j, count(*)::int AS n FROM ({hex_cells_sql(points, size)}) cells GROUP BY i, j) c
-  WHERE ST_Hexagon({size!r}, c.i, c.j) && ST_TileEnvelope({z}, {x}, {y}, margin => {BUFFER / EXTENT!r})
+  WHERE ST_SetSRID(ST_Hexagon({size!r}, c.i, c.j), 3857) && ST_TileEnvelope({z}, {x}, {y}, margin => {BUFFER / EXTENT!r})
 ) t WHERE t.geom IS NOT NULL"""
     return sql, params, env
 
@@ -1122,9 +1122,9 @@ def heatmap(
     if not scope.empty:
         points, params = _heatmap_points_sql(scope, q, box_4326(lon0, lat0, lon1, lat1))
         sql = f"""
-SELECT c.i, c.j, c.n, ST_AsGeoJSON(ST_Transform(ST_Hexagon({size!r}, c.i, c.j), 4326), 7)
+SELECT c.i, c.j, c.n, ST_AsGeoJSON(ST_Transform(ST_SetSRID(ST_Hexagon({size!r}, c.i, c.j), 3857), 4326), 7)
 FROM (SELECT i, j, count(*)::int AS n FROM ({hex_cells_sql(points, size)}) cells GROUP BY i, j) c
-WHERE ST_Hexagon({size!r}, c.i, c.j) && ST_MakeEnvelope(%s, %s, %s, %s, 3857)
+WHERE ST_SetSRID(ST_Hexagon({size!r}, c.i, c.j), 3857) && ST_MakeEnvelope(%s, %s, %s, %s, 3857)
 ORDER BY c.i, c.j"""
         with connection.cursor() as cur:
             cur.execute(sql, (*params, x0, y0, x1, y1))

@@ -1,0 +1,47 @@
+"""After a commit that changed territory, cases or visits, ask the worker to rebuild the
+offline packages that went stale (the triggers already logged which grids changed and dropped
+the cached tiles under the change). One job per commit at most; nothing if no package exists.
+Bulk changes send no signals: the periodic ``layers.sweep`` picks them up."""
+
+from __future__ import annotations
+
+from django.db import connection, transaction
+from django.db.models.signals import post_delete, post_save
+
+_FLAG = "_gridsvc_layers_refresh_pending"
+
+
+def _flush() -> None:
+    if not getattr(connection, _FLAG, False):
+        return
+    setattr(connection, _FLAG, False)
+    from .models import OfflinePackage
+    from .tasks import enqueue_refresh
+
+    if OfflinePackage.objects.exists():
+        enqueue_refresh()
+
+
+def data_changed(sender, instance=None, raw: bool = False, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    if raw:
+        return
+    setattr(connection, _FLAG, True)
+    transaction.on_commit(_flush)
+
+
+def connect() -> None:
+    from gridsvc.cases.models import Case
+    from gridsvc.territory.models import (
+        Building,
+        Compound,
+        Grid,
+        Household,
+        Place,
+        Resident,
+        Unit,
+    )
+
+    for model in (Grid, Compound, Building, Unit, Household, Resident, Place, Case):
+        uid = f"layers_{model.__name__.lower()}"
+        post_save.connect(data_changed, sender=model, dispatch_uid=f"{uid}_saved")
+        post_delete.connect(data_changed, sender=model, dispatch_uid=f"{uid}_deleted")
