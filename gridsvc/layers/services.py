@@ -338,16 +338,19 @@ class MVTGeom(Func):
 class Simplified(Func):
     """``ST_SimplifyPreserveTopology(geom, tolerance)`` (degrees); the geometry itself at 0."""
 
-    def __init__(self, expression: Any, tolerance: float) -> None:
+    def __init__(self, expression: Any, tolerance: float, multi: bool = False) -> None:
         from django.contrib.gis.db.models import GeometryField
 
         self.tolerance = float(tolerance)
+        self.multi = multi
         super().__init__(expression, output_field=GeometryField(srid=4326))
 
     def as_sql(self, compiler, connection, **extra):  # type: ignore[no-untyped-def, override]
         sql, params = compiler.compile(self.source_expressions[0])
         if self.tolerance > 0:
-            return f"ST_SimplifyPreserveTopology({sql}, {self.tolerance!r})", params
+            sql = f"ST_SimplifyPreserveTopology({sql}, {self.tolerance!r})"
+            if self.multi:
+                sql = f"ST_Multi({sql})"
         return sql, params
 
 
@@ -1068,7 +1071,7 @@ def features_queryset(
     return (
         qs.annotate(
             fid=F(built.fid),
-            geojson=AsGeoJSON(Simplified(F(built.geom), tolerance), precision=7),
+            geojson=AsGeoJSON(Simplified(F(built.geom), tolerance, layer.polygon), precision=7),
             **annotations,
         )
         .values("fid", "geojson", *annotations)
@@ -1170,7 +1173,7 @@ def choropleth(scope: Scope, q: LayerQuery, *, tolerance: float = 0.0, crs: str 
     grids = list(
         scope.filter(Grid.objects.all())
         .order_by("code")
-        .annotate(geojson=AsGeoJSON(Simplified(F("boundary"), tolerance), precision=7))
+        .annotate(geojson=AsGeoJSON(Simplified(F("boundary"), tolerance, True), precision=7))
         .values("id", "code", "name", "geojson")
     )
     cases = (
