@@ -21,6 +21,7 @@ change committed during the build leaves the package stale and it is built again
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -92,7 +93,7 @@ def _mbtiles(grid: Grid, tiles: list[tuple[int, int, int, bytes]], fields: dict)
         db.executemany("INSERT INTO metadata VALUES (?, ?)", sorted(meta.items()))
         db.executemany(
             "INSERT INTO tiles VALUES (?, ?, ?, ?)",
-            [(z, x, (1 << z) - 1 - y, data) for z, x, y, data in tiles],
+            [(z, x, (1 << z) - 1 - y, gzip.compress(data, 6, mtime=0)) for z, x, y, data in tiles],
         )
         db.commit()
         db.execute("VACUUM")
