@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# City-scale benchmarks (issue 9): bash scripts/bench.sh small|medium|large [bench/run.py options]
+# Sets up (idempotent), migrates, loads the city of that size if it is not loaded, starts the
+# real service (gunicorn, DEBUG off) on a free loopback port, measures, writes
+# bench/results/<size>-<date>.json. Not a test: nothing passes or fails on time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE="${1:-small}"
+shift || true
+case "$SIZE" in small|medium|large) ;; *) echo "usage: $0 small|medium|large" >&2; exit 2 ;; esac
+GRIDSVC_BROWSER="${GRIDSVC_BROWSER:-0}" bash scripts/setup.sh
+export DJANGO_SETTINGS_MODULE=gridsvc.settings
+export DJANGO_DEBUG=0
+export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-bench-only-secret-key-not-for-production-0123456789abcdef}"
+# the development keys (the demo and the city are encrypted with them): override for real data
+export GRIDSVC_FIELD_KEYS="${GRIDSVC_FIELD_KEYS:-ZGV2LW9ubHktZmllbGQta2V5LWNoYW5nZS1tZS0wMDA=}"
+export GRIDSVC_HASH_KEY="${GRIDSVC_HASH_KEY:-dev-only-hash-key}"
+.venv/bin/python manage.py migrate --no-input -v 0
+exec .venv/bin/python bench/run.py --size "$SIZE" "$@"
