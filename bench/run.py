@@ -310,48 +310,53 @@ class Picks:
 
 
 # ---------------------------------------------------------------------------- bare SQL
-SQL_CHAIN_POINT = """
-WITH p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS g),
-b AS (SELECT b.id, b.compound_id FROM territory_building b, p
-      WHERE b.footprint && ST_Expand(p.g, 0.0004)
-      ORDER BY ST_Covers(b.footprint, p.g) DESC,
-               ST_Distance(b.footprint::geography, p.g::geography), b.code LIMIT 1),
-g AS (SELECT g.id, g.community_id, c.street_id FROM territory_grid g
-      JOIN territory_community c ON c.id = g.community_id, p
-      WHERE g.parent_id IS NULL AND ST_Covers(g.boundary, p.g) ORDER BY g.code LIMIT 1)
+_HOLDERS = """
 SELECT pos.position_type, pos.member_id, m.display_name, pos.on_leave, pos.id
-FROM chain_position pos JOIN accounts_member m ON m.id = pos.member_id, b, g
-WHERE pos.valid_from <= now() AND (pos.valid_to IS NULL OR pos.valid_to > now())
-  AND ((pos.position_type = 'building_head' AND pos.building_id = b.id)
-    OR (pos.position_type IN ('owners_committee', 'property_manager')
-        AND pos.compound_id = b.compound_id)
-    OR (pos.position_type = 'community_cadre' AND pos.grid_id = g.id)
-    OR (pos.position_type = 'mediation_committee' AND pos.community_id = g.community_id)
-    OR (pos.position_type = 'street_dispatcher' AND pos.street_id = g.street_id))
-ORDER BY pos.valid_from, pos.id
-"""
-SQL_CHAIN_HOUSEHOLD = """
-WITH h AS (SELECT h.id, h.unit_id, b.id AS building_id, b.compound_id, b.grid_id,
-                  g.community_id, c.street_id, r.name AS head
-           FROM territory_household h JOIN territory_unit u ON u.id = h.unit_id
-           JOIN territory_building b ON b.id = u.building_id
-           JOIN territory_grid g ON g.id = b.grid_id
-           JOIN territory_community c ON c.id = g.community_id
-           LEFT JOIN territory_resident r ON r.id = h.head_id
-           WHERE h.id = %(hh)s)
-SELECT pos.position_type, pos.member_id, m.display_name, pos.on_leave, h.head
-FROM h JOIN chain_position pos ON
-      (pos.position_type = 'unit_head' AND pos.unit_id = h.unit_id)
-   OR (pos.position_type = 'building_head' AND pos.building_id = h.building_id)
-   OR (pos.position_type IN ('owners_committee', 'property_manager')
-       AND pos.compound_id = h.compound_id)
-   OR (pos.position_type = 'community_cadre' AND pos.grid_id = h.grid_id)
-   OR (pos.position_type = 'mediation_committee' AND pos.community_id = h.community_id)
-   OR (pos.position_type = 'street_dispatcher' AND pos.street_id = h.street_id)
+FROM ({targets}) t, LATERAL (
+  SELECT * FROM chain_position p WHERE p.position_type = 'unit_head' AND p.unit_id = t.unit_id
+  UNION ALL SELECT * FROM chain_position p
+   WHERE p.position_type = 'building_head' AND p.building_id = t.building_id
+  UNION ALL SELECT * FROM chain_position p
+   WHERE p.position_type IN ('owners_committee', 'property_manager')
+     AND p.compound_id = t.compound_id
+  UNION ALL SELECT * FROM chain_position p
+   WHERE p.position_type = 'community_cadre' AND p.grid_id = t.grid_id
+  UNION ALL SELECT * FROM chain_position p
+   WHERE p.position_type = 'mediation_committee' AND p.community_id = t.community_id
+  UNION ALL SELECT * FROM chain_position p
+   WHERE p.position_type = 'street_dispatcher' AND p.street_id = t.street_id) pos
 JOIN accounts_member m ON m.id = pos.member_id
 WHERE pos.valid_from <= now() AND (pos.valid_to IS NULL OR pos.valid_to > now())
 ORDER BY pos.valid_from, pos.id
 """
+# locate (covering building, else nearest within ~30 m; grid by ST_Covers) + every holder
+SQL_CHAIN_POINT = _HOLDERS.format(
+    targets="""
+  WITH p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS g),
+  b AS (SELECT b.id, b.compound_id FROM territory_building b, p
+        WHERE b.footprint && ST_Expand(p.g, 0.0004)
+        ORDER BY ST_Covers(b.footprint, p.g) DESC,
+                 ST_Distance(b.footprint::geography, p.g::geography), b.code LIMIT 1),
+  g AS (SELECT g.id, g.community_id, c.street_id FROM territory_grid g
+        JOIN territory_community c ON c.id = g.community_id, p
+        WHERE g.parent_id IS NULL AND ST_Covers(g.boundary, p.g) ORDER BY g.code LIMIT 1)
+  SELECT NULL::bigint AS unit_id, b.id AS building_id, b.compound_id, g.id AS grid_id,
+         g.community_id, g.street_id FROM b, g"""
+)
+SQL_CHAIN_HOUSEHOLD = _HOLDERS.format(
+    targets="""
+  SELECT h.unit_id, b.id AS building_id, b.compound_id, b.grid_id, g.community_id, c.street_id
+  FROM territory_household h JOIN territory_unit u ON u.id = h.unit_id
+  JOIN territory_building b ON b.id = u.building_id
+  JOIN territory_grid g ON g.id = b.grid_id
+  JOIN territory_community c ON c.id = g.community_id
+  WHERE h.id = %(hh)s"""
+).replace(
+    "ORDER BY pos.valid_from",
+    "UNION ALL SELECT 'household_head', NULL, r.name, false, NULL "
+    "FROM territory_household h JOIN territory_resident r ON r.id = h.head_id "
+    "WHERE h.id = %(hh)s\nORDER BY 5 NULLS FIRST --",
+)
 SQL_MY_TASKS = [
     """SELECT count(*) FROM visits_visittask WHERE assigned_member_id = %(m)s""",
     """SELECT t.id, t.rule_id, r.code, r.name, t.household_id, t.resident_id, u.building_id,
