@@ -63,3 +63,15 @@ CANVAS_COLOURS_JS = """() => {
   for (let i = 0; i < d.length; i += 4) seen.add((d[i] >> 3) + ',' + (d[i+1] >> 3) + ',' + (d[i+2] >> 3));
   return seen.size;
 }"""
+
+# Pixels of the map canvas in the heatmap's warm colours (yellow → orange → red), which none of
+# the territory layers (white, green, grey, blue) use; the pins and choropleth are switched off
+# before counting.
+HEAT_PIXELS_JS = """() => {
+  const src = document.querySelector('#map canvas');
+  const c = document.createElement('canvas'); c.width = src.width; c.height = src.height;
+  const ctx = c.getContext('2d'); ctx.drawImage(src, 0, 0);
+  const d = ctx.getImageData(0, 0, c.width, c.height).data; let n = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i+2] < 150 && d[i] - d[i+2] > 90) n++;
+  return n;
+}"""

@@ -1,35 +1,90 @@
 /* Street office web page (街道调度): MapLibre map of our own layers (no internet basemap),
-   case heatmap, grid choropleth, dispatch queue, case timeline, visit coverage, figures.
-   Talks to the same REST API as the phones (session auth + CSRF). Features light up when the
-   OpenAPI schema lists their endpoint, so the page never calls what the server lacks. */
+   case heatmap with a month slider, grid choropleth, case pins, the dispatch queue with its
+   actions, a case's timeline and walked chain, visit coverage, missing daily reports and the
+   monthly figures. Talks to the same REST API as the phones (session auth + CSRF, If-Match
+   with the case ETag). A panel lights up only when the OpenAPI schema lists its endpoint;
+   where a server-side layer is missing the page falls back to what it can draw itself
+   (GeoJSON territory instead of tiles, a client-side heatmap and choropleth from the cases). */
 (function () {
   "use strict";
 
   const API = "/api/v1";
-  const I18N = {
-    zh: {},
-    en: {
-      title: "Grid management · street dispatch", period: "Period", months: "months",
-      category: "Category", state: "State", all: "All", choropleth: "Choropleth",
-      m_open: "Open", m_overdue: "Overdue", m_rate: "Resolution rate", logout: "Log out",
-      t_queue: "Queue", t_case: "Case", t_visits: "Visits", t_figures: "Monthly",
-      q_unrouted: "Unrouted", q_overdue: "Overdue", q_flagged: "Flagged", empty: "No cases",
-      pick_case: "Pick a case in the queue or on the map", coverage: "Visit coverage (this month)",
-      missing: "No daily report today", by_category: "By category",
-      by_level: "Level where cases ended", visits_due: "Visits done / due",
-      assign: "Assign", escalate: "Escalate", transfer: "Transfer", deadline: "Deadline",
-      done: "Done", failed: "Failed", grid: "Grid", due: "Due", done_n: "Done",
-      overdue: "Overdue", flagged: "Far-off", cases: "cases", member: "member", chain: "Walked chain",
-      timeline: "Timeline", department: "Department", reason: "Reason",
-    },
+  const EN = {
+    title: "Grid management · street dispatch", period: "Period", category: "Category",
+    state: "State", all: "All", choropleth: "Choropleth", s_open: "Open", s_done: "Done",
+    m_open: "Open", m_overdue: "Overdue", m_rate: "Resolution rate", logout: "Log out",
+    l_heat: "Case heatmap", l_choropleth: "Grid figures", l_pins: "Case pins",
+    t_queue: "Queue", t_case: "Case", t_visits: "Visits", t_figures: "Monthly",
+    q_unrouted: "Unrouted", q_overdue: "Overdue", q_flagged: "Flagged", empty: "No cases",
+    pick_case: "Pick a case in the queue or on the map",
+    coverage: "Visit coverage (this month)", missing: "No daily report today",
+    fig_month: "Month", by_category: "Cases by category",
+    by_level: "Level where cases ended", visits_due: "Visits done / due",
+    trend: "Last 12 months: cases and resolution rate",
+    last12: "last 12 months", assign: "Assign", reassign: "Reassign", escalate: "Escalate",
+    transfer: "Transfer", set_deadline: "Deadline", supervise: "Supervise", confirm: "Confirm",
+    cancel: "Cancel", note: "Note", member: "Member", department: "Department", due: "Due",
+    done_n: "Done", grid: "Grid", overdue: "Overdue", far_off: "Far-off", rate: "Rate",
+    missed: "Missed", open_n: "Open", chain: "Walked chain", timeline: "Timeline",
+    cases: "Cases", resolved: "Resolved", resolution_rate: "Resolution rate",
+    within_month: "Disputes settled within a month", total: "Reported",
+    red: "Red card", yellow: "Yellow card", supervised: "Supervised", handler: "Handler",
+    level: "Level", loading: "Loading…", no_candidates: "Nobody to assign to", ok: "done",
+    e412: "Someone changed this case meanwhile (412). The card now shows the current version; check it and try again.",
+    e409: "Not allowed in the case's current state (409).", allowed: "Allowed",
+    failed: "Failed", details: "Details", reported_at: "Reported", cells: "cells",
+    hex: "hex bins", kde: "density (client-side)", max: "max", choropleth_local: "computed in the page",
+    ethnic_religious: "Ethnic/religious", group_incident: "Group incident", petition_risk: "Petition risk",
+    outside: "outside every grid", new_due: "New deadline", suggested: "suggested grid", n_people: "",
   };
+  const STATUS_EN = {
+    reported: "Reported", assigned: "Assigned", in_progress: "In progress", escalated: "Escalated",
+    resolved: "Resolved", verified: "Verified", closed: "Closed", reopened: "Reopened",
+    transferred: "Transferred", rejected: "Rejected", on_hold: "On hold", void: "Void", merged: "Merged",
+  };
+  const STATUS_ZH = {
+    reported: "已上报", assigned: "已派遣", in_progress: "处置中", escalated: "已升级", resolved: "已处置",
+    verified: "已核查", closed: "已结案", reopened: "已重办", transferred: "已转办", rejected: "不予受理",
+    on_hold: "挂账", void: "作废", merged: "已合并",
+  };
+  const LEVELS = [
+    ["household_head", "家长", "Household head"], ["unit_head", "单元长", "Unit head"],
+    ["building_head", "楼长", "Building head"], ["owners_committee", "业主委员会", "Owners' committee"],
+    ["property_manager", "物业经理", "Property manager"], ["community_cadre", "社区干部", "Community cadre"],
+    ["mediation_committee", "社区调委会", "Mediation committee"], ["street_dispatcher", "街道调度台", "Street desk"],
+    ["department", "职能部门", "Outside department"], ["unknown", "未记录", "Not recorded"],
+  ];
+  const POSITIONS = {
+    grid_member: ["网格员", "Grid member"], community_cadre: ["社区干部", "Community cadre"],
+    building_head: ["楼长", "Building head"], unit_head: ["单元长", "Unit head"],
+    property_manager: ["物业经理", "Property manager"], owners_committee: ["业主委员会", "Owners' committee"],
+    household_head: ["家长", "Household head"], mediation_committee: ["社区调委会", "Mediation committee"],
+  };
+  const FLAGS_ZH = { ethnic_religious: "涉民族宗教", group_incident: "群体性", petition_risk: "信访风险" };
+  const OPEN = ["reported", "assigned", "in_progress", "escalated", "reopened", "transferred"];
+  const RUNNING = ["assigned", "in_progress", "escalated", "reopened"];
+  const DONE = ["resolved", "verified", "closed"];
+  const DISPATCH_ACTIONS = ["assign", "escalate", "transfer", "set_deadline", "supervise"];
+
   const params = new URLSearchParams(location.search);
-  const lang = params.get("lang") === "en" || (!params.get("lang") && !navigator.language.startsWith("zh") && params.get("lang") !== "zh") ? "en" : "zh";
-  const t = (key, zh) => (lang === "en" && I18N.en[key]) || zh || key;
+  const lang = (() => {
+    const p = params.get("lang");
+    if (p === "en" || p === "zh") { try { localStorage.setItem("gridsvc.lang", p); } catch (e) { /* private mode */ } return p; }
+    let saved = null;
+    try { saved = localStorage.getItem("gridsvc.lang"); } catch (e) { /* private mode */ }
+    if (saved === "en" || saved === "zh") return saved;
+    return (navigator.language || "zh").toLowerCase().startsWith("zh") ? "zh" : "en";
+  })();
+  const t = (key, zh) => (lang === "en" ? EN[key] || zh || key : zh || key);
+  const statusLabel = (s) => (lang === "en" ? STATUS_EN[s] : STATUS_ZH[s]) || s;
+  const levelLabel = (name) => { const l = LEVELS.find((x) => x[0] === name); return l ? (lang === "en" ? l[2] : l[1]) : name || ""; };
+  const positionLabel = (p) => (POSITIONS[p] ? POSITIONS[p][lang === "en" ? 1 : 0] : p);
+  const flagLabel = (f) => (lang === "en" ? EN[f] : FLAGS_ZH[f]) || f;
 
   const state = {
-    months: 12, category: "", caseState: "", metric: "open", queue: "overdue",
-    paths: new Set(), map: null, charts: {}, selected: null,
+    month: 12, category: "", status: "", metric: "open", queue: "overdue",
+    paths: new Set(), map: null, charts: {}, cases: [], grids: null, categories: [],
+    departments: null, queueRows: new Map(), counts: {}, selected: null, busy: 0,
   };
 
   // ------------------------------------------------------------------ helpers
@@ -38,318 +93,695 @@
     return m ? decodeURIComponent(m[1]) : "";
   }
   async function api(path, options = {}) {
-    const opts = Object.assign({ credentials: "same-origin", headers: {} }, options);
-    opts.headers = Object.assign({ Accept: "application/json" }, opts.headers);
+    const opts = Object.assign({ credentials: "same-origin" }, options);
+    opts.headers = Object.assign({ Accept: "application/json" }, options.headers || {});
     if (opts.body && typeof opts.body !== "string") {
       opts.body = JSON.stringify(opts.body);
       opts.headers["Content-Type"] = "application/json";
     }
     if (opts.method && opts.method !== "GET") opts.headers["X-CSRFToken"] = csrf();
-    const r = await fetch(path, opts);
-    const text = await r.text();
-    let body = null;
-    try { body = text ? JSON.parse(text) : null; } catch (e) { body = { detail: text }; }
-    return { ok: r.ok, status: r.status, body, headers: r.headers };
+    state.busy += 1; document.body.dataset.busy = String(state.busy);
+    try {
+      const r = await fetch(path, opts);
+      const text = await r.text();
+      let body = null;
+      try { body = text ? JSON.parse(text) : null; } catch (e) { body = { detail: text.slice(0, 300) }; }
+      if (r.status === 401 || (r.status === 403 && body && /credentials|认证/.test(String(body.detail)))) {
+        location.href = `/login/?next=${encodeURIComponent(location.pathname + location.search)}`;
+      }
+      return { ok: r.ok, status: r.status, body, headers: r.headers };
+    } finally {
+      state.busy -= 1; document.body.dataset.busy = String(state.busy);
+    }
   }
-  function has(path) { return state.paths.has(path); }
-  function toast(msg) {
-    const el = document.getElementById("toast");
-    el.textContent = msg; el.hidden = false;
-    clearTimeout(toast._t); toast._t = setTimeout(() => { el.hidden = true; }, 3000);
+  const has = (path) => state.paths.has(path);
+  const rows = (body) => (Array.isArray(body) ? body : (body && (body.results || body.features)) || []);
+  function toast(msg, error) {
+    const box = document.getElementById("toast");
+    box.textContent = msg; box.hidden = false; box.classList.toggle("error", !!error);
+    clearTimeout(toast.timer); toast.timer = setTimeout(() => { box.hidden = true; }, error ? 6000 : 3000);
   }
   function el(tag, attrs = {}, ...children) {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs)) {
-      if (k === "class") e.className = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-      else if (v !== undefined && v !== null) e.setAttribute(k, v);
+      if (v === undefined || v === null || v === false) continue;
+      if (k === "class") e.className = v;
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else if (k === "value") e.value = v;
+      else e.setAttribute(k, v === true ? "" : v);
     }
-    for (const c of children) if (c !== null && c !== undefined) e.append(c.nodeType ? c : String(c));
+    for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) e.append(c.nodeType ? c : String(c));
     return e;
   }
-  function windowParams() {
-    const to = new Date();
-    const from = new Date(to.getTime() - state.months * 30.44 * 86400e3);
-    const p = new URLSearchParams({ from: from.toISOString().slice(0, 10), to: to.toISOString().slice(0, 10) });
+  const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString(lang === "en" ? "en-GB" : "zh-CN", { hour12: false, month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" }) : "");
+  const pct = (v) => (v === null || v === undefined ? "—" : `${(v * 100).toFixed(1)}%`);
+  const ymd = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+  const monthStart = (back) => { const n = new Date(); return new Date(n.getFullYear(), n.getMonth() - back, 1); };
+  const monthLabel = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}`;
+
+  /** The time window of the slider: 0..11 = one month (0 the oldest), 12 = the last 12 months. */
+  function windowRange(month = state.month) {
+    if (month >= 12) {
+      const now = new Date();
+      return { since: monthStart(11), until: new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1) };
+    }
+    const back = 11 - month;
+    return { since: monthStart(back), until: monthStart(back - 1) };
+  }
+  /** Query of the list API (/cases/, /cases/figures/): since/until date-times, status filters. */
+  function caseQuery(range = windowRange(), withFilters = true) {
+    const p = new URLSearchParams({ since: range.since.toISOString(), until: range.until.toISOString() });
+    if (withFilters && state.category) p.set("category", state.category);
+    if (withFilters && state.status === "open") p.set("open", "true");
+    else if (withFilters && state.status === "done") DONE.forEach((s) => p.append("status", s));
+    else if (withFilters && state.status) p.set("status", state.status);
+    return p;
+  }
+  /** Query of the layer API (heatmap, choropleth): since/until, category, status (open/done/state). */
+  function layerQuery() {
+    const range = windowRange();
+    const p = new URLSearchParams({ since: range.since.toISOString(), until: new Date(range.until.getTime() - 1000).toISOString() });
     if (state.category) p.set("category", state.category);
-    if (state.caseState) p.set("state", state.caseState);
+    if (state.status) p.set("status", state.status);
     return p;
   }
   function translatePage() {
     document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
     document.querySelectorAll("[data-i18n]").forEach((n) => { n.textContent = t(n.dataset.i18n, n.textContent); });
+    if (lang === "en") document.title = "Grid management · street dispatch";
     const toggle = document.getElementById("lang-toggle");
     toggle.textContent = lang === "en" ? "中文" : "English";
     toggle.href = lang === "en" ? "?lang=zh" : "?lang=en";
   }
 
   // ------------------------------------------------------------------ map
+  function tileTemplate(layer) {
+    for (const p of [`/tiles/${layer}/{z}/{x}/{y}.mvt`, "/tiles/{layer}/{z}/{x}/{y}.mvt"]) {
+      if (has(p)) return location.origin + p.replace("{layer}", layer);
+    }
+    return null;
+  }
   function buildMap() {
     const map = new maplibregl.Map({
       container: "map",
       style: { version: 8, sources: {}, layers: [{ id: "bg", type: "background", paint: { "background-color": "#eef2f5" } }] },
-      center: [103.775, 36.059], zoom: 14, attributionControl: false,
-      canvasContextAttributes: { preserveDrawingBuffer: true },  // screenshots of the canvas
+      center: [103.775, 36.059], zoom: 14, attributionControl: false, maxZoom: 19,
+      canvasContextAttributes: { preserveDrawingBuffer: true }, // canvas pixels readable (tests, screenshots)
     });
     map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-left");
+    map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
     state.map = map;
     return new Promise((resolve) => map.on("load", () => resolve(map)));
   }
 
   async function addTerritoryLayers(map) {
-    const useTiles = has("/tiles/{layer}/{z}/{x}/{y}.mvt");
-    if (useTiles) {
+    const grids = await api(`${API}/grids/?page_size=500`);
+    state.grids = grids.ok ? grids.body : { type: "FeatureCollection", features: [] };
+    const tiles = ["grids", "compounds", "buildings"].every((l) => tileTemplate(l));
+    state.tiles = tiles;
+    if (tiles) {
       for (const layer of ["grids", "compounds", "buildings"]) {
-        map.addSource(layer, { type: "vector", tiles: [location.origin + `/tiles/${layer}/{z}/{x}/{y}.mvt`], minzoom: 10, maxzoom: 18 });
+        map.addSource(layer, { type: "vector", tiles: [tileTemplate(layer)], minzoom: 8, maxzoom: 18 });
       }
     } else {
-      const grids = await api(`${API}/grids/?page_size=500`);
-      const buildings = await api(`${API}/buildings/?page_size=500`);
-      const compounds = await api(`${API}/compounds/?page_size=500`);
-      map.addSource("grids", { type: "geojson", data: grids.body });
-      map.addSource("compounds", { type: "geojson", data: compounds.body });
-      map.addSource("buildings", { type: "geojson", data: buildings.body });
+      const [compounds, buildings] = await Promise.all([api(`${API}/compounds/?page_size=500`), api(`${API}/buildings/?page_size=500`)]);
+      map.addSource("grids", { type: "geojson", data: state.grids });
+      map.addSource("compounds", { type: "geojson", data: compounds.ok ? compounds.body : { type: "FeatureCollection", features: [] } });
+      map.addSource("buildings", { type: "geojson", data: buildings.ok ? buildings.body : { type: "FeatureCollection", features: [] } });
     }
-    const src = (layer) => (useTiles ? { source: layer, "source-layer": layer } : { source: layer });
-    map.addLayer(Object.assign({ id: "grid-fill", type: "fill", paint: { "fill-color": "#ffffff", "fill-opacity": 0.6 } }, src("grids")));
-    map.addLayer(Object.assign({ id: "compound-fill", type: "fill", paint: { "fill-color": "#d9e8d4", "fill-opacity": 0.6 } }, src("compounds")));
-    map.addLayer(Object.assign({ id: "building-fill", type: "fill", paint: { "fill-color": "#a0aec0", "fill-opacity": 0.9 } }, src("buildings")));
-    map.addLayer(Object.assign({ id: "grid-line", type: "line", paint: { "line-color": "#0b4f6c", "line-width": 2 } }, src("grids")));
-    // Fit to the caller's grids.
-    const grids = await api(`${API}/grids/?page_size=500`);
-    const feats = (grids.body && grids.body.features) || [];
+    const src = (layer) => (tiles ? { source: layer, "source-layer": layer } : { source: layer });
+    map.addLayer({ id: "grid-fill", type: "fill", paint: { "fill-color": "#ffffff", "fill-opacity": 0.7 }, ...src("grids") });
+    map.addSource("choropleth", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+    map.addLayer({ id: "choropleth", type: "fill", source: "choropleth", paint: { "fill-color": "#c6dbef", "fill-opacity": 0.55 } });
+    map.addLayer({ id: "compound-fill", type: "fill", paint: { "fill-color": "#d9e8d4", "fill-opacity": 0.35 }, ...src("compounds") });
+    map.addLayer({ id: "compound-line", type: "line", paint: { "line-color": "#68a063", "line-width": 1, "line-dasharray": [2, 2] }, ...src("compounds") });
+    map.addLayer({ id: "building-fill", type: "fill", paint: { "fill-color": "#9aa5b1", "fill-opacity": 0.85 }, ...src("buildings") });
+    map.addLayer({ id: "grid-line", type: "line", paint: { "line-color": "#0b4f6c", "line-width": 2 }, ...src("grids") });
+    const feats = state.grids.features || [];
     if (feats.length) {
       const b = new maplibregl.LngLatBounds();
-      feats.forEach((f) => f.geometry.coordinates.flat(2).forEach((c) => b.extend(c)));
-      map.fitBounds(b, { padding: 30, duration: 0 });
+      feats.forEach((f) => f.geometry && f.geometry.coordinates.flat(2).forEach((c) => b.extend(c)));
+      map.fitBounds(b, { padding: 20, duration: 0 });
     }
-    state.gridFeatures = feats;
+    map.on("click", "choropleth", (e) => {
+      if (map.queryRenderedFeatures(e.point, { layers: ["pins"] }).length) return;
+      const p = e.features[0].properties;
+      const box = el("div", { class: "popup" }, el("b", {}, p.name || p.code || ""),
+        el("div", {}, `${t("m_open", "在办")} ${p.open ?? 0} · ${t("m_overdue", "超期")} ${p.overdue ?? 0}`),
+        el("div", {}, `${t("m_rate", "化解率")} ${pct(p.resolution_rate === "null" ? null : p.resolution_rate)} (${p.resolved ?? 0}/${p.cases ?? 0})`),
+        p.visits_done !== undefined ? el("div", {}, `${t("done_n", "已访")} ${p.visits_done}`) : null);
+      new maplibregl.Popup({ maxWidth: "260px" }).setLngLat(e.lngLat).setDOMContent(box).addTo(map);
+    });
   }
 
-  // ------------------------------------------------------------------ choropleth
-  async function refreshChoropleth() {
-    const map = state.map;
-    if (!has(`${API}/choropleth/grids/`)) return;
-    const r = await api(`${API}/choropleth/grids/?${windowParams()}`);
-    if (!r.ok) return;
-    const data = r.body;
-    const values = data.features.map((f) => Number(f.properties[state.metric] || 0));
-    const max = Math.max(1, ...values);
-    const color = state.metric === "resolution_rate"
-      ? ["interpolate", ["linear"], ["coalesce", ["get", "resolution_rate"], 0], 0, "#fde0dd", 1, "#2c7fb8"]
-      : ["interpolate", ["linear"], ["coalesce", ["get", state.metric], 0], 0, "#fff5eb", max, "#d94801"];
-    if (map.getSource("choropleth")) map.getSource("choropleth").setData(data);
-    else {
-      map.addSource("choropleth", { type: "geojson", data });
-      map.addLayer({ id: "choropleth", type: "fill", source: "choropleth", paint: { "fill-color": color, "fill-opacity": 0.45 } }, "compound-fill");
+  // ------------------------------------------------------------------ cases (pins, and the fallbacks)
+  async function loadCases() {
+    if (!has(`${API}/cases/`)) { state.cases = []; return; }
+    const p = caseQuery(); p.set("page_size", "500");
+    const out = [];
+    let url = `${API}/cases/?${p}`;
+    for (let page = 0; url && page < 10; page += 1) { // the street's cases of a year: a few pages at most
+      const r = await api(url);
+      if (!r.ok) break;
+      out.push(...rows(r.body));
+      url = r.body && r.body.next ? new URL(r.body.next, location.origin).pathname + new URL(r.body.next, location.origin).search : null;
     }
-    map.setPaintProperty("choropleth", "fill-color", color);
+    state.cases = out;
+  }
+  function casesGeoJSON() {
+    return {
+      type: "FeatureCollection",
+      features: state.cases.filter((c) => c.lon !== null && c.lat !== null).map((c) => ({
+        type: "Feature", id: c.id, geometry: { type: "Point", coordinates: [c.lon, c.lat] },
+        properties: { id: c.id, status: c.status, group: c.overdue ? "late" : OPEN.includes(c.status) ? "open" : DONE.includes(c.status) ? "done" : "other", card: c.card || "" },
+      })),
+    };
+  }
+  function refreshPins() {
+    const map = state.map;
+    const data = casesGeoJSON();
+    if (map.getSource("pins")) { map.getSource("pins").setData(data); return; }
+    map.addSource("pins", { type: "geojson", data });
+    map.addLayer({ id: "pins", type: "circle", source: "pins", minzoom: 13, paint: {
+      "circle-radius": ["interpolate", ["linear"], ["zoom"], 13, 2.5, 17, 6],
+      "circle-stroke-width": ["match", ["get", "card"], "red", 2, "yellow", 2, 1],
+      "circle-stroke-color": ["match", ["get", "card"], "red", "#7f1d1d", "yellow", "#d69e2e", "#ffffff"],
+      "circle-color": ["match", ["get", "group"], "late", "#9b2c2c", "open", "#dd6b20", "done", "#2f855a", "#718096"] } });
+    map.on("mouseenter", "pins", () => { map.getCanvas().style.cursor = "pointer"; });
+    map.on("mouseleave", "pins", () => { map.getCanvas().style.cursor = ""; });
+    map.on("click", "pins", (e) => {
+      const id = e.features[0].properties.id;
+      const c = state.cases.find((x) => x.id === id);
+      if (!c) return;
+      const box = el("div", { class: "popup" },
+        el("b", {}, `${c.number} ${c.category_name || ""}`),
+        el("div", {}, c.title || ""),
+        el("div", { class: "muted" }, `${statusLabel(c.status)} · ${levelLabel(c.level)} · ${c.handler_name || c.department_name || "—"}`),
+        el("div", { class: "muted" }, `${t("reported_at", "上报")} ${fmtTime(c.reported_at)}`),
+        badges(c),
+        el("button", { type: "button", class: "link", onclick: () => showCase(c.id) }, t("details", "详情 ›")));
+      new maplibregl.Popup({ maxWidth: "280px" }).setLngLat(e.lngLat).setDOMContent(box).addTo(map);
+    });
   }
 
   // ------------------------------------------------------------------ heatmap
+  const HEAT_STOPS = ["rgba(255,237,160,0.55)", "rgba(254,178,76,0.75)", "rgba(240,59,32,0.85)"];
   async function refreshHeatmap() {
     const map = state.map;
-    if (!has(`${API}/heatmap/cases/`)) return;
-    const b = map.getBounds();
-    const p = windowParams();
-    p.set("bbox", [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(6)).join(","));
-    p.set("zoom", Math.round(map.getZoom()));
-    const r = await api(`${API}/heatmap/cases/?${p}`);
-    if (!r.ok) return;
-    const max = Math.max(1, ...r.body.features.map((f) => f.properties.count || 0));
-    if (map.getSource("heat")) map.getSource("heat").setData(r.body);
-    else {
-      map.addSource("heat", { type: "geojson", data: r.body });
-      map.addLayer({ id: "heat", type: "fill", source: "heat", paint: {
-        "fill-color": ["interpolate", ["linear"], ["get", "count"], 0, "rgba(255,237,160,0.4)", max / 2, "rgba(254,178,76,0.7)", max, "rgba(240,59,32,0.85)"],
-        "fill-outline-color": "rgba(255,255,255,0.6)" } });
+    const info = document.getElementById("heat-info");
+    const mapBox = document.getElementById("map");
+    if (has(`${API}/heatmap/cases/`)) {
+      const b = map.getBounds();
+      const p = layerQuery();
+      p.set("bbox", [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(6)).join(","));
+      p.set("zoom", String(Math.round(map.getZoom())));
+      const seq = (refreshHeatmap.seq = (refreshHeatmap.seq || 0) + 1);
+      const r = await api(`${API}/heatmap/cases/?${p}`);
+      if (seq !== refreshHeatmap.seq) return; // a newer request is on its way
+      if (!r.ok) { info.textContent = `${t("failed", "失败")} ${r.status}`; return; }
+      const feats = r.body.features || [];
+      const max = Math.max(1, ...feats.map((f) => f.properties.count || 0));
+      const total = r.body.total ?? feats.reduce((s, f) => s + (f.properties.count || 0), 0);
+      const color = ["interpolate", ["linear"], ["get", "count"], 1, HEAT_STOPS[0], Math.max(2, max / 2), HEAT_STOPS[1], Math.max(3, max), HEAT_STOPS[2]];
+      if (map.getSource("heat")) map.getSource("heat").setData(r.body);
+      else {
+        map.addSource("heat", { type: "geojson", data: r.body });
+        map.addLayer({ id: "heat", type: "fill", source: "heat", paint: { "fill-color": color, "fill-outline-color": "rgba(255,255,255,0.7)" } }, "grid-line");
+      }
+      map.setPaintProperty("heat", "fill-color", color);
+      info.textContent = `${t("hex", "六边形")} · ${total} ${t("cases", "件")} · ${t("max", "最多")} ${max}`;
+      mapBox.dataset.heatCells = String(feats.length);
+      mapBox.dataset.heatTotal = String(total);
+    } else {
+      // No heatmap endpoint: a density heatmap of the case points, drawn by MapLibre.
+      if (!map.getLayer("heat")) {
+        map.addLayer({ id: "heat", type: "heatmap", source: "pins", maxzoom: 19, paint: {
+          "heatmap-weight": 1,
+          "heatmap-intensity": ["interpolate", ["linear"], ["zoom"], 13, 0.6, 18, 1.5],
+          "heatmap-radius": ["interpolate", ["linear"], ["zoom"], 13, 12, 16, 30, 18, 60],
+          "heatmap-opacity": 0.8,
+          "heatmap-color": ["interpolate", ["linear"], ["heatmap-density"], 0, "rgba(255,237,160,0)", 0.15, HEAT_STOPS[0], 0.5, HEAT_STOPS[1], 1, HEAT_STOPS[2]],
+        } }, "grid-line");
+      }
+      const total = state.cases.filter((c) => c.lon !== null).length;
+      info.textContent = `${t("kde", "密度")} · ${total} ${t("cases", "件")}`;
+      mapBox.dataset.heatCells = String(total);
+      mapBox.dataset.heatTotal = String(total);
     }
-    state.heatCount = r.body.features.reduce((s, f) => s + (f.properties.count || 0), 0);
-    document.getElementById("map").dataset.heatCells = String(r.body.features.length);
+    setVisibility("heat", document.getElementById("show-heat").checked);
+    if (map.getLayer("pins")) map.moveLayer("pins");
   }
 
-  // ------------------------------------------------------------------ case pins
-  async function refreshPins() {
-    const map = state.map;
-    if (!has(`${API}/cases/`)) return;
-    const p = windowParams();
-    p.set("page_size", "500"); p.set("format", "geojson");
-    const r = await api(`${API}/cases/?${p}`);
-    if (!r.ok || !r.body || !r.body.features) return;
-    if (map.getSource("pins")) map.getSource("pins").setData(r.body);
-    else {
-      map.addSource("pins", { type: "geojson", data: r.body });
-      map.addLayer({ id: "pins", type: "circle", source: "pins", minzoom: 15, paint: {
-        "circle-radius": 5, "circle-stroke-width": 1, "circle-stroke-color": "#fff",
-        "circle-color": ["match", ["get", "state"], "closed", "#38a169", "verified", "#38a169", "resolved", "#3182ce", "#e53e3e"] } });
-      map.on("click", "pins", (e) => {
-        const f = e.features[0];
-        new maplibregl.Popup().setLngLat(e.lngLat)
-          .setHTML(`<b>#${f.properties.id}</b> ${f.properties.category_name || f.properties.category || ""}<br>${f.properties.state}`)
-          .addTo(map);
-        showCase(f.properties.id);
-      });
+  // ------------------------------------------------------------------ choropleth
+  function localChoropleth() {
+    const by = new Map();
+    for (const c of state.cases) {
+      if (!c.grid || c.status === "void" || c.status === "merged") continue;
+      const g = by.get(c.grid) || { cases: 0, open: 0, overdue: 0, resolved: 0 };
+      g.cases += 1;
+      if (OPEN.includes(c.status)) g.open += 1;
+      if (c.overdue) g.overdue += 1;
+      if (DONE.includes(c.status)) g.resolved += 1;
+      by.set(c.grid, g);
     }
+    return {
+      type: "FeatureCollection",
+      features: (state.grids.features || []).map((f) => {
+        const g = by.get(f.id) || { cases: 0, open: 0, overdue: 0, resolved: 0 };
+        return { type: "Feature", id: f.id, geometry: f.geometry, properties: {
+          code: f.properties.code, name: f.properties.name, ...g, resolution_rate: g.cases ? g.resolved / g.cases : null } };
+      }),
+    };
+  }
+  async function refreshChoropleth() {
+    const map = state.map;
+    let data;
+    const info = document.getElementById("choropleth-info");
+    if (has(`${API}/choropleth/grids/`)) {
+      const r = await api(`${API}/choropleth/grids/?${layerQuery()}`);
+      if (!r.ok) { info.textContent = `${t("failed", "失败")} ${r.status}`; return; }
+      data = r.body; info.textContent = "";
+    } else {
+      data = localChoropleth(); info.textContent = t("choropleth_local", "由页面按案件计算");
+    }
+    state.choropleth = data;
+    const metric = state.metric;
+    const values = data.features.map((f) => Number(f.properties[metric] || 0));
+    const max = metric === "resolution_rate" ? 1 : Math.max(1, ...values);
+    const ramp = metric === "resolution_rate" ? ["#f7fcf5", "#238b45"] : metric === "overdue" ? ["#f2f0f7", "#54278f"] : ["#eff3ff", "#08519c"];
+    const color = ["case", ["==", ["get", metric], null], "#e2e8f0",
+      ["interpolate", ["linear"], ["to-number", ["get", metric], 0], 0, ramp[0], max, ramp[1]]];
+    map.getSource("choropleth").setData(data);
+    map.setPaintProperty("choropleth", "fill-color", color);
+    document.getElementById("choropleth-ramp").style.background = `linear-gradient(to right, ${ramp[0]}, ${ramp[1]})`;
+    document.getElementById("choropleth-ramp").dataset.max = metric === "resolution_rate" ? "100%" : String(max);
+    setVisibility("choropleth", document.getElementById("show-choropleth").checked);
+  }
+  function setVisibility(layer, on) {
+    if (state.map.getLayer(layer)) state.map.setLayoutProperty(layer, "visibility", on ? "visible" : "none");
   }
 
   // ------------------------------------------------------------------ queue
+  function badges(c) {
+    const out = [];
+    if (c.card === "red") out.push(el("span", { class: "badge red", title: t("red", "红牌") }, t("red", "红牌")));
+    if (c.card === "yellow") out.push(el("span", { class: "badge yellow", title: t("yellow", "黄牌") }, t("yellow", "黄牌")));
+    if (c.overdue) out.push(el("span", { class: "badge late" }, t("overdue", "超期")));
+    for (const f of c.flags || []) out.push(el("span", { class: "badge flag" }, flagLabel(f)));
+    if (c.supervised_at) out.push(el("span", { class: "badge sup" }, t("supervised", "督办")));
+    return el("span", { class: "badges" }, out);
+  }
   async function refreshQueue() {
+    if (!has(`${API}/dispatch/queue/`)) { document.getElementById("queue-empty").hidden = false; return; }
+    const kinds = ["unrouted", "overdue", "flagged"];
+    const answers = await Promise.all(kinds.map((k) => api(`${API}/dispatch/queue/?kind=${k}`)));
+    kinds.forEach((k, i) => {
+      const list = answers[i].ok ? rows(answers[i].body) : [];
+      state.counts[k] = list;
+      const badge = document.querySelector(`[data-count="${k}"]`);
+      badge.textContent = answers[i].ok ? String(list.length) : "!";
+    });
+    renderQueue();
+  }
+  function renderQueue() {
     const list = document.getElementById("queue");
-    const empty = document.getElementById("queue-empty");
-    list.innerHTML = "";
-    if (!has(`${API}/dispatch/queue/`)) { empty.hidden = false; return; }
-    const r = await api(`${API}/dispatch/queue/?kind=${state.queue}&page_size=100`);
-    const rows = (r.body && (r.body.results || r.body)) || [];
-    empty.hidden = rows.length > 0;
-    for (const c of rows) list.append(queueItem(c));
+    const items = state.counts[state.queue] || [];
+    state.queueRows = new Map(items.map((c) => [c.id, c]));
+    list.replaceChildren(...items.map((c) => queueItem(c)));
+    document.getElementById("queue-empty").hidden = items.length > 0;
+    list.dataset.kind = state.queue;
+  }
+  function gridName(id) {
+    const f = state.grids && (state.grids.features || []).find((g) => g.id === id);
+    return f ? f.properties.name : id ? `#${id}` : "";
+  }
+  function caseMeta(c) {
+    const place = c.grid ? gridName(c.grid) : `${t("outside", "网格外")}${c.suggested_grid ? ` (${t("suggested", "建议")}: ${gridName(c.suggested_grid)})` : ""}`;
+    return [statusLabel(c.status), levelLabel(c.level), c.handler_name || c.department_name || "", place,
+      c.due_at ? `⏰ ${fmtTime(c.due_at)}` : ""].filter(Boolean).join(" · ");
   }
   function queueItem(c) {
-    const card = c.card === "red" ? el("span", { class: "card-red" }, "● ") : c.card === "yellow" ? el("span", { class: "card-yellow" }, "● ") : null;
-    const assignee = el("select", { "aria-label": "assignee" });
-    const deadline = el("input", { type: "datetime-local", "aria-label": "deadline" });
-    const dept = el("input", { type: "text", placeholder: t("department", "部门"), size: 8, "aria-label": "department" });
-    const li = el("li", { "data-case": c.id },
-      el("div", { class: "title", onclick: () => showCase(c.id) }, card, `#${c.id} ${c.category_name || c.category || ""}`),
-      el("div", { class: "meta" }, [c.state, c.grid_name || c.grid || "", c.assignee_name || "", c.resolve_by ? `⏰ ${c.resolve_by.slice(0, 16).replace("T", " ")}` : ""].filter(Boolean).join(" · ")),
-      el("div", { class: "actions" },
-        assignee, el("button", { onclick: () => act(c, "assign", { assignee: Number(assignee.value) }) }, t("assign", "派遣")),
-        el("button", { onclick: () => act(c, "escalate", {}) }, t("escalate", "升级")),
-        dept, el("button", { onclick: () => act(c, "transfer", { department: dept.value || "区城管局" }) }, t("transfer", "转办")),
-        deadline, el("button", { onclick: () => act(c, "set_deadline", { resolve_by: deadline.value ? new Date(deadline.value).toISOString() : null }) }, t("deadline", "期限"))));
-    fillAssignees(assignee, c);
+    const li = el("li", { "data-case": c.id, class: c.card ? `card-${c.card}` : c.overdue ? "card-late" : "" },
+      el("div", { class: "title" }, badges(c),
+        el("button", { type: "button", class: "link", onclick: () => showCase(c.id) }, `${c.number} ${c.category_name || ""}`)),
+      el("div", { class: "subject" }, c.title || ""),
+      el("div", { class: "meta" }, caseMeta(c)),
+      actionBar(c, () => afterAction(c.id)));
     return li;
   }
-  async function fillAssignees(select, c) {
-    const cands = c.candidates || [];
-    for (const m of cands) select.append(el("option", { value: m.member_id }, `${m.name} (${m.level_label || m.level_name || ""})`));
-    if (!cands.length) select.append(el("option", { value: "" }, "—"));
-  }
-  async function act(c, action, payload) {
-    const r = await api(`${API}/dispatch/${action}/`, { method: "POST", body: Object.assign({ ids: [c.id] }, payload), headers: c.etag ? { "If-Match": c.etag } : {} });
-    const item = r.body && r.body.results ? r.body.results[0] : null;
-    if (r.ok && (!item || item.ok !== false)) {
-      toast(`#${c.id} ${t(action, action)} ✓`);
-      const li = document.querySelector(`#queue li[data-case="${c.id}"]`);
-      await refreshQueue();
-      if (li && !document.querySelector(`#queue li[data-case="${c.id}"]`)) li.remove();
-      refreshHeatmap(); refreshChoropleth();
-    } else {
-      toast(`#${c.id} ${t("failed", "失败")}: ${JSON.stringify((item && item.error) || r.body)}`);
+
+  /** Buttons for the dispatch actions the case's state allows; each opens an inline form that
+      posts to /cases/{id}/actions/{name}/ with If-Match. */
+  function actionBar(c, onDone) {
+    const bar = el("div", { class: "actions" });
+    const form = el("div", { class: "action-form", hidden: true });
+    const error = el("div", { class: "action-error", role: "alert", hidden: true });
+    const allowed = c.allowed_actions || [];
+    for (const name of DISPATCH_ACTIONS) {
+      if (!allowed.includes(name)) continue;
+      const label = name === "assign" && c.status !== "reported" ? t("reassign", "改派") : t(name, { assign: "派遣", escalate: "升级", transfer: "转办", set_deadline: "设期限", supervise: "督办" }[name]);
+      bar.append(el("button", { type: "button", "data-action": name === "assign" && c.status !== "reported" ? "reassign" : name,
+        onclick: () => openForm(c, name, label, form, error, onDone) }, label));
     }
+    return el("div", { class: "action-area" }, bar, form, error);
+  }
+  function openForm(c, name, label, form, error, onDone) {
+    error.hidden = true;
+    const note = el("input", { type: "text", name: "note", placeholder: t("note", "备注/理由"), "aria-label": "note" });
+    const fields = [];
+    let collect = () => ({});
+    if (name === "assign") {
+      const select = el("select", { name: "member", "aria-label": "member" }, el("option", { value: "" }, t("loading", "加载中…")));
+      fields.push(select);
+      candidates(c).then((list) => {
+        select.replaceChildren(...(list.length ? list.map((m) => el("option", { value: String(m.member), "data-grid": m.grid || "" }, `${m.name} · ${m.label}`)) : [el("option", { value: "" }, t("no_candidates", "无可派遣人员"))]));
+        select.dataset.loaded = "1";
+      });
+      // A new deadline with the (re)assignment: the server keeps the stage's old start when a
+      // case is reassigned, so an overdue case would stay overdue under its new handler.
+      const due = el("input", { type: "datetime-local", name: "due_at", "aria-label": "due_at", title: t("new_due", "新时限") });
+      if (c.overdue || c.card === "red") due.value = localInput(new Date(Date.now() + 86400e3));
+      fields.push(el("label", { class: "small" }, t("new_due", "新时限"), " ", due));
+      collect = () => {
+        const opt = select.selectedOptions[0];
+        const body = { member: Number(select.value) };
+        if (opt && opt.dataset.grid) body.grid = Number(opt.dataset.grid);
+        if (due.value) body.then_deadline = new Date(due.value).toISOString();
+        return body;
+      };
+    } else if (name === "transfer") {
+      const select = el("select", { name: "department", "aria-label": "department" });
+      fields.push(select);
+      departments().then((list) => select.replaceChildren(...list.map((d) => el("option", { value: String(d.id) }, d.name))));
+      collect = () => ({ department: Number(select.value) });
+    } else if (name === "set_deadline") {
+      const input = el("input", { type: "datetime-local", name: "due_at", value: localInput(new Date(Date.now() + 3 * 86400e3)), "aria-label": "due_at" });
+      fields.push(input);
+      collect = () => ({ due_at: input.value ? new Date(input.value).toISOString() : null });
+    }
+    const ok = el("button", { type: "submit", class: "primary" }, `${t("confirm", "确认")}${label}`);
+    const cancel = el("button", { type: "button", onclick: () => { form.hidden = true; form.replaceChildren(); } }, t("cancel", "取消"));
+    const f = el("form", { "data-form": name, onsubmit: async (e) => {
+      e.preventDefault();
+      ok.disabled = true;
+      try { await submitAction(c, name, { ...collect(), note: note.value }, error, onDone); } finally { ok.disabled = false; }
+    } }, ...fields, note, ok, cancel);
+    form.replaceChildren(f);
+    form.hidden = false;
+  }
+  function localInput(d) {
+    d.setMinutes(0, 0, 0);
+    return new Date(d.getTime() - d.getTimezoneOffset() * 60e3).toISOString().slice(0, 16);
+  }
+  const etagOf = (c) => c.etag || `"case-${c.id}-v${c.version}"`;
+  async function submitAction(c, name, body, error, onDone) {
+    if (body.note === "") delete body.note;
+    const thenDeadline = body.then_deadline;
+    delete body.then_deadline;
+    let r = await api(`${API}/cases/${c.id}/actions/${name}/`, { method: "POST", body, headers: { "If-Match": etagOf(c) } });
+    if (r.ok) Object.assign(c, r.body, { etag: r.headers.get("ETag") || undefined });
+    if (r.ok && thenDeadline) {
+      r = await api(`${API}/cases/${c.id}/actions/set_deadline/`, { method: "POST", body: { due_at: thenDeadline }, headers: { "If-Match": etagOf(c) } });
+      if (r.ok) Object.assign(c, r.body, { etag: r.headers.get("ETag") || undefined });
+    }
+    if (r.ok) {
+      error.hidden = true;
+      toast(`${c.number} ${t(name, name)} ✓`);
+      await onDone(r.body);
+      return;
+    }
+    const b = r.body || {};
+    let msg;
+    if (r.status === 412) {
+      msg = t("e412", "案件已被他人修改(412),卡片已刷新为最新版本,请核对后重试。");
+      const fresh = await api(`${API}/cases/${c.id}/`);
+      if (fresh.ok) Object.assign(c, fresh.body, { etag: fresh.headers.get("ETag") });
+      else if (r.headers.get("ETag")) c.etag = r.headers.get("ETag");
+    } else if (r.status === 409) {
+      msg = `${t("e409", "当前状态不允许此操作(409)。")} ${statusLabel(b.status || c.status)} · ${t("allowed", "可执行")}: ${(b.allowed || []).join(", ") || "—"}`;
+    } else {
+      const detail = Object.entries(b).filter(([k]) => k !== "detail").map(([k, v]) => `${k}: ${[].concat(v).join(" ")}`).join("; ");
+      msg = `${t("failed", "失败")} (${r.status}): ${b.detail || detail || ""}`;
+    }
+    error.textContent = msg;
+    error.hidden = false;
+    error.dataset.status = String(r.status);
+    toast(`${c.number}: ${msg}`, true);
+  }
+  async function afterAction(id) {
+    await Promise.all([refreshQueue(), refreshCases()]);
+    if (state.selected === id) await showCase(id, false);
+  }
+
+  async function candidates(c) {
+    // Who can take the case: the chain over its place (who holds each level now), or, for a case
+    // outside every grid, the positions in its suggested grid (the case is placed there).
+    const out = [];
+    const seen = new Set();
+    const add = (member, name, label, grid) => { if (member && !seen.has(member)) { seen.add(member); out.push({ member, name, label, grid }); } };
+    if (c.grid && has(`${API}/chain/`)) {
+      const ref = c.household ? `household=${c.household}` : c.unit ? `unit=${c.unit}` : c.building ? `building=${c.building}` : c.compound ? `compound=${c.compound}` : `lon=${c.lon}&lat=${c.lat}`;
+      const r = await api(`${API}/chain/?${ref}`);
+      for (const s of (r.ok && r.body.steps) || []) {
+        if (!s.can_act || s.level_name === "household_head") continue;
+        for (const h of s.holders || []) if (!h.on_leave) add(h.member_id, h.name, s.level_label, null);
+      }
+    } else if ((c.suggested_grid || c.grid) && has(`${API}/positions/`)) {
+      const grid = c.suggested_grid || c.grid;
+      const r = await api(`${API}/positions/?grid=${grid}&at=${encodeURIComponent(new Date().toISOString())}&page_size=100`);
+      for (const p of rows(r.body)) if (!p.on_leave) add(p.member, p.member_name, `${p.position_label} · ${gridName(grid)}`, c.grid ? null : grid);
+    }
+    return out;
+  }
+  async function departments() {
+    if (!state.departments) {
+      const r = await api(`${API}/departments/`);
+      state.departments = r.ok ? rows(r.body) : [];
+    }
+    return state.departments;
   }
 
   // ------------------------------------------------------------------ case detail
-  async function showCase(id) {
-    document.querySelector('[data-tab="case"]').click();
+  async function showCase(id, switchTab = true) {
+    if (switchTab) selectTab("case");
+    state.selected = id;
     const box = document.getElementById("case-detail");
-    box.className = "";
     if (!has(`${API}/cases/{id}/`)) return;
-    const r = await api(`${API}/cases/${id}/`);
-    if (!r.ok) { box.textContent = JSON.stringify(r.body); return; }
-    const c = r.body;
-    const chain = el("div", { class: "chain" }, ...(c.walked_chain || []).map((s) =>
-      el("span", { class: `${s.status}${s.level_name === c.level ? " chosen" : ""}`, title: s.status }, `${s.level_label || s.level_name}${s.holder ? ": " + s.holder : ""}`)));
-    const events = has(`${API}/cases/{id}/events/`) ? ((await api(`${API}/cases/${id}/events/`)).body || []) : (c.events || []);
-    const rows = (events.results || events).map((e) => el("li", {}, el("b", {}, `${(e.at || e.created_at || "").slice(0, 16).replace("T", " ")} ${e.to_state || e.kind || ""}`), ` ${e.actor_name || ""} ${e.note || ""}`));
+    const [r, ev] = await Promise.all([api(`${API}/cases/${id}/`),
+      has(`${API}/cases/{id}/events/`) ? api(`${API}/cases/${id}/events/`) : Promise.resolve({ ok: false })]);
+    if (!r.ok) { box.textContent = `${t("failed", "失败")} (${r.status})`; return; }
+    const c = Object.assign(r.body, { etag: r.headers.get("ETag") });
+    const history = ev.ok ? ev.body : { chain: [], events: [], route_reason: c.route_reason };
+    const chainSteps = history.chain || [];
+    const chain = el("ol", { class: "chain" }, chainSteps.map((s) => el("li", {
+      class: `${s.status}${s.level_name === c.level ? " chosen" : ""}`, title: s.status, "data-level": s.level_name },
+    el("b", {}, s.level_label || levelLabel(s.level_name)),
+    " ", (s.holders || []).map((h) => h.name).join("、") || "—",
+    el("span", { class: "muted small" }, ` ${s.object_name || ""}`))));
+    const timeline = el("ul", { class: "timeline" }, (history.events || []).map((e) => el("li", { "data-kind": e.kind },
+      el("div", {}, el("b", {}, e.kind), e.to_status && e.to_status !== e.from_status ? ` ${statusLabel(e.from_status) || "∅"} → ${statusLabel(e.to_status)}` : "",
+        e.level ? el("span", { class: "muted" }, ` · ${levelLabel(e.level)}`) : null),
+      el("div", { class: "muted small" }, `${fmtTime(e.at)} · ${e.actor_name || ""}`),
+      e.note ? el("div", {}, e.note) : null)));
+    box.className = "case-detail";
+    box.dataset.case = String(c.id);
     box.replaceChildren(
-      el("h3", {}, `#${c.id} ${c.category_name || c.category}`),
+      el("h3", {}, badges(c), `${c.number} ${c.category_name || ""}`),
+      el("p", { class: "subject" }, c.title || ""),
       el("p", {}, c.description || ""),
-      el("p", { class: "muted" }, `${c.state} · ${c.level || ""} · ${c.assignee_name || ""}`),
-      el("h4", {}, t("chain", "流转链路")), chain, el("p", { class: "muted" }, c.route_reason || ""),
-      el("h4", {}, t("timeline", "处置记录")), el("ul", { class: "timeline" }, ...rows));
+      el("p", { class: "meta" }, caseMeta(c)),
+      c.outcome ? el("p", {}, el("b", {}, "✔ "), c.outcome) : null,
+      actionBar(c, () => afterAction(c.id)),
+      el("h4", {}, t("chain", "流转链路(走过的五位一体链)")), chain,
+      el("p", { class: "muted small route-reason" }, history.route_reason || c.route_reason || ""),
+      el("h4", {}, t("timeline", "处置记录")), timeline);
+    if (c.lon !== null && c.lat !== null && state.map) state.map.easeTo({ center: [c.lon, c.lat], zoom: Math.max(state.map.getZoom(), 16), duration: 300 });
   }
 
   // ------------------------------------------------------------------ visits
   async function refreshVisits() {
     const table = document.getElementById("coverage");
+    const now = new Date();
+    const from = ymd(new Date(now.getFullYear(), now.getMonth(), 1));
+    const to = ymd(new Date(now.getFullYear(), now.getMonth() + 1, 0));
     if (has(`${API}/visits/coverage/`)) {
-      const now = new Date();
-      const from = new Date(now.getFullYear(), now.getMonth(), 1).toISOString().slice(0, 10);
-      const r = await api(`${API}/visits/coverage/?group=grid&from=${from}&to=${now.toISOString().slice(0, 10)}`);
-      const rows = (r.body && (r.body.results || r.body.rows || r.body)) || [];
-      table.replaceChildren(el("tr", {}, el("th", {}, t("grid", "网格")), el("th", {}, t("due", "应访")), el("th", {}, t("done_n", "已访")), el("th", {}, t("overdue", "超期")), el("th", {}, t("flagged", "偏远"))),
-        ...rows.map((g) => el("tr", {}, el("td", {}, g.name || g.grid_name || g.grid), el("td", {}, g.due), el("td", {}, g.done), el("td", {}, g.overdue), el("td", {}, g.flagged))));
-      state.coverage = rows;
+      document.getElementById("coverage-range").textContent = `${from} – ${to}`;
+      const r = await api(`${API}/visits/coverage/?group=grid&from=${from}&to=${to}`);
+      const list = r.ok ? rows(r.body) : [];
+      table.replaceChildren(
+        el("tr", {}, ["grid|网格", "due|应访", "done_n|已访", "open_n|未访", "overdue|超期", "missed|漏访", "far_off|偏远", "rate|完成率"].map((k) => { const [key, zh] = k.split("|"); return el("th", {}, t(key, zh)); })),
+        ...list.map((g) => el("tr", { "data-grid": g.id }, el("td", {}, g.name), el("td", {}, g.due), el("td", {}, g.done), el("td", {}, g.open),
+          el("td", {}, g.overdue), el("td", {}, g.missed), el("td", {}, g.flagged),
+          el("td", {}, el("span", { class: "bar", style: `--w:${Math.round((g.rate || 0) * 100)}%` }), pct(g.rate)))));
+    } else {
+      table.closest(".tab").querySelector("h3").hidden = true; table.hidden = true;
     }
     const missing = document.getElementById("missing");
     if (has(`${API}/daily-reports/missing/`)) {
-      const r = await api(`${API}/daily-reports/missing/?date=${new Date().toISOString().slice(0, 10)}`);
-      const rows = (r.body && (r.body.results || r.body.members || r.body)) || [];
-      missing.replaceChildren(...rows.map((m) => el("li", {}, `${m.display_name || m.name || m.username} ${m.position_label || ""}`)));
+      const r = await api(`${API}/daily-reports/missing/?date=${ymd(now)}`);
+      const list = r.ok ? rows(r.body) : [];
+      document.getElementById("missing-count").textContent = String(list.length);
+      const groups = new Map();
+      for (const m of list) {
+        const type = (m.positions && m.positions[0] && m.positions[0].position_type) || "other";
+        if (!groups.has(type)) groups.set(type, []);
+        groups.get(type).push(m);
+      }
+      const order = ["grid_member", "community_cadre", "property_manager", "owners_committee", "building_head", "unit_head"];
+      const keys = [...groups.keys()].sort((a, b) => (order.indexOf(a) + 99) % 99 - (order.indexOf(b) + 99) % 99);
+      missing.replaceChildren(...keys.map((k, i) => el("details", { open: i < 2 || undefined, "data-position": k },
+        el("summary", {}, `${positionLabel(k)} (${groups.get(k).length})`),
+        el("ul", { class: "names" }, groups.get(k).map((m) => el("li", { title: m.username }, m.name || m.username))))));
+    } else {
+      missing.previousElementSibling.hidden = true;
     }
   }
 
   // ------------------------------------------------------------------ figures
-  function barChart(id, labels, datasets) {
+  function chart(id, config) {
     if (state.charts[id]) state.charts[id].destroy();
-    state.charts[id] = new Chart(document.getElementById(id), {
-      type: "bar", data: { labels, datasets }, options: { animation: false, responsive: true, plugins: { legend: { display: datasets.length > 1 } } },
-    });
+    config.options = Object.assign({ animation: false, responsive: true, maintainAspectRatio: false }, config.options || {});
+    state.charts[id] = new Chart(document.getElementById(id), config);
+  }
+  function fillFigureMonths() {
+    const sel = document.getElementById("fig-month");
+    for (let back = 0; back < 12; back += 1) sel.append(el("option", { value: String(11 - back) }, monthLabel(monthStart(back))));
   }
   async function refreshFigures() {
-    if (!has(`${API}/cases/figures/`)) return;
-    const r = await api(`${API}/cases/figures/?${windowParams()}`);
+    if (!has(`${API}/cases/figures/`)) { document.querySelector('[data-tab="figures"]').hidden = true; return; }
+    const month = Number(document.getElementById("fig-month").value || 11);
+    const range = windowRange(month);
+    const r = await api(`${API}/cases/figures/?${caseQuery(range, false)}`);
     if (!r.ok) return;
     const f = r.body;
-    const cats = f.by_category || [];
-    barChart("chart-category", cats.map((c) => c.name || c.category), [
-      { label: t("cases", "件"), data: cats.map((c) => c.received || c.count || 0), backgroundColor: "#0b4f6c" },
-      { label: "resolved", data: cats.map((c) => c.resolved || 0), backgroundColor: "#38a169" }]);
-    const levels = f.by_level || f.ended_at_level || [];
-    barChart("chart-level", levels.map((l) => l.level_label || l.level), [{ label: t("cases", "件"), data: levels.map((l) => l.count), backgroundColor: "#d94801" }]);
-    const cov = state.coverage || [];
-    barChart("chart-visits", cov.map((g) => g.name || g.grid_name || g.grid), [
-      { label: t("due", "应访"), data: cov.map((g) => g.due), backgroundColor: "#9fb3c8" },
-      { label: t("done_n", "已访"), data: cov.map((g) => g.done), backgroundColor: "#0b4f6c" }]);
+    const kpi = (key, zh, v) => el("div", { class: "kpi", "data-kpi": key }, el("b", {}, v), el("span", {}, t(key, zh)));
+    document.getElementById("kpis").replaceChildren(
+      kpi("total", "受理", f.total), kpi("resolved", "办结", f.resolved), kpi("resolution_rate", "化解率", pct(f.resolution_rate)),
+      kpi("m_open", "在办", f.open), kpi("overdue", "超期", f.overdue), kpi("within_month", "纠纷月内调结", pct(f.disputes_settled_within_a_month_rate)));
+    const cats = Object.entries(f.by_category || {}).map(([code, v]) => ({ code, name: v.name, count: v.count })).sort((a, b) => b.count - a.count);
+    chart("chart-category", { type: "bar", data: { labels: cats.map((c) => c.name), datasets: [{ label: t("cases", "件"), data: cats.map((c) => c.count), backgroundColor: "#0b4f6c" }] },
+      options: { indexAxis: "y", plugins: { legend: { display: false } } } });
+    const ended = f.ended_at_level || {};
+    const levels = LEVELS.filter(([name]) => ended[name]);
+    chart("chart-level", { type: "bar", data: { labels: levels.map(([n]) => levelLabel(n)), datasets: [{ label: t("cases", "件"), data: levels.map(([n]) => ended[n]),
+      backgroundColor: levels.map(([n]) => (["unit_head", "building_head", "owners_committee", "property_manager", "household_head"].includes(n) ? "#2f855a" : n === "community_cadre" || n === "mediation_committee" ? "#d69e2e" : "#c53030")) }] },
+    options: { plugins: { legend: { display: false } } } });
+    if (has(`${API}/visits/coverage/`)) {
+      const last = new Date(range.until.getTime() - 86400e3);
+      const cov = await api(`${API}/visits/coverage/?group=grid&from=${ymd(range.since)}&to=${ymd(last)}`);
+      const list = cov.ok ? rows(cov.body) : [];
+      chart("chart-visits", { type: "bar", data: { labels: list.map((g) => g.name), datasets: [
+        { label: t("due", "应访"), data: list.map((g) => g.due), backgroundColor: "#9fb3c8" },
+        { label: t("done_n", "已访"), data: list.map((g) => g.done), backgroundColor: "#0b4f6c" }] } });
+    }
+    if (!state.charts["chart-trend"]) await refreshTrend();
+    document.getElementById("tab-figures").dataset.ready = "1";
+  }
+  async function refreshTrend() {
+    const months = [...Array(12).keys()];
+    const answers = await Promise.all(months.map((m) => api(`${API}/cases/figures/?${caseQuery(windowRange(m), false)}`)));
+    const labels = months.map((m) => monthLabel(windowRange(m).since));
+    chart("chart-trend", { type: "bar", data: { labels, datasets: [
+      { type: "bar", label: t("total", "受理"), data: answers.map((a) => (a.ok ? a.body.total : 0)), backgroundColor: "#9fb3c8", yAxisID: "y" },
+      { type: "line", label: t("resolution_rate", "化解率") + " %", data: answers.map((a) => (a.ok && a.body.resolution_rate !== null ? Math.round(a.body.resolution_rate * 1000) / 10 : null)), borderColor: "#2f855a", yAxisID: "y1" }] },
+    options: { scales: { y: { beginAtZero: true }, y1: { position: "right", min: 0, max: 100, grid: { drawOnChartArea: false } } } } });
   }
 
-  // ------------------------------------------------------------------ filters
+  // ------------------------------------------------------------------ filters and wiring
   async function loadCategories() {
-    if (has(`${API}/categories/`)) {
-      const r = await api(`${API}/categories/?page_size=200`);
-      const rows = (r.body && (r.body.results || r.body)) || [];
-      const sel = document.getElementById("category");
-      for (const c of rows) sel.append(el("option", { value: c.code }, c.name));
+    if (!has(`${API}/categories/`)) return;
+    const r = await api(`${API}/categories/`);
+    const list = r.ok ? rows(r.body) : [];
+    state.categories = list;
+    const sel = document.getElementById("category");
+    const top = list.filter((c) => !c.parent);
+    for (const c of top) {
+      sel.append(el("option", { value: c.code }, c.name));
+      for (const s of list.filter((x) => x.parent === c.id)) sel.append(el("option", { value: s.code }, `\u3000└ ${s.name}`));
     }
-    const states = ["reported", "assigned", "in_progress", "escalated", "resolved", "verified", "closed", "transferred", "rejected", "reopened"];
-    const sel = document.getElementById("state");
-    for (const s of states) sel.append(el("option", { value: s }, s));
+    for (const c of list.filter((x) => x.parent && !list.some((p) => p.id === x.parent))) sel.append(el("option", { value: c.code }, c.name));
+    const statusSel = document.getElementById("state");
+    for (const s of Object.keys(STATUS_ZH)) statusSel.append(el("option", { value: s }, statusLabel(s)));
+  }
+  function monthOut() {
+    const v = Number(document.getElementById("month").value);
+    document.getElementById("month-out").textContent = v >= 12 ? t("last12", "近12个月") : monthLabel(windowRange(v).since);
+  }
+  function selectTab(name) {
+    document.querySelectorAll(".tabs button, .tab").forEach((n) => n.classList.remove("active"));
+    document.querySelector(`.tabs [data-tab="${name}"]`).classList.add("active");
+    document.getElementById(`tab-${name}`).classList.add("active");
+    if (name === "figures") refreshFigures();
   }
   function wireControls() {
-    const months = document.getElementById("months");
-    months.addEventListener("input", () => { document.getElementById("months-out").textContent = months.value; });
-    months.addEventListener("change", () => { state.months = Number(months.value); refreshAll(); });
-    document.getElementById("category").addEventListener("change", (e) => { state.category = e.target.value; refreshAll(); });
-    document.getElementById("state").addEventListener("change", (e) => { state.caseState = e.target.value; refreshAll(); });
+    const month = document.getElementById("month");
+    month.addEventListener("input", monthOut);
+    month.addEventListener("change", () => { state.month = Number(month.value); refreshCases(); });
+    const play = document.getElementById("play");
+    play.addEventListener("click", () => {
+      if (state.playing) { clearInterval(state.playing); state.playing = null; play.textContent = "▶"; return; }
+      let m = Number(month.value) >= 11 ? -1 : Number(month.value);
+      play.textContent = "❚❚";
+      state.playing = setInterval(() => {
+        m += 1;
+        if (m > 11) { clearInterval(state.playing); state.playing = null; play.textContent = "▶"; return; }
+        month.value = String(m); monthOut(); state.month = m; refreshCases();
+      }, 1500);
+    });
+    document.getElementById("category").addEventListener("change", (e) => { state.category = e.target.value; refreshCases(); });
+    document.getElementById("state").addEventListener("change", (e) => { state.status = e.target.value; refreshCases(); });
     document.getElementById("metric").addEventListener("change", (e) => { state.metric = e.target.value; refreshChoropleth(); });
-    document.querySelectorAll(".tabs button").forEach((b) => b.addEventListener("click", () => {
-      document.querySelectorAll(".tabs button, .tab").forEach((n) => n.classList.remove("active"));
-      b.classList.add("active"); document.getElementById(`tab-${b.dataset.tab}`).classList.add("active");
-      if (b.dataset.tab === "figures") refreshFigures();
-    }));
+    for (const [box, layers] of [["show-heat", ["heat"]], ["show-choropleth", ["choropleth"]], ["show-pins", ["pins"]]]) {
+      document.getElementById(box).addEventListener("change", (e) => layers.forEach((l) => setVisibility(l, e.target.checked)));
+    }
+    document.querySelectorAll(".tabs button").forEach((b) => b.addEventListener("click", () => selectTab(b.dataset.tab)));
+    document.getElementById("fig-month").addEventListener("change", refreshFigures);
     document.querySelectorAll(".queue-filters button").forEach((b) => b.addEventListener("click", () => {
       document.querySelectorAll(".queue-filters button").forEach((n) => n.classList.remove("active"));
-      b.classList.add("active"); state.queue = b.dataset.queue; refreshQueue();
+      b.classList.add("active"); state.queue = b.dataset.queue; renderQueue();
     }));
-    state.map.on("moveend", () => refreshHeatmap());
+    let timer = null;
+    state.map.on("moveend", () => {
+      if (!has(`${API}/heatmap/cases/`)) return;
+      clearTimeout(timer); timer = setTimeout(() => refreshHeatmap(), 250);
+    });
   }
-  async function refreshAll() {
-    await Promise.all([refreshHeatmap(), refreshChoropleth(), refreshPins(), refreshQueue()]);
-    document.body.dataset.ready = "1";
+  /** Everything that depends on the time window and the filters. */
+  async function refreshCases() {
+    const seq = (refreshCases.seq = (refreshCases.seq || 0) + 1);
+    document.body.dataset.ready = "0";
+    await loadCases();
+    if (seq !== refreshCases.seq) return; // the filters changed again meanwhile
+    refreshPins();
+    await Promise.all([refreshHeatmap(), refreshChoropleth()]);
+    if (state.loaded && seq === refreshCases.seq) await settle();
+  }
+  /** Resolves when the map has drawn everything; marks the page ready (the tests wait on it). */
+  function settle() {
+    return new Promise((resolve) => {
+      state.map.once("idle", () => {
+        document.body.dataset.ready = "1";
+        document.body.dataset.mapIdle = "1";
+        resolve();
+      });
+      state.map.triggerRepaint();
+    });
   }
 
   async function main() {
     translatePage();
+    monthOut();
+    fillFigureMonths();
     const schema = await api("/api/schema/?format=json");
     state.paths = new Set(Object.keys((schema.body && schema.body.paths) || {}));
     const map = await buildMap();
     await addTerritoryLayers(map);
     await loadCategories();
     wireControls();
-    await refreshAll();
-    await refreshVisits();
-    map.once("idle", () => { document.body.dataset.mapIdle = "1"; });
-    map.triggerRepaint();
+    await Promise.all([refreshCases(), refreshQueue(), refreshVisits()]);
+    state.loaded = true;
+    await settle();
   }
-  window.gridsvc = { state, refreshAll, showCase };
-  main().catch((e) => { console.error(e); toast(String(e)); });
+  window.gridsvc = { state, refreshCases, refreshQueue, showCase, selectTab };
+  main().catch((e) => { console.error(e); toast(String(e), true); });
 })();
