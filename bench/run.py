@@ -65,7 +65,9 @@ PY = str(ROOT / ".venv" / "bin" / "python")
 GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
 RESULTS = ROOT / "bench" / "results"
 VAR = ROOT / "var"
-MARK = "bench-city"  # purpose of visits / title prefix of cases this benchmark creates
+MARK = "bench-city"
+LAYERS_BENCH_TIMEOUT_S = 300  # bound on bench/bench_layers.py's run()
+LAYERS_STATEMENT_TIMEOUT_MS = 30_000  # its naive-SQL baselines can take minutes at medium  # purpose of visits / title prefix of cases this benchmark creates
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -378,14 +380,18 @@ SQL_MY_CASES = [
        WHERE c.handler_id = %(m)s ORDER BY c.reported_at DESC, c.id DESC LIMIT 50""",
 ]
 SQL_SYNC = [
+    # tasks in the grid or assigned to me: each side by its own index, then merged
     """SELECT t.id, r.code, r.name, t.household_id, t.resident_id, t.period, t.period_start,
               t.period_end, t.due_on, t.status, t.assigned_member_id, t.done_by_id, t.updated_at
-       FROM visits_visittask t JOIN visits_visitrule r ON r.id = t.rule_id
-       WHERE t.household_id IN (SELECT h.id FROM territory_household h
-                                JOIN territory_unit u ON u.id = h.unit_id
-                                JOIN territory_building b ON b.id = u.building_id
-                                WHERE b.grid_id = %(g)s)
-          OR t.assigned_member_id = %(m)s
+       FROM ((SELECT t.* FROM visits_visittask t
+              JOIN territory_household h ON h.id = t.household_id
+              JOIN territory_unit u ON u.id = h.unit_id
+              JOIN territory_building b ON b.id = u.building_id
+              WHERE b.grid_id = %(g)s ORDER BY t.updated_at, t.id LIMIT 501)
+             UNION
+             (SELECT t.* FROM visits_visittask t WHERE t.assigned_member_id = %(m)s
+              ORDER BY t.updated_at, t.id LIMIT 501)) t
+       JOIN visits_visitrule r ON r.id = t.rule_id
        ORDER BY t.updated_at, t.id LIMIT 501""",
     """SELECT h.id, h.unit_id, u.number, u.building_id, b.name, b.grid_id, h.room, h.floor,
               h.tenure, hr.name, (SELECT count(*) FROM territory_resident r
@@ -555,7 +561,6 @@ def run_ops(base: str, size: str, quick: bool) -> tuple[list[dict], dict]:  # no
     try:
         admin.get(hm)
         http = timed(lambda i: admin.get(hm), max(5, n // 5), warm=1)
-        size_m = 2 * 4**0.5 * 100  # noqa: F841 - the arithmetic bins of the baseline
         sql = timed(
             sql_many([SQL_HEATMAP], {"s": 1000.0, "x0": x0, "y0": y0, "x1": x1, "y1": y1}),
             max(5, n // 5),
@@ -637,38 +642,36 @@ def sql_report_case(cur, picks: Picks, pt: tuple[float, float], i: int) -> int: 
 
 def run_tiles(base: str, api: Api, picks: Picks, cur, n: int) -> list[dict]:  # type: ignore[no-untyped-def]
     """Cold (first request), cached (second) and revalidated (If-None-Match → 304) tiles."""
-    try:
-        import bench.bench_layers as bl  # the layers helper's benchmark
-
-        if hasattr(bl, "run"):
-            import inspect
-
-            params = inspect.signature(bl.run).parameters
-            kw = {
-                k: v
-                for k, v in {
-                    "base_url": base,
-                    "url": base,
-                    "token": api.token,
-                    "headers": {"Authorization": f"Bearer {api.token}"},
-                    "size": picks.__dict__.get("size"),
-                    "bbox": picks.bbox,
-                    "n": n,
-                }.items()
-                if k in params
-            }
-            out = bl.run(**kw)
-            log(f"  tiles: {len(out)} rows from bench/bench_layers.py")
-            for r in out:
-                r.setdefault("note", "bench/bench_layers.py")
-            return list(out)
-    except ImportError:
-        pass
-    except Exception as exc:  # noqa: BLE001 - fall back to ours, say why
-        log(f"  bench/bench_layers.py run() failed ({exc!r}); using the built-in tile bench")
+    layers_bench = ROOT / "bench" / "bench_layers.py"
+    if layers_bench.exists():  # the layers helper's benchmark: in a bounded subprocess
+        code = (
+            "import json, sys; sys.path.insert(0, '.'); import bench.bench_layers as bl; "
+            f"print('ROWS' + json.dumps(bl.run(tiles={max(4, n // 5)}, repeat=3), default=str))"
+        )
+        env = {**os.environ, "PGOPTIONS": f"-c statement_timeout={LAYERS_STATEMENT_TIMEOUT_MS}"}
+        try:
+            out = subprocess.run(
+                [PY, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                timeout=LAYERS_BENCH_TIMEOUT_S,
+            )  # fmt: skip
+            line = next((x for x in out.stdout.splitlines() if x.startswith("ROWS")), None)
+            if out.returncode == 0 and line:
+                got = json.loads(line[4:])
+                for r in got:
+                    r["note"] = ("bench/bench_layers.py (in-process) " + r.get("note", "")).strip()
+                    log(f"  {r['operation']:<28} {r.get('median_ms')} ms   sql {r.get('sql_median_ms')} ms")  # fmt: skip
+                return got
+            why = (out.stderr.strip().splitlines() or ["no output"])[-1][:160]
+        except subprocess.TimeoutExpired:
+            why = f"took more than {LAYERS_BENCH_TIMEOUT_S} s"
+        log(f"  bench/bench_layers.py run() did not finish ({why}); built-in tile bench instead")
+        rows_note = {"operation": "layers bench (bench_layers.run)", "median_ms": None,
+                     "note": f"n/a: {why}"}  # fmt: skip
+    else:
+        rows_note = None
     from geo.hexbin import lonlat_to_tile
 
-    rows = []
+    rows = [rows_note] if rows_note else []
     z = 16
     lon, lat = picks.buildings[0][1], picks.buildings[0][2]
     cx, cy = lonlat_to_tile(lon, lat, z)
