@@ -35,7 +35,7 @@
     failed: "Failed", details: "Details", reported_at: "Reported", cells: "cells",
     hex: "hex bins", kde: "density (client-side)", max: "max", choropleth_local: "computed in the page",
     ethnic_religious: "Ethnic/religious", group_incident: "Group incident", petition_risk: "Petition risk",
-    outside: "outside every grid", new_due: "New deadline", suggested: "suggested grid", n_people: "",
+    outside: "outside every grid", due_at: "due", new_due: "New deadline", suggested: "suggested grid", n_people: "",
   };
   const STATUS_EN = {
     reported: "Reported", assigned: "Assigned", in_progress: "In progress", escalated: "Escalated",
@@ -65,6 +65,7 @@
   const RUNNING = ["assigned", "in_progress", "escalated", "reopened"];
   const DONE = ["resolved", "verified", "closed"];
   const DISPATCH_ACTIONS = ["assign", "escalate", "transfer", "set_deadline", "supervise"];
+  const ACTION_ZH = { assign: "派遣", reassign: "改派", escalate: "升级", transfer: "转办", set_deadline: "设期限", supervise: "督办" };
 
   const params = new URLSearchParams(location.search);
   const lang = (() => {
@@ -175,9 +176,12 @@
   }
 
   // ------------------------------------------------------------------ map
-  function tileTemplate(layer) {
+  /** A vector source of our own tiles: TileJSON (zoom range, bounds) when served, else the
+      tile URL template; null when the server has no tiles (the page then draws GeoJSON). */
+  function tileSource(layer) {
+    if (has("/tiles/{layer}.json") || has(`/tiles/${layer}.json`)) return { type: "vector", url: `${location.origin}/tiles/${layer}.json` };
     for (const p of [`/tiles/${layer}/{z}/{x}/{y}.mvt`, "/tiles/{layer}/{z}/{x}/{y}.mvt"]) {
-      if (has(p)) return location.origin + p.replace("{layer}", layer);
+      if (has(p)) return { type: "vector", tiles: [location.origin + p.replace("{layer}", layer)], minzoom: 8, maxzoom: 18 };
     }
     return null;
   }
@@ -197,12 +201,11 @@
   async function addTerritoryLayers(map) {
     const grids = await api(`${API}/grids/?page_size=500`);
     state.grids = grids.ok ? grids.body : { type: "FeatureCollection", features: [] };
-    const tiles = ["grids", "compounds", "buildings"].every((l) => tileTemplate(l));
+    const tiles = ["grids", "compounds", "buildings"].every((l) => tileSource(l));
     state.tiles = tiles;
+    document.getElementById("map").dataset.territory = tiles ? "tiles" : "geojson";
     if (tiles) {
-      for (const layer of ["grids", "compounds", "buildings"]) {
-        map.addSource(layer, { type: "vector", tiles: [tileTemplate(layer)], minzoom: 8, maxzoom: 18 });
-      }
+      for (const layer of ["grids", "compounds", "buildings"]) map.addSource(layer, tileSource(layer));
     } else {
       const [compounds, buildings] = await Promise.all([api(`${API}/compounds/?page_size=500`), api(`${API}/buildings/?page_size=500`)]);
       map.addSource("grids", { type: "geojson", data: state.grids });
@@ -418,7 +421,7 @@
   function caseMeta(c) {
     const place = c.grid ? gridName(c.grid) : `${t("outside", "网格外")}${c.suggested_grid ? ` (${t("suggested", "建议")}: ${gridName(c.suggested_grid)})` : ""}`;
     return [statusLabel(c.status), levelLabel(c.level), c.handler_name || c.department_name || "", place,
-      c.due_at ? `⏰ ${fmtTime(c.due_at)}` : ""].filter(Boolean).join(" · ");
+      c.due_at ? `${t("due_at", "期限")} ${fmtTime(c.due_at)}` : ""].filter(Boolean).join(" · ");
   }
   function queueItem(c) {
     const li = el("li", { "data-case": c.id, class: c.card ? `card-${c.card}` : c.overdue ? "card-late" : "" },
@@ -439,8 +442,9 @@
     const allowed = c.allowed_actions || [];
     for (const name of DISPATCH_ACTIONS) {
       if (!allowed.includes(name)) continue;
-      const label = name === "assign" && c.status !== "reported" ? t("reassign", "改派") : t(name, { assign: "派遣", escalate: "升级", transfer: "转办", set_deadline: "设期限", supervise: "督办" }[name]);
-      bar.append(el("button", { type: "button", "data-action": name === "assign" && c.status !== "reported" ? "reassign" : name,
+      const key = name === "assign" && c.status !== "reported" ? "reassign" : name;
+      const label = t(key, ACTION_ZH[key]);
+      bar.append(el("button", { type: "button", "data-action": key,
         onclick: () => openForm(c, name, label, form, error, onDone) }, label));
     }
     return el("div", { class: "action-area" }, bar, form, error);
@@ -506,7 +510,7 @@
     }
     if (r.ok) {
       error.hidden = true;
-      toast(`${c.number} ${t(name, name)} ✓`);
+      toast(`${c.number} ${t(name, ACTION_ZH[name])} ✓`);
       await onDone(r.body);
       return;
     }
@@ -660,7 +664,8 @@
       kpi("m_open", "在办", f.open), kpi("overdue", "超期", f.overdue), kpi("within_month", "纠纷月内调结", pct(f.disputes_settled_within_a_month_rate)));
     const cats = Object.entries(f.by_category || {}).map(([code, v]) => ({ code, name: v.name, count: v.count })).sort((a, b) => b.count - a.count);
     chart("chart-category", { type: "bar", data: { labels: cats.map((c) => c.name), datasets: [{ label: t("cases", "件"), data: cats.map((c) => c.count), backgroundColor: "#0b4f6c" }] },
-      options: { indexAxis: "y", plugins: { legend: { display: false } } } });
+      options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { y: { ticks: { autoSkip: false, font: { size: 11 } } } } } });
+    document.getElementById("chart-category").parentElement.style.height = `${Math.max(160, 22 * cats.length + 40)}px`;
     const ended = f.ended_at_level || {};
     const levels = LEVELS.filter(([name]) => ended[name]);
     chart("chart-level", { type: "bar", data: { labels: levels.map(([n]) => levelLabel(n)), datasets: [{ label: t("cases", "件"), data: levels.map(([n]) => ended[n]),
