@@ -408,25 +408,32 @@ def tile_envelope_4326(z: int, x: int, y: int, margin_m: float = 0.0) -> Polygon
 def hex_cells_sql(points_sql: str, size: float) -> str:
     """SQL selecting ``(i, j)`` of the ``ST_HexagonGrid(size, …)`` hexagon holding each row of
     ``points_sql`` (columns ``x``, ``y`` in EPSG:3857), by arithmetic: the nearer of the two
-    candidate column centres. ``ST_Hexagon(size, i, j)`` is that cell's polygon."""
-    w = 1.5 * size
-    h = size * math.sqrt(3.0)
+    candidate column centres. ``ST_Hexagon(size, i, j)`` is that cell's polygon.
+
+    Float8 literals throughout (no numeric arithmetic), and ``OFFSET 0`` fences so that the
+    planner computes each step once per point instead of inlining the expressions."""
+    w = f"{1.5 * size!r}::float8"
+    h = f"{size * math.sqrt(3.0)!r}::float8"
+    h2 = f"{size * math.sqrt(3.0) / 2.0!r}::float8"
     return f"""
 SELECT CASE WHEN da <= db THEN i0 ELSE i0 + 1 END AS i,
        CASE WHEN da <= db THEN ja ELSE jb END AS j
 FROM (
   SELECT i0, ja, jb,
-         (x - {w!r} * i0) ^ 2 + (y - {h!r} * ja - oa) ^ 2 AS da,
-         (x - {w!r} * (i0 + 1)) ^ 2 + (y - {h!r} * jb - ob) ^ 2 AS db
+         (x - {w} * i0) ^ 2 + (y - {h} * ja - oa) ^ 2 AS da,
+         (x - {w} * (i0 + 1)) ^ 2 + (y - {h} * jb - ob) ^ 2 AS db
   FROM (
-    SELECT x, y, i0, oa, ob, round((y - oa) / {h!r})::int AS ja, round((y - ob) / {h!r})::int AS jb
+    SELECT x, y, i0, oa, ob, round((y - oa) / {h})::int AS ja, round((y - ob) / {h})::int AS jb
     FROM (
       SELECT x, y, i0,
-             CASE WHEN mod(i0, 2) <> 0 THEN {h / 2!r} ELSE 0 END AS oa,
-             CASE WHEN mod(i0 + 1, 2) <> 0 THEN {h / 2!r} ELSE 0 END AS ob
-      FROM (SELECT x, y, floor(x / {w!r})::int AS i0 FROM ({points_sql}) p0) p1
+             CASE WHEN mod(i0, 2) <> 0 THEN {h2} ELSE 0::float8 END AS oa,
+             CASE WHEN mod(i0 + 1, 2) <> 0 THEN {h2} ELSE 0::float8 END AS ob
+      FROM (SELECT x, y, floor(x / {w})::int AS i0 FROM ({points_sql}) p0 OFFSET 0) p1
+      OFFSET 0
     ) p2
+    OFFSET 0
   ) p3
+  OFFSET 0
 ) p4"""
 
 
@@ -891,7 +898,7 @@ def _heatmap_tile_sql(scope: Scope, q: LayerQuery, z: int, x: int, y: int):  # t
 SELECT ST_AsMVT(t.*, 'heatmap', 4096, 'geom'), count(*) FROM (
   SELECT ST_AsMVTGeom(ST_SetSRID(ST_Hexagon({size!r}, c.i, c.j), 3857), ST_TileEnvelope({z}, {x}, {y}), 4096, 64, true)
            AS geom, c.n AS count, c.i, c.j
-  FROM (SELECT i, j, count(*)::int AS n FROM ({hex_cells_sql(points, size)}) cells GROUP BY i, j) c
+  FROM (SELECT i, j, count(*)::int AS n FROM ({hex_cells_sql(points, size)}) cells GROUP BY i, j OFFSET 0) c
   WHERE ST_SetSRID(ST_Hexagon({size!r}, c.i, c.j), 3857) && ST_TileEnvelope({z}, {x}, {y}, margin => {BUFFER / EXTENT!r})
 ) t WHERE t.geom IS NOT NULL"""
     return sql, params, env
@@ -1126,7 +1133,7 @@ def heatmap(
         points, params = _heatmap_points_sql(scope, q, box_4326(lon0, lat0, lon1, lat1))
         sql = f"""
 SELECT c.i, c.j, c.n, ST_AsGeoJSON(ST_Transform(ST_SetSRID(ST_Hexagon({size!r}, c.i, c.j), 3857), 4326), 7)
-FROM (SELECT i, j, count(*)::int AS n FROM ({hex_cells_sql(points, size)}) cells GROUP BY i, j) c
+FROM (SELECT i, j, count(*)::int AS n FROM ({hex_cells_sql(points, size)}) cells GROUP BY i, j OFFSET 0) c
 WHERE ST_SetSRID(ST_Hexagon({size!r}, c.i, c.j), 3857) && ST_MakeEnvelope(%s, %s, %s, %s, 3857)
 ORDER BY c.i, c.j"""
         with connection.cursor() as cur:
