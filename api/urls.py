@@ -3,7 +3,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from . import auth, cases, chain, layers, reports, security, territory, visits
+from . import auth, cases, chain, layers, open311, reports, security, territory, visits
 
 router = DefaultRouter()
 router.register("streets", territory.StreetViewSet, basename="street")
@@ -39,3 +39,4 @@ urlpatterns.append(path("", include(router.urls)))
 root_urlpatterns: list = []
 for domain in DOMAINS:
     root_urlpatterns += domain.root_urlpatterns
+root_urlpatterns += open311.root_urlpatterns
