@@ -19,7 +19,6 @@ from typing import Any
 from django.contrib.gis.geos import Point
 from django.db import transaction
 from django.db.models import Q, QuerySet
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_filters import rest_framework as filters
@@ -28,6 +27,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.generics import get_object_or_404
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -587,6 +588,25 @@ def _geojson(cases, context) -> dict:  # type: ignore[no-untyped-def]
     return {"type": "FeatureCollection", "features": feats}
 
 
+DUPLICATE_SERIALIZER = type(
+    "DuplicateCase",
+    (serializers.Serializer,),
+    {
+        "id": serializers.IntegerField(),
+        "number": serializers.CharField(),
+        "title": serializers.CharField(),
+        "status": serializers.CharField(),
+    },
+)
+
+
+class GeoJSONRenderer(JSONRenderer):
+    """``?format=geojson`` (or ``Accept: application/geo+json``) on the case list."""
+
+    media_type = "application/geo+json"
+    format = "geojson"
+
+
 class CaseViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -597,6 +617,12 @@ class CaseViewSet(
 
     serializer_class = CaseSerializer
     filterset_class = CaseFilter
+
+    def get_renderers(self):  # type: ignore[no-untyped-def]
+        renderers = super().get_renderers()
+        if self.action == "list":
+            renderers.append(GeoJSONRenderer())
+        return renderers
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
@@ -621,7 +647,7 @@ class CaseViewSet(
         ]
     )
     def list(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if request.query_params.get("format") == "geojson":
+        if request.accepted_renderer.format == "geojson":
             qs = self.filter_queryset(self.get_queryset())
             page = self.paginate_queryset(qs)
             body = _geojson(page if page is not None else qs, self.get_serializer_context())
@@ -704,8 +730,18 @@ class CaseViewSet(
         }
         return Response(body, status=status.HTTP_201_CREATED, headers={"ETag": rep.case.etag})
 
-    @extend_schema(responses=EventSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @extend_schema(
+        responses=inline_serializer(
+            "CaseTimeline",
+            {
+                "case": serializers.CharField(),
+                "route_reason": serializers.CharField(),
+                "chain": serializers.ListField(child=serializers.DictField()),
+                "events": EventSerializer(many=True),
+            },
+        )
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def events(self, request, pk=None):  # type: ignore[no-untyped-def]
         """The case's timeline (append-only events) and the chain walked when it was routed."""
         case = self.get_object()
@@ -719,8 +755,8 @@ class CaseViewSet(
             }
         )
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
-    @action(detail=True, methods=["get"])
+    @extend_schema(responses=DUPLICATE_SERIALIZER(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def duplicates(self, request, pk=None):  # type: ignore[no-untyped-def]
         """Open cases of the same category nearby (radius and days from the category rule)."""
         case = self.get_object()
@@ -974,7 +1010,10 @@ class DispatchQueueView(APIView):
                 "kind", str, enum=["all", "unrouted", "overdue", "flagged"], required=False
             )
         ],
-        responses=CaseSerializer(many=True),
+        responses=inline_serializer(
+            "DispatchQueue",
+            {"kind": serializers.CharField(), "results": CaseSerializer(many=True)},
+        ),
     )
     def get(self, request):  # type: ignore[no-untyped-def]
         kind = request.query_params.get("kind", "all")

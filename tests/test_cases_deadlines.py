@@ -12,7 +12,7 @@ from gridsvc.cases import services
 from gridsvc.cases.models import Case
 from gridsvc.supervision.models import CalendarDay, CalendarYear
 
-from .cases_helpers import report
+from .cases_helpers import member, report
 
 pytestmark = pytest.mark.django_db
 TZ = ZoneInfo("Asia/Shanghai")
@@ -65,3 +65,15 @@ def test_time_limit_change_is_picked_up(demo):
     services.recompute_open_deadlines(category_ids=[limit.category_id])
     case.refresh_from_db()
     assert case.due_at > before
+
+
+def test_reassigning_an_overdue_case_gives_the_new_handler_a_fresh_clock(demo):
+    case = report("neighbour.noise", when=datetime(2026, 3, 3, 10, 0, tzinfo=TZ)).case
+    first_due = case.due_at
+    later = datetime(2026, 3, 5, 10, 0, tzinfo=TZ)  # two days past the accept deadline
+    assert first_due < later
+    case = services.act(
+        case.pk, "assign", member("street"), data={"member": member("grid1").pk}, when=later
+    )
+    assert case.handler == member("grid1") and case.due_stage == "accept"
+    assert case.due_at > later, "the new handler is not overdue the moment the case arrives"

@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from gridsvc.cases import services
-from gridsvc.cases.models import Case, CaseEvent, CaseRequest, FollowUp, Status
+from gridsvc.cases.models import Case, CaseEvent, FollowUp, Status
 from gridsvc.territory.models import Household
 
 from .cases_helpers import member, report
@@ -328,4 +328,18 @@ def test_bulk_dispatch_and_my_cases(demo, member_client):
     mine = member_client("grid1").get("/api/v1/cases/?mine=true").data["results"]
     assert {a.pk, b.pk} <= {c["id"] for c in mine}
     assert CaseEvent.objects.filter(case=a, kind="assign").exists()
-    assert not CaseRequest.objects.exists()
+    assert CaseEvent.objects.filter(case=b, kind="assign").count() == 1
+
+
+def test_case_list_as_geojson_for_map_clients(demo, member_client):
+    case = report("neighbour.noise").case
+    r = member_client("grid1").get("/api/v1/cases/?format=geojson&crs=gcj02")
+    assert r.status_code == 200 and r["Content-Type"].startswith("application/geo+json")
+    body = r.json()
+    assert body["type"] == "FeatureCollection"
+    feature = next(f for f in body["features"] if f["id"] == case.pk)
+    lon, lat = feature["geometry"]["coordinates"]
+    # GCJ-02 is shifted a few hundred metres from the stored WGS84 point
+    assert 0.0005 < abs(lon - case.location.x) + abs(lat - case.location.y) < 0.02
+    street = member_client("street").get("/api/v1/cases/?format=geojson", HTTP_ACCEPT="*/*")
+    assert street.status_code == 200

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.core.files.storage import default_storage
 from django.db import connection
 
 pytestmark = [
@@ -128,12 +129,10 @@ def check_the_real_worker_builds_the_offline_package(live_server) -> None:
         **os.environ,
         "GRIDSVC_TESTING": "1",
         "DATABASE_URL": f"postgis://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}",
-        "GRIDSVC_MEDIA_ROOT": str(Path(os.environ.get("TMPDIR", "/tmp")) / "gridsvc-test-media"),
+        # the live server and the worker must share the media root: hand the worker ours
+        # (default_storage caches its location, so changing ours here would not be seen)
+        "GRIDSVC_MEDIA_ROOT": str(default_storage.location),
     }
-    # the live server and the worker must share the media root
-    from django.conf import settings
-
-    settings.MEDIA_ROOT = env["GRIDSVC_MEDIA_ROOT"]
     proc = subprocess.run(
         [sys.executable, "manage.py", "procrastinate", "worker", "-q", "layers", "--one-shot"],
         cwd=ROOT,

@@ -727,6 +727,7 @@ def act(
             case.department = None
             case.status = S.ASSIGNED
             case.assigned_at = when
+            case.stage_started_at = when  # the new handler's clock starts now
             case.accepted_at = case.accepted_at or when
             action_kind = "reassign" if before != S.REPORTED and handler_before else "assign"
             extra = {"member": member.pk, "level": level, "kind": action_kind}
@@ -817,6 +818,7 @@ def act(
             case.status = S.IN_PROGRESS
             case.hold_until = None
             case.assigned_at = when
+            case.stage_started_at = when
         elif action == "merge":
             try:
                 target = Case.objects.get(pk=data.get("into"))
