@@ -36,9 +36,7 @@ def test_discovery_and_the_service_catalogue_are_public(demo):
     assert missing.json()[0]["code"] == 404 and "service_code" in missing.json()[0]["description"]
 
 
-def test_a_form_encoded_report_is_routed_and_read_back_without_personal_data(
-    demo, member_client
-):
+def test_a_form_encoded_report_is_routed_and_read_back_without_personal_data(demo, member_client):
     grid1 = member_client("grid1")
     b = building_in(demo.grids[0])
     r = grid1.post(
@@ -84,7 +82,9 @@ def test_requests_are_limited_to_the_callers_territory(demo, member_client):
     number = r.json()[0]["service_request_id"]
     grid1 = member_client("grid1")
     assert grid1.get(f"{BASE}/requests/{number}.json").status_code == 404
-    assert number not in {x["service_request_id"] for x in grid1.get(f"{BASE}/requests.json").json()}
+    assert number not in {
+        x["service_request_id"] for x in grid1.get(f"{BASE}/requests.json").json()
+    }
     assert number in {
         x["service_request_id"] for x in member_client("street").get(f"{BASE}/requests.json").json()
     }
