@@ -249,17 +249,44 @@ def test_gps_points_are_masked_except_for_the_visitor_and_the_street(demo, membe
     assert cadre["distance_m"] is not None  # the check result stays visible
 
 
-def test_finding_that_asks_for_a_case_is_kept_pending_until_cases_exist(demo, member_client):
-    """The cases app's reporting function is not there yet: the visit is accepted and the
-    finding waits with case_status=pending (nothing is lost)."""
-    from gridsvc.visits.ingest import pending_case_findings
+def test_a_finding_opens_a_routed_case_in_the_same_request(demo, member_client):
+    from gridsvc.cases.models import Case
 
     task = _open_task("grid1")
-    finding = {"category": "safety_hazard", "description": "楼道堆物", "open_case": True}
+    finding = {"category": "hazard.fire", "description": "楼道堆物,堵塞消防通道", "open_case": True}
+    note = {"category": "tidy", "description": "门口整洁", "open_case": False}
     r = member_client("grid1").post(
-        "/api/v1/visits/", _visit(task.household, findings=[finding]), format="json"
+        "/api/v1/visits/", _visit(task.household, findings=[finding, note]), format="json"
     )
     assert r.status_code == 201, r.content
     visit = Visit.objects.get(pk=r.json()["id"])
-    assert visit.findings[0]["case_status"] == "pending"
-    assert pending_case_findings().filter(pk=visit.pk).exists()
+    assert len(visit.case_ids) == 1
+    case = Case.objects.get(pk=visit.case_ids[0])
+    assert case.source == "visit" and case.household_id == task.household_id
+    assert case.category.code == "hazard.fire" and case.handler_id is not None
+    assert visit.findings[0]["case_number"] == case.number and "case_id" not in visit.findings[1]
+
+
+def test_a_finding_with_no_case_category_rejects_only_its_visit(demo, member_client):
+    from gridsvc.cases.models import Case
+
+    t1 = _open_task("grid1")
+    t2 = (
+        VisitTask.objects.filter(assigned_member__username="grid1", status="open", period="2026")
+        .exclude(household=t1.household)
+        .order_by("-id")
+        .first()
+    )
+    bad = {"category": "something_else", "description": "?", "open_case": True}
+    before = Case.objects.count()
+    r = member_client("grid1").post(
+        "/api/v1/visits/batch/",
+        {"visits": [_visit(t1.household, findings=[bad]), _visit(t2.household)]},
+        format="json",
+    )
+    assert r.status_code == 200, r.content
+    items = r.json()["results"]
+    assert items[0]["status"] == "rejected" and "findings" in items[0]["errors"]
+    assert items[1]["status"] == "accepted"
+    assert Case.objects.count() == before
+    assert not Visit.objects.filter(client_uuid=items[0]["client_uuid"]).exists()

@@ -675,24 +675,51 @@ def _store(
 
 
 def open_cases_for_findings(member, visit: Visit, item: VisitInput) -> list[int]:  # type: ignore[no-untyped-def]
-    """Open a case for each finding with ``open_case`` (same transaction as the visit).
+    """Open a case (上报) for each finding with ``open_case``, in the visit's own savepoint:
+    the case is routed along the chain like any report, and the finding keeps its number.
 
-    Until the cases app offers its public reporting function, such findings are stored with
-    ``case_status: "pending"`` (the visit is accepted; nothing is lost) so that a later job
-    can open them; :func:`pending_case_findings` lists them.
-    """
-    wanted = [f for f in visit.findings if f.get("open_case")]
+    Such a finding's ``category`` must be a case category code (``/api/v1/categories/``);
+    otherwise, or if the report is refused, the item is rejected with the reason and
+    nothing of it is stored (the other items of the batch are not touched)."""
+    from gridsvc.cases.models import Category
+    from gridsvc.cases.services import CaseError, report_case
+
+    wanted = [(i, f) for i, f in enumerate(visit.findings) if f.get("open_case")]
     if not wanted:
         return []
-    for f in wanted:
-        f["case_status"] = "pending"
+    household = Household.objects.get(pk=item.household)
+    categories = {
+        c.code: c
+        for c in Category.objects.filter(code__in=[f["category"] for _, f in wanted], active=True)
+    }
+    case_ids = []
+    for i, f in wanted:
+        category = categories.get(f["category"])
+        if category is None:
+            raise ItemError(
+                {
+                    "findings": f"item {i}: {f['category']!r} is not a case category "
+                    "(see /api/v1/categories/) — needed to open a case"
+                }
+            )
+        description = f.get("description") or ""
+        try:
+            report = report_case(
+                reporter=member,
+                category=category,
+                title=(description.splitlines()[0][:60] if description else category.name),
+                description=description,
+                household=household,
+                source="visit",
+                external_ref=str(visit.client_uuid),
+            )
+        except CaseError as exc:
+            raise ItemError({"findings": f"item {i}: {exc.message}"}) from None
+        f["case_id"] = report.case.pk
+        f["case_number"] = report.case.number
+        case_ids.append(report.case.pk)
     Visit.objects.filter(pk=visit.pk).update(findings=visit.findings)
-    return []
-
-
-def pending_case_findings():  # type: ignore[no-untyped-def]
-    """Visits with findings that asked for a case which has not been opened yet."""
-    return Visit.objects.filter(findings__contains=[{"case_status": "pending"}])
+    return case_ids
 
 
 def day_of(item_time: datetime) -> date:
