@@ -85,12 +85,13 @@ def test_pdf_renders_pages(tmp_path, demo, member_client):
         f"/api/v1/reports/monthly/?community={demo.community.code}&month=2026-10&format=pdf"
     )
     assert resp.status_code == 200 and resp.content.startswith(b"%PDF")
-    assert len(re.findall(rb"/Type\s*/Page\b", resp.content)) == 3
+    # figures, charts, map, and the grids' assessment (the demo has cases that month)
+    assert len(re.findall(rb"/Type\s*/Page\b", resp.content)) == 4
     if shutil.which("pdftoppm"):
         pdf = tmp_path / "r.pdf"
         pdf.write_bytes(resp.content)
         subprocess.run(["pdftoppm", "-r", "20", "-png", str(pdf), str(tmp_path / "p")], check=True)
-        assert len(list(tmp_path.glob("p-*.png"))) == 3
+        assert len(list(tmp_path.glob("p-*.png"))) == 4
 
 
 def test_command_writes_report(tmp_path, demo):
@@ -100,3 +101,22 @@ def test_command_writes_report(tmp_path, demo):
     )
     assert load_workbook(out)["概况"]["A1"].value.startswith("华林山社区 2026年10月")
     assert year_period("2026").end.year == 2027
+
+
+def test_the_monthly_report_carries_the_same_assessment_as_the_api(demo, member_client):
+    street = member_client("street")
+    report = street.get(
+        f"/api/v1/reports/monthly/?community={demo.community.code}&month=2026-10&format=json"
+    ).json()["assessment"]
+    api = street.get("/api/v1/assessment/?by=grid&since=2026-10-01&until=2026-11-01").json()
+    assert report["available"] and report["by_grid"], "the demo has cases due in October"
+    from_report = {r["key"]: (r["counts"], r["score"], r["grade"]) for r in report["by_grid"]}
+    from_api = {r["key"]: (r["counts"], r["score"], r["grade"]) for r in api["rows"]}
+    assert from_report == from_api
+    xlsx = street.get(
+        f"/api/v1/reports/monthly/?community={demo.community.code}&month=2026-10&format=xlsx"
+    )
+    sheet = load_workbook(io.BytesIO(xlsx.content))["考核"]
+    rows = list(sheet.iter_rows(min_row=2, values_only=True))
+    assert len(rows) == len(report["by_grid"])
+    assert {r[0] for r in rows} == {r["name"] for r in report["by_grid"]}

@@ -93,6 +93,27 @@ def _table(ws, headers: list[str], rows: list[list[Any]]) -> None:  # type: igno
         ws.column_dimensions[ws.cell(1, i).column_letter].width = 16
 
 
+ASSESSMENT_HEADERS = [
+    "网格", "应处置", "按期处置率", "结案率", "按期结案率", "返工率", "超期未处置率", "延期率",
+    "自处理", "得分", "等级",
+]  # fmt: skip
+
+
+def assessment_rows(a: dict[str, Any]) -> list[list[Any]]:
+    """考核 rows for the xlsx and the PDF: one per grid."""
+    out = []
+    for row in a.get("by_grid", []):
+        f = row["figures"]
+        out.append(
+            [row["name"], row["counts"]["due"], _pct(f["on_time_handling_rate"]),
+             _pct(f["closure_rate"]), _pct(f["on_time_closure_rate"]), _pct(f["rework_rate"]),
+             _pct(f["overdue_unhandled_rate"]), _pct(f["extension_rate"]),
+             row["counts"]["on_the_spot"],
+             "–" if row["score"] is None else round(row["score"], 1), row["grade"] or "–"]
+        )  # fmt: skip
+    return out
+
+
 def report_xlsx(r: dict[str, Any]) -> bytes:
     wb = Workbook()
     ws = wb.active
@@ -177,6 +198,12 @@ def report_xlsx(r: dict[str, Any]) -> bytes:
         )
     else:
         cs.append([c.get("reason", "暂无数据")])
+    a = r.get("assessment", {})
+    ks = wb.create_sheet("考核")
+    if a.get("available"):
+        _table(ks, ASSESSMENT_HEADERS, assessment_rows(a))
+    else:
+        ks.append([a.get("reason", "暂无数据")])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -283,15 +310,38 @@ def _map_page(
     plt.close(fig)
 
 
+def _assessment_page(pdf: PdfPages, r: dict[str, Any]) -> None:
+    rows = assessment_rows(r.get("assessment", {}))
+    if not rows:
+        return
+    fig = plt.figure(figsize=(11.69, 8.27))  # A4 landscape
+    fig.text(0.5, 0.94, f"{_title(r)} · 网格考核", ha="center", fontsize=16, weight="bold")
+    ax = fig.add_axes((0.03, 0.08, 0.94, 0.8))
+    ax.axis("off")
+    table = ax.table(
+        cellText=[[str(v) for v in row] for row in rows],
+        colLabels=ASSESSMENT_HEADERS,
+        loc="upper center",
+        cellLoc="center",
+    )
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    table.scale(1, 1.5)
+    pdf.savefig(fig)
+    plt.close(fig)
+
+
 def report_pdf(
     r: dict[str, Any], grid_shapes: list[tuple[str, str, Any]], density: dict[str, int]
 ) -> bytes:
-    """The report as a 3-page PDF: figures, charts, map (grid_shapes: (code, name, shapely))."""
+    """The report as a PDF: figures, charts, map (grid_shapes: (code, name, shapely)) and the
+    grids' assessment scores when there are cases."""
     buf = io.BytesIO()
     with PdfPages(buf) as pdf:
         _table_page(pdf, r)
         _chart_page(pdf, r)
         _map_page(pdf, r, grid_shapes, density)
+        _assessment_page(pdf, r)
         info = pdf.infodict()
         info["Title"] = _title(r)
         info["Creator"] = "gridsvc"

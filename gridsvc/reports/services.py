@@ -12,6 +12,8 @@ page and the supervision/assessment work all show the same numbers:
 - per grid: the same headline figures per grid.
 - 走访 (when the visits app is installed): tasks due in the period, done, coverage = done ÷ due,
   visits logged, far-off visits.
+- 考核: the supervision scores per grid (按期处置率, 结案率, 按期结案率, 返工率, 超期未处置率,
+  延期率, 自处理, weighted score and grade), as in ``/api/v1/assessment/``.
 - 矛盾纠纷/安全隐患/信访 (when the cases app has a ``Case`` model): disputes received, resolved,
   resolution rate, by category and by the level where they ended; hazards found and
   rectified; cases flagged petition risk.
@@ -403,6 +405,21 @@ def _cases(area, period: Period, scope: Scope) -> dict[str, Any]:
     return out
 
 
+def _assessment(area, period: Period, scope: Scope) -> dict[str, Any]:
+    """考核: the supervision scores per grid for the period (same rows as
+    ``/api/v1/assessment/?by=grid``), best first."""
+    if case_model() is None:
+        return {"available": False, "reason": "the cases app is not installed"}
+    from gridsvc.cases.assessment import assess
+    from gridsvc.cases.models import Case
+
+    key = "community" if isinstance(area, Community) else "community__street"
+    qs = scope.filter(Case.objects.all()).filter(**{f"grid__{key}": area})
+    rows = assess(qs, "grid", period.start, period.end)
+    rows.sort(key=lambda r: (r["score"] is None, -(r["score"] or 0), str(r["name"])))
+    return {"available": True, "by_grid": rows}
+
+
 def case_density_by_grid(area, period: Period, scope: Scope) -> dict[str, int]:
     """Cases reported in the period per grid code (for the heat map); {} without cases."""
     Case = case_model()
@@ -464,6 +481,7 @@ def work_report(
         "grids": _per_grid(residents, households),
         "visits": _visits(area, period, scope),
         "cases": _cases(area, period, scope),
+        "assessment": _assessment(area, period, scope),
     }  # fmt: skip
 
 
