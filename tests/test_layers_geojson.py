@@ -153,6 +153,18 @@ def test_bad_layer_queries_name_the_field(member_client, query, field):
     assert r.status_code == 400 and field in r.json(), r.content
 
 
+def test_places_filter_by_kind(demo, member_client):
+    from gridsvc.territory.models import Place
+
+    client = member_client("street")
+    mosques = client.get("/api/v1/layers/places/?kind=mosque&page_size=500").json()
+    assert mosques["count"] == Place.objects.filter(kind="mosque").count() >= 1
+    assert {f["properties"]["kind"] for f in mosques["features"]} == {"mosque"}
+    assert mosques["count"] < Place.objects.count()
+    bad = client.get("/api/v1/layers/places/?kind=dog")
+    assert bad.status_code == 400 and "kind" in bad.json()
+
+
 def test_unknown_layer_is_404_naming_it(member_client):
     r = member_client("street").get("/api/v1/layers/residents/")
     assert r.status_code == 404 and "layer" in r.json()

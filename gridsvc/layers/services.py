@@ -292,7 +292,7 @@ def scope_key(scope: Scope) -> str:
     ):
         ids = getattr(scope, name)
         if ids:
-            parts.append(f"{name[0]}{name.split('_')[0][-1]}:{','.join(map(str, sorted(ids)))}")
+            parts.append(f"{name.removesuffix('_ids')}:{','.join(map(str, sorted(ids)))}")
     return ";".join(parts) or "none"
 
 
@@ -812,9 +812,10 @@ def parse_layer_query(layer: LayerDef | None, params: Mapping[str, Any]) -> Laye
             q.filters["kind"] = kind
     if layer is None:
         return q
+    case_params = ("since", "until", "category", "status", "kind")
     for param in layer.filters:
-        if param in ("since", "until", "category", "status", "kind"):
-            continue
+        if layer.name in ("cases", "visits") and param in case_params:
+            continue  # parsed above
         raw = params.get(param)
         if raw in (None, ""):
             continue

@@ -24,7 +24,15 @@ log = logging.getLogger(__name__)
 
 @app.task(name="layers.build_offline", queue="layers", pass_context=False)
 def build_offline(grid_id: int) -> dict:
-    package = offline.build_package(grid_id)
+    try:
+        package = offline.build_package(grid_id)
+    except Exception as exc:
+        # recorded on the package (the phone sees "failed", not "queued" for ever); the
+        # sweep tries again
+        offline.OfflinePackage.objects.filter(grid_id=grid_id).update(
+            status=offline.OfflinePackage.Status.FAILED, error=str(exc)[:2000]
+        )
+        raise
     return {"grid": grid_id, "size": package.size, "etag": package.etag}
 
 
