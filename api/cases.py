@@ -23,7 +23,12 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -600,6 +605,16 @@ DUPLICATE_SERIALIZER = type(
 )
 
 
+@extend_schema_serializer(many=False)
+class CaseFeatureCollectionSerializer(serializers.Serializer):
+    """The case list as GeoJSON (``?format=geojson``), one page of it."""
+
+    type = serializers.ChoiceField(choices=["FeatureCollection"])
+    features = serializers.ListField(child=serializers.DictField())
+    count = serializers.IntegerField(required=False)
+    next = serializers.CharField(required=False, allow_null=True)
+
+
 class GeoJSONRenderer(JSONRenderer):
     """``?format=geojson`` (or ``Accept: application/geo+json``) on the case list."""
 
@@ -644,7 +659,11 @@ class CaseViewSet(
         parameters=[
             OpenApiParameter("format", str, enum=["json", "geojson"]),
             OpenApiParameter("crs", str, enum=["wgs84", "gcj02", "bd09", "cgcs2000"]),
-        ]
+        ],
+        responses={
+            (200, "application/json"): CaseSerializer(many=True),
+            (200, "application/geo+json"): CaseFeatureCollectionSerializer,
+        },
     )
     def list(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         if request.accepted_renderer.format == "geojson":
