@@ -166,10 +166,18 @@ class VisitTaskViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
             return VisitTask.objects.none()
-        qs = visible_tasks(self.request).select_related("rule", "household__unit__building")
         params = self.request.query_params
         if params.get("mine") in ("1", "true"):
-            qs = qs.filter(assigned_member=self.request.user)
+            # Assigned to me ⊆ visible to me (visible = in my territory OR assigned to me), so
+            # the territory subquery adds nothing here; without it the query uses the
+            # (assigned_member, status, due_on) index instead of scanning the territory.
+            qs = VisitTask.objects.filter(assigned_member=self.request.user)
+        else:
+            qs = visible_tasks(self.request)
+        # The serializer reads building_id and grid_id of the building, not its geometries.
+        qs = qs.select_related("rule", "household__unit__building").defer(
+            "household__unit__building__footprint", "household__unit__building__point"
+        )
         if params.get("due_from"):
             qs = qs.filter(due_on__gte=_date_param(params, "due_from"))
         if params.get("due_to"):

@@ -210,11 +210,26 @@ class Scope:
             | Q(buildings__grid__in=self.grid_ids)
         )
 
-    def allows_grid(self, grid_id: int | None) -> bool:
+    def allows_grid(
+        self,
+        grid_id: int | None,
+        *,
+        community_id: int | None = None,
+        street_id: int | None = None,
+    ) -> bool:
+        """Whether grid ``grid_id`` is in the scope (``None``: outside every grid, visible at
+        the street level). ``community_id``/``street_id``, when the caller knows the grid's
+        community and street, answer the common cases without a query."""
         if self.everything:
             return True
         if grid_id is None:
             return bool(self.street_ids)
+        if (
+            grid_id in self.grid_ids
+            or (community_id is not None and community_id in self.community_ids)
+            or (street_id is not None and street_id in self.street_ids)
+        ):
+            return True
         return Grid.objects.filter(self.grid_q(), id=grid_id).exists()
 
 
@@ -225,14 +240,21 @@ def scope_for(member, when=None) -> Scope:
     if member.is_superuser:
         return Scope(everything=True)
     scope = Scope()
+    # One query: the unit heads' buildings come along through a join (was a second query).
     rows = (
         Position.objects.held_at(when)
         .filter(member=member)
         .values_list(
-            "street_id", "community_id", "grid_id", "compound_id", "building_id", "unit_id"
+            "street_id",
+            "community_id",
+            "grid_id",
+            "compound_id",
+            "building_id",
+            "unit_id",
+            "unit__building_id",
         )
     )
-    for street, community, grid, compound, building, unit in rows:
+    for street, community, grid, compound, building, unit, unit_building in rows:
         if street:
             scope.street_ids.add(street)
         if community:
@@ -245,8 +267,5 @@ def scope_for(member, when=None) -> Scope:
             scope.building_ids.add(building)
         if unit:
             scope.unit_ids.add(unit)
-    if scope.unit_ids:
-        scope.unit_building_ids = set(
-            Unit.objects.filter(id__in=scope.unit_ids).values_list("building_id", flat=True)
-        )
+            scope.unit_building_ids.add(unit_building)
     return scope

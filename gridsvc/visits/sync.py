@@ -82,21 +82,41 @@ def _mark(ts: datetime, pk: int) -> list:
     return [ts.isoformat(), pk]
 
 
-def task_payload(t: VisitTask) -> dict[str, Any]:
+# The columns of a task the feed sends, read as plain rows (``.values(*TASK_COLUMNS)``): a feed
+# page is up to 500 tasks, and building model instances for them cost more than the query.
+TASK_COLUMNS = (
+    "id",
+    "rule__code",
+    "rule__name",
+    "household_id",
+    "resident_id",
+    "period",
+    "period_start",
+    "period_end",
+    "due_on",
+    "status",
+    "assigned_member_id",
+    "done_by_id",
+    "updated_at",
+)
+
+
+def task_payload(t: dict[str, Any]) -> dict[str, Any]:
+    """The feed's form of a task row from ``VisitTask.objects.values(*TASK_COLUMNS)``."""
     return {
-        "id": t.id,
-        "rule": t.rule.code,
-        "rule_name": t.rule.name,
-        "household": t.household_id,
-        "resident": t.resident_id,
-        "period": t.period,
-        "period_start": t.period_start.isoformat(),
-        "period_end": t.period_end.isoformat(),
-        "due_on": t.due_on.isoformat(),
-        "status": t.status,
-        "assigned_member": t.assigned_member_id,
-        "done_by": t.done_by_id,
-        "updated_at": t.updated_at.isoformat(),
+        "id": t["id"],
+        "rule": t["rule__code"],
+        "rule_name": t["rule__name"],
+        "household": t["household_id"],
+        "resident": t["resident_id"],
+        "period": t["period"],
+        "period_start": t["period_start"].isoformat(),
+        "period_end": t["period_end"].isoformat(),
+        "due_on": t["due_on"].isoformat(),
+        "status": t["status"],
+        "assigned_member": t["assigned_member_id"],
+        "done_by": t["done_by_id"],
+        "updated_at": t["updated_at"].isoformat(),
     }
 
 
@@ -125,19 +145,27 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) ->
     new_state.pop("v", None)
     more = False
 
-    # visit tasks
-    tasks_qs = VisitTask.objects.filter(
-        Q(id__in=scope.filter(VisitTask.objects.all()).values("id")) | Q(assigned_member=member)
-    )
-    tasks = list(
-        _after(tasks_qs, state.get("t"))
-        .select_related("rule")
-        .order_by("updated_at", "id")[: limit + 1]
-    )
+    # visit tasks: in the territory or assigned to the member. Each side is read by its own
+    # index up to limit + 1 rows after the cursor and the two merged: the first limit + 1 of
+    # the union are among them. (One "in territory OR assigned" filter walked the whole
+    # updated_at index of the city, testing every task.)
+    order = ("updated_at", "id")
+    if scope.everything:
+        tasks_qs = _after(VisitTask.objects.all(), state.get("t"))
+    else:
+        sides = [
+            scope.filter(VisitTask.objects.all()),
+            VisitTask.objects.filter(assigned_member=member),
+        ]
+        first, second = (
+            _after(qs, state.get("t")).order_by(*order).values("id")[: limit + 1] for qs in sides
+        )
+        tasks_qs = VisitTask.objects.filter(id__in=first.union(second))
+    tasks = list(tasks_qs.order_by(*order).values(*TASK_COLUMNS)[: limit + 1])
     if len(tasks) > limit:
         more, tasks = True, tasks[:limit]
     if tasks:
-        new_state["t"] = _mark(tasks[-1].updated_at, tasks[-1].id)
+        new_state["t"] = _mark(tasks[-1]["updated_at"], tasks[-1]["id"])
 
     # households (via the change log)
     log_qs = ChangeLog.objects.filter(id__gt=state.get("h", 0))
@@ -156,6 +184,14 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) ->
         h.id: h
         for h in scope.filter(Household.objects.filter(id__in=hh_ids))
         .select_related("unit__building", "head")
+        # household_payload reads neither the building's geometries nor the head's
+        # encrypted fields: not fetched, not decoded
+        .defer(
+            "unit__building__footprint",
+            "unit__building__point",
+            "head__id_number",
+            "head__phone",
+        )
         .annotate(resident_count=Count("residents"))
     }
     households = [
@@ -226,16 +262,26 @@ def _case_changes(scope, mark, limit: int):  # type: ignore[no-untyped-def]
         qs = scope.filter(Case.objects.all())
     except TypeError:  # no scope rule for cases yet: send none rather than leak
         return None
-    return list(_after(qs, mark).order_by("updated_at", "id")[: limit + 1])
+    # only the columns _case_payload reads (a case row is wide: texts, JSON, encrypted parties)
+    fields = {f.attname for f in Case._meta.concrete_fields}
+    read = [
+        n for n in ("id", "updated_at", *_CASE_FIELDS, *_CASE_REFS, *_CASE_POINTS) if n in fields
+    ]
+    return list(_after(qs, mark).only(*read).order_by("updated_at", "id")[: limit + 1])
+
+
+_CASE_FIELDS = ("number", "code", "title", "category_id", "state", "status", "level")
+_CASE_REFS = ("household_id", "building_id", "grid_id")
+_CASE_POINTS = ("location", "point")
 
 
 def _case_payload(c) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     out: dict[str, Any] = {"id": c.id, "updated_at": c.updated_at.isoformat()}
-    for name in ("number", "code", "title", "category_id", "state", "status", "level"):
+    for name in _CASE_FIELDS:
         if hasattr(c, name):
             value = getattr(c, name)
             out[name] = value if isinstance(value, str | int | None) else str(value)
-    for name in ("household_id", "building_id", "grid_id"):
+    for name in _CASE_REFS:
         if hasattr(c, name):
             out[name.removesuffix("_id")] = getattr(c, name)
     loc = getattr(c, "location", None) or getattr(c, "point", None)
