@@ -97,7 +97,7 @@ def nearest_grid(point: Point) -> tuple[Grid | None, float | None]:
         row = cur.fetchone()
     if not row:
         return None, None
-    return Grid.objects.get(pk=row[0]), float(row[1])
+    return Grid.objects.select_related("community__street").get(pk=row[0]), float(row[1])
 
 
 def building_at(
@@ -130,11 +130,13 @@ def building_at(
     if not row:
         return None, "none", 0.0
     bid, covers, dist = row
+    if not covers and dist > tol:
+        return None, "none", 0.0
+    # what locate() reads next comes along (one query, not one per level)
+    found = Building.objects.select_related("compound", "grid__community__street").get(pk=bid)
     if covers:
-        return Building.objects.get(pk=bid), "covering_building", 0.0
-    if dist <= tol:
-        return Building.objects.get(pk=bid), "nearest_building", float(dist)
-    return None, "none", 0.0
+        return found, "covering_building", 0.0
+    return found, "nearest_building", float(dist)
 
 
 @dataclass
