@@ -1048,14 +1048,21 @@ class DispatchQueueView(APIView):
 
 
 class BulkActionView(APIView):
-    """Apply one action to several cases: ``{"ids": [...], ...action fields}``. Each case is
-    changed in its own transaction; the answer says per case what happened."""
+    """Apply one action to several cases: ``{"ids": [...], "versions": {id: version},
+    ...action fields}``. Each case is changed in its own transaction; with ``versions`` a case
+    changed since the dispatcher saw it is left alone (412 for that case, like If-Match); the
+    answer says per case what happened."""
 
     @extend_schema(
         request=inline_serializer(
             "BulkAction",
             {
                 "ids": serializers.ListField(child=serializers.IntegerField()),
+                "versions": serializers.DictField(
+                    child=serializers.IntegerField(),
+                    required=False,
+                    help_text="case id → the version the dispatcher saw (as If-Match per case)",
+                ),
                 "member": serializers.IntegerField(required=False),
                 "department": serializers.IntegerField(required=False),
                 "due_at": serializers.DateTimeField(required=False),
@@ -1077,8 +1084,17 @@ class BulkActionView(APIView):
             raise ValidationError({"ids": "a non-empty list of case ids"})
         if len(ids) > 200:
             raise ValidationError({"ids": "at most 200 cases at once"})
+        versions = body.get("versions") or {}
+        if not isinstance(versions, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in versions.values()
+        ):
+            raise ValidationError({"versions": "an object of case id → version (integer)"})
+        try:
+            versions = {int(k): v for k, v in versions.items()}
+        except ValueError:
+            raise ValidationError({"versions": "keys must be case ids"}) from None
         visible = set(case_queryset(request).filter(pk__in=ids).values_list("pk", flat=True))
-        data = {k: v for k, v in body.items() if k not in ("ids", "note")}
+        data = {k: v for k, v in body.items() if k not in ("ids", "note", "versions")}
         results = []
         for case_id in ids:
             if case_id not in visible:
@@ -1086,7 +1102,12 @@ class BulkActionView(APIView):
                 continue
             try:
                 case = services.act(
-                    case_id, name, request.user, note=str(body.get("note", "")), data=data
+                    case_id,
+                    name,
+                    request.user,
+                    expected_version=versions.get(case_id),
+                    note=str(body.get("note", "")),
+                    data=data,
                 )
                 results.append({"id": case_id, "ok": True, "status": case.status})
             except services.CaseError as exc:

@@ -331,6 +331,25 @@ def test_bulk_dispatch_and_my_cases(demo, member_client):
     assert CaseEvent.objects.filter(case=b, kind="assign").count() == 1
 
 
+def test_bulk_dispatch_with_versions_leaves_a_changed_case_alone(demo, member_client):
+    a, b = report().case, report("neighbour.leak").case
+    seen = {str(a.pk): a.version, str(b.pk): b.version}
+    services.act(b.pk, "comment", member("street"), note="someone else got there first")
+    r = member_client("street").post(
+        "/api/v1/dispatch/escalate/",
+        {"ids": [a.pk, b.pk], "versions": seen, "note": "两天未受理"},
+        format="json",
+    )
+    assert r.status_code == 200
+    by_id = {x["id"]: x for x in r.data["results"]}
+    assert by_id[a.pk]["ok"] and not by_id[b.pk]["ok"] and by_id[b.pk]["status"] == 412
+    assert not CaseEvent.objects.filter(case=b, kind="escalate").exists()
+    bad = member_client("street").post(
+        "/api/v1/dispatch/escalate/", {"ids": [a.pk], "versions": [1]}, format="json"
+    )
+    assert bad.status_code == 400 and "versions" in bad.data
+
+
 def test_case_list_as_geojson_for_map_clients(demo, member_client):
     case = report("neighbour.noise").case
     r = member_client("grid1").get("/api/v1/cases/?format=geojson&crs=gcj02")
