@@ -77,3 +77,21 @@ def test_reassigning_an_overdue_case_gives_the_new_handler_a_fresh_clock(demo):
     )
     assert case.handler == member("grid1") and case.due_stage == "accept"
     assert case.due_at > later, "the new handler is not overdue the moment the case arrives"
+
+
+def test_a_red_carded_case_leaves_the_overdue_queue_when_the_dispatcher_reassigns_it(demo):
+    from django.utils import timezone
+
+    case = report("neighbour.noise", when=datetime(2026, 3, 3, 10, 0, tzinfo=TZ)).case
+    services.apply_clock(case.pk, now=datetime(2026, 3, 9, 10, 0, tzinfo=TZ))
+    case.refresh_from_db()
+    assert case.card == "red" and case.red_cards == 1
+    overdue = services.dispatch_queue(Case.objects.all(), "overdue")
+    assert overdue.filter(pk=case.pk).exists()
+    case = services.act(
+        case.pk, "assign", member("street"), data={"member": member("grid1").pk},
+        when=timezone.now(),
+    )  # fmt: skip
+    assert case.card == "" and case.red_cards == 1, "the count stays for the assessment"
+    assert not services.dispatch_queue(Case.objects.all(), "overdue").filter(pk=case.pk).exists()
+    assert case.events.filter(kind="red_card").exists()

@@ -860,6 +860,11 @@ def act(
             restart_clock = False
         if restart_clock and action != "escalate" and (case.status != before or action == "assign"):
             set_deadline(case)
+        if action in ("assign", "set_deadline", "resume") and case.card:
+            # the dispatcher's decision gives a fresh deadline: the card shown now is taken
+            # off (the yellow/red counts and card events stay for the assessment)
+            extra["card_cleared"] = case.card
+            case.card = Card.NONE
         case.version += 1
         case.save()
         record(
