@@ -42,7 +42,7 @@ apt_install postgresql postgresql-contrib gdal-bin libgdal-dev libgeos-c1v5 libp
 PG_VERSION=$(ls /usr/lib/postgresql | sort -V | tail -n1)
 apt_install "postgresql-${PG_VERSION}-postgis-3"
 if [ "$WANT_BROWSER" = "1" ]; then apt_install chromium fonts-noto-cjk; fi
-apt_install fonts-noto-cjk  # Chinese glyphs in the work report charts and PDF (matplotlib)
+apt_install fonts-noto-cjk poppler-utils  # Chinese glyphs in the report charts and PDF (matplotlib); pdftoppm renders the PDF in the tests
 
 # ---------------------------------------------------------------- 2. virtualenv
 if [ ! -x "$VENV/bin/python" ]; then log "creating $VENV"; "$PYTHON" -m venv "$VENV"; fi
