@@ -112,3 +112,34 @@ def test_phone_estimate(demo, member_client):
     # but grid2 cannot look at grid1's phone
     r = member_client("grid2").get(f"/api/v1/sync/estimate/?member={grid1.id}")
     assert r.status_code == 400 and "member" in r.json()
+
+
+def test_a_building_head_does_not_learn_who_is_under_community_correction(demo, member_client):
+    """Tasks of sensitive groups (社区矫正, 两劳帮教, disability) are not shown to neighbours in
+    building/unit positions; the grid member who does the visit sees them."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from gridsvc.chain.models import Position
+
+    sensitive = VisitTask.objects.filter(rule__target_group="community_correction")
+    heads = Position.objects.filter(
+        Q(valid_to__isnull=True) | Q(valid_to__gt=timezone.now()),
+        position_type="building_head",
+        on_leave=False,
+        building__in=sensitive.values("household__unit__building"),
+    ).select_related("member")
+    head = next(p for p in heads if not sensitive.filter(assigned_member=p.member).exists())
+    in_building = sensitive.filter(household__unit__building=head.building)
+    assert in_building.exists()
+    client = member_client(head.member.username)
+    listed = client.get("/api/v1/visit-tasks/?page_size=500").json()["results"]
+    assert listed, "the building head still sees the building's ordinary tasks"
+    assert not {t["id"] for t in listed} & set(in_building.values_list("id", flat=True))
+    _, fed, _ = _drain(client)
+    assert not {t["id"] for t in fed} & set(in_building.values_list("id", flat=True))
+    grid_member = in_building.first().assigned_member
+    theirs = member_client(grid_member.username).get(
+        f"/api/v1/visit-tasks/?household={in_building.first().household_id}"
+    )
+    assert in_building.first().id in {t["id"] for t in theirs.json()["results"]}

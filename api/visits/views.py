@@ -66,9 +66,13 @@ def visible_tasks(request):  # type: ignore[no-untyped-def]
     base = VisitTask.objects.all()
     if scope.everything:
         return base
-    return base.filter(
-        Q(id__in=scope.filter(VisitTask.objects.all()).values("id"))
-        | Q(assigned_member=request.user)
+    return services.hide_sensitive_tasks(
+        base.filter(
+            Q(id__in=scope.filter(VisitTask.objects.all()).values("id"))
+            | Q(assigned_member=request.user)
+        ),
+        scope,
+        request.user,
     )
 
 

@@ -498,3 +498,24 @@ def tasks_by_household(tasks: list[VisitTask]) -> dict[int, list[VisitTask]]:
     for t in tasks:
         out[t.household_id].append(t)
     return out
+
+
+# ---------------------------------------------------------------- privacy of tasks
+def sees_sensitive_tasks(scope) -> bool:  # type: ignore[no-untyped-def]
+    """Whether a caller with ``scope`` sees others' tasks of sensitive groups.
+
+    A task of a rule for community correction 社区矫正, help-education 两劳帮教 or disability
+    tells whoever sees it that someone in that household belongs to the group. Positions at
+    grid level and above (grid member, cadre, community, street) work with these groups;
+    building, unit and compound positions (楼长, 单元长, 物业, 业委会 — neighbours) see only
+    such tasks assigned to themselves."""
+    return bool(scope.everything or scope.street_ids or scope.community_ids or scope.grid_ids)
+
+
+def hide_sensitive_tasks(qs: QuerySet[VisitTask], scope, member) -> QuerySet[VisitTask]:  # type: ignore[no-untyped-def]
+    """``qs`` without others' tasks of sensitive groups, unless the scope may see them."""
+    if sees_sensitive_tasks(scope):
+        return qs
+    return qs.exclude(
+        Q(rule__target_group__in=Resident.SENSITIVE_TAGS) & ~Q(assigned_member=member)
+    )

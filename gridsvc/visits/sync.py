@@ -26,6 +26,7 @@ from django.utils.dateparse import parse_datetime
 from gridsvc.territory.models import Building, Household, Resident
 
 from .models import ChangeLog, VisitTask
+from .services import hide_sensitive_tasks
 
 FEED_LIMIT = 500
 CURSOR_VERSION = 1
@@ -154,7 +155,7 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) ->
         tasks_qs = _after(VisitTask.objects.all(), state.get("t"))
     else:
         sides = [
-            scope.filter(VisitTask.objects.all()),
+            hide_sensitive_tasks(scope.filter(VisitTask.objects.all()), scope, member),
             VisitTask.objects.filter(assigned_member=member),
         ]
         first, second = (
@@ -329,10 +330,14 @@ def phone_estimate(member, scope) -> dict[str, Any]:  # type: ignore[no-untyped-
         "households": scope.filter(Household.objects.all()).count(),
         "residents": scope.filter(Resident.objects.all()).count(),
         "buildings": buildings.count(),
-        "tasks": VisitTask.objects.filter(
-            Q(id__in=scope.filter(VisitTask.objects.all()).values("id"))
-            | Q(assigned_member=member),
-            status__in=[VisitTask.Status.OPEN, VisitTask.Status.OVERDUE],
+        "tasks": hide_sensitive_tasks(
+            VisitTask.objects.filter(
+                Q(id__in=scope.filter(VisitTask.objects.all()).values("id"))
+                | Q(assigned_member=member),
+                status__in=[VisitTask.Status.OPEN, VisitTask.Status.OVERDUE],
+            ),
+            scope,
+            member,
         ).count(),
     }
     Case = _case_model()
