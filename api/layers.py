@@ -620,6 +620,7 @@ class OGCItemsView(GisClientView):
         if params.get("datetime") and not ldef.temporal:
             raise ValidationError({"datetime": f"{ldef.name} has no time"})
         q = S.parse_layer_query(ldef, params)
+        q.all_time = bool(params.get("datetime"))  # the interval replaces the default window
         qs = S.features_queryset(ldef, request_scope(request), q, bbox=bbox, datetime_range=when)
         rows = list(qs[offset : offset + limit + 1])  # type: ignore[operator]
         more = len(rows) > limit
@@ -672,7 +673,7 @@ class OGCItemView(GisClientView):
         if feature_id > 2**62:
             raise NotFound({"featureId": "no such feature"})
         qs = S.features_queryset(
-            ldef, request_scope(request), S.LayerQuery(), feature_id=feature_id
+            ldef, request_scope(request), S.LayerQuery(all_time=True), feature_id=feature_id
         )
         row = qs.first()
         if row is None:

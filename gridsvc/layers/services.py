@@ -447,6 +447,9 @@ class LayerQuery:
     categories: list[int] | None = None
     statuses: list[str] | None = None
     filters: dict[str, Any] = field(default_factory=dict)
+    #: no default window (the visits layer's last 90 days): the caller gives its own
+    #: (OGC ``datetime``) or asks for one feature by id
+    all_time: bool = False
 
     def key(self) -> str:
         return repr(
@@ -636,7 +639,7 @@ def _visits(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
 
     qs = scope.filter(Visit.objects.all())
     since = q.since
-    if since is None and q.until is None:
+    if since is None and q.until is None and not q.all_time:
         since = timezone.now() - timedelta(days=VISITS_DEFAULT_DAYS)
     if since:
         qs = qs.filter(client_time__gte=since)
