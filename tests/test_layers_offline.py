@@ -155,3 +155,9 @@ def test_a_change_in_the_grid_makes_the_package_stale_and_the_worker_rebuilds_it
     assert GridChange.objects.filter(grid_id=g1.id).exists()
     swept = worker.sweep(0)
     assert swept["built"] == 1 and not offline.is_stale(g1.id)
+    # a new visit drops the visit tiles under it but the package holds no visits: not stale
+    from gridsvc.visits.models import Visit
+
+    visit = Visit.objects.filter(household__unit__building__grid=g1).first()
+    Visit.objects.filter(pk=visit.pk).update(notes="补充说明")
+    assert not offline.is_stale(g1.id)

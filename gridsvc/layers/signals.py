@@ -1,4 +1,4 @@
-"""After a commit that changed territory, cases or visits, ask the worker to rebuild the
+"""After a commit that changed territory or cases, ask the worker to rebuild the
 offline packages that went stale (the triggers already logged which grids changed and dropped
 the cached tiles under the change). One job per commit at most; nothing if no package exists.
 Bulk changes send no signals: the periodic ``layers.sweep`` picks them up."""
