@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 
 from geo.hexbin import lonlat_to_tile, tile_bounds_3857
-from gridsvc.cases.models import Case
+from gridsvc.cases.models import Case, Category
 from gridsvc.layers.models import TileCache
 from gridsvc.territory.models import Building, Grid, Household, Resident
 
@@ -223,6 +223,14 @@ def test_a_change_under_a_tile_invalidates_it_and_only_it(demo, member_client):
     hh = Household.objects.filter(unit__building=b).order_by("id").first()
     report(household=hh)
     assert not TileCache.objects.filter(layer__in=["cases", "heatmap"], z=z, x=x, y=y).exists()
+    # renaming a category drops the case tiles (they carry its code)
+    fetch(client, "cases", z, x, y)
+    assert TileCache.objects.filter(layer="cases").exists()
+    category = Category.objects.get(code="neighbour.noise")
+    category.name = "噪声扰民"
+    category.save()
+    assert not TileCache.objects.filter(layer__in=["cases", "heatmap"]).exists()
+    assert TileCache.objects.filter(layer="buildings").exists()
 
 
 def test_case_filters_in_tiles(demo, member_client):

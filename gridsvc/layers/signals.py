@@ -29,8 +29,18 @@ def data_changed(sender, instance=None, raw: bool = False, **kwargs) -> None:  #
     transaction.on_commit(_flush)
 
 
+def category_changed(sender, instance=None, raw: bool = False, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    """Case tiles carry the category code: a renamed or recoded category drops them (the
+    triggers only see changes to the cases themselves)."""
+    if raw:
+        return
+    from .models import TileCache
+
+    TileCache.objects.filter(layer__in=["cases", "heatmap"]).delete()
+
+
 def connect() -> None:
-    from gridsvc.cases.models import Case
+    from gridsvc.cases.models import Case, Category
     from gridsvc.territory.models import (
         Building,
         Compound,
@@ -45,3 +55,5 @@ def connect() -> None:
         uid = f"layers_{model.__name__.lower()}"
         post_save.connect(data_changed, sender=model, dispatch_uid=f"{uid}_saved")
         post_delete.connect(data_changed, sender=model, dispatch_uid=f"{uid}_deleted")
+    post_save.connect(category_changed, sender=Category, dispatch_uid="layers_category_saved")
+    post_delete.connect(category_changed, sender=Category, dispatch_uid="layers_category_deleted")
