@@ -48,6 +48,8 @@ LAYERS = ("grids", "compounds", "buildings", "households", "places", "cases")
 ZOOMS = range(14, 19)
 ZIP_TIME = (2020, 1, 1, 0, 0, 0)
 MAX_TILES = 5_000
+#: case properties that change with the clock alone, left out of packages (they carry ``due``)
+TIMELESS_DROPS = ("overdue", "age_days")
 
 
 def is_stale(grid_id: int) -> bool:
@@ -160,6 +162,8 @@ def _tiles(grid: Grid) -> tuple[list[tuple[int, int, int, bytes]], dict[str, int
     out: list[tuple[int, int, int, bytes]] = []
     counts = dict.fromkeys(LAYERS, 0)
     queries = {name: services.parse_layer_query(services.LAYERS[name], {}) for name in LAYERS}
+    for q in queries.values():
+        q.timeless = True  # the package's bytes change only when its data does
     for z in ZOOMS:
         for _, x, y in lonlat_bbox_to_tiles(bbox, z, buffer=services.BUFFER / services.EXTENT):
             parts = []
@@ -199,6 +203,8 @@ def build_package(grid_id: int) -> OfflinePackage:
             cur.execute("DELETE FROM layers_gridchange WHERE grid_id = %s", [grid_id])
         tiles, counts = _tiles(grid)
         fields = {name: services.LAYERS[name].tilejson_fields() for name in LAYERS}
+        for clock_only in TIMELESS_DROPS:
+            fields["cases"].pop(clock_only, None)
         mbtiles = _mbtiles(grid, tiles, fields)
         households = household_collection(grid)
         manifest = {

@@ -34,6 +34,7 @@ from django.contrib.gis.geos import Polygon
 from django.db import connection
 from django.db.models import (
     BooleanField,
+    CharField,
     Count,
     ExpressionWrapper,
     F,
@@ -450,10 +451,14 @@ class LayerQuery:
     #: no default window (the visits layer's last 90 days): the caller gives its own
     #: (OGC ``datetime``) or asks for one feature by id
     all_time: bool = False
+    #: leave out what changes with the clock alone (case age, overdue): offline packages,
+    #: whose bytes and ETag must change only when the data does (the phone has ``due``)
+    timeless: bool = False
 
     def key(self) -> str:
         return repr(
             (
+                self.timeless,
                 self.since.isoformat() if self.since else None,
                 self.until.isoformat() if self.until else None,
                 self.categories,
@@ -609,29 +614,36 @@ def scoped_cases(scope: Scope, q: LayerQuery) -> QuerySet:
     return _apply_id_filters(qs, q, {"grid": "grid_id", "kind": "kind"})
 
 
+class UtcIso(Func):
+    """A timestamptz as ``2026-11-30T03:00:00Z`` (text)."""
+
+    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    output_field = CharField()
+
+
 def _cases(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
     opened = _open_statuses()
     qs = scoped_cases(scope, q).order_by("-reported_at", "-id")
-    return Built(
-        qs,
-        "location",
-        {
-            "status": F("status"),
-            "open": ExpressionWrapper(Q(status__in=opened), output_field=BooleanField()),
-            "overdue": When_(
-                WhenClause(Q(status__in=opened, due_at__lt=Now()), then=Value(True)),
-                default=Value(False),
-                output_field=BooleanField(),
-            ),
-            "category": F("category__code"),
-            "kind": F("kind"),
-            "level": F("level"),
-            "card": F("card"),
-            "age_days": AgeDays(F("reported_at")),
-            "reported": F("reported_at__date"),
-        },
-        temporal="reported_at",
-    )
+    props: dict[str, Any] = {
+        "status": F("status"),
+        "open": ExpressionWrapper(Q(status__in=opened), output_field=BooleanField()),
+        "overdue": When_(
+            WhenClause(Q(status__in=opened, due_at__lt=Now()), then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
+        "category": F("category__code"),
+        "kind": F("kind"),
+        "level": F("level"),
+        "card": F("card"),
+        "age_days": AgeDays(F("reported_at")),
+        "reported": F("reported_at__date"),
+        # the running stage's deadline, UTC ISO 8601 (a phone offline works out "overdue")
+        "due": UtcIso(F("due_at")),
+    }
+    if q.timeless:
+        del props["overdue"], props["age_days"]
+    return Built(qs, "location", props, temporal="reported_at")
 
 
 def _visits(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
@@ -749,6 +761,7 @@ LAYERS: dict[str, LayerDef] = {
                 "card": "string",
                 "age_days": "integer",
                 "reported": "string",
+                "due": "string",
             },
             _cases,
             {
