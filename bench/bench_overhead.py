@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import pstats
 import statistics
 import sys
@@ -22,15 +21,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-for _k, _v in {
-    "DJANGO_SETTINGS_MODULE": "gridsvc.settings",
-    "DJANGO_DEBUG": "0",
-    "DJANGO_SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789abcdef",
-    "GRIDSVC_FIELD_KEYS": "ZGV2LW9ubHktZmllbGQta2V5LWNoYW5nZS1tZS0wMDA=",
-    "GRIDSVC_HASH_KEY": "dev-only-hash-key",
-    "GRIDSVC_LOG_LEVEL": "WARNING",
-}.items():
-    os.environ.setdefault(_k, _v)
+sys.path.insert(0, str(ROOT / "bench"))
+import benchenv  # noqa: E402
+
+benchenv.apply()
 
 import django  # noqa: E402
 

@@ -38,17 +38,10 @@ from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-BENCH_ENV = {
-    "DJANGO_SETTINGS_MODULE": "gridsvc.settings",
-    "DJANGO_DEBUG": "0",
-    "DJANGO_SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789abcdef",
-    # the keys `make demo` and the city loader use in development (data must decrypt)
-    "GRIDSVC_FIELD_KEYS": "ZGV2LW9ubHktZmllbGQta2V5LWNoYW5nZS1tZS0wMDA=",
-    "GRIDSVC_HASH_KEY": "dev-only-hash-key",
-    "GRIDSVC_LOG_LEVEL": "WARNING",
-}
-for _k, _v in BENCH_ENV.items():
-    os.environ.setdefault(_k, _v)
+sys.path.insert(0, str(ROOT / "bench"))
+import benchenv  # noqa: E402
+
+benchenv.apply()
 
 import django  # noqa: E402
 
