@@ -593,18 +593,6 @@ def _geojson(cases, context) -> dict:  # type: ignore[no-untyped-def]
     return {"type": "FeatureCollection", "features": feats}
 
 
-DUPLICATE_SERIALIZER = type(
-    "DuplicateCase",
-    (serializers.Serializer,),
-    {
-        "id": serializers.IntegerField(),
-        "number": serializers.CharField(),
-        "title": serializers.CharField(),
-        "status": serializers.CharField(),
-    },
-)
-
-
 @extend_schema_serializer(many=False)
 class CaseFeatureCollectionSerializer(serializers.Serializer):
     """The case list as GeoJSON (``?format=geojson``), one page of it."""
@@ -774,7 +762,18 @@ class CaseViewSet(
             }
         )
 
-    @extend_schema(responses=DUPLICATE_SERIALIZER(many=True))
+    @extend_schema(
+        responses=inline_serializer(
+            "DuplicateCase",
+            {
+                "id": serializers.IntegerField(),
+                "number": serializers.CharField(),
+                "title": serializers.CharField(),
+                "status": serializers.CharField(),
+            },
+            many=True,
+        )
+    )
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def duplicates(self, request, pk=None):  # type: ignore[no-untyped-def]
         """Open cases of the same category nearby (radius and days from the category rule)."""

@@ -48,8 +48,6 @@ LAYERS = ("grids", "compounds", "buildings", "households", "places", "cases")
 ZOOMS = range(14, 19)
 ZIP_TIME = (2020, 1, 1, 0, 0, 0)
 MAX_TILES = 5_000
-#: case properties that change with the clock alone, left out of packages (they carry ``due``)
-TIMELESS_DROPS = ("overdue", "age_days")
 
 
 def is_stale(grid_id: int) -> bool:
@@ -203,7 +201,7 @@ def build_package(grid_id: int) -> OfflinePackage:
             cur.execute("DELETE FROM layers_gridchange WHERE grid_id = %s", [grid_id])
         tiles, counts = _tiles(grid)
         fields = {name: services.LAYERS[name].tilejson_fields() for name in LAYERS}
-        for clock_only in TIMELESS_DROPS:
+        for clock_only in services.CLOCK_ONLY_CASE_PROPS:
             fields["cases"].pop(clock_only, None)
         mbtiles = _mbtiles(grid, tiles, fields)
         households = household_collection(grid)

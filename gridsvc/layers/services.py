@@ -614,6 +614,10 @@ def scoped_cases(scope: Scope, q: LayerQuery) -> QuerySet:
     return _apply_id_filters(qs, q, {"grid": "grid_id", "kind": "kind"})
 
 
+#: case properties that change with the clock alone (left out when ``LayerQuery.timeless``)
+CLOCK_ONLY_CASE_PROPS = ("overdue", "age_days")
+
+
 class UtcIso(Func):
     """A timestamptz as ``2026-11-30T03:00:00Z`` (text)."""
 
@@ -642,7 +646,8 @@ def _cases(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
         "due": UtcIso(F("due_at")),
     }
     if q.timeless:
-        del props["overdue"], props["age_days"]
+        for name in CLOCK_ONLY_CASE_PROPS:
+            del props[name]
     return Built(qs, "location", props, temporal="reported_at")
 
 
