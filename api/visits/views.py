@@ -62,18 +62,7 @@ def sees_all_tracks(request) -> bool:  # type: ignore[no-untyped-def]
 
 
 def visible_tasks(request):  # type: ignore[no-untyped-def]
-    scope = request_scope(request)
-    base = VisitTask.objects.all()
-    if scope.everything:
-        return base
-    return services.hide_sensitive_tasks(
-        base.filter(
-            Q(id__in=scope.filter(VisitTask.objects.all()).values("id"))
-            | Q(assigned_member=request.user)
-        ),
-        scope,
-        request.user,
-    )
+    return services.visible_tasks(request_scope(request), request.user)
 
 
 def visible_visits(request):  # type: ignore[no-untyped-def]

@@ -519,3 +519,18 @@ def hide_sensitive_tasks(qs: QuerySet[VisitTask], scope, member) -> QuerySet[Vis
     return qs.exclude(
         Q(rule__target_group__in=Resident.SENSITIVE_TAGS) & ~Q(assigned_member=member)
     )
+
+
+def visible_tasks(scope, member) -> QuerySet[VisitTask]:  # type: ignore[no-untyped-def]
+    """The tasks ``member`` may see: in their territory or assigned to them, without others'
+    tasks of sensitive groups where the scope may not see them."""
+    base = VisitTask.objects.all()
+    if scope.everything:
+        return base
+    return hide_sensitive_tasks(
+        base.filter(
+            Q(id__in=scope.filter(VisitTask.objects.all()).values("id")) | Q(assigned_member=member)
+        ),
+        scope,
+        member,
+    )

@@ -26,7 +26,7 @@ from django.utils.dateparse import parse_datetime
 from gridsvc.territory.models import Building, Household, Resident
 
 from .models import ChangeLog, VisitTask
-from .services import hide_sensitive_tasks
+from .services import hide_sensitive_tasks, visible_tasks
 
 FEED_LIMIT = 500
 CURSOR_VERSION = 1
@@ -330,15 +330,9 @@ def phone_estimate(member, scope) -> dict[str, Any]:  # type: ignore[no-untyped-
         "households": scope.filter(Household.objects.all()).count(),
         "residents": scope.filter(Resident.objects.all()).count(),
         "buildings": buildings.count(),
-        "tasks": hide_sensitive_tasks(
-            VisitTask.objects.filter(
-                Q(id__in=scope.filter(VisitTask.objects.all()).values("id"))
-                | Q(assigned_member=member),
-                status__in=[VisitTask.Status.OPEN, VisitTask.Status.OVERDUE],
-            ),
-            scope,
-            member,
-        ).count(),
+        "tasks": visible_tasks(scope, member)
+        .filter(status__in=[VisitTask.Status.OPEN, VisitTask.Status.OVERDUE])
+        .count(),
     }
     Case = _case_model()
     if Case is not None:
