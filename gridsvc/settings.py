@@ -76,6 +76,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "gridsvc.web.csp.ContentSecurityPolicyMiddleware",  # CSP on every HTML page
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.gzip.GZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -195,6 +196,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from our own npm bundle (scripts/build_web.sh), never a CDN; no validator badge
+    # (it would load an image from validator.swagger.io).
+    "SWAGGER_UI_DIST": f"/{STATIC_URL}web/vendor/swagger-ui",
+    "SWAGGER_UI_FAVICON_HREF": f"/{STATIC_URL}web/vendor/swagger-ui/favicon-32x32.png",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "ENUM_NAME_OVERRIDES": {
         "CaseKindEnum": "gridsvc.cases.models.Kind",
         "CaseRequestKindEnum": "gridsvc.cases.models.CaseRequest.Kind",

@@ -3,9 +3,10 @@
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from api.urls import root_urlpatterns
+from gridsvc.web.views import SwaggerView
 
 
 def health(request):
@@ -23,7 +24,7 @@ urlpatterns = [
     path("health", health, name="health"),
     path("api/v1/", include("api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/docs/", SwaggerView.as_view(), name="swagger-ui"),
     *root_urlpatterns,
     path("", include("gridsvc.web.urls")),
 ]

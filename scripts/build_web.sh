@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Bundle the web page's npm dependencies (MapLibre GL JS, Chart.js) into static files.
+# Bundle the web page's npm dependencies (MapLibre GL JS, Chart.js) and Swagger UI (served at
+# /api/docs/ from our own static files, never a CDN: street offices often sit on an intranet)
+# into static files.
 # Idempotent: npm runs only when package-lock.json changed since the last build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,10 +16,15 @@ STAMP=node_modules/.gridsvc-lock-hash
 HASH=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
   echo "[build_web] npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # --ignore-scripts: no install-time scripts (swagger-ui-dist pulls in a telemetry postinstall)
+  SCARF_ANALYTICS=false npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
   echo "$HASH" > "$STAMP"
 fi
 mkdir -p "$VENDOR"
 cp node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/maplibre-gl.css \
    node_modules/maplibre-gl/LICENSE.txt "$VENDOR/"
 cp node_modules/chart.js/dist/chart.umd.min.js "$VENDOR/chart.umd.min.js"
+mkdir -p "$VENDOR/swagger-ui"
+for f in swagger-ui-bundle.js swagger-ui-standalone-preset.js swagger-ui.css favicon-32x32.png LICENSE; do
+  cp "node_modules/swagger-ui-dist/$f" "$VENDOR/swagger-ui/"
+done

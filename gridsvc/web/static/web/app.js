@@ -129,6 +129,7 @@
       if (k === "class") e.className = v;
       else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
       else if (k === "value") e.value = v;
+      else if (k === "style") e.style.cssText = v; // CSSOM, allowed by the CSP (a style attribute is not)
       else e.setAttribute(k, v === true ? "" : v);
     }
     for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) e.append(c.nodeType ? c : String(c));
