@@ -43,13 +43,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.parsers import FormParser, JSONParser, MultiPartParser
 from gridsvc.accounts.authentication import DeviceJWTAuthentication
 from gridsvc.cases import services
 from gridsvc.cases.models import OPEN_STATUSES, Case, CaseEvent, Category, FlagRule, Kind, Status

@@ -31,6 +31,7 @@ from typing import Any
 
 from django.contrib.gis.db.models.functions import AsGeoJSON
 from django.contrib.gis.geos import Polygon
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
     BooleanField,
@@ -940,13 +941,18 @@ def build_tile(
 ) -> tuple[bytes, int, Polygon]:
     """Build one tile in PostGIS, bypassing the cache: (mvt bytes, features, bounds)."""
     check_tile(z, x, y)
-    if layer == "heatmap":
-        sql, params, env = _heatmap_tile_sql(scope, q, z, x, y)
-    else:
-        ldef = layer_def(layer)
-        if z < ldef.minzoom or scope.empty:
-            return b"", 0, tile_envelope_4326(z, x, y)
-        sql, params, env = _layer_tile_sql(ldef, scope, q, z, x, y)
+    try:
+        if layer == "heatmap":
+            sql, params, env = _heatmap_tile_sql(scope, q, z, x, y)
+        else:
+            ldef = layer_def(layer)
+            if z < ldef.minzoom or scope.empty:
+                return b"", 0, tile_envelope_4326(z, x, y)
+            sql, params, env = _layer_tile_sql(ldef, scope, q, z, x, y)
+    except EmptyResultSet:
+        # the scope selects nothing of this layer (e.g. a unit head has no compound): Django
+        # knows before any SQL is written; the tile is empty, not an error
+        return b"", 0, tile_envelope_4326(z, x, y)
     if scope.empty:
         return b"", 0, env
     with connection.cursor() as cur:
