@@ -72,10 +72,14 @@ INSTALLED_APPS = [
     "gridsvc.audit",
     "gridsvc.supervision",
     "gridsvc.web",
+    "gridsvc.sync",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # phone sync protocol (docs/sync.md): X-Server-Time, gzip request bodies
+    "gridsvc.sync.middleware.ServerTimeMiddleware",
+    "gridsvc.sync.middleware.RequestGzipMiddleware",
     "gridsvc.web.csp.ContentSecurityPolicyMiddleware",  # CSP on every HTML page
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.gzip.GZipMiddleware",
@@ -87,7 +91,14 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
+    # phone sync protocol: 426 for too-old apps, Idempotency-Key (after authentication)
+    "gridsvc.sync.middleware.AppVersionMiddleware",
+    "gridsvc.sync.middleware.IdempotencyMiddleware",
 ]
+# Oldest phone app version served (X-App-Version); None: every version.
+GRIDSVC_MIN_APP_VERSION = os.environ.get("GRIDSVC_MIN_APP_VERSION") or None
+# How long an Idempotency-Key's first answer is replayed.
+GRIDSVC_IDEMPOTENCY_TTL_HOURS = float(os.environ.get("GRIDSVC_IDEMPOTENCY_TTL_HOURS", "24"))
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",

@@ -118,7 +118,6 @@ def test_bad_input_names_the_field(demo, member_client):
         ({"lat": 95}, "lat"),
         ({"crs": "mars"}, "crs"),
         ({"client_time": "yesterday"}, "client_time"),
-        ({"client_time": "2099-01-01T00:00:00+08:00"}, "client_time"),
         ({"household": 99_999_999}, "household"),
         ({"findings": [{"description": "no category"}]}, "findings"),
         ({"photos": [{"data": base64.b64encode(b"GIF89a....").decode()}]}, "photos"),

@@ -9,6 +9,14 @@ Each item ends as exactly one of:
   overwritten;
 - ``rejected``: invalid; ``errors`` names the field(s).
 
+Times (the phone's clock is not trusted, see :mod:`gridsvc.sync.clock`): the phone sends
+its clock with the upload (``X-Device-Time``); each visit's ``client_time`` is corrected by
+the phone's offset and stored on the server's clock, the phone's own value, the receive time
+and the offset are kept in :class:`gridsvc.sync.models.VisitClock`, and implausible times
+are flagged (``time_flag``: ``future``, ``before_task_window``, ``too_old``), never refused.
+The content hash (duplicate vs conflict) is taken over the time as the phone sent it, so a
+retry judged with a slightly different offset is still a duplicate.
+
 A batch runs in one transaction with a savepoint per item, so one bad item never loses the
 others. Households are checked against the member's territory in one query per batch, and
 the distances to the households' buildings are computed by PostGIS in one statement
@@ -34,6 +42,9 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from gridsvc.sync.clock import FUTURE_TOLERANCE, MAX_AGE, RequestClock
+from gridsvc.sync.clock import current as current_clock
+from gridsvc.sync.models import VisitClock
 from gridsvc.territory.models import Building, Household, Resident, Unit
 
 from .models import Visit, VisitPhoto, VisitRule, VisitTask
@@ -42,7 +53,9 @@ MAX_BATCH = 500
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
 MAX_PHOTOS = 10
 MAX_FINDINGS = 20
-FUTURE_TOLERANCE = timedelta(hours=1)
+# A visit for an explicit task may be dated this long before the task's period starts
+# before it is flagged (time zones, a visit just before midnight).
+TASK_WINDOW_SLACK = timedelta(days=1)
 CRS_CHOICES = ("wgs84", "gcj02", "bd09", "cgcs2000")
 ITEM_FIELDS = {
     "client_uuid",
@@ -92,7 +105,7 @@ class VisitInput:
     index: int
     client_uuid: uuid.UUID
     household: int
-    client_time: datetime
+    client_time: datetime  # as the phone sent it
     resident: int | None = None
     task: int | None = None
     rule: int | None = None
@@ -110,6 +123,9 @@ class VisitInput:
     # derived
     wgs84: tuple[float, float] | None = None
     location_source: str = ""
+    time: datetime | None = None  # client_time on the server's clock
+    time_corrected: bool = False
+    time_flag: str = ""
 
     def canonical(self, member_id: int) -> dict[str, Any]:
         return {
@@ -145,6 +161,9 @@ class ItemResult:
     closed_tasks: list[int] = field(default_factory=list)
     case_ids: list[int] = field(default_factory=list)
     visit: Visit | None = None
+    client_time: datetime | None = None
+    time_corrected: bool = False
+    time_flag: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -161,6 +180,9 @@ class ItemResult:
                 distance_m=self.distance_m,
                 closed_tasks=self.closed_tasks,
                 case_ids=self.case_ids,
+                client_time=self.client_time.isoformat() if self.client_time else None,
+                time_corrected=self.time_corrected,
+                time_flag=self.time_flag or None,
             )
         return d
 
@@ -338,7 +360,8 @@ def convert_to_wgs84(lon: float, lat: float, crs: str) -> tuple[float, float]:
 
 
 def parse_item(raw: Any, index: int, now: datetime, files: list | None = None) -> VisitInput:
-    """Validate one submitted visit; raise :class:`ItemError` naming the field."""
+    """Validate one submitted visit; raise :class:`ItemError` naming the field. The time is
+    not judged here (see :func:`judge_time`); ``now`` is kept for callers."""
     if not isinstance(raw, dict):
         raise ItemError({"non_field_errors": "each visit must be a JSON object"})
     unknown = set(raw) - ITEM_FIELDS
@@ -354,8 +377,6 @@ def parse_item(raw: Any, index: int, now: datetime, files: list | None = None) -
         raise ItemError({"client_time": "an ISO 8601 date-time is required"})
     if timezone.is_naive(ct):
         ct = timezone.make_aware(ct)
-    if ct > now + FUTURE_TOLERANCE:
-        raise ItemError({"client_time": "is in the future"})
     lat = _float(raw.get("lat"), "lat", -90, 90)
     lon = _float(raw.get("lon"), "lon", -180, 180)
     if (lat is None) != (lon is None):
@@ -443,8 +464,23 @@ def _judge(accuracy: float | None) -> str:
     return str(getattr(verdict, "value", None) or getattr(verdict, "grade", None) or verdict)[:16]
 
 
+def judge_time(item: VisitInput, clock: RequestClock) -> None:
+    """Put ``client_time`` on the server's clock and flag an implausible result (设备时钟校正).
+
+    After correction, a time after the receive time (+ :data:`FUTURE_TOLERANCE`) is flagged
+    ``future`` and stored as the receive time (the visit cannot have happened later); one
+    more than :data:`MAX_AGE` before it is flagged ``too_old``."""
+    time, item.time_corrected = clock.correct(item.client_time)
+    received = clock.received_at
+    if time > received + FUTURE_TOLERANCE:
+        item.time_flag, time = VisitClock.Flag.FUTURE, received
+    elif time < received - MAX_AGE:
+        item.time_flag = VisitClock.Flag.TOO_OLD
+    item.time = time
+
+
 def _matching_tasks(item: VisitInput, open_tasks: list[VisitTask]) -> list[VisitTask]:
-    day = timezone.localdate(item.client_time)
+    day = timezone.localdate(item.time or item.client_time)
     if item.task is not None:
         return [t for t in open_tasks if t.id == item.task]
     candidates = [t for t in open_tasks if t.period_start <= day <= t.period_end]
@@ -454,10 +490,18 @@ def _matching_tasks(item: VisitInput, open_tasks: list[VisitTask]) -> list[Visit
 
 
 def record_visits(
-    member, raw_items: list[Any], scope, files: list | None = None
+    member,
+    raw_items: list[Any],
+    scope,
+    files: list | None = None,
+    clock: RequestClock | None = None,
 ) -> list[ItemResult]:  # type: ignore[no-untyped-def]
-    """Validate and store visits; one result per item, in order. See the module docstring."""
-    now = timezone.now()
+    """Validate and store visits; one result per item, in order. See the module docstring.
+
+    ``clock``: the upload's receive time and the phone's clock (default: the current
+    request's, set by :class:`gridsvc.sync.middleware.ServerTimeMiddleware`)."""
+    clock = clock or current_clock()
+    now = clock.received_at
     results: dict[int, ItemResult] = {}
     parsed: list[VisitInput] = []
     for i, raw in enumerate(raw_items):
@@ -470,6 +514,7 @@ def record_visits(
         item.content_hash = hashlib.sha256(
             json.dumps(item.canonical(member.id), sort_keys=True, ensure_ascii=False).encode()
         ).hexdigest()
+        judge_time(item, clock)
         parsed.append(item)
 
     # idempotency: what is stored already (one query)
@@ -518,7 +563,12 @@ def record_visits(
     for t in open_tasks:
         tasks_of.setdefault(t.household_id, []).append(t)
     explicit = {i.task for i in fresh if i.task}
-    task_home = dict(VisitTask.objects.filter(id__in=explicit).values_list("id", "household_id"))
+    task_home: dict[int, int] = {}
+    task_start: dict[int, date] = {}
+    for tid, hid, start in VisitTask.objects.filter(id__in=explicit).values_list(
+        "id", "household_id", "period_start"
+    ):
+        task_home[tid], task_start[tid] = hid, start
 
     valid: list[VisitInput] = []
     for item in fresh:
@@ -536,6 +586,10 @@ def record_visits(
                 err = {"task": "no such task for this household"}
             elif not any(t.id == item.task for t in tasks_of.get(item.household, [])):
                 err = {"task": "this task is not open (done or missed)"}
+            elif not item.time_flag and timezone.localdate(item.time) < (
+                task_start[item.task] - TASK_WINDOW_SLACK
+            ):
+                item.time_flag = VisitClock.Flag.BEFORE_TASK_WINDOW
         if err:
             results[item.index] = ItemResult(
                 item.index, "rejected", str(item.client_uuid), errors=err
@@ -547,12 +601,14 @@ def record_visits(
     threshold = far_off_threshold_m()
     closed_by: dict[int, int] = {}  # task id → visit id (within this batch)
     with transaction.atomic():
+        stored_items: list[VisitInput] = []
         for item in valid:
             try:
                 with transaction.atomic():
                     results[item.index] = _store(
                         member, item, distances.get(item.index), threshold, tasks_of, closed_by
                     )
+                stored_items.append(item)
             except ItemError as exc:
                 results[item.index] = ItemResult(
                     item.index, "rejected", str(item.client_uuid), errors=exc.errors
@@ -572,6 +628,18 @@ def record_visits(
                         str(item.client_uuid),
                         errors={"non_field_errors": "could not be stored (conflicting data)"},
                     )
+        VisitClock.objects.bulk_create(
+            VisitClock(
+                visit_id=results[item.index].id,
+                sent_time=item.client_time,
+                device_time=clock.device_time,
+                received_at=clock.received_at,
+                offset_ms=clock.offset_ms,
+                corrected=item.time_corrected,
+                flag=item.time_flag,
+            )
+            for item in stored_items
+        )
     # in-batch repeats point at the stored first copy (if it was stored)
     for index, first_index in repeat_of.items():
         first = results[first_index]
@@ -617,7 +685,7 @@ def _store(
         member=member,
         household_id=item.household,
         resident_id=item.resident,
-        client_time=item.client_time,
+        client_time=item.time or item.client_time,
         location=point,
         location_source=item.location_source,
         input_crs=item.crs,
@@ -671,6 +739,9 @@ def _store(
         closed_tasks=[t.id for t in closing],
         case_ids=case_ids,
         visit=visit,
+        client_time=visit.client_time,
+        time_corrected=item.time_corrected,
+        time_flag=item.time_flag,
     )
 
 

@@ -1,0 +1,165 @@
+"""Safe retries of unsafe requests (幂等重试): the ``Idempotency-Key`` header.
+
+A phone that timed out does not know whether its POST arrived. It sends every unsafe request
+(POST, PUT, PATCH, DELETE under ``/api/v1/``) with an ``Idempotency-Key`` it keeps until it
+has an answer; a retry with the same key then gets the first answer instead of running the
+request again. Keys are per member: two members using the same key never see each other's
+response.
+
+- The first request inserts its record before the view runs (insert-first on a unique
+  ``(member, key)``): a concurrent duplicate finds the record still running and gets 409
+  ``idempotency_in_progress``; nothing runs twice.
+- When the view answered 2xx or 4xx the answer (status, body, headers) is stored and
+  replayed for :data:`TTL`; a 5xx, 401, 403 or 429 is not stored (the record is dropped, so
+  a retry runs the request again).
+- The same key with another method, path or body → 422 ``idempotency_key_reused``.
+- A record still running after :data:`STALE_AFTER` (a crashed worker) is taken over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_KEY_LENGTH = 255
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+STALE_AFTER = timedelta(minutes=10)
+NOT_STORED = frozenset({401, 403, 429})
+# Headers of the first response that are not replayed: per-response or per-connection ones.
+SKIPPED_HEADERS = frozenset(
+    {
+        "date",
+        "set-cookie",
+        "x-server-time",
+        "x-clock-offset-ms",
+        "content-length",
+        "content-encoding",
+        "vary",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+    }
+)
+
+
+def ttl() -> timedelta:
+    """How long a key's answer is kept (``GRIDSVC_IDEMPOTENCY_TTL_HOURS``, default 24 h)."""
+    return timedelta(hours=float(getattr(settings, "GRIDSVC_IDEMPOTENCY_TTL_HOURS", 24)))
+
+
+class KeyRefused(Exception):
+    """The request cannot go ahead under this key: ``status`` and machine-readable ``code``."""
+
+    def __init__(self, status: int, code: str, detail: str):
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+def valid_key(key: str) -> bool:
+    """1–255 printable ASCII characters (a UUID is the usual choice)."""
+    return 0 < len(key) <= MAX_KEY_LENGTH and all(32 < ord(c) < 127 for c in key)
+
+
+def body_hash(content_type: str, body: bytes) -> str:
+    h = hashlib.sha256(content_type.split(";")[0].strip().lower().encode())
+    h.update(b"\0")
+    h.update(body)
+    return h.hexdigest()
+
+
+@dataclass
+class Claim:
+    """Outcome of :func:`claim`: either a stored answer to replay, or a record to complete."""
+
+    record: IdempotencyRecord
+    replay: bool
+
+
+def claim(member_id: int, key: str, method: str, path: str, digest: str) -> Claim:
+    """Insert the key's record (this request runs) or find the first answer (replay).
+
+    Raises :class:`KeyRefused` for a key reused with another request (422) or still running
+    (409)."""
+    now = timezone.now()
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    member_id=member_id,
+                    key=key,
+                    method=method,
+                    path=path,
+                    body_hash=digest,
+                    created_at=now,
+                )
+            return Claim(record, replay=False)
+        except IntegrityError:
+            pass
+        record = IdempotencyRecord.objects.filter(member_id=member_id, key=key).first()
+        if record is None:  # completed with 5xx and dropped meanwhile: try again
+            continue
+        expired = record.created_at < now - ttl()
+        abandoned = record.status is None and record.created_at < now - STALE_AFTER
+        if expired or abandoned:
+            IdempotencyRecord.objects.filter(pk=record.pk, created_at=record.created_at).delete()
+            continue
+        if (record.method, record.path, record.body_hash) != (method, path, digest):
+            raise KeyRefused(
+                422,
+                "idempotency_key_reused",
+                f"this {HEADER} was used for another request "
+                f"({record.method} {record.path}); use a new key for a new request",
+            )
+        if record.status is None:
+            raise KeyRefused(
+                409,
+                "idempotency_in_progress",
+                "the first request with this key is still being processed; retry shortly",
+            )
+        return Claim(record, replay=True)
+    raise KeyRefused(409, "idempotency_in_progress", "this key is being used concurrently")
+
+
+def stored_headers(headers: Any) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() not in SKIPPED_HEADERS}
+
+
+def complete(record: IdempotencyRecord, status: int, body: bytes | None, headers: Any) -> bool:
+    """Store the answer (2xx/4xx, except 401/403/429) or drop the record so a retry runs
+    again. Returns whether it was stored."""
+    keep = (
+        body is not None
+        and (200 <= status < 300 or (400 <= status < 500))
+        and (status not in NOT_STORED)
+    )
+    if not keep:
+        release(record)
+        return False
+    IdempotencyRecord.objects.filter(pk=record.pk).update(
+        status=status,
+        response_body=body,
+        response_headers=stored_headers(headers),
+        completed_at=timezone.now(),
+    )
+    return True
+
+
+def release(record: IdempotencyRecord) -> None:
+    """Forget a running record (the request failed): a retry will run it again."""
+    IdempotencyRecord.objects.filter(pk=record.pk, status__isnull=True).delete()
+
+
+def purge_expired() -> int:
+    """Delete answers older than :func:`ttl`; returns how many."""
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - ttl()).delete()
+    return deleted
