@@ -1,5 +1,6 @@
 """Accounts API: JWT login per device (rotating refresh tokens), logout, device list and
-revocation. Login attempts are throttled and locked out by django-axes."""
+revocation. Login attempts are throttled per address and locked out per client (django-axes),
+see :mod:`gridsvc.accounts.throttle`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from gridsvc.accounts.authentication import DEVICE_CLAIM, device_revoked
 from gridsvc.accounts.models import Device
+from gridsvc.accounts.throttle import failure_rate, was_throttled
 from gridsvc.audit.models import AuditEntry
 from gridsvc.audit.services import record
 
@@ -33,11 +35,13 @@ class DeviceTokenObtainSerializer(TokenObtainPairSerializer):
 
     def validate(self, attrs: dict) -> dict:
         data = super().validate(attrs)  # authenticates (axes counts failures)
+        # A revoked device is never re-enabled: signing in again with its id makes a new
+        # device row, so tokens issued to the revoked one stay dead.
         device, _ = Device.objects.get_or_create(
-            member=self.user, device_id=attrs.get("device") or "default"
+            member=self.user,
+            device_id=attrs.get("device") or "default",
+            revoked_at__isnull=True,
         )
-        if device.revoked:  # signing in again on a revoked device re-enables it
-            device.revoked_at = None
         device.name = attrs.get("device_name") or device.name
         device.last_login_at = timezone.now()
         device.save()
@@ -68,12 +72,21 @@ class LoginView(TokenObtainPairView):
         try:
             return super().post(request, *args, **kwargs)
         except AuthenticationFailed:
+            if was_throttled(request):
+                return Response(
+                    {"detail": "too many failed logins from this address: try again later"},
+                    status=status.HTTP_429_TOO_MANY_REQUESTS,
+                    headers={"Retry-After": str(failure_rate()[1])},
+                )
             locked = getattr(request, "axes_locked_out", False) or getattr(
                 request._request, "axes_locked_out", False
             )
             if locked:
                 return Response(
-                    {"detail": "too many failed logins: this account is locked for 15 minutes"},
+                    {
+                        "detail": "too many failed logins: this account is locked on this "
+                        "device for 15 minutes"
+                    },
                     status=status.HTTP_429_TOO_MANY_REQUESTS,
                 )
             raise

@@ -101,14 +101,37 @@ GRIDSVC_MIN_APP_VERSION = os.environ.get("GRIDSVC_MIN_APP_VERSION") or None
 GRIDSVC_IDEMPOTENCY_TTL_HOURS = float(os.environ.get("GRIDSVC_IDEMPOTENCY_TTL_HOURS", "24"))
 
 AUTHENTICATION_BACKENDS = [
+    "gridsvc.accounts.throttle.LoginThrottleBackend",
     "axes.backends.AxesStandaloneBackend",
     "gridsvc.accounts.backends.UsernameOrPhoneBackend",
 ]
-# Login lockout (django-axes): 5 failures for a username → locked for 15 minutes.
+# Login protection (gridsvc.accounts.throttle): a stranger cannot lock the owner out.
+# Lockout (django-axes): 5 failures for a username *from one client* (address + user agent)
+# → that client is locked for that username for 15 minutes; the owner elsewhere is not.
 AXES_FAILURE_LIMIT = int(os.environ.get("GRIDSVC_LOGIN_FAILURES", "5"))
 AXES_COOLOFF_TIME = 0.25  # hours
-AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address", "user_agent"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "gridsvc.accounts.throttle.client_ip"
+# Failed logins per client address, all paths (API, web, admin, HTTP Basic), all workers.
+LOGIN_FAILURE_RATE = os.environ.get(
+    "GRIDSVC_LOGIN_FAILURE_RATE", "1000/min" if TESTING else "30/min"
+)
+# Reverse proxies in front of gunicorn that append to X-Forwarded-For (0: trust REMOTE_ADDR
+# only, so a client cannot pick its own address for the throttles and the lockout).
+GRIDSVC_TRUSTED_PROXIES = int(
+    os.environ.get(
+        "GRIDSVC_TRUSTED_PROXIES", "1" if os.environ.get("GRIDSVC_ENV") == "production" else "0"
+    )
+)
+# Throttle and lockout counters must be shared by every gunicorn worker: the database cache
+# (table made by migration accounts.0003), not the per-process LocMem default.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "gridsvc_cache",
+    }
+}
 
 ROOT_URLCONF = "gridsvc.urls"
 WSGI_APPLICATION = "gridsvc.wsgi.application"
@@ -195,6 +218,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login": os.environ.get("GRIDSVC_LOGIN_RATE", "1000/min" if TESTING else "30/min")
     },
+    "NUM_PROXIES": GRIDSVC_TRUSTED_PROXIES,
 }
 
 SIMPLE_JWT = {
@@ -225,15 +249,20 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Sensitive-field encryption (PIPL): Fernet keys, newest first; rotation = prepend a new key.
+# The DEV_* keys below are published in this file: only DEBUG and tests may use them; the
+# ``gridsvc.E001``-``E003`` checks (gridsvc.accounts.checks) refuse them, and missing keys, in
+# ``check --deploy`` and at start-up outside DEBUG/tests. ``make demo`` makes its own random
+# keys (var/secrets.env, scripts/demo_secrets.sh).
+DEV_FIELD_KEY = "ZGV2LW9ubHktZmllbGQta2V5LWNoYW5nZS1tZS0wMDA="
+DEV_HASH_KEY = "dev-only-hash-key"
 FIELD_ENCRYPTION_KEYS = [
     k.strip()
     for k in os.environ.get(
-        "GRIDSVC_FIELD_KEYS",
-        "ZGV2LW9ubHktZmllbGQta2V5LWNoYW5nZS1tZS0wMDA=" if (DEBUG or TESTING) else "",
+        "GRIDSVC_FIELD_KEYS", DEV_FIELD_KEY if (DEBUG or TESTING) else ""
     ).split(",")
     if k.strip()
 ]
-ID_HASH_KEY = os.environ.get("GRIDSVC_HASH_KEY", "dev-only-hash-key" if (DEBUG or TESTING) else "")
+ID_HASH_KEY = os.environ.get("GRIDSVC_HASH_KEY", DEV_HASH_KEY if (DEBUG or TESTING) else "")
 
 # Break-the-glass unmasking of sensitive fields (see gridsvc.audit.services).
 UNMASK_POSITION_TYPES = [
@@ -253,10 +282,7 @@ GRIDSVC = {
 }
 
 # Debian bookworm ships GDAL 3.6; we never open untrusted spatial references in GDAL.
-# axes.W006 asks to lock out by IP too: field phones share carrier NAT addresses and a street
-# office shares one address, so an IP lockout would lock out everyone; we lock by username and
-# throttle logins per IP instead (DEFAULT_THROTTLE_RATES["login"]).
-SILENCED_SYSTEM_CHECKS = ["gis.W001", "axes.W006"]
+SILENCED_SYSTEM_CHECKS = ["gis.W001"]
 
 LOGGING = {
     "version": 1,

@@ -162,8 +162,8 @@ def test_check_deploy_passes_in_production_settings(tmp_path):
     env.update(
         GRIDSVC_ENV="production",
         DJANGO_SECRET_KEY="k" * 10 + "a-long-random-production-secret-9f8e7d6c5b4a3",
-        GRIDSVC_FIELD_KEYS="ZGV2LW9ubHktZmllbGQta2V5LWNoYW5nZS1tZS0wMDA=",
-        GRIDSVC_HASH_KEY="production-hash-key",
+        GRIDSVC_FIELD_KEYS="cHJvZHVjdGlvbi1maWVsZC1rZXktbm90LXB1Ymxpc2g=",
+        GRIDSVC_HASH_KEY="production-hash-key-not-published-anywhere",
         DJANGO_ALLOWED_HOSTS="grid.example.org",
     )
     r = subprocess.run(

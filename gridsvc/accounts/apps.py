@@ -6,4 +6,6 @@ class AccountsConfig(AppConfig):
     label = "accounts"
 
     def ready(self) -> None:
-        from . import schema  # noqa: F401 - registers the OpenAPI auth extension
+        from . import checks, schema, throttle  # noqa: F401 - registers checks, schema, signals
+
+        checks.refuse_published_keys_at_startup()

@@ -1,18 +1,42 @@
-"""Log in with a username or a phone number (手机号登录)."""
+"""Log in with a username or a phone number (手机号登录).
+
+Every attempt runs the password hasher exactly once, whether or not the username or phone
+number belongs to a member: an unknown name hashes the password against nothing (like
+Django's ``ModelBackend``), so the answer's timing does not tell a stranger who is a member.
+"""
 
 from __future__ import annotations
 
 from django.contrib.auth.backends import ModelBackend
+from django.db.models import Q
 
 from .models import Member
 
 
+def find_login_member(login: str) -> Member | None:
+    """The member a login name means: the one with that username, else (for a number) the
+    active member with that phone number. One query."""
+    match = Q(username=login)
+    if login.isdigit():
+        match |= Q(phone=login, is_active=True)
+    candidates = list(Member._default_manager.filter(match).order_by("id")[:5])
+    for member in candidates:
+        if member.username == login:
+            return member
+    return candidates[0] if candidates else None
+
+
 class UsernameOrPhoneBackend(ModelBackend):
     def authenticate(self, request, username=None, password=None, **kwargs):  # type: ignore[no-untyped-def]
-        user = super().authenticate(request, username=username, password=password, **kwargs)
-        if user is not None or not username or not username.isdigit():
-            return user
-        member = Member.objects.filter(phone=username, is_active=True).first()
-        if member and member.check_password(password) and self.user_can_authenticate(member):
+        if username is None:
+            username = kwargs.get(Member.USERNAME_FIELD)
+        if not username or password is None:
+            return None
+        member = find_login_member(str(username))
+        if member is None:
+            # Same work as a real check, so "no such member" takes as long as "wrong password".
+            Member().set_password(password)
+            return None
+        if member.check_password(password) and self.user_can_authenticate(member):
             return member
         return None

@@ -26,7 +26,12 @@ class Member(AbstractUser):
 
 
 class Device(models.Model):
-    """A phone or browser a member logged in from; revoking it ends its tokens (注销设备)."""
+    """A phone or browser a member logged in from; revoking it ends its tokens (注销设备).
+
+    Revocation is final: a revoked row is never re-enabled. Signing in again with the same
+    ``device_id`` makes a new row (the unique constraint covers live devices only), so tokens
+    issued to the revoked row stay dead.
+    """
 
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="devices")
     device_id = models.CharField(max_length=64)
@@ -38,7 +43,11 @@ class Device(models.Model):
     class Meta:
         ordering = ["-last_login_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["member", "device_id"], name="device_unique")
+            models.UniqueConstraint(
+                fields=["member", "device_id"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="device_unique_live",
+            )
         ]
 
     @property
