@@ -71,6 +71,14 @@ def case_queryset(request) -> QuerySet[Case]:  # type: ignore[no-untyped-def]
     return base.filter(Q(pk__in=scope.filter(Case.objects.all()).values("pk")) | mine)
 
 
+def visible_among(request, cases) -> list[Case]:  # type: ignore[no-untyped-def]
+    """Those of ``cases`` the caller may see (same order)."""
+    ids = set(
+        case_queryset(request).filter(pk__in=[c.pk for c in cases]).values_list("pk", flat=True)
+    )
+    return [c for c in cases if c.pk in ids]
+
+
 def mask_name(name: str) -> str:
     name = (name or "").strip()
     return name[:1] + "*" * max(len(name) - 1, 1) if name else ""
@@ -150,14 +158,60 @@ def category_from(value: Any) -> Category:
 def in_scope(request, model, pk: Any, field_name: str):  # type: ignore[no-untyped-def]
     if pk in (None, ""):
         return None
-    try:
-        pk = int(pk)
-    except (TypeError, ValueError):
-        raise ValidationError({field_name: "must be an id"}) from None
+    pk = _as_id(pk, field_name)
     obj = request_scope(request).filter(model.objects.all()).filter(pk=pk).first()
-    if obj is None:
-        raise ValidationError({field_name: "no such object in your territory"})
+    if obj is None:  # outside the territory reads exactly like nonexistent
+        raise ValidationError({field_name: [NOT_FOUND]})
     return obj
+
+
+NOT_FOUND = "not found"
+
+
+def _as_id(value: Any, field_name: str) -> int:
+    if isinstance(value, bool):
+        raise ValidationError({field_name: ["must be an id"]})
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationError({field_name: ["must be an id"]}) from None
+
+
+def resolve_action_ids(request, case: Case, data: dict) -> None:  # type: ignore[no-untyped-def]
+    """Every id in an action's body is looked up through the caller's scope before the action
+    runs; an id outside it is answered exactly like one that does not exist (400 naming the
+    field, "not found") and is never acted on:
+
+    - ``into`` (merge): a case the caller may see;
+    - ``member`` (assign/reassign): an active member holding a position over the case's place
+      now (the case's territory), whatever the caller could otherwise see;
+    - ``grid`` (assign a case outside every grid): a grid of the caller's territory;
+    - ``department`` (transfer): a department of the case's street, or one without a street.
+    """
+    from gridsvc.accounts.models import Member
+    from gridsvc.chain.scope import scope_for
+    from gridsvc.territory.models import Grid
+
+    if data.get("into") not in (None, ""):
+        pk = _as_id(data["into"], "into")
+        if not case_queryset(request).filter(pk=pk).exists():
+            raise ValidationError({"into": [NOT_FOUND]})
+        data["into"] = pk
+    if data.get("member") not in (None, ""):
+        pk = _as_id(data["member"], "member")
+        member = Member.objects.filter(pk=pk, is_active=True).first()
+        if member is None or not scope_for(member).filter(Case.objects.filter(pk=case.pk)).exists():
+            raise ValidationError({"member": [NOT_FOUND]})
+        data["member"] = pk
+    if data.get("grid") not in (None, ""):
+        data["grid"] = in_scope(request, Grid, data["grid"], "grid").pk
+    if data.get("department") not in (None, ""):
+        pk = _as_id(data["department"], "department")
+        if not Department.objects.filter(
+            Q(street__isnull=True) | Q(street_id=case.street_id), pk=pk
+        ).exists():
+            raise ValidationError({"department": [NOT_FOUND]})
+        data["department"] = pk
 
 
 # ---------------------------------------------------------------------------- serializers
@@ -730,9 +784,10 @@ class CaseViewSet(
         ctx = self.get_serializer_context()
         body = {
             "case": CaseSerializer(rep.case, context=ctx).data,
+            # only the duplicates the reporter may see (a neighbour grid's case stays unnamed)
             "duplicates": [
                 {"id": d.id, "number": d.number, "title": d.title, "status": d.status}
-                for d in rep.duplicates
+                for d in visible_among(request, rep.duplicates)
             ],
         }
         return Response(body, status=status.HTTP_201_CREATED, headers={"ETag": rep.case.etag})
@@ -797,6 +852,7 @@ class CaseViewSet(
         where = None
         if data.get("lon") is not None or data.get("lat") is not None:
             where = point_from({"lon": data.pop("lon", None), "lat": data.pop("lat", None)})
+        resolve_action_ids(request, case, data)
         try:
             case = services.act(
                 case.pk,
@@ -1099,6 +1155,12 @@ class BulkActionView(APIView):
             if case_id not in visible:
                 results.append({"id": case_id, "ok": False, "status": 404, "detail": "not found"})
                 continue
+            case_data = dict(data)
+            try:
+                resolve_action_ids(request, Case.objects.get(pk=case_id), case_data)
+            except ValidationError as exc:
+                results.append({"id": case_id, "ok": False, "status": 400, **exc.detail})
+                continue
             try:
                 case = services.act(
                     case_id,
@@ -1106,7 +1168,7 @@ class BulkActionView(APIView):
                     request.user,
                     expected_version=versions.get(case_id),
                     note=str(body.get("note", "")),
-                    data=data,
+                    data=case_data,
                 )
                 results.append({"id": case_id, "ok": True, "status": case.status})
             except services.CaseError as exc:

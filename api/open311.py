@@ -56,7 +56,7 @@ from gridsvc.cases.models import OPEN_STATUSES, Case, CaseEvent, Category, FlagR
 from gridsvc.chain.services import LEVEL_BY_NAME
 from gridsvc.territory.models import Building
 
-from .cases import case_queryset
+from .cases import case_queryset, visible_among
 from .scoping import request_scope
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
@@ -703,7 +703,9 @@ class RequestListView(Open311View):
             [
                 {
                     "service_request_id": case.number,
-                    "service_notice": self._notice(case, len(report.duplicates)),
+                    "service_notice": self._notice(
+                        case, len(visible_among(request, report.duplicates))
+                    ),
                     "account_id": None,
                 }
             ],

@@ -362,3 +362,107 @@ def test_case_list_as_geojson_for_map_clients(demo, member_client):
     assert 0.0005 < abs(lon - case.location.x) + abs(lat - case.location.y) < 0.02
     street = member_client("street").get("/api/v1/cases/?format=geojson", HTTP_ACCEPT="*/*")
     assert street.status_code == 200
+
+
+# ------------------------------------------------------------------ ids in request bodies
+def _case_in(grid, reporter: str, code: str = "neighbour.noise") -> Case:  # type: ignore[no-untyped-def]
+    hh = Household.objects.filter(unit__building__grid=grid).order_by("id").first()
+    return report(code, reporter=reporter, household=hh).case
+
+
+def test_merge_into_a_case_of_another_grid_is_not_found_and_touches_nothing(demo, member_client):
+    """Issue 15 item 7: grid2 merged its case into a closed case of grid 5 and wrote an event
+    there. A foreign id reads exactly like a nonexistent one."""
+    mine = _case_in(demo.grids[1], "grid2")
+    foreign = _case_in(demo.grids[4], "grid5")
+    events = CaseEvent.objects.filter(case=foreign).count()
+    grid2 = member_client("grid2")
+    r = _post(grid2, mine, "merge", into=foreign.pk)
+    assert r.status_code == 400, r.content
+    gone = _post(grid2, mine, "merge", into=99_999_999)
+    assert r.json() == gone.json() and r.json()["into"] == ["not found"]
+    mine.refresh_from_db()
+    assert mine.status != Status.MERGED and mine.merged_into_id is None
+    assert CaseEvent.objects.filter(case=foreign).count() == events
+    # a case of its own grid is fine
+    other = _case_in(demo.grids[1], "grid2", "neighbour.leak")
+    assert _post(grid2, mine, "merge", into=other.pk).status_code == 200
+
+
+def test_an_assignee_outside_the_case_s_territory_is_not_found_and_not_named(demo, member_client):
+    case = _case_in(demo.grids[1], "grid2")
+    outsider = member("grid5")
+    street = member_client("street")
+    r = _post(street, case, "assign", member=outsider.pk)
+    assert r.status_code == 400 and r.json()["member"] == ["not found"], r.content
+    assert outsider.display_name not in r.content.decode()
+    assert r.json() == _post(street, case, "assign", member=99_999_999).json()
+    case.refresh_from_db()
+    assert case.handler_id != outsider.pk
+    assert _post(street, case, "assign", member=member("grid2").pk).status_code == 200
+
+
+def test_a_transfer_target_of_another_street_is_not_found(demo, member_client):
+    from gridsvc.cases.models import Department
+    from gridsvc.territory.models import Street
+
+    elsewhere = Street.objects.create(code="620103099", name="别的街道")
+    foreign = Department.objects.create(code="other-police", name="别处派出所", street=elsewhere)
+    case = report("wages").case
+    r = _post(member_client("street"), case, "transfer", department=foreign.pk)
+    assert r.status_code == 400 and r.json()["department"] == ["not found"]
+    case.refresh_from_db()
+    assert case.status != Status.TRANSFERRED
+
+
+def test_bulk_dispatch_refuses_foreign_case_ids_and_foreign_assignees(demo, member_client):
+    mine = _case_in(demo.grids[5], "grid6")
+    foreign = _case_in(demo.grids[4], "grid5")
+    cadre6 = member_client("cadre6")  # a grid cadre only
+    r = cadre6.post(
+        "/api/v1/dispatch/assign/",
+        {"ids": [mine.pk, foreign.pk], "member": member("grid6").pk},
+        format="json",
+    )
+    by_id = {x["id"]: x for x in r.json()["results"]}
+    assert by_id[foreign.pk] == {
+        "id": foreign.pk,
+        "ok": False,
+        "status": 404,
+        "detail": "not found",
+    }
+    assert not CaseEvent.objects.filter(case=foreign, kind="assign").exists()
+    r = member_client("street").post(
+        "/api/v1/dispatch/assign/", {"ids": [mine.pk], "member": member("grid5").pk}, format="json"
+    )
+    (only,) = r.json()["results"]
+    assert only["ok"] is False and only["member"] == ["not found"]
+    assert not CaseEvent.objects.filter(case=mine, kind="assign", actor__username="street").exists()
+
+
+def test_duplicates_in_a_report_answer_only_name_visible_cases(demo, member_client):
+    from .cases_helpers import point_on_shared_edge
+
+    edge = point_on_shared_edge(demo.grids[0], demo.grids[1])
+    foreign = report("neighbour.leak", reporter="grid2", location=edge).case
+    Case.objects.filter(pk=foreign.pk).update(
+        grid=demo.grids[1],
+        compound=None,
+        building=None,
+        unit=None,
+        household=None,
+        handler=member("grid2"),
+    )
+    r = member_client("grid1").post(
+        "/api/v1/cases/",
+        {"category": "neighbour.leak", "title": "漏水", "lon": edge.x, "lat": edge.y},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    mine = Case.objects.get(pk=r.json()["case"]["id"])
+    found = services.find_duplicates(
+        mine.category, mine.location, mine.reported_at, exclude_id=mine.pk
+    )
+    assert found.filter(pk=foreign.pk).exists(), "the neighbour grid's case is a duplicate"
+    assert foreign.pk not in {d["id"] for d in r.json()["duplicates"]}
+    assert foreign.title not in r.content.decode() or foreign.title == "漏水"
