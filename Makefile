@@ -6,7 +6,11 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 PORT  ?= 8000
 SIZE  ?= small
+SECRETS ?= var/secrets.env
 export DJANGO_SETTINGS_MODULE := gridsvc.settings
+# The demo's own random keys (scripts/demo_secrets.sh makes them once, mode 600), exported to
+# the commands that read or write the local database; never the keys published in settings.py.
+WITH_SECRETS = set -a && . ./$(SECRETS) && set +a &&
 
 .PHONY: setup demo test lint format bench serve worker migrate static
 
@@ -19,9 +23,13 @@ migrate: setup
 static:
 	bash scripts/build_web.sh
 
+# First run: new secrets, so a demo street loaded earlier with the published development keys
+# is reloaded (load_demo --reset) under the new ones; later runs keep the data.
 demo: migrate static
-	DJANGO_DEBUG=1 $(PY) manage.py load_demo
-	DJANGO_DEBUG=1 bash scripts/serve.sh $(PORT)
+	@new=$$(bash scripts/demo_secrets.sh $(SECRETS)); \
+	if [ "$$new" = new ]; then echo "made $(SECRETS): the demo's own secret keys (keep it)"; fi; \
+	$(WITH_SECRETS) DJANGO_DEBUG=1 $(PY) manage.py load_demo $$([ "$$new" = new ] && echo --reset)
+	$(WITH_SECRETS) DJANGO_DEBUG=1 bash scripts/serve.sh $(PORT)
 
 test: setup static
 	bash scripts/test.sh
@@ -33,4 +41,5 @@ format:
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
 bench: migrate
-	bash scripts/bench.sh $(SIZE)
+	@bash scripts/demo_secrets.sh $(SECRETS) >/dev/null
+	$(WITH_SECRETS) bash scripts/bench.sh $(SIZE)

@@ -5,6 +5,7 @@ decrypt). Values already set in the environment win."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 BENCH_ENV = {
     "DJANGO_SETTINGS_MODULE": "gridsvc.settings",
@@ -13,9 +14,18 @@ BENCH_ENV = {
     "GRIDSVC_FIELD_KEYS": "ZGV2LW9ubHktZmllbGQta2V5LWNoYW5nZS1tZS0wMDA=",
     "GRIDSVC_HASH_KEY": "dev-only-hash-key",
     "GRIDSVC_LOG_LEVEL": "WARNING",
+    # synthetic data: published development keys allowed (never with GRIDSVC_ENV=production)
+    "GRIDSVC_ALLOW_DEV_KEYS": "1",
 }
 
 
 def apply() -> None:
+    # the demo's own keys when `make demo` made them (var/secrets.env): the same database
+    secrets = Path(__file__).resolve().parent.parent / "var" / "secrets.env"
+    if "GRIDSVC_FIELD_KEYS" not in os.environ and secrets.exists():
+        for line in secrets.read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, value = line.split("=", 1)
+                os.environ.setdefault(key.strip(), value.strip())
     for key, value in BENCH_ENV.items():
         os.environ.setdefault(key, value)

@@ -11,6 +11,10 @@ case "$SIZE" in small|medium|large) ;; *) echo "usage: $0 small|medium|large" >&
 GRIDSVC_BROWSER="${GRIDSVC_BROWSER:-0}" bash scripts/setup.sh
 export DJANGO_SETTINGS_MODULE=gridsvc.settings
 export DJANGO_DEBUG=0
+# synthetic data: the published development keys are allowed here (never with GRIDSVC_ENV=production);
+# the demo's own keys (var/secrets.env, made by `make demo`) when it made them: same database
+export GRIDSVC_ALLOW_DEV_KEYS=1
+if [ -z "${GRIDSVC_FIELD_KEYS:-}" ] && [ -f var/secrets.env ]; then set -a; . ./var/secrets.env; set +a; fi
 export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-bench-only-secret-key-not-for-production-0123456789abcdef}"
 # the development keys (the demo and the city are encrypted with them): override for real data
 export GRIDSVC_FIELD_KEYS="${GRIDSVC_FIELD_KEYS:-ZGV2LW9ubHktZmllbGQta2V5LWNoYW5nZS1tZS0wMDA=}"
