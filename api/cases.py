@@ -12,11 +12,11 @@ mediation records; figures. Rules live in :mod:`gridsvc.cases.services`; views t
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 from typing import Any
 
 from django.contrib.gis.geos import Point
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -37,6 +37,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.attachments import checked_upload, file_url
 from gridsvc.cases import services
 from gridsvc.cases.models import (
     OPEN_STATUSES,
@@ -53,6 +54,7 @@ from gridsvc.cases.models import (
 )
 from gridsvc.chain.services import LEVEL_BY_NAME
 from gridsvc.territory.models import Building, Compound, Household, Unit
+from gridsvc.uploads import Upload
 
 from .scoping import request_scope
 
@@ -447,7 +449,17 @@ class EventSerializer(serializers.ModelSerializer):
         return str(obj.actor) if obj.actor_id else "系统"
 
     def get_attachments(self, obj: CaseEvent) -> list[dict]:
-        return [{"id": a.id, "role": a.role, "size": a.size} for a in obj.attachments.all()]
+        request = self.context.get("request")
+        return [
+            {
+                "id": a.id,
+                "role": a.role,
+                "size": a.size,
+                "content_type": a.content_type,
+                "url": file_url(a, request),  # the scoped download (api/attachments.py)
+            }
+            for a in obj.attachments.all()
+        ]
 
 
 class RequestSerializer(serializers.ModelSerializer):
@@ -757,9 +769,14 @@ class CaseViewSet(
             raise ValidationError(
                 {"photos_after": "on-the-spot handling needs photos before and after"}
             )
-        for f in [*before, *after]:
-            if f.size > MAX_PHOTO_BYTES:
-                raise ValidationError({"photos": f"{f.name} is larger than 10 MB"})
+        # photos are checked by content, not by name or declared type (gridsvc.uploads)
+        photos = {
+            role: [
+                checked_upload(f, f"photos_{role}", max_bytes=MAX_PHOTO_BYTES, documents=False)
+                for f in files
+            ]
+            for role, files in (("before", before), ("after", after))
+        }
         try:
             with transaction.atomic():
                 rep = services.report_case(
@@ -776,9 +793,9 @@ class CaseViewSet(
                     outcome=v.get("outcome", ""),
                     **refs,
                 )
-                for role, files in (("before", before), ("after", after)):
-                    for f in files:
-                        _attach(rep.case, f, role, request.user)
+                for role, ups in photos.items():
+                    for up in ups:
+                        _attach(rep.case, up, role, request.user)
         except services.CaseError as exc:
             return case_error(exc)
         ctx = self.get_serializer_context()
@@ -813,7 +830,7 @@ class CaseViewSet(
                 "case": case.number,
                 "route_reason": case.route_reason,
                 "chain": case.chain,
-                "events": EventSerializer(events, many=True).data,
+                "events": EventSerializer(events, many=True, context={"request": request}).data,
             }
         )
 
@@ -952,15 +969,16 @@ class CaseViewSet(
         f = request.FILES.get("file") if request.FILES else None
         if f is None:
             raise ValidationError({"file": "attach a file"})
-        if f.size > MAX_PHOTO_BYTES:
-            raise ValidationError({"file": "larger than 10 MB"})
         role = request.data.get("role", "photo")
         if role not in ("photo", "before", "after", "file"):
             raise ValidationError({"role": "photo, before, after or file"})
+        # by content: images, and PDF for role "file" (gridsvc.uploads)
+        up = checked_upload(f, "file", max_bytes=MAX_PHOTO_BYTES, documents=role == "file")
         with transaction.atomic():
             event = services.record(case, "attachment", request.user, from_status=case.status)
-            att = _attach(case, f, role, request.user, event)
-        return Response({"id": att.pk, "role": att.role, "size": att.size}, status=201)
+            att = _attach(case, up, role, request.user, event)
+        body = {"id": att.pk, "role": att.role, "size": att.size, "content_type": att.content_type}
+        return Response({**body, "url": file_url(att, request)}, status=201)
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     @action(detail=False, methods=["get"])
@@ -971,19 +989,18 @@ class CaseViewSet(
         return Response(figures(qs))
 
 
-def _attach(case: Case, f, role: str, user, event: CaseEvent | None = None) -> Attachment:  # type: ignore[no-untyped-def]
-    data = f.read()
-    f.seek(0)
+def _attach(case: Case, up: Upload, role: str, user, event: CaseEvent | None = None) -> Attachment:  # type: ignore[no-untyped-def]
+    """Store a checked upload under a server-chosen name, its type as detected."""
     att = Attachment(
         case=case,
         event=event,
         role=role,
-        content_type=getattr(f, "content_type", "") or "",
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
+        content_type=up.content_type,
+        size=up.size,
+        sha256=up.sha256,
         uploaded_by=user if getattr(user, "pk", None) else None,
     )
-    att.file.save(f.name or f"{role}.bin", f, save=False)
+    att.file.save(up.stored_name(f"case{case.pk}-"), ContentFile(up.data), save=False)
     att.save()
     return att
 

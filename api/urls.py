@@ -3,7 +3,18 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from . import auth, cases, chain, layers, open311, reports, security, territory, visits
+from . import (
+    attachments,
+    auth,
+    cases,
+    chain,
+    layers,
+    open311,
+    reports,
+    security,
+    territory,
+    visits,
+)
 
 router = DefaultRouter()
 router.register("streets", territory.StreetViewSet, basename="street")
@@ -33,6 +44,7 @@ urlpatterns = [
 ]
 for domain in DOMAINS:
     urlpatterns += domain.urlpatterns
+urlpatterns += attachments.urlpatterns  # scoped file downloads
 urlpatterns.append(path("", include(router.urls)))
 
 # Mounted at the site root by gridsvc/urls.py (tiles, OGC API, Open311, web page ...).

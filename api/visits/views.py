@@ -15,6 +15,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.attachments import FileURLField
 from api.parsers import FormParser, JSONParser, MultiPartParser
 from gridsvc.chain.models import Position
 from gridsvc.chain.scope import scope_for
@@ -180,7 +181,7 @@ class VisitTaskViewSet(viewsets.ReadOnlyModelViewSet):
 
 # ---------------------------------------------------------------- visits
 class VisitPhotoSerializer(serializers.ModelSerializer):
-    url = serializers.FileField(source="image", read_only=True)
+    url = FileURLField()  # the scoped download (api/attachments.py), never /media/
 
     class Meta:
         model = VisitPhoto
