@@ -12,6 +12,7 @@ import pytest
 from openpyxl import load_workbook
 
 from gridsvc.audit.models import AuditEntry
+from gridsvc.cases.models import Case
 from gridsvc.territory.models import Building, Household
 
 pytestmark = pytest.mark.django_db
@@ -63,8 +64,11 @@ def test_bad_layer_and_format(demo, member_client):
     assert client.get("/api/v1/reports/export/people/").status_code == 404
     bad = client.get("/api/v1/reports/export/grids/?format=kml")
     assert bad.status_code == 400 and "format" in bad.json()
-    cases = client.get("/api/v1/reports/export/cases/?format=gpkg")
-    assert cases.status_code in (200, 400)  # 400 until the cases app has a Case model
+    cases = client.get("/api/v1/reports/export/cases/?format=geojson")
+    assert cases.status_code == 200
+    props = cases.json()["features"][0]["properties"]
+    assert {"number", "kind", "category", "status", "grid_code", "reported_at"} <= set(props)
+    assert len(cases.json()["features"]) == Case.objects.count()
 
 
 def test_ledgers_masked_scoped_audited(demo, member_client):

@@ -1,10 +1,11 @@
 """Export a layer (图层导出) to GeoPackage, GeoJSON or a zipped shapefile.
 
-Layers: grids, compounds, buildings, places, households (as points at their building) and,
-once the cases app has a ``Case`` model, cases. Every layer goes through the caller's
-territory scope (``scope_for(member)``); no personal data is exported in layers except what
-:func:`gridsvc.dataio.access.may_unmask_export` would allow (nothing yet: names of heads are
-not in the household layer at all). Every export is written to the audit log.
+Layers: grids, compounds, buildings, places, households (as points at their building) and
+cases. Every layer goes through the caller's territory scope (``scope_for(member)``) and
+carries no personal data: no names, ID numbers, phones or free text (descriptions may name
+people). What a layer shows of a sensitive status follows :mod:`gridsvc.chain.visibility`:
+the neighbour tier gets no household tenure (廉租房 is an income/assistance status) and no
+ethnic/religious flag on cases. Every export is written to the audit log.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from typing import Any
 
 import geopandas as gpd
 import shapely
-from django.apps import apps
 from django.contrib.gis.db.models.functions import AsWKB
 from django.db.models import Count, F, QuerySet
 
 from geo.io import FORMATS, MEDIA_TYPES, LayerError, write_layer
+from gridsvc.cases.models import Case
+from gridsvc.chain.scope import Scope
+from gridsvc.chain.visibility import LOW_INCOME, Tier, may_know, tier_for
 from gridsvc.territory.models import Building, Compound, Grid, Household, Place
 
 from .access import audit_export, member_scope
@@ -45,9 +48,15 @@ def _frame(qs: QuerySet, geom: str, columns: dict[str, Any]) -> gpd.GeoDataFrame
     return gpd.GeoDataFrame(data, geometry=list(geoms), crs="EPSG:4326")
 
 
+def export_tier(member) -> Tier:  # type: ignore[no-untyped-def]
+    """The member's visibility tier; ``None`` (the operator's command) is STREET."""
+    return Tier.STREET if member is None else tier_for(member)
+
+
 def layer_frame(layer: str, member=None) -> gpd.GeoDataFrame:  # type: ignore[no-untyped-def]
-    """The scoped layer as a GeoDataFrame (WGS84)."""
+    """The scoped layer as a GeoDataFrame (WGS84), with the columns ``member``'s tier may see."""
     scope = member_scope(member)
+    tier = export_tier(member)
     if layer == "grids":
         qs = scope.filter(Grid.objects.all()).order_by("code")
         return _frame(
@@ -102,63 +111,53 @@ def layer_frame(layer: str, member=None) -> gpd.GeoDataFrame:  # type: ignore[no
         )
     if layer == "households":
         qs = scope.filter(Household.objects.all()).order_by("id")
-        return _frame(
-            qs,
-            "unit__building__point",
-            {
-                "hh_id": "id",
-                "building": "unit__building__code",
-                "unit_no": "unit__number",
-                "room": "room",
-                "floor": "floor",
-                "tenure": "tenure",
-                "grid_code": "unit__building__grid__code",
-                "residents": Count("residents"),
-            },
-        )
+        columns: dict[str, Any] = {
+            "hh_id": "id",
+            "building": "unit__building__code",
+            "unit_no": "unit__number",
+            "room": "room",
+            "floor": "floor",
+            "tenure": "tenure",  # 廉租房 reveals an assistance status
+            "grid_code": "unit__building__grid__code",
+            "residents": Count("residents"),
+        }
+        if not may_know(LOW_INCOME, tier):
+            del columns["tenure"]
+        return _frame(qs, "unit__building__point", columns)
     if layer == "cases":
-        return _cases_frame(scope)
+        return _cases_frame(scope, tier)
     raise LayerError(f"unknown layer {layer!r}: choose one of {', '.join(LAYERS)}")
 
 
-# Case fields exported when present (free text such as descriptions may name people: left out).
-CASE_FIELDS = (
-    "number", "code", "category", "subcategory", "kind", "state", "status", "priority",
-    "level", "current_level", "reported_at", "created_at", "resolved_at", "closed_at",
-    "ethnic_religious", "group_incident", "petition_risk",
-)  # fmt: skip
+# Case columns of the layer: output name → field path. Free text (title, description,
+# parties, outcome) may name people and is left out.
+CASE_COLUMNS: dict[str, str] = {
+    "case_id": "id",
+    "number": "number",
+    "kind": "kind",
+    "category": "category__code",
+    "status": "status",
+    "priority": "priority",
+    "level": "level",
+    "grid_code": "grid__code",
+    "reported_at": "reported_at",
+    "resolved_at": "resolved_at",
+    "closed_at": "closed_at",
+    "ethnic_religious": "ethnic_religious",  # 涉及民族宗教因素: not for the neighbour tier
+    "group_incident": "group_incident",
+    "petition_risk": "petition_risk",
+}
+DATETIME_COLUMNS = ("reported_at", "resolved_at", "closed_at")
 
 
-def case_model():  # type: ignore[no-untyped-def]
-    """The cases app's Case model, or None while it does not exist yet."""
-    try:
-        return apps.get_model("cases", "Case")
-    except LookupError:
-        return None
-
-
-def _cases_frame(scope) -> gpd.GeoDataFrame:  # type: ignore[no-untyped-def]
-    Case = case_model()
-    if Case is None:
-        raise LayerError("the cases layer is not available yet (no Case model)")
-    geom = next(
-        (f.name for f in Case._meta.concrete_fields if f.get_internal_type() == "PointField"),
-        None,
-    )
-    if geom is None:
-        raise LayerError("the Case model has no point field to export")
-    try:
-        qs = scope.filter(Case.objects.all())
-    except TypeError as exc:  # no scope rule yet: refuse rather than leak
-        raise LayerError(f"cases cannot be scoped yet: {exc}") from exc
-    names = {f.name for f in Case._meta.concrete_fields}
-    cols: dict[str, Any] = {n: n for n in CASE_FIELDS if n in names}
-    cols["case_id"] = "id"
-    frame = _frame(qs.exclude(**{f"{geom}__isnull": True}).order_by("id"), geom, cols)
-    for col in frame.columns:  # GDAL wants naive datetimes as text in shapefiles
-        if str(frame[col].dtype).startswith("datetime") or frame[col].dtype == object:
-            if col != frame.geometry.name:
-                frame[col] = frame[col].map(lambda v: "" if v is None else str(v))
+def _cases_frame(scope: Scope, tier: Tier) -> gpd.GeoDataFrame:
+    cols: dict[str, Any] = dict(CASE_COLUMNS)
+    if tier < Tier.STAFF:
+        del cols["ethnic_religious"]
+    qs = scope.filter(Case.objects.all()).order_by("id")
+    frame = _frame(qs, "location", cols)
+    for col in DATETIME_COLUMNS:  # GDAL wants naive datetimes as text in shapefiles
+        frame[col] = frame[col].map(lambda v: "" if v is None else v.isoformat())
     return frame
 
 

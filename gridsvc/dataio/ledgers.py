@@ -4,27 +4,49 @@
 month-by-month visit record when the visits app has tasks) · 流动人口 (list, and a summary by
 place of origin) · 德高望重人士及宗教人士.
 
-Ledgers hold personal data: names are shown, ID numbers and phones are masked (unless the
-:func:`~gridsvc.dataio.access.may_unmask_export` hook ever allows otherwise), and every
-ledger export is written to the audit log.
+Who gets them (按需知悉, :mod:`gridsvc.chain.visibility`): ledgers are the grid staff's working
+records (网格员、社区干部、街道) and list members of sensitive groups, so they are refused to the
+neighbour tier (楼长、单元长、物业、业委会) outright (:class:`LedgerRefused`, 403) and, for a member
+who is staff in one place and a neighbour in another, cover only the part of the grid held
+through a staff position (:func:`~gridsvc.chain.visibility.staff_scope`).
+
+Masks are a set over each row (item 2 of the privacy review): ID numbers keep region + last
+four, so the birth *date* is never shown beside them — only the birth year (and an age computed
+from the year alone); phones keep only their last four digits (``mask_phone``); ethnicity is
+masked like in the API. The unmask hook (:func:`~gridsvc.dataio.access.may_unmask_export`)
+allows nothing yet. Every string cell is written as text (:mod:`gridsvc.dataio.cells`), never
+a formula, and every ledger export is written to the audit log.
 """
 
 from __future__ import annotations
 
 import io
-from collections import defaultdict
 from datetime import date
 
-from django.apps import apps
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
+from gridsvc.chain.scope import Scope
+from gridsvc.chain.visibility import (
+    ETHNICITY,
+    MASKED,
+    Tier,
+    birth_year,
+    rule,
+    staff_scope,
+    tier_for,
+)
 from gridsvc.territory.codes import ETHNICITIES, mask_id_number, mask_phone
 from gridsvc.territory.models import Grid, Household, Resident
+from gridsvc.visits.models import VisitTask
 
 from .access import audit_export, may_unmask_export, member_scope
+from .cells import append_row
+
+MASK = "**"  # a masked value, as in the API (api.privacy.MASK)
 
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 TAG_LABELS = dict(Resident.Tag.choices)
@@ -34,7 +56,7 @@ BASE_HEADERS = [
     "序号",
     "姓名",
     "性别",
-    "出生日期",
+    "出生年份",
     "民族",
     "身份证号",
     "联系电话",
@@ -51,14 +73,33 @@ LEDGERS: list[tuple[str, Q, list[str]]] = [
     ("失业下岗人员", Q(tags__contains=["unemployed"]), ["户籍类型"]),
     ("低保及廉租房", Q(tags__contains=["low_income"]) | Q(tags__contains=["low_rent_housing"]),
      ["低保", "廉租房", "住房性质"]),
-    ("独居老人", Q(tags__contains=["elderly_alone"]), ["年龄"]),
+    ("独居老人", Q(tags__contains=["elderly_alone"]), ["年龄(按出生年份)"]),
     ("德高望重及宗教人士", Q(tags__contains=["respected_elder"]) | Q(tags__contains=["religious_figure"]),
      ["类别"]),
 ]  # fmt: skip
 CORRECTION_TAGS = ("community_correction", "help_education")
 
 
-def _residents(grid: Grid, scope) -> QuerySet:  # type: ignore[no-untyped-def]
+class LedgerRefused(PermissionDenied):
+    """Ledgers are the grid staff's records: the neighbour tier never gets them."""
+
+
+def ledger_tier(member) -> Tier:  # type: ignore[no-untyped-def]
+    """The member's tier for ledgers; ``None`` (the operator's command) is STREET."""
+    return Tier.STREET if member is None else tier_for(member)
+
+
+def may_get_ledgers(member) -> bool:  # type: ignore[no-untyped-def]
+    """Whether ``member`` may download ledgers at all (staff and street tiers)."""
+    return ledger_tier(member) >= Tier.STAFF
+
+
+def ledger_scope(member) -> Scope:  # type: ignore[no-untyped-def]
+    """Where ``member``'s ledgers reach: their territory held through staff/street positions."""
+    return staff_scope(member_scope(member))
+
+
+def _residents(grid: Grid, scope: Scope) -> QuerySet:
     qs = Resident.objects.filter(household__unit__building__grid=grid)
     return (
         scope.filter(qs)
@@ -69,14 +110,16 @@ def _residents(grid: Grid, scope) -> QuerySet:  # type: ignore[no-untyped-def]
     )
 
 
-def _base(i: int, r: Resident, unmasked: bool) -> list:  # type: ignore[type-arg]
+def _base(i: int, r: Resident, unmasked: bool, ethnicity_masked: bool) -> list:  # type: ignore[type-arg]
+    """The columns every ledger starts with. Birth *year* only: with the ID number masked to
+    region + last four, the full date would rebuild the whole number."""
     hh = r.household
     return [
         i,
         r.name,
         r.get_gender_display() if r.gender else "",
-        r.birth_date.isoformat() if r.birth_date else "",
-        ETHNICITIES.get(r.ethnicity, ("", ""))[0],
+        birth_year(r.birth_date) or "",
+        MASK if ethnicity_masked else ETHNICITIES.get(r.ethnicity, ("", ""))[0],
         r.id_number if unmasked else mask_id_number(r.id_number),
         r.phone if unmasked else mask_phone(r.phone),
         hh.unit.building.name if hh else "",
@@ -99,9 +142,8 @@ def _extra(col: str, r: Resident, today: date) -> str | int:
         return "是" if "low_rent_housing" in tags else ""
     if col == "住房性质":
         return TENURE_LABELS.get(r.household.tenure, "") if r.household else ""
-    if col == "年龄":
-        b = r.birth_date
-        return today.year - b.year - ((today.month, today.day) < (b.month, b.day)) if b else ""
+    if col == "年龄(按出生年份)":  # from the year alone: an exact age would narrow the date
+        return today.year - r.birth_date.year if r.birth_date else ""
     if col == "类别":
         return "、".join(
             TAG_LABELS[t] for t in ("respected_elder", "religious_figure") if t in tags
@@ -112,9 +154,9 @@ def _extra(col: str, r: Resident, today: date) -> str | int:
 
 
 def _header(ws, headers: list[str], title: str) -> None:  # type: ignore[no-untyped-def]
-    ws.append([title])
+    append_row(ws, [title])
     ws["A1"].font = Font(bold=True, size=13)
-    ws.append(headers)
+    append_row(ws, headers)
     for c in ws[2]:
         c.font = Font(bold=True)
         c.fill = HEADER_FILL
@@ -127,11 +169,7 @@ def _header(ws, headers: list[str], title: str) -> None:  # type: ignore[no-unty
 
 
 def _visit_months(residents: list[Resident], year: int) -> dict[tuple[int, int], str]:
-    """(resident or household id, month) → visit status, from the visits app when present."""
-    try:
-        VisitTask = apps.get_model("visits", "VisitTask")
-    except LookupError:
-        return {}
+    """(resident or household id, month) → visit status of the correction visits."""
     labels = dict(VisitTask.Status.choices)
     out: dict[tuple[int, int], str] = {}
     hh_ids = {r.household_id for r in residents}
@@ -154,9 +192,17 @@ def _visit_months(residents: list[Resident], year: int) -> dict[tuple[int, int],
 
 
 def ledger_workbook(grid: Grid, member=None, *, year: int | None = None) -> bytes:  # type: ignore[no-untyped-def]
-    """All ledgers of ``grid`` as xlsx bytes, limited to ``member``'s territory (audited)."""
-    scope = member_scope(member)
-    unmasked = may_unmask_export(member, ("id_number", "phone"))
+    """All ledgers of ``grid`` as xlsx bytes, limited to the part of ``member``'s territory
+    held through staff positions (audited). Raises :class:`LedgerRefused` for the neighbour
+    tier."""
+    tier = ledger_tier(member)
+    if tier < Tier.STAFF:
+        raise LedgerRefused(
+            "ledgers (台账) are kept by grid members, community cadres and the street office"
+        )
+    scope = ledger_scope(member)
+    unmasked = may_unmask_export(member, ("id_number", "phone", "ethnicity"))
+    eth_masked = rule(ETHNICITY, tier) == MASKED and not unmasked
     today = date.today()
     year = year or today.year
     wb = Workbook()
@@ -168,7 +214,7 @@ def ledger_workbook(grid: Grid, member=None, *, year: int | None = None) -> byte
         _header(ws, BASE_HEADERS + extra, f"{grid.name} {title}台账")
         rows = list(base.filter(q))
         for i, r in enumerate(rows, start=1):
-            ws.append(_base(i, r, unmasked) + [_extra(c, r, today) for c in extra])
+            append_row(ws, _base(i, r, unmasked, eth_masked) + [_extra(c, r, today) for c in extra])
         counts[title] = len(rows)
 
     # 社区矫正及两劳帮教 with the monthly visit record (走访记录)
@@ -183,7 +229,7 @@ def ledger_workbook(grid: Grid, member=None, *, year: int | None = None) -> byte
         record = [
             visits.get((r.id, m)) or visits.get((-r.household_id, m), "") for m in range(1, 13)
         ]
-        ws.append(_base(i, r, unmasked) + [kind] + record)
+        append_row(ws, _base(i, r, unmasked, eth_masked) + [kind] + record)
     counts[title] = len(rows)
 
     # 流动人口: list + summary by origin (GROUP BY in SQL)
@@ -192,7 +238,9 @@ def ledger_workbook(grid: Grid, member=None, *, year: int | None = None) -> byte
     _header(ws, BASE_HEADERS + ["户籍地", "住房性质"], f"{grid.name} {title}台账")
     rows = list(base.filter(residency=Resident.Residency.FLOATING))
     for i, r in enumerate(rows, start=1):
-        ws.append(_base(i, r, unmasked) + [r.origin_place, _extra("住房性质", r, today)])
+        append_row(
+            ws, _base(i, r, unmasked, eth_masked) + [r.origin_place, _extra("住房性质", r, today)]
+        )
     counts[title] = len(rows)
     ws = wb.create_sheet("流动人口按户籍地")
     _header(ws, ["户籍地", "人数", "户数"], f"{grid.name} 流动人口按户籍地统计")
@@ -204,14 +252,17 @@ def ledger_workbook(grid: Grid, member=None, *, year: int | None = None) -> byte
         .order_by("-n", "origin_place")
     )
     for row in by_origin:
-        ws.append([row["origin_place"] or "(未填)", row["n"], row["h"]])
+        append_row(ws, [row["origin_place"] or "(未填)", row["n"], row["h"]])
 
     summary = wb.create_sheet("汇总", 0)
     _header(summary, ["台账", "人数"], f"{grid.name}({grid.code})台账汇总 {today:%Y-%m-%d}")
     for k, v in counts.items():
-        summary.append([k, v])
+        append_row(summary, [k, v])
     summary.append([])
-    summary.append(["说明", "身份证号、联系电话已脱敏;导出已记入审计日志"])
+    append_row(
+        summary,
+        ["说明", "身份证号、联系电话、民族已脱敏,出生日期只列年份;导出已记入审计日志"],
+    )
     buf = io.BytesIO()
     wb.save(buf)
     audit_export(
@@ -223,20 +274,10 @@ def ledger_workbook(grid: Grid, member=None, *, year: int | None = None) -> byte
 
 
 def visible_grid(code: str, member=None) -> Grid | None:  # type: ignore[no-untyped-def]
-    """The grid with ``code`` if ``member`` may see it."""
-    return member_scope(member).filter(Grid.objects.filter(code=code)).first()
-
-
-def ledger_counts_by_grid(scope) -> dict[str, dict[str, int]]:  # type: ignore[no-untyped-def]
-    """Quick per-grid counts (for a menu): grid code → ledger → residents."""
-    out: dict[str, dict[str, int]] = defaultdict(dict)
-    base = scope.filter(Resident.objects.all())
-    for title, q, _extra_cols in LEDGERS:
-        for row in (
-            base.filter(q)
-            .order_by()
-            .values("household__unit__building__grid__code")
-            .annotate(n=Count("id"))
-        ):
-            out[row["household__unit__building__grid__code"]][title] = row["n"]
-    return dict(out)
+    """The grid with ``code`` if ``member``'s ledgers reach it (staff positions only).
+    Raises :class:`LedgerRefused` (403) for the neighbour tier, whatever the grid."""
+    if not may_get_ledgers(member):
+        raise LedgerRefused(
+            "ledgers (台账) are kept by grid members, community cadres and the street office"
+        )
+    return ledger_scope(member).filter(Grid.objects.filter(code=code)).first()

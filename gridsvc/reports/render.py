@@ -2,6 +2,11 @@
 figure tables, charts and a map of case density over the grids).
 
 Chinese text uses "Noto Sans CJK SC" (Debian's fonts-noto-cjk, installed by setup.sh).
+
+The report arrives already cut to the reader's need-to-know (``gridsvc.reports.services``):
+figures absent from it (sensitive ones, for the neighbour tier) are left out of every table,
+chart and page, and a suppressed small count (None) is written as "<5". Every string cell
+of the workbook is text, never a formula (:mod:`gridsvc.dataio.cells`).
 """
 
 from __future__ import annotations
@@ -23,34 +28,55 @@ from openpyxl import Workbook  # noqa: E402
 from openpyxl.chart import BarChart, PieChart, Reference  # noqa: E402
 from openpyxl.styles import Font, PatternFill  # noqa: E402
 
+from gridsvc.chain.visibility import SMALL_CELL_K  # noqa: E402
+from gridsvc.dataio.cells import append_row  # noqa: E402
+
 CJK_FONT = "Noto Sans CJK SC"
 plt.rcParams["font.family"] = [CJK_FONT, "DejaVu Sans"]
 plt.rcParams["axes.unicode_minus"] = False
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 
 
+SUPPRESSED = f"<{SMALL_CELL_K}"  # a small count hidden by small-cell suppression
+
+
 def _pct(v: float | None) -> str:
     return "—" if v is None else f"{v * 100:.1f}%"
 
 
+def _n(v: int | None) -> int | str:
+    """A count as written in a file: a suppressed one (None) is "<5"."""
+    return SUPPRESSED if v is None else v
+
+
+def _num(v: int | None) -> int:
+    """A count for a chart: a suppressed one is drawn as 0."""
+    return v or 0
+
+
 def headline_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The headline figures as (label, value) rows, shared by xlsx and PDF."""
-    p, li = r["population"], r["population"]["low_income"]
-    rows: list[tuple[str, Any]] = [
-        ("户数", p["households"]),
-        ("人口数", p["residents"]),
-        ("少数民族户数", p["minority_households"]),
-        ("少数民族户占比", _pct(p["minority_households_share"])),
-        ("少数民族人口", p["minority_residents"]),
-        ("少数民族人口占比", _pct(p["minority_residents_share"])),
-        ("流动人口", p["floating_residents"]),
-        ("低保人数", li["people"]),
-        ("低保户数", li["households"]),
-        ("少数民族低保人数", li["minority_people"]),
-        ("少数民族低保户数", li["minority_households"]),
-        ("少数民族占低保人数比例", _pct(li["minority_share"])),
-        ("廉租房户数", p["low_rent_households"]),
-    ]
+    """The headline figures as (label, value) rows, shared by xlsx and PDF; figures absent
+    from the report (not for this reader) are left out."""
+    p = r["population"]
+    rows: list[tuple[str, Any]] = [("户数", p["households"]), ("人口数", p["residents"])]
+    if "minority_residents" in p:
+        rows += [
+            ("少数民族户数", _n(p["minority_households"])),
+            ("少数民族户占比", _pct(p["minority_households_share"])),
+            ("少数民族人口", _n(p["minority_residents"])),
+            ("少数民族人口占比", _pct(p["minority_residents_share"])),
+        ]
+    rows.append(("流动人口", p["floating_residents"]))
+    if "low_income" in p:
+        li = p["low_income"]
+        rows += [
+            ("低保人数", _n(li["people"])),
+            ("低保户数", _n(li["households"])),
+            ("少数民族低保人数", _n(li["minority_people"])),
+            ("少数民族低保户数", _n(li["minority_households"])),
+            ("少数民族占低保人数比例", _pct(li["minority_share"])),
+            ("廉租房户数", _n(p["low_rent_households"])),
+        ]
     v = r["visits"]
     if v.get("available"):
         rows += [
@@ -83,12 +109,12 @@ def _title(r: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------- xlsx
 def _table(ws, headers: list[str], rows: list[list[Any]]) -> None:  # type: ignore[no-untyped-def]
-    ws.append(headers)
+    append_row(ws, headers)
     for c in ws[ws.max_row]:
         c.font = Font(bold=True)
         c.fill = HEADER_FILL
     for row in rows:
-        ws.append(row)
+        append_row(ws, row)
     for i in range(1, len(headers) + 1):
         ws.column_dimensions[ws.cell(1, i).column_letter].width = 16
 
@@ -118,51 +144,69 @@ def report_xlsx(r: dict[str, Any]) -> bytes:
     wb = Workbook()
     ws = wb.active
     ws.title = "概况"
-    ws.append([_title(r)])
+    append_row(ws, [_title(r)])
     ws["A1"].font = Font(bold=True, size=14)
-    ws.append([f"统计口径:人口为截至 {r['generated_at'][:10]} 的台账;走访与案件为本期"])
+    note = f"统计口径:人口为截至 {r['generated_at'][:10]} 的台账;走访与案件为本期"
+    if r.get("privacy", {}).get("sensitive_figures") == "suppressed_below_k":
+        note += f";不足{SMALL_CELL_K}的敏感人数以“{SUPPRESSED}”表示"
+    append_row(ws, [note])
     ws.append([])
     _table(ws, ["指标", "数值"], [list(x) for x in headline_rows(r)])
     ws.column_dimensions["A"].width = 28
 
-    eth = wb.create_sheet("民族构成")
-    _table(
-        eth,
-        ["民族", "人口", "户数", "占比"],
-        [[e["name"], e["residents"], e["households"], e["share"]] for e in r["by_ethnicity"]],
-    )
-    if r["by_ethnicity"]:
-        pie = PieChart()
-        pie.title = "人口民族构成"
-        n = len(r["by_ethnicity"]) + 1
-        pie.add_data(Reference(eth, min_col=2, min_row=1, max_row=n), titles_from_data=True)
-        pie.set_categories(Reference(eth, min_col=1, min_row=2, max_row=n))
-        eth.add_chart(pie, "F2")
+    if "by_ethnicity" in r:
+        eth = wb.create_sheet("民族构成")
+        _table(
+            eth,
+            ["民族", "人口", "户数", "占比"],
+            [[e["name"], _n(e["residents"]), _n(e["households"]), e["share"]]
+             for e in r["by_ethnicity"]],
+        )  # fmt: skip
+        if r["by_ethnicity"]:
+            pie = PieChart()
+            pie.title = "人口民族构成"
+            n = len(r["by_ethnicity"]) + 1
+            pie.add_data(Reference(eth, min_col=2, min_row=1, max_row=n), titles_from_data=True)
+            pie.set_categories(Reference(eth, min_col=1, min_row=2, max_row=n))
+            eth.add_chart(pie, "F2")
 
     g = wb.create_sheet("各网格")
-    _table(
-        g,
-        ["网格编码", "网格", "户数", "少数民族户", "人口", "少数民族人口", "少数民族占比", "低保", "流动人口"],
-        [
-            [x["code"], x["name"], x["households"], x["minority_households"], x["residents"],
-             x["minority_residents"], x["minority_share"], x["low_income"], x["floating"]]
-            for x in r["grids"]
-        ],
-    )  # fmt: skip
+    sensitive = bool(r["grids"]) and "minority_residents" in r["grids"][0]
+    if sensitive:
+        _table(
+            g,
+            ["网格编码", "网格", "户数", "少数民族户", "人口", "少数民族人口", "少数民族占比", "低保",
+             "流动人口"],
+            [
+                [x["code"], x["name"], x["households"], _n(x["minority_households"]),
+                 x["residents"], _n(x["minority_residents"]), x["minority_share"],
+                 _n(x["low_income"]), x["floating"]]
+                for x in r["grids"]
+            ],
+        )  # fmt: skip
+    else:
+        _table(
+            g,
+            ["网格编码", "网格", "户数", "人口", "流动人口"],
+            [[x["code"], x["name"], x["households"], x["residents"], x["floating"]]
+             for x in r["grids"]],
+        )  # fmt: skip
     if r["grids"]:
         chart = BarChart()
         chart.title = "各网格人口"
         chart.y_axis.title = "人"
         n = len(r["grids"]) + 1
+        cols = (5, 6) if sensitive else (4, 4)
         chart.add_data(
-            Reference(g, min_col=5, max_col=6, min_row=1, max_row=n), titles_from_data=True
+            Reference(g, min_col=cols[0], max_col=cols[1], min_row=1, max_row=n),
+            titles_from_data=True,
         )
         chart.set_categories(Reference(g, min_col=2, min_row=2, max_row=n))
         chart.width, chart.height = 20, 9
         g.add_chart(chart, "K2")
 
     kg = wb.create_sheet("重点人群")
-    _table(kg, ["类别", "人数"], [[x["name"], x["residents"]] for x in r["key_groups"]])
+    _table(kg, ["类别", "人数"], [[x["name"], _n(x["residents"])] for x in r["key_groups"]])
     fl = wb.create_sheet("流动人口")
     _table(
         fl,
@@ -175,10 +219,10 @@ def report_xlsx(r: dict[str, Any]) -> bytes:
         _table(
             vs,
             ["走访规则", "应走访", "已走访", "覆盖率"],
-            [[x["name"], x["due"], x["done"], x["coverage"]] for x in v["by_rule"]],
+            [[x["name"], _n(x["due"]), _n(x["done"]), x["coverage"]] for x in v["by_rule"]],
         )
     else:
-        vs.append([v.get("reason", "暂无数据")])
+        append_row(vs, [v.get("reason", "暂无数据")])
     c = r["cases"]
     cs = wb.create_sheet("矛盾纠纷")
     if c.get("available"):
@@ -197,13 +241,13 @@ def report_xlsx(r: dict[str, Any]) -> bytes:
             [[x["level"], x["resolved"]] for x in c.get("disputes_by_level_ended", [])],
         )
     else:
-        cs.append([c.get("reason", "暂无数据")])
+        append_row(cs, [c.get("reason", "暂无数据")])
     a = r.get("assessment", {})
     ks = wb.create_sheet("考核")
     if a.get("available"):
         _table(ks, ASSESSMENT_HEADERS, assessment_rows(a))
     else:
-        ks.append([a.get("reason", "暂无数据")])
+        append_row(ks, [a.get("reason", "暂无数据")])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -230,22 +274,30 @@ def _table_page(pdf: PdfPages, r: dict[str, Any]) -> None:
 def _chart_page(pdf: PdfPages, r: dict[str, Any]) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(11.69, 8.27))
     fig.suptitle(f"{_title(r)} · 图表", fontsize=15)
-    eth = r["by_ethnicity"]
+    eth = [e for e in r.get("by_ethnicity", []) if e["residents"] is not None]
     ax = axes[0][0]
     if eth:
         ax.pie([e["residents"] for e in eth], labels=[e["name"] for e in eth], autopct="%1.0f%%")
-    ax.set_title("人口民族构成")
+        ax.set_title("人口民族构成")
+    else:
+        ax.axis("off")
     ax = axes[0][1]
     grids = r["grids"]
     names = [(g["name"] or g["code"] or "—").replace("华林山", "") for g in grids]
     x = range(len(grids))
-    ax.bar([i - 0.2 for i in x], [g["residents"] for g in grids], width=0.4, label="人口")
-    ax.bar(
-        [i + 0.2 for i in x], [g["minority_residents"] for g in grids], width=0.4, label="少数民族"
-    )
+    if grids and "minority_residents" in grids[0]:
+        ax.bar([i - 0.2 for i in x], [g["residents"] for g in grids], width=0.4, label="人口")
+        ax.bar(
+            [i + 0.2 for i in x],
+            [_num(g["minority_residents"]) for g in grids],
+            width=0.4,
+            label="少数民族",
+        )
+        ax.legend()
+    else:
+        ax.bar(list(x), [g["residents"] for g in grids], width=0.5, label="人口")
     ax.set_xticks(list(x), names, rotation=30, ha="right", fontsize=8)
     ax.set_title("各网格人口")
-    ax.legend()
     ax = axes[1][0]
     kg = [k for k in r["key_groups"] if k["residents"]]
     ax.barh([k["name"] for k in kg], [k["residents"] for k in kg], color="#c0504d")
@@ -259,10 +311,16 @@ def _chart_page(pdf: PdfPages, r: dict[str, Any]) -> None:
         ax.legend()
         ax.tick_params(axis="x", rotation=30)
         ax.set_title("矛盾纠纷(按类别)")
-    else:
+    elif "low_income" in r["population"]:
         li = r["population"]["low_income"]
-        ax.bar(["低保人数", "其中少数民族"], [li["people"], li["minority_people"]], color="#4f81bd")
+        ax.bar(
+            ["低保人数", "其中少数民族"],
+            [_num(li["people"]), _num(li["minority_people"])],
+            color="#4f81bd",
+        )
         ax.set_title(f"低保(少数民族占 {_pct(li['minority_share'])})")
+    else:
+        ax.axis("off")
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     pdf.savefig(fig)
     plt.close(fig)

@@ -20,6 +20,21 @@ page and the supervision/assessment work all show the same numbers:
 
 Population figures are a snapshot (the registers have no history); visit and case figures
 are for the period. Everything is limited to the caller's territory.
+
+Need-to-know (:mod:`gridsvc.chain.visibility`, the ``tier`` argument):
+
+- the neighbour tier (楼长、单元长、物业、业委会) gets no figure about a sensitive attribute at
+  all: no ethnicity (少数民族 counts, 民族构成), no 低保/廉租房/困难 counts, no sensitive key
+  groups (社区矫正、两劳帮教、残疾、宗教人士 …), no visits of sensitive target groups. The keys
+  are absent, not zero.
+- the staff tier gets them counted only over the part of its territory held through staff
+  positions (:func:`~gridsvc.chain.visibility.staff_scope`), with small cells suppressed:
+  a count of 1–4 is ``None`` (shown as "<5" in files), its share too, and where a total is
+  published beside a group of cells, further cells are suppressed until the hidden ones sum
+  to at least k, so no suppressed cell can be had by subtraction.
+- the street tier (and the operator's command) gets exact counts.
+
+``report["privacy"]`` says which applied.
 """
 
 from __future__ import annotations
@@ -30,14 +45,25 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from gridsvc.cases.assessment import assess
+from gridsvc.cases.models import DONE_STATUSES, Case, Kind
 from gridsvc.chain.scope import Scope
+from gridsvc.chain.visibility import (
+    SENSITIVE_TAGS,
+    SMALL_CELL_K,
+    Tier,
+    knows_sensitive,
+    staff_scope,
+    suppress_small,
+    tier_for,
+)
 from gridsvc.territory.codes import ETHNICITIES, HAN
 from gridsvc.territory.models import Community, Grid, Household, Resident, Street
+from gridsvc.visits.models import Visit, VisitTask
 
 TAG_LABELS = dict(Resident.Tag.choices)
 RESIDENCY_LABELS = dict(Resident.Residency.choices)
@@ -105,14 +131,91 @@ def _area_q(area: Community | Street, building_path: str) -> Q:
     return Q(**{f"{building_path}{key}": area})
 
 
-def _share(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
+def _share(part: int | None, whole: int | None) -> float | None:
+    """part ÷ whole; None without a whole or when the part is suppressed."""
+    return round(part / whole, 4) if whole and part is not None else None
+
+
+# ---------------------------------------------------------------- small cells
+def suppress_group(
+    counts: list[int], tier: Tier, sensitive: list[bool] | None = None
+) -> list[int | None]:
+    """Small-cell suppression over a group of cells whose total is published (k = 5).
+
+    Primary: every count 1..k-1 of a ``sensitive`` cell (default: all) becomes None (below the
+    street tier). Secondary: if any cell is hidden, further cells (smallest first) are hidden
+    until at least two are and they sum to k or more, so the total minus the shown cells never
+    reveals a small count."""
+    flags = sensitive if sensitive is not None else [True] * len(counts)
+    shown: list[int | None] = [
+        suppress_small(c, tier) if flag else c for c, flag in zip(counts, flags, strict=True)
+    ]
+    hidden = [i for i, v in enumerate(shown) if v is None]
+    if not hidden:
+        return shown
+    rest = sorted((c, i) for i, c in enumerate(counts) if shown[i] is not None and c > 0)
+    total = sum(counts[i] for i in hidden)
+    while rest and (len(hidden) < 2 or total < SMALL_CELL_K):
+        c, i = rest.pop(0)
+        shown[i] = None
+        hidden.append(i)
+        total += c
+    return shown
+
+
+def _suppress_rows(
+    rows: list[dict[str, Any]],
+    key: str,
+    tier: Tier,
+    also: tuple[str, ...] = (),
+    sensitive: list[bool] | None = None,
+) -> None:
+    """Group-suppress ``rows[*][key]`` in place; a hidden cell hides ``also`` of its row too."""
+    values = suppress_group([r[key] for r in rows], tier, sensitive)
+    for row, value in zip(rows, values, strict=True):
+        if value is None:
+            row[key] = None
+            for k in also:
+                row[k] = None
+
+
+def privacy_note(tier: Tier) -> dict[str, Any]:
+    """What need-to-know did to this report (``report["privacy"]``)."""
+    if not knows_sensitive(tier):
+        return {"tier": tier.name.lower(), "sensitive_figures": "omitted"}
+    if tier >= Tier.STREET:
+        return {"tier": tier.name.lower(), "sensitive_figures": "exact"}
+    return {
+        "tier": tier.name.lower(),
+        "sensitive_figures": "suppressed_below_k",
+        "k": SMALL_CELL_K,
+        "marker": f"<{SMALL_CELL_K}",
+    }
 
 
 # ---------------------------------------------------------------- population
-def _population(residents: QuerySet, households: QuerySet) -> dict[str, Any]:
+def _population(
+    residents: QuerySet,
+    households: QuerySet,
+    sensitive: tuple[QuerySet, QuerySet] | None,
+    tier: Tier,
+) -> dict[str, Any]:
+    """Population headline figures. ``sensitive`` is (residents, households) over the staff part
+    of the scope, or None for the neighbour tier (no sensitive figure at all)."""
+    base_r = residents.aggregate(
+        residents=Count("id"),
+        floating=Count("id", filter=Q(residency=Resident.Residency.FLOATING)),
+    )
+    out: dict[str, Any] = {
+        "households": households.count(),
+        "residents": base_r["residents"],
+        "floating_residents": base_r["floating"],
+    }
+    if sensitive is None:
+        return out
+    s_res, s_hh = sensitive
     not_han = ~Q(ethnicity=HAN)
-    r = residents.aggregate(
+    r = s_res.aggregate(
         residents=Count("id"),
         minority_residents=Count("id", filter=not_han),
         low_income=Count("id", filter=Q(tags__contains=["low_income"])),
@@ -123,41 +226,43 @@ def _population(residents: QuerySet, households: QuerySet) -> dict[str, Any]:
         low_income_minority_households=Count(
             "household", filter=Q(tags__contains=["low_income"]) & not_han, distinct=True
         ),
-        floating=Count("id", filter=Q(residency=Resident.Residency.FLOATING)),
     )
-    h = households.aggregate(
+    h = s_hh.aggregate(
         households=Count("id"),
         minority_households=Count("id", filter=Q(head__isnull=False) & ~Q(head__ethnicity=HAN)),
         low_rent_households=Count("id", filter=Q(tenure=Household.Tenure.LOW_RENT)),
     )
-    return {
-        "households": h["households"],
-        "residents": r["residents"],
-        "minority_households": h["minority_households"],
-        "minority_households_share": _share(h["minority_households"], h["households"]),
-        "minority_residents": r["minority_residents"],
-        "minority_residents_share": _share(r["minority_residents"], r["residents"]),
-        "floating_residents": r["floating"],
+    k = {name: suppress_small(v, tier) for name, v in (r | h).items()}
+    # minority + Han = all: a small count of either would follow from the other
+    for part, whole in (("minority_residents", "residents"), ("minority_households", "households")):
+        if k[part] is not None and suppress_small((r | h)[whole] - (r | h)[part], tier) is None:
+            k[part] = None
+    people, minority_people = k["low_income"], k["low_income_minority"]
+    return out | {
+        "minority_households": k["minority_households"],
+        "minority_households_share": _share(k["minority_households"], h["households"]),
+        "minority_residents": k["minority_residents"],
+        "minority_residents_share": _share(k["minority_residents"], r["residents"]),
         "low_income": {
-            "people": r["low_income"],
-            "households": r["low_income_households"],
-            "minority_people": r["low_income_minority"],
-            "minority_households": r["low_income_minority_households"],
-            "minority_share": _share(r["low_income_minority"], r["low_income"]),
+            "people": people,
+            "households": k["low_income_households"],
+            "minority_people": minority_people,
+            "minority_households": k["low_income_minority_households"],
+            "minority_share": _share(minority_people, people),
         },
-        "low_rent_households": h["low_rent_households"],
+        "low_rent_households": k["low_rent_households"],
     }
 
 
-def _by_ethnicity(residents: QuerySet) -> list[dict[str, Any]]:
-    rows = (
+def _by_ethnicity(residents: QuerySet, tier: Tier) -> list[dict[str, Any]]:
+    rows = list(
         residents.order_by()
         .values("ethnicity")
         .annotate(residents=Count("id"), households=Count("household", distinct=True))
         .order_by("-residents", "ethnicity")
     )
     total = sum(r["residents"] for r in rows)
-    return [
+    out = [
         {
             "code": r["ethnicity"],
             "name": ETHNICITIES.get(r["ethnicity"], (r["ethnicity"], ""))[0],
@@ -167,6 +272,10 @@ def _by_ethnicity(residents: QuerySet) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+    _suppress_rows(out, "residents", tier, ("households", "share"))
+    for row in out:
+        row["households"] = suppress_small(row["households"], tier)
+    return out
 
 
 def _by_residency(residents: QuerySet) -> list[dict[str, Any]]:
@@ -195,15 +304,30 @@ def _floating_by_origin(residents: QuerySet) -> list[dict[str, Any]]:
     ]
 
 
-def _key_groups(residents: QuerySet) -> list[dict[str, Any]]:
-    agg = residents.aggregate(
-        **{tag: Count("id", filter=Q(tags__contains=[tag])) for tag in Resident.Tag.values}
-    )
-    return [{"tag": t, "name": TAG_LABELS[t], "residents": agg[t]} for t in Resident.Tag.values]
+def _key_groups(
+    residents: QuerySet, sensitive: QuerySet | None, tier: Tier
+) -> list[dict[str, Any]]:
+    """重点人群 by tag; sensitive tags only for tiers that may know them (counted over the
+    staff part of the scope, small cells suppressed)."""
+    plain = [t for t in Resident.Tag.values if t not in SENSITIVE_TAGS]
+    agg = residents.aggregate(**{t: Count("id", filter=Q(tags__contains=[t])) for t in plain})
+    if sensitive is not None:
+        sens = [t for t in Resident.Tag.values if t in SENSITIVE_TAGS]
+        s_agg = sensitive.aggregate(**{t: Count("id", filter=Q(tags__contains=[t])) for t in sens})
+        agg |= {t: suppress_small(n, tier) for t, n in s_agg.items()}
+    return [
+        {"tag": t, "name": TAG_LABELS[t], "residents": agg[t]}
+        for t in Resident.Tag.values
+        if t in agg
+    ]
 
 
-def _per_grid(residents: QuerySet, households: QuerySet) -> list[dict[str, Any]]:
-    not_han = ~Q(ethnicity=HAN)
+def _per_grid(
+    residents: QuerySet,
+    households: QuerySet,
+    sensitive: tuple[QuerySet, QuerySet] | None,
+    tier: Tier,
+) -> list[dict[str, Any]]:
     key = "household__unit__building__grid"
     r_rows = {
         r[f"{key}__code"]: r
@@ -211,19 +335,12 @@ def _per_grid(residents: QuerySet, households: QuerySet) -> list[dict[str, Any]]
         .values(f"{key}__code", f"{key}__name")
         .annotate(
             residents=Count("id"),
-            minority=Count("id", filter=not_han),
-            low_income=Count("id", filter=Q(tags__contains=["low_income"])),
             floating=Count("id", filter=Q(residency=Resident.Residency.FLOATING)),
         )
     }
     h_rows = {
         r["unit__building__grid__code"]: r
-        for r in households.order_by()
-        .values("unit__building__grid__code")
-        .annotate(
-            households=Count("id"),
-            minority_households=Count("id", filter=Q(head__isnull=False) & ~Q(head__ethnicity=HAN)),
-        )
+        for r in households.order_by().values("unit__building__grid__code").annotate(n=Count("id"))
     }
     out = []
     for code in sorted(set(r_rows) | set(h_rows), key=lambda c: c or ""):
@@ -232,28 +349,53 @@ def _per_grid(residents: QuerySet, households: QuerySet) -> list[dict[str, Any]]
             {
                 "code": code,
                 "name": r.get(f"{key}__name") or "",
-                "households": h.get("households", 0),
-                "minority_households": h.get("minority_households", 0),
+                "households": h.get("n", 0),
                 "residents": r.get("residents", 0),
-                "minority_residents": r.get("minority", 0),
-                "minority_share": _share(r.get("minority", 0), r.get("residents", 0)),
-                "low_income": r.get("low_income", 0),
                 "floating": r.get("floating", 0),
             }
         )
+    if sensitive is None:
+        return out
+    s_res, s_hh = sensitive
+    not_han = ~Q(ethnicity=HAN)
+    sr = {
+        r[f"{key}__code"]: r
+        for r in s_res.order_by()
+        .values(f"{key}__code")
+        .annotate(
+            residents=Count("id"),
+            minority=Count("id", filter=not_han),
+            low_income=Count("id", filter=Q(tags__contains=["low_income"])),
+        )
+    }
+    sh = {
+        r["unit__building__grid__code"]: r["n"]
+        for r in s_hh.order_by()
+        .values("unit__building__grid__code")
+        .annotate(n=Count("id", filter=Q(head__isnull=False) & ~Q(head__ethnicity=HAN)))
+    }
+    # grids reached only through neighbour positions get no sensitive figure (None)
+    covered = [row for row in out if row["code"] in sr or row["code"] in sh]
+    for row in out:
+        s_row, here = sr.get(row["code"], {}), row["code"] in sr or row["code"] in sh
+        row["minority_households"] = sh.get(row["code"], 0) if here else None
+        row["minority_residents"] = s_row.get("minority", 0) if here else None
+        row["low_income"] = s_row.get("low_income", 0) if here else None
+        row["_staff_residents"] = s_row.get("residents", 0)
+    for key in ("minority_residents", "minority_households", "low_income"):
+        _suppress_rows(covered, key, tier)
+    for row in out:
+        row["minority_share"] = _share(row["minority_residents"], row.pop("_staff_residents"))
     return out
 
 
 # ---------------------------------------------------------------- visits (issue 4)
-def _visits(area, period: Period, scope: Scope) -> dict[str, Any]:
-    if not apps.is_installed("gridsvc.visits"):
-        return {"available": False, "reason": "the visits app is not installed"}
-    try:
-        VisitTask = apps.get_model("visits", "VisitTask")
-        Visit = apps.get_model("visits", "Visit")
-    except LookupError:
-        return {"available": False, "reason": "the visits app has no VisitTask/Visit yet"}
+def _visits(area: Community | Street, period: Period, scope: Scope, tier: Tier) -> dict[str, Any]:
+    """走访 figures. Visit rules of a sensitive target group (社区矫正 …) count people of that
+    group: left out for the neighbour tier, counted over the staff part of the scope and
+    suppressed below k for the staff tier."""
     S = VisitTask.Status
+    sensitive_rule = Q(rule__target_group__in=SENSITIVE_TAGS)
     tasks = scope.filter(
         VisitTask.objects.filter(
             _area_q(area, "household__unit__building__"),
@@ -261,12 +403,28 @@ def _visits(area, period: Period, scope: Scope) -> dict[str, Any]:
             due_on__lt=period.end,
         )
     )
+    visits = scope.filter(Visit.objects.filter(_area_q(area, "household__unit__building__")))
+    if knows_sensitive(tier):
+        staff = staff_scope(scope)
+        outside_staff = sensitive_rule & ~Q(pk__in=staff.filter(VisitTask.objects.all()))
+        tasks = tasks.exclude(outside_staff)
+    else:
+        tasks = tasks.exclude(sensitive_rule)
+        visits = visits.exclude(task__rule__target_group__in=SENSITIVE_TAGS).exclude(
+            resident__tags__overlap=list(SENSITIVE_TAGS)
+        )
     t = tasks.aggregate(
         due=Count("id"),
         done=Count("id", filter=Q(status=S.DONE)),
         overdue=Count("id", filter=Q(status=S.OVERDUE)),
         missed=Count("id", filter=Q(status=S.MISSED)),
         open=Count("id", filter=Q(status=S.OPEN)),
+    )
+    rules = list(
+        tasks.order_by()
+        .values("rule__code", "rule__name", "rule__target_group")
+        .annotate(due=Count("id"), done=Count("id", filter=Q(status=S.DONE)))
+        .order_by("rule__code")
     )
     by_rule = [
         {
@@ -276,17 +434,16 @@ def _visits(area, period: Period, scope: Scope) -> dict[str, Any]:
             "done": r["done"],
             "coverage": _share(r["done"], r["due"]),
         }
-        for r in tasks.order_by()
-        .values("rule__code", "rule__name")
-        .annotate(due=Count("id"), done=Count("id", filter=Q(status=S.DONE)))
-        .order_by("rule__code")
+        for r in rules
     ]
+    # the rows of sensitive rules count people: suppress them (and enough others) below k
+    flags = [r["rule__target_group"] in SENSITIVE_TAGS for r in rules]
+    _suppress_rows(by_rule, "due", tier, ("done", "coverage"), flags)
+    for row, flag in zip(by_rule, flags, strict=True):
+        if flag and row["done"] is not None and suppress_small(row["done"], tier) is None:
+            row["done"] = row["coverage"] = None
     lo, hi = period.bounds()
-    visits = scope.filter(
-        Visit.objects.filter(
-            _area_q(area, "household__unit__building__"), client_time__gte=lo, client_time__lt=hi
-        )
-    ).aggregate(
+    v = visits.filter(client_time__gte=lo, client_time__lt=hi).aggregate(
         n=Count("id"),
         far_off=Count("id", filter=Q(far_off=True)),
         households=Count("household", distinct=True),
@@ -299,72 +456,31 @@ def _visits(area, period: Period, scope: Scope) -> dict[str, Any]:
         "tasks_overdue": t["overdue"],
         "tasks_missed": t["missed"],
         "coverage": _share(t["done"], t["due"]),
-        "visits_logged": visits["n"],
-        "households_visited": visits["households"],
-        "far_off_visits": visits["far_off"],
+        "visits_logged": v["n"],
+        "households_visited": v["households"],
+        "far_off_visits": v["far_off"],
         "by_rule": by_rule,
     }
 
 
 # ---------------------------------------------------------------- cases (issue 3)
-def case_model():  # type: ignore[no-untyped-def]
-    try:
-        return apps.get_model("cases", "Case")
-    except LookupError:
-        return None
-
-
-def _field(model, *names: str) -> str | None:  # type: ignore[no-untyped-def]
-    have = {f.name for f in model._meta.get_fields()}
-    return next((n for n in names if n in have), None)
-
-
-def case_fields(Case) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
-    """How the Case model names what the report needs (None where it has no such field)."""
-    return {
-        "kind": _field(Case, "kind", "case_type", "type"),
-        "category": _field(Case, "category"),
-        "state": _field(Case, "state", "status"),
-        "reported": _field(Case, "reported_at", "created_at", "created"),
-        "resolved": _field(Case, "resolved_at", "closed_at"),
-        "level": _field(Case, "current_level", "level", "level_name"),
-        "petition": _field(Case, "petition_risk", "flag_petition_risk"),
-        "flags": _field(Case, "flags"),
-        "grid": _field(Case, "grid"),
-    }
-
-
-RESOLVED_STATES = ("resolved", "verified", "follow_up_verified", "closed")
-
-
-def _cases(area, period: Period, scope: Scope) -> dict[str, Any]:
-    Case = case_model()
-    if Case is None:
-        return {"available": False, "reason": "the cases app has no Case model yet"}
-    f = case_fields(Case)
-    if not (f["reported"] and f["grid"] and f["state"]):
-        return {"available": False, "reason": f"Case fields not recognised: {f}"}
-    lo, hi = period.bounds()
-    try:
-        qs = scope.filter(Case.objects.all())
-    except TypeError as exc:
-        return {"available": False, "reason": f"cases cannot be scoped yet: {exc}"}
+def _area_cases(area: Community | Street, scope: Scope) -> QuerySet:
     key = "community" if isinstance(area, Community) else "community__street"
-    qs = qs.filter(
-        **{f"{f['grid']}__{key}": area, f"{f['reported']}__gte": lo, f"{f['reported']}__lt": hi}
-    )
-    resolved_q = Q(**{f"{f['state']}__in": RESOLVED_STATES})
-    if f["resolved"]:
-        resolved_q |= Q(**{f"{f['resolved']}__isnull": False})
+    return scope.filter(Case.objects.all()).filter(**{f"grid__{key}": area})
 
-    def kind_q(kind: str) -> Q:
-        return Q(**{f["kind"]: kind}) if f["kind"] else Q()
 
-    disputes = qs.filter(kind_q("dispute"))
-    hazards = qs.filter(kind_q("hazard")) if f["kind"] else qs.none()
-    d = disputes.aggregate(received=Count("id"), resolved=Count("id", filter=resolved_q))
-    hz = hazards.aggregate(found=Count("id"), rectified=Count("id", filter=resolved_q))
-    out: dict[str, Any] = {
+# 已化解/已整改: handled (resolved, verified or closed), or carrying a resolution time.
+RESOLVED_Q = Q(status__in=DONE_STATUSES) | Q(resolved_at__isnull=False)
+
+
+def _cases(area: Community | Street, period: Period, scope: Scope) -> dict[str, Any]:
+    lo, hi = period.bounds()
+    qs = _area_cases(area, scope).filter(reported_at__gte=lo, reported_at__lt=hi)
+    disputes = qs.filter(kind=Kind.DISPUTE)
+    hazards = qs.filter(kind=Kind.HAZARD)
+    d = disputes.aggregate(received=Count("id"), resolved=Count("id", filter=RESOLVED_Q))
+    hz = hazards.aggregate(found=Count("id"), rectified=Count("id", filter=RESOLVED_Q))
+    return {
         "available": True,
         "disputes_received": d["received"],
         "disputes_resolved": d["resolved"],
@@ -372,77 +488,49 @@ def _cases(area, period: Period, scope: Scope) -> dict[str, Any]:
         "hazards_found": hz["found"],
         "hazards_rectified": hz["rectified"],
         "rectification_rate": _share(hz["rectified"], hz["found"]),
-    }
-    if f["category"]:
-        cat = f["category"]
-        is_fk = Case._meta.get_field(cat).is_relation
-        label = f"{cat}__name" if is_fk else cat
-        out["disputes_by_category"] = [
+        "disputes_by_category": [
             {
-                "category": str(r[label]),
+                "category": r["category__name"],
                 "received": r["n"],
                 "resolved": r["r"],
                 "rate": _share(r["r"], r["n"]),
             }
             for r in disputes.order_by()
-            .values(label)
-            .annotate(n=Count("id"), r=Count("id", filter=resolved_q))
+            .values("category__name")
+            .annotate(n=Count("id"), r=Count("id", filter=RESOLVED_Q))
             .order_by("-n")
-        ]
-    if f["level"]:
-        out["disputes_by_level_ended"] = [
-            {"level": str(r[f["level"]]), "resolved": r["n"]}
-            for r in disputes.filter(resolved_q)
+        ],
+        "disputes_by_level_ended": [
+            {"level": r["level"], "resolved": r["n"]}
+            for r in disputes.filter(RESOLVED_Q)
             .order_by()
-            .values(f["level"])
+            .values("level")
             .annotate(n=Count("id"))
-            .order_by(f["level"])
-        ]
-    if f["petition"]:
-        out["petition_risk"] = qs.filter(**{f["petition"]: True}).count()
-    elif f["flags"]:
-        out["petition_risk"] = qs.filter(**{f"{f['flags']}__contains": ["petition_risk"]}).count()
-    return out
+            .order_by("level")
+        ],
+        "petition_risk": qs.filter(petition_risk=True).count(),
+    }
 
 
-def _assessment(area, period: Period, scope: Scope) -> dict[str, Any]:
+def _assessment(area: Community | Street, period: Period, scope: Scope) -> dict[str, Any]:
     """考核: the supervision scores per grid for the period (same rows as
     ``/api/v1/assessment/?by=grid``), best first."""
-    if case_model() is None:
-        return {"available": False, "reason": "the cases app is not installed"}
-    from gridsvc.cases.assessment import assess
-    from gridsvc.cases.models import Case
-
-    key = "community" if isinstance(area, Community) else "community__street"
-    qs = scope.filter(Case.objects.all()).filter(**{f"grid__{key}": area})
-    rows = assess(qs, "grid", period.start, period.end)
+    rows = assess(_area_cases(area, scope), "grid", period.start, period.end)
     rows.sort(key=lambda r: (r["score"] is None, -(r["score"] or 0), str(r["name"])))
     return {"available": True, "by_grid": rows}
 
 
-def case_density_by_grid(area, period: Period, scope: Scope) -> dict[str, int]:
-    """Cases reported in the period per grid code (for the heat map); {} without cases."""
-    Case = case_model()
-    if Case is None:
-        return {}
-    f = case_fields(Case)
-    if not (f["reported"] and f["grid"]):
-        return {}
+def case_density_by_grid(area: Community | Street, period: Period, scope: Scope) -> dict[str, int]:
+    """Cases reported in the period per grid code (for the heat map)."""
     lo, hi = period.bounds()
-    try:
-        qs = scope.filter(Case.objects.all())
-    except TypeError:
-        return {}
-    key = "community" if isinstance(area, Community) else "community__street"
     rows = (
-        qs.filter(
-            **{f"{f['grid']}__{key}": area, f"{f['reported']}__gte": lo, f"{f['reported']}__lt": hi}
-        )
+        _area_cases(area, scope)
+        .filter(reported_at__gte=lo, reported_at__lt=hi)
         .order_by()
-        .values(f"{f['grid']}__code")
+        .values("grid__code")
         .annotate(n=Count("id"))
     )
-    return {r[f"{f['grid']}__code"]: r["n"] for r in rows}
+    return {r["grid__code"]: r["n"] for r in rows}
 
 
 # ---------------------------------------------------------------- the report
@@ -452,18 +540,29 @@ def work_report(
     scope: Scope,
     community: str | None = None,
     street: str | None = None,
+    tier: Tier = Tier.STREET,
 ) -> dict[str, Any]:
-    """Every figure of the work report for a community or street (see the module doc)."""
+    """Every figure of the work report for a community or street (see the module doc), as
+    ``tier`` may know them (the operator's command: STREET)."""
     area = resolve_area(scope, community=community, street=street)
-    residents = scope.filter(Resident.objects.filter(_area_q(area, "household__unit__building__")))
-    households = scope.filter(Household.objects.filter(_area_q(area, "unit__building__")))
+    r_q = _area_q(area, "household__unit__building__")
+    h_q = _area_q(area, "unit__building__")
+    residents = scope.filter(Resident.objects.filter(r_q))
+    households = scope.filter(Household.objects.filter(h_q))
+    sensitive: tuple[QuerySet, QuerySet] | None = None
+    if knows_sensitive(tier):
+        staff = staff_scope(scope)
+        sensitive = (
+            staff.filter(Resident.objects.filter(r_q)),
+            staff.filter(Household.objects.filter(h_q)),
+        )
     grids = scope.filter(
         Grid.objects.filter(
             parent__isnull=True,
             **({"community": area} if isinstance(area, Community) else {"community__street": area}),
         )
     )
-    return {
+    report: dict[str, Any] = {
         "area": {
             "level": "community" if isinstance(area, Community) else "street",
             "code": area.code,
@@ -473,16 +572,20 @@ def work_report(
         "period": {"kind": period.kind, "label": period.label, "title": period.title,
                    "start": period.start.isoformat(), "end": (period.end - timedelta(days=1)).isoformat()},
         "generated_at": timezone.now().isoformat(timespec="seconds"),
-        "population": _population(residents, households),
-        "by_ethnicity": _by_ethnicity(residents),
+        "privacy": privacy_note(tier),
+        "population": _population(residents, households, sensitive, tier),
+    }  # fmt: skip
+    if sensitive is not None:
+        report["by_ethnicity"] = _by_ethnicity(sensitive[0], tier)
+    return report | {
         "by_residency": _by_residency(residents),
         "floating_by_origin": _floating_by_origin(residents),
-        "key_groups": _key_groups(residents),
-        "grids": _per_grid(residents, households),
-        "visits": _visits(area, period, scope),
+        "key_groups": _key_groups(residents, sensitive[0] if sensitive else None, tier),
+        "grids": _per_grid(residents, households, sensitive, tier),
+        "visits": _visits(area, period, scope, tier),
         "cases": _cases(area, period, scope),
         "assessment": _assessment(area, period, scope),
-    }  # fmt: skip
+    }
 
 
 # ---------------------------------------------------------------- documents
@@ -518,11 +621,13 @@ def report_document(
     community: str | None = None,
     street: str | None = None,
 ) -> tuple[dict[str, Any], bytes | None, str]:
-    """The report and, for xlsx/pdf, its rendered file and a file name. Rendered files are
-    exports of figures about people and are written to the audit log."""
+    """The report as ``member``'s tier may know it (``None``, the operator: STREET) and, for
+    xlsx/pdf, its rendered file and a file name. Rendered files are exports of figures about
+    people and are written to the audit log."""
     if fmt not in MEDIA:
         raise ValidationError({"format": "format must be json, xlsx or pdf"})
-    report = work_report(period=period, scope=scope, community=community, street=street)
+    tier = Tier.STREET if member is None else tier_for(member)
+    report = work_report(period=period, scope=scope, community=community, street=street, tier=tier)
     name = f"work-report-{report['area']['code']}-{period.label}.{fmt}"
     if fmt == "json":
         return report, None, name
