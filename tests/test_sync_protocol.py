@@ -148,6 +148,77 @@ def test_requests_without_a_key_or_not_signed_in_are_untouched(demo, member_clie
     assert bad.status_code == 400 and bad.json()["code"] == "idempotency_key_invalid"
 
 
+def _jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("memory_limit", [16 * 1024 * 1024, 600])  # 600: spooled to a file
+def test_a_retried_upload_with_another_multipart_boundary_is_a_replay(
+    demo, member_client, memory_limit
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test.client import encode_multipart
+
+    client = member_client("grid1")
+    case_id = _post(client, "/api/v1/cases/", _report(_household("grid1"), "附件重试")).json()[
+        "case"
+    ]["id"]
+    url = f"/api/v1/cases/{case_id}/attachments/"
+    key = str(uuid.uuid4())
+    answers = []
+    for boundary in ("first-try-7d9a", "retry-after-timeout-01b3"):
+        photo = SimpleUploadedFile("p.jpg", _jpeg(), "image/jpeg")
+        body = encode_multipart(boundary, {"file": photo, "role": "photo"})
+        assert len(body) > memory_limit or memory_limit > 1000
+        with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=memory_limit):
+            answers.append(
+                client.post(
+                    url,
+                    body,
+                    content_type=f"multipart/form-data; boundary={boundary}",
+                    headers={"Idempotency-Key": key},
+                )
+            )
+    assert answers[0].status_code == 201, answers[0].content
+    assert answers[1].status_code == 201 and answers[1]["Idempotent-Replayed"] == "true"
+    assert Case.objects.get(pk=case_id).attachments.count() == 1
+
+
+def test_json_key_order_does_not_make_a_retry_another_request(demo, member_client):
+    client = member_client("grid1")
+    hh = _household("grid1")
+    key = str(uuid.uuid4())
+    first = f'{{"category": "hazard.fire", "title": "键序", "household": {hh.pk}}}'
+    retry = f'{{"household":{hh.pk},"title":"键序","category":"hazard.fire"}}'
+    for body in (first, retry):
+        r = client.post(
+            "/api/v1/cases/",
+            body,
+            content_type="application/json",
+            headers={"Idempotency-Key": key},
+        )
+        assert r.status_code == 201
+    assert r["Idempotent-Replayed"] == "true"
+    assert Case.objects.filter(title="键序").count() == 1
+
+
+def test_token_answers_are_never_stored(demo):
+    r = APIClient().post(
+        "/api/v1/auth/token/",
+        {"username": "grid1", "password": "gridsvc-demo"},
+        format="json",
+        headers={"Idempotency-Key": "login-key"},
+    )
+    assert r.status_code == 200
+    assert not IdempotencyRecord.objects.filter(key="login-key").exists()
+
+
 # ---------------------------------------------------------------- clocks
 def _visit(household: Household, when: datetime, **extra) -> dict:
     return {

@@ -19,6 +19,7 @@ response.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -33,6 +34,8 @@ HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Token answers are never stored (a replay would hand out tokens from the database).
+EXCLUDED_PREFIXES = ("/api/v1/auth/token/", "/api/v1/auth/logout/")
 STALE_AFTER = timedelta(minutes=10)
 NOT_STORED = frozenset({401, 403, 429})
 # Headers of the first response that are not replayed: per-response or per-connection ones.
@@ -70,11 +73,55 @@ def valid_key(key: str) -> bool:
     return 0 < len(key) <= MAX_KEY_LENGTH and all(32 < ord(c) < 127 for c in key)
 
 
+class BodyHasher:
+    """SHA-256 of a request body as the view will understand it, fed in chunks.
+
+    A retry need not be byte-identical: a multipart body's boundary (random per request in
+    most HTTP clients) is replaced by a constant, and :func:`body_hash` reads JSON bodies as
+    JSON (key order and white space do not count)."""
+
+    BOUNDARY = b"--gridsvc-boundary"
+
+    def __init__(self, content_type: str):
+        media, _, params = content_type.partition(";")
+        self.media = media.strip().lower()
+        self.marker = b""
+        if self.media == "multipart/form-data":
+            for param in params.split(";"):
+                name, _, value = param.strip().partition("=")
+                if name.strip().lower() == "boundary" and value.strip().strip('"'):
+                    self.marker = b"--" + value.strip().strip('"').encode("latin-1")
+        self.sha = hashlib.sha256(self.media.encode() + b"\0")
+        self.pending = b""
+
+    def update(self, chunk: bytes) -> None:
+        if not self.marker:
+            self.sha.update(chunk)
+            return
+        buf = (self.pending + chunk).replace(self.marker, self.BOUNDARY)
+        keep = len(self.marker) - 1  # a marker may straddle two chunks
+        self.sha.update(buf[:-keep] if keep else buf)
+        self.pending = buf[-keep:] if keep else b""
+
+    def hexdigest(self) -> str:
+        if self.pending:
+            self.sha.update(self.pending.replace(self.marker, self.BOUNDARY))
+            self.pending = b""
+        return self.sha.hexdigest()
+
+
 def body_hash(content_type: str, body: bytes) -> str:
-    h = hashlib.sha256(content_type.split(";")[0].strip().lower().encode())
-    h.update(b"\0")
-    h.update(body)
-    return h.hexdigest()
+    """Hash of a whole body (see :class:`BodyHasher`)."""
+    hasher = BodyHasher(content_type)
+    if hasher.media == "application/json" or hasher.media.endswith("+json"):
+        try:
+            parsed = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            pass
+        else:
+            body = json.dumps(parsed, sort_keys=True, separators=(",", ":")).encode()
+    hasher.update(body)
+    return hasher.hexdigest()
 
 
 @dataclass

@@ -14,7 +14,6 @@ Errors are JSON ``{"detail": ..., "code": ...}`` with a machine-readable ``code`
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import zlib
 from collections.abc import Callable
@@ -199,6 +198,7 @@ class IdempotencyMiddleware:
             key is None
             or request.method not in idempotency.UNSAFE_METHODS
             or not request.path.startswith(IDEMPOTENT_PREFIX)
+            or request.path.startswith(idempotency.EXCLUDED_PREFIXES)
         ):
             return self.get_response(request)
         key = key.strip()
@@ -243,12 +243,12 @@ class IdempotencyMiddleware:
     def digest(request: HttpRequest) -> str:
         """Hash of the body, read once and put back for the view. Bodies above
         DATA_UPLOAD_MAX_MEMORY_SIZE (multipart uploads) are spooled to a temporary file."""
-        content_type = request.content_type or ""
+        content_type = request.META.get("CONTENT_TYPE", "")
         length = int(request.META.get("CONTENT_LENGTH") or 0)
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if hasattr(request, "_body") or limit is None or length <= limit:
             return idempotency.body_hash(content_type, request.body)
-        h = hashlib.sha256(content_type.split(";")[0].strip().lower().encode() + b"\0")
+        h = idempotency.BodyHasher(content_type)
         spool = tempfile.SpooledTemporaryFile(max_size=limit)  # noqa: SIM115 - the view reads it
         stream = request._stream  # type: ignore[attr-defined]
         while chunk := stream.read(64 * 1024):
