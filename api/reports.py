@@ -4,8 +4,15 @@
   ``kind`` grid|compound|building, optional ``layer``, ``community``, ``crs``, ``gcj02``,
   ``strict`` → the DRY-RUN report as JSON (nothing is changed; apply with the command).
 - ``POST imports/roster/`` multipart ``file`` (xlsx/csv), optional ``dry_run`` → the per-row
-  report as JSON; ``?format=xlsx`` returns the error workbook instead. Rows for buildings
-  outside the caller's territory are errors.
+  report as JSON; ``?format=xlsx`` returns the error workbook instead. Only inside the
+  caller's staff territory (grid, community, street; neighbours' positions get 403): rows
+  for buildings, units, households or ID numbers outside it are row errors that name no one.
+  Up to ``ROSTER_SYNC_MAX_ROWS`` rows (5,000) are imported in the request; a larger roster
+  is queued for the background worker → 202 with the run to poll; more than
+  ``ROSTER_MAX_ROWS`` (100,000) → 413. An unreadable file (also an xlsx declaring XML
+  entities) → 400 naming ``file``.
+- ``GET imports/runs/{id}/`` → a queued import's status and progress (its uploader only);
+  ``?format=xlsx`` → its error workbook.
 - ``GET roster-template/`` → the empty roster template (xlsx).
 - ``GET export/{layer}/?format=gpkg|geojson|shp`` → the layer, scoped, masked, audited.
 - ``GET ledgers/{grid_code}/?year=`` → the grid's ledgers (台账) as xlsx, audited.
@@ -36,7 +43,21 @@ from gridsvc.dataio.access import audit_export, is_data_manager
 from gridsvc.dataio.boundaries import KINDS, import_boundaries
 from gridsvc.dataio.export import LAYERS, export_layer
 from gridsvc.dataio.ledgers import ledger_workbook, visible_grid
-from gridsvc.dataio.roster import RosterError, error_workbook, import_roster, template_workbook
+from gridsvc.dataio.roster import (
+    RosterError,
+    RosterTooLarge,
+    declared_rows,
+    error_workbook,
+    import_roster,
+    import_scope,
+    max_row_limit,
+    queue_import,
+    run_status,
+    stored_error_workbook,
+    sync_row_limit,
+    template_workbook,
+)
+from gridsvc.reports.models import ImportRun
 from gridsvc.reports.services import MEDIA, month_period, report_document, year_period
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
@@ -156,18 +177,41 @@ class RosterImportView(_View):
         responses={200: OpenApiTypes.OBJECT, (200, XLSX): OpenApiTypes.BINARY},
     )
     def post(self, request):  # type: ignore[no-untyped-def]
-        if request_scope(request).empty:
-            raise PermissionDenied("you hold no position with a territory")
+        if import_scope(request.user).empty:
+            raise PermissionDenied(
+                "roster imports are for grid members, community and street staff"
+            )
         dry_run = _truthy(request.data.get("dry_run") or request.query_params.get("dry_run"))
         with _Upload(request, ROSTER_SUFFIXES) as up:
             try:
                 report, sheet = import_roster(
-                    up.path, dry_run=dry_run, actor=request.user, file_name=up.name
+                    up.path,
+                    dry_run=dry_run,
+                    actor=request.user,
+                    file_name=up.name,
+                    max_rows=sync_row_limit(),
+                )
+            except RosterTooLarge:
+                declared = declared_rows(up.path)
+                if declared is not None and declared - 1 > max_row_limit():
+                    return Response(
+                        {
+                            "file": [
+                                f"the roster has {declared - 1} rows; at most "
+                                f"{max_row_limit()} rows per file: split it"
+                            ]
+                        },
+                        status=413,
+                    )
+                run = queue_import(up.path, actor=request.user, dry_run=dry_run, file_name=up.name)
+                url = f"/api/v1/reports/imports/runs/{run.pk}/"
+                return Response(
+                    run_status(run) | {"url": url}, status=202, headers={"Location": url}
                 )
             except RosterError as exc:  # pragma: no cover - import_roster reports these
                 raise DRFValidationError({"file": str(exc)}) from exc
         if report["fatal"] and sheet is None:
-            return Response(report, status=400)
+            return Response({"file": report["fatal"], "report": report}, status=400)
         if request.query_params.get("format") == "xlsx" and sheet is not None:
             audit_export(
                 request.user, "roster_errors", detail={"file": up.name, "rows": report["bad"]}
@@ -175,6 +219,27 @@ class RosterImportView(_View):
             name = f"{Path(up.name).stem}-错误行.xlsx"
             return _file_response(error_workbook(sheet), name, XLSX)
         return Response(report)
+
+
+class ImportRunView(_View):
+    @extend_schema(
+        summary="A queued import's status and progress (its uploader only)",
+        parameters=[_q("format", "xlsx: the rows with errors", ["json", "xlsx"])],
+        responses={200: OpenApiTypes.OBJECT, (200, XLSX): OpenApiTypes.BINARY},
+    )
+    def get(self, request, pk: int):  # type: ignore[no-untyped-def]
+        run = ImportRun.objects.filter(pk=pk, actor=request.user).first()
+        if run is None:
+            raise NotFound("no such import of yours")
+        if request.query_params.get("format") == "xlsx":
+            content = stored_error_workbook(run)
+            if content is None:
+                raise NotFound("this import has no rows with errors (or is not finished)")
+            audit_export(
+                request.user, "roster_errors", detail={"file": run.file_name, "run": run.pk}
+            )
+            return _file_response(content, f"{Path(run.file_name).stem}-错误行.xlsx", XLSX)
+        return Response(run_status(run))
 
 
 class RosterTemplateView(_View):
@@ -260,6 +325,7 @@ class WorkReportView(_View):
 urlpatterns: list = [
     path("reports/imports/boundaries/", BoundaryDryRunView.as_view(), name="import-boundaries"),
     path("reports/imports/roster/", RosterImportView.as_view(), name="import-roster"),
+    path("reports/imports/runs/<int:pk>/", ImportRunView.as_view(), name="import-run"),
     path("reports/roster-template/", RosterTemplateView.as_view(), name="roster-template"),
     path("reports/export/<str:layer>/", LayerExportView.as_view(), name="export-layer"),
     path("reports/ledgers/<str:grid>/", LedgerView.as_view(), name="ledgers"),

@@ -231,3 +231,114 @@ def test_api_dry_run_for_data_managers_only(tmp_path, demo, member_client):
             "/api/v1/reports/imports/boundaries/", {"file": fh, "kind": "x"}, format="multipart"
         )
     assert bad.status_code == 400 and "kind" in bad.json()
+
+
+# ---------------------------------------------------------------- scope (issue 15 item 1)
+def _geos(geom):  # type: ignore[no-untyped-def]
+    from django.contrib.gis.geos import GEOSGeometry
+
+    return GEOSGeometry(shapely.to_wkt(MultiPolygon([geom])), srid=4326)
+
+
+@pytest.fixture
+def other_street(demo):
+    """A neighbouring street east of the demo community (local metres 1000..1600), with a
+    community, a grid, a compound and a building of its own."""
+    from gridsvc.territory.models import Community, Street
+
+    area = wgs(box(1000, 0, 1600, 700))
+    street = Street.objects.create(code="620103004", name="邻街道", boundary=_geos(area))
+    community = Community.objects.create(
+        street=street, code="620103004001", name="邻社区", boundary=_geos(area)
+    )
+    grid = Grid.objects.create(
+        community=community, code="620103004001001", name="邻网格", boundary=_geos(area)
+    )
+    compound = Compound.objects.create(
+        community=community,
+        code="X-C01",
+        name="邻小区",
+        boundary=_geos(wgs(box(1050, 50, 1300, 300))),
+    )
+    building = Building.objects.create(
+        code="X-B01",
+        name="邻楼",
+        footprint=_geos(wgs(box(1100, 100, 1150, 112))),
+        grid=grid,
+        compound=compound,
+    )
+    return type(
+        "Other", (), {"street": street, "grid": grid, "compound": compound, "building": building}
+    )
+
+
+def _post(client, path, kind):  # type: ignore[no-untyped-def]
+    with path.open("rb") as fh:
+        return client.post(
+            "/api/v1/reports/imports/boundaries/", {"file": fh, "kind": kind}, format="multipart"
+        )
+
+
+def test_data_manager_cannot_touch_another_streets_territory(
+    tmp_path, demo, other_street, member_client
+):
+    from gridsvc.accounts.models import Member
+
+    actor = Member.objects.get(username="street")
+    before = Compound.objects.get(code="X-C01").boundary.wkt
+    # a compound in our own community that reuses the neighbour's compound code
+    comp = gpd.GeoDataFrame(
+        {"code": ["X-C01"], "name": ["抢占"]},
+        geometry=[wgs(box(20, 20, 120, 120))],
+        crs="EPSG:4326",
+    )
+    cpath = tmp_path / "c.geojson"
+    comp.to_file(cpath, driver="GeoJSON")
+    resp = _post(member_client("street"), cpath, "compound")
+    assert resp.status_code == 200 and not resp.json()["ok"]
+    assert any(e["check"] == "scope" for e in resp.json()["errors"])
+    report = import_boundaries(cpath, "compound", actor=actor)
+    assert not report["applied"]
+    comp_after = Compound.objects.get(code="X-C01")
+    assert comp_after.boundary.wkt == before and comp_after.name == "邻小区"
+    assert comp_after.community.code == "620103004001"
+
+    # a grid of our community drawn over the neighbour street (its building would follow)
+    frame = grids_frame({"007": box(750, 0, 1200, 350)})
+    gpath = tmp_path / "g.gpkg"
+    frame.to_file(gpath)
+    report = import_boundaries(gpath, "grid", actor=actor)
+    assert not report["applied"]
+    assert [
+        e["code"] if "code" in e else e["row"] for e in report["errors"] if e["check"] == "scope"
+    ]
+    assert Building.objects.get(code="X-B01").grid_id == other_street.grid.pk
+
+    # a building with the neighbour's building code, placed in our community
+    bframe = gpd.GeoDataFrame(
+        {"code": ["X-B01"]},
+        geometry=[MultiPolygon([wgs(box(240, 500, 260, 512))])],
+        crs="EPSG:4326",
+    )
+    bpath = tmp_path / "b.gpkg"
+    bframe.to_file(bpath)
+    report = import_boundaries(bpath, "building", actor=actor)
+    assert not report["applied"] and report["errors"][0]["check"] == "scope"
+    assert Building.objects.get(code="X-B01").compound_id == other_street.compound.pk
+
+    # the operator (command line, no actor) may: the same grid file is only warned about
+    assert import_boundaries(gpath, "grid", dry_run=True)["ok"]
+
+
+def test_rederivation_after_an_import_leaves_other_streets_buildings(demo, other_street):
+    """Defence in depth: even if a boundary reached over, only the caller's buildings move."""
+    from django.contrib.gis.geos import Polygon as GPolygon
+
+    from gridsvc.accounts.models import Member
+    from gridsvc.dataio.boundaries import _buildings_to_rederive, import_scope
+
+    scope = import_scope(Member.objects.get(username="street"))
+    env = GPolygon.from_bbox(Building.objects.get(code="X-B01").footprint.extent)
+    env.srid = 4326
+    assert other_street.building.pk not in _buildings_to_rederive(scope, env)
+    assert other_street.building.pk in _buildings_to_rederive(import_scope(None), env)

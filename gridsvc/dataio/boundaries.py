@@ -12,6 +12,14 @@ Errors block the import: unreadable file, wrong or missing CRS, a missing/duplic
 geometry that cannot be repaired, an unknown community, a grid code that does not follow
 the community code, features outside the caller's territory. Everything else (repairs made,
 overlaps, gaps, buildings in no grid or two) is a warning — or an error with ``strict``.
+
+Scope (:func:`import_scope`): a data manager imports only into the streets they hold a
+street position over (a superuser or the operator's command line: everywhere). A feature
+whose community is another street's, whose inner point lies in another street's community,
+whose code belongs to a grid/compound/building outside those streets, or whose parent grid
+is outside them, is an error; after an import only the buildings inside those streets have
+their grid and compound re-derived, so a boundary drawn over a neighbouring street takes
+none of its buildings.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import shapely
@@ -35,6 +43,9 @@ from gridsvc.territory.models import Building, Community, Compound, Grid
 from gridsvc.territory.services import derive_building_containers
 
 from .access import member_scope
+
+if TYPE_CHECKING:
+    from gridsvc.chain.scope import Scope
 
 KINDS = ("grid", "compound", "building")
 Progress = Callable[[int, int, str], None]
@@ -72,6 +83,9 @@ LAYER_HINTS = {
     "building": ("building", "buildings", "楼栋"),
 }
 MODELS = {"grid": Grid, "compound": Compound, "building": Building}
+# A grid or compound may reach into another street's community by at most this share of its
+# area (digitising slivers along a shared edge); more is an error, any of it a warning.
+OUTSIDE_TOLERANCE = 0.01
 GEOM_FIELD = {"grid": "boundary", "compound": "boundary", "building": "footprint"}
 
 
@@ -177,12 +191,25 @@ def _save_run(kind: str, file_name: str, actor, dry_run: bool, result: dict) -> 
     )
 
 
+def import_scope(actor) -> Scope:  # type: ignore[no-untyped-def]
+    """Where ``actor`` may import boundaries: the streets of their street positions (a
+    grid or building position elsewhere adds nothing); ``None`` (the operator) and
+    superusers: everywhere."""
+    from gridsvc.chain.scope import Scope
+
+    scope = member_scope(actor)
+    if scope.everything:
+        return scope
+    return Scope(street_ids=set(scope.street_ids))
+
+
 # ---------------------------------------------------------------- planning (read + check)
 class Plan:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self.rows: list[dict[str, Any]] = []  # code, geom (shapely MultiPolygon), attrs
         self.existing: dict[str, Any] = {}  # code → model instance
+        self.scope: Scope | None = None
 
 
 def _columns(columns: list[str], kind: str, mapping: dict[str, str] | None) -> dict[str, str]:
@@ -261,12 +288,14 @@ def _plan(
         plan.rows.append({"code": rec["code"], "geom": geom, "attrs": rec})
     model = MODELS[kind]
     plan.existing = {o.code: o for o in model.objects.filter(code__in=[c for c in codes if c])}
-    scope = member_scope(actor)
+    scope = import_scope(actor)
+    plan.scope = scope
     visible_communities = {
         c.code: c for c in scope.filter(Community.objects.select_related("street"))
     }
+    _plan_scope(plan, rep, scope, visible_communities)
     if kind == "grid":
-        _plan_grids(plan, rep, community, visible_communities)
+        _plan_grids(plan, rep, community, visible_communities, scope)
     elif kind == "compound":
         _plan_compounds(plan, rep, community, visible_communities)
     else:
@@ -296,7 +325,73 @@ def _communities_at(geoms: list) -> list[str | None]:  # type: ignore[type-arg]
         return [row[1] for row in cur.fetchall()]
 
 
-def _plan_grids(plan: Plan, rep: Report, community: str | None, visible: dict) -> None:  # type: ignore[type-arg]
+def _plan_scope(plan: Plan, rep: Report, scope: Scope, visible: dict) -> None:  # type: ignore[type-arg]
+    """Grids and compounds stay inside the caller's streets: an existing row with the same
+    code must be theirs, and the feature's inner point must not lie in another street's
+    community. (Buildings: :func:`_plan_buildings`.)"""
+    if scope.everything or plan.kind == "building":
+        return
+    model = MODELS[plan.kind]
+    theirs = set(
+        scope.filter(
+            model.objects.filter(pk__in=[o.pk for o in plan.existing.values()])
+        ).values_list("code", flat=True)
+    )
+    geoms = [r["geom"] for r in plan.rows]
+    spatial = _communities_at(geoms)
+    beyond = _area_outside(geoms, scope.street_ids)
+    for i, (row, at, (out_m2, area_m2)) in enumerate(zip(plan.rows, spatial, beyond, strict=True)):
+        code = row["code"]
+        if code in plan.existing and code not in theirs:
+            rep.error("scope", f"{plan.kind} {code}: code cannot be used here", row=i + 1)
+        elif (at is not None and at not in visible) or (
+            out_m2 > OUTSIDE_TOLERANCE * max(area_m2, 1.0)
+        ):
+            rep.error(
+                "scope",
+                f"{plan.kind} {code} lies outside your territory ({round(out_m2)} m² in "
+                "another street's community)",
+                row=i + 1,
+            )
+        elif out_m2 >= 1.0:
+            rep.warn(
+                "scope",
+                f"{plan.kind} {code}: {round(out_m2)} m² along the edge lie in another "
+                "street's community",
+                row=i + 1,
+            )
+
+
+def _area_outside(geoms: list, street_ids: set[int]) -> list[tuple[float, float]]:  # type: ignore[type-arg]
+    """For each geometry: (m² inside communities of streets other than ``street_ids``, its
+    own area in m²), one SQL statement."""
+    wkb = [shapely.to_wkb(g) if g is not None else None for g in geoms]
+    if not wkb:
+        return []
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT w.i,
+                   COALESCE((SELECT SUM(ST_Area(ST_Intersection(c.boundary, p.g)::geography))
+                             FROM territory_community c
+                             WHERE c.boundary && p.g AND NOT (c.street_id = ANY(%s))), 0),
+                   COALESCE(ST_Area(p.g::geography), 0)
+            FROM unnest(%s::bytea[]) WITH ORDINALITY AS w(b, i),
+                 LATERAL (SELECT ST_SetSRID(ST_GeomFromWKB(w.b), 4326) AS g) p
+            ORDER BY w.i
+            """,
+            [list(street_ids), wkb],
+        )
+        return [(float(r[1]), float(r[2])) for r in cur.fetchall()]
+
+
+def _plan_grids(
+    plan: Plan,
+    rep: Report,
+    community: str | None,
+    visible: dict,  # type: ignore[type-arg]
+    scope: Scope,
+) -> None:
     file_codes = {r["code"] for r in plan.rows}
     for i, row in enumerate(plan.rows):
         code, attrs = row["code"], row["attrs"]
@@ -321,8 +416,16 @@ def _plan_grids(plan: Plan, rep: Report, community: str | None, visible: dict) -
                 + (" (+3 for a micro-grid)" if parent else ""),
                 row=i + 1,
             )
-        if parent and parent not in file_codes and not Grid.objects.filter(code=parent).exists():
-            rep.error("parent", f"grid {code}: parent grid {parent} does not exist", row=i + 1)
+        if (
+            parent
+            and parent not in file_codes
+            and not scope.filter(Grid.objects.filter(code=parent)).exists()
+        ):
+            rep.error(
+                "parent",
+                f"grid {code}: parent grid {parent} does not exist in your territory",
+                row=i + 1,
+            )
 
 
 def _plan_compounds(plan: Plan, rep: Report, community: str | None, visible: dict) -> None:  # type: ignore[type-arg]
@@ -598,23 +701,42 @@ def _apply(plan: Plan, rep: Report, actor, file_name: str, progress: Progress | 
         )
         if progress:
             progress(n, len(rows), "saving")
+    scope = plan.scope or import_scope(actor)
+    grids = scope.filter(Grid.objects.all())
     for code, parent in parents.items():  # after all grids exist (a parent may be in the file)
         if parent:
-            Grid.objects.filter(code=code).update(parent=Grid.objects.get(code=parent))
+            grids.filter(code=code).update(parent=grids.get(code=parent))
     BoundaryVersion.objects.filter(kind=plan.kind, code__in=changed, valid_to__isnull=True).update(
         valid_to=now
     )
     BoundaryVersion.objects.bulk_create(versions)
     if touched_area:
         envelope = shapely.envelope(shapely.union_all([_shapely(g) for g in touched_area]))
-        ids = list(
-            Building.objects.filter(footprint__bboverlaps=_geos(envelope)).values_list(
-                "pk", flat=True
-            )
-        )
+        ids = _buildings_to_rederive(scope, _geos(envelope))
         rep.data["rederived_buildings"] = derive_building_containers(ids)
     run.report = rep.as_dict() | {"applied": True}
     run.save(update_fields=["report"])
+
+
+def _buildings_to_rederive(scope: Scope, envelope: GEOSGeometry) -> list[int]:
+    """Buildings near the import whose grid/compound may change: only the caller's (in a grid
+    of their streets, or in no grid but inside one of their streets' communities)."""
+    near = Building.objects.filter(footprint__bboverlaps=envelope)
+    if scope.everything:
+        return list(near.values_list("pk", flat=True))
+    ids = set(scope.filter(near).values_list("pk", flat=True))
+    gridless = list(near.filter(grid__isnull=True).values_list("pk", flat=True))
+    if gridless and scope.street_ids:
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT b.id FROM territory_building b WHERE b.id = ANY(%s) AND EXISTS ("
+                "SELECT 1 FROM territory_community c WHERE c.street_id = ANY(%s) "
+                "AND c.boundary && b.footprint "
+                "AND ST_Covers(c.boundary, ST_PointOnSurface(b.footprint)))",
+                [gridless, list(scope.street_ids)],
+            )
+            ids |= {row[0] for row in cur.fetchall()}
+    return sorted(ids)
 
 
 def _save_without_derivation(building: Building) -> None:

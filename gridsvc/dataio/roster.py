@@ -13,6 +13,17 @@ transaction. Idempotent: a resident is found again by the keyed hash of the ID n
 (``gridsvc.crypto.keyed_hash``) and its household (unit + room), so re-uploading the same or
 the fixed rows updates in place rather than duplicating. A person already recorded in another
 household of the territory is moved (and the move is reported).
+
+Scope (辖区): an import sees and writes only inside the caller's *staff* territory
+(:func:`import_scope`: street, community and grid positions; neighbours' positions — unit
+and building heads, property managers, owners' committees — import nothing). Buildings,
+units, households and residents are all looked up, and written, through that scope. An ID
+number that belongs to a resident outside it is a row error that names nothing (
+:data:`ID_REFUSED`): no name, no address, and that resident is neither moved nor changed.
+
+Limits: :func:`read_roster` streams the file (openpyxl read-only mode, the CSV reader) and
+stops as soon as ``max_rows`` is passed (:class:`RosterTooLarge`), so a limit is checked
+without reading the whole file. An xlsx that declares XML entities is refused (defusedxml).
 """
 
 from __future__ import annotations
@@ -20,22 +31,31 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.utils import timezone
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from gridsvc.crypto import keyed_hash
+from gridsvc.chain.scope import Scope
+from gridsvc.chain.visibility import staff_scope
+from gridsvc.crypto import fernet, keyed_hash
 from gridsvc.territory.codes import ETHNICITIES, ethnicity_code, validate_id_number
 from gridsvc.territory.models import Building, Household, Resident, Unit
 
 from .access import member_scope
+from .cells import append_row
+
+Progress = Callable[[int, int, str], None]  # (done, total, phase)
 
 
 @dataclass(frozen=True)
@@ -102,6 +122,29 @@ class RosterError(ValueError):
     """The file cannot be read as a roster at all (no header row, wrong format)."""
 
 
+class RosterTooLarge(RosterError):
+    """The file has more than ``limit`` data rows (reading stopped there)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} rows (名册超过 {limit} 行)")
+        self.limit = limit
+
+
+# Texts longer than the database allows are row errors, not a failed transaction.
+MAX_LENGTH = {"name": 64, "room": 16, "relation": 16, "origin": 128, "unit": 16}
+# The row error for an ID number recorded outside the caller's territory: it names nothing.
+ID_REFUSED = "身份证号不能在此使用 (ID number cannot be used here)"
+
+
+def import_scope(member) -> Scope:  # type: ignore[no-untyped-def]
+    """Where ``member`` may import residents (导入范围): their street, community and grid
+    positions. Neighbours' positions are left out — they neither write nor learn residents'
+    sensitive facts. ``None`` (the operator's command line) is everything."""
+    if member is None:
+        return member_scope(None)
+    return staff_scope(member_scope(member))
+
+
 @dataclass
 class Row:
     number: int  # row number in the file (1-based, header counted)
@@ -136,17 +179,27 @@ def _key_for(header: str) -> str | None:
     return None
 
 
-def _read_matrix(path: Path) -> list[list[Any]]:
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
+def _iter_matrix(path: Path) -> Iterator[list[Any]]:
+    """The file's rows, one at a time (an xlsx in openpyxl's read-only streaming mode)."""
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
         try:
             wb = load_workbook(path, read_only=True, data_only=True)
-        except Exception as exc:
+        except Exception as exc:  # not a zip, bad XML, declared entities (defusedxml) …
             raise RosterError(f"cannot open {path.name} as an xlsx workbook: {exc}") from exc
-        ws = wb.worksheets[0]
-        matrix = [list(r) for r in ws.iter_rows(values_only=True)]
-        wb.close()
-        return matrix
-    if path.suffix.lower() in (".csv", ".txt"):
+        try:
+            if not wb.worksheets:
+                raise RosterError(f"{path.name} has no worksheet")
+            for row in wb.worksheets[0].iter_rows(values_only=True):
+                yield list(row)
+        except RosterError:
+            raise
+        except Exception as exc:  # a sheet's XML is parsed while iterating
+            raise RosterError(f"cannot read {path.name} as an xlsx workbook: {exc}") from exc
+        finally:
+            wb.close()
+        return
+    if suffix in (".csv", ".txt"):
         data = path.read_bytes()
         for enc in ("utf-8-sig", "gb18030"):
             try:
@@ -156,8 +209,32 @@ def _read_matrix(path: Path) -> list[list[Any]]:
                 continue
         else:
             raise RosterError("CSV is neither UTF-8 nor GB18030 text")
-        return [list(r) for r in csv.reader(io.StringIO(text))]
+        del data
+        try:
+            yield from csv.reader(io.StringIO(text))
+        except csv.Error as exc:
+            raise RosterError(f"cannot read {path.name} as CSV: {exc}") from exc
+        return
     raise RosterError(f"{path.name}: a roster is an .xlsx or .csv file")
+
+
+def declared_rows(path: str | Path) -> int | None:
+    """How many rows the file says it has, without reading them: an xlsx's declared
+    ``dimension``, a CSV's line count. ``None`` when the file does not say."""
+    path = Path(path)
+    if path.suffix.lower() in (".csv", ".txt"):
+        with path.open("rb") as fh:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except Exception:
+        return None
+    try:
+        return wb.worksheets[0].max_row if wb.worksheets else None
+    except Exception:
+        return None
+    finally:
+        wb.close()
 
 
 def _cell_text(value: Any) -> str:
@@ -168,26 +245,40 @@ def _cell_text(value: Any) -> str:
     return str(value).strip()
 
 
-def read_roster(path: str | Path) -> Sheet:
-    """Find the header row (the first with 姓名 and 身份证号 in the first 10 rows) and read rows."""
-    matrix = _read_matrix(Path(path))
-    found = None
-    for idx, row in enumerate(matrix[:10]):
+def read_roster(path: str | Path, max_rows: int | None = None) -> Sheet:
+    """Find the header row (the first with 姓名 and 身份证号 in the first 10 rows) and read the
+    rows after it. More than ``max_rows`` data rows → :class:`RosterTooLarge`, raised as soon
+    as the next row is seen."""
+    matrix = _iter_matrix(Path(path))
+    try:
+        return _read_sheet(matrix, max_rows)
+    finally:
+        matrix.close()
+
+
+def _read_sheet(matrix: Iterator[list[Any]], max_rows: int | None) -> Sheet:
+    header: list[Any] | None = None
+    header_idx = 0
+    keys: dict[int, str] = {}
+    for idx, row in enumerate(matrix):
         keys = {i: k for i, cell in enumerate(row) if (k := _key_for(cell))}
         if "name" in keys.values() and "id_number" in keys.values():
-            found = idx
+            header, header_idx = row, idx
             break
-    if found is None:
+        if idx >= 9:
+            break
+    if header is None:
         raise RosterError("no header row with 姓名 and 身份证号 in the first 10 rows")
-    h_idx = found
     missing = [c.header for c in COLUMNS if c.required and c.key not in keys.values()]
     if missing:
         raise RosterError(f"missing column(s): {', '.join(missing)}")
-    headers = [_cell_text(c) for c in matrix[h_idx]]
+    headers = [_cell_text(c) for c in header]
     rows = []
-    for n, raw in enumerate(matrix[h_idx + 1 :], start=h_idx + 2):
+    for n, raw in enumerate(matrix, start=header_idx + 2):
         if not any(_cell_text(c) for c in raw):
             continue
+        if max_rows is not None and len(rows) >= max_rows:
+            raise RosterTooLarge(max_rows)
         raw = list(raw) + [None] * (len(headers) - len(raw))
         values = {k: _cell_text(raw[i]) for i, k in keys.items() if i < len(raw)}
         rows.append(Row(n, raw[: len(headers)], values))
@@ -197,7 +288,8 @@ def read_roster(path: str | Path) -> Sheet:
 # ---------------------------------------------------------------- checking
 @dataclass
 class Lookup:
-    """Buildings, units and households of the caller's territory, loaded once."""
+    """Buildings, units and households of the caller's territory, loaded once, each through
+    the import scope (a unit head's building is not a licence for its other units)."""
 
     buildings: dict[str, int]
     outside: set[str]
@@ -205,7 +297,7 @@ class Lookup:
     households: dict[tuple[int, str], int]
 
     @classmethod
-    def load(cls, scope, refs: Iterable[str]) -> Lookup:  # type: ignore[no-untyped-def]
+    def load(cls, scope: Scope, refs: Iterable[str]) -> Lookup:
         refs = {r for r in refs if r}
         q = Building.objects.filter(code__in=refs) | Building.objects.filter(name__in=refs)
         q = q | Building.objects.filter(address__in=refs)
@@ -223,15 +315,15 @@ class Lookup:
         ids = set(buildings.values())
         units = {
             (b, n): pk
-            for pk, b, n in Unit.objects.filter(building__in=ids).values_list(
+            for pk, b, n in scope.filter(Unit.objects.filter(building__in=ids)).values_list(
                 "pk", "building_id", "number"
             )
         }
         households = {
             (u, room): pk
-            for pk, u, room in Household.objects.filter(unit__building__in=ids).values_list(
-                "pk", "unit_id", "room"
-            )
+            for pk, u, room in scope.filter(
+                Household.objects.filter(unit__building__in=ids)
+            ).values_list("pk", "unit_id", "room")
         }
         return cls(buildings, outside, units, households)
 
@@ -246,8 +338,16 @@ def _room(text: str) -> str:
 
 def check_row(row: Row, lookup: Lookup, seen_ids: dict[str, int]) -> None:
     v = row.values
+    headers = {c.key: c.header for c in COLUMNS}
+    for key, text in v.items():
+        if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in text):
+            row.fail(key, f"{headers[key]}含有控制字符 (control character)")
+            v[key] = ""
+        elif len(text) > MAX_LENGTH.get(key, 256):
+            row.fail(key, f"{headers[key]}过长 (longer than {MAX_LENGTH.get(key, 256)})")
+            v[key] = ""
     for col in COLUMNS:
-        if col.required and not v.get(col.key):
+        if col.required and not v.get(col.key) and col.key not in row.bad_fields:
             row.fail(col.key, f"{col.header}为空 ({col.header} is empty)")
     ref = v.get("building", "")
     building = lookup.buildings.get(ref)
@@ -332,16 +432,48 @@ def check_row(row: Row, lookup: Lookup, seen_ids: dict[str, int]) -> None:
     }
 
 
-# ---------------------------------------------------------------- writing
-def _apply(rows: list[Row], rep: dict[str, Any], write: bool) -> None:
-    hashes = [r.clean["id_hash"] for r in rows]
+# ---------------------------------------------------------------- identities
+def resolve_identities(rows: list[Row], scope: Scope) -> dict[str, Resident]:
+    """The residents the good rows' ID numbers name, found only inside ``scope`` (keyed
+    hash). A row whose ID number belongs to a resident outside the scope becomes a row error
+    that names nothing (:data:`ID_REFUSED`); that resident is not touched."""
+    hashes = {r.clean["id_hash"] for r in rows if r.clean}
     existing: dict[str, Resident] = {}
-    for res in Resident.objects.filter(id_number_hash__in=hashes).select_related(
-        "household__unit__building"
-    ):
+    if not hashes:
+        return existing
+    inside = scope.filter(Resident.objects.filter(id_number_hash__in=hashes))
+    for res in inside.select_related("household__unit__building").order_by("pk"):
         existing.setdefault(res.id_number_hash, res)
-    new_households: dict[tuple[int, str], Household] = {}
+    if scope.everything:
+        return existing
+    recorded = set(
+        Resident.objects.filter(id_number_hash__in=hashes - set(existing))
+        .values_list("id_number_hash", flat=True)
+        .distinct()
+    )
     for row in rows:
+        if row.clean and row.clean["id_hash"] in recorded:
+            row.fail("id_number", ID_REFUSED)
+            row.clean = {}
+    return existing
+
+
+# ---------------------------------------------------------------- writing
+def _apply(
+    rows: list[Row],
+    existing: dict[str, Resident],
+    rep: dict[str, Any],
+    write: bool,
+    scope: Scope,
+    progress: Progress | None = None,
+) -> None:
+    """Write the good rows (in the caller's transaction). ``existing``: the residents found
+    by :func:`resolve_identities`; households are written through ``scope``."""
+    households = scope.filter(Household.objects.all())
+    new_households: dict[tuple[int, str], Household] = {}
+    for n, row in enumerate(rows, start=1):
+        if progress and (n % 250 == 0 or n == len(rows)):
+            progress(n, len(rows), "writing")
         c = row.clean
         hh_id = c["household"]
         key = (c["unit"], c["room"])
@@ -357,9 +489,7 @@ def _apply(rows: list[Row], rep: dict[str, Any], write: bool) -> None:
                 new_households[key] = hh
             hh_id = hh.pk
         elif write and c["tenure"]:
-            Household.objects.filter(pk=hh_id).exclude(tenure=c["tenure"]).update(
-                tenure=c["tenure"]
-            )
+            households.filter(pk=hh_id).exclude(tenure=c["tenure"]).update(tenure=c["tenure"])
         res = existing.get(c["id_hash"])
         fields = {
             "name": c["name"],
@@ -395,22 +525,12 @@ def _apply(rows: list[Row], rep: dict[str, Any], write: bool) -> None:
         if write and changed:
             res.save()
         if write and c["relation"] == "户主":
-            Household.objects.filter(pk=hh_id).update(head=res)
+            households.filter(pk=hh_id).update(head=res)
 
 
-def import_roster(
-    path: str | Path,
-    *,
-    dry_run: bool = False,
-    actor=None,  # type: ignore[no-untyped-def]
-    file_name: str | None = None,
-) -> tuple[dict[str, Any], Sheet | None]:
-    """Check (and unless ``dry_run``, write) a roster. Returns (report, sheet); the sheet
-    carries the per-row errors for :func:`error_workbook`."""
-    from gridsvc.reports.models import ImportRun
-
-    file_name = file_name or Path(path).name
-    rep: dict[str, Any] = {
+def new_report(file_name: str, dry_run: bool) -> dict[str, Any]:
+    """An empty roster import report."""
+    return {
         "file": file_name,
         "dry_run": dry_run,
         "rows": 0,
@@ -425,45 +545,241 @@ def import_roster(
         "fatal": [],
         "applied": False,
     }
+
+
+def import_roster(
+    path: str | Path,
+    *,
+    dry_run: bool = False,
+    actor=None,  # type: ignore[no-untyped-def]
+    file_name: str | None = None,
+    max_rows: int | None = None,
+    progress: Progress | None = None,
+    run=None,  # type: ignore[no-untyped-def]
+) -> tuple[dict[str, Any], Sheet | None]:
+    """Check (and unless ``dry_run``, write) a roster within ``actor``'s :func:`import_scope`.
+    Returns (report, sheet); the sheet carries the per-row errors for :func:`error_workbook`.
+
+    More than ``max_rows`` rows → :class:`RosterTooLarge` is raised before anything is
+    checked or recorded. ``run``: the queued :class:`~gridsvc.reports.models.ImportRun` this
+    is (else a new one is recorded)."""
+    from gridsvc.reports.models import ImportRun
+
+    file_name = file_name or Path(path).name
+    rep = new_report(file_name, dry_run)
+    if progress:
+        progress(0, 0, "reading")
     try:
-        sheet = read_roster(path)
+        sheet = read_roster(path, max_rows=max_rows)
+    except RosterTooLarge:
+        raise
     except RosterError as exc:
         rep["fatal"].append(str(exc))
         sheet = None
     if sheet is not None:
-        scope = member_scope(actor)
-        lookup = Lookup.load(scope, (r.values.get("building", "") for r in sheet.rows))
-        seen: dict[str, int] = {}
-        for row in sheet.rows:
-            check_row(row, lookup, seen)
-        good = [r for r in sheet.rows if not r.errors]
-        rep["rows"], rep["good"] = len(sheet.rows), len(good)
-        rep["bad"] = len(sheet.rows) - len(good)
-        rep["errors"] = [
-            {"row": r.number, "messages": r.errors, "fields": sorted(r.bad_fields)}
-            for r in sheet.rows
-            if r.errors
-        ]
-        try:
-            with transaction.atomic():
-                _apply(good, rep, write=not dry_run)
-                if dry_run:
-                    transaction.set_rollback(True)
-            rep["applied"] = not dry_run and bool(good)
-        except Exception as exc:  # nothing written; every row reported as not imported
-            rep["fatal"].append(f"import rolled back: {type(exc).__name__}: {exc}")
-            rep["applied"] = False
+        _check_and_apply(sheet, rep, actor, dry_run, progress)
     rep["ok"] = not rep["fatal"]
-    ImportRun.objects.create(
-        kind=ImportRun.Kind.ROSTER,
-        file_name=file_name[:255],
-        actor=actor if getattr(actor, "pk", None) else None,
-        dry_run=dry_run,
-        ok=rep["ok"],
-        applied=rep["applied"],
-        report=rep,
-    )
+    if run is None:
+        run = ImportRun(kind=ImportRun.Kind.ROSTER)
+    run.file_name = file_name[:255]
+    run.actor = actor if getattr(actor, "pk", None) else None
+    run.dry_run = dry_run
+    run.ok, run.applied, run.report = rep["ok"], rep["applied"], rep
+    run.rows_total = run.rows_done = rep["rows"]
+    run.save()
     return rep, sheet
+
+
+def _check_and_apply(
+    sheet: Sheet,
+    rep: dict[str, Any],
+    actor,  # type: ignore[no-untyped-def]
+    dry_run: bool,
+    progress: Progress | None,
+) -> None:
+    scope = import_scope(actor)
+    total = len(sheet.rows)
+    lookup = Lookup.load(scope, (r.values.get("building", "") for r in sheet.rows))
+    seen: dict[str, int] = {}
+    for n, row in enumerate(sheet.rows, start=1):
+        check_row(row, lookup, seen)
+        if progress and n % 1000 == 0:
+            progress(n, total, "checking")
+    existing = resolve_identities(sheet.rows, scope)
+    refused = sum(ID_REFUSED in r.errors for r in sheet.rows)
+    if refused and actor is not None:
+        _audit_refused(actor, rep["file"], refused)
+    good = [r for r in sheet.rows if not r.errors]
+    rep["rows"], rep["good"] = total, len(good)
+    rep["bad"] = total - len(good)
+    rep["errors"] = [
+        {"row": r.number, "messages": r.errors, "fields": sorted(r.bad_fields)}
+        for r in sheet.rows
+        if r.errors
+    ]
+    try:
+        with transaction.atomic():
+            _apply(good, existing, rep, not dry_run, scope, progress)
+            if dry_run:
+                transaction.set_rollback(True)
+        rep["applied"] = not dry_run and bool(good)
+    except Exception as exc:  # nothing written; every row reported as not imported
+        rep["fatal"].append(f"import rolled back: {type(exc).__name__}: {exc}")
+        rep["applied"] = False
+        for key in ("households_created", "residents_created", "residents_updated"):
+            rep[key] = 0
+
+
+def _audit_refused(actor, file_name: str, rows: int) -> None:  # type: ignore[no-untyped-def]
+    """ID numbers tried outside the caller's territory are logged (an enumeration shows)."""
+    from gridsvc.audit.models import AuditEntry
+    from gridsvc.audit.services import record
+
+    record(
+        actor,
+        AuditEntry.Action.OTHER,
+        object_type="roster_import",
+        detail={"file": file_name[:255], "id_numbers_refused": rows},
+    )
+
+
+# ---------------------------------------------------------------- limits and queued imports
+def sync_row_limit() -> int:
+    """Rows imported within the request (``settings.ROSTER_SYNC_MAX_ROWS``, default 5,000);
+    larger rosters go to the background worker."""
+    return int(getattr(settings, "ROSTER_SYNC_MAX_ROWS", 5_000))
+
+
+def max_row_limit() -> int:
+    """The most rows one roster may have (``settings.ROSTER_MAX_ROWS``, default 100,000)."""
+    return int(getattr(settings, "ROSTER_MAX_ROWS", 100_000))
+
+
+def queue_import(path: str | Path, *, actor, dry_run: bool, file_name: str):  # type: ignore[no-untyped-def]
+    """Record a queued roster import (the file encrypted on the run) and enqueue the worker
+    job, both in one transaction: either both exist or neither."""
+    from gridsvc.reports.models import ImportRun
+
+    from .tasks import import_roster_job
+
+    with transaction.atomic():
+        run = ImportRun.objects.create(
+            kind=ImportRun.Kind.ROSTER,
+            file_name=file_name[:255],
+            actor=actor if getattr(actor, "pk", None) else None,
+            dry_run=dry_run,
+            status=ImportRun.Status.QUEUED,
+            phase="queued",
+            upload=fernet().encrypt(Path(path).read_bytes()),
+            report={"file": file_name, "dry_run": dry_run},
+        )
+        import_roster_job.defer(run_id=run.pk)
+    return run
+
+
+class _ProgressWriter:
+    """Writes a queued run's progress on a connection of its own, so the uploader sees it
+    while the import's transaction is still open (at most once a second)."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.conn = connections.create_connection(DEFAULT_DB_ALIAS)
+        self.last = 0.0
+        self.phase_seen = ""
+
+    def __call__(self, done: int, total: int, phase: str) -> None:
+        now = time.monotonic()
+        if now - self.last < 1.0 and phase == self.phase_seen:
+            return
+        self.last, self.phase_seen = now, phase
+        from gridsvc.reports.models import ImportRun
+
+        with self.conn.cursor() as cur:
+            cur.execute(
+                f"UPDATE {ImportRun._meta.db_table} SET rows_done = %s, rows_total = %s, "
+                "phase = %s WHERE id = %s",
+                [done, total or None, phase, self.run_id],
+            )
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def run_queued_import(run_id: int) -> dict[str, Any]:
+    """The worker's side of :func:`queue_import`: import the run's file within its
+    uploader's scope (as the uploader's positions are now), with progress, at most
+    :func:`max_row_limit` rows; keep the report and the error workbook, drop the file."""
+    from gridsvc.reports.models import ImportRun
+
+    run = ImportRun.objects.select_related("actor").get(pk=run_id)
+    if run.status != ImportRun.Status.QUEUED:  # a retry of a finished job
+        return {"run": run.pk, "status": run.status}
+    ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.RUNNING, phase="reading")
+    run.status, run.phase = ImportRun.Status.RUNNING, "reading"
+    writer = _ProgressWriter(run.pk)
+    sheet = None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"upload{Path(run.file_name).suffix.lower()}"
+            path.write_bytes(fernet().decrypt(bytes(run.upload or b"")))
+            try:
+                rep, sheet = import_roster(
+                    path,
+                    dry_run=run.dry_run,
+                    actor=run.actor,
+                    file_name=run.file_name,
+                    max_rows=max_row_limit(),
+                    progress=writer,
+                    run=run,
+                )
+            except RosterTooLarge as exc:
+                rep = new_report(run.file_name, run.dry_run)
+                rep["fatal"].append(f"{exc}: split the roster (at most {exc.limit} rows)")
+                rep["ok"] = False
+                run.report, run.ok, run.applied = rep, False, False
+    except Exception as exc:  # unreadable upload, database gone …: recorded, not lost
+        rep = new_report(run.file_name, run.dry_run)
+        rep["fatal"].append(f"import failed: {type(exc).__name__}")
+        rep["ok"] = False
+        run.report, run.ok, run.applied = rep, False, False
+    finally:
+        writer.close()
+    run.status = ImportRun.Status.DONE if rep["ok"] else ImportRun.Status.FAILED
+    run.phase = "done"
+    run.finished_at = timezone.now()
+    run.upload = None
+    if sheet is not None and rep.get("bad"):
+        run.error_workbook = fernet().encrypt(error_workbook(sheet))
+    run.save()
+    return {"run": run.pk, "status": run.status, "rows": rep.get("rows", 0)}
+
+
+def run_status(run) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """What the uploader sees of an import run (poll until ``status`` is done or failed)."""
+    finished = run.status in ("done", "failed")
+    return {
+        "id": run.pk,
+        "kind": run.kind,
+        "file": run.file_name,
+        "dry_run": run.dry_run,
+        "status": run.status,
+        "phase": run.phase,
+        "rows_total": run.rows_total,
+        "rows_done": run.rows_done,
+        "created_at": run.created_at,
+        "finished_at": run.finished_at,
+        "ok": run.ok if finished else None,
+        "applied": run.applied,
+        "has_error_workbook": run.error_workbook is not None,
+        "report": run.report if finished else None,
+    }
+
+
+def stored_error_workbook(run) -> bytes | None:  # type: ignore[no-untyped-def]
+    """The error workbook a queued run kept (decrypted), or None."""
+    if run.error_workbook is None:
+        return None
+    return fernet().decrypt(bytes(run.error_workbook))
 
 
 # ---------------------------------------------------------------- workbooks
@@ -473,12 +789,13 @@ def error_workbook(sheet: Sheet) -> bytes:
     wb = Workbook()
     ws = wb.active
     ws.title = "错误行"
-    ws.append([ROW_HEADER, *sheet.headers, ERROR_HEADER])
+    append_row(ws, [ROW_HEADER, *sheet.headers, ERROR_HEADER])
     for cell in ws[1]:
         cell.font = Font(bold=True)
     by_key = {k: i for i, k in sheet.keys.items()}
     for row in (r for r in sheet.rows if r.errors):
-        ws.append([row.number, *[_cell_text(c) for c in row.raw], ";".join(row.errors)])
+        # the office's own cells, always as text (a cell "=1+2" comes back as "=1+2")
+        append_row(ws, [row.number, *[_cell_text(c) for c in row.raw], ";".join(row.errors)])
         r = ws.max_row
         for key in row.bad_fields:
             if key in by_key:
@@ -497,7 +814,7 @@ def template_workbook() -> bytes:
     wb = Workbook()
     ws = wb.active
     ws.title = "居民名册"
-    ws.append([c.header + ("*" if c.required else "") for c in COLUMNS])
+    append_row(ws, [c.header + ("*" if c.required else "") for c in COLUMNS])
     for i, col in enumerate(COLUMNS, start=1):
         cell = ws.cell(1, i)
         cell.font = Font(bold=True, color="C00000" if col.required else "000000")
@@ -515,12 +832,12 @@ def template_workbook() -> bytes:
             letter = ws.cell(1, i).column_letter
             dv.add(f"{letter}2:{letter}5000")
     notes = wb.create_sheet("填写说明")
-    notes.append(["列", "必填", "说明"])
+    append_row(notes, ["列", "必填", "说明"])
     for col in COLUMNS:
-        notes.append([col.header, "是" if col.required else "", col.note])
+        append_row(notes, [col.header, "是" if col.required else "", col.note])
     notes.append([])
-    notes.append(["民族", "", "、".join(zh for zh, _en in ETHNICITIES.values())])
-    notes.append(["标签/人群类别", "", "、".join(label for _v, label in Resident.Tag.choices)])
+    append_row(notes, ["民族", "", "、".join(zh for zh, _en in ETHNICITIES.values())])
+    append_row(notes, ["标签/人群类别", "", "、".join(label for _v, label in Resident.Tag.choices)])
     return _save(wb)
 
 

@@ -1,7 +1,10 @@
 """Reports and data in/out: the record of imports and the history of imported boundaries.
 
 - :class:`ImportRun` (导入记录): one run of a boundary or roster import (dry run or real),
-  who ran it, on which file, and the full report it produced.
+  who ran it, on which file, and the full report it produced. A roster too large to import
+  within the request (``settings.ROSTER_SYNC_MAX_ROWS``) is queued: the run then carries
+  the upload (encrypted at rest, dropped when the worker is done), its status and progress
+  (rows checked / written) for the uploader to poll, and the error workbook.
 - :class:`BoundaryVersion` (边界版本): every geometry and attribute set a grid, compound or
   building has had through imports. Re-importing updates the territory row in place (by
   code) and appends a version here; the first import over a row that predates imports also
@@ -21,6 +24,12 @@ class ImportRun(models.Model):
         BUILDING = "building", "楼栋轮廓"
         ROSTER = "roster", "户籍/居民名册"
 
+    class Status(models.TextChoices):
+        QUEUED = "queued", "排队中"
+        RUNNING = "running", "导入中"
+        DONE = "done", "完成"
+        FAILED = "failed", "失败"
+
     kind = models.CharField(max_length=16, choices=Kind.choices)
     file_name = models.CharField(max_length=255)
     actor = models.ForeignKey(
@@ -31,6 +40,18 @@ class ImportRun(models.Model):
     applied = models.BooleanField(default=False, help_text="the changes were committed")
     report = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # background runs (queued imports); a synchronous run is DONE when it is saved
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DONE)
+    rows_total = models.PositiveIntegerField(null=True, blank=True)
+    rows_done = models.PositiveIntegerField(default=0)
+    phase = models.CharField(max_length=16, blank=True, help_text="reading, checking, writing")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    upload = models.BinaryField(
+        null=True, blank=True, editable=False, help_text="the queued file, Fernet-encrypted"
+    )
+    error_workbook = models.BinaryField(
+        null=True, blank=True, editable=False, help_text="rows with errors (xlsx), encrypted"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
