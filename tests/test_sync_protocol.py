@@ -272,6 +272,20 @@ def test_a_time_in_the_future_is_flagged_and_stored_not_refused(demo, member_cli
     assert VisitClock.objects.get(visit=visit).flag == "future"
 
 
+def test_a_phone_reset_to_2000_is_flagged_too_old_unless_it_sends_its_clock(demo, member_client):
+    client = member_client("grid1")
+    reset = datetime.fromisoformat("2000-01-01T09:00:00+08:00")
+    lost = _visit(_household("grid1"), reset)
+    (result,) = _batch(client, [lost]).json()["results"]
+    assert result["status"] == "accepted" and result["time_flag"] == "too_old"
+    # the same phone sending its clock: the visit half an hour before the upload
+    fixed = _visit(_household("grid1"), reset)
+    (result,) = _batch(client, [fixed], device_now=reset + timedelta(minutes=30)).json()["results"]
+    assert result["time_flag"] is None and result["time_corrected"] is True
+    made = Visit.objects.get(client_uuid=fixed["client_uuid"]).client_time
+    assert abs(timezone.now() - timedelta(minutes=30) - made) < timedelta(minutes=1)
+
+
 def test_a_visit_long_before_its_task_window_is_flagged(demo, member_client):
     task = VisitTask.objects.filter(
         assigned_member__username="grid1", status="open", rule__code="all-households-yearly"
