@@ -3,6 +3,8 @@
 - ``POST imports/boundaries/`` (data managers: street level or superuser) multipart ``file``,
   ``kind`` grid|compound|building, optional ``layer``, ``community``, ``crs``, ``gcj02``,
   ``strict`` → the DRY-RUN report as JSON (nothing is changed; apply with the command).
+  Features outside the data manager's streets are errors; more than
+  ``BOUNDARY_MAX_FEATURES`` (10,000) features → 413 naming ``file``.
 - ``POST imports/roster/`` multipart ``file`` (xlsx/csv), optional ``dry_run`` → the per-row
   report as JSON; ``?format=xlsx`` returns the error workbook instead. Only inside the
   caller's staff territory (grid, community, street; neighbours' positions get 403): rows
@@ -40,7 +42,7 @@ from api.parsers import FormParser, MultiPartParser
 from api.scoping import request_scope
 from geo.io import LayerError
 from gridsvc.dataio.access import audit_export, is_data_manager
-from gridsvc.dataio.boundaries import KINDS, import_boundaries
+from gridsvc.dataio.boundaries import KINDS, import_boundaries, max_features_limit
 from gridsvc.dataio.export import LAYERS, export_layer
 from gridsvc.dataio.ledgers import ledger_workbook, visible_grid
 from gridsvc.dataio.roster import (
@@ -163,7 +165,10 @@ class BoundaryDryRunView(_View):
                 strict=_truthy(request.data.get("strict")),
                 actor=request.user,
                 file_name=up.name,
+                max_features=max_features_limit(),
             )
+        if report.get("too_large"):
+            return Response({"file": [e["message"] for e in report["errors"]]}, status=413)
         return Response(report)
 
 

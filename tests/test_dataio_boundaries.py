@@ -342,3 +342,11 @@ def test_rederivation_after_an_import_leaves_other_streets_buildings(demo, other
     env.srid = 4326
     assert other_street.building.pk not in _buildings_to_rederive(scope, env)
     assert other_street.building.pk in _buildings_to_rederive(import_scope(None), env)
+
+
+def test_api_refuses_a_file_with_too_many_features(tmp_path, demo, member_client, settings):
+    settings.BOUNDARY_MAX_FEATURES = 3
+    path = tmp_path / "grids.gpkg"
+    grids_frame().to_file(path)
+    resp = _post(member_client("street"), path, "grid")
+    assert resp.status_code == 413 and "at most 3" in resp.json()["file"][0]

@@ -234,7 +234,9 @@ def test_large_roster_goes_to_the_worker_with_progress_for_its_uploader(
     settings.ROSTER_MAX_ROWS = 10
     residents = Resident.objects.count()
     client = member_client("grid1")
-    resp = upload(client, xlsx(rows_of(own_building, 5)))
+    rows = rows_of(own_building, 6)
+    rows[5][5] = "火星族"  # one bad row: the worker keeps an error workbook
+    resp = upload(client, xlsx(rows))
     assert resp.status_code == 202, resp.content
     run_id = resp.json()["id"]
     assert resp.json()["status"] == "queued" and resp["Location"].endswith(f"/runs/{run_id}/")
@@ -248,10 +250,16 @@ def test_large_roster_goes_to_the_worker_with_progress_for_its_uploader(
 
     tasks.import_roster_job(run_id=run_id)  # what the worker runs
     status = client.get(f"/api/v1/reports/imports/runs/{run_id}/").json()
-    assert status["status"] == "done" and status["rows_done"] == status["rows_total"] == 5
+    assert status["status"] == "done" and status["rows_done"] == status["rows_total"] == 6
     assert status["report"]["residents_created"] == 5 and status["report"]["applied"]
     assert Resident.objects.count() == residents + 5
     assert ImportRun.objects.get(pk=run_id).upload is None  # the file is dropped
+    book = client.get(f"/api/v1/reports/imports/runs/{run_id}/?format=xlsx")
+    assert book.status_code == 200
+    ws = load_workbook(io.BytesIO(book.content)).active
+    assert ws.max_row == 2 and ws.cell(2, 1 + HEADERS.index("民族") + 1).value == "火星族"
+    other = member_client("grid2").get(f"/api/v1/reports/imports/runs/{run_id}/?format=xlsx")
+    assert other.status_code == 404
 
 
 def test_roster_over_the_hard_limit_is_refused_and_stores_nothing(

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import shapely
+from django.conf import settings
 from django.contrib.gis.geos import GEOSGeometry
 from django.db import connection, transaction
 from django.db.models import Max, Model
@@ -48,6 +49,14 @@ if TYPE_CHECKING:
     from gridsvc.chain.scope import Scope
 
 KINDS = ("grid", "compound", "building")
+
+
+def max_features_limit() -> int:
+    """Features one boundary file may have through the API (``settings.BOUNDARY_MAX_FEATURES``,
+    default 10,000); the checks run within the request."""
+    return int(getattr(settings, "BOUNDARY_MAX_FEATURES", 10_000))
+
+
 Progress = Callable[[int, int, str], None]
 
 # Default column names (case-insensitive), first match wins; override with ``mapping``.
@@ -149,19 +158,24 @@ def import_boundaries(
     actor=None,  # type: ignore[no-untyped-def]
     file_name: str | None = None,
     progress: Progress | None = None,
+    max_features: int | None = None,
 ) -> dict[str, Any]:
     """Check (and unless ``dry_run``, apply) a boundary file; returns the report dict.
 
     ``community`` is the 12-digit code the features belong to when the file has no community
     column (for grids it defaults to the first 12 digits of the grid code). ``actor`` limits
     the import to their territory (None: an operator at the command line, everything).
+    More than ``max_features`` features is an error (``too_large`` in the report) found
+    before any check runs.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
     file_name = file_name or Path(path).name
     rep = Report(kind, file_name, dry_run, strict)
     try:
-        plan = _plan(path, kind, rep, layer, gcj02, community, assume_crs, mapping, actor)
+        plan = _plan(
+            path, kind, rep, layer, gcj02, community, assume_crs, mapping, actor, max_features
+        )
     except LayerError as exc:
         rep.error("file", str(exc))
         plan = None
@@ -235,11 +249,19 @@ def _text(value: Any) -> str:
 
 
 def _plan(
-    path, kind, rep: Report, layer, gcj02, community, assume_crs, mapping, actor
+    path, kind, rep: Report, layer, gcj02, community, assume_crs, mapping, actor, max_features
 ) -> Plan | None:  # type: ignore[no-untyped-def]
     gdf = read_layer(path, layer, hints=LAYER_HINTS[kind])
     rep.data["layer"] = layer
     rep.data["features"] = len(gdf)
+    if max_features is not None and len(gdf) > max_features:
+        rep.data["too_large"] = True
+        rep.error(
+            "file",
+            f"{len(gdf)} features; at most {max_features} per file here: split the file "
+            "or ask the operator to import it with the command",
+        )
+        return None
     gdf, crs = to_wgs84(gdf, assume_crs=assume_crs, gcj02=gcj02)
     rep.data["crs"] = crs.as_dict()
     for message in crs.errors:
