@@ -11,11 +11,12 @@ from rest_framework.exceptions import PermissionDenied
 
 from gridsvc.audit.models import UnmaskGrant
 from gridsvc.audit.services import active_grant, record_unmasked_reads
-from gridsvc.territory.codes import mask_id_number, mask_phone
+from gridsvc.chain.visibility import MASK, Tier, Viewer, present_resident
 from gridsvc.territory.models import Resident
 
-MASK = "**"
-RESIDENT_SENSITIVE_FIELDS = ("id_number", "phone", "ethnicity", "sensitive_tags")
+__all__ = ["MASK", "RESIDENT_SENSITIVE_FIELDS", "mask_resident", "may_unmask", "viewer"]
+# what an unmasked read of a resident shows in clear (audited)
+RESIDENT_SENSITIVE_FIELDS = ("id_number", "phone", "ethnicity", "birth_date", "sensitive_tags")
 
 
 def unmask_grant(request) -> UnmaskGrant | None:  # type: ignore[no-untyped-def]
@@ -42,17 +43,24 @@ def may_unmask(request) -> bool:  # type: ignore[no-untyped-def]
     return unmask_grant(request) is not None
 
 
-def mask_resident(data: dict, resident: Resident, unmasked: bool) -> dict:
-    """Mask sensitive fields of a serialised resident in place; list what was masked."""
-    if unmasked:
-        data["masked"] = []
-        return data
-    data["id_number"] = mask_id_number(resident.id_number)
-    data["phone"] = mask_phone(resident.phone)
-    data["ethnicity"] = MASK
-    data["tags"] = [t for t in resident.tags if t not in Resident.SENSITIVE_TAGS]
-    data["masked"] = list(RESIDENT_SENSITIVE_FIELDS)
-    return data
+def viewer(request) -> Viewer:  # type: ignore[no-untyped-def]
+    """The :class:`~gridsvc.chain.visibility.Viewer` of this request (cached on it): tier,
+    unmask grant, and per-record tier for members holding positions of several tiers."""
+    if not hasattr(request, "_gridsvc_viewer"):
+        from .scoping import request_scope
+
+        request._gridsvc_viewer = Viewer(
+            request.user, request_scope(request), unmasked=may_unmask(request)
+        )
+    return request._gridsvc_viewer
+
+
+def mask_resident(data: dict, resident: Resident, request) -> dict:  # type: ignore[no-untyped-def]
+    """Apply the visibility matrix to a serialised resident in place (masks, hidden fields,
+    birth year instead of date, tags); ``data["masked"]`` lists what is not in clear."""
+    if request is None:  # no caller: the strictest tier that still sees residents
+        return present_resident(data, resident, Tier.NEIGHBOUR)
+    return viewer(request).present(data, resident)
 
 
 class UnmaskAuditMixin:

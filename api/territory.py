@@ -6,9 +6,12 @@ from __future__ import annotations
 from django.db import transaction
 from django_filters import rest_framework as filters
 from rest_framework import mixins, serializers, viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework_gis.filters import InBBoxFilter
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
+from gridsvc.chain import visibility
+from gridsvc.chain.visibility import Viewer
 from gridsvc.territory.codes import ETHNICITIES, ethnicity_code, validate_id_number
 from gridsvc.territory.models import (
     Building,
@@ -23,7 +26,7 @@ from gridsvc.territory.models import (
 )
 
 from .pagination import GeoPagination
-from .privacy import RESIDENT_SENSITIVE_FIELDS, UnmaskAuditMixin, mask_resident, may_unmask
+from .privacy import RESIDENT_SENSITIVE_FIELDS, UnmaskAuditMixin, mask_resident, viewer
 from .scoping import ScopedQuerysetMixin, request_scope
 
 
@@ -110,13 +113,17 @@ class HouseholdSerializer(serializers.ModelSerializer):
 
 
 class ResidentSerializer(serializers.ModelSerializer):
-    """A resident. ID number, phone, ethnicity and sensitive tags are masked by default."""
+    """A resident, shown through the visibility matrix (``gridsvc.chain.visibility``): ID
+    number, phone, ethnicity and sensitive tags masked for staff, ethnicity and sensitive tags
+    absent for neighbours (楼长, 单元长, 物业, 业委会), the birth year instead of the birth
+    date (``birth_date`` is accepted on write; shown only under an unmask grant)."""
 
     ethnicity = serializers.CharField(
         required=False,
-        help_text="GB/T 3304 code (e.g. 03) or name (回族 / Hui)",
+        help_text="GB/T 3304 code (e.g. 03) or name (回族 / Hui); absent for neighbours",
     )
     ethnicity_name = serializers.SerializerMethodField()
+    birth_year = serializers.SerializerMethodField()
     masked = serializers.ListField(child=serializers.CharField(), read_only=True)
     tags = serializers.ListField(
         child=serializers.ChoiceField(choices=Resident.Tag.choices), required=False
@@ -131,6 +138,7 @@ class ResidentSerializer(serializers.ModelSerializer):
             "name",
             "gender",
             "birth_date",
+            "birth_year",
             "id_number",
             "phone",
             "ethnicity",
@@ -141,11 +149,39 @@ class ResidentSerializer(serializers.ModelSerializer):
             "tags",
             "masked",
         ]
+        extra_kwargs = {
+            "birth_date": {
+                "write_only": True,
+                "help_text": "write only; shown (besides birth_year) only under an unmask grant",
+            }
+        }
+
+    def _viewer(self) -> Viewer | None:
+        request = self.context.get("request")
+        return viewer(request) if request is not None else None
 
     def get_ethnicity_name(self, obj: Resident) -> str | None:
-        if not may_unmask(self.context.get("request")):
-            return None
-        return ETHNICITIES.get(obj.ethnicity, ("", ""))[0]
+        return ETHNICITIES.get(obj.ethnicity, ("", ""))[0] or None
+
+    def get_birth_year(self, obj: Resident) -> int | None:
+        return visibility.birth_year(obj.birth_date)
+
+    def validate_tags(self, value: list[str]) -> list[str]:
+        """Neighbours may not set a sensitive tag (they may not know it); tags the caller
+        cannot see are kept on update (a write never removes what its writer cannot see)."""
+        seen = self._viewer()
+        if seen is None:
+            return value
+        tier = seen.tier_of(self.instance) if self.instance is not None else seen.tier
+        if not visibility.knows_sensitive(tier):
+            bad = sorted(set(value) & visibility.SENSITIVE_TAGS)
+            if bad:
+                raise serializers.ValidationError("these tags are not yours to set")
+        if self.instance is not None:
+            shown = set(visibility.visible_tags(self.instance.tags, tier, seen.unmasked))
+            kept = [t for t in self.instance.tags if t not in shown and t not in value]
+            value = [*value, *kept]
+        return value
 
     def validate_id_number(self, value: str) -> str:
         if not value:
@@ -187,7 +223,8 @@ class ResidentSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance: Resident) -> dict:
         data = super().to_representation(instance)
-        return mask_resident(data, instance, may_unmask(self.context.get("request")))
+        data["birth_date"] = None  # the matrix decides whether the date is shown
+        return mask_resident(data, instance, self.context.get("request"))
 
 
 # ---------------------------------------------------------------- filters
@@ -221,7 +258,18 @@ class ResidentFilter(filters.FilterSet):
         fields = ["household", "residency", "building"]
 
     def by_tag(self, queryset, name, value):  # type: ignore[no-untyped-def]
-        return queryset.filter(tags__contains=[value])
+        """Residents with tag ``value``. A sensitive tag is a 400 for neighbours (楼长, 单元长,
+        物业, 业委会: a filter is a way to learn it) and limited to the staff part of the
+        territory for a member who is also a neighbour elsewhere."""
+        queryset = queryset.filter(tags__contains=[value])
+        if value not in visibility.SENSITIVE_TAGS or self.request is None:
+            return queryset
+        seen = viewer(self.request)
+        if not visibility.knows_sensitive(seen.tier):
+            raise ValidationError({"tag": f"{value!r} is not a filter your role may use"})
+        if seen.staff is not None:
+            queryset = seen.staff.filter(queryset)
+        return queryset
 
 
 # ---------------------------------------------------------------- views

@@ -67,13 +67,7 @@ def visible_tasks(request):  # type: ignore[no-untyped-def]
 
 
 def visible_visits(request):  # type: ignore[no-untyped-def]
-    scope = request_scope(request)
-    base = Visit.objects.all()
-    if scope.everything:
-        return base
-    return base.filter(
-        Q(id__in=scope.filter(Visit.objects.all()).values("id")) | Q(member=request.user)
-    )
+    return services.visible_visits(request_scope(request), request.user)
 
 
 class StaffWrites(BasePermission):
@@ -414,7 +408,9 @@ class VisitViewSet(
         group = params.get("group", "grid")
         if group not in ("grid", "member"):
             raise ValidationError({"group": "grid or member"})
-        rows = services.coverage(d_from, d_to, group=group, scope=request_scope(request))
+        rows = services.coverage(
+            d_from, d_to, group=group, scope=request_scope(request), member=request.user
+        )
         return Response({"from": d_from, "to": d_to, "group": group, "results": rows})
 
 
@@ -516,7 +512,9 @@ class DailyReportViewSet(
     viewsets.GenericViewSet,
 ):
     """一日一报: POST my report for today (or ``date``; sending again updates it); GET lists
-    mine and those of members holding positions in my territory (``?date=``, ``?member=``)."""
+    mine and those of members holding positions in my territory (``?date=``, ``?member=``).
+    Neighbours (building/unit heads, property managers, owners' committees) read only their
+    own: grid members' and cadres' reports are for staff (``services.daily_report_positions``)."""
 
     serializer_class = DailyReportSerializer
     filterset_fields = ["date", "member", "nothing_abnormal"]
@@ -528,7 +526,8 @@ class DailyReportViewSet(
         qs = DailyReport.objects.select_related("member")
         if scope.everything:
             return qs
-        members = scope.filter(Position.objects.all()).values("member_id")
+        readable = services.daily_report_positions(scope, self.request.user, Position.objects.all())
+        members = readable.values("member_id")
         return qs.filter(Q(member=self.request.user) | Q(member_id__in=members))
 
     def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -558,5 +557,5 @@ class DailyReportViewSet(
         """Members with field positions (grid members, cadres, building and unit heads) in my
         territory who have not reported on ``date`` (default today)."""
         day = _date_param(request.query_params, "date", services.local_today())
-        rows = services.members_missing_daily_report(request_scope(request), day)
+        rows = services.members_missing_daily_report(request_scope(request), day, request.user)
         return Response({"date": day, "count": len(rows), "results": rows})

@@ -37,10 +37,14 @@ their last four digits so a masked phone cannot be joined to another list.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gridsvc.chain.scope import Scope
+from gridsvc.territory.codes import mask_id_number, mask_phone
+
+if TYPE_CHECKING:  # chain.scope imports territory.models, which reads SENSITIVE_TAGS here
+    from gridsvc.chain.scope import Scope
 
 # ---------------------------------------------------------------- tiers
 
@@ -140,7 +144,15 @@ def tier_for(member: Any) -> Tier:
     )
     tier = tier_of_positions(types, superuser=bool(member.is_superuser))
     member._gridsvc_tier = tier
+    member._gridsvc_mixed = tier > Tier.NEIGHBOUR and bool(types & NEIGHBOUR_POSITIONS)
     return tier
+
+
+def is_mixed(member: Any) -> bool:
+    """Whether ``member`` holds neighbour positions besides staff or street ones (a grid
+    member who is also a building head elsewhere): such a member is judged per record."""
+    tier_for(member)
+    return bool(getattr(member, "_gridsvc_mixed", False))
 
 
 def rule(attribute: str, tier: Tier) -> str:
@@ -175,6 +187,8 @@ def visible_tags(tags: list[str], tier: Tier, unmasked: bool = False) -> list[st
 def staff_scope(scope: Scope) -> Scope:
     """The part of ``scope`` held through staff or street positions (street, community,
     grid): where sensitive facts may be known. Building/compound/unit grants are dropped."""
+    from gridsvc.chain.scope import Scope
+
     if scope.everything:
         return scope
     return Scope(
@@ -198,3 +212,111 @@ def suppress_small(count: int | None, tier: Tier) -> int | None:
 def birth_year(value: Any) -> int | None:
     """The coarse form of a birth date (COARSE): its year."""
     return value.year if value else None
+
+
+# ---------------------------------------------------------------- resident records
+MASK = "**"
+
+# Where each attribute shows in a serialised resident (API, change feed, offline package):
+# its keys, and for tag attributes the tag values (TAG_ATTRIBUTE). HEALTH has no field yet;
+# it is in the matrix so that a future field is hidden from neighbours from its first day.
+ATTRIBUTE_KEYS: dict[str, tuple[str, ...]] = {
+    NAME: ("name",),
+    GENDER: ("gender",),
+    BIRTH_DATE: ("birth_date", "birth_year"),
+    ID_NUMBER: ("id_number",),
+    PHONE: ("phone",),
+    ETHNICITY: ("ethnicity", "ethnicity_name"),
+    RELIGION: (),
+    CORRECTION: (),
+    DISABILITY: (),
+    HEALTH: (),
+    LOW_INCOME: (),
+    EXACT_ADDRESS: (),
+    OTHER_TAGS: (),
+}
+_MASKERS: dict[str, Callable[[Any], Any]] = {
+    ID_NUMBER: mask_id_number,
+    PHONE: mask_phone,
+    ETHNICITY: lambda value: MASK if value else value,
+}
+
+
+def tags_of(attribute: str) -> frozenset[str]:
+    """The resident tags that reveal ``attribute``."""
+    return frozenset(t for t, a in TAG_ATTRIBUTE.items() if a == attribute)
+
+
+def present_resident(data: dict, resident: Any, tier: Tier, unmasked: bool = False) -> dict:
+    """Apply the matrix to one serialised resident ``data`` in place and return it.
+
+    Acts on the keys ``data`` has (a package that leaves out ethnicity keeps it out); clear
+    values are read from ``resident``. HIDDEN keys are removed (not nulled, not "**"), MASKED
+    ones masked, the birth date becomes ``birth_year`` (COARSE); tags are filtered by
+    :func:`visible_tags`. ``unmasked`` (an unmask grant) counts only for STAFF and STREET, and
+    shows MASKED and COARSE cells in clear. ``data["masked"]`` lists the keys not shown in
+    clear (hidden ones are not named: a neighbour does not learn they exist).
+    """
+    unmasked = unmasked and tier >= Tier.STAFF
+    masked: list[str] = []
+    for attribute in (NAME, GENDER, ID_NUMBER, PHONE, ETHNICITY):
+        key = ATTRIBUTE_KEYS[attribute][0]
+        if key not in data:
+            continue
+        cell = rule(attribute, tier)
+        if cell == HIDDEN:
+            for k in ATTRIBUTE_KEYS[attribute]:
+                data.pop(k, None)
+        elif cell in (MASKED, COARSE) and not unmasked:
+            data[key] = _MASKERS.get(attribute, lambda v: None)(getattr(resident, key))
+            for k in ATTRIBUTE_KEYS[attribute][1:]:
+                if k in data:
+                    data[k] = None
+            masked.append(key)
+    if "birth_date" in data or "birth_year" in data:
+        cell = rule(BIRTH_DATE, tier)
+        born = resident.birth_date
+        data.pop("birth_date", None)
+        data.pop("birth_year", None)
+        if cell != HIDDEN:
+            data["birth_year"] = birth_year(born)
+            if cell == CLEAR or unmasked:
+                data["birth_date"] = born.isoformat() if born else None
+            else:
+                masked.append("birth_date")
+    if "tags" in data:
+        data["tags"] = visible_tags(list(resident.tags), tier, unmasked)
+        if not unmasked and any(may_know(TAG_ATTRIBUTE[t], tier) for t in SENSITIVE_TAGS):
+            masked.append("sensitive_tags")
+    data["masked"] = masked
+    return data
+
+
+class Viewer:
+    """Who looks at resident records: their tier, whether under an unmask grant, and — for a
+    member holding positions of several tiers (:func:`is_mixed`) — the tier per record: the
+    member's own tier inside :func:`staff_scope`, NEIGHBOUR elsewhere."""
+
+    def __init__(self, member: Any, scope: Scope | None, unmasked: bool = False) -> None:
+        self.member = member
+        self.tier = tier_for(member)
+        self.unmasked = unmasked
+        self.mixed = scope is not None and not scope.everything and is_mixed(member)
+        self.staff = staff_scope(scope) if self.mixed and scope is not None else None
+        self._staff_residents: dict[int, bool] = {}
+
+    def tier_of(self, resident: Any) -> Tier:
+        """The tier at which ``resident`` is shown to this viewer."""
+        if not self.mixed or self.staff is None:
+            return self.tier
+        if resident.pk not in self._staff_residents:
+            from gridsvc.territory.models import Resident
+
+            self._staff_residents[resident.pk] = self.staff.filter(
+                Resident.objects.filter(pk=resident.pk)
+            ).exists()
+        return self.tier if self._staff_residents[resident.pk] else Tier.NEIGHBOUR
+
+    def present(self, data: dict, resident: Any) -> dict:
+        """:func:`present_resident` at this viewer's tier for ``resident``."""
+        return present_resident(data, resident, self.tier_of(resident), self.unmasked)

@@ -5,9 +5,10 @@ One zip with:
 - ``grid-<code>.mbtiles``: the grid's layers (grids, compounds, buildings, households, places,
   cases) as vector tiles, zooms :data:`ZOOMS`, in one MBTiles 1.3 file (SQLite; TMS rows,
   gzip-compressed MVT, every layer of a tile in the same tile blob);
-- ``households.geojson``: the grid's households at their building with their residents, masked
-  like every API response (``api/privacy.py`` rules: ID numbers and phones masked, no
-  ethnicity, no sensitive tags; a package is never unmasked);
+- ``households.geojson``: the grid's households at their building with their residents, shown
+  through the visibility matrix (``gridsvc.chain.visibility``) at the STAFF tier like the API:
+  ID numbers and phones masked, birth year only, no ethnicity, no sensitive tags; a package is
+  never unmasked;
 - ``manifest.json``: grid, zooms, layers, feature counts.
 
 The zip is deterministic (fixed entry times; built-at time kept in the database, not in the
@@ -38,7 +39,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from geo.hexbin import lonlat_bbox_to_tiles
-from gridsvc.territory.codes import mask_id_number, mask_phone
+from gridsvc.chain.visibility import Tier, present_resident
 from gridsvc.territory.models import Grid, Household, Resident
 
 from . import services
@@ -48,6 +49,9 @@ LAYERS = ("grids", "compounds", "buildings", "households", "places", "cases")
 ZOOMS = range(14, 19)
 ZIP_TIME = (2020, 1, 1, 0, 0, 0)
 MAX_TILES = 5_000
+# Who may hold a package: holders of the whole grid (grid member, cadre, community, street),
+# so the lowest tier is STAFF. Residents are shown at this tier: masked, never unmasked.
+PACKAGE_TIER = Tier.STAFF
 
 
 def is_stale(grid_id: int) -> bool:
@@ -111,19 +115,20 @@ def household_collection(grid: Grid) -> dict:
     )
     residents: dict[int, list[dict]] = {}
     for r in Resident.objects.filter(household__unit__building__grid=grid).order_by("id"):
+        record = {
+            "id": r.id,
+            "name": r.name,
+            "gender": r.gender,
+            "birth_year": None,
+            "relation_to_head": r.relation_to_head,
+            "residency": r.residency,
+            "id_number": None,
+            "phone": None,
+            "tags": [],
+        }
+        # the visibility matrix at the lowest tier that may hold a package, never unmasked
         residents.setdefault(r.household_id, []).append(
-            {
-                "id": r.id,
-                "name": r.name,
-                "gender": r.gender,
-                "birth_year": r.birth_date.year if r.birth_date else None,
-                "relation_to_head": r.relation_to_head,
-                "residency": r.residency,
-                "id_number": mask_id_number(r.id_number),
-                "phone": mask_phone(r.phone),
-                "tags": [t for t in r.tags if t not in Resident.SENSITIVE_TAGS],
-                "masked": ["id_number", "phone", "ethnicity", "sensitive_tags"],
-            }
+            present_resident(record, r, PACKAGE_TIER, unmasked=False)
         )
     features = []
     for h in households:
@@ -215,7 +220,7 @@ def build_package(grid_id: int) -> OfflinePackage:
             "households": len(households["features"]),
             "files": [f"grid-{grid.code}.mbtiles", "households.geojson"],
             "privacy": "tiles carry no personal data; residents masked (ID numbers, phones, "
-            "ethnicity, sensitive tags)",
+            "birth year only, no ethnicity, no sensitive tags)",
         }
         content = _zip(
             [

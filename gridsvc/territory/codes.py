@@ -137,7 +137,12 @@ def make_id_number(region6: str, born: date, sequence3: int, female: bool) -> st
 
 
 def mask_id_number(value: str | None) -> str | None:
-    """620102********1234 style masking: region and last four kept."""
+    """620102********1234 style masking: region and last four kept.
+
+    The eight hidden digits are the birth date: shown beside the birth *year* only, about
+    365 ÷ 11 ≈ 33 numbers fit (the check character rules out the rest); shown beside the full
+    birth date, one does. So no output shows the birth date next to a masked ID number
+    (``gridsvc.chain.visibility``: the fields of a record are masked as a set)."""
     if not value:
         return value
     if len(value) < 10:
@@ -146,12 +151,16 @@ def mask_id_number(value: str | None) -> str | None:
 
 
 def mask_phone(value: str | None) -> str | None:
-    """138****5678 style masking."""
+    """*******5678 style masking: only the last four digits kept.
+
+    The carrier prefix (138…) is not kept: with prefix and last four a masked phone can be
+    joined to another list masked the common 138****5678 way; four digits alone leave
+    millions of numbers."""
     if not value:
         return value
-    if len(value) < 7:
+    if len(value) < 8:
         return "*" * len(value)
-    return value[:3] + "*" * (len(value) - 7) + value[-4:]
+    return "*" * (len(value) - 4) + value[-4:]
 
 
 def mask_name(value: str | None) -> str | None:

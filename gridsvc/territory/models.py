@@ -15,6 +15,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.core.exceptions import ValidationError
 
+from gridsvc.chain.visibility import SENSITIVE_TAGS
 from gridsvc.crypto import EncryptedTextField, keyed_hash
 
 from .codes import ETHNICITY_CHOICES, HAN, digits_validator, validate_id_number
@@ -228,8 +229,9 @@ class Resident(models.Model):
         RESPECTED_ELDER = "respected_elder", "德高望重人士"
         RELIGIOUS_FIGURE = "religious_figure", "宗教人士"
 
-    # Tags that are sensitive personal information (criminal/correction records, health).
-    SENSITIVE_TAGS = frozenset({"community_correction", "help_education", "disabled"})
+    # Tags that are sensitive personal information (correction records, disability, income
+    # and assistance, religion): the visibility matrix's list, one source for every path.
+    SENSITIVE_TAGS = SENSITIVE_TAGS
 
     household = models.ForeignKey(
         Household, on_delete=models.SET_NULL, null=True, blank=True, related_name="residents"

@@ -25,11 +25,12 @@ from django.db import transaction
 from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
+from gridsvc.chain import visibility
 from gridsvc.chain.models import POSITION_TARGET, Position, PositionType
 from gridsvc.chain.services import LEVELS, level_index
 from gridsvc.territory.models import Household, Resident
 
-from .models import ALL_HOUSEHOLDS, DailyReport, VisitRule, VisitTask
+from .models import ALL_HOUSEHOLDS, DailyReport, Visit, VisitRule, VisitTask
 from .periods import Period, periods_overlapping
 
 GRID_MEMBER = PositionType.GRID_MEMBER.value
@@ -307,8 +308,10 @@ def coverage(
     *,
     group: str = "grid",
     scope=None,  # type: ignore[no-untyped-def]
+    member=None,  # type: ignore[no-untyped-def]
 ) -> list[dict[str, Any]]:
-    """Per grid or member: tasks due in [from, to] (by ``due_on``) and how they stand.
+    """Per grid or member: tasks due in [from, to] (by ``due_on``) and how they stand
+    (with ``member``: only the tasks ``member`` may see, :func:`hide_sensitive_tasks`).
 
     due = tasks due in the span; done / open / overdue / missed by status; flagged = done
     tasks whose closing visit was far off (``far_off``); rate = done ÷ due.
@@ -318,6 +321,8 @@ def coverage(
     qs = VisitTask.objects.filter(due_on__gte=date_from, due_on__lte=date_to)
     if scope is not None:
         qs = scope.filter(qs)
+        if member is not None:  # a count of a sensitive group's tasks tells the same as one
+            qs = hide_sensitive_tasks(qs, scope, member)
     if group == "grid":
         keys = [
             "household__unit__building__grid_id",
@@ -461,13 +466,17 @@ def path_length_m(coords: list[tuple[float, float]]) -> float:
 
 
 # ---------------------------------------------------------------- 一日一报
-def members_missing_daily_report(scope, day: date) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def members_missing_daily_report(scope, day: date, member=None) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     """Members holding a field position in ``scope`` on ``day`` (not on leave) who have not
-    sent that day's report (一日一报)."""
+    sent that day's report (一日一报). With ``member`` (the caller): only those whose reports
+    ``member`` may read (:func:`daily_report_positions`)."""
     at = local_day_start(day) + timedelta(hours=12)
-    positions = scope.filter(
-        Position.objects.active_at(at).filter(position_type__in=FIELD_POSITION_TYPES)
-    ).select_related("member")
+    active = Position.objects.active_at(at).filter(position_type__in=FIELD_POSITION_TYPES)
+    if member is None:
+        positions = scope.filter(active)
+    else:
+        positions = daily_report_positions(scope, member, active)
+    positions = positions.select_related("member")
     reported = set(DailyReport.objects.filter(date=day).values_list("member_id", flat=True))
     by_member: dict[int, dict[str, Any]] = {}
     for p in positions.order_by("member__username", "id"):
@@ -501,24 +510,36 @@ def tasks_by_household(tasks: list[VisitTask]) -> dict[int, list[VisitTask]]:
 
 
 # ---------------------------------------------------------------- privacy of tasks
-def sees_sensitive_tasks(scope) -> bool:  # type: ignore[no-untyped-def]
-    """Whether a caller with ``scope`` sees others' tasks of sensitive groups.
+def _sensitive_hidden_q(scope, member, prefix: str = "", own: tuple[str, ...] = ()) -> Q | None:  # type: ignore[no-untyped-def]
+    """Q of the rows (tasks; visits with ``prefix="task__"``) of sensitive groups
+    (``visibility.SENSITIVE_TAGS``) ``member`` may not see, or None when they see them all.
 
-    A task of a rule for community correction 社区矫正, help-education 两劳帮教 or disability
-    tells whoever sees it that someone in that household belongs to the group. Positions at
-    grid level and above (grid member, cadre, community, street) work with these groups;
-    building, unit and compound positions (楼长, 单元长, 物业, 业委会 — neighbours) see only
-    such tasks assigned to themselves."""
-    return bool(scope.everything or scope.street_ids or scope.community_ids or scope.grid_ids)
+    A task of a rule for community correction 社区矫正, help-education 两劳帮教, disability,
+    low income or religion tells whoever sees it that someone in that household belongs to
+    the group. Staff and street tiers work with these groups; neighbours (楼长, 单元长, 物业,
+    业委会) see only such tasks assigned to themselves; a member who is both sees them only
+    in the staff part of the territory (``visibility.staff_scope``). ``own`` names the fields
+    that make a row the member's own (assigned to or made by them)."""
+    if scope.everything:
+        return None
+    tier = visibility.tier_for(member)
+    mixed = visibility.is_mixed(member)
+    if visibility.knows_sensitive(tier) and not mixed:
+        return None
+    hidden = Q(**{f"{prefix}rule__target_group__in": visibility.SENSITIVE_TAGS})
+    for field_name in own or (f"{prefix}assigned_member",):
+        hidden &= ~Q(**{field_name: member})
+    if visibility.knows_sensitive(tier):
+        staff_tasks = visibility.staff_scope(scope).filter(VisitTask.objects.all()).values("id")
+        hidden &= ~Q(**{f"{prefix}id__in" if prefix else "id__in": staff_tasks})
+    return hidden
 
 
 def hide_sensitive_tasks(qs: QuerySet[VisitTask], scope, member) -> QuerySet[VisitTask]:  # type: ignore[no-untyped-def]
-    """``qs`` without others' tasks of sensitive groups, unless the scope may see them."""
-    if sees_sensitive_tasks(scope):
-        return qs
-    return qs.exclude(
-        Q(rule__target_group__in=Resident.SENSITIVE_TAGS) & ~Q(assigned_member=member)
-    )
+    """``qs`` without the tasks of sensitive groups ``member`` may not see
+    (:func:`_sensitive_hidden_q`)."""
+    hidden = _sensitive_hidden_q(scope, member)
+    return qs if hidden is None else qs.exclude(hidden)
 
 
 def visible_tasks(scope, member) -> QuerySet[VisitTask]:  # type: ignore[no-untyped-def]
@@ -534,3 +555,31 @@ def visible_tasks(scope, member) -> QuerySet[VisitTask]:  # type: ignore[no-unty
         scope,
         member,
     )
+
+
+def visible_visits(scope, member) -> QuerySet[Visit]:  # type: ignore[no-untyped-def]
+    """The visits ``member`` may see: in their territory or made by them, without visits that
+    closed tasks of sensitive groups they may not see (the visit would tell the same)."""
+    base = Visit.objects.all()
+    if scope.everything:
+        return base
+    qs = base.filter(Q(id__in=scope.filter(Visit.objects.all()).values("id")) | Q(member=member))
+    hidden = _sensitive_hidden_q(
+        scope, member, prefix="task__", own=("member", "task__assigned_member")
+    )
+    return qs if hidden is None else qs.exclude(hidden)
+
+
+# ---------------------------------------------------------------- who reads 一日一报
+def daily_report_positions(scope, member, positions: QuerySet[Position]) -> QuerySet[Position]:  # type: ignore[no-untyped-def]
+    """The ``positions`` whose holders' daily reports (一日一报) ``member`` may read.
+
+    A grid member's or cadre's report speaks of the residents and problems of the whole grid,
+    so it is read through the staff part of the territory (``visibility.staff_scope``):
+    neighbours (楼长, 单元长, 物业, 业委会) read only their own; everyone reads their own."""
+    if scope.everything:
+        return positions
+    own = positions.filter(member=member)
+    if not visibility.knows_sensitive(visibility.tier_for(member)):
+        return own
+    return visibility.staff_scope(scope).filter(positions) | own
