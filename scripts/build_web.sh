@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Bundle the web page's npm dependencies (MapLibre GL JS, Chart.js) and Swagger UI (served at
-# /api/docs/ from our own static files, never a CDN: street offices often sit on an intranet)
-# into static files.
+# Bundle the web page's npm dependencies (MapLibre GL JS, Chart.js), Swagger UI (served at
+# /api/docs/) and OpenLayers (the admin's geometry widget) into static files: never a CDN,
+# street offices often sit on an intranet, and the Content-Security-Policy allows only 'self'.
 # Idempotent: npm runs only when package-lock.json changed since the last build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,3 +28,5 @@ mkdir -p "$VENDOR/swagger-ui"
 for f in swagger-ui-bundle.js swagger-ui-standalone-preset.js swagger-ui.css favicon-32x32.png LICENSE; do
   cp "node_modules/swagger-ui-dist/$f" "$VENDOR/swagger-ui/"
 done
+mkdir -p "$VENDOR/ol"
+cp node_modules/ol/dist/ol.js node_modules/ol/ol.css node_modules/ol/LICENSE.md "$VENDOR/ol/"

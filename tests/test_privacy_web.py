@@ -16,7 +16,8 @@ pytestmark = pytest.mark.django_db
 def _client(username: str | None = None) -> Client:
     client = Client()
     if username:  # through the login page, as a person does
-        r = client.post("/login/", {"username": username, "password": "gridsvc-demo"})
+        password = "gridsvc-admin" if username == "admin" else "gridsvc-demo"
+        r = client.post("/login/", {"username": username, "password": password})
         assert r.status_code == 302, r.status_code
     return client
 
@@ -37,11 +38,22 @@ def _asset_urls(html: str) -> list[str]:
     )
 
 
-PAGES = [("/login/", None), ("/", "street"), ("/api/docs/", None), ("/admin/login/", None)]
+PAGES = [
+    ("/login/", None),
+    ("/", "street"),
+    ("/api/docs/", None),
+    ("/admin/login/", None),
+    # the geometry editor: OpenLayers from our bundle, started without an inline script
+    ("/admin/territory/grid/{grid}/change/", "admin"),
+    ("/admin/territory/place/add/", "admin"),
+]
 
 
 @pytest.mark.parametrize(("path", "user"), PAGES)
-def test_every_page_has_a_strict_csp_and_no_foreign_assets(path: str, user: str | None) -> None:
+def test_every_page_has_a_strict_csp_and_no_foreign_assets(
+    demo, path: str, user: str | None
+) -> None:
+    path = path.format(grid=demo.grids[0].pk)
     resp = _client(user).get(path)
     assert resp.status_code == 200, resp.status_code
     assert resp["Content-Type"].startswith("text/html")

@@ -2,7 +2,8 @@
 basemap needed for editing vertices)."""
 
 from django.contrib import admin
-from django.contrib.gis.admin import GISModelAdmin
+
+from gridsvc.web.widgets import GISModelAdmin  # OpenLayers from our own bundle, under the CSP
 
 from .models import Building, Community, Compound, Grid, Household, Place, Resident, Street, Unit
 
