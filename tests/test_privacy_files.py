@@ -166,6 +166,13 @@ def test_a_grid_member_who_is_a_unit_head_elsewhere_gets_no_ledger_there(demo, m
     groups = {g["tag"]: g["residents"] for g in report["key_groups"]}
     assert groups["disabled"] == (only_grid1 if only_grid1 >= 5 else None)
     assert report["population"]["residents"] > report["grids"][0]["residents"]
+    # the layer export shows tenure (廉租房) only inside grid 1
+    layer = client.get("/api/v1/reports/export/households/?format=geojson").json()["features"]
+    tenure = {f["properties"]["grid_code"]: set() for f in layer}
+    for f in layer:
+        tenure[f["properties"]["grid_code"]].add(f["properties"]["tenure"])
+    assert tenure[unit.building.grid.code] == {""}
+    assert "low_rent" in tenure[demo.grids[0].code]
 
 
 def _unit_head_with_a_corrected_resident(demo) -> str:

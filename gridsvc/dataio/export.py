@@ -5,7 +5,8 @@ cases. Every layer goes through the caller's territory scope (``scope_for(member
 carries no personal data: no names, ID numbers, phones or free text (descriptions may name
 people). What a layer shows of a sensitive status follows :mod:`gridsvc.chain.visibility`:
 the neighbour tier gets no household tenure (廉租房 is an income/assistance status) and no
-ethnic/religious flag on cases. Every export is written to the audit log.
+ethnic/religious flag on cases; a member who is staff in one place and a neighbour in another
+gets them blank outside the part held through staff positions. Every export is written to the audit log.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from typing import Any
 import geopandas as gpd
 import shapely
 from django.contrib.gis.db.models.functions import AsWKB
-from django.db.models import Count, F, QuerySet
+from django.db.models import Case as DbCase
+from django.db.models import Count, F, Model, QuerySet, Value, When
 
 from geo.io import FORMATS, MEDIA_TYPES, LayerError, write_layer
 from gridsvc.cases.models import Case
 from gridsvc.chain.scope import Scope
-from gridsvc.chain.visibility import LOW_INCOME, Tier, may_know, tier_for
+from gridsvc.chain.visibility import LOW_INCOME, Tier, may_know, staff_scope, tier_for
 from gridsvc.territory.models import Building, Compound, Grid, Household, Place
 
 from .access import audit_export, member_scope
@@ -123,6 +125,8 @@ def layer_frame(layer: str, member=None) -> gpd.GeoDataFrame:  # type: ignore[no
         }
         if not may_know(LOW_INCOME, tier):
             del columns["tenure"]
+        elif _mixed(scope):  # blank outside the part held through staff positions
+            columns["tenure"] = _only_in_staff_scope(scope, Household, "tenure", "")
         return _frame(qs, "unit__building__point", columns)
     if layer == "cases":
         return _cases_frame(scope, tier)
@@ -150,10 +154,28 @@ CASE_COLUMNS: dict[str, str] = {
 DATETIME_COLUMNS = ("reported_at", "resolved_at", "closed_at")
 
 
+def _mixed(scope: Scope) -> bool:
+    """Whether ``scope`` holds neighbour grants (compound, building, unit) besides staff ones:
+    sensitive columns are then judged per row."""
+    return not scope.everything and bool(scope.compound_ids or scope.building_ids or scope.unit_ids)
+
+
+def _only_in_staff_scope(scope: Scope, model: type[Model], field: str, default: Any) -> DbCase:
+    """``field`` for rows inside the staff part of ``scope``, ``default`` elsewhere."""
+    inside = staff_scope(scope).filter(model.objects.all()).values("pk")
+    return DbCase(
+        When(pk__in=inside, then=F(field)),
+        default=Value(default),
+        output_field=model._meta.get_field(field),
+    )
+
+
 def _cases_frame(scope: Scope, tier: Tier) -> gpd.GeoDataFrame:
     cols: dict[str, Any] = dict(CASE_COLUMNS)
     if tier < Tier.STAFF:
         del cols["ethnic_religious"]
+    elif _mixed(scope):
+        cols["ethnic_religious"] = _only_in_staff_scope(scope, Case, "ethnic_religious", None)
     qs = scope.filter(Case.objects.all()).order_by("id")
     frame = _frame(qs, "location", cols)
     for col in DATETIME_COLUMNS:  # GDAL wants naive datetimes as text in shapefiles
