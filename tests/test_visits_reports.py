@@ -103,7 +103,6 @@ def test_coverage_bad_params(demo, member_client):
 def test_todays_route_beats_the_input_order(demo, member_client):
     """On the demo street: every open task due today handed to grid1 (all 7 grids' buildings),
     in task-id order, against the walking order."""
-    pytest.importorskip("geo.route")
     from gridsvc.accounts.models import Member
 
     VisitTask.objects.filter(
