@@ -550,8 +550,19 @@ def record_visits(
     )
     from django.contrib.auth import get_user_model
 
+    from gridsvc.chain.scope import scope_for
+
+    # a participant of a joint visit holds a position over the visited household now (its
+    # chain); anyone else reads like an unknown id (issue 15 item 7: ids through the scope)
     wanted = {m for i in fresh for m in i.participant_members}
-    known_members = set(get_user_model().objects.filter(id__in=wanted).values_list("id", flat=True))
+    covers = {
+        m.pk: set(
+            scope_for(m)
+            .filter(Household.objects.filter(id__in=hh_ids))
+            .values_list("id", flat=True)
+        )
+        for m in get_user_model().objects.filter(id__in=wanted, is_active=True)
+    }
     rule_ids = set(VisitRule.objects.values_list("id", flat=True))
     open_tasks = list(
         VisitTask.objects.filter(
@@ -577,7 +588,7 @@ def record_visits(
             err = {"household": "no such household in your territory"}
         elif item.resident and res_home.get(item.resident) != item.household:
             err = {"resident": "not a resident of this household"}
-        elif set(item.participant_members) - known_members:
+        elif any(item.household not in covers.get(m, ()) for m in item.participant_members):
             err = {"participant_members": "unknown member id"}
         elif item.rule is not None and item.rule not in rule_ids:
             err = {"rule": "unknown rule"}
