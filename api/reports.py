@@ -9,7 +9,7 @@
   report as JSON; ``?format=xlsx`` returns the error workbook instead. Only inside the
   caller's staff territory (grid, community, street; neighbours' positions get 403): rows
   for buildings, units, households or ID numbers outside it are row errors that name no one.
-  Up to ``ROSTER_SYNC_MAX_ROWS`` rows (5,000) are imported in the request; a larger roster
+  Up to ``ROSTER_SYNC_MAX_ROWS`` rows (1,000) are imported in the request; a larger roster
   is queued for the background worker → 202 with the run to poll; more than
   ``ROSTER_MAX_ROWS`` (100,000) → 413. An unreadable file (also an xlsx declaring XML
   entities) → 400 naming ``file``.
