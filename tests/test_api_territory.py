@@ -74,6 +74,19 @@ def test_residents_are_masked_by_default(demo, member_client):
     assert "community_correction" not in row["tags"]
     assert set(row["masked"]) >= {"id_number", "phone", "ethnicity"}
     assert stored.phone not in str(row)
+    assert row["phone"] == "*" * (len(stored.phone) - 4) + stored.phone[-4:]
+    assert "birth_date" not in row and row["birth_year"] == stored.birth_date.year
+
+
+@pytest.mark.parametrize("username", ["bh-001", "uh-001-1", "pm-C01", "oc-C03"])
+def test_neighbours_cannot_filter_by_a_sensitive_tag(demo, member_client, username):
+    client = member_client(username)
+    for tag in ("community_correction", "help_education", "disabled", "low_income"):
+        r = client.get(f"/api/v1/residents/?tag={tag}")
+        assert r.status_code == 400 and "tag" in r.json(), (tag, r.content)
+    assert client.get("/api/v1/residents/?tag=volunteer").status_code == 200
+    row = client.get("/api/v1/residents/?page_size=1").json()["results"][0]
+    assert "ethnicity" not in row and "ethnicity_name" not in row
 
 
 def test_sensitive_fields_are_encrypted_at_rest(demo):

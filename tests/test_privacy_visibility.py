@@ -54,6 +54,13 @@ def tags_of(attribute: str) -> set[str]:
     return {t for t, a in V.TAG_ATTRIBUTE.items() if a == attribute}
 
 
+def test_docs_hold_the_matrix_as_the_module_has_it():
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "security.md").read_text()
+    assert V.matrix_markdown() in docs
+
+
 def test_every_attribute_of_the_matrix_is_walked():
     assert set(KEYS) == set(V.MATRIX)
     assert set(V.TAG_ATTRIBUTE) <= set(Resident.Tag.values)

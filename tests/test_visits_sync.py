@@ -143,3 +143,38 @@ def test_a_building_head_does_not_learn_who_is_under_community_correction(demo, 
         f"/api/v1/visit-tasks/?household={in_building.first().household_id}"
     )
     assert in_building.first().id in {t["id"] for t in theirs.json()["results"]}
+
+
+def test_neighbours_get_no_task_of_any_sensitive_group_in_the_feed(demo, member_client):
+    """Low income / hardship (困难家庭) is as sensitive as correction: a building head's feed
+    and task list carry no hardship task of the building; the coverage counts leave them
+    out too."""
+    from gridsvc.chain.models import Position
+
+    hardship = VisitTask.objects.filter(rule__target_group="hardship")
+    head = (
+        Position.objects.held_at()
+        .filter(
+            position_type="building_head",
+            on_leave=False,
+            building__in=hardship.values("household__unit__building"),
+        )
+        .exclude(member__in=hardship.values("assigned_member"))
+        .select_related("member")
+        .first()
+    )
+    in_building = set(
+        hardship.filter(household__unit__building=head.building).values_list("id", flat=True)
+    )
+    assert in_building
+    client = member_client(head.member.username)
+    _, fed, _ = _drain(client)
+    assert fed, "the building head still gets the building's ordinary tasks"
+    assert not {t["id"] for t in fed} & in_building
+    listed = client.get("/api/v1/visit-tasks/?page_size=500").json()["results"]
+    assert not {t["id"] for t in listed} & in_building
+    due = VisitTask.objects.filter(id__in=in_building).order_by("due_on").first().due_on
+    cov = client.get(f"/api/v1/visits/coverage/?from={due}&to={due}").json()["results"]
+    visible_due = sum(r["due"] for r in cov)
+    all_due = VisitTask.objects.filter(household__unit__building=head.building, due_on=due).count()
+    assert visible_due == all_due - VisitTask.objects.filter(id__in=in_building, due_on=due).count()

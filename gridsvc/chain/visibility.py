@@ -320,3 +320,33 @@ class Viewer:
     def present(self, data: dict, resident: Any) -> dict:
         """:func:`present_resident` at this viewer's tier for ``resident``."""
         return present_resident(data, resident, self.tier_of(resident), self.unmasked)
+
+
+ATTRIBUTE_LABELS: dict[str, str] = {
+    NAME: "name 姓名",
+    GENDER: "gender 性别",
+    BIRTH_DATE: "birth date 出生日期",
+    ID_NUMBER: "ID number 身份证号",
+    PHONE: "phone 电话",
+    ETHNICITY: "ethnicity 民族",
+    RELIGION: "religion 宗教 (宗教人士)",
+    CORRECTION: "correction 社区矫正 / 两劳帮教",
+    DISABILITY: "disability 残疾",
+    HEALTH: "health 健康",
+    LOW_INCOME: "low income 低保 / 廉租房 / 困难家庭",
+    EXACT_ADDRESS: "exact address 门牌",
+    OTHER_TAGS: "other tags 党员 / 志愿者 / 独居老人 …",
+}
+
+
+def matrix_markdown() -> str:
+    """The matrix as the Markdown table docs/security.md holds (a test keeps them equal)."""
+    tiers = (Tier.NEIGHBOUR, Tier.STAFF, Tier.STREET)
+    lines = [
+        "| attribute | " + " | ".join(t.name.lower() for t in tiers) + " |",
+        "|---" * (len(tiers) + 1) + "|",
+    ]
+    for attribute, cells in MATRIX.items():
+        row = [ATTRIBUTE_LABELS[attribute], *(cells[t] for t in tiers)]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
