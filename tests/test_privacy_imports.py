@@ -217,6 +217,14 @@ def test_xlsx_declaring_an_external_entity_is_a_400_naming_file(demo, member_cli
     assert Resident.objects.count() == residents
 
 
+def test_xlsx_unpacking_to_too_much_is_a_400_naming_file(demo, member_client, settings):
+    settings.ROSTER_MAX_UNPACKED_BYTES = 2000  # a real workbook unpacks to more than that
+    resp = upload(member_client("grid1"), xlsx([["B", "1", "101", "x", "1", "汉族", "", ""]]))
+    assert resp.status_code == 400 and "unpacks to" in resp.json()["file"][0]
+    bad = upload(member_client("grid1"), b"PK not really a zip")
+    assert bad.status_code == 400 and "file" in bad.json()
+
+
 def rows_of(building: Building, n: int, first: int = 931) -> list[list[str]]:
     return [
         [building.code, "1", f"95{i:02d}", f"居民{i}",

@@ -33,6 +33,7 @@ import io
 import re
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,6 +184,7 @@ def _iter_matrix(path: Path) -> Iterator[list[Any]]:
     """The file's rows, one at a time (an xlsx in openpyxl's read-only streaming mode)."""
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
+        _check_unpacked_size(path)
         try:
             wb = load_workbook(path, read_only=True, data_only=True)
         except Exception as exc:  # not a zip, bad XML, declared entities (defusedxml) …
@@ -216,6 +218,20 @@ def _iter_matrix(path: Path) -> Iterator[list[Any]]:
             raise RosterError(f"cannot read {path.name} as CSV: {exc}") from exc
         return
     raise RosterError(f"{path.name}: a roster is an .xlsx or .csv file")
+
+
+def _check_unpacked_size(path: Path) -> None:
+    """An xlsx is a zip: refuse one that would unpack to more than
+    ``settings.ROSTER_MAX_UNPACKED_BYTES`` (default 256 MB) before any XML is parsed (a zip
+    bomb; openpyxl reads the shared strings whole even in read-only mode)."""
+    limit = int(getattr(settings, "ROSTER_MAX_UNPACKED_BYTES", 256 * 2**20))
+    try:
+        with zipfile.ZipFile(path) as zf:
+            size = sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise RosterError(f"cannot open {path.name} as an xlsx workbook: {exc}") from exc
+    if size > limit:
+        raise RosterError(f"{path.name} unpacks to {size:,} bytes; at most {limit:,} bytes")
 
 
 def declared_rows(path: str | Path) -> int | None:
