@@ -10,7 +10,8 @@
 - /api/v1/visits/{id}/photos/          POST a photo to a stored visit (multipart)
 - /api/v1/sync/changes/?since=         change feed for the phone
 - /api/v1/sync/estimate/               what the member's phone will hold
-- /api/v1/daily-reports/               一日一报 (GET, POST = upsert today's)
+- /api/v1/daily-reports/               一日一报 (GET, POST = upsert today's; neighbours read
+                                       only their own)
 - /api/v1/daily-reports/missing/       who has not reported (street / community view)
 """
 

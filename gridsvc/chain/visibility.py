@@ -29,6 +29,10 @@ Values of the matrix:
   in outputs that also show a masked ID number (the set of fields is the mask).
 - ``HIDDEN``: not shown, not filterable, not counted in anything the tier sees.
 
+Resident records (API, offline package) are shown through :func:`present_resident` (one
+record at one tier) or a :class:`Viewer` (a request's member: tier per record, unmask grant);
+the matrix is also in docs/security.md (:func:`matrix_markdown`, kept equal by a test).
+
 Masks are designed as a set (item 2 of the privacy review): an ID number masked to region +
 last four together with the birth year still leaves ~30 candidate IDs; the full birth date
 is never shown beside a masked ID (it would rebuild the whole number), and phones keep only
@@ -41,7 +45,7 @@ from collections.abc import Callable
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
-from gridsvc.territory.codes import mask_id_number, mask_phone
+from gridsvc.territory.codes import mask_id_number, mask_name, mask_phone
 
 if TYPE_CHECKING:  # chain.scope imports territory.models, which reads SENSITIVE_TAGS here
     from gridsvc.chain.scope import Scope
@@ -236,6 +240,7 @@ ATTRIBUTE_KEYS: dict[str, tuple[str, ...]] = {
     OTHER_TAGS: (),
 }
 _MASKERS: dict[str, Callable[[Any], Any]] = {
+    NAME: mask_name,
     ID_NUMBER: mask_id_number,
     PHONE: mask_phone,
     ETHNICITY: lambda value: MASK if value else value,

@@ -1,7 +1,9 @@
 """Offline sync for the phone: a per-member change feed and a size estimate.
 
 Change feed (``changes_since``): what changed in the member's territory after an opaque
-cursor — visit tasks (assigned to the member or in the territory), households (from the
+cursor — visit tasks (assigned to the member or in the territory; tasks of sensitive groups
+only where the member's tier may know them, ``services.hide_sensitive_tasks``), households
+(head's name, no resident attribute; from the
 :class:`~gridsvc.visits.models.ChangeLog` this app keeps, since territory models carry no
 ``updated_at``), and cases once the cases app has them. Each stream is read by keyset
 (``(updated_at, id) > cursor`` or ``id > cursor``), so a row changed once after the cursor
