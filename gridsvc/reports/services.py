@@ -46,7 +46,8 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case as DbCase
+from django.db.models import CharField, Count, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from gridsvc.cases.assessment import assess
@@ -473,7 +474,14 @@ def _area_cases(area: Community | Street, scope: Scope) -> QuerySet:
 RESOLVED_Q = Q(status__in=DONE_STATUSES) | Q(resolved_at__isnull=False)
 
 
-def _cases(area: Community | Street, period: Period, scope: Scope) -> dict[str, Any]:
+# What the neighbour tier reads as the category of a case flagged 涉及民族宗教因素.
+OTHER_CATEGORY = "其他矛盾纠纷"
+
+
+def _cases(area: Community | Street, period: Period, scope: Scope, tier: Tier) -> dict[str, Any]:
+    """矛盾纠纷/安全隐患 figures. For the neighbour tier, disputes flagged as involving ethnic or
+    religious factors are counted under :data:`OTHER_CATEGORY` (ethnicity and religion are
+    hidden from neighbours)."""
     lo, hi = period.bounds()
     qs = _area_cases(area, scope).filter(reported_at__gte=lo, reported_at__lt=hi)
     disputes = qs.filter(kind=Kind.DISPUTE)
@@ -490,13 +498,22 @@ def _cases(area: Community | Street, period: Period, scope: Scope) -> dict[str, 
         "rectification_rate": _share(hz["rectified"], hz["found"]),
         "disputes_by_category": [
             {
-                "category": r["category__name"],
+                "category": r["category_label"],
                 "received": r["n"],
                 "resolved": r["r"],
                 "rate": _share(r["r"], r["n"]),
             }
             for r in disputes.order_by()
-            .values("category__name")
+            .annotate(
+                category_label=F("category__name")
+                if knows_sensitive(tier)
+                else DbCase(
+                    When(ethnic_religious=True, then=Value(OTHER_CATEGORY)),
+                    default=F("category__name"),
+                    output_field=CharField(),
+                )
+            )
+            .values("category_label")
             .annotate(n=Count("id"), r=Count("id", filter=RESOLVED_Q))
             .order_by("-n")
         ],
@@ -583,7 +600,7 @@ def work_report(
         "key_groups": _key_groups(residents, sensitive[0] if sensitive else None, tier),
         "grids": _per_grid(residents, households, sensitive, tier),
         "visits": _visits(area, period, scope, tier),
-        "cases": _cases(area, period, scope),
+        "cases": _cases(area, period, scope, tier),
         "assessment": _assessment(area, period, scope),
     }
 
