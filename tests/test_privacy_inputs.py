@@ -173,3 +173,31 @@ def test_nul_in_a_case_action_note_is_a_400_and_no_event(demo, member_client):
     )
     assert r.status_code == 400 and "title" in r.json()
     assert Case.objects.count() == before
+
+
+def test_json_inside_a_multipart_visit_has_the_same_limits(demo, member_client):
+    """Multipart visits carry lists as JSON strings: a NUL escaped inside them, or nesting
+    past the recursion limit, is a 400 naming the field, not a 500."""
+    import uuid
+
+    hh = Household.objects.filter(unit__building__grid=demo.grids[0]).order_by("id").first()
+    p = hh.unit.building.point
+    base = {
+        "household": hh.id,
+        "client_time": "2026-11-20T10:30:00+08:00",
+        "lon": p.x,
+        "lat": p.y,
+        "accuracy_m": 8,
+        "purpose": "年度入户走访",
+    }
+    client = member_client("grid1")
+    before = Visit.objects.count()
+    for name, raw in (
+        ("findings", '[{"category": "safety_hazard", "description": "a\\u0000b"}]'),
+        ("participant_members", "[" * 100_000),
+    ):
+        body = {**base, "client_uuid": str(uuid.uuid4()), name: raw}
+        r = client.post("/api/v1/visits/", body, format="multipart")
+        assert r.status_code == 400, (name, r.status_code, r.content[:200])
+        assert name in r.json()
+    assert Visit.objects.count() == before

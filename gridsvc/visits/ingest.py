@@ -225,14 +225,33 @@ def _text(raw: Any, name: str, max_len: int) -> str:
     return raw
 
 
-def _maybe_json(raw: Any) -> Any:
-    """Multipart forms carry lists as JSON strings."""
+def _maybe_json(raw: Any, name: str = "non_field_errors") -> Any:
+    """Multipart forms carry lists as JSON strings. Same limits as a JSON body (api/parsers):
+    too deeply nested is not JSON here, and no NUL character in it (PostgreSQL refuses it)."""
     if isinstance(raw, str) and raw[:1] in "[{":
         try:
-            return json.loads(raw)
-        except ValueError:
+            value = json.loads(raw)
+        except (ValueError, RecursionError):
             return raw
+        if _has_nul(value):
+            raise ItemError({name: "must not contain the NUL character (\\u0000)"})
+        return value
     return raw
+
+
+def _has_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
 
 
 def sniff_image(data: bytes) -> str | None:
@@ -293,7 +312,7 @@ def parse_photo(data: bytes, name: str = "photos") -> PhotoInput:
 
 def _photos(raw: Any, files: list | None) -> list[PhotoInput]:
     out: list[PhotoInput] = []
-    raw = _maybe_json(raw)
+    raw = _maybe_json(raw, "photos")
     if raw not in (None, ""):
         if not isinstance(raw, list):
             raise ItemError({"photos": "must be a list of {data: base64}"})
@@ -320,7 +339,7 @@ def _photos(raw: Any, files: list | None) -> list[PhotoInput]:
 
 
 def _findings(raw: Any) -> list[dict[str, Any]]:
-    raw = _maybe_json(raw)
+    raw = _maybe_json(raw, "findings")
     if raw in (None, ""):
         return []
     if not isinstance(raw, list):
@@ -384,7 +403,7 @@ def parse_item(raw: Any, index: int, now: datetime, files: list | None = None) -
     crs = str(raw.get("crs") or "wgs84").lower().replace("-", "")
     if crs not in CRS_CHOICES:
         raise ItemError({"crs": f"one of {', '.join(CRS_CHOICES)}"})
-    members = _maybe_json(raw.get("participant_members")) or []
+    members = _maybe_json(raw.get("participant_members"), "participant_members") or []
     if not isinstance(members, list):
         raise ItemError({"participant_members": "must be a list of member ids"})
     item = VisitInput(
