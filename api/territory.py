@@ -11,7 +11,7 @@ from rest_framework_gis.filters import InBBoxFilter
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
 from gridsvc.chain import visibility
-from gridsvc.chain.visibility import Viewer
+from gridsvc.chain.visibility import Tier, Viewer, present_household
 from gridsvc.territory.codes import ETHNICITIES, ethnicity_code, validate_id_number
 from gridsvc.territory.models import (
     Building,
@@ -110,6 +110,13 @@ class HouseholdSerializer(serializers.ModelSerializer):
             "head_name",
             "resident_count",
         ]
+
+    def to_representation(self, instance: Household) -> dict:
+        """Without ``tenure`` for neighbours (廉租房 / 公租房 is housing assistance)."""
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        tier = viewer(request).tier_of(instance) if request is not None else Tier.NEIGHBOUR
+        return present_household(data, tier)
 
 
 class ResidentSerializer(serializers.ModelSerializer):
@@ -241,10 +248,24 @@ class BuildingFilter(filters.FilterSet):
 class HouseholdFilter(filters.FilterSet):
     building = filters.NumberFilter(field_name="unit__building")
     grid = filters.NumberFilter(field_name="unit__building__grid")
+    tenure = filters.ChoiceFilter(choices=Household.Tenure.choices, method="by_tenure")
 
     class Meta:
         model = Household
         fields = ["unit", "building", "grid", "tenure"]
+
+    def by_tenure(self, queryset, name, value):  # type: ignore[no-untyped-def]
+        """Households of tenure ``value``: a 400 for neighbours (the tenure tells housing
+        assistance), limited to the staff part for a member who is also a neighbour."""
+        queryset = queryset.filter(tenure=value)
+        if self.request is None:
+            return queryset
+        seen = viewer(self.request)
+        if not visibility.household_filter_allowed("tenure", seen.tier):
+            raise ValidationError({"tenure": "not a filter your role may use"})
+        if seen.staff is not None:
+            queryset = seen.staff.filter(queryset)
+        return queryset
 
 
 class ResidentFilter(filters.FilterSet):

@@ -49,6 +49,10 @@ KEYS: dict[str, tuple[str, ...]] = {
     V.OTHER_TAGS: (),
 }
 
+# Household keys that reveal an attribute (廉租房 tenure = housing assistance).
+HOUSEHOLD_FIELDS: dict[str, tuple[str, ...]] = {V.LOW_INCOME: ("tenure",)}
+HOUSEHOLD_OUTPUTS = ("GET /households/?unit=", "sync feed households")
+
 
 def tags_of(attribute: str) -> set[str]:
     return {t for t, a in V.TAG_ATTRIBUTE.items() if a == attribute}
@@ -140,6 +144,8 @@ def _target(username: str) -> Household:
         .first()
     )
     assert hh is not None, username
+    hh.tenure = Household.Tenure.LOW_RENT
+    hh.save()
     r = Resident.objects.filter(household=hh).order_by("id").first()
     r.tags = list(Resident.Tag.values)
     r.ethnicity = "03"
@@ -322,6 +328,22 @@ def check_matrix(client, username: str, hh: Household) -> list[str]:
                             bad.append(f"{attribute} hidden, {path} has a {tag} task")
             elif r.status_code != 200:
                 bad.append(f"{attribute} {cell}, ?tag={tag} answered {r.status_code}")
+        for key in HOUSEHOLD_FIELDS.get(attribute, ()):
+            rows = [
+                row for p in HOUSEHOLD_OUTPUTS for row in out["other"][p] if "deleted" not in row
+            ]
+            assert rows, "the household outputs are walked"
+            r = client.get(f"/api/v1/households/?{key}={hh.tenure}")
+            if cell == V.HIDDEN:
+                if any(key in row for row in rows):
+                    bad.append(f"{attribute} hidden, households show {key}")
+                if r.status_code != 400 or key not in r.json():
+                    bad.append(f"{attribute} hidden, ?{key}= answered {r.status_code}")
+            else:
+                if not all(key in row for row in rows):
+                    bad.append(f"{attribute} {cell}, households lost {key}")
+                if r.status_code != 200:
+                    bad.append(f"{attribute} {cell}, ?{key}= answered {r.status_code}")
         if cell == V.HIDDEN and attribute in V.SENSITIVE_ATTRIBUTES:
             if SECRET_NOTE in blob:
                 bad.append(f"{attribute} hidden, a grid member's daily report is readable")

@@ -298,9 +298,9 @@ def present_resident(data: dict, resident: Any, tier: Tier, unmasked: bool = Fal
 
 
 class Viewer:
-    """Who looks at resident records: their tier, whether under an unmask grant, and — for a
-    member holding positions of several tiers (:func:`is_mixed`) — the tier per record: the
-    member's own tier inside :func:`staff_scope`, NEIGHBOUR elsewhere."""
+    """Who looks at resident or household records: their tier, whether under an unmask
+    grant, and — for a member holding positions of several tiers (:func:`is_mixed`) — the
+    tier per record: the member's own tier inside :func:`staff_scope`, NEIGHBOUR elsewhere."""
 
     def __init__(self, member: Any, scope: Scope | None, unmasked: bool = False) -> None:
         self.member = member
@@ -308,23 +308,59 @@ class Viewer:
         self.unmasked = unmasked
         self.mixed = scope is not None and not scope.everything and is_mixed(member)
         self.staff = staff_scope(scope) if self.mixed and scope is not None else None
-        self._staff_residents: dict[int, bool] = {}
+        self._in_staff: dict[tuple[type, int], bool] = {}
 
-    def tier_of(self, resident: Any) -> Tier:
-        """The tier at which ``resident`` is shown to this viewer."""
+    def prime(self, model: type, ids: list[int]) -> None:
+        """Learn in one query which of ``ids`` (rows of ``model``) lie in the staff part."""
+        if self.staff is None:
+            return
+        ids = [i for i in ids if (model, i) not in self._in_staff]
+        if not ids:
+            return
+        inside = set(
+            self.staff.filter(model.objects.filter(pk__in=ids)).values_list("pk", flat=True)
+        )
+        for i in ids:
+            self._in_staff[(model, i)] = i in inside
+
+    def tier_of(self, record: Any) -> Tier:
+        """The tier at which ``record`` (a resident or household) is shown to this viewer."""
         if not self.mixed or self.staff is None:
             return self.tier
-        if resident.pk not in self._staff_residents:
-            from gridsvc.territory.models import Resident
-
-            self._staff_residents[resident.pk] = self.staff.filter(
-                Resident.objects.filter(pk=resident.pk)
-            ).exists()
-        return self.tier if self._staff_residents[resident.pk] else Tier.NEIGHBOUR
+        key = (type(record), record.pk)
+        if key not in self._in_staff:
+            self.prime(type(record), [record.pk])
+        return self.tier if self._in_staff[key] else Tier.NEIGHBOUR
 
     def present(self, data: dict, resident: Any) -> dict:
         """:func:`present_resident` at this viewer's tier for ``resident``."""
         return present_resident(data, resident, self.tier_of(resident), self.unmasked)
+
+    def present_household(self, data: dict, household: Any) -> dict:
+        """:func:`present_household` at this viewer's tier for ``household``."""
+        return present_household(data, self.tier_of(household))
+
+
+# Household fields that reveal an attribute: the tenure says 廉租房 / 公租房 (housing
+# assistance, LOW_INCOME). Where the attribute is HIDDEN the whole key goes (leaving out only
+# the revealing values would tell them by their absence); staff see the tenure they manage.
+HOUSEHOLD_KEYS: dict[str, tuple[str, ...]] = {LOW_INCOME: ("tenure",)}
+
+
+def present_household(data: dict, tier: Tier) -> dict:
+    """Apply the matrix to one serialised household ``data`` in place and return it."""
+    for attribute, keys in HOUSEHOLD_KEYS.items():
+        if not may_know(attribute, tier):
+            for key in keys:
+                data.pop(key, None)
+    return data
+
+
+def household_filter_allowed(field: str, tier: Tier) -> bool:
+    """Whether ``tier`` may filter households by ``field`` (a filter is a way to learn)."""
+    return all(
+        may_know(attribute, tier) for attribute, keys in HOUSEHOLD_KEYS.items() if field in keys
+    )
 
 
 ATTRIBUTE_LABELS: dict[str, str] = {

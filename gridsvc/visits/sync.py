@@ -3,7 +3,7 @@
 Change feed (``changes_since``): what changed in the member's territory after an opaque
 cursor — visit tasks (assigned to the member or in the territory; tasks of sensitive groups
 only where the member's tier may know them, ``services.hide_sensitive_tasks``), households
-(head's name, no resident attribute; from the
+(head's name, no resident attribute, no tenure for neighbours; from the
 :class:`~gridsvc.visits.models.ChangeLog` this app keeps, since territory models carry no
 ``updated_at``), and cases once the cases app has them. Each stream is read by keyset
 (``(updated_at, id) > cursor`` or ``id > cursor``), so a row changed once after the cursor
@@ -25,6 +25,7 @@ from django.contrib.gis.db.models import Extent
 from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 
+from gridsvc.chain import visibility
 from gridsvc.territory.models import Building, Household, Resident
 
 from .models import ChangeLog, VisitTask
@@ -197,8 +198,13 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) ->
         )
         .annotate(resident_count=Count("residents"))
     }
+    seen = visibility.Viewer(member, scope)
+    seen.prime(Household, list(found))
     households = [
-        household_payload(found[h]) if h in found else {"id": h, "deleted": True} for h in hh_ids
+        visibility.present_household(household_payload(found[h]), seen.tier_of(found[h]))
+        if h in found
+        else {"id": h, "deleted": True}
+        for h in hh_ids
     ]
 
     # cases (once the cases app has them)
