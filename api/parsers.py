@@ -115,3 +115,22 @@ class MultiPartParser(parsers.MultiPartParser):
                 if NUL in (f.name or ""):
                     raise InputRefused(key, f"the file name {NUL_MESSAGE}")
         return result
+
+
+class RejectNulMiddleware:
+    """The same NUL rule for what no parser reads: the URL path and the query string. A NUL
+    there (``/reports/ledgers/a%00/``, ``?community=%00``) is a 400 naming the parameter
+    instead of a 500 from PostgreSQL; listed in ``MIDDLEWARE`` before the views."""
+
+    def __init__(self, get_response) -> None:  # type: ignore[no-untyped-def]
+        self.get_response = get_response
+
+    def __call__(self, request):  # type: ignore[no-untyped-def]
+        from django.http import JsonResponse
+
+        if NUL in request.path:
+            return JsonResponse({"path": [NUL_MESSAGE]}, status=400)
+        for key, values in request.GET.lists():
+            if NUL in key or any(NUL in v for v in values):
+                return JsonResponse({key.replace(NUL, "") or "query": [NUL_MESSAGE]}, status=400)
+        return self.get_response(request)

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "api.parsers.RejectNulMiddleware",  # NUL in the path or query string → 400 (input limits)
     # phone sync protocol (docs/sync.md): X-Server-Time, gzip request bodies
     "gridsvc.sync.middleware.ServerTimeMiddleware",
     "gridsvc.sync.middleware.RequestGzipMiddleware",

@@ -201,3 +201,16 @@ def test_json_inside_a_multipart_visit_has_the_same_limits(demo, member_client):
         assert r.status_code == 400, (name, r.status_code, r.content[:200])
         assert name in r.json()
     assert Visit.objects.count() == before
+
+
+@pytest.mark.parametrize(
+    "url, field",
+    [
+        ("/api/v1/reports/ledgers/a%00/", "path"),
+        ("/api/v1/reports/monthly/?community=%00&month=2026-10", "community"),
+        ("/api/v1/residents/?name=a%00b", "name"),
+    ],
+)
+def test_nul_in_the_path_or_query_string_is_a_400(demo, member_client, url, field):
+    r = member_client("street").get(url)
+    assert r.status_code == 400 and field in r.json(), (url, r.status_code)
