@@ -214,3 +214,41 @@ def test_json_inside_a_multipart_visit_has_the_same_limits(demo, member_client):
 def test_nul_in_the_path_or_query_string_is_a_400(demo, member_client, url, field):
     r = member_client("street").get(url)
     assert r.status_code == 400 and field in r.json(), (url, r.status_code)
+
+
+@pytest.mark.parametrize("role", ["uh-001-1", None])
+def test_no_get_endpoint_answers_5xx_for_the_smallest_scopes(demo, role):
+    """Every GET of the site (from the URL walk of the scoping matrix) for a unit head and for
+    a member without any position: 2xx/4xx, never a 5xx (the compounds tile was one)."""
+    from .test_scoping_matrix import endpoints
+
+    who = (
+        Member.objects.get(username=role)
+        if role
+        else Member.objects.create_user(username="nobody-get", password="x-x-x-x-x-x")
+    )
+    client = APIClient()
+    client.force_authenticate(who)
+    grid = Grid.objects.order_by("code").first()
+    queries = {
+        "monthly": "?month=2026-10",
+        "annual": "?year=2026",
+        "coverage": "?from=2026-01-01&to=2026-02-01",
+    }
+    checked = 0
+    for ep in endpoints().values():
+        if ep.method != "GET":
+            continue
+        path = (
+            ep.path.replace("<grid_id>", str(grid.pk))
+            .replace("<grid>", grid.code)
+            .replace("<layer>", "compounds")
+            .replace("<collection_id>", "compounds")
+        )
+        if "<" in path:
+            continue
+        query = next((q for k, q in queries.items() if k in path), "")
+        r = client.get(path + query)
+        assert r.status_code < 500, (role, path, r.status_code)
+        checked += 1
+    assert checked > 40
