@@ -177,6 +177,15 @@ def _target(username: str) -> Household:
             content_hash=uuid.uuid4().hex,
             purpose=rule.name,
         )
+    Visit.objects.create(  # the yearly visit: not a sensitive task, but the notes say it
+        member=grid_member,
+        household=hh,
+        client_time=timezone.now(),
+        content_hash=uuid.uuid4().hex,
+        purpose="入户走访",
+        notes=SECRET_NOTE,
+        findings=[{"category": "治安", "description": SECRET_NOTE}],
+    )
     DailyReport.objects.update_or_create(
         member=grid_member,
         date=today,
@@ -346,7 +355,7 @@ def check_matrix(client, username: str, hh: Household) -> list[str]:
                     bad.append(f"{attribute} {cell}, ?{key}= answered {r.status_code}")
         if cell == V.HIDDEN and attribute in V.SENSITIVE_ATTRIBUTES:
             if SECRET_NOTE in blob:
-                bad.append(f"{attribute} hidden, a grid member's daily report is readable")
+                bad.append(f"{attribute} hidden, a grid member's report or visit notes read")
             others = [
                 path
                 for path, rows in out["other"].items()
@@ -390,6 +399,16 @@ def test_staff_still_see_sensitive_groups_masked_and_their_tasks(demo, member_cl
     assert {"community-correction-monthly", "hardship-monthly"} <= {t["rule_code"] for t in tasks}
     reports = client.get("/api/v1/daily-reports/?page_size=200").json()["results"]
     assert any(SECRET_NOTE in json.dumps(x, ensure_ascii=False) for x in reports)
+    visits = client.get(f"/api/v1/visits/?household={hh.id}").json()["results"]
+    assert SECRET_NOTE in {v.get("notes") for v in visits}
+
+
+def test_neighbours_see_others_visits_without_their_words(demo, member_client):
+    hh = _target("bh-001")
+    visits = member_client("bh-001").get(f"/api/v1/visits/?household={hh.id}").json()
+    assert visits["results"], "the building head still sees that the household was visited"
+    for v in visits["results"]:
+        assert not {"notes", "findings", "purpose", "participants_text"} & set(v)
 
 
 # ---------------------------------------------------------------- masks as a set (item 2)

@@ -24,6 +24,7 @@ from gridsvc.visits.ingest import MAX_BATCH, ItemError, parse_photo, record_visi
 from gridsvc.visits.models import DailyReport, Visit, VisitPhoto, VisitRule, VisitTask
 from gridsvc.visits.sync import FEED_LIMIT, BadCursor, changes_since, phone_estimate
 
+from ..privacy import viewer
 from ..scoping import request_scope
 
 MAX_COVERAGE_DAYS = 732
@@ -184,7 +185,9 @@ class VisitPhotoSerializer(serializers.ModelSerializer):
 
 class VisitSerializer(serializers.ModelSerializer):
     """A visit. ``lon``/``lat``/``accuracy_m`` are null unless the caller made the visit or
-    works at the street level (location tracks are sensitive)."""
+    works at the street level (location tracks are sensitive). Neighbours (building/unit
+    heads, property managers, owners' committees) see others' visits without ``purpose``,
+    ``notes``, ``findings`` and ``participants_text``."""
 
     lon = serializers.SerializerMethodField()
     lat = serializers.SerializerMethodField()
@@ -240,6 +243,15 @@ class VisitSerializer(serializers.ModelSerializer):
 
     def get_location_masked(self, obj: Visit) -> bool:
         return obj.location is not None and not self._shown(obj)
+
+    def to_representation(self, instance: Visit) -> dict:
+        """Neighbours read others' visits without their words (notes, findings …)."""
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None:
+            return data
+        own = instance.member_id == request.user.id
+        return services.present_visit(data, viewer(request).tier_of(instance), own)
 
 
 def _summary(results) -> dict[str, int]:  # type: ignore[no-untyped-def]

@@ -570,6 +570,20 @@ def visible_visits(scope, member) -> QuerySet[Visit]:  # type: ignore[no-untyped
     return qs if hidden is None else qs.exclude(hidden)
 
 
+# What a visit record says in words: written by staff about the household's people (like the
+# daily report), so neighbours read it only on their own visits.
+VISIT_FREE_TEXT = ("purpose", "notes", "findings", "participants_text")
+
+
+def present_visit(data: dict[str, Any], tier: visibility.Tier, own: bool) -> dict[str, Any]:
+    """A serialised visit as ``tier`` sees it: neighbours get others' visits without their
+    words (:data:`VISIT_FREE_TEXT` absent) — when, where and which task, not what was found."""
+    if not own and not visibility.knows_sensitive(tier):
+        for key in VISIT_FREE_TEXT:
+            data.pop(key, None)
+    return data
+
+
 # ---------------------------------------------------------------- who reads 一日一报
 def daily_report_positions(scope, member, positions: QuerySet[Position]) -> QuerySet[Position]:  # type: ignore[no-untyped-def]
     """The ``positions`` whose holders' daily reports (一日一报) ``member`` may read.
