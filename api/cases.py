@@ -199,14 +199,25 @@ def resolve_action_ids(request, case: Case, data: dict) -> None:  # type: ignore
         if not case_queryset(request).filter(pk=pk).exists():
             raise ValidationError({"into": [NOT_FOUND]})
         data["into"] = pk
+    place = case
+    if data.get("grid") not in (None, ""):
+        grid = in_scope(request, Grid, data["grid"], "grid")
+        data["grid"] = grid.pk
+        if case.grid_id is None:  # assign places the case in this grid first
+            place = Case(
+                street_id=grid.community.street_id,
+                community_id=grid.community_id,
+                grid_id=grid.pk,
+                compound_id=case.compound_id,
+                building_id=case.building_id,
+                unit_id=case.unit_id,
+            )
     if data.get("member") not in (None, ""):
         pk = _as_id(data["member"], "member")
         member = Member.objects.filter(pk=pk, is_active=True).first()
-        if member is None or not scope_for(member).filter(Case.objects.filter(pk=case.pk)).exists():
+        if member is None or not _covers(scope_for(member), place):
             raise ValidationError({"member": [NOT_FOUND]})
         data["member"] = pk
-    if data.get("grid") not in (None, ""):
-        data["grid"] = in_scope(request, Grid, data["grid"], "grid").pk
     if data.get("department") not in (None, ""):
         pk = _as_id(data["department"], "department")
         if not Department.objects.filter(
@@ -214,6 +225,22 @@ def resolve_action_ids(request, case: Case, data: dict) -> None:  # type: ignore
         ).exists():
             raise ValidationError({"department": [NOT_FOUND]})
         data["department"] = pk
+
+
+def _covers(scope, case: Case) -> bool:  # type: ignore[no-untyped-def]
+    """Whether ``scope`` holds a position over the case's place (the rule of
+    :meth:`Scope.located_q`, on a case that may not be saved yet)."""
+    return scope.everything or any(
+        ref is not None and ref in ids
+        for ref, ids in (
+            (case.street_id, scope.street_ids),
+            (case.community_id, scope.community_ids),
+            (case.grid_id, scope.grid_ids),
+            (case.compound_id, scope.compound_ids),
+            (case.building_id, scope.building_ids),
+            (case.unit_id, scope.unit_ids),
+        )
+    )
 
 
 # ---------------------------------------------------------------------------- serializers

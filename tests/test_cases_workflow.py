@@ -466,3 +466,21 @@ def test_duplicates_in_a_report_answer_only_name_visible_cases(demo, member_clie
     assert found.filter(pk=foreign.pk).exists(), "the neighbour grid's case is a duplicate"
     assert foreign.pk not in {d["id"] for d in r.json()["duplicates"]}
     assert foreign.title not in r.content.decode() or foreign.title == "漏水"
+
+
+def test_a_case_outside_every_grid_is_placed_and_assigned_to_that_grid_s_member(
+    demo, member_client
+):
+    """The assignee is checked against the grid the case is being placed in."""
+    from django.contrib.gis.geos import Point
+
+    east = max(g.boundary.extent[2] for g in demo.grids)
+    p = Point(east + 0.01, demo.grids[0].boundary.centroid.y, srid=4326)
+    case = report("neighbour.noise", location=p).case
+    assert case.grid_id is None
+    street = member_client("street")
+    r = _post(street, case, "assign", member=member("grid5").pk, grid=demo.grids[1].pk)
+    assert r.status_code == 400 and r.json()["member"] == ["not found"]
+    r = _post(street, case, "assign", member=member("grid2").pk, grid=demo.grids[1].pk)
+    assert r.status_code == 200, r.content
+    assert r.data["grid"] == demo.grids[1].pk and r.data["handler"] == member("grid2").pk
