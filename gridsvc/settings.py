@@ -76,6 +76,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "gridsvc.supervision.outage.DatabaseOutageMiddleware",  # database down → 503 + Retry-After
     "django.middleware.security.SecurityMiddleware",
     "api.parsers.RejectNulMiddleware",  # NUL in the path or query string → 400 (input limits)
     # phone sync protocol (docs/sync.md): X-Server-Time, gzip request bodies

@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# Serve gridsvc with gunicorn and run the background worker beside it (Ctrl-C stops both).
+# Serve gridsvc with gunicorn and run the background worker beside it, supervised: the worker is
+# restarted whenever it stops (a database restart, a crash) by scripts/worker.sh.
+# Ctrl-C (or SIGTERM) stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${1:-8000}"
 mkdir -p var
 .venv/bin/python manage.py collectstatic --no-input -v 0
-.venv/bin/python manage.py procrastinate worker >var/worker.log 2>&1 &
-WORKER=$!
-trap 'kill $WORKER 2>/dev/null || true' EXIT
+bash scripts/worker.sh >>var/worker.log 2>&1 &
+SUPERVISOR=$!
+WEB=0
+shutdown() {
+  trap - INT TERM EXIT
+  [ "$WEB" -gt 0 ] && kill -TERM "$WEB" 2>/dev/null
+  kill -TERM "$SUPERVISOR" 2>/dev/null
+  wait 2>/dev/null || true
+}
+trap shutdown INT TERM EXIT
 cat <<MSG
 
   gridsvc is serving the demo street 华林山社区
@@ -15,8 +24,11 @@ cat <<MSG
     REST API:                  http://127.0.0.1:${PORT}/api/v1/
     OpenAPI docs (Swagger):    http://127.0.0.1:${PORT}/api/docs/
     admin:                     http://127.0.0.1:${PORT}/admin/
+    health (web + worker):     http://127.0.0.1:${PORT}/health
   demo logins (password gridsvc-demo): street, cadre1, grid1, bh-001 …; admin / gridsvc-admin
-  worker log: var/worker.log
+  worker log: var/worker.log (the worker is restarted if it stops)
 
 MSG
-exec .venv/bin/gunicorn gridsvc.wsgi -b "127.0.0.1:${PORT}" -w 3 --access-logfile -
+.venv/bin/gunicorn gridsvc.wsgi -b "127.0.0.1:${PORT}" -w 3 --access-logfile - &
+WEB=$!
+wait "$WEB" || true

@@ -1,5 +1,6 @@
 """Backup and restore: a pg_dump of the database restores into a fresh database with every
-row — territory, chain, cases and their events, visits, audit log."""
+row — territory, chain, cases and their events, visits, audit log; a cut dump or a failed
+backup says so (non-zero exit) instead of "restored"."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def test_backup_restores_into_a_fresh_database(tmp_path):
             text=True,
         )
         assert r.returncode == 0, r.stdout + r.stderr
+        assert "every count matches the dump" in r.stdout
         before, after = _counts(_url(source)), _counts(_url(target))
         assert after == before
         assert after["territory_household"] == 1517 and after["territory_resident"] == 4101
@@ -72,3 +74,57 @@ def test_backup_restores_into_a_fresh_database(tmp_path):
         with conn.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{target}"')
         conn.close()
+
+
+def _database_exists(name: str) -> bool:
+    import psycopg2
+
+    with psycopg2.connect(_url("postgres")) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        return cur.fetchone() is not None
+
+
+def test_a_cut_dump_is_refused_and_nothing_is_restored(tmp_path):
+    """A dump cut to a fifth (the disk filled up, the copy stopped) fails loudly: non-zero exit,
+    no "restored", and no half-filled database left for someone to point the service at."""
+    env = {"DATABASE_URL": _url(connection.settings_dict["NAME"]), "PATH": "/usr/bin:/bin"}
+    dump = tmp_path / "gridsvc.dump"
+    subprocess.run(["bash", "scripts/backup.sh", str(dump)], env=env, check=True)
+    cut = tmp_path / "cut.dump"
+    data = dump.read_bytes()
+    cut.write_bytes(data[: len(data) // 5])
+    target = f"restore_{uuid.uuid4().hex[:8]}"
+    try:
+        r = subprocess.run(
+            ["bash", "scripts/restore.sh", str(cut), target],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode != 0, r.stdout
+        assert "restored" not in r.stdout and "restore FAILED" in r.stderr
+        assert not _database_exists(target)
+    finally:
+        import psycopg2
+
+        conn = psycopg2.connect(_url("postgres"))
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{target}"')
+        conn.close()
+
+
+def test_a_backup_that_fails_half_way_leaves_no_file(tmp_path):
+    """pg_dump stopped by a full disk (here: a 100 kB file-size limit) → non-zero exit and no
+    backup file: a file in the backup folder is always a complete dump."""
+    env = {"DATABASE_URL": _url(connection.settings_dict["NAME"]), "PATH": "/usr/bin:/bin"}
+    dump = tmp_path / "gridsvc.dump"
+    r = subprocess.run(
+        ["bash", "-c", f"ulimit -f 200; exec bash scripts/backup.sh {dump}"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode != 0
+    assert "backup written" not in r.stdout
+    assert list(tmp_path.iterdir()) == [], "no file, not even the partial one"

@@ -95,3 +95,43 @@ def test_a_red_carded_case_leaves_the_overdue_queue_when_the_dispatcher_reassign
     assert case.card == "" and case.red_cards == 1, "the count stays for the assessment"
     assert not services.dispatch_queue(Case.objects.all(), "overdue").filter(pk=case.pk).exists()
     assert case.events.filter(kind="red_card").exists()
+
+
+def test_a_deadline_set_by_a_dispatcher_survives_a_calendar_change(demo):
+    """设定时限: the dispatcher's deadline is kept when the calendar changes; the worker's
+    recompute does not put back the rule's (long past) deadline and red-card the case."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    case = report("neighbour.noise", when=now - timedelta(days=20)).case
+    assert case.due_at < now and case.due_source == "rule"
+    wanted = now + timedelta(days=10)
+    case = services.act(
+        case.pk, "set_deadline", member("street"), data={"due_at": wanted.isoformat()}
+    )
+    assert case.due_source == "person" and case.due_set_by == member("street")
+
+    CalendarDay.objects.update_or_create(
+        date=(now + timedelta(days=3)).astimezone(TZ).date(),
+        defaults={"is_workday": False, "note": "临时停工"},
+    )
+    services.recompute_open_deadlines(street_id=case.street_id)
+    case.refresh_from_db()
+    assert abs(case.due_at - wanted) < timedelta(seconds=1), "the dispatcher's deadline stands"
+    assert not case.events.filter(kind="deadline_recomputed").exists()
+    kept = case.events.get(kind="deadline_kept")
+    assert kept.data["source"] == "person" and kept.data["set_by"] == member("street").pk
+    assert kept.data["rule"] < now.isoformat(), "the timeline shows what the rule would give"
+
+    assert services.apply_clock(case.pk) == "running"
+    case.refresh_from_db()
+    assert case.card == "" and case.escalations == 0
+
+    # a new stage: the rule's deadline again, recomputed on the next calendar change
+    case = services.act(case.pk, "start", case.handler)
+    assert case.due_source == "rule" and case.due_set_by is None
+    CalendarDay.objects.update_or_create(
+        date=case.due_at.astimezone(TZ).date(), defaults={"is_workday": False, "note": "再次停工"}
+    )
+    services.recompute_open_deadlines(street_id=case.street_id)
+    assert case.events.get(kind="deadline_recomputed").data["source"] == "rule"

@@ -275,6 +275,21 @@ class Case(models.Model):
         null=True, blank=True, db_index=True, help_text="deadline of the running stage"
     )
     due_stage = models.CharField(max_length=16, blank=True)
+    due_source = models.CharField(
+        max_length=8,
+        choices=[("rule", "按时限规则"), ("person", "人工设定")],
+        default="rule",
+        help_text="rule: computed from the time limits and the calendar (recomputed when they "
+        "change); person: set by a dispatcher (set_deadline), kept on recompute",
+    )
+    due_set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="who set the deadline by hand (due_source=person)",
+    )
     stage_started_at = models.DateTimeField(null=True, blank=True)
     deadline_error = models.CharField(
         max_length=300, blank=True, help_text="why no deadline could be computed (e.g. no calendar)"

@@ -239,11 +239,27 @@ def compute_deadline(case: Case, clock: WorkClock | None = None) -> tuple[dateti
     return due, ""
 
 
-def set_deadline(case: Case, due: datetime | None = None, error: str = "") -> None:
+def set_deadline(
+    case: Case,
+    due: datetime | None = None,
+    error: str = "",
+    set_by=None,  # type: ignore[no-untyped-def]
+) -> None:
     """Store the running stage's deadline, the yellow-card time and bump the version used by
-    the deadline jobs (older jobs then do nothing)."""
+    the deadline jobs (older jobs then do nothing).
+
+    Without ``due`` the deadline is the rule's (time limit on the working-time clock). With
+    ``due`` it was set by a person (a dispatcher's 设定时限): ``due_source="person"``, kept when
+    the calendar or the rules change (:func:`recompute_open_deadlines`) until the case leaves
+    the stage."""
     if due is None and not error:
         due, error = compute_deadline(case)
+        case.due_source, case.due_set_by = "rule", None
+    elif due is not None:
+        case.due_source = "person"
+        case.due_set_by = set_by if getattr(set_by, "pk", None) else None
+    else:
+        case.due_source, case.due_set_by = "rule", None
     case.due_at = due
     case.deadline_error = error[:300]
     case.due_stage = STAGE_OF_STATUS.get(case.status, "") if due else ""
@@ -312,7 +328,7 @@ def inbox(
 ) -> int:
     """Put a message in each member's inbox (delivered by the change feed and the notifier)."""
     ids = sorted({m for m in member_ids if m})
-    InboxMessage.objects.bulk_create(
+    messages = InboxMessage.objects.bulk_create(
         [
             InboxMessage(
                 member_id=m,
@@ -328,7 +344,8 @@ def inbox(
     if ids and WORKER_JOBS["enabled"]:
         from . import tasks
 
-        transaction.on_commit(lambda: tasks.deliver_inbox_later(ids, title))
+        message_ids = [m.pk for m in messages]
+        transaction.on_commit(lambda: tasks.deliver_inbox_later(message_ids))
     return len(ids)
 
 
@@ -697,10 +714,12 @@ def act(
     if action not in ACTIONS:
         raise CaseError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}", "action")
     data = dict(data or {})
-    when = when or timezone.now()
     spec = ACTIONS[action]
     with transaction.atomic():
         case = _locked(case_id, expected_version)
+        # the time is taken once the case is locked: a transition waiting for the lock is
+        # stamped after the one it follows, so the timeline's times keep the order of events
+        when = when or timezone.now()
         if case.status not in spec.from_statuses:
             raise IllegalTransition(action, case.status, allowed_actions(case))
         _check_actor(spec, actor, case)
@@ -843,7 +862,7 @@ def act(
             due = _parse_time(raw, "due_at")
             if due <= when:
                 raise CaseError("the deadline must be in the future", "due_at")
-            set_deadline(case, due)
+            set_deadline(case, due, set_by=actor)
             restart_clock = False
             extra = {"due_at": due.isoformat()}
         elif action == "supervise":
@@ -964,12 +983,12 @@ def apply_clock(case_id: int, now: datetime | None = None) -> str:
     Safe to run any number of times: the row lock and the stored deadline decide; after an
     escalation the new level has a fresh deadline, so a second run does nothing.
     """
-    now = now or timezone.now()
     with transaction.atomic():
         try:
             case = Case.objects.select_for_update().select_related("category").get(pk=case_id)
         except Case.DoesNotExist:
             return "gone"
+        now = now or timezone.now()  # after the lock, like act(): events stay in order
         if case.due_at is None or case.status not in (*RUNNING_STATUSES, S.REPORTED, S.RESOLVED):
             return "no clock"
         if now >= case.due_at:
@@ -1059,6 +1078,25 @@ def recompute_open_deadlines(
         with transaction.atomic():
             case = Case.objects.select_for_update().select_related("category").get(pk=case_id)
             old = case.due_at
+            if case.due_source == "person" and old is not None:
+                # a dispatcher's deadline stands; the timeline says so (and what the rule
+                # would have given)
+                rule_due, error = compute_deadline(case)
+                record(
+                    case,
+                    "deadline_kept",
+                    None,
+                    from_status=case.status,
+                    note="deadline set by a person: kept on recompute",
+                    data={
+                        "source": "person",
+                        "due_at": old.isoformat(),
+                        "set_by": case.due_set_by_id,
+                        "rule": rule_due.isoformat() if rule_due else None,
+                        "error": error,
+                    },
+                )
+                continue
             set_deadline(case)
             if case.due_at != old:
                 case.version += 1
@@ -1069,6 +1107,7 @@ def recompute_open_deadlines(
                     None,
                     from_status=case.status,
                     data={
+                        "source": "rule",
                         "old": old.isoformat() if old else None,
                         "new": case.due_at.isoformat() if case.due_at else None,
                         "error": case.deadline_error,
@@ -1173,7 +1212,17 @@ def decide_request(  # type: ignore[no-untyped-def]
         if approve:
             if req.kind == "extension":
                 case.extended_count += 1
-                set_deadline(case)
+                if case.due_source == "person" and case.due_at is not None:
+                    # the extension adds to the deadline the dispatcher set
+                    set_deadline(
+                        case,
+                        WorkClock(case.street_id).add(
+                            case.due_at, req.amount or 0, req.unit or "natural_days"
+                        ),
+                        set_by=case.due_set_by,
+                    )
+                else:
+                    set_deadline(case)
                 if case.handle_due_at and case.due_stage == "handle":
                     case.handle_due_at = case.due_at
                 elif case.handle_due_at:

@@ -8,7 +8,13 @@
   many jobs run for it.
 - ``cases.daily`` reminds of holds due for review and of mediation agreements whose 30-day
   window for court confirmation is closing.
-- ``cases.deliver`` hands inbox messages to the outgoing notifier (SMS/webhook/log).
+- ``cases.deliver`` hands inbox messages to the outgoing notifier (SMS/webhook/log), each
+  message once (``InboxMessage.delivered_at``).
+- ``cases.recompute`` recomputes stored deadlines after a calendar or rule change (one case per
+  transaction; a second run changes nothing more). A deadline set by a person is kept.
+
+Every job is safe to run twice: a job left in ``doing`` by a killed worker is retried
+(:mod:`gridsvc.supervision.worker`).
 """
 
 from __future__ import annotations
@@ -93,20 +99,59 @@ def daily(timestamp: int) -> dict[str, int]:
     return daily_reminders()
 
 
-def deliver_inbox_later(member_ids: list[int], title: str) -> None:
-    deliver.defer(member_ids=member_ids, title=title)
+def deliver_inbox_later(message_ids: list[int]) -> None:
+    deliver.defer(message_ids=message_ids)
 
 
 @app.task(name="cases.deliver", queue="cases", pass_context=False)
-def deliver(member_ids: list[int], title: str) -> int:
-    """Send the notification through the configured notifier (logging sender by default)."""
+def deliver(
+    message_ids: list[int] | None = None, member_ids: list[int] | None = None, title: str = ""
+) -> int:
+    """Send inbox messages through the configured notifier (logging sender by default), each
+    once.
+
+    Safe to run twice (a retried job whose worker was killed, two workers): a message is sent
+    while its row is locked and marked ``delivered_at`` in the same transaction, so a second run
+    skips it. Only a kill in the instant between the gateway's answer and the commit can send
+    one message again; its ``message_id`` goes with it for the gateway to drop the duplicate.
+    """
+    from django.db import transaction
+
     from gridsvc.accounts.models import Member
+    from gridsvc.supervision.models import InboxMessage
     from gridsvc.supervision.notify import sender
 
     out = sender()
+    if message_ids is None:  # a job queued by an earlier release (member ids and a title)
+        sent = 0
+        for m in Member.objects.filter(pk__in=member_ids or []):
+            sent += bool(out.send({"member": m.pk, "phone": getattr(m, "phone", "")}, title, ""))
+        return sent
     sent = 0
-    for m in Member.objects.filter(pk__in=member_ids):
-        sent += bool(out.send({"member": m.pk, "phone": getattr(m, "phone", "")}, title, ""))
+    for message_id in sorted(message_ids):
+        with transaction.atomic():
+            msg = (
+                InboxMessage.objects.select_for_update(of=("self",))
+                .select_related("member")
+                .filter(pk=message_id, delivered_at__isnull=True)
+                .first()
+            )
+            if msg is None:
+                continue  # already delivered (or deleted)
+            ok = out.send(
+                {"member": msg.member_id, "phone": getattr(msg.member, "phone", "")},
+                msg.title,
+                "",
+                {
+                    "message_id": msg.pk,
+                    "kind": msg.kind,
+                    "object": f"{msg.object_type}:{msg.object_id}",
+                },
+            )
+            if ok:
+                msg.delivered_at = timezone.now()
+                msg.save(update_fields=["delivered_at"])
+                sent += 1
     return sent
 
 

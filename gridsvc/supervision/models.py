@@ -96,6 +96,9 @@ class InboxMessage(models.Model):
     object_id = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(
+        null=True, blank=True, help_text="sent by the notifier (SMS/webhook); never sent twice"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -1,6 +1,6 @@
 """Outgoing notifications (SMS or webhook) behind one interface.
 
-``settings.GRIDSVC_NOTIFIER`` names the sender class: the logging sender for development
+``settings.GRIDSVC_NOTIFIER`` (or the environment variable of that name) names the sender class: the logging sender for development
 (default), the webhook sender for a street's own SMS gateway or messaging bot. Senders are
 called by the background worker, never on a request path.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Protocol
 
 from django.conf import settings
@@ -39,7 +40,9 @@ class WebhookSender:
     def send(self, recipient: dict, title: str, body: str, data: dict | None = None) -> bool:
         import requests
 
-        url = getattr(settings, "GRIDSVC_NOTIFY_WEBHOOK", "")
+        url = getattr(settings, "GRIDSVC_NOTIFY_WEBHOOK", "") or os.environ.get(
+            "GRIDSVC_NOTIFY_WEBHOOK", ""
+        )
         if not url:
             log.warning("GRIDSVC_NOTIFY_WEBHOOK is not set: dropping %s", title)
             return False
@@ -52,5 +55,9 @@ class WebhookSender:
 
 
 def sender() -> Sender:
-    path = getattr(settings, "GRIDSVC_NOTIFIER", "gridsvc.supervision.notify.LoggingSender")
+    path = (
+        getattr(settings, "GRIDSVC_NOTIFIER", "")
+        or os.environ.get("GRIDSVC_NOTIFIER", "")
+        or "gridsvc.supervision.notify.LoggingSender"
+    )
     return import_string(path)()
