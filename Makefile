@@ -11,6 +11,11 @@ export DJANGO_SETTINGS_MODULE := gridsvc.settings
 # The demo's own random keys (scripts/demo_secrets.sh makes them once, mode 600), exported to
 # the commands that read or write the local database; never the keys published in settings.py.
 WITH_SECRETS = set -a && . ./$(SECRETS) && set +a &&
+# The running demo connects as the application role made by scripts/setup.sh (not the owner,
+# not a superuser: it cannot disable the audit triggers or truncate); migrations and load_demo
+# use the owner role of DATABASE_URL's default. An explicit DATABASE_URL is used as it is.
+APP_DATABASE_URL ?= postgis://gridsvc_app:gridsvc_app@127.0.0.1:$(or $(GRIDSVC_PG_PORT),5439)/gridsvc
+AS_APP = $(if $(DATABASE_URL),,DATABASE_URL=$(APP_DATABASE_URL))
 
 .PHONY: setup demo test lint format bench serve worker migrate static
 
@@ -29,7 +34,7 @@ demo: migrate static
 	@new=$$(bash scripts/demo_secrets.sh $(SECRETS)); \
 	if [ "$$new" = new ]; then echo "made $(SECRETS): the demo's own secret keys (keep it)"; fi; \
 	$(WITH_SECRETS) DJANGO_DEBUG=1 $(PY) manage.py load_demo $$([ "$$new" = new ] && echo --reset)
-	$(WITH_SECRETS) DJANGO_DEBUG=1 bash scripts/serve.sh $(PORT)
+	$(WITH_SECRETS) DJANGO_DEBUG=1 $(AS_APP) bash scripts/serve.sh $(PORT)
 
 test: setup static
 	bash scripts/test.sh

@@ -9,7 +9,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from gridsvc.audit.models import AuditEntry, UnmaskGrant
-from gridsvc.audit.services import grant_unmask
+from gridsvc.audit.services import audit_entries_visible, grant_unmask
 
 from .scoping import request_scope
 
@@ -81,7 +81,9 @@ class AuditEntrySerializer(serializers.ModelSerializer):
 
 
 class AuditViewSet(viewsets.ReadOnlyModelViewSet):
-    """The audit log (append-only), for the street office and superusers."""
+    """The audit log (append-only), for the street office and superusers: a street sees the
+    entries of its own members and about its own residents, households and cases
+    (:func:`gridsvc.audit.services.audit_entries_visible`)."""
 
     serializer_class = AuditEntrySerializer
     filterset_fields = ["action", "actor", "object_type", "object_id"]
@@ -93,4 +95,4 @@ class AuditViewSet(viewsets.ReadOnlyModelViewSet):
         scope = request_scope(self.request)
         if not (scope.everything or scope.street_ids):
             raise PermissionDenied("the audit log is for the street office")
-        return AuditEntry.objects.select_related("actor")
+        return audit_entries_visible(scope, AuditEntry.objects.select_related("actor"))

@@ -273,3 +273,131 @@ def test_login_hashes_once_whether_or_not_the_phone_number_is_a_members(demo):
     assert hashes("nobody-here", "guess-123456") == 1  # unknown username
     assert hashes("grid3", "guess-123456") == 1  # a member's username, wrong password
     assert hashes("13912345678", PASSWORD) == 1  # right password by phone
+
+
+# ------------------------------------------------- 12. database roles and the audit trail
+def _app_role_connection():
+    """A connection to the test database as the application's run-time role (made by
+    scripts/setup.sh: gridsvc_app, DML only)."""
+    import psycopg
+
+    s = connection.settings_dict
+    return psycopg.connect(
+        host=s["HOST"],
+        port=s["PORT"],
+        dbname=s["NAME"],
+        user=os.environ.get("GRIDSVC_APP_DB_USER", "gridsvc_app"),
+        password=os.environ.get("GRIDSVC_APP_DB_PASSWORD", "gridsvc_app"),
+        options="-c lock_timeout=3000",
+    )
+
+
+def test_neither_database_role_is_a_superuser(db):
+    with connection.cursor() as cur:
+        cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        assert cur.fetchone()[0] is False
+        cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = 'gridsvc_app'")
+        row = cur.fetchone()
+        assert row is not None, "role gridsvc_app missing: run scripts/setup.sh"
+        assert row[0] is False
+
+
+def test_the_application_role_cannot_rewrite_or_silence_the_audit_trail(db):
+    import psycopg
+
+    refused = [
+        "UPDATE audit_auditentry SET reason = 'rewritten'",
+        "DELETE FROM audit_auditentry",
+        "TRUNCATE audit_auditentry",
+        "ALTER TABLE audit_auditentry DISABLE TRIGGER ALL",
+        "DROP TRIGGER audit_entry_no_update_delete ON audit_auditentry",
+        "SET session_replication_role = replica",
+        "TRUNCATE audit_unmaskgrant",
+        "ALTER TABLE audit_unmaskgrant DISABLE TRIGGER ALL",
+    ]
+    with _app_role_connection() as conn:
+        for sql in refused:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(sql)
+            conn.rollback()
+        # what the application needs still works: read and append
+        conn.execute("SELECT count(*) FROM audit_auditentry").fetchone()
+        conn.execute(
+            "INSERT INTO audit_auditentry (at, action, object_type, object_id, fields, reason,"
+            " detail) VALUES (now(), 'other', '', '', '[]', 'role test', '{}')"
+        )
+        conn.rollback()
+
+
+def test_an_unmask_grant_cannot_be_extended_or_rewritten(demo):
+    from datetime import timedelta
+
+    from django.db import DatabaseError, transaction
+    from django.utils import timezone
+
+    from gridsvc.audit.models import UnmaskGrant
+    from gridsvc.audit.services import grant_unmask
+
+    grant = grant_unmask(Member.objects.get(username="street"), "核实身份 test", minutes=10)
+    rows = UnmaskGrant.objects.filter(pk=grant.pk)
+    later = grant.expires_at + timedelta(days=365)
+    for change in (
+        {"expires_at": later},
+        {"created_at": grant.created_at - timedelta(days=1)},
+        {"reason": "something else"},
+        {"member": Member.objects.get(username="grid1")},
+    ):
+        with pytest.raises(DatabaseError), transaction.atomic():
+            rows.update(**change)
+    assert rows.get().expires_at == grant.expires_at
+    # revoking is the one change allowed, once
+    rows.update(revoked_at=timezone.now())
+    for change in ({"revoked_at": None}, {"revoked_at": timezone.now() + timedelta(days=1)}):
+        with pytest.raises(DatabaseError), transaction.atomic():
+            rows.update(**change)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        rows.delete()
+    assert not rows.get().active
+
+
+def test_the_audit_log_is_limited_to_the_callers_street(demo, member_client):
+    from gridsvc.audit.models import AuditEntry
+    from gridsvc.chain.models import Position
+    from gridsvc.territory.models import Community, Resident, Street
+
+    other = Street.objects.create(code="620103098", name="别的街道")
+    Community.objects.create(street=other, code="620103098001", name="别的社区")
+    outsider = Member.objects.create_user("street-b", password="lanzhou-grid-2026!")
+    Position.objects.create(position_type="street_dispatcher", member=outsider, street=other)
+    resident = Resident.objects.filter(household__unit__building__grid__community=demo.community)[0]
+
+    ours_by_actor = AuditEntry.objects.create(
+        actor=Member.objects.get(username="grid1"), action="export", object_type="ledger"
+    )
+    ours_about = AuditEntry.objects.create(
+        actor=None, action="other", object_type="resident", object_id=str(resident.pk)
+    )
+    theirs = AuditEntry.objects.create(actor=outsider, action="export", object_type="ledger")
+    snooped = AuditEntry.objects.create(
+        actor=outsider, action="unmasked_read", object_type="resident", object_id=str(resident.pk)
+    )
+
+    def ids(username: str) -> set[int]:
+        seen = set()
+        for kind in ("ledger", "resident"):
+            r = member_client(username).get(f"/api/v1/audit/?object_type={kind}&page_size=500")
+            assert r.status_code == 200
+            seen |= {e["id"] for e in r.json()["results"]}
+        return seen
+
+    mine = ids("street")
+    assert {ours_by_actor.pk, ours_about.pk, snooped.pk} <= mine and theirs.pk not in mine
+    seen_by_b = ids("street-b")
+    assert {theirs.pk, snooped.pk} <= seen_by_b
+    assert ours_by_actor.pk not in seen_by_b and ours_about.pk not in seen_by_b
+    assert member_client("street-b").get(f"/api/v1/audit/{ours_by_actor.pk}/").status_code == 404
+    admin = Member.objects.filter(is_superuser=True).first() or Member.objects.create_superuser(
+        "root-test", password="lanzhou-grid-2026!"
+    )
+    everything = ids(admin.username)
+    assert {ours_by_actor.pk, ours_about.pk, theirs.pk, snooped.pk} <= everything

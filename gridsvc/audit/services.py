@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
+from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import CharField, Q, QuerySet
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from gridsvc.chain.models import Position
+from gridsvc.chain.scope import Scope
 
 from .models import AuditEntry, UnmaskGrant
 
@@ -123,3 +127,36 @@ def active_grant(member) -> UnmaskGrant | None:
     if grant is None or not may_hold_unmask_grant(member):
         return None
     return grant
+
+
+# Audited object types that belong to a territory: ``object_type`` → model (``app.Model``).
+# An entry about such an object belongs to the street the object lies in.
+AUDITED_TERRITORY_OBJECTS: dict[str, str] = {
+    "resident": "territory.Resident",
+    "household": "territory.Household",
+    "case": "cases.Case",
+}
+
+
+def audit_entries_visible(scope: Scope, qs: QuerySet | None = None) -> QuerySet:
+    """The audit log (审计日志) a street-level caller may read: entries by members who hold or
+    held a position in the caller's street(s), and entries about residents, households and
+    cases there. ``scope.everything`` (superusers) sees all; anyone without a street sees
+    nothing."""
+    qs = AuditEntry.objects.all() if qs is None else qs
+    if scope.everything:
+        return qs
+    if not scope.street_ids:
+        return qs.none()
+    street = Scope(street_ids=set(scope.street_ids))  # the street part only
+    actors = street.filter(Position.objects.all()).values("member_id")
+    visible = Q(actor__in=actors)
+    for object_type, label in AUDITED_TERRITORY_OBJECTS.items():
+        model = apps.get_model(label)
+        ids = (
+            street.filter(model._default_manager.all())
+            .annotate(_pk_text=Cast("pk", CharField()))
+            .values("_pk_text")
+        )
+        visible |= Q(object_type=object_type, object_id__in=ids)
+    return qs.filter(visible)
