@@ -94,7 +94,8 @@ def endpoints() -> dict[str, Endpoint]:
         actions = getattr(cb, "actions", None)
         cls = getattr(cb, "cls", None) or getattr(cb, "view_class", None)
         if actions:
-            pairs = [(m.upper(), a) for m, a in actions.items()]
+            # DRF adds "head" (= the GET handler) to a route's actions on its first request
+            pairs = [(m.upper(), a) for m, a in actions.items() if m != "head"]
         elif cls is not None:
             pairs = [
                 (m.upper(), None)

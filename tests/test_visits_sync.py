@@ -178,3 +178,14 @@ def test_neighbours_get_no_task_of_any_sensitive_group_in_the_feed(demo, member_
     visible_due = sum(r["due"] for r in cov)
     all_due = VisitTask.objects.filter(household__unit__building=head.building, due_on=due).count()
     assert visible_due == all_due - VisitTask.objects.filter(id__in=in_building, due_on=due).count()
+
+
+def test_a_building_head_cannot_look_at_the_grid_members_phone(demo, member_client):
+    from gridsvc.accounts.models import Member
+
+    grid1 = Member.objects.get(username="grid1")
+    r = member_client("bh-001").get(f"/api/v1/sync/estimate/?member={grid1.id}")
+    assert r.status_code == 400 and "member" in r.json()
+    assert member_client("bh-001").get("/api/v1/sync/estimate/").status_code == 200
+    r = member_client("cadre1").get(f"/api/v1/sync/estimate/?member={grid1.id}")
+    assert r.status_code == 200 and r.json()["member"] == grid1.id

@@ -457,7 +457,8 @@ class SyncChangesView(APIView):
 
 class SyncEstimateView(APIView):
     """What a member's phone will hold (counts, approximate bytes), before it is handed out.
-    ``?member=<id>`` for someone whose positions are in my territory (default: me)."""
+    ``?member=<id>`` for someone whose positions are in the staff part of my territory
+    (default: me; neighbours: only themselves)."""
 
     @extend_schema(
         parameters=[OpenApiParameter("member", OpenApiTypes.INT)],
@@ -472,8 +473,10 @@ class SyncEstimateView(APIView):
             except ValueError:
                 raise ValidationError({"member": "must be a member id"}) from None
             if member_id != request.user.id:
-                visible = request_scope(request).filter(
-                    Position.objects.held_at().filter(member_id=member_id)
+                visible = services.work_record_positions(
+                    request_scope(request),
+                    request.user,
+                    Position.objects.held_at().filter(member_id=member_id),
                 )
                 if not visible.exists():
                     raise ValidationError({"member": "no such member in your territory"})
@@ -526,7 +529,7 @@ class DailyReportViewSet(
     """一日一报: POST my report for today (or ``date``; sending again updates it); GET lists
     mine and those of members holding positions in my territory (``?date=``, ``?member=``).
     Neighbours (building/unit heads, property managers, owners' committees) read only their
-    own: grid members' and cadres' reports are for staff (``services.daily_report_positions``)."""
+    own: grid members' and cadres' reports are for staff (``services.work_record_positions``)."""
 
     serializer_class = DailyReportSerializer
     filterset_fields = ["date", "member", "nothing_abnormal"]
@@ -538,7 +541,7 @@ class DailyReportViewSet(
         qs = DailyReport.objects.select_related("member")
         if scope.everything:
             return qs
-        readable = services.daily_report_positions(scope, self.request.user, Position.objects.all())
+        readable = services.work_record_positions(scope, self.request.user, Position.objects.all())
         members = readable.values("member_id")
         return qs.filter(Q(member=self.request.user) | Q(member_id__in=members))
 

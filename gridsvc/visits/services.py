@@ -469,13 +469,13 @@ def path_length_m(coords: list[tuple[float, float]]) -> float:
 def members_missing_daily_report(scope, day: date, member=None) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     """Members holding a field position in ``scope`` on ``day`` (not on leave) who have not
     sent that day's report (一日一报). With ``member`` (the caller): only those whose reports
-    ``member`` may read (:func:`daily_report_positions`)."""
+    ``member`` may read (:func:`work_record_positions`)."""
     at = local_day_start(day) + timedelta(hours=12)
     active = Position.objects.active_at(at).filter(position_type__in=FIELD_POSITION_TYPES)
     if member is None:
         positions = scope.filter(active)
     else:
-        positions = daily_report_positions(scope, member, active)
+        positions = work_record_positions(scope, member, active)
     positions = positions.select_related("member")
     reported = set(DailyReport.objects.filter(date=day).values_list("member_id", flat=True))
     by_member: dict[int, dict[str, Any]] = {}
@@ -584,9 +584,10 @@ def present_visit(data: dict[str, Any], tier: visibility.Tier, own: bool) -> dic
     return data
 
 
-# ---------------------------------------------------------------- who reads 一日一报
-def daily_report_positions(scope, member, positions: QuerySet[Position]) -> QuerySet[Position]:  # type: ignore[no-untyped-def]
-    """The ``positions`` whose holders' daily reports (一日一报) ``member`` may read.
+# ---------------------------------------------------------------- who reads whose work records
+def work_record_positions(scope, member, positions: QuerySet[Position]) -> QuerySet[Position]:  # type: ignore[no-untyped-def]
+    """The ``positions`` whose holders' work records ``member`` may read: daily reports
+    (一日一报), the phone estimate.
 
     A grid member's or cadre's report speaks of the residents and problems of the whole grid,
     so it is read through the staff part of the territory (``visibility.staff_scope``):
