@@ -266,12 +266,12 @@ def present_resident(data: dict, resident: Any, tier: Tier, unmasked: bool = Fal
     masked: list[str] = []
     for attribute in (NAME, GENDER, ID_NUMBER, PHONE, ETHNICITY):
         key = ATTRIBUTE_KEYS[attribute][0]
-        if key not in data:
-            continue
         cell = rule(attribute, tier)
         if cell == HIDDEN:
             for k in ATTRIBUTE_KEYS[attribute]:
                 data.pop(k, None)
+        elif key not in data:
+            continue
         elif cell in (MASKED, COARSE) and not unmasked:
             data[key] = _MASKERS.get(attribute, lambda v: None)(getattr(resident, key))
             for k in ATTRIBUTE_KEYS[attribute][1:]:
