@@ -26,14 +26,18 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_worker(one_shot: bool = False) -> subprocess.Popen:
+def start_worker(
+    one_shot: bool = False, queues: str = "cases", **env_extra: str
+) -> subprocess.Popen:
+    """The real worker (``manage.py worker``) on the test database, in its own process."""
     s = connection.settings_dict
     env = {
         **os.environ,
         "GRIDSVC_TESTING": "1",
         "DATABASE_URL": f"postgis://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}",
+        **env_extra,
     }
-    args = [sys.executable, "manage.py", "procrastinate", "worker", "-q", "cases", "-p", "0.2"]
+    args = [sys.executable, "manage.py", "worker", "-q", queues, "-p", "0.2"]
     if one_shot:
         args.append("--one-shot")
     return subprocess.Popen(
