@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, timedelta
 
 from django.contrib.auth import get_user_model
@@ -21,7 +22,15 @@ from gridsvc.chain.models import Position
 from gridsvc.chain.scope import scope_for
 from gridsvc.visits import services
 from gridsvc.visits.ingest import MAX_BATCH, ItemError, parse_photo, record_visits
-from gridsvc.visits.models import DailyReport, Visit, VisitPhoto, VisitRule, VisitTask
+from gridsvc.visits.models import (
+    DailyReport,
+    StaleDailyReport,
+    Visit,
+    VisitPhoto,
+    VisitRule,
+    VisitTask,
+    save_daily_report,
+)
 from gridsvc.visits.sync import FEED_LIMIT, BadCursor, changes_since, phone_estimate
 
 from ..privacy import viewer
@@ -54,6 +63,24 @@ def _float_param(params, name: str, lo: float, hi: float) -> float | None:  # ty
     if not (lo <= value <= hi):
         raise ValidationError({name: f"must be between {lo} and {hi}"})
     return value
+
+
+MAX_CLIENT_UUIDS = 500
+
+
+def _uuid_list(params, name: str) -> list[uuid.UUID]:  # type: ignore[no-untyped-def]
+    """``?client_uuid=a,b&client_uuid=c`` → UUIDs (comma-separated and/or repeated; at most
+    :data:`MAX_CLIENT_UUIDS`); anything else is a 400 naming the parameter."""
+    raw = [part.strip() for value in params.getlist(name) for part in value.split(",")]
+    raw = [part for part in raw if part]
+    if not raw:
+        raise ValidationError({name: "one or more UUIDs, comma-separated"})
+    if len(raw) > MAX_CLIENT_UUIDS:
+        raise ValidationError({name: f"at most {MAX_CLIENT_UUIDS} UUIDs"})
+    try:
+        return [uuid.UUID(part) for part in raw]
+    except ValueError:
+        raise ValidationError({name: "one or more UUIDs, comma-separated"}) from None
 
 
 def sees_all_tracks(request) -> bool:  # type: ignore[no-untyped-def]
@@ -269,7 +296,8 @@ class VisitViewSet(
 ):
     """Visit log (走访记录). POST one visit (JSON with base64 photos, or multipart with
     ``photos`` files); POST ``batch/`` for offline uploads. Filters: ``household``,
-    ``member``, ``far_off``, ``from`` / ``to`` (dates of the visit)."""
+    ``member``, ``far_off``, ``from`` / ``to`` (dates of the visit), ``client_uuid`` (one or
+    more, comma-separated: which of my uploads arrived)."""
 
     serializer_class = VisitSerializer
     filterset_fields = ["household", "member", "far_off", "task"]
@@ -284,7 +312,24 @@ class VisitViewSet(
             qs = qs.filter(client_time__date__gte=_date_param(params, "from"))
         if params.get("to"):
             qs = qs.filter(client_time__date__lte=_date_param(params, "to"))
+        if "client_uuid" in params:
+            qs = qs.filter(client_uuid__in=_uuid_list(params, "client_uuid"))
         return qs
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATE),
+            OpenApiParameter("to", OpenApiTypes.DATE),
+            OpenApiParameter(
+                "client_uuid",
+                OpenApiTypes.STR,
+                description="one or more visit client UUIDs, comma-separated (at most "
+                f"{MAX_CLIENT_UUIDS}): the visits with these UUIDs in my scope",
+            ),
+        ]
+    )
+    def list(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return super().list(request, *args, **kwargs)
 
     def _item_from_request(self, request) -> tuple[dict, list]:  # type: ignore[no-untyped-def]
         data = request.data
@@ -380,6 +425,13 @@ class VisitViewSet(
             OpenApiParameter("date", OpenApiTypes.DATE),
             OpenApiParameter("start_lon", OpenApiTypes.NUMBER),
             OpenApiParameter("start_lat", OpenApiTypes.NUMBER),
+            OpenApiParameter(
+                "crs",
+                OpenApiTypes.STR,
+                description="coordinates of start_lon/start_lat and of the answer: wgs84 "
+                "(default), gcj02, bd09, cgcs2000",
+                enum=["wgs84", "gcj02", "bd09", "cgcs2000"],
+            ),
         ],
         responses={200: OpenApiTypes.OBJECT},
     )
@@ -395,8 +447,23 @@ class VisitViewSet(
             raise ValidationError(
                 {"start_lat" if lat is None else "start_lon": "give start_lon and start_lat"}
             )
-        start = (lon, lat) if lon is not None else None
-        return Response(services.todays_route(request.user, day, start))
+        from geo.crs import UnsupportedCRS, from_wgs84, normalize_crs, to_wgs84
+        from geo.crs import transform_geojson_geometry as transform_geometry
+
+        try:
+            crs = normalize_crs(params.get("crs") or "wgs84")
+        except UnsupportedCRS as exc:
+            raise ValidationError({"crs": str(exc)}) from None
+        start = to_wgs84(lon, lat, crs) if lon is not None and lat is not None else None
+        out = services.todays_route(request.user, day, start)
+        if crs != "wgs84":  # the answer in the caller's coordinates too
+            for point in [out.get("start"), *out.get("stops", [])]:
+                if point:
+                    point["lon"], point["lat"] = from_wgs84(point["lon"], point["lat"], crs)
+            if out.get("path"):
+                out["path"] = transform_geometry(out["path"], "wgs84", crs)
+        out["crs"] = crs
+        return Response(out)
 
     @extend_schema(
         parameters=[
@@ -485,7 +552,33 @@ class SyncEstimateView(APIView):
 
 
 # ---------------------------------------------------------------- 一日一报
+def _expected_report_version(request) -> int | None:  # type: ignore[no-untyped-def]
+    """The report version the phone last saw: ``If-Match`` (its ETag) or ``version`` in the
+    body; None when neither (merge by item id)."""
+    raw = request.headers.get("If-Match")
+    if raw:
+        raw = raw.strip().removeprefix("W/")
+        if raw == "*":
+            return None
+        try:
+            return int(raw.strip('"').rsplit("-v", 1)[1])
+        except (IndexError, ValueError):
+            raise ValidationError({"If-Match": "not an ETag of a daily report"}) from None
+    body = request.data if isinstance(request.data, dict) else {}
+    if body.get("version") not in (None, ""):
+        try:
+            return int(body["version"])
+        except (TypeError, ValueError):
+            raise ValidationError({"version": "must be an integer"}) from None
+    return None
+
+
 class DailyReportSerializer(serializers.ModelSerializer):
+    """A daily report. Each item is ``{"id", "category", "description", …}``: send the phone's
+    own item ``id`` (≤ 64 characters) or let the server give one. ``version`` (and the
+    ``ETag``) is what ``If-Match`` names to replace the report; without it, an upload is merged
+    by item id (docs/sync.md, Conflicts)."""
+
     member_name = serializers.CharField(source="member.__str__", read_only=True)
     date = serializers.DateField(required=False)
     items = serializers.ListField(
@@ -494,8 +587,17 @@ class DailyReportSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DailyReport
-        fields = ["id", "member", "member_name", "date", "nothing_abnormal", "items", "updated_at"]
-        read_only_fields = ["member"]
+        fields = [
+            "id",
+            "member",
+            "member_name",
+            "date",
+            "nothing_abnormal",
+            "items",
+            "version",
+            "updated_at",
+        ]
+        read_only_fields = ["member", "version"]
         validators: list = []  # one per member per day: POST updates today's report
 
     def validate_date(self, value: date) -> date:
@@ -510,6 +612,16 @@ class DailyReportSerializer(serializers.ModelSerializer):
         for i, item in enumerate(value):
             if not isinstance(item.get("description", ""), str) or not item.get("category"):
                 raise serializers.ValidationError(f"item {i}: category and description")
+            item_id = item.get("id")
+            if item_id not in (None, "") and (
+                isinstance(item_id, bool)
+                or not isinstance(item_id, str | int)
+                or not 1 <= len(str(item_id)) <= 64
+            ):
+                raise serializers.ValidationError(f"item {i}: id is a string of 1–64 characters")
+        ids = [str(item["id"]) for item in value if item.get("id") not in (None, "")]
+        if len(ids) != len(set(ids)):
+            raise serializers.ValidationError("item ids must be unique")
         return value
 
     def validate(self, attrs):  # type: ignore[no-untyped-def]
@@ -526,7 +638,8 @@ class DailyReportViewSet(
     mixins.CreateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """一日一报: POST my report for today (or ``date``; sending again updates it); GET lists
+    """一日一报: POST my report for today (or ``date``; sending again merges by item id, or
+    replaces it with ``If-Match``, see :func:`gridsvc.visits.models.save_daily_report`); GET lists
     mine and those of members holding positions in my territory (``?date=``, ``?member=``).
     Neighbours (building/unit heads, property managers, owners' committees) read only their
     own: grid members' and cadres' reports are for staff (``services.work_record_positions``)."""
@@ -545,22 +658,59 @@ class DailyReportViewSet(
         members = readable.values("member_id")
         return qs.filter(Q(member=self.request.user) | Q(member_id__in=members))
 
+    def retrieve(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        report = self.get_object()
+        return Response(self.get_serializer(report).data, headers={"ETag": report.etag})
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "If-Match",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="the report's ETag: replace it (412 with the server's copy if it "
+                "changed); without it the upload is merged by item id",
+            )
+        ],
+        responses={
+            200: DailyReportSerializer,
+            201: DailyReportSerializer,
+            412: OpenApiTypes.OBJECT,
+        },
+    )
     def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """Send my report for ``date`` (default today). Never erases what another device sent:
+        without ``If-Match`` (or ``version``) items are merged by ``id``; with it the report is
+        replaced if nobody changed it meanwhile, else 412 with the server's copy."""
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         day = data.get("date") or services.local_today()
-        report, created = DailyReport.objects.update_or_create(
-            member=request.user,
-            date=day,
-            defaults={
-                "nothing_abnormal": data.get("nothing_abnormal", True),
-                "items": data.get("items", []),
-            },
-        )
+        try:
+            report, created = save_daily_report(
+                request.user,
+                day,
+                data.get("nothing_abnormal", True),
+                data.get("items", []),
+                _expected_report_version(request),
+            )
+        except StaleDailyReport as exc:
+            current = exc.current
+            return Response(
+                {
+                    "If-Match": [exc.message],
+                    "detail": exc.message,
+                    "code": "stale_version",
+                    "current_version": current.version,
+                    "current": self.get_serializer(current).data,
+                },
+                status=status.HTTP_412_PRECONDITION_FAILED,
+                headers={"ETag": current.etag},
+            )
         return Response(
             self.get_serializer(report).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+            headers={"ETag": report.etag},
         )
 
     @extend_schema(

@@ -17,6 +17,21 @@ are flagged (``time_flag``: ``future``, ``before_task_window``, ``too_old``), ne
 The content hash (duplicate vs conflict) is taken over the time as the phone sent it, so a
 retry judged with a slightly different offset is still a duplicate.
 
+Territory is judged at the time the visit was made (交接): a visit is accepted when its
+household is in the member's territory now, or was when the visit was made (the clock-corrected
+time, against the position history: :meth:`gridsvc.chain.models.PositionQuerySet.held_at`), so
+visits recorded before a hand-over are stored after it, and the new holder sees them (they are
+in the household's territory). A visit for a time when the member held no post over the
+household (nor holds one now) is rejected with ``code: not_in_territory``.
+
+The task link (``task_link`` in the item result) never rejects a visit: ``linked`` (the named
+or matching task is closed by this visit), ``task_reassigned`` (the named task is open but now
+assigned to another member: closed by this visit all the same, the household was visited),
+``task_closed`` (the named task was closed meanwhile — done by another visit, or missed for a
+day after the visit; the visit is stored without the link) or ``no_task`` (no task named and
+none open for the household on the visit's day). A task marked missed while the phone was
+offline is closed by a visit made in time (on or before the period's last day + grace).
+
 A batch runs in one transaction with a savepoint per item, so one bad item never loses the
 others. Households are checked against the member's territory in one query per batch, and
 the distances to the households' buildings are computed by PostGIS in one statement
@@ -39,9 +54,11 @@ from django.conf import settings
 from django.contrib.gis.geos import Point
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from gridsvc.chain.models import Position
 from gridsvc.sync.clock import FUTURE_TOLERANCE, MAX_AGE, RequestClock
 from gridsvc.sync.clock import current as current_clock
 from gridsvc.sync.models import VisitClock
@@ -56,6 +73,19 @@ MAX_FINDINGS = 20
 # A visit for an explicit task may be dated this long before the task's period starts
 # before it is flagged (time zones, a visit just before midnight).
 TASK_WINDOW_SLACK = timedelta(days=1)
+
+# ``task_link`` of an accepted item (docs/visits.md)
+LINKED = "linked"
+TASK_CLOSED = "task_closed"
+TASK_REASSIGNED = "task_reassigned"
+NO_TASK = "no_task"
+
+# ``code`` of a rejected or conflicting item (machine-readable; ``errors`` has the words)
+CODE_INVALID = "invalid"
+CODE_NOT_IN_TERRITORY = "not_in_territory"
+CODE_UNKNOWN_TASK = "unknown_task"
+CODE_CONFLICT = "conflict"
+CODE_NOT_STORED = "not_stored"
 CRS_CHOICES = ("wgs84", "gcj02", "bd09", "cgcs2000")
 ITEM_FIELDS = {
     "client_uuid",
@@ -126,6 +156,7 @@ class VisitInput:
     time: datetime | None = None  # client_time on the server's clock
     time_corrected: bool = False
     time_flag: str = ""
+    task_link: str = ""
 
     def canonical(self, member_id: int) -> dict[str, Any]:
         return {
@@ -164,6 +195,14 @@ class ItemResult:
     client_time: datetime | None = None
     time_corrected: bool = False
     time_flag: str = ""
+    code: str | None = None
+    task_link: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.code is None and self.status == "rejected":
+            self.code = CODE_INVALID
+        elif self.code is None and self.status == "conflict":
+            self.code = CODE_CONFLICT
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -172,6 +211,8 @@ class ItemResult:
             "status": self.status,
             "id": self.id,
         }
+        if self.code:
+            d["code"] = self.code
         if self.errors:
             d["errors"] = self.errors
         if self.status == "accepted":
@@ -183,6 +224,7 @@ class ItemResult:
                 client_time=self.client_time.isoformat() if self.client_time else None,
                 time_corrected=self.time_corrected,
                 time_flag=self.time_flag or None,
+                task_link=self.task_link,
             )
         return d
 
@@ -400,9 +442,12 @@ def parse_item(raw: Any, index: int, now: datetime, files: list | None = None) -
     lon = _float(raw.get("lon"), "lon", -180, 180)
     if (lat is None) != (lon is None):
         raise ItemError({"lat" if lat is None else "lon": "give both lat and lon, or neither"})
-    crs = str(raw.get("crs") or "wgs84").lower().replace("-", "")
-    if crs not in CRS_CHOICES:
-        raise ItemError({"crs": f"one of {', '.join(CRS_CHOICES)}"})
+    from geo.crs import UnsupportedCRS, normalize_crs
+
+    try:  # the API's one vocabulary (EPSG:4326, gcj-02, bd09ll … too)
+        crs = normalize_crs(str(raw.get("crs") or "wgs84"))
+    except UnsupportedCRS:
+        raise ItemError({"crs": f"one of {', '.join(CRS_CHOICES)}"}) from None
     members = _maybe_json(raw.get("participant_members"), "participant_members") or []
     if not isinstance(members, list):
         raise ItemError({"participant_members": "must be a list of member ids"})
@@ -498,11 +543,71 @@ def judge_time(item: VisitInput, clock: RequestClock) -> None:
     item.time = time
 
 
+def households_held_at(member, items: list[VisitInput]) -> set[int]:  # type: ignore[no-untyped-def]
+    """Indexes of ``items`` whose household was in ``member``'s territory when the visit was
+    made (``item.time``, on the server's clock), from the position history (岗位任职记录).
+
+    One query for the member's positions over the items' time span, then one territory query
+    per distinct set of positions held (usually one or two: before and after a hand-over)."""
+    items = [i for i in items if i.time is not None]
+    if not items:
+        return set()
+    times = [i.time for i in items]
+    rows = list(
+        Position.objects.filter(member=member, valid_from__lte=max(times))
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=min(times)))
+        .values_list("id", "valid_from", "valid_to")
+    )
+    groups: dict[frozenset[int], list[VisitInput]] = {}
+    for item in items:
+        held = frozenset(
+            pid
+            for pid, start, end in rows
+            if start <= item.time and (end is None or end > item.time)  # type: ignore[operator]
+        )
+        if held:
+            groups.setdefault(held, []).append(item)
+    from gridsvc.chain.scope import scope_for
+
+    ok: set[int] = set()
+    for group in groups.values():
+        then = scope_for(member, group[0].time)
+        found = set(
+            then.filter(Household.objects.filter(id__in={i.household for i in group})).values_list(
+                "id", flat=True
+            )
+        )
+        ok |= {i.index for i in group if i.household in found}
+    return ok
+
+
+def _closable_on(task: VisitTask, day: date) -> bool:
+    """Whether a visit on ``day`` counts for ``task``: an open or overdue task always (the
+    visit was made for it); a missed one if the visit was made in time (by the period's last
+    day + the rule's grace), i.e. it was marked missed while the phone was offline."""
+    if task.status in (VisitTask.Status.OPEN, VisitTask.Status.OVERDUE):
+        return True
+    if task.status == VisitTask.Status.MISSED:
+        return day <= task.period_end + timedelta(days=task.rule.grace_days)
+    return False
+
+
+def _task_link(member, item: VisitInput, task: VisitTask) -> str:  # type: ignore[no-untyped-def]
+    """What happens to the link to the task the visit names (never a rejection)."""
+    if not _closable_on(task, timezone.localdate(item.time or item.client_time)):
+        return TASK_CLOSED
+    if task.assigned_member_id not in (None, member.id):
+        return TASK_REASSIGNED
+    return LINKED
+
+
 def _matching_tasks(item: VisitInput, open_tasks: list[VisitTask]) -> list[VisitTask]:
     day = timezone.localdate(item.time or item.client_time)
     if item.task is not None:
-        return [t for t in open_tasks if t.id == item.task]
-    candidates = [t for t in open_tasks if t.period_start <= day <= t.period_end]
+        return [t for t in open_tasks if t.id == item.task and _closable_on(t, day)]
+    candidates = [
+        t for t in open_tasks if t.period_start <= day <= t.period_end and _closable_on(t, day)
+    ]
     if item.rule is not None:
         candidates = [t for t in candidates if t.rule_id == item.rule]
     return candidates
@@ -557,11 +662,15 @@ def record_visits(
             seen[key] = item
             fresh.append(item)
 
-    # territory and references (one query each)
+    # territory and references (one query each); the territory is judged now and, for the
+    # rest, when each visit was made (a visit from before a hand-over counts)
     hh_ids = {i.household for i in fresh}
     visible = set(
         scope.filter(Household.objects.filter(id__in=hh_ids)).values_list("id", flat=True)
     )
+    held_then = households_held_at(member, [i for i in fresh if i.household not in visible])
+    allowed = [i for i in fresh if i.household in visible or i.index in held_then]
+    allowed_hh = {i.household for i in allowed}
     res_home = dict(
         Resident.objects.filter(id__in={i.resident for i in fresh if i.resident}).values_list(
             "id", "household_id"
@@ -571,58 +680,70 @@ def record_visits(
 
     from gridsvc.chain.scope import scope_for
 
-    # a participant of a joint visit holds a position over the visited household now (its
-    # chain); anyone else reads like an unknown id (issue 15 item 7: ids through the scope)
+    # a participant of a joint visit holds a position over the visited household now or did
+    # when the visit was made (its chain); anyone else reads like an unknown id (issue 15
+    # item 7: ids through the scope)
     wanted = {m for i in fresh for m in i.participant_members}
+    participants = {m.pk: m for m in get_user_model().objects.filter(id__in=wanted, is_active=True)}
     covers = {
-        m.pk: set(
+        pk: set(
             scope_for(m)
-            .filter(Household.objects.filter(id__in=hh_ids))
+            .filter(Household.objects.filter(id__in=allowed_hh))
             .values_list("id", flat=True)
         )
-        for m in get_user_model().objects.filter(id__in=wanted, is_active=True)
+        for pk, m in participants.items()
     }
+
+    def covered(m: int, item: VisitInput) -> bool:
+        if item.household in covers.get(m, ()):
+            return True
+        return m in participants and bool(households_held_at(participants[m], [item]))
+
     rule_ids = set(VisitRule.objects.values_list("id", flat=True))
     open_tasks = list(
         VisitTask.objects.filter(
-            household__in=hh_ids & visible,
-            status__in=[VisitTask.Status.OPEN, VisitTask.Status.OVERDUE],
-        )
+            household__in=allowed_hh,
+            status__in=[VisitTask.Status.OPEN, VisitTask.Status.OVERDUE, VisitTask.Status.MISSED],
+        ).select_related("rule")
     )
     tasks_of: dict[int, list[VisitTask]] = {}
     for t in open_tasks:
         tasks_of.setdefault(t.household_id, []).append(t)
     explicit = {i.task for i in fresh if i.task}
-    task_home: dict[int, int] = {}
-    task_start: dict[int, date] = {}
-    for tid, hid, start in VisitTask.objects.filter(id__in=explicit).values_list(
-        "id", "household_id", "period_start"
-    ):
-        task_home[tid], task_start[tid] = hid, start
+    named = {t.id: t for t in VisitTask.objects.filter(id__in=explicit).select_related("rule")}
 
     valid: list[VisitInput] = []
     for item in fresh:
-        err = None
-        if item.household not in visible:
-            err = {"household": "no such household in your territory"}
+        err, code = None, None
+        if not (item.household in visible or item.index in held_then):
+            err, code = (
+                {
+                    "household": "no such household in your territory (now or when the visit "
+                    "was made)"
+                },
+                CODE_NOT_IN_TERRITORY,
+            )
         elif item.resident and res_home.get(item.resident) != item.household:
             err = {"resident": "not a resident of this household"}
-        elif any(item.household not in covers.get(m, ()) for m in item.participant_members):
+        elif any(not covered(m, item) for m in item.participant_members):
             err = {"participant_members": "unknown member id"}
         elif item.rule is not None and item.rule not in rule_ids:
             err = {"rule": "unknown rule"}
         elif item.task is not None:
-            if task_home.get(item.task) != item.household:
-                err = {"task": "no such task for this household"}
-            elif not any(t.id == item.task for t in tasks_of.get(item.household, [])):
-                err = {"task": "this task is not open (done or missed)"}
-            elif not item.time_flag and timezone.localdate(item.time) < (
-                task_start[item.task] - TASK_WINDOW_SLACK
-            ):
-                item.time_flag = VisitClock.Flag.BEFORE_TASK_WINDOW
+            task = named.get(item.task)
+            if task is None or task.household_id != item.household:
+                err, code = {"task": "no such task for this household"}, CODE_UNKNOWN_TASK
+            else:
+                item.task_link = _task_link(member, item, task)
+                if (
+                    item.task_link != TASK_CLOSED
+                    and not item.time_flag
+                    and timezone.localdate(item.time) < (task.period_start - TASK_WINDOW_SLACK)
+                ):
+                    item.time_flag = VisitClock.Flag.BEFORE_TASK_WINDOW
         if err:
             results[item.index] = ItemResult(
-                item.index, "rejected", str(item.client_uuid), errors=err
+                item.index, "rejected", str(item.client_uuid), errors=err, code=code
             )
         else:
             valid.append(item)
@@ -657,6 +778,7 @@ def record_visits(
                         "rejected",
                         str(item.client_uuid),
                         errors={"non_field_errors": "could not be stored (conflicting data)"},
+                        code=CODE_NOT_STORED,
                     )
         VisitClock.objects.bulk_create(
             VisitClock(
@@ -681,6 +803,7 @@ def record_visits(
                 "rejected",
                 first.client_uuid,
                 errors={"client_uuid": f"repeats item {first_index}, which was not stored"},
+                code=CODE_NOT_STORED,
             )
     return [results[i] for i in range(len(raw_items))]
 
@@ -742,19 +865,28 @@ def _store(
         )
         photo.image.save(f"{visit.client_uuid}-{n}.{ext}", ContentFile(p.data), save=False)
         photo.save()
-    # close the matching open task(s)
+    # close the matching open task(s); a task closed meanwhile only loses the link
     closing = [
         t for t in _matching_tasks(item, tasks_of.get(item.household, [])) if t.id not in closed_by
     ]
+    if item.task is None:
+        item.task_link = LINKED if closing else NO_TASK
+    elif not closing:
+        item.task_link = TASK_CLOSED
     now = timezone.now()
     if closing:
-        VisitTask.objects.filter(id__in=[t.id for t in closing]).update(
-            status=VisitTask.Status.DONE, done_by=visit, updated_at=now
-        )
+        closed = VisitTask.objects.filter(
+            id__in=[t.id for t in closing],
+            status__in=[VisitTask.Status.OPEN, VisitTask.Status.OVERDUE, VisitTask.Status.MISSED],
+        ).update(status=VisitTask.Status.DONE, done_by=visit, updated_at=now)
+        if not closed:  # closed by a concurrent upload
+            closing = []
+            item.task_link = TASK_CLOSED if item.task is not None else NO_TASK
         for t in closing:
             closed_by[t.id] = visit.id
             t.status = VisitTask.Status.DONE
-        visit.task_id = closing[0].id
+        if closing:
+            visit.task_id = closing[0].id
     case_ids = open_cases_for_findings(member, visit, item)
     if closing or case_ids:
         visit.case_ids = case_ids
@@ -772,6 +904,7 @@ def _store(
         client_time=visit.client_time,
         time_corrected=item.time_corrected,
         time_flag=item.time_flag,
+        task_link=item.task_link,
     )
 
 

@@ -9,7 +9,9 @@
 - :class:`Visit` (走访记录) is what a member logged on the phone: client UUID (idempotency
   key of the offline upload), client and server time, GPS with accuracy and its judgement,
   distance to the household's building (PostGIS, geography) and the far-off flag.
-- :class:`DailyReport` (一日一报): one per member per day.
+- :class:`DailyReport` (一日一报): one per member per day, versioned; its items carry ids so
+  that a stale device's upload is merged by item, never replacing items sent earlier from
+  another device (:func:`save_daily_report`).
 - :class:`ChangeLog`: household/resident changes for the phone's change feed (territory
   models have no ``updated_at``; this app keeps its own log, fed by signals).
 """
@@ -17,10 +19,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
+from typing import Any
 
 from django.conf import settings
 from django.contrib.gis.db import models
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Q
 
 SRID = 4326
@@ -233,7 +238,10 @@ class VisitPhoto(models.Model):
 
 
 class DailyReport(models.Model):
-    """一日一报: a member's daily report — nothing abnormal (无异常), or items."""
+    """一日一报: a member's daily report — nothing abnormal (无异常), or items.
+
+    Each item carries an ``id`` (the phone's, or one the server gives it). ``version`` goes up
+    with every change; :attr:`etag` is what ``If-Match`` names (see :func:`save_daily_report`)."""
 
     member = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="daily_reports"
@@ -241,6 +249,9 @@ class DailyReport(models.Model):
     date = models.DateField()
     nothing_abnormal = models.BooleanField(default=True)
     items = models.JSONField(default=_no_findings, blank=True)
+    version = models.PositiveIntegerField(
+        default=1, help_text="goes up with every change (ETag / If-Match)"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
@@ -253,6 +264,100 @@ class DailyReport(models.Model):
     def clean(self) -> None:
         if not self.nothing_abnormal and not self.items:
             raise ValidationError({"items": "list the items, or report nothing abnormal"})
+
+    @property
+    def etag(self) -> str:
+        return f'"daily-report-{self.pk}-v{self.version}"'
+
+
+class StaleDailyReport(Exception):
+    """The upload would overwrite what the server has (412): ``current`` is the server's copy."""
+
+    def __init__(self, current: DailyReport, message: str) -> None:
+        super().__init__(message)
+        self.current = current
+        self.message = message
+
+
+def new_item_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _content(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k != "id"}
+
+
+def _with_ids(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**item, "id": str(item.get("id") or new_item_id())} for item in items]
+
+
+def save_daily_report(
+    member,  # type: ignore[no-untyped-def]
+    day: date,
+    nothing_abnormal: bool,
+    items: list[dict[str, Any]],
+    expected_version: int | None = None,
+) -> tuple[DailyReport, bool]:
+    """Store ``member``'s report for ``day`` (一日一报); (report, created).
+
+    Stale devices never silently erase data:
+
+    - with ``expected_version`` (``If-Match``) equal to the stored version, the upload
+      replaces the report (items may be removed); another version raises
+      :class:`StaleDailyReport` with the server's copy (412);
+    - without it, the upload is merged by item ``id``: items the server has and the upload
+      lacks are kept, new ids are added, an item sent again unchanged is a no-op, and an item
+      sent with the same id but other content raises :class:`StaleDailyReport` (the phone
+      must read the server's copy and send its edit with ``If-Match``). An item without an
+      ``id`` gets one, unless the same content is stored already (an old app's retry).
+
+    ``nothing_abnormal`` is false whenever the report has items."""
+    with transaction.atomic():
+        report, created = DailyReport.objects.select_for_update().get_or_create(
+            member=member,
+            date=day,
+            defaults={
+                "items": _with_ids(items),
+                "nothing_abnormal": nothing_abnormal and not items,
+            },
+        )
+        if created:
+            return report, True
+        stored = _with_ids(report.items or [])
+        if expected_version is not None:
+            if expected_version != report.version:
+                raise StaleDailyReport(
+                    report,
+                    f"the report has changed (now version {report.version}); "
+                    "reload it and try again",
+                )
+            merged = _with_ids(items)
+        else:
+            merged = list(stored)
+            by_id = {item["id"]: item for item in stored}
+            contents = [_content(item) for item in stored]
+            for item in items:
+                if item.get("id") in (None, ""):
+                    if _content(item) not in contents:
+                        merged.append({**item, "id": new_item_id()})
+                        contents.append(_content(item))
+                    continue
+                key = str(item["id"])
+                if key not in by_id:
+                    merged.append({**item, "id": key})
+                    by_id[key] = merged[-1]
+                elif _content(by_id[key]) != _content(item):
+                    raise StaleDailyReport(
+                        report,
+                        f"item {key} was changed on the server (version {report.version}); "
+                        "reload the report and send your edit with If-Match",
+                    )
+        flag = nothing_abnormal and not merged
+        if merged != report.items or flag != report.nothing_abnormal:
+            report.items, report.nothing_abnormal = merged, flag
+            report.version += 1
+            report.save(update_fields=["items", "nothing_abnormal", "version", "updated_at"])
+        return report, False
 
 
 class ChangeLog(models.Model):
