@@ -114,6 +114,12 @@ def test_a_visit_for_a_time_the_member_held_no_post_there_is_refused_with_a_code
     (unknown,) = _batch(member_client("grid1"), [_item(10**9, now - timedelta(hours=2))])
     assert unknown["code"] == "not_in_territory"
     assert unknown["errors"] == results[1]["errors"]
+    # the single-visit POST says the same
+    one = member_client("grid1").post(
+        "/api/v1/visits/", _item(task.household_id, now - timedelta(minutes=10)), format="json"
+    )
+    assert one.status_code == 400 and one.json()["code"] == "not_in_territory"
+    assert "household" in one.json()
 
 
 # ---------------------------------------------------------------- item 4: task links

@@ -350,10 +350,16 @@ class VisitViewSet(
         item, files = self._item_from_request(request)
         (result,) = record_visits(request.user, [item], request_scope(request), files=files)
         if result.status == "rejected":
-            raise ValidationError(result.errors)
+            exc = ValidationError(result.errors)  # field → [message], as everywhere
+            return Response({**exc.detail, "code": result.code}, status=status.HTTP_400_BAD_REQUEST)
         if result.status == "conflict":
             return Response(
-                {"status": "conflict", "id": result.id, **(result.errors or {})},
+                {
+                    "status": "conflict",
+                    "code": result.code,
+                    "id": result.id,
+                    **(result.errors or {}),
+                },
                 status=status.HTTP_409_CONFLICT,
             )
         visit = Visit.objects.prefetch_related("photos", "participant_members").get(pk=result.id)
