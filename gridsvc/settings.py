@@ -132,6 +132,8 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
         "LOCATION": "gridsvc_cache",
+        # room for many client addresses: culling early would forget an attacker's count
+        "OPTIONS": {"MAX_ENTRIES": 50_000},
     }
 }
 
