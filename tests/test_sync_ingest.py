@@ -122,6 +122,14 @@ def test_a_visit_for_a_time_the_member_held_no_post_there_is_refused_with_a_code
     assert "household" in one.json()
 
 
+def test_a_post_left_long_ago_no_longer_takes_visits(demo, member_client):
+    now = timezone.now()
+    (task,) = _open_tasks("grid1", 1)
+    _hand_over("grid1", now - timedelta(days=40))
+    (result,) = _batch(member_client("grid1"), [_item(task.household_id, now - timedelta(days=41))])
+    assert result["status"] == "rejected" and result["code"] == "not_in_territory"
+
+
 # ---------------------------------------------------------------- item 4: task links
 def test_a_visit_for_a_task_closed_meanwhile_is_stored_without_the_link(demo, member_client):
     client = member_client("grid1")

@@ -21,7 +21,8 @@ Territory is judged at the time the visit was made (交接): a visit is accepted
 household is in the member's territory now, or was when the visit was made (the clock-corrected
 time, against the position history: :meth:`gridsvc.chain.models.PositionQuerySet.held_at`), so
 visits recorded before a hand-over are stored after it, and the new holder sees them (they are
-in the household's territory). A visit for a time when the member held no post over the
+in the household's territory). A post left more than ``GRIDSVC["VISIT_HANDOVER_UPLOAD_DAYS"]``
+(30) days before the upload no longer counts. A visit for a time when the member held no post over the
 household (nor holds one now) is rejected with ``code: not_in_territory``.
 
 The task link (``task_link`` in the item result) never rejects a visit: ``linked`` (the named
@@ -543,35 +544,73 @@ def judge_time(item: VisitInput, clock: RequestClock) -> None:
     item.time = time
 
 
-def households_held_at(member, items: list[VisitInput]) -> set[int]:  # type: ignore[no-untyped-def]
-    """Indexes of ``items`` whose household was in ``member``'s territory when the visit was
-    made (``item.time``, on the server's clock), from the position history (岗位任职记录).
+def handover_upload_window() -> timedelta:
+    """How long after leaving a post its visits are still accepted (交接后补传期限)."""
+    days = getattr(settings, "GRIDSVC", {}).get("VISIT_HANDOVER_UPLOAD_DAYS", 30)
+    return timedelta(days=float(days))
 
-    One query for the member's positions over the items' time span, then one territory query
-    per distinct set of positions held (usually one or two: before and after a hand-over)."""
+
+def households_held_at(
+    member,  # type: ignore[no-untyped-def]
+    items: list[VisitInput],
+    received_at: datetime | None = None,
+) -> set[int]:
+    """Indexes of ``items`` whose household was in ``member``'s territory when the visit was
+    made (``item.time``, on the server's clock), from the position history (岗位任职记录:
+    ``Position.valid_from`` / ``valid_to``, as :meth:`PositionQuerySet.held_at`).
+
+    A post left more than :func:`handover_upload_window` before ``received_at`` no longer
+    counts: a phone offline for a few days after a hand-over uploads its visits; a member who
+    left long ago does not write into the old territory. One query for the member's positions
+    over the items' time span, then one territory query per distinct set of positions held
+    (usually one: the post before the hand-over)."""
+    from gridsvc.chain.scope import Scope
+
     items = [i for i in items if i.time is not None]
     if not items:
         return set()
     times = [i.time for i in items]
-    rows = list(
-        Position.objects.filter(member=member, valid_from__lte=max(times))
-        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=min(times)))
-        .values_list("id", "valid_from", "valid_to")
-    )
+    cutoff = (received_at or timezone.now()) - handover_upload_window()
+    rows = {
+        row[0]: row
+        for row in Position.objects.filter(member=member, valid_from__lte=max(times))
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=max(min(times), cutoff)))
+        .values_list(
+            "id",
+            "valid_from",
+            "valid_to",
+            "street_id",
+            "community_id",
+            "grid_id",
+            "compound_id",
+            "building_id",
+            "unit_id",
+        )
+    }
     groups: dict[frozenset[int], list[VisitInput]] = {}
     for item in items:
         held = frozenset(
             pid
-            for pid, start, end in rows
+            for pid, start, end, *_ in rows.values()
             if start <= item.time and (end is None or end > item.time)  # type: ignore[operator]
         )
         if held:
             groups.setdefault(held, []).append(item)
-    from gridsvc.chain.scope import scope_for
-
     ok: set[int] = set()
-    for group in groups.values():
-        then = scope_for(member, group[0].time)
+    for held, group in groups.items():
+        then = Scope()
+        for pid in held:
+            street, community, grid, compound, building, unit = rows[pid][3:]
+            for ids, value in (
+                (then.street_ids, street),
+                (then.community_ids, community),
+                (then.grid_ids, grid),
+                (then.compound_ids, compound),
+                (then.building_ids, building),
+                (then.unit_ids, unit),
+            ):
+                if value:
+                    ids.add(value)
         found = set(
             then.filter(Household.objects.filter(id__in={i.household for i in group})).values_list(
                 "id", flat=True
@@ -668,7 +707,7 @@ def record_visits(
     visible = set(
         scope.filter(Household.objects.filter(id__in=hh_ids)).values_list("id", flat=True)
     )
-    held_then = households_held_at(member, [i for i in fresh if i.household not in visible])
+    held_then = households_held_at(member, [i for i in fresh if i.household not in visible], now)
     allowed = [i for i in fresh if i.household in visible or i.index in held_then]
     allowed_hh = {i.household for i in allowed}
     res_home = dict(
@@ -697,7 +736,7 @@ def record_visits(
     def covered(m: int, item: VisitInput) -> bool:
         if item.household in covers.get(m, ()):
             return True
-        return m in participants and bool(households_held_at(participants[m], [item]))
+        return m in participants and bool(households_held_at(participants[m], [item], now))
 
     rule_ids = set(VisitRule.objects.values_list("id", flat=True))
     open_tasks = list(
