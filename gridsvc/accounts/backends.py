@@ -8,7 +8,7 @@ Django's ``ModelBackend``), so the answer's timing does not tell a stranger who 
 from __future__ import annotations
 
 from django.contrib.auth.backends import ModelBackend
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 
 from .models import Member
 
@@ -19,11 +19,8 @@ def find_login_member(login: str) -> Member | None:
     match = Q(username=login)
     if login.isdigit():
         match |= Q(phone=login, is_active=True)
-    candidates = list(Member._default_manager.filter(match).order_by("id")[:5])
-    for member in candidates:
-        if member.username == login:
-            return member
-    return candidates[0] if candidates else None
+    username_first = Case(When(username=login, then=Value(0)), default=Value(1))
+    return Member._default_manager.filter(match).order_by(username_first, "id").first()
 
 
 class UsernameOrPhoneBackend(ModelBackend):
