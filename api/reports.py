@@ -1,8 +1,12 @@
 """API for data in/out and reports (/api/v1/reports/...).
 
 - ``POST imports/boundaries/`` (data managers: street level or superuser) multipart ``file``,
-  ``kind`` grid|compound|building, optional ``layer``, ``community``, ``crs``, ``gcj02``,
-  ``strict`` → the DRY-RUN report as JSON (nothing is changed; apply with the command).
+  ``kind`` street|community|grid|compound|building, optional ``layer``, ``community``,
+  ``street``, ``district``, ``crs`` (wgs84, gcj02, bd09, cgcs2000 or EPSG:nnnn; unknown →
+  400 naming ``crs``), ``gcj02``, ``strict``, ``map`` (``code=WGBM,name=WGMC`` or a JSON
+  object; repeatable) and ``dry_run`` (default true) → the dry-run report as JSON; with
+  ``dry_run=false`` the import is queued for the background worker → 202 with the run to
+  poll (``imports/runs/{id}/``: status, phase, features done/total, then the report).
   Features outside the data manager's streets are errors; more than
   ``BOUNDARY_MAX_FEATURES`` (10,000) features → 413 naming ``file``.
 - ``POST imports/roster/`` multipart ``file`` (xlsx/csv), optional ``dry_run`` → the per-row
@@ -40,9 +44,15 @@ from rest_framework.views import APIView
 
 from api.parsers import FormParser, MultiPartParser
 from api.scoping import request_scope
-from geo.io import LayerError
+from geo.io import LayerError, parse_crs
 from gridsvc.dataio.access import audit_export, is_data_manager
-from gridsvc.dataio.boundaries import KINDS, import_boundaries, max_features_limit
+from gridsvc.dataio.boundaries import (
+    KIND_FIELDS,
+    KINDS,
+    import_boundaries,
+    max_features_limit,
+    queue_boundary_import,
+)
 from gridsvc.dataio.export import LAYERS, export_layer
 from gridsvc.dataio.ledgers import ledger_workbook, visible_grid
 from gridsvc.dataio.roster import (
@@ -132,40 +142,97 @@ class _Upload:
         self._tmp.cleanup()
 
 
+def _boundary_mapping(request, kind: str) -> dict[str, str] | None:  # type: ignore[no-untyped-def]
+    """The ``map`` field(s): ``code=WGBM,name=WGMC`` or a JSON object, as on the command line."""
+    import json
+
+    mapping: dict[str, str] = {}
+    for raw in request.data.getlist("map") if hasattr(request.data, "getlist") else []:
+        text = str(raw or "").strip()
+        if not text:
+            continue
+        if text.startswith("{"):
+            try:
+                obj = json.loads(text)
+            except ValueError as exc:
+                raise DRFValidationError({"map": [f"not a JSON object: {exc}"]}) from exc
+            if not isinstance(obj, dict) or not all(isinstance(v, str) for v in obj.values()):
+                raise DRFValidationError({"map": ["a JSON object of field → column names"]})
+            mapping.update({str(k): v for k, v in obj.items()})
+            continue
+        for item in text.split(","):
+            field, sep, column = item.partition("=")
+            if not sep or not field.strip() or not column.strip():
+                raise DRFValidationError({"map": [f"FIELD=COLUMN expected, got {item!r}"]})
+            mapping[field.strip()] = column.strip()
+    unknown = sorted(set(mapping) - set(KIND_FIELDS[kind]))
+    if unknown:
+        raise DRFValidationError(
+            {"map": [f"unknown field(s) {', '.join(unknown)}: {', '.join(KIND_FIELDS[kind])}"]}
+        )
+    return mapping or None
+
+
 class BoundaryDryRunView(_View):
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(
-        summary="Dry run of a boundary file (data managers)",
+        summary="Boundary import: dry run, or queued for the worker (data managers)",
         request=_upload_schema(
             kind={"type": "string", "enum": list(KINDS)},
             layer={"type": "string"},
             community={"type": "string"},
+            street={"type": "string"},
+            district={"type": "string"},
             crs={"type": "string"},
             gcj02={"type": "boolean"},
             strict={"type": "boolean"},
+            map={"type": "string"},
+            dry_run={"type": "boolean", "default": True},
         ),
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT},
     )
     def post(self, request):  # type: ignore[no-untyped-def]
         if not is_data_manager(request.user):
             raise PermissionDenied("boundary imports are for data managers (street level)")
-        kind = request.data.get("kind", "")
+        data = request.data
+        kind = data.get("kind", "")
         if kind not in KINDS:
             raise DRFValidationError({"kind": f"one of {', '.join(KINDS)}"})
+        crs = data.get("crs") or None
+        if crs:
+            try:
+                parse_crs(crs)
+            except LayerError as exc:
+                raise DRFValidationError({"crs": [str(exc)]}) from exc
+        options = {
+            "layer": data.get("layer") or None,
+            "community": data.get("community") or None,
+            "street": data.get("street") or None,
+            "district": data.get("district") or None,
+            "crs": crs,
+            "gcj02": _truthy(data.get("gcj02")),
+            "strict": _truthy(data.get("strict")),
+            "mapping": _boundary_mapping(request, kind),
+        }
+        dry_run = str(data.get("dry_run", "true")).lower() not in ("0", "false", "no", "off")
         with _Upload(request, BOUNDARY_SUFFIXES) as up:
+            if not dry_run:
+                run = queue_boundary_import(
+                    up.path, kind=kind, actor=request.user, file_name=up.name, options=options
+                )
+                url = f"/api/v1/reports/imports/runs/{run.pk}/"
+                return Response(
+                    run_status(run) | {"url": url}, status=202, headers={"Location": url}
+                )
             report = import_boundaries(
                 up.path,
                 kind,
-                layer=request.data.get("layer") or None,
                 dry_run=True,
-                gcj02=_truthy(request.data.get("gcj02")),
-                community=request.data.get("community") or None,
-                assume_crs=request.data.get("crs") or None,
-                strict=_truthy(request.data.get("strict")),
                 actor=request.user,
                 file_name=up.name,
                 max_features=max_features_limit(),
+                **options,
             )
         if report.get("too_large"):
             return Response({"file": [e["message"] for e in report["errors"]]}, status=413)

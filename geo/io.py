@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterable
@@ -25,6 +26,7 @@ import pandas as pd
 import pyogrio
 import shapely
 from pyproj import CRS
+from pyproj.exceptions import CRSError
 
 WGS84 = "EPSG:4326"
 WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "shape", "几何", "空间信息")
@@ -50,6 +52,8 @@ class CrsReport:
     source_name: str = ""
     assumed: bool = False  # no CRS in the file: one was assumed
     gcj02: bool = False
+    stated: str | None = None  # the CRS the person named (parse_crs vocabulary)
+    offset: str | None = None  # "gcj02" | "bd09": undone after reprojection
     target: str = WGS84
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -60,6 +64,8 @@ class CrsReport:
             "source_name": self.source_name,
             "assumed": self.assumed,
             "gcj02": self.gcj02,
+            "stated": self.stated,
+            "offset": self.offset,
             "target": self.target,
             "errors": self.errors,
             "warnings": self.warnings,
@@ -120,7 +126,18 @@ def read_layer(
         raise LayerError(f"cannot read {p.name}: {exc}") from exc
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
         raise LayerError(f"{p.name} has no geometry column")
-    return _codes_as_text(gdf)
+    gdf = _codes_as_text(gdf)
+    gdf.attrs["crs_declared"] = gdf.crs is not None and _declares_crs(p)
+    return gdf
+
+
+def _declares_crs(path: Path) -> bool:
+    """Whether the file itself names its CRS. GDAL gives every GeoJSON EPSG:4326, as RFC 7946
+    says; only a (pre-RFC) ``crs`` member is a declaration that a stated CRS must agree with."""
+    if path.suffix.lower() not in (".geojson", ".json"):
+        return True
+    with path.open("rb") as fh:
+        return b'"crs"' in fh.read()
 
 
 def _read_csv(path: Path) -> gpd.GeoDataFrame:
@@ -142,7 +159,9 @@ def _read_csv(path: Path) -> gpd.GeoDataFrame:
             geoms.append(shapely.from_wkt(text) if text.strip() else None)
         except shapely.errors.GEOSException as exc:
             raise LayerError(f"CSV line {i}: bad WKT in column {col!r}: {exc}") from exc
-    return gpd.GeoDataFrame(df.drop(columns=[col]), geometry=geoms, crs=None)
+    gdf = gpd.GeoDataFrame(df.drop(columns=[col]), geometry=geoms, crs=None)
+    gdf.attrs["crs_declared"] = False
+    return gdf
 
 
 def _codes_as_text(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -165,56 +184,153 @@ def _looks_lonlat(bounds: np.ndarray) -> bool:
     return -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
 
 
+#: The coordinate systems with an offset (no EPSG code): longitude/latitude on the WGS84 frame
+#: plus the offset the Chinese map SDKs add; undone vertex by vertex with :mod:`geo.crs`.
+OFFSET_DATUMS = ("gcj02", "bd09")
+CRS_VOCABULARY = "wgs84, gcj02, bd09, cgcs2000 or an EPSG code (EPSG:4545)"
+
+
+@dataclass(frozen=True)
+class StatedCrs:
+    """A CRS named by a person: a pyproj CRS (lon/lat WGS84 for the offset datums) and the
+    offset to undo, if any."""
+
+    name: str  # canonical: wgs84 | gcj02 | bd09 | cgcs2000 | EPSG:nnnn
+    crs: CRS
+    offset: str | None = None  # "gcj02" | "bd09"
+
+
+def parse_crs(value: str) -> StatedCrs:
+    """One CRS vocabulary for every endpoint and command: the names of :mod:`geo.crs`
+    (``wgs84``, ``gcj02``, ``bd09``, ``cgcs2000``, case-insensitive, with their aliases such as
+    ``GCJ-02``, ``CRS84``) or any EPSG code (``EPSG:4545``, ``epsg:4490`` or ``4545``).
+
+    :raises LayerError: for anything else, naming what is accepted.
+    """
+    from geo.crs import UnsupportedCRS, normalize_crs
+
+    text = str(value or "").strip()
+    try:
+        name = normalize_crs(text)
+    except UnsupportedCRS:
+        name = ""
+    if name == "wgs84":
+        return StatedCrs("wgs84", CRS.from_epsg(4326))
+    if name == "cgcs2000":
+        return StatedCrs("cgcs2000", CRS.from_epsg(4490))
+    if name in OFFSET_DATUMS:
+        return StatedCrs(name, CRS.from_epsg(4326), name)
+    m = re.fullmatch(r"(?:epsg:)?(\d{4,6})", text.lower())
+    if m:
+        try:
+            return StatedCrs(f"EPSG:{int(m.group(1))}", CRS.from_epsg(int(m.group(1))))
+        except CRSError:
+            raise LayerError(f"unknown CRS {text!r}: EPSG knows no code {m.group(1)}") from None
+    raise LayerError(f"unknown CRS {text!r}: use {CRS_VOCABULARY}")
+
+
+def _same_crs(a: CRS, b: CRS) -> bool:
+    ea, eb = a.to_epsg(), b.to_epsg()
+    if ea and eb:
+        return ea == eb
+    return a.equals(b, ignore_axis_order=True)
+
+
 def to_wgs84(
-    gdf: gpd.GeoDataFrame, *, assume_crs: str | None = None, gcj02: bool = False
+    gdf: gpd.GeoDataFrame,
+    *,
+    assume_crs: str | None = None,
+    gcj02: bool = False,
+    crs: str | None = None,
+    declared: bool | None = None,
 ) -> tuple[gpd.GeoDataFrame, CrsReport]:
     """Reproject ``gdf`` to WGS84 and judge its CRS (see the module doc).
 
-    ``assume_crs`` is used when the file declares none (a CSV, a shapefile without .prj).
-    Without it, lon/lat-looking numbers are taken as WGS84 with a warning and metre-looking
-    numbers are an error. Errors in the report mean the geometry must not be imported.
+    ``crs`` (or its older name ``assume_crs``) is the CRS the person says the file is in, in
+    the vocabulary of :func:`parse_crs`. When the file declares none (a CSV, a shapefile
+    without .prj, a GeoJSON without a ``crs`` member) it is used; when the file declares one,
+    the two must agree (``gcj02``/``bd09`` agree with a declared WGS84 or CGCS2000, as such
+    files are labelled that way: the offset has no EPSG code), else it is an error. ``gcj02``
+    is the same as ``crs="gcj02"``. Without a stated CRS, lon/lat-looking numbers in an
+    undeclared file are taken as WGS84 (a warning, except for GeoJSON, whose standard says
+    so) and metre-looking numbers are an error. ``declared``: whether the file itself named
+    its CRS (default: it did if the frame has one). Errors in the report mean the geometry
+    must not be imported.
     """
     rep = CrsReport(gcj02=gcj02)
     geoms = gdf.geometry
     nonempty = geoms[~(geoms.isna() | geoms.is_empty)]
     bounds = np.asarray(nonempty.total_bounds) if len(nonempty) else np.zeros(4)
-    crs = gdf.crs
-    if crs is None:
-        if assume_crs:
-            crs = CRS.from_user_input(assume_crs)
-            rep.assumed = True
-            rep.warnings.append(f"the file declares no CRS: {assume_crs} assumed as told")
-        elif _looks_lonlat(bounds):
-            crs = CRS.from_epsg(4326)
-            rep.assumed = True
-            rep.warnings.append(
-                "missing CRS: the file declares none; WGS84 longitude/latitude assumed"
-                + (" (GCJ-02 as told)" if gcj02 else "")
-            )
-        else:
+    stated_text = crs or assume_crs
+    stated: StatedCrs | None = None
+    try:
+        stated = parse_crs(stated_text) if stated_text else None
+    except LayerError as exc:
+        rep.errors.append(str(exc))
+        return gdf, rep
+    if gcj02:
+        if stated is not None and stated.offset not in (None, "gcj02"):
+            rep.errors.append(f"--gcj02 contradicts the stated CRS {stated.name}")
+            return gdf, rep
+        if stated is not None and stated.offset is None and stated.crs.is_projected:
+            rep.errors.append("--gcj02 applies to longitude/latitude data, not to a projected CRS")
+            return gdf, rep
+        if stated is None or stated.offset is None:
+            stated = StatedCrs("gcj02", CRS.from_epsg(4326), "gcj02")
+    offset = stated.offset if stated else None
+    rep.gcj02 = offset == "gcj02"
+    rep.stated = stated.name if stated else None
+    rep.offset = offset
+    file_crs = gdf.crs
+    if declared is None:
+        declared = file_crs is not None
+    implicit = file_crs is not None and not declared  # GeoJSON without a crs member
+    if declared:
+        fcrs = CRS.from_user_input(file_crs)
+        if stated is not None and not _agrees(fcrs, stated):
+            fe = fcrs.to_epsg()
             rep.errors.append(
-                "missing CRS: the file declares none and the coordinates are not "
-                f"longitude/latitude (x {bounds[0]:.0f}…{bounds[2]:.0f}); add a .prj or give "
-                "--crs EPSG:xxxx (e.g. EPSG:4545 for CGCS2000 3-degree Gauss-Kruger CM 105E)"
+                f"CRS disagreement: the file declares {f'EPSG:{fe}' if fe else fcrs.name} "
+                f"({fcrs.name}) but {stated.name} was stated; fix the file or the stated CRS"
             )
             return gdf, rep
-        gdf = gdf.set_crs(crs, allow_override=True)
-    crs = CRS.from_user_input(gdf.crs)
-    epsg = crs.to_epsg()
-    rep.source = f"EPSG:{epsg}" if epsg else crs.to_string()
-    rep.source_name = crs.name
-    if crs.is_geographic and not _looks_lonlat(bounds):
+        target_crs = fcrs
+    elif stated is not None:
+        target_crs = stated.crs
+        rep.assumed = True
+        if not implicit:
+            rep.warnings.append(f"the file declares no CRS: {stated.name} assumed as told")
+    elif _looks_lonlat(bounds):
+        target_crs = CRS.from_epsg(4326)
+        rep.assumed = True
+        if not implicit:
+            rep.warnings.append(
+                "missing CRS: the file declares none; WGS84 longitude/latitude assumed"
+            )
+    else:
         rep.errors.append(
-            f"wrong CRS: the file says {rep.source} ({crs.name}, degrees) but the coordinates "
+            "missing CRS: the file declares none and the coordinates are not "
+            f"longitude/latitude (x {bounds[0]:.0f}…{bounds[2]:.0f}); add a .prj or state the "
+            "CRS (--crs EPSG:xxxx, e.g. EPSG:4545 for CGCS2000 3-degree Gauss-Kruger CM 105E)"
+        )
+        return gdf, rep
+    gdf = gdf.set_crs(target_crs, allow_override=True)
+    pcrs = CRS.from_user_input(gdf.crs)
+    epsg = pcrs.to_epsg()
+    rep.source = f"EPSG:{epsg}" if epsg else pcrs.to_string()
+    rep.source_name = pcrs.name
+    if pcrs.is_geographic and not _looks_lonlat(bounds):
+        rep.errors.append(
+            f"wrong CRS: the file says {rep.source} ({pcrs.name}, degrees) but the coordinates "
             f"are metres (x {bounds[0]:.0f}…{bounds[2]:.0f}); fix the .prj or give --crs"
         )
         return gdf, rep
-    if gcj02 and crs.is_projected:
-        rep.errors.append("--gcj02 applies to longitude/latitude data, not to a projected CRS")
+    if offset and pcrs.is_projected:
+        rep.errors.append(f"{offset} applies to longitude/latitude data, not to a projected CRS")
         return gdf, rep
     out = gdf.to_crs(WGS84) if epsg != 4326 else gdf.copy()
-    if gcj02:
-        out = out.set_geometry(gcj02_to_wgs84(out.geometry.values), crs=WGS84)
+    if offset:
+        out = out.set_geometry(offset_to_wgs84(out.geometry.values, offset), crs=WGS84)
     ob = np.asarray(out.geometry[~(out.geometry.isna() | out.geometry.is_empty)].total_bounds)
     if len(nonempty) and not _inside(ob, CHINA_LONLAT):
         rep.errors.append(
@@ -224,21 +340,38 @@ def to_wgs84(
     return out, rep
 
 
+def _agrees(declared: CRS, stated: StatedCrs) -> bool:
+    """A file's declared CRS agrees with the stated one: the same CRS, or an offset datum
+    stated for a file labelled WGS84/CGCS2000 longitude/latitude."""
+    if stated.offset:
+        return declared.to_epsg() in (4326, 4490) or (
+            declared.is_geographic and "WGS 84" in declared.name
+        )
+    if declared.to_epsg() == 4326 and stated.crs.to_epsg() == 4326:
+        return True
+    return _same_crs(declared, stated.crs)
+
+
 def _inside(bounds: np.ndarray, box: tuple[float, float, float, float]) -> bool:
     return bool(
         bounds[0] >= box[0] and bounds[1] >= box[1] and bounds[2] <= box[2] and bounds[3] <= box[3]
     )
 
 
-def gcj02_to_wgs84(geoms: np.ndarray) -> np.ndarray:
-    """Undo the GCJ-02 offset on every vertex (vectorised, via :mod:`geo.crs`)."""
+def offset_to_wgs84(geoms: np.ndarray, offset: str) -> np.ndarray:
+    """Undo the GCJ-02 or BD-09 offset on every vertex (vectorised, via :mod:`geo.crs`)."""
     from geo.crs import transform_array
 
     def conv(xy: np.ndarray) -> np.ndarray:
-        x, y = transform_array(xy[:, 0], xy[:, 1], "gcj02", "wgs84")
+        x, y = transform_array(xy[:, 0], xy[:, 1], offset, "wgs84")
         return np.column_stack([x, y])
 
     return shapely.transform(np.asarray(geoms), conv)
+
+
+def gcj02_to_wgs84(geoms: np.ndarray) -> np.ndarray:
+    """Undo the GCJ-02 offset on every vertex."""
+    return offset_to_wgs84(geoms, "gcj02")
 
 
 def write_layer(gdf: gpd.GeoDataFrame, path: str | Path, fmt: str, layer: str) -> Path:

@@ -8,6 +8,8 @@ Everything that differs between machines comes from the environment:
 - ``GRIDSVC_FIELD_KEYS``: comma-separated Fernet keys for sensitive fields, newest first
 - ``GRIDSVC_HASH_KEY``: key for the searchable keyed hash of ID numbers
 - ``DJANGO_ALLOWED_HOSTS``: comma-separated host names
+- ``GRIDSVC_ENV_FILE``: a ``KEY=VALUE`` file read for the variables not set (default: the
+  first of ``/etc/gridsvc/env`` and ``var/secrets.env``; see :func:`load_env_file`)
 """
 
 from __future__ import annotations
@@ -29,6 +31,41 @@ def env_bool(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+ENV_FILES = ("/etc/gridsvc/env", str(BASE_DIR / "var" / "secrets.env"))
+
+
+def load_env_file() -> str | None:
+    """Give ``manage.py`` commands the settings the services run with, so that an operator's
+    command (``manage.py import_boundaries …``) works as documented without DJANGO_DEBUG or
+    keys typed on the command line: the file named by ``GRIDSVC_ENV_FILE``, else the first
+    readable of ``/etc/gridsvc/env`` (the systemd units' EnvironmentFile) and
+    ``var/secrets.env`` (made by ``make demo``). ``KEY=VALUE`` lines fill only variables the
+    environment does not set; nothing is relaxed (the key checks still apply). Not in tests.
+    Returns the file read."""
+    if env_bool("GRIDSVC_TESTING", False):
+        return None
+    named = os.environ.get("GRIDSVC_ENV_FILE", "").strip()
+    for candidate in (named,) if named else ENV_FILES:
+        try:
+            text = Path(candidate).read_text(encoding="utf-8")
+        except OSError:
+            if named:
+                from django.core.exceptions import ImproperlyConfigured
+
+                raise ImproperlyConfigured(f"GRIDSVC_ENV_FILE={named} cannot be read") from None
+            continue
+        for line in text.splitlines():
+            key, sep, value = line.strip().removeprefix("export ").partition("=")
+            if sep and key.strip() and not key.lstrip().startswith("#"):
+                value = value.strip()
+                if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                    value = value[1:-1]
+                os.environ.setdefault(key.strip(), value)
+        return candidate
+    return None
+
+
+ENV_FILE = load_env_file()
 DEBUG = env_bool("DJANGO_DEBUG", False)
 TESTING = env_bool("GRIDSVC_TESTING", False)
 DEV_SECRET = "dev-only-insecure-secret-key-change-me-0123456789abcdefghijklmnop"
@@ -36,7 +73,10 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", DEV_SECRET if (DEBUG or TESTING
 if not SECRET_KEY:
     from django.core.exceptions import ImproperlyConfigured
 
-    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off: in the environment or in "
+        "GRIDSVC_ENV_FILE, /etc/gridsvc/env or var/secrets.env (made by make demo)"
+    )
 
 ALLOWED_HOSTS = [
     h.strip()

@@ -2,11 +2,12 @@
 
 - :class:`ImportRun` (导入记录): one run of a boundary or roster import (dry run or real),
   who ran it, on which file, and the full report it produced. A roster too large to import
-  within the request (``settings.ROSTER_SYNC_MAX_ROWS``) is queued: the run then carries
+  within the request (``settings.ROSTER_SYNC_MAX_ROWS``), and every real boundary import
+  through the API (its options in ``report["options"]``), is queued: the run then carries
   the upload (encrypted at rest, dropped when the worker is done), its status and progress
   (rows checked / written) for the uploader to poll, and the error workbook.
-- :class:`BoundaryVersion` (边界版本): every geometry and attribute set a grid, compound or
-  building has had through imports. Re-importing updates the territory row in place (by
+- :class:`BoundaryVersion` (边界版本): every geometry and attribute set a street, community,
+  grid, compound or building has had through imports. Re-importing updates the territory row in place (by
   code) and appends a version here; the first import over a row that predates imports also
   stores its previous state as version 1, so nothing is lost.
 """
@@ -19,6 +20,8 @@ from django.contrib.gis.db import models
 
 class ImportRun(models.Model):
     class Kind(models.TextChoices):
+        STREET = "street", "街道边界"
+        COMMUNITY = "community", "社区边界"
         GRID = "grid", "网格边界"
         COMPOUND = "compound", "小区边界"
         BUILDING = "building", "楼栋轮廓"
@@ -64,7 +67,9 @@ class ImportRun(models.Model):
 class BoundaryVersion(models.Model):
     """One state of a grid/compound/building boundary (with its attributes)."""
 
-    kind = models.CharField(max_length=16, choices=ImportRun.Kind.choices[:3])
+    kind = models.CharField(
+        max_length=16, choices=[c for c in ImportRun.Kind.choices if c[0] != "roster"]
+    )
     code = models.CharField(max_length=32)
     version = models.PositiveIntegerField()
     geometry = models.MultiPolygonField(srid=4326)

@@ -177,3 +177,71 @@ def mask_name(value: str | None) -> str | None:
 def digits_validator(length: int) -> RegexValidator:
     """A (migration-serialisable) validator that accepts exactly ``length`` digits."""
     return RegexValidator(rf"^\d{{{length}}}$", f"must be exactly {length} digits")
+
+
+# Province-level prefixes of GB/T 2260 (the first two digits of every administrative code).
+PROVINCE_PREFIXES = frozenset(
+    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 "
+    "61 62 63 64 65 71 81 82".split()
+)
+
+
+def _check_district(district: str) -> str:
+    d = (district or "").strip()
+    if not (d.isdigit() and len(d) == 6):
+        raise ValidationError(f"district code {district!r} must be 6 digits (GB/T 2260)")
+    if d[:2] not in PROVINCE_PREFIXES or d[2:] == "0000":
+        raise ValidationError(f"{d} is not a county-level GB/T 2260 code")
+    known = globals().get("is_area_code")  # the full GB/T 2260 list, when installed
+    if known is not None and not known(d):
+        raise ValidationError(f"{d} is no GB/T 2260 administrative code")
+    return d
+
+
+def street_code(raw: str, district: str | None = None) -> str:
+    """The 9-digit code of a street (街道/乡镇, 统计用区划代码): the 6-digit GB/T 2260 county
+    (区县) code + 3 digits. A 3-digit ``raw`` is completed with ``district``; a 9-digit one
+    must start with ``district`` when it is given, and its first six digits must be a
+    county-level GB/T 2260 code (a known province, not a province's own code).
+
+    :raises ValidationError: naming what is wrong.
+    """
+    code = (raw or "").strip()
+    if code.isdigit() and len(code) == 3:
+        if not district:
+            raise ValidationError(
+                f"street code {code} has 3 digits: give the 6-digit district code to complete it"
+            )
+        code = _check_district(district) + code
+    if not (code.isdigit() and len(code) == 9):
+        raise ValidationError(f"street code {raw!r} must be 9 digits (district 6 + 3)")
+    _check_district(code[:6])
+    if district and not code.startswith(_check_district(district)):
+        raise ValidationError(f"street code {code} does not start with district {district}")
+    if code[6:] == "000":
+        raise ValidationError(f"street code {code}: the street part 000 is the district itself")
+    return code
+
+
+def community_code(raw: str, street: str | None = None) -> str:
+    """The 12-digit code of a community (社区/村, 统计用区划代码): its street's 9 digits + 3.
+    A 3-digit ``raw`` is completed with ``street``; a 12-digit one must start with ``street``
+    when it is given, and its first nine digits must be a valid :func:`street_code`.
+
+    :raises ValidationError: naming what is wrong.
+    """
+    code = (raw or "").strip()
+    if code.isdigit() and len(code) == 3:
+        if not street:
+            raise ValidationError(
+                f"community code {code} has 3 digits: give the 9-digit street code to complete it"
+            )
+        code = street_code(street) + code
+    if not (code.isdigit() and len(code) == 12):
+        raise ValidationError(f"community code {raw!r} must be 12 digits (street 9 + 3)")
+    street_code(code[:9])
+    if street and not code.startswith(street):
+        raise ValidationError(f"community code {code} does not start with street {street}")
+    if code[9:] == "000":
+        raise ValidationError(f"community code {code}: the part 000 is the street itself")
+    return code
