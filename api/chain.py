@@ -7,13 +7,14 @@ from django.db.models import Prefetch
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, viewsets
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gridsvc.chain.models import Position
-from gridsvc.chain.services import walk
+from gridsvc.chain.services import HandOverError, hand_over_by, walk
 from gridsvc.territory.models import Building, Compound, Grid, Household, Unit
 from gridsvc.territory.services import locate
 
@@ -46,8 +47,23 @@ class PositionSerializer(serializers.ModelSerializer):
         return getattr(obj, f"{obj.target_field}_id")
 
 
+class HandOverSerializer(serializers.Serializer):
+    member = serializers.IntegerField(help_text="the member who takes the post over")
+    when = serializers.DateTimeField(
+        required=False, help_text="when the post changed hands (default now; not ahead)"
+    )
+    note = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+
+
+class HandOverResultSerializer(serializers.Serializer):
+    closed = PositionSerializer(help_text="the post as it was, now closed (valid_to)")
+    opened = PositionSerializer(help_text="the same post held by the new member")
+    created = serializers.BooleanField(help_text="false: this hand-over had been made before")
+
+
 class PositionViewSet(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
-    """Positions (岗位任职) with history. ``?at=ISO time`` answers who held what at that time."""
+    """Positions (岗位任职) with history. ``?at=ISO time`` answers who held what at that time.
+    ``POST /positions/{id}/hand-over/`` hands a post over (交接)."""
 
     base_queryset = Position.objects.select_related("member")
     serializer_class = PositionSerializer
@@ -68,6 +84,44 @@ class PositionViewSet(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
                 raise ValidationError({"at": "must be an ISO 8601 date-time"})
             qs = qs.held_at(when)
         return qs
+
+    @extend_schema(
+        request=HandOverSerializer,
+        responses={201: HandOverResultSerializer, 200: HandOverResultSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="hand-over")
+    def hand_over(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """Hand this post over to another member (交接): the post is closed now (or at
+        ``when``) and the same post opened for ``member``; their phones' next sync drops and
+        brings the territory. The street dispatcher for any post in the street, the community
+        cadre of a grid for its field posts (``gridsvc.chain.services.hand_over_by``).
+        Idempotent: the same hand-over again answers 200 with the same successor."""
+        from django.contrib.auth import get_user_model
+
+        position = self.get_object()
+        body = HandOverSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        new_member = get_user_model().objects.filter(pk=data["member"]).first()
+        if new_member is None:
+            raise ValidationError({"member": ["not found"]})
+        try:
+            opened, created = hand_over_by(
+                request.user, position, new_member, when=data.get("when"), note=data["note"]
+            )
+        except HandOverError as exc:
+            if exc.status == 404:
+                raise NotFound(exc.message) from None
+            return Response({exc.field: [exc.message], "detail": exc.message}, status=exc.status)
+        position.refresh_from_db()
+        return Response(
+            {
+                "closed": PositionSerializer(position).data,
+                "opened": PositionSerializer(opened).data,
+                "created": created,
+            },
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
 
 
 def _float_param(params, name: str, lo: float, hi: float) -> float:  # type: ignore[no-untyped-def]

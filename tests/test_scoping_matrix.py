@@ -869,7 +869,22 @@ def body_open311_address(demo, member_client) -> None:  # type: ignore[no-untype
 
 
 ACTION = "/api/v1/cases/{id}/actions/{name}/"
+
+
+def body_hand_over_member(demo, member_client) -> None:  # type: ignore[no-untyped-def]
+    """grid 1's cadre cannot hand grid 1's post to grid 5's member (outside their grid)."""
+    pos = Position.objects.held_at().get(member__username="grid1", position_type="grid_member")
+    r = member_client("cadre1").post(
+        f"/api/v1/positions/{pos.pk}/hand-over/",
+        {"member": Member.objects.get(username="grid5").pk},
+        format="json",
+    )
+    _not_found({"status": r.status_code, "body": r.json()}, "member")
+    assert Position.objects.get(pk=pos.pk).valid_to is None
+
+
 BODY_ID_PROBES: dict[tuple[str, str, str], Callable] = {
+    ("POST", "/api/v1/positions/{id}/hand-over/", "member"): body_hand_over_member,
     ("POST", "/api/v1/cases/", "household"): body_report_ref("household", Household),
     ("POST", "/api/v1/cases/", "unit"): body_report_ref("unit", Unit),
     ("POST", "/api/v1/cases/", "building"): body_report_ref("building", Building),

@@ -154,3 +154,24 @@ class Position(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_position_type_display()} {self.member} @ {self.target}"
+
+
+class TerritorySnapshot(models.Model):
+    """What a member's phone holds, as the change feed last sent it (辖区快照).
+
+    The feed's cursor names one of these. On every sync the member's territory now is compared
+    with the cursor's: after a hand-over, leaving a post, a new position or a boundary
+    re-import (a building moved to another grid) the two differ, and the feed tells the phone
+    what to drop and brings what is new. ``data`` holds the buildings (with their grid) and
+    units whose households the member sees, the positions' territory ids, and the tier per
+    building (see ``gridsvc.visits.sync``); identical territories share one row (``digest``).
+    Rows are never changed; a row no cursor names any more may be deleted (a phone that still
+    holds such a cursor gets a 400 and does a first sync).
+    """
+
+    digest = models.CharField(max_length=64, unique=True)
+    data = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"territory {self.digest[:12]}"

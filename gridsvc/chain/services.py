@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.contrib.gis.geos import Point
 from django.db.models import Q
@@ -22,6 +23,9 @@ from gridsvc.territory.models import Building, Compound, Household, Unit
 from gridsvc.territory.services import Location, locate
 
 from .models import Position, PositionType
+
+if TYPE_CHECKING:
+    from .scope import Scope
 
 
 @dataclass(frozen=True)
@@ -243,3 +247,134 @@ def hand_over(
         new.full_clean()
         new.save()
     return new
+
+
+# ---------------------------------------------------------------- hand-over (交接) by a manager
+#: field posts a community cadre (社区干部/网格长) hands over inside their grid
+CADRE_HANDS_OVER = frozenset(
+    {
+        PositionType.GRID_MEMBER,
+        PositionType.PROPERTY_MANAGER,
+        PositionType.OWNERS_COMMITTEE,
+        PositionType.BUILDING_HEAD,
+        PositionType.UNIT_HEAD,
+    }
+)
+
+
+class HandOverError(Exception):
+    """A hand-over refused: ``field`` names what is wrong, ``status`` the HTTP status."""
+
+    def __init__(self, field_name: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.field = field_name
+        self.message = message
+        self.status = status
+
+
+def hand_over_authority(actor) -> tuple[Scope, Scope]:  # type: ignore[no-untyped-def]
+    """Where ``actor`` may hand posts over: (any post, field posts only).
+
+    The street dispatcher (街道调度) hands over any post in their street; the community cadre
+    of a grid hands over the field posts in it (:data:`CADRE_HANDS_OVER`: grid member,
+    property manager and owners' committee of a compound with a building in the grid,
+    building and unit heads). A superuser anywhere. Posts held while on leave give no
+    authority."""
+    from .scope import Scope
+
+    if actor.is_superuser:
+        return Scope(everything=True), Scope()
+    rows = (
+        Position.objects.active_at()
+        .filter(
+            member=actor,
+            position_type__in=[PositionType.STREET_DISPATCHER, PositionType.COMMUNITY_CADRE],
+        )
+        .values_list("position_type", "street_id", "grid_id")
+    )
+    anything, field_posts = Scope(), Scope()
+    for ptype, street_id, grid_id in rows:
+        if ptype == PositionType.STREET_DISPATCHER:
+            anything.street_ids.add(street_id)
+        else:
+            field_posts.grid_ids.add(grid_id)
+    return anything, field_posts
+
+
+def may_hand_over(actor, position: Position) -> bool:  # type: ignore[no-untyped-def]
+    """Whether ``actor`` may hand ``position`` over (:func:`hand_over_authority`)."""
+    anything, field_posts = hand_over_authority(actor)
+    one = Position.objects.filter(pk=position.pk)
+    if not anything.empty and anything.filter(one).exists():
+        return True
+    return (
+        position.position_type in CADRE_HANDS_OVER
+        and not field_posts.empty
+        and field_posts.filter(one).exists()
+    )
+
+
+def hand_over_by(
+    actor,  # type: ignore[no-untyped-def]
+    position: Position,
+    new_member,
+    when: datetime | None = None,
+    note: str = "",
+) -> tuple[Position, bool]:
+    """Hand ``position`` over to ``new_member`` on behalf of ``actor`` (交接, the API's rule).
+
+    Returns (the successor's position, whether it was made now). Idempotent: if ``position``
+    was already handed over to ``new_member`` the existing successor comes back (False).
+    Refused (:class:`HandOverError`): an actor without authority over the post (404, as if it
+    did not exist); a post already closed or handed to someone else (409); a new holder who
+    is the old one, inactive, or holds posts only outside the actor's authority (400
+    ``member``: "not found"); a time in the future or before the post began (400 ``when``).
+    """
+    from django.db import transaction
+
+    with transaction.atomic():  # two managers handing the same post over: one wins
+        position = Position.objects.select_for_update().get(pk=position.pk)
+        return _hand_over_by(actor, position, new_member, when, note)
+
+
+def _hand_over_by(actor, position: Position, new_member, when, note: str) -> tuple[Position, bool]:  # type: ignore[no-untyped-def]
+    from .scope import Scope, scope_for
+
+    if not may_hand_over(actor, position):
+        raise HandOverError("detail", "no such position in your territory", 404)
+    if position.valid_to is not None:
+        successor = (
+            Position.objects.filter(
+                position_type=position.position_type,
+                valid_from=position.valid_to,
+                **{position.target_field: position.target},
+            )
+            .order_by("id")
+            .first()
+        )
+        if successor is not None and successor.member_id == getattr(new_member, "pk", None):
+            return successor, False
+        raise HandOverError(
+            "position",
+            "this post was already closed"
+            + (f" and handed to member {successor.member_id}" if successor else ""),
+            409,
+        )
+    if new_member is None or not new_member.is_active or new_member.pk == position.member_id:
+        raise HandOverError("member", "not found")
+    anything, field_posts = hand_over_authority(actor)
+    theirs = scope_for(new_member)
+    if not (theirs.empty or anything.everything):
+        held = Position.objects.held_at().filter(member=new_member)
+        mine = Scope(
+            street_ids=anything.street_ids, grid_ids=anything.grid_ids | field_posts.grid_ids
+        )
+        if not mine.filter(held).exists():
+            raise HandOverError("member", "not found")
+    now = timezone.now()
+    when = when or now
+    if when > now:
+        raise HandOverError("when", "a hand-over is recorded when it happens, not ahead")
+    if when <= position.valid_from:
+        raise HandOverError("when", "must be after the post began")
+    return hand_over(position, new_member, when=when, note=note), True

@@ -1,13 +1,28 @@
 """Offline sync for the phone: a per-member change feed and a size estimate.
 
-Change feed (``changes_since``): what changed in the member's territory after an opaque
-cursor — visit tasks (assigned to the member or in the territory; tasks of sensitive groups
-only where the member's tier may know them, ``services.hide_sensitive_tasks``), households
-(head's name, no resident attribute, no tenure for neighbours; from the
-:class:`~gridsvc.visits.models.ChangeLog` this app keeps, since territory models carry no
-``updated_at``), and cases once the cases app has them. Each stream is read by keyset
-(``(updated_at, id) > cursor`` or ``id > cursor``), so a row changed once after the cursor
-appears once, and the new cursor is the last row returned.
+Change feed (:func:`changes_since`), see docs/sync.md for the protocol:
+
+- **First sync** (no cursor): everything the phone needs, read from the tables as they are
+  (however the rows got there — bulk COPY, imports, the demo loader, the admin): households
+  with their resident ids, residents (through the visibility matrix, never unmasked), visit
+  tasks (open and overdue, plus those whose period ended in the last
+  :data:`DONE_WINDOW_DAYS` days), cases in the territory or handled/reported by the member
+  (open ones, plus those reported or closed in the last :data:`CASE_WINDOW_DAYS` days) with
+  handler and due date, and the inbox. Each stream is paged by id; the cursor says where.
+- **Incremental sync**: what changed after the cursor — tasks and cases by keyset
+  (``(updated_at, id)``), households and their residents from the
+  :class:`~gridsvc.visits.models.ChangeLog`, inbox messages by id and read-state changes by
+  ``(read_at, id)``.
+- **Territory changes**: the cursor names the :class:`~gridsvc.chain.models.TerritorySnapshot`
+  the phone holds. When the member's territory now differs (hand-over, leaving a post, a new
+  position, a building moved to another grid by a boundary re-import), the feed first runs a
+  *territory job*: ``purge`` lists, by type and id, what the phone held and may no longer
+  hold (as CHT purges), and the households, residents, tasks and cases newly in the territory
+  are sent as in a first sync. Then the incremental streams go on from where they were.
+
+Cursors are opaque, signed for the member they were given to (a cursor of someone else, or
+one altered, is refused), and carry the job's progress, so a phone can resume paging after a
+lost response by sending the last cursor again.
 
 Estimate (``phone_estimate``): counts and approximate bytes of what a member's phone will
 hold, before the phone is handed out.
@@ -16,62 +31,73 @@ hold, before the phone is handed out.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.gis.db.models import Extent
-from django.db.models import Q
+from django.contrib.postgres.aggregates import ArrayAgg
+from django.db.models import Max, Q, QuerySet
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from gridsvc.chain import visibility
+from gridsvc.chain.models import TerritorySnapshot
+from gridsvc.chain.scope import Scope
+from gridsvc.territory.codes import ETHNICITIES
 from gridsvc.territory.models import Building, Household, Resident
 
 from .models import ChangeLog, VisitTask
 from .services import hide_sensitive_tasks, visible_tasks
 
 FEED_LIMIT = 500
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
+#: done and missed tasks whose period ended within this many days come with a first sync
+DONE_WINDOW_DAYS = 30
+#: closed (resolved, rejected …) cases reported or closed within this many days come too
+CASE_WINDOW_DAYS = 30
+_BAD = "not a cursor this feed gave you: drop it and sync from the start (no since)"
 
 
 class BadCursor(ValueError):
     pass
 
 
-def encode_cursor(state: dict[str, Any]) -> str:
-    raw = json.dumps({"v": CURSOR_VERSION, **state}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+# ---------------------------------------------------------------- cursors
+def _signature(raw: bytes, member_id: int) -> str:
+    msg = b"sync-feed:%d:" % member_id + raw
+    return hmac.new(settings.SECRET_KEY.encode(), msg, hashlib.sha256).hexdigest()[:32]
 
 
-def decode_cursor(cursor: str | None) -> dict[str, Any]:
-    """Decode an opaque cursor; raise :class:`BadCursor` if it is not one of ours."""
+def encode_cursor(state: dict[str, Any], member_id: int) -> str:
+    """The opaque cursor for ``state``, signed for ``member_id``."""
+    raw = json.dumps({"v": CURSOR_VERSION, **state}, separators=(",", ":"), sort_keys=True)
+    body = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return f"{body}.{_signature(raw.encode(), member_id)}"
+
+
+def decode_cursor(cursor: str | None, member_id: int) -> dict[str, Any]:
+    """Decode a cursor given to ``member_id``; raise :class:`BadCursor` otherwise."""
     if not cursor:
         return {}
+    body, _, sig = cursor.partition(".")
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        state = json.loads(raw)
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except (ValueError, TypeError):
-        raise BadCursor("not a cursor returned by this feed") from None
+        raise BadCursor(_BAD) from None
+    if not sig or not hmac.compare_digest(sig, _signature(raw, member_id)):
+        raise BadCursor(_BAD)
+    try:
+        state = json.loads(raw)
+    except ValueError:
+        raise BadCursor(_BAD) from None
     if not isinstance(state, dict) or state.get("v") != CURSOR_VERSION:
-        raise BadCursor("not a cursor returned by this feed")
-    for key in ("t", "c"):
-        if key in state:
-            v = state[key]
-            try:
-                ok = (
-                    isinstance(v, list)
-                    and len(v) == 2
-                    and isinstance(v[1], int)
-                    and isinstance(v[0], str)
-                    and parse_datetime(v[0]) is not None
-                )
-            except ValueError:
-                ok = False
-            if not ok:
-                raise BadCursor("not a cursor returned by this feed")
-    if any(k in state and not isinstance(state[k], int) for k in ("h", "i")):
-        raise BadCursor("not a cursor returned by this feed")
+        raise BadCursor(_BAD)
+    state.pop("v")
     return state
 
 
@@ -86,6 +112,111 @@ def _mark(ts: datetime, pk: int) -> list:
     return [ts.isoformat(), pk]
 
 
+# ---------------------------------------------------------------- territory snapshots
+_SCOPE_KEYS = ("street", "community", "grid", "compound", "building", "unit", "unit_building")
+
+
+def territory_data(member, scope: Scope) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """What decides which records (and which of their facts) ``member``'s phone holds:
+    the buildings whose households they see, with each building's grid (so a building moved
+    to another grid counts as a change), the units (unit heads), the positions' territory
+    ids (cases are placed by their own street/…/unit fields), the tier and where sensitive
+    facts may be known (``staff``: "all", none, or the buildings of the staff part)."""
+    if scope.everything:
+        return {"all": True}
+    tier = visibility.tier_for(member)
+    buildings = sorted(
+        [b, g] for b, g in Building.objects.filter(scope.building_q()).values_list("id", "grid_id")
+    )
+    staff: str | list[int]
+    if not visibility.knows_sensitive(tier):
+        staff = []
+    elif visibility.is_mixed(member):
+        staff = sorted(
+            Building.objects.filter(visibility.staff_scope(scope).building_q()).values_list(
+                "id", flat=True
+            )
+        )
+    else:
+        staff = "all"
+    return {
+        "tier": int(tier),
+        "scope": {k: sorted(getattr(scope, f"{k}_ids")) for k in _SCOPE_KEYS},
+        "buildings": buildings,
+        "units": sorted(scope.unit_ids),
+        "staff": staff,
+    }
+
+
+def territory_snapshot(member, scope: Scope) -> TerritorySnapshot:  # type: ignore[no-untyped-def]
+    """The (shared, immutable) snapshot row of ``member``'s territory now."""
+    data = territory_data(member, scope)
+    digest = hashlib.sha256(
+        json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+    snap, _ = TerritorySnapshot.objects.get_or_create(digest=digest, defaults={"data": data})
+    return snap
+
+
+def _scope_of(data: dict[str, Any]) -> Scope:
+    if data.get("all"):
+        return Scope(everything=True)
+    return Scope(**{f"{k}_ids": set(data["scope"][k]) for k in _SCOPE_KEYS})
+
+
+def _held_q(data: dict[str, Any], prefix: str = "") -> Q:
+    """Households (at ``prefix``, e.g. ``household__``) a snapshot's territory held."""
+    if data.get("all"):
+        return Q()
+    q = Q(**{f"{prefix}unit__building__in": [b for b, _ in data["buildings"]]})
+    if data["units"]:
+        q |= Q(**{f"{prefix}unit__in": data["units"]})
+    return q
+
+
+def _held_tasks_q(data: dict[str, Any]) -> Q:
+    """Tasks a snapshot's territory showed: of its households, sensitive groups only where
+    its tier could know them (a neighbour never learns even the id of such a task)."""
+    q = _held_q(data, "household__")
+    if data.get("all") or data["staff"] == "all":
+        return q
+    ok = ~Q(rule__target_group__in=visibility.SENSITIVE_TAGS)
+    if data["staff"]:
+        ok |= Q(household__unit__building__in=data["staff"])
+    return q & ok
+
+
+def _held_cases_q(data: dict[str, Any]) -> Q:
+    """Cases a snapshot's territory showed (by the case's place, or its building)."""
+    if data.get("all"):
+        return Q()
+    return _scope_of(data).located_q() | Q(building__in=[b for b, _ in data["buildings"]])
+
+
+def _gained_q(new: dict[str, Any], old: dict[str, Any], prefix: str = "") -> Q:
+    """Households (at ``prefix``) in ``new``'s buildings or units that ``old`` did not hold
+    as they are now (a building that changed grid is sent again)."""
+    before = {tuple(p) for p in old["buildings"]}
+    gained_b = [b for b, g in new["buildings"] if (b, g) not in before]
+    q = Q(**{f"{prefix}unit__building__in": gained_b})
+    gained_u = sorted(set(new["units"]) - set(old["units"]))
+    if gained_u:
+        q |= Q(**{f"{prefix}unit__in": gained_u})
+    return q
+
+
+def _needs_full(new: dict[str, Any], bases: list[dict[str, Any]]) -> bool:
+    """Whether a territory job re-sends the whole territory (first sync, a change of tier or
+    of where sensitive facts may be known, or a job interrupted by another change)."""
+    if len(bases) != 1:
+        return True
+    old = bases[0]
+    if old.get("all") or new.get("all"):
+        return True
+    return old["tier"] != new["tier"] or old["staff"] != new["staff"]
+
+
+# ---------------------------------------------------------------- payloads
 # The columns of a task the feed sends, read as plain rows (``.values(*TASK_COLUMNS)``): a feed
 # page is up to 500 tasks, and building model instances for them cost more than the query.
 TASK_COLUMNS = (
@@ -125,6 +256,7 @@ def task_payload(t: dict[str, Any]) -> dict[str, Any]:
 
 
 def household_payload(h: Household) -> dict[str, Any]:
+    ids = sorted(i for i in (h.resident_ids or []) if i is not None)  # type: ignore[attr-defined]
     return {
         "id": h.id,
         "unit": h.unit_id,
@@ -136,19 +268,278 @@ def household_payload(h: Household) -> dict[str, Any]:
         "floor": h.floor,
         "tenure": h.tenure,
         "head_name": h.head.name if h.head_id else None,
-        "resident_count": h.resident_count,  # type: ignore[attr-defined]
+        "resident_count": len(ids),
+        "residents": ids,
     }
 
 
-def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """Changes in ``member``'s territory after ``cursor`` (see module docstring)."""
-    from django.db.models import Count
+def _households(ids_q: Q | None, member, scope: Scope, qs: QuerySet | None = None) -> list:  # type: ignore[no-untyped-def]
+    """Household rows (with their resident ids) for the feed, each through the matrix."""
+    if qs is None:
+        qs = scope.filter(Household.objects.filter(ids_q))
+    rows = list(
+        qs.select_related("unit__building", "head")
+        # household_payload reads neither the building's geometries nor the head's encrypted
+        # fields: not fetched, not decoded
+        .defer(
+            "unit__building__footprint",
+            "unit__building__point",
+            "head__id_number",
+            "head__phone",
+        )
+        .annotate(resident_ids=ArrayAgg("residents__id", default=[]))
+        .order_by("id")
+    )
+    seen = visibility.Viewer(member, scope)
+    seen.prime(Household, [h.id for h in rows])
+    return [
+        (h.id, visibility.present_household(household_payload(h), seen.tier_of(h))) for h in rows
+    ]
 
-    state = decode_cursor(cursor)
-    new_state = dict(state)
-    new_state.pop("v", None)
+
+RESIDENT_FIELDS = (
+    "id",
+    "household_id",
+    "name",
+    "gender",
+    "birth_date",
+    "id_number",
+    "phone",
+    "ethnicity",
+    "residency",
+    "relation_to_head",
+    "tags",
+)
+
+
+def _residents(rows: list[Resident], member, scope: Scope) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Residents through the visibility matrix at the member's tier per record; the feed
+    never sends clear values (no unmask grant on a phone)."""
+    seen = visibility.Viewer(member, scope, unmasked=False)
+    seen.prime(Resident, [r.id for r in rows])
+    out = []
+    for r in rows:
+        data = {
+            "id": r.id,
+            "household": r.household_id,
+            "name": r.name,
+            "gender": r.gender,
+            "birth_date": r.birth_date,
+            "id_number": r.id_number,
+            "phone": r.phone,
+            "ethnicity": r.ethnicity,
+            "ethnicity_name": ETHNICITIES.get(r.ethnicity, ("", ""))[0] or None,
+            "residency": r.residency,
+            "relation_to_head": r.relation_to_head,
+            "tags": list(r.tags),
+        }
+        out.append(visibility.present_resident(data, r, seen.tier_of(r), unmasked=False))
+    return out
+
+
+def _inbox_payload(m) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    return {
+        "id": m.id,
+        "kind": m.kind,
+        "title": m.title,
+        "body": m.body,
+        "object_type": m.object_type,
+        "object_id": m.object_id,
+        "created_at": m.created_at.isoformat(),
+        "read": m.read_at is not None,
+        "read_at": m.read_at.isoformat() if m.read_at else None,
+    }
+
+
+# ---------------------------------------------------------------- the feed
+def _visible_cases(scope: Scope, member):  # type: ignore[no-untyped-def]
+    """Cases the member's phone holds: in the territory, or handled or reported by them
+    (as ``GET /api/v1/cases/``). None when the cases app has no feed support."""
+    Case = _case_model()
+    if Case is None:
+        return None
+    if scope.everything:
+        return Case.objects.all()
+    try:
+        in_scope = scope.filter(Case.objects.all()).values("pk")
+    except TypeError:  # no scope rule for cases yet: send none rather than leak
+        return None
+    return Case.objects.filter(Q(pk__in=in_scope) | Q(handler=member) | Q(reported_by=member))
+
+
+def _case_window_q(now: datetime) -> Q:
+    from gridsvc.cases.models import OPEN_STATUSES, Status
+
+    since = now - timedelta(days=CASE_WINDOW_DAYS)
+    return (
+        Q(status__in=[*OPEN_STATUSES, Status.ON_HOLD])
+        | Q(reported_at__gte=since)
+        | Q(closed_at__gte=since)
+        | Q(resolved_at__gte=since)
+    )
+
+
+def _task_window_q(now: datetime) -> Q:
+    today = timezone.localdate(now)
+    return Q(status__in=[VisitTask.Status.OPEN, VisitTask.Status.OVERDUE]) | Q(
+        period_end__gte=today - timedelta(days=DONE_WINDOW_DAYS)
+    )
+
+
+def _page(qs: QuerySet, job: dict[str, Any], key: str, limit: int) -> tuple[list, bool]:
+    """The next page (by id) of a job's stream ``key``; records progress in ``job``."""
+    if key in job["d"]:
+        return [], False
+    rows = list(qs.filter(id__gt=job["p"].get(key, 0)).order_by("id")[: limit + 1])
+    if len(rows) > limit:
+        rows = rows[:limit]
+        job["p"][key] = rows[-1]["id"] if isinstance(rows[-1], dict) else rows[-1].id
+        return rows, True
+    job["d"].append(key)
+    return rows, False
+
+
+def _ids(qs: QuerySet) -> QuerySet:
+    return qs.values("id")
+
+
+def _run_job(job: dict[str, Any], member, scope: Scope, out: dict[str, Any], limit: int) -> bool:  # type: ignore[no-untyped-def]
+    """One page of a territory job (first sync, or a change of territory): purge what the
+    phone may no longer hold, send what is new. Returns whether the job has more."""
+    snaps = {s.id: s.data for s in TerritorySnapshot.objects.filter(id__in=[job["s"], *job["b"]])}
+    new = snaps[job["s"]]
+    bases = [snaps[b] for b in job["b"]]
+    now = parse_datetime(job["t"])
     more = False
 
+    # --- purge: held before, not visible now
+    if bases:
+        held_hh = Q()
+        for i, base in enumerate(bases):
+            held_hh = _held_q(base) if i == 0 else held_hh | _held_q(base)
+        visible_hh = scope.filter(Household.objects.all())
+        gone_hh = Household.objects.filter(held_hh).exclude(id__in=_ids(visible_hh))
+        rows, m = _page(gone_hh.values("id"), job, "ph", limit)
+        out["purge"]["households"] += [r["id"] for r in rows]
+        more |= m
+        rows, m = _page(
+            Resident.objects.filter(household__in=_ids(gone_hh)).values("id"), job, "pr", limit
+        )
+        out["purge"]["residents"] += [r["id"] for r in rows]
+        more |= m
+        held_t = Q()
+        for i, base in enumerate(bases):
+            held_t = _held_tasks_q(base) if i == 0 else held_t | _held_tasks_q(base)
+        gone_t = VisitTask.objects.filter(held_t).exclude(id__in=_ids(visible_tasks(scope, member)))
+        rows, m = _page(gone_t.values("id"), job, "pt", limit)
+        out["purge"]["tasks"] += [r["id"] for r in rows]
+        more |= m
+        cases = _visible_cases(scope, member)
+        if cases is not None:
+            Case = cases.model
+            held_c = Q()
+            for i, base in enumerate(bases):
+                held_c = _held_cases_q(base) if i == 0 else held_c | _held_cases_q(base)
+            gone_c = Case.objects.filter(held_c).exclude(id__in=_ids(cases))
+            rows, m = _page(gone_c.values("id"), job, "pc", limit)
+            out["purge"]["cases"] += [r["id"] for r in rows]
+            more |= m
+
+    # --- send: what is new in the territory (all of it on a first sync)
+    full = _needs_full(new, bases)
+    hh_q = Q() if full else _gained_q(new, bases[0])
+    hh_qs = scope.filter(Household.objects.filter(hh_q))
+    rows, m = _page(hh_qs.values("id"), job, "sh", limit)
+    more |= m
+    if rows:
+        ids = [r["id"] for r in rows]
+        out["households"] += [p for _, p in _households(Q(id__in=ids), member, scope)]
+    res_qs = Resident.objects.filter(household__in=_ids(hh_qs)).only(*RESIDENT_FIELDS)
+    rows, m = _page(res_qs, job, "sr", limit)
+    more |= m
+    out["residents"] += _residents(rows, member, scope)
+    task_qs = visible_tasks(scope, member).filter(_task_window_q(now))
+    if not full:
+        task_qs = task_qs.filter(_gained_q(new, bases[0], "household__"))
+    rows, m = _page(task_qs.values(*TASK_COLUMNS), job, "st", limit)
+    more |= m
+    out["tasks"] += [task_payload(t) for t in rows]
+    cases = _visible_cases(scope, member)
+    if cases is not None:
+        case_qs = cases.filter(_case_window_q(now))
+        if not full:
+            held_c = Q()
+            for i, base in enumerate(bases):
+                held_c = _held_cases_q(base) if i == 0 else held_c | _held_cases_q(base)
+            before = {tuple(p) for p in bases[0]["buildings"]}
+            gained_b = [b for b, g in new["buildings"] if (b, g) not in before]
+            case_qs = case_qs.filter(~held_c | Q(building__in=gained_b))
+        rows, m = _page(_case_rows(case_qs), job, "sc", limit)
+        more |= m
+        out["cases"] += [_case_payload(c, member) for c in rows]
+    return more
+
+
+def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """One page of ``member``'s feed after ``cursor`` (see the module docstring)."""
+    state = decode_cursor(cursor, member.pk)
+    now = timezone.now()
+    snap = territory_snapshot(member, scope)
+    out: dict[str, Any] = {
+        "tasks": [],
+        "households": [],
+        "residents": [],
+        "cases": [],
+        "inbox": [],
+        "purge": {"households": [], "residents": [], "tasks": [], "cases": []},
+    }
+    first = not state
+    if first:
+        state = {
+            "t": _mark(now, 0),
+            "c": _mark(now, 0),
+            "h": ChangeLog.objects.aggregate(m=Max("id"))["m"] or 0,
+            "i": 0,
+            "r": _mark(now, 0),
+            "s": snap.id,
+            "k": {"s": snap.id, "b": [], "t": now.isoformat(), "p": {}, "d": []},
+        }
+    else:
+        named = {state.get("s"), *(state.get("k") or {}).get("b", [])}
+        if TerritorySnapshot.objects.filter(id__in=named).count() < len(named):
+            raise BadCursor(_BAD)  # a snapshot removed since: start again
+        if state["s"] != snap.id:
+            # the territory changed since the cursor (or during a running job)
+            job = state.get("k")
+            if job is None:
+                bases = [state["s"]]
+            else:
+                bases = list(dict.fromkeys([*job["b"], job["s"]]))
+            state["k"] = {"s": snap.id, "b": bases, "t": now.isoformat(), "p": {}, "d": []}
+            state["s"] = snap.id
+    more = False
+    job = state.get("k")
+    out["territory_changed"] = bool(job and job["b"])
+    if job is not None:
+        more = _run_job(job, member, scope, out, limit)
+        if not more:
+            state.pop("k")
+    if not more:
+        more = _incremental(state, member, scope, out, limit)
+    more |= _inbox(state, member, out, limit)
+
+    # a page never sends a row twice
+    for key in ("tasks", "households", "residents", "cases"):
+        out[key] = list({row["id"]: row for row in out[key]}.values())
+    out["cases_available"] = _case_model() is not None
+    return {"cursor": encode_cursor(state, member.pk), "has_more": more, **out}
+
+
+def _incremental(
+    state: dict[str, Any], member, scope: Scope, out: dict[str, Any], limit: int
+) -> bool:  # type: ignore[no-untyped-def]
+    """What changed after the cursor's marks (tasks, households with residents, cases)."""
+    more = False
     # visit tasks: in the territory or assigned to the member. Each side is read by its own
     # index up to limit + 1 rows after the cursor and the two merged: the first limit + 1 of
     # the union are among them. (One "in territory OR assigned" filter walked the whole
@@ -169,9 +560,10 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) ->
     if len(tasks) > limit:
         more, tasks = True, tasks[:limit]
     if tasks:
-        new_state["t"] = _mark(tasks[-1]["updated_at"], tasks[-1]["id"])
+        state["t"] = _mark(tasks[-1]["updated_at"], tasks[-1]["id"])
+    out["tasks"] += [task_payload(t) for t in tasks]
 
-    # households (via the change log)
+    # households and their residents (via the change log)
     log_qs = ChangeLog.objects.filter(id__gt=state.get("h", 0))
     if not scope.everything:
         in_scope = Q(building_id_ref__in=Building.objects.filter(scope.building_q()).values("id"))
@@ -182,75 +574,53 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) ->
     if len(logs) > limit:
         more, logs = True, logs[:limit]
     if logs:
-        new_state["h"] = logs[-1][0]
+        state["h"] = logs[-1][0]
     hh_ids = list(dict.fromkeys(h for _, h in logs))
-    found = {
-        h.id: h
-        for h in scope.filter(Household.objects.filter(id__in=hh_ids))
-        .select_related("unit__building", "head")
-        # household_payload reads neither the building's geometries nor the head's
-        # encrypted fields: not fetched, not decoded
-        .defer(
-            "unit__building__footprint",
-            "unit__building__point",
-            "head__id_number",
-            "head__phone",
+    found = dict(_households(Q(id__in=hh_ids), member, scope))
+    out["households"] += [found[h] for h in hh_ids if h in found]
+    out["purge"]["households"] += [h for h in hh_ids if h not in found]
+    if found:
+        residents = list(
+            Resident.objects.filter(household__in=list(found)).only(*RESIDENT_FIELDS).order_by("id")
         )
-        .annotate(resident_count=Count("residents"))
-    }
-    seen = visibility.Viewer(member, scope)
-    seen.prime(Household, list(found))
-    households = [
-        visibility.present_household(household_payload(found[h]), seen.tier_of(found[h]))
-        if h in found
-        else {"id": h, "deleted": True}
-        for h in hh_ids
-    ]
+        out["residents"] += _residents(residents, member, scope)
 
-    # cases (once the cases app has them)
-    cases: list[dict[str, Any]] = []
-    case_rows = _case_changes(scope, state.get("c"), limit)
-    if case_rows is not None:
-        if len(case_rows) > limit:
-            more, case_rows = True, case_rows[:limit]
-        cases = [_case_payload(c) for c in case_rows]
-        if case_rows:
-            new_state["c"] = _mark(case_rows[-1].updated_at, case_rows[-1].id)
+    # cases: in the territory, handled or reported by the member
+    cases = _visible_cases(scope, member)
+    if cases is not None:
+        rows = list(_case_rows(_after(cases, state.get("c"))).order_by(*order)[: limit + 1])
+        if len(rows) > limit:
+            more, rows = True, rows[:limit]
+        if rows:
+            state["c"] = _mark(rows[-1].updated_at, rows[-1].id)
+        out["cases"] += [_case_payload(c, member) for c in rows]
+    return more
 
-    # the member's inbox (new cases, cards, escalations, decisions)
+
+def _inbox(state: dict[str, Any], member, out: dict[str, Any], limit: int) -> bool:  # type: ignore[no-untyped-def]
+    """The member's inbox: new messages by id, and messages sent before whose read state
+    changed since (read on another device of the member) by ``(read_at, id)``."""
     from gridsvc.supervision.models import InboxMessage
 
-    msgs = list(
-        InboxMessage.objects.filter(member=member, id__gt=state.get("i", 0)).order_by("id")[
-            : limit + 1
-        ]
-    )
+    more = False
+    mine = InboxMessage.objects.filter(member=member)
+    sent_up_to = state.get("i", 0)
+    msgs = list(mine.filter(id__gt=sent_up_to).order_by("id")[: limit + 1])
     if len(msgs) > limit:
         more, msgs = True, msgs[:limit]
     if msgs:
-        new_state["i"] = msgs[-1].id
-
-    return {
-        "cursor": encode_cursor(new_state),
-        "has_more": more,
-        "inbox": [
-            {
-                "id": m.id,
-                "kind": m.kind,
-                "title": m.title,
-                "body": m.body,
-                "object_type": m.object_type,
-                "object_id": m.object_id,
-                "created_at": m.created_at.isoformat(),
-                "read": m.read_at is not None,
-            }
-            for m in msgs
-        ],
-        "tasks": [task_payload(t) for t in tasks],
-        "households": households,
-        "cases": cases,
-        "cases_available": case_rows is not None,
-    }
+        state["i"] = msgs[-1].id
+    read = list(
+        _after(
+            mine.filter(id__lte=sent_up_to, read_at__isnull=False), state.get("r"), "read_at"
+        ).order_by("read_at", "id")[: limit + 1]
+    )
+    if len(read) > limit:
+        more, read = True, read[:limit]
+    if read:
+        state["r"] = _mark(read[-1].read_at, read[-1].id)
+    out["inbox"] += [_inbox_payload(m) for m in read + msgs]
+    return more
 
 
 def _case_model():  # type: ignore[no-untyped-def]
@@ -263,40 +633,77 @@ def _case_model():  # type: ignore[no-untyped-def]
     return Case
 
 
-def _case_changes(scope, mark, limit: int):  # type: ignore[no-untyped-def]
-    Case = _case_model()
-    if Case is None:
-        return None
-    try:
-        qs = scope.filter(Case.objects.all())
-    except TypeError:  # no scope rule for cases yet: send none rather than leak
-        return None
-    # only the columns _case_payload reads (a case row is wide: texts, JSON, encrypted parties)
-    fields = {f.attname for f in Case._meta.concrete_fields}
-    read = [
-        n for n in ("id", "updated_at", *_CASE_FIELDS, *_CASE_REFS, *_CASE_POINTS) if n in fields
-    ]
-    return list(_after(qs, mark).only(*read).order_by("updated_at", "id")[: limit + 1])
+# only the columns _case_payload reads (a case row is wide: texts, JSON, encrypted parties)
+_CASE_COLUMNS = (
+    "id",
+    "updated_at",
+    "number",
+    "kind",
+    "title",
+    "category_id",
+    "priority",
+    "status",
+    "level",
+    "household_id",
+    "unit_id",
+    "building_id",
+    "compound_id",
+    "grid_id",
+    "community_id",
+    "street_id",
+    "location",
+    "handler_id",
+    "handler__username",
+    "handler__display_name",
+    "department_id",
+    "department__name",
+    "reported_at",
+    "due_at",
+    "due_stage",
+    "card",
+    "closed_at",
+)
 
 
-_CASE_FIELDS = ("number", "code", "title", "category_id", "state", "status", "level")
-_CASE_REFS = ("household_id", "building_id", "grid_id")
-_CASE_POINTS = ("location", "point")
+def _case_rows(qs: QuerySet) -> QuerySet:
+    return qs.select_related("handler", "department").only(*_CASE_COLUMNS)
 
 
-def _case_payload(c) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    out: dict[str, Any] = {"id": c.id, "updated_at": c.updated_at.isoformat()}
-    for name in _CASE_FIELDS:
-        if hasattr(c, name):
-            value = getattr(c, name)
-            out[name] = value if isinstance(value, str | int | None) else str(value)
-    for name in _CASE_REFS:
-        if hasattr(c, name):
-            out[name.removesuffix("_id")] = getattr(c, name)
-    loc = getattr(c, "location", None) or getattr(c, "point", None)
-    if loc is not None and hasattr(loc, "x"):
-        out["lon"], out["lat"] = round(loc.x, 6), round(loc.y, 6)
-    return out
+def _case_payload(c, member) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    from gridsvc.cases.models import RUNNING_STATUSES
+
+    handler = c.handler if c.handler_id else None
+    return {
+        "id": c.id,
+        "number": c.number,
+        "kind": c.kind,
+        "title": c.title,
+        "category": c.category_id,
+        "priority": c.priority,
+        "status": c.status,
+        "level": c.level,
+        "household": c.household_id,
+        "unit": c.unit_id,
+        "building": c.building_id,
+        "compound": c.compound_id,
+        "grid": c.grid_id,
+        "community": c.community_id,
+        "street": c.street_id,
+        "lon": round(c.location.x, 7),
+        "lat": round(c.location.y, 7),
+        "handler": c.handler_id,
+        "handler_name": str(handler) if handler else None,
+        "mine": c.handler_id == member.pk,
+        "department": c.department_id,
+        "department_name": c.department.name if c.department_id else None,
+        "reported_at": c.reported_at.isoformat(),
+        "due_at": c.due_at.isoformat() if c.due_at else None,
+        "due_stage": c.due_stage,
+        "overdue": bool(c.due_at and c.status in RUNNING_STATUSES and c.due_at < timezone.now()),
+        "card": c.card,
+        "closed_at": c.closed_at.isoformat() if c.closed_at else None,
+        "updated_at": c.updated_at.isoformat(),
+    }
 
 
 # ---------------------------------------------------------------- phone size estimate
