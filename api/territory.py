@@ -5,14 +5,24 @@ from __future__ import annotations
 
 from django.db import transaction
 from django_filters import rest_framework as filters
-from rest_framework import mixins, serializers, viewsets
-from rest_framework.exceptions import ValidationError
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework_gis.filters import InBBoxFilter
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
+from gridsvc.audit.models import AuditEntry
+from gridsvc.audit.services import record
 from gridsvc.chain import visibility
 from gridsvc.chain.visibility import Tier, Viewer, present_household
-from gridsvc.territory.codes import ETHNICITIES, ethnicity_code, validate_id_number
+from gridsvc.crypto import keyed_hash
+from gridsvc.territory.codes import (
+    ETHNICITIES,
+    ethnicity_code,
+    id_birth_date,
+    id_contradictions,
+    id_sex,
+    validate_id_number,
+)
 from gridsvc.territory.models import (
     Building,
     Community,
@@ -213,6 +223,7 @@ class ResidentSerializer(serializers.ModelSerializer):
         return value
 
     def validate(self, attrs: dict) -> dict:
+        self._reconcile_id_number(attrs)
         household = attrs.get("household", getattr(self.instance, "household", None))
         reason = attrs.get("no_house_reason", getattr(self.instance, "no_house_reason", ""))
         if household is None and not reason:
@@ -227,6 +238,31 @@ class ResidentSerializer(serializers.ModelSerializer):
                     {"household": "only the street office records residents with no house"}
                 )
         return attrs
+
+    def _reconcile_id_number(self, attrs: dict) -> None:
+        """Birth date and sex must agree with the ID number (GB 11643: 出生日期码, 顺序码):
+        a contradiction is a 400 naming the field; left out, they are taken from the number.
+        A new number replaces the birth date and sex it implies unless they are sent too."""
+        inst = self.instance
+        number = attrs.get("id_number", getattr(inst, "id_number", "") or "")
+        if not number:
+            return
+        changed = "id_number" in attrs
+        born = attrs.get("birth_date") if "birth_date" in attrs else None
+        sex = attrs.get("gender", "") if "gender" in attrs else ""
+        if inst is not None and not changed:
+            born = born if "birth_date" in attrs else inst.birth_date
+            sex = sex if "gender" in attrs else inst.gender
+        try:
+            errors = id_contradictions(number, born, sex)
+        except ValueError:  # a number stored before validation: nothing to compare with
+            return
+        if errors:
+            raise serializers.ValidationError({k: [v] for k, v in errors.items()})
+        if born is None:
+            attrs["birth_date"] = id_birth_date(number)
+        if not sex:
+            attrs["gender"] = id_sex(number)
 
     def to_representation(self, instance: Resident) -> dict:
         data = super().to_representation(instance)
@@ -273,10 +309,46 @@ class ResidentFilter(filters.FilterSet):
         field_name="tags", lookup_expr="contains", choices=Resident.Tag.choices, method="by_tag"
     )
     building = filters.NumberFilter(field_name="household__unit__building")
+    id_number = filters.CharFilter(
+        method="by_id_number",
+        help_text="exact ID number (18 characters or 15 digits), matched by its keyed hash; "
+        "staff and street only; every search is audited (without the number)",
+    )
 
     class Meta:
         model = Resident
-        fields = ["household", "residency", "building"]
+        fields = ["household", "residency", "building", "id_number"]
+
+    def by_id_number(self, queryset, name, value):  # type: ignore[no-untyped-def]
+        """Residents whose ID number is ``value``: exact match through the keyed hash (the
+        number is stored encrypted), in the caller's territory (the staff part of it for a
+        member who is also a neighbour); a 400 for neighbours, who may not look people up by
+        number. Each search is written to the audit log with what it found, never the
+        number itself."""
+        try:
+            number = validate_id_number(value)
+        except Exception as exc:  # django ValidationError → field error
+            raise ValidationError({"id_number": getattr(exc, "messages", [str(exc)])}) from None
+        if self.request is None:
+            return queryset.filter(id_number_hash=keyed_hash(number))
+        seen = viewer(self.request)
+        if seen.tier < Tier.STAFF:
+            raise ValidationError({"id_number": "not a filter your role may use"})
+        if seen.staff is not None:
+            queryset = seen.staff.filter(queryset)
+        queryset = queryset.filter(id_number_hash=keyed_hash(number))
+        found = list(queryset.values_list("pk", flat=True)[:20])
+        record(
+            self.request.user,
+            AuditEntry.Action.OTHER,
+            object_type="resident",
+            object_id=found[0] if len(found) == 1 else "",
+            fields=["id_number"],
+            reason="search by ID number",
+            ip=self.request.META.get("REMOTE_ADDR"),
+            detail={"search": "id_number", "found": found},
+        )
+        return queryset
 
     def by_tag(self, queryset, name, value):  # type: ignore[no-untyped-def]
         """Residents with tag ``value``. A sensitive tag is a 400 for neighbours (楼长, 单元长,
@@ -294,6 +366,23 @@ class ResidentFilter(filters.FilterSet):
 
 
 # ---------------------------------------------------------------- views
+class IdNumberTaken(APIException):
+    """409: the ID number is already recorded for another resident of the street."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "duplicate"
+
+    def __init__(self) -> None:
+        super().__init__(
+            {
+                "id_number": [
+                    "这个身份证号已登记在本街道的另一位居民名下 (this ID number is already "
+                    "recorded for another resident of this street)"
+                ]
+            }
+        )
+
+
 class ReadOnlyScoped(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     pass
 
@@ -411,4 +500,28 @@ class ResidentViewSet(
 
     def perform_create(self, serializer):  # type: ignore[no-untyped-def]
         with transaction.atomic():
+            self._refuse_duplicate(serializer)
             serializer.save()
+
+    def perform_update(self, serializer):  # type: ignore[no-untyped-def]
+        with transaction.atomic():
+            self._refuse_duplicate(serializer)
+            serializer.save()
+
+    def _refuse_duplicate(self, serializer) -> None:  # type: ignore[no-untyped-def]
+        """409 naming ``id_number`` when another resident of the same street has the number
+        (nothing about that resident is said: not who, not where)."""
+        inst = serializer.instance
+        data = serializer.validated_data
+        number = data.get("id_number", getattr(inst, "id_number", "") or "")
+        if not number or ("id_number" not in data and "household" not in data):
+            return
+        household = data.get("household", getattr(inst, "household", None))
+        taken = Resident.id_number_taken(
+            number,
+            household.pk if household is not None else None,
+            exclude_pk=getattr(inst, "pk", None),
+            street_ids=request_scope(self.request).street_ids,
+        )
+        if taken:
+            raise IdNumberTaken()

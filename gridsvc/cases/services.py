@@ -1173,6 +1173,7 @@ def request_exception(
             actor,
             from_status=case.status,
             note=reason,
+            at=req.requested_at,
             data={
                 "request": req.pk,
                 "amount": amount,
@@ -1247,6 +1248,7 @@ def decide_request(  # type: ignore[no-untyped-def]
             actor,
             from_status=before,
             note=note,
+            at=now,
             data={"request": req.pk},
         )
         inbox(

