@@ -1,4 +1,5 @@
-"""Import grid (网格), compound (小区) and building (楼栋) boundaries, with a dry run.
+"""Import street (街道), community (社区), grid (网格), compound (小区) and building (楼栋)
+boundaries, with a dry run; through the API a real import is queued for the worker.
 
 The file is read with geopandas/pyogrio (:mod:`geo.io`), brought to WGS84, its geometries
 repaired where invalid, and the state the territory WOULD have after the import is checked
@@ -8,10 +9,14 @@ no blocking error was found, the rows are created or updated in place by code in
 transaction, a :class:`~gridsvc.reports.models.BoundaryVersion` is appended for each, and the
 buildings' grid/compound are re-derived by PostGIS. Any exception rolls everything back.
 
-Errors block the import: unreadable file, wrong or missing CRS, a missing/duplicate code, a
-geometry that cannot be repaired, an unknown community, a grid code that does not follow
-the community code, features outside the caller's territory. Everything else (repairs made,
-overlaps, gaps, buildings in no grid or two) is a warning — or an error with ``strict``.
+Errors block the import: unreadable file, wrong, missing, unknown or disagreeing CRS
+(:func:`geo.io.parse_crs` is the one vocabulary), a missing/duplicate code, a geometry that
+cannot be repaired, an unknown community or street, a grid code that does not follow the
+community code, a street/community code that fails :mod:`gridsvc.territory.codes`, a feature
+beyond the sanity limits of its kind (:data:`LIMITS`), features outside the caller's
+territory. Everything else (repairs made, overlaps, gaps, unusual sizes, buildings in no grid
+or two) is a warning — or an error with ``strict``. A feature whose role says it is an
+enclave (:data:`EXCLUSION_ROLES`) is a declared exclusion: not imported, and no gap.
 
 Scope (:func:`import_scope`): a data manager imports only into the streets they hold a
 street position over (a superuser or the operator's command line: everywhere). A feature
