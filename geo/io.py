@@ -136,8 +136,13 @@ def _declares_crs(path: Path) -> bool:
     says; only a (pre-RFC) ``crs`` member is a declaration that a stated CRS must agree with."""
     if path.suffix.lower() not in (".geojson", ".json"):
         return True
+    tail = b""
     with path.open("rb") as fh:
-        return b'"crs"' in fh.read()
+        while chunk := fh.read(1 << 20):
+            if b'"crs"' in tail + chunk:
+                return True
+            tail = chunk[-4:]
+    return False
 
 
 def _read_csv(path: Path) -> gpd.GeoDataFrame:

@@ -261,7 +261,9 @@ def test_api_community_import_with_a_column_map_and_scope(tmp_path, demo, member
     resp = post(client, path, kind="community", map='{"code": "SQ", "nme": "MC"}')
     assert resp.status_code == 400 and "nme" in resp.json()["map"][0]
     # a street data manager cannot import streets, nor communities of another street
-    assert not post(client, STREETS, kind="street", crs="gcj02").json()["ok"]
+    refused = post(client, STREETS, kind="street", crs="gcj02").json()
+    assert not refused["ok"] and refused["errors"][0]["check"] == "scope"
+    assert refused["overlaps"] == [] and not Street.objects.filter(code="620103004").exists()
 
 
 # ---------------------------------------------------------------- item 6

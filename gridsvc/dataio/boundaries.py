@@ -944,6 +944,10 @@ def _check_admin_topology(plan: Plan, rep: Report, rows: list, metric) -> None: 
     """Streets: overlaps with other streets. Communities: overlaps with other communities,
     and per street, the parts of the street's boundary covered by none of its communities
     (gaps) — a declared exclusion, or a hole in the street's own boundary, is no gap."""
+    if plan.scope is not None and plan.scope.empty:
+        return
+    if plan.kind == "street" and not (plan.scope and plan.scope.everything):
+        return  # refused (scope) anyway: no neighbouring street's geometry in the report
     file_codes = [r["code"] for r in rows]
     env = shapely.to_wkb(shapely.envelope(shapely.union_all([r["geom"] for r in rows])))
     table = f"territory_{plan.kind}"
