@@ -162,3 +162,27 @@ def test_neighbours_may_not_search_by_number(demo, member_client):
     resident = Resident.objects.filter(household__unit__building=building).first()
     r = member_client("bh-001").get("/api/v1/residents/", {"id_number": resident.id_number})
     assert r.status_code == 400 and "id_number" in r.json()
+
+
+# ---------------------------------------------------------------- roster import
+def test_roster_converts_15_digit_numbers_and_refuses_a_contradicting_sex(tmp_path, demo):
+    from gridsvc.dataio.roster import import_roster
+
+    building = demo.grids[0].buildings.order_by("code").first()
+    headers = ["楼栋", "单元", "房号", "姓名", "性别", "身份证号", "民族"]
+    man = make_id_number("620103", date(1960, 3, 4), 515, female=False)
+    lines = [
+        ",".join(headers),
+        f"{building.code},1,9911,老一代,女,110105491231002,汉族",
+        f"{building.code},1,9912,性别错,女,{man},汉族",
+        f"{building.code},1,9913,无此区,,999999194912310025,汉族",
+    ]
+    path = tmp_path / "roster.csv"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    report, _ = import_roster(path)
+    assert report["good"] == 1, report["errors"]
+    errors = {e["row"]: e for e in report["errors"]}
+    assert "gender" in errors[3]["fields"] and "不符" in " ".join(errors[3]["messages"])
+    assert "id_number" in errors[4]["fields"]
+    stored = Resident.objects.get(id_number_hash=keyed_hash(EXAMPLE))
+    assert (stored.birth_date, stored.gender, stored.name) == (date(1949, 12, 31), "F", "老一代")
