@@ -648,6 +648,16 @@ class CaseFilter(filters.FilterSet):
             raise ValidationError({"bbox": "minLon,minLat,maxLon,maxLat"}) from None
         if not (x0 < x1 and y0 < y1):
             raise ValidationError({"bbox": "min must be below max"})
+        crs = self.request.query_params.get("crs") if self.request else None
+        if crs:  # the box is in ``crs`` like the output: its WGS84 envelope
+            from geo.crs import UnsupportedCRS, to_wgs84
+
+            try:
+                corners = [to_wgs84(x, y, crs) for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))]
+            except UnsupportedCRS as exc:
+                raise ValidationError({"crs": str(exc)}) from None
+            x0, y0 = min(c[0] for c in corners), min(c[1] for c in corners)
+            x1, y1 = max(c[0] for c in corners), max(c[1] for c in corners)
         return qs.filter(location__intersects=Polygon.from_bbox((x0, y0, x1, y1)))
 
 
@@ -894,8 +904,9 @@ class CaseViewSet(
         note = str(data.pop("note", "") or "")
         data.pop("version", None)
         where = None
+        crs = str(data.pop("crs", None) or "wgs84")  # of lon/lat, as on a case report
         if data.get("lon") is not None or data.get("lat") is not None:
-            where = point_from({"lon": data.pop("lon", None), "lat": data.pop("lat", None)})
+            where = point_from({"lon": data.pop("lon", None), "lat": data.pop("lat", None)}, crs)
         resolve_action_ids(request, case, data)
         try:
             case = services.act(

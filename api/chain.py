@@ -170,7 +170,9 @@ class ChainView(APIView):
     """The chain of responsible holders for a household, unit, building, compound or point.
 
     Exactly one of ``household``, ``unit``, ``building``, ``compound`` (ids) or
-    ``lon``+``lat`` (WGS84). Each level comes with its holder or why it is skipped.
+    ``lon``+``lat`` (in ``crs``: wgs84 by default, gcj02, bd09, cgcs2000 or an EPSG alias;
+    an unknown one is a 400 naming ``crs``). Each level comes with its holder or why it is
+    skipped.
     """
 
     @extend_schema(
@@ -181,6 +183,13 @@ class ChainView(APIView):
             OpenApiParameter("compound", int),
             OpenApiParameter("lon", float),
             OpenApiParameter("lat", float),
+            OpenApiParameter(
+                "crs",
+                str,
+                description="coordinates of lon/lat: wgs84 (default), gcj02 (Amap/Tencent), "
+                "bd09 (Baidu), cgcs2000; EPSG:4326, EPSG:4490 too",
+                enum=["wgs84", "gcj02", "bd09", "cgcs2000"],
+            ),
             OpenApiParameter("at", OpenApiTypes.DATETIME),
         ],
         responses={200: OpenApiTypes.OBJECT},
@@ -200,6 +209,12 @@ class ChainView(APIView):
             raise ValidationError(
                 {"detail": "give exactly one of household, unit, building, compound or lon+lat"}
             )
+        from geo.crs import UnsupportedCRS, normalize_crs, to_wgs84
+
+        try:
+            crs = normalize_crs(params.get("crs") or "wgs84")
+        except UnsupportedCRS as exc:
+            raise ValidationError({"crs": str(exc)}) from None
         when = None
         if "at" in params:
             when = parse_datetime(params["at"])
@@ -218,6 +233,7 @@ class ChainView(APIView):
         else:
             lon = _float_param(params, "lon", -180, 180)
             lat = _float_param(params, "lat", -90, 90)
+            lon, lat = to_wgs84(lon, lat, crs)
             loc = locate(Point(lon, lat, srid=4326))
             allowed = scope.allows_grid(
                 loc.grid.pk if loc.grid else None,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from django.utils import timezone
@@ -46,6 +46,7 @@ from gridsvc.layers import services as S
 from gridsvc.layers.models import OfflinePackage
 from gridsvc.territory.models import Grid
 
+from .limits import LimitsView
 from .pagination import GeoPagination
 from .scoping import request_scope
 
@@ -73,6 +74,12 @@ CRS_PARAM = _q(
     enum=["wgs84", "gcj02", "bd09", "cgcs2000"],
 )
 BBOX_PARAM = _q("bbox", "minlon,minlat,maxlon,maxlat (in crs)")
+TILE_CRS_PARAM = _q(
+    "crs",
+    "tile grid and coordinates: wgs84 (default; cgcs2000 = wgs84) or gcj02 (web mercator over "
+    "GCJ-02, for Amap/Tencent basemaps); anything else is a 400",
+    enum=list(S.TILE_CRS),
+)
 WINDOW_PARAMS = [
     _q("since", "on/after: date YYYY-MM-DD or ISO date-time (alias: from)"),
     _q("until", "on/before: a date is inclusive (alias: to)"),
@@ -147,6 +154,7 @@ class TileView(GisClientView):
             OpenApiParameter("z", int, OpenApiParameter.PATH, description=f"0..{S.MAX_ZOOM}"),
             OpenApiParameter("x", int, OpenApiParameter.PATH),
             OpenApiParameter("y", int, OpenApiParameter.PATH),
+            TILE_CRS_PARAM,
             *CASE_FILTER_PARAMS,
             _q("grid", "visits/cases: only this grid", int),
             _q("far_off", "visits: only far-off visits (true/false)", bool),
@@ -163,6 +171,7 @@ class TileView(GisClientView):
         S.check_tile(z, x, y)
         ldef = S.LAYERS.get(layer)
         q = S.parse_layer_query(ldef, request.query_params)
+        q.crs = S.parse_tile_crs(request.query_params.get("crs"))
         tile = S.get_tile(layer, z, x, y, request_scope(request), q)
         etag = f'"{tile.etag}"'
         headers = {
@@ -194,7 +203,8 @@ class TileJSONView(GisClientView):
         operation_id="tilejson",
         summary="TileJSON 3.0.0 of a layer",
         parameters=[
-            OpenApiParameter("layer", str, OpenApiParameter.PATH, enum=list(S.TILE_LAYERS))
+            OpenApiParameter("layer", str, OpenApiParameter.PATH, enum=list(S.TILE_LAYERS)),
+            TILE_CRS_PARAM,
         ],
         responses={200: OpenApiTypes.OBJECT},
         tags=["layers"],
@@ -203,9 +213,16 @@ class TileJSONView(GisClientView):
         if layer not in S.TILE_LAYERS:
             raise NotFound({"layer": f"unknown layer: one of {', '.join(S.TILE_LAYERS)}"})
         S.parse_layer_query(S.LAYERS.get(layer), request.query_params)  # validate the filters
+        crs = S.parse_tile_crs(request.query_params.get("crs"))
         base = request.build_absolute_uri("/tiles/")
         return Response(
-            S.tilejson(layer, request_scope(request), base, request.META.get("QUERY_STRING", ""))
+            S.tilejson(
+                layer,
+                request_scope(request),
+                base,
+                request.META.get("QUERY_STRING", ""),
+                crs=crs,
+            )
         )
 
 
@@ -347,8 +364,10 @@ def _package_grid(request, grid_id: int) -> Grid:  # type: ignore[no-untyped-def
 def _package_meta(request, package: OfflinePackage, queued: bool) -> dict:  # type: ignore[no-untyped-def]
     grid = package.grid
     ready = bool(package.file)
+    query = "" if package.crs == "wgs84" else f"?crs={package.crs}"
     return {
         "grid": grid.id,
+        "crs": package.crs,
         "code": grid.code,
         "name": grid.name,
         "status": package.status,
@@ -362,59 +381,145 @@ def _package_meta(request, package: OfflinePackage, queued: bool) -> dict:  # ty
         "layers": list(offline.LAYERS),
         "tiles": package.tiles if ready else None,
         "households": package.households if ready else None,
-        "download": request.build_absolute_uri(f"/api/v1/offline/grids/{grid.id}/package"),
+        "download": request.build_absolute_uri(f"/api/v1/offline/grids/{grid.id}/package{query}"),
         "error": package.error or None,
     }
+
+
+PACKAGE_CRS_PARAM = _q(
+    "crs",
+    "wgs84 (default) or gcj02 (tiles in the GCJ-02 web-mercator grid and household points in "
+    "GCJ-02, for Amap/Tencent basemaps): a package of its own with its own ETag",
+    enum=list(S.TILE_CRS),
+)
 
 
 class OfflineMetaView(LayersView):
     @extend_schema(
         operation_id="offline_grid",
         summary="Offline package of a grid: metadata (asks for a build when missing or stale)",
+        parameters=[PACKAGE_CRS_PARAM],
         responses={200: OpenApiTypes.OBJECT},
         tags=["layers"],
     )
     def get(self, request, grid_id: int):  # type: ignore[no-untyped-def]
+        crs = S.parse_tile_crs(request.query_params.get("crs"))
         grid = _package_grid(request, grid_id)
-        package, queued = offline.request_package(grid)
+        package, queued = offline.request_package(grid, crs)
         return Response(_package_meta(request, package, queued))
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
+    """``Range: bytes=a-b`` (one range; ``a-`` and ``-n`` too) → (first, last) inclusive;
+    None when absent or not one byte range (the whole body is sent, RFC 9110 §14.2); False
+    when unsatisfiable (416)."""
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first_s, dash, last_s = spec.strip().partition("-")
+    if not dash:
+        return None
+    try:
+        if first_s == "":  # the last n bytes
+            n = int(last_s)
+            if n <= 0:
+                return False
+            return max(0, size - n), size - 1
+        first = int(first_s)
+        last = int(last_s) if last_s else size - 1
+    except ValueError:
+        return None
+    if first < 0 or (last_s and last < first):
+        return None
+    if first >= size:
+        return False
+    return first, min(last, size - 1)
+
+
+def _file_slice(f, first: int, length: int, chunk: int = 64 * 1024):  # type: ignore[no-untyped-def]
+    try:
+        f.seek(first)
+        left = length
+        while left > 0:
+            data = f.read(min(chunk, left))
+            if not data:
+                break
+            left -= len(data)
+            yield data
+    finally:
+        f.close()
 
 
 class OfflinePackageView(LayersView):
     @extend_schema(
         operation_id="offline_grid_package",
         summary="Offline package of a grid: the zip (MBTiles + households GeoJSON)",
-        description="ETag; If-None-Match → 304. 202 while the first build is queued.",
+        description="ETag; If-None-Match → 304. 202 while the first build is queued. "
+        "Content-Length always; resume with Range: bytes=N- (206 + Content-Range), with "
+        "If-Range: <etag> so that a rebuilt package comes whole (200). Never gzipped again "
+        "(a zip is compressed already).",
+        parameters=[
+            PACKAGE_CRS_PARAM,
+            OpenApiParameter("Range", str, OpenApiParameter.HEADER, description="bytes=N-"),
+            OpenApiParameter("If-Range", str, OpenApiParameter.HEADER, description="the ETag"),
+        ],
         responses={
             (200, "application/zip"): OpenApiTypes.BINARY,
+            (206, "application/zip"): OpenApiTypes.BINARY,
             202: OpenApiTypes.OBJECT,
             304: OpenApiResponse(description="not modified"),
+            416: OpenApiResponse(description="range not satisfiable (Content-Range: bytes */size)"),
         },
         tags=["layers"],
     )
     def get(self, request, grid_id: int):  # type: ignore[no-untyped-def]
+        crs = S.parse_tile_crs(request.query_params.get("crs"))
         grid = _package_grid(request, grid_id)
-        package, queued = offline.request_package(grid)
+        package, queued = offline.request_package(grid, crs)
         if not package.file:
             resp = Response(_package_meta(request, package, queued), status=202)
             resp["Retry-After"] = "10"
             return resp
+        last_modified = http_date(package.built_at.timestamp())
         headers = {
             "ETag": package.etag,
             "Cache-Control": "private, no-cache",
-            "Last-Modified": http_date(package.built_at.timestamp()),
+            "Last-Modified": last_modified,
+            "Accept-Ranges": "bytes",
             "X-Package-Stale": "1" if offline.is_stale(grid.id) else "0",
+            "X-Package-Crs": package.crs,
         }
+        size = package.size
+        rng = _byte_range(request.headers.get("Range"), size)
+        if_range = (request.headers.get("If-Range") or "").strip()
+        if rng is not None and if_range and if_range not in (package.etag, last_modified):
+            rng = None  # the package changed since the part the phone holds: send it whole
+        suffix = "" if crs == "wgs84" else f"-{crs}"
         if _etag_matches(request.headers.get("If-None-Match"), package.etag):
             resp = HttpResponse(status=304)
+        elif rng is False:
+            resp = HttpResponse(status=416)
+            resp["Content-Range"] = f"bytes */{size}"
+        elif rng is not None:
+            first, last = rng
+            resp = StreamingHttpResponse(
+                _file_slice(package.file.open("rb"), first, last - first + 1),
+                status=206,
+                content_type="application/zip",
+            )
+            resp["Content-Range"] = f"bytes {first}-{last}/{size}"
+            resp["Content-Length"] = str(last - first + 1)
+            resp["Content-Disposition"] = f'attachment; filename="grid-{grid.code}{suffix}.zip"'
         else:
             resp = FileResponse(
                 package.file.open("rb"),
                 content_type="application/zip",
                 as_attachment=True,
-                filename=f"grid-{grid.code}.zip",
+                filename=f"grid-{grid.code}{suffix}.zip",
             )
-            resp["Content-Length"] = str(package.size)
+            resp["Content-Length"] = str(size)
         for k, v in headers.items():
             resp[k] = v
         return resp
@@ -693,6 +798,7 @@ class OGCItemView(GisClientView):
 
 # ====================================================================== routes
 urlpatterns: list = [
+    path("sync/limits/", LimitsView.as_view(), name="sync-limits"),
     path("layers/", LayerListView.as_view(), name="layers"),
     path("layers/<str:layer>/", LayerFeaturesView.as_view(), name="layer-features"),
     path("heatmap/cases/", HeatmapView.as_view(), name="heatmap-cases"),

@@ -739,6 +739,14 @@ class RequestListView(Open311View):
             raise bad("long", "required with lat")
         lat = _coordinate(lat_raw, "lat", 90)
         lon = _coordinate(long_raw, "long", 180)
+        crs = data.get("crs")  # not in GeoReport v2 (WGS84); a phone on Amap may send gcj02
+        if crs not in (None, ""):
+            from geo.crs import UnsupportedCRS, to_wgs84
+
+            try:
+                lon, lat = to_wgs84(lon, lat, str(crs))
+            except UnsupportedCRS as exc:
+                raise bad("crs", str(exc)) from None
         return Point(lon, lat, srid=4326), building
 
     def _media_url(self, raw: Any) -> str:

@@ -43,6 +43,8 @@ __all__ = [
     "bd09_to_gcj02",
     "bd09_to_wgs84",
     "from_wgs84",
+    "gcj02_affine",
+    "gcj02_box_to_wgs84",
     "gcj02_to_bd09",
     "gcj02_to_wgs84",
     "normalize_crs",
@@ -593,3 +595,68 @@ def transform_geojson_geometry(geom: dict[str, Any], src: str, dst: str) -> dict
         ys = [p[1] for p in pairs]
         result["bbox"] = [min(xs), min(ys), max(xs), max(ys)]
     return result
+
+
+# ------------------------------------------------------------ GCJ-02 over a small area
+def gcj02_affine(
+    bbox: tuple[float, float, float, float], samples: int = 5
+) -> tuple[tuple[float, float, float, float, float, float], float]:
+    """The affine map WGS84 → GCJ-02 that best fits :func:`wgs84_to_gcj02` over ``bbox``
+    (min_lon, min_lat, max_lon, max_lat, WGS84), and its largest error there (degrees).
+
+    GCJ-02 is no PROJ coordinate system, so PostGIS cannot ``ST_Transform`` to it; but over
+    one map tile its offset is smooth (its gradient is at most ~2.5e-3), so an affine map —
+    PostGIS's ``ST_Affine(geom, a, b, d, e, xoff, yoff)``: ``x' = a x + b y + xoff``,
+    ``y' = d x + e y + yoff`` — reproduces it to a few centimetres at zoom 14 (second-order
+    terms only), set-based over every vertex. The fit is least squares on a ``samples`` ×
+    ``samples`` grid of exact conversions; the returned error is the largest residual on a
+    grid twice as fine. Outside China the map is the identity (as the SDKs).
+    """
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    xs = np.linspace(x0, x1, samples)
+    ys = np.linspace(y0, y1, samples)
+    gx, gy = np.meshgrid(xs, ys)
+    gx, gy = gx.ravel(), gy.ravel()
+    tx, ty = _wgs_to_gcj_arr(gx, gy)
+    design = np.column_stack([gx - cx, gy - cy, np.ones_like(gx)])
+    # fit the offsets (not the coordinates): well conditioned whatever the longitude
+    (ax, bx, ox), *_ = np.linalg.lstsq(design, tx - gx, rcond=None)
+    (dy, ey, oy), *_ = np.linalg.lstsq(design, ty - gy, rcond=None)
+    a, b = 1.0 + ax, bx
+    d, e = dy, 1.0 + ey
+    xoff = ox - ax * cx - bx * cy
+    yoff = oy - dy * cx - ey * cy
+    fx = np.linspace(x0, x1, 2 * samples + 1)
+    fy = np.linspace(y0, y1, 2 * samples + 1)
+    hx, hy = np.meshgrid(fx, fy)
+    hx, hy = hx.ravel(), hy.ravel()
+    ex, ey_ = _wgs_to_gcj_arr(hx, hy)
+    err = np.maximum(
+        np.abs(a * hx + b * hy + xoff - ex), np.abs(d * hx + e * hy + yoff - ey_)
+    ).max()
+    return (float(a), float(b), float(d), float(e), float(xoff), float(yoff)), float(err)
+
+
+def gcj02_box_to_wgs84(
+    bbox: tuple[float, float, float, float], samples: int = 5
+) -> tuple[float, float, float, float]:
+    """The WGS84 box holding the GCJ-02 box ``bbox`` (its edges converted point by point,
+    widened by the largest bend of an edge, so that nothing inside is missed)."""
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    t = np.linspace(0.0, 1.0, samples)
+    ex = np.concatenate(
+        [x0 + (x1 - x0) * t, np.full(samples, x1), x1 - (x1 - x0) * t, np.full(samples, x0)]
+    )
+    ey = np.concatenate(
+        [np.full(samples, y0), y0 + (y1 - y0) * t, np.full(samples, y1), y1 - (y1 - y0) * t]
+    )
+    wx, wy = _gcj_to_wgs_arr(ex, ey)
+    pad_x = (x1 - x0) * 5e-3 + 1e-7
+    pad_y = (y1 - y0) * 5e-3 + 1e-7
+    return (
+        float(wx.min() - pad_x),
+        float(wy.min() - pad_y),
+        float(wx.max() + pad_x),
+        float(wy.max() + pad_y),
+    )

@@ -124,7 +124,7 @@ MIDDLEWARE = [
     "gridsvc.sync.middleware.RequestGzipMiddleware",
     "gridsvc.web.csp.ContentSecurityPolicyMiddleware",  # CSP on every HTML page
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.middleware.gzip.GZipMiddleware",
+    "api.compression.GZipMiddleware",  # Django's, but never a zip/image/206 twice
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",

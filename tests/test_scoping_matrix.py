@@ -136,6 +136,7 @@ ALLOWED: dict[str, str] = {
     "GET /api/v1/audit/": "limited to the caller's street (issue 15 item 12, test_security.py)",
     "GET /api/v1/audit/<pk>/": "limited to the caller's street (issue 15 item 12)",
     "GET /api/v1/me/": SELF,
+    "GET /api/v1/sync/limits/": "server-wide upload and sync limits: no territory data",
     "GET /api/v1/inbox/": SELF + " (messages addressed to the caller)",
     "GET /api/v1/visits/route/": SELF + " (today's tasks assigned to the caller)",
     "GET /api/v1/categories/": CATALOGUE,

@@ -466,8 +466,11 @@ class VisitViewSet(
             for point in [out.get("start"), *out.get("stops", [])]:
                 if point:
                     point["lon"], point["lat"] = from_wgs84(point["lon"], point["lat"], crs)
-            if out.get("path"):
-                out["path"] = transform_geometry(out["path"], "wgs84", crs)
+            path = out.get("path")
+            if path and path.get("type") == "Feature" and path.get("geometry"):
+                path["geometry"] = transform_geometry(path["geometry"], "wgs84", crs)
+            elif path and path.get("type") != "Feature":
+                out["path"] = transform_geometry(path, "wgs84", crs)
         out["crs"] = crs
         return Response(out)
 

@@ -9,8 +9,9 @@
 - :class:`GridChange` is an insert-only log, written by the same triggers, of the grids whose
   data changed; an offline package is stale while rows for its grid exist (the builder deletes
   the rows it has seen, in the snapshot it builds from).
-- :class:`OfflinePackage` is the phone's package of one grid: its layers as tiles in one
-  MBTiles file plus the household list as GeoJSON (zipped), with size and ETag.
+- :class:`OfflinePackage` is the phone's package of one grid in one coordinate system
+  (``wgs84`` or ``gcj02`` for Amap/Tencent basemaps): its base layers as tiles in one MBTiles
+  file plus the household list as GeoJSON (zipped), with size and ETag.
 """
 
 from __future__ import annotations
@@ -61,9 +62,14 @@ class OfflinePackage(models.Model):
         READY = "ready", "可下载"
         FAILED = "failed", "失败"
 
-    grid = models.OneToOneField(
-        "territory.Grid", on_delete=models.CASCADE, related_name="offline_package"
+    class Crs(models.TextChoices):
+        WGS84 = "wgs84", "WGS84"
+        GCJ02 = "gcj02", "GCJ-02 (Amap/Tencent)"
+
+    grid = models.ForeignKey(
+        "territory.Grid", on_delete=models.CASCADE, related_name="offline_packages"
     )
+    crs = models.CharField(max_length=8, choices=Crs.choices, default=Crs.WGS84)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     file = models.FileField(upload_to="offline/", blank=True)
     size = models.PositiveBigIntegerField(default=0)
@@ -80,7 +86,10 @@ class OfflinePackage(models.Model):
     error = models.TextField(blank=True)
 
     class Meta:
-        ordering = ["grid_id"]
+        ordering = ["grid_id", "crs"]
+        constraints = [
+            models.UniqueConstraint(fields=["grid", "crs"], name="offline_package_grid_crs")
+        ]
 
     def __str__(self) -> str:
-        return f"offline package of grid {self.grid_id} ({self.status})"
+        return f"offline package of grid {self.grid_id} in {self.crs} ({self.status})"

@@ -103,6 +103,27 @@ def parse_crs(raw: str | None, field_name: str = "crs") -> str:
         ) from None
 
 
+#: coordinate systems a tile can be drawn in: WGS84 (web mercator over WGS84, the default;
+#: CGCS2000 is the same to centimetres) and GCJ-02 (web mercator over GCJ-02, the grid of
+#: Amap and Tencent basemaps). BD-09 has its own tile grid (Baidu's), so it is refused.
+TILE_CRS = ("wgs84", "gcj02")
+
+
+def parse_tile_crs(raw: str | None, field_name: str = "crs") -> str:
+    """``wgs84`` (default; ``cgcs2000`` too) or ``gcj02`` for tiles and offline packages;
+    ParamError naming ``crs`` for anything else."""
+    crs = parse_crs(raw, field_name)
+    if crs == "cgcs2000":
+        return "wgs84"
+    if crs not in TILE_CRS:
+        raise ParamError(
+            field_name,
+            f"tiles come in {', '.join(TILE_CRS)} (cgcs2000 = wgs84); Baidu maps (bd09) use "
+            "their own tile grid: use the GeoJSON layers with crs=bd09",
+        )
+    return crs
+
+
 def parse_bbox(
     raw: str | None, crs: str = "wgs84", field_name: str = "bbox", required: bool = False
 ) -> tuple[float, float, float, float] | None:
@@ -313,21 +334,42 @@ def covers_grid(scope: Scope, grid: Grid) -> bool:
     return bool(scope.street_ids) and grid.community.street_id in scope.street_ids
 
 
+def whole_grid_ids(scope: Scope) -> QuerySet:
+    """Ids of the grids ``scope`` holds whole (see :func:`covers_grid`), as a subquery."""
+    qs = Grid.objects.all()
+    if not scope.everything:
+        qs = qs.filter(
+            Q(id__in=scope.grid_ids)
+            | Q(community_id__in=scope.community_ids)
+            | Q(community__street_id__in=scope.street_ids)
+        )
+    return qs.values("id")
+
+
 # ====================================================================== SQL helpers
 class MVTGeom(Func):
     """``ST_AsMVTGeom(ST_Simplify(ST_Transform(geom, 3857), tol, true), ST_TileEnvelope(z, x, y),
     4096, 64, true)`` — simplification skipped for points (tol 0)."""
 
-    def __init__(self, expression: Any, z: int, x: int, y: int, tolerance: float) -> None:
+    def __init__(
+        self,
+        expression: Any,
+        z: int,
+        x: int,
+        y: int,
+        tolerance: float,
+        affine: tuple[float, ...] | None = None,
+    ) -> None:
         from django.contrib.gis.db.models import GeometryField
 
         self.tile = (int(z), int(x), int(y))
         self.tolerance = float(tolerance)
+        self.affine = affine
         super().__init__(expression, output_field=GeometryField(srid=3857))
 
     def as_sql(self, compiler, connection, **extra):  # type: ignore[no-untyped-def, override]
         sql, params = compiler.compile(self.source_expressions[0])
-        geom = f"ST_Transform({sql}, 3857)"
+        geom = f"ST_Transform({shifted_sql(sql, self.affine)}, 3857)"
         if self.tolerance > 0:
             geom = f"ST_Simplify({geom}, {self.tolerance!r}, true)"
         z, x, y = self.tile
@@ -335,6 +377,28 @@ class MVTGeom(Func):
             f"ST_AsMVTGeom({geom}, ST_TileEnvelope({z}, {x}, {y}), {EXTENT}, {BUFFER}, true)",
             params,
         )
+
+
+def shifted_sql(sql: str, affine: tuple[float, ...] | None) -> str:
+    """``sql`` (a WGS84 geometry) moved to GCJ-02 by the tile's affine fit
+    (:func:`geo.crs.gcj02_affine`), or unchanged without one."""
+    if not affine:
+        return sql
+    a, b, d, e, xoff, yoff = (float(v) for v in affine)
+    return f"ST_Affine({sql}, {a!r}, {b!r}, {d!r}, {e!r}, {xoff!r}, {yoff!r})"
+
+
+def tile_geometry(z: int, x: int, y: int, crs: str, margin_m: float = 0.0):  # type: ignore[no-untyped-def]
+    """(WGS84 envelope to select rows by, affine WGS84 → tile CRS or None) of tile z/x/y in
+    the web-mercator grid of ``crs``. For GCJ-02 the tile is the same square of the GCJ-02
+    mercator plane Amap uses; the rows under it are found by its WGS84 box, and drawn moved
+    by the affine map fitted to GCJ-02 over that box (error < 0.2 m from zoom 14)."""
+    env = tile_envelope_4326(z, x, y, margin_m)
+    if crs != "gcj02":
+        return env, None
+    wgs = geocrs.gcj02_box_to_wgs84(env.extent)
+    affine, _err = geocrs.gcj02_affine(wgs)
+    return box_4326(*wgs), affine
 
 
 class Simplified(Func):
@@ -455,10 +519,13 @@ class LayerQuery:
     #: leave out what changes with the clock alone (case age, overdue): offline packages,
     #: whose bytes and ETag must change only when the data does (the phone has ``due``)
     timeless: bool = False
+    #: the tile grid and coordinates of tiles: ``wgs84`` or ``gcj02`` (:data:`TILE_CRS`)
+    crs: str = "wgs84"
 
     def key(self) -> str:
         return repr(
             (
+                *((self.crs,) if self.crs != "wgs84" else ()),
                 self.timeless,
                 self.since.isoformat() if self.since else None,
                 self.until.isoformat() if self.until else None,
@@ -883,12 +950,14 @@ def _layer_tile_sql(layer: LayerDef, scope: Scope, q: LayerQuery, z: int, x: int
     """(sql, params, bounds) of one layer's tile: a single statement returning the MVT."""
     built = layer.build(scope, q, z)
     span = 2.0 * ORIGIN_SHIFT / (1 << z)
-    env = tile_envelope_4326(z, x, y, margin_m=span * BUFFER / EXTENT)
+    env, affine = tile_geometry(z, x, y, q.crs, margin_m=span * BUFFER / EXTENT)
     tol = span / EXTENT if layer.polygon else 0.0
     annotations = {f"f_{k}": v for k, v in built.props.items()}
     qs = (
         built.qs.filter(**{f"{built.geom}__bboverlaps": env})
-        .annotate(fid=F(built.fid), fgeom=MVTGeom(F(built.geom), z, x, y, tol), **annotations)
+        .annotate(
+            fid=F(built.fid), fgeom=MVTGeom(F(built.geom), z, x, y, tol, affine), **annotations
+        )
         .values("fid", "fgeom", *annotations)
     )[:FEATURE_CAP]
     inner, params = qs.query.sql_with_params()
@@ -915,14 +984,17 @@ def _heatmap_points_sql(scope: Scope, q: LayerQuery, env: Polygon) -> tuple[str,
 
 def _heatmap_tile_sql(scope: Scope, q: LayerQuery, z: int, x: int, y: int):  # type: ignore[no-untyped-def]
     size = hex_size_for_zoom(z)
-    env = tile_envelope_4326(z, x, y, margin_m=2.0 * size)
+    env, affine = tile_geometry(z, x, y, q.crs, margin_m=2.0 * size)
     points, params = _heatmap_points_sql(scope, q, env)
+    hexagon = f"ST_SetSRID(ST_Hexagon({size!r}, c.i, c.j), 3857)"
+    if affine:  # cells are binned on WGS84 mercator and drawn moved to GCJ-02
+        hexagon = f"ST_Transform({shifted_sql(f'ST_Transform({hexagon}, 4326)', affine)}, 3857)"
     sql = f"""
 SELECT ST_AsMVT(t.*, 'heatmap', 4096, 'geom'), count(*) FROM (
-  SELECT ST_AsMVTGeom(ST_SetSRID(ST_Hexagon({size!r}, c.i, c.j), 3857), ST_TileEnvelope({z}, {x}, {y}), 4096, 64, true)
+  SELECT ST_AsMVTGeom({hexagon}, ST_TileEnvelope({z}, {x}, {y}), 4096, 64, true)
            AS geom, c.n AS count, c.i, c.j
   FROM (SELECT i, j, count(*)::int AS n FROM ({hex_cells_sql(points, size)}) cells GROUP BY i, j OFFSET 0) c
-  WHERE ST_SetSRID(ST_Hexagon({size!r}, c.i, c.j), 3857) && ST_TileEnvelope({z}, {x}, {y}, margin => {BUFFER / EXTENT!r})
+  WHERE {hexagon} && ST_TileEnvelope({z}, {x}, {y}, margin => {BUFFER / EXTENT!r})
 ) t WHERE t.geom IS NOT NULL"""
     return sql, params, env
 
@@ -947,12 +1019,12 @@ def build_tile(
         else:
             ldef = layer_def(layer)
             if z < ldef.minzoom or scope.empty:
-                return b"", 0, tile_envelope_4326(z, x, y)
+                return b"", 0, tile_geometry(z, x, y, q.crs)[0]
             sql, params, env = _layer_tile_sql(ldef, scope, q, z, x, y)
     except EmptyResultSet:
         # the scope selects nothing of this layer (e.g. a unit head has no compound): Django
         # knows before any SQL is written; the tile is empty, not an error
-        return b"", 0, tile_envelope_4326(z, x, y)
+        return b"", 0, tile_geometry(z, x, y, q.crs)[0]
     if scope.empty:
         return b"", 0, env
     with connection.cursor() as cur:
@@ -982,7 +1054,8 @@ def get_tile(
             return Tile(bytes(row[0]), row[1], row[2], row[3], row[4], True, max_age)
     raw, n, bounds = build_tile(layer, z, x, y, scope, q)
     gz = gzip.compress(raw, 6, mtime=0) if raw else b""
-    etag = _etag(raw)
+    # a GCJ-02 tile has its own ETag even where it is empty like its WGS84 twin
+    etag = _etag(raw if q.crs == "wgs84" else q.crs.encode() + b"|" + raw)
     now = timezone.now()
     if use_cache:
         ttl = TTL_TIME_DEPENDENT if time_dependent else TTL_STATIC
@@ -1029,8 +1102,9 @@ def scope_extent(scope: Scope) -> tuple[float, float, float, float] | None:
     return tuple(ext) if ext else None  # type: ignore[return-value]
 
 
-def tilejson(layer: str, scope: Scope, tiles_url: str, query: str = "") -> dict:
-    """TileJSON 3.0.0 for ``layer`` (``tiles_url`` is the absolute /tiles/ prefix)."""
+def tilejson(layer: str, scope: Scope, tiles_url: str, query: str = "", crs: str = "wgs84") -> dict:
+    """TileJSON 3.0.0 for ``layer`` (``tiles_url`` is the absolute /tiles/ prefix); with
+    ``crs="gcj02"`` the bounds and centre are GCJ-02 like the tiles."""
     if layer == "heatmap":
         fields = {"count": "Number", "i": "Number", "j": "Number"}
         minzoom, title, desc = 0, "案件热力 case heatmap", "Hexagon bins of cases with counts."
@@ -1043,6 +1117,10 @@ def tilejson(layer: str, scope: Scope, tiles_url: str, query: str = "") -> dict:
             ldef.description,
         )
     ext = scope_extent(scope) or (-180.0, -85.0511, 180.0, 85.0511)
+    if crs != "wgs84":
+        lo = geocrs.from_wgs84(ext[0], ext[1], crs)
+        hi = geocrs.from_wgs84(ext[2], ext[3], crs)
+        ext = (lo[0], lo[1], hi[0], hi[1])
     cx, cy = (ext[0] + ext[2]) / 2, (ext[1] + ext[3]) / 2
     suffix = f"?{query}" if query else ""
     return {
@@ -1051,6 +1129,7 @@ def tilejson(layer: str, scope: Scope, tiles_url: str, query: str = "") -> dict:
         "description": desc,
         "attribution": "gridsvc",
         "scheme": "xyz",
+        "crs": crs,
         "tiles": [f"{tiles_url}{layer}/{{z}}/{{x}}/{{y}}.mvt{suffix}"],
         "minzoom": minzoom,
         "maxzoom": MAX_ZOOM,
@@ -1290,6 +1369,7 @@ __all__ = [
     "parse_bbox",
     "parse_crs",
     "parse_layer_query",
+    "parse_tile_crs",
     "row_to_feature",
     "scope_key",
     "tilejson",

@@ -1,4 +1,4 @@
-"""After a commit that changed territory or cases, ask the worker to rebuild the
+"""After a commit that changed territory (not cases: packages hold none), ask the worker to rebuild the
 offline packages that went stale (the triggers already logged which grids changed and dropped
 the cached tiles under the change). One job per commit at most; nothing if no package exists.
 Bulk changes send no signals: the periodic ``layers.sweep`` picks them up."""
@@ -40,7 +40,7 @@ def category_changed(sender, instance=None, raw: bool = False, **kwargs) -> None
 
 
 def connect() -> None:
-    from gridsvc.cases.models import Case, Category
+    from gridsvc.cases.models import Category
     from gridsvc.territory.models import (
         Building,
         Compound,
@@ -51,7 +51,9 @@ def connect() -> None:
         Unit,
     )
 
-    for model in (Grid, Compound, Building, Unit, Household, Resident, Place, Case):
+    # cases are not in offline packages (the change feed brings them): a case change drops
+    # the case tiles under it (triggers) but rebuilds no package
+    for model in (Grid, Compound, Building, Unit, Household, Resident, Place):
         uid = f"layers_{model.__name__.lower()}"
         post_save.connect(data_changed, sender=model, dispatch_uid=f"{uid}_saved")
         post_delete.connect(data_changed, sender=model, dispatch_uid=f"{uid}_deleted")
