@@ -300,3 +300,43 @@ def test_hand_over_refuses_a_time_ahead(demo, member_client):
     assert r.status_code == 400 and "when" in r.json()
     pos.refresh_from_db()
     assert pos.valid_to is None
+
+
+# ---------------------------------------------------------------- the schema is the contract
+def _schema_validator():
+    import jsonschema
+    from drf_spectacular.generators import SchemaGenerator
+
+    components = SchemaGenerator().get_schema(request=None, public=True)["components"]
+
+    def oas30_to_jsonschema(node):  # nullable: true → a type that allows null
+        if isinstance(node, dict):
+            node = {k: oas30_to_jsonschema(v) for k, v in node.items()}
+            if node.pop("nullable", False):
+                node = {"anyOf": [node, {"type": "null"}]}
+            return node
+        if isinstance(node, list):
+            return [oas30_to_jsonschema(v) for v in node]
+        return node
+
+    doc = {"$ref": "#/components/schemas/Feed", "components": oas30_to_jsonschema(components)}
+    return jsonschema.Draft202012Validator(doc)
+
+
+def test_feed_pages_match_the_openapi_schema(
+    demo, member_client, django_capture_on_commit_callbacks
+):
+    validator = _schema_validator()
+    pages = []
+    for who in ("grid1", "bh-001"):
+        r = member_client(who).get("/api/v1/sync/changes/?limit=100")
+        pages.append(r.json())
+    cursor = _drain(member_client("grid2"))["cursor"]
+    pos = Position.objects.held_at().get(member__username="grid1", position_type="grid_member")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _post_hand_over(member_client("street"), pos, _member("grid2")).status_code == 201
+    pages.append(member_client("grid2").get(f"/api/v1/sync/changes/?since={cursor}").json())
+    assert pages[-1]["territory_changed"] and pages[-1]["households"]
+    for body in pages:
+        errors = sorted(validator.iter_errors(body), key=lambda e: list(e.path))
+        assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]

@@ -503,16 +503,140 @@ class VisitViewSet(
 
 
 # ---------------------------------------------------------------- sync
+# The change feed's answer (gridsvc.visits.sync.changes_since), for the schema: docs/sync.md.
+def _ids_field(help_text: str) -> serializers.ListField:
+    return serializers.ListField(child=serializers.IntegerField(), help_text=help_text)
+
+
+class FeedHouseholdSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    unit = serializers.IntegerField()
+    unit_number = serializers.CharField(allow_blank=True)
+    building = serializers.IntegerField()
+    building_name = serializers.CharField(allow_blank=True)
+    grid = serializers.IntegerField(allow_null=True)
+    room = serializers.CharField(allow_blank=True)
+    floor = serializers.IntegerField()
+    tenure = serializers.CharField(required=False, help_text="staff only (absent for neighbours)")
+    head_name = serializers.CharField(allow_null=True, allow_blank=True)
+    resident_count = serializers.IntegerField()
+    residents = _ids_field("ids of all its residents now: drop the phone's others")
+
+
+class FeedResidentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    household = serializers.IntegerField(allow_null=True)
+    name = serializers.CharField(allow_blank=True)
+    gender = serializers.CharField(allow_blank=True)
+    birth_year = serializers.IntegerField(allow_null=True, required=False)
+    id_number = serializers.CharField(allow_null=True, allow_blank=True, help_text="masked")
+    phone = serializers.CharField(allow_null=True, allow_blank=True, help_text="masked")
+    ethnicity = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, help_text="masked; absent for neighbours"
+    )
+    ethnicity_name = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    residency = serializers.CharField(allow_blank=True)
+    relation_to_head = serializers.CharField(allow_blank=True)
+    tags = serializers.ListField(child=serializers.CharField())
+    masked = serializers.ListField(child=serializers.CharField())
+
+
+class FeedTaskSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    rule = serializers.CharField()
+    rule_name = serializers.CharField()
+    household = serializers.IntegerField()
+    resident = serializers.IntegerField(allow_null=True)
+    period = serializers.CharField()
+    period_start = serializers.DateField()
+    period_end = serializers.DateField()
+    due_on = serializers.DateField()
+    status = serializers.ChoiceField(choices=VisitTask.Status.choices)
+    assigned_member = serializers.IntegerField(allow_null=True)
+    done_by = serializers.IntegerField(allow_null=True)
+    updated_at = serializers.DateTimeField()
+
+
+class FeedCaseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    number = serializers.CharField()
+    kind = serializers.CharField()
+    title = serializers.CharField()
+    category = serializers.IntegerField()
+    priority = serializers.IntegerField()
+    status = serializers.CharField()
+    level = serializers.CharField(allow_blank=True)
+    household = serializers.IntegerField(allow_null=True)
+    unit = serializers.IntegerField(allow_null=True)
+    building = serializers.IntegerField(allow_null=True)
+    compound = serializers.IntegerField(allow_null=True)
+    grid = serializers.IntegerField(allow_null=True)
+    community = serializers.IntegerField(allow_null=True)
+    street = serializers.IntegerField(allow_null=True)
+    lon = serializers.FloatField(help_text="WGS84")
+    lat = serializers.FloatField(help_text="WGS84")
+    handler = serializers.IntegerField(allow_null=True)
+    handler_name = serializers.CharField(allow_null=True)
+    mine = serializers.BooleanField(help_text="the member handles it")
+    department = serializers.IntegerField(allow_null=True)
+    department_name = serializers.CharField(allow_null=True)
+    reported_at = serializers.DateTimeField()
+    due_at = serializers.DateTimeField(allow_null=True)
+    due_stage = serializers.CharField(allow_blank=True)
+    overdue = serializers.BooleanField()
+    card = serializers.CharField(allow_blank=True)
+    closed_at = serializers.DateTimeField(allow_null=True)
+    updated_at = serializers.DateTimeField()
+
+
+class FeedInboxSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    title = serializers.CharField()
+    body = serializers.CharField(allow_blank=True)
+    object_type = serializers.CharField(allow_blank=True)
+    object_id = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    read = serializers.BooleanField()
+    read_at = serializers.DateTimeField(allow_null=True)
+
+
+class FeedPurgeSerializer(serializers.Serializer):
+    households = _ids_field("delete these households and everything of them on the phone")
+    residents = _ids_field("delete these residents")
+    tasks = _ids_field("delete these tasks")
+    cases = _ids_field("delete these cases")
+
+
+class FeedSerializer(serializers.Serializer):
+    cursor = serializers.CharField(help_text="opaque; send as since= next time")
+    has_more = serializers.BooleanField(help_text="call again at once with the new cursor")
+    territory_changed = serializers.BooleanField(
+        help_text="this page belongs to a territory change (hand-over, post, boundary)"
+    )
+    households = FeedHouseholdSerializer(many=True)
+    residents = FeedResidentSerializer(many=True)
+    tasks = FeedTaskSerializer(many=True)
+    cases = FeedCaseSerializer(many=True)
+    cases_available = serializers.BooleanField()
+    inbox = FeedInboxSerializer(many=True)
+    purge = FeedPurgeSerializer()
+
+
 class SyncChangesView(APIView):
-    """Change feed for the phone: what changed in my territory since ``since`` (an opaque
-    cursor from the previous answer; omit it for a first full sync)."""
+    """Change feed for the phone (docs/sync.md): a first sync without ``since`` (everything
+    the phone needs, paged), then what changed in my territory since ``since`` (an opaque
+    cursor from the previous answer), with ``purge`` lists after deletions and territory
+    changes (hand-over, a post left or new, a building moved to another grid)."""
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("since", OpenApiTypes.STR),
-            OpenApiParameter("limit", OpenApiTypes.INT),
+            OpenApiParameter("since", OpenApiTypes.STR, description="the last cursor"),
+            OpenApiParameter(
+                "limit", OpenApiTypes.INT, description=f"rows per stream, 1–{FEED_LIMIT}"
+            ),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: FeedSerializer},
     )
     def get(self, request):  # type: ignore[no-untyped-def]
         params = request.query_params
