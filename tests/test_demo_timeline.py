@@ -44,3 +44,29 @@ def test_a_merged_case_was_reported_after_the_case_it_joined(demo):
         )
         == []
     )
+
+
+def test_demo_case_times_and_requests_follow_the_report(demo):
+    from django.utils import timezone
+
+    from gridsvc.cases.models import CaseRequest, MediationRecord
+
+    assert not CaseEvent.objects.filter(at__gt=timezone.now()).exists()
+    for field in ("assigned_at", "resolved_at", "closed_at"):
+        assert not Case.objects.filter(**{f"{field}__lt": F("reported_at")}).exists(), field
+    assert not Case.objects.filter(closed_at__lt=F("resolved_at")).exists()
+    assert not CaseRequest.objects.filter(requested_at__lt=F("case__reported_at")).exists()
+    assert not CaseRequest.objects.filter(decided_at__lt=F("requested_at")).exists()
+    assert not MediationRecord.objects.filter(signed_on__lt=F("case__reported_at__date")).exists()
+
+
+def test_demo_visits_fall_in_their_task_period_and_not_in_the_future(demo):
+    from django.utils import timezone
+
+    from gridsvc.visits.models import Visit
+
+    assert Visit.objects.exists()
+    assert not Visit.objects.filter(client_time__gt=timezone.now()).exists()
+    assert not Visit.objects.filter(
+        task__isnull=False, client_time__date__lt=F("task__period_start")
+    ).exists()
