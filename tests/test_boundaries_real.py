@@ -101,7 +101,7 @@ def test_compound_in_no_community_is_an_error_per_feature_not_a_crash(
             "import_boundaries", str(path), "--kind", "compound", "--gcj02", "--dry-run",
             stdout=out, stderr=io.StringIO(),
         )  # fmt: skip
-    assert "lies in no community" in out.getvalue()
+    assert "lies in no community" in out.getvalue() and "GCJ02 offset undone" in out.getvalue()
     resp = post(member_client("street"), path, kind="compound", gcj02="true")
     assert resp.status_code == 200 and not resp.json()["ok"]
     assert any(e["check"] == "scope" or e["check"] == "community" for e in resp.json()["errors"])

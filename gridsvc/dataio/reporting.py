@@ -14,7 +14,8 @@ def boundary_report_lines(r: dict[str, Any]) -> Iterator[str]:
         yield (
             f"CRS: {crs.get('source')} {crs.get('source_name', '')}"
             + (" (assumed)" if crs.get("assumed") else "")
-            + (" GCJ-02 → WGS84" if crs.get("gcj02") else "")
+            + (f" stated {crs['stated']}" if crs.get("stated") else "")
+            + (f" {crs['offset'].upper()} offset undone" if crs.get("offset") else "")
             + f" → {crs.get('target')}"
         )
     yield (
