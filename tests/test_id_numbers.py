@@ -186,3 +186,44 @@ def test_roster_converts_15_digit_numbers_and_refuses_a_contradicting_sex(tmp_pa
     assert "id_number" in errors[4]["fields"]
     stored = Resident.objects.get(id_number_hash=keyed_hash(EXAMPLE))
     assert (stored.birth_date, stored.gender, stored.name) == (date(1949, 12, 31), "F", "老一代")
+
+
+def _other_street_household() -> Household:
+    from gridsvc.territory.models import Building, Community, Grid, Street, Unit
+    from tests.conftest import square
+
+    street = Street.objects.create(code="620103095", name="邻街道")
+    community = Community.objects.create(street=street, code="620103095001", name="邻社区")
+    grid = Grid.objects.create(
+        community=community,
+        code="620103095001001",
+        name="邻网格",
+        boundary=square(103.60, 36.00, 103.61, 36.01),
+    )
+    building = Building.objects.create(
+        code="B-OTHER-1", name="邻楼", footprint=square(103.602, 36.002, 103.603, 36.003)
+    )
+    assert building.grid == grid
+    unit = Unit.objects.create(building=building, number="1")
+    return Household.objects.create(unit=unit, room="101")
+
+
+def test_the_same_number_in_another_street_is_accepted_as_documented(demo, member_client):
+    elsewhere = _other_street_household()
+    Resident.objects.create(household=elsewhere, name="搬来前", id_number=EXAMPLE)
+    assert not Resident.id_number_taken(EXAMPLE, _household(demo).pk)
+    assert Resident.id_number_taken(EXAMPLE, elsewhere.pk)
+    r = _post(member_client("grid1"), _household(demo), id_number=EXAMPLE)
+    assert r.status_code == 201, r.content
+
+
+def test_residents_without_a_house_are_one_per_number_too(demo, member_client):
+    client = member_client("street")
+    body = {"name": "无房人", "no_house_reason": "借住亲友家", "id_number": EXAMPLE}
+    first = client.post("/api/v1/residents/", body, format="json")
+    assert first.status_code == 201, first.content
+    again = client.post("/api/v1/residents/", body, format="json")
+    assert again.status_code == 409 and list(again.json()) == ["id_number"]
+    # and a resident of the street's households with that number is a duplicate as well
+    r = _post(client, _household(demo), id_number=EXAMPLE)
+    assert r.status_code == 409

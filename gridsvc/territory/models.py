@@ -330,9 +330,9 @@ class Resident(models.Model):
         keyed hash): one person, one record per street (docs/data.md, "ID numbers").
 
         The street is the household's; a resident with no house (or in a building in no
-        grid) belongs to no street, so it is compared with the residents of ``street_ids``
-        (the street offices that record such residents) and with the other residents who
-        have no street. Call inside the transaction that saves: an advisory lock on the
+        grid) belongs to no street: it counts as a duplicate in every street, and is itself
+        compared with the residents of ``street_ids`` (the street offices that record such
+        residents) and with the other residents who have no street. Call inside the transaction that saves: an advisory lock on the
         number serialises concurrent checks, so two requests cannot both pass."""
         digest = keyed_hash(id_number)
         with connection.cursor() as cur:
@@ -342,11 +342,11 @@ class Resident(models.Model):
         if exclude_pk is not None:
             same = same.exclude(pk=exclude_pk)
         street_path = "household__unit__building__grid__community__street"
-        if street is not None:
-            return same.filter(**{street_path: street}).exists()
         no_street = models.Q(household__isnull=True) | models.Q(
             household__unit__building__grid__isnull=True
         )
+        if street is not None:
+            return same.filter(no_street | models.Q(**{street_path: street})).exists()
         return same.filter(
             no_street | models.Q(**{f"{street_path}__in": list(street_ids)})
         ).exists()
