@@ -55,6 +55,23 @@ def stop(proc: subprocess.Popen) -> str:
     return proc.stdout.read().decode(errors="replace") if proc.stdout else ""
 
 
+def worker_ready_and_idle(queue: str) -> bool:
+    """A worker has registered (heartbeat row) and no job of the queue is due or running."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM procrastinate_workers "
+            "WHERE last_heartbeat > now() - interval '15 seconds'"
+        )
+        if not cur.fetchone()[0]:
+            return False
+        cur.execute(
+            "SELECT count(*) FROM procrastinate_jobs WHERE queue_name = %s AND (status = 'doing' "
+            "OR (status = 'todo' AND coalesce(scheduled_at, now()) <= now()))",
+            [queue],
+        )
+        return cur.fetchone()[0] == 0
+
+
 def wait_for(predicate, timeout: float = 90.0) -> bool:  # type: ignore[no-untyped-def]
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -116,6 +133,9 @@ def test_worker_gives_a_yellow_then_a_red_card(committed_demo):
     hh = Household.objects.filter(unit__building__code__endswith="B001").order_by("id")[3]
     worker = start_worker()
     try:
+        # the worker is up and has caught up with its backlog (the sweep after the demo load)
+        # before the 9-second clock starts
+        assert wait_for(lambda: worker_ready_and_idle("cases"), 90)
         case = report(household=hh).case
         assert case.level == "unit_head" and case.due_at - case.reported_at < timedelta(seconds=10)
         assert wait_for(lambda: Case.objects.get(pk=case.pk).card == "yellow", 30)

@@ -64,6 +64,16 @@ def sweep(timestamp: int) -> dict[str, int]:
 
 
 def daily_reminders(today=None) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Reminders of holds due for review and of closing court-confirmation windows, in one
+    transaction: a run killed half-way leaves no reminder behind, so its retry sends each
+    reminder once."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        return _daily_reminders(today)
+
+
+def _daily_reminders(today=None) -> dict[str, int]:  # type: ignore[no-untyped-def]
     from gridsvc.supervision.models import InboxMessage
 
     from .models import MediationRecord, Status
