@@ -35,6 +35,7 @@ from gridsvc.territory.models import (
     Unit,
 )
 
+from .crs import Wgs84OnlyCrsFilter
 from .pagination import GeoPagination
 from .privacy import RESIDENT_SENSITIVE_FIELDS, UnmaskAuditMixin, mask_resident, viewer
 from .scoping import ScopedQuerysetMixin, request_scope
@@ -418,7 +419,7 @@ class GridViewSet(ReadOnlyScoped):
     )
     serializer_class = GridSerializer
     pagination_class = GeoPagination
-    filter_backends = [filters.DjangoFilterBackend, InBBoxFilter]
+    filter_backends = [filters.DjangoFilterBackend, InBBoxFilter, Wgs84OnlyCrsFilter]
     bbox_filter_field = "boundary"
     bbox_filter_include_overlapping = True
     filterset_fields = ["community", "code", "parent"]
@@ -430,7 +431,7 @@ class CompoundViewSet(ReadOnlyScoped):
     base_queryset = Compound.objects.all()
     serializer_class = CompoundSerializer
     pagination_class = GeoPagination
-    filter_backends = [filters.DjangoFilterBackend, InBBoxFilter]
+    filter_backends = [filters.DjangoFilterBackend, InBBoxFilter, Wgs84OnlyCrsFilter]
     bbox_filter_field = "boundary"
     bbox_filter_include_overlapping = True
     filterset_fields = ["community", "code"]
@@ -442,7 +443,7 @@ class BuildingViewSet(ReadOnlyScoped):
     base_queryset = Building.objects.all()
     serializer_class = BuildingSerializer
     pagination_class = GeoPagination
-    filter_backends = [filters.DjangoFilterBackend, InBBoxFilter]
+    filter_backends = [filters.DjangoFilterBackend, InBBoxFilter, Wgs84OnlyCrsFilter]
     bbox_filter_field = "footprint"
     bbox_filter_include_overlapping = True
     filterset_class = BuildingFilter
@@ -454,7 +455,7 @@ class PlaceViewSet(ReadOnlyScoped):
     base_queryset = Place.objects.all()
     serializer_class = PlaceSerializer
     pagination_class = GeoPagination
-    filter_backends = [filters.DjangoFilterBackend, InBBoxFilter]
+    filter_backends = [filters.DjangoFilterBackend, InBBoxFilter, Wgs84OnlyCrsFilter]
     bbox_filter_field = "point"
     filterset_fields = ["kind", "grid", "community"]
 

@@ -379,3 +379,17 @@ def test_limits_are_advertised_before_upload(demo, member_client):
     assert data["visit_batch_max_items"] == 500
     assert data["offline_package"]["crs"] == ["wgs84", "gcj02"]
     assert "gcj02" in data["coordinate_systems"]
+
+
+def test_wgs84_only_territory_lists_refuse_other_crs(demo, member_client):
+    client = member_client("grid1")
+    b = a_building(demo.grids[0])
+    box = f"{b.point.x - 0.001},{b.point.y - 0.001},{b.point.x + 0.001},{b.point.y + 0.001}"
+    for path in ("grids", "compounds", "buildings", "places"):
+        r = client.get(f"/api/v1/{path}/?in_bbox={box}&crs=gcj02")
+        assert r.status_code == 400 and "crs" in r.json(), path
+        assert f"/api/v1/layers/{path}/" in r.json()["crs"][0]
+        assert client.get(f"/api/v1/{path}/?crs=bogus").status_code == 400
+        assert client.get(f"/api/v1/{path}/?in_bbox={box}&crs=EPSG:4326").status_code == 200
+    ids = {f["id"] for f in client.get(f"/api/v1/buildings/?in_bbox={box}").json()["features"]}
+    assert b.id in ids
