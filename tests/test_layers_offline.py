@@ -40,7 +40,11 @@ def test_first_request_queues_a_build_and_the_worker_builds_it(demo, member_clie
     assert job.args == {"grid_id": g1.id} and job.queueing_lock == f"offline-{g1.id}"
     r = client.get(f"/api/v1/offline/grids/{g1.id}/package")
     assert r.status_code == 202 and r["Retry-After"]
-    assert ProcrastinateJob.objects.filter(task_name="layers.build_offline").count() == 1
+    # (status todo: a live-server test leaves its finished jobs behind in a reused database)
+    assert (
+        ProcrastinateJob.objects.filter(task_name="layers.build_offline", status="todo").count()
+        == 1
+    )
 
     result = worker.build_offline(grid_id=g1.id)  # what the worker runs
     meta = client.get(f"/api/v1/offline/grids/{g1.id}/").json()
