@@ -340,3 +340,20 @@ def test_feed_pages_match_the_openapi_schema(
     for body in pages:
         errors = sorted(validator.iter_errors(body), key=lambda e: list(e.path))
         assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
+
+
+def test_a_territory_change_during_a_first_sync_still_brings_everything(demo, member_client):
+    client = member_client("grid3")
+    page = client.get("/api/v1/sync/changes/?limit=20").json()
+    assert page["has_more"]
+    building = Building.objects.filter(grid=demo.grids[0]).first()
+    Position.objects.create(
+        position_type=PositionType.BUILDING_HEAD, member=_member("grid3"), building=building
+    )
+    rest = _drain(client, page["cursor"], limit=20)
+    got = {h["id"] for h in page["households"]} | set(rest["households"])
+    want = set(
+        scope_for(_member("grid3")).filter(Household.objects.all()).values_list("id", flat=True)
+    )
+    assert got == want
+    assert not rest["purge"]["households"] & want

@@ -273,12 +273,12 @@ def household_payload(h: Household) -> dict[str, Any]:
     }
 
 
-def _households(ids_q: Q | None, member, scope: Scope, qs: QuerySet | None = None) -> list:  # type: ignore[no-untyped-def]
-    """Household rows (with their resident ids) for the feed, each through the matrix."""
-    if qs is None:
-        qs = scope.filter(Household.objects.filter(ids_q))
+def _households(ids_q: Q, member, scope: Scope) -> list[tuple[int, dict[str, Any]]]:  # type: ignore[no-untyped-def]
+    """(id, payload) of the households ``ids_q`` selects in ``scope`` (with their resident
+    ids), each through the visibility matrix."""
     rows = list(
-        qs.select_related("unit__building", "head")
+        scope.filter(Household.objects.filter(ids_q))
+        .select_related("unit__building", "head")
         # household_payload reads neither the building's geometries nor the head's encrypted
         # fields: not fetched, not decoded
         .defer(
@@ -446,7 +446,7 @@ def _run_job(job: dict[str, Any], member, scope: Scope, out: dict[str, Any], lim
             more |= m
 
     # --- send: what is new in the territory (all of it on a first sync)
-    full = _needs_full(new, bases)
+    full = bool(job.get("f")) or _needs_full(new, bases)
     hh_q = Q() if full else _gained_q(new, bases[0])
     hh_qs = scope.filter(Household.objects.filter(hh_q))
     rows, m = _page(hh_qs.values("id"), job, "sh", limit)
@@ -458,9 +458,23 @@ def _run_job(job: dict[str, Any], member, scope: Scope, out: dict[str, Any], lim
     rows, m = _page(res_qs, job, "sr", limit)
     more |= m
     out["residents"] += _residents(rows, member, scope)
-    task_qs = visible_tasks(scope, member).filter(_task_window_q(now))
+    wanted = _task_window_q(now)
     if not full:
-        task_qs = task_qs.filter(_gained_q(new, bases[0], "household__"))
+        wanted &= _gained_q(new, bases[0], "household__")
+    if scope.everything:
+        task_qs = VisitTask.objects.filter(wanted)
+    else:
+        # in the territory or assigned to the member: each side read by its own index up to
+        # the page's end and the two merged (one OR filter would test every task of the city)
+        after = job["p"].get("st", 0)
+        sides = [
+            hide_sensitive_tasks(scope.filter(VisitTask.objects.all()), scope, member),
+            VisitTask.objects.filter(assigned_member=member),
+        ]
+        first, second = (
+            qs.filter(wanted, id__gt=after).order_by("id").values("id")[: limit + 1] for qs in sides
+        )
+        task_qs = VisitTask.objects.filter(id__in=first.union(second))
     rows, m = _page(task_qs.values(*TASK_COLUMNS), job, "st", limit)
     more |= m
     out["tasks"] += [task_payload(t) for t in rows]
@@ -511,11 +525,12 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) ->
         if state["s"] != snap.id:
             # the territory changed since the cursor (or during a running job)
             job = state.get("k")
-            if job is None:
-                bases = [state["s"]]
-            else:
-                bases = list(dict.fromkeys([*job["b"], job["s"]]))
-            state["k"] = {"s": snap.id, "b": bases, "t": now.isoformat(), "p": {}, "d": []}
+            state["k"] = {"s": snap.id, "b": [state["s"]], "t": now.isoformat(), "p": {}, "d": []}
+            if job is not None:
+                # a job cut short (a first sync too): the phone holds part of it, and maybe
+                # still some of the territory before it — purge against all, send all
+                state["k"]["b"] = list(dict.fromkeys([*job["b"], job["s"]]))
+                state["k"]["f"] = True
             state["s"] = snap.id
     more = False
     job = state.get("k")
