@@ -121,3 +121,32 @@ def test_position_needs_exactly_one_target(demo):
         p.full_clean()
     with pytest.raises(IntegrityError), transaction.atomic():
         Position.objects.create(position_type="grid_member", member=m)
+
+
+def test_who_may_hand_a_post_over(demo):
+    """交接 by a manager: the street desk any post of the street, a grid's cadre only the
+    field posts of their grid (not their own cadre post, not another grid's), nobody else."""
+    from gridsvc.chain.services import may_hand_over
+
+    member_post = Position.objects.held_at().get(
+        member__username="grid1", position_type="grid_member"
+    )
+    cadre_post = Position.objects.held_at().get(
+        member__username="cadre1", position_type="community_cadre"
+    )
+    head_post = (
+        Position.objects.held_at()
+        .filter(position_type="building_head", building__grid=demo.grids[0])
+        .first()
+    )
+    street, cadre1, cadre6, grid2 = (
+        Member.objects.get(username=u) for u in ("street", "cadre1", "cadre6", "grid2")
+    )
+    assert may_hand_over(street, member_post) and may_hand_over(street, cadre_post)
+    assert may_hand_over(cadre1, member_post) and may_hand_over(cadre1, head_post)
+    assert not may_hand_over(cadre1, cadre_post), "a cadre does not hand over a cadre post"
+    assert not may_hand_over(cadre6, member_post), "another grid's cadre"
+    assert not may_hand_over(grid2, member_post)
+    # on leave: no authority
+    Position.objects.filter(member=street, position_type="street_dispatcher").update(on_leave=True)
+    assert not may_hand_over(street, member_post)
