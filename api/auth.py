@@ -13,6 +13,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import AuthenticationFailed as TokenAuthFailed
+from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import (
     TokenObtainPairSerializer,
     TokenRefreshSerializer,
@@ -23,8 +25,28 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 from gridsvc.accounts.authentication import DEVICE_CLAIM, device_revoked
 from gridsvc.accounts.models import Device
 from gridsvc.accounts.throttle import failure_rate, was_throttled
+from gridsvc.accounts.tokens import (
+    RefreshReused,
+    decode_spent,
+    record_spent,
+    reissue_within_grace,
+    token_lifetimes,
+)
 from gridsvc.audit.models import AuditEntry
 from gridsvc.audit.services import record
+
+
+class TokenPairSerializer(serializers.Serializer):
+    """The answer of login and refresh (schema only)."""
+
+    access = serializers.CharField(help_text="access token (Bearer), lives `expires_in` s")
+    refresh = serializers.CharField(
+        help_text="refresh token: store it before using `access`; spent by the next refresh"
+    )
+    device = serializers.IntegerField(help_text="the Device row these tokens belong to")
+    token_type = serializers.ChoiceField(choices=["Bearer"])
+    expires_in = serializers.IntegerField(help_text="seconds the access token lives")
+    refresh_expires_in = serializers.IntegerField(help_text="seconds the refresh token lives")
 
 
 class DeviceTokenObtainSerializer(TokenObtainPairSerializer):
@@ -50,17 +72,55 @@ class DeviceTokenObtainSerializer(TokenObtainPairSerializer):
         data["refresh"] = str(refresh)
         data["access"] = str(refresh.access_token)
         data["device"] = device.pk
+        data["token_type"] = "Bearer"
+        data.update(token_lifetimes(refresh))
         return data
 
 
 class DeviceTokenRefreshSerializer(TokenRefreshSerializer):
+    """Rotation with a grace window (:mod:`gridsvc.accounts.tokens`): the spent token sent
+    again within ``REFRESH_REUSE_GRACE_SECONDS`` gets a fresh pair; later it revokes the
+    device."""
+
     def validate(self, attrs: dict) -> dict:
         token = RefreshToken(attrs["refresh"], verify=False)
         if device_revoked(token.get(DEVICE_CLAIM)):
-            raise AuthenticationFailed("this device has been signed out", code="device_revoked")
-        return super().validate(attrs)
+            raise TokenAuthFailed("this device has been signed out", code="device_revoked")
+        try:
+            data = super().validate(attrs)  # verifies signature, expiry, blacklist; rotates
+        except TokenError:
+            return self._spent_again(attrs["refresh"])
+        record_spent(token)
+        fresh = RefreshToken(data["refresh"], verify=False)
+        return self._answer(fresh)
+
+    def _spent_again(self, raw: str) -> dict:
+        token = decode_spent(raw)
+        if token is None:
+            RefreshToken(raw)  # raises the ordinary TokenError (bad, expired, logged out)
+        try:
+            fresh = reissue_within_grace(token)
+        except RefreshReused:
+            raise TokenAuthFailed(
+                "this refresh token was already used: the device has been signed out, log in again",
+                code="refresh_reused",
+            ) from None
+        if fresh is None:
+            RefreshToken(raw)
+        return self._answer(fresh)
+
+    @staticmethod
+    def _answer(refresh: RefreshToken) -> dict:
+        return {
+            "access": str(refresh.access_token),
+            "refresh": str(refresh),
+            "device": refresh.get(DEVICE_CLAIM),
+            "token_type": "Bearer",
+            **token_lifetimes(refresh),
+        }
 
 
+@extend_schema(responses={200: TokenPairSerializer})
 class LoginView(TokenObtainPairView):
     """Log in with username (or phone) and password; returns access + refresh tokens."""
 
@@ -92,6 +152,7 @@ class LoginView(TokenObtainPairView):
             raise
 
 
+@extend_schema(responses={200: TokenPairSerializer})
 class RefreshView(TokenRefreshView):
     """Exchange a refresh token for a new pair (the old refresh token is blacklisted)."""
 

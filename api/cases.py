@@ -38,6 +38,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.attachments import checked_upload, file_url
+from api.schema import IllegalActionSerializer, StaleCaseSerializer
 from gridsvc.cases import services
 from gridsvc.cases.models import (
     OPEN_STATUSES,
@@ -776,7 +777,24 @@ class CaseViewSet(
 
     @extend_schema(
         request={"application/json": ReportSerializer, "multipart/form-data": ReportSerializer},
-        responses={201: OpenApiTypes.OBJECT},
+        responses={
+            201: inline_serializer(
+                "CaseReported",
+                {
+                    "case": CaseSerializer(),
+                    "duplicates": inline_serializer(
+                        "CaseDuplicateBrief",
+                        {
+                            "id": serializers.IntegerField(),
+                            "number": serializers.CharField(),
+                            "title": serializers.CharField(),
+                            "status": serializers.CharField(),
+                        },
+                        many=True,
+                    ),
+                },
+            )
+        },
     )
     def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         """Report a case: it is routed at once; nearby open cases of the same category come
@@ -925,7 +943,10 @@ class CaseViewSet(
             headers={"ETag": case.etag},
         )
 
-    @extend_schema(request=ACTION_BODY, responses=CaseSerializer)
+    @extend_schema(
+        request=ACTION_BODY,
+        responses={200: CaseSerializer, 409: IllegalActionSerializer, 412: StaleCaseSerializer},
+    )
     @action(detail=True, methods=["post"], url_path=r"actions/(?P<name>[a-z_]+)")
     def act(self, request, pk=None, name=None):  # type: ignore[no-untyped-def]
         """Apply a workflow action: start, assign, resolve, verify, close, escalate, transfer,

@@ -6,7 +6,7 @@ from django.contrib.gis.geos import Point
 from django.db.models import Prefetch
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
@@ -248,7 +248,26 @@ class ChainView(APIView):
 class MeView(APIView):
     """The caller: account, current positions and the size of their territory."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "Me",
+                {
+                    "id": serializers.IntegerField(),
+                    "username": serializers.CharField(),
+                    "display_name": serializers.CharField(),
+                    "positions": PositionSerializer(many=True),
+                    "territory": inline_serializer(
+                        "MeTerritory",
+                        {
+                            "everything": serializers.BooleanField(),
+                            "households": serializers.IntegerField(),
+                        },
+                    ),
+                },
+            )
+        }
+    )
     def get(self, request):  # type: ignore[no-untyped-def]
         from gridsvc.territory.models import Household as H
 

@@ -48,6 +48,7 @@ from gridsvc.territory.models import Grid
 
 from .limits import LimitsView
 from .pagination import GeoPagination
+from .schema import OfflinePackageMetaSerializer
 from .scoping import request_scope
 
 MVT = "application/vnd.mapbox-vector-tile"
@@ -399,7 +400,7 @@ class OfflineMetaView(LayersView):
         operation_id="offline_grid",
         summary="Offline package of a grid: metadata (asks for a build when missing or stale)",
         parameters=[PACKAGE_CRS_PARAM],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OfflinePackageMetaSerializer},
         tags=["layers"],
     )
     def get(self, request, grid_id: int):  # type: ignore[no-untyped-def]

@@ -289,7 +289,15 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "CaseKindEnum": "gridsvc.cases.models.Kind",
         "CaseRequestKindEnum": "gridsvc.cases.models.CaseRequest.Kind",
+        "VisitTaskStatusEnum": "gridsvc.visits.models.VisitTask.Status",
+        "ItemStatusEnum": "api.schema.ITEM_STATUSES",
+        "ItemCodeEnum": "api.schema.ITEM_CODES",
     },
+    # the phone's contract: protocol headers and error codes on every /api/v1/ operation
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.add_protocol_errors",
+    ],
 }
 
 # Sensitive-field encryption (PIPL): Fernet keys, newest first; rotation = prepend a new key.
@@ -319,6 +327,8 @@ UNMASK_MAX_MINUTES = 60
 
 # Domain settings
 GRIDSVC = {
+    # a refresh token re-sent this long after its rotation is a retry (lost response), later theft
+    "REFRESH_REUSE_GRACE_SECONDS": 60,
     "NEAREST_BUILDING_TOLERANCE_M": 30.0,
     "HOUSEHOLDS_PER_GRID_TARGET": 300,
     # visits farther than this from the household's building are flagged far_off (not refused)

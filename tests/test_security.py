@@ -43,8 +43,19 @@ def test_refresh_rotates_and_old_refresh_is_dead(demo):
     client = APIClient()
     r1 = client.post("/api/v1/auth/token/refresh/", {"refresh": body["refresh"]}, format="json")
     assert r1.status_code == 200 and r1.json()["refresh"] != body["refresh"]
+    # re-used within the grace window (a lost answer) it still works (issue 16 item 6) …
     r2 = client.post("/api/v1/auth/token/refresh/", {"refresh": body["refresh"]}, format="json")
-    assert r2.status_code == 401
+    assert r2.status_code == 200
+    # … after the window it is dead (and the device with it: tests/test_sync_contract.py)
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from gridsvc.accounts.models import SpentRefreshToken
+
+    SpentRefreshToken.objects.update(spent_at=timezone.now() - timedelta(minutes=5))
+    r3 = client.post("/api/v1/auth/token/refresh/", {"refresh": body["refresh"]}, format="json")
+    assert r3.status_code == 401
 
 
 def test_revoking_a_device_signs_it_out_but_not_the_others(demo):

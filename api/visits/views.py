@@ -18,6 +18,16 @@ from rest_framework.views import APIView
 
 from api.attachments import FileURLField
 from api.parsers import FormParser, JSONParser, MultiPartParser
+from api.schema import (
+    ItemResultSerializer,
+    StaleReportSerializer,
+    VisitBatchRequestSerializer,
+    VisitBatchResultSerializer,
+    VisitConflictSerializer,
+    VisitRejectedSerializer,
+    VisitUploadMultipartSerializer,
+    VisitUploadSerializer,
+)
 from gridsvc.chain.models import Position
 from gridsvc.chain.scope import scope_for
 from gridsvc.visits import services
@@ -281,6 +291,15 @@ class VisitSerializer(serializers.ModelSerializer):
         return services.present_visit(data, viewer(request).tier_of(instance), own)
 
 
+class VisitCreatedSerializer(VisitSerializer):
+    """The stored visit and what happened to it (schema of ``POST /visits/``)."""
+
+    result = ItemResultSerializer(read_only=True)
+
+    class Meta(VisitSerializer.Meta):
+        fields = [*VisitSerializer.Meta.fields, "result"]
+
+
 def _summary(results) -> dict[str, int]:  # type: ignore[no-untyped-def]
     out = {"accepted": 0, "duplicate": 0, "conflict": 0, "rejected": 0}
     for r in results:
@@ -345,7 +364,18 @@ class VisitViewSet(
             raise ValidationError({"non_field_errors": "a visit must be a JSON object"})
         return item, files
 
-    @extend_schema(request=VisitSerializer, responses={201: VisitSerializer})
+    @extend_schema(
+        request={
+            "application/json": VisitUploadSerializer,
+            "multipart/form-data": VisitUploadMultipartSerializer,
+        },
+        responses={
+            201: VisitCreatedSerializer,
+            200: VisitCreatedSerializer,
+            400: VisitRejectedSerializer,
+            409: VisitConflictSerializer,
+        },
+    )
     def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         item, files = self._item_from_request(request)
         (result,) = record_visits(request.user, [item], request_scope(request), files=files)
@@ -369,8 +399,8 @@ class VisitViewSet(
         return Response(body, status=code)
 
     @extend_schema(
-        request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT},
+        request=VisitBatchRequestSerializer,
+        responses={200: VisitBatchResultSerializer},
         description='Offline upload: {"visits": [...]} with up to 500 items. Each item is '
         "accepted, duplicate (same UUID + same content), conflict (same UUID, other content) "
         "or rejected (errors name the field); one bad item never loses the others.",
@@ -393,7 +423,7 @@ class VisitViewSet(
                 "properties": {"photo": {"type": "string", "format": "binary"}},
             }
         },
-        responses={201: VisitPhotoSerializer},
+        responses={201: VisitPhotoSerializer, 200: VisitPhotoSerializer},
     )
     @action(detail=True, methods=["post"], url_path="photos")
     def photos(self, request, pk=None):  # type: ignore[no-untyped-def]
@@ -808,7 +838,7 @@ class DailyReportViewSet(
         responses={
             200: DailyReportSerializer,
             201: DailyReportSerializer,
-            412: OpenApiTypes.OBJECT,
+            412: StaleReportSerializer,
         },
     )
     def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]

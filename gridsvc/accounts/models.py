@@ -56,3 +56,20 @@ class Device(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member} / {self.name or self.device_id}"
+
+
+class SpentRefreshToken(models.Model):
+    """A refresh token spent by rotation (换发): when, and for which device.
+
+    A phone whose refresh response was lost sends the spent token again. Within
+    ``GRIDSVC["REFRESH_REUSE_GRACE_SECONDS"]`` of the rotation that is a retry and gets a
+    working pair; later it is treated as theft and the device is revoked
+    (:mod:`gridsvc.accounts.tokens`). A token blacklisted by logout has no row here.
+    """
+
+    jti = models.CharField(max_length=255, unique=True)
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.CASCADE)
+    spent_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.jti} @ {self.spent_at:%Y-%m-%d %H:%M:%S}"

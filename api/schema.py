@@ -1,0 +1,378 @@
+"""The OpenAPI schema is the phone app's contract (issue 16 item 10; docs/sync.md).
+
+Shared components for what the phone endpoints accept and return, and a drf-spectacular
+post-processing hook (``SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]``) that adds to every
+``/api/v1/`` operation what the protocol middleware does before any view runs: the request
+headers (``Idempotency-Key``, ``X-Device-Time``, ``X-App-Version``) and the error answers with
+their machine-readable ``code`` (400, 401, 403, 404, 409, 412, 413, 415, 422, 426, 429, 503).
+
+The serializers here are for the schema only (views build their answers themselves); their
+shape is checked against live answers by tests/test_sync_contract.py, the generated client in
+tests/test_sync_day.py and schemathesis (tests/test_fuzz_api.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+from geo.crs import SUPPORTED_CRS
+
+# ---------------------------------------------------------------- error answers
+#: ``code`` values of protocol errors answered before a view runs, and of auth errors.
+PROTOCOL_ERROR_CODES = [
+    "bad_device_time",
+    "bad_app_version",
+    "bad_gzip",
+    "idempotency_key_invalid",
+    "idempotency_in_progress",
+    "idempotency_key_reused",
+    "body_too_large",
+    "unsupported_content_encoding",
+    "app_too_old",
+    "database_unavailable",
+    "token_not_valid",
+    "device_revoked",
+    "refresh_reused",
+    "user_inactive",
+    "password_changed",
+    "stale_version",
+]
+
+
+class ErrorSerializer(serializers.Serializer):
+    """An error: ``detail`` for people, ``code`` for the app (see docs/sync.md, Error codes).
+    Some errors add fields (``min_version``, ``max_bytes``, ``allowed``, ``current_version``
+    …)."""
+
+    detail = serializers.CharField(required=False, help_text="for people")
+    code = serializers.CharField(
+        required=False,
+        help_text="for the app, e.g. " + ", ".join(PROTOCOL_ERROR_CODES),
+    )
+
+
+class FieldErrorsSerializer(serializers.Serializer):
+    """A 400: ``{"<field>": ["message", …]}`` for each wrong field (``non_field_errors`` for
+    the whole body); protocol errors (a bad header or body encoding) are ``{"detail",
+    "code"}``."""
+
+    code = serializers.CharField(required=False, help_text="when given: the reason, for the app")
+    detail = serializers.CharField(required=False)
+
+
+class StaleCaseSerializer(serializers.Serializer):
+    """412 on a case: someone changed it since you read it. Fetch it (its new ``ETag`` is in
+    the answer's headers), show the member the server's copy."""
+
+    detail = serializers.CharField()
+    current_version = serializers.IntegerField()
+
+
+class IllegalActionSerializer(serializers.Serializer):
+    """409 on a case action the case's state does not allow (``allowed``, ``status``); or
+    ``code: idempotency_in_progress`` (the same key is still running)."""
+
+    detail = serializers.CharField()
+    allowed = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="actions allowed"
+    )
+    status = serializers.CharField(required=False, help_text="the case's state")
+    code = serializers.CharField(required=False)
+
+
+# ---------------------------------------------------------------- visits
+ITEM_STATUSES = ["accepted", "duplicate", "conflict", "rejected"]
+ITEM_CODES = ["invalid", "not_in_territory", "unknown_task", "not_stored", "conflict"]
+TASK_LINKS = ["linked", "task_reassigned", "task_closed", "no_task"]
+TIME_FLAGS = ["future", "too_old", "before_task_window"]
+
+
+class FindingSerializer(serializers.Serializer):
+    category = serializers.CharField(max_length=64)
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    open_case = serializers.BooleanField(
+        required=False, default=False, help_text="report a case for this finding"
+    )
+
+
+class VisitPhotoUploadSerializer(serializers.Serializer):
+    data = serializers.CharField(help_text="the JPEG or PNG, base64 (≤ 5 MB decoded)")
+
+
+class VisitUploadSerializer(serializers.Serializer):
+    """One visit as the phone records it (走访记录), in a batch or alone. ``client_uuid`` is
+    its idempotency key; the server fills in the member (the caller)."""
+
+    client_uuid = serializers.UUIDField(help_text="made on the phone when the visit is made")
+    household = serializers.IntegerField()
+    client_time = serializers.DateTimeField(
+        help_text="the phone's clock when the visit was made (corrected by X-Device-Time)"
+    )
+    resident = serializers.IntegerField(required=False, allow_null=True)
+    task = serializers.IntegerField(
+        required=False, allow_null=True, help_text="the visit task (走访任务) it closes"
+    )
+    rule = serializers.CharField(
+        required=False, allow_null=True, help_text="a visit rule's id or code"
+    )
+    lon = serializers.FloatField(required=False, allow_null=True, min_value=-180, max_value=180)
+    lat = serializers.FloatField(required=False, allow_null=True, min_value=-90, max_value=90)
+    crs = serializers.ChoiceField(
+        choices=list(SUPPORTED_CRS),
+        required=False,
+        default="wgs84",
+        help_text="of lon/lat (EPSG:4326, gcj-02 … are accepted too)",
+    )
+    accuracy_m = serializers.FloatField(
+        required=False, allow_null=True, min_value=0, max_value=100_000
+    )
+    purpose = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    notes = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    findings = FindingSerializer(many=True, required=False, help_text="at most 20")
+    participant_members = serializers.ListField(
+        child=serializers.IntegerField(), required=False, help_text="member ids"
+    )
+    participants_text = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    photos = VisitPhotoUploadSerializer(many=True, required=False, help_text="at most 10")
+
+
+class VisitUploadMultipartSerializer(serializers.Serializer):
+    """One visit as multipart form: the fields of ``VisitUpload`` (``findings`` and
+    ``participant_members`` as JSON text) and ``photos`` files."""
+
+    client_uuid = serializers.UUIDField()
+    household = serializers.IntegerField()
+    client_time = serializers.DateTimeField()
+    resident = serializers.IntegerField(required=False)
+    task = serializers.IntegerField(required=False)
+    lon = serializers.FloatField(required=False)
+    lat = serializers.FloatField(required=False)
+    crs = serializers.ChoiceField(choices=list(SUPPORTED_CRS), required=False)
+    accuracy_m = serializers.FloatField(required=False)
+    purpose = serializers.CharField(required=False)
+    notes = serializers.CharField(required=False)
+    findings = serializers.CharField(required=False, help_text="JSON list")
+    participant_members = serializers.CharField(required=False, help_text="JSON list of ids")
+    participants_text = serializers.CharField(required=False)
+    photos = serializers.ListField(child=serializers.FileField(), required=False)
+
+
+class VisitBatchRequestSerializer(serializers.Serializer):
+    visits = VisitUploadSerializer(many=True, help_text="at most 500")
+
+
+class ItemResultSerializer(serializers.Serializer):
+    """What happened to one uploaded visit. ``status`` says what to do; ``code`` is the
+    machine-readable reason of a ``conflict`` or ``rejected`` item; ``errors`` maps the field
+    to words for people."""
+
+    index = serializers.IntegerField(help_text="position in the batch (0 for a single visit)")
+    client_uuid = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=ITEM_STATUSES)
+    id = serializers.IntegerField(allow_null=True, help_text="the stored visit")
+    code = serializers.ChoiceField(choices=ITEM_CODES, required=False)
+    errors = serializers.DictField(required=False, help_text="field → message(s)")
+    far_off = serializers.BooleanField(required=False, allow_null=True)
+    distance_m = serializers.FloatField(required=False, allow_null=True)
+    closed_tasks = serializers.ListField(child=serializers.IntegerField(), required=False)
+    case_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    client_time = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="as stored, on the server's clock"
+    )
+    time_corrected = serializers.BooleanField(required=False)
+    time_flag = serializers.ChoiceField(choices=TIME_FLAGS, required=False, allow_null=True)
+    task_link = serializers.ChoiceField(choices=TASK_LINKS, required=False, allow_null=True)
+
+
+class BatchSummarySerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    duplicate = serializers.IntegerField()
+    conflict = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+
+
+class VisitBatchResultSerializer(serializers.Serializer):
+    summary = BatchSummarySerializer()
+    results = ItemResultSerializer(many=True, help_text="one per item, in order")
+
+
+class VisitRejectedSerializer(serializers.Serializer):
+    """400 for a single visit: ``code`` (as an item's) beside ``{"<field>": [message]}``."""
+
+    code = serializers.CharField(
+        required=False, help_text="an item's code: " + ", ".join(ITEM_CODES)
+    )
+
+
+class VisitConflictSerializer(serializers.Serializer):
+    """409 for a single visit: the same ``client_uuid`` is stored with other content (or
+    ``code: idempotency_in_progress``: the same key is still running)."""
+
+    status = serializers.CharField(required=False, help_text="`conflict`")
+    code = serializers.CharField(help_text="`conflict` or `idempotency_in_progress`")
+    id = serializers.IntegerField(required=False, allow_null=True, help_text="the stored visit")
+    detail = serializers.CharField(required=False)
+    client_uuid = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+# ---------------------------------------------------------------- daily reports
+class StaleReportSerializer(serializers.Serializer):
+    """412 on a daily report: the server's copy is in ``current``."""
+
+    code = serializers.CharField(help_text="`stale_version`")
+    detail = serializers.CharField()
+    current_version = serializers.IntegerField()
+    current = serializers.DictField(help_text="the report as the server has it (DailyReport)")
+
+
+# ---------------------------------------------------------------- offline packages
+class OfflinePackageMetaSerializer(serializers.Serializer):
+    """An offline package of a grid (离线包): ready when ``etag`` is set; download it from
+    ``download`` (Range resumes)."""
+
+    grid = serializers.IntegerField()
+    crs = serializers.CharField()
+    code = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    stale = serializers.BooleanField()
+    build_queued = serializers.BooleanField()
+    size = serializers.IntegerField(allow_null=True, help_text="bytes")
+    etag = serializers.CharField(allow_null=True)
+    built_at = serializers.DateTimeField(allow_null=True)
+    build_ms = serializers.IntegerField(allow_null=True)
+    zooms = serializers.ListField(child=serializers.IntegerField(), allow_null=True)
+    layers = serializers.ListField(child=serializers.CharField())
+    tiles = serializers.IntegerField(allow_null=True)
+    households = serializers.IntegerField(allow_null=True)
+    download = serializers.URLField()
+    error = serializers.CharField(allow_null=True)
+
+
+# ---------------------------------------------------------------- the hook
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+_FIELD_ERRORS_REF = {"$ref": "#/components/schemas/FieldErrors"}
+
+_COMMON: dict[str, tuple[str, dict[str, Any]]] = {
+    "400": ("invalid input: field → messages, or a protocol error with `code`", _FIELD_ERRORS_REF),
+    "401": ("not signed in: `code` token_not_valid, device_revoked, refresh_reused …", _ERROR_REF),
+    "403": ("not allowed for this member", _ERROR_REF),
+    "404": ("not found in the member's territory", _ERROR_REF),
+    "413": ("`code: body_too_large`: the body is too big after inflation", _ERROR_REF),
+    "415": ("`code: unsupported_content_encoding`", _ERROR_REF),
+    "426": ("`code: app_too_old`, `min_version`: update the app", _ERROR_REF),
+    "429": ("too many requests (login attempts)", _ERROR_REF),
+    "503": ("`code: database_unavailable`, `Retry-After`: keep the outbox, retry", _ERROR_REF),
+}
+_UNSAFE: dict[str, tuple[str, dict[str, Any]]] = {
+    "409": (
+        "`code: idempotency_in_progress` (retry after `Retry-After`), or a conflict",
+        _ERROR_REF,
+    ),
+    "422": ("`code: idempotency_key_reused`: the same key with another request", _ERROR_REF),
+}
+
+_HEADERS = [
+    {
+        "name": "X-Device-Time",
+        "in": "header",
+        "required": False,
+        "description": "the phone's clock now (ISO 8601 with offset, or epoch ms): visit "
+        "times are corrected by the offset (docs/sync.md, Clocks)",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "X-App-Version",
+        "in": "header",
+        "required": False,
+        "description": "the app's version (digits and dots); too old → 426 `app_too_old`",
+        "schema": {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)*([-+][0-9A-Za-z.+-]*)?$"},
+    },
+]
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "a fresh UUID per logical request, kept across retries: a retry gets the "
+    "first answer (`Idempotent-Replayed: true`) (docs/sync.md, Retries)",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+}
+
+
+def _schema_of(serializer: type[serializers.Serializer]) -> dict[str, Any]:
+    """A plain JSON schema of a flat serializer (for the components the hook adds)."""
+    kinds = {
+        serializers.IntegerField: {"type": "integer"},
+        serializers.BooleanField: {"type": "boolean"},
+        serializers.ListField: {"type": "array", "items": {"type": "string"}},
+    }
+    props: dict[str, Any] = {}
+    for name, field in serializer().fields.items():
+        props[name] = dict(kinds.get(type(field), {"type": "string"}))
+        if field.help_text:
+            props[name]["description"] = str(field.help_text)
+    return {
+        "type": "object",
+        "description": (serializer.__doc__ or "").strip(),
+        "properties": props,
+    }
+
+
+def _json_only_when_identical(op: dict) -> None:
+    """A body described the same way as JSON, form and multipart is JSON for a client: a
+    generated client cannot tell the three apart by type and would send the last one (a
+    form). Where multipart differs (files), each stays."""
+    content = op.get("requestBody", {}).get("content", {})
+    if "application/json" in content and len(content) > 1:
+        first = content["application/json"]
+        if all(v == first for v in content.values()):
+            op["requestBody"]["content"] = {"application/json": first}
+
+
+def add_protocol_errors(result: dict, generator, request, public) -> dict:  # type: ignore[no-untyped-def]
+    """POSTPROCESSING_HOOK: protocol headers and error answers on every ``/api/v1/``
+    operation (the middleware in gridsvc/sync/ answers them before any view runs)."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("Error", {**_schema_of(ErrorSerializer), "additionalProperties": True})
+    field_errors = {**_schema_of(FieldErrorsSerializer), "additionalProperties": True}
+    schemas.setdefault(
+        "FieldErrors",
+        {  # DRF answers a bare list for a non-field ValidationError("…")
+            "description": field_errors.pop("description"),
+            "anyOf": [field_errors, {"type": "array", "items": {"type": "string"}}],
+        },
+    )
+    for path, operations in result.get("paths", {}).items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, op in operations.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            params = op.setdefault("parameters", [])
+            named = {(p.get("in"), p.get("name", "").lower()) for p in params if "name" in p}
+            extra = list(_HEADERS)
+            if method != "get":
+                extra.append(_IDEMPOTENCY_KEY)
+            for header in extra:
+                if ("header", header["name"].lower()) not in named:
+                    params.append(dict(header))
+            _json_only_when_identical(op)
+            responses = op.setdefault("responses", {})
+            codes = dict(_COMMON)
+            if method != "get":
+                codes.update(_UNSAFE)
+            for code, (text, ref) in codes.items():
+                if code not in responses:
+                    responses[code] = {
+                        "description": text,
+                        "content": {"application/json": {"schema": ref}},
+                    }
+    return result
+
+
+def error_response(description: str, serializer: Any = None) -> OpenApiResponse:
+    """An error answer for ``@extend_schema(responses=...)``."""
+    return OpenApiResponse(response=serializer or ErrorSerializer, description=description)
