@@ -357,3 +357,30 @@ def test_a_territory_change_during_a_first_sync_still_brings_everything(demo, me
     )
     assert got == want
     assert not rest["purge"]["households"] & want
+
+
+def test_a_task_or_case_handed_away_from_outside_the_territory_is_purged(demo, member_client):
+    """Open tasks assigned to the member and cases they handle outside their territory are on
+    their phone only because they are theirs: handed to someone else, they are purged."""
+    grid1, grid5 = _member("grid1"), _member("grid5")
+    task = VisitTask.objects.filter(
+        household__unit__building__grid=demo.grids[4], status="open"
+    ).first()
+    case = (
+        Case.objects.filter(grid=demo.grids[4], status__in=["assigned", "in_progress"])
+        .exclude(reported_by=grid1)
+        .first()
+    )
+    now = timezone.now()
+    VisitTask.objects.filter(pk=task.pk).update(assigned_member=grid1, updated_at=now)
+    Case.objects.filter(pk=case.pk).update(handler=grid1, updated_at=now)
+    client = member_client("grid1")
+    had = _drain(client)
+    assert task.pk in had["tasks"] and case.pk in had["cases"]
+
+    VisitTask.objects.filter(pk=task.pk).update(assigned_member=grid5, updated_at=timezone.now())
+    Case.objects.filter(pk=case.pk).update(handler=grid5, updated_at=timezone.now())
+    after = _drain(client, had["cursor"])
+    assert task.pk in after["purge"]["tasks"] and case.pk in after["purge"]["cases"]
+    assert task.pk not in after["tasks"] and case.pk not in after["cases"]
+    assert not after["purge"]["households"], "nothing else"

@@ -145,7 +145,27 @@ def territory_data(member, scope: Scope) -> dict[str, Any]:  # type: ignore[no-u
         "buildings": buildings,
         "units": sorted(scope.unit_ids),
         "staff": staff,
+        **_held_outside(member, scope),
     }
+
+
+def _held_outside(member, scope: Scope) -> dict[str, list[int]]:  # type: ignore[no-untyped-def]
+    """What the member holds only because it is theirs, outside their territory: open tasks
+    assigned to them and open cases they handle. When one is handed to someone else the
+    snapshot changes and the feed purges it."""
+    open_tasks = VisitTask.objects.filter(
+        assigned_member=member, status__in=[VisitTask.Status.OPEN, VisitTask.Status.OVERDUE]
+    ).exclude(id__in=scope.filter(VisitTask.objects.all()).values("id"))
+    out = {"tasks_out": sorted(open_tasks.values_list("id", flat=True))}
+    Case = _case_model()
+    if Case is not None:
+        from gridsvc.cases.models import OPEN_STATUSES, Status
+
+        handled = Case.objects.filter(
+            handler=member, status__in=[*OPEN_STATUSES, Status.ON_HOLD]
+        ).exclude(scope.located_q())
+        out["cases_out"] = sorted(handled.values_list("id", flat=True))
+    return out
 
 
 def territory_snapshot(member, scope: Scope) -> TerritorySnapshot:  # type: ignore[no-untyped-def]
@@ -178,19 +198,24 @@ def _held_tasks_q(data: dict[str, Any]) -> Q:
     """Tasks a snapshot's territory showed: of its households, sensitive groups only where
     its tier could know them (a neighbour never learns even the id of such a task)."""
     q = _held_q(data, "household__")
-    if data.get("all") or data["staff"] == "all":
-        return q
-    ok = ~Q(rule__target_group__in=visibility.SENSITIVE_TAGS)
-    if data["staff"]:
-        ok |= Q(household__unit__building__in=data["staff"])
-    return q & ok
+    if not data.get("all") and data["staff"] != "all":
+        ok = ~Q(rule__target_group__in=visibility.SENSITIVE_TAGS)
+        if data["staff"]:
+            ok |= Q(household__unit__building__in=data["staff"])
+        q &= ok
+    if data.get("tasks_out"):
+        q |= Q(id__in=data["tasks_out"])
+    return q
 
 
 def _held_cases_q(data: dict[str, Any]) -> Q:
     """Cases a snapshot's territory showed (by the case's place, or its building)."""
     if data.get("all"):
         return Q()
-    return _scope_of(data).located_q() | Q(building__in=[b for b, _ in data["buildings"]])
+    q = _scope_of(data).located_q() | Q(building__in=[b for b, _ in data["buildings"]])
+    if data.get("cases_out"):
+        q |= Q(id__in=data["cases_out"])
+    return q
 
 
 def _gained_q(new: dict[str, Any], old: dict[str, Any], prefix: str = "") -> Q:
