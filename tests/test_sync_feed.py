@@ -384,3 +384,26 @@ def test_a_task_or_case_handed_away_from_outside_the_territory_is_purged(demo, m
     assert task.pk in after["purge"]["tasks"] and case.pk in after["purge"]["cases"]
     assert task.pk not in after["tasks"] and case.pk not in after["cases"]
     assert not after["purge"]["households"], "nothing else"
+
+
+def test_the_feed_says_when_the_offline_package_is_stale(demo, member_client):
+    from gridsvc.layers.models import GridChange, OfflinePackage
+
+    grid = demo.grids[0]
+    GridChange.objects.filter(grid_id=grid.pk).delete()
+    OfflinePackage.objects.filter(grid=grid).delete()
+    OfflinePackage.objects.create(
+        grid=grid, crs="wgs84", status="ready", etag='"offline-x"', size=10, built_at=timezone.now()
+    )
+    client = member_client("grid1")
+    body = client.get("/api/v1/sync/changes/").json()
+    rows = [p for p in body["offline_packages"] if p["grid"] == grid.pk]
+    assert rows and rows[0]["etag"] == '"offline-x"' and rows[0]["stale"] is False
+    GridChange.objects.create(grid_id=grid.pk, changed_at=timezone.now())
+    again = client.get(f"/api/v1/sync/changes/?since={body['cursor']}").json()
+    assert [p["stale"] for p in again["offline_packages"] if p["grid"] == grid.pk] == [True]
+    assert not [
+        p
+        for p in member_client("grid2").get("/api/v1/sync/changes/").json()["offline_packages"]
+        if p["grid"] == grid.pk
+    ], "only the packages of the member's grids"

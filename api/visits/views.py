@@ -638,6 +638,17 @@ class FeedPurgeSerializer(serializers.Serializer):
     cases = _ids_field("delete these cases")
 
 
+class FeedPackageSerializer(serializers.Serializer):
+    grid = serializers.IntegerField()
+    code = serializers.CharField()
+    crs = serializers.CharField()
+    etag = serializers.CharField(help_text="fetch the package again when it differs from yours")
+    size = serializers.IntegerField()
+    built_at = serializers.DateTimeField(allow_null=True)
+    stale = serializers.BooleanField(help_text="the grid changed: a rebuild is under way")
+    download = serializers.CharField()
+
+
 class FeedSerializer(serializers.Serializer):
     cursor = serializers.CharField(help_text="opaque; send as since= next time")
     has_more = serializers.BooleanField(help_text="call again at once with the new cursor")
@@ -651,6 +662,7 @@ class FeedSerializer(serializers.Serializer):
     cases_available = serializers.BooleanField()
     inbox = FeedInboxSerializer(many=True)
     purge = FeedPurgeSerializer()
+    offline_packages = FeedPackageSerializer(many=True)
 
 
 class SyncChangesView(APIView):

@@ -572,7 +572,18 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) ->
     for key in ("tasks", "households", "residents", "cases"):
         out[key] = list({row["id"]: row for row in out[key]}.values())
     out["cases_available"] = _case_model() is not None
+    out["offline_packages"] = _package_states(scope)
     return {"cursor": encode_cursor(state, member.pk), "has_more": more, **out}
+
+
+def _package_states(scope: Scope) -> list[dict[str, Any]]:
+    """The offline packages of the grids the member holds whole: etag and staleness, on
+    every answer (a few rows), so the phone knows when to fetch its base map again."""
+    try:
+        from gridsvc.layers.offline import package_states
+    except ImportError:
+        return []
+    return package_states(scope)
 
 
 def _incremental(
