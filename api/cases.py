@@ -40,6 +40,8 @@ from rest_framework.views import APIView
 from api.attachments import checked_upload, file_url
 from api.schema import IllegalActionSerializer, StaleCaseSerializer
 from gridsvc.cases import services
+from gridsvc.cases.figures import case_figures as figures
+from gridsvc.cases.figures import overdue
 from gridsvc.cases.models import (
     OPEN_STATUSES,
     RUNNING_STATUSES,
@@ -613,6 +615,11 @@ class CaseFilter(filters.FilterSet):
     mine = filters.BooleanFilter(method="by_mine")
     level = filters.CharFilter()
     bbox = filters.CharFilter(method="by_bbox")
+    q = filters.CharFilter(
+        method="by_q",
+        help_text="search: case number, title/description, category, building/compound/grid "
+        "(every word must match; parties and residents are never searched)",
+    )
 
     class Meta:
         model = Case
@@ -634,8 +641,13 @@ class CaseFilter(filters.FilterSet):
         )
 
     def by_overdue(self, qs, name, value):  # type: ignore[no-untyped-def]
-        q = Q(status__in=RUNNING_STATUSES, due_at__lt=timezone.now())
+        q = overdue(timezone.now())  # the figure's definition (gridsvc.cases.figures)
         return qs.filter(q) if value else qs.exclude(q)
+
+    def by_q(self, qs, name, value):  # type: ignore[no-untyped-def]
+        from gridsvc.cases.search import search_cases
+
+        return search_cases(qs, value)
 
     def by_mine(self, qs, name, value):  # type: ignore[no-untyped-def]
         return qs.filter(handler=self.request.user) if value else qs
@@ -1062,36 +1074,6 @@ def _attach(case: Case, up: Upload, role: str, user, event: CaseEvent | None = N
     att.file.save(up.stored_name(f"case{case.pk}-"), ContentFile(up.data), save=False)
     att.save()
     return att
-
-
-def figures(qs: QuerySet[Case]) -> dict:
-    from django.db.models import Count, F
-
-    by_status = dict(qs.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
-    by_category = {
-        r["category__code"]: {"name": r["category__name"], "count": r["n"]}
-        for r in qs.values("category__code", "category__name").annotate(n=Count("id"))
-    }
-    done = qs.filter(status__in=("resolved", "verified", "closed"))
-    total = qs.exclude(status__in=("void", "merged")).count()
-    disputes_done = done.filter(kind="dispute")
-    within_month = disputes_done.filter(resolved_at__lte=F("reported_at") + timedelta(days=30))
-    n_disputes_done = disputes_done.count()
-    return {
-        "total": total,
-        "by_status": by_status,
-        "by_category": by_category,
-        "ended_at_level": services.ended_at_levels(qs),
-        "resolved": done.count(),
-        "resolution_rate": round(done.count() / total, 4) if total else None,
-        "open": qs.filter(status__in=OPEN_STATUSES).count(),
-        "overdue": qs.filter(status__in=RUNNING_STATUSES, due_at__lt=timezone.now()).count(),
-        "on_the_spot": qs.filter(on_the_spot=True).count(),
-        "disputes_settled_within_a_month": within_month.count(),
-        "disputes_settled_within_a_month_rate": (
-            round(within_month.count() / n_disputes_done, 4) if n_disputes_done else None
-        ),
-    }
 
 
 class CaseRequestViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
