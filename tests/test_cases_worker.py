@@ -18,6 +18,7 @@ from django.utils import timezone
 from procrastinate.contrib.django.models import ProcrastinateJob
 
 from gridsvc.cases.models import Case, Category, TimeLimit
+from gridsvc.cases.tasks import schedule_deadline_checks
 from gridsvc.territory.models import Household
 
 from .cases_helpers import report
@@ -125,23 +126,33 @@ def test_worker_escalates_overdue_cases_once_and_catches_up(committed_demo):
 
 
 def test_worker_gives_a_yellow_then_a_red_card(committed_demo):
+    """The case's clock is moved by the test, not waited for: its yellow time is set in the
+    past while its deadline is still hours away (only a yellow card can follow, however slowly
+    the worker boots), then its deadline is set in the past (the red card and escalation)."""
     cat = Category.objects.get(code="neighbour.noise")
-    # a very short limit (9 seconds) so the test sees both cards pass
     TimeLimit.objects.create(
-        category=cat, stage="accept", level="unit_head", amount=0.0025, unit="natural_hours"
+        category=cat, stage="accept", level="unit_head", amount=4, unit="natural_hours"
     )
     hh = Household.objects.filter(unit__building__code__endswith="B001").order_by("id")[3]
+    case = report(household=hh).case
+    assert case.level == "unit_head" and case.due_at - case.reported_at == timedelta(hours=4)
+    assert case.reported_at < case.yellow_at < case.due_at
+
+    def move_clock(**times: object) -> None:
+        Case.objects.filter(pk=case.pk).update(**times)
+        case.refresh_from_db()
+        schedule_deadline_checks(case)
+
     worker = start_worker()
     try:
-        # the worker is up and has caught up with its backlog (the sweep after the demo load)
-        # before the 9-second clock starts
         assert wait_for(lambda: worker_ready_and_idle("cases"), 90)
-        case = report(household=hh).case
-        assert case.level == "unit_head" and case.due_at - case.reported_at < timedelta(seconds=10)
-        assert wait_for(lambda: Case.objects.get(pk=case.pk).card == "yellow", 30)
+        assert Case.objects.get(pk=case.pk).card == "", "nothing is due yet"
+        move_clock(yellow_at=timezone.now() - timedelta(seconds=1))
+        assert wait_for(lambda: Case.objects.get(pk=case.pk).card == "yellow", 60)
         case.refresh_from_db()
-        assert case.escalations == 0 and case.yellow_cards == 1
-        assert wait_for(lambda: Case.objects.get(pk=case.pk).card == "red", 30)
+        assert case.escalations == 0 and case.yellow_cards == 1 and case.level == "unit_head"
+        move_clock(due_at=timezone.now() - timedelta(seconds=1))
+        assert wait_for(lambda: Case.objects.get(pk=case.pk).card == "red", 60)
     finally:
         stop(worker)
     case.refresh_from_db()

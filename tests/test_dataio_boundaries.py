@@ -12,6 +12,7 @@ from django.core.management.base import CommandError
 from shapely.geometry import MultiPolygon, Polygon, box
 
 from fixtures.demo_street import COMMUNITY_CODE, _to_wgs84, grid_boxes
+from geo.crs import transform_array
 from gridsvc.dataio.boundaries import import_boundaries
 from gridsvc.reports.models import BoundaryVersion, ImportRun
 from gridsvc.territory.models import Building, Compound, Grid
@@ -110,8 +111,6 @@ def test_wrong_and_missing_crs(tmp_path, demo):
 
 
 def test_gcj02_option_undoes_the_offset(tmp_path, demo):
-    transform_array = pytest.importorskip("geo.crs").transform_array
-
     def to_gcj(xy):
         x, y = transform_array(xy[:, 0], xy[:, 1], "wgs84", "gcj02")
         return np.column_stack([x, y])

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pyproj import Geod
 
+from geo.crs import from_wgs84
 from gridsvc.territory.models import Household
 from gridsvc.visits.models import Visit, VisitTask
 
@@ -92,8 +93,6 @@ def test_a_far_off_visit_is_flagged_not_rejected(demo, member_client):
 
 
 def test_gcj02_input_is_converted_to_wgs84(demo, member_client):
-    from_wgs84 = pytest.importorskip("geo.crs").from_wgs84
-
     task = _open_task("grid1")
     lon, lat = _near(task.household, 20)
     g_lon, g_lat = from_wgs84(lon, lat, "gcj02")

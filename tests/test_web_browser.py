@@ -21,10 +21,7 @@ from tests.browser import (
     login,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (scripts/setup.sh)"),
-]
+pytestmark = [pytest.mark.browser]
 
 READY = "body[data-ready='1']"
 
@@ -38,6 +35,8 @@ def test_street_office_page(live_server, committed_demo, monkeypatch):
     one reloads the demo street (~15-25 s), so the sessions share one load."""
     # The ORM is used beside Playwright's sync API, whose event loop runs in this thread.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # Chromium is installed by scripts/setup.sh: a missing one fails, never skips.
+    assert chromium_path(), "chromium missing: run scripts/setup.sh"
     tablet_in_english(live_server.url)  # read-only: before the dispatch changes cases
     laptop_heatmap_filter_and_dispatch(live_server.url)
 
