@@ -227,6 +227,57 @@ def _waiting_for_lock() -> bool:
         return cur.fetchone()[0] > 0
 
 
+def test_a_deadline_check_killed_half_way_escalates_the_case_once(committed_demo):
+    """SIGKILL the worker while it applies the clock to an overdue case (cases.check or the
+    sweep, waiting for the case's lock); the next worker retries the stalled job: the case is
+    red-carded and escalated exactly once, and no job stays in `doing`."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from gridsvc.cases.models import Case
+
+    from .cases_helpers import report
+    from .test_cases_worker import worker_ready_and_idle
+
+    case = report(when=timezone.now() - timedelta(days=40)).case
+    assert case.due_at < timezone.now() and case.escalations == 0
+    holder = psycopg2.connect(_dsn())
+    with holder.cursor() as cur:  # the case is busy: the clock waits for it
+        cur.execute("SELECT 1 FROM cases_case WHERE id = %s FOR UPDATE", [case.pk])
+    logs: list[str] = []
+    first = start_worker(**FAST)
+    try:
+        assert wait_for(_someone_waits_for_a_lock, 60), "a clock job waits for the case"
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        assert wait_for(_no_live_worker, 30)
+        assert ProcrastinateJob.objects.filter(queue_name="cases", status="doing").exists()
+    finally:
+        logs.append(stop(first))
+        holder.rollback()
+        holder.close()
+    second = start_worker(**FAST)
+    try:
+        assert wait_for(lambda: Case.objects.get(pk=case.pk).escalations >= 1, 60), logs
+        assert wait_for(lambda: worker_ready_and_idle("cases"), 60), "nothing left in doing"
+    finally:
+        logs.append(stop(second))
+    case.refresh_from_db()
+    assert case.escalations == 1 and case.card == "red", logs
+    assert case.events.filter(kind="escalate", data__auto=True).count() == 1
+    assert case.events.filter(kind="red_card").count() == 1
+
+
+def _someone_waits_for_a_lock() -> bool:
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        )
+        return cur.fetchone()[0] > 0
+
+
 # ------------------------------------- 1 and 5. the database restarted under the worker and the web
 class ThrowawayCluster:
     """A PostgreSQL cluster of the test's own (temp dir, free port), so that it can be stopped
