@@ -8,7 +8,6 @@ from api.urls import root_urlpatterns
 from gridsvc.supervision.health import health, health_worker
 from gridsvc.web.views import SwaggerView
 
-
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", health, name="health"),  # database + worker heartbeat (supervision.health)
