@@ -67,7 +67,7 @@ MAX_PHOTO_BYTES = 10 * 1024 * 1024
 # ---------------------------------------------------------------------------- helpers
 def case_queryset(request) -> QuerySet[Case]:  # type: ignore[no-untyped-def]
     """Cases the caller may see: their territory's, plus those they handle or reported."""
-    base = Case.objects.select_related("category", "handler", "department")
+    base = Case.objects.select_related("category__parent", "handler", "department")
     scope = request_scope(request)
     if scope.everything:
         return base
