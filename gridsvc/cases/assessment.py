@@ -25,7 +25,9 @@ from django.utils import timezone
 from gridsvc.supervision.assessment import Counts, figures, grade, score
 from gridsvc.supervision.models import AssessmentScheme
 
-from .models import DONE_STATUSES, Case, Status
+from .figures import NOT_COUNTED as _NOT_COUNTED
+from .figures import RESOLVED
+from .models import Case, Status
 
 GROUPS = {
     "member": ("handler", "handler__display_name"),
@@ -33,16 +35,14 @@ GROUPS = {
     "community": ("community", "community__name"),
     "department": ("department", "department__name"),
 }
-NOT_COUNTED = (Status.VOID, Status.MERGED, Status.REJECTED)
-
-
-def _handled() -> Q:
-    return Q(status__in=DONE_STATUSES) | Q(resolved_at__isnull=False)
+#: void, merged (as in every case figure) and rejected cases are not due for handling
+NOT_COUNTED = (*_NOT_COUNTED, Status.REJECTED)
 
 
 def figure_filters(now: datetime) -> dict[str, Q]:
-    """The condition behind each count (used for the counts and for the drill-down)."""
-    handled = _handled()
+    """The condition behind each count (used for the counts and for the drill-down); handled
+    is :data:`gridsvc.cases.figures.RESOLVED`, the resolved of every case figure."""
+    handled = RESOLVED
     on_time = handled & Q(resolved_at__lte=F("handle_due_at"))
     return {
         "due": Q(),

@@ -38,7 +38,6 @@ from gridsvc.territory.models import Building, Compound, Household, Unit
 from gridsvc.territory.services import Location, locate
 
 from .models import (
-    DONE_STATUSES,
     OPEN_STATUSES,
     RUNNING_STATUSES,
     Card,
@@ -1279,11 +1278,3 @@ def dispatch_queue(qs: QuerySet[Case], kind: str, now: datetime | None = None) -
     if cond is None:
         cond = unrouted | overdue | flagged
     return qs.filter(cond).order_by("due_at", "reported_at")
-
-
-def ended_at_levels(qs: QuerySet[Case]) -> dict[str, int]:
-    """How many cases ended (resolved or later) at each level: 小矛盾不出小区,大矛盾不出社区."""
-    from django.db.models import Count
-
-    rows = qs.filter(status__in=DONE_STATUSES).values("resolved_level").annotate(n=Count("id"))
-    return {r["resolved_level"] or "unknown": r["n"] for r in rows}

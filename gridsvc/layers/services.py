@@ -566,12 +566,6 @@ class LayerDef:
         return {k: kinds[v] for k, v in self.fields.items()}
 
 
-def _open_statuses() -> list[str]:
-    from gridsvc.cases.models import OPEN_STATUSES
-
-    return [str(s) for s in OPEN_STATUSES]
-
-
 def _apply_id_filters(qs: QuerySet, q: LayerQuery, mapping: dict[str, str]) -> QuerySet:
     for param, path in mapping.items():
         value = q.filters.get(param)
@@ -694,13 +688,14 @@ class UtcIso(Func):
 
 
 def _cases(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
-    opened = _open_statuses()
+    from gridsvc.cases import figures
+
     qs = scoped_cases(scope, q).order_by("-reported_at", "-id")
     props: dict[str, Any] = {
         "status": F("status"),
-        "open": ExpressionWrapper(Q(status__in=opened), output_field=BooleanField()),
+        "open": ExpressionWrapper(figures.OPEN, output_field=BooleanField()),
         "overdue": When_(
-            WhenClause(Q(status__in=opened, due_at__lt=Now()), then=Value(True)),
+            WhenClause(figures.overdue(Now()), then=Value(True)),
             default=Value(False),
             output_field=BooleanField(),
         ),
@@ -1276,13 +1271,12 @@ def choropleth(scope: Scope, q: LayerQuery, *, tolerance: float = 0.0, crs: str 
     """Per-grid figures for the caller's grids: cases reported in the window (filters apply)
     that are open, overdue (open and past ``due_at``), resolved (resolved, verified or closed),
     the resolution rate (resolved ÷ cases, void/merged not counted) and visits done in the
-    window."""
+    window — each as :mod:`gridsvc.cases.figures` defines it."""
     import orjson
 
-    from gridsvc.cases.models import DONE_STATUSES, Status
+    from gridsvc.cases import figures
     from gridsvc.visits.models import Visit
 
-    opened = _open_statuses()
     now = timezone.now()
     grids = list(
         scope.filter(Grid.objects.all())
@@ -1291,17 +1285,11 @@ def choropleth(scope: Scope, q: LayerQuery, *, tolerance: float = 0.0, crs: str 
         .values("id", "code", "name", "geojson")
     )
     cases = (
-        scoped_cases(scope, q)
-        .exclude(status__in=[Status.VOID, Status.MERGED])
+        figures.counted(scoped_cases(scope, q))
         .exclude(grid__isnull=True)
         .order_by()
         .values("grid_id")
-        .annotate(
-            total=Count("id"),
-            open=Count("id", filter=Q(status__in=opened)),
-            overdue=Count("id", filter=Q(status__in=opened, due_at__lt=now)),
-            resolved=Count("id", filter=Q(status__in=[str(s) for s in DONE_STATUSES])),
-        )
+        .annotate(**figures.counts(now))
     )
     by_grid = {r["grid_id"]: r for r in cases}
     visits = scope.filter(Visit.objects.all())
@@ -1318,8 +1306,6 @@ def choropleth(scope: Scope, q: LayerQuery, *, tolerance: float = 0.0, crs: str 
     features = []
     for g in grids:
         c = by_grid.get(g["id"], {})
-        total = c.get("total", 0)
-        resolved = c.get("resolved", 0)
         geom = orjson.loads(g["geojson"])
         if crs != "wgs84":
             geom = geocrs.transform_geojson_geometry(geom, "wgs84", crs)
@@ -1331,11 +1317,11 @@ def choropleth(scope: Scope, q: LayerQuery, *, tolerance: float = 0.0, crs: str 
                 "properties": {
                     "code": g["code"],
                     "name": g["name"],
-                    "cases": total,
+                    "cases": c.get("total", 0),
                     "open": c.get("open", 0),
                     "overdue": c.get("overdue", 0),
-                    "resolved": resolved,
-                    "resolution_rate": round(resolved / total, 4) if total else None,
+                    "resolved": c.get("resolved", 0),
+                    "resolution_rate": figures.resolution_rate(c),
                     "visits_done": visit_counts.get(g["id"], 0),
                 },
             }

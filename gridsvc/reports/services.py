@@ -50,8 +50,9 @@ from django.db.models import Case as DbCase
 from django.db.models import CharField, Count, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
+from gridsvc.cases import figures as case_figures
 from gridsvc.cases.assessment import assess
-from gridsvc.cases.models import DONE_STATUSES, Case, Kind
+from gridsvc.cases.models import Case, Kind
 from gridsvc.chain.scope import Scope
 from gridsvc.chain.visibility import (
     SENSITIVE_TAGS,
@@ -470,8 +471,8 @@ def _area_cases(area: Community | Street, scope: Scope) -> QuerySet:
     return scope.filter(Case.objects.all()).filter(**{f"grid__{key}": area})
 
 
-# 已化解/已整改: handled (resolved, verified or closed), or carrying a resolution time.
-RESOLVED_Q = Q(status__in=DONE_STATUSES) | Q(resolved_at__isnull=False)
+# 已化解/已整改: as every other case figure counts it (gridsvc.cases.figures)
+RESOLVED_Q = case_figures.RESOLVED
 
 
 # What the neighbour tier reads as the category of a case flagged 涉及民族宗教因素.
@@ -484,24 +485,24 @@ def _cases(area: Community | Street, period: Period, scope: Scope, tier: Tier) -
     hidden from neighbours)."""
     lo, hi = period.bounds()
     qs = _area_cases(area, scope).filter(reported_at__gte=lo, reported_at__lt=hi)
-    disputes = qs.filter(kind=Kind.DISPUTE)
-    hazards = qs.filter(kind=Kind.HAZARD)
+    disputes = case_figures.counted(qs).filter(kind=Kind.DISPUTE)
+    hazards = case_figures.counted(qs).filter(kind=Kind.HAZARD)
     d = disputes.aggregate(received=Count("id"), resolved=Count("id", filter=RESOLVED_Q))
     hz = hazards.aggregate(found=Count("id"), rectified=Count("id", filter=RESOLVED_Q))
     return {
         "available": True,
         "disputes_received": d["received"],
         "disputes_resolved": d["resolved"],
-        "resolution_rate": _share(d["resolved"], d["received"]),
+        "resolution_rate": case_figures.rate(d["resolved"], d["received"]),
         "hazards_found": hz["found"],
         "hazards_rectified": hz["rectified"],
-        "rectification_rate": _share(hz["rectified"], hz["found"]),
+        "rectification_rate": case_figures.rate(hz["rectified"], hz["found"]),
         "disputes_by_category": [
             {
                 "category": r["category_label"],
                 "received": r["n"],
                 "resolved": r["r"],
-                "rate": _share(r["r"], r["n"]),
+                "rate": case_figures.rate(r["r"], r["n"]),
             }
             for r in disputes.order_by()
             .annotate(
@@ -518,12 +519,8 @@ def _cases(area: Community | Street, period: Period, scope: Scope, tier: Tier) -
             .order_by("-n")
         ],
         "disputes_by_level_ended": [
-            {"level": r["level"], "resolved": r["n"]}
-            for r in disputes.filter(RESOLVED_Q)
-            .order_by()
-            .values("level")
-            .annotate(n=Count("id"))
-            .order_by("level")
+            {"level": level, "resolved": n}
+            for level, n in case_figures.ended_at_levels(disputes).items()
         ],
         "petition_risk": qs.filter(petition_risk=True).count(),
     }
