@@ -616,8 +616,7 @@ def gcj02_affine(
     cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
     xs = np.linspace(x0, x1, samples)
     ys = np.linspace(y0, y1, samples)
-    gx, gy = np.meshgrid(xs, ys)
-    gx, gy = gx.ravel(), gy.ravel()
+    gx, gy = (g.ravel() for g in np.meshgrid(xs, ys))
     tx, ty = _wgs_to_gcj_arr(gx, gy)
     design = np.column_stack([gx - cx, gy - cy, np.ones_like(gx)])
     # fit the offsets (not the coordinates): well conditioned whatever the longitude
@@ -629,8 +628,7 @@ def gcj02_affine(
     yoff = oy - dy * cx - ey * cy
     fx = np.linspace(x0, x1, 2 * samples + 1)
     fy = np.linspace(y0, y1, 2 * samples + 1)
-    hx, hy = np.meshgrid(fx, fy)
-    hx, hy = hx.ravel(), hy.ravel()
+    hx, hy = (h.ravel() for h in np.meshgrid(fx, fy))
     ex, ey_ = _wgs_to_gcj_arr(hx, hy)
     err = np.maximum(
         np.abs(a * hx + b * hy + xoff - ex), np.abs(d * hx + e * hy + yoff - ey_)

@@ -61,7 +61,7 @@ def resolution_m_per_px(zoom: float) -> float:
     """EPSG:3857 metres per pixel at ``zoom`` (256-pixel tiles; at the equator, on the
     ground it is this times cos(latitude))."""
     _check_zoom(zoom)
-    return 2.0 * ORIGIN_SHIFT / (TILE_SIZE_PX * 2.0**zoom)
+    return 2.0 * ORIGIN_SHIFT / (TILE_SIZE_PX * math.pow(2.0, zoom))
 
 
 def hex_size_for_zoom(zoom: int) -> float:

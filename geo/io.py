@@ -19,6 +19,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -58,7 +59,7 @@ class CrsReport:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "source_name": self.source_name,
@@ -186,7 +187,9 @@ def _codes_as_text(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 def _looks_lonlat(bounds: np.ndarray) -> bool:
     minx, miny, maxx, maxy = bounds
-    return -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
+    return bool(
+        -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
+    )
 
 
 #: The coordinate systems with an offset (no EPSG code): longitude/latitude on the WGS84 frame
@@ -371,7 +374,8 @@ def offset_to_wgs84(geoms: np.ndarray, offset: str) -> np.ndarray:
         x, y = transform_array(xy[:, 0], xy[:, 1], offset, "wgs84")
         return np.column_stack([x, y])
 
-    return shapely.transform(np.asarray(geoms), conv)
+    out: np.ndarray = shapely.transform(np.asarray(geoms), conv)
+    return out
 
 
 def gcj02_to_wgs84(geoms: np.ndarray) -> np.ndarray:

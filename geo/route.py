@@ -101,7 +101,8 @@ def _distance_matrix(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     h = np.sin(dphi / 2.0) ** 2 + np.cos(phi)[:, None] * np.cos(phi)[None, :] * (
         np.sin(dlmb / 2.0) ** 2
     )
-    return 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    d: np.ndarray = 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    return d
 
 
 def _row(lon: np.ndarray, lat: np.ndarray, k: int) -> np.ndarray:
@@ -110,7 +111,8 @@ def _row(lon: np.ndarray, lat: np.ndarray, k: int) -> np.ndarray:
     h = np.sin((phi - phi[k]) / 2.0) ** 2 + np.cos(phi) * np.cos(phi[k]) * (
         np.sin(np.radians(lon - lon[k]) / 2.0) ** 2
     )
-    return 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    d: np.ndarray = 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    return d
 
 
 def _first_stop(lon: np.ndarray, lat: np.ndarray) -> int:

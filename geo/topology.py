@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely
@@ -33,7 +34,7 @@ class Repair:
     area_before_m2: float
     area_after_m2: float
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "row": self.index + 1,
             "code": self.code,
@@ -57,7 +58,7 @@ class Metric:
         crs = CRS.from_proj4(f"+proj=laea +lat_0={lat0} +lon_0={lon0} +datum=WGS84 +units=m")
         self._fwd = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
 
-    def project(self, geoms):  # type: ignore[no-untyped-def]
+    def project(self, geoms: Any) -> Any:
         """Project one geometry or an array of them to metres."""
 
         def conv(xy: np.ndarray) -> np.ndarray:
@@ -66,8 +67,9 @@ class Metric:
 
         return shapely.transform(geoms, conv)
 
-    def area(self, geoms) -> np.ndarray:  # type: ignore[no-untyped-def]
-        return shapely.area(self.project(np.asarray(geoms, dtype=object)))
+    def area(self, geoms: Any) -> np.ndarray:
+        areas: np.ndarray = shapely.area(self.project(np.asarray(geoms, dtype=object)))
+        return areas
 
 
 def polygonal(geom: BaseGeometry | None) -> MultiPolygon | None:
@@ -126,7 +128,7 @@ def repair_geometries(
     return out, repairs
 
 
-def duplicates(codes: Sequence[str]) -> list[dict]:
+def duplicates(codes: Sequence[str]) -> list[dict[str, Any]]:
     """Codes that occur more than once, with their 1-based rows."""
     rows: dict[str, list[int]] = defaultdict(list)
     for i, code in enumerate(codes):
@@ -140,7 +142,7 @@ def overlaps(
     *,
     min_area_m2: float = MIN_AREA_M2,
     metric: Metric | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Pairs of polygons whose interiors overlap by at least ``min_area_m2`` (area in m²).
 
     Shared edges and corners are not overlaps. Uses an STRtree, so it is O(n log n) pairs.
@@ -169,7 +171,7 @@ def gaps(
     *,
     min_area_m2: float = MIN_AREA_M2,
     metric: Metric | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Holes in the coverage: parts of ``boundary`` covered by no polygon, or (without a
     boundary) the interior holes of the polygons' union. Each with its area (m²) and a point
     inside it (lon, lat)."""
@@ -203,7 +205,7 @@ def containment(
     *,
     min_share: float = MIN_SHARE,
     metric: Metric | None = None,
-) -> tuple[list[dict], list[dict]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Buildings in no grid and buildings in two or more grids.
 
     A building is in a grid when at least ``min_share`` of its footprint lies in it. Returns

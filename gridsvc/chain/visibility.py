@@ -49,6 +49,7 @@ from gridsvc.territory.codes import mask_id_number, mask_name, mask_phone
 
 if TYPE_CHECKING:  # chain.scope imports territory.models, which reads SENSITIVE_TAGS here
     from gridsvc.chain.scope import Scope
+    from gridsvc.territory.models import Household, Resident
 
 # ---------------------------------------------------------------- tiers
 
@@ -310,7 +311,7 @@ class Viewer:
         self.staff = staff_scope(scope) if self.mixed and scope is not None else None
         self._in_staff: dict[tuple[type, int], bool] = {}
 
-    def prime(self, model: type, ids: list[int]) -> None:
+    def prime(self, model: type[Resident | Household], ids: list[int]) -> None:
         """Learn in one query which of ``ids`` (rows of ``model``) lie in the staff part."""
         if self.staff is None:
             return
