@@ -53,7 +53,9 @@ class DeviceTokenObtainSerializer(TokenObtainPairSerializer):
     device = serializers.CharField(
         max_length=64, required=False, default="default", help_text="stable id of this phone"
     )
-    device_name = serializers.CharField(max_length=100, required=False, default="")
+    device_name = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default=""
+    )
 
     def validate(self, attrs: dict) -> dict:
         data = super().validate(attrs)  # authenticates (axes counts failures)
