@@ -338,6 +338,8 @@ def add_protocol_errors(result: dict, generator, request, public) -> dict:  # ty
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("Error", {**_schema_of(ErrorSerializer), "additionalProperties": True})
     field_errors = {**_schema_of(FieldErrorsSerializer), "additionalProperties": True}
+    for prop in field_errors["properties"].values():  # a field may be named code or detail
+        prop.pop("type", None)
     schemas.setdefault(
         "FieldErrors",
         {  # DRF answers a bare list for a non-field ValidationError("…")
