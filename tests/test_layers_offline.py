@@ -93,11 +93,12 @@ def test_mbtiles_holds_every_layer_of_the_grid_only(demo, tmp_path):
     import shutil
     import subprocess
 
-    if shutil.which("ogrinfo"):
-        out = subprocess.run(
-            ["ogrinfo", "-ro", "-so", str(path)], capture_output=True, text=True, timeout=60
-        ).stdout
-        assert "buildings" in out
+    # installed by scripts/setup.sh (gdal-bin): a missing one fails, never skips
+    assert shutil.which("ogrinfo"), "ogrinfo missing: run scripts/setup.sh (gdal-bin)"
+    out = subprocess.run(
+        ["ogrinfo", "-ro", "-so", str(path)], capture_output=True, text=True, timeout=60
+    ).stdout
+    assert "buildings" in out
 
 
 def test_household_list_is_masked_like_the_api(demo, member_client):
