@@ -302,6 +302,24 @@ _IDEMPOTENCY_KEY = {
 }
 
 
+_RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "X-Server-Time": {
+        "description": "the server's clock, ISO 8601 UTC with milliseconds",
+        "schema": {"type": "string", "format": "date-time"},
+    },
+    "X-Clock-Offset-Ms": {
+        "description": "only when X-Device-Time was sent: the phone's clock minus the "
+        "server's, in ms (positive: the phone is fast)",
+        "schema": {"type": "integer"},
+    },
+}
+_REPLAYED = {
+    "description": "`true` when this is the stored answer to an earlier request with the same "
+    "Idempotency-Key",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+
+
 def _schema_of(serializer: type[serializers.Serializer]) -> dict[str, Any]:
     """A plain JSON schema of a flat serializer (for the components the hook adds)."""
     kinds = {
@@ -372,6 +390,12 @@ def add_protocol_errors(result: dict, generator, request, public) -> dict:  # ty
                         "description": text,
                         "content": {"application/json": {"schema": ref}},
                     }
+            for code, response in responses.items():
+                headers = response.setdefault("headers", {})
+                for name, header in _RESPONSE_HEADERS.items():
+                    headers.setdefault(name, dict(header))
+                if method != "get" and code[:1] in "24":
+                    headers.setdefault("Idempotent-Replayed", dict(_REPLAYED))
     return result
 
 

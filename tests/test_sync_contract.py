@@ -186,6 +186,19 @@ def test_every_phone_operation_documents_protocol_headers_and_error_codes(schema
     assert {"detail", "code"} <= error["properties"].keys()
     feed = schema["paths"]["/api/v1/sync/changes/"]["get"]
     assert "Idempotency-Key" not in {p["name"] for p in feed["parameters"]}
+    assert "X-Server-Time" in feed["responses"]["200"]["headers"]
+    assert "Idempotent-Replayed" in op["responses"]["201"]["headers"]
+
+
+def test_answers_carry_the_documented_server_time(demo):
+    r = APIClient().post(
+        "/api/v1/auth/token/",
+        {"username": "grid2", "password": PASSWORD, "device": "phone-A"},
+        format="json",
+        HTTP_X_DEVICE_TIME=(timezone.now() + timedelta(hours=2)).isoformat(),
+    )
+    assert r.status_code == 200 and r["X-Server-Time"].endswith("Z")
+    assert 7_100_000 < int(r["X-Clock-Offset-Ms"]) < 7_300_000
 
 
 def test_the_schema_validates_without_warnings():
