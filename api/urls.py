@@ -11,6 +11,7 @@ from . import (
     layers,
     open311,
     reports,
+    rules,
     security,
     territory,
     visits,
@@ -30,6 +31,7 @@ router.register("positions", chain.PositionViewSet, basename="position")
 router.register("auth/devices", auth.DeviceViewSet, basename="device")
 router.register("privacy/grants", security.GrantViewSet, basename="unmask-grant")
 router.register("audit", security.AuditViewSet, basename="audit")
+rules.register(router)  # calendars, time limits, category rules
 
 DOMAINS = (cases, visits, layers, reports)
 for domain in DOMAINS:

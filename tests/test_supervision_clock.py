@@ -90,3 +90,56 @@ def test_bad_units_and_amounts():
         deadline(at(2026, 11, 24, 10, 0), 1, "fortnights")
     with pytest.raises(ValueError):
         deadline(at(2026, 11, 24, 10, 0), -1, "working_days")
+
+
+# --- issue 18 item 14: a year the official package does not know yet -----------------------
+
+
+def test_a_provisional_year_rests_on_new_years_day_after_the_weekend(demo):
+    # The demo declares 2027 (not in the package yet): provisional, statutory holidays apply.
+    row = CalendarYear.objects.get(street=None, year=2027)
+    assert row.provisional
+    # Fri 2026-12-11 + 15 working days: 14 in December, Fri 1 Jan 2027 is 元旦 and the
+    # weekend rests → Mon 4 Jan (weekdays only gave 1 Jan 18:00)
+    assert deadline(at(2026, 12, 11, 10, 0), 15, "working_days") == at(2027, 1, 4, 18, 0)
+    assert WorkClock().year_status(2027) == "provisional"
+    assert WorkClock().year_status(2026) == "official"
+
+
+def test_spring_festival_2027_and_its_made_up_days_rest(demo):
+    clock = WorkClock()
+    # 除夕 Fri 5 Feb, 初一–初三 Sat 6–Mon 8 Feb; Sat and Sun are made up on Tue 9 and Wed 10
+    for day in (5, 6, 7, 8, 9, 10):
+        assert not clock.is_workday(date(2027, 2, day)), day
+    assert clock.is_workday(date(2027, 2, 4)) and clock.is_workday(date(2027, 2, 11))
+    assert deadline(at(2027, 2, 4, 10, 0), 1, "working_days") == at(2027, 2, 11, 18, 0)
+    # 清明 (solar term) Mon 5 Apr, 端午 Wed 9 Jun, 中秋 Wed 15 Sep, 国庆 1–3 Oct + 4–5 made up
+    for d in (date(2027, 4, 5), date(2027, 6, 9), date(2027, 9, 15), date(2027, 10, 5)):
+        assert not clock.is_workday(d), d
+    assert clock.is_workday(date(2027, 10, 6))
+
+
+def test_the_statutory_rule_matches_the_official_2025_core_days():
+    # Checked against a year the package knows: every statutory day rests officially too.
+    import chinese_calendar
+
+    from gridsvc.supervision.clock import statutory_holidays
+
+    days = statutory_holidays(2025)
+    assert {d for d, n in days.items() if "补假" not in n} <= {
+        d for d in days if not chinese_calendar.is_workday(d)
+    }
+    assert date(2025, 1, 28) in days  # 除夕 is a holiday since the 2024 revision
+
+
+def test_the_official_schedule_replaces_the_provisional_one(demo):
+    # The State Council publishes 2027: the street enters it and clears "provisional";
+    # the editable table wins over the statutory guess.
+    CalendarDay.objects.create(date=date(2027, 1, 1), is_workday=False, note="元旦")
+    CalendarDay.objects.create(date=date(2027, 2, 9), is_workday=True, note="调休上班")
+    CalendarYear.objects.filter(street=None, year=2027).update(provisional=False)
+    clock = WorkClock()
+    assert clock.year_status(2027) == "table"
+    assert clock.is_workday(date(2027, 2, 9)), "the official table wins"
+    assert clock.is_workday(date(2027, 2, 10)), "no statutory guess once official"
+    assert not clock.is_workday(date(2027, 1, 1))

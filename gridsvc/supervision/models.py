@@ -4,7 +4,10 @@ Time limits are stated in natural days, working days or working hours. Working d
 the official PRC calendar (the ``chinesecalendar`` package) with its holidays and adjusted
 working weekends (调休), overridden by a table the street can edit (:class:`CalendarDay`), and
 for years the package does not know yet, a year the street has declared (:class:`CalendarYear`)
-— a deadline in an undeclared, unknown year is an error, never a silent guess.
+— a deadline in an undeclared, unknown year is an error, never a silent guess. A declared
+year is *provisional* until the State Council's schedule is entered: its weekends rest and the
+statutory holidays fixed in law (元旦, 春节, 清明, 劳动节, 端午, 中秋, 国庆, with 补假 for those
+falling on a weekend) rest too; see :func:`gridsvc.supervision.clock.statutory_holidays`.
 Working hours are per street (:class:`WorkingHours`, e.g. 8:30–12:00 and 14:30–18:00).
 """
 
@@ -44,14 +47,24 @@ class CalendarDay(models.Model):
 
 
 class CalendarYear(models.Model):
-    """A year the street has declared complete in the table (for years the official calendar
-    package does not know yet): weekends rest, weekdays work, except the CalendarDay rows."""
+    """A year the official calendar package does not know yet, declared by the street.
+
+    ``provisional`` (暂定, the default): weekends and the statutory holidays fixed in law rest,
+    everything else works, except the CalendarDay rows. Once the State Council's schedule
+    (放假安排, with its 调休) is entered as CalendarDay rows, clear ``provisional``: then only
+    weekends and the table count. When the package learns the year, the package is used.
+    """
 
     street = models.ForeignKey(
         "territory.Street", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
     year = models.PositiveSmallIntegerField()
     note = models.CharField(max_length=128, blank=True)
+    provisional = models.BooleanField(
+        default=True,
+        help_text="暂定: statutory holidays fixed in law are applied; clear it once the "
+        "official schedule (放假安排, 调休) is entered as calendar days",
+    )
 
     class Meta:
         constraints = [
@@ -59,7 +72,7 @@ class CalendarYear(models.Model):
         ]
 
     def __str__(self) -> str:
-        return str(self.year)
+        return f"{self.year}{' (暂定)' if self.provisional else ''}"
 
 
 class WorkingHours(models.Model):
