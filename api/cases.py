@@ -89,17 +89,6 @@ def mask_name(name: str) -> str:
     return name[:1] + "*" * max(len(name) - 1, 1) if name else ""
 
 
-def case_error(exc: services.CaseError) -> Response:
-    body: dict[str, Any] = {exc.field: [exc.message], "detail": exc.message}
-    if isinstance(exc, services.IllegalTransition):
-        body["allowed"] = exc.allowed
-        body["status"] = exc.status
-    if isinstance(exc, services.StaleVersion):
-        body["current_version"] = exc.current.version
-        return Response(body, status=exc.status_code, headers={"ETag": exc.current.etag})
-    return Response(body, status=exc.status_code)
-
-
 def expected_version(request) -> int | None:  # type: ignore[no-untyped-def]
     """The version the caller last saw, from If-Match (an ETag) or ``version`` in the body."""
     raw = request.headers.get("If-Match")
@@ -844,27 +833,24 @@ class CaseViewSet(
             ]
             for role, files in (("before", before), ("after", after))
         }
-        try:
-            with transaction.atomic():
-                rep = services.report_case(
-                    reporter=request.user,
-                    category=category,
-                    title=v["title"],
-                    description=v.get("description", ""),
-                    parties=[dict(p) for p in v.get("parties", [])],
-                    priority=v["priority"],
-                    flags=v.get("flags", []),
-                    location=point,
-                    source="app",
-                    on_the_spot=v["on_the_spot"],
-                    outcome=v.get("outcome", ""),
-                    **refs,
-                )
-                for role, ups in photos.items():
-                    for up in ups:
-                        _attach(rep.case, up, role, request.user)
-        except services.CaseError as exc:
-            return case_error(exc)
+        with transaction.atomic():
+            rep = services.report_case(
+                reporter=request.user,
+                category=category,
+                title=v["title"],
+                description=v.get("description", ""),
+                parties=[dict(p) for p in v.get("parties", [])],
+                priority=v["priority"],
+                flags=v.get("flags", []),
+                location=point,
+                source="app",
+                on_the_spot=v["on_the_spot"],
+                outcome=v.get("outcome", ""),
+                **refs,
+            )
+            for role, ups in photos.items():
+                for up in ups:
+                    _attach(rep.case, up, role, request.user)
         ctx = self.get_serializer_context()
         body = {
             "case": CaseSerializer(rep.case, context=ctx).data,
@@ -938,18 +924,15 @@ class CaseViewSet(
         if data.get("lon") is not None or data.get("lat") is not None:
             where = point_from({"lon": data.pop("lon", None), "lat": data.pop("lat", None)}, crs)
         resolve_action_ids(request, case, data)
-        try:
-            case = services.act(
-                case.pk,
-                name,
-                request.user,
-                expected_version=expected_version(request),
-                note=note,
-                location=where,
-                data=data,
-            )
-        except services.CaseError as exc:
-            return case_error(exc)
+        case = services.act(
+            case.pk,
+            name,
+            request.user,
+            expected_version=expected_version(request),
+            note=note,
+            location=where,
+            data=data,
+        )
         return Response(
             CaseSerializer(case, context=self.get_serializer_context()).data,
             headers={"ETag": case.etag},
@@ -976,19 +959,16 @@ class CaseViewSet(
         ser = RequestSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         v = ser.validated_data
-        try:
-            req = services.request_exception(
-                case.pk,
-                v["kind"],
-                request.user,
-                reason=v.get("reason", ""),
-                amount=v.get("amount"),
-                unit=v.get("unit", ""),
-                review_date=v.get("review_date"),
-                expected_version=expected_version(request),
-            )
-        except services.CaseError as exc:
-            return case_error(exc)
+        req = services.request_exception(
+            case.pk,
+            v["kind"],
+            request.user,
+            reason=v.get("reason", ""),
+            amount=v.get("amount"),
+            unit=v.get("unit", ""),
+            review_date=v.get("review_date"),
+            expected_version=expected_version(request),
+        )
         return Response(RequestSerializer(req).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=MediationSerializer, responses=MediationSerializer)
@@ -1105,12 +1085,9 @@ class CaseRequestViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         approve = request.data.get("approve") if isinstance(request.data, dict) else None
         if not isinstance(approve, bool):
             raise ValidationError({"approve": "true or false"})
-        try:
-            req = services.decide_request(
-                req.pk, request.user, approve, str(request.data.get("note", ""))
-            )
-        except services.CaseError as exc:
-            return case_error(exc)
+        req = services.decide_request(
+            req.pk, request.user, approve, str(request.data.get("note", ""))
+        )
         return Response(RequestSerializer(req).data)
 
 

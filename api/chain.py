@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gridsvc.chain.models import Position
-from gridsvc.chain.services import HandOverError, hand_over_by, walk
+from gridsvc.chain.services import hand_over_by, walk
 from gridsvc.territory.models import Building, Compound, Grid, Household, Unit
 from gridsvc.territory.services import locate
 
@@ -105,14 +105,10 @@ class PositionViewSet(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
         new_member = get_user_model().objects.filter(pk=data["member"]).first()
         if new_member is None:
             raise ValidationError({"member": ["not found"]})
-        try:
-            opened, created = hand_over_by(
-                request.user, position, new_member, when=data.get("when"), note=data["note"]
-            )
-        except HandOverError as exc:
-            if exc.status == 404:
-                raise NotFound(exc.message) from None
-            return Response({exc.field: [exc.message], "detail": exc.message}, status=exc.status)
+        # a refusal (HandOverError) is answered by api.errors.exception_handler
+        opened, created = hand_over_by(
+            request.user, position, new_member, when=data.get("when"), note=data["note"]
+        )
         position.refresh_from_db()
         return Response(
             {

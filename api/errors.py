@@ -11,16 +11,14 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from gridsvc.errors import DomainError
+
 
 def exception_handler(exc, context):  # type: ignore[no-untyped-def]
-    """DRF's handler, plus Django validation errors (→400), integrity errors (→409) and the
-    cases' rule errors (400/403/409/412 naming the field)."""
-    from gridsvc.cases.services import CaseError
-
-    if isinstance(exc, CaseError):
-        from .cases import case_error
-
-        return case_error(exc)
+    """DRF's handler, plus Django validation errors (→400), integrity errors (→409) and every
+    domain rule's refusal (:class:`gridsvc.errors.DomainError`: its status, naming the field)."""
+    if isinstance(exc, DomainError):
+        return Response(exc.body(), status=exc.status_code, headers=exc.headers() or None)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         exc = ValidationError(detail)

@@ -108,7 +108,7 @@ def _layer_filter_params() -> list[OpenApiParameter]:
 
 class LayersView(APIView):
     """JSON out whatever the Accept header says (tiles and files are plain HttpResponses);
-    :class:`~gridsvc.layers.services.ParamError` → 400 naming the parameter."""
+    :class:`~gridsvc.layers.services.ParamError` → 400 naming the parameter (api.errors)."""
 
     renderer_classes = [JSONRenderer]
 
@@ -120,11 +120,6 @@ class LayersView(APIView):
         for key, value in request.query_params.lists():
             if any("\x00" in v for v in value) or "\x00" in key:
                 raise ValidationError({key.replace("\x00", ""): "invalid character"})
-
-    def handle_exception(self, exc):  # type: ignore[no-untyped-def]
-        if isinstance(exc, S.ParamError):
-            exc = ValidationError({exc.field: [exc.message]})
-        return super().handle_exception(exc)
 
 
 class GisClientView(LayersView):

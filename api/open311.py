@@ -54,6 +54,7 @@ from gridsvc.accounts.authentication import DeviceJWTAuthentication
 from gridsvc.cases import services
 from gridsvc.cases.models import OPEN_STATUSES, Case, CaseEvent, Category, FlagRule, Kind, Status
 from gridsvc.chain.services import LEVEL_BY_NAME
+from gridsvc.errors import DomainError
 from gridsvc.territory.models import Building
 
 from .cases import case_queryset, visible_among
@@ -167,7 +168,7 @@ class Open311View(APIView):
                 raise bad(key.replace("\x00", ""), "invalid character")
 
     def handle_exception(self, exc):  # type: ignore[no-untyped-def]
-        if isinstance(exc, services.CaseError):
+        if isinstance(exc, DomainError):  # a domain rule's refusal, in Open311's words
             exc = Open311Error(exc.status_code, f"{exc.field}: {exc.message}")
         elif isinstance(exc, exceptions.NotFound):
             exc = Open311Error(404, "not found")

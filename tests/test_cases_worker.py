@@ -17,8 +17,8 @@ from django.db import connection
 from django.utils import timezone
 from procrastinate.contrib.django.models import ProcrastinateJob
 
+from gridsvc.cases.jobs import schedule_deadline_checks
 from gridsvc.cases.models import Case, Category, TimeLimit
-from gridsvc.cases.tasks import schedule_deadline_checks
 from gridsvc.territory.models import Household
 
 from .cases_helpers import report

@@ -13,8 +13,9 @@ caller's version (ETag) so two dispatchers never silently overwrite each other (
 
 Deadlines are absolute times computed on the street's working-time clock
 (:mod:`gridsvc.supervision.clock`) from the category's :class:`TimeLimit` rows; a deadline
-check is enqueued on the worker in the same transaction as the change
-(:mod:`gridsvc.cases.tasks`), and a sweep every minute catches up after downtime.
+check is enqueued on the worker in the same transaction as the change (deferred by name
+through :mod:`gridsvc.cases.jobs`, run by :mod:`gridsvc.cases.tasks`), and a sweep every minute
+catches up after downtime.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ from django.utils import timezone
 
 from gridsvc.chain.models import Position, PositionType
 from gridsvc.chain.services import LEVEL_BY_NAME, LEVELS, STREET_LEVEL, Chain, walk
+from gridsvc.errors import DomainError
 from gridsvc.supervision.clock import CalendarMissing, WorkClock
 from gridsvc.supervision.models import InboxMessage
 from gridsvc.territory.models import Building, Compound, Household, Unit
 from gridsvc.territory.services import Location, locate
 
+from . import jobs
 from .models import (
     OPEN_STATUSES,
     RUNNING_STATUSES,
@@ -58,19 +61,17 @@ YELLOW_SHARE = float(getattr(settings, "GRIDSVC", {}).get("YELLOW_CARD_SHARE", 0
 
 
 # ---------------------------------------------------------------------------- errors
-class CaseError(Exception):
+class CaseError(DomainError):
     """A rule refused the request (the API answers 400 naming ``field``)."""
 
-    status_code = 400
-
-    def __init__(self, message: str, field: str = "non_field_errors") -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+    code = "case_refused"
 
 
 class IllegalTransition(CaseError):
+    """The action is not allowed in the case's state (409, with the allowed actions)."""
+
     status_code = 409
+    code = "illegal_transition"
 
     def __init__(self, action: str, status: str, allowed: list[str]) -> None:
         super().__init__(
@@ -81,9 +82,15 @@ class IllegalTransition(CaseError):
         self.status = status
         self.allowed = allowed
 
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "allowed": self.allowed, "status": self.status}
+
 
 class StaleVersion(CaseError):
+    """The caller's version (If-Match) is not the case's (412, with the current ETag)."""
+
     status_code = 412
+    code = "stale_version"
 
     def __init__(self, current: Case) -> None:
         super().__init__(
@@ -92,9 +99,16 @@ class StaleVersion(CaseError):
         )
         self.current = current
 
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "current_version": self.current.version}
+
+    def headers(self) -> dict[str, str]:
+        return {"ETag": self.current.etag}
+
 
 class NotAllowed(CaseError):
     status_code = 403
+    code = "not_allowed"
 
 
 # ---------------------------------------------------------------------------- routing
@@ -282,18 +296,10 @@ def set_deadline(
                 pass
 
 
-# Bulk loaders (the demo, the city generator) switch job scheduling off and leave catching up
-# to the worker's sweep.
-WORKER_JOBS = {"enabled": True}
-
-
 def _schedule_checks(case: Case) -> None:
-    """Enqueue the deadline checks in the current transaction (the worker runs them)."""
-    from . import tasks
-
-    if not WORKER_JOBS["enabled"]:
-        return
-    tasks.schedule_deadline_checks(case)
+    """Enqueue the deadline checks in the current transaction (the worker runs them; bulk
+    loaders queue none inside :func:`gridsvc.cases.jobs.paused`)."""
+    jobs.schedule_deadline_checks(case)
 
 
 # ---------------------------------------------------------------------------- events, inbox
@@ -340,11 +346,8 @@ def inbox(
             for m in ids
         ]
     )
-    if ids and WORKER_JOBS["enabled"]:
-        from . import tasks
-
-        message_ids = [m.pk for m in messages]
-        transaction.on_commit(lambda: tasks.deliver_inbox_later(message_ids))
+    if ids:
+        jobs.deliver_inbox_later([m.pk for m in messages])
     return len(ids)
 
 

@@ -3,21 +3,17 @@ changes, the worker recomputes the deadlines of the open cases it touches."""
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from gridsvc.supervision.models import CalendarDay, CalendarYear, WorkingHours
 
+from . import jobs
 from .models import TimeLimit
 
 
 def _enqueue(street_id: int | None = None, category_ids: list[int] | None = None) -> None:
-    from . import tasks
-
-    transaction.on_commit(
-        lambda: tasks.recompute.defer(street_id=street_id, category_ids=category_ids)
-    )
+    jobs.recompute_later(street_id=street_id, category_ids=category_ids)
 
 
 @receiver([post_save, post_delete], sender=CalendarDay)

@@ -13,8 +13,9 @@
 - ``cases.recompute`` recomputes stored deadlines after a calendar or rule change (one case per
   transaction; a second run changes nothing more). A deadline set by a person is kept.
 
-Every job is safe to run twice: a job left in ``doing`` by a killed worker is retried
-(:mod:`gridsvc.supervision.worker`).
+The rules queue these jobs by name through :mod:`.jobs` (never importing this module,
+which imports them). Every job is safe to run twice: a job left in ``doing`` by a killed
+worker is retried (:mod:`gridsvc.supervision.worker`).
 """
 
 from __future__ import annotations
@@ -26,20 +27,6 @@ from procrastinate.contrib.django import app
 
 from . import services
 from .models import Case
-
-
-def schedule_deadline_checks(case: Case) -> None:
-    """Enqueue clock checks for the case's yellow time and deadline (in the caller's
-    transaction: if it rolls back, so do the jobs)."""
-    times = []
-    if case.yellow_at and not case.card:
-        times.append(case.yellow_at)
-    if case.due_at:
-        times.append(case.due_at)
-    for when in times:
-        check.configure(schedule_at=max(when, timezone.now())).defer(
-            case_id=case.pk, version=case.deadline_version
-        )
 
 
 @app.task(name="cases.check", queue="cases", pass_context=False)
@@ -107,10 +94,6 @@ def _daily_reminders(today=None) -> dict[str, int]:  # type: ignore[no-untyped-d
 @app.task(name="cases.daily", queue="cases", queueing_lock="cases.daily", pass_context=False)
 def daily(timestamp: int) -> dict[str, int]:
     return daily_reminders()
-
-
-def deliver_inbox_later(message_ids: list[int]) -> None:
-    deliver.defer(message_ids=message_ids)
 
 
 @app.task(name="cases.deliver", queue="cases", pass_context=False)

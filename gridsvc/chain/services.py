@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.gis.geos import Point
 from django.db.models import Q
 from django.utils import timezone
 
+from gridsvc.errors import DomainError
 from gridsvc.territory.models import Building, Compound, Household, Unit
 from gridsvc.territory.services import Location, locate
 
@@ -262,14 +263,23 @@ CADRE_HANDS_OVER = frozenset(
 )
 
 
-class HandOverError(Exception):
-    """A hand-over refused: ``field`` names what is wrong, ``status`` the HTTP status."""
+class HandOverError(DomainError):
+    """A hand-over refused: ``field`` names what is wrong, ``status`` the HTTP status (404 for
+    a post the actor may not see: answered as not found, naming nothing)."""
+
+    code = "hand_over_refused"
 
     def __init__(self, field_name: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.field = field_name
-        self.message = message
-        self.status = status
+        super().__init__(message, field_name, status=status)
+
+    @property
+    def status(self) -> int:
+        return self.status_code
+
+    def body(self) -> dict[str, Any]:
+        if self.status_code == 404:
+            return {"detail": self.message}
+        return super().body()
 
 
 def hand_over_authority(actor) -> tuple[Scope, Scope]:  # type: ignore[no-untyped-def]

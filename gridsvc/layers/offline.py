@@ -51,7 +51,7 @@ from gridsvc.chain.scope import Scope
 from gridsvc.chain.visibility import Tier, present_resident
 from gridsvc.territory.models import Grid, Household, Resident
 
-from . import services
+from . import jobs, services
 from .models import GridChange, OfflinePackage
 
 LAYERS = ("grids", "compounds", "buildings", "households", "places")
@@ -318,9 +318,7 @@ def request_package(grid: Grid, crs: str = "wgs84") -> tuple[OfflinePackage, boo
     if created or package.status == OfflinePackage.Status.FAILED or is_stale(grid.id):
         package.requested_at = timezone.now()
         package.save(update_fields=["requested_at"])
-        from .tasks import enqueue_build
-
-        return package, enqueue_build(grid.id, crs)
+        return package, jobs.enqueue_build(grid.id, crs)
     return package, False
 
 

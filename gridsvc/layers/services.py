@@ -61,6 +61,7 @@ from geo.hexbin import (
     tile_bounds_3857,
 )
 from gridsvc.chain.scope import Scope
+from gridsvc.errors import DomainError
 from gridsvc.territory.models import Building, Compound, Grid, Household, Place
 
 EXTENT = 4096
@@ -81,13 +82,17 @@ MAX_BBOX_DEG = 5.0
 DEG_PER_M = 1.0 / 111_320.0
 
 
-class ParamError(ValueError):
+class ParamError(DomainError, ValueError):
     """Bad input, with the name of the parameter at fault (→ HTTP 400 naming the field)."""
 
+    code = "bad_parameter"
+
     def __init__(self, field_name: str, message: str) -> None:
-        self.field = field_name
-        self.message = message
-        super().__init__(f"{field_name}: {message}")
+        super().__init__(message, field_name)
+        self.args = (f"{field_name}: {message}",)
+
+    def body(self) -> dict[str, Any]:
+        return {self.field: [self.message]}
 
 
 # ====================================================================== parameters

@@ -15,8 +15,8 @@ def _flush() -> None:
     if not getattr(connection, _FLAG, False):
         return
     setattr(connection, _FLAG, False)
+    from .jobs import enqueue_refresh
     from .models import OfflinePackage
-    from .tasks import enqueue_refresh
 
     if OfflinePackage.objects.exists():
         enqueue_refresh()

@@ -8,14 +8,14 @@
 - ``layers.sweep`` (every 5 minutes): the same, plus purging expired tiles — catches up on
   changes the signals cannot see (bulk loads, raw SQL: the triggers logged them) or that were
   made while the worker was down.
+
+They are queued by name through :mod:`.jobs` (which never imports this module).
 """
 
 from __future__ import annotations
 
 import logging
 
-from django.db import transaction
-from procrastinate import exceptions as pexc
 from procrastinate.contrib.django import app
 
 from . import offline, services
@@ -53,27 +53,3 @@ def sweep(timestamp: int) -> dict:
     result = offline.refresh_stale()
     result["tiles_purged"] = services.purge_expired_tiles()
     return result
-
-
-def _defer(task, **kwargs) -> bool:  # type: ignore[no-untyped-def]
-    """Defer in a savepoint: an already-queued job (queueing lock) is not an error and must not
-    abort the caller's transaction."""
-    try:
-        with transaction.atomic():
-            task.defer(**kwargs)
-        return True
-    except pexc.AlreadyEnqueued:
-        return False
-
-
-def enqueue_build(grid_id: int, crs: str = "wgs84") -> bool:
-    """One queued job per grid: a job already waiting builds every queued package of the grid
-    (other coordinate systems too), so a second request need not queue another."""
-    kwargs: dict = {"grid_id": grid_id}
-    if crs != "wgs84":
-        kwargs["crs"] = crs
-    return _defer(build_offline.configure(queueing_lock=f"offline-{grid_id}"), **kwargs)
-
-
-def enqueue_refresh() -> bool:
-    return _defer(refresh_stale)

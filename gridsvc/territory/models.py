@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.contrib.gis.db import models
+from django.contrib.gis.geos import GEOSGeometry, Point
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.core.exceptions import ValidationError
@@ -68,6 +69,19 @@ class Community(models.Model):
         return self.name
 
 
+class GridQuerySet(models.QuerySet):
+    """Grids found by place, done by PostGIS (MapIt's ``AreaManager.by_location`` pattern)."""
+
+    def covering(self, point: Point) -> Grid | None:
+        """The top-level grid covering ``point``; on a shared edge the lowest code wins."""
+        return (
+            self.filter(parent__isnull=True, boundary__covers=point)
+            .select_related("community__street")
+            .order_by("code")
+            .first()
+        )
+
+
 class Grid(models.Model):
     """网格: a polygon of the community with one responsible body.
 
@@ -84,6 +98,8 @@ class Grid(models.Model):
     name = models.CharField(max_length=64)
     boundary = models.MultiPolygonField(srid=SRID)
     responsible_body = models.CharField(max_length=128, blank=True)
+
+    objects = GridQuerySet.as_manager()
 
     class Meta:
         ordering = ["code"]
@@ -128,6 +144,53 @@ class Compound(models.Model):
         return self.name
 
 
+# building → grid and building → compound from the footprint, in one UPDATE: the largest share
+# of the footprint wins, compared to 1e-6 so that float noise cannot decide; ties go to the
+# lowest code, so a building on a shared edge always lands in the same grid
+_DERIVE_SQL = """
+UPDATE territory_building b SET
+  grid_id = (
+    SELECT g.id FROM territory_grid g
+    WHERE g.parent_id IS NULL AND g.boundary && b.footprint
+      AND ST_Intersects(g.boundary, b.footprint)
+    ORDER BY round((ST_Area(ST_Intersection(g.boundary, b.footprint))
+                    / NULLIF(ST_Area(b.footprint), 0))::numeric, 6) DESC NULLS LAST, g.code
+    LIMIT 1),
+  compound_id = (
+    SELECT c.id FROM territory_compound c
+    WHERE c.boundary && b.footprint AND ST_Intersects(c.boundary, b.footprint)
+    ORDER BY round((ST_Area(ST_Intersection(c.boundary, b.footprint))
+                    / NULLIF(ST_Area(b.footprint), 0))::numeric, 6) DESC NULLS LAST, c.code
+    LIMIT 1)
+"""
+
+
+class BuildingManager(models.Manager):
+    """The grid and compound of buildings, derived by PostGIS from their footprints."""
+
+    def derive_containers(self, building_ids: Iterable[int] | None = None) -> int:
+        """Recompute grid and compound of the given buildings (all when None); returns rows."""
+        with connection.cursor() as cur:
+            if building_ids is None:
+                cur.execute(_DERIVE_SQL)
+            else:
+                ids = list(building_ids)
+                if not ids:
+                    return 0
+                cur.execute(_DERIVE_SQL + " WHERE b.id = ANY(%s)", [ids])
+            return cur.rowcount
+
+    def rederive_near(self, geometry: GEOSGeometry) -> int:
+        """After a grid or compound boundary changed: recompute buildings touching
+        ``geometry``."""
+        with connection.cursor() as cur:
+            cur.execute(
+                _DERIVE_SQL + " WHERE b.footprint && ST_GeomFromEWKB(%s)",
+                [bytes(geometry.ewkb)],
+            )
+            return cur.rowcount
+
+
 class Building(models.Model):
     """楼栋: a footprint and a representative point (on the footprint).
 
@@ -149,6 +212,8 @@ class Building(models.Model):
         Compound, on_delete=models.SET_NULL, null=True, blank=True, related_name="buildings"
     )
 
+    objects = BuildingManager()
+
     class Meta:
         ordering = ["code"]
 
@@ -156,9 +221,7 @@ class Building(models.Model):
         if self.footprint is not None and self.point is None:
             self.point = self.footprint.point_on_surface
         super().save(*args, **kwargs)
-        from .services import derive_building_containers
-
-        derive_building_containers([self.pk])
+        Building.objects.derive_containers([self.pk])
         self.refresh_from_db(fields=["grid", "compound"])
 
     def __str__(self) -> str:
@@ -390,9 +453,7 @@ class Place(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         if self.point is not None and self.grid_id is None:
-            from .services import grid_covering
-
-            self.grid = grid_covering(self.point)
+            self.grid = Grid.objects.covering(self.point)
         if self.grid_id and not self.community_id:
             self.community_id = self.grid.community_id
         super().save(*args, **kwargs)

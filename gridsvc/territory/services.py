@@ -3,7 +3,8 @@
 - :func:`derive_building_containers`: building → grid and building → compound, from the
   footprint, in one UPDATE (largest share of the footprint wins, compared to 1e-6 so that
   float noise cannot decide; ties go to the lowest code, so a building on a shared edge
-  always lands in the same grid).
+  always lands in the same grid) — the SQL lives on ``Building.objects`` (the model's save
+  uses it too), the grid covering a point on ``Grid.objects.covering``;
 - :func:`locate`: where a report or visit is — a household/unit/building reference wins,
   else the building whose footprint covers the point, else the nearest building within a
   tolerance; grid and compound by ST_Covers with the lowest code winning on shared edges.
@@ -15,50 +16,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.gis.geos import Point
+from django.contrib.gis.geos import GEOSGeometry, Point
 from django.db import connection
 
 from .models import Building, Community, Compound, Grid, Household, Street, Unit
 
-_DERIVE_SQL = """
-UPDATE territory_building b SET
-  grid_id = (
-    SELECT g.id FROM territory_grid g
-    WHERE g.parent_id IS NULL AND g.boundary && b.footprint
-      AND ST_Intersects(g.boundary, b.footprint)
-    ORDER BY round((ST_Area(ST_Intersection(g.boundary, b.footprint))
-                    / NULLIF(ST_Area(b.footprint), 0))::numeric, 6) DESC NULLS LAST, g.code
-    LIMIT 1),
-  compound_id = (
-    SELECT c.id FROM territory_compound c
-    WHERE c.boundary && b.footprint AND ST_Intersects(c.boundary, b.footprint)
-    ORDER BY round((ST_Area(ST_Intersection(c.boundary, b.footprint))
-                    / NULLIF(ST_Area(b.footprint), 0))::numeric, 6) DESC NULLS LAST, c.code
-    LIMIT 1)
-"""
-
 
 def derive_building_containers(building_ids: Iterable[int] | None = None) -> int:
-    """Recompute grid and compound of the given buildings (all when None); returns rows."""
-    with connection.cursor() as cur:
-        if building_ids is None:
-            cur.execute(_DERIVE_SQL)
-        else:
-            ids = list(building_ids)
-            if not ids:
-                return 0
-            cur.execute(_DERIVE_SQL + " WHERE b.id = ANY(%s)", [ids])
-        return cur.rowcount
+    """Recompute grid and compound of the given buildings (all when None); returns rows
+    (:meth:`~gridsvc.territory.models.BuildingManager.derive_containers`)."""
+    return Building.objects.derive_containers(building_ids)
 
 
-def rederive_buildings_near(geometry) -> int:
+def rederive_buildings_near(geometry: GEOSGeometry) -> int:
     """After a grid or compound boundary changed: recompute buildings touching ``geometry``."""
-    with connection.cursor() as cur:
-        cur.execute(
-            _DERIVE_SQL + " WHERE b.footprint && ST_GeomFromEWKB(%s)",
-            [bytes(geometry.ewkb)],
-        )
-        return cur.rowcount
+    return Building.objects.rederive_near(geometry)
 
 
 def orphan_buildings():
@@ -68,12 +40,7 @@ def orphan_buildings():
 
 def grid_covering(point: Point) -> Grid | None:
     """The top-level grid covering ``point``; on a shared edge the lowest code wins."""
-    return (
-        Grid.objects.filter(parent__isnull=True, boundary__covers=point)
-        .select_related("community__street")
-        .order_by("code")
-        .first()
-    )
+    return Grid.objects.covering(point)
 
 
 def compound_covering(point: Point) -> Compound | None:

@@ -1,0 +1,83 @@
+"""Deferring the cases app's worker jobs by name (the jobs themselves: :mod:`.tasks`).
+
+The rules in :mod:`.services` queue jobs through here, so they never import the tasks that
+call them back (``services`` → ``jobs``, ``tasks`` → ``services``: no cycle). A job is named
+as :mod:`.tasks` registers it (``cases.check``, ``cases.deliver``, ``cases.recompute``).
+
+Bulk loaders (the demo, the city generator) queue nothing inside :func:`paused`: the worker's
+every-minute sweep catches up on the deadlines afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from procrastinate.contrib.django import app
+
+QUEUE = "cases"
+CHECK = "cases.check"
+DELIVER = "cases.deliver"
+RECOMPUTE = "cases.recompute"
+
+_paused: ContextVar[bool] = ContextVar("gridsvc_cases_jobs_paused", default=False)
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """Queue no case job inside the block (bulk loads); nested blocks are fine."""
+    token = _paused.set(True)
+    try:
+        yield
+    finally:
+        _paused.reset(token)
+
+
+def enabled() -> bool:
+    """False inside :func:`paused`."""
+    return not _paused.get()
+
+
+def defer(name: str, *, schedule_at: datetime | None = None, **kwargs: Any) -> None:
+    """Queue the job ``name`` with ``kwargs`` (in the caller's transaction)."""
+    options: dict[str, Any] = {"queue": QUEUE}
+    if schedule_at is not None:
+        options["schedule_at"] = schedule_at
+    app.configure_task(name, **options).defer(**kwargs)
+
+
+def schedule_deadline_checks(case: Any) -> None:
+    """Enqueue clock checks for the case's yellow time and deadline (in the caller's
+    transaction: if it rolls back, so do the jobs)."""
+    if not enabled():
+        return
+    times = []
+    if case.yellow_at and not case.card:
+        times.append(case.yellow_at)
+    if case.due_at:
+        times.append(case.due_at)
+    for when in times:
+        defer(
+            CHECK,
+            schedule_at=max(when, timezone.now()),
+            case_id=case.pk,
+            version=case.deadline_version,
+        )
+
+
+def deliver_inbox_later(message_ids: list[int]) -> None:
+    """After the commit, hand the inbox messages to the notifier (``cases.deliver``)."""
+    if not enabled() or not message_ids:
+        return
+    ids = list(message_ids)
+    transaction.on_commit(lambda: defer(DELIVER, message_ids=ids))
+
+
+def recompute_later(street_id: int | None = None, category_ids: list[int] | None = None) -> None:
+    """After the commit, recompute stored deadlines (a calendar or time-limit change)."""
+    transaction.on_commit(lambda: defer(RECOMPUTE, street_id=street_id, category_ids=category_ids))
