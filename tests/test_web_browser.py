@@ -38,6 +38,7 @@ def test_street_office_page(live_server, committed_demo, monkeypatch):
     # Chromium is installed by scripts/setup.sh: a missing one fails, never skips.
     assert chromium_path(), "chromium missing: run scripts/setup.sh"
     tablet_in_english(live_server.url)  # read-only: before the dispatch changes cases
+    failures_search_exports_and_race(live_server.url)
     laptop_heatmap_filter_and_dispatch(live_server.url)
 
 
@@ -127,6 +128,156 @@ def laptop_heatmap_filter_and_dispatch(url: str) -> None:
         page.screenshot(path=str(ARTIFACTS / "web-dispatch.png"))
 
         assert [e for e in errors if "412" not in e] == []
+
+
+def failures_search_exports_and_race(url: str) -> None:
+    """Issue 22 items 1-4: forced API failures show an error with a retry (never "no cases"),
+    search by case number, the place filter and sorting of the queue, export links, the
+    printable case sheet, and a 412 race that shows the other dispatcher's new deadline."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from gridsvc.accounts.models import Member
+    from gridsvc.cases import services
+    from gridsvc.cases.models import Case
+
+    with browser_page() as (page, errors):
+        login(page, url, "street")
+        # (1) the queue API answers 500: an error with a retry, not "没有案件"; then it recovers
+        fail = {"on": True}
+
+        def queue_route(route):
+            if fail["on"]:
+                route.fulfill(status=500, content_type="application/json", body='{"detail":"boom"}')
+            else:
+                route.continue_()
+
+        page.route("**/api/v1/dispatch/queue/**", queue_route)
+        page.route(
+            "**/api/v1/heatmap/cases/**",
+            lambda route: route.fulfill(status=503, content_type="application/json", body="{}"),
+        )
+        page.reload()
+        wait_ready(page)
+        state = page.locator("#queue-state")
+        assert state.get_attribute("data-state") == "error"
+        assert "500" in state.inner_text() and "没有案件" not in state.inner_text()
+        assert page.locator("[data-count=overdue]").inner_text() == "!"
+        assert "503" in page.locator("#heat-info").inner_text()
+        assert page.locator("#heat-info button.retry").is_visible()
+        fail["on"] = False
+        page.click("#queue-retry")
+        page.locator("#queue li").first.wait_for()
+        assert state.get_attribute("data-state") == "ready"
+        page.unroute("**/api/v1/heatmap/cases/**")
+        page.locator("#heat-info button.retry").click()
+        page.wait_for_function(
+            "() => Number(document.querySelector('#map').dataset.heatTotal) > 0", timeout=10_000
+        )
+
+        # (1) the schema fails: a banner with a retry, the queue says error, not empty
+        page.route("**/api/schema/**", lambda route: route.fulfill(status=502, body="bad gateway"))
+        page.reload()
+        page.wait_for_selector("#banner:not([hidden])", timeout=30_000)
+        assert "502" in page.locator("#banner").inner_text()
+        assert page.locator("#queue-state").get_attribute("data-state") == "error"
+        assert "0 件" not in page.locator("#heat-info").inner_text()
+        page.unroute("**/api/schema/**")
+        page.click("#banner-retry")
+        wait_ready(page)
+        page.locator("#queue li").first.wait_for()
+
+        # (3) sort by age: oldest first; place filter: only that grid's cases, counts follow
+        page.select_option("#queue-sort", "age")
+        times = page.evaluate(
+            "[...document.querySelectorAll('#queue li')].map((li) => "
+            "window.gridsvc.state.queueRows.get(Number(li.dataset.case)).reported_at)"
+        )
+        assert times == sorted(times) and len(times) > 1
+        before = int(page.locator("[data-count=overdue]").inner_text())
+        grid_value = page.locator("#grid-filter option[value^='g:']").first.get_attribute("value")
+        page.select_option("#grid-filter", grid_value)
+        grids = page.evaluate(
+            "[...document.querySelectorAll('#queue li')].map((li) => "
+            "window.gridsvc.state.queueRows.get(Number(li.dataset.case)).grid)"
+        )
+        assert set(grids) <= {int(grid_value[2:])}
+        assert int(page.locator("[data-count=overdue]").inner_text()) <= before
+        page.select_option("#grid-filter", "")
+
+        # (3) search by case number
+        case = Case.objects.filter(grid__isnull=False).order_by("-pk").first()
+        page.fill("#search", case.number)
+        page.press("#search", "Enter")
+        page.wait_for_selector(f"#queue[data-kind=search] li[data-case='{case.pk}']")
+        assert page.locator("#queue li").count() == 1
+        assert page.locator("#queue-state").get_attribute("data-state") == "results"
+        page.fill("#search", "不存在的字样zzz")
+        page.press("#search", "Enter")
+        page.wait_for_selector("#queue-state[data-state=empty]")
+        assert "不存在的字样zzz" in page.locator("#queue-state").inner_text()
+        page.click("#search-clear")
+        page.locator("#queue li").first.wait_for()
+
+        # (4) exports: monthly report, ledgers, layers reachable; the case sheet prints alone
+        page.click(".tabs [data-tab=exports]")
+        monthly = page.locator("[data-export=monthly-xlsx]")
+        href = monthly.get_attribute("href")
+        assert "/api/v1/reports/monthly/" in href and "format=xlsx" in href
+        answer = page.request.get(f"{url}{href}")
+        assert answer.status == 200, answer.status
+        ledger = page.locator("[data-export^=ledger-]")
+        assert ledger.count() == 7
+        assert page.request.get(f"{url}{ledger.first.get_attribute('href')}").status == 200
+        assert page.locator("[data-export=cases-geojson]").count() == 1
+        page.click(".tabs [data-tab=queue]")
+        target = page.locator("#queue li:not(.card-red)").first
+        case_id = int(target.get_attribute("data-case"))
+        target.locator(".title button").click()
+        page.wait_for_selector(f"#case-detail[data-case='{case_id}'][data-state=ready]")
+        page.emulate_media(media="print")
+        page.evaluate("document.body.classList.add('printing-case')")
+        assert not page.locator("#map").is_visible()
+        assert not page.locator(".topbar").is_visible()
+        assert page.locator("#case-detail .timeline").is_visible()
+        assert page.locator("#case-detail .print-head").is_visible()
+        page.screenshot(path=str(ARTIFACTS / "web-case-sheet.png"), full_page=True)
+        page.evaluate("document.body.classList.remove('printing-case')")
+        page.emulate_media(media="screen")
+
+        # (2) a 412 race: another dispatcher sets a new deadline meanwhile; the card shows the
+        # change and the action runs only when confirmed again
+        page.click(".tabs [data-tab=queue]")
+        other = page.locator("#queue li:not(.card-red)").first
+        other_id = int(other.get_attribute("data-case"))
+        new_due = timezone.now() + timedelta(days=9)
+        services.act(
+            other_id,
+            "set_deadline",
+            Member.objects.get(username="street2"),
+            data={"due_at": new_due.isoformat()},
+        )
+        version = Case.objects.get(pk=other_id).version
+        other.locator("[data-action=set_deadline]").click()
+        other.locator("form[data-form=set_deadline] button[type=submit]").click()
+        error = other.locator(".action-error[data-status='412']")
+        error.wait_for()
+        change = error.locator("li[data-field=due_l]")
+        assert change.count() == 1
+        shown = page.evaluate(
+            "(iso) => new Date(iso).toLocaleString('zh-CN', { hour12: false, month: '2-digit',"
+            " day: '2-digit', hour: '2-digit', minute: '2-digit' })",
+            new_due.isoformat(),
+        )
+        assert shown in change.inner_text()
+        assert shown in other.locator(".meta").inner_text()
+        assert Case.objects.get(pk=other_id).version == version  # nothing overwritten
+        submit = other.locator("form[data-form=set_deadline] button[type=submit][data-again='1']")
+        submit.click()
+        page.wait_for_selector(f"#queue li[data-case='{other_id}']", state="detached")
+        assert Case.objects.get(pk=other_id).version == version + 1
+        assert [e for e in errors if not any(s in e for s in ("412", "500", "502", "503"))] == []
 
 
 def tablet_in_english(url: str) -> None:

@@ -94,3 +94,16 @@ def test_page_has_no_inline_script_or_style_attribute():
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), tpl
         assert not re.search(r"\sstyle=\"", text), tpl
         assert not re.search(r"\son[a-z]+=\"", text), tpl
+
+
+def test_page_offers_exports_search_and_print(demo):
+    from django.test import Client
+
+    client = Client()
+    r = client.post("/login/", {"username": "street", "password": "gridsvc-demo"})
+    assert r.status_code == 302
+    html = client.get("/").content.decode()
+    for needle in ('id="search"', 'id="queue-sort"', 'id="grid-filter"', 'data-tab="exports"'):
+        assert needle in html, needle
+    css = (STATIC / "static" / "web" / "app.css").read_text()
+    assert "@media print" in css

@@ -35,6 +35,17 @@
     failed: "Failed", details: "Details", reported_at: "Reported", cells: "cells",
     hex: "hex bins", kde: "density (client-side)", max: "max", choropleth_local: "computed in the page",
     ethnic_religious: "Ethnic/religious", group_incident: "Group incident", petition_risk: "Petition risk",
+    place: "Grid", all_places: "All grids", retry: "Retry", search: "Search", clear: "Clear",
+    search_ph: "Case number, address, building or words", sort: "Sort", sort_deadline: "Deadline first",
+    sort_priority: "Priority", sort_age: "Oldest first", t_exports: "Exports",
+    monthly_report: "Monthly work report", report_scope: "Scope", ledgers: "Grid ledgers (xlsx)",
+    layer_exports: "Layer exports", export_note: "Exports cover your territory only, personal data masked; every download is logged.",
+    load_failed: "Could not load", schema_failed: "Could not read the API description; nothing can be shown.",
+    tiles_failed: "Map tiles could not be loaded; the territory is missing.", search_results: "Search results",
+    no_results: "No case matches", changed: "Changed meanwhile", ask_again: "Check the changes above and confirm again",
+    again: "Confirm again", print: "Print case sheet", printed_at: "Printed",
+    street_all: "Whole street", community: "Community", before: "was", now: "now", handler_l: "Handler",
+    status_l: "State", level_l: "Level", due_l: "Deadline", card_l: "Card", dept_l: "Department",
     outside: "outside every grid", due_at: "due", new_due: "New deadline", suggested: "suggested grid", n_people: "",
   };
   const STATUS_EN = {
@@ -86,6 +97,7 @@
     month: 12, category: "", status: "", metric: "open", queue: "overdue",
     paths: new Set(), map: null, charts: {}, cases: [], grids: null, categories: [],
     departments: null, queueRows: new Map(), counts: {}, selected: null, busy: 0,
+    place: "", sort: "deadline", search: null, queueStatus: {}, communities: [],
   };
 
   // ------------------------------------------------------------------ helpers
@@ -103,7 +115,8 @@
     if (opts.method && opts.method !== "GET") opts.headers["X-CSRFToken"] = csrf();
     state.busy += 1; document.body.dataset.busy = String(state.busy);
     try {
-      const r = await fetch(path, opts);
+      let r;
+      try { r = await fetch(path, opts); } catch (e) { return { ok: false, status: 0, body: { detail: String(e) }, headers: new Headers() }; }
       const text = await r.text();
       let body = null;
       try { body = text ? JSON.parse(text) : null; } catch (e) { body = { detail: text.slice(0, 300) }; }
@@ -170,6 +183,7 @@
   function translatePage() {
     document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
     document.querySelectorAll("[data-i18n]").forEach((n) => { n.textContent = t(n.dataset.i18n, n.textContent); });
+    document.querySelectorAll("[data-i18n-placeholder]").forEach((n) => { n.placeholder = t(n.dataset.i18nPlaceholder, n.placeholder); });
     if (lang === "en") document.title = "Grid management · street dispatch";
     const toggle = document.getElementById("lang-toggle");
     toggle.textContent = lang === "en" ? "中文" : "English";
@@ -214,6 +228,19 @@
       map.addSource("buildings", { type: "geojson", data: buildings.ok ? buildings.body : { type: "FeatureCollection", features: [] } });
     }
     const src = (layer) => (tiles ? { source: layer, "source-layer": layer } : { source: layer });
+    map.on("error", (e) => {
+      if (!["grids", "compounds", "buildings"].includes(e.sourceId)) return;
+      document.getElementById("map").dataset.tiles = "error";
+      banner(`${t("tiles_failed", "地图瓦片加载失败,辖区图层缺失。")} ${e.error && e.error.status ? `(${e.error.status})` : ""}`, async () => {
+        document.getElementById("map").dataset.tiles = "";
+        for (const layer of ["grids", "compounds", "buildings"]) {
+          const source = map.getSource(layer);
+          const spec = tileSource(layer);
+          if (source && spec && spec.url && source.setUrl) source.setUrl(spec.url);
+          else if (source && spec && spec.tiles && source.setTiles) source.setTiles(spec.tiles);
+        }
+      });
+    });
     map.addLayer({ id: "grid-fill", type: "fill", paint: { "fill-color": "#ffffff", "fill-opacity": 0.7 }, ...src("grids") });
     map.addSource("choropleth", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
     map.addLayer({ id: "choropleth", type: "fill", source: "choropleth", paint: { "fill-color": "#c6dbef", "fill-opacity": 0.55 } });
@@ -246,11 +273,12 @@
     let url = `${API}/cases/?${p}`;
     for (let page = 0; url && page < 10; page += 1) { // the street's cases of a year: a few pages at most
       const r = await api(url);
-      if (!r.ok) break;
+      if (!r.ok) { state.casesFailed = r; state.cases = out; banner(`${t("cases", "案件")}: ${failText(r)}`, () => refreshCases()); return; }
       out.push(...rows(r.body));
       url = r.body && r.body.next ? new URL(r.body.next, location.origin).pathname + new URL(r.body.next, location.origin).search : null;
     }
     state.cases = out;
+    state.casesFailed = null;
   }
   function casesGeoJSON() {
     return {
@@ -264,6 +292,7 @@
   function refreshPins() {
     const map = state.map;
     const data = casesGeoJSON();
+    data.features = data.features.filter((f) => passesFilters(state.cases.find((c) => c.id === f.id) || {}) || !state.place);
     if (map.getSource("pins")) { map.getSource("pins").setData(data); return; }
     map.addSource("pins", { type: "geojson", data });
     map.addLayer({ id: "pins", type: "circle", source: "pins", minzoom: 13, paint: {
@@ -302,7 +331,11 @@
       const seq = (refreshHeatmap.seq = (refreshHeatmap.seq || 0) + 1);
       const r = await api(`${API}/heatmap/cases/?${p}`);
       if (seq !== refreshHeatmap.seq) return; // a newer request is on its way
-      if (!r.ok) { info.textContent = `${t("failed", "失败")} ${r.status}`; return; }
+      if (!r.ok) {
+        info.replaceChildren(el("span", { class: "state-error" }, failText(r)), " ", el("button", { type: "button", class: "retry", onclick: () => refreshHeatmap() }, t("retry", "重试")));
+        mapBox.dataset.heatTotal = "error";
+        return;
+      }
       const feats = r.body.features || [];
       const max = Math.max(1, ...feats.map((f) => f.properties.count || 0));
       const total = r.body.total ?? feats.reduce((s, f) => s + (f.properties.count || 0), 0);
@@ -328,6 +361,7 @@
         } }, "grid-line");
       }
       const total = state.cases.filter((c) => c.lon !== null).length;
+      if (state.casesFailed) { info.textContent = failText(state.casesFailed); mapBox.dataset.heatTotal = "error"; return; }
       info.textContent = `${t("kde", "密度")} · ${total} ${t("cases", "件")}`;
       mapBox.dataset.heatCells = String(total);
       mapBox.dataset.heatTotal = String(total);
@@ -363,7 +397,10 @@
     const info = document.getElementById("choropleth-info");
     if (has(`${API}/choropleth/grids/`)) {
       const r = await api(`${API}/choropleth/grids/?${layerQuery()}`);
-      if (!r.ok) { info.textContent = `${t("failed", "失败")} ${r.status}`; return; }
+      if (!r.ok) {
+        info.replaceChildren(el("span", { class: "state-error" }, failText(r)), " ", el("button", { type: "button", class: "retry", onclick: () => refreshChoropleth() }, t("retry", "重试")));
+        return;
+      }
       data = r.body; info.textContent = "";
     } else {
       data = localChoropleth(); info.textContent = t("choropleth_local", "由页面按案件计算");
@@ -395,25 +432,92 @@
     if (c.supervised_at) out.push(el("span", { class: "badge sup" }, t("supervised", "督办")));
     return el("span", { class: "badges" }, out);
   }
+  /** The error text of a failed answer: status and the server's detail (0 = no answer). */
+  const failText = (r) => `${t("load_failed", "加载失败")} (${r.status || "网络"})${r.body && r.body.detail ? `: ${String(r.body.detail).slice(0, 120)}` : ""}`;
+  /** Show one of loading / empty / error / ready under the queue; error offers a retry. */
+  function queueState(kind, text, retry) {
+    const box = document.getElementById("queue-state");
+    box.dataset.state = kind;
+    box.hidden = kind === "ready";
+    document.getElementById("queue-state-text").textContent = text || "";
+    const btn = document.getElementById("queue-retry");
+    btn.hidden = !retry;
+    btn.onclick = retry || null;
+  }
   async function refreshQueue() {
-    if (!has(`${API}/dispatch/queue/`)) { document.getElementById("queue-empty").hidden = false; return; }
+    if (!has(`${API}/dispatch/queue/`)) {
+      if (!state.schemaOk) { queueState("error", t("schema_failed", "无法读取接口说明,无法显示案件。"), () => location.reload()); return; }
+      document.querySelector('[data-tab="queue"]').hidden = true; return;
+    }
     const kinds = ["unrouted", "overdue", "flagged"];
+    if (!state.search) { document.getElementById("queue").replaceChildren(); queueState("loading", t("loading", "加载中…")); }
     const answers = await Promise.all(kinds.map((k) => api(`${API}/dispatch/queue/?kind=${k}`)));
     kinds.forEach((k, i) => {
-      const list = answers[i].ok ? rows(answers[i].body) : [];
-      state.counts[k] = list;
-      const badge = document.querySelector(`[data-count="${k}"]`);
-      badge.textContent = answers[i].ok ? String(list.length) : "!";
+      state.counts[k] = answers[i].ok ? rows(answers[i].body) : [];
+      state.queueStatus[k] = answers[i].ok ? null : answers[i];
     });
     renderQueue();
   }
+  /** Does a case pass the place (grid / community) and category filters of the header? */
+  function passesFilters(c) {
+    if (state.place.startsWith("g:") && String(c.grid || c.suggested_grid) !== state.place.slice(2)) return false;
+    if (state.place.startsWith("c:") && String(c.community) !== state.place.slice(2)) return false;
+    if (state.category) {
+      const code = c.category_code || "";
+      if (code !== state.category && !code.startsWith(`${state.category}.`)) {
+        const cat = state.categories.find((x) => x.code === code);
+        const parent = cat && state.categories.find((x) => x.id === cat.parent);
+        if (!parent || parent.code !== state.category) return false;
+      }
+    }
+    return true;
+  }
+  const SORTS = {
+    deadline: (a, b) => (a.due_at ? Date.parse(a.due_at) : Infinity) - (b.due_at ? Date.parse(b.due_at) : Infinity) || a.id - b.id,
+    priority: (a, b) => (a.priority || 3) - (b.priority || 3) || (a.due_at ? Date.parse(a.due_at) : Infinity) - (b.due_at ? Date.parse(b.due_at) : Infinity) || a.id - b.id,
+    age: (a, b) => Date.parse(a.reported_at) - Date.parse(b.reported_at) || a.id - b.id,
+  };
   function renderQueue() {
     const list = document.getElementById("queue");
-    const items = state.counts[state.queue] || [];
+    for (const k of ["unrouted", "overdue", "flagged"]) {
+      const badge = document.querySelector(`[data-count="${k}"]`);
+      if (badge) badge.textContent = state.queueStatus[k] ? "!" : String((state.counts[k] || []).filter(passesFilters).length);
+    }
+    let items;
+    let failed = null;
+    if (state.search) {
+      items = state.search.items.filter(passesFilters);
+      failed = state.search.failed;
+      list.dataset.kind = "search";
+    } else {
+      items = (state.counts[state.queue] || []).filter(passesFilters);
+      failed = state.queueStatus[state.queue];
+      list.dataset.kind = state.queue;
+    }
+    items = [...items].sort(SORTS[state.sort] || SORTS.deadline);
     state.queueRows = new Map(items.map((c) => [c.id, c]));
     list.replaceChildren(...items.map((c) => queueItem(c)));
-    document.getElementById("queue-empty").hidden = items.length > 0;
-    list.dataset.kind = state.queue;
+    if (failed) queueState("error", failText(failed), state.search ? () => runSearch(state.search.q) : () => refreshQueue());
+    else if (!items.length) queueState("empty", state.search ? `${t("no_results", "没有符合条件的案件")}: “${state.search.q}”` : t("empty", "没有案件"));
+    else if (state.search) queueState("results", `${t("search_results", "搜索结果")} · ${items.length} ${t("cases", "件")}`);
+    else queueState("ready");
+  }
+  /** Search the cases the caller may see (/cases/?q=): number, address, building, words. */
+  async function runSearch(q) {
+    q = (q || "").trim();
+    document.getElementById("search-clear").hidden = !q;
+    if (!q) { state.search = null; renderQueue(); return; }
+    document.querySelectorAll(".queue-filters button").forEach((n) => n.classList.remove("active"));
+    state.search = { q, items: [], failed: null };
+    document.getElementById("queue").replaceChildren();
+    queueState("loading", t("loading", "加载中…"));
+    const p = new URLSearchParams({ q, page_size: "100" });
+    if (state.place.startsWith("g:")) p.set("grid", state.place.slice(2));
+    if (state.category) p.set("category", state.category);
+    const r = await api(`${API}/cases/?${p}`);
+    if (!state.search || state.search.q !== q) return;
+    state.search = { q, items: r.ok ? rows(r.body) : [], failed: r.ok ? null : r };
+    renderQueue();
   }
   function gridName(id) {
     const f = state.grids && (state.grids.features || []).find((g) => g.id === id);
@@ -517,21 +621,39 @@
     }
     const b = r.body || {};
     let msg;
+    let changes = [];
     if (r.status === 412) {
-      msg = t("e412", "案件已被他人修改(412),卡片已刷新为最新版本,请核对后重试。");
+      const before = { ...c };
       const fresh = await api(`${API}/cases/${c.id}/`);
       if (fresh.ok) Object.assign(c, fresh.body, { etag: fresh.headers.get("ETag") });
       else if (r.headers.get("ETag")) c.etag = r.headers.get("ETag");
+      changes = caseChanges(before, c);
+      msg = `${t("e412", "案件已被他人修改(412),卡片已刷新为最新版本,请核对后重试。")}`;
+      const area = error.closest("li[data-case], .case-detail");
+      const meta = area && area.querySelector(".meta");
+      if (meta) meta.textContent = caseMeta(c);
+      const submit = error.parentElement.querySelector("form button[type=submit]");
+      if (submit) { submit.textContent = `${t("again", "核对后再次确认")}`; submit.dataset.again = "1"; }
     } else if (r.status === 409) {
       msg = `${t("e409", "当前状态不允许此操作(409)。")} ${statusLabel(b.status || c.status)} · ${t("allowed", "可执行")}: ${(b.allowed || []).join(", ") || "—"}`;
     } else {
       const detail = Object.entries(b).filter(([k]) => k !== "detail").map(([k, v]) => `${k}: ${[].concat(v).join(" ")}`).join("; ");
       msg = `${t("failed", "失败")} (${r.status}): ${b.detail || detail || ""}`;
     }
-    error.textContent = msg;
+    error.replaceChildren(el("div", {}, msg), changes.length ? el("ul", { class: "changes" }, changes.map(([key, zh, a, b]) => el("li", { "data-field": key },
+      el("b", {}, t(key, zh)), `: ${a || "—"} → `, el("strong", {}, b || "—")))) : null,
+    r.status === 412 ? el("div", { class: "small" }, t("ask_again", "请核对上面的变化,再次确认才会执行。")) : null);
     error.hidden = false;
     error.dataset.status = String(r.status);
     toast(`${c.number}: ${msg}`, true);
+  }
+  /** What another dispatcher changed between the version the page showed and the fresh one. */
+  function caseChanges(a, b) {
+    const fields = [["status_l", "状态", (c) => statusLabel(c.status)], ["due_l", "期限", (c) => (c.due_at ? fmtTime(c.due_at) : "")],
+      ["handler_l", "处置人", (c) => c.handler_name || ""], ["level_l", "层级", (c) => levelLabel(c.level)],
+      ["dept_l", "部门", (c) => c.department_name || ""], ["card_l", "红黄牌", (c) => (c.card ? t(c.card, c.card === "red" ? "红牌" : "黄牌") : "")],
+      ["supervised", "督办", (c) => (c.supervised_at ? fmtTime(c.supervised_at) : "")]];
+    return fields.map(([key, zh, f]) => [key, zh, f(a), f(b)]).filter(([, , x, y]) => x !== y);
   }
   async function afterAction(id) {
     await Promise.all([refreshQueue(), refreshCases()]);
@@ -572,9 +694,15 @@
     state.selected = id;
     const box = document.getElementById("case-detail");
     if (!has(`${API}/cases/{id}/`)) return;
+    box.className = "muted"; box.dataset.state = "loading"; box.textContent = t("loading", "加载中…");
     const [r, ev] = await Promise.all([api(`${API}/cases/${id}/`),
       has(`${API}/cases/{id}/events/`) ? api(`${API}/cases/${id}/events/`) : Promise.resolve({ ok: false })]);
-    if (!r.ok) { box.textContent = `${t("failed", "失败")} (${r.status})`; return; }
+    if (!r.ok) {
+      box.dataset.state = "error";
+      box.replaceChildren(el("span", {}, failText(r)), " ", el("button", { type: "button", class: "retry", onclick: () => showCase(id, false) }, t("retry", "重试")));
+      return;
+    }
+    box.dataset.state = "ready";
     const c = Object.assign(r.body, { etag: r.headers.get("ETag") });
     const history = ev.ok ? ev.body : { chain: [], events: [], route_reason: c.route_reason };
     const chainSteps = history.chain || [];
@@ -591,7 +719,9 @@
     box.className = "case-detail";
     box.dataset.case = String(c.id);
     box.replaceChildren(
+      el("div", { class: "print-head" }, `${t("title", "网格化管理 · 街道调度")} · ${t("printed_at", "打印于")} ${new Date().toLocaleString(lang === "en" ? "en-GB" : "zh-CN", { hour12: false })}`),
       el("h3", {}, badges(c), `${c.number} ${c.category_name || ""}`),
+      el("button", { type: "button", class: "print-btn no-print", "data-print": "case", onclick: () => printCase() }, `🖨 ${t("print", "打印案件单")}`),
       el("p", { class: "subject" }, c.title || ""),
       el("p", {}, c.description || ""),
       el("p", { class: "meta" }, caseMeta(c)),
@@ -601,6 +731,54 @@
       el("p", { class: "muted small route-reason" }, history.route_reason || c.route_reason || ""),
       el("h4", {}, t("timeline", "处置记录")), timeline);
     if (c.lon !== null && c.lat !== null && state.map) state.map.easeTo({ center: [c.lon, c.lat], zoom: Math.max(state.map.getZoom(), 16), duration: 300 });
+  }
+
+  /** Print the case sheet: the print stylesheet shows only the case detail (chain, timeline). */
+  function printCase() {
+    document.body.classList.add("printing-case");
+    const done = () => { document.body.classList.remove("printing-case"); window.removeEventListener("afterprint", done); };
+    window.addEventListener("afterprint", done);
+    window.print();
+  }
+
+  // ------------------------------------------------------------------ exports
+  function lastCompleteMonth(back = 1) { return monthLabel(monthStart(back)); }
+  async function setupExports() {
+    const tab = document.querySelector('[data-tab="exports"]');
+    const monthly = has(`${API}/reports/monthly/`);
+    const ledgers = has(`${API}/reports/ledgers/{grid}/`);
+    const layers = has(`${API}/reports/export/{layer}/`);
+    if (!monthly && !ledgers && !layers) { tab.hidden = true; return; }
+    const month = document.getElementById("report-month");
+    for (let back = 1; back <= 12; back += 1) month.append(el("option", { value: lastCompleteMonth(back) }, lastCompleteMonth(back)));
+    const scope = document.getElementById("report-scope");
+    const streets = has(`${API}/streets/`) ? await api(`${API}/streets/`) : { ok: false };
+    for (const st of streets.ok ? rows(streets.body) : []) scope.append(el("option", { value: `street=${st.code}` }, `${st.name} (${t("street_all", "全街道")})`));
+    for (const cm of state.communities) scope.append(el("option", { value: `community=${cm.code}` }, cm.name));
+    const reportLinks = () => {
+      const q = `${scope.value}&month=${month.value}`;
+      document.getElementById("report-links").replaceChildren(...(monthly && scope.value ? ["xlsx", "pdf"].map((f) => el("a", {
+        href: `${API}/reports/monthly/?${q}&format=${f}`, download: "", "data-export": `monthly-${f}`, class: "button" }, `${month.value} ${f.toUpperCase()}`)) : []));
+    };
+    month.addEventListener("change", reportLinks); scope.addEventListener("change", reportLinks);
+    reportLinks();
+    if (!monthly) document.getElementById("report-links").closest(".tab").querySelector("h3").hidden = true;
+    const year = new Date().getFullYear();
+    document.getElementById("ledger-links").replaceChildren(...(ledgers ? (state.grids.features || []).map((g) => el("li", {},
+      el("a", { href: `${API}/reports/ledgers/${encodeURIComponent(g.properties.code)}/?year=${year}`, download: "", "data-export": `ledger-${g.properties.code}` },
+        `${g.properties.name} · ${year}`))) : []));
+    const LAYER_NAMES = { grids: ["网格", "Grids"], compounds: ["小区", "Compounds"], buildings: ["楼栋", "Buildings"], places: ["场所", "Places"], cases: ["案件", "Cases"] };
+    document.getElementById("layer-links").replaceChildren(...(layers ? Object.entries(LAYER_NAMES).map(([layer, names]) => el("tr", { "data-layer": layer },
+      el("td", {}, names[lang === "en" ? 1 : 0]),
+      ...["geojson", "gpkg", "shp"].map((f) => el("td", {}, el("a", { href: `${API}/reports/export/${layer}/?format=${f}`, download: "", "data-export": `${layer}-${f}` }, f)))) ) : []));
+  }
+
+  /** A page-wide problem (schema, tiles) in the banner at the top, with a retry. */
+  function banner(text, retry) {
+    const box = document.getElementById("banner");
+    document.getElementById("banner-text").textContent = text;
+    box.hidden = false;
+    document.getElementById("banner-retry").onclick = async () => { box.hidden = true; await retry(); };
   }
 
   // ------------------------------------------------------------------ visits
@@ -694,6 +872,18 @@
   }
 
   // ------------------------------------------------------------------ filters and wiring
+  /** The place filter: each community, then its grids (applies to the queue, search and pins). */
+  async function loadPlaces() {
+    const sel = document.getElementById("grid-filter");
+    const r = has(`${API}/communities/`) ? await api(`${API}/communities/`) : { ok: false };
+    state.communities = r.ok ? rows(r.body) : [];
+    const grids = (state.grids.features || []);
+    for (const cm of state.communities) {
+      sel.append(el("option", { value: `c:${cm.id}` }, `${cm.name}(${t("community", "社区")})`));
+      for (const g of grids.filter((x) => x.properties.community === cm.id)) sel.append(el("option", { value: `g:${g.id}` }, `\u3000${g.properties.name}`));
+    }
+    for (const g of grids.filter((x) => !state.communities.some((cm) => cm.id === x.properties.community))) sel.append(el("option", { value: `g:${g.id}` }, g.properties.name));
+  }
   async function loadCategories() {
     if (!has(`${API}/categories/`)) return;
     const r = await api(`${API}/categories/`);
@@ -734,7 +924,14 @@
         month.value = String(m); monthOut(); state.month = m; refreshCases();
       }, 1500);
     });
-    document.getElementById("category").addEventListener("change", (e) => { state.category = e.target.value; refreshCases(); });
+    document.getElementById("category").addEventListener("change", (e) => { state.category = e.target.value; renderQueue(); refreshCases(); });
+    document.getElementById("grid-filter").addEventListener("change", (e) => { state.place = e.target.value; renderQueue(); refreshPins(); });
+    document.getElementById("queue-sort").addEventListener("change", (e) => { state.sort = e.target.value; renderQueue(); });
+    document.getElementById("search-form").addEventListener("submit", (e) => { e.preventDefault(); runSearch(document.getElementById("search").value); });
+    document.getElementById("search-clear").addEventListener("click", () => {
+      document.getElementById("search").value = ""; runSearch("");
+      document.querySelector(`.queue-filters [data-queue="${state.queue}"]`).classList.add("active");
+    });
     document.getElementById("state").addEventListener("change", (e) => { state.status = e.target.value; refreshCases(); });
     document.getElementById("metric").addEventListener("change", (e) => { state.metric = e.target.value; refreshChoropleth(); });
     for (const [box, layers] of [["show-heat", ["heat"]], ["show-choropleth", ["choropleth"]], ["show-pins", ["pins"]]]) {
@@ -744,7 +941,9 @@
     document.getElementById("fig-month").addEventListener("change", refreshFigures);
     document.querySelectorAll(".queue-filters button").forEach((b) => b.addEventListener("click", () => {
       document.querySelectorAll(".queue-filters button").forEach((n) => n.classList.remove("active"));
-      b.classList.add("active"); state.queue = b.dataset.queue; renderQueue();
+      b.classList.add("active"); state.queue = b.dataset.queue;
+      if (state.search) { state.search = null; document.getElementById("search").value = ""; document.getElementById("search-clear").hidden = true; }
+      renderQueue();
     }));
     let timer = null;
     state.map.on("moveend", () => {
@@ -779,15 +978,24 @@
     monthOut();
     fillFigureMonths();
     const schema = await api("/api/schema/?format=json");
-    state.paths = new Set(Object.keys((schema.body && schema.body.paths) || {}));
+    state.schemaOk = schema.ok && !!(schema.body && schema.body.paths);
+    state.paths = new Set(Object.keys((state.schemaOk && schema.body.paths) || {}));
     const map = await buildMap();
+    if (!state.schemaOk) {
+      // Without the API description the page cannot tell what exists: say so, never "no cases".
+      banner(`${t("schema_failed", "无法读取接口说明,无法显示案件。")} ${failText(schema)}`, () => location.reload());
+      await refreshQueue();
+      document.getElementById("heat-info").textContent = failText(schema);
+      document.body.dataset.ready = "1";
+      return;
+    }
     await addTerritoryLayers(map);
-    await loadCategories();
+    await Promise.all([loadCategories(), loadPlaces()]);
     wireControls();
-    await Promise.all([refreshCases(), refreshQueue(), refreshVisits()]);
+    await Promise.all([refreshCases(), refreshQueue(), refreshVisits(), setupExports()]);
     state.loaded = true;
     await settle();
   }
-  window.gridsvc = { state, refreshCases, refreshQueue, showCase, selectTab };
+  window.gridsvc = { state, refreshCases, refreshQueue, showCase, selectTab, runSearch };
   main().catch((e) => { console.error(e); toast(String(e), true); });
 })();
