@@ -45,7 +45,18 @@ class MayEditRules(BasePermission):
         return may_edit_rules(request.user)
 
 
-class CalendarDaySerializer(serializers.ModelSerializer):
+class _StreetScopedSerializer(serializers.ModelSerializer):
+    """A per-street row: a street outside the dispatcher's streets is "not found"."""
+
+    def validate_street(self, value: Any) -> Any:
+        user = self.context["request"].user
+        if value is not None and not user.is_superuser:
+            if value.pk not in dispatcher_street_ids(user):
+                raise serializers.ValidationError("not found")
+        return value
+
+
+class CalendarDaySerializer(_StreetScopedSerializer):
     class Meta:
         model = CalendarDay
         fields = ["id", "street", "date", "is_workday", "note"]
@@ -56,7 +67,7 @@ class HolidaySerializer(serializers.Serializer):
     name = serializers.CharField()
 
 
-class CalendarYearSerializer(serializers.ModelSerializer):
+class CalendarYearSerializer(_StreetScopedSerializer):
     status = serializers.SerializerMethodField()
     statutory_holidays = serializers.SerializerMethodField()
 
@@ -76,7 +87,7 @@ class CalendarYearSerializer(serializers.ModelSerializer):
         return [{"date": d.isoformat(), "name": days[d]} for d in sorted(days)]
 
 
-class WorkingHoursSerializer(serializers.ModelSerializer):
+class WorkingHoursSerializer(_StreetScopedSerializer):
     class Meta:
         model = WorkingHours
         fields = ["id", "street", "periods"]

@@ -152,3 +152,103 @@ def test_a_time_limit_edit_recomputes_an_open_rule_deadline_across_new_year(
     assert AuditEntry.objects.filter(
         object_type="rules.timelimit", object_id=str(limit.pk), actor__username="street"
     ).exists()
+
+
+# --- foreign ids in rule bodies (used by tests/test_scoping_matrix.py's BODY_ID_PROBES) -----
+_RULE_PATHS = {
+    "street": {
+        "/api/v1/rules/calendar-days/": lambda s: {
+            "street": s,
+            "date": "2027-03-03",
+            "is_workday": False,
+        },
+        "/api/v1/rules/calendar-years/": lambda s: {"street": s, "year": 2031},
+        "/api/v1/rules/working-hours/": lambda s: {"street": s, "periods": [["09:00", "17:00"]]},
+    },
+}
+
+
+def _rule_street_probe(method: str, path: str) -> object:
+    """A dispatcher sends another street's id: 400 "not found", nothing written."""
+
+    def probe(demo, member_client) -> None:  # type: ignore[no-untyped-def]
+        from gridsvc.supervision.models import WorkingHours
+        from gridsvc.territory.models import Street
+
+        other = Street.objects.create(code="620103097", name="别的街道")
+        client = member_client("street")
+        body = _RULE_PATHS["street"][path](other.pk)
+        model = {"calendar-days": CalendarDay, "calendar-years": CalendarYear}.get(
+            path.split("/")[-2], WorkingHours
+        )
+        if method == "POST":
+            r = client.post(path, body, format="json")
+        else:
+            mine = client.post(path, _RULE_PATHS["street"][path](demo.street.pk), format="json")
+            assert mine.status_code == 201, mine.content
+            url = f"{path}{mine.json()['id']}/"
+            r = getattr(client, method.lower())(url, body, format="json")
+        assert r.status_code == 400 and r.json().get("street") == ["not found"], r.content
+        assert not model.objects.filter(street=other).exists()
+
+    return probe
+
+
+def _rule_catalogue_probe(method: str, path: str, field: str) -> object:
+    """Categories are one catalogue: an unknown id is refused, and field roles get 403."""
+
+    def probe(demo, member_client) -> None:  # type: ignore[no-untyped-def]
+        from gridsvc.cases.models import Category
+
+        target = (
+            TimeLimit.objects.order_by("id").first()
+            if "time-limits" in path
+            else Category.objects.get(code="neighbour.noise")
+        )
+        url = path if method == "POST" else f"{path}{target.pk}/"
+        body = {field: 999999}
+        if method != "PATCH":
+            body = (
+                {"stage": "handle", "level": "", "amount": 1, "unit": "working_days", **body}
+                if "time-limits" in path
+                else {"code": "x.y", "name": "x", "kind": "dispute", **body}
+            )
+        assert (
+            getattr(member_client("grid1"), method.lower())(url, body, format="json").status_code
+            == 403
+        )
+        r = getattr(member_client("street"), method.lower())(url, body, format="json")
+        assert r.status_code == 400 and field in r.json(), r.content
+
+    return probe
+
+
+RULES_BODY_ID_PROBES: dict[tuple[str, str, str], object] = {}
+for _m in ("POST", "PUT", "PATCH"):
+    for _p in _RULE_PATHS["street"]:
+        _key_path = _p if _m == "POST" else _p + "{id}/"
+        RULES_BODY_ID_PROBES[(_m, _key_path, "street")] = _rule_street_probe(_m, _p)
+    for _p, _f in (
+        ("/api/v1/rules/time-limits/", "category"),
+        ("/api/v1/rules/categories/", "parent"),
+    ):
+        _key_path = _p if _m == "POST" else _p + "{id}/"
+        RULES_BODY_ID_PROBES[(_m, _key_path, _f)] = _rule_catalogue_probe(_m, _p, _f)
+
+#: the rules endpoints are not about territory: street office only, per-street rows scoped
+RULES_ALLOWED: dict[str, str] = {}
+for _r in (
+    "calendar-days",
+    "calendar-years",
+    "working-hours",
+    "time-limits",
+    "categories",
+    "flag-rules",
+):
+    for _m in ("GET", "POST"):
+        RULES_ALLOWED[f"{_m} /api/v1/rules/{_r}/"] = (
+            "rules (calendar, time limits, categories): street office only, 403 for field "
+            "roles; per-street rows scoped to the dispatcher's streets (tests/test_calendar_rules.py)"
+        )
+    for _m in ("GET", "PUT", "PATCH") + (() if _r == "categories" else ("DELETE",)):
+        RULES_ALLOWED[f"{_m} /api/v1/rules/{_r}/<pk>/"] = RULES_ALLOWED[f"GET /api/v1/rules/{_r}/"]

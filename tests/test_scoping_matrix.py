@@ -49,6 +49,8 @@ from gridsvc.territory.models import (
 )
 from gridsvc.visits.models import DailyReport, Visit, VisitTask
 
+from .test_calendar_rules import RULES_ALLOWED, RULES_BODY_ID_PROBES
+
 pytestmark = pytest.mark.django_db
 
 #: a few roles, from a grid member down to a unit head (a street desk sees everything)
@@ -170,6 +172,7 @@ ALLOWED: dict[str, str] = {
     "GET /open311/v2/<rest>": "unknown Open311 paths: a 404 in the spec's format",
     "POST /open311/v2/<rest>": "unknown Open311 paths: a 404 in the spec's format",
 }
+ALLOWED.update(RULES_ALLOWED)  # issue 18 item 15: /api/v1/rules/…
 
 
 # ---------------------------------------------------------------------------- the context
@@ -637,6 +640,8 @@ NOT_IDS = {
     "window_days": "visit rule window",
     "grace_days": "visit rule grace",
     "amount": "extension amount",
+    "year": "a calendar year (rules/calendar-years)",
+    "duplicate_days": "a category's duplicate window in days",
 }
 
 
@@ -907,6 +912,7 @@ BODY_ID_PROBES: dict[tuple[str, str, str], Callable] = {
     ("POST", "/api/v1/visits/", "task"): body_visit("task"),
     ("POST", "/api/v1/visits/", "member"): body_visit("member"),
 }
+BODY_ID_PROBES.update(RULES_BODY_ID_PROBES)  # type: ignore[arg-type]  # issue 18 item 15
 #: ids a body carries that the schema does not show as integers (codes, JSON lists)
 EXTRA_BODY_IDS: dict[tuple[str, str, str], Callable] = {
     ("POST", "/open311/v2/requests.json", "address_id"): body_open311_address,
