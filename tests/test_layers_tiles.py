@@ -242,6 +242,7 @@ def test_case_filters_in_tiles(demo, member_client):
     n_all = len(features(everything, "cases"))
     assert 0 < len(features(opened, "cases")) < n_all
     assert all(f["properties"]["open"] for f in features(opened, "cases"))
+    assert features(closed, "cases"), "the demo has closed neighbour cases in this tile"
     assert all(
         f["properties"]["status"] == "closed"
         and f["properties"]["category"].startswith("neighbour")
