@@ -807,6 +807,12 @@ class DailyReportSerializer(serializers.ModelSerializer):
         return attrs
 
 
+class StaleDailyReportSerializer(StaleReportSerializer):
+    """412 on a daily report: the server's copy in ``current`` (schema only)."""
+
+    current = DailyReportSerializer(help_text="the report as the server has it")
+
+
 class DailyReportViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -850,7 +856,7 @@ class DailyReportViewSet(
         responses={
             200: DailyReportSerializer,
             201: DailyReportSerializer,
-            412: StaleReportSerializer,
+            412: StaleDailyReportSerializer,
         },
     )
     def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
