@@ -146,6 +146,13 @@ class ResidentSerializer(serializers.ModelSerializer):
     tags = serializers.ListField(
         child=serializers.ChoiceField(choices=Resident.Tag.choices), required=False
     )
+    tags_reason = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        help_text="why the tags change (kept in the status history with who and when)",
+    )
 
     class Meta:
         model = Resident
@@ -165,6 +172,7 @@ class ResidentSerializer(serializers.ModelSerializer):
             "origin_place",
             "relation_to_head",
             "tags",
+            "tags_reason",
             "masked",
         ]
         extra_kwargs = {
@@ -264,6 +272,15 @@ class ResidentSerializer(serializers.ModelSerializer):
             attrs["birth_date"] = id_birth_date(number)
         if not sex:
             attrs["gender"] = id_sex(number)
+
+    def save(self, **kwargs) -> Resident:  # type: ignore[no-untyped-def]
+        """Saves with who and why recorded in the status history (tag changes)."""
+        from gridsvc.territory.history import status_change
+
+        reason = self.validated_data.pop("tags_reason", "")
+        request = self.context.get("request")
+        with status_change(getattr(request, "user", None), reason or "API"):
+            return super().save(**kwargs)
 
     def to_representation(self, instance: Resident) -> dict:
         data = super().to_representation(instance)

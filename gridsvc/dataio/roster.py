@@ -638,7 +638,9 @@ def _check_and_apply(
         if r.errors
     ]
     try:
-        with transaction.atomic():
+        from gridsvc.territory.history import status_change
+
+        with transaction.atomic(), status_change(actor, f"名册导入 {rep['file']}"[:200]):
             _apply(good, existing, rep, not dry_run, scope, progress)
             if dry_run:
                 transaction.set_rollback(True)
@@ -740,7 +742,9 @@ def run_queued_import(run_id: int) -> dict[str, Any]:
     writer = _ProgressWriter(run.pk)
     sheet = None
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        # the rows, the report and the run's end commit together: a job killed before the end
+        # left nothing, and its retry imports the file again (gridsvc.dataio.tasks)
+        with tempfile.TemporaryDirectory() as tmp, transaction.atomic():
             path = Path(tmp) / f"upload{Path(run.file_name).suffix.lower()}"
             path.write_bytes(fernet().decrypt(bytes(run.upload or b"")))
             try:
@@ -758,13 +762,22 @@ def run_queued_import(run_id: int) -> dict[str, Any]:
                 rep["fatal"].append(f"{exc}: split the roster (at most {exc.limit} rows)")
                 rep["ok"] = False
                 run.report, run.ok, run.applied = rep, False, False
+            _end_run(run, rep, sheet)
     except Exception as exc:  # unreadable upload, database gone …: recorded, not lost
         rep = new_report(run.file_name, run.dry_run)
         rep["fatal"].append(f"import failed: {type(exc).__name__}")
         rep["ok"] = False
         run.report, run.ok, run.applied = rep, False, False
+        _end_run(run, rep, None)
     finally:
         writer.close()
+    return {"run": run.pk, "status": run.status, "rows": rep.get("rows", 0)}
+
+
+def _end_run(run, rep: dict[str, Any], sheet: Sheet | None) -> None:  # type: ignore[no-untyped-def]
+    """A queued run is over: its status, the error workbook; the upload is dropped."""
+    from gridsvc.reports.models import ImportRun
+
     run.status = ImportRun.Status.DONE if rep["ok"] else ImportRun.Status.FAILED
     run.phase = "done"
     run.finished_at = timezone.now()
@@ -772,7 +785,6 @@ def run_queued_import(run_id: int) -> dict[str, Any]:
     if sheet is not None and rep.get("bad"):
         run.error_workbook = fernet().encrypt(error_workbook(sheet))
     run.save()
-    return {"run": run.pk, "status": run.status, "rows": rep.get("rows", 0)}
 
 
 def run_status(run) -> dict[str, Any]:  # type: ignore[no-untyped-def]

@@ -7,13 +7,75 @@
 - ``dataio.import_boundaries(run_id)``: a real boundary import asked for through the API
   (``dry_run=false``), enqueued by :func:`gridsvc.dataio.boundaries.queue_boundary_import`.
 
+A job killed mid-import (worker killed, OOM, machine lost) is retried by the stalled-job
+recovery (:mod:`gridsvc.supervision.worker`) and finds its run ``running``: :func:`resume_run`
+finishes it from what was committed (a boundary import commits its rows and its report in
+one transaction) or puts it back to ``queued`` so the job imports it again (nothing of an
+unfinished import was committed: the roster's rows, its report and the run's end commit
+together, see :func:`gridsvc.dataio.roster.run_queued_import`). An advisory lock on the run,
+held while it imports, keeps a retry off a run whose job is in fact still alive.
+
 The worker finds this module through :mod:`gridsvc.reports.tasks` (procrastinate imports the
 ``tasks`` module of every installed app; ``gridsvc.dataio`` is not an app).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+from django.db import connection, transaction
+from django.utils import timezone
 from procrastinate.contrib.django import app
+
+_LOCK_CLASS = 0x1D0  # pg_advisory_lock(class, run id): the run is being imported
+
+
+@contextlib.contextmanager
+def run_lock(run_id: int) -> Iterator[bool]:
+    """Hold the run's advisory lock (session level) while the block runs; yields False when
+    another live session holds it (the first job is still importing)."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_CLASS, run_id])
+        got = bool(cur.fetchone()[0])
+    try:
+        yield got
+    finally:
+        if got:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_CLASS, run_id])
+
+
+def resume_run(run_id: int) -> str | None:
+    """A run left ``running`` by a killed job (call holding :func:`run_lock`): finished from
+    its committed report when its import was applied, else put back to ``queued`` (nothing
+    of it was committed) so it is imported again. Returns the run's status now."""
+    from gridsvc.reports.models import ImportRun
+
+    with transaction.atomic():
+        run = ImportRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status != ImportRun.Status.RUNNING:
+            return None if run is None else run.status
+        if run.applied and (run.report or {}).get("applied"):  # committed: only the end is left
+            run.status, run.phase = ImportRun.Status.DONE, "done"
+            features = run.report.get("features")
+            if features is not None:
+                run.rows_total = run.rows_done = features
+        else:  # nothing was committed: import it again
+            run.status, run.phase, run.rows_done = ImportRun.Status.QUEUED, "queued", 0
+            run.applied = False
+        if run.status == ImportRun.Status.DONE:
+            run.finished_at, run.upload = timezone.now(), None
+        run.save()
+        return run.status
+
+
+def _run(run_id: int, work) -> dict:  # type: ignore[no-untyped-def]
+    with run_lock(run_id) as mine:
+        if not mine:  # the job that started it is alive and importing
+            return {"run": run_id, "status": "running"}
+        resume_run(run_id)
+        return work(run_id)
 
 
 @app.task(name="dataio.import_roster", queue="imports", pass_context=False)
@@ -21,7 +83,7 @@ def import_roster_job(run_id: int) -> dict:
     """Import one queued roster (see :func:`gridsvc.dataio.roster.run_queued_import`)."""
     from .roster import run_queued_import
 
-    return run_queued_import(run_id)
+    return _run(run_id, run_queued_import)
 
 
 @app.task(name="dataio.import_boundaries", queue="imports", pass_context=False)
@@ -30,4 +92,4 @@ def import_boundaries_job(run_id: int) -> dict:
     :func:`gridsvc.dataio.boundaries.run_queued_boundaries`)."""
     from .boundaries import run_queued_boundaries
 
-    return run_queued_boundaries(run_id)
+    return _run(run_id, run_queued_boundaries)

@@ -91,3 +91,39 @@ class BoundaryVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.code} v{self.version}"
+
+
+class IssuedReport(models.Model):
+    """A work report as issued (印发): the figures are kept as they were issued, so asking for
+    the report again gives the same numbers, whatever changed in the registers since.
+
+    One per area and period. Issued by the street office (or the operator's command) with
+    exact figures; only the street tier reads the stored report (lower tiers' reports depend
+    on their own territory and are computed, tags as of the period's end)."""
+
+    class Level(models.TextChoices):
+        COMMUNITY = "community", "社区"
+        STREET = "street", "街道"
+
+    level = models.CharField(max_length=16, choices=Level.choices)
+    area_code = models.CharField(max_length=12)
+    period_kind = models.CharField(max_length=8, help_text="month or year")
+    period_label = models.CharField(max_length=8, help_text="2026-11 or 2026")
+    report = models.JSONField(help_text="the report as issued (street tier, exact)")
+    case_density = models.JSONField(default=dict, blank=True, help_text="cases per grid (map)")
+    issued_at = models.DateTimeField(auto_now_add=True)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["area_code", "period_kind", "period_label"], name="issued_report_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.area_code} {self.period_label} (issued {self.issued_at:%Y-%m-%d})"

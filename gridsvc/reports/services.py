@@ -18,8 +18,12 @@ page and the supervision/assessment work all show the same numbers:
   resolution rate, by category and by the level where they ended; hazards found and
   rectified; cases flagged petition risk.
 
-Population figures are a snapshot (the registers have no history); visit and case figures
-are for the period. Everything is limited to the caller's territory.
+Tag figures (低保, 重点人群 …) are as of the period's last day, read from the status history
+(:mod:`gridsvc.territory.history`): a tag edited later does not move a past period's figures.
+Household and resident counts are a snapshot (residences have no history); visit and case
+figures are for the period. Everything is limited to the caller's territory. A report issued
+(:func:`issue_report`, 印发) is kept as issued: the street tier asking for it again gets the
+stored figures (:class:`~gridsvc.reports.models.IssuedReport`).
 
 Need-to-know (:mod:`gridsvc.chain.visibility`, the ``tier`` argument):
 
@@ -64,6 +68,7 @@ from gridsvc.chain.visibility import (
     tier_for,
 )
 from gridsvc.territory.codes import ETHNICITIES, HAN
+from gridsvc.territory.history import tag_held_on
 from gridsvc.territory.models import Community, Grid, Household, Resident, Street
 from gridsvc.visits.models import Visit, VisitTask
 
@@ -77,6 +82,11 @@ class Period:
     label: str  # "2026-10" | "2026"
     start: date
     end: date  # exclusive
+
+    @property
+    def last_day(self) -> date:
+        """The day the period's tag figures are read as of (its last day)."""
+        return self.end - timedelta(days=1)
 
     @property
     def title(self) -> str:
@@ -201,9 +211,11 @@ def _population(
     households: QuerySet,
     sensitive: tuple[QuerySet, QuerySet] | None,
     tier: Tier,
+    day: date,
 ) -> dict[str, Any]:
-    """Population headline figures. ``sensitive`` is (residents, households) over the staff part
-    of the scope, or None for the neighbour tier (no sensitive figure at all)."""
+    """Population headline figures, tags as of ``day``. ``sensitive`` is (residents,
+    households) over the staff part of the scope, or None for the neighbour tier (no sensitive
+    figure at all)."""
     base_r = residents.aggregate(
         residents=Count("id"),
         floating=Count("id", filter=Q(residency=Resident.Residency.FLOATING)),
@@ -217,17 +229,14 @@ def _population(
         return out
     s_res, s_hh = sensitive
     not_han = ~Q(ethnicity=HAN)
+    low = tag_held_on("low_income", day)
     r = s_res.aggregate(
         residents=Count("id"),
         minority_residents=Count("id", filter=not_han),
-        low_income=Count("id", filter=Q(tags__contains=["low_income"])),
-        low_income_minority=Count("id", filter=Q(tags__contains=["low_income"]) & not_han),
-        low_income_households=Count(
-            "household", filter=Q(tags__contains=["low_income"]), distinct=True
-        ),
-        low_income_minority_households=Count(
-            "household", filter=Q(tags__contains=["low_income"]) & not_han, distinct=True
-        ),
+        low_income=Count("id", filter=low),
+        low_income_minority=Count("id", filter=low & not_han),
+        low_income_households=Count("household", filter=low, distinct=True),
+        low_income_minority_households=Count("household", filter=low & not_han, distinct=True),
     )
     h = s_hh.aggregate(
         households=Count("id"),
@@ -307,15 +316,15 @@ def _floating_by_origin(residents: QuerySet) -> list[dict[str, Any]]:
 
 
 def _key_groups(
-    residents: QuerySet, sensitive: QuerySet | None, tier: Tier
+    residents: QuerySet, sensitive: QuerySet | None, tier: Tier, day: date
 ) -> list[dict[str, Any]]:
-    """重点人群 by tag; sensitive tags only for tiers that may know them (counted over the
-    staff part of the scope, small cells suppressed)."""
+    """重点人群 by tag as of ``day``; sensitive tags only for tiers that may know them (counted
+    over the staff part of the scope, small cells suppressed)."""
     plain = [t for t in Resident.Tag.values if t not in SENSITIVE_TAGS]
-    agg = residents.aggregate(**{t: Count("id", filter=Q(tags__contains=[t])) for t in plain})
+    agg = residents.aggregate(**{t: Count("id", filter=tag_held_on(t, day)) for t in plain})
     if sensitive is not None:
         sens = [t for t in Resident.Tag.values if t in SENSITIVE_TAGS]
-        s_agg = sensitive.aggregate(**{t: Count("id", filter=Q(tags__contains=[t])) for t in sens})
+        s_agg = sensitive.aggregate(**{t: Count("id", filter=tag_held_on(t, day)) for t in sens})
         agg |= {t: suppress_small(n, tier) for t, n in s_agg.items()}
     return [
         {"tag": t, "name": TAG_LABELS[t], "residents": agg[t]}
@@ -329,6 +338,7 @@ def _per_grid(
     households: QuerySet,
     sensitive: tuple[QuerySet, QuerySet] | None,
     tier: Tier,
+    day: date,
 ) -> list[dict[str, Any]]:
     key = "household__unit__building__grid"
     r_rows = {
@@ -367,7 +377,7 @@ def _per_grid(
         .annotate(
             residents=Count("id"),
             minority=Count("id", filter=not_han),
-            low_income=Count("id", filter=Q(tags__contains=["low_income"])),
+            low_income=Count("id", filter=tag_held_on("low_income", day)),
         )
     }
     sh = {
@@ -587,15 +597,17 @@ def work_report(
                    "start": period.start.isoformat(), "end": (period.end - timedelta(days=1)).isoformat()},
         "generated_at": timezone.now().isoformat(timespec="seconds"),
         "privacy": privacy_note(tier),
-        "population": _population(residents, households, sensitive, tier),
+        "population": _population(residents, households, sensitive, tier, period.last_day),
     }  # fmt: skip
     if sensitive is not None:
         report["by_ethnicity"] = _by_ethnicity(sensitive[0], tier)
     return report | {
         "by_residency": _by_residency(residents),
         "floating_by_origin": _floating_by_origin(residents),
-        "key_groups": _key_groups(residents, sensitive[0] if sensitive else None, tier),
-        "grids": _per_grid(residents, households, sensitive, tier),
+        "key_groups": _key_groups(
+            residents, sensitive[0] if sensitive else None, tier, period.last_day
+        ),
+        "grids": _per_grid(residents, households, sensitive, tier, period.last_day),
         "visits": _visits(area, period, scope, tier),
         "cases": _cases(area, period, scope, tier),
         "assessment": _assessment(area, period, scope),
@@ -641,7 +653,15 @@ def report_document(
     if fmt not in MEDIA:
         raise ValidationError({"format": "format must be json, xlsx or pdf"})
     tier = Tier.STREET if member is None else tier_for(member)
-    report = work_report(period=period, scope=scope, community=community, street=street, tier=tier)
+    issued = None
+    if tier >= Tier.STREET:
+        issued = issued_report(period, resolve_area(scope, community=community, street=street))
+    if issued is not None:  # kept as issued: the same numbers, whatever changed since
+        report = issued.report | {"issued": issued_note(issued)}
+    else:
+        report = work_report(
+            period=period, scope=scope, community=community, street=street, tier=tier
+        )
     name = f"work-report-{report['area']['code']}-{period.label}.{fmt}"
     if fmt == "json":
         return report, None, name
@@ -651,9 +671,10 @@ def report_document(
         content = render.report_xlsx(report)
     else:
         area = resolve_area(scope, community=community, street=street)
-        content = render.report_pdf(
-            report, grid_shapes(report, scope), case_density_by_grid(area, period, scope)
+        density = (
+            issued.case_density if issued is not None else case_density_by_grid(area, period, scope)
         )
+        content = render.report_pdf(report, grid_shapes(report, scope), density)
     from gridsvc.dataio.access import audit_export
 
     audit_export(
@@ -662,3 +683,69 @@ def report_document(
         detail={"area": report["area"]["code"], "period": period.label, "format": fmt},
     )
     return report, content, name
+
+
+# ---------------------------------------------------------------- issued reports (印发)
+def issued_report(period: Period, area: Community | Street):  # type: ignore[no-untyped-def]
+    """The :class:`~gridsvc.reports.models.IssuedReport` of ``area`` for ``period``, or None."""
+    from .models import IssuedReport
+
+    return IssuedReport.objects.filter(
+        area_code=area.code, period_kind=period.kind, period_label=period.label
+    ).first()
+
+
+def issued_note(issued) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """What a report says about its issue (``report["issued"]``)."""
+    return {
+        "at": issued.issued_at.isoformat(timespec="seconds"),
+        "by": getattr(issued.issued_by, "username", None),
+        "note": issued.note,
+    }
+
+
+def issue_report(
+    *,
+    period: Period,
+    scope: Scope,
+    member=None,  # type: ignore[no-untyped-def]
+    community: str | None = None,
+    street: str | None = None,
+    note: str = "",
+):  # type: ignore[no-untyped-def]
+    """Issue (印发) the report of a community or street for a period that is over: its exact
+    figures (street tier) are stored and served from then on to the street tier, so asking
+    again gives the same numbers. Only the street office (or the operator, ``member`` None)
+    issues; a report is issued once."""
+    from django.core.exceptions import PermissionDenied
+    from django.db import IntegrityError, transaction
+
+    from .models import IssuedReport
+
+    if member is not None and tier_for(member) < Tier.STREET:
+        raise PermissionDenied("only the street office issues reports")
+    area = resolve_area(scope, community=community, street=street)
+    if period.end > timezone.localdate():
+        raise ValidationError({"period": f"{period.label} is not over yet"})
+    done = issued_report(period, area)
+    if done is not None:
+        raise ValidationError(
+            {"period": f"the {period.label} report was issued on {done.issued_at:%Y-%m-%d}"}
+        )
+    report = work_report(
+        period=period, scope=scope, community=community, street=street, tier=Tier.STREET
+    )
+    try:
+        with transaction.atomic():
+            return IssuedReport.objects.create(
+                level=report["area"]["level"],
+                area_code=area.code,
+                period_kind=period.kind,
+                period_label=period.label,
+                report=report,
+                case_density=case_density_by_grid(area, period, scope),
+                issued_by=member if getattr(member, "pk", None) else None,
+                note=note[:200],
+            )
+    except IntegrityError:  # issued meanwhile by someone else
+        raise ValidationError({"period": f"the {period.label} report is already issued"}) from None

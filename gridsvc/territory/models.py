@@ -460,3 +460,7 @@ class Place(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# the status history of residents (低保, 社区矫正 … with dates) and its save hook
+from .history import ResidentStatus  # noqa: E402, F401
