@@ -97,7 +97,8 @@ class StatusChange:
 
 
 _CURRENT: contextvars.ContextVar[StatusChange] = contextvars.ContextVar(
-    "gridsvc_status_change", default=StatusChange()  # noqa: B039 (frozen)
+    "gridsvc_status_change",
+    default=StatusChange(),  # noqa: B039 (frozen)
 )
 
 
