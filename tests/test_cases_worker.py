@@ -104,7 +104,8 @@ def test_worker_escalates_overdue_cases_once_and_catches_up(committed_demo):
         )
         log = "" if ok else stop(worker)
         assert ok, f"the worker escalated the overdue cases\n{log}"
-        time.sleep(3)  # let every queued check and the sweep run
+        # every queued check and the sweep have run (no job of the queue is due or running)
+        assert wait_for(lambda: worker_ready_and_idle("cases"), 60)
     finally:
         log = stop(worker)
     for case in (overdue, lost_jobs):
