@@ -24,7 +24,7 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission, IsAuthenticated
 
-from gridsvc.cases.models import Category, FlagRule, TimeLimit
+from gridsvc.cases.models import LEVEL_CHOICES, Category, FlagRule, TimeLimit
 from gridsvc.supervision.clock import WorkClock, statutory_holidays
 from gridsvc.supervision.models import CalendarDay, CalendarYear, WorkingHours
 from gridsvc.supervision.rules import (
@@ -104,13 +104,37 @@ class WorkingHoursSerializer(_StreetScopedSerializer):
         return value
 
 
+def _level_field(**kwargs: Any) -> serializers.CharField:
+    """A chain level (unit_head … street_dispatcher) as text; checked in :func:`_check_level`
+    (a plain string in the schema: the level enum is named once, by the cases API)."""
+    return serializers.CharField(
+        help_text="a chain level: " + ", ".join(c for c, _ in LEVEL_CHOICES), **kwargs
+    )
+
+
+def _check_level(value: str, blank: bool = True) -> str:
+    if (value == "" and blank) or value in dict(LEVEL_CHOICES):
+        return value
+    raise serializers.ValidationError(f'"{value}" is not a chain level')
+
+
 class TimeLimitSerializer(serializers.ModelSerializer):
+    level = _level_field(allow_blank=True, required=False, default="")
+
+    def validate_level(self, value: str) -> str:
+        return _check_level(value)
+
     class Meta:
         model = TimeLimit
         fields = ["id", "category", "stage", "level", "amount", "unit"]
 
 
-class CategorySerializer(serializers.ModelSerializer):
+class RuleCategorySerializer(serializers.ModelSerializer):
+    start_level = _level_field(allow_blank=True, required=False, default="")
+
+    def validate_start_level(self, value: str) -> str:
+        return _check_level(value)
+
     class Meta:
         model = Category
         fields = [
@@ -130,6 +154,11 @@ class CategorySerializer(serializers.ModelSerializer):
 
 
 class FlagRuleSerializer(serializers.ModelSerializer):
+    min_level = _level_field()
+
+    def validate_min_level(self, value: str) -> str:
+        return _check_level(value, blank=False)
+
     class Meta:
         model = FlagRule
         fields = ["id", "flag", "min_level", "notify"]
@@ -227,7 +256,7 @@ class CategoryViewSet(
 
     permission_classes = [IsAuthenticated, MayEditRules]
     queryset = Category.objects.all()
-    serializer_class = CategorySerializer
+    serializer_class = RuleCategorySerializer
     filterset_fields = ["kind", "active", "parent"]
 
     def perform_create(self, serializer: serializers.ModelSerializer) -> None:
