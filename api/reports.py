@@ -24,6 +24,9 @@
 - ``GET ledgers/{grid_code}/?year=`` → the grid's ledgers (台账) as xlsx, audited.
 - ``GET monthly/?community=|street=&month=2026-10&format=json|xlsx|pdf`` and
   ``GET annual/?community=|street=&year=2026&format=…`` → the work report.
+- ``POST issued/`` {community|street, month|year, note} → issue (印发) a report (street office):
+  from then on the street tier gets it as issued (201; 403 below the street tier; 400 when the
+  period is not over or already issued).
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.renderers import JSONRenderer
@@ -394,6 +398,48 @@ class WorkReportView(_View):
         return _file_response(content, name, MEDIA[q.get("format")])
 
 
+class IssueReportView(_View):
+    @extend_schema(
+        summary="Issue (印发) a work report: its figures are kept as issued (street office)",
+        request=inline_serializer(
+            "IssueReport",
+            {
+                "community": serializers.CharField(required=False, help_text="12-digit code"),
+                "street": serializers.CharField(required=False, help_text="9-digit code"),
+                "month": serializers.CharField(required=False, help_text="2026-11"),
+                "year": serializers.CharField(required=False, help_text="2026"),
+                "note": serializers.CharField(required=False, allow_blank=True, max_length=200),
+            },
+        ),
+        responses={201: OpenApiTypes.OBJECT},
+    )
+    def post(self, request):  # type: ignore[no-untyped-def]
+        """The report of a period that is over, issued once per area and period; the street
+        tier then gets these figures whenever it asks for the report (docs/data.md)."""
+        from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+
+        from gridsvc.reports.services import issue_report, issued_note
+
+        d = request.data
+        try:
+            if bool(d.get("month")) == bool(d.get("year")):
+                raise ValidationError({"month": "give exactly one of month or year"})
+            period = month_period(d["month"]) if d.get("month") else year_period(d["year"])
+            issued = issue_report(
+                period=period,
+                scope=request_scope(request),
+                member=request.user,
+                community=d.get("community") or None,
+                street=d.get("street") or None,
+                note=str(d.get("note") or ""),
+            )
+        except DjangoPermissionDenied as exc:
+            raise PermissionDenied(str(exc)) from exc
+        except ValidationError as exc:
+            raise DRFValidationError(exc.message_dict) from exc
+        return Response(issued.report | {"issued": issued_note(issued)}, status=201)
+
+
 urlpatterns: list = [
     path("reports/imports/boundaries/", BoundaryDryRunView.as_view(), name="import-boundaries"),
     path("reports/imports/roster/", RosterImportView.as_view(), name="import-roster"),
@@ -403,6 +449,7 @@ urlpatterns: list = [
     path("reports/ledgers/<str:grid>/", LedgerView.as_view(), name="ledgers"),
     path("reports/monthly/", WorkReportView.as_view(kind="monthly"), name="report-monthly"),
     path("reports/annual/", WorkReportView.as_view(kind="annual"), name="report-annual"),
+    path("reports/issued/", IssueReportView.as_view(), name="report-issue"),
 ]
 root_urlpatterns: list = []
 

@@ -246,3 +246,20 @@ def test_a_killed_boundary_job_that_had_committed_is_finished_not_redone(demo):
     run.refresh_from_db()
     assert out["status"] == "done" and run.status == ImportRun.Status.DONE
     assert run.upload is None and run.rows_done == 7 and run.finished_at is not None
+
+
+def test_issue_through_the_api_street_office_only(demo, member_client):
+    body = {"community": demo.community.code, "month": last_month(), "note": "月报"}
+    assert member_client("grid1").post("/api/v1/reports/issued/", body).status_code == 403
+    assert member_client("bh-001").post("/api/v1/reports/issued/", body).status_code == 403
+    street = member_client("street")
+    r = street.post("/api/v1/reports/issued/", body, format="json")
+    assert r.status_code == 201, r.content
+    assert r.json()["issued"]["by"] == "street"
+    assert street.post("/api/v1/reports/issued/", body, format="json").status_code == 400
+    assert monthly(street, demo, last_month()) == r.json()
+    # lower tiers keep their own (computed, suppressed) report: never the exact issued one
+    staff = monthly(member_client("grid1"), demo, last_month())
+    assert "issued" not in staff and staff["privacy"]["tier"] == "staff"
+    neighbour = monthly(member_client("bh-001"), demo, last_month())
+    assert "issued" not in neighbour and "low_income" not in neighbour["population"]
