@@ -62,6 +62,13 @@ class ResidentAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     exclude = ["id_number_hash"]
 
+    def save_model(self, request, obj, form, change) -> None:  # type: ignore[no-untyped-def]
+        """Tag changes enter the status history with the admin user as who."""
+        from .history import status_change
+
+        with status_change(request.user, "admin"):
+            super().save_model(request, obj, form, change)
+
 
 @admin.register(Place)
 class PlaceAdmin(GISModelAdmin):
