@@ -1,4 +1,5 @@
-"""Seeded category rules, time limits, flag rules and outside departments (editable in admin).
+"""Seeded category rules, time limits, flag rules and outside departments (editable in
+``/admin/cases/…`` and through ``/api/v1/rules/``, with history; see docs/cases.md).
 
 Time limits follow the common practice of street grid platforms: accept 受理 within working
 hours, handle 处置 within working days that grow as a case climbs the chain, verify 核查 within
