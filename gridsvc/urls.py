@@ -16,5 +16,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SwaggerView.as_view(), name="swagger-ui"),
     *root_urlpatterns,
+    path("field/", include("gridsvc.web.field")),  # the grid member's offline app
     path("", include("gridsvc.web.urls")),
 ]

@@ -28,5 +28,7 @@ mkdir -p "$VENDOR/swagger-ui"
 for f in swagger-ui-bundle.js swagger-ui-standalone-preset.js swagger-ui.css favicon-32x32.png LICENSE; do
   cp "node_modules/swagger-ui-dist/$f" "$VENDOR/swagger-ui/"
 done
+# the field app's IndexedDB wrapper (served at /field/vendor/idb.js by gridsvc/web/field.py)
+cp node_modules/idb/build/umd.js "$VENDOR/idb.umd.js"
 mkdir -p "$VENDOR/ol"
 cp node_modules/ol/dist/ol.js node_modules/ol/ol.css node_modules/ol/LICENSE.md "$VENDOR/ol/"

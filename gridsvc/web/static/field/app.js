@@ -1,0 +1,615 @@
+/* 网格员走访 — the grid member's offline web app (first version).
+ *
+ * Uses only the public API and the sync protocol of docs/sync.md:
+ *   login per device (POST /api/v1/auth/token/, refresh with rotation, logout),
+ *   the change feed (GET /api/v1/sync/changes/?since=… with purge), and
+ *   visit batches (POST /api/v1/visits/batch/ with Idempotency-Key and X-Device-Time).
+ * Everything the member needs offline lives in IndexedDB (through the `idb` wrapper);
+ * the app shell is cached by the service worker (sw.js).
+ */
+(function () {
+  "use strict";
+
+  const APP_VERSION = "0.1.0";
+  const API = "/api/v1";
+  const DB_NAME = "gridsvc-field";
+  const DEVICE_KEY = "gridsvc-field-device"; // localStorage: one id per installation
+  const STORES = ["meta", "households", "residents", "tasks", "cases", "inbox", "outbox"];
+  const BATCH_MAX = 500;
+
+  const $ = (id) => document.getElementById(id);
+  const state = { db: null, session: null, syncing: false, tab: "tasks" };
+  window.gridsvcField = state; // for tests and debugging
+
+  // ---------------------------------------------------------------- storage (IndexedDB)
+
+  function openDb() {
+    return idb.openDB(DB_NAME, 1, {
+      upgrade(db) {
+        db.createObjectStore("meta");
+        for (const name of ["households", "residents", "tasks", "cases", "inbox"]) {
+          const store = db.createObjectStore(name, { keyPath: "id" });
+          if (name === "residents" || name === "tasks") store.createIndex("household", "household");
+        }
+        const out = db.createObjectStore("outbox", { keyPath: "client_uuid" });
+        out.createIndex("status", "status");
+      },
+    });
+  }
+
+  const meta = {
+    get: (key) => state.db.get("meta", key),
+    set: (key, value) => state.db.put("meta", value, key),
+    del: (key) => state.db.delete("meta", key),
+  };
+
+  function deviceId() {
+    let id = localStorage.getItem(DEVICE_KEY);
+    if (!id) {
+      id = crypto.randomUUID();
+      localStorage.setItem(DEVICE_KEY, id);
+    }
+    return id;
+  }
+
+  // ---------------------------------------------------------------- time helpers
+
+  function pad(n) {
+    return String(n).padStart(2, "0");
+  }
+
+  /** The phone's clock as ISO 8601 with its offset (what visits' client_time carry). */
+  function isoLocal(d) {
+    const off = -d.getTimezoneOffset();
+    const sign = off >= 0 ? "+" : "-";
+    const abs = Math.abs(off);
+    return (
+      `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}` +
+      `T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}` +
+      `.${String(d.getMilliseconds()).padStart(3, "0")}${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`
+    );
+  }
+
+  function today() {
+    return isoLocal(new Date()).slice(0, 10);
+  }
+
+  function showTime(iso) {
+    if (!iso) return "从未";
+    const d = new Date(iso);
+    return `${d.getMonth() + 1}月${d.getDate()}日 ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  }
+
+  function jwtExp(token) {
+    try {
+      const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return JSON.parse(atob(part)).exp * 1000;
+    } catch (e) {
+      return 0;
+    }
+  }
+
+  // ---------------------------------------------------------------- the API client
+
+  class AuthError extends Error {}
+  class TooOldError extends Error {}
+
+  async function rawFetch(path, opts = {}) {
+    const headers = Object.assign(
+      { "X-App-Version": APP_VERSION, "X-Device-Time": String(Date.now()), Accept: "application/json" },
+      opts.headers || {}
+    );
+    if (opts.body !== undefined) headers["Content-Type"] = "application/json";
+    const resp = await fetch(API + path, {
+      method: opts.method || "GET",
+      headers,
+      body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
+      cache: "no-store",
+    });
+    if (resp.status === 426) {
+      const body = await resp.json().catch(() => ({}));
+      throw new TooOldError(body.detail || "app too old");
+    }
+    return resp;
+  }
+
+  /** Refresh the token pair (rotation: the new refresh token is stored before use). */
+  async function refreshTokens() {
+    const s = state.session;
+    if (!s || !s.refresh) throw new AuthError("no session");
+    const resp = await rawFetch("/auth/token/refresh/", { method: "POST", body: { refresh: s.refresh } });
+    if (!resp.ok) throw new AuthError(`refresh refused (${resp.status})`);
+    const data = await resp.json();
+    s.refresh = data.refresh || s.refresh;
+    s.access = data.access;
+    s.accessExp = data.expires_in ? Date.now() + data.expires_in * 1000 : jwtExp(data.access);
+    await meta.set("session", s);
+  }
+
+  /** An authorised API call: refresh ahead of expiry; on 401 refresh once and retry once. */
+  async function api(path, opts = {}) {
+    const s = state.session;
+    if (!s) throw new AuthError("not signed in");
+    if (!s.access || (s.accessExp && s.accessExp - 60_000 < Date.now())) await refreshTokens();
+    const call = () =>
+      rawFetch(path, Object.assign({}, opts, {
+        headers: Object.assign({ Authorization: `Bearer ${state.session.access}` }, opts.headers || {}),
+      }));
+    let resp = await call();
+    if (resp.status === 401) {
+      await refreshTokens();
+      resp = await call();
+      if (resp.status === 401) throw new AuthError("401 after refresh");
+    }
+    return resp;
+  }
+
+  // ---------------------------------------------------------------- sign in / out
+
+  async function signIn(username, password) {
+    const resp = await rawFetch("/auth/token/", {
+      method: "POST",
+      body: { username, password, device: deviceId(), device_name: `网页应用 ${navigator.platform || ""}`.trim() },
+    });
+    const data = await resp.json().catch(() => ({}));
+    if (!resp.ok) {
+      if (resp.status === 429) throw new Error(data.detail || "尝试次数过多，请稍后再试");
+      throw new Error("用户名或密码错误");
+    }
+    const old = await meta.get("session");
+    if (old && old.username !== username) {
+      // Another member on this phone: their territory is not ours (their outbox stays).
+      await clearTerritory();
+      await meta.del("cursor");
+      await meta.del("lastSync");
+    }
+    state.session = {
+      username,
+      access: data.access,
+      refresh: data.refresh,
+      device: data.device,
+      accessExp: data.expires_in ? Date.now() + data.expires_in * 1000 : jwtExp(data.access),
+    };
+    await meta.set("session", state.session);
+  }
+
+  async function clearTerritory() {
+    const tx = state.db.transaction(["households", "residents", "tasks", "cases", "inbox"], "readwrite");
+    await Promise.all(["households", "residents", "tasks", "cases", "inbox"].map((s) => tx.objectStore(s).clear()));
+    await tx.done;
+  }
+
+  /** Sign out: blacklist the refresh token (when online) and wipe the phone's data. */
+  async function signOut() {
+    const unsent = await countPending();
+    if (unsent && !window.confirm(`还有 ${unsent} 条记录未发送，退出将删除它们。确定退出？`)) return;
+    const s = state.session;
+    if (s && navigator.onLine) {
+      try {
+        await rawFetch("/auth/logout/", {
+          method: "POST",
+          body: { refresh: s.refresh },
+          headers: { Authorization: `Bearer ${s.access}`, "Idempotency-Key": crypto.randomUUID() },
+        });
+      } catch (e) {
+        /* offline: the token expires by itself */
+      }
+    }
+    state.session = null;
+    state.db.close();
+    await idb.deleteDB(DB_NAME);
+    state.db = await openDb();
+    show("login");
+  }
+
+  // ---------------------------------------------------------------- sync: outbox, then the feed
+
+  async function countPending() {
+    return (await state.db.getAllFromIndex("outbox", "status", "pending")).length;
+  }
+
+  /** Send the pending visits in batches; each batch keeps its Idempotency-Key across retries. */
+  async function flushOutbox() {
+    for (;;) {
+      let batch = await meta.get("batch"); // {key, uuids}: stored before sending
+      if (!batch) {
+        const pending = (await state.db.getAllFromIndex("outbox", "status", "pending"))
+          .sort((a, b) => a.recorded_at.localeCompare(b.recorded_at))
+          .slice(0, BATCH_MAX);
+        if (!pending.length) return;
+        batch = { key: crypto.randomUUID(), uuids: pending.map((v) => v.client_uuid) };
+        await meta.set("batch", batch);
+      }
+      const items = [];
+      for (const uuid of batch.uuids) {
+        const row = await state.db.get("outbox", uuid);
+        if (row) items.push(row.body);
+      }
+      if (!items.length) {
+        await meta.del("batch");
+        continue;
+      }
+      const resp = await api("/visits/batch/", {
+        method: "POST",
+        body: { visits: items },
+        headers: { "Idempotency-Key": batch.key },
+      });
+      if (resp.status === 409) return; // idempotency_in_progress: the next sync retries
+      if (resp.status >= 500) throw new Error(`服务器错误 ${resp.status}`);
+      const data = await resp.json().catch(() => ({}));
+      if (!resp.ok) {
+        // The whole batch was refused (e.g. 400 naming `visits`): show it on every item.
+        for (const body of items) await saveResult(body.client_uuid, "rejected", { errors: data });
+      } else {
+        for (const r of data.results || []) {
+          await saveResult(r.client_uuid, r.status, r);
+          if ((r.status === "accepted" || r.status === "duplicate") && r.closed_tasks) {
+            for (const id of r.closed_tasks) {
+              const t = await state.db.get("tasks", id);
+              if (t) await state.db.put("tasks", Object.assign(t, { status: "done" }));
+            }
+          }
+        }
+      }
+      await meta.del("batch");
+    }
+  }
+
+  async function saveResult(uuid, status, result) {
+    const row = await state.db.get("outbox", uuid);
+    if (!row) return;
+    row.status = status;
+    row.result = result;
+    row.sent_at = new Date().toISOString();
+    await state.db.put("outbox", row);
+  }
+
+  /** Pull the change feed from the stored cursor until has_more is false. */
+  async function pullFeed() {
+    for (;;) {
+      const since = await meta.get("cursor");
+      const resp = await api(`/sync/changes/${since ? `?since=${encodeURIComponent(since)}` : ""}`);
+      if (resp.status === 400 && since) {
+        await meta.del("cursor"); // a cursor the server no longer takes: first sync
+        continue;
+      }
+      if (!resp.ok) throw new Error(`同步失败 (${resp.status})`);
+      const page = await resp.json();
+      await applyPage(page);
+      await meta.set("cursor", page.cursor); // only after the page is applied
+      if (!page.has_more) return;
+    }
+  }
+
+  async function applyPage(page) {
+    const names = ["households", "residents", "tasks", "cases", "inbox"];
+    const tx = state.db.transaction(names, "readwrite");
+    const st = Object.fromEntries(names.map((n) => [n, tx.objectStore(n)]));
+    const purge = page.purge || {};
+    // Purge first: a household takes its residents and tasks along.
+    for (const id of purge.households || []) {
+      await st.households.delete(id);
+      for (const rid of await st.residents.index("household").getAllKeys(id)) await st.residents.delete(rid);
+      for (const tid of await st.tasks.index("household").getAllKeys(id)) await st.tasks.delete(tid);
+    }
+    for (const name of ["residents", "tasks", "cases"]) {
+      for (const id of purge[name] || []) await st[name].delete(id);
+    }
+    for (const h of page.households || []) {
+      const keep = new Set(h.residents || []);
+      for (const rid of await st.residents.index("household").getAllKeys(h.id)) {
+        if (!keep.has(rid)) await st.residents.delete(rid);
+      }
+      await st.households.put(h);
+    }
+    for (const name of ["residents", "tasks", "cases", "inbox"]) {
+      for (const row of page[name] || []) await st[name].put(row);
+    }
+    await tx.done;
+  }
+
+  async function sync() {
+    if (state.syncing || !state.session) return;
+    if (!navigator.onLine) {
+      $("sync-msg").textContent = "离线：记录保存在手机上，联网后自动发送。";
+      return;
+    }
+    state.syncing = true;
+    $("sync-msg").textContent = "正在同步…";
+    try {
+      await flushOutbox();
+      await pullFeed();
+      const now = new Date().toISOString();
+      await meta.set("lastSync", now);
+      $("sync-msg").textContent = "同步完成。";
+    } catch (e) {
+      if (e instanceof AuthError) {
+        $("sync-msg").textContent = "";
+        $("login-error").textContent = "登录已过期，请重新登录（未发送的记录仍保留）。";
+        show("login");
+      } else if (e instanceof TooOldError) {
+        $("update-text").textContent = `${e.message}。未发送的记录保留在手机上。`;
+        show("update");
+      } else {
+        $("sync-msg").textContent = `同步未完成：${e.message || e}（稍后自动重试）`;
+      }
+    } finally {
+      state.syncing = false;
+      await render();
+    }
+  }
+
+  // ---------------------------------------------------------------- screens
+
+  function show(name) {
+    for (const v of ["login", "main", "visit", "update"]) $(`${v}-view`).hidden = v !== name;
+  }
+
+  function householdLabel(h) {
+    if (!h) return "（住户不在本机）";
+    const unit = h.unit_number ? `${h.unit_number}单元` : "";
+    return `${h.building_name || ""} ${unit} ${h.room || ""}`.replace(/\s+/g, " ").trim();
+  }
+
+  function li(main, sub, badges, button) {
+    const item = document.createElement("li");
+    const what = document.createElement("div");
+    what.className = "what";
+    const title = document.createElement("div");
+    title.textContent = main;
+    for (const [text, cls] of badges) {
+      const b = document.createElement("span");
+      b.className = `badge ${cls}`;
+      b.textContent = text;
+      title.appendChild(b);
+    }
+    what.appendChild(title);
+    if (sub) {
+      const s = document.createElement("div");
+      s.className = "sub";
+      s.textContent = sub;
+      what.appendChild(s);
+    }
+    item.appendChild(what);
+    if (button) item.appendChild(button);
+    return item;
+  }
+
+  function visitButton(household, task) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "primary visit";
+    b.textContent = "走访";
+    b.addEventListener("click", () => openVisit(household, task));
+    return b;
+  }
+
+  /** Today's tasks: open or overdue, period begun; overdue first, then by due date. */
+  async function todaysTasks() {
+    const day = today();
+    return (await state.db.getAll("tasks"))
+      .filter((t) => (t.status === "open" || t.status === "overdue") && t.period_start <= day)
+      .sort((a, b) => {
+        const ao = a.status === "overdue" || a.due_on < day ? 0 : 1;
+        const bo = b.status === "overdue" || b.due_on < day ? 0 : 1;
+        return ao - bo || a.due_on.localeCompare(b.due_on) || a.id - b.id;
+      });
+  }
+
+  async function renderTasks() {
+    const day = today();
+    const tasks = await todaysTasks();
+    const visited = new Set(
+      (await state.db.getAll("outbox")).filter((v) => v.status !== "rejected").map((v) => v.body.task)
+    );
+    const list = document.createDocumentFragment(); // swapped in whole: never half a list
+    for (const t of tasks) {
+      const h = await state.db.get("households", t.household);
+      const badges = [];
+      if (t.status === "overdue" || t.due_on < day) badges.push(["逾期", "overdue"]);
+      else if (t.due_on === day) badges.push(["今日到期", "due"]);
+      if (visited.has(t.id)) badges.push(["已走访", "pending"]);
+      const item = li(householdLabel(h), `${t.rule_name || t.rule} · 截止 ${t.due_on}`, badges, visitButton(h, t));
+      item.dataset.task = t.id;
+      list.appendChild(item);
+    }
+    $("task-list").replaceChildren(list);
+    $("task-empty").hidden = tasks.length > 0;
+  }
+
+  async function renderHouseholds() {
+    const q = $("hh-search").value.trim().toLowerCase();
+    const terms = q.split(/\s+/).filter(Boolean);
+    const all = (await state.db.getAll("households")).sort(
+      (a, b) => householdLabel(a).localeCompare(householdLabel(b), "zh-CN", { numeric: true })
+    );
+    const hits = all.filter((h) => {
+      const text = `${householdLabel(h)} ${h.building_name} ${h.unit_number}单元 ${h.room}`.toLowerCase();
+      return terms.every((t) => text.includes(t));
+    });
+    const list = document.createDocumentFragment(); // swapped in whole: never half a list
+    for (const h of hits.slice(0, 100)) {
+      const sub = `户主 ${h.head_name || "—"} · ${h.resident_count} 人`;
+      list.appendChild(li(householdLabel(h), sub, [], visitButton(h, null)));
+    }
+    $("hh-list").replaceChildren(list);
+  }
+
+  const RESULT_TEXT = {
+    pending: ["待发送", "pending"],
+    accepted: ["已发送", "sent"],
+    duplicate: ["已发送（重复）", "sent"],
+    conflict: ["冲突：服务器已有不同内容", "conflict"],
+    rejected: ["被拒绝", "rejected"],
+  };
+
+  async function renderOutbox() {
+    const rows = (await state.db.getAll("outbox")).sort((a, b) => b.recorded_at.localeCompare(a.recorded_at));
+    const list = document.createDocumentFragment(); // swapped in whole: never half a list
+    for (const v of rows) {
+      const h = await state.db.get("households", v.body.household);
+      const [text, cls] = RESULT_TEXT[v.status] || [v.status, ""];
+      let sub = `记录于 ${showTime(v.recorded_at)}`;
+      const r = v.result || {};
+      if (v.status === "rejected" || v.status === "conflict") {
+        sub += ` · ${r.code || ""} ${JSON.stringify(r.errors || {})}`;
+      } else if (r.far_off) {
+        sub += ` · 距住户 ${Math.round(r.distance_m)} 米（偏远）`;
+      }
+      const item = li(v.label || householdLabel(h), sub, [[text, cls]]);
+      item.dataset.uuid = v.client_uuid;
+      item.dataset.status = v.status;
+      list.appendChild(item);
+    }
+    $("outbox-list").replaceChildren(list);
+    $("outbox-empty").hidden = rows.length > 0;
+  }
+
+  async function render() {
+    if (!state.session) return;
+    $("who").textContent = state.session.username;
+    const lastSync = await meta.get("lastSync");
+    const pending = await countPending();
+    await renderTasks();
+    await renderHouseholds();
+    await renderOutbox();
+    $("last-sync").textContent = showTime(lastSync);
+    $("outbox-count").textContent = String(pending);
+    document.body.dataset.lastSync = lastSync || "";
+    document.body.dataset.ready = "1";
+  }
+
+  function selectTab(name) {
+    state.tab = name;
+    for (const b of document.querySelectorAll(".tabs button")) b.classList.toggle("active", b.dataset.tab === name);
+    for (const t of ["tasks", "households", "outbox"]) $(`tab-${t}`).hidden = t !== name;
+  }
+
+  // ---------------------------------------------------------------- recording a visit
+
+  let current = null; // {household, task, position}
+
+  function openVisit(household, task) {
+    if (!household) return;
+    current = { household, task, position: null };
+    $("visit-target").textContent = `${householdLabel(household)}${task ? ` · ${task.rule_name || task.rule}` : ""}`;
+    $("visit-notes").value = "";
+    $("visit-finding").value = "";
+    $("gps").textContent = "正在定位…";
+    show("visit");
+    if (!navigator.geolocation) {
+      $("gps").textContent = "此设备不支持定位";
+      return;
+    }
+    navigator.geolocation.getCurrentPosition(
+      (pos) => {
+        if (!current) return;
+        current.position = pos.coords;
+        $("gps").textContent = `已定位：精度 ±${Math.round(pos.coords.accuracy)} 米`;
+      },
+      (err) => {
+        $("gps").textContent = `未能定位（${err.message || err.code}），仍可保存`;
+      },
+      { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 }
+    );
+  }
+
+  /** Store the visit in the outbox (IndexedDB) first; send it when the network allows. */
+  async function saveVisit() {
+    const c = current;
+    const body = {
+      client_uuid: crypto.randomUUID(),
+      household: c.household.id,
+      client_time: isoLocal(new Date()),
+      purpose: $("visit-purpose").value.trim(),
+      notes: $("visit-notes").value.trim(),
+    };
+    if (c.task) body.task = c.task.id;
+    if (c.position) {
+      body.lon = Number(c.position.longitude.toFixed(7));
+      body.lat = Number(c.position.latitude.toFixed(7));
+      body.accuracy_m = Math.round(c.position.accuracy * 10) / 10;
+      body.crs = "wgs84";
+    }
+    const finding = $("visit-finding").value.trim();
+    if (finding) body.findings = [{ category: "other", description: finding }];
+    await state.db.put("outbox", {
+      client_uuid: body.client_uuid,
+      body,
+      status: "pending",
+      recorded_at: new Date().toISOString(),
+      label: householdLabel(c.household),
+    });
+    current = null;
+    show("main");
+    selectTab("outbox");
+    await render();
+    sync();
+  }
+
+  // ---------------------------------------------------------------- start
+
+  function setNet() {
+    const on = navigator.onLine;
+    $("net").textContent = on ? "在线" : "离线";
+    $("net").classList.toggle("offline", !on);
+  }
+
+  function wire() {
+    $("login-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      $("login-error").textContent = "";
+      try {
+        await signIn($("username").value.trim(), $("password").value);
+        $("password").value = "";
+        show("main");
+        await render();
+        await sync();
+      } catch (e) {
+        $("login-error").textContent = navigator.onLine ? e.message : "登录需要联网";
+      }
+    });
+    $("sync-now").addEventListener("click", () => sync());
+    $("sign-out").addEventListener("click", () => signOut());
+    $("update-reload").addEventListener("click", () => location.reload());
+    for (const b of document.querySelectorAll(".tabs button")) b.addEventListener("click", () => selectTab(b.dataset.tab));
+    $("hh-search").addEventListener("input", () => renderHouseholds());
+    $("visit-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      saveVisit();
+    });
+    $("visit-cancel").addEventListener("click", () => {
+      current = null;
+      show("main");
+    });
+    window.addEventListener("online", () => {
+      setNet();
+      sync();
+    });
+    window.addEventListener("offline", setNet);
+    setInterval(() => sync(), 5 * 60 * 1000);
+  }
+
+  async function start() {
+    wire();
+    setNet();
+    state.db = await openDb();
+    state.session = (await meta.get("session")) || null;
+    if ("serviceWorker" in navigator) {
+      navigator.serviceWorker.register("sw.js", { scope: "./" }).then(
+        () => navigator.serviceWorker.ready.then(() => (document.body.dataset.sw = "1")),
+        () => {}
+      );
+    }
+    if (!state.session) {
+      show("login");
+      document.body.dataset.ready = "1";
+      return;
+    }
+    show("main");
+    await render();
+    sync();
+  }
+
+  start();
+})();

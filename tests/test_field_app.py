@@ -1,0 +1,187 @@
+"""The grid member's field app (/field/) in a real browser: Debian's Chromium at phone width
+(360 px), emulated geolocation and Playwright's offline mode, against a live server.
+
+One test on purpose (each live-server test flushes the database and reloads the demo street):
+grid1 signs in once, the first sync fills IndexedDB, the service worker takes the app shell;
+offline, a reload still opens the app with today's tasks; a visit recorded offline survives a
+reload in the outbox; back online it is uploaded once (the server holds exactly one visit with
+its UUID, GPS and accuracy, and its task closed) and the phone shows it as sent; signing out
+wipes the phone's data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.browser import ARTIFACTS, CHROMIUM_ARGS, chromium_path
+
+pytestmark = [pytest.mark.browser]
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+
+
+def grid1_first_task_point() -> tuple[float, float]:
+    """A point inside the building of one of grid1's open tasks (where the member stands)."""
+    from gridsvc.accounts.models import Member
+    from gridsvc.visits.models import VisitTask
+
+    member = Member.objects.get(username="grid1")
+    task = (
+        VisitTask.objects.filter(assigned_member=member, status__in=["open", "overdue"])
+        .select_related("household__unit__building")
+        .order_by("due_on", "id")
+        .first()
+    )
+    assert task is not None, "the demo street gives grid1 open visit tasks"
+    centre = task.household.unit.building.footprint.point_on_surface
+    return centre.x, centre.y
+
+
+def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
+    # The ORM is used beside Playwright's sync API, whose event loop runs in this thread.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    from gridsvc.visits.models import Visit
+
+    assert chromium_path(), "chromium missing: run scripts/setup.sh"
+    lon, lat = grid1_first_task_point()
+    url = f"{live_server.url}/field/"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        context = browser.new_context(
+            viewport={"width": 360, "height": 740},
+            is_mobile=True,
+            has_touch=True,
+            locale="zh-CN",
+            timezone_id="Asia/Shanghai",
+            geolocation={"longitude": lon, "latitude": lat, "accuracy": 12},
+            permissions=["geolocation"],
+        )
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        batches: list[str | None] = []
+        page.on(
+            "request",
+            lambda r: (
+                batches.append(r.headers.get("idempotency-key"))
+                if r.url.endswith("/api/v1/visits/batch/") and r.method == "POST"
+                else None
+            ),
+        )
+        try:
+            # (1) Sign in once; the first sync fills the phone; the service worker is ready.
+            page.goto(url)
+            page.fill("#username", "grid1")
+            page.fill("#password", "gridsvc-demo")
+            page.click("#login-form button[type=submit]")
+            page.wait_for_selector("body[data-last-sync^='20']", state="attached", timeout=60_000)
+            page.wait_for_function(
+                "() => navigator.serviceWorker.controller !== null", timeout=20_000
+            )
+            assert page.locator("#who").inner_text() == "grid1"
+            tasks_online = page.locator("#task-list li").count()
+            assert tasks_online > 0
+            assert page.locator("#task-list .badge.overdue, #task-list .badge.due").count() > 0
+            # Works at 360 px: nothing wider than the screen; touch targets at least 48 px.
+            assert page.evaluate("document.documentElement.scrollWidth") <= 360
+            box = page.locator("#task-list li button.visit").first.bounding_box()
+            assert box and box["height"] >= 48 and box["width"] >= 48
+            # The manifest makes it installable: name, start URL, icons.
+            manifest = page.evaluate("fetch('manifest.webmanifest').then((r) => r.json())")
+            assert manifest["start_url"] == "/field/" and manifest["display"] == "standalone"
+            assert {i["sizes"] for i in manifest["icons"]} >= {"192x192", "512x512"}
+            households = page.evaluate("window.gridsvcField.db.count('households')")
+            assert households > 0
+
+            # (2) Offline: a reload still opens the app shell with today's tasks.
+            context.set_offline(True)
+            page.reload()
+            page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+            assert page.locator("#net").inner_text() == "离线"
+            assert page.locator("#task-list li").count() == tasks_online
+            page.screenshot(path=str(ARTIFACTS / "field-offline-tasks.png"))
+
+            # Household search by building / unit / room works offline.
+            page.click(".tabs button[data-tab=households]")
+            first = page.locator("#hh-list li .what > div:first-child").first.inner_text()
+            building = first.split(" ")[0]
+            page.fill("#hh-search", f"{building} 101")
+            page.wait_for_timeout(200)
+            hits = page.locator("#hh-list li .what > div:first-child").all_inner_texts()
+            assert hits and all(building in h and "101" in h for h in hits)
+            page.click(".tabs button[data-tab=tasks]")
+
+            # (3) Record a visit offline, with the GPS fix and its accuracy.
+            task_id = int(page.locator("#task-list li").first.get_attribute("data-task"))
+            page.locator("#task-list li button.visit").first.click()
+            page.wait_for_function(
+                "() => document.querySelector('#gps').textContent.includes('精度')", timeout=10_000
+            )
+            page.fill("#visit-notes", "离线走访：家中一切正常")
+            page.click("#visit-save")
+            row = page.locator("#outbox-list li").first
+            row.wait_for()
+            uuid = row.get_attribute("data-uuid")
+            assert row.get_attribute("data-status") == "pending"
+            assert "待发送" in row.inner_text()
+            assert not Visit.objects.filter(client_uuid=uuid).exists()
+
+            # Nothing lost on reload while offline.
+            page.reload()
+            page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+            assert page.locator("#outbox-count").inner_text() == "1"
+            page.click(".tabs button[data-tab=outbox]")
+            assert (
+                page.locator(f"#outbox-list li[data-uuid='{uuid}']").get_attribute("data-status")
+                == "pending"
+            )
+            assert batches == []
+
+            # (4) Online again: uploaded once, shown as sent.
+            context.set_offline(False)
+            page.wait_for_selector(
+                f"#outbox-list li[data-uuid='{uuid}'][data-status='accepted']", timeout=30_000
+            )
+            assert "已发送" in page.locator(f"#outbox-list li[data-uuid='{uuid}']").inner_text()
+            assert page.locator("#outbox-count").inner_text() == "0"
+            page.screenshot(path=str(ARTIFACTS / "field-outbox-sent.png"))
+            page.click("#sync-now")
+            page.wait_for_function(
+                "() => document.querySelector('#sync-msg').textContent === '同步完成。'",
+                timeout=30_000,
+            )
+            visits = list(Visit.objects.filter(client_uuid=uuid).select_related("task", "member"))
+            assert len(visits) == 1, visits
+            visit = visits[0]
+            assert visit.member.username == "grid1"
+            assert visit.notes == "离线走访：家中一切正常"
+            assert visit.accuracy_m == pytest.approx(12, abs=0.5)
+            assert visit.location is not None
+            assert abs(visit.location.x - lon) < 1e-6 and abs(visit.location.y - lat) < 1e-6
+            assert visit.distance_m is not None  # judged against the household's building
+            assert visit.task_id == task_id and visit.task.status == "done"
+            assert len(batches) == 1 and batches[0], batches  # one batch, with its key
+            # The visited task left today's list.
+            page.click(".tabs button[data-tab=tasks]")
+            assert page.locator(f"#task-list li[data-task='{task_id}']").count() == 0
+
+            # (5) Sign out wipes the phone's data.
+            page.click("#sign-out")
+            page.wait_for_selector("#login-view:not([hidden])")
+            assert page.evaluate("window.gridsvcField.db.count('households')") == 0
+            assert page.evaluate("window.gridsvcField.db.count('outbox')") == 0
+            assert errors == [], errors
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "field-failure.png"))
+            print("console errors:", errors)
+            print(page.content()[:3000])
+            raise
+        finally:
+            context.close()
+            browser.close()
