@@ -280,6 +280,26 @@ def test_a_phone_day_through_the_generated_client(live_server, committed_demo, t
     )
     reported = a.post("api_v1_cases_create", body=report, ok=(201,))
     assert reported.case.id
+    # a note on the case from the phone (retried), then the stale tablet's note on the old
+    # version: 412 with the current version, nothing overwritten
+    Body = pkg.models.CaseActionBodyRequest
+    noted = a.post(
+        "api_v1_cases_actions_create",
+        reported.case.id,
+        "comment",
+        body=Body(note="已联系物业清理", version=reported.case.version),
+        ok=(200,),
+    )
+    assert noted.version > reported.case.version
+    stale_case = tablet.api("api_v1_cases_actions_create").sync_detailed(
+        reported.case.id,
+        "comment",
+        client=tablet.client,
+        body=Body(note="旧版本的备注", version=reported.case.version),
+        idempotency_key=str(uuid.uuid4()),
+    )
+    assert stale_case.status_code == 412, stale_case.content
+    assert stale_case.parsed.current_version == noted.version
 
     # the daily report from the phone, then the stale tablet sends its older copy
     item_a = {"id": str(uuid.uuid4()), "category": "safety_hazard", "description": "楼道堆物"}
