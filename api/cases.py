@@ -940,6 +940,14 @@ class CaseViewSet(
 
     @extend_schema(
         request=ACTION_BODY,
+        parameters=[
+            OpenApiParameter(
+                "If-Match",
+                str,
+                OpenApiParameter.HEADER,
+                description="the case's ETag (or `version` in the body): 412 if it changed",
+            )
+        ],
         responses={200: CaseSerializer, 409: IllegalActionSerializer, 412: StaleCaseSerializer},
     )
     @action(detail=True, methods=["post"], url_path=r"actions/(?P<name>[a-z_]+)")
