@@ -236,6 +236,22 @@ def failures_search_exports_and_race(url: str) -> None:
         case_id = int(target.get_attribute("data-case"))
         target.locator(".title button").click()
         page.wait_for_selector(f"#case-detail[data-case='{case_id}'][data-state=ready]")
+        # (9) timeline kinds in words, not report/route/red_card
+        kinds = page.locator("#case-detail .timeline li > div:first-child b").all_inner_texts()
+        assert kinds and kinds[0] == "上报", kinds
+        assert not {"report", "route", "red_card", "yellow_card", "assign"} & set(kinds)
+        assert page.locator(".tabs [data-tab=case]").get_attribute("aria-selected") == "true"
+        # (6) a deadline in the past is refused in the page, nothing is sent
+        detail = page.locator("#case-detail")
+        if detail.locator("[data-action=set_deadline]").count():
+            detail.locator("[data-action=set_deadline]").click()
+            detail.locator("input[name=due_at]").fill("2020-01-01T09:00")
+            version = Case.objects.get(pk=case_id).version
+            detail.locator("form[data-form=set_deadline] button[type=submit]").click()
+            due = detail.locator("input[name=due_at]")
+            assert due.evaluate("(e) => e.validity.rangeUnderflow") is True
+            assert Case.objects.get(pk=case_id).version == version
+            detail.locator("form[data-form=set_deadline] button[type=button]").click()
         page.emulate_media(media="print")
         page.evaluate("document.body.classList.add('printing-case')")
         assert not page.locator("#map").is_visible()
@@ -306,6 +322,8 @@ def tablet_in_english(url: str) -> None:
 
         page.click(".tabs [data-tab=figures]")
         page.wait_for_selector("#tab-figures[data-ready='1']", timeout=20_000)
+        assert page.locator("#fig-month").input_value() == "10"  # the last complete month
+        assert page.locator("#chart-trend").get_attribute("role") == "img"
         assert page.locator("[data-kpi=resolution_rate] b").inner_text().endswith("%")
         chart_colours = """(id) => { const c = document.getElementById(id);
           const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;

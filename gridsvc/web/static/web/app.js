@@ -10,7 +10,7 @@
 
   const API = "/api/v1";
   const EN = {
-    title: "Grid management · street dispatch", period: "Period", category: "Category",
+    title: "Grid management platform · street dispatch", period: "Period", category: "Category",
     state: "State", all: "All", choropleth: "Choropleth", s_open: "Open", s_done: "Done",
     m_open: "Open", m_overdue: "Overdue", m_rate: "Resolution rate", logout: "Log out",
     l_heat: "Case heatmap", l_choropleth: "Grid figures", l_pins: "Case pins",
@@ -24,7 +24,7 @@
     last12: "last 12 months", assign: "Assign", reassign: "Reassign", escalate: "Escalate",
     transfer: "Transfer", set_deadline: "Deadline", supervise: "Supervise", confirm: "Confirm",
     cancel: "Cancel", note: "Note", member: "Member", department: "Department", due: "Due",
-    done_n: "Done", grid: "Grid", overdue: "Overdue", far_off: "Far-off", rate: "Rate",
+    done_n: "Done", grid: "Grid", overdue: "Overdue", far_off: "GPS off the household", rate: "Rate",
     missed: "Missed", open_n: "Open", chain: "Walked chain", timeline: "Timeline",
     cases: "Cases", resolved: "Resolved", resolution_rate: "Resolution rate",
     within_month: "Disputes settled within a month", total: "Reported",
@@ -46,7 +46,8 @@
     again: "Confirm again", print: "Print case sheet", printed_at: "Printed",
     street_all: "Whole street", community: "Community", before: "was", now: "now", handler_l: "Handler",
     status_l: "State", level_l: "Level", due_l: "Deadline", card_l: "Card", dept_l: "Department",
-    outside: "outside every grid", due_at: "due", new_due: "New deadline", suggested: "suggested grid", n_people: "",
+    past_due: "The deadline must be in the future; pick another.", click_again: "Click again to confirm: ",
+    no_data: "No data", outside: "outside every grid", due_at: "due", new_due: "New deadline", suggested: "suggested grid", n_people: "",
   };
   const STATUS_EN = {
     reported: "Reported", assigned: "Assigned", in_progress: "In progress", escalated: "Escalated",
@@ -59,7 +60,7 @@
     on_hold: "挂账", void: "作废", merged: "已合并",
   };
   const LEVELS = [
-    ["household_head", "家长", "Household head"], ["unit_head", "单元长", "Unit head"],
+    ["household_head", "户长", "Household head"], ["unit_head", "单元长", "Unit head"],
     ["building_head", "楼长", "Building head"], ["owners_committee", "业主委员会", "Owners' committee"],
     ["property_manager", "物业经理", "Property manager"], ["community_cadre", "社区干部", "Community cadre"],
     ["mediation_committee", "社区调委会", "Mediation committee"], ["street_dispatcher", "街道调度台", "Street desk"],
@@ -69,12 +70,42 @@
     grid_member: ["网格员", "Grid member"], community_cadre: ["社区干部", "Community cadre"],
     building_head: ["楼长", "Building head"], unit_head: ["单元长", "Unit head"],
     property_manager: ["物业经理", "Property manager"], owners_committee: ["业主委员会", "Owners' committee"],
-    household_head: ["家长", "Household head"], mediation_committee: ["社区调委会", "Mediation committee"],
+    household_head: ["户长", "Household head"], mediation_committee: ["社区调委会", "Mediation committee"],
   };
   const FLAGS_ZH = { ethnic_religious: "涉民族宗教", group_incident: "群体性", petition_risk: "信访风险" };
   const OPEN = ["reported", "assigned", "in_progress", "escalated", "reopened", "transferred"];
   const RUNNING = ["assigned", "in_progress", "escalated", "reopened"];
   const DONE = ["resolved", "verified", "closed"];
+  /** Timeline event kinds (CaseEvent.kind) in words; requests: {kind}_requested / _{state}. */
+  const EVENT_ZH = {
+    report: ["上报", "Reported"], route: ["自动分派", "Routed"], assign: ["派遣/改派", "Assigned"], start: ["受理/开始处置", "Started"],
+    resolve: ["处置完毕", "Resolved"], verify: ["回访核查", "Verified"], close: ["结案", "Closed"], escalate: ["升级", "Escalated"],
+    transfer: ["转办职能部门", "Transferred"], reject: ["不予受理", "Rejected"], reopen: ["重新办理", "Reopened"], send_back: ["回退", "Sent back"],
+    resume: ["恢复办理", "Resumed"], merge: ["合并", "Merged"], merged_in: ["并入案件", "Case merged in"], set_deadline: ["设定时限", "Deadline set"],
+    supervise: ["督办", "Supervised"], comment: ["备注", "Note"], red_card: ["红牌(超期)", "Red card (overdue)"], yellow_card: ["黄牌(临期)", "Yellow card (due soon)"],
+    deadline_kept: ["时限保持", "Deadline kept"], deadline_recomputed: ["时限重算", "Deadline recomputed"], on_the_spot: ["当场处置", "Handled on the spot"],
+    sign_off: ["会签", "Signed off"],
+  };
+  const REQUEST_ZH = { extension: ["延时", "extension"], hold: ["挂账", "hold"], void: ["作废", "void"] };
+  const REQUEST_STATE_ZH = { requested: ["申请", "requested"], approved: ["已批准", "approved"], refused: ["已驳回", "refused"], pending: ["待审批", "pending"] };
+  function eventLabel(kind) {
+    const i = lang === "en" ? 1 : 0;
+    if (EVENT_ZH[kind]) return EVENT_ZH[kind][i];
+    const m = /^(extension|hold|void)_(requested|approved|refused|pending)$/.exec(kind || "");
+    if (m) return lang === "en" ? `${REQUEST_ZH[m[1]][1]} ${REQUEST_STATE_ZH[m[2]][1]}` : `${REQUEST_ZH[m[1]][0]}${REQUEST_STATE_ZH[m[2]][0]}`;
+    return kind;
+  }
+  /** Notes the server writes in English (automatic steps) in Chinese. */
+  function noteText(note) {
+    if (lang === "en" || !note) return note;
+    const m = /^overdue: escalated one level$/.exec(note);
+    if (m) return "超期:自动升级一级";
+    const merged = /^(\S+) merged in$/.exec(note);
+    if (merged) return `${merged[1]} 已并入`;
+    return note;
+  }
+  const CONFIRM_TWICE = ["escalate", "supervise"];
+  const FIELD_ZH = { member: "人员", due_at: "期限", department: "部门", note: "备注", grid: "网格", non_field_errors: "", version: "版本", status: "状态" };
   const DISPATCH_ACTIONS = ["assign", "escalate", "transfer", "set_deadline", "supervise"];
   const ACTION_ZH = { assign: "派遣", reassign: "改派", escalate: "升级", transfer: "转办", set_deadline: "设期限", supervise: "督办" };
 
@@ -184,7 +215,7 @@
     document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
     document.querySelectorAll("[data-i18n]").forEach((n) => { n.textContent = t(n.dataset.i18n, n.textContent); });
     document.querySelectorAll("[data-i18n-placeholder]").forEach((n) => { n.placeholder = t(n.dataset.i18nPlaceholder, n.placeholder); });
-    if (lang === "en") document.title = "Grid management · street dispatch";
+    if (lang === "en") document.title = "Grid management platform · street dispatch";
     const toggle = document.getElementById("lang-toggle");
     toggle.textContent = lang === "en" ? "中文" : "English";
     toggle.href = lang === "en" ? "?lang=zh" : "?lang=en";
@@ -547,6 +578,8 @@
     const allowed = c.allowed_actions || [];
     for (const name of DISPATCH_ACTIONS) {
       if (!allowed.includes(name)) continue;
+      // the street desk and outside departments are the top of the chain: nothing to escalate to
+      if (name === "escalate" && ["street_dispatcher", "department"].includes(c.level)) continue;
       const key = name === "assign" && c.status !== "reported" ? "reassign" : name;
       const label = t(key, ACTION_ZH[key]);
       bar.append(el("button", { type: "button", "data-action": key,
@@ -568,7 +601,7 @@
       });
       // A new deadline with the (re)assignment: the server keeps the stage's old start when a
       // case is reassigned, so an overdue case would stay overdue under its new handler.
-      const due = el("input", { type: "datetime-local", name: "due_at", "aria-label": "due_at", title: t("new_due", "新时限") });
+      const due = el("input", { type: "datetime-local", name: "due_at", "aria-label": t("new_due", "新时限"), title: t("new_due", "新时限"), min: localInput(new Date(Date.now() + 3600e3)) });
       if (c.overdue || c.card === "red") due.value = localInput(new Date(Date.now() + 86400e3));
       fields.push(el("label", { class: "small" }, t("new_due", "新时限"), " ", due));
       collect = () => {
@@ -584,7 +617,7 @@
       departments().then((list) => select.replaceChildren(...list.map((d) => el("option", { value: String(d.id) }, d.name))));
       collect = () => ({ department: Number(select.value) });
     } else if (name === "set_deadline") {
-      const input = el("input", { type: "datetime-local", name: "due_at", value: localInput(new Date(Date.now() + 3 * 86400e3)), "aria-label": "due_at" });
+      const input = el("input", { type: "datetime-local", name: "due_at", value: localInput(new Date(Date.now() + 3 * 86400e3)), "aria-label": t("new_due", "新时限"), min: localInput(new Date(Date.now() + 3600e3)) });
       fields.push(input);
       collect = () => ({ due_at: input.value ? new Date(input.value).toISOString() : null });
     }
@@ -592,8 +625,21 @@
     const cancel = el("button", { type: "button", onclick: () => { form.hidden = true; form.replaceChildren(); } }, t("cancel", "取消"));
     const f = el("form", { "data-form": name, onsubmit: async (e) => {
       e.preventDefault();
+      const body = { ...collect(), note: note.value };
+      const past = [body.due_at, body.then_deadline].some((v) => v && Date.parse(v) <= Date.now());
+      if (past) {
+        error.replaceChildren(el("div", {}, t("past_due", "期限不能早于现在,请重新选择。")));
+        error.hidden = false; error.dataset.status = "past";
+        return;
+      }
+      // 升级 and 督办 reach people above the handler: a second click confirms
+      if (CONFIRM_TWICE.includes(name) && ok.dataset.armed !== "1") {
+        ok.dataset.armed = "1";
+        ok.textContent = `${t("click_again", "再次点击确认")}${label}`;
+        return;
+      }
       ok.disabled = true;
-      try { await submitAction(c, name, { ...collect(), note: note.value }, error, onDone); } finally { ok.disabled = false; }
+      try { await submitAction(c, name, body, error, onDone, label); } finally { ok.disabled = false; }
     } }, ...fields, note, ok, cancel);
     form.replaceChildren(f);
     form.hidden = false;
@@ -603,7 +649,7 @@
     return new Date(d.getTime() - d.getTimezoneOffset() * 60e3).toISOString().slice(0, 16);
   }
   const etagOf = (c) => c.etag || `"case-${c.id}-v${c.version}"`;
-  async function submitAction(c, name, body, error, onDone) {
+  async function submitAction(c, name, body, error, onDone, label) {
     if (body.note === "") delete body.note;
     const thenDeadline = body.then_deadline;
     delete body.then_deadline;
@@ -615,7 +661,7 @@
     }
     if (r.ok) {
       error.hidden = true;
-      toast(`${c.number} ${t(name, ACTION_ZH[name])} ✓`);
+      toast(`${c.number} ${label || t(name, ACTION_ZH[name])} ✓`);
       await onDone(r.body);
       return;
     }
@@ -635,9 +681,9 @@
       const submit = error.parentElement.querySelector("form button[type=submit]");
       if (submit) { submit.textContent = `${t("again", "核对后再次确认")}`; submit.dataset.again = "1"; }
     } else if (r.status === 409) {
-      msg = `${t("e409", "当前状态不允许此操作(409)。")} ${statusLabel(b.status || c.status)} · ${t("allowed", "可执行")}: ${(b.allowed || []).join(", ") || "—"}`;
+      msg = `${t("e409", "当前状态不允许此操作(409)。")} ${statusLabel(b.status || c.status)} · ${t("allowed", "可执行")}: ${(b.allowed || []).map((a) => (lang === "en" ? a : ACTION_ZH[a] || eventLabel(a))).join("、") || "—"}`;
     } else {
-      const detail = Object.entries(b).filter(([k]) => k !== "detail").map(([k, v]) => `${k}: ${[].concat(v).join(" ")}`).join("; ");
+      const detail = Object.entries(b).filter(([k]) => !["detail", "code"].includes(k)).map(([k, v]) => `${lang === "en" ? k : FIELD_ZH[k] || k}: ${[].concat(v).map((x) => (typeof x === "object" ? JSON.stringify(x) : x)).join(" ")}`).join("; ");
       msg = `${t("failed", "失败")} (${r.status}): ${b.detail || detail || ""}`;
     }
     error.replaceChildren(el("div", {}, msg), changes.length ? el("ul", { class: "changes" }, changes.map(([key, zh, a, b]) => el("li", { "data-field": key },
@@ -712,10 +758,10 @@
     " ", (s.holders || []).map((h) => h.name).join("、") || "—",
     el("span", { class: "muted small" }, ` ${s.object_name || ""}`))));
     const timeline = el("ul", { class: "timeline" }, (history.events || []).map((e) => el("li", { "data-kind": e.kind },
-      el("div", {}, el("b", {}, e.kind), e.to_status && e.to_status !== e.from_status ? ` ${statusLabel(e.from_status) || "∅"} → ${statusLabel(e.to_status)}` : "",
+      el("div", {}, el("b", {}, eventLabel(e.kind)), e.to_status && e.to_status !== e.from_status ? ` ${statusLabel(e.from_status) || "∅"} → ${statusLabel(e.to_status)}` : "",
         e.level ? el("span", { class: "muted" }, ` · ${levelLabel(e.level)}`) : null),
       el("div", { class: "muted small" }, `${fmtTime(e.at)} · ${e.actor_name || ""}`),
-      e.note ? el("div", {}, e.note) : null)));
+      e.note ? el("div", {}, noteText(e.note)) : null)));
     box.className = "case-detail";
     box.dataset.case = String(c.id);
     box.replaceChildren(
@@ -730,6 +776,7 @@
       el("h4", {}, t("chain", "流转链路(走过的五位一体链)")), chain,
       el("p", { class: "muted small route-reason" }, history.route_reason || c.route_reason || ""),
       el("h4", {}, t("timeline", "处置记录")), timeline);
+    if (switchTab && window.matchMedia("(max-width: 1024px)").matches) box.scrollIntoView({ block: "start" });
     if (c.lon !== null && c.lat !== null && state.map) state.map.easeTo({ center: [c.lon, c.lat], zoom: Math.max(state.map.getZoom(), 16), duration: 300 });
   }
 
@@ -792,7 +839,7 @@
       const r = await api(`${API}/visits/coverage/?group=grid&from=${from}&to=${to}`);
       const list = r.ok ? rows(r.body) : [];
       table.replaceChildren(
-        el("tr", {}, ["grid|网格", "due|应访", "done_n|已访", "open_n|未访", "overdue|超期", "missed|漏访", "far_off|偏远", "rate|完成率"].map((k) => { const [key, zh] = k.split("|"); return el("th", {}, t(key, zh)); })),
+        el("tr", {}, ["grid|网格", "due|应访", "done_n|已访", "open_n|未访", "overdue|超期", "missed|漏访", "far_off|定位偏离", "rate|完成率"].map((k) => { const [key, zh] = k.split("|"); return el("th", {}, t(key, zh)); })),
         ...list.map((g) => el("tr", { "data-grid": g.id }, el("td", {}, g.name), el("td", {}, g.due), el("td", {}, g.done), el("td", {}, g.open),
           el("td", {}, g.overdue), el("td", {}, g.missed), el("td", {}, g.flagged),
           el("td", {}, el("span", { class: "bar", style: `--w:${Math.round((g.rate || 0) * 100)}%` }), pct(g.rate)))));
@@ -824,39 +871,56 @@
   function chart(id, config) {
     if (state.charts[id]) state.charts[id].destroy();
     config.options = Object.assign({ animation: false, responsive: true, maintainAspectRatio: false }, config.options || {});
-    state.charts[id] = new Chart(document.getElementById(id), config);
+    const canvas = document.getElementById(id);
+    state.charts[id] = new Chart(canvas, config);
+    // a text alternative for screen readers: the heading, then each label with its values
+    const heading = canvas.parentElement.previousElementSibling;
+    const data = config.data;
+    const text = data.labels.map((l, i) => `${l}: ${data.datasets.map((d) => d.data[i] ?? "—").join(" / ")}`).join("; ");
+    canvas.setAttribute("role", "img");
+    canvas.setAttribute("aria-label", `${heading ? heading.textContent : ""} — ${data.datasets.map((d) => d.label).join(" / ")}: ${text || t("no_data", "暂无数据")}`);
   }
   function fillFigureMonths() {
     const sel = document.getElementById("fig-month");
     for (let back = 0; back < 12; back += 1) sel.append(el("option", { value: String(11 - back) }, monthLabel(monthStart(back))));
+    sel.value = "10"; // the last complete month
   }
   async function refreshFigures() {
     if (!has(`${API}/cases/figures/`)) { document.querySelector('[data-tab="figures"]').hidden = true; return; }
-    const month = Number(document.getElementById("fig-month").value || 11);
+    const month = Number(document.getElementById("fig-month").value || 10);
     const range = windowRange(month);
     const r = await api(`${API}/cases/figures/?${caseQuery(range, false)}`);
-    if (!r.ok) return;
+    const note = document.getElementById("fig-state") || document.getElementById("kpis").insertAdjacentElement("beforebegin", el("p", { id: "fig-state", class: "list-state" }));
+    if (!r.ok) {
+      note.dataset.state = "error"; note.hidden = false;
+      note.replaceChildren(failText(r), " ", el("button", { type: "button", class: "retry", onclick: () => refreshFigures() }, t("retry", "重试")));
+      return;
+    }
     const f = r.body;
+    note.dataset.state = f.total ? "ready" : "empty";
+    note.hidden = !!f.total;
+    note.textContent = f.total ? "" : t("no_data", "暂无数据");
     const kpi = (key, zh, v) => el("div", { class: "kpi", "data-kpi": key }, el("b", {}, v), el("span", {}, t(key, zh)));
     document.getElementById("kpis").replaceChildren(
       kpi("total", "受理", f.total), kpi("resolved", "办结", f.resolved), kpi("resolution_rate", "化解率", pct(f.resolution_rate)),
       kpi("m_open", "在办", f.open), kpi("overdue", "超期", f.overdue), kpi("within_month", "纠纷月内调结", pct(f.disputes_settled_within_a_month_rate)));
     const cats = Object.entries(f.by_category || {}).map(([code, v]) => ({ code, name: v.name, count: v.count })).sort((a, b) => b.count - a.count);
     chart("chart-category", { type: "bar", data: { labels: cats.map((c) => c.name), datasets: [{ label: t("cases", "件"), data: cats.map((c) => c.count), backgroundColor: "#0b4f6c" }] },
-      options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { y: { ticks: { autoSkip: false, font: { size: 11 } } } } } });
+      options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: { beginAtZero: true, ticks: { precision: 0 } }, y: { ticks: { autoSkip: false, font: { size: 11 } } } } } });
     document.getElementById("chart-category").parentElement.style.height = `${Math.max(160, 22 * cats.length + 40)}px`;
     const ended = f.ended_at_level || {};
     const levels = LEVELS.filter(([name]) => ended[name]);
     chart("chart-level", { type: "bar", data: { labels: levels.map(([n]) => levelLabel(n)), datasets: [{ label: t("cases", "件"), data: levels.map(([n]) => ended[n]),
       backgroundColor: levels.map(([n]) => (["unit_head", "building_head", "owners_committee", "property_manager", "household_head"].includes(n) ? "#2f855a" : n === "community_cadre" || n === "mediation_committee" ? "#d69e2e" : "#c53030")) }] },
-    options: { plugins: { legend: { display: false } } } });
+    options: { plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } } });
     if (has(`${API}/visits/coverage/`)) {
       const last = new Date(range.until.getTime() - 86400e3);
       const cov = await api(`${API}/visits/coverage/?group=grid&from=${ymd(range.since)}&to=${ymd(last)}`);
       const list = cov.ok ? rows(cov.body) : [];
       chart("chart-visits", { type: "bar", data: { labels: list.map((g) => g.name), datasets: [
         { label: t("due", "应访"), data: list.map((g) => g.due), backgroundColor: "#9fb3c8" },
-        { label: t("done_n", "已访"), data: list.map((g) => g.done), backgroundColor: "#0b4f6c" }] } });
+        { label: t("done_n", "已访"), data: list.map((g) => g.done), backgroundColor: "#0b4f6c" }] },
+      options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } } });
     }
     if (!state.charts["chart-trend"]) await refreshTrend();
     document.getElementById("tab-figures").dataset.ready = "1";
@@ -868,7 +932,7 @@
     chart("chart-trend", { type: "bar", data: { labels, datasets: [
       { type: "bar", label: t("total", "受理"), data: answers.map((a) => (a.ok ? a.body.total : 0)), backgroundColor: "#9fb3c8", yAxisID: "y" },
       { type: "line", label: t("resolution_rate", "化解率") + " %", data: answers.map((a) => (a.ok && a.body.resolution_rate !== null ? Math.round(a.body.resolution_rate * 1000) / 10 : null)), borderColor: "#2f855a", yAxisID: "y1" }] },
-    options: { scales: { y: { beginAtZero: true }, y1: { position: "right", min: 0, max: 100, grid: { drawOnChartArea: false } } } } });
+    options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 } }, y1: { position: "right", min: 0, max: 100, grid: { drawOnChartArea: false } } } } });
   }
 
   // ------------------------------------------------------------------ filters and wiring
@@ -905,6 +969,7 @@
   }
   function selectTab(name) {
     document.querySelectorAll(".tabs button, .tab").forEach((n) => n.classList.remove("active"));
+    document.querySelectorAll(".tabs button").forEach((n) => n.setAttribute("aria-selected", String(n.dataset.tab === name)));
     document.querySelector(`.tabs [data-tab="${name}"]`).classList.add("active");
     document.getElementById(`tab-${name}`).classList.add("active");
     if (name === "figures") refreshFigures();
@@ -977,10 +1042,10 @@
     translatePage();
     monthOut();
     fillFigureMonths();
-    const schema = await api("/api/schema/?format=json");
+    // the map starts while the (large) schema loads; nothing is drawn on it before the schema says what exists
+    const [schema, map] = await Promise.all([api("/api/schema/?format=json"), buildMap()]);
     state.schemaOk = schema.ok && !!(schema.body && schema.body.paths);
     state.paths = new Set(Object.keys((state.schemaOk && schema.body.paths) || {}));
-    const map = await buildMap();
     if (!state.schemaOk) {
       // Without the API description the page cannot tell what exists: say so, never "no cases".
       banner(`${t("schema_failed", "无法读取接口说明,无法显示案件。")} ${failText(schema)}`, () => location.reload());
