@@ -39,11 +39,26 @@ def grid1_first_task_point() -> tuple[float, float]:
     return centre.x, centre.y
 
 
+def sync_now(page) -> None:
+    """Tap 立即同步 and wait until that sync has finished and the screen is drawn again."""
+    before = page.evaluate("document.body.dataset.lastSync")
+    page.click("#sync-now")
+    page.wait_for_function(
+        "(before) => document.body.dataset.lastSync !== before", arg=before, timeout=30_000
+    )
+    assert page.locator("#sync-msg").inner_text() == "同步完成。"
+
+
 def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
     # The ORM is used beside Playwright's sync API, whose event loop runs in this thread.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
+    from gridsvc.accounts.models import Member
+    from gridsvc.chain.models import Position
+    from gridsvc.chain.scope import scope_for
+    from gridsvc.chain.services import hand_over_by
+    from gridsvc.territory.models import Household
     from gridsvc.visits.models import Visit
 
     assert chromium_path(), "chromium missing: run scripts/setup.sh"
@@ -151,11 +166,7 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
             assert "已发送" in page.locator(f"#outbox-list li[data-uuid='{uuid}']").inner_text()
             assert page.locator("#outbox-count").inner_text() == "0"
             page.screenshot(path=str(ARTIFACTS / "field-outbox-sent.png"))
-            page.click("#sync-now")
-            page.wait_for_function(
-                "() => document.querySelector('#sync-msg').textContent === '同步完成。'",
-                timeout=30_000,
-            )
+            sync_now(page)
             visits = list(Visit.objects.filter(client_uuid=uuid).select_related("task", "member"))
             assert len(visits) == 1, visits
             visit = visits[0]
@@ -171,7 +182,28 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
             page.click(".tabs button[data-tab=tasks]")
             assert page.locator(f"#task-list li[data-task='{task_id}']").count() == 0
 
-            # (5) Sign out wipes the phone's data.
+            # (5) A hand-over (交接) of grid1's post: the next sync purges what grid1 no longer
+            # holds from the phone.
+            held = page.evaluate("window.gridsvcField.db.count('households')")
+            pos = Position.objects.held_at().get(
+                member__username="grid1", position_type="grid_member"
+            )
+            hand_over_by(
+                Member.objects.get(username="street"), pos, Member.objects.get(username="grid2")
+            )
+            still = scope_for(Member.objects.get(username="grid1")).filter(Household.objects.all())
+            assert still.count() < held
+            sync_now(page)
+            assert page.evaluate("window.gridsvcField.db.count('households')") == still.count()
+            assert page.locator("#task-list li").count() < tasks_online - 1
+            # The visit sent before the hand-over stays shown as sent.
+            page.click(".tabs button[data-tab=outbox]")
+            assert (
+                page.locator(f"#outbox-list li[data-uuid='{uuid}']").get_attribute("data-status")
+                == "accepted"
+            )
+
+            # (6) Sign out wipes the phone's data.
             page.click("#sign-out")
             page.wait_for_selector("#login-view:not([hidden])")
             assert page.evaluate("window.gridsvcField.db.count('households')") == 0
