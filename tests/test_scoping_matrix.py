@@ -404,6 +404,17 @@ def probe_work_report(kind: str, period: str) -> Probe:
     return probe
 
 
+def probe_issue_report(ctx: Ctx) -> None:
+    """Issuing a report of an area outside the caller's territory is refused (issue 18 #17)."""
+    street, _ = Street.objects.get_or_create(code="620103098", name="别的街道")
+    community, _ = Community.objects.get_or_create(
+        code="620103098001", name="别的社区", street=street
+    )
+    for body in ({"community": community.code}, {"street": street.code}):
+        r = ctx.client.post("/api/v1/reports/issued/", body | {"month": "2026-10"}, format="json")
+        _refused(r, str(body), (400, *DENIED))
+
+
 def probe_import_run(ctx: Ctx) -> None:
     from gridsvc.reports.models import ImportRun
 
@@ -528,6 +539,7 @@ EXPLICIT: dict[str, Probe] = {
     "GET /api/v1/reports/export/<layer>/": probe_export,
     "GET /api/v1/reports/monthly/": probe_work_report("monthly", "month=2026-10"),
     "GET /api/v1/reports/annual/": probe_work_report("annual", "year=2026"),
+    "POST /api/v1/reports/issued/": probe_issue_report,
     "GET /api/v1/reports/imports/runs/<pk>/": probe_import_run,
     "GET /api/v1/cases/figures/": probe_figures,
     "GET /api/v1/visits/coverage/": probe_coverage,
