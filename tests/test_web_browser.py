@@ -38,6 +38,7 @@ def test_street_office_page(live_server, committed_demo, monkeypatch):
     # Chromium is installed by scripts/setup.sh: a missing one fails, never skips.
     assert chromium_path(), "chromium missing: run scripts/setup.sh"
     tablet_in_english(live_server.url)  # read-only: before the dispatch changes cases
+    roles_land_on_their_work(live_server.url)
     failures_search_exports_and_race(live_server.url)
     laptop_heatmap_filter_and_dispatch(live_server.url)
 
@@ -128,6 +129,23 @@ def laptop_heatmap_filter_and_dispatch(url: str) -> None:
         page.screenshot(path=str(ARTIFACTS / "web-dispatch.png"))
 
         assert [e for e in errors if "412" not in e] == []
+
+
+def roles_land_on_their_work(url: str) -> None:
+    """Issue 22 item 5: a grid member lands on their own cases and territory without the
+    dispatch actions; the ethnic-affairs desk on the flagged cases, also without them."""
+    for username, role, queue in (("grid1", "member", "mine"), ("ethnic", "ethnic", "flagged")):
+        with browser_page() as (page, errors):
+            login(page, url, username)
+            assert page.locator("body").get_attribute("data-role") == role
+            assert page.locator(f".queue-filters button.active[data-queue={queue}]").count() == 1
+            assert page.locator(".queue-filters [data-queue=unrouted]").is_hidden()
+            assert page.locator("#queue [data-action]").count() == 0
+            if username == "grid1":
+                grids = page.evaluate("window.gridsvc.state.grids.features.length")
+                assert 1 <= grids < 7, grids
+                page.screenshot(path=str(ARTIFACTS / "web-grid-member.png"))
+            assert errors == []
 
 
 def failures_search_exports_and_race(url: str) -> None:

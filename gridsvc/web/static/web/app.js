@@ -15,7 +15,7 @@
     m_open: "Open", m_overdue: "Overdue", m_rate: "Resolution rate", logout: "Log out",
     l_heat: "Case heatmap", l_choropleth: "Grid figures", l_pins: "Case pins",
     t_queue: "Queue", t_case: "Case", t_visits: "Visits", t_figures: "Monthly",
-    q_unrouted: "Unrouted", q_overdue: "Overdue", q_flagged: "Flagged", empty: "No cases",
+    q_mine: "My cases", t_work: "My work", q_unrouted: "Unrouted", q_overdue: "Overdue", q_flagged: "Flagged", empty: "No cases",
     pick_case: "Pick a case in the queue or on the map",
     coverage: "Visit coverage (this month)", missing: "No daily report today",
     fig_month: "Month", by_category: "Cases by category",
@@ -128,7 +128,7 @@
     month: 12, category: "", status: "", metric: "open", queue: "overdue",
     paths: new Set(), map: null, charts: {}, cases: [], grids: null, categories: [],
     departments: null, queueRows: new Map(), counts: {}, selected: null, busy: 0,
-    place: "", sort: "deadline", search: null, queueStatus: {}, communities: [],
+    place: "", sort: "deadline", roles: new Set(), desk: true, manager: true, kinds: ["unrouted", "overdue", "flagged"], search: null, queueStatus: {}, communities: [],
   };
 
   // ------------------------------------------------------------------ helpers
@@ -480,9 +480,10 @@
       if (!state.schemaOk) { queueState("error", t("schema_failed", "无法读取接口说明,无法显示案件。"), () => location.reload()); return; }
       document.querySelector('[data-tab="queue"]').hidden = true; return;
     }
-    const kinds = ["unrouted", "overdue", "flagged"];
+    const kinds = state.kinds;
     if (!state.search) { document.getElementById("queue").replaceChildren(); queueState("loading", t("loading", "加载中…")); }
-    const answers = await Promise.all(kinds.map((k) => api(`${API}/dispatch/queue/?kind=${k}`)));
+    const answers = await Promise.all(kinds.map((k) => (k === "mine"
+      ? api(`${API}/cases/?mine=true&open=true&page_size=200`) : api(`${API}/dispatch/queue/?kind=${k}`))));
     kinds.forEach((k, i) => {
       state.counts[k] = answers[i].ok ? rows(answers[i].body) : [];
       state.queueStatus[k] = answers[i].ok ? null : answers[i];
@@ -510,7 +511,7 @@
   };
   function renderQueue() {
     const list = document.getElementById("queue");
-    for (const k of ["unrouted", "overdue", "flagged"]) {
+    for (const k of state.kinds) {
       const badge = document.querySelector(`[data-count="${k}"]`);
       if (badge) badge.textContent = state.queueStatus[k] ? "!" : String((state.counts[k] || []).filter(passesFilters).length);
     }
@@ -575,7 +576,9 @@
     const bar = el("div", { class: "actions" });
     const form = el("div", { class: "action-form", hidden: true });
     const error = el("div", { class: "action-error", role: "alert", hidden: true });
-    const allowed = c.allowed_actions || [];
+    // the dispatch actions are the managers' (street desk, community cadre, mediation committee:
+    // what the server's can_manage allows); others see the case without them
+    const allowed = state.manager ? c.allowed_actions || [] : [];
     for (const name of DISPATCH_ACTIONS) {
       if (!allowed.includes(name)) continue;
       // the street desk and outside departments are the top of the chain: nothing to escalate to
@@ -936,6 +939,28 @@
   }
 
   // ------------------------------------------------------------------ filters and wiring
+  /** Who is looking (/me/): the street desk lands on the dispatch board; a cadre, grid member
+      or the ethnic-affairs desk on their own work, without the actions their role lacks. */
+  async function loadMe() {
+    if (!has(`${API}/me/`)) return;
+    const r = await api(`${API}/me/`);
+    if (!r.ok) return;
+    state.me = r.body;
+    state.roles = new Set((r.body.positions || []).map((p) => p.position_type));
+    const everything = !!(r.body.territory && r.body.territory.everything);
+    state.desk = state.roles.has("street_dispatcher") || (everything && !state.roles.size);
+    state.manager = state.desk || state.roles.has("community_cadre") || state.roles.has("mediation_committee");
+    document.body.dataset.role = state.desk ? "desk" : state.roles.has("ethnic_affairs_desk") ? "ethnic" : state.manager ? "cadre" : "member";
+    if (!state.desk) {
+      state.kinds = ["mine", "overdue", "flagged"];
+      state.queue = state.roles.has("ethnic_affairs_desk") ? "flagged" : "mine";
+      document.querySelector('[data-queue="mine"]').hidden = false;
+      document.querySelector('[data-queue="unrouted"]').hidden = true;
+      document.querySelectorAll(".queue-filters button").forEach((b) => b.classList.toggle("active", b.dataset.queue === state.queue));
+      const tab = document.querySelector('[data-tab="queue"]');
+      tab.textContent = t("t_work", "我的工作");
+    }
+  }
   /** The place filter: each community, then its grids (applies to the queue, search and pins). */
   async function loadPlaces() {
     const sel = document.getElementById("grid-filter");
@@ -1055,7 +1080,7 @@
       return;
     }
     await addTerritoryLayers(map);
-    await Promise.all([loadCategories(), loadPlaces()]);
+    await Promise.all([loadCategories(), loadPlaces(), loadMe()]);
     wireControls();
     await Promise.all([refreshCases(), refreshQueue(), refreshVisits(), setupExports()]);
     state.loaded = true;
