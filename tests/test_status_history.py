@@ -263,3 +263,26 @@ def test_issue_through_the_api_street_office_only(demo, member_client):
     assert "issued" not in staff and staff["privacy"]["tier"] == "staff"
     neighbour = monthly(member_client("bh-001"), demo, last_month())
     assert "issued" not in neighbour and "low_income" not in neighbour["population"]
+
+
+def test_a_retry_leaves_a_run_whose_job_is_still_alive(demo, tmp_path):
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    from gridsvc.dataio import tasks
+    from gridsvc.dataio.roster import queue_import
+
+    actor = Member.objects.get(username="street")
+    run = queue_import(roster_file(tmp_path, demo), actor=actor, dry_run=False, file_name="r.xlsx")
+    ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.RUNNING)
+    residents = Resident.objects.count()
+    alive = connections.create_connection(DEFAULT_DB_ALIAS)  # the first job, still importing
+    try:
+        with alive.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s, %s)", [tasks._LOCK_CLASS, run.pk])
+        assert tasks.import_roster_job(run_id=run.pk)["status"] == "running"
+        run.refresh_from_db()
+        assert run.status == ImportRun.Status.RUNNING and run.upload is not None
+        assert Resident.objects.count() == residents
+    finally:
+        alive.close()
+    assert tasks.import_roster_job(run_id=run.pk)["status"] == "done"  # its lock is gone
