@@ -39,6 +39,17 @@ def grid1_first_task_point() -> tuple[float, float]:
     return centre.x, centre.y
 
 
+EXPIRE_ACCESS_JS = """() => {
+  const f = window.gridsvcField; f.session.accessExp = 1;
+  return f.db.put('meta', f.session, 'session').then(() => true);
+}"""
+SPOIL_TOKENS_JS = """() => {
+  const f = window.gridsvcField;
+  f.session.access = 'spoilt'; f.session.refresh = 'spoilt'; f.session.accessExp = Date.now() + 3600e3;
+  return f.db.put('meta', f.session, 'session').then(() => true);
+}"""
+
+
 def sync_now(page) -> None:
     """Tap 立即同步 and wait until that sync has finished and the screen is drawn again."""
     before = page.evaluate("document.body.dataset.lastSync")
@@ -114,6 +125,13 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
             households = page.evaluate("window.gridsvcField.db.count('households')")
             assert households > 0
 
+            # The access token ran out (a day in the field): the app refreshes before the
+            # next call, stores the rotated refresh token, and the sync goes through.
+            first_refresh = page.evaluate("window.gridsvcField.session.refresh")
+            page.evaluate(EXPIRE_ACCESS_JS)
+            sync_now(page)
+            assert page.evaluate("window.gridsvcField.session.refresh") != first_refresh
+
             # (2) Offline: a reload still opens the app shell with today's tasks.
             context.set_offline(True)
             page.reload()
@@ -158,8 +176,18 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
             )
             assert batches == []
 
-            # (4) Online again: uploaded once, shown as sent.
+            # (4) Online again, but the session is no longer valid (e.g. the refresh token was
+            # revoked): the upload is refused with 401, the refresh too, and the app asks to
+            # sign in again — keeping the visit. After signing in it is sent, with the same
+            # Idempotency-Key, and stored once; the phone shows it as sent.
+            page.evaluate(SPOIL_TOKENS_JS)
             context.set_offline(False)
+            page.wait_for_selector("#login-view:not([hidden])", timeout=30_000)
+            assert "重新登录" in page.locator("#login-error").inner_text()
+            page.fill("#username", "grid1")
+            page.fill("#password", "gridsvc-demo")
+            page.click("#login-form button[type=submit]")
+            page.click(".tabs button[data-tab=outbox]")
             page.wait_for_selector(
                 f"#outbox-list li[data-uuid='{uuid}'][data-status='accepted']", timeout=30_000
             )
@@ -177,7 +205,8 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
             assert abs(visit.location.x - lon) < 1e-6 and abs(visit.location.y - lat) < 1e-6
             assert visit.distance_m is not None  # judged against the household's building
             assert visit.task_id == task_id and visit.task.status == "done"
-            assert len(batches) == 1 and batches[0], batches  # one batch, with its key
+            # the refused try and the accepted one: one batch, one key kept across the retry
+            assert len(batches) == 2 and batches[0] and batches[0] == batches[1], batches
             # The visited task left today's list.
             page.click(".tabs button[data-tab=tasks]")
             assert page.locator(f"#task-list li[data-task='{task_id}']").count() == 0
@@ -208,7 +237,9 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
             page.wait_for_selector("#login-view:not([hidden])")
             assert page.evaluate("window.gridsvcField.db.count('households')") == 0
             assert page.evaluate("window.gridsvcField.db.count('outbox')") == 0
-            assert errors == [], errors
+            # the two refused calls (upload, refresh) log 401s; nothing else may fail
+            assert [e for e in errors if "status of 401" not in e] == [], errors
+            assert len(errors) == 2, errors
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "field-failure.png"))
             print("console errors:", errors)
