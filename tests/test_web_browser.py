@@ -238,6 +238,22 @@ def failures_search_exports_and_race(url: str) -> None:
         page.click("#search-clear")
         page.locator("#queue li").first.wait_for()
 
+        # (7) live updates: a case that turns overdue and urgent arrives without a reload
+        late = (
+            Case.objects.filter(
+                status="in_progress", due_at__gt=timezone.now() + timedelta(hours=2)
+            )
+            .order_by("pk")
+            .first()
+        )
+        Case.objects.filter(pk=late.pk).update(
+            priority=1, due_at=timezone.now() - timedelta(hours=1)
+        )
+        page.evaluate("window.gridsvc.poll()")
+        page.wait_for_selector("#live:not([hidden])")
+        assert late.number in page.locator("#live").inner_text()
+        page.wait_for_selector(f"#queue li[data-case='{late.pk}']")
+
         # (4) exports: monthly report, ledgers, layers reachable; the case sheet prints alone
         page.click(".tabs [data-tab=exports]")
         monthly = page.locator("[data-export=monthly-xlsx]")

@@ -47,7 +47,7 @@
     street_all: "Whole street", community: "Community", before: "was", now: "now", handler_l: "Handler",
     status_l: "State", level_l: "Level", due_l: "Deadline", card_l: "Card", dept_l: "Department",
     past_due: "The deadline must be in the future; pick another.", click_again: "Click again to confirm: ",
-    no_data: "No data", outside: "outside every grid", due_at: "due", new_due: "New deadline", suggested: "suggested grid", n_people: "",
+    no_data: "No data", new_urgent: "New urgent cases", outside: "outside every grid", due_at: "due", new_due: "New deadline", suggested: "suggested grid", n_people: "",
   };
   const STATUS_EN = {
     reported: "Reported", assigned: "Assigned", in_progress: "In progress", escalated: "Escalated",
@@ -475,13 +475,35 @@
     btn.hidden = !retry;
     btn.onclick = retry || null;
   }
-  async function refreshQueue() {
+  /** Live updates: every POLL_MS the queue is asked again (not while a form is open or the tab
+      is hidden); new urgent cases (紧急, red card) raise a quiet notice. */
+  const POLL_MS = 60e3;
+  function startPolling() {
+    state.seen = new Set(state.kinds.flatMap((k) => (state.counts[k] || []).map((c) => c.id)));
+    setInterval(() => pollOnce(false), POLL_MS);
+  }
+  async function pollOnce(force) {
+    {
+      if (!force && (document.hidden || state.busy || state.search)) return;
+      if (document.querySelector("#queue .action-form:not([hidden])")) return;
+      await refreshQueue(true);
+      const fresh = state.kinds.flatMap((k) => state.counts[k] || []).filter((c) => !state.seen.has(c.id));
+      fresh.forEach((c) => state.seen.add(c.id));
+      const urgent = fresh.filter((c) => c.priority === 1 || c.card === "red" || (c.flags || []).length);
+      if (urgent.length) {
+        const box = document.getElementById("live");
+        box.textContent = `${t("new_urgent", "新的紧急案件")}: ${urgent.map((c) => c.number).join("、")}`;
+        box.hidden = false;
+      }
+    }
+  }
+  async function refreshQueue(quiet = false) {
     if (!has(`${API}/dispatch/queue/`)) {
       if (!state.schemaOk) { queueState("error", t("schema_failed", "无法读取接口说明,无法显示案件。"), () => location.reload()); return; }
       document.querySelector('[data-tab="queue"]').hidden = true; return;
     }
     const kinds = state.kinds;
-    if (!state.search) { document.getElementById("queue").replaceChildren(); queueState("loading", t("loading", "加载中…")); }
+    if (!state.search && !quiet) { document.getElementById("queue").replaceChildren(); queueState("loading", t("loading", "加载中…")); }
     const answers = await Promise.all(kinds.map((k) => (k === "mine"
       ? api(`${API}/cases/?mine=true&open=true&page_size=200`) : api(`${API}/dispatch/queue/?kind=${k}`))));
     kinds.forEach((k, i) => {
@@ -1084,8 +1106,9 @@
     wireControls();
     await Promise.all([refreshCases(), refreshQueue(), refreshVisits(), setupExports()]);
     state.loaded = true;
+    startPolling();
     await settle();
   }
-  window.gridsvc = { state, refreshCases, refreshQueue, showCase, selectTab, runSearch };
+  window.gridsvc = { state, refreshCases, refreshQueue, showCase, selectTab, runSearch, poll: () => pollOnce(true) };
   main().catch((e) => { console.error(e); toast(String(e), true); });
 })();
