@@ -215,7 +215,7 @@ class VisitConflictSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="`conflict` or `idempotency_in_progress`")
     id = serializers.IntegerField(required=False, allow_null=True, help_text="the stored visit")
     detail = serializers.CharField(required=False)
-    client_uuid = serializers.ListField(child=serializers.CharField(), required=False)
+    client_uuid = serializers.CharField(required=False, help_text="why, for people")
 
 
 # ---------------------------------------------------------------- daily reports

@@ -5,6 +5,7 @@ return."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -219,3 +220,27 @@ def test_the_schema_validates_without_warnings():
         text=True,
     )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def test_a_single_visit_conflict_answers_the_documented_shape(demo, member_client, schema):
+    from gridsvc.territory.models import Household
+
+    household = Household.objects.filter(unit__building__grid=demo.grids[0]).first()
+    client = member_client("grid1")
+    visit = {
+        "client_uuid": str(uuid.uuid4()),
+        "household": household.id,
+        "client_time": (timezone.now() - timedelta(hours=1)).isoformat(),
+        "notes": "第一次",
+    }
+    assert client.post("/api/v1/visits/", visit, format="json").status_code == 201
+    r = client.post("/api/v1/visits/", {**visit, "notes": "另一次"}, format="json")
+    assert r.status_code == 409
+    body = r.json()
+    conflict = _component(schema, _ref(_response(schema, "/api/v1/visits/", "post", "409")))
+    assert set(conflict.get("required", [])) <= body.keys()
+    kinds = {"string": str, "array": list, "integer": int, "object": dict}
+    for name, prop in conflict["properties"].items():
+        if name in body and body[name] is not None and prop.get("type") in kinds:
+            assert isinstance(body[name], kinds[prop["type"]]), (name, body[name])
+    assert body["code"] == "conflict" and body["id"]
