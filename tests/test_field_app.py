@@ -11,15 +11,14 @@ wipes the phone's data.
 
 from __future__ import annotations
 
-import datetime as dt
+import io
 
 import pytest
+from PIL import Image
 
 from tests.browser import ARTIFACTS, CHROMIUM_ARGS, chromium_path
 
 pytestmark = [pytest.mark.browser]
-
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
 
 def grid1_first_task_point() -> tuple[float, float]:
@@ -50,6 +49,13 @@ SPOIL_TOKENS_JS = """() => {
 }"""
 
 
+def big_png() -> bytes:
+    """A camera-sized picture (2400 × 1800) as PNG."""
+    out = io.BytesIO()
+    Image.new("RGB", (2400, 1800), (190, 60, 40)).save(out, "PNG")
+    return out.getvalue()
+
+
 def sync_now(page) -> None:
     """Tap 立即同步 and wait until that sync has finished and the screen is drawn again."""
     before = page.evaluate("document.body.dataset.lastSync")
@@ -66,6 +72,7 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
     from playwright.sync_api import sync_playwright
 
     from gridsvc.accounts.models import Member
+    from gridsvc.cases.models import Case
     from gridsvc.chain.models import Position
     from gridsvc.chain.scope import scope_for
     from gridsvc.chain.services import hand_over_by
@@ -176,6 +183,28 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
             )
             assert batches == []
 
+            # A second visit offline, from the household list: a photo from the camera (scaled
+            # down on the phone) and a finding that opens a hazard case.
+            page.click(".tabs button[data-tab=households]")
+            page.fill("#hh-search", "")
+            page.locator("#hh-list li button.visit").nth(1).click()
+            page.wait_for_function(
+                "() => document.querySelector('#gps').textContent.includes('精度')", timeout=10_000
+            )
+            page.fill("#visit-finding", "楼道堆放杂物，堵塞消防通道")
+            page.select_option("#visit-category", "hazard.fire")
+            page.set_input_files(
+                "#visit-photo",
+                files=[{"name": "photo.png", "mimeType": "image/png", "buffer": big_png()}],
+            )
+            page.click("#visit-save")
+            page.wait_for_function(
+                "() => document.querySelector('#outbox-count').textContent === '2'",
+                timeout=10_000,
+            )
+            uuid2 = page.locator("#outbox-list li").first.get_attribute("data-uuid")
+            assert uuid2 != uuid
+
             # (4) Online again, but the session is no longer valid (e.g. the refresh token was
             # revoked): the upload is refused with 401, the refresh too, and the app asks to
             # sign in again — keeping the visit. After signing in it is sent, with the same
@@ -192,6 +221,13 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
                 f"#outbox-list li[data-uuid='{uuid}'][data-status='accepted']", timeout=30_000
             )
             assert "已发送" in page.locator(f"#outbox-list li[data-uuid='{uuid}']").inner_text()
+            page.wait_for_selector(
+                f"#outbox-list li[data-uuid='{uuid2}'][data-status='accepted']", timeout=30_000
+            )
+            assert (
+                "已上报事件 1 件"
+                in page.locator(f"#outbox-list li[data-uuid='{uuid2}']").inner_text()
+            )
             assert page.locator("#outbox-count").inner_text() == "0"
             page.screenshot(path=str(ARTIFACTS / "field-outbox-sent.png"))
             sync_now(page)
@@ -205,6 +241,15 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
             assert abs(visit.location.x - lon) < 1e-6 and abs(visit.location.y - lat) < 1e-6
             assert visit.distance_m is not None  # judged against the household's building
             assert visit.task_id == task_id and visit.task.status == "done"
+            second = Visit.objects.get(client_uuid=uuid2)
+            photos = list(second.photos.all())
+            assert len(photos) == 1 and photos[0].content_type == "image/jpeg"
+            with photos[0].image.open() as f:
+                assert max(Image.open(f).size) == 1600  # 2400 × 1800 scaled on the phone
+            assert len(second.case_ids) == 1
+            case = Case.objects.get(pk=second.case_ids[0])
+            assert case.category.code == "hazard.fire" and case.household_id == second.household_id
+            assert Visit.objects.filter(client_uuid__in=[uuid, uuid2]).count() == 2
             # the refused try and the accepted one: one batch, one key kept across the retry
             assert len(batches) == 2 and batches[0] and batches[0] == batches[1], batches
             # The visited task left today's list.

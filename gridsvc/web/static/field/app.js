@@ -308,6 +308,51 @@
     await tx.done;
   }
 
+  /** Case categories (for a finding that opens a case), kept for offline use. */
+  async function loadCategories() {
+    const resp = await api("/categories/");
+    if (!resp.ok) return;
+    const rows = await resp.json();
+    const list = (Array.isArray(rows) ? rows : rows.results || [])
+      .filter((c) => c.active !== false && c.code && c.code.includes("."))
+      .map((c) => ({ code: c.code, name: c.name }));
+    await meta.set("categories", list);
+  }
+
+  async function fillCategories() {
+    const select = $("visit-category");
+    const frag = document.createDocumentFragment();
+    const none = document.createElement("option");
+    none.value = "";
+    none.textContent = "不上报，仅记录";
+    frag.appendChild(none);
+    for (const c of (await meta.get("categories")) || []) {
+      const o = document.createElement("option");
+      o.value = c.code;
+      o.textContent = `${c.name}（${c.code}）`;
+      frag.appendChild(o);
+    }
+    select.replaceChildren(frag);
+  }
+
+  /** A photo scaled down on the phone (longest side ≤ 1600 px, JPEG) as base64. */
+  async function downscale(file, max = 1600) {
+    const bmp = await createImageBitmap(file);
+    const k = Math.min(1, max / Math.max(bmp.width, bmp.height));
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.round(bmp.width * k);
+    canvas.height = Math.round(bmp.height * k);
+    canvas.getContext("2d").drawImage(bmp, 0, 0, canvas.width, canvas.height);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.8));
+    const url = await new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(reader.result);
+      reader.onerror = () => reject(reader.error);
+      reader.readAsDataURL(blob);
+    });
+    return String(url).split(",", 2)[1];
+  }
+
   async function sync() {
     if (state.syncing || !state.session) return;
     if (!navigator.onLine) {
@@ -319,6 +364,7 @@
     try {
       await flushOutbox();
       await pullFeed();
+      await loadCategories();
       const now = new Date().toISOString();
       await meta.set("lastSync", now);
       $("sync-msg").textContent = "同步完成。";
@@ -456,6 +502,8 @@
       } else if (r.far_off) {
         sub += ` · 距住户 ${Math.round(r.distance_m)} 米（偏远）`;
       }
+      if (v.body.photos) sub += ` · 照片 ${v.body.photos.length} 张`;
+      if (r.case_ids && r.case_ids.length) sub += ` · 已上报事件 ${r.case_ids.length} 件`;
       const item = li(v.label || householdLabel(h), sub, [[text, cls]]);
       item.dataset.uuid = v.client_uuid;
       item.dataset.status = v.status;
@@ -495,6 +543,9 @@
     $("visit-target").textContent = `${householdLabel(household)}${task ? ` · ${task.rule_name || task.rule}` : ""}`;
     $("visit-notes").value = "";
     $("visit-finding").value = "";
+    $("visit-photo").value = "";
+    $("visit-save").disabled = false;
+    fillCategories().then(() => ($("visit-category").value = ""));
     $("gps").textContent = "正在定位…";
     show("visit");
     if (!navigator.geolocation) {
@@ -517,6 +568,8 @@
   /** Store the visit in the outbox (IndexedDB) first; send it when the network allows. */
   async function saveVisit() {
     const c = current;
+    if (!c || $("visit-save").disabled) return;
+    $("visit-save").disabled = true; // one tap, one visit
     const body = {
       client_uuid: crypto.randomUUID(),
       household: c.household.id,
@@ -532,7 +585,22 @@
       body.crs = "wgs84";
     }
     const finding = $("visit-finding").value.trim();
-    if (finding) body.findings = [{ category: "other", description: finding }];
+    const category = $("visit-category").value;
+    if (category) {
+      body.findings = [{ category, description: finding || "走访发现", open_case: true }];
+    } else if (finding) {
+      body.findings = [{ category: "other", description: finding }];
+    }
+    const photo = $("visit-photo").files[0];
+    if (photo) {
+      try {
+        body.photos = [{ data: await downscale(photo) }];
+      } catch (e) {
+        $("gps").textContent = "照片无法读取，请重新选择";
+        $("visit-save").disabled = false;
+        return;
+      }
+    }
     await state.db.put("outbox", {
       client_uuid: body.client_uuid,
       body,
