@@ -293,3 +293,19 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
         finally:
             context.close()
             browser.close()
+
+
+def test_field_app_files_are_a_fixed_list(client) -> None:
+    """The shell is HTML under the page policy; the service worker is JavaScript served from
+    /field/ (so its scope is the app); anything not on the list — another folder, a path
+    climbing out — is a 404."""
+    shell = client.get("/field/")
+    assert shell.status_code == 200 and shell["Content-Type"].startswith("text/html")
+    assert "script-src 'self'" in shell["Content-Security-Policy"]
+    sw = client.get("/field/sw.js")
+    assert sw.status_code == 200 and sw["Content-Type"].startswith("text/javascript")
+    assert sw["Service-Worker-Allowed"] == "/field/"
+    assert client.get("/field/manifest.webmanifest")["Content-Type"] == "application/manifest+json"
+    for bad in ("/field/field.py", "/field/../urls.py", "/field/%2e%2e/field.py", "/field/x.js"):
+        assert client.get(bad).status_code == 404, bad
+    assert client.post("/field/").status_code == 405

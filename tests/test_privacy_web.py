@@ -42,6 +42,7 @@ PAGES = [
     ("/login/", None),
     ("/", "street"),
     ("/api/docs/", None),
+    ("/field/", None),  # the field app's shell (docs/field-app.md)
     ("/admin/login/", None),
     # the geometry editor: OpenLayers from our bundle, started without an inline script
     ("/admin/territory/grid/{grid}/change/", "admin"),

@@ -120,6 +120,8 @@ ALLOWED: dict[str, str] = {
     "ANY /health": "liveness: database version only",
     "ANY /health/worker": "liveness of the background worker: no territory data",
     "GET /login/": "web login form",
+    "ANY /field/": "the field app's HTML shell (static, GET only); its data comes from the API",
+    "ANY /field/<name>": "the field app's static files (a fixed list, GET only): no data",
     "POST /login/": "web login (lockout and throttle: tests/test_security.py)",
     "PUT /login/": "web login view (Django's LoginView answers PUT like POST)",
     "GET /logout/": "web logout",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.http import FileResponse, Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import path
 from django.views.decorators.http import require_GET
 
@@ -33,16 +33,16 @@ FILES: dict[str, tuple[Path, str]] = {
 
 
 @require_GET
-def field_file(request: HttpRequest, name: str = "") -> FileResponse:
-    """One file of the field app. ``no-cache``: the browser revalidates (ETag-less, so a
-    fresh copy each time online); offline the service worker answers from its cache."""
+def field_file(request: HttpRequest, name: str = "") -> HttpResponse:
+    """One file of the field app (all small: read whole). ``no-cache``: the browser asks
+    again each time online; offline the service worker answers from its cache."""
     try:
         file, content_type = FILES[name]
     except KeyError:
         raise Http404("no such file in the field app") from None
     if not file.is_file():
         raise Http404(f"{name} is not built (run scripts/build_web.sh)")
-    response = FileResponse(file.open("rb"), content_type=content_type)
+    response = HttpResponse(file.read_bytes(), content_type=content_type)
     response["Cache-Control"] = "no-cache"
     if name == "sw.js":
         response["Service-Worker-Allowed"] = "/field/"
