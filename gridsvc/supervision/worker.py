@@ -60,16 +60,64 @@ class _StopWatch(logging.Handler):
             self.failure = record.getMessage()
 
 
+class DatabaseGone(RuntimeError):
+    """The worker's own check found the database unreachable."""
+
+
+def _ping_database() -> None:
+    """Open a fresh connection and run ``SELECT 1`` (raises when the database is unreachable)."""
+    import psycopg2
+    from django.db import connection
+
+    params = dict(connection.get_connection_params())
+    params["connect_timeout"] = 5
+    conn = psycopg2.connect(**params)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+    finally:
+        conn.close()
+
+
+async def _watchdog(interval: float, failures_allowed: int = 2) -> None:
+    """Check the database every ``interval`` seconds; raise :class:`DatabaseGone` after
+    ``failures_allowed`` failed checks in a row. procrastinate's pool may keep retrying a lost
+    database for a long time without stopping the worker: this makes the loss an exit."""
+    failures = 0
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.wait_for(asyncio.to_thread(_ping_database), timeout=interval + 10)
+            failures = 0
+        except Exception as exc:  # any failure to reach the database counts
+            failures += 1
+            log.warning("database check failed (%d/%d): %s", failures, failures_allowed, exc)
+            if failures >= failures_allowed:
+                raise DatabaseGone(str(exc)) from exc
+
+
 async def _run(app, queues: list[str] | None, wait: bool, polling: float) -> None:  # type: ignore[no-untyped-def]
     async with app.open_async():
         await retry_stalled_jobs(app)
-        await app.run_worker_async(
-            queues=queues,
-            wait=wait,
-            fetch_job_polling_interval=polling,
-            update_heartbeat_interval=heartbeat_seconds(),
-            stalled_worker_timeout=stalled_seconds(),
+        worker = asyncio.create_task(
+            app.run_worker_async(
+                queues=queues,
+                wait=wait,
+                fetch_job_polling_interval=polling,
+                update_heartbeat_interval=heartbeat_seconds(),
+                stalled_worker_timeout=stalled_seconds(),
+            )
         )
+        dog = asyncio.create_task(_watchdog(max(1.0, heartbeat_seconds() / 2)))
+        done, _ = await asyncio.wait({worker, dog}, return_when=asyncio.FIRST_COMPLETED)
+        if dog in done:
+            # The database is gone: a graceful stop would hang on it. Jobs in flight are
+            # stalled and retried by the next worker (every job is safe to run twice).
+            log.error("the database is unreachable (%s): exiting 1", dog.exception())
+            logging.shutdown()
+            os._exit(1)
+        dog.cancel()
+        worker.result()
 
 
 def run_worker(queues: Iterable[str] | None = None, wait: bool = True, polling: float = 5.0) -> int:
