@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from django.utils import timezone
 from PIL import Image
 
 from tests.browser import ARTIFACTS, CHROMIUM_ARGS, chromium_path
@@ -77,7 +78,7 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
     from gridsvc.chain.scope import scope_for
     from gridsvc.chain.services import hand_over_by
     from gridsvc.territory.models import Household
-    from gridsvc.visits.models import Visit
+    from gridsvc.visits.models import DailyReport, Visit
 
     assert chromium_path(), "chromium missing: run scripts/setup.sh"
     lon, lat = grid1_first_task_point()
@@ -205,6 +206,17 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
             uuid2 = page.locator("#outbox-list li").first.get_attribute("data-uuid")
             assert uuid2 != uuid
 
+            # 一日一报 offline: one item, queued with its own Idempotency-Key.
+            page.fill("#daily-text", "3号楼楼道灯不亮")
+            page.click("#daily-send")
+            page.wait_for_function(
+                "() => document.querySelector('#outbox-count').textContent === '3'",
+                timeout=10_000,
+            )
+            daily = page.locator("#outbox-list li[data-key]")
+            assert daily.count() == 1 and daily.get_attribute("data-status") == "pending"
+            daily_key = daily.get_attribute("data-key")
+
             # (4) Online again, but the session is no longer valid (e.g. the refresh token was
             # revoked): the upload is refused with 401, the refresh too, and the app asks to
             # sign in again — keeping the visit. After signing in it is sent, with the same
@@ -228,6 +240,9 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
                 "已上报事件 1 件"
                 in page.locator(f"#outbox-list li[data-uuid='{uuid2}']").inner_text()
             )
+            page.wait_for_selector(
+                f"#outbox-list li[data-key='{daily_key}'][data-status='sent']", timeout=30_000
+            )
             assert page.locator("#outbox-count").inner_text() == "0"
             page.screenshot(path=str(ARTIFACTS / "field-outbox-sent.png"))
             sync_now(page)
@@ -250,6 +265,9 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
             case = Case.objects.get(pk=second.case_ids[0])
             assert case.category.code == "hazard.fire" and case.household_id == second.household_id
             assert Visit.objects.filter(client_uuid__in=[uuid, uuid2]).count() == 2
+            report = DailyReport.objects.get(member__username="grid1", date=timezone.localdate())
+            assert [i["description"] for i in report.items].count("3号楼楼道灯不亮") == 1
+            assert not report.nothing_abnormal
             # the refused try and the accepted one: one batch, one key kept across the retry
             assert len(batches) == 2 and batches[0] and batches[0] == batches[1], batches
             # The visited task left today's list.

@@ -24,8 +24,13 @@
   // ---------------------------------------------------------------- storage (IndexedDB)
 
   function openDb() {
-    return idb.openDB(DB_NAME, 1, {
-      upgrade(db) {
+    return idb.openDB(DB_NAME, 2, {
+      upgrade(db, oldVersion) {
+        if (oldVersion < 2) {
+          // other requests waiting to be sent (一日一报 …), each with its Idempotency-Key
+          db.createObjectStore("requests", { keyPath: "key" }).createIndex("status", "status");
+        }
+        if (oldVersion >= 1) return;
         db.createObjectStore("meta");
         for (const name of ["households", "residents", "tasks", "cases", "inbox"]) {
           const store = db.createObjectStore(name, { keyPath: "id" });
@@ -205,7 +210,57 @@
   // ---------------------------------------------------------------- sync: outbox, then the feed
 
   async function countPending() {
-    return (await state.db.getAllFromIndex("outbox", "status", "pending")).length;
+    return (
+      (await state.db.getAllFromIndex("outbox", "status", "pending")).length +
+      (await state.db.getAllFromIndex("requests", "status", "pending")).length
+    );
+  }
+
+  /** Keep a request in IndexedDB with a fresh Idempotency-Key before it is ever sent. */
+  async function queueRequest(label, method, path, body) {
+    await state.db.put("requests", {
+      key: crypto.randomUUID(),
+      label,
+      method,
+      path,
+      body,
+      status: "pending",
+      recorded_at: new Date().toISOString(),
+    });
+  }
+
+  /** Send the queued requests oldest first, each with its own key (a retry is answered once). */
+  async function flushRequests() {
+    const pending = (await state.db.getAllFromIndex("requests", "status", "pending")).sort((a, b) =>
+      a.recorded_at.localeCompare(b.recorded_at)
+    );
+    for (const r of pending) {
+      const resp = await api(r.path, { method: r.method, body: r.body, headers: { "Idempotency-Key": r.key } });
+      if (resp.status === 409 || resp.status === 429 || resp.status >= 500) return; // later, same key
+      const data = await resp.json().catch(() => ({}));
+      r.status = resp.ok ? "sent" : "refused";
+      r.result = resp.ok ? { id: data.id, version: data.version } : data;
+      r.http = resp.status;
+      r.sent_at = new Date().toISOString();
+      await state.db.put("requests", r);
+    }
+  }
+
+  /** 一日一报: today's report, 零报告 (nothing abnormal) or one item; merged by item id. */
+  async function dailyReport(nothingAbnormal) {
+    const text = $("daily-text").value.trim();
+    if (!nothingAbnormal && !text) {
+      $("daily-msg").textContent = "请填写情况，或点“零报告”。";
+      return;
+    }
+    const body = nothingAbnormal
+      ? { date: today(), nothing_abnormal: true }
+      : { date: today(), items: [{ id: crypto.randomUUID(), category: "其他", description: text }] };
+    await queueRequest(nothingAbnormal ? `一日一报 ${today()}：零报告` : `一日一报 ${today()}：${text}`, "POST", "/daily-reports/", body);
+    $("daily-text").value = "";
+    $("daily-msg").textContent = "已保存，联网后发送。";
+    await render();
+    sync();
   }
 
   /** Send the pending visits in batches; each batch keeps its Idempotency-Key across retries. */
@@ -363,6 +418,7 @@
     $("sync-msg").textContent = "正在同步…";
     try {
       await flushOutbox();
+      await flushRequests();
       await pullFeed();
       await loadCategories();
       const now = new Date().toISOString();
@@ -509,8 +565,19 @@
       item.dataset.status = v.status;
       list.appendChild(item);
     }
+    const REQ_TEXT = { pending: ["待发送", "pending"], sent: ["已发送", "sent"], refused: ["被拒绝", "rejected"] };
+    const reqs = (await state.db.getAll("requests")).sort((a, b) => b.recorded_at.localeCompare(a.recorded_at));
+    for (const r of reqs) {
+      const [text, cls] = REQ_TEXT[r.status] || [r.status, ""];
+      let sub = `记录于 ${showTime(r.recorded_at)}`;
+      if (r.status === "refused") sub += ` · ${r.http} ${JSON.stringify(r.result || {})}`;
+      const item = li(r.label, sub, [[text, cls]]);
+      item.dataset.key = r.key;
+      item.dataset.status = r.status;
+      list.appendChild(item);
+    }
     $("outbox-list").replaceChildren(list);
-    $("outbox-empty").hidden = rows.length > 0;
+    $("outbox-empty").hidden = rows.length + reqs.length > 0;
   }
 
   async function render() {
@@ -638,6 +705,8 @@
       }
     });
     $("sync-now").addEventListener("click", () => sync());
+    $("daily-zero").addEventListener("click", () => dailyReport(true));
+    $("daily-send").addEventListener("click", () => dailyReport(false));
     $("sign-out").addEventListener("click", () => signOut());
     $("update-reload").addEventListener("click", () => location.reload());
     for (const b of document.querySelectorAll(".tabs button")) b.addEventListener("click", () => selectTab(b.dataset.tab));
