@@ -92,7 +92,10 @@ def laptop_heatmap_filter_and_dispatch(url: str) -> None:
         detail.wait_for()
         assert detail.locator(".chain li").count() >= 3
         assert detail.locator(".timeline li").count() >= 2
-        assert case.route_reason and case.route_reason in detail.inner_text()
+        # the route reason in Chinese (the server writes "…: starts at 楼长; → 楼长 范娟")
+        reason = detail.locator(".route-reason").inner_text()
+        assert case.route_reason and case.category.name in reason
+        assert "starts at" not in reason and "skipped" not in reason
         detail.locator("[data-action=reassign]").click()
         select = detail.locator("select[name=member][data-loaded='1']")
         select.wait_for()
@@ -292,6 +295,7 @@ def failures_search_exports_and_race(url: str) -> None:
         assert not page.locator(".topbar").is_visible()
         assert page.locator("#case-detail .timeline").is_visible()
         assert page.locator("#case-detail .print-head").is_visible()
+        assert "null" not in page.locator("#case-detail").inner_text()
         page.screenshot(path=str(ARTIFACTS / "web-case-sheet.png"), full_page=True)
         page.evaluate("document.body.classList.remove('printing-case')")
         page.emulate_media(media="screen")

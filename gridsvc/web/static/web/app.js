@@ -95,6 +95,19 @@
     if (m) return lang === "en" ? `${REQUEST_ZH[m[1]][1]} ${REQUEST_STATE_ZH[m[2]][1]}` : `${REQUEST_ZH[m[1]][0]}${REQUEST_STATE_ZH[m[2]][0]}`;
     return kind;
   }
+  const STEP_ZH = { vacant: "空缺", on_leave: "请假", no_object: "无此对象", inactive: "未启用" };
+  /** The server's routing reason (English words around Chinese names) in Chinese. */
+  function routeReason(text) {
+    if (lang === "en" || !text) return text;
+    return text
+      .replace(/: starts at /g, ":起始层级 ")
+      .replace(/ skipped \((\w+)\)/g, (m, st) => ` 跳过(${STEP_ZH[st] || st})`)
+      .replace("nobody holds the street desk → dispatch queue", "街道调度台无人值守 → 进入调度队列")
+      .replace("outside every grid → street dispatch queue", "不在任何网格内 → 进入街道调度队列")
+      .replace(/nearest grid (.+?) \((\w+)\) at (\d+) m/, "最近网格 $1($2)约 $3 米")
+      .replace(/escalated by hand/g, "人工升级")
+      .replace(/; /g, ";");
+  }
   /** Notes the server writes in English (automatic steps) in Chinese. */
   function noteText(note) {
     if (lang === "en" || !note) return note;
@@ -102,7 +115,7 @@
     if (m) return "超期:自动升级一级";
     const merged = /^(\S+) merged in$/.exec(note);
     if (merged) return `${merged[1]} 已并入`;
-    return note;
+    return routeReason(note);
   }
   const CONFIRM_TWICE = ["escalate", "supervise"];
   const FIELD_ZH = { member: "人员", due_at: "期限", department: "部门", note: "备注", grid: "网格", non_field_errors: "", version: "版本", status: "状态" };
@@ -789,8 +802,8 @@
       e.note ? el("div", {}, noteText(e.note)) : null)));
     box.className = "case-detail";
     box.dataset.case = String(c.id);
-    box.replaceChildren(
-      el("div", { class: "print-head" }, `${t("title", "网格化管理 · 街道调度")} · ${t("printed_at", "打印于")} ${new Date().toLocaleString(lang === "en" ? "en-GB" : "zh-CN", { hour12: false })}`),
+    box.replaceChildren(...[ // (a bare null would be printed as "null")
+      el("div", { class: "print-head" }, `${t("title", "网格化管理平台 · 街道调度")} · ${t("printed_at", "打印于")} ${new Date().toLocaleString(lang === "en" ? "en-GB" : "zh-CN", { hour12: false })}`),
       el("h3", {}, badges(c), `${c.number} ${c.category_name || ""}`),
       el("button", { type: "button", class: "print-btn no-print", "data-print": "case", onclick: () => printCase() }, `🖨 ${t("print", "打印案件单")}`),
       el("p", { class: "subject" }, c.title || ""),
@@ -799,8 +812,8 @@
       c.outcome ? el("p", {}, el("b", {}, "✔ "), c.outcome) : null,
       actionBar(c, () => afterAction(c.id)),
       el("h4", {}, t("chain", "流转链路(走过的五位一体链)")), chain,
-      el("p", { class: "muted small route-reason" }, history.route_reason || c.route_reason || ""),
-      el("h4", {}, t("timeline", "处置记录")), timeline);
+      el("p", { class: "muted small route-reason" }, routeReason(history.route_reason || c.route_reason || "")),
+      el("h4", {}, t("timeline", "处置记录")), timeline].filter(Boolean));
     if (switchTab && window.matchMedia("(max-width: 1024px)").matches) box.scrollIntoView({ block: "start" });
     if (c.lon !== null && c.lat !== null && state.map) state.map.easeTo({ center: [c.lon, c.lat], zoom: Math.max(state.map.getZoom(), 16), duration: 300 });
   }
