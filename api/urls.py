@@ -4,6 +4,7 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from . import (
+    assistance,
     attachments,
     auth,
     cases,
@@ -33,7 +34,7 @@ router.register("privacy/grants", security.GrantViewSet, basename="unmask-grant"
 router.register("audit", security.AuditViewSet, basename="audit")
 rules.register(router)  # calendars, time limits, category rules
 
-DOMAINS = (cases, visits, layers, reports)
+DOMAINS = (cases, visits, layers, reports, assistance)
 for domain in DOMAINS:
     domain.register(router)
 

@@ -107,6 +107,7 @@ INSTALLED_APPS = [
     "gridsvc.chain",
     "gridsvc.cases",
     "gridsvc.visits",
+    "gridsvc.assistance",
     "gridsvc.layers",
     "gridsvc.reports",
     "gridsvc.audit",

@@ -1,0 +1,309 @@
+"""API for people's services (民生服务): assistance applications as a workflow.
+
+- /api/v1/assistance/                     list (scoped: staff tiers only; neighbours get
+                                          none) with ``?kind=``, ``?status=``,
+                                          ``?household=``, ``?recheck_overdue=1``; POST
+                                          starts one (``client_uuid`` from the phone: a retry
+                                          returns the stored one, 200)
+- /api/v1/assistance/{id}/                one application with its events
+- /api/v1/assistance/{id}/check/          核查 (grid member, cadre)
+- /api/v1/assistance/{id}/review/         社区评议 (community cadre, community staff)
+- /api/v1/assistance/{id}/decide/         街道审批 (street dispatcher)
+- /api/v1/assistance/{id}/recheck/        复核 (street dispatcher)
+- /api/v1/assistance/{id}/withdraw/       撤回
+
+Income and amounts are LOW_INCOME-sensitive: shown masked ("**") unless under an unmask
+grant (``?unmask=1``), and every unmasked read is audited. Rules: gridsvc.assistance.services.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from gridsvc.assistance import services
+from gridsvc.assistance.models import Application, ApplicationEvent, Kind, Status
+from gridsvc.chain.visibility import MASK, Tier, staff_scope, tier_for
+from gridsvc.territory.models import Household, Resident
+from gridsvc.visits.models import Visit
+
+from .privacy import UnmaskAuditMixin, viewer
+from .scoping import request_scope
+
+SENSITIVE_FIELDS = ("monthly_income", "amount")
+
+urlpatterns: list = []
+root_urlpatterns: list = []
+
+
+def register(router) -> None:  # type: ignore[no-untyped-def]
+    """Register this domain's viewsets on the /api/v1/ router."""
+    router.register("assistance", ApplicationViewSet, basename="assistance")
+
+
+class EventSerializer(serializers.ModelSerializer):
+    actor_name = serializers.CharField(source="actor.display_name", default=None, read_only=True)
+
+    class Meta:
+        model = ApplicationEvent
+        fields = ["id", "action", "from_status", "to_status", "actor", "actor_name", "at", "note"]
+        read_only_fields = fields
+
+
+class ApplicationSerializer(serializers.ModelSerializer):
+    kind_name = serializers.CharField(source="get_kind_display", read_only=True)
+    status_name = serializers.CharField(source="get_status_display", read_only=True)
+    monthly_income = serializers.SerializerMethodField()
+    amount = serializers.SerializerMethodField()
+    masked = serializers.SerializerMethodField()
+    events = EventSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Application
+        fields = [
+            "id",
+            "client_uuid",
+            "household",
+            "applicant",
+            "visit",
+            "kind",
+            "kind_name",
+            "status",
+            "status_name",
+            "reason",
+            "members_count",
+            "monthly_income",
+            "documents",
+            "recommended",
+            "review_opinion",
+            "decision_reason",
+            "amount",
+            "start_date",
+            "end_date",
+            "recheck_due",
+            "due_at",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "masked",
+            "events",
+        ]
+        read_only_fields = fields
+
+    def _clear(self) -> bool:
+        request = self.context.get("request")
+        return request is not None and viewer(request).unmasked
+
+    def _money(self, value) -> str | None:  # type: ignore[no-untyped-def]
+        if value is None:
+            return None
+        return str(value) if self._clear() else MASK
+
+    def get_monthly_income(self, obj: Application) -> str | None:
+        return self._money(obj.monthly_income)
+
+    def get_amount(self, obj: Application) -> str | None:
+        return self._money(obj.amount)
+
+    def get_masked(self, obj: Application) -> list[str]:
+        return [] if self._clear() else list(SENSITIVE_FIELDS)
+
+
+class SubmitSerializer(serializers.Serializer):
+    household = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=Kind.choices)
+    applicant = serializers.IntegerField(required=False, allow_null=True)
+    visit = serializers.IntegerField(required=False, allow_null=True)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    client_uuid = serializers.UUIDField(required=False, allow_null=True)
+
+
+class CheckSerializer(serializers.Serializer):
+    members_count = serializers.IntegerField(min_value=1, max_value=99)
+    monthly_income = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=0)
+    documents = serializers.ListField(
+        child=serializers.CharField(max_length=100), min_length=1, max_length=30
+    )
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class ReviewSerializer(serializers.Serializer):
+    recommended = serializers.BooleanField()
+    opinion = serializers.CharField(max_length=2000)
+
+
+class DecideSerializer(serializers.Serializer):
+    approved = serializers.BooleanField()
+    reason = serializers.CharField(max_length=2000)
+    amount = serializers.DecimalField(
+        max_digits=10, decimal_places=2, min_value=0, required=False, allow_null=True
+    )
+    start_date = serializers.DateField(required=False, allow_null=True)
+    end_date = serializers.DateField(required=False, allow_null=True)
+
+
+class RecheckSerializer(serializers.Serializer):
+    continues = serializers.BooleanField(help_text="false ends the assistance")
+    note = serializers.CharField(max_length=2000)
+    amount = serializers.DecimalField(
+        max_digits=10, decimal_places=2, min_value=0, required=False, allow_null=True
+    )
+
+
+class NoteSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+def _not_found(field: str) -> ValidationError:
+    return ValidationError({field: ["not found"]})
+
+
+class ApplicationViewSet(
+    UnmaskAuditMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """民生服务申请 (低保, 临时救助, 廉租房/公租房, 医保/养老, 助学, 就业)."""
+
+    base_queryset = Application.objects.all()
+    serializer_class = ApplicationSerializer
+    audit_object_type = "assistance_application"
+    audit_fields = SENSITIVE_FIELDS
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return Application.objects.none()
+        qs = services.visible_applications(request_scope(self.request), self.request.user)
+        qs = qs.prefetch_related("events__actor")
+        params = self.request.query_params
+        if params.get("kind"):
+            qs = qs.filter(kind=params["kind"])
+        if params.get("status"):
+            qs = qs.filter(status=params["status"])
+        if params.get("household", "").isdigit():
+            qs = qs.filter(household_id=int(params["household"]))
+        if params.get("recheck_overdue") in ("1", "true"):
+            qs = services.recheck_overdue(qs)
+        return qs
+
+    def _staff_households(self):  # type: ignore[no-untyped-def]
+        if tier_for(self.request.user) < Tier.STAFF:
+            return Household.objects.none()
+        return staff_scope(request_scope(self.request)).filter(Household.objects.all())
+
+    @extend_schema(request=SubmitSerializer, responses={201: ApplicationSerializer})
+    def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if tier_for(request.user) < Tier.STAFF:
+            raise services.NotAllowed("neighbours' roles do not handle assistance")
+        body = SubmitSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        d = body.validated_data
+        household = self._staff_households().filter(pk=d["household"]).first()
+        if household is None:
+            raise _not_found("household")
+        applicant = None
+        if d.get("applicant") is not None:
+            applicant = Resident.objects.filter(pk=d["applicant"], household=household).first()
+            if applicant is None:
+                raise _not_found("applicant")
+        visit = None
+        if d.get("visit") is not None:
+            visit = Visit.objects.filter(pk=d["visit"], household=household).first()
+            if visit is None:
+                raise _not_found("visit")
+        out = services.submit(
+            request.user,
+            household,
+            d["kind"],
+            applicant=applicant,
+            visit=visit,
+            reason=d.get("reason", ""),
+            client_uuid=d.get("client_uuid"),
+        )
+        data = ApplicationSerializer(out.application, context={"request": request}).data
+        return Response(data, status=status.HTTP_201_CREATED if out.created else status.HTTP_200_OK)
+
+    def _step(self, request, serializer_class, run):  # type: ignore[no-untyped-def]
+        app = self.get_object()  # 404 outside the caller's territory
+        body = serializer_class(data=request.data)
+        body.is_valid(raise_exception=True)
+        run(app.pk, body.validated_data)
+        fresh = self.get_queryset().get(pk=app.pk)
+        return Response(ApplicationSerializer(fresh, context={"request": request}).data)
+
+    @extend_schema(request=CheckSerializer, responses=ApplicationSerializer)
+    @action(detail=True, methods=["post"])
+    def check(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """核查: members, declared income, documents seen."""
+        return self._step(
+            request,
+            CheckSerializer,
+            lambda i, d: services.check(
+                request.user,
+                i,
+                members_count=d["members_count"],
+                monthly_income=d["monthly_income"],
+                documents=d["documents"],
+                note=d.get("note", ""),
+            ),
+        )
+
+    @extend_schema(request=ReviewSerializer, responses=ApplicationSerializer)
+    @action(detail=True, methods=["post"])
+    def review(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """社区评议: recommend or not, with reasons."""
+        return self._step(
+            request,
+            ReviewSerializer,
+            lambda i, d: services.review(
+                request.user, i, recommended=d["recommended"], opinion=d["opinion"]
+            ),
+        )
+
+    @extend_schema(request=DecideSerializer, responses=ApplicationSerializer)
+    @action(detail=True, methods=["post"])
+    def decide(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """街道审批: approve (amount, dates) or reject, with reasons."""
+        return self._step(
+            request,
+            DecideSerializer,
+            lambda i, d: services.decide(
+                request.user,
+                i,
+                approved=d["approved"],
+                reason=d["reason"],
+                amount=d.get("amount"),
+                start_date=d.get("start_date"),
+                end_date=d.get("end_date"),
+            ),
+        )
+
+    @extend_schema(request=RecheckSerializer, responses=ApplicationSerializer)
+    @action(detail=True, methods=["post"])
+    def recheck(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """复核 (低保 yearly): continue (optionally a new amount) or end."""
+        return self._step(
+            request,
+            RecheckSerializer,
+            lambda i, d: services.recheck(
+                request.user, i, continue_=d["continues"], note=d["note"], amount=d.get("amount")
+            ),
+        )
+
+    @extend_schema(request=NoteSerializer, responses=ApplicationSerializer)
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """撤回 before the decision."""
+        return self._step(
+            request,
+            NoteSerializer,
+            lambda i, d: services.withdraw(request.user, i, note=d.get("note", "")),
+        )
+
+
+__all__ = ["ApplicationViewSet", "Status", "register"]

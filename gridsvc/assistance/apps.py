@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class AssistanceConfig(AppConfig):
+    name = "gridsvc.assistance"
+    label = "assistance"
+    verbose_name = "People's services 民生服务"
+
+    def ready(self) -> None:
+        from gridsvc.chain.scope import HOUSEHOLD_PATHS
+
+        from .models import Application, ApplicationEvent
+
+        HOUSEHOLD_PATHS[Application] = "household__"
+        HOUSEHOLD_PATHS[ApplicationEvent] = "application__household__"

@@ -1,0 +1,413 @@
+"""Rules of assistance applications (民生服务申请): who may do what, the working-day
+deadlines of each stage, the yearly 低保 re-check and the worker's reminders.
+
+Stages and who acts (the household must lie in the actor's territory):
+
+- submit (申请) and check (核查): grid member or community cadre over the household's grid,
+  community staff (调委会, 五员) over its community, or the street office;
+- review (社区评议): community cadre over the grid or community staff over the community;
+- decide (街道审批), recheck (复核) and end (停止): the street dispatcher over the street.
+
+Neighbours' roles (楼长, 单元长, 物业, 业委会) do nothing here and see nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from gridsvc.chain.models import Position, PositionType
+from gridsvc.chain.scope import Scope
+from gridsvc.chain.visibility import Tier, staff_scope, tier_for
+from gridsvc.errors import DomainError
+from gridsvc.supervision.clock import deadline
+from gridsvc.territory.models import Household, Resident
+
+from . import jobs
+from .models import OPEN_STATUSES, Application, ApplicationEvent, Kind, Status
+
+# Working days each stage may take (民政 practice: 核查 5, 社区评议 10, 街道审批 10).
+STAGE_WORKING_DAYS: dict[str, int] = {
+    Status.SUBMITTED: 5,
+    Status.CHECKED: 10,
+    Status.REVIEWED: 10,
+}
+# 低保 is re-checked every year; other kinds only when an end date is reached.
+RECHECK_MONTHS: dict[str, int] = {Kind.DIBAO: 12}
+
+FIVE_STAFF = (
+    PositionType.PUBLICITY_OFFICER,
+    PositionType.ORGANISER,
+    PositionType.INFORMATION_OFFICER,
+    PositionType.LIAISON_OFFICER,
+    PositionType.MEDIATOR,
+)
+COMMUNITY_STAFF = (PositionType.MEDIATION_COMMITTEE, *FIVE_STAFF)
+STREET_DESK = (PositionType.STREET_DISPATCHER,)
+
+# stage → (position types over the grid, over the community, over the street)
+ACTORS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "submit": (
+        (PositionType.GRID_MEMBER, PositionType.COMMUNITY_CADRE),
+        COMMUNITY_STAFF,
+        (PositionType.STREET_DISPATCHER, PositionType.ETHNIC_AFFAIRS_DESK),
+    ),
+    "review": ((PositionType.COMMUNITY_CADRE,), COMMUNITY_STAFF, ()),
+    "decide": ((), (), STREET_DESK),
+}
+ACTORS["check"] = ACTORS["submit"]
+ACTORS["withdraw"] = ACTORS["submit"]
+ACTORS["recheck"] = ACTORS["decide"]
+ACTORS["end"] = ACTORS["decide"]
+
+
+class AssistanceError(DomainError):
+    """An assistance rule refused the request."""
+
+
+class NotAllowed(AssistanceError):
+    status_code = 403
+    code = "permission_denied"
+
+
+def _place(household: Household) -> tuple[int | None, int | None, int | None]:
+    grid = household.unit.building.grid
+    if grid is None:
+        return None, None, None
+    return grid.pk, grid.community_id, grid.community.street_id
+
+
+def _territory_q(household: Household, stage: str) -> Q:
+    on_grid, on_community, on_street = ACTORS[stage]
+    grid_id, community_id, street_id = _place(household)
+    q = Q(pk__in=[])
+    if grid_id and on_grid:
+        q |= Q(position_type__in=on_grid, grid_id=grid_id)
+    if community_id and on_community:
+        q |= Q(position_type__in=on_community, community_id=community_id)
+    if street_id and on_street:
+        q |= Q(position_type__in=on_street, street_id=street_id)
+    return q
+
+
+def may_act(member: Any, household: Household, stage: str) -> bool:
+    """Whether ``member`` holds a position that may do ``stage`` for ``household``."""
+    if member.is_superuser:
+        return True
+    held = Position.objects.held_at().filter(member=member)
+    return held.filter(_territory_q(household, stage)).exists()
+
+
+def actors_of(household: Household, stage: str) -> list[int]:
+    """Members who may do ``stage`` for ``household`` now (not on leave)."""
+    rows = Position.objects.active_at().filter(_territory_q(household, stage))
+    return sorted(set(rows.values_list("member_id", flat=True)))
+
+
+def _require(member: Any, household: Household, stage: str) -> None:
+    if not may_act(member, household, stage):
+        raise NotAllowed(f"your positions do not allow '{stage}' for this household")
+
+
+def visible_applications(scope: Scope, member: Any) -> QuerySet[Application]:
+    """Applications ``member`` may see: none below the STAFF tier; otherwise those of
+    households in the staff part of the scope (a grid member who is also a building head
+    elsewhere sees only their grid's)."""
+    qs = Application.objects.select_related("household", "applicant", "created_by")
+    if tier_for(member) < Tier.STAFF:
+        return qs.none()
+    return staff_scope(scope).filter(qs)
+
+
+def _street_of(app: Application) -> int | None:
+    return _place(app.household)[2]
+
+
+def _set_deadline(app: Application, start: datetime) -> None:
+    days = STAGE_WORKING_DAYS.get(app.status)
+    app.due_at = (
+        deadline(start, days, "working_days", _street_of(app)) if days is not None else None
+    )
+    app.reminded_for = None
+
+
+def _event(app: Application, action: str, before: str, actor: Any, note: str = "") -> None:
+    ApplicationEvent.objects.create(
+        application=app,
+        action=action,
+        from_status=before,
+        to_status=app.status,
+        actor=actor if getattr(actor, "pk", None) else None,
+        note=note,
+    )
+
+
+def _move(app: Application, action: str, to: str, actor: Any, note: str = "") -> Application:
+    before = app.status
+    app.status = to
+    _set_deadline(app, timezone.now())
+    app.save()
+    _event(app, action, before, actor, note)
+    if app.due_at:
+        jobs.schedule_deadline_check(app)
+    return app
+
+
+def _locked(app_id: int, *expected: str) -> Application:
+    app = Application.objects.select_for_update().select_related("household").get(pk=app_id)
+    if expected and app.status not in expected:
+        raise AssistanceError(
+            f"the application is {app.status}; this step needs {' or '.join(expected)}",
+            "status",
+            status=409,
+            code="conflict",
+        )
+    return app
+
+
+@dataclass
+class Created:
+    application: Application
+    created: bool
+
+
+def submit(
+    actor: Any,
+    household: Household,
+    kind: str,
+    *,
+    applicant: Resident | None = None,
+    visit: Any = None,
+    reason: str = "",
+    client_uuid: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> Created:
+    """申请: start an application for ``household`` (from a visit, possibly offline: the same
+    ``client_uuid`` again returns the stored application). ``now``: when it was made (the
+    phone's time of an offline submission, or a backdated load); the check deadline runs
+    from it."""
+    if client_uuid is not None:
+        existing = Application.objects.filter(client_uuid=client_uuid).first()
+        if existing is not None:
+            if existing.household_id != household.pk or existing.kind != kind:
+                raise AssistanceError(
+                    "this client_uuid was used for another application", "client_uuid"
+                )
+            return Created(existing, False)
+    if kind not in Kind.values:
+        raise AssistanceError(f"unknown kind {kind!r}", "kind")
+    _require(actor, household, "submit")
+    if applicant is not None and applicant.household_id != household.pk:
+        raise AssistanceError("the applicant does not live in this household", "applicant")
+    if visit is not None and visit.household_id != household.pk:
+        raise AssistanceError("the visit was to another household", "visit")
+    with transaction.atomic():
+        if Application.objects.filter(
+            household=household, kind=kind, status__in=OPEN_STATUSES
+        ).exists():
+            raise AssistanceError(
+                "this household already has an open application of this kind",
+                "kind",
+                status=409,
+                code="conflict",
+            )
+        app = Application(
+            household=household,
+            applicant=applicant,
+            visit=visit,
+            kind=kind,
+            reason=reason,
+            client_uuid=client_uuid,
+            created_by=actor,
+        )
+        _set_deadline(app, now or timezone.now())
+        app.save()
+        _event(app, "submit", "", actor, reason)
+        jobs.schedule_deadline_check(app)
+    return Created(app, True)
+
+
+def check(
+    actor: Any,
+    app_id: int,
+    *,
+    members_count: int,
+    monthly_income: Decimal,
+    documents: list[str],
+    note: str = "",
+) -> Application:
+    """核查: members confirmed, income declared, documents seen."""
+    with transaction.atomic():
+        app = _locked(app_id, Status.SUBMITTED)
+        _require(actor, app.household, "check")
+        if members_count < 1:
+            raise AssistanceError("a household has at least one member", "members_count")
+        if monthly_income < 0:
+            raise AssistanceError("income cannot be negative", "monthly_income")
+        if not documents:
+            raise AssistanceError("name the documents seen (户口簿, 身份证 …)", "documents")
+        app.members_count = members_count
+        app.monthly_income = monthly_income
+        app.documents = [str(d)[:100] for d in documents][:30]
+        return _move(app, "check", Status.CHECKED, actor, note)
+
+
+def review(actor: Any, app_id: int, *, recommended: bool, opinion: str) -> Application:
+    """社区评议: the community's opinion (recommend or not), with its reasons."""
+    if not opinion.strip():
+        raise AssistanceError("the review needs its reasons", "opinion")
+    with transaction.atomic():
+        app = _locked(app_id, Status.CHECKED)
+        _require(actor, app.household, "review")
+        app.recommended = recommended
+        app.review_opinion = opinion
+        return _move(app, "review", Status.REVIEWED, actor, opinion)
+
+
+def _add_months(d: date, months: int) -> date:
+    y, m = divmod(d.month - 1 + months, 12)
+    year, month = d.year + y, m + 1
+    for day in (d.day, 30, 29, 28):
+        try:
+            return date(year, month, day)
+        except ValueError:
+            continue
+    raise ValueError(d)  # pragma: no cover
+
+
+def decide(
+    actor: Any,
+    app_id: int,
+    *,
+    approved: bool,
+    reason: str,
+    amount: Decimal | None = None,
+    start_date: date | None = None,
+    end_date: date | None = None,
+) -> Application:
+    """街道审批: approve (amount, start and end dates; 低保 re-checked yearly) or reject, with
+    the reasons."""
+    if not reason.strip():
+        raise AssistanceError("the decision needs its reasons", "reason")
+    with transaction.atomic():
+        app = _locked(app_id, Status.REVIEWED)
+        _require(actor, app.household, "decide")
+        app.decision_reason = reason
+        if approved:
+            if start_date is None:
+                raise AssistanceError("an approval needs a start date", "start_date")
+            if end_date is not None and end_date < start_date:
+                raise AssistanceError("the end date is before the start date", "end_date")
+            if amount is not None and amount < 0:
+                raise AssistanceError("the amount cannot be negative", "amount")
+            app.amount, app.start_date, app.end_date = amount, start_date, end_date
+            months = RECHECK_MONTHS.get(app.kind)
+            app.recheck_due = _add_months(start_date, months) if months else end_date
+            return _move(app, "approve", Status.APPROVED, actor, reason)
+        return _move(app, "reject", Status.REJECTED, actor, reason)
+
+
+def recheck(
+    actor: Any,
+    app_id: int,
+    *,
+    continue_: bool,
+    note: str,
+    amount: Decimal | None = None,
+) -> Application:
+    """复核: the street confirms the assistance goes on (next re-check a year on) or ends it."""
+    with transaction.atomic():
+        app = _locked(app_id, Status.APPROVED)
+        _require(actor, app.household, "recheck")
+        if not continue_:
+            app.end_date = timezone.localdate()
+            return _move(app, "recheck_end", Status.ENDED, actor, note)
+        if amount is not None:
+            app.amount = amount
+        months = RECHECK_MONTHS.get(app.kind, 12)
+        app.recheck_due = _add_months(
+            max(app.recheck_due or timezone.localdate(), timezone.localdate()), months
+        )
+        app.save()
+        _event(app, "recheck", Status.APPROVED, actor, note)
+        return app
+
+
+def withdraw(actor: Any, app_id: int, *, note: str = "") -> Application:
+    """撤回: the household no longer applies (before the decision)."""
+    with transaction.atomic():
+        app = _locked(app_id, *OPEN_STATUSES)
+        _require(actor, app.household, "withdraw")
+        return _move(app, "withdraw", Status.WITHDRAWN, actor, note)
+
+
+# ---------------------------------------------------------------- the clock and the worker
+STAGE_ACTION = {Status.SUBMITTED: "check", Status.CHECKED: "review", Status.REVIEWED: "decide"}
+
+
+def overdue(now: datetime | None = None) -> QuerySet[Application]:
+    """Open applications past their stage's deadline and not yet reminded for it."""
+    now = now or timezone.now()
+    return Application.objects.filter(status__in=OPEN_STATUSES, due_at__lte=now).exclude(
+        reminded_for=F("due_at")
+    )
+
+
+def apply_clock(app_id: int, now: datetime | None = None) -> str:
+    """Remind the stage's actors and escalate to the street desk once per overdue deadline
+    (safe to run twice: the row lock and ``reminded_for`` decide)."""
+    from gridsvc.supervision.models import InboxMessage
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        app = Application.objects.select_for_update().select_related("household").get(pk=app_id)
+        if app.status not in OPEN_STATUSES or app.due_at is None or app.due_at > now:
+            return "not_due"
+        if app.reminded_for == app.due_at:
+            return "done"
+        stage = STAGE_ACTION[app.status]
+        members = set(actors_of(app.household, stage))
+        members |= set(actors_of(app.household, "decide"))  # escalated to the street desk
+        title = f"民生服务申请 #{app.pk} 逾期未{ {'check': '核查', 'review': '评议', 'decide': '审批'}[stage] }"
+        messages = InboxMessage.objects.bulk_create(
+            [
+                InboxMessage(
+                    member_id=m,
+                    kind=InboxMessage.Kind.ESCALATION,
+                    title=title[:200],
+                    object_type="assistance",
+                    object_id=str(app.pk),
+                )
+                for m in sorted(members)
+            ]
+        )
+        app.reminded_for = app.due_at
+        app.save(update_fields=["reminded_for", "updated_at"])
+        _event(app, "overdue", app.status, None, title)
+        if messages:
+            from gridsvc.cases.jobs import deliver_inbox_later
+
+            deliver_inbox_later([m.pk for m in messages])
+    return "escalated"
+
+
+def sweep(now: datetime | None = None) -> dict[str, int]:
+    """Apply the clock to every overdue application (the worker's catch-up)."""
+    counts: dict[str, int] = {}
+    for app_id in overdue(now).values_list("pk", flat=True):
+        outcome = apply_clock(app_id, now)
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def recheck_overdue(qs: QuerySet[Application], today: date | None = None) -> QuerySet[Application]:
+    """Approved assistance whose re-check (复核) date has passed."""
+    today = today or timezone.localdate()
+    return qs.filter(status=Status.APPROVED, recheck_due__lt=today)

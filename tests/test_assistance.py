@@ -1,0 +1,222 @@
+"""People's services (issue 21 item 1): assistance applications as a workflow.
+
+A grid member starts one (from a visit, with the phone's client_uuid: a retry is the same
+application), checks it, the community reviews it and the street decides it; each step is an
+event with actor and time; the check deadline runs on the working-day clock and the worker
+escalates once; neighbours' roles and another grid get nothing; income and amounts are
+masked for staff without an unmask grant. The dicts at the end plug these endpoints into
+tests/test_scoping_matrix.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gridsvc.accounts.models import Member
+from gridsvc.assistance import services
+from gridsvc.assistance.models import Application, ApplicationEvent, Status
+from gridsvc.audit.models import AuditEntry, UnmaskGrant
+from gridsvc.supervision.clock import WorkClock
+from gridsvc.supervision.models import InboxMessage
+from gridsvc.territory.models import Household, Resident
+from gridsvc.visits.models import Visit
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/assistance/"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _hh(grid) -> Household:  # type: ignore[no-untyped-def]
+    return Household.objects.filter(unit__building__grid=grid).order_by("id").first()
+
+
+def _b001_household() -> Household:
+    return Household.objects.filter(unit__building__code__endswith="B001").order_by("id").first()
+
+
+def _submit(client, household: Household, **extra):  # type: ignore[no-untyped-def]
+    body = {"household": household.pk, "kind": "dibao", "reason": "失业, 无收入", **extra}
+    return client.post(URL, body, format="json")
+
+
+def test_the_workflow_end_to_end_by_the_right_roles(demo, member_client):
+    household = _b001_household()
+    assert household.unit.building.grid == demo.grids[0]
+    visit = (
+        Visit.objects.filter(household=household).first()
+        or Visit.objects.filter(household__unit__building__grid=demo.grids[0]).first()
+    )
+    if visit is not None:
+        household = visit.household
+    applicant = Resident.objects.filter(household=household).first()
+    key = str(uuid.uuid4())
+    grid1 = member_client("grid1")
+    extra = {"client_uuid": key, "applicant": applicant.pk}
+    if visit is not None:
+        extra["visit"] = visit.pk
+    r = _submit(grid1, household, **extra)
+    assert r.status_code == 201, r.content
+    app_id = r.json()["id"]
+    assert r.json()["status"] == "submitted" and r.json()["due_at"]
+    # the phone retries: the same application, not a second one
+    again = _submit(grid1, household, **extra)
+    assert again.status_code == 200 and again.json()["id"] == app_id
+    assert Application.objects.filter(household=household, kind="dibao").count() == 1
+    # a second open 低保 application for the household is refused
+    assert _submit(grid1, household).status_code == 409
+
+    step = f"{URL}{app_id}/"
+    # the street cannot decide before the community reviewed
+    street = member_client("street")
+    early = street.post(step + "decide/", {"approved": True, "reason": "x"}, format="json")
+    assert early.status_code == 409
+    r = grid1.post(
+        step + "check/",
+        {"members_count": 3, "monthly_income": "450.00", "documents": ["户口簿", "身份证"]},
+        format="json",
+    )
+    assert r.status_code == 200, r.content
+    assert r.json()["status"] == "checked" and r.json()["monthly_income"] == "**"
+    # a grid member does not review: the community does
+    opinion = {"recommended": True, "opinion": "经民主评议, 同意上报"}
+    assert grid1.post(step + "review/", opinion, format="json").status_code == 403
+    r = member_client("cadre1").post(step + "review/", opinion, format="json")
+    assert r.status_code == 200 and r.json()["status"] == "reviewed", r.content
+    # the community does not decide: the street does
+    decision = {
+        "approved": True,
+        "reason": "家庭人均收入低于低保标准",
+        "amount": "620.00",
+        "start_date": "2026-11-01",
+    }
+    assert (
+        member_client("cadre1").post(step + "decide/", decision, format="json").status_code == 403
+    )
+    r = street.post(step + "decide/", decision, format="json")
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert body["status"] == "approved" and body["amount"] == "**"
+    assert body["start_date"] == "2026-11-01" and body["recheck_due"] == "2027-11-01"  # yearly
+    assert body["due_at"] is None
+    events = [(e["action"], e["to_status"]) for e in body["events"]]
+    assert events == [
+        ("submit", "submitted"),
+        ("check", "checked"),
+        ("review", "reviewed"),
+        ("approve", "approved"),
+    ]
+    actors = list(
+        ApplicationEvent.objects.filter(application_id=app_id)
+        .order_by("at", "id")
+        .values_list("actor__username", flat=True)
+    )
+    assert actors == ["grid1", "grid1", "cadre1", "street"]
+    assert all(e["at"] for e in body["events"])
+    app = Application.objects.get(pk=app_id)
+    assert app.applicant == applicant and (visit is None or app.visit == visit)
+    # under an unmask grant the street sees the amounts in clear, and the read is audited
+    member = Member.objects.get(username="street")
+    UnmaskGrant.objects.create(
+        member=member, reason="低保 复核", expires_at=datetime.now(SHANGHAI) + timedelta(hours=1)
+    )
+    clear = street.get(step + "?unmask=1")
+    assert clear.status_code == 200, clear.content
+    assert clear.json()["amount"] == "620.00" and clear.json()["monthly_income"] == "450.00"
+    assert clear.json()["masked"] == []
+    audited = AuditEntry.objects.filter(
+        actor=member, object_type="assistance_application", object_id=str(app_id)
+    )
+    assert audited.filter(action=AuditEntry.Action.UNMASKED_READ).exists()
+    # the yearly re-check: not overdue yet; listed once its date has passed
+    qs = Application.objects.filter(pk=app_id)
+    assert not services.recheck_overdue(qs, date(2027, 10, 31)).exists()
+    assert services.recheck_overdue(qs, date(2027, 11, 2)).exists()
+    r = street.post(step + "recheck/", {"continues": True, "note": "收入未变"}, format="json")
+    assert r.status_code == 200 and r.json()["recheck_due"] == "2028-11-01", r.content
+
+
+def test_a_neighbour_and_another_grid_get_nothing(demo, member_client):
+    household = _b001_household()
+    r = _submit(member_client("grid1"), household)
+    assert r.status_code == 201
+    app_id = r.json()["id"]
+    # the building head of B001 (a neighbour) sees nothing and can start nothing
+    bh = member_client("bh-001")
+    listed = bh.get(URL)
+    assert listed.status_code == 200 and listed.json()["results"] == []
+    assert bh.get(f"{URL}{app_id}/").status_code == 404
+    assert _submit(bh, household, kind="temp_relief").status_code == 403
+    assert bh.post(f"{URL}{app_id}/withdraw/", {}, format="json").status_code == 404
+    # grid 5's member neither sees it nor acts on it, nor starts one for grid 1's household
+    grid5 = member_client("grid5")
+    assert app_id not in {a["id"] for a in grid5.get(URL).json()["results"]}
+    assert grid5.get(f"{URL}{app_id}/").status_code == 404
+    check = {"members_count": 2, "monthly_income": "0", "documents": ["户口簿"]}
+    assert grid5.post(f"{URL}{app_id}/check/", check, format="json").status_code == 404
+    r = _submit(grid5, household, kind="temp_relief")
+    assert r.status_code == 400 and r.json()["household"] == ["not found"]
+    assert Application.objects.filter(household=household).count() == 1
+    # grid 1's member does see it
+    assert app_id in {a["id"] for a in member_client("grid1").get(URL).json()["results"]}
+
+
+def test_the_check_deadline_runs_on_the_working_day_clock_and_escalates_once(demo):
+    household = _hh(demo.grids[0])
+    grid1 = Member.objects.get(username="grid1")
+    friday = datetime.combine(date(2026, 11, 13), time(10, 0), tzinfo=SHANGHAI)
+    app = services.submit(grid1, household, "temp_relief", now=friday).application
+    clock = WorkClock(demo.street.pk)
+    assert app.due_at == clock.add(friday, 5, "working_days")
+    # five working days from a Friday: the next Friday, end of office hours (weekend skipped)
+    assert app.due_at.astimezone(SHANGHAI).date() == date(2026, 11, 20)
+    assert services.apply_clock(app.pk, app.due_at - timedelta(minutes=1)) == "not_due"
+    before = InboxMessage.objects.filter(object_type="assistance").count()
+    after_due = app.due_at + timedelta(minutes=1)
+    assert services.sweep(after_due) == {"escalated": 1}
+    sent = InboxMessage.objects.filter(object_type="assistance", object_id=str(app.pk))
+    who = set(sent.values_list("member__username", flat=True))
+    assert {"grid1", "cadre1", "street"} <= who  # the stage's actors and the street desk
+    assert not who & {"bh-001", "grid5"}
+    # a second run (or a retried job) sends nothing more
+    assert services.apply_clock(app.pk, after_due) == "done"
+    assert services.sweep(after_due) == {}
+    assert InboxMessage.objects.filter(object_type="assistance").count() == before + len(who)
+    # the check moves it on: a new deadline of ten working days, reminded afresh
+    app = services.check(grid1, app.pk, members_count=1, monthly_income=0, documents=["身份证"])
+    assert app.status == Status.CHECKED and app.reminded_for is None
+    assert app.due_at is not None and app.due_at > after_due
+
+
+# ---------------------------------------------------------------- the scoping matrix's part
+def _body_foreign(field: str) -> Callable:
+    def probe(demo, member_client) -> None:  # type: ignore[no-untyped-def]
+        mine, foreign = _hh(demo.grids[0]), _hh(demo.grids[4])
+        other = {
+            "household": foreign.pk,
+            "applicant": Resident.objects.filter(household=foreign).first().pk,
+            "visit": getattr(Visit.objects.filter(household=foreign).first(), "pk", 10**9),
+        }[field]
+        body = {"household": mine.pk, "kind": "dibao", field: other}
+        before = Application.objects.count()
+        r = member_client("grid1").post(URL, body, format="json")
+        assert r.status_code == 400 and r.json().get(field) == ["not found"], r.content
+        assert Application.objects.count() == before
+
+    return probe
+
+
+ASSISTANCE_ALLOWED: dict[str, str] = {
+    "POST /api/v1/assistance/": (
+        "creates an application; its body ids (household, applicant, visit) have foreign-id "
+        "probes, neighbours get 403 (tests/test_assistance.py)"
+    ),
+}
+ASSISTANCE_BODY_ID_PROBES: dict[tuple[str, str, str], Callable] = {
+    ("POST", URL, f): _body_foreign(f) for f in ("household", "applicant", "visit")
+}
+ASSISTANCE_NOT_IDS: dict[str, str] = {"members_count": "household members counted at the check"}
