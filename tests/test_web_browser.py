@@ -209,6 +209,14 @@ def failures_search_exports_and_race(url: str) -> None:
         wait_ready(page)
         page.locator("#queue li").first.wait_for()
 
+        # (8) layers that do not muddle: the choropleth off by default, places drawn
+        assert not page.locator("#show-choropleth").is_checked()
+        assert (
+            page.evaluate("window.gridsvc.state.map.getLayoutProperty('choropleth', 'visibility')")
+            == "none"
+        )
+        assert int(page.locator("#places-count").inner_text().strip("()")) > 0
+
         # (3) sort by age: oldest first; place filter: only that grid's cases, counts follow
         page.select_option("#queue-sort", "age")
         times = page.evaluate(

@@ -13,6 +13,7 @@
     title: "Grid management platform · street dispatch", period: "Period", category: "Category",
     state: "State", all: "All", choropleth: "Choropleth", s_open: "Open", s_done: "Done",
     m_open: "Open", m_overdue: "Overdue", m_rate: "Resolution rate", logout: "Log out",
+    l_places: "Places", p_religious: "Religious venues", p_school: "Schools", p_other: "Other", legend: "Legend",
     l_heat: "Case heatmap", l_choropleth: "Grid figures", l_pins: "Case pins",
     t_queue: "Queue", t_case: "Case", t_visits: "Visits", t_figures: "Monthly",
     q_mine: "My cases", t_work: "My work", q_unrouted: "Unrouted", q_overdue: "Overdue", q_flagged: "Flagged", empty: "No cases",
@@ -292,6 +293,7 @@
     map.addLayer({ id: "compound-line", type: "line", paint: { "line-color": "#68a063", "line-width": 1, "line-dasharray": [2, 2] }, ...src("compounds") });
     map.addLayer({ id: "building-fill", type: "fill", paint: { "fill-color": "#9aa5b1", "fill-opacity": 0.85 }, ...src("buildings") });
     map.addLayer({ id: "grid-line", type: "line", paint: { "line-color": "#0b4f6c", "line-width": 2 }, ...src("grids") });
+    await addPlaces(map);
     const feats = state.grids.features || [];
     if (feats.length) {
       const b = new maplibregl.LngLatBounds();
@@ -306,6 +308,24 @@
         el("div", {}, `${t("m_rate", "化解率")} ${pct(p.resolution_rate === "null" ? null : p.resolution_rate)} (${p.resolved ?? 0}/${p.cases ?? 0})`),
         p.visits_done !== undefined ? el("div", {}, `${t("done_n", "已访")} ${p.visits_done}`) : null);
       new maplibregl.Popup({ maxWidth: "260px" }).setLngLat(e.lngLat).setDOMContent(box).addTo(map);
+    });
+  }
+
+  /** Places (场所: religious venues, schools, clinics …) as coloured dots with a popup. */
+  async function addPlaces(map) {
+    if (!has(`${API}/places/`)) { document.getElementById("show-places").closest("label").hidden = true; return; }
+    const r = await api(`${API}/places/?page_size=500`);
+    const data = r.ok ? (r.body.type === "FeatureCollection" ? r.body : { type: "FeatureCollection", features: rows(r.body) }) : { type: "FeatureCollection", features: [] };
+    document.getElementById("places-count").textContent = r.ok ? `(${data.features.length})` : failText(r);
+    map.addSource("places", { type: "geojson", data });
+    map.addLayer({ id: "places", type: "circle", source: "places", minzoom: 12, paint: {
+      "circle-radius": ["interpolate", ["linear"], ["zoom"], 12, 3, 17, 7],
+      "circle-color": ["match", ["get", "kind"], ["mosque", "religious_venue"], "#6b46c1", "school", "#2b6cb0", "#4a5568"],
+      "circle-stroke-color": "#ffffff", "circle-stroke-width": 1.5 } });
+    map.on("click", "places", (e) => {
+      const p = e.features[0].properties;
+      new maplibregl.Popup({ maxWidth: "240px" }).setLngLat(e.lngLat)
+        .setDOMContent(el("div", { class: "popup" }, el("b", {}, p.name || ""), el("div", { class: "muted" }, p.address || ""))).addTo(map);
     });
   }
 
@@ -454,11 +474,23 @@
     const values = data.features.map((f) => Number(f.properties[metric] || 0));
     const max = metric === "resolution_rate" ? 1 : Math.max(1, ...values);
     const ramp = metric === "resolution_rate" ? ["#f7fcf5", "#238b45"] : metric === "overdue" ? ["#f2f0f7", "#54278f"] : ["#eff3ff", "#08519c"];
+    // the resolution rate in steps that separate 72% from 100%; counts on a linear ramp
+    const RATE_STEPS = [[0, "#b2182b"], [0.6, "#ef8a62"], [0.8, "#fddbc7"], [0.9, "#a6dba0"], [0.99, "#1b7837"]];
     const color = ["case", ["==", ["get", metric], null], "#e2e8f0",
-      ["interpolate", ["linear"], ["to-number", ["get", metric], 0], 0, ramp[0], max, ramp[1]]];
+      metric === "resolution_rate"
+        ? ["step", ["to-number", ["get", metric], 0], RATE_STEPS[0][1], ...RATE_STEPS.slice(1).flat()]
+        : ["interpolate", ["linear"], ["to-number", ["get", metric], 0], 0, ramp[0], max, ramp[1]]];
+    const scale = document.getElementById("choropleth-scale");
+    if (metric === "resolution_rate") {
+      scale.replaceChildren(...RATE_STEPS.map(([v, col], i) => el("span", { class: "step" }, el("i", { class: "swatch", style: `background:${col}` }),
+        i + 1 < RATE_STEPS.length ? `${Math.round(v * 100)}–${Math.round(RATE_STEPS[i + 1][0] * 100)}%` : "≥99%")));
+    } else {
+      scale.replaceChildren(el("span", {}, "0"), el("span", { class: "right" }, String(max)));
+    }
     map.getSource("choropleth").setData(data);
     map.setPaintProperty("choropleth", "fill-color", color);
-    document.getElementById("choropleth-ramp").style.background = `linear-gradient(to right, ${ramp[0]}, ${ramp[1]})`;
+    document.getElementById("choropleth-ramp").style.background = metric === "resolution_rate"
+      ? `linear-gradient(to right, ${RATE_STEPS.map(([, col]) => col).join(", ")})` : `linear-gradient(to right, ${ramp[0]}, ${ramp[1]})`;
     document.getElementById("choropleth-ramp").dataset.max = metric === "resolution_rate" ? "100%" : String(max);
     setVisibility("choropleth", document.getElementById("show-choropleth").checked);
   }
@@ -1059,7 +1091,12 @@
     });
     document.getElementById("state").addEventListener("change", (e) => { state.status = e.target.value; refreshCases(); });
     document.getElementById("metric").addEventListener("change", (e) => { state.metric = e.target.value; refreshChoropleth(); });
-    for (const [box, layers] of [["show-heat", ["heat"]], ["show-choropleth", ["choropleth"]], ["show-pins", ["pins"]]]) {
+    document.getElementById("legend-toggle").addEventListener("click", (e) => {
+      const legend = document.getElementById("legend");
+      legend.classList.toggle("collapsed");
+      e.target.setAttribute("aria-expanded", String(!legend.classList.contains("collapsed")));
+    });
+    for (const [box, layers] of [["show-heat", ["heat"]], ["show-choropleth", ["choropleth"]], ["show-pins", ["pins"]], ["show-places", ["places"]]]) {
       document.getElementById(box).addEventListener("change", (e) => layers.forEach((l) => setVisibility(l, e.target.checked)));
     }
     document.querySelectorAll(".tabs button").forEach((b) => b.addEventListener("click", () => selectTab(b.dataset.tab)));
