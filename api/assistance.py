@@ -44,7 +44,7 @@ def register(router) -> None:  # type: ignore[no-untyped-def]
     router.register("assistance", ApplicationViewSet, basename="assistance")
 
 
-class EventSerializer(serializers.ModelSerializer):
+class AssistanceEventSerializer(serializers.ModelSerializer):
     actor_name = serializers.CharField(source="actor.display_name", default=None, read_only=True)
 
     class Meta:
@@ -53,13 +53,13 @@ class EventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ApplicationSerializer(serializers.ModelSerializer):
+class AssistanceApplicationSerializer(serializers.ModelSerializer):
     kind_name = serializers.CharField(source="get_kind_display", read_only=True)
     status_name = serializers.CharField(source="get_status_display", read_only=True)
     monthly_income = serializers.SerializerMethodField()
     amount = serializers.SerializerMethodField()
     masked = serializers.SerializerMethodField()
-    events = EventSerializer(many=True, read_only=True)
+    events = AssistanceEventSerializer(many=True, read_only=True)
 
     class Meta:
         model = Application
@@ -112,7 +112,7 @@ class ApplicationSerializer(serializers.ModelSerializer):
         return [] if self._clear() else list(SENSITIVE_FIELDS)
 
 
-class SubmitSerializer(serializers.Serializer):
+class AssistanceSubmitSerializer(serializers.Serializer):
     household = serializers.IntegerField()
     kind = serializers.ChoiceField(choices=Kind.choices)
     applicant = serializers.IntegerField(required=False, allow_null=True)
@@ -121,7 +121,7 @@ class SubmitSerializer(serializers.Serializer):
     client_uuid = serializers.UUIDField(required=False, allow_null=True)
 
 
-class CheckSerializer(serializers.Serializer):
+class AssistanceCheckSerializer(serializers.Serializer):
     members_count = serializers.IntegerField(min_value=1, max_value=99)
     monthly_income = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=0)
     documents = serializers.ListField(
@@ -130,12 +130,12 @@ class CheckSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-class ReviewSerializer(serializers.Serializer):
+class AssistanceReviewSerializer(serializers.Serializer):
     recommended = serializers.BooleanField()
     opinion = serializers.CharField(max_length=2000)
 
 
-class DecideSerializer(serializers.Serializer):
+class AssistanceDecideSerializer(serializers.Serializer):
     approved = serializers.BooleanField()
     reason = serializers.CharField(max_length=2000)
     amount = serializers.DecimalField(
@@ -145,7 +145,7 @@ class DecideSerializer(serializers.Serializer):
     end_date = serializers.DateField(required=False, allow_null=True)
 
 
-class RecheckSerializer(serializers.Serializer):
+class AssistanceRecheckSerializer(serializers.Serializer):
     continues = serializers.BooleanField(help_text="false ends the assistance")
     note = serializers.CharField(max_length=2000)
     amount = serializers.DecimalField(
@@ -153,7 +153,7 @@ class RecheckSerializer(serializers.Serializer):
     )
 
 
-class NoteSerializer(serializers.Serializer):
+class AssistanceNoteSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
@@ -171,7 +171,7 @@ class ApplicationViewSet(
     """民生服务申请 (低保, 临时救助, 廉租房/公租房, 医保/养老, 助学, 就业)."""
 
     base_queryset = Application.objects.all()
-    serializer_class = ApplicationSerializer
+    serializer_class = AssistanceApplicationSerializer
     audit_object_type = "assistance_application"
     audit_fields = SENSITIVE_FIELDS
 
@@ -196,11 +196,13 @@ class ApplicationViewSet(
             return Household.objects.none()
         return staff_scope(request_scope(self.request)).filter(Household.objects.all())
 
-    @extend_schema(request=SubmitSerializer, responses={201: ApplicationSerializer})
+    @extend_schema(
+        request=AssistanceSubmitSerializer, responses={201: AssistanceApplicationSerializer}
+    )
     def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         if tier_for(request.user) < Tier.STAFF:
             raise services.NotAllowed("neighbours' roles do not handle assistance")
-        body = SubmitSerializer(data=request.data)
+        body = AssistanceSubmitSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         d = body.validated_data
         household = self._staff_households().filter(pk=d["household"]).first()
@@ -225,7 +227,7 @@ class ApplicationViewSet(
             reason=d.get("reason", ""),
             client_uuid=d.get("client_uuid"),
         )
-        data = ApplicationSerializer(out.application, context={"request": request}).data
+        data = AssistanceApplicationSerializer(out.application, context={"request": request}).data
         return Response(data, status=status.HTTP_201_CREATED if out.created else status.HTTP_200_OK)
 
     def _step(self, request, serializer_class, run):  # type: ignore[no-untyped-def]
@@ -234,15 +236,15 @@ class ApplicationViewSet(
         body.is_valid(raise_exception=True)
         run(app.pk, body.validated_data)
         fresh = self.get_queryset().get(pk=app.pk)
-        return Response(ApplicationSerializer(fresh, context={"request": request}).data)
+        return Response(AssistanceApplicationSerializer(fresh, context={"request": request}).data)
 
-    @extend_schema(request=CheckSerializer, responses=ApplicationSerializer)
+    @extend_schema(request=AssistanceCheckSerializer, responses=AssistanceApplicationSerializer)
     @action(detail=True, methods=["post"])
     def check(self, request, pk=None):  # type: ignore[no-untyped-def]
         """核查: members, declared income, documents seen."""
         return self._step(
             request,
-            CheckSerializer,
+            AssistanceCheckSerializer,
             lambda i, d: services.check(
                 request.user,
                 i,
@@ -253,25 +255,25 @@ class ApplicationViewSet(
             ),
         )
 
-    @extend_schema(request=ReviewSerializer, responses=ApplicationSerializer)
+    @extend_schema(request=AssistanceReviewSerializer, responses=AssistanceApplicationSerializer)
     @action(detail=True, methods=["post"])
     def review(self, request, pk=None):  # type: ignore[no-untyped-def]
         """社区评议: recommend or not, with reasons."""
         return self._step(
             request,
-            ReviewSerializer,
+            AssistanceReviewSerializer,
             lambda i, d: services.review(
                 request.user, i, recommended=d["recommended"], opinion=d["opinion"]
             ),
         )
 
-    @extend_schema(request=DecideSerializer, responses=ApplicationSerializer)
+    @extend_schema(request=AssistanceDecideSerializer, responses=AssistanceApplicationSerializer)
     @action(detail=True, methods=["post"])
     def decide(self, request, pk=None):  # type: ignore[no-untyped-def]
         """街道审批: approve (amount, dates) or reject, with reasons."""
         return self._step(
             request,
-            DecideSerializer,
+            AssistanceDecideSerializer,
             lambda i, d: services.decide(
                 request.user,
                 i,
@@ -283,25 +285,25 @@ class ApplicationViewSet(
             ),
         )
 
-    @extend_schema(request=RecheckSerializer, responses=ApplicationSerializer)
+    @extend_schema(request=AssistanceRecheckSerializer, responses=AssistanceApplicationSerializer)
     @action(detail=True, methods=["post"])
     def recheck(self, request, pk=None):  # type: ignore[no-untyped-def]
         """复核 (低保 yearly): continue (optionally a new amount) or end."""
         return self._step(
             request,
-            RecheckSerializer,
+            AssistanceRecheckSerializer,
             lambda i, d: services.recheck(
                 request.user, i, continue_=d["continues"], note=d["note"], amount=d.get("amount")
             ),
         )
 
-    @extend_schema(request=NoteSerializer, responses=ApplicationSerializer)
+    @extend_schema(request=AssistanceNoteSerializer, responses=AssistanceApplicationSerializer)
     @action(detail=True, methods=["post"])
     def withdraw(self, request, pk=None):  # type: ignore[no-untyped-def]
         """撤回 before the decision."""
         return self._step(
             request,
-            NoteSerializer,
+            AssistanceNoteSerializer,
             lambda i, d: services.withdraw(request.user, i, note=d.get("note", "")),
         )
 

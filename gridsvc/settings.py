@@ -291,6 +291,8 @@ SPECTACULAR_SETTINGS = {
         "CaseKindEnum": "gridsvc.cases.models.Kind",
         "CaseRequestKindEnum": "gridsvc.cases.models.CaseRequest.Kind",
         "VisitTaskStatusEnum": "gridsvc.visits.models.VisitTask.Status",
+        "AssistanceKindEnum": "gridsvc.assistance.models.Kind",
+        "AssistanceStatusEnum": "gridsvc.assistance.models.Status",
         "ItemStatusEnum": "api.schema.ITEM_STATUSES",
         "ItemCodeEnum": "api.schema.ITEM_CODES",
     },
