@@ -43,6 +43,13 @@ EXPIRE_ACCESS_JS = """() => {
   const f = window.gridsvcField; f.session.accessExp = 1;
   return f.db.put('meta', f.session, 'session').then(() => true);
 }"""
+EDIT_SENT_VISIT_JS = """(uuid) => {
+  const f = window.gridsvcField;
+  return f.db.get('outbox', uuid).then((row) => {
+    row.body.notes = '改过的记录'; row.status = 'pending';
+    return f.db.put('outbox', row);
+  }).then(() => true);
+}"""
 SPOIL_TOKENS_JS = """() => {
   const f = window.gridsvcField;
   f.session.access = 'spoilt'; f.session.refresh = 'spoilt'; f.session.accessExp = Date.now() + 3600e3;
@@ -67,7 +74,7 @@ def sync_now(page) -> None:
     assert page.locator("#sync-msg").inner_text() == "同步完成。"
 
 
-def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
+def test_field_app_offline_day(live_server, committed_demo, monkeypatch, settings):
     # The ORM is used beside Playwright's sync API, whose event loop runs in this thread.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
@@ -274,6 +281,40 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
             page.click(".tabs button[data-tab=tasks]")
             assert page.locator(f"#task-list li[data-task='{task_id}']").count() == 0
 
+            # A conflict: the phone sends other content under a stored UUID (here: the notes
+            # edited on the phone). The server keeps its copy; the phone shows the conflict
+            # and can send it as a new visit, which is accepted.
+            page.evaluate(EDIT_SENT_VISIT_JS, uuid)
+            sync_now(page)
+            page.click(".tabs button[data-tab=outbox]")
+            row = page.locator(f"#outbox-list li[data-uuid='{uuid}']")
+            assert row.get_attribute("data-status") == "conflict" and "冲突" in row.inner_text()
+            assert Visit.objects.get(client_uuid=uuid).notes == "离线走访：家中一切正常"
+            row.locator("button.resend").click()
+            page.wait_for_selector(f"#outbox-list li[data-uuid='{uuid}']", state="detached")
+            page.wait_for_selector(
+                f"#outbox-list li[data-uuid]:not([data-uuid='{uuid}']):not([data-uuid='{uuid2}'])"
+                "[data-status='accepted']",
+                timeout=30_000,
+            )
+            assert Visit.objects.filter(notes="改过的记录").count() == 1
+
+            # The server asks for a newer app (426): the update screen, the outbox kept.
+            settings.GRIDSVC_MIN_APP_VERSION = "9.0"
+            page.click("#sync-now")
+            page.wait_for_selector("#update-view:not([hidden])", timeout=30_000)
+            assert "9.0" in page.locator("#update-text").inner_text()
+            settings.GRIDSVC_MIN_APP_VERSION = None
+            before = page.evaluate("document.body.dataset.lastSync")
+            page.click("#update-reload")
+            page.wait_for_function(  # the app syncs on start, and now it is let in
+                "(before) => document.body.dataset.lastSync && "
+                "document.body.dataset.lastSync !== before",
+                arg=before,
+                timeout=30_000,
+            )
+            assert page.locator("#main-view").is_visible()
+
             # (5) A hand-over (交接) of grid1's post: the next sync purges what grid1 no longer
             # holds from the phone.
             held = page.evaluate("window.gridsvcField.db.count('households')")
@@ -288,21 +329,25 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch):
             sync_now(page)
             assert page.evaluate("window.gridsvcField.db.count('households')") == still.count()
             assert page.locator("#task-list li").count() < tasks_online - 1
-            # The visit sent before the hand-over stays shown as sent.
+            # The visits sent before the hand-over stay shown as sent.
             page.click(".tabs button[data-tab=outbox]")
             assert (
-                page.locator(f"#outbox-list li[data-uuid='{uuid}']").get_attribute("data-status")
+                page.locator(f"#outbox-list li[data-uuid='{uuid2}']").get_attribute("data-status")
                 == "accepted"
             )
+            assert page.locator("#outbox-list li[data-status='accepted']").count() == 2
 
             # (6) Sign out wipes the phone's data.
             page.click("#sign-out")
             page.wait_for_selector("#login-view:not([hidden])")
             assert page.evaluate("window.gridsvcField.db.count('households')") == 0
             assert page.evaluate("window.gridsvcField.db.count('outbox')") == 0
-            # the two refused calls (upload, refresh) log 401s; nothing else may fail
-            assert [e for e in errors if "status of 401" not in e] == [], errors
-            assert len(errors) == 2, errors
+            # the two refused calls (upload, refresh) log 401s, the too-old app a 426; the
+            # conflict is a 200 with a per-item result; nothing else may fail
+            assert [
+                e for e in errors if "status of 401" not in e and "status of 426" not in e
+            ] == [], errors
+            assert len(errors) == 3, errors
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "field-failure.png"))
             print("console errors:", errors)

@@ -409,7 +409,11 @@
   }
 
   async function sync() {
-    if (state.syncing || !state.session) return;
+    if (!state.session) return;
+    if (state.syncing) {
+      state.again = true; // asked for during a sync: one more after it, never lost
+      return;
+    }
     if (!navigator.onLine) {
       $("sync-msg").textContent = "离线：记录保存在手机上，联网后自动发送。";
       return;
@@ -438,6 +442,10 @@
     } finally {
       state.syncing = false;
       await render();
+      if (state.again) {
+        state.again = false;
+        sync();
+      }
     }
   }
 
@@ -560,7 +568,15 @@
       }
       if (v.body.photos) sub += ` · 照片 ${v.body.photos.length} 张`;
       if (r.case_ids && r.case_ids.length) sub += ` · 已上报事件 ${r.case_ids.length} 件`;
-      const item = li(v.label || householdLabel(h), sub, [[text, cls]]);
+      let action = null;
+      if (v.status === "conflict") {
+        // The server keeps another visit under this UUID: if this really is a different
+        // visit, it goes again under a new UUID (the old row is replaced).
+        action = actionButton("作为新走访重发", "resend", () => resendAsNew(v));
+      } else if (v.status === "rejected") {
+        action = actionButton("删除", "drop", () => dropVisit(v));
+      }
+      const item = li(v.label || householdLabel(h), sub, [[text, cls]], action);
       item.dataset.uuid = v.client_uuid;
       item.dataset.status = v.status;
       list.appendChild(item);
@@ -578,6 +594,31 @@
     }
     $("outbox-list").replaceChildren(list);
     $("outbox-empty").hidden = rows.length + reqs.length > 0;
+  }
+
+  function actionButton(text, cls, onClick) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = cls;
+    b.textContent = text;
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  async function resendAsNew(v) {
+    const body = Object.assign({}, v.body, { client_uuid: crypto.randomUUID() });
+    const tx = state.db.transaction("outbox", "readwrite");
+    await tx.store.delete(v.client_uuid);
+    await tx.store.put({ client_uuid: body.client_uuid, body, status: "pending", recorded_at: v.recorded_at, label: v.label });
+    await tx.done;
+    await render();
+    sync();
+  }
+
+  async function dropVisit(v) {
+    if (!window.confirm("删除这条未被接受的走访记录？")) return;
+    await state.db.delete("outbox", v.client_uuid);
+    await render();
   }
 
   async function render() {
