@@ -137,10 +137,18 @@ def laptop_heatmap_filter_and_dispatch(url: str) -> None:
 def roles_land_on_their_work(url: str) -> None:
     """Issue 22 item 5: a grid member lands on their own cases and territory without the
     dispatch actions; the ethnic-affairs desk on the flagged cases, also without them."""
-    for username, role, queue in (("grid1", "member", "mine"), ("ethnic", "ethnic", "flagged")):
+    from gridsvc.cases.models import OPEN_STATUSES, Case
+
+    # grid1 holds no open case in the demo: lands on the first list with work (超期)
+    mine = Case.objects.filter(handler__username="grid1", status__in=OPEN_STATUSES).exists()
+    for username, role, queue in (
+        ("grid1", "member", "mine" if mine else "overdue"),
+        ("ethnic", "ethnic", "flagged"),
+    ):
         with browser_page() as (page, errors):
             login(page, url, username)
             assert page.locator("body").get_attribute("data-role") == role
+            assert page.locator(".queue-filters [data-queue=mine]").is_visible()
             assert page.locator(f".queue-filters button.active[data-queue={queue}]").count() == 1
             assert page.locator(".queue-filters [data-queue=unrouted]").is_hidden()
             assert page.locator("#queue [data-action]").count() == 0

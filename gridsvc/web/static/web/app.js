@@ -555,6 +555,17 @@
       state.counts[k] = answers[i].ok ? rows(answers[i].body) : [];
       state.queueStatus[k] = answers[i].ok ? null : answers[i];
     });
+    if (!state.landed) {
+      // first load: someone with no case of their own lands on the first list that has work
+      state.landed = true;
+      if (state.queue === "mine" && !(state.counts.mine || []).length) {
+        const next = state.kinds.find((k) => (state.counts[k] || []).length);
+        if (next) {
+          state.queue = next;
+          document.querySelectorAll(".queue-filters button").forEach((b) => b.classList.toggle("active", b.dataset.queue === next));
+        }
+      }
+    }
     renderQueue();
   }
   /** Does a case pass the place (grid / community) and category filters of the header? */
