@@ -6,6 +6,8 @@
                                           starts one (``client_uuid`` from the phone: a retry
                                           returns the stored one, 200)
 - /api/v1/assistance/{id}/                one application with its events
+- /api/v1/assistance/gaps/                应保尽保: eligible without application, overdue
+                                          re-checks (counts per grid; households under a grant)
 - /api/v1/assistance/{id}/check/          核查 (grid member, cadre)
 - /api/v1/assistance/{id}/review/         社区评议 (community cadre, community staff)
 - /api/v1/assistance/{id}/decide/         街道审批 (street dispatcher)
@@ -26,11 +28,12 @@ from rest_framework.response import Response
 
 from gridsvc.assistance import services
 from gridsvc.assistance.models import Application, ApplicationEvent, Kind, Status
-from gridsvc.chain.visibility import MASK, Tier, staff_scope, tier_for
+from gridsvc.audit.services import record_unmasked_reads
+from gridsvc.chain.visibility import MASK, Tier, staff_scope, suppress_small, tier_for
 from gridsvc.territory.models import Household, Resident
 from gridsvc.visits.models import Visit
 
-from .privacy import UnmaskAuditMixin, viewer
+from .privacy import UnmaskAuditMixin, unmask_grant, viewer
 from .scoping import request_scope
 
 SENSITIVE_FIELDS = ("monthly_income", "amount")
@@ -157,6 +160,15 @@ class AssistanceNoteSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
+class AssistanceGapsSerializer(serializers.Serializer):
+    results = serializers.ListField(
+        child=serializers.DictField(), help_text="grid, dibao, public_housing, recheck_overdue"
+    )
+    households = serializers.DictField(
+        allow_null=True, help_text="household ids (only under an unmask grant)"
+    )
+
+
 def _not_found(field: str) -> ValidationError:
     return ValidationError({field: ["not found"]})
 
@@ -195,6 +207,38 @@ class ApplicationViewSet(
         if tier_for(self.request.user) < Tier.STAFF:
             return Household.objects.none()
         return staff_scope(request_scope(self.request)).filter(Household.objects.all())
+
+    @extend_schema(request=None, responses=AssistanceGapsSerializer)
+    @action(detail=False, methods=["get"])
+    def gaps(self, request):  # type: ignore[no-untyped-def]
+        """应保尽保: per grid, households whose records suggest 低保 or housing assistance but
+        that have none, and those whose re-check is overdue. Counts below 5 are suppressed
+        below the street tier; the households themselves only under an unmask grant
+        (``?unmask=1``, audited)."""
+        tier = tier_for(request.user)
+        if tier < Tier.STAFF:
+            raise services.NotAllowed("neighbours' roles do not see assistance")
+        gap = services.gaps(self._staff_households())
+        rows = []
+        for grid_id, counts in sorted(
+            services.gaps_by_grid(gap).items(), key=lambda kv: (kv[0] is None, kv[0] or 0)
+        ):
+            shown = {k: suppress_small(v, tier) for k, v in counts.items()}
+            rows.append({"grid": grid_id, **shown})
+        body: dict = {"results": rows, "households": None}
+        grant = unmask_grant(request)
+        if grant is not None:
+            body["households"] = gap
+            ids = {i for r in gap["missing"].values() for i in r} | set(gap["recheck_overdue"])
+            record_unmasked_reads(
+                request.user,
+                "household",
+                sorted(ids),
+                ["assistance_gap"],
+                grant,
+                ip=request.META.get("REMOTE_ADDR"),
+            )
+        return Response(body)
 
     @extend_schema(
         request=AssistanceSubmitSerializer, responses={201: AssistanceApplicationSerializer}

@@ -192,6 +192,66 @@ def test_the_check_deadline_runs_on_the_working_day_clock_and_escalates_once(dem
     assert app.due_at is not None and app.due_at > after_due
 
 
+def test_households_eligible_without_assistance_and_overdue_rechecks(demo, member_client):
+    """应保尽保: a household tagged 低保/困难 with no application is a gap until one is made;
+    the street sees the households only under an unmask grant; neighbours get 403."""
+    grid = demo.grids[0]
+    tagged = (
+        Household.objects.filter(
+            unit__building__grid=grid, residents__tags__overlap=["low_income", "hardship"]
+        )
+        .exclude(assistance_applications__kind="dibao")
+        .order_by("id")
+        .first()
+    )
+    assert tagged is not None, "the demo has 低保 households in grid 1"
+    in_grid = Household.objects.filter(unit__building__grid=grid)
+    assert tagged.pk in services.gaps(in_grid)["missing"]["dibao"]
+    r = member_client("grid1").get(URL + "gaps/")
+    assert r.status_code == 200 and r.json()["households"] is None  # counts only
+    rows = r.json()["results"]
+    assert {row["grid"] for row in rows} <= {grid.pk}
+    assert member_client("bh-001").get(URL + "gaps/").status_code == 403
+    # an application closes the gap; once approved and a year on, the re-check is overdue
+    grid1 = Member.objects.get(username="grid1")
+    app = services.submit(grid1, tagged, "dibao").application
+    assert tagged.pk not in services.gaps(in_grid)["missing"]["dibao"]
+    services.check(grid1, app.pk, members_count=2, monthly_income=300, documents=["户口簿"])
+    services.review(Member.objects.get(username="cadre1"), app.pk, recommended=True, opinion="同意")
+    services.decide(
+        Member.objects.get(username="street"),
+        app.pk,
+        approved=True,
+        reason="符合条件",
+        amount=500,
+        start_date=date(2025, 1, 1),
+    )
+    assert services.gaps(in_grid, date(2026, 1, 2))["recheck_overdue"] == [tagged.pk]
+    # the street desk, under a grant, gets the households (audited)
+    street = Member.objects.get(username="street")
+    UnmaskGrant.objects.create(
+        member=street, reason="应保尽保", expires_at=datetime.now(SHANGHAI) + timedelta(hours=1)
+    )
+    r = member_client("street").get(URL + "gaps/?unmask=1")
+    assert r.status_code == 200, r.content
+    assert tagged.pk in r.json()["households"]["recheck_overdue"]
+    assert AuditEntry.objects.filter(
+        actor=street, object_type="household", object_id=str(tagged.pk)
+    ).exists()
+
+
+def probe_gaps(ctx) -> None:  # type: ignore[no-untyped-def]
+    """The scoping matrix's probe: counts only for the caller's grids (or 403)."""
+    from gridsvc.territory.models import Grid
+
+    r = ctx.client.get(URL + "gaps/")
+    if r.status_code == 403:
+        return
+    assert r.status_code == 200, r.content[:200]
+    grids = {row["grid"] for row in r.json()["results"]}
+    assert grids <= (ctx.visible(Grid) or set()) | {None}, (ctx.role, grids)
+
+
 # ---------------------------------------------------------------- the scoping matrix's part
 def _body_foreign(field: str) -> Callable:
     def probe(demo, member_client) -> None:  # type: ignore[no-untyped-def]
@@ -220,3 +280,4 @@ ASSISTANCE_BODY_ID_PROBES: dict[tuple[str, str, str], Callable] = {
     ("POST", URL, f): _body_foreign(f) for f in ("household", "applicant", "visit")
 }
 ASSISTANCE_NOT_IDS: dict[str, str] = {"members_count": "household members counted at the check"}
+ASSISTANCE_EXPLICIT: dict[str, Callable] = {"GET /api/v1/assistance/gaps/": probe_gaps}

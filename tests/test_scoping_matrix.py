@@ -49,7 +49,12 @@ from gridsvc.territory.models import (
 )
 from gridsvc.visits.models import DailyReport, Visit, VisitTask
 
-from .test_assistance import ASSISTANCE_ALLOWED, ASSISTANCE_BODY_ID_PROBES, ASSISTANCE_NOT_IDS
+from .test_assistance import (
+    ASSISTANCE_ALLOWED,
+    ASSISTANCE_BODY_ID_PROBES,
+    ASSISTANCE_EXPLICIT,
+    ASSISTANCE_NOT_IDS,
+)
 from .test_calendar_rules import RULES_ALLOWED, RULES_BODY_ID_PROBES
 
 pytestmark = pytest.mark.django_db
@@ -560,6 +565,7 @@ EXPLICIT: dict[str, Probe] = {
     "GET /api/v1/visits/<visit_id>/photos/<pk>/file/": probe_file_download("visits", Visit),
     "POST /api/v1/inbox/<pk>/read/": probe_inbox_read,
 }
+EXPLICIT.update(ASSISTANCE_EXPLICIT)  # issue 21: 应保尽保 counts
 
 #: create endpoints (POST to a list) are covered by the body-id probes below
 CREATE_BY_BODY = {

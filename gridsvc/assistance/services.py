@@ -411,3 +411,63 @@ def recheck_overdue(qs: QuerySet[Application], today: date | None = None) -> Que
     """Approved assistance whose re-check (复核) date has passed."""
     today = today or timezone.localdate()
     return qs.filter(status=Status.APPROVED, recheck_due__lt=today)
+
+
+# ---------------------------------------------------------------- 应保尽保 (item 2)
+# Recorded circumstances that suggest a kind of assistance (resident tags, the tenure).
+SUGGESTING_TAGS: dict[str, tuple[str, ...]] = {
+    Kind.DIBAO: ("low_income", "hardship"),
+    Kind.PUBLIC_HOUSING: ("low_rent_housing",),
+}
+COVERING_KINDS: dict[str, tuple[str, ...]] = {
+    Kind.DIBAO: (Kind.DIBAO,),
+    Kind.PUBLIC_HOUSING: (Kind.PUBLIC_HOUSING, Kind.RENT_SUBSIDY),
+}
+LIVE_STATUSES = (*OPEN_STATUSES, Status.APPROVED)
+
+
+def _suggested(kind: str) -> Q:
+    q = Q(residents__tags__overlap=list(SUGGESTING_TAGS[kind]))
+    if kind == Kind.PUBLIC_HOUSING:
+        q |= Q(tenure__in=[Household.Tenure.LOW_RENT, Household.Tenure.PUBLIC_RENTAL])
+    return q
+
+
+def gaps(households: QuerySet[Household], today: date | None = None) -> dict[str, Any]:
+    """应保尽保: among ``households`` (already scoped), those whose records suggest a kind of
+    assistance but that have no live application of it (``missing``: kind → household ids),
+    and households on assistance whose re-check is overdue (``recheck_overdue``)."""
+    missing: dict[str, list[int]] = {}
+    for kind, covering in COVERING_KINDS.items():
+        covered = Application.objects.filter(kind__in=covering, status__in=LIVE_STATUSES)
+        rows = (
+            households.filter(_suggested(kind))
+            .exclude(pk__in=covered.values("household_id"))
+            .values_list("pk", flat=True)
+            .distinct()
+        )
+        missing[kind] = sorted(rows)
+    overdue_ids = sorted(
+        set(
+            recheck_overdue(
+                Application.objects.filter(household__in=households), today
+            ).values_list("household_id", flat=True)
+        )
+    )
+    return {"missing": missing, "recheck_overdue": overdue_ids}
+
+
+def gaps_by_grid(gap: dict[str, Any]) -> dict[int | None, dict[str, int]]:
+    """The counts of :func:`gaps` per grid (household → its building's grid)."""
+    ids = {i for rows in gap["missing"].values() for i in rows} | set(gap["recheck_overdue"])
+    grid_of = dict(
+        Household.objects.filter(pk__in=ids).values_list("pk", "unit__building__grid_id")
+    )
+    out: dict[int | None, dict[str, int]] = {}
+    keys = [*gap["missing"], "recheck_overdue"]
+    for key in keys:
+        rows = gap["missing"][key] if key in gap["missing"] else gap["recheck_overdue"]
+        for i in rows:
+            cell = out.setdefault(grid_of.get(i), dict.fromkeys(keys, 0))
+            cell[key] += 1
+    return out
