@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "gridsvc.supervision",
     "gridsvc.web",
     "gridsvc.sync",
+    "gridsvc.community",
 ]
 
 MIDDLEWARE = [
@@ -207,6 +208,25 @@ DATABASES = {
     )
 }
 DATABASES["default"]["ENGINE"] = "django.contrib.gis.db.backends.postgis"
+# Behind PgBouncer in transaction mode (make cluster, docs/scaling.md): a server connection
+# changes between transactions, so no server-side cursors (named cursors live in a session)
+# and no persistent client connections (PgBouncer pools them; CONN_MAX_AGE=0).
+if env_bool("GRIDSVC_PGBOUNCER", False):
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+# Read replica (a streaming standby): tiles, heatmaps and other heavy GETs read there
+# (gridsvc/dbrouter.py); writes and transactions stay on the primary.
+if os.environ.get("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = dj_database_url.parse(
+        os.environ["DATABASE_REPLICA_URL"].replace("postgres://", "postgis://", 1),
+        conn_max_age=0,
+    )
+    DATABASES["replica"]["ENGINE"] = "django.contrib.gis.db.backends.postgis"
+    DATABASES["replica"]["OPTIONS"] = {"connect_timeout": 2}
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["gridsvc.dbrouter.ReplicaRouter"]
+    MIDDLEWARE.insert(1, "gridsvc.dbrouter.ReplicaMiddleware")
 # Several test runs (developers, helpers, CI) may share one cluster: the test database name
 # can be set per run.
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("GRIDSVC_TEST_DB", "test_gridsvc")}

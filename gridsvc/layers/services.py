@@ -61,6 +61,7 @@ from geo.hexbin import (
     tile_bounds_3857,
 )
 from gridsvc.chain.scope import Scope
+from gridsvc.dbrouter import read_connection
 from gridsvc.errors import DomainError
 from gridsvc.territory.models import Building, Compound, Grid, Household, Place
 
@@ -1027,7 +1028,7 @@ def build_tile(
         return b"", 0, tile_geometry(z, x, y, q.crs)[0]
     if scope.empty:
         return b"", 0, env
-    with connection.cursor() as cur:
+    with read_connection().cursor() as cur:
         cur.execute(sql, params)
         data, n = cur.fetchone()
     return bytes(data or b""), int(n or 0), env
@@ -1042,7 +1043,7 @@ def get_tile(
     max_age = HTTP_MAX_AGE if not time_dependent else HTTP_MAX_AGE // 2
     variant = tile_variant(scope, q, layer)
     if use_cache:
-        with connection.cursor() as cur:
+        with read_connection().cursor() as cur:
             cur.execute(
                 "SELECT data, etag, created_at, size, features FROM layers_tilecache"
                 " WHERE layer = %s AND z = %s AND x = %s AND y = %s AND variant = %s"

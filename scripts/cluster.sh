@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# A production-shaped gridsvc on one host, on loopback ports (issue 23, docs/scaling.md):
+#   nginx :8080 → gunicorn app servers :8101 :8102 (GRIDSVC_PGBOUNCER=1, --no-control-socket)
+#   → PgBouncer :6439 (transaction mode) → PostgreSQL primary :5439 (the cluster of setup.sh)
+#   tiles/heatmaps/reports GETs → a streaming-replication standby :5440 (pg_basebackup -R)
+#   two supervised procrastinate workers (scripts/worker.sh) straight on the primary (LISTEN)
+#
+#   scripts/cluster.sh start|stop|status
+#
+# Debian packages only (nginx, pgbouncer; PostgreSQL from scripts/setup.sh). Everything the
+# cluster runs lives in CLUSTER_DIR (pids, logs, rendered configs); the standby's data in
+# STANDBY_DIR. Ports, paths and roles can be changed with the variables below (the test uses a
+# throwaway primary and free ports). Idempotent: start twice starts nothing new.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+CLUSTER_DIR="${CLUSTER_DIR:-$ROOT/var/cluster}"
+NGINX_PORT="${NGINX_PORT:-8080}"
+APP_PORTS="${APP_PORTS:-8101 8102}"
+APP_THREADS="${APP_THREADS:-2}"          # gunicorn workers per app server
+PGBOUNCER_PORT="${PGBOUNCER_PORT:-6439}"
+PRIMARY_PORT="${PRIMARY_PORT:-${GRIDSVC_PG_PORT:-5439}}"
+PRIMARY_SOCKET="${PRIMARY_SOCKET:-/var/run/postgresql}"
+STANDBY_PORT="${STANDBY_PORT:-5440}"
+STANDBY_DIR="${STANDBY_DIR:-/var/lib/postgresql/gridsvc-standby}"
+DB_NAME="${DB_NAME:-gridsvc}"
+APP_DB_USER="${APP_DB_USER:-gridsvc_app}"
+APP_DB_PASSWORD="${APP_DB_PASSWORD:-gridsvc_app}"
+REPL_USER="${REPL_USER:-gridsvc_replicator}"
+WORKERS="${CLUSTER_WORKERS:-2}"
+# of the primary's max_connections (200): web pool 20 (+5 reserve), capped at 30
+POOL_SIZE="${POOL_SIZE:-20}"
+MAX_DB_CONNECTIONS="${MAX_DB_CONNECTIONS:-30}"
+RATE="${NGINX_RATE:-50}"
+BURST="${NGINX_BURST:-200}"
+LOGIN_RATE="${NGINX_LOGIN_RATE:-60}"
+PY=".venv/bin/python"
+RUN="$CLUSTER_DIR"
+
+log() { printf '\033[1;35m[cluster]\033[0m %s\n' "$*"; }
+need_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null; then sudo "$@"; else echo "need root for: $*" >&2; exit 1; fi
+  else "$@"; fi
+}
+# same pattern as scripts/setup.sh: apt-get update only when a package is missing
+apt_missing() {
+  local missing=()
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
+  echo "${missing[@]:-}"
+}
+APT_UPDATED=0
+apt_install() {
+  local missing
+  missing=$(apt_missing "$@")
+  [ -z "$missing" ] && return 0
+  if [ "$APT_UPDATED" -eq 0 ]; then log "apt-get update"; need_root apt-get update -q >/dev/null; APT_UPDATED=1; fi
+  log "apt-get install $missing"
+  # shellcheck disable=SC2086
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null
+}
+as_pg() { need_root runuser -u postgres -- "$@"; }
+PG_BIN="/usr/lib/postgresql/$(ls /usr/lib/postgresql | sort -V | tail -n1)/bin"
+psql_primary() { as_pg psql -h "$PRIMARY_SOCKET" -p "$PRIMARY_PORT" -d "$DB_NAME" -v ON_ERROR_STOP=1 -qtA "$@"; }
+psql_standby() { as_pg psql -h "$STANDBY_DIR" -p "$STANDBY_PORT" -d "$DB_NAME" -qtA "$@"; }
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() {
+  local i
+  for i in $(seq 1 "${2:-60}"); do port_open "$1" && return 0; sleep 0.5; done
+  echo "port $1 did not open (see $RUN/*.log)" >&2; return 1
+}
+render() {  # template → file, replacing @NAME@ with the shell variable NAME
+  local src=$1 dst=$2 text name
+  text=$(cat "$src")
+  for name in RUN_DIR NGINX_PORT STATIC_ROOT UPSTREAMS RATE BURST LOGIN_RATE DB_NAME PRIMARY_PORT \
+    PGBOUNCER_PORT APP_DB_USER POOL_SIZE MAX_DB_CONNECTIONS; do
+    text=${text//@${name}@/${!name-}}
+  done
+  printf '%s\n' "$text" >"$dst"
+}
+
+# ------------------------------------------------------------------ standby (pg_basebackup -R)
+start_standby() {
+  if [ ! -f "$STANDBY_DIR/standby.signal" ]; then
+    log "replication role $REPL_USER and a base backup of the primary into $STANDBY_DIR"
+    local pass
+    if [ ! -f "$RUN/replication.pass" ]; then
+      head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$RUN/replication.pass"
+      chmod 600 "$RUN/replication.pass"
+    fi
+    pass=$(cat "$RUN/replication.pass")
+    if [ "$(psql_primary -c "select 1 from pg_roles where rolname='$REPL_USER'")" = "1" ]; then
+      psql_primary -c "alter role $REPL_USER with login replication password '$pass'" >/dev/null
+    else
+      psql_primary -c "create role $REPL_USER with login replication password '$pass'" >/dev/null
+    fi
+    need_root rm -rf "$STANDBY_DIR"
+    need_root mkdir -p "$STANDBY_DIR"
+    need_root chown postgres:postgres "$STANDBY_DIR"
+    need_root chmod 700 "$STANDBY_DIR"
+    as_pg env PGPASSWORD="$pass" "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PRIMARY_PORT" \
+      -U "$REPL_USER" -D "$STANDBY_DIR" -X stream -R --no-sync -c fast
+    # Debian clusters keep their configuration outside the data directory: the standby gets
+    # its own (hot standby, loopback only). A hot standby needs these limits at least as high
+    # as the primary's: copied from it.
+    local limits
+    limits=$(psql_primary -F ' = ' -c "select name, setting from pg_settings where name in
+      ('max_connections','max_worker_processes','max_wal_senders','max_prepared_transactions',
+       'max_locks_per_transaction')")
+    as_pg tee "$STANDBY_DIR/postgresql.conf" >/dev/null <<CONF
+listen_addresses = '127.0.0.1'
+port = $STANDBY_PORT
+unix_socket_directories = '$STANDBY_DIR'
+$limits
+shared_buffers = 128MB
+hot_standby = on
+hot_standby_feedback = on
+max_standby_streaming_delay = 30s
+jit = off
+CONF
+    as_pg tee "$STANDBY_DIR/pg_hba.conf" >/dev/null <<HBA
+local all all peer
+host all all 127.0.0.1/32 scram-sha-256
+HBA
+    as_pg sh -c "cat >> '$STANDBY_DIR/postgresql.auto.conf'" <<<"primary_conninfo = 'host=127.0.0.1 port=$PRIMARY_PORT user=$REPL_USER password=$pass application_name=gridsvc_standby'"
+  fi
+  if ! as_pg "$PG_BIN/pg_ctl" -D "$STANDBY_DIR" status >/dev/null 2>&1; then
+    log "starting the standby on port $STANDBY_PORT"
+    as_pg "$PG_BIN/pg_ctl" -D "$STANDBY_DIR" -l "$STANDBY_DIR/log" -w -t 60 start >/dev/null
+  fi
+}
+
+# ------------------------------------------------------------------ PgBouncer
+start_pgbouncer() {
+  alive "$RUN/pgbouncer.pid" && return 0
+  log "PgBouncer (transaction mode) on port $PGBOUNCER_PORT"
+  RUN_DIR="$RUN" render deploy/pgbouncer.ini "$RUN/pgbouncer.ini"
+  printf '"%s" "%s"\n' "$APP_DB_USER" "$APP_DB_PASSWORD" >"$RUN/userlist.txt"
+  need_root chown postgres "$RUN/pgbouncer.ini" "$RUN/userlist.txt"
+  chmod 600 "$RUN/userlist.txt"
+  as_pg pgbouncer -d -q "$RUN/pgbouncer.ini"
+  wait_port "$PGBOUNCER_PORT" 20
+}
+
+# ------------------------------------------------------------------ app servers and workers
+app_env() {
+  export GRIDSVC_PGBOUNCER=1 GRIDSVC_TRUSTED_PROXIES=1
+  export DATABASE_URL="postgis://$APP_DB_USER:$APP_DB_PASSWORD@127.0.0.1:$PGBOUNCER_PORT/$DB_NAME"
+  export DATABASE_REPLICA_URL="postgis://$APP_DB_USER:$APP_DB_PASSWORD@127.0.0.1:$STANDBY_PORT/$DB_NAME"
+}
+start_apps() {
+  local port
+  for port in $APP_PORTS; do
+    alive "$RUN/app-$port.pid" && continue
+    log "gunicorn app server on port $port"
+    (app_env; exec setsid .venv/bin/gunicorn gridsvc.wsgi -b "127.0.0.1:$port" -w "$APP_THREADS" \
+      --no-control-socket --timeout 60 --graceful-timeout 20 --forwarded-allow-ips 127.0.0.1 \
+      --pid "$RUN/app-$port.pid" --access-logfile "$RUN/app-$port.access.log" \
+      >>"$RUN/app-$port.log" 2>&1) &
+  done
+  for port in $APP_PORTS; do wait_port "$port" 120; done
+}
+start_workers() {
+  local i
+  for i in $(seq 1 "$WORKERS"); do
+    alive "$RUN/worker-$i.pid" && continue
+    log "worker $i (scripts/worker.sh, on the primary directly)"
+    # LISTEN/NOTIFY and the job locks need a session: not through PgBouncer
+    (export DATABASE_URL="postgis://$APP_DB_USER:$APP_DB_PASSWORD@127.0.0.1:$PRIMARY_PORT/$DB_NAME"
+     exec setsid bash scripts/worker.sh >>"$RUN/worker-$i.log" 2>&1) &
+    echo $! >"$RUN/worker-$i.pid"
+  done
+}
+start_nginx() {
+  local port
+  UPSTREAMS=""
+  for port in $APP_PORTS; do
+    UPSTREAMS+="        server 127.0.0.1:$port max_fails=1 fail_timeout=5s;"$'\n'
+  done
+  STATIC_ROOT="$ROOT/var/static"
+  RUN_DIR="$RUN" render deploy/nginx.conf "$RUN/nginx.conf"
+  cp deploy/nginx-proxy.conf "$RUN/proxy_params.conf"
+  if [ "$(id -u)" -eq 0 ]; then sed -i '1i user www-data;' "$RUN/nginx.conf"; fi
+  if alive "$RUN/nginx.pid"; then nginx -c "$RUN/nginx.conf" -s reload; return 0; fi
+  log "nginx on port $NGINX_PORT"
+  nginx -t -q -c "$RUN/nginx.conf"
+  nginx -c "$RUN/nginx.conf"
+  wait_port "$NGINX_PORT" 20
+}
+
+stop_pidfile() {  # pidfile [signal]
+  local f=$1 pid i
+  alive "$f" || { rm -f "$f"; return 0; }
+  pid=$(cat "$f")
+  kill -"${2:-TERM}" "$pid" 2>/dev/null || true
+  for i in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$f"
+}
+
+cmd_start() {
+  apt_install nginx pgbouncer
+  mkdir -p "$RUN"
+  need_root chown postgres "$RUN" 2>/dev/null || true
+  chmod 755 "$RUN"
+  [ "${CLUSTER_SKIP_COLLECTSTATIC:-0}" = 1 ] || "$PY" manage.py collectstatic --no-input -v 0
+  start_standby
+  start_pgbouncer
+  start_apps
+  start_workers
+  start_nginx
+  cat <<MSG
+
+  gridsvc cluster is up:   http://127.0.0.1:${NGINX_PORT}/   (nginx)
+    app servers:           ${APP_PORTS} (gunicorn, via PgBouncer :${PGBOUNCER_PORT})
+    primary / standby:     :${PRIMARY_PORT} / :${STANDBY_PORT} (streaming replication)
+    workers:               ${WORKERS} (scripts/worker.sh)
+    logs:                  ${RUN}/
+  stop: scripts/cluster.sh stop
+
+MSG
+}
+
+cmd_stop() {
+  local f port
+  stop_pidfile "$RUN/nginx.pid" QUIT
+  for f in "$RUN"/worker-*.pid; do [ -e "$f" ] && stop_pidfile "$f"; done
+  for port in $APP_PORTS; do stop_pidfile "$RUN/app-$port.pid"; done
+  stop_pidfile "$RUN/pgbouncer.pid" INT
+  if [ -f "$STANDBY_DIR/PG_VERSION" ]; then
+    as_pg "$PG_BIN/pg_ctl" -D "$STANDBY_DIR" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  log "stopped (the primary keeps running; the standby's data stays in $STANDBY_DIR)"
+}
+
+cmd_status() {
+  local port rc=0 f
+  show() { if "$2"; then printf '  %-28s up\n' "$1"; else printf '  %-28s DOWN\n' "$1"; rc=1; fi; }
+  show "nginx :$NGINX_PORT" "port_open $NGINX_PORT"
+  for port in $APP_PORTS; do show "app server :$port" "port_open $port"; done
+  show "pgbouncer :$PGBOUNCER_PORT" "port_open $PGBOUNCER_PORT"
+  show "primary :$PRIMARY_PORT" "port_open $PRIMARY_PORT"
+  show "standby :$STANDBY_PORT" "port_open $STANDBY_PORT"
+  for f in "$RUN"/worker-*.pid; do [ -e "$f" ] && show "worker $(basename "$f" .pid)" "alive $f"; done
+  if port_open "$STANDBY_PORT"; then
+    printf '  replay lag (s):              %s\n' \
+      "$(psql_standby -c "select coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp()), 0)::int" 2>/dev/null || echo '?')"
+  fi
+  return $rc
+}
+
+case "${1:-}" in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  restart) cmd_stop; cmd_start ;;
+  *) echo "usage: $0 start|stop|status|restart" >&2; exit 2 ;;
+esac

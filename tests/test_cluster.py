@@ -1,0 +1,226 @@
+"""The production-shaped topology of ``make cluster`` (issue 23, docs/scaling.md), brought up
+by the real scripts/cluster.sh on loopback ports around a throwaway primary (never the shared
+cluster): nginx → two gunicorn app servers → PgBouncer (transaction mode) → primary, and a
+streaming standby made with pg_basebackup that serves the tile reads (gridsvc/dbrouter.py).
+Workers are left out here (tests/test_worker_faults.py covers the supervised worker)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg2
+import pytest
+import requests
+from django.db import connection
+
+from .test_cases_worker import ROOT, wait_for
+from .test_worker_faults import ThrowawayCluster, _dsn
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("nginx") is None and os.geteuid() != 0,
+        reason="needs nginx and pgbouncer (apt) or root to install them",
+    ),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Topology:
+    """scripts/cluster.sh with its own ports and directories."""
+
+    def __init__(self, primary: ThrowawayCluster) -> None:
+        self.primary = primary
+        self.dir = Path(tempfile.mkdtemp(prefix="gridsvc-cluster-"))
+        self.dir.chmod(0o755)  # nginx's worker (www-data) and pgbouncer (postgres) go through
+        self.nginx, self.app1, self.app2, self.bouncer, self.standby = (
+            _free_port() for _ in range(5)
+        )
+        self.env = {
+            **os.environ,
+            "GRIDSVC_TESTING": "1",
+            "CLUSTER_DIR": str(self.dir),
+            "NGINX_PORT": str(self.nginx),
+            "APP_PORTS": f"{self.app1} {self.app2}",
+            "APP_THREADS": "1",
+            "PGBOUNCER_PORT": str(self.bouncer),
+            "PRIMARY_PORT": str(primary.port),
+            "PRIMARY_SOCKET": str(primary.dir),
+            "STANDBY_PORT": str(self.standby),
+            "STANDBY_DIR": str(primary.dir / "standby"),
+            "CLUSTER_WORKERS": "0",
+            "CLUSTER_SKIP_COLLECTSTATIC": "1",
+        }
+        self.env.pop("DATABASE_URL", None)
+
+    def run(self, command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", "scripts/cluster.sh", command],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+
+    def logs(self) -> str:
+        out = []
+        for f in [*sorted(self.dir.glob("*.log")), self.primary.dir / "standby" / "log"]:
+            if not f.exists():
+                continue
+            out.append(f"--- {f.name}\n{f.read_text(errors='replace')[-3000:]}")
+        return "\n".join(out)
+
+    def standby_query(self, sql: str) -> list[tuple]:
+        with psycopg2.connect(
+            host="127.0.0.1", port=self.standby, dbname="gridsvc",
+            user="gridsvc_app", password="gridsvc_app",
+        ) as conn, conn.cursor() as cur:  # fmt: skip
+            cur.execute(sql)
+            return cur.fetchall()
+
+
+@pytest.fixture
+def topology(committed_demo):  # type: ignore[no-untyped-def]
+    """A throwaway primary holding a copy of the test database (schema and demo street), the
+    application role of scripts/setup.sh, and the cluster around it; all torn down after."""
+    primary = ThrowawayCluster()
+    top = None
+    try:
+        primary.create()
+        subprocess.run(
+            ["psql", "-q", primary.url("postgres"), "-c", "CREATE DATABASE gridsvc"], check=True
+        )
+        dump = subprocess.run(
+            ["pg_dump", "--no-owner", "--no-privileges", _dsn()], check=True, capture_output=True
+        ).stdout
+        subprocess.run(
+            ["psql", "-q", "-v", "ON_ERROR_STOP=1", primary.url()],
+            input=dump, check=True, capture_output=True,
+        )  # fmt: skip
+        subprocess.run(
+            ["psql", "-q", "-v", "ON_ERROR_STOP=1", primary.url(), "-c",
+             "CREATE ROLE gridsvc_app LOGIN PASSWORD 'gridsvc_app';"
+             "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO gridsvc_app;"
+             "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO gridsvc_app;"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        top = Topology(primary)
+        started = top.run("start")
+        assert started.returncode == 0, started.stdout + started.stderr + top.logs()
+        yield top
+    finally:
+        if top is not None:
+            top.run("stop")
+            shutil.rmtree(top.dir, ignore_errors=True)
+        primary.destroy()
+
+
+def test_the_cluster_serves_through_nginx_replicates_routes_tiles_and_survives_an_app_server(
+    topology,
+):
+    """One topology, end to end: requests through nginx reach both app servers; a login (a
+    write: last_login) lands on the primary and is replayed on the standby; a tile GET reads
+    from the standby; with one app server killed the site keeps answering; with the standby
+    stopped tiles fall back to the primary; `cluster.sh stop` closes every port."""
+    top = topology
+    base = f"http://127.0.0.1:{top.nginx}"
+
+    # 1. nginx in front of both app servers (round robin), X-Forwarded-For honoured
+    upstreams = set()
+    for _ in range(8):
+        r = requests.get(f"{base}/health", timeout=10)
+        assert r.status_code == 200, r.text
+        upstreams.add(r.headers["X-Gridsvc-Upstream"])
+    assert upstreams == {f"127.0.0.1:{top.app1}", f"127.0.0.1:{top.app2}"}, upstreams
+    static = requests.get(f"{base}/static/web/app.css", headers={"Accept-Encoding": "gzip"})
+    assert static.status_code == 200  # served by nginx itself (gzip), not an app server
+    assert static.headers["X-Gridsvc-Upstream"] == "nginx"
+    assert static.headers.get("Content-Encoding") == "gzip"
+
+    # 2. a write through nginx → PgBouncer → primary, replayed on the standby
+    login = requests.post(
+        f"{base}/api/v1/auth/token/",
+        json={"username": "grid1", "password": "gridsvc-demo"},
+        timeout=30,
+    )
+    assert login.status_code == 200, login.text + top.logs()
+    token = login.json()["access"]
+    with psycopg2.connect(top.primary.url()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT last_login FROM accounts_member WHERE username = 'grid1'")
+        on_primary = cur.fetchone()[0]
+    assert on_primary is not None
+    assert wait_for(
+        lambda: (
+            top.standby_query("SELECT last_login FROM accounts_member WHERE username = 'grid1'")[0][
+                0
+            ]
+            == on_primary
+        ),
+        30,
+    ), "the login's write reached the standby"
+    assert top.standby_query("SELECT pg_is_in_recovery()")[0][0] is True
+
+    # 3. a tile GET is read on the standby (its transactions count there), an ordinary GET not
+    from geo.hexbin import lonlat_to_tile
+    from gridsvc.territory.models import Grid
+
+    g1 = Grid.objects.get(code="620103003012001")
+    c = g1.boundary.point_on_surface
+    x, y = lonlat_to_tile(c.x, c.y, 16)
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    def standby_xacts() -> int:
+        return top.standby_query(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'gridsvc'"
+        )[0][0]
+
+    me = requests.get(f"{base}/api/v1/me/", headers=bearer, timeout=30)
+    assert me.status_code == 200 and me.headers["X-Gridsvc-Read-From"] == "primary"
+    before = standby_xacts()
+    tile = requests.get(f"{base}/tiles/buildings/16/{x}/{y}.mvt", headers=bearer, timeout=30)
+    assert tile.status_code == 200 and tile.content, tile.text
+    assert tile.headers["X-Gridsvc-Read-From"] == "replica"
+    assert wait_for(lambda: standby_xacts() > before + 1, 10), "the tile was read on the standby"
+
+    # 4. one app server killed: nginx routes around it, nothing fails
+    pid = int((top.dir / f"app-{top.app1}.pid").read_text())
+    os.killpg(pid, signal.SIGKILL)
+    assert wait_for(lambda: not _port_open(top.app1), 10)
+    answers = [requests.get(f"{base}/health", timeout=10) for _ in range(10)]
+    assert [a.status_code for a in answers] == [200] * 10
+    assert {a.headers["X-Gridsvc-Upstream"].split(", ")[-1] for a in answers} == {
+        f"127.0.0.1:{top.app2}"
+    }
+
+    # 5. the standby stopped: tiles still answer, read on the primary
+    subprocess.run(
+        [*top.primary.as_postgres, str(top.primary.bin / "pg_ctl"), "-D",
+         str(top.primary.dir / "standby"), "-m", "immediate", "-w", "stop"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    for _ in range(3):
+        again = requests.get(f"{base}/tiles/buildings/16/{x}/{y}.mvt", headers=bearer, timeout=30)
+        assert again.status_code == 200 and again.content
+    assert again.headers["X-Gridsvc-Read-From"] == "primary"
+
+    # 6. stop: every port of the topology closed (the throwaway primary is the fixture's)
+    stopped = top.run("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    for port in (top.nginx, top.app2, top.bouncer, top.standby):
+        assert not _port_open(port), port
+    assert connection.vendor == "postgresql"
