@@ -114,7 +114,6 @@ INSTALLED_APPS = [
     "gridsvc.supervision",
     "gridsvc.web",
     "gridsvc.sync",
-    "gridsvc.community",
 ]
 
 MIDDLEWARE = [
