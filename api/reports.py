@@ -95,7 +95,7 @@ _BINARY = {
     (200, XLSX): OpenApiTypes.BINARY,
     (200, "application/pdf"): OpenApiTypes.BINARY,
     (200, "application/geopackage+sqlite3"): OpenApiTypes.BINARY,
-    (200, "application/geo+json"): OpenApiTypes.BINARY,
+    (200, "application/geo+json"): OpenApiTypes.OBJECT,  # a GeoJSON FeatureCollection
     (200, "application/zip"): OpenApiTypes.BINARY,
 }
 

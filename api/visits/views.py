@@ -388,7 +388,11 @@ class VisitViewSet(
                     "status": "conflict",
                     "code": result.code,
                     "id": result.id,
-                    **(result.errors or {}),
+                    # field → [message], as in every other error answer
+                    **{
+                        k: v if isinstance(v, list) else [v]
+                        for k, v in (result.errors or {}).items()
+                    },
                 },
                 status=status.HTTP_409_CONFLICT,
             )
