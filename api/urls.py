@@ -9,6 +9,7 @@ from . import (
     auth,
     cases,
     chain,
+    community,
     layers,
     open311,
     reports,
@@ -34,7 +35,7 @@ router.register("privacy/grants", security.GrantViewSet, basename="unmask-grant"
 router.register("audit", security.AuditViewSet, basename="audit")
 rules.register(router)  # calendars, time limits, category rules
 
-DOMAINS = (cases, visits, layers, reports, assistance)
+DOMAINS = (cases, visits, layers, reports, assistance, community)
 for domain in DOMAINS:
     domain.register(router)
 

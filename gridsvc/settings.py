@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "gridsvc.supervision",
     "gridsvc.web",
     "gridsvc.sync",
+    "gridsvc.community",
 ]
 
 MIDDLEWARE = [

@@ -56,6 +56,12 @@ from .test_assistance import (
     ASSISTANCE_NOT_IDS,
 )
 from .test_calendar_rules import RULES_ALLOWED, RULES_BODY_ID_PROBES
+from .test_community_work import (
+    COMMUNITY_BODY_ID_PROBES,
+    COMMUNITY_CREATE_BY_BODY,
+    COMMUNITY_EXPLICIT,
+    COMMUNITY_NOT_IDS,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -576,6 +582,8 @@ CREATE_BY_BODY = {
     "POST /open311/v2/requests.json",
     "POST /api/v1/daily-reports/",  # the caller's own report: no id in its body
 }
+CREATE_BY_BODY |= COMMUNITY_CREATE_BY_BODY  # issue 20: /api/v1/community/…
+EXPLICIT.update(COMMUNITY_EXPLICIT)  # issue 20: screening day, monthly figures
 
 
 def matrix() -> dict[str, Probe | None]:
@@ -665,6 +673,7 @@ NOT_IDS = {
     "year": "a calendar year (rules/calendar-years)",
     "duplicate_days": "a category's duplicate window in days",
 }
+NOT_IDS.update(COMMUNITY_NOT_IDS)  # issue 20: counts in /api/v1/community/…
 NOT_IDS.update(ASSISTANCE_NOT_IDS)  # issue 21
 
 
@@ -936,6 +945,7 @@ BODY_ID_PROBES: dict[tuple[str, str, str], Callable] = {
     ("POST", "/api/v1/visits/", "member"): body_visit("member"),
 }
 BODY_ID_PROBES.update(RULES_BODY_ID_PROBES)  # type: ignore[arg-type]  # issue 18 item 15
+BODY_ID_PROBES.update(COMMUNITY_BODY_ID_PROBES)  # type: ignore[arg-type]  # issue 20
 BODY_ID_PROBES.update(ASSISTANCE_BODY_ID_PROBES)  # issue 21: /api/v1/assistance/
 #: ids a body carries that the schema does not show as integers (codes, JSON lists)
 EXTRA_BODY_IDS: dict[tuple[str, str, str], Callable] = {

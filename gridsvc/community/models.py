@@ -1,0 +1,284 @@
+"""The community's ethnic-unity work (民族团结进步创建) as first-class records (issue 20).
+
+Every record here is *located*: it carries ``street``, ``community`` and (when it belongs to
+one grid) ``grid``, and is registered in :data:`gridsvc.chain.scope.LOCATED_MODELS`, so it is
+visible to whoever holds a staff or street position over those objects. None of them carries
+a building/compound/unit reference: neighbours (楼长, 单元长, 物业, 业委会) never reach them —
+the work touches ethnicity and religion (sensitive under the PIPL), and the API reads them
+through :func:`gridsvc.chain.visibility.staff_scope` on top of that.
+
+- :class:`TeamMembership` 五员 / 一格十员 / 志愿者服务队 / 便民服务队: several members per role.
+- :class:`Activity` 活动与宣传 (座谈会, 民族节日, 宣传资料, 公益日 …).
+- :class:`ScreeningReport` 五员一日一报: screening of 不稳定因素, with 零报告.
+- :class:`Petition` 信访 log.
+- :class:`VenueVisit` religious-venue liaison (清真寺 / 宗教活动场所 joint visits, hazards).
+- :class:`Pairing` 结对帮扶, 共建单位, 在职党员报到, 微心愿.
+- :class:`Rating` 评比 (五星级文明户, 好媳妇, 好婆婆, 服务之星), revised over time.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.gis.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from gridsvc.territory.models import SRID
+
+
+class Located(models.Model):
+    """Territory of a record: street and community always, grid when it is one grid's."""
+
+    street = models.ForeignKey("territory.Street", on_delete=models.PROTECT, related_name="+")
+    community = models.ForeignKey("territory.Community", on_delete=models.PROTECT, related_name="+")
+    grid = models.ForeignKey(
+        "territory.Grid", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # The scope's contract for LOCATED_MODELS is all six territory fields. This app never sets
+    # these three: a building head, unit head or compound's manager never reaches the records.
+    compound = models.ForeignKey(
+        "territory.Compound",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
+    building = models.ForeignKey(
+        "territory.Building",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
+    unit = models.ForeignKey(
+        "territory.Unit",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    # phones retry: the same client_uuid from the same member is stored once
+    client_uuid = models.UUIDField(null=True, blank=True, unique=True)
+
+    class Meta:
+        abstract = True
+
+
+class Team(models.TextChoices):
+    FIVE_MEMBERS = "five_members", "五员"
+    GRID_TEN = "grid_ten", "一格十员"
+    VOLUNTEERS = "volunteers", "志愿者服务队"
+    CONVENIENCE = "convenience", "便民服务队"
+
+
+class FiveRole(models.TextChoices):
+    """The 五员 and their duties (003: 开展排查影响民族团结不稳定因素及矛盾纠纷调处工作)."""
+
+    PUBLICITY = "publicity", "宣传员"
+    ORGANISER = "organiser", "组织员"
+    INFORMATION = "information", "信息员"
+    LIAISON = "liaison", "联络员"
+    MEDIATOR = "mediator", "调处员"
+
+
+FIVE_ROLE_DUTIES: dict[str, str] = {
+    FiveRole.PUBLICITY: "宣讲民族团结政策, 发放宣传资料",
+    FiveRole.ORGANISER: "组织座谈会、节日联谊等创建活动",
+    FiveRole.INFORMATION: "排查不稳定因素, 一日一报",
+    FiveRole.LIAISON: "联络清真寺等宗教场所与各族群众",
+    FiveRole.MEDIATOR: "调处矛盾纠纷",
+}
+
+
+class TeamMembership(Located):
+    """One member of a team (五员, 一格十员, 志愿者服务队, 便民服务队) for a period.
+
+    Several members may hold the same role. A volunteer without an account is named in
+    ``name``; ``member`` is set when the person signs in (五员 file 一日一报)."""
+
+    team = models.CharField(max_length=16, choices=Team.choices)
+    role = models.CharField(max_length=32, help_text="五员: a FiveRole; others: free text")
+    member = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="team_memberships",
+    )
+    name = models.CharField(max_length=64, blank=True)
+    valid_from = models.DateField(default=timezone.localdate)
+    valid_to = models.DateField(null=True, blank=True)
+    hours = models.DecimalField(max_digits=7, decimal_places=1, default=0)
+
+    class Meta:
+        ordering = ["team", "role", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(member__isnull=True, name=""), name="team_member_or_name"
+            )
+        ]
+
+
+class ActivityKind(models.TextChoices):
+    FORUM = "forum", "座谈会"
+    FESTIVAL = "festival", "民族节日活动"
+    PUBLICITY = "publicity", "宣传(资料、横幅、展板、答题)"
+    WELFARE_DAY = "welfare_day", "民族团结公益日(每月15日)"
+    HAND_IN_HAND = "hand_in_hand", "结对子/手拉手/心连心"
+    OTHER = "other", "其他"
+
+
+class Activity(Located):
+    """活动与宣传: one event or hand-out, with its counts (participants by ethnicity as counts,
+    never names)."""
+
+    kind = models.CharField(max_length=16, choices=ActivityKind.choices)
+    title = models.CharField(max_length=128)
+    date = models.DateField()
+    place = models.ForeignKey(
+        "territory.Place", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    point = models.PointField(srid=SRID, null=True, blank=True)
+    organiser = models.CharField(max_length=128, blank=True)
+    partners = models.CharField(max_length=256, blank=True)
+    participants = models.PositiveIntegerField(default=0)
+    ethnic_mix = models.JSONField(default=dict, blank=True, help_text="民族 → 人数")
+    materials = models.PositiveIntegerField(default=0, help_text="宣传资料份数")
+    answer_sheets = models.PositiveIntegerField(default=0, help_text="答题份数")
+    banners = models.PositiveIntegerField(default=0, help_text="横幅/展板")
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-date", "-id"]
+
+
+class ScreeningReport(Located):
+    """五员一日一报: one member's screening of 不稳定因素 for one day. ``zero_report`` is the
+    explicit 零报告 (nothing found) and counts as reported."""
+
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    date = models.DateField()
+    zero_report = models.BooleanField(default=True)
+    findings = models.TextField(blank=True)
+    findings_count = models.PositiveIntegerField(default=0)
+    persons = models.PositiveIntegerField(default=1, help_text="投入人次")
+
+    class Meta:
+        ordering = ["-date", "member_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["member", "date"], name="screening_one_per_day")
+        ]
+
+
+class Petition(Located):
+    """信访: a visitor/petition log entry. ``group_size`` ≥ 5 is a group petition (集体访)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "办理中"
+        RESOLVED = "resolved", "已办结"
+
+    date = models.DateField()
+    petitioner = models.CharField(max_length=64)
+    subject = models.CharField(max_length=256)
+    ethnic_religious = models.BooleanField(default=False, help_text="涉及民族宗教")
+    group_size = models.PositiveIntegerField(default=1)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    case = models.ForeignKey(
+        "cases.Case", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
+
+    GROUP_THRESHOLD = 5
+
+    @property
+    def group_risk(self) -> bool:
+        return self.group_size >= self.GROUP_THRESHOLD
+
+    class Meta:
+        ordering = ["-date", "-id"]
+
+
+class VenueVisit(Located):
+    """Religious-venue liaison (每个月和清真寺共同走访): a visit to a Place of kind mosque or
+    religious_venue, joint with the venue or not, with hazards found."""
+
+    place = models.ForeignKey("territory.Place", on_delete=models.PROTECT, related_name="+")
+    date = models.DateField()
+    joint = models.BooleanField(default=True, help_text="与场所共同走访")
+    participants = models.PositiveIntegerField(default=0)
+    hazard_found = models.BooleanField(default=False)
+    hazards = models.TextField(blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-date", "-id"]
+
+
+class PairingKind(models.TextChoices):
+    HELP = "help", "结对帮扶"
+    CO_BUILDING = "co_building", "共建单位"
+    PARTY_MEMBER = "party_member", "在职党员报到"
+    WISH = "wish", "微心愿"
+
+
+class Pairing(Located):
+    """A pairing between a member or a unit and a household (or a co-building agreement with an
+    organisation, household blank), with the help given so far."""
+
+    kind = models.CharField(max_length=16, choices=PairingKind.choices)
+    member = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    partner = models.CharField(max_length=128, blank=True, help_text="单位/组织")
+    household = models.ForeignKey(
+        "territory.Household", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    started = models.DateField(default=timezone.localdate)
+    ended = models.DateField(null=True, blank=True)
+    help_given = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started", "-id"]
+
+
+class RatingTitle(models.TextChoices):
+    FIVE_STAR = "five_star", "五星级文明户"
+    GOOD_DAUGHTER_IN_LAW = "good_daughter_in_law", "好媳妇"
+    GOOD_MOTHER_IN_LAW = "good_mother_in_law", "好婆婆"
+    SERVICE_STAR = "service_star", "服务之星"
+
+
+class Rating(Located):
+    """评比: a yearly rating of a household. 动态管理: a rating is revised (stars, revoked) in
+    place; ``revised_at`` tells when."""
+
+    household = models.ForeignKey("territory.Household", on_delete=models.PROTECT, related_name="+")
+    year = models.PositiveIntegerField()
+    title = models.CharField(max_length=24, choices=RatingTitle.choices)
+    stars = models.PositiveSmallIntegerField(default=5)
+    criteria = models.TextField(blank=True)
+    revoked = models.BooleanField(default=False)
+    revised_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-year", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["household", "year", "title"], name="rating_once_per_year"
+            ),
+            models.CheckConstraint(
+                condition=Q(stars__gte=1, stars__lte=5), name="rating_stars_1_5"
+            ),
+        ]
+
+
+LOCATED = (TeamMembership, Activity, ScreeningReport, Petition, VenueVisit, Pairing, Rating)

@@ -1,0 +1,386 @@
+"""The community's ethnic-unity work (issue 20, first version): teams (五员 with several
+members per role), activities and 宣传, the 五员 一日一报 with 零报告, 信访, religious-venue
+liaison, pairing, 评比 and the month's figures — recorded by staff, scoped to their territory,
+never shown to neighbours. Also the probes the scoping matrix reads (tests/test_scoping_matrix.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+import pytest
+from django.utils import timezone
+
+from gridsvc.accounts.models import Member
+from gridsvc.cases.models import Case
+from gridsvc.community.models import (
+    Activity,
+    Pairing,
+    Petition,
+    Rating,
+    ScreeningReport,
+    TeamMembership,
+    VenueVisit,
+)
+from gridsvc.community.services import monthly_figures, work_scope
+from gridsvc.territory.models import Household, Place
+
+pytestmark = pytest.mark.django_db
+
+BASE = "/api/v1/community"
+
+
+def _household(grid):  # type: ignore[no-untyped-def]
+    return Household.objects.filter(unit__building__grid=grid).order_by("pk").first()
+
+
+def _rows(r):  # type: ignore[no-untyped-def]
+    assert r.status_code == 200, r.content[:300]
+    body = r.json()
+    return body["results"] if isinstance(body, dict) else body
+
+
+def _ids(r) -> set[int]:  # type: ignore[no-untyped-def]
+    return {row["id"] for row in _rows(r)}
+
+
+def test_an_activity_is_recorded_in_the_grid_and_seen_only_there(demo, member_client):
+    g1 = demo.grids[0]
+    body = {
+        "grid": g1.pk,
+        "kind": "publicity",
+        "title": "民族团结宣传进社区",
+        "date": "2026-11-15",
+        "participants": 120,
+        "ethnic_mix": {"汉族": 80, "回族": 30},
+        "materials": 1500,
+        "answer_sheets": 200,
+    }
+    r = member_client("grid1").post(f"{BASE}/activities/", body, format="json")
+    assert r.status_code == 201, r.content
+    pk = r.json()["id"]
+    assert r.json()["community"] == demo.community.pk and r.json()["grid"] == g1.pk
+    assert pk in _ids(member_client("grid1").get(f"{BASE}/activities/"))
+    assert pk in _ids(member_client("street").get(f"{BASE}/activities/"))
+    assert pk in _ids(member_client("mediator").get(f"{BASE}/activities/"))  # the community
+    # another grid sees nothing, nor do the grid's neighbours
+    assert pk not in _ids(member_client("grid5").get(f"{BASE}/activities/"))
+    assert member_client("grid5").get(f"{BASE}/activities/{pk}/").status_code == 404
+    for neighbour in ("bh-001", "uh-001-1", "pm-C01"):
+        assert _ids(member_client(neighbour).get(f"{BASE}/activities/")) == set()
+    # a neighbour records nothing; a grid member records nothing in another grid
+    r = member_client("bh-001").post(f"{BASE}/activities/", body, format="json")
+    assert r.status_code == 403
+    r = member_client("grid5").post(f"{BASE}/activities/", body, format="json")
+    assert r.status_code == 400 and r.json()["grid"] == ["not found"]
+    # the ethnic mix is counts that fit in the participants
+    bad = {**body, "ethnic_mix": {"汉族": 200}}
+    r = member_client("grid1").post(f"{BASE}/activities/", bad, format="json")
+    assert r.status_code == 400 and "ethnic_mix" in r.json()
+    # a phone's retry is stored once
+    retry = {**body, "client_uuid": "6b1c7a52-5d5e-4d0e-9a55-1f5b8f3c2a10"}
+    first = member_client("grid1").post(f"{BASE}/activities/", retry, format="json")
+    again = member_client("grid1").post(f"{BASE}/activities/", retry, format="json")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+
+
+def _five_team(member_client) -> None:  # type: ignore[no-untyped-def]
+    """The street desk forms the community's 五员: two 信息员, one 调处员, one 宣传员."""
+    street = member_client("street")
+    for username, role in (
+        ("grid2", "information"),
+        ("grid3", "information"),
+        ("mediator", "mediator"),
+        ("cadre1", "publicity"),
+    ):
+        person = Member.objects.get(username=username).pk
+        r = street.post(
+            f"{BASE}/teams/",
+            {"team": "five_members", "role": role, "person": person, "valid_from": "2026-01-01"},
+            format="json",
+        )
+        assert r.status_code == 201, r.content
+
+
+def test_five_members_are_a_team_and_a_zero_report_counts_as_reported(demo, member_client):
+    _five_team(member_client)
+    roles = [
+        row["role"]
+        for row in _rows(member_client("street").get(f"{BASE}/teams/?team=five_members"))
+    ]
+    assert roles.count("information") == 2  # several members per role
+    # a grid member is not a community's team-maker
+    r = member_client("grid1").post(
+        f"{BASE}/teams/",
+        {
+            "team": "five_members",
+            "role": "liaison",
+            "name": "志愿者",
+            "community": demo.community.pk,
+        },
+        format="json",
+    )
+    assert r.status_code == 400 and r.json()["community"] == ["not found"]
+    r = member_client("street").post(
+        f"{BASE}/teams/", {"team": "five_members", "role": "boss", "name": "x"}, format="json"
+    )
+    assert r.status_code == 400 and "role" in r.json()
+
+    r = member_client("grid2").post(f"{BASE}/screening/", {"zero_report": True}, format="json")
+    assert r.status_code == 201, r.content
+    r = member_client("grid3").post(
+        f"{BASE}/screening/",
+        {"zero_report": False, "findings": "两户邻里因停车争执, 已劝解", "persons": 3},
+        format="json",
+    )
+    assert r.status_code == 201 and r.json()["findings_count"] == 1
+    # a 零报告 with findings is refused; sending again the same day replaces the report
+    r = member_client("grid2").post(
+        f"{BASE}/screening/", {"zero_report": True, "findings": "x"}, format="json"
+    )
+    assert r.status_code == 400
+    r = member_client("grid2").post(f"{BASE}/screening/", {"persons": 2}, format="json")
+    assert r.status_code == 200
+    # only team members file; neighbours never
+    assert member_client("grid1").post(f"{BASE}/screening/", {}, format="json").status_code == 403
+    assert member_client("bh-001").post(f"{BASE}/screening/", {}, format="json").status_code == 403
+
+    day = member_client("street").get(f"{BASE}/screening/day/")
+    assert day.status_code == 200, day.content
+    d = day.json()
+    assert (d["expected"], d["reported"], d["zero_reports"], d["findings"]) == (4, 2, 1, 1)
+    assert {m["username"] for m in d["missing"]} == {"mediator", "cadre1"}
+    assert d["persons_this_year"] == 5
+    assert member_client("bh-001").get(f"{BASE}/screening/day/").status_code == 403
+    # a grid member reads their own report; a neighbour none
+    assert len(_rows(member_client("grid2").get(f"{BASE}/screening/"))) == 1
+    assert _rows(member_client("bh-001").get(f"{BASE}/screening/")) == []
+
+
+def test_petitions_are_masked_below_the_street_and_link_only_visible_cases(demo, member_client):
+    g1 = demo.grids[0]
+    body = {
+        "grid": g1.pk,
+        "date": "2026-11-03",
+        "petitioner": "马文清",
+        "subject": "清真寺周边停车",
+        "ethnic_religious": True,
+        "group_size": 6,
+    }
+    r = member_client("grid1").post(f"{BASE}/petitions/", body, format="json")
+    assert r.status_code == 201, r.content
+    assert r.json()["petitioner"] == "马*清" and r.json()["group_risk"] is True
+    assert r.json()["handled_by"] == Member.objects.get(username="grid1").pk
+    street_rows = _rows(member_client("street").get(f"{BASE}/petitions/"))
+    assert [row["petitioner"] for row in street_rows] == ["马文清"]
+    assert _rows(member_client("grid5").get(f"{BASE}/petitions/")) == []
+    assert _rows(member_client("bh-001").get(f"{BASE}/petitions/")) == []
+    foreign = Case.objects.filter(grid=demo.grids[4]).first()
+    if foreign is not None:
+        r = member_client("grid1").post(
+            f"{BASE}/petitions/", {**body, "case": foreign.pk}, format="json"
+        )
+        assert r.status_code == 400 and r.json()["case"] == ["not found"]
+
+
+def test_venue_visits_pairings_ratings_and_the_months_figures(demo, member_client):
+    mosque = Place.objects.filter(kind__in=["mosque", "religious_venue"]).order_by("pk").first()
+    desk = member_client("ethnic")
+    r = desk.post(
+        f"{BASE}/venue-visits/",
+        {"place": mosque.pk, "date": "2026-11-10", "participants": 4, "hazards": "消防通道堵塞"},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    assert r.json()["hazard_found"] is True
+    shop = Place.objects.exclude(kind__in=["mosque", "religious_venue"]).first()
+    if shop is not None:
+        r = desk.post(
+            f"{BASE}/venue-visits/", {"place": shop.pk, "date": "2026-11-10"}, format="json"
+        )
+        assert r.status_code == 400 and "place" in r.json()
+    assert _rows(member_client("bh-001").get(f"{BASE}/venue-visits/")) == []
+
+    hh = _household(demo.grids[0])
+    r = member_client("cadre1").post(
+        f"{BASE}/pairings/",
+        {"kind": "help", "household": hh.pk, "partner": "区税务局", "started": "2026-03-01"},
+        format="json",
+    )
+    assert r.status_code == 201 and r.json()["grid"] == demo.grids[0].pk
+    r = member_client("grid1").post(  # cadre1 is also a 五员 over the community
+        f"{BASE}/pairings/",
+        {"kind": "help", "household": _household(demo.grids[4]).pk, "partner": "x"},
+        format="json",
+    )
+    assert r.status_code == 400 and r.json()["household"] == ["not found"]
+
+    rating = {"household": hh.pk, "year": 2026, "title": "five_star", "stars": 5}
+    r = member_client("grid1").post(f"{BASE}/ratings/", rating, format="json")
+    assert r.status_code == 201, r.content
+    # 动态管理: the rating is revised, not duplicated
+    r = member_client("grid1").post(
+        f"{BASE}/ratings/", {**rating, "stars": 4, "revoked": True}, format="json"
+    )
+    assert r.status_code == 200 and r.json()["revised_at"] and r.json()["stars"] == 4
+    assert Rating.objects.filter(household=hh).count() == 1
+    assert _rows(member_client("uh-001-1").get(f"{BASE}/ratings/")) == []
+
+    Activity.objects.create(
+        street=demo.street,
+        community=demo.community,
+        grid=demo.grids[0],
+        recorded_by=Member.objects.get(username="grid1"),
+        kind="forum",
+        title="座谈会",
+        date=date(2026, 11, 15),
+        participants=30,
+        materials=50,
+    )
+    figures = member_client("street").get(f"{BASE}/figures/?month=2026-11").json()
+    assert figures["activities"] == 1 and figures["materials"] == 50
+    assert figures["venue_visits"] == 1 and figures["venue_hazards"] == 1
+    assert figures["pairings_active"] == 1
+    assert figures["five_star_households"] == 0  # revoked
+    grid5 = monthly_figures(work_scope(Member.objects.get(username="grid5")), 2026, 11)
+    assert grid5["activities"] == 0 and grid5["pairings_active"] == 0
+    assert member_client("grid1").get(f"{BASE}/figures/?grid={demo.grids[4].pk}").status_code == 404
+    assert member_client("bh-001").get(f"{BASE}/figures/").status_code == 403
+
+
+# ---------------------------------------------------------------- scoping-matrix entries
+#: POSTs to the lists: covered by the body-id probes below
+COMMUNITY_CREATE_BY_BODY = {
+    f"POST {BASE}/{name}/"
+    for name in (
+        "teams",
+        "activities",
+        "petitions",
+        "venue-visits",
+        "pairings",
+        "ratings",
+    )
+} | {f"POST {BASE}/screening/"}  # the caller's own report: no id in its body
+
+#: integer body fields of these endpoints that are counts, not ids
+COMMUNITY_NOT_IDS = {
+    "participants": "number of people at an activity or visit",
+    "materials": "宣传资料 handed out",
+    "answer_sheets": "答题 sheets",
+    "banners": "横幅/展板",
+    "findings_count": "不稳定因素 found in a screening",
+    "persons": "人次 a screening took",
+    "group_size": "people in a petition",
+    "stars": "rating stars 1–5",
+}
+
+_MODELS = {
+    "teams": TeamMembership,
+    "activities": Activity,
+    "petitions": Petition,
+    "venue-visits": VenueVisit,
+    "pairings": Pairing,
+    "ratings": Rating,
+}
+_MINIMAL = {
+    "teams": {"team": "grid_ten", "role": "志愿者", "name": "张三"},
+    "activities": {"kind": "forum", "title": "座谈会", "date": "2026-11-01"},
+    "petitions": {"date": "2026-11-01", "petitioner": "张三", "subject": "x"},
+    "venue-visits": {"date": "2026-11-01"},
+    "pairings": {"kind": "help", "partner": "共建单位"},
+    "ratings": {"year": 2026, "title": "five_star"},
+}
+
+
+def _foreign(demo, field: str) -> int:  # type: ignore[no-untyped-def]
+    """An id outside grid 1's member's recording rights (grid 5's, or the community's)."""
+    g5 = demo.grids[4]
+    if field == "grid":
+        return g5.pk
+    if field == "community":
+        return demo.community.pk  # grid1 holds a grid, not the community
+    if field == "place":
+        return Place.objects.filter(grid=g5).order_by("pk").first().pk
+    if field == "household":
+        return _household(g5).pk
+    if field == "case":
+        case = Case.objects.filter(grid=g5).order_by("pk").first()
+        return case.pk if case else 10**9
+    if field in ("person", "member", "handled_by"):
+        return Member.objects.get(username="grid5").pk
+    raise KeyError(field)
+
+
+def _body_probe(name: str, field: str) -> Callable:
+    def probe(demo, member_client) -> None:  # type: ignore[no-untyped-def]
+        model = _MODELS[name]
+        before = model.objects.count()
+        body = {**_MINIMAL[name], field: _foreign(demo, field)}
+        if field not in ("grid", "community", "household", "place"):
+            body.setdefault("grid", demo.grids[0].pk)
+        if name == "ratings" and field != "household":
+            body["household"] = _household(demo.grids[0]).pk
+        r = member_client("grid1").post(f"{BASE}/{name}/", body, format="json")
+        assert r.status_code == 400 and r.json().get(field) == ["not found"], (field, r.content)
+        assert model.objects.count() == before
+
+    return probe
+
+
+COMMUNITY_BODY_ID_PROBES: dict[tuple[str, str, str], Callable] = {
+    ("POST", f"{BASE}/{name}/", field): _body_probe(name, field)
+    for name, fields in (
+        ("teams", ("grid", "community", "person")),
+        ("activities", ("grid", "community", "place")),
+        ("petitions", ("grid", "community", "case", "handled_by")),
+        ("venue-visits", ("place",)),
+        ("pairings", ("grid", "community", "member", "household")),
+        ("ratings", ("household",)),
+    )
+    for field in fields
+}
+
+
+def _probe_staff_sums(url: str) -> Callable:
+    """Neighbours get 403; staff get their territory's sums; a foreign grid is 404."""
+
+    def probe(ctx) -> None:  # type: ignore[no-untyped-def]
+        from gridsvc.territory.models import Grid
+
+        r = ctx.client.get(url)
+        if work_scope(ctx.member).empty:
+            assert r.status_code == 403, (ctx.role, url, r.status_code)
+            return
+        assert r.status_code == 200, (ctx.role, url, r.content[:200])
+        if "figures" in url:
+            foreign = Grid.objects.exclude(pk__in=ctx.scope.filter(Grid.objects.all())).first()
+            assert ctx.client.get(f"{url}?grid={foreign.pk}").status_code == 404
+        else:
+            from gridsvc.chain.models import Position
+
+            held = set(
+                ctx.scope.filter(Position.objects.held_at()).values_list("member_id", flat=True)
+            )
+            assert {m["id"] for m in r.json()["missing"]} <= held
+
+    return probe
+
+
+COMMUNITY_EXPLICIT: dict[str, Callable] = {
+    f"GET {BASE}/screening/day/": _probe_staff_sums(f"{BASE}/screening/day/"),
+    f"GET {BASE}/figures/": _probe_staff_sums(f"{BASE}/figures/"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(COMMUNITY_BODY_ID_PROBES), ids=lambda k: k[1] + k[2])
+def test_a_foreign_id_in_a_community_body_is_refused(demo, member_client, key):
+    COMMUNITY_BODY_ID_PROBES[key](demo, member_client)
+
+
+def test_today_is_the_default_screening_day(demo, member_client):
+    _five_team(member_client)
+    r = member_client("mediator").post(f"{BASE}/screening/", {}, format="json")
+    assert r.status_code == 201 and r.json()["date"] == timezone.localdate().isoformat()
+    assert ScreeningReport.objects.get(pk=r.json()["id"]).zero_report is True
