@@ -86,6 +86,7 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
     from gridsvc.chain.services import hand_over_by
     from gridsvc.territory.models import Household
     from gridsvc.visits.models import DailyReport, Visit
+    from gridsvc.visits.services import local_today, todays_route
 
     assert chromium_path(), "chromium missing: run scripts/setup.sh"
     lon, lat = grid1_first_task_point()
@@ -128,6 +129,18 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
             assert page.locator("#who").inner_text() == "grid1"
             tasks_online = page.locator("#task-list li").count()
             assert tasks_online > 0
+            # in walking order: the server's route for the day, stop by stop
+            route = todays_route(Member.objects.get(username="grid1"), local_today(), None)
+            walk = [t["id"] for stop in route["stops"] for t in stop["tasks"]]
+            assert walk, "grid1 has visits due today"
+            shown = [
+                int(x)
+                for x in page.locator("#task-list li").evaluate_all(
+                    "(els) => els.map((e) => e.dataset.task)"
+                )
+            ]
+            assert shown[: len(walk)] == walk
+            assert "步行路线" in page.locator("#route-info").inner_text()
             assert page.locator("#task-list .badge.overdue, #task-list .badge.due").count() > 0
             # Works at 360 px: nothing wider than the screen; touch targets at least 48 px.
             assert page.evaluate("document.documentElement.scrollWidth") <= 360

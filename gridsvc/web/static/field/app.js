@@ -363,6 +363,22 @@
     await tx.done;
   }
 
+  /** Today's walking order (GET /api/v1/visits/route/), from the last GPS fix when there is
+   * one; kept for the day so the list stays in that order offline. */
+  async function loadRoute() {
+    const fix = await meta.get("lastFix");
+    const q = fix ? `?start_lon=${fix.lon}&start_lat=${fix.lat}` : "";
+    const resp = await api(`/visits/route/${q}`);
+    if (!resp.ok) return;
+    const route = await resp.json();
+    const order = {};
+    let n = 0;
+    route.stops.forEach((stop, i) => {
+      for (const t of stop.tasks) order[t.id] = { rank: n++, stop: i + 1 };
+    });
+    await meta.set("route", { date: route.date, order, length_m: route.length_m, stops: route.stops.length });
+  }
+
   /** Case categories (for a finding that opens a case), kept for offline use. */
   async function loadCategories() {
     const resp = await api("/categories/");
@@ -425,6 +441,7 @@
       await flushRequests();
       await pullFeed();
       await loadCategories();
+      await loadRoute();
       const now = new Date().toISOString();
       await meta.set("lastSync", now);
       $("sync-msg").textContent = "同步完成。";
@@ -497,9 +514,13 @@
   /** Today's tasks: open or overdue, period begun; overdue first, then by due date. */
   async function todaysTasks() {
     const day = today();
+    const route = await meta.get("route");
+    const order = route && route.date === day ? route.order : {};
+    const rank = (t) => (order[t.id] ? order[t.id].rank : Infinity);
     return (await state.db.getAll("tasks"))
       .filter((t) => (t.status === "open" || t.status === "overdue") && t.period_start <= day)
       .sort((a, b) => {
+        if (rank(a) !== rank(b)) return rank(a) < rank(b) ? -1 : 1; // walking order first
         const ao = a.status === "overdue" || a.due_on < day ? 0 : 1;
         const bo = b.status === "overdue" || b.due_on < day ? 0 : 1;
         return ao - bo || a.due_on.localeCompare(b.due_on) || a.id - b.id;
@@ -509,6 +530,12 @@
   async function renderTasks() {
     const day = today();
     const tasks = await todaysTasks();
+    const route = await meta.get("route");
+    const order = route && route.date === day ? route.order : {};
+    $("route-info").textContent =
+      route && route.date === day && route.stops
+        ? `步行路线：${route.stops} 站，约 ${Math.round(route.length_m)} 米`
+        : "";
     const visited = new Set(
       (await state.db.getAll("outbox")).filter((v) => v.status !== "rejected").map((v) => v.body.task)
     );
@@ -519,6 +546,7 @@
       if (t.status === "overdue" || t.due_on < day) badges.push(["逾期", "overdue"]);
       else if (t.due_on === day) badges.push(["今日到期", "due"]);
       if (visited.has(t.id)) badges.push(["已走访", "pending"]);
+      if (order[t.id]) badges.push([`第${order[t.id].stop}站`, "stop"]);
       const item = li(householdLabel(h), `${t.rule_name || t.rule} · 截止 ${t.due_on}`, badges, visitButton(h, t));
       item.dataset.task = t.id;
       list.appendChild(item);
@@ -664,6 +692,7 @@
       (pos) => {
         if (!current) return;
         current.position = pos.coords;
+        meta.set("lastFix", { lon: pos.coords.longitude, lat: pos.coords.latitude });
         $("gps").textContent = `已定位：精度 ±${Math.round(pos.coords.accuracy)} 米`;
       },
       (err) => {
