@@ -100,6 +100,10 @@ def laptop_heatmap_filter_and_dispatch(url: str) -> None:
         select = detail.locator("select[name=member][data-loaded='1']")
         select.wait_for()
         member_id = int(select.locator("option").first.get_attribute("value"))
+        # candidates: the case's own level first (not 单元长 first), each with its workload
+        first = select.locator("option").first.inner_text()
+        assert "在办" in first
+        assert member_id != case.handler_id
         detail.locator("input[name=note]").fill("街道改派 browser test")
         detail.locator("form[data-form=assign] button[type=submit]").click()
         page.wait_for_selector("#case-detail .timeline li[data-kind=assign] >> text=街道改派")

@@ -792,11 +792,23 @@
     // outside every grid, the positions in its suggested grid (the case is placed there).
     const out = [];
     const seen = new Set();
-    const add = (member, name, label, grid) => { if (member && !seen.has(member)) { seen.add(member); out.push({ member, name, label, grid }); } };
+    // workload: open cases each person handles among the cases the page has loaded
+    const load = new Map();
+    for (const x of state.cases) if (x.handler && OPEN.includes(x.status)) load.set(x.handler, (load.get(x.handler) || 0) + 1);
+    const add = (member, name, label, grid) => {
+      if (!member || seen.has(member) || member === c.handler) return; // (re)assign to someone else
+      seen.add(member);
+      const extra = `${t("open_n", "在办")} ${load.get(member) || 0}`;
+      out.push({ member, name, label: `${label} · ${extra}`, grid });
+    };
     if (c.grid && has(`${API}/chain/`)) {
       const ref = c.household ? `household=${c.household}` : c.unit ? `unit=${c.unit}` : c.building ? `building=${c.building}` : c.compound ? `compound=${c.compound}` : `lon=${c.lon}&lat=${c.lat}`;
       const r = await api(`${API}/chain/?${ref}`);
-      for (const s of (r.ok && r.body.steps) || []) {
+      // who should normally take it first: the case's own level, then up the chain, then below
+      const steps = (r.ok && r.body.steps) || [];
+      const at = Math.max(0, steps.findIndex((s) => s.level_name === c.level));
+      const ordered = [...steps.slice(at), ...steps.slice(0, at).reverse()];
+      for (const s of ordered) {
         if (!s.can_act || s.level_name === "household_head") continue;
         for (const h of s.holders || []) if (!h.on_leave) add(h.member_id, h.name, s.level_label, null);
       }
