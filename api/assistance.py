@@ -8,6 +8,7 @@
 - /api/v1/assistance/{id}/                one application with its events
 - /api/v1/assistance/gaps/                应保尽保: eligible without application, overdue
                                           re-checks (counts per grid; households under a grant)
+- /api/v1/assistance/figures/             低保/廉租房补贴/居民医保/临时救助 figures (?day=)
 - /api/v1/assistance/{id}/check/          核查 (grid member, cadre)
 - /api/v1/assistance/{id}/review/         社区评议 (community cadre, community staff)
 - /api/v1/assistance/{id}/decide/         街道审批 (street dispatcher)
@@ -20,6 +21,9 @@ grant (``?unmask=1``), and every unmasked read is audited. Rules: gridsvc.assist
 
 from __future__ import annotations
 
+from datetime import date
+
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -27,6 +31,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from gridsvc.assistance import services
+from gridsvc.assistance.figures import figures as assistance_figures
 from gridsvc.assistance.models import Application, ApplicationEvent, Kind, Status
 from gridsvc.audit.services import record_unmasked_reads
 from gridsvc.chain.visibility import MASK, Tier, staff_scope, suppress_small, tier_for
@@ -160,6 +165,11 @@ class AssistanceNoteSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
+class AssistanceFiguresSerializer(serializers.Serializer):
+    day = serializers.DateField()
+    figures = serializers.DictField(child=serializers.DictField())
+
+
 class AssistanceGapsSerializer(serializers.Serializer):
     results = serializers.ListField(
         child=serializers.DictField(), help_text="grid, dibao, public_housing, recheck_overdue"
@@ -207,6 +217,26 @@ class ApplicationViewSet(
         if tier_for(self.request.user) < Tier.STAFF:
             return Household.objects.none()
         return staff_scope(request_scope(self.request)).filter(Household.objects.all())
+
+    @extend_schema(request=None, responses=AssistanceFiguresSerializer)
+    @action(detail=False, methods=["get"])
+    def figures(self, request):  # type: ignore[no-untyped-def]
+        """Figures from the applications in the caller's territory on ``?day=`` (default
+        today): people and households on 低保, 廉租房补贴, 居民医保, 临时救助, their minority
+        part and its share. Counts below 5 are suppressed below the street tier."""
+        tier = tier_for(request.user)
+        if tier < Tier.STAFF:
+            raise services.NotAllowed("neighbours' roles do not see assistance")
+        raw = request.query_params.get("day")
+        try:
+            day = date.fromisoformat(raw) if raw else timezone.localdate()
+        except ValueError:
+            raise ValidationError({"day": ["must be a date YYYY-MM-DD"]}) from None
+        out = assistance_figures(self.get_queryset(), day)
+        for row in out.values():
+            for key in ("households", "people", "minority_people", "minority_households"):
+                row[key] = suppress_small(row[key], tier)
+        return Response({"day": day.isoformat(), "figures": out})
 
     @extend_schema(request=None, responses=AssistanceGapsSerializer)
     @action(detail=False, methods=["get"])

@@ -252,6 +252,81 @@ def probe_gaps(ctx) -> None:  # type: ignore[no-untyped-def]
     assert grids <= (ctx.visible(Grid) or set()) | {None}, (ctx.role, grids)
 
 
+def _approve(household: Household, kind: str, start: date, applicant=None) -> Application:  # type: ignore[no-untyped-def]
+    grid1 = Member.objects.get(username="grid1")
+    app = services.submit(grid1, household, kind, applicant=applicant).application
+    services.check(grid1, app.pk, members_count=2, monthly_income=300, documents=["户口簿"])
+    services.review(Member.objects.get(username="cadre1"), app.pk, recommended=True, opinion="同意")
+    return services.decide(
+        Member.objects.get(username="street"),
+        app.pk,
+        approved=True,
+        reason="符合条件",
+        amount=500,
+        start_date=start,
+    )
+
+
+def test_figures_come_from_the_applications(demo, member_client):
+    """低保 people, households and their minority share; 居民医保 per enrolled person;
+    counts from the records of approved applications in force on the day."""
+    from gridsvc.assistance.figures import figures
+
+    homes = list(
+        Household.objects.filter(unit__building__grid=demo.grids[0])
+        .filter(residents__isnull=False)
+        .distinct()
+        .order_by("id")[:8]
+    )
+    for h in homes[:6]:
+        _approve(h, "dibao", date(2026, 1, 1))
+    person = Resident.objects.filter(household=homes[6]).first()
+    _approve(homes[6], "medical_insurance", date(2026, 1, 1), applicant=person)
+    services.submit(Member.objects.get(username="grid1"), homes[7], "dibao")  # not approved
+    people = Resident.objects.filter(household__in=homes[:6])
+    minority = people.exclude(ethnicity="01")
+    out = figures(Application.objects.all(), date(2026, 6, 1))
+    dibao = out["dibao"]
+    assert dibao["households"] == 6 and dibao["people"] == people.count()
+    assert dibao["minority_people"] == minority.count()
+    assert dibao["minority_households"] == len(set(minority.values_list("household", flat=True)))
+    assert out["medical_insurance"]["people"] == 1
+    assert out["medical_insurance"]["minority_people"] == int(person.ethnicity != "01")
+    # before the start date nobody is on assistance
+    assert figures(Application.objects.all(), date(2025, 12, 31))["dibao"]["people"] == 0
+    # the API: the street gets exact counts; grid 5 (another grid) gets none of grid 1's
+    r = member_client("street").get(URL + "figures/?day=2026-06-01")
+    assert r.status_code == 200 and r.json()["figures"]["dibao"]["households"] == 6
+    r = member_client("grid5").get(URL + "figures/?day=2026-06-01")
+    assert r.json()["figures"]["dibao"]["households"] == 0
+    assert member_client("bh-001").get(URL + "figures/").status_code == 403
+
+
+def test_the_deadline_check_is_queued_by_name_on_the_assistance_queue(demo):
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
+    app = services.submit(
+        Member.objects.get(username="grid1"), _hh(demo.grids[0]), "job"
+    ).application
+    job = ProcrastinateJob.objects.get(
+        task_name="assistance.check", args={"application_id": app.pk}
+    )
+    assert job.queue_name == "assistance" and job.scheduled_at == app.due_at
+
+
+def probe_figures(ctx) -> None:  # type: ignore[no-untyped-def]
+    """The scoping matrix's probe: figures count only applications in the territory."""
+    from gridsvc.assistance.figures import figures
+
+    r = ctx.client.get(URL + "figures/?day=2026-06-01")
+    if r.status_code == 403:
+        return
+    assert r.status_code == 200, r.content[:200]
+    mine = Application.objects.filter(pk__in=ctx.visible(Application) or set())
+    expected = figures(mine, date(2026, 6, 1))["dibao"]["households"]
+    assert r.json()["figures"]["dibao"]["households"] in (expected, None)
+
+
 # ---------------------------------------------------------------- the scoping matrix's part
 def _body_foreign(field: str) -> Callable:
     def probe(demo, member_client) -> None:  # type: ignore[no-untyped-def]
@@ -280,4 +355,7 @@ ASSISTANCE_BODY_ID_PROBES: dict[tuple[str, str, str], Callable] = {
     ("POST", URL, f): _body_foreign(f) for f in ("household", "applicant", "visit")
 }
 ASSISTANCE_NOT_IDS: dict[str, str] = {"members_count": "household members counted at the check"}
-ASSISTANCE_EXPLICIT: dict[str, Callable] = {"GET /api/v1/assistance/gaps/": probe_gaps}
+ASSISTANCE_EXPLICIT: dict[str, Callable] = {
+    "GET /api/v1/assistance/gaps/": probe_gaps,
+    "GET /api/v1/assistance/figures/": probe_figures,
+}
