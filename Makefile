@@ -17,7 +17,7 @@ WITH_SECRETS = set -a && . ./$(SECRETS) && set +a &&
 APP_DATABASE_URL ?= postgis://gridsvc_app:gridsvc_app@127.0.0.1:$(or $(GRIDSVC_PG_PORT),5439)/gridsvc
 AS_APP = $(if $(DATABASE_URL),,DATABASE_URL=$(APP_DATABASE_URL))
 
-.PHONY: setup demo test lint format bench serve worker migrate static
+.PHONY: setup demo test lint format bench serve worker migrate static cluster cluster-stop cluster-status
 
 setup:
 	bash scripts/setup.sh
@@ -35,6 +35,20 @@ demo: migrate static
 	if [ "$$new" = new ]; then echo "made $(SECRETS): the demo's own secret keys (keep it)"; fi; \
 	$(WITH_SECRETS) DJANGO_DEBUG=1 $(PY) manage.py load_demo $$([ "$$new" = new ] && echo --reset)
 	$(WITH_SECRETS) DJANGO_DEBUG=1 $(AS_APP) bash scripts/serve.sh $(PORT)
+
+# The production-shaped topology on this host (docs/scaling.md): nginx :8080, two gunicorn app
+# servers, PgBouncer (transaction mode), a streaming standby of the primary, two workers.
+cluster: migrate static
+	@new=$$(bash scripts/demo_secrets.sh $(SECRETS)); \
+	if [ "$$new" = new ]; then echo "made $(SECRETS): the demo's own secret keys (keep it)"; fi; \
+	$(WITH_SECRETS) DJANGO_DEBUG=1 $(PY) manage.py load_demo $$([ "$$new" = new ] && echo --reset)
+	$(WITH_SECRETS) bash scripts/cluster.sh start
+
+cluster-stop:
+	bash scripts/cluster.sh stop
+
+cluster-status:
+	bash scripts/cluster.sh status
 
 test: setup static
 	bash scripts/test.sh

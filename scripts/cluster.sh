@@ -238,16 +238,21 @@ cmd_stop() {
 
 cmd_status() {
   local port rc=0 f
-  show() { if "$2"; then printf '  %-28s up\n' "$1"; else printf '  %-28s DOWN\n' "$1"; rc=1; fi; }
-  show "nginx :$NGINX_PORT" "port_open $NGINX_PORT"
-  for port in $APP_PORTS; do show "app server :$port" "port_open $port"; done
-  show "pgbouncer :$PGBOUNCER_PORT" "port_open $PGBOUNCER_PORT"
-  show "primary :$PRIMARY_PORT" "port_open $PRIMARY_PORT"
-  show "standby :$STANDBY_PORT" "port_open $STANDBY_PORT"
-  for f in "$RUN"/worker-*.pid; do [ -e "$f" ] && show "worker $(basename "$f" .pid)" "alive $f"; done
+  show() {  # label command args…
+    local label=$1; shift
+    if "$@"; then printf '  %-28s up\n' "$label"; else printf '  %-28s DOWN\n' "$label"; rc=1; fi
+  }
+  show "nginx :$NGINX_PORT" port_open "$NGINX_PORT"
+  for port in $APP_PORTS; do show "app server :$port" port_open "$port"; done
+  show "pgbouncer :$PGBOUNCER_PORT" port_open "$PGBOUNCER_PORT"
+  show "primary :$PRIMARY_PORT" port_open "$PRIMARY_PORT"
+  show "standby :$STANDBY_PORT" port_open "$STANDBY_PORT"
+  for f in "$RUN"/worker-*.pid; do [ -e "$f" ] && show "$(basename "$f" .pid)" alive "$f"; done
   if port_open "$STANDBY_PORT"; then
     printf '  replay lag (s):              %s\n' \
-      "$(psql_standby -c "select coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp()), 0)::int" 2>/dev/null || echo '?')"
+      "$(psql_standby -c "select case when pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0
+        else coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp()), 0) end::int" \
+        2>/dev/null || echo '?')"
   fi
   return $rc
 }
