@@ -250,6 +250,35 @@ def test_venue_visits_pairings_ratings_and_the_months_figures(demo, member_clien
     assert member_client("bh-001").get(f"{BASE}/figures/").status_code == 403
 
 
+def test_the_monthly_work_report_carries_the_unity_figures(demo, member_client):
+    """The street's monthly report (JSON and xlsx) counts the 创建 work; a grid member's
+    counts only their grid; a building head's report has none of it."""
+    from gridsvc.reports.render import headline_rows
+
+    grid1 = Member.objects.get(username="grid1")
+    for grid in (demo.grids[0], demo.grids[4]):
+        Activity.objects.create(
+            street=demo.street,
+            community=demo.community,
+            grid=grid,
+            recorded_by=grid1,
+            kind="welfare_day",
+            title="民族团结公益日",
+            date=date(2026, 10, 15),
+            participants=40,
+            materials=300,
+        )
+    url = f"/api/v1/reports/monthly/?community={demo.community.code}&month=2026-10"
+    street = member_client("street").get(url).json()
+    assert street["unity"]["activities"] == 2 and street["unity"]["materials"] == 600
+    assert ("发放宣传资料(份)", 600) in headline_rows(street)
+    assert member_client("grid1").get(url).json()["unity"]["activities"] == 1
+    r = member_client("bh-001").get(url)
+    assert r.status_code == 403 or "unity" not in r.json()
+    xlsx = member_client("street").get(url + "&format=xlsx")
+    assert xlsx.status_code == 200
+
+
 # ---------------------------------------------------------------- scoping-matrix entries
 #: POSTs to the lists: covered by the body-id probes below
 COMMUNITY_CREATE_BY_BODY = {

@@ -376,24 +376,41 @@ def rate_household(member: Any, data: dict[str, Any]) -> tuple[Rating, bool]:
 
 # ---------------------------------------------------------------- monthly figures
 def monthly_figures(scope: Scope, year: int, month: int) -> dict[str, int]:
-    """The month's 创建 figures over ``scope`` (a work scope), for the monthly work report:
-    activities and their participants, materials handed out, the 五员 screening (reports,
-    零报告, findings, 人次), 信访 (all, on ethnic/religious matters, group petitions), venue
-    visits and hazards, pairings active, households rated in the year (not revoked)."""
+    """The month's 创建 figures over ``scope`` (a work scope); see :func:`figures`."""
     start = date(year, month, 1)
     end = date(year + (month == 12), month % 12 + 1, 1)
+    return figures(scope, start, end)
+
+
+def figures(scope: Scope, start: date, end: date, area: Any = None) -> dict[str, int]:
+    """创建 figures over ``scope`` (a work scope) for days ``start`` ≤ d < ``end``, optionally
+    within ``area`` (a Community or Street), for the monthly/annual work report: activities
+    and their participants, materials handed out, the 五员 screening (reports, 零报告,
+    findings, 人次), 信访 (all, on ethnic/religious matters, group petitions), venue visits
+    and hazards, pairings active, households rated 五星级文明户 in the year (not revoked)."""
+    from gridsvc.territory.models import Street
+
+    if area is None:
+        area_q = Q()
+    elif isinstance(area, Street):
+        area_q = Q(street=area)
+    else:
+        area_q = Q(community=area)
 
     def within(model: type[Model], field: str = "date") -> QuerySet:
-        return scope.filter(model.objects.filter(**{f"{field}__gte": start, f"{field}__lt": end}))
+        rows = model.objects.filter(area_q, **{f"{field}__gte": start, f"{field}__lt": end})
+        return scope.filter(rows)
 
     acts = within(Activity).aggregate(participants=Sum("participants"), materials=Sum("materials"))
     screening = within(ScreeningReport)
     petitions = within(Petition)
     venues = within(VenueVisit)
     pairings = scope.filter(
-        Pairing.objects.filter(started__lt=end).filter(Q(ended__isnull=True) | Q(ended__gte=start))
+        Pairing.objects.filter(area_q, started__lt=end).filter(
+            Q(ended__isnull=True) | Q(ended__gte=start)
+        )
     )
-    ratings = scope.filter(Rating.objects.filter(year=year, revoked=False))
+    ratings = scope.filter(Rating.objects.filter(area_q, year=start.year, revoked=False))
     return {
         "activities": within(Activity).count(),
         "activity_participants": acts["participants"] or 0,

@@ -99,6 +99,21 @@ def headline_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
         ]
     else:
         rows.append(("矛盾纠纷/安全隐患", "暂无数据"))
+    if "unity" in r:  # 民族团结进步创建 (docs/community.md)
+        u = r["unity"]
+        rows += [
+            ("民族团结活动", u["activities"]),
+            ("活动参与人次", u["activity_participants"]),
+            ("发放宣传资料(份)", u["materials"]),
+            ("五员一日一报(份)", u["screening_reports"]),
+            ("其中零报告", u["zero_reports"]),
+            ("排查不稳定因素", u["screening_findings"]),
+            ("信访(件)", u["petitions"]),
+            ("涉及民族宗教信访", u["petitions_ethnic_religious"]),
+            ("宗教场所走访", u["venue_visits"]),
+            ("结对帮扶", u["pairings_active"]),
+            ("五星级文明户", u["five_star_households"]),
+        ]
     return rows
 
 

@@ -611,7 +611,17 @@ def work_report(
         "visits": _visits(area, period, scope, tier),
         "cases": _cases(area, period, scope, tier),
         "assessment": _assessment(area, period, scope),
+        **_unity(area, period, scope, tier),
     }
+
+
+def _unity(area: Community | Street, period: Period, scope: Scope, tier: Tier) -> dict[str, Any]:
+    """民族团结进步创建 figures (gridsvc.community, docs/community.md): staff and street only."""
+    if not knows_sensitive(tier):
+        return {}
+    from gridsvc.community.services import figures
+
+    return {"unity": figures(staff_scope(scope), period.start, period.end, area)}
 
 
 # ---------------------------------------------------------------- documents
