@@ -202,6 +202,26 @@ def test_venue_visits_pairings_ratings_and_the_months_figures(demo, member_clien
         )
         assert r.status_code == 400 and "place" in r.json()
     assert _rows(member_client("bh-001").get(f"{BASE}/venue-visits/")) == []
+    # an activity at the mosque (民族节日 with the mosque) lies where the mosque lies
+    r = desk.post(
+        f"{BASE}/activities/",
+        {"kind": "festival", "title": "古尔邦节联谊", "date": "2026-11-20", "place": mosque.pk},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    assert r.json()["grid"] == mosque.grid_id and r.json()["point"]["type"] == "Point"
+    r = member_client("grid1").post(
+        f"{BASE}/activities/",
+        {
+            "kind": "forum",
+            "title": "座谈会",
+            "date": "2026-11-21",
+            "grid": demo.grids[0].pk,
+            "point": {"type": "Point", "coordinates": [103.8, 36.06]},
+        },
+        format="json",
+    )
+    assert r.status_code == 201 and r.json()["point"]["coordinates"] == [103.8, 36.06]
 
     hh = _household(demo.grids[0])
     r = member_client("cadre1").post(
@@ -240,7 +260,7 @@ def test_venue_visits_pairings_ratings_and_the_months_figures(demo, member_clien
         materials=50,
     )
     figures = member_client("street").get(f"{BASE}/figures/?month=2026-11").json()
-    assert figures["activities"] == 1 and figures["materials"] == 50
+    assert figures["activities"] == 3 and figures["materials"] == 50
     assert figures["venue_visits"] == 1 and figures["venue_hazards"] == 1
     assert figures["pairings_active"] == 1
     assert figures["five_star_households"] == 0  # revoked
