@@ -14,6 +14,10 @@
 - /api/v1/assistance/{id}/decide/         街道审批 (street dispatcher)
 - /api/v1/assistance/{id}/recheck/        复核 (street dispatcher)
 - /api/v1/assistance/{id}/withdraw/       撤回
+- /api/v1/migrants/                       流动人口: list (``?present=1``), POST an arrival
+- /api/v1/migrants/{id}/                  PATCH details (居住证, home contact, work …)
+- /api/v1/migrants/{id}/depart/           departure (date, where to)
+- /api/v1/migrants/flows/?month=          monthly inflow / outflow
 
 Income and amounts are LOW_INCOME-sensitive: shown masked ("**") unless under an unmask
 grant (``?unmask=1``), and every unmasked read is audited. Rules: gridsvc.assistance.services.
@@ -30,11 +34,12 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from gridsvc.assistance import services
+from gridsvc.assistance import migrants, services
 from gridsvc.assistance.figures import figures as assistance_figures
-from gridsvc.assistance.models import Application, ApplicationEvent, Kind, Status
+from gridsvc.assistance.models import Application, ApplicationEvent, Kind, Migrant, Status
 from gridsvc.audit.services import record_unmasked_reads
 from gridsvc.chain.visibility import MASK, Tier, staff_scope, suppress_small, tier_for
+from gridsvc.territory.codes import mask_phone
 from gridsvc.territory.models import Household, Resident
 from gridsvc.visits.models import Visit
 
@@ -50,6 +55,7 @@ root_urlpatterns: list = []
 def register(router) -> None:  # type: ignore[no-untyped-def]
     """Register this domain's viewsets on the /api/v1/ router."""
     router.register("assistance", ApplicationViewSet, basename="assistance")
+    router.register("migrants", MigrantViewSet, basename="migrant")
 
 
 class AssistanceEventSerializer(serializers.ModelSerializer):
@@ -382,4 +388,163 @@ class ApplicationViewSet(
         )
 
 
-__all__ = ["ApplicationViewSet", "Status", "register"]
+# ---------------------------------------------------------------- 流动人口 (item 3)
+MIGRANT_FIELDS = [
+    "permit",
+    "permit_expires",
+    "home_contact",
+    "home_contact_phone",
+    "work",
+    "employer",
+    "business_licence",
+    "children_needs",
+    "training",
+]
+
+
+class MigrantSerializer(serializers.ModelSerializer):
+    resident_name = serializers.CharField(source="resident.name", read_only=True)
+    household = serializers.IntegerField(source="resident.household_id", read_only=True)
+    home_contact_phone = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Migrant
+        fields = [
+            "id",
+            "resident",
+            "resident_name",
+            "household",
+            "arrived_on",
+            "departed_on",
+            "departed_to",
+            *MIGRANT_FIELDS,
+            "recorded_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_home_contact_phone(self, obj: Migrant) -> str:
+        request = self.context.get("request")
+        if request is not None and viewer(request).unmasked:
+            return obj.home_contact_phone
+        return mask_phone(obj.home_contact_phone) if obj.home_contact_phone else ""
+
+
+class MigrantDetailsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Migrant
+        fields = MIGRANT_FIELDS
+        extra_kwargs = {f: {"required": False} for f in MIGRANT_FIELDS}
+
+
+class MigrantArrivalSerializer(MigrantDetailsSerializer):
+    resident = serializers.IntegerField()
+    arrived_on = serializers.DateField()
+
+    class Meta(MigrantDetailsSerializer.Meta):
+        fields = ["resident", "arrived_on", *MIGRANT_FIELDS]
+
+
+class MigrantDepartureSerializer(serializers.Serializer):
+    departed_on = serializers.DateField()
+    departed_to = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
+class MigrantFlowsSerializer(serializers.Serializer):
+    month = serializers.CharField()
+    arrived = serializers.IntegerField()
+    departed = serializers.IntegerField()
+    present = serializers.IntegerField()
+    permits_expiring = serializers.IntegerField()
+
+
+class MigrantViewSet(
+    UnmaskAuditMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """流动人口: arrival (POST), details (PATCH), departure, monthly flows. Staff tiers only."""
+
+    base_queryset = Migrant.objects.all()
+    serializer_class = MigrantSerializer
+    audit_object_type = "migrant"
+    audit_fields = ("home_contact_phone",)
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return Migrant.objects.none()
+        qs = Migrant.objects.select_related("resident")
+        if tier_for(self.request.user) < Tier.STAFF:
+            return qs.none()
+        qs = staff_scope(request_scope(self.request)).filter(qs)
+        if self.request.query_params.get("present") in ("1", "true"):
+            qs = qs.filter(departed_on__isnull=True)
+        return qs
+
+    def _out(self, migrant: Migrant, code: int = status.HTTP_200_OK) -> Response:
+        data = MigrantSerializer(migrant, context={"request": self.request}).data
+        return Response(data, status=code)
+
+    @extend_schema(request=MigrantArrivalSerializer, responses={201: MigrantSerializer})
+    def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """来: record an arrival (the grid's members get it in their inbox)."""
+        if tier_for(request.user) < Tier.STAFF:
+            raise services.NotAllowed("neighbours' roles do not record migrants")
+        body = MigrantArrivalSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        d = dict(body.validated_data)
+        households = staff_scope(request_scope(request)).filter(Household.objects.all())
+        resident = Resident.objects.filter(pk=d.pop("resident"), household__in=households).first()
+        if resident is None:
+            raise _not_found("resident")
+        migrant = migrants.record_arrival(request.user, resident, d.pop("arrived_on"), **d)
+        return self._out(migrant, status.HTTP_201_CREATED)
+
+    @extend_schema(request=MigrantDetailsSerializer, responses=MigrantSerializer)
+    def partial_update(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """Details: 居住证, contact at home, work, children's needs, training."""
+        migrant = self.get_object()
+        services._require(request.user, migrant.resident.household, "submit")
+        body = MigrantDetailsSerializer(migrant, data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        body.save()
+        return self._out(self.get_queryset().get(pk=migrant.pk))
+
+    def update(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return self.partial_update(request, *args, **kwargs)
+
+    @extend_schema(request=MigrantDepartureSerializer, responses=MigrantSerializer)
+    @action(detail=True, methods=["post"])
+    def depart(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """走: the migrant left (date, where to)."""
+        migrant = self.get_object()
+        body = MigrantDepartureSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        migrants.record_departure(
+            request.user,
+            migrant.pk,
+            body.validated_data["departed_on"],
+            body.validated_data.get("departed_to", ""),
+        )
+        return self._out(self.get_queryset().get(pk=migrant.pk))
+
+    @extend_schema(request=None, responses=MigrantFlowsSerializer)
+    @action(detail=False, methods=["get"])
+    def flows(self, request):  # type: ignore[no-untyped-def]
+        """Monthly inflow/outflow in the caller's territory (``?month=YYYY-MM``)."""
+        raw = request.query_params.get("month") or timezone.localdate().strftime("%Y-%m")
+        try:
+            first = date.fromisoformat(raw + "-01")
+        except ValueError:
+            raise ValidationError({"month": ["must be YYYY-MM"]}) from None
+        nxt = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+        last = date.fromordinal(nxt.toordinal() - 1)
+        return Response({"month": raw, **migrants.flows(self.get_queryset(), first, last)})
+
+
+__all__ = ["ApplicationViewSet", "MigrantViewSet", "Status", "register"]

@@ -327,6 +327,86 @@ def probe_figures(ctx) -> None:  # type: ignore[no-untyped-def]
     assert r.json()["figures"]["dibao"]["households"] in (expected, None)
 
 
+def test_a_migrant_from_arrival_to_departure(demo, member_client):
+    """流动人口: grid1 records an arrival with 居住证, home contact, 个体户 licence and a child's
+    school need; the grid's members get it in their inbox; the month's flows count it; the
+    departure is recorded; neighbours and another grid get nothing."""
+    from gridsvc.assistance.models import Migrant
+
+    resident = Resident.objects.filter(household=_hh(demo.grids[0])).first()
+    grid1 = member_client("grid1")
+    r = grid1.post(
+        "/api/v1/migrants/",
+        {
+            "resident": resident.pk,
+            "arrived_on": "2026-10-08",
+            "permit": "applied",
+            "home_contact": "定西市安定区某村委会",
+            "home_contact_phone": "13912345678",
+            "work": "self_employed",
+            "business_licence": "91620100MA00000000",
+            "children_needs": "一个孩子上小学",
+        },
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    mid = r.json()["id"]
+    assert r.json()["home_contact_phone"] != "13912345678"  # masked
+    told = InboxMessage.objects.filter(object_type="migrant", object_id=str(mid))
+    assert "grid1" in set(told.values_list("member__username", flat=True))
+    r = grid1.patch(
+        f"/api/v1/migrants/{mid}/",
+        {"permit": "issued", "permit_expires": "2027-10-08"},
+        format="json",
+    )
+    assert r.status_code == 200 and r.json()["permit"] == "issued", r.content
+    flows = grid1.get("/api/v1/migrants/flows/?month=2026-10").json()
+    assert flows["arrived"] >= 1 and flows["departed"] == 0
+    # another grid and a neighbour get nothing
+    assert member_client("grid5").get(f"/api/v1/migrants/{mid}/").status_code == 404
+    assert member_client("bh-001").get("/api/v1/migrants/").json()["results"] == []
+    r = member_client("grid5").post(
+        "/api/v1/migrants/", {"resident": resident.pk, "arrived_on": "2026-10-09"}, format="json"
+    )
+    assert r.status_code == 400 and r.json()["resident"] == ["not found"]
+    # the departure
+    r = grid1.post(
+        f"/api/v1/migrants/{mid}/depart/",
+        {"departed_on": "2026-11-03", "departed_to": "兰州市七里河区"},
+        format="json",
+    )
+    assert r.status_code == 200 and r.json()["departed_on"] == "2026-11-03", r.content
+    assert told.count() >= 2  # arrival and departure
+    nov = grid1.get("/api/v1/migrants/flows/?month=2026-11").json()
+    assert nov["departed"] >= 1
+    assert Migrant.objects.get(pk=mid).departed_to == "兰州市七里河区"
+    again = grid1.post(
+        f"/api/v1/migrants/{mid}/depart/", {"departed_on": "2026-11-04"}, format="json"
+    )
+    assert again.status_code == 409
+
+
+def probe_migrant_flows(ctx) -> None:  # type: ignore[no-untyped-def]
+    from gridsvc.assistance.models import Migrant
+
+    r = ctx.client.get("/api/v1/migrants/flows/?month=2026-10")
+    assert r.status_code == 200, r.content[:200]
+    mine = Migrant.objects.filter(pk__in=ctx.visible(Migrant) or set())
+    assert r.json()["present"] <= mine.count()
+
+
+def _body_foreign_migrant(demo, member_client) -> None:  # type: ignore[no-untyped-def]
+    from gridsvc.assistance.models import Migrant
+
+    foreign = Resident.objects.filter(household=_hh(demo.grids[4])).first()
+    before = Migrant.objects.count()
+    r = member_client("grid1").post(
+        "/api/v1/migrants/", {"resident": foreign.pk, "arrived_on": "2026-10-01"}, format="json"
+    )
+    assert r.status_code == 400 and r.json().get("resident") == ["not found"], r.content
+    assert Migrant.objects.count() == before
+
+
 # ---------------------------------------------------------------- the scoping matrix's part
 def _body_foreign(field: str) -> Callable:
     def probe(demo, member_client) -> None:  # type: ignore[no-untyped-def]
@@ -346,6 +426,9 @@ def _body_foreign(field: str) -> Callable:
 
 
 ASSISTANCE_ALLOWED: dict[str, str] = {
+    "POST /api/v1/migrants/": (
+        "records an arrival; its body id (resident) has a foreign-id probe, neighbours get 403"
+    ),
     "POST /api/v1/assistance/": (
         "creates an application; its body ids (household, applicant, visit) have foreign-id "
         "probes, neighbours get 403 (tests/test_assistance.py)"
@@ -354,8 +437,10 @@ ASSISTANCE_ALLOWED: dict[str, str] = {
 ASSISTANCE_BODY_ID_PROBES: dict[tuple[str, str, str], Callable] = {
     ("POST", URL, f): _body_foreign(f) for f in ("household", "applicant", "visit")
 }
+ASSISTANCE_BODY_ID_PROBES[("POST", "/api/v1/migrants/", "resident")] = _body_foreign_migrant
 ASSISTANCE_NOT_IDS: dict[str, str] = {"members_count": "household members counted at the check"}
 ASSISTANCE_EXPLICIT: dict[str, Callable] = {
     "GET /api/v1/assistance/gaps/": probe_gaps,
     "GET /api/v1/assistance/figures/": probe_figures,
+    "GET /api/v1/migrants/flows/": probe_migrant_flows,
 }

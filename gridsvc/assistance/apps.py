@@ -9,7 +9,8 @@ class AssistanceConfig(AppConfig):
     def ready(self) -> None:
         from gridsvc.chain.scope import HOUSEHOLD_PATHS
 
-        from .models import Application, ApplicationEvent
+        from .models import Application, ApplicationEvent, Migrant
 
         HOUSEHOLD_PATHS[Application] = "household__"
         HOUSEHOLD_PATHS[ApplicationEvent] = "application__household__"
+        HOUSEHOLD_PATHS[Migrant] = "resident__household__"

@@ -120,3 +120,51 @@ class ApplicationEvent(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
+
+
+class Migrant(models.Model):
+    """流动人口: a resident who came from elsewhere — arrival and departure, 居住证, where from
+    with a contact at home (流入地和流出地两头对接), work or business (个体户, 营业执照),
+    children's school or nursery needs (子女上学、入托), training."""
+
+    class Permit(models.TextChoices):
+        NONE = "none", "未办理"
+        APPLIED = "applied", "已申请"
+        ISSUED = "issued", "已办理"
+        EXPIRED = "expired", "已过期"
+
+    class Work(models.TextChoices):
+        EMPLOYED = "employed", "务工"
+        SELF_EMPLOYED = "self_employed", "个体户/经商"
+        SEEKING = "seeking", "待业"
+        STUDENT = "student", "上学"
+        OTHER = "other", "其他"
+
+    resident = models.OneToOneField(
+        "territory.Resident", on_delete=models.CASCADE, related_name="migrant"
+    )
+    arrived_on = models.DateField()
+    departed_on = models.DateField(null=True, blank=True)
+    departed_to = models.CharField(max_length=200, blank=True)
+    permit = models.CharField(max_length=12, choices=Permit.choices, default=Permit.NONE)
+    permit_expires = models.DateField(null=True, blank=True)
+    home_contact = models.CharField(
+        max_length=200, blank=True, help_text="流出地 contact (村委会, family, 驻地办事处)"
+    )
+    home_contact_phone = models.CharField(max_length=32, blank=True)
+    work = models.CharField(max_length=16, choices=Work.choices, default=Work.OTHER)
+    employer = models.CharField(max_length=200, blank=True)
+    business_licence = models.CharField(max_length=64, blank=True, help_text="营业执照 number")
+    children_needs = models.TextField(blank=True, help_text="子女上学、入托")
+    training = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-arrived_on", "-id"]
+
+    def __str__(self) -> str:
+        return f"流动人口 {self.resident_id} {self.arrived_on}"
