@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from django.db import transaction
 from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.response import Response
 from rest_framework_gis.filters import InBBoxFilter
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
 from gridsvc.audit.models import AuditEntry
-from gridsvc.audit.services import record
+from gridsvc.audit.services import record, record_unmasked_reads
 from gridsvc.chain import visibility
 from gridsvc.chain.visibility import Tier, Viewer, present_household
 from gridsvc.crypto import keyed_hash
@@ -288,6 +290,14 @@ class ResidentSerializer(serializers.ModelSerializer):
         return mask_resident(data, instance, self.context.get("request"))
 
 
+class StaleResidentSerializer(serializers.Serializer):
+    """412 on a resident: the server's copy in ``current`` (schema only)."""
+
+    code = serializers.CharField(help_text="stale_version")
+    detail = serializers.CharField()
+    current = ResidentSerializer()
+
+
 # ---------------------------------------------------------------- filters
 class BuildingFilter(filters.FilterSet):
     orphan = filters.BooleanFilter(
@@ -515,6 +525,66 @@ class ResidentViewSet(
     serializer_class = ResidentSerializer
     filterset_class = ResidentFilter
     http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def retrieve(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """One resident, with its ``ETag`` (send it as ``If-Match`` on PATCH)."""
+        response = super().retrieve(request, *args, **kwargs)
+        response["ETag"] = self.get_object().etag
+        return response
+
+    def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        response = super().create(request, *args, **kwargs)
+        if response.status_code == status.HTTP_201_CREATED and response.data.get("id"):
+            response["ETag"] = Resident.objects.get(pk=response.data["id"]).etag
+        return response
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "If-Match",
+                str,
+                OpenApiParameter.HEADER,
+                description="the resident's ETag: 412 with the server's copy if it changed "
+                "meanwhile (the phone protocol sends it; without it the PATCH is applied)",
+            )
+        ],
+        responses={200: ResidentSerializer, 412: StaleResidentSerializer},
+    )
+    def partial_update(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """Change the fields sent. With ``If-Match: <ETag>`` only if nobody changed the
+        resident since (the row is locked while it is compared and saved), else 412 with the
+        server's copy, masked as for any answer to the caller, and the new ``ETag``."""
+        wanted = (request.headers.get("If-Match") or "").strip().removeprefix("W/")
+        with transaction.atomic():
+            found = self.get_object()
+            current = Resident.objects.select_for_update().get(pk=found.pk)
+            if wanted and wanted != "*" and wanted != current.etag:
+                message = "the resident has changed since you read it; fetch it and try again"
+                body = self.get_serializer(current).data
+                grant = getattr(request, "_gridsvc_grant", None)
+                if grant is not None:  # an unmasked copy is a read like any other: audited
+                    record_unmasked_reads(
+                        request.user,
+                        self.audit_object_type,
+                        [current.pk],
+                        self.audit_fields,
+                        grant,
+                        ip=request.META.get("REMOTE_ADDR"),
+                    )
+                return Response(
+                    {
+                        "If-Match": [message],
+                        "detail": message,
+                        "code": "stale_version",
+                        "current": body,
+                    },
+                    status=status.HTTP_412_PRECONDITION_FAILED,
+                    headers={"ETag": current.etag},
+                )
+            response = super().partial_update(request, *args, **kwargs)
+        if response.status_code == status.HTTP_200_OK:
+            response["ETag"] = Resident.objects.get(pk=found.pk).etag
+        return response
 
     def perform_create(self, serializer):  # type: ignore[no-untyped-def]
         with transaction.atomic():

@@ -368,6 +368,24 @@ class Resident(models.Model):
                 pass
         super().save(*args, **kwargs)
 
+    @property
+    def etag(self) -> str:
+        """The version of the stored row, for optimistic concurrency (If-Match → 412).
+
+        A keyed hash (HMAC with the secret key) of every stored column: any change by any
+        path (API, admin, import, status history) gives another tag, and the tag tells
+        nothing about the masked values it covers. Compute it on a row read from the
+        database (``refresh_from_db``), not on an unsaved copy."""
+        import json
+
+        from django.utils.crypto import salted_hmac
+
+        values = [
+            str(f.value_from_object(self)) for f in self._meta.concrete_fields if not f.primary_key
+        ]
+        digest = salted_hmac("gridsvc.resident.etag", json.dumps(values)).hexdigest()[:24]
+        return f'"resident-{self.pk}-{digest}"'
+
     @staticmethod
     def street_of_household(household_id: int | None) -> int | None:
         """The street (街道) a household lies in: unit → building → grid → community → street;
