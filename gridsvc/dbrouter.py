@@ -156,3 +156,27 @@ class ReplicaMiddleware:
             and not request.COOKIES.get(STICKY_COOKIE)
         ):
             _use_replica.set(True)
+            request._gridsvc_view = (view, args, kwargs)  # type: ignore[attr-defined]
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
+        """The standby failed under a replica read (stopped, restarting, connection dropped):
+        mark it down and run the (read-only) view again on the primary, so the client sees no
+        error. Other errors, and failures of the primary, go on to the outage middleware."""
+        from django.db import InterfaceError, OperationalError
+
+        target = getattr(request, "_gridsvc_view", None)
+        if (
+            target is None
+            or not _use_replica.get()
+            or not isinstance(exception, (OperationalError, InterfaceError))
+            or replica_lag() is not None
+        ):
+            return None
+        _health.update(checked=time.monotonic(), ok=0.0)
+        _use_replica.set(False)
+        request._gridsvc_view = None  # type: ignore[attr-defined]
+        view, args, kwargs = target
+        response = view(request, *args, **kwargs)
+        if hasattr(response, "render") and callable(response.render):
+            response = response.render()
+        return response
