@@ -240,6 +240,51 @@ def test_households_eligible_without_assistance_and_overdue_rechecks(demo, membe
     ).exists()
 
 
+def test_the_yearly_recheck_is_reminded_once_a_month_ahead(demo):
+    household = _hh(demo.grids[1])
+    app = _approve_in(household, date(2026, 3, 1))
+    assert app.recheck_due == date(2027, 3, 1)
+    assert (
+        services.recheck_reminders(date(2027, 1, 15)) == 0
+        or not InboxMessage.objects.filter(
+            object_type="assistance", object_id=str(app.pk), title__contains="复核"
+        ).exists()
+    )
+    sent = services.recheck_reminders(date(2027, 2, 10))
+    told = InboxMessage.objects.filter(
+        object_type="assistance", object_id=str(app.pk), title__contains="复核"
+    )
+    assert sent >= told.count() > 0
+    assert "street" in set(told.values_list("member__username", flat=True))
+    n = told.count()
+    services.recheck_reminders(date(2027, 2, 11))  # the next morning: nothing more
+    assert told.count() == n
+    # after the re-check the next one (a year on) is reminded afresh in due time
+    services.recheck(Member.objects.get(username="street"), app.pk, continue_=True, note="收入未变")
+    app.refresh_from_db()
+    assert app.recheck_due > date(2027, 3, 1)
+
+
+def _approve_in(household: Household, start: date) -> Application:
+    grid_id = household.unit.building.grid_id
+    member = Member.objects.filter(
+        positions__position_type="grid_member", positions__grid_id=grid_id
+    ).first()
+    app = services.submit(member, household, "dibao").application
+    services.check(member, app.pk, members_count=2, monthly_income=300, documents=["户口簿"])
+    services.review(
+        Member.objects.get(username="mediator"), app.pk, recommended=True, opinion="同意"
+    )
+    return services.decide(
+        Member.objects.get(username="street"),
+        app.pk,
+        approved=True,
+        reason="符合条件",
+        amount=500,
+        start_date=start,
+    )
+
+
 def probe_gaps(ctx) -> None:  # type: ignore[no-untyped-def]
     """The scoping matrix's probe: counts only for the caller's grids (or 403)."""
     from gridsvc.territory.models import Grid

@@ -471,3 +471,47 @@ def gaps_by_grid(gap: dict[str, Any]) -> dict[int | None, dict[str, int]]:
             cell = out.setdefault(grid_of.get(i), dict.fromkeys(keys, 0))
             cell[key] += 1
     return out
+
+
+RECHECK_NOTICE_DAYS = 30  # the street desk is told a month before a re-check falls due
+
+
+def recheck_reminders(today: date | None = None) -> int:
+    """Daily: tell the street desk (and the grid's members) of each approved application whose
+    re-check (复核) falls due within :data:`RECHECK_NOTICE_DAYS` or is overdue — once per
+    re-check date (a second run, or a retried job, sends nothing more). Returns the number of
+    messages written."""
+    from gridsvc.cases.jobs import deliver_inbox_later
+    from gridsvc.supervision.models import InboxMessage
+
+    today = today or timezone.localdate()
+    horizon = date.fromordinal(today.toordinal() + RECHECK_NOTICE_DAYS)
+    written: list[int] = []
+    with transaction.atomic():
+        due = Application.objects.select_related("household").filter(
+            status=Status.APPROVED, recheck_due__lte=horizon
+        )
+        for app in due:
+            title = f"民生服务复核 #{app.pk} 应于 {app.recheck_due.isoformat()} 前完成"
+            if InboxMessage.objects.filter(
+                object_type="assistance", object_id=str(app.pk), title=title
+            ).exists():
+                continue
+            members = set(actors_of(app.household, "recheck")) | set(
+                actors_of(app.household, "check")
+            )
+            rows = InboxMessage.objects.bulk_create(
+                [
+                    InboxMessage(
+                        member_id=m,
+                        kind=InboxMessage.Kind.OTHER,
+                        title=title,
+                        object_type="assistance",
+                        object_id=str(app.pk),
+                    )
+                    for m in sorted(members)
+                ]
+            )
+            written += [r.pk for r in rows]
+        deliver_inbox_later(written)
+    return len(written)

@@ -3,6 +3,8 @@
 - ``assistance.check`` runs at a stage's deadline (queued with the change that set it);
 - ``assistance.sweep`` runs every ten minutes and catches up on every overdue application
   if the worker was down. Both remind once per deadline (:func:`services.apply_clock`).
+- ``assistance.daily`` (08:30) reminds of re-checks (复核) due within a month or overdue, once
+  per re-check date (:func:`services.recheck_reminders`).
 """
 
 from __future__ import annotations
@@ -28,3 +30,15 @@ def check(application_id: int) -> str:
 def sweep(timestamp: int) -> dict[str, int]:
     """Every ten minutes: remind of and escalate every overdue application."""
     return services.sweep()
+
+
+@app.periodic(cron="30 8 * * *", periodic_id="assistance-daily")
+@app.task(
+    name="assistance.daily",
+    queue="assistance",
+    queueing_lock="assistance.daily",
+    pass_context=False,
+)
+def daily(timestamp: int) -> int:
+    """Every morning: remind of 复核 (低保 yearly re-checks) due within a month or overdue."""
+    return services.recheck_reminders()
