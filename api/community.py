@@ -2,6 +2,7 @@
 :mod:`gridsvc.community.services`; these views only parse and present.
 
 - /api/v1/community/teams/            五员 / 一格十员 / 志愿者服务队 / 便民服务队 members
+- /api/v1/community/teams/{id}/hours/ POST a day's service hours (志愿服务时长)
 - /api/v1/community/activities/       活动与宣传
 - /api/v1/community/screening/        五员一日一报 (POST = my report today; 零报告 included)
 - /api/v1/community/screening/day/    the day's sum: expected, reported, missing, 人次
@@ -24,6 +25,7 @@ from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -252,8 +254,32 @@ class _WorkViewSet(
         )
 
 
+class ServiceHoursSerializer(serializers.Serializer):
+    date = serializers.DateField(required=False, help_text="default today")
+    hours = serializers.DecimalField(max_digits=5, decimal_places=1)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
 class TeamMembershipViewSet(_WorkViewSet):
-    """五员 (several members per role), 一格十员, 志愿者服务队, 便民服务队."""
+    """五员 (several members per role), 一格十员, 志愿者服务队, 便民服务队; POST
+    ``{id}/hours/`` logs a day's service hours (志愿服务时长)."""
+
+    @extend_schema(request=ServiceHoursSerializer, responses={201: TeamMembershipSerializer})
+    @action(detail=True, methods=["post"], url_path="hours")
+    def hours(self, request, pk=None):  # type: ignore[no-untyped-def]
+        membership = self.get_object()
+        body = ServiceHoursSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        services.log_service(
+            request.user,
+            membership,
+            day=data.get("date") or services.timezone.localdate(),
+            hours=data["hours"],
+            note=data.get("note", ""),
+        )
+        membership.refresh_from_db()
+        return Response(self.get_serializer(membership).data, status=status.HTTP_201_CREATED)
 
     base_queryset = TeamMembership.objects.all()
     serializer_class = TeamMembershipSerializer

@@ -111,6 +111,34 @@ def test_five_members_are_a_team_and_a_zero_report_counts_as_reported(demo, memb
         for row in _rows(member_client("street").get(f"{BASE}/teams/?team=five_members"))
     ]
     assert roles.count("information") == 2  # several members per role
+    # 一格十员 and volunteers: a grid's roster, with their hours of service
+    r = member_client("grid1").post(
+        f"{BASE}/teams/",
+        {"team": "grid_ten", "role": "治安巡逻员", "name": "王建国", "grid": demo.grids[0].pk},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    ten = r.json()["id"]
+    for hours in ("2.5", "3"):
+        r = member_client("grid1").post(
+            f"{BASE}/teams/{ten}/hours/", {"hours": hours, "date": "2026-11-02"}, format="json"
+        )
+        assert r.status_code == 201, r.content
+    assert r.json()["hours"] == "5.5"
+    r = member_client("grid1").post(f"{BASE}/teams/{ten}/hours/", {"hours": "30"}, format="json")
+    assert r.status_code == 400 and "hours" in r.json()
+    assert (
+        member_client("grid5")
+        .post(f"{BASE}/teams/{ten}/hours/", {"hours": "1"}, format="json")
+        .status_code
+        == 404
+    )
+    assert (
+        monthly_figures(work_scope(Member.objects.get(username="street")), 2026, 11)[
+            "volunteer_hours"
+        ]
+        == 5.5
+    )
     # a grid member is not a community's team-maker
     r = member_client("grid1").post(
         f"{BASE}/teams/",

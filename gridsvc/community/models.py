@@ -126,6 +126,26 @@ class TeamMembership(Located):
         ]
 
 
+class ServiceLog(Located):
+    """Hours of service given by a team member (志愿服务时长) on one day; the membership's
+    ``hours`` is their running total."""
+
+    membership = models.ForeignKey(
+        TeamMembership, on_delete=models.CASCADE, related_name="service_logs"
+    )
+    date = models.DateField()
+    hours = models.DecimalField(max_digits=5, decimal_places=1)
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-date", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(hours__gt=0, hours__lte=24), name="service_log_hours_in_a_day"
+            )
+        ]
+
+
 class ActivityKind(models.TextChoices):
     FORUM = "forum", "座谈会"
     FESTIVAL = "festival", "民族节日活动"
@@ -281,4 +301,13 @@ class Rating(Located):
         ]
 
 
-LOCATED = (TeamMembership, Activity, ScreeningReport, Petition, VenueVisit, Pairing, Rating)
+LOCATED = (
+    TeamMembership,
+    ServiceLog,
+    Activity,
+    ScreeningReport,
+    Petition,
+    VenueVisit,
+    Pairing,
+    Rating,
+)

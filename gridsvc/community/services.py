@@ -30,6 +30,7 @@ from .models import (
     Petition,
     Rating,
     ScreeningReport,
+    ServiceLog,
     Team,
     TeamMembership,
     VenueVisit,
@@ -180,6 +181,36 @@ def add_team_member(
         hours=hours,
         **where,
     )
+
+
+def log_service(
+    member: Any, membership: TeamMembership, *, day: date, hours: Any, note: str = ""
+) -> ServiceLog:
+    """志愿服务时长: ``hours`` given on ``day`` by a team member (the membership is one the
+    recorder may see); adds to the membership's running total."""
+    from decimal import Decimal
+
+    from django.db.models import F
+
+    _require_staff(member)
+    hours = Decimal(str(hours))
+    if not (Decimal(0) < hours <= Decimal(24)):
+        raise CommunityError("between 0 and 24 hours in a day", "hours")
+    if day > timezone.localdate():
+        raise CommunityError("hours are logged for days that have passed", "date")
+    with transaction.atomic():
+        log = ServiceLog.objects.create(
+            membership=membership,
+            date=day,
+            hours=hours,
+            note=note,
+            recorded_by=member,
+            street_id=membership.street_id,
+            community_id=membership.community_id,
+            grid_id=membership.grid_id,
+        )
+        TeamMembership.objects.filter(pk=membership.pk).update(hours=F("hours") + hours)
+    return log
 
 
 def five_member_teams(member: Any, day: date) -> QuerySet:
@@ -375,19 +406,19 @@ def rate_household(member: Any, data: dict[str, Any]) -> tuple[Rating, bool]:
 
 
 # ---------------------------------------------------------------- monthly figures
-def monthly_figures(scope: Scope, year: int, month: int) -> dict[str, int]:
+def monthly_figures(scope: Scope, year: int, month: int) -> dict[str, Any]:
     """The month's 创建 figures over ``scope`` (a work scope); see :func:`figures`."""
     start = date(year, month, 1)
     end = date(year + (month == 12), month % 12 + 1, 1)
     return figures(scope, start, end)
 
 
-def figures(scope: Scope, start: date, end: date, area: Any = None) -> dict[str, int]:
+def figures(scope: Scope, start: date, end: date, area: Any = None) -> dict[str, Any]:
     """创建 figures over ``scope`` (a work scope) for days ``start`` ≤ d < ``end``, optionally
     within ``area`` (a Community or Street), for the monthly/annual work report: activities
     and their participants, materials handed out, the 五员 screening (reports, 零报告,
     findings, 人次), 信访 (all, on ethnic/religious matters, group petitions), venue visits
-    and hazards, pairings active, households rated 五星级文明户 in the year (not revoked)."""
+    and hazards, pairings active, volunteer hours, households rated 五星级文明户 in the year (not revoked)."""
     from gridsvc.territory.models import Street
 
     if area is None:
@@ -425,5 +456,6 @@ def figures(scope: Scope, start: date, end: date, area: Any = None) -> dict[str,
         "venue_visits": venues.count(),
         "venue_hazards": venues.filter(hazard_found=True).count(),
         "pairings_active": pairings.count(),
+        "volunteer_hours": float(within(ServiceLog).aggregate(n=Sum("hours"))["n"] or 0),
         "five_star_households": ratings.filter(title="five_star").count(),
     }

@@ -112,6 +112,7 @@ def headline_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
             ("涉及民族宗教信访", u["petitions_ethnic_religious"]),
             ("宗教场所走访", u["venue_visits"]),
             ("结对帮扶", u["pairings_active"]),
+            ("志愿服务时长(小时)", u.get("volunteer_hours", 0)),
             ("五星级文明户", u["five_star_households"]),
         ]
     return rows
