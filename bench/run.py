@@ -545,6 +545,14 @@ def run_ops(base: str, size: str, quick: bool) -> tuple[list[dict], dict]:  # no
     http = timed(lambda i: gm.get(nxt), n)
     record("change feed, nothing new", http, None, user=picks.grid_member, path=nxt)
 
+    # a phone's sync: first sync paged to the end, incremental, a batch of 500 (bench_sync.py)
+    try:
+        import bench.bench_sync as bs
+
+        rows.extend(bs.run(base, gm, picks, cur, MARK, quick))
+    except Exception as exc:  # noqa: BLE001 - one bench failing leaves the others' rows
+        na("sync: first sync, paged to the end", str(exc)[:120])
+
     # tiles (the layers helper's bench when present; else ours)
     rows.extend(run_tiles(base, disp, picks, cur, n))
 
