@@ -69,7 +69,10 @@ def sync_now(page) -> None:
     before = page.evaluate("document.body.dataset.lastSync")
     page.click("#sync-now")
     page.wait_for_function(
-        "(before) => document.body.dataset.lastSync !== before", arg=before, timeout=30_000
+        "(before) => document.body.dataset.lastSync !== before && !window.gridsvcField.syncing"
+        " && !window.gridsvcField.again",
+        arg=before,
+        timeout=30_000,
     )
     assert page.locator("#sync-msg").inner_text() == "同步完成。"
 
@@ -84,6 +87,7 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
     from gridsvc.chain.models import Position
     from gridsvc.chain.scope import scope_for
     from gridsvc.chain.services import hand_over_by
+    from gridsvc.supervision.models import InboxMessage
     from gridsvc.territory.models import Household
     from gridsvc.visits.models import DailyReport, Visit
     from gridsvc.visits.services import local_today, todays_route
@@ -153,6 +157,38 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
             households = page.evaluate("window.gridsvcField.db.count('households')")
             assert households > 0
 
+            # My cases and my inbox, from the feed; a message read on the phone is read on
+            # the server after the next sync.
+            page.click(".tabs button[data-tab=cases]")
+            shown_cases = [
+                int(x)
+                for x in page.locator("#case-list li").evaluate_all(
+                    "(els) => els.map((e) => e.dataset.case)"
+                )
+            ]
+            assert shown_cases
+            assert len(shown_cases) == min(
+                200, page.evaluate("window.gridsvcField.db.count('cases')")
+            )
+            handlers = dict(
+                Case.objects.filter(pk__in=shown_cases).values_list("id", "handler__username")
+            )
+            mine = [handlers[c] == "grid1" for c in shown_cases]
+            assert mine == sorted(mine, reverse=True)  # the ones grid1 handles first
+            unread = page.locator("#inbox-list li[data-read='0']")
+            assert (
+                unread.count()
+                == InboxMessage.objects.filter(
+                    member__username="grid1", read_at__isnull=True
+                ).count()
+                > 0
+            )
+            message = int(unread.first.get_attribute("data-message"))
+            unread.first.locator("button.read").click()
+            sync_now(page)
+            assert InboxMessage.objects.get(pk=message).read_at is not None
+            page.click(".tabs button[data-tab=tasks]")
+
             # The access token ran out (a day in the field): the app refreshes before the
             # next call, stores the rotated refresh token, and the sync goes through.
             first_refresh = page.evaluate("window.gridsvcField.session.refresh")
@@ -186,7 +222,7 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
             )
             page.fill("#visit-notes", "离线走访：家中一切正常")
             page.click("#visit-save")
-            row = page.locator("#outbox-list li").first
+            row = page.locator("#outbox-list li[data-uuid]").first
             row.wait_for()
             uuid = row.get_attribute("data-uuid")
             assert row.get_attribute("data-status") == "pending"
@@ -223,7 +259,7 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
                 "() => document.querySelector('#outbox-count').textContent === '2'",
                 timeout=10_000,
             )
-            uuid2 = page.locator("#outbox-list li").first.get_attribute("data-uuid")
+            uuid2 = page.locator("#outbox-list li[data-uuid]").first.get_attribute("data-uuid")
             assert uuid2 != uuid
 
             # 一日一报 offline: one item, queued with its own Idempotency-Key.
@@ -233,7 +269,7 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
                 "() => document.querySelector('#outbox-count').textContent === '3'",
                 timeout=10_000,
             )
-            daily = page.locator("#outbox-list li[data-key]")
+            daily = page.locator("#outbox-list li[data-key][data-status=pending]")
             assert daily.count() == 1 and daily.get_attribute("data-status") == "pending"
             daily_key = daily.get_attribute("data-key")
 

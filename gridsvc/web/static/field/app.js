@@ -111,11 +111,22 @@
       body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
       cache: "no-store",
     });
+    const offset = Number(resp.headers.get("X-Clock-Offset-Ms"));
+    if (resp.headers.has("X-Clock-Offset-Ms") && Number.isFinite(offset)) showClock(offset);
     if (resp.status === 426) {
       const body = await resp.json().catch(() => ({}));
       throw new TooOldError(body.detail || "app too old");
     }
     return resp;
+  }
+
+  /** Warn when the phone's clock is more than 5 minutes off (the server corrects visit times,
+   * but the member should set the clock). */
+  function showClock(offsetMs) {
+    const min = Math.round(offsetMs / 60000);
+    const warn = $("clock-warn");
+    warn.hidden = Math.abs(offsetMs) <= 5 * 60 * 1000;
+    warn.textContent = `手机时间比服务器${min > 0 ? "快" : "慢"} ${Math.abs(min)} 分钟，请校准手机时间。`;
   }
 
   /** Refresh the token pair (rotation: the new refresh token is stored before use). */
@@ -649,6 +660,56 @@
     await render();
   }
 
+  const CASE_STATUS = {
+    reported: "已上报", assigned: "已派遣", in_progress: "处置中", on_hold: "挂起", resolved: "已办结",
+    verified: "已核查", closed: "已结案", reopened: "重新打开", escalated: "已上报上级", transferred: "已转办",
+    rejected: "已退回", void: "作废", merged: "已合并",
+  };
+
+  /** My cases (handled by me first) and my inbox, from the feed; a message is marked read
+   * through the request queue (idempotent), so offline too. */
+  async function renderCases() {
+    // the feed's cases: those I handle first, then overdue ones, then the newest
+    const mine = (await state.db.getAll("cases")).sort(
+      (a, b) =>
+        (b.mine ? 1 : 0) - (a.mine ? 1 : 0) ||
+        (b.overdue ? 1 : 0) - (a.overdue ? 1 : 0) ||
+        String(b.reported_at).localeCompare(String(a.reported_at))
+    );
+    const list = document.createDocumentFragment();
+    for (const c of mine.slice(0, 200)) {
+      const badges = [[CASE_STATUS[c.status] || c.status, ""]];
+      if (c.mine) badges.push(["我处理", "pending"]);
+      if (c.overdue) badges.push(["超时", "overdue"]);
+      const item = li(`${c.number} ${c.title || ""}`, `${c.category || ""} · 上报于 ${showTime(c.reported_at)}${c.due_at ? ` · 时限 ${showTime(c.due_at)}` : ""}`, badges);
+      item.dataset.case = c.id;
+      list.appendChild(item);
+    }
+    $("case-list").replaceChildren(list);
+    $("case-empty").hidden = mine.length > 0;
+    const inbox = (await state.db.getAll("inbox")).sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
+    const msgs = document.createDocumentFragment();
+    for (const m of inbox.slice(0, 50)) {
+      const button = m.read ? null : actionButton("已读", "read", () => markRead(m));
+      const item = li(m.title, `${showTime(m.created_at)} · ${m.body || ""}`.slice(0, 140), m.read ? [] : [["未读", "due"]], button);
+      item.dataset.message = m.id;
+      item.dataset.read = m.read ? "1" : "0";
+      msgs.appendChild(item);
+    }
+    $("inbox-list").replaceChildren(msgs);
+    const unread = inbox.filter((m) => !m.read).length;
+    $("unread").hidden = unread === 0;
+    $("unread").textContent = String(unread);
+  }
+
+  async function markRead(m) {
+    m.read = true;
+    await state.db.put("inbox", m);
+    await queueRequest(`已读：${m.title}`, "POST", `/inbox/${m.id}/read/`, {});
+    await render();
+    sync();
+  }
+
   async function render() {
     if (!state.session) return;
     $("who").textContent = state.session.username;
@@ -657,6 +718,7 @@
     await renderTasks();
     await renderHouseholds();
     await renderOutbox();
+    await renderCases();
     $("last-sync").textContent = showTime(lastSync);
     $("outbox-count").textContent = String(pending);
     document.body.dataset.lastSync = lastSync || "";
@@ -666,7 +728,7 @@
   function selectTab(name) {
     state.tab = name;
     for (const b of document.querySelectorAll(".tabs button")) b.classList.toggle("active", b.dataset.tab === name);
-    for (const t of ["tasks", "households", "outbox"]) $(`tab-${t}`).hidden = t !== name;
+    for (const t of ["tasks", "households", "cases", "outbox"]) $(`tab-${t}`).hidden = t !== name;
   }
 
   // ---------------------------------------------------------------- recording a visit
