@@ -6,7 +6,8 @@
 - /api/v1/community/activities/       活动与宣传
 - /api/v1/community/screening/        五员一日一报 (POST = my report today; 零报告 included)
 - /api/v1/community/screening/day/    the day's sum: expected, reported, missing, 人次
-- /api/v1/community/petitions/        信访 log (petitioner's name masked below the street)
+- /api/v1/community/petitions/        信访 log (petitioner's name masked below the street);
+                                      {id}/resolve/ closes it (办结), linking a case
 - /api/v1/community/venue-visits/     religious-venue liaison visits
 - /api/v1/community/pairings/         结对帮扶, 共建单位, 在职党员报到, 微心愿
 - /api/v1/community/ratings/          评比 (POST again = revise: 动态管理)
@@ -33,6 +34,7 @@ from rest_framework.views import APIView
 from gridsvc.chain.visibility import Tier, tier_for
 from gridsvc.community import services
 from gridsvc.community.models import (
+    FIVE_ROLE_DUTIES,
     Activity,
     Pairing,
     Petition,
@@ -78,6 +80,10 @@ def _service_data(validated: dict) -> dict:
 
 class TeamMembershipSerializer(LocatedSerializer):
     person = _id("member_id", "the member's account (holding a position in the territory)")
+    duties = serializers.SerializerMethodField(help_text="the 五员 role's duties")
+
+    def get_duties(self, obj: TeamMembership) -> str:
+        return FIVE_ROLE_DUTIES.get(obj.role, "") if obj.team == "five_members" else ""
 
     class Meta:
         model = TeamMembership
@@ -87,6 +93,7 @@ class TeamMembershipSerializer(LocatedSerializer):
             "role",
             "person",
             "name",
+            "duties",
             "valid_from",
             "valid_to",
             "hours",
@@ -320,13 +327,29 @@ class ScreeningReportViewSet(_WorkViewSet):
         )
 
 
+class ResolvePetitionSerializer(serializers.Serializer):
+    case = serializers.IntegerField(
+        required=False, allow_null=True, help_text="the case it became (in your territory)"
+    )
+
+
 class PetitionViewSet(_WorkViewSet):
-    """信访: visitor/petition log, linked to a case when it becomes one."""
+    """信访: visitor/petition log, linked to a case when it becomes one; POST
+    ``{id}/resolve/`` closes it (办结)."""
 
     base_queryset = Petition.objects.all()
     serializer_class = PetitionSerializer
     filterset_fields = ["status", "ethnic_religious", "grid", "date"]
     record = staticmethod(services.log_petition)
+
+    @extend_schema(request=ResolvePetitionSerializer, responses={200: PetitionSerializer})
+    @action(detail=True, methods=["post"], url_path="resolve")
+    def resolve(self, request, pk=None):  # type: ignore[no-untyped-def]
+        petition = self.get_object()
+        body = ResolvePetitionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.resolve_petition(request.user, petition, case=body.validated_data.get("case"))
+        return Response(self.get_serializer(petition).data)
 
 
 class VenueVisitViewSet(_WorkViewSet):

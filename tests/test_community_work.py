@@ -111,6 +111,8 @@ def test_five_members_are_a_team_and_a_zero_report_counts_as_reported(demo, memb
         for row in _rows(member_client("street").get(f"{BASE}/teams/?team=five_members"))
     ]
     assert roles.count("information") == 2  # several members per role
+    rows = _rows(member_client("street").get(f"{BASE}/teams/?team=five_members&role=information"))
+    assert all("一日一报" in row["duties"] for row in rows)
     # 一格十员 and volunteers: a grid's roster, with their hours of service
     r = member_client("grid1").post(
         f"{BASE}/teams/",
@@ -205,6 +207,15 @@ def test_petitions_are_masked_below_the_street_and_link_only_visible_cases(demo,
     assert [row["petitioner"] for row in street_rows] == ["马文清"]
     assert _rows(member_client("grid5").get(f"{BASE}/petitions/")) == []
     assert _rows(member_client("bh-001").get(f"{BASE}/petitions/")) == []
+    # 办结, linking the case it became (one in the recorder's grid)
+    pk = street_rows[0]["id"]
+    own = Case.objects.filter(grid=g1).order_by("pk").first()
+    r = member_client("grid1").post(
+        f"{BASE}/petitions/{pk}/resolve/", {"case": own.pk if own else None}, format="json"
+    )
+    assert r.status_code == 200 and r.json()["status"] == "resolved", r.content
+    assert member_client("grid1").post(f"{BASE}/petitions/{pk}/resolve/", {}).status_code == 409
+    assert member_client("grid5").post(f"{BASE}/petitions/{pk}/resolve/", {}).status_code == 404
     foreign = Case.objects.filter(grid=demo.grids[4]).first()
     if foreign is not None:
         r = member_client("grid1").post(
@@ -390,6 +401,25 @@ def _foreign(demo, field: str) -> int:  # type: ignore[no-untyped-def]
     raise KeyError(field)
 
 
+def _resolve_with_foreign_case(demo, member_client) -> None:  # type: ignore[no-untyped-def]
+    grid1 = Member.objects.get(username="grid1")
+    petition = Petition.objects.create(
+        street=demo.street,
+        community=demo.community,
+        grid=demo.grids[0],
+        recorded_by=grid1,
+        date=date(2026, 11, 1),
+        petitioner="张三",
+        subject="x",
+    )
+    r = member_client("grid1").post(
+        f"{BASE}/petitions/{petition.pk}/resolve/", {"case": _foreign(demo, "case")}, format="json"
+    )
+    assert r.status_code == 400 and r.json()["case"] == ["not found"], r.content
+    petition.refresh_from_db()
+    assert petition.status == "open" and petition.case_id is None
+
+
 def _body_probe(name: str, field: str) -> Callable:
     def probe(demo, member_client) -> None:  # type: ignore[no-untyped-def]
         model = _MODELS[name]
@@ -444,6 +474,10 @@ def _probe_staff_sums(url: str) -> Callable:
 
     return probe
 
+
+COMMUNITY_BODY_ID_PROBES[("POST", f"{BASE}/petitions/{{id}}/resolve/", "case")] = (
+    _resolve_with_foreign_case
+)
 
 COMMUNITY_EXPLICIT: dict[str, Callable] = {
     f"GET {BASE}/screening/day/": _probe_staff_sums(f"{BASE}/screening/day/"),

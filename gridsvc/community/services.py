@@ -336,6 +336,20 @@ def log_petition(member: Any, data: dict[str, Any]) -> tuple[Petition, bool]:
     return _save(Petition, member, data.pop("client_uuid", None), **data, **where)
 
 
+def resolve_petition(member: Any, petition: Petition, *, case: int | None = None) -> Petition:
+    """办结: close a petition the recorder may see, optionally linking the case it became."""
+    scope = _require_staff(member)
+    if petition.status == Petition.Status.RESOLVED:
+        raise CommunityError("the petition is already resolved", "status", status=409)
+    if case not in (None, ""):
+        from gridsvc.cases.models import Case
+
+        petition.case = _resolve(scope, Case, case, "case")
+    petition.status = Petition.Status.RESOLVED
+    petition.save(update_fields=["status", "case"])
+    return petition
+
+
 # ---------------------------------------------------------------- religious venues
 def record_venue_visit(member: Any, data: dict[str, Any]) -> tuple[VenueVisit, bool]:
     """A liaison visit to a religious venue (Place of kind mosque / religious_venue)."""
