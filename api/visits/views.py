@@ -388,11 +388,7 @@ class VisitViewSet(
                     "status": "conflict",
                     "code": result.code,
                     "id": result.id,
-                    # field → [message], as in every other error answer
-                    **{
-                        k: v if isinstance(v, list) else [v]
-                        for k, v in (result.errors or {}).items()
-                    },
+                    **(result.errors or {}),
                 },
                 status=status.HTTP_409_CONFLICT,
             )
