@@ -197,6 +197,18 @@ def test_the_cluster_serves_through_nginx_replicates_routes_tiles_and_survives_a
     assert tile.headers["X-Gridsvc-Read-From"] == "replica"
     assert wait_for(lambda: standby_xacts() > before + 1, 10), "the tile was read on the standby"
 
+    # read-your-writes: a client that has just written (cookie set on the write's answer)
+    # reads its next tile on the primary
+    browser = requests.Session()
+    wrote = browser.post(
+        f"{base}/api/v1/auth/token/",
+        json={"username": "grid1", "password": "gridsvc-demo"},
+        timeout=30,
+    )
+    assert wrote.status_code == 200 and "gridsvc_primary" in browser.cookies
+    after = browser.get(f"{base}/tiles/buildings/16/{x}/{y}.mvt", headers=bearer, timeout=30)
+    assert after.status_code == 200 and after.headers["X-Gridsvc-Read-From"] == "primary"
+
     # 4. one app server killed: nginx routes around it, nothing fails
     pid = int((top.dir / f"app-{top.app1}.pid").read_text())
     os.killpg(pid, signal.SIGKILL)
