@@ -237,9 +237,23 @@ def test_the_cluster_serves_through_nginx_replicates_routes_tiles_and_survives_a
         assert again.status_code == 200 and again.content, again.text
         assert again.headers["X-Gridsvc-Read-From"] == "primary"
 
-    # 6. stop: every port of the topology closed (the throwaway primary is the fixture's)
+    # 6. PgBouncer stopped: an outage answer (503 + Retry-After) passes through nginx; started
+    # again (cluster.sh start only starts what is missing), clients recover
+    pid = int((top.dir / "pgbouncer.pid").read_text())
+    os.kill(pid, signal.SIGINT)
+    assert wait_for(lambda: not _port_open(top.bouncer), 10)
+    down = requests.get(f"{base}/api/v1/me/", headers=bearer, timeout=30)
+    assert down.status_code == 503 and int(down.headers["Retry-After"]) > 0, down.text
+    again = top.run("start")
+    assert again.returncode == 0, again.stderr
+    # the parts that were running are kept; the killed app server and the standby come back
+    assert f"gunicorn app server on port {top.app2}" not in again.stdout
+    assert f"gunicorn app server on port {top.app1}" in again.stdout
+    assert requests.get(f"{base}/api/v1/me/", headers=bearer, timeout=30).status_code == 200
+
+    # 7. stop: every port of the topology closed (the throwaway primary is the fixture's)
     stopped = top.run("stop")
     assert stopped.returncode == 0, stopped.stderr
-    for port in (top.nginx, top.app2, top.bouncer, top.standby):
+    for port in (top.nginx, top.app1, top.app2, top.bouncer, top.standby):
         assert not _port_open(port), port
     assert connection.vendor == "postgresql"
