@@ -6,6 +6,8 @@
 - /api/v1/community/activities/       活动与宣传
 - /api/v1/community/screening/        五员一日一报 (POST = my report today; 零报告 included)
 - /api/v1/community/screening/day/    the day's sum: expected, reported, missing, 人次
+- /api/v1/community/campaigns/        排查 campaigns (a pending return per grid); {id}/coverage/
+- /api/v1/community/campaign-returns/ a grid's returns; {id}/file/ findings or 零报告
 - /api/v1/community/petitions/        信访 log (petitioner's name masked below the street);
                                       {id}/resolve/ closes it (办结), linking a case
 - /api/v1/community/venue-visits/     religious-venue liaison visits
@@ -36,6 +38,8 @@ from gridsvc.community import services
 from gridsvc.community.models import (
     FIVE_ROLE_DUTIES,
     Activity,
+    Campaign,
+    CampaignReturn,
     Pairing,
     Petition,
     Rating,
@@ -327,6 +331,84 @@ class ScreeningReportViewSet(_WorkViewSet):
         )
 
 
+class CampaignSerializer(LocatedSerializer):
+    class Meta:
+        model = Campaign
+        fields = [*LocatedSerializer.LOCATED_FIELDS, "kind", "name", "start", "end"]
+        read_only_fields = ["created_at"]
+
+
+class CampaignReturnSerializer(serializers.ModelSerializer):
+    campaign = serializers.IntegerField(source="campaign_id", read_only=True)
+    grid = serializers.IntegerField(source="grid_id", read_only=True)
+    filed_by = serializers.IntegerField(source="filed_by_id", read_only=True)
+
+    class Meta:
+        model = CampaignReturn
+        fields = [
+            "id",
+            "campaign",
+            "grid",
+            "filed_at",
+            "filed_by",
+            "zero_report",
+            "findings",
+            "findings_count",
+        ]
+        read_only_fields = ["filed_at"]
+
+
+class CampaignViewSet(_WorkViewSet):
+    """Screening campaigns (矛盾纠纷排查化解月, 排查不稳定因素) over a community or a grid;
+    starting one creates a pending return per grid (``campaign-returns/``); GET
+    ``{id}/coverage/``: returned / missing grids in your territory."""
+
+    base_queryset = Campaign.objects.all()
+    serializer_class = CampaignSerializer
+    filterset_fields = ["kind"]
+    record = staticmethod(services.start_campaign)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"], url_path="coverage")
+    def coverage(self, request, pk=None):  # type: ignore[no-untyped-def]
+        campaign = self.get_object()
+        return Response(services.campaign_coverage(campaign, services.work_scope(request.user)))
+
+
+class CampaignReturnViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """A grid's returns to campaigns (pending until filed); POST ``{id}/file/`` with findings
+    or a 零报告 (``zero_report`` true)."""
+
+    base_queryset = CampaignReturn.objects.all()
+    serializer_class = CampaignReturnSerializer
+    filterset_fields = ["campaign", "grid"]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return CampaignReturn.objects.none()
+        return services.visible(CampaignReturn, self.request.user).order_by(
+            "campaign_id", "grid_id"
+        )
+
+    @extend_schema(request=CampaignReturnSerializer, responses={200: CampaignReturnSerializer})
+    @action(detail=True, methods=["post"], url_path="file")
+    def file(self, request, pk=None):  # type: ignore[no-untyped-def]
+        ret = self.get_object()
+        body = CampaignReturnSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        services.file_return(
+            request.user,
+            ret,
+            zero_report=data.get("zero_report", True),
+            findings=data.get("findings", ""),
+            findings_count=data.get("findings_count", 0),
+        )
+        return Response(self.get_serializer(ret).data)
+
+
 class ResolvePetitionSerializer(serializers.Serializer):
     case = serializers.IntegerField(
         required=False, allow_null=True, help_text="the case it became (in your territory)"
@@ -454,6 +536,10 @@ def register(router) -> None:  # type: ignore[no-untyped-def]
     router.register("community/teams", TeamMembershipViewSet, basename="community-team")
     router.register("community/activities", ActivityViewSet, basename="community-activity")
     router.register("community/screening", ScreeningReportViewSet, basename="community-screening")
+    router.register("community/campaigns", CampaignViewSet, basename="community-campaign")
+    router.register(
+        "community/campaign-returns", CampaignReturnViewSet, basename="community-campaign-return"
+    )
     router.register("community/petitions", PetitionViewSet, basename="community-petition")
     router.register("community/venue-visits", VenueVisitViewSet, basename="community-venue-visit")
     router.register("community/pairings", PairingViewSet, basename="community-pairing")

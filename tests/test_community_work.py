@@ -16,6 +16,7 @@ from gridsvc.accounts.models import Member
 from gridsvc.cases.models import Case
 from gridsvc.community.models import (
     Activity,
+    Campaign,
     Pairing,
     Petition,
     Rating,
@@ -338,6 +339,59 @@ def test_the_monthly_work_report_carries_the_unity_figures(demo, member_client):
     assert xlsx.status_code == 200
 
 
+def test_a_screening_campaign_collects_a_return_per_grid(demo, member_client):
+    r = member_client("mediator").post(
+        f"{BASE}/campaigns/",
+        {
+            "kind": "disputes",
+            "name": "矛盾纠纷排查化解月",
+            "start": "2026-11-01",
+            "end": "2026-11-30",
+        },
+        format="json",
+    )
+    assert r.status_code == 201 and r.json()["community"] == demo.community.pk, r.content
+    pk = r.json()["id"]
+    # each grid's staff see their grid's pending return, and only it
+    mine = _rows(member_client("grid1").get(f"{BASE}/campaign-returns/?campaign={pk}"))
+    assert [row["grid"] for row in mine] == [demo.grids[0].pk] and mine[0]["filed_at"] is None
+    assert _rows(member_client("bh-001").get(f"{BASE}/campaign-returns/")) == []
+    r = member_client("grid1").post(
+        f"{BASE}/campaign-returns/{mine[0]['id']}/file/", {}, format="json"
+    )
+    assert r.status_code == 200 and r.json()["zero_report"] is True and r.json()["filed_at"]
+    theirs = _rows(member_client("grid2").get(f"{BASE}/campaign-returns/?campaign={pk}"))[0]
+    assert (
+        member_client("grid1")
+        .post(f"{BASE}/campaign-returns/{theirs['id']}/file/", {}, format="json")
+        .status_code
+        == 404
+    )
+    r = member_client("grid2").post(
+        f"{BASE}/campaign-returns/{theirs['id']}/file/",
+        {"zero_report": False, "findings": "邻里漏水纠纷2起", "findings_count": 2},
+        format="json",
+    )
+    assert r.status_code == 200, r.content
+    cov = member_client("mediator").get(f"{BASE}/campaigns/{pk}/coverage/").json()
+    n = len(demo.grids)
+    assert (cov["grids"], cov["returned"], cov["zero_reports"], cov["findings"]) == (n, 2, 1, 2)
+    assert demo.grids[0].code not in cov["missing"] and len(cov["missing"]) == n - 2
+    assert member_client("bh-001").get(f"{BASE}/campaigns/{pk}/coverage/").status_code == 404
+    r = member_client("grid1").post(
+        f"{BASE}/campaigns/",
+        {
+            "kind": "disputes",
+            "name": "x",
+            "start": "2026-11-01",
+            "end": "2026-10-01",
+            "grid": demo.grids[0].pk,
+        },
+        format="json",
+    )
+    assert r.status_code == 400 and "end" in r.json()
+
+
 # ---------------------------------------------------------------- scoping-matrix entries
 #: POSTs to the lists: covered by the body-id probes below
 COMMUNITY_CREATE_BY_BODY = {
@@ -345,6 +399,7 @@ COMMUNITY_CREATE_BY_BODY = {
     for name in (
         "teams",
         "activities",
+        "campaigns",
         "petitions",
         "venue-visits",
         "pairings",
@@ -367,6 +422,7 @@ COMMUNITY_NOT_IDS = {
 _MODELS = {
     "teams": TeamMembership,
     "activities": Activity,
+    "campaigns": Campaign,
     "petitions": Petition,
     "venue-visits": VenueVisit,
     "pairings": Pairing,
@@ -375,6 +431,12 @@ _MODELS = {
 _MINIMAL = {
     "teams": {"team": "grid_ten", "role": "志愿者", "name": "张三"},
     "activities": {"kind": "forum", "title": "座谈会", "date": "2026-11-01"},
+    "campaigns": {
+        "kind": "disputes",
+        "name": "排查化解月",
+        "start": "2026-11-01",
+        "end": "2026-11-30",
+    },
     "petitions": {"date": "2026-11-01", "petitioner": "张三", "subject": "x"},
     "venue-visits": {"date": "2026-11-01"},
     "pairings": {"kind": "help", "partner": "共建单位"},
@@ -441,6 +503,7 @@ COMMUNITY_BODY_ID_PROBES: dict[tuple[str, str, str], Callable] = {
     for name, fields in (
         ("teams", ("grid", "community", "person")),
         ("activities", ("grid", "community", "place")),
+        ("campaigns", ("grid", "community")),
         ("petitions", ("grid", "community", "case", "handled_by")),
         ("venue-visits", ("place",)),
         ("pairings", ("grid", "community", "member", "household")),
@@ -478,6 +541,7 @@ def _probe_staff_sums(url: str) -> Callable:
 COMMUNITY_BODY_ID_PROBES[("POST", f"{BASE}/petitions/{{id}}/resolve/", "case")] = (
     _resolve_with_foreign_case
 )
+
 
 COMMUNITY_EXPLICIT: dict[str, Callable] = {
     f"GET {BASE}/screening/day/": _probe_staff_sums(f"{BASE}/screening/day/"),

@@ -243,6 +243,46 @@ class VenueVisit(Located):
         ordering = ["-date", "-id"]
 
 
+class Campaign(Located):
+    """A periodic screening campaign (矛盾纠纷排查化解月, 排查不稳定因素) over a community (or one
+    grid) and a period: each grid returns its findings or a 零报告."""
+
+    class Kind(models.TextChoices):
+        DISPUTES = "disputes", "矛盾纠纷排查化解月"
+        INSTABILITY = "instability", "排查不稳定因素"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    name = models.CharField(max_length=128)
+    start = models.DateField()
+    end = models.DateField()
+
+    class Meta:
+        ordering = ["-start", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(end__gte=models.F("start")), name="campaign_period")
+        ]
+
+
+class CampaignReturn(Located):
+    """One grid's return to a campaign, created (pending) for every grid when the campaign
+    starts, like a visit task; filed with findings or a 零报告 (nothing found)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="returns")
+    filed_at = models.DateTimeField(null=True, blank=True)
+    filed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    zero_report = models.BooleanField(default=True)
+    findings = models.TextField(blank=True)
+    findings_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["campaign_id", "grid_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "grid"], name="campaign_return_per_grid")
+        ]
+
+
 class PairingKind(models.TextChoices):
     HELP = "help", "结对帮扶"
     CO_BUILDING = "co_building", "共建单位"
@@ -305,6 +345,8 @@ LOCATED = (
     TeamMembership,
     ServiceLog,
     Activity,
+    Campaign,
+    CampaignReturn,
     ScreeningReport,
     Petition,
     VenueVisit,

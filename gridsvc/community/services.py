@@ -25,6 +25,8 @@ from gridsvc.territory.models import Community, Grid, Household, Place
 
 from .models import (
     Activity,
+    Campaign,
+    CampaignReturn,
     FiveRole,
     Pairing,
     Petition,
@@ -309,6 +311,74 @@ def screening_day(scope: Scope, day: date) -> dict[str, Any]:
         "missing": [{"id": m.pk, "username": m.username} for m in missing],
         "persons_this_year": year["persons"] or 0,
         "findings_this_year": year["findings"] or 0,
+    }
+
+
+# ---------------------------------------------------------------- screening campaigns
+def start_campaign(member: Any, data: dict[str, Any]) -> tuple[Campaign, bool]:
+    """A screening campaign (排查化解月) over a community (or one grid) and a period; a pending
+    return is created for each of its grids (the grids' staff see and file them)."""
+    data = dict(data)
+    where = locate(member, grid=data.pop("grid", None), community=data.pop("community", None))
+    if data["end"] < data["start"]:
+        raise CommunityError("the campaign ends before it starts", "end")
+    with transaction.atomic():
+        campaign, created = _save(Campaign, member, data.pop("client_uuid", None), **data, **where)
+        if created:
+            grids = Grid.objects.filter(community_id=campaign.community_id, parent__isnull=True)
+            if campaign.grid_id:
+                grids = grids.filter(pk=campaign.grid_id)
+            CampaignReturn.objects.bulk_create(
+                CampaignReturn(
+                    campaign=campaign,
+                    grid=g,
+                    street_id=campaign.street_id,
+                    community_id=campaign.community_id,
+                    recorded_by=member,
+                )
+                for g in grids
+            )
+    return campaign, created
+
+
+def file_return(
+    member: Any,
+    ret: CampaignReturn,
+    *,
+    zero_report: bool = True,
+    findings: str = "",
+    findings_count: int = 0,
+) -> CampaignReturn:
+    """File a grid's return (filing again replaces it): findings or a 零报告."""
+    _require_staff(member)
+    if timezone.localdate() < ret.campaign.start:
+        raise CommunityError("the campaign has not started", "campaign", status=409)
+    if zero_report and (findings.strip() or findings_count):
+        raise CommunityError("a 零报告 has no findings", "zero_report")
+    if not zero_report and not findings.strip():
+        raise CommunityError("describe the findings, or send a 零报告", "findings")
+    ret.zero_report = zero_report
+    ret.findings = findings
+    ret.findings_count = findings_count or (0 if zero_report else 1)
+    ret.filed_at = timezone.now()
+    ret.filed_by = member
+    ret.save()
+    return ret
+
+
+def campaign_coverage(campaign: Campaign, scope: Scope) -> dict[str, Any]:
+    """Coverage of a campaign over the grids ``scope`` reaches: returned (零报告 counts),
+    findings, and the grids still missing."""
+    rows = list(scope.filter(campaign.returns.all()).select_related("grid").order_by("grid__code"))
+    filed = [r for r in rows if r.filed_at]
+    return {
+        "campaign": campaign.pk,
+        "grids": len(rows),
+        "returned": len(filed),
+        "zero_reports": sum(r.zero_report for r in filed),
+        "findings": sum(r.findings_count for r in filed),
+        "coverage": round(len(filed) / len(rows), 4) if rows else None,
+        "missing": [r.grid.code for r in rows if not r.filed_at],
     }
 
 
