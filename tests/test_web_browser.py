@@ -209,6 +209,17 @@ def failures_search_exports_and_race(url: str) -> None:
             "() => Number(document.querySelector('#map').dataset.heatTotal) > 0", timeout=10_000
         )
 
+        # (1) the territory tiles fail: a banner says so (not a silently empty map), retry
+        page.route("**/tiles/**", lambda route: route.fulfill(status=500, body="tile error"))
+        page.reload()
+        page.wait_for_selector("#banner:not([hidden])", timeout=30_000)
+        assert "瓦片" in page.locator("#banner").inner_text()
+        assert page.locator("#map").get_attribute("data-tiles") == "error"
+        page.unroute("**/tiles/**")
+        wait_ready(page)
+        page.click("#banner-retry")
+        assert page.locator("#banner").is_hidden()
+
         # (1) the schema fails: a banner with a retry, the queue says error, not empty
         page.route("**/api/schema/**", lambda route: route.fulfill(status=502, body="bad gateway"))
         page.reload()
