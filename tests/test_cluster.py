@@ -68,6 +68,7 @@ class Topology:
             "STANDBY_DIR": str(primary.dir / "standby"),
             "CLUSTER_WORKERS": "0",
             "CLUSTER_SKIP_COLLECTSTATIC": "1",
+            "GRIDSVC_LOGIN_FAILURE_RATE": "3/min",
         }
         self.env.pop("DATABASE_URL", None)
 
@@ -251,7 +252,26 @@ def test_the_cluster_serves_through_nginx_replicates_routes_tiles_and_survives_a
     assert f"gunicorn app server on port {top.app1}" in again.stdout
     assert requests.get(f"{base}/api/v1/me/", headers=bearer, timeout=30).status_code == 200
 
-    # 7. stop: every port of the topology closed (the throwaway primary is the fixture's)
+    # 7. X-Forwarded-For: the address nginx appends is the client's, one the client sends is
+    # not — failed logins under three made-up addresses all count against this client, whose
+    # next login (right password, a fourth made-up address) is refused
+    for i in range(3):
+        failed = requests.post(
+            f"{base}/api/v1/auth/token/",
+            json={"username": "grid1", "password": "wrong-password"},
+            headers={"X-Forwarded-For": f"10.9.8.{i}"},
+            timeout=30,
+        )
+        assert failed.status_code in (400, 401), failed.text
+    refused = requests.post(
+        f"{base}/api/v1/auth/token/",
+        json={"username": "grid1", "password": "gridsvc-demo"},
+        headers={"X-Forwarded-For": "10.9.8.200"},
+        timeout=30,
+    )
+    assert refused.status_code == 429, refused.text
+
+    # 8. stop: every port of the topology closed (the throwaway primary is the fixture's)
     stopped = top.run("stop")
     assert stopped.returncode == 0, stopped.stderr
     for port in (top.nginx, top.app1, top.app2, top.bouncer, top.standby):
