@@ -33,7 +33,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gridsvc.chain.visibility import Tier, tier_for
+from gridsvc.chain.visibility import Tier, suppress_small, tier_for
 from gridsvc.community import services
 from gridsvc.community.models import (
     FIVE_ROLE_DUTIES,
@@ -127,6 +127,16 @@ class ActivitySerializer(LocatedSerializer):
             "note",
         ]
         read_only_fields = ["created_at"]
+
+    def to_representation(self, instance):  # type: ignore[no-untyped-def]
+        """The ethnic mix is a sensitive count: below the street, 1–4 is shown as null ("<5")."""
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        tier = tier_for(request.user) if request is not None else Tier.NONE
+        data["ethnic_mix"] = {
+            k: suppress_small(v, tier) for k, v in (instance.ethnic_mix or {}).items()
+        }
+        return data
 
 
 class ScreeningReportSerializer(serializers.ModelSerializer):

@@ -54,7 +54,7 @@ def test_an_activity_is_recorded_in_the_grid_and_seen_only_there(demo, member_cl
         "title": "民族团结宣传进社区",
         "date": "2026-11-15",
         "participants": 120,
-        "ethnic_mix": {"汉族": 80, "回族": 30},
+        "ethnic_mix": {"汉族": 80, "回族": 30, "东乡族": 3},
         "materials": 1500,
         "answer_sheets": 200,
     }
@@ -63,6 +63,10 @@ def test_an_activity_is_recorded_in_the_grid_and_seen_only_there(demo, member_cl
     pk = r.json()["id"]
     assert r.json()["community"] == demo.community.pk and r.json()["grid"] == g1.pk
     assert pk in _ids(member_client("grid1").get(f"{BASE}/activities/"))
+    # a small ethnic count is suppressed below the street ("<5"), exact for the street
+    assert r.json()["ethnic_mix"] == {"汉族": 80, "回族": 30, "东乡族": None}
+    street_row = member_client("street").get(f"{BASE}/activities/{pk}/").json()
+    assert street_row["ethnic_mix"]["东乡族"] == 3
     assert pk in _ids(member_client("street").get(f"{BASE}/activities/"))
     assert pk in _ids(member_client("mediator").get(f"{BASE}/activities/"))  # the community
     # another grid sees nothing, nor do the grid's neighbours
