@@ -111,6 +111,10 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
+        inflight: dict[object, str] = {}  # for the failure report: requests never answered
+        page.on("request", lambda r: inflight.__setitem__(r, r.url))
+        page.on("requestfinished", lambda r: inflight.pop(r, None))
+        page.on("requestfailed", lambda r: inflight.pop(r, None))
         batches: list[str | None] = []
         page.on(
             "request",
@@ -126,7 +130,7 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
             page.fill("#username", "grid1")
             page.fill("#password", "gridsvc-demo")
             page.click("#login-form button[type=submit]")
-            page.wait_for_selector("body[data-last-sync^='20']", state="attached", timeout=60_000)
+            page.wait_for_selector("body[data-last-sync^='20']", state="attached", timeout=120_000)
             page.wait_for_function(
                 "() => navigator.serviceWorker.controller !== null", timeout=20_000
             )
@@ -145,6 +149,7 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
             ]
             assert shown[: len(walk)] == walk
             assert "步行路线" in page.locator("#route-info").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "field-tasks.png"))
             assert page.locator("#task-list .badge.overdue, #task-list .badge.due").count() > 0
             # Works at 360 px: nothing wider than the screen; touch targets at least 48 px.
             assert page.evaluate("document.documentElement.scrollWidth") <= 360
@@ -221,6 +226,7 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
                 "() => document.querySelector('#gps').textContent.includes('精度')", timeout=10_000
             )
             page.fill("#visit-notes", "离线走访：家中一切正常")
+            page.screenshot(path=str(ARTIFACTS / "field-visit.png"))
             page.click("#visit-save")
             row = page.locator("#outbox-list li[data-uuid]").first
             row.wait_for()
@@ -400,6 +406,7 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "field-failure.png"))
             print("console errors:", errors)
+            print("unanswered requests:", list(inflight.values()))
             print(page.content()[:3000])
             raise
         finally:
