@@ -72,7 +72,7 @@ def sync_now(page) -> None:
         "(before) => document.body.dataset.lastSync !== before && !window.gridsvcField.syncing"
         " && !window.gridsvcField.again",
         arg=before,
-        timeout=30_000,
+        timeout=60_000,
     )
     assert page.locator("#sync-msg").inner_text() == "同步完成。"
 
@@ -285,25 +285,25 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
             # Idempotency-Key, and stored once; the phone shows it as sent.
             page.evaluate(SPOIL_TOKENS_JS)
             context.set_offline(False)
-            page.wait_for_selector("#login-view:not([hidden])", timeout=30_000)
+            page.wait_for_selector("#login-view:not([hidden])", timeout=60_000)
             assert "重新登录" in page.locator("#login-error").inner_text()
             page.fill("#username", "grid1")
             page.fill("#password", "gridsvc-demo")
             page.click("#login-form button[type=submit]")
             page.click(".tabs button[data-tab=outbox]")
             page.wait_for_selector(
-                f"#outbox-list li[data-uuid='{uuid}'][data-status='accepted']", timeout=30_000
+                f"#outbox-list li[data-uuid='{uuid}'][data-status='accepted']", timeout=60_000
             )
             assert "已发送" in page.locator(f"#outbox-list li[data-uuid='{uuid}']").inner_text()
             page.wait_for_selector(
-                f"#outbox-list li[data-uuid='{uuid2}'][data-status='accepted']", timeout=30_000
+                f"#outbox-list li[data-uuid='{uuid2}'][data-status='accepted']", timeout=60_000
             )
             assert (
                 "已上报事件 1 件"
                 in page.locator(f"#outbox-list li[data-uuid='{uuid2}']").inner_text()
             )
             page.wait_for_selector(
-                f"#outbox-list li[data-key='{daily_key}'][data-status='sent']", timeout=30_000
+                f"#outbox-list li[data-key='{daily_key}'][data-status='sent']", timeout=60_000
             )
             assert page.locator("#outbox-count").inner_text() == "0"
             page.screenshot(path=str(ARTIFACTS / "field-outbox-sent.png"))
@@ -350,14 +350,14 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
             page.wait_for_selector(
                 f"#outbox-list li[data-uuid]:not([data-uuid='{uuid}']):not([data-uuid='{uuid2}'])"
                 "[data-status='accepted']",
-                timeout=30_000,
+                timeout=60_000,
             )
             assert Visit.objects.filter(notes="改过的记录").count() == 1
 
             # The server asks for a newer app (426): the update screen, the outbox kept.
             settings.GRIDSVC_MIN_APP_VERSION = "9.0"
             page.click("#sync-now")
-            page.wait_for_selector("#update-view:not([hidden])", timeout=30_000)
+            page.wait_for_selector("#update-view:not([hidden])", timeout=60_000)
             assert "9.0" in page.locator("#update-text").inner_text()
             settings.GRIDSVC_MIN_APP_VERSION = None
             before = page.evaluate("document.body.dataset.lastSync")
@@ -366,7 +366,7 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
                 "(before) => document.body.dataset.lastSync && "
                 "document.body.dataset.lastSync !== before",
                 arg=before,
-                timeout=30_000,
+                timeout=60_000,
             )
             assert page.locator("#main-view").is_visible()
 
