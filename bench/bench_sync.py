@@ -341,7 +341,7 @@ def main() -> None:
             rows = run(server.url, api, picks, cur, harness.MARK, args.quick)
         finally:
             harness.cleanup()
-    out = ROOT / "bench" / "results" / f"sync-{loaded}.json"
+    out = ROOT / "bench" / "results" / "sync.json"  # not <size>-<date>.json: not run.py's table
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps({"size": loaded, "operations": rows}, indent=2, ensure_ascii=False, default=str)
