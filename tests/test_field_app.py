@@ -268,14 +268,29 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
             uuid2 = page.locator("#outbox-list li[data-uuid]").first.get_attribute("data-uuid")
             assert uuid2 != uuid
 
-            # 一日一报 offline: one item, queued with its own Idempotency-Key.
-            page.fill("#daily-text", "3号楼楼道灯不亮")
-            page.click("#daily-send")
+            # A case reported offline where the member stands.
+            page.click(".tabs button[data-tab=cases]")
+            page.wait_for_selector("#case-category option[value='hazard.fire']", state="attached")
+            page.select_option("#case-category", "hazard.fire")
+            case_title = f"电动车楼道充电 {uuid[:8]}"  # unique: the demo has such cases
+            page.fill("#case-title", case_title)
+            page.click("#case-save")
             page.wait_for_function(
                 "() => document.querySelector('#outbox-count').textContent === '3'",
                 timeout=10_000,
             )
-            daily = page.locator("#outbox-list li[data-key][data-status=pending]")
+
+            # 一日一报 offline: one item, queued with its own Idempotency-Key.
+            page.fill("#daily-text", "3号楼楼道灯不亮")
+            page.click("#daily-send")
+            page.wait_for_function(
+                "() => document.querySelector('#outbox-count').textContent === '4'",
+                timeout=10_000,
+            )
+            page.click(".tabs button[data-tab=outbox]")
+            daily = page.locator("#outbox-list li[data-key][data-status=pending]").filter(
+                has_text="一日一报"
+            )
             assert daily.count() == 1 and daily.get_attribute("data-status") == "pending"
             daily_key = daily.get_attribute("data-key")
 
@@ -327,6 +342,10 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
             case = Case.objects.get(pk=second.case_ids[0])
             assert case.category.code == "hazard.fire" and case.household_id == second.household_id
             assert Visit.objects.filter(client_uuid__in=[uuid, uuid2]).count() == 2
+            reported = Case.objects.filter(title=case_title)
+            assert reported.count() == 1  # reported once, though queued offline
+            assert reported[0].category.code == "hazard.fire"
+            assert abs(reported[0].location.x - lon) < 1e-6
             report = DailyReport.objects.get(member__username="grid1", date=timezone.localdate())
             assert [i["description"] for i in report.items].count("3号楼楼道灯不亮") == 1
             assert not report.nothing_abnormal

@@ -401,12 +401,12 @@
     await meta.set("categories", list);
   }
 
-  async function fillCategories() {
-    const select = $("visit-category");
+  async function fillCategories(id = "visit-category", noneText = "不上报，仅记录") {
+    const select = $(id);
     const frag = document.createDocumentFragment();
     const none = document.createElement("option");
     none.value = "";
-    none.textContent = "不上报，仅记录";
+    none.textContent = noneText;
     frag.appendChild(none);
     for (const c of (await meta.get("categories")) || []) {
       const o = document.createElement("option");
@@ -702,6 +702,47 @@
     $("unread").textContent = String(unread);
   }
 
+  /** 上报事件 where the member stands: the GPS fix now, queued with its Idempotency-Key. */
+  async function reportCase() {
+    const category = $("case-category").value;
+    const title = $("case-title").value.trim();
+    if (!category || !title) {
+      $("case-msg").textContent = "请选择类别并填写标题。";
+      return;
+    }
+    $("case-save").disabled = true;
+    $("case-msg").textContent = "正在定位…";
+    let coords;
+    try {
+      coords = await new Promise((resolve, reject) =>
+        navigator.geolocation.getCurrentPosition((p) => resolve(p.coords), reject, {
+          enableHighAccuracy: true,
+          timeout: 15000,
+          maximumAge: 60000,
+        })
+      );
+    } catch (e) {
+      $("case-msg").textContent = "未能定位，无法在此处上报。";
+      $("case-save").disabled = false;
+      return;
+    }
+    const body = {
+      category,
+      title,
+      description: $("case-description").value.trim(),
+      lon: Number(coords.longitude.toFixed(7)),
+      lat: Number(coords.latitude.toFixed(7)),
+      crs: "wgs84",
+    };
+    await queueRequest(`上报事件：${title}`, "POST", "/cases/", body);
+    $("case-title").value = "";
+    $("case-description").value = "";
+    $("case-msg").textContent = "已保存，联网后上报。";
+    $("case-save").disabled = false;
+    await render();
+    sync();
+  }
+
   async function markRead(m) {
     m.read = true;
     await state.db.put("inbox", m);
@@ -727,6 +768,7 @@
 
   function selectTab(name) {
     state.tab = name;
+    if (name === "cases") fillCategories("case-category", "请选择类别");
     for (const b of document.querySelectorAll(".tabs button")) b.classList.toggle("active", b.dataset.tab === name);
     for (const t of ["tasks", "households", "cases", "outbox"]) $(`tab-${t}`).hidden = t !== name;
   }
@@ -838,6 +880,10 @@
     });
     $("sync-now").addEventListener("click", () => sync());
     $("daily-zero").addEventListener("click", () => dailyReport(true));
+    $("case-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      reportCase();
+    });
     $("daily-send").addEventListener("click", () => dailyReport(false));
     $("sign-out").addEventListener("click", () => signOut());
     $("update-reload").addEventListener("click", () => location.reload());
