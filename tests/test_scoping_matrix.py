@@ -942,7 +942,7 @@ BODY_ID_PROBES: dict[tuple[str, str, str], Callable] = {
     ("POST", "/api/v1/visits/", "household"): body_visit("household"),
     ("POST", "/api/v1/visits/", "resident"): body_visit("resident"),
     ("POST", "/api/v1/visits/", "task"): body_visit("task"),
-    ("POST", "/api/v1/visits/", "member"): body_visit("member"),
+    ("POST", "/api/v1/visits/", "participant_members"): body_visit("participant_members"),
 }
 BODY_ID_PROBES.update(RULES_BODY_ID_PROBES)  # type: ignore[arg-type]  # issue 18 item 15
 BODY_ID_PROBES.update(COMMUNITY_BODY_ID_PROBES)  # type: ignore[arg-type]  # issue 20
@@ -950,7 +950,8 @@ BODY_ID_PROBES.update(ASSISTANCE_BODY_ID_PROBES)  # issue 21: /api/v1/assistance
 #: ids a body carries that the schema does not show as integers (codes, JSON lists)
 EXTRA_BODY_IDS: dict[tuple[str, str, str], Callable] = {
     ("POST", "/open311/v2/requests.json", "address_id"): body_open311_address,
-    ("POST", "/api/v1/visits/", "participant_members"): body_visit("participant_members"),
+    # the schema no longer offers `member` (the visitor is the caller): a sent one is ignored
+    ("POST", "/api/v1/visits/", "member"): body_visit("member"),
 }
 
 
