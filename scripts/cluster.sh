@@ -39,27 +39,8 @@ PY=".venv/bin/python"
 RUN="$CLUSTER_DIR"
 
 log() { printf '\033[1;35m[cluster]\033[0m %s\n' "$*"; }
-need_root() {
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null; then sudo "$@"; else echo "need root for: $*" >&2; exit 1; fi
-  else "$@"; fi
-}
-# same pattern as scripts/setup.sh: apt-get update only when a package is missing
-apt_missing() {
-  local missing=()
-  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
-  echo "${missing[@]:-}"
-}
-APT_UPDATED=0
-apt_install() {
-  local missing
-  missing=$(apt_missing "$@")
-  [ -z "$missing" ] && return 0
-  if [ "$APT_UPDATED" -eq 0 ]; then log "apt-get update"; need_root apt-get update -q >/dev/null; APT_UPDATED=1; fi
-  log "apt-get install $missing"
-  # shellcheck disable=SC2086
-  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null
-}
+# need_root, apt_install (apt-get update only when a package is missing)
+source scripts/lib.sh
 as_pg() { need_root runuser -u postgres -- "$@"; }
 PG_BIN="/usr/lib/postgresql/$(ls /usr/lib/postgresql | sort -V | tail -n1)/bin"
 psql_primary() { as_pg psql -h "$PRIMARY_SOCKET" -p "$PRIMARY_PORT" -d "$DB_NAME" -v ON_ERROR_STOP=1 -qtA "$@"; }
