@@ -59,6 +59,7 @@ from gridsvc.chain.services import LEVEL_BY_NAME
 from gridsvc.territory.models import Building, Compound, Household, Unit
 from gridsvc.uploads import Upload
 
+from . import versions
 from .scoping import request_scope
 
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
@@ -90,23 +91,8 @@ def mask_name(name: str) -> str:
 
 
 def expected_version(request) -> int | None:  # type: ignore[no-untyped-def]
-    """The version the caller last saw, from If-Match (an ETag) or ``version`` in the body."""
-    raw = request.headers.get("If-Match")
-    if raw:
-        raw = raw.strip().removeprefix("W/")
-        if raw == "*":
-            return None
-        try:
-            return int(raw.strip('"').rsplit("-v", 1)[1])
-        except (IndexError, ValueError):
-            raise ValidationError({"If-Match": "not an ETag of a case"}) from None
-    body = request.data if isinstance(request.data, dict) else {}
-    if body.get("version") is not None:
-        try:
-            return int(body["version"])
-        except (TypeError, ValueError):
-            raise ValidationError({"version": "must be an integer"}) from None
-    return None
+    """The case version the caller last saw (If-Match or ``version``)."""
+    return versions.expected_version(request, "a case")
 
 
 def point_from(data: dict, crs: str = "wgs84") -> Point | None:

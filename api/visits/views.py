@@ -28,6 +28,7 @@ from api.schema import (
     VisitUploadMultipartSerializer,
     VisitUploadSerializer,
 )
+from api.versions import expected_version
 from gridsvc.chain.models import Position
 from gridsvc.chain.scope import scope_for
 from gridsvc.visits import services
@@ -730,22 +731,7 @@ class SyncEstimateView(APIView):
 def _expected_report_version(request) -> int | None:  # type: ignore[no-untyped-def]
     """The report version the phone last saw: ``If-Match`` (its ETag) or ``version`` in the
     body; None when neither (merge by item id)."""
-    raw = request.headers.get("If-Match")
-    if raw:
-        raw = raw.strip().removeprefix("W/")
-        if raw == "*":
-            return None
-        try:
-            return int(raw.strip('"').rsplit("-v", 1)[1])
-        except (IndexError, ValueError):
-            raise ValidationError({"If-Match": "not an ETag of a daily report"}) from None
-    body = request.data if isinstance(request.data, dict) else {}
-    if body.get("version") not in (None, ""):
-        try:
-            return int(body["version"])
-        except (TypeError, ValueError):
-            raise ValidationError({"version": "must be an integer"}) from None
-    return None
+    return expected_version(request, "a daily report")
 
 
 class DailyReportSerializer(serializers.ModelSerializer):
