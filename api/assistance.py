@@ -404,7 +404,9 @@ MIGRANT_FIELDS = [
 
 class MigrantSerializer(serializers.ModelSerializer):
     resident_name = serializers.CharField(source="resident.name", read_only=True)
-    household = serializers.IntegerField(source="resident.household_id", read_only=True)
+    household = serializers.IntegerField(
+        source="resident.household_id", read_only=True, allow_null=True
+    )
     home_contact_phone = serializers.SerializerMethodField()
 
     class Meta:

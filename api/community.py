@@ -191,7 +191,7 @@ class PetitionSerializer(LocatedSerializer):
 
 class VenueVisitSerializer(LocatedSerializer):
     place = _id("place_id", "the religious venue (Place of kind mosque / religious_venue)")
-    grid = serializers.IntegerField(source="grid_id", read_only=True)
+    grid = serializers.IntegerField(source="grid_id", read_only=True, allow_null=True)
     community = serializers.IntegerField(source="community_id", read_only=True)
 
     class Meta:
@@ -230,7 +230,7 @@ class PairingSerializer(LocatedSerializer):
 
 class RatingSerializer(LocatedSerializer):
     household = _id("household_id", "the household rated")
-    grid = serializers.IntegerField(source="grid_id", read_only=True)
+    grid = serializers.IntegerField(source="grid_id", read_only=True, allow_null=True)
     community = serializers.IntegerField(source="community_id", read_only=True)
 
     class Meta:
@@ -350,8 +350,8 @@ class CampaignSerializer(LocatedSerializer):
 
 class CampaignReturnSerializer(serializers.ModelSerializer):
     campaign = serializers.IntegerField(source="campaign_id", read_only=True)
-    grid = serializers.IntegerField(source="grid_id", read_only=True)
-    filed_by = serializers.IntegerField(source="filed_by_id", read_only=True)
+    grid = serializers.IntegerField(source="grid_id", read_only=True, allow_null=True)
+    filed_by = serializers.IntegerField(source="filed_by_id", read_only=True, allow_null=True)
 
     class Meta:
         model = CampaignReturn
