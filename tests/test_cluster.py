@@ -67,7 +67,6 @@ class Topology:
             "STANDBY_PORT": str(self.standby),
             "STANDBY_DIR": str(primary.dir / "standby"),
             "CLUSTER_WORKERS": "0",
-            "CLUSTER_SKIP_COLLECTSTATIC": "1",
             "GRIDSVC_LOGIN_FAILURE_RATE": "3/min",
         }
         self.env.pop("DATABASE_URL", None)

@@ -478,3 +478,19 @@ def _job_status(cluster: ThrowawayCluster, job_id: int) -> str:
     with psycopg2.connect(cluster.url()) as conn, conn.cursor() as cur:
         cur.execute("SELECT status FROM procrastinate_jobs WHERE id = %s", [job_id])
         return cur.fetchone()[0]
+
+
+def test_the_worker_watchdog_reaches_a_live_database(db):
+    """The watchdog's own connection works (a wrong DSN would make every worker exit 1 within
+    two checks and the supervisor restart it forever)."""
+    import asyncio
+
+    from gridsvc.supervision.worker import _ping_database, _watchdog
+
+    _ping_database()  # raises when the connection parameters are wrong
+
+    async def three_checks() -> None:
+        await asyncio.wait_for(_watchdog(0.2), timeout=1.0)
+
+    with pytest.raises(TimeoutError):  # still watching: no DatabaseGone after 4 checks
+        asyncio.run(three_checks())

@@ -69,9 +69,15 @@ def _ping_database() -> None:
     import psycopg2
     from django.db import connection
 
-    params = dict(connection.get_connection_params())
-    params["connect_timeout"] = 5
-    conn = psycopg2.connect(**params)
+    settings = connection.settings_dict
+    conn = psycopg2.connect(
+        dbname=settings["NAME"],
+        user=settings["USER"] or None,
+        password=settings["PASSWORD"] or None,
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+        connect_timeout=5,
+    )
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT 1")
