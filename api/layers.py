@@ -46,6 +46,7 @@ from gridsvc.layers import services as S
 from gridsvc.layers.models import OfflinePackage
 from gridsvc.territory.models import Grid
 
+from . import layer_params as P
 from .limits import LimitsView
 from .pagination import GeoPagination
 from .schema import OfflinePackageMetaSerializer
@@ -53,57 +54,23 @@ from .scoping import request_scope
 
 MVT = "application/vnd.mapbox-vector-tile"
 GEOJSON = "application/geo+json"
-OGC_LIMIT_DEFAULT = 10
-OGC_LIMIT_MAX = 10_000
+OGC_LIMIT_DEFAULT = P.OGC_LIMIT_DEFAULT
+OGC_LIMIT_MAX = P.OGC_LIMIT_MAX
 OGC_CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 ]
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+CRS84 = P.CRS84
 
 
-def _q(
-    name: str, description: str, type_: Any = str, enum: list[str] | None = None
-) -> OpenApiParameter:
-    return OpenApiParameter(name, type_, OpenApiParameter.QUERY, description=description, enum=enum)
+def _path(name: str, type_: Any = str, **kwargs: Any) -> OpenApiParameter:
+    return OpenApiParameter(name, type_, OpenApiParameter.PATH, **kwargs)
 
 
-CRS_PARAM = _q(
-    "crs",
-    "coordinates of bbox and output: wgs84 (default), gcj02, bd09, cgcs2000",
-    enum=["wgs84", "gcj02", "bd09", "cgcs2000"],
-)
-BBOX_PARAM = _q("bbox", "minlon,minlat,maxlon,maxlat (in crs)")
-TILE_CRS_PARAM = _q(
-    "crs",
-    "tile grid and coordinates: wgs84 (default; cgcs2000 = wgs84) or gcj02 (web mercator over "
-    "GCJ-02, for Amap/Tencent basemaps); anything else is a 400",
-    enum=list(S.TILE_CRS),
-)
-WINDOW_PARAMS = [
-    _q("since", "on/after: date YYYY-MM-DD or ISO date-time (alias: from)"),
-    _q("until", "on/before: a date is inclusive (alias: to)"),
-    _q("from", "alias of since"),
-    _q("to", "alias of until"),
-]
-CASE_FILTER_PARAMS = [
-    *WINDOW_PARAMS,
-    _q("category", "category codes or ids, comma-separated (sub-categories included)"),
-    _q("status", "case states, comma-separated, or open / done (alias: state)"),
-    _q("state", "alias of status"),
-    _q("kind", "dispute or hazard", enum=["dispute", "hazard"]),
-]
-
-
-def _layer_filter_params() -> list[OpenApiParameter]:
-    seen: dict[str, OpenApiParameter] = {p.name: p for p in CASE_FILTER_PARAMS}
-    for layer in S.LAYERS.values():
-        for name, desc in layer.filters.items():
-            if name not in seen:
-                t = bool if name == "far_off" else (str if name in ("code", "kind") else int)
-                seen[name] = _q(name, f"{desc} (layers: filter where it applies)", t)
-    return list(seen.values())
+LAYER_PATH = _path("layer", enum=list(S.LAYERS))
+TILE_LAYER_PATH = _path("layer", enum=list(S.TILE_LAYERS))
+COLLECTION_PATH = _path("collection_id", enum=list(S.LAYERS))
 
 
 class LayersView(APIView):
@@ -146,14 +113,12 @@ class TileView(GisClientView):
         "data under it changes. Below a layer's minzoom the tile is empty. Case layers and the "
         "heatmap take the case filters.",
         parameters=[
-            OpenApiParameter("layer", str, OpenApiParameter.PATH, enum=list(S.TILE_LAYERS)),
-            OpenApiParameter("z", int, OpenApiParameter.PATH, description=f"0..{S.MAX_ZOOM}"),
-            OpenApiParameter("x", int, OpenApiParameter.PATH),
-            OpenApiParameter("y", int, OpenApiParameter.PATH),
-            TILE_CRS_PARAM,
-            *CASE_FILTER_PARAMS,
-            _q("grid", "visits/cases: only this grid", int),
-            _q("far_off", "visits: only far-off visits (true/false)", bool),
+            TILE_LAYER_PATH,
+            _path("z", int, description=f"0..{S.MAX_ZOOM}"),
+            _path("x", int, description="0..2^z - 1"),
+            _path("y", int, description="0..2^z - 1"),
+            P.TileCrsParams,
+            P.all_filter_params(),
         ],
         responses={
             (200, MVT): OpenApiTypes.BINARY,
@@ -165,9 +130,8 @@ class TileView(GisClientView):
         if layer not in S.TILE_LAYERS:
             raise NotFound({"layer": f"unknown layer: one of {', '.join(S.TILE_LAYERS)}"})
         S.check_tile(z, x, y)
-        ldef = S.LAYERS.get(layer)
-        q = S.parse_layer_query(ldef, request.query_params)
-        q.crs = S.parse_tile_crs(request.query_params.get("crs"))
+        q = P.layer_query(layer if layer != "heatmap" else None, request.query_params)
+        q.crs = S.tile_crs(P.parse(P.TileCrsParams, request.query_params)["crs"])
         tile = S.get_tile(layer, z, x, y, request_scope(request), q)
         etag = f'"{tile.etag}"'
         headers = {
@@ -198,18 +162,15 @@ class TileJSONView(GisClientView):
     @extend_schema(
         operation_id="tilejson",
         summary="TileJSON 3.0.0 of a layer",
-        parameters=[
-            OpenApiParameter("layer", str, OpenApiParameter.PATH, enum=list(S.TILE_LAYERS)),
-            TILE_CRS_PARAM,
-        ],
+        parameters=[TILE_LAYER_PATH, P.TileCrsParams, P.all_filter_params()],
         responses={200: OpenApiTypes.OBJECT},
         tags=["layers"],
     )
     def get(self, request, layer: str):  # type: ignore[no-untyped-def]
         if layer not in S.TILE_LAYERS:
             raise NotFound({"layer": f"unknown layer: one of {', '.join(S.TILE_LAYERS)}"})
-        S.parse_layer_query(S.LAYERS.get(layer), request.query_params)  # validate the filters
-        crs = S.parse_tile_crs(request.query_params.get("crs"))
+        P.layer_query(layer if layer != "heatmap" else None, request.query_params)  # validate
+        crs = S.tile_crs(P.parse(P.TileCrsParams, request.query_params)["crs"])
         base = request.build_absolute_uri("/tiles/")
         return Response(
             S.tilejson(
@@ -240,7 +201,8 @@ class LayerListView(LayersView):
                     "description": layer.description,
                     "geometry_type": layer.geometry_type,
                     "fields": layer.fields,
-                    "filters": layer.filters,
+                    "labels": {p.name: p.label for p in layer.props if p.map},
+                    "filters": layer.filter_descriptions,
                     "geojson": request.build_absolute_uri(f"/api/v1/layers/{layer.name}/"),
                     "tiles": request.build_absolute_uri(
                         f"/tiles/{layer.name}/{{z}}/{{x}}/{{y}}.mvt"
@@ -258,16 +220,7 @@ class LayerFeaturesView(LayersView):
     @extend_schema(
         operation_id="layer_features",
         summary="A layer as GeoJSON (bbox, filters, paging, simplification, crs)",
-        parameters=[
-            OpenApiParameter("layer", str, OpenApiParameter.PATH, enum=list(S.LAYERS)),
-            BBOX_PARAM,
-            CRS_PARAM,
-            _q("zoom", "simplify for this web-map zoom (half a pixel)", float),
-            _q("tolerance", "simplification tolerance in metres (overrides zoom)", float),
-            _q("page", "page number", int),
-            _q("page_size", "features per page (≤ 500)", int),
-            *_layer_filter_params(),
-        ],
+        parameters=[LAYER_PATH, P.FeaturesParams, P.all_filter_params()],
         responses={200: OpenApiTypes.OBJECT},
         tags=["layers"],
     )
@@ -275,15 +228,12 @@ class LayerFeaturesView(LayersView):
         if layer not in S.LAYERS:
             raise NotFound({"layer": f"unknown layer: one of {', '.join(S.LAYERS)}"})
         ldef = S.LAYERS[layer]
-        params = request.query_params
-        crs = S.parse_crs(params.get("crs"))
-        bbox = S.parse_bbox(params.get("bbox"), crs)
-        zoom = S.parse_float(params.get("zoom"), "zoom", 0, S.MAX_ZOOM)
-        tol_m = S.parse_float(params.get("tolerance"), "tolerance", 0, 10_000)
-        q = S.parse_layer_query(ldef, params)
-        qs = S.features_queryset(
-            ldef, request_scope(request), q, bbox=bbox, tolerance=S.tolerance_deg(zoom, tol_m)
-        )
+        values = P.parse(P.FeaturesParams, request.query_params)
+        crs = values["crs"]
+        bbox = S.bbox_wgs84(values.get("bbox"), crs)
+        q = P.layer_query(layer, request.query_params)
+        tolerance = S.tolerance_deg(values.get("zoom"), values.get("tolerance"))
+        qs = S.features_queryset(ldef, request_scope(request), q, bbox=bbox, tolerance=tolerance)
         paginator = self.pagination_class()
         rows = paginator.paginate_queryset(qs, request, view=self)
         features = [S.row_to_feature(r, ldef.fields, crs) for r in rows or []]
@@ -299,25 +249,19 @@ class HeatmapView(LayersView):
         summary="Case heatmap: hexagon bins with counts (GeoJSON)",
         description="Cells of ST_HexagonGrid (EPSG:3857, edge from the zoom) touching bbox that "
         "hold cases of your territory in the window; count = cases in the whole cell.",
-        parameters=[
-            BBOX_PARAM,
-            _q("zoom", f"web-map zoom 0..{S.MAX_ZOOM} (hexagon size; default 15)", float),
-            CRS_PARAM,
-            *CASE_FILTER_PARAMS,
-        ],
+        parameters=[P.HeatmapParams, P.layer_filter_params(None)],
         responses={200: OpenApiTypes.OBJECT},
         tags=["layers"],
     )
     def get(self, request):  # type: ignore[no-untyped-def]
-        params = request.query_params
-        crs = S.parse_crs(params.get("crs"))
+        values = P.parse(P.HeatmapParams, request.query_params)
+        crs = values["crs"]
         scope = request_scope(request)
-        bbox = S.parse_bbox(params.get("bbox"), crs) or S.scope_extent(scope)
-        zoom = S.parse_float(params.get("zoom"), "zoom", 0, S.MAX_ZOOM)
-        q = S.parse_layer_query(None, params)
+        q = P.layer_query(None, request.query_params)
+        bbox = S.bbox_wgs84(values.get("bbox"), crs) or S.scope_extent(scope)
         if bbox is None:  # nothing in the territory
             bbox = (0.0, 0.0, 0.0, 0.0)
-        data = S.heatmap(scope, q, bbox, 15.0 if zoom is None else zoom, crs)
+        data = S.heatmap(scope, q, bbox, values["zoom"], crs)
         data["bbox"] = list(bbox)
         return Response(data)
 
@@ -328,23 +272,16 @@ class ChoroplethView(LayersView):
         summary="Per-grid figures for a choropleth (GeoJSON grids)",
         description="open, overdue (open and past due), resolved, resolution_rate, visits_done "
         "per grid of your territory, over cases reported (and visits made) in the window.",
-        parameters=[
-            CRS_PARAM,
-            _q("zoom", "simplify the grid outlines for this zoom", float),
-            _q("tolerance", "simplification tolerance in metres", float),
-            *CASE_FILTER_PARAMS,
-        ],
+        parameters=[P.SimplifyParams, P.layer_filter_params(None)],
         responses={200: OpenApiTypes.OBJECT},
         tags=["layers"],
     )
     def get(self, request):  # type: ignore[no-untyped-def]
-        params = request.query_params
-        crs = S.parse_crs(params.get("crs"))
-        zoom = S.parse_float(params.get("zoom"), "zoom", 0, S.MAX_ZOOM)
-        tol_m = S.parse_float(params.get("tolerance"), "tolerance", 0, 10_000)
-        q = S.parse_layer_query(None, params)
+        values = P.parse(P.SimplifyParams, request.query_params)
+        q = P.layer_query(None, request.query_params)
+        tolerance = S.tolerance_deg(values.get("zoom"), values.get("tolerance"))
         return Response(
-            S.choropleth(request_scope(request), q, tolerance=S.tolerance_deg(zoom, tol_m), crs=crs)
+            S.choropleth(request_scope(request), q, tolerance=tolerance, crs=values["crs"])
         )
 
 
@@ -382,24 +319,16 @@ def _package_meta(request, package: OfflinePackage, queued: bool) -> dict:  # ty
     }
 
 
-PACKAGE_CRS_PARAM = _q(
-    "crs",
-    "wgs84 (default) or gcj02 (tiles in the GCJ-02 web-mercator grid and household points in "
-    "GCJ-02, for Amap/Tencent basemaps): a package of its own with its own ETag",
-    enum=list(S.TILE_CRS),
-)
-
-
 class OfflineMetaView(LayersView):
     @extend_schema(
         operation_id="offline_grid",
         summary="Offline package of a grid: metadata (asks for a build when missing or stale)",
-        parameters=[PACKAGE_CRS_PARAM],
+        parameters=[P.PackageParams],
         responses={200: OfflinePackageMetaSerializer},
         tags=["layers"],
     )
     def get(self, request, grid_id: int):  # type: ignore[no-untyped-def]
-        crs = S.parse_tile_crs(request.query_params.get("crs"))
+        crs = S.tile_crs(P.parse(P.PackageParams, request.query_params)["crs"])
         grid = _package_grid(request, grid_id)
         package, queued = offline.request_package(grid, crs)
         return Response(_package_meta(request, package, queued))
@@ -457,7 +386,7 @@ class OfflinePackageView(LayersView):
         "If-Range: <etag> so that a rebuilt package comes whole (200). Never gzipped again "
         "(a zip is compressed already).",
         parameters=[
-            PACKAGE_CRS_PARAM,
+            P.PackageParams,
             OpenApiParameter("Range", str, OpenApiParameter.HEADER, description="bytes=N-"),
             OpenApiParameter("If-Range", str, OpenApiParameter.HEADER, description="the ETag"),
         ],
@@ -471,7 +400,7 @@ class OfflinePackageView(LayersView):
         tags=["layers"],
     )
     def get(self, request, grid_id: int):  # type: ignore[no-untyped-def]
-        crs = S.parse_tile_crs(request.query_params.get("crs"))
+        crs = S.tile_crs(P.parse(P.PackageParams, request.query_params)["crs"])
         grid = _package_grid(request, grid_id)
         package, queued = offline.request_package(grid, crs)
         if not package.file:
@@ -661,9 +590,7 @@ class OGCCollectionView(GisClientView):
     @extend_schema(
         operation_id="ogc_collection",
         summary="OGC API - Features: a collection",
-        parameters=[
-            OpenApiParameter("collection_id", str, OpenApiParameter.PATH, enum=list(S.LAYERS))
-        ],
+        parameters=[COLLECTION_PATH],
         responses={200: OpenApiTypes.OBJECT},
         tags=["ogc"],
     )
@@ -681,47 +608,19 @@ class OGCItemsView(GisClientView):
     @extend_schema(
         operation_id="ogc_items",
         summary="OGC API - Features: items of a collection",
-        parameters=[
-            OpenApiParameter("collection_id", str, OpenApiParameter.PATH, enum=list(S.LAYERS)),
-            _q("bbox", "minlon,minlat,maxlon,maxlat (CRS84)"),
-            _q("limit", f"1..{OGC_LIMIT_MAX} (default {OGC_LIMIT_DEFAULT})", int),
-            _q("offset", "skip this many items", int),
-            _q(
-                "datetime",
-                "RFC 3339 instant or interval (a/b, ../b, a/..): cases by reported "
-                "time, visits by visit time",
-            ),
-            _q("f", "json (the only format)", enum=["json"]),
-            *[p for p in _layer_filter_params() if p.name not in ("from", "to", "state")],
-        ],
+        parameters=[COLLECTION_PATH, P.ogc_items_schema_params()],
         responses={(200, GEOJSON): OpenApiTypes.OBJECT},
         tags=["ogc"],
     )
     def get(self, request, collection_id: str):  # type: ignore[no-untyped-def]
         ldef = _ogc_layer(collection_id)
         params = request.query_params
-        known = {"bbox", "limit", "offset", "datetime", "f", "bbox-crs", *ldef.filters}
-        for key in params:
-            if key not in known:
-                raise ValidationError(
-                    {key: f"unknown parameter for {ldef.name}: {', '.join(sorted(known))}"}
-                )
-        if params.get("f") not in (None, "", "json"):
-            raise ValidationError({"f": "json is the only format"})
-        if params.get("bbox-crs") not in (None, "", CRS84):
-            raise ValidationError({"bbox-crs": f"only {CRS84}"})
-        raw_bbox = params.get("bbox")
-        if raw_bbox and len(raw_bbox.split(",")) == 6:  # minx,miny,minz,maxx,maxy,maxz
-            p = raw_bbox.split(",")
-            raw_bbox = ",".join([p[0], p[1], p[3], p[4]])
-        bbox = S.parse_bbox(raw_bbox)
-        limit = S.parse_int(params.get("limit"), "limit", 1, OGC_LIMIT_MAX, OGC_LIMIT_DEFAULT)
-        offset = S.parse_int(params.get("offset"), "offset", 0, 10**9, 0)
-        when = S.parse_datetime_interval(params.get("datetime")) if ldef.temporal else (None, None)
-        if params.get("datetime") and not ldef.temporal:
-            raise ValidationError({"datetime": f"{ldef.name} has no time"})
-        q = S.parse_layer_query(ldef, params)
-        q.all_time = bool(params.get("datetime"))  # the interval replaces the default window
+        values = P.parse_ogc_items(ldef.name, params)
+        bbox = S.bbox_wgs84(values.get("bbox"))
+        limit, offset = values["limit"], values["offset"]
+        when = values.get("datetime") or (None, None)
+        q = S.layer_query(ldef, values)
+        q.all_time = "datetime" in values  # the interval replaces the default window
         qs = S.features_queryset(ldef, request_scope(request), q, bbox=bbox, datetime_range=when)
         rows = list(qs[offset : offset + limit + 1])  # type: ignore[operator]
         more = len(rows) > limit
@@ -762,10 +661,7 @@ class OGCItemView(GisClientView):
     @extend_schema(
         operation_id="ogc_item",
         summary="OGC API - Features: one item",
-        parameters=[
-            OpenApiParameter("collection_id", str, OpenApiParameter.PATH, enum=list(S.LAYERS)),
-            OpenApiParameter("feature_id", int, OpenApiParameter.PATH),
-        ],
+        parameters=[COLLECTION_PATH, _path("feature_id", int)],
         responses={(200, GEOJSON): OpenApiTypes.OBJECT},
         tags=["ogc"],
     )

@@ -25,7 +25,7 @@ import gzip
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -61,6 +61,7 @@ from geo.hexbin import (
     tile_bounds_3857,
 )
 from gridsvc.chain.scope import Scope
+from gridsvc.chain.visibility import ETHNICITY, LOW_INCOME
 from gridsvc.dbrouter import read_connection
 from gridsvc.errors import DomainError
 from gridsvc.territory.models import Building, Compound, Grid, Household, Place
@@ -97,17 +98,9 @@ class ParamError(DomainError, ValueError):
 
 
 # ====================================================================== parameters
-def parse_crs(raw: str | None, field_name: str = "crs") -> str:
-    """Canonical CRS name (wgs84 by default)."""
-    if raw in (None, ""):
-        return "wgs84"
-    try:
-        return geocrs.normalize_crs(raw)
-    except geocrs.UnsupportedCRS:
-        raise ParamError(
-            field_name, f"one of {', '.join(geocrs.SUPPORTED_CRS)} (got {raw!r})"
-        ) from None
-
+# Query parameters are parsed (types, ranges, formats, names of states) by the API's
+# serializers (api/layer_params.py), which read :class:`Filter` declarations from here; the
+# rules below (what a tile CRS may be, how big a box, which categories exist) are the layers'.
 
 #: coordinate systems a tile can be drawn in: WGS84 (web mercator over WGS84, the default;
 #: CGCS2000 is the same to centimetres) and GCJ-02 (web mercator over GCJ-02, the grid of
@@ -115,11 +108,10 @@ def parse_crs(raw: str | None, field_name: str = "crs") -> str:
 TILE_CRS = ("wgs84", "gcj02")
 
 
-def parse_tile_crs(raw: str | None, field_name: str = "crs") -> str:
-    """``wgs84`` (default; ``cgcs2000`` too) or ``gcj02`` for tiles and offline packages;
-    ParamError naming ``crs`` for anything else."""
-    crs = parse_crs(raw, field_name)
-    if crs == "cgcs2000":
+def tile_crs(crs: str | None, field_name: str = "crs") -> str:
+    """The tile grid for a canonical CRS name (:func:`geo.crs.normalize_crs`): ``wgs84``
+    (default; ``cgcs2000`` too) or ``gcj02``; ParamError naming ``crs`` for anything else."""
+    if crs in (None, "", "cgcs2000"):
         return "wgs84"
     if crs not in TILE_CRS:
         raise ParamError(
@@ -130,25 +122,14 @@ def parse_tile_crs(raw: str | None, field_name: str = "crs") -> str:
     return crs
 
 
-def parse_bbox(
-    raw: str | None, crs: str = "wgs84", field_name: str = "bbox", required: bool = False
+def bbox_wgs84(
+    box: tuple[float, float, float, float] | None, crs: str = "wgs84", field_name: str = "bbox"
 ) -> tuple[float, float, float, float] | None:
-    """``minlon,minlat,maxlon,maxlat`` in ``crs`` → a WGS84 box (corners converted)."""
-    if raw in (None, ""):
-        if required:
-            raise ParamError(field_name, "required: minlon,minlat,maxlon,maxlat")
+    """A box ``(minlon, minlat, maxlon, maxlat)`` given in ``crs`` → a WGS84 box (corners
+    converted). Minimum not above maximum, at most :data:`MAX_BBOX_DEG` wide and high."""
+    if box is None:
         return None
-    parts = str(raw).split(",")
-    if len(parts) != 4:
-        raise ParamError(field_name, "four numbers: minlon,minlat,maxlon,maxlat")
-    try:
-        x0, y0, x1, y1 = (float(p) for p in parts)
-    except ValueError:
-        raise ParamError(field_name, "four numbers: minlon,minlat,maxlon,maxlat") from None
-    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
-        raise ParamError(field_name, "numbers must be finite")
-    if not (-180 <= x0 <= 180 and -180 <= x1 <= 180 and -90 <= y0 <= 90 and -90 <= y1 <= 90):
-        raise ParamError(field_name, "longitudes in [-180, 180], latitudes in [-90, 90]")
+    x0, y0, x1, y1 = box
     if x0 > x1 or y0 > y1:
         raise ParamError(field_name, "minimum greater than maximum")
     if x1 - x0 > MAX_BBOX_DEG or y1 - y0 > MAX_BBOX_DEG:
@@ -161,46 +142,9 @@ def parse_bbox(
     return x0, y0, x1, y1
 
 
-def parse_int(
-    raw: str | None, field_name: str, lo: int, hi: int, default: int | None = None
-) -> int | None:
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(str(raw))
-    except ValueError:
-        raise ParamError(field_name, "must be an integer") from None
-    if not lo <= value <= hi:
-        raise ParamError(field_name, f"must be between {lo} and {hi}")
-    return value
-
-
-def parse_float(raw: str | None, field_name: str, lo: float, hi: float) -> float | None:
-    if raw in (None, ""):
-        return None
-    try:
-        value = float(str(raw))
-    except ValueError:
-        raise ParamError(field_name, "must be a number") from None
-    if not (math.isfinite(value) and lo <= value <= hi):
-        raise ParamError(field_name, f"must be between {lo} and {hi}")
-    return value
-
-
-def parse_bool(raw: str | None, field_name: str) -> bool | None:
-    if raw in (None, ""):
-        return None
-    value = str(raw).strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ParamError(field_name, "true or false")
-
-
 def parse_instant(raw: str | None, field_name: str, end: bool = False) -> datetime | None:
     """A date (``YYYY-MM-DD``: its start, or with ``end`` the start of the next day) or an
-    ISO 8601 date-time (naive = local time)."""
+    ISO 8601 date-time (naive = local time): how the layers read a day (local whole days)."""
     if raw in (None, "", ".."):
         return None
     raw = str(raw).strip()
@@ -223,71 +167,40 @@ def parse_instant(raw: str | None, field_name: str, end: bool = False) -> dateti
     return value
 
 
-def parse_window(
-    params: Mapping[str, Any],
-) -> tuple[datetime | None, datetime | None]:
-    """``since``/``until`` (aliases ``from``/``to``): dates are whole days, ``until`` inclusive."""
-    since_name = "since" if params.get("since") not in (None, "") else "from"
-    until_name = "until" if params.get("until") not in (None, "") else "to"
-    since = parse_instant(params.get(since_name), since_name)
-    until = parse_instant(params.get(until_name), until_name, end=True)
-    if since and until and since >= until:
-        raise ParamError(until_name, "must be after since")
-    return since, until
+def case_statuses(names: Iterable[str] | None) -> list[str] | None:
+    """Case states for ``status`` (states or the groups ``open`` / ``done``, already checked
+    against :func:`status_names`)."""
+    from gridsvc.cases.models import DONE_STATUSES, OPEN_STATUSES
 
-
-def parse_datetime_interval(raw: str | None) -> tuple[datetime | None, datetime | None]:
-    """OGC API ``datetime``: an instant, ``a/b``, ``../b`` or ``a/..``."""
-    if raw in (None, ""):
-        return None, None
-    raw = str(raw)
-    if "/" in raw:
-        a, _, b = raw.partition("/")
-        lo = parse_instant(a or "..", "datetime")
-        hi = parse_instant(b or "..", "datetime", end=True)
-        if lo is None and hi is None:
-            raise ParamError("datetime", "an open interval needs one end")
-        if lo and hi and lo >= hi:
-            raise ParamError("datetime", "start after end")
-        return lo, hi
-    lo = parse_instant(raw, "datetime")
-    hi = parse_instant(raw, "datetime", end=True) if len(raw) == 10 else lo
-    if lo is not None and hi is not None and hi == lo:
-        hi = lo + timedelta(microseconds=1)
-    return lo, hi
-
-
-def case_statuses(raw: str | None, field_name: str = "status") -> list[str] | None:
-    """``status``: comma-separated case states, or ``open`` / ``done`` for the groups."""
-    from gridsvc.cases.models import DONE_STATUSES, OPEN_STATUSES, Status
-
-    if raw in (None, ""):
+    if names is None:
         return None
     out: list[str] = []
-    for part in str(raw).split(","):
-        part = part.strip()
-        if part == "open":
+    for name in names:
+        if name == "open":
             out += [str(s) for s in OPEN_STATUSES]
-        elif part == "done":
+        elif name == "done":
             out += [str(s) for s in DONE_STATUSES]
-        elif part in Status.values:
-            out.append(part)
         else:
-            raise ParamError(
-                field_name, f"unknown state {part!r}: one of open, done, {Status.values}"
-            )
+            out.append(name)
     return sorted(set(out))
 
 
-def case_categories(raw: str | None, field_name: str = "category") -> list[int] | None:
-    """``category``: codes or ids, comma-separated; a category includes its sub-categories."""
+def status_names() -> list[str]:
+    """What ``status`` accepts: the groups ``open`` and ``done`` and every case state."""
+    from gridsvc.cases.models import Status
+
+    return ["open", "done", *Status.values]
+
+
+def case_categories(codes: Iterable[str] | None, field_name: str = "category") -> list[int] | None:
+    """``category``: codes or ids; a category includes its sub-categories (ParamError naming
+    the field for an unknown one)."""
     from gridsvc.cases.models import Category
 
-    if raw in (None, ""):
+    if codes is None:
         return None
     ids: set[int] = set()
-    for part in str(raw).split(","):
-        part = part.strip()
+    for part in codes:
         q = Q(code=part)
         if part.isdigit() and len(part) < 12:
             q |= Q(id=int(part))
@@ -543,14 +456,68 @@ class LayerQuery:
 
 
 @dataclass(frozen=True)
+class Prop:
+    """One property of a layer, declared once. Tiles, GeoJSON and OGC API items show the
+    ``map`` properties; exports (:mod:`gridsvc.dataio.export`) write the ``export`` ones as
+    columns. ``sensitive`` names the :mod:`gridsvc.chain.visibility` attribute the value
+    reveals: a tier that may not know it gets no such column, and a scope mixing staff and
+    neighbour grants gets ``blank`` outside its staff part."""
+
+    name: str
+    #: ``integer`` | ``number`` | ``string`` | ``boolean`` | ``datetime``
+    type: str
+    label: str
+    #: a field path, an ORM expression, or a function returning one (imports deferred)
+    expr: Any
+    map: bool = True
+    export: bool = False
+    #: the column's name in exported files, when it is not ``name`` (shapefile: ≤ 10 chars)
+    column: str | None = None
+    #: changes with the clock alone: left out of timeless queries (offline packages)
+    clock: bool = False
+    sensitive: str | None = None
+    blank: Any = None
+
+    def expression(self) -> Any:
+        if isinstance(self.expr, str):
+            return F(self.expr)
+        if callable(self.expr) and not hasattr(self.expr, "resolve_expression"):
+            return self.expr()
+        return self.expr
+
+    @property
+    def column_name(self) -> str:
+        return self.column or self.name
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A query parameter of a layer. The API's serializers parse it from ``type`` (``id``,
+    ``text``, ``bool``, ``choice``, ``since``, ``until``, ``categories``, ``statuses``);
+    ``path`` is the field it filters (the window and case filters have their own)."""
+
+    name: str
+    type: str
+    description: str
+    path: str | None = None
+    choices: tuple[str, ...] = ()
+    #: other names the GeoJSON layers and tiles accept (not OGC API)
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Built:
     """A layer's scoped, filtered queryset: the geometry to draw and the properties."""
 
     qs: QuerySet
     geom: str  # field path of the geometry (for bbox lookups and drawing)
-    props: dict[str, Any]  # property name → expression
+    props: dict[str, Any] = field(default_factory=dict)  # property name → expression
     temporal: str | None = None  # field path for OGC datetime
     fid: Any = "pk"
+    #: expressions replacing a property's own (households aggregated per building)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    #: the build applied the layer's filters itself
+    filtered: bool = False
 
 
 @dataclass(frozen=True)
@@ -560,70 +527,77 @@ class LayerDef:
     description: str
     geometry_type: str
     minzoom: int
-    fields: dict[str, str]  # property → "integer" | "string" | "boolean" | "number"
+    props: tuple[Prop, ...]
     build: Callable[[Scope, LayerQuery, int | None], Built]
-    filters: dict[str, str] = field(default_factory=dict)  # query param → description
+    filters: tuple[Filter, ...] = ()
     temporal: bool = False
     time_dependent: bool = False
     polygon: bool = False
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """Map properties → type (tiles, GeoJSON, OGC API)."""
+        return {p.name: p.type for p in self.props if p.map}
+
+    @property
+    def filter_descriptions(self) -> dict[str, str]:
+        return {f.name: f.description for f in self.filters}
+
+    @property
+    def export_props(self) -> tuple[Prop, ...]:
+        return tuple(p for p in self.props if p.export)
+
+    @property
+    def exported(self) -> bool:
+        return bool(self.export_props)
 
     def tilejson_fields(self) -> dict[str, str]:
         kinds = {"integer": "Number", "number": "Number", "string": "String", "boolean": "Boolean"}
         return {k: kinds[v] for k, v in self.fields.items()}
 
+    def query(self, scope: Scope, q: LayerQuery, zoom: int | None = None) -> Built:
+        """The scoped, filtered rows with the map properties' expressions (``zoom``: of a
+        tile; None for GeoJSON and OGC API)."""
+        built = self.build(scope, q, zoom)
+        if not built.filtered:
+            built = replace(built, qs=apply_filters(built.qs, q, self.filters))
+        props = {
+            p.name: built.overrides.get(p.name, p.expression())
+            for p in self.props
+            if p.map and not (q.timeless and p.clock)
+        }
+        return replace(built, props=props)
 
-def _apply_id_filters(qs: QuerySet, q: LayerQuery, mapping: dict[str, str]) -> QuerySet:
-    for param, path in mapping.items():
-        value = q.filters.get(param)
-        if value is not None:
-            qs = qs.filter(**{path: value})
+    def rows(self, scope: Scope) -> tuple[QuerySet, str]:
+        """(the scoped rows, the geometry's field path) for an export: every row of the
+        caller's territory, unfiltered, one per feature."""
+        built = self.build(scope, LayerQuery(all_time=True), None)
+        return built.qs, built.geom
+
+
+def apply_filters(qs: QuerySet, q: LayerQuery, filters: Iterable[Filter]) -> QuerySet:
+    """``q.filters`` on the fields the declarations name."""
+    for f in filters:
+        value = q.filters.get(f.name)
+        if f.path and value is not None:
+            qs = qs.filter(**{f.path: value})
     return qs
 
 
 def _grids(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
-    qs = scope.filter(Grid.objects.all()).order_by("code")
-    qs = _apply_id_filters(qs, q, {"community": "community_id", "code": "code"})
-    return Built(
-        qs,
-        "boundary",
-        {
-            "code": F("code"),
-            "name": F("name"),
-            "community": F("community__code"),
-            "micro": ExpressionWrapper(Q(parent__isnull=False), output_field=BooleanField()),
-        },
-    )
+    return Built(scope.filter(Grid.objects.all()).order_by("code"), "boundary")
 
 
 def _compounds(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
-    qs = scope.filter(Compound.objects.all()).order_by("code")
-    qs = _apply_id_filters(qs, q, {"community": "community_id", "code": "code"})
-    return Built(qs, "boundary", {"code": F("code"), "name": F("name")})
+    return Built(scope.filter(Compound.objects.all()).order_by("code"), "boundary")
 
 
 def _buildings(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
-    qs = scope.filter(Building.objects.all()).order_by("code")
-    qs = _apply_id_filters(qs, q, {"grid": "grid_id", "compound": "compound_id", "code": "code"})
-    return Built(
-        qs,
-        "footprint",
-        {
-            "code": F("code"),
-            "name": F("name"),
-            "floors": F("floors"),
-            "grid": F("grid_id"),
-            "compound": F("compound_id"),
-        },
-    )
+    return Built(scope.filter(Building.objects.all()).order_by("code"), "footprint")
 
 
 def _households(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
-    households = scope.filter(Household.objects.all())
-    households = _apply_id_filters(
-        households,
-        q,
-        {"grid": "unit__building__grid_id", "building": "unit__building_id", "unit": "unit_id"},
-    )
+    households = apply_filters(scope.filter(Household.objects.all()), q, HOUSEHOLD_FILTERS)
     if zoom is not None and zoom < HOUSEHOLD_DETAIL_ZOOM:
         # one point per building with the count of the caller's households in it
         qs = (
@@ -636,34 +610,20 @@ def _households(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
             )
             .order_by("code")
         )
-        return Built(
-            qs,
-            "point",
-            {
-                "building": F("code"),
-                "households": F("n_households"),
-                "unit": Value(None, output_field=IntegerField()),
-                "room": Value(None, output_field=IntegerField()),
-                "floor": Value(None, output_field=IntegerField()),
-            },
-        )
-    return Built(
-        households.order_by("unit_id", "room"),
-        "unit__building__point",
-        {
-            "building": F("unit__building__code"),
-            "households": Value(1),
-            "unit": F("unit__number"),
-            "room": F("room"),
-            "floor": F("floor"),
-        },
-    )
+        none = Value(None, output_field=IntegerField())
+        overrides = {
+            "building": F("code"),
+            "households": F("n_households"),
+            "unit": none,
+            "room": none,
+            "floor": none,
+        }
+        return Built(qs, "point", overrides=overrides, filtered=True)
+    return Built(households.order_by("unit_id", "room"), "unit__building__point", filtered=True)
 
 
 def _places(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
-    qs = scope.filter(Place.objects.all()).order_by("id")
-    qs = _apply_id_filters(qs, q, {"kind": "kind", "grid": "grid_id"})
-    return Built(qs, "point", {"kind": F("kind"), "name": F("name"), "grid": F("grid_id")})
+    return Built(scope.filter(Place.objects.all()).order_by("id"), "point")
 
 
 def scoped_cases(scope: Scope, q: LayerQuery) -> QuerySet:
@@ -679,11 +639,7 @@ def scoped_cases(scope: Scope, q: LayerQuery) -> QuerySet:
         qs = qs.filter(category_id__in=q.categories)
     if q.statuses is not None:
         qs = qs.filter(status__in=q.statuses)
-    return _apply_id_filters(qs, q, {"grid": "grid_id", "kind": "kind"})
-
-
-#: case properties that change with the clock alone (left out when ``LayerQuery.timeless``)
-CLOCK_ONLY_CASE_PROPS = ("overdue", "age_days")
+    return apply_filters(qs, q, CASE_LAYER_FILTERS)
 
 
 class UtcIso(Func):
@@ -694,30 +650,8 @@ class UtcIso(Func):
 
 
 def _cases(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
-    from gridsvc.cases import figures
-
     qs = scoped_cases(scope, q).order_by("-reported_at", "-id")
-    props: dict[str, Any] = {
-        "status": F("status"),
-        "open": ExpressionWrapper(figures.OPEN, output_field=BooleanField()),
-        "overdue": When_(
-            WhenClause(figures.overdue(Now()), then=Value(True)),
-            default=Value(False),
-            output_field=BooleanField(),
-        ),
-        "category": F("category__code"),
-        "kind": F("kind"),
-        "level": F("level"),
-        "card": F("card"),
-        "age_days": AgeDays(F("reported_at")),
-        "reported": F("reported_at__date"),
-        # the running stage's deadline, UTC ISO 8601 (a phone offline works out "overdue")
-        "due": UtcIso(F("due_at")),
-    }
-    if q.timeless:
-        for name in CLOCK_ONLY_CASE_PROPS:
-            del props[name]
-    return Built(qs, "location", props, temporal="reported_at")
+    return Built(qs, "location", temporal="reported_at", filtered=True)
 
 
 def _visits(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
@@ -731,24 +665,50 @@ def _visits(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
         qs = qs.filter(client_time__gte=since)
     if q.until:
         qs = qs.filter(client_time__lt=q.until)
-    qs = _apply_id_filters(
-        qs, q, {"grid": "household__unit__building__grid_id", "far_off": "far_off"}
-    ).order_by("-client_time", "-id")
-    return Built(
-        qs,
-        "household__unit__building__point",
-        {
-            "day": F("client_time__date"),
-            "building": F("household__unit__building__code"),
-            "far_off": F("far_off"),
-            "accuracy": F("accuracy_grade"),
-            "task": ExpressionWrapper(Q(task__isnull=False), output_field=BooleanField()),
-        },
-        temporal="client_time",
+    qs = qs.order_by("-client_time", "-id")
+    return Built(qs, "household__unit__building__point", temporal="client_time")
+
+
+def _case_open() -> Any:
+    from gridsvc.cases import figures
+
+    return ExpressionWrapper(figures.OPEN, output_field=BooleanField())
+
+
+def _case_overdue() -> Any:
+    from gridsvc.cases import figures
+
+    return When_(
+        WhenClause(figures.overdue(Now()), then=Value(True)),
+        default=Value(False),
+        output_field=BooleanField(),
     )
 
 
 _ID = "integer id of a grid/community/… in your territory"
+#: the case filters of the cases layer, the heatmap and the choropleth
+CASE_FILTERS: tuple[Filter, ...] = (
+    Filter(
+        "since", "since", "reported on/after (date or date-time; alias from)", aliases=("from",)
+    ),
+    Filter("until", "until", "reported on/before (date: inclusive; alias to)", aliases=("to",)),
+    Filter(
+        "category", "categories", "category codes or ids, comma-separated (with sub-categories)"
+    ),
+    Filter(
+        "status",
+        "statuses",
+        "states, comma-separated, or open / done (alias state)",
+        aliases=("state",),
+    ),
+    Filter("kind", "choice", "dispute or hazard", "kind", ("dispute", "hazard")),
+)
+CASE_LAYER_FILTERS: tuple[Filter, ...] = (*CASE_FILTERS, Filter("grid", "id", _ID, "grid_id"))
+HOUSEHOLD_FILTERS: tuple[Filter, ...] = (
+    Filter("grid", "id", _ID, "unit__building__grid_id"),
+    Filter("building", "id", _ID, "unit__building_id"),
+    Filter("unit", "id", _ID, "unit_id"),
+)
 LAYERS: dict[str, LayerDef] = {
     d.name: d
     for d in (
@@ -758,9 +718,41 @@ LAYERS: dict[str, LayerDef] = {
             "Grid polygons with code and name.",
             "MultiPolygon",
             8,
-            {"code": "string", "name": "string", "community": "string", "micro": "boolean"},
+            (
+                Prop("code", "string", "网格编码 grid code", "code", export=True),
+                Prop("name", "string", "名称 name", "name", export=True),
+                Prop(
+                    "community", "string", "社区编码 community code", "community__code", export=True
+                ),
+                Prop(
+                    "micro",
+                    "boolean",
+                    "微网格 micro-grid",
+                    ExpressionWrapper(Q(parent__isnull=False), output_field=BooleanField()),
+                ),
+                Prop(
+                    "parent",
+                    "string",
+                    "上级网格 parent grid",
+                    "parent__code",
+                    map=False,
+                    export=True,
+                ),
+                Prop(
+                    "responsible_body",
+                    "string",
+                    "责任主体 responsible body",
+                    "responsible_body",
+                    map=False,
+                    export=True,
+                    column="resp_body",
+                ),
+            ),
             _grids,
-            {"community": _ID, "code": "15-digit grid code"},
+            (
+                Filter("community", "id", _ID, "community_id"),
+                Filter("code", "text", "15-digit grid code", "code"),
+            ),
             polygon=True,
         ),
         LayerDef(
@@ -769,9 +761,32 @@ LAYERS: dict[str, LayerDef] = {
             "Compound polygons with code and name.",
             "MultiPolygon",
             11,
-            {"code": "string", "name": "string"},
+            (
+                Prop("code", "string", "小区编码 compound code", "code", export=True),
+                Prop("name", "string", "名称 name", "name", export=True),
+                Prop(
+                    "community",
+                    "string",
+                    "社区编码 community code",
+                    "community__code",
+                    map=False,
+                    export=True,
+                ),
+                Prop(
+                    "property_company",
+                    "string",
+                    "物业公司 property company",
+                    "property_company",
+                    map=False,
+                    export=True,
+                    column="property",
+                ),
+            ),
             _compounds,
-            {"community": _ID, "code": "compound code"},
+            (
+                Filter("community", "id", _ID, "community_id"),
+                Filter("code", "text", "compound code", "code"),
+            ),
             polygon=True,
         ),
         LayerDef(
@@ -780,15 +795,45 @@ LAYERS: dict[str, LayerDef] = {
             "Building footprints.",
             "MultiPolygon",
             13,
-            {
-                "code": "string",
-                "name": "string",
-                "floors": "integer",
-                "grid": "integer",
-                "compound": "integer",
-            },
+            (
+                Prop("code", "string", "楼栋编码 building code", "code", export=True),
+                Prop("name", "string", "名称 name", "name", export=True),
+                Prop("address", "string", "地址 address", "address", map=False, export=True),
+                Prop("floors", "integer", "层数 floors", "floors", export=True),
+                Prop("grid", "integer", "网格 id grid id", "grid_id"),
+                Prop("compound", "integer", "小区 id compound id", "compound_id"),
+                Prop(
+                    "grid_code",
+                    "string",
+                    "网格编码 grid code",
+                    "grid__code",
+                    map=False,
+                    export=True,
+                ),
+                Prop(
+                    "compound_code",
+                    "string",
+                    "小区编码 compound code",
+                    "compound__code",
+                    map=False,
+                    export=True,
+                    column="compound",
+                ),
+                Prop(
+                    "households",
+                    "integer",
+                    "户数 households",
+                    lambda: Count("units__households"),
+                    map=False,
+                    export=True,
+                ),
+            ),
             _buildings,
-            {"grid": _ID, "compound": _ID, "code": "building code"},
+            (
+                Filter("grid", "id", _ID, "grid_id"),
+                Filter("compound", "id", _ID, "compound_id"),
+                Filter("code", "text", "building code", "code"),
+            ),
             polygon=True,
         ),
         LayerDef(
@@ -799,15 +844,49 @@ LAYERS: dict[str, LayerDef] = {
             "No names, no residents, no tags.",
             "Point",
             14,
-            {
-                "building": "string",
-                "households": "integer",
-                "unit": "string",
-                "room": "string",
-                "floor": "integer",
-            },
+            (
+                Prop("hh_id", "integer", "户 id household id", "id", map=False, export=True),
+                Prop(
+                    "building",
+                    "string",
+                    "楼栋编码 building code",
+                    "unit__building__code",
+                    export=True,
+                ),
+                Prop("households", "integer", "户数 households", Value(1)),
+                Prop("unit", "string", "单元 unit", "unit__number", export=True, column="unit_no"),
+                Prop("room", "string", "房号 room", "room", export=True),
+                Prop("floor", "integer", "楼层 floor", "floor", export=True),
+                # 廉租房 reveals an income/assistance status
+                Prop(
+                    "tenure",
+                    "string",
+                    "住房性质 tenure",
+                    "tenure",
+                    map=False,
+                    export=True,
+                    sensitive=LOW_INCOME,
+                    blank="",
+                ),
+                Prop(
+                    "grid_code",
+                    "string",
+                    "网格编码 grid code",
+                    "unit__building__grid__code",
+                    map=False,
+                    export=True,
+                ),
+                Prop(
+                    "residents",
+                    "integer",
+                    "人数 residents",
+                    lambda: Count("residents"),
+                    map=False,
+                    export=True,
+                ),
+            ),
             _households,
-            {"grid": _ID, "building": _ID, "unit": _ID},
+            HOUSEHOLD_FILTERS,
         ),
         LayerDef(
             "places",
@@ -815,9 +894,25 @@ LAYERS: dict[str, LayerDef] = {
             "Places of interest (religious venues, schools, clinics, service centres).",
             "Point",
             10,
-            {"kind": "string", "name": "string", "grid": "integer"},
+            (
+                Prop("kind", "string", "类别 kind", "kind", export=True),
+                Prop("name", "string", "名称 name", "name", export=True),
+                Prop("address", "string", "地址 address", "address", map=False, export=True),
+                Prop("grid", "integer", "网格 id grid id", "grid_id"),
+                Prop(
+                    "grid_code",
+                    "string",
+                    "网格编码 grid code",
+                    "grid__code",
+                    map=False,
+                    export=True,
+                ),
+            ),
             _places,
-            {"kind": "place kind", "grid": _ID},
+            (
+                Filter("kind", "choice", "place kind", "kind", tuple(Place.Kind.values)),
+                Filter("grid", "id", _ID, "grid_id"),
+            ),
         ),
         LayerDef(
             "cases",
@@ -825,27 +920,91 @@ LAYERS: dict[str, LayerDef] = {
             "Cases with state, category and age (no titles, parties or descriptions).",
             "Point",
             10,
-            {
-                "status": "string",
-                "open": "boolean",
-                "overdue": "boolean",
-                "category": "string",
-                "kind": "string",
-                "level": "string",
-                "card": "string",
-                "age_days": "integer",
-                "reported": "string",
-                "due": "string",
-            },
+            # free text (title, description, parties, outcome) may name people: never here
+            (
+                Prop("case_id", "integer", "案件 id case id", "id", map=False, export=True),
+                Prop("number", "string", "案件编号 case number", "number", map=False, export=True),
+                Prop("status", "string", "状态 state", "status", export=True),
+                Prop("open", "boolean", "未结 open", _case_open),
+                Prop("overdue", "boolean", "超期 overdue", _case_overdue, clock=True),
+                Prop("category", "string", "类别编码 category code", "category__code", export=True),
+                Prop("kind", "string", "类型 kind (dispute/hazard)", "kind", export=True),
+                Prop(
+                    "priority", "integer", "紧急程度 priority", "priority", map=False, export=True
+                ),
+                Prop("level", "string", "层级 chain level", "level", export=True),
+                Prop("card", "string", "督办牌 card", "card"),
+                Prop(
+                    "age_days",
+                    "integer",
+                    "已过天数 age in days",
+                    lambda: AgeDays(F("reported_at")),
+                    clock=True,
+                ),
+                Prop("reported", "string", "上报日期 reported on", "reported_at__date"),
+                # the running stage's deadline, UTC ISO 8601 (a phone offline works out "overdue")
+                Prop("due", "string", "期限 due (UTC)", lambda: UtcIso(F("due_at"))),
+                Prop(
+                    "grid_code",
+                    "string",
+                    "网格编码 grid code",
+                    "grid__code",
+                    map=False,
+                    export=True,
+                ),
+                Prop(
+                    "reported_at",
+                    "datetime",
+                    "上报时间 reported at",
+                    "reported_at",
+                    map=False,
+                    export=True,
+                ),
+                Prop(
+                    "resolved_at",
+                    "datetime",
+                    "化解时间 resolved at",
+                    "resolved_at",
+                    map=False,
+                    export=True,
+                ),
+                Prop(
+                    "closed_at",
+                    "datetime",
+                    "结案时间 closed at",
+                    "closed_at",
+                    map=False,
+                    export=True,
+                ),
+                # 涉及民族宗教因素: not for the neighbour tier
+                Prop(
+                    "ethnic_religious",
+                    "boolean",
+                    "涉及民族宗教因素 ethnic/religious factor",
+                    "ethnic_religious",
+                    map=False,
+                    export=True,
+                    sensitive=ETHNICITY,
+                ),
+                Prop(
+                    "group_incident",
+                    "boolean",
+                    "群体性事件 group incident",
+                    "group_incident",
+                    map=False,
+                    export=True,
+                ),
+                Prop(
+                    "petition_risk",
+                    "boolean",
+                    "信访风险 petition risk",
+                    "petition_risk",
+                    map=False,
+                    export=True,
+                ),
+            ),
             _cases,
-            {
-                "since": "reported on/after (date or date-time; alias from)",
-                "until": "reported on/before (date: inclusive; alias to)",
-                "category": "category codes or ids, comma-separated (with sub-categories)",
-                "status": "states, comma-separated, or open / done (alias state)",
-                "kind": "dispute or hazard",
-                "grid": _ID,
-            },
+            CASE_LAYER_FILTERS,
             temporal=True,
             time_dependent=True,
         ),
@@ -856,26 +1015,38 @@ LAYERS: dict[str, LayerDef] = {
             f"last {VISITS_DEFAULT_DAYS} days unless since/until are given.",
             "Point",
             10,
-            {
-                "day": "string",
-                "building": "string",
-                "far_off": "boolean",
-                "accuracy": "string",
-                "task": "boolean",
-            },
+            (
+                Prop("day", "string", "走访日期 day", "client_time__date"),
+                Prop(
+                    "building",
+                    "string",
+                    "楼栋编码 building code",
+                    "household__unit__building__code",
+                ),
+                Prop("far_off", "boolean", "远离住户 far off", "far_off"),
+                Prop("accuracy", "string", "定位精度 accuracy grade", "accuracy_grade"),
+                Prop(
+                    "task",
+                    "boolean",
+                    "任务走访 for a task",
+                    ExpressionWrapper(Q(task__isnull=False), output_field=BooleanField()),
+                ),
+            ),
             _visits,
-            {
-                "since": "visited on/after",
-                "until": "visited on/before (date: inclusive)",
-                "far_off": "true/false",
-                "grid": _ID,
-            },
+            (
+                Filter("since", "since", "visited on/after", aliases=("from",)),
+                Filter("until", "until", "visited on/before (date: inclusive)", aliases=("to",)),
+                Filter("far_off", "bool", "true/false", "far_off"),
+                Filter("grid", "id", _ID, "household__unit__building__grid_id"),
+            ),
             temporal=True,
             time_dependent=True,
         ),
     )
 }
 TILE_LAYERS = tuple(LAYERS) + ("heatmap",)
+#: the layers an export (:mod:`gridsvc.dataio.export`) can write
+EXPORT_LAYERS = tuple(name for name, d in LAYERS.items() if d.exported)
 
 
 def layer_def(name: str) -> LayerDef:
@@ -885,40 +1056,30 @@ def layer_def(name: str) -> LayerDef:
         raise ParamError("layer", f"unknown layer {name!r}: one of {', '.join(LAYERS)}") from None
 
 
-def parse_layer_query(layer: LayerDef | None, params: Mapping[str, Any]) -> LayerQuery:
-    """Validate the filters of ``layer`` (None: the case filters of the heatmap)."""
+def layer_query(layer: LayerDef | None, values: Mapping[str, Any]) -> LayerQuery:
+    """A :class:`LayerQuery` from parsed filter values of ``layer`` (None: the case filters
+    of the heatmap and the choropleth): states expanded, categories looked up."""
     q = LayerQuery()
-    name = layer.name if layer else "heatmap"
-    if name in ("cases", "visits", "heatmap"):
-        q.since, q.until = parse_window(params)
-    if name in ("cases", "heatmap"):
-        status_name = "status" if params.get("status") not in (None, "") else "state"
-        q.statuses = case_statuses(params.get(status_name), status_name)
-        q.categories = case_categories(params.get("category"))
-        kind = params.get("kind")
-        if kind not in (None, ""):
-            if kind not in ("dispute", "hazard"):
-                raise ParamError("kind", "dispute or hazard")
-            q.filters["kind"] = kind
-    if layer is None:
-        return q
-    case_params = ("since", "until", "category", "status", "kind")
-    for param in layer.filters:
-        if layer.name in ("cases", "visits") and param in case_params:
-            continue  # parsed above
-        raw = params.get(param)
-        if raw in (None, ""):
+    for f in layer.filters if layer else CASE_FILTERS:
+        value = values.get(f.name)
+        if value is None:
             continue
-        if param in ("code", "kind"):
-            q.filters[param] = str(raw)[:64]
-        elif param == "far_off":
-            q.filters[param] = parse_bool(raw, param)
+        if f.type == "since":
+            q.since = value
+        elif f.type == "until":
+            q.until = value
+        elif f.type == "categories":
+            q.categories = case_categories(value, f.name)
+        elif f.type == "statuses":
+            q.statuses = case_statuses(value)
         else:
-            q.filters[param] = parse_int(raw, param, 1, 2**62)
-    if layer.name == "places" and "kind" in q.filters:
-        if q.filters["kind"] not in Place.Kind.values:
-            raise ParamError("kind", f"one of {', '.join(Place.Kind.values)}")
+            q.filters[f.name] = value
     return q
+
+
+#: the empty query of a layer (offline packages, benchmarks)
+def parse_layer_query(layer: LayerDef | None, params: Mapping[str, Any]) -> LayerQuery:
+    return layer_query(layer, params)
 
 
 # ====================================================================== tiles
@@ -949,7 +1110,7 @@ def check_tile(z: int, x: int, y: int) -> None:
 
 def _layer_tile_sql(layer: LayerDef, scope: Scope, q: LayerQuery, z: int, x: int, y: int):  # type: ignore[no-untyped-def]
     """(sql, params, bounds) of one layer's tile: a single statement returning the MVT."""
-    built = layer.build(scope, q, z)
+    built = layer.query(scope, q, z)
     span = 2.0 * ORIGIN_SHIFT / (1 << z)
     env, affine = tile_geometry(z, x, y, q.crs, margin_m=span * BUFFER / EXTENT)
     tol = span / EXTENT if layer.polygon else 0.0
@@ -1170,7 +1331,7 @@ def features_queryset(
 ) -> QuerySet:
     """Values rows ``{fid, geojson, f_<prop>…}`` of the layer (per household, never
     aggregated), ordered stably (for paging)."""
-    built = layer.build(scope, q, None)
+    built = layer.query(scope, q, None)
     qs = built.qs
     if bbox is not None:
         qs = qs.filter(**{f"{built.geom}__bboverlaps": box_4326(*bbox)})
@@ -1345,7 +1506,11 @@ def choropleth(scope: Scope, q: LayerQuery, *, tolerance: float = 0.0, crs: str 
 __all__ = [
     "LAYERS",
     "TILE_LAYERS",
+    "CASE_FILTERS",
+    "EXPORT_LAYERS",
+    "Filter",
     "LayerDef",
+    "Prop",
     "LayerQuery",
     "ParamError",
     "Tile",
@@ -1358,10 +1523,11 @@ __all__ = [
     "grid_scope",
     "heatmap",
     "hex_cells_sql",
-    "parse_bbox",
-    "parse_crs",
+    "bbox_wgs84",
+    "layer_query",
+    "parse_instant",
     "parse_layer_query",
-    "parse_tile_crs",
+    "tile_crs",
     "row_to_feature",
     "scope_key",
     "tilejson",
