@@ -18,7 +18,7 @@ from typing import Any
 from django.contrib.gis.geos import Point
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_filters import rest_framework as filters
@@ -577,11 +577,27 @@ ACTION_BODY = inline_serializer(
 
 
 # ---------------------------------------------------------------------------- filters
+class CaseOrdering(filters.OrderingFilter):
+    """``ordering=``: cases without a deadline come last either way; ties by age, then id."""
+
+    def filter(self, qs, value):  # type: ignore[no-untyped-def]
+        if not value:
+            return qs
+        order = []
+        for param in value:
+            field = self.get_ordering_value(param)
+            expr = F(field.lstrip("-"))
+            desc = field.startswith("-")
+            order.append(expr.desc(nulls_last=True) if desc else expr.asc(nulls_last=True))
+        return qs.order_by(*order, "reported_at", "id")
+
+
 class CaseFilter(filters.FilterSet):
     status = filters.MultipleChoiceFilter(choices=Status.choices)
     category = filters.CharFilter(method="by_category")
     kind = filters.ChoiceFilter(choices=Case._meta.get_field("kind").choices)
-    grid = filters.NumberFilter()
+    grid = filters.NumberFilter(help_text="grid id")
+    community = filters.NumberFilter(help_text="community id")
     card = filters.ChoiceFilter(choices=[("yellow", "yellow"), ("red", "red")])
     since = filters.IsoDateTimeFilter(field_name="reported_at", lookup_expr="gte")
     until = filters.IsoDateTimeFilter(field_name="reported_at", lookup_expr="lt")
@@ -595,10 +611,15 @@ class CaseFilter(filters.FilterSet):
         help_text="search: case number, title/description, category, building/compound/grid "
         "(every word must match; parties and residents are never searched)",
     )
+    ordering = CaseOrdering(
+        fields=(("due_at", "deadline"), ("priority", "priority"), ("reported_at", "created")),
+        help_text="sort: deadline (soonest first, none last), priority (紧急 first), created "
+        "(oldest first, i.e. by age); a leading - reverses; comma-separated for ties",
+    )
 
     class Meta:
         model = Case
-        fields = ["status", "category", "kind", "grid", "card", "level"]
+        fields = ["status", "category", "kind", "grid", "community", "card", "level"]
 
     def by_category(self, qs, name, value):  # type: ignore[no-untyped-def]
         codes = [v for v in value.split(",") if v]
