@@ -20,17 +20,18 @@ import geopandas as gpd
 import shapely
 from django.contrib.gis.db.models.functions import AsWKB
 from django.db.models import Case as DbCase
-from django.db.models import Count, F, Model, QuerySet, Value, When
+from django.db.models import F, Model, QuerySet, Value, When
 
 from geo.io import FORMATS, MEDIA_TYPES, LayerError, write_layer
-from gridsvc.cases.models import Case
 from gridsvc.chain.scope import Scope
-from gridsvc.chain.visibility import LOW_INCOME, Tier, may_know, staff_scope, tier_for
-from gridsvc.territory.models import Building, Compound, Grid, Household, Place
+from gridsvc.chain.visibility import Tier, may_know, staff_scope, tier_for
+from gridsvc.layers.services import EXPORT_LAYERS
+from gridsvc.layers.services import LAYERS as LAYER_DEFS
 
 from .access import audit_export, member_scope
 
-LAYERS = ("grids", "compounds", "buildings", "places", "households", "cases")
+#: the layers an export can write (those with ``export`` properties)
+LAYERS = EXPORT_LAYERS
 
 
 @dataclass
@@ -56,102 +57,33 @@ def export_tier(member) -> Tier:  # type: ignore[no-untyped-def]
 
 
 def layer_frame(layer: str, member=None) -> gpd.GeoDataFrame:  # type: ignore[no-untyped-def]
-    """The scoped layer as a GeoDataFrame (WGS84), with the columns ``member``'s tier may see."""
+    """The scoped layer as a GeoDataFrame (WGS84), with the columns ``member``'s tier may see.
+
+    The rows and columns are the layer's own declaration (:data:`gridsvc.layers.services.LAYERS`,
+    its ``export`` properties): a sensitive one (``Prop.sensitive``) is left out for a tier
+    that may not know it, and blank outside the staff part of a mixed scope."""
+    ldef = LAYER_DEFS.get(layer)
+    if ldef is None or not ldef.exported:
+        raise LayerError(f"unknown layer {layer!r}: choose one of {', '.join(LAYERS)}")
     scope = member_scope(member)
     tier = export_tier(member)
-    if layer == "grids":
-        qs = scope.filter(Grid.objects.all()).order_by("code")
-        return _frame(
-            qs,
-            "boundary",
-            {
-                "code": "code",
-                "name": "name",
-                "community": "community__code",
-                "parent": "parent__code",
-                "resp_body": "responsible_body",
-            },
-        )
-    if layer == "compounds":
-        qs = scope.filter(Compound.objects.all()).order_by("code")
-        return _frame(
-            qs,
-            "boundary",
-            {
-                "code": "code",
-                "name": "name",
-                "community": "community__code",
-                "property": "property_company",
-            },
-        )
-    if layer == "buildings":
-        qs = scope.filter(Building.objects.all()).order_by("code")
-        return _frame(
-            qs,
-            "footprint",
-            {
-                "code": "code",
-                "name": "name",
-                "address": "address",
-                "floors": "floors",
-                "grid_code": "grid__code",
-                "compound": "compound__code",
-                "households": Count("units__households"),
-            },
-        )
-    if layer == "places":
-        qs = scope.filter(Place.objects.all()).order_by("id")
-        return _frame(
-            qs,
-            "point",
-            {
-                "kind": "kind",
-                "name": "name",
-                "address": "address",
-                "grid_code": "grid__code",
-            },
-        )
-    if layer == "households":
-        qs = scope.filter(Household.objects.all()).order_by("id")
-        columns: dict[str, Any] = {
-            "hh_id": "id",
-            "building": "unit__building__code",
-            "unit_no": "unit__number",
-            "room": "room",
-            "floor": "floor",
-            "tenure": "tenure",  # 廉租房 reveals an assistance status
-            "grid_code": "unit__building__grid__code",
-            "residents": Count("residents"),
-        }
-        if not may_know(LOW_INCOME, tier):
-            del columns["tenure"]
-        elif _mixed(scope):  # blank outside the part held through staff positions
-            columns["tenure"] = _only_in_staff_scope(scope, Household, "tenure", "")
-        return _frame(qs, "unit__building__point", columns)
-    if layer == "cases":
-        return _cases_frame(scope, tier)
-    raise LayerError(f"unknown layer {layer!r}: choose one of {', '.join(LAYERS)}")
-
-
-# Case columns of the layer: output name → field path. Free text (title, description,
-# parties, outcome) may name people and is left out.
-CASE_COLUMNS: dict[str, str] = {
-    "case_id": "id",
-    "number": "number",
-    "kind": "kind",
-    "category": "category__code",
-    "status": "status",
-    "priority": "priority",
-    "level": "level",
-    "grid_code": "grid__code",
-    "reported_at": "reported_at",
-    "resolved_at": "resolved_at",
-    "closed_at": "closed_at",
-    "ethnic_religious": "ethnic_religious",  # 涉及民族宗教因素: not for the neighbour tier
-    "group_incident": "group_incident",
-    "petition_risk": "petition_risk",
-}
-DATETIME_COLUMNS = ("reported_at", "resolved_at", "closed_at")
+    qs, geom = ldef.rows(scope)
+    columns: dict[str, Any] = {}
+    for prop in ldef.export_props:
+        expr = prop.expression()
+        if prop.sensitive:
+            if not may_know(prop.sensitive, tier):
+                continue
+            if _mixed(scope):  # blank outside the part held through staff positions
+                expr = _only_in_staff_scope(scope, qs.model, prop.expr, prop.blank)
+        columns[prop.column_name] = expr
+    frame = _frame(qs, geom, columns)
+    for prop in ldef.export_props:  # GDAL wants naive datetimes as text in shapefiles
+        if prop.type == "datetime" and prop.column_name in frame:
+            frame[prop.column_name] = frame[prop.column_name].map(
+                lambda v: "" if v is None else v.isoformat()
+            )
+    return frame
 
 
 def _mixed(scope: Scope) -> bool:
@@ -168,19 +100,6 @@ def _only_in_staff_scope(scope: Scope, model: type[Model], field: str, default: 
         default=Value(default),
         output_field=model._meta.get_field(field),
     )
-
-
-def _cases_frame(scope: Scope, tier: Tier) -> gpd.GeoDataFrame:
-    cols: dict[str, Any] = dict(CASE_COLUMNS)
-    if tier < Tier.STAFF:
-        del cols["ethnic_religious"]
-    elif _mixed(scope):
-        cols["ethnic_religious"] = _only_in_staff_scope(scope, Case, "ethnic_religious", None)
-    qs = scope.filter(Case.objects.all()).order_by("id")
-    frame = _frame(qs, "location", cols)
-    for col in DATETIME_COLUMNS:  # GDAL wants naive datetimes as text in shapefiles
-        frame[col] = frame[col].map(lambda v: "" if v is None else v.isoformat())
-    return frame
 
 
 def export_layer(layer: str, fmt: str, member=None) -> Export:  # type: ignore[no-untyped-def]

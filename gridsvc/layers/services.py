@@ -533,6 +533,8 @@ class LayerDef:
     temporal: bool = False
     time_dependent: bool = False
     polygon: bool = False
+    #: the order of rows in an export (default: the layer's own)
+    export_order: tuple[str, ...] = ()
 
     @property
     def fields(self) -> dict[str, str]:
@@ -572,7 +574,8 @@ class LayerDef:
         """(the scoped rows, the geometry's field path) for an export: every row of the
         caller's territory, unfiltered, one per feature."""
         built = self.build(scope, LayerQuery(all_time=True), None)
-        return built.qs, built.geom
+        qs = built.qs.order_by(*self.export_order) if self.export_order else built.qs
+        return qs, built.geom
 
 
 def apply_filters(qs: QuerySet, q: LayerQuery, filters: Iterable[Filter]) -> QuerySet:
@@ -887,6 +890,7 @@ LAYERS: dict[str, LayerDef] = {
             ),
             _households,
             HOUSEHOLD_FILTERS,
+            export_order=("id",),
         ),
         LayerDef(
             "places",
@@ -1007,6 +1011,7 @@ LAYERS: dict[str, LayerDef] = {
             CASE_LAYER_FILTERS,
             temporal=True,
             time_dependent=True,
+            export_order=("id",),
         ),
         LayerDef(
             "visits",
