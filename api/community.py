@@ -14,6 +14,12 @@
 - /api/v1/community/pairings/         结对帮扶, 共建单位, 在职党员报到, 微心愿
 - /api/v1/community/ratings/          评比 (POST again = revise: 动态管理)
 - /api/v1/community/figures/          the month's 创建 figures (``?month=YYYY-MM``, ``?grid=``)
+- /api/v1/community/sign-offs/        the ethnic-affairs desk's sign-off on ethnic cases
+- /api/v1/community/mediations/       调处员 mediation sessions of dispute cases
+- /api/v1/community/group-members/    residents in the group ledgers (离退休老领导 …)
+- /api/v1/community/changes/          the phone's feed of activities, screening, venue visits
+- /api/v1/community/batch/            the phone's offline batch of those (Idempotency-Key)
+- /api/v1/community/ledgers/{id}/     the community's 台账 (xlsx, audited)
 
 Everything is read through the staff part of the caller's scope: neighbours (楼长, 单元长,
 物业, 业委会) list nothing and get 403 on the sums; writes are staff only. Ids in bodies are
@@ -40,10 +46,13 @@ from gridsvc.community.models import (
     Activity,
     Campaign,
     CampaignReturn,
+    GroupMember,
+    Mediation,
     Pairing,
     Petition,
     Rating,
     ScreeningReport,
+    SignOff,
     TeamMembership,
     VenueVisit,
 )
@@ -73,6 +82,7 @@ class LocatedSerializer(serializers.ModelSerializer):
         "grid",
         "recorded_by",
         "created_at",
+        "updated_at",
         "client_uuid",
     ]
 
@@ -143,6 +153,9 @@ class ScreeningReportSerializer(serializers.ModelSerializer):
     member = serializers.IntegerField(source="member_id", read_only=True)
     community = serializers.IntegerField(source="community_id", read_only=True)
     date = serializers.DateField(required=False, help_text="default today")
+    client_uuid = serializers.UUIDField(
+        required=False, allow_null=True, help_text="the phone's id: a retry is stored once"
+    )
 
     class Meta:
         model = ScreeningReport
@@ -155,9 +168,11 @@ class ScreeningReportSerializer(serializers.ModelSerializer):
             "findings",
             "findings_count",
             "persons",
+            "client_uuid",
             "created_at",
+            "updated_at",
         ]
-        read_only_fields = ["created_at"]
+        read_only_fields = ["created_at", "updated_at"]
 
 
 class PetitionSerializer(LocatedSerializer):
@@ -338,6 +353,7 @@ class ScreeningReportViewSet(_WorkViewSet):
             findings=data.get("findings", ""),
             findings_count=data.get("findings_count", 0),
             persons=data.get("persons", 1),
+            client_uuid=data.get("client_uuid"),
         )
 
 
@@ -534,9 +550,269 @@ class FiguresView(APIView):
         return Response({"month": f"{first.year:04d}-{first.month:02d}", **figures})
 
 
+# ---------------------------------------------------------------- cases: sign-off, 调处
+class SignOffSerializer(LocatedSerializer):
+    case = serializers.IntegerField(source="case_id", help_text="the case (in your territory)")
+    grid = serializers.IntegerField(source="grid_id", read_only=True, allow_null=True)
+    community = serializers.IntegerField(source="community_id", read_only=True)
+
+    class Meta:
+        model = SignOff
+        fields = [*LocatedSerializer.LOCATED_FIELDS, "case", "confirmed", "note"]
+        read_only_fields = ["created_at"]
+
+
+class SignOffViewSet(_WorkViewSet):
+    """民族宗教工作站确认: the street's ethnic-affairs desk signs off a case of the ``ethnic``
+    category (or flagged 涉及民族宗教因素), as its closing rule asks; ``confirmed`` false
+    records why it is not yet stable. The latest sign-off of a case stands."""
+
+    base_queryset = SignOff.objects.all()
+    serializer_class = SignOffSerializer
+    filterset_fields = ["case", "confirmed"]
+
+    @staticmethod
+    def record(member, data):  # type: ignore[no-untyped-def]
+        return services.sign_off(
+            member,
+            data.get("case"),
+            confirmed=data.get("confirmed", True),
+            note=data.get("note", ""),
+        )
+
+
+class MediationSerializer(LocatedSerializer):
+    case = serializers.IntegerField(source="case_id", help_text="the dispute case")
+    mediator = serializers.IntegerField(source="mediator_id", read_only=True)
+    grid = serializers.IntegerField(source="grid_id", read_only=True, allow_null=True)
+    community = serializers.IntegerField(source="community_id", read_only=True)
+    date = serializers.DateField(required=False, help_text="default today")
+
+    class Meta:
+        model = Mediation
+        fields = [
+            *LocatedSerializer.LOCATED_FIELDS,
+            "case",
+            "mediator",
+            "date",
+            "outcome",
+            "note",
+        ]
+        read_only_fields = ["created_at"]
+
+
+class MediationViewSet(_WorkViewSet):
+    """调处: the community's 调处员 (五员) or mediation committee record a mediation session
+    of a dispute case with its outcome (达成协议, 继续调处, 调处不成)."""
+
+    base_queryset = Mediation.objects.all()
+    serializer_class = MediationSerializer
+    filterset_fields = ["case", "outcome", "grid"]
+    record = staticmethod(services.record_mediation)
+
+
+class GroupMemberSerializer(LocatedSerializer):
+    resident = serializers.IntegerField(source="resident_id", help_text="the resident")
+    resident_name = serializers.CharField(source="resident.name", read_only=True)
+    grid = serializers.IntegerField(source="grid_id", read_only=True, allow_null=True)
+    community = serializers.IntegerField(source="community_id", read_only=True)
+
+    class Meta:
+        model = GroupMember
+        fields = [
+            *LocatedSerializer.LOCATED_FIELDS,
+            "resident",
+            "resident_name",
+            "group",
+            "detail",
+        ]
+        read_only_fields = ["created_at"]
+
+
+class GroupMemberViewSet(_WorkViewSet):
+    """Residents in the group ledgers the seeds keep: 离退休老领导, 个体户/企业家,
+    归国华侨/留学生, 新的社会阶层 (POST again: the detail is updated)."""
+
+    base_queryset = GroupMember.objects.all()
+    serializer_class = GroupMemberSerializer
+    filterset_fields = ["group", "grid"]
+    record = staticmethod(services.add_group_member)
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return super().get_queryset().select_related("resident")
+
+
+# ---------------------------------------------------------------- phone: feed and batch
+class CommunityFeedSerializer(serializers.Serializer):
+    cursor = serializers.CharField(help_text="send as ?since= next time (opaque)")
+    has_more = serializers.BooleanField(help_text="call again at once with the new cursor")
+    activities = ActivitySerializer(many=True)
+    screening = ScreeningReportSerializer(many=True)
+    venue_visits = VenueVisitSerializer(many=True)
+
+
+class CommunityChangesView(APIView):
+    """The phone's feed of community records (活动, 五员一日一报, 宗教场所走访) in the caller's
+    work territory (their own screening reports too): without ``since`` all of them, with it
+    what was saved after it; replace rows by ``id``. ``limit`` rows per stream (1–500)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("since", OpenApiTypes.STR, description="the cursor of the last call"),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="1–500, default 500"),
+        ],
+        responses={200: CommunityFeedSerializer},
+    )
+    def get(self, request):  # type: ignore[no-untyped-def]
+        from gridsvc.visits.sync import BadCursor
+
+        _staff_or_403(request)
+        raw = request.query_params.get("limit") or "500"
+        try:
+            limit = int(raw)
+        except ValueError:
+            raise ValidationError({"limit": "a whole number 1–500"}) from None
+        if not 1 <= limit <= 500:
+            raise ValidationError({"limit": "a whole number 1–500"})
+        try:
+            rows, cursor, more = services.changes(
+                request.user, request.query_params.get("since"), limit
+            )
+        except BadCursor as exc:
+            raise ValidationError({"since": str(exc)}) from None
+        ctx = {"request": request}
+        return Response(
+            {
+                "cursor": cursor,
+                "has_more": more,
+                "activities": ActivitySerializer(rows["activities"], many=True, context=ctx).data,
+                "screening": ScreeningReportSerializer(
+                    rows["screening"], many=True, context=ctx
+                ).data,
+                "venue_visits": VenueVisitSerializer(
+                    rows["venue_visits"], many=True, context=ctx
+                ).data,
+            }
+        )
+
+
+BATCH_SERIALIZERS = {
+    "activity": ActivitySerializer,
+    "screening": ScreeningReportSerializer,
+    "venue_visit": VenueVisitSerializer,
+}
+BATCH_MAX = 200
+
+
+class CommunityBatchItemSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=list(BATCH_SERIALIZERS))
+    client_uuid = serializers.UUIDField(help_text="made on the phone when recorded")
+    data = serializers.DictField(
+        help_text="the record, as for its own POST (activities/, screening/, venue-visits/)"
+    )
+
+
+class CommunityBatchRequestSerializer(serializers.Serializer):
+    items = CommunityBatchItemSerializer(many=True, help_text=f"up to {BATCH_MAX}")
+
+
+class CommunityBatchResultSerializer(serializers.Serializer):
+    summary = serializers.DictField(child=serializers.IntegerField())
+    results = serializers.ListField(child=serializers.DictField())
+
+
+class CommunityBatchView(APIView):
+    """The phone's offline batch of community records (activity, screening, venue_visit), each
+    with its ``client_uuid``: one result per item, in order — ``accepted`` (stored now, ``id``),
+    ``duplicate`` (already stored, ``id``), ``rejected`` (``errors``). One bad item never loses
+    the others. Send an ``Idempotency-Key``: a retried batch answers as the first time."""
+
+    @extend_schema(
+        request=CommunityBatchRequestSerializer, responses={200: CommunityBatchResultSerializer}
+    )
+    def post(self, request):  # type: ignore[no-untyped-def]
+        _staff_or_403(request)
+        body = CommunityBatchRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        items = body.validated_data["items"]
+        if len(items) > BATCH_MAX:
+            raise ValidationError({"items": f"at most {BATCH_MAX} per batch"})
+        results = []
+        summary = {"accepted": 0, "duplicate": 0, "rejected": 0}
+        for item in items:
+            kind = item["kind"]
+            ser = BATCH_SERIALIZERS[kind](
+                data={**item["data"], "client_uuid": str(item["client_uuid"])},
+                context={"request": request},
+            )
+            if not ser.is_valid():
+                results.append({"kind": kind, "status": "rejected", "errors": ser.errors})
+                summary["rejected"] += 1
+                continue
+            try:
+                row, created = services.record_offline(
+                    request.user, kind, _service_data(ser.validated_data)
+                )
+            except services.CommunityError as exc:
+                field = exc.field or "non_field_errors"
+                results.append(
+                    {"kind": kind, "status": "rejected", "errors": {field: [str(exc.message)]}}
+                )
+                summary["rejected"] += 1
+                continue
+            state = "accepted" if created else "duplicate"
+            summary[state] += 1
+            results.append(
+                {"kind": kind, "status": state, "id": row.pk, "client_uuid": str(row.client_uuid)}
+            )
+        return Response({"summary": summary, "results": results})
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+class CommunityLedgerView(APIView):
+    """The community's 台账 as xlsx (少数民族人员, 困难家庭, 下岗失业, 活动与宣传, 排查, 信访,
+    志愿者, 宗教场所, 离退休老领导, 个体户企业家, 归国华侨留学生, 新的社会阶层), masked and
+    audited; for community and street staff (a grid's staff: ``/reports/ledgers/{grid}/``)."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("year", OpenApiTypes.INT)],
+        responses={(200, XLSX): OpenApiTypes.BINARY},
+    )
+    def get(self, request, community: int):  # type: ignore[no-untyped-def]
+        from django.http import HttpResponse
+
+        from gridsvc.community.ledgers import community_workbook, visible_community
+        from gridsvc.dataio.ledgers import LedgerRefused
+
+        try:
+            comm = visible_community(community, request.user)
+        except LedgerRefused as exc:
+            raise PermissionDenied(str(exc)) from None
+        if comm is None:
+            raise NotFound("no such community in your territory")
+        raw = request.query_params.get("year")
+        try:
+            year = int(raw) if raw else None
+        except ValueError:
+            raise ValidationError({"year": "a year"}) from None
+        content = community_workbook(comm, request.user, year=year)
+        resp = HttpResponse(content, content_type=XLSX)
+        resp["Content-Disposition"] = f'attachment; filename="ledgers-{comm.code}.xlsx"'
+        return resp
+
+
 urlpatterns: list = [
     path("community/screening/day/", ScreeningDayView.as_view(), name="community-screening-day"),
     path("community/figures/", FiguresView.as_view(), name="community-figures"),
+    path("community/changes/", CommunityChangesView.as_view(), name="community-changes"),
+    path("community/batch/", CommunityBatchView.as_view(), name="community-batch"),
+    path(
+        "community/ledgers/<int:community>/",
+        CommunityLedgerView.as_view(),
+        name="community-ledgers",
+    ),
 ]
 root_urlpatterns: list = []
 
@@ -554,3 +830,8 @@ def register(router) -> None:  # type: ignore[no-untyped-def]
     router.register("community/venue-visits", VenueVisitViewSet, basename="community-venue-visit")
     router.register("community/pairings", PairingViewSet, basename="community-pairing")
     router.register("community/ratings", RatingViewSet, basename="community-rating")
+    router.register("community/sign-offs", SignOffViewSet, basename="community-sign-off")
+    router.register("community/mediations", MediationViewSet, basename="community-mediation")
+    router.register(
+        "community/group-members", GroupMemberViewSet, basename="community-group-member"
+    )

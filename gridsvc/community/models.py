@@ -64,6 +64,8 @@ class Located(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # the change feed's mark: every save moves it (a screening report sent again, hours added)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
     # phones retry: the same client_uuid from the same member is stored once
     client_uuid = models.UUIDField(null=True, blank=True, unique=True)
 
@@ -341,6 +343,66 @@ class Rating(Located):
         ]
 
 
+class SignOff(Located):
+    """The street ethnic-affairs desk's sign-off (民族宗教工作站确认) on a case of the ``ethnic``
+    category or flagged 涉及民族宗教因素: the confirmation its closing rule asks for
+    (结案条件: 矛盾化解,民族宗教工作站确认,回访稳定). ``confirmed`` false records a refusal
+    (not yet stable) with its reason; a later sign-off replaces the standing one."""
+
+    case = models.ForeignKey("cases.Case", on_delete=models.CASCADE, related_name="+")
+    confirmed = models.BooleanField(default=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class Mediation(Located):
+    """A 调处员's (or mediation committee's) mediation of a dispute case: a session with its
+    outcome (调处), so the 五员's 矛盾纠纷调处 is counted. It does not move the case."""
+
+    class Outcome(models.TextChoices):
+        AGREED = "agreed", "达成协议"
+        ONGOING = "ongoing", "继续调处"
+        FAILED = "failed", "调处不成"
+
+    case = models.ForeignKey("cases.Case", on_delete=models.CASCADE, related_name="+")
+    mediator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    date = models.DateField()
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-date", "-id"]
+
+
+class ResidentGroup(models.TextChoices):
+    """The resident groups the seeds keep ledgers of that are not resident tags (002: 对辖区的
+    少数民族居民, 个体户、企业家 …; 001: 离退休干部)."""
+
+    RETIRED_LEADER = "retired_leader", "离退休老领导"
+    SELF_EMPLOYED = "self_employed", "个体户/企业家"
+    RETURNED_OVERSEAS = "returned_overseas", "归国华侨/留学生"
+    NEW_STRATUM = "new_stratum", "新的社会阶层"
+
+
+class GroupMember(Located):
+    """A resident recorded in one of the :class:`ResidentGroup` ledgers (a record, not a tag:
+    who recorded it and when), e.g. a 个体户 with their business in ``detail``."""
+
+    resident = models.ForeignKey("territory.Resident", on_delete=models.CASCADE, related_name="+")
+    group = models.CharField(max_length=20, choices=ResidentGroup.choices)
+    detail = models.CharField(max_length=200, blank=True, help_text="原职务/经营项目/留学国家 …")
+
+    class Meta:
+        ordering = ["group", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["resident", "group"], name="group_member_once")
+        ]
+
+
 LOCATED = (
     TeamMembership,
     ServiceLog,
@@ -352,4 +414,7 @@ LOCATED = (
     VenueVisit,
     Pairing,
     Rating,
+    SignOff,
+    Mediation,
+    GroupMember,
 )

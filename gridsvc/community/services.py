@@ -11,7 +11,7 @@ nothing here. Every id in a request is resolved through that scope: a foreign id
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -28,11 +28,14 @@ from .models import (
     Campaign,
     CampaignReturn,
     FiveRole,
+    GroupMember,
+    Mediation,
     Pairing,
     Petition,
     Rating,
     ScreeningReport,
     ServiceLog,
+    SignOff,
     Team,
     TeamMembership,
     VenueVisit,
@@ -252,9 +255,17 @@ def file_screening(
     findings: str = "",
     findings_count: int = 0,
     persons: int = 1,
+    client_uuid: uuid.UUID | None = None,
 ) -> tuple[ScreeningReport, bool]:
     """五员一日一报: the member's screening report for ``day`` (default today); sending again
-    the same day replaces it. ``zero_report`` (零报告: nothing found) is a report."""
+    the same day replaces it. ``zero_report`` (零报告: nothing found) is a report. A phone's
+    retry (same ``client_uuid``) returns the stored report unchanged."""
+    if client_uuid is not None:
+        stored = ScreeningReport.objects.filter(client_uuid=client_uuid).first()
+        if stored is not None:
+            if stored.member_id != member.pk:
+                raise CommunityError("client_uuid already used", "client_uuid", status=409)
+            return stored, False
     day = day or timezone.localdate()
     if day > timezone.localdate():
         raise CommunityError("a report is not filed for a future day", "date")
@@ -278,6 +289,8 @@ def file_screening(
         "community_id": team.community_id,
         "grid_id": None,
     }
+    if client_uuid is not None:
+        values["client_uuid"] = client_uuid
     report, created = ScreeningReport.objects.update_or_create(
         member=member, date=day, defaults=values, create_defaults={**values, "recorded_by": member}
     )
@@ -302,8 +315,10 @@ def screening_day(scope: Scope, day: date) -> dict[str, Any]:
     from gridsvc.accounts.models import Member
 
     missing = Member.objects.filter(pk__in=expected - reported).order_by("username")
+    persons, found = year["persons"] or 0, year["findings"] or 0
     return {
         "date": day.isoformat(),
+        "summary": screening_sentence(day, persons, found),
         "expected": len(expected),
         "reported": len(expected & reported),
         "zero_reports": reports.filter(zero_report=True).count(),
@@ -312,6 +327,66 @@ def screening_day(scope: Scope, day: date) -> dict[str, Any]:
         "persons_this_year": year["persons"] or 0,
         "findings_this_year": year["findings"] or 0,
     }
+
+
+def screening_sentence(day: date, persons: int, findings: int) -> str:
+    """The street's sentence for its report (003: 截止目前共投入X00余人次,未发现存在有影响
+    辖区民族团结不稳定因素): person-times rounded down to the hundred (余) above 100."""
+    if persons >= 100:
+        amount = f"{persons // 100 * 100}余人次"
+    else:
+        amount = f"{persons}人次"
+    found = (
+        "未发现影响民族团结的不稳定因素"
+        if not findings
+        else f"发现影响民族团结的不稳定因素{findings}件"
+    )
+    return f"截至{day.month}月{day.day}日,“五员”队伍实行一日一报,共投入{amount}排查,{found}。"
+
+
+def chase_screening(
+    rows: dict[int, dict[str, Any]], scope: Scope, day: date, member: Any = None
+) -> None:
+    """Add to the daily-report chase (``rows``: member id → row of
+    :func:`gridsvc.visits.services.members_missing_daily_report`) the 五员 who owe ``day``'s
+    screening report (一日一报, 零报告 counts) and have not sent it. Each row gains
+    ``screening``: the memberships owing a report (empty when only the field report is
+    missing). With ``member`` (the caller) only the teams they may read: the staff part of
+    their territory, and themselves."""
+    teams = (
+        TeamMembership.objects.filter(team=Team.FIVE_MEMBERS, member__isnull=False)
+        .filter(valid_from__lte=day)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
+    )
+    if member is None or scope.everything:
+        teams = scope.filter(teams)
+    else:
+        teams = teams.filter(
+            Q(pk__in=staff_scope(scope).filter(teams).values("pk")) | Q(member=member)
+        )
+    filed = ScreeningReport.objects.filter(date=day).values("member_id")
+    labels = dict(FiveRole.choices)
+    for t in teams.exclude(member_id__in=filed).select_related("member").order_by("id"):
+        row = rows.setdefault(
+            t.member_id,
+            {
+                "member": t.member_id,
+                "username": t.member.username,
+                "name": str(t.member),
+                "positions": [],
+            },
+        )
+        row.setdefault("screening", []).append(
+            {
+                "membership": t.pk,
+                "team": t.team,
+                "role": t.role,
+                "role_name": labels.get(t.role, t.role),
+                "community": t.community_id,
+            }
+        )
+    for row in rows.values():
+        row.setdefault("screening", [])
 
 
 # ---------------------------------------------------------------- screening campaigns
@@ -526,6 +601,10 @@ def figures(scope: Scope, start: date, end: date, area: Any = None) -> dict[str,
         )
     )
     ratings = scope.filter(Rating.objects.filter(area_q, year=start.year, revoked=False))
+    last = end - timedelta(days=1)
+    year = scope.filter(
+        ScreeningReport.objects.filter(area_q, date__year=last.year, date__lte=last)
+    ).aggregate(persons=Sum("persons"), findings=Sum("findings_count"))
     return {
         "activities": within(Activity).count(),
         "activity_participants": acts["participants"] or 0,
@@ -542,4 +621,218 @@ def figures(scope: Scope, start: date, end: date, area: Any = None) -> dict[str,
         "pairings_active": pairings.count(),
         "volunteer_hours": float(within(ServiceLog).aggregate(n=Sum("hours"))["n"] or 0),
         "five_star_households": ratings.filter(title="five_star").count(),
+        "screening_summary": screening_sentence(last, year["persons"] or 0, year["findings"] or 0),
+        "mediations": within(Mediation).count(),
+        "mediations_agreed": within(Mediation).filter(outcome=Mediation.Outcome.AGREED).count(),
+        "ethnic_sign_offs": scope.filter(
+            SignOff.objects.filter(area_q, created_at__date__gte=start, created_at__date__lt=end)
+        ).count(),
     }
+
+
+# ---------------------------------------------------------------- cases: sign-off, 调处
+def _visible_case(member: Any, case: Any) -> Any:
+    from gridsvc.cases.models import Case
+
+    obj = _resolve(_require_staff(member), Case, case, "case")
+    if obj is None:
+        raise CommunityError("name the case", "case")
+    return obj
+
+
+def needs_ethnic_sign_off(case: Any) -> bool:
+    """Whether ``case``'s closing rule asks for the ethnic-affairs desk's confirmation: the
+    ``ethnic`` category (or one under it), or the 涉及民族宗教因素 flag."""
+    cat = case.category
+    codes = {cat.code, cat.parent.code if cat.parent_id else ""}
+    return "ethnic" in codes or bool(case.ethnic_religious)
+
+
+def is_ethnic_desk(member: Any, street_id: int | None) -> bool:
+    """Whether ``member`` holds the street's ethnic-affairs desk (民族宗教工作站) now."""
+    from gridsvc.chain.models import Position, PositionType
+
+    if getattr(member, "is_superuser", False):
+        return True
+    return (
+        Position.objects.active_at()
+        .filter(member=member, position_type=PositionType.ETHNIC_AFFAIRS_DESK, street_id=street_id)
+        .exists()
+    )
+
+
+def sign_off(
+    member: Any, case: Any, *, confirmed: bool = True, note: str = ""
+) -> tuple[SignOff, bool]:
+    """民族宗教工作站确认: the street's ethnic-affairs desk confirms (or, ``confirmed`` false,
+    refuses with a reason) a case whose closing rule asks for it. Only the desk over the
+    case's street signs; the latest sign-off stands (:func:`ethnic_sign_off`)."""
+    obj = _visible_case(member, case)
+    if not needs_ethnic_sign_off(obj):
+        raise CommunityError(
+            "only cases of the ethnic category or flagged 涉及民族宗教因素 are signed off", "case"
+        )
+    if not is_ethnic_desk(member, obj.street_id):
+        raise CommunityError(
+            "the street's ethnic-affairs desk signs off", status=403, code="not_ethnic_desk"
+        )
+    if not confirmed and not note.strip():
+        raise CommunityError("say why the case is not yet stable", "note")
+    if obj.street_id is None or obj.community_id is None:
+        raise CommunityError("the case lies outside every community", "case")
+    row = SignOff.objects.create(
+        case=obj,
+        confirmed=confirmed,
+        note=note,
+        recorded_by=member,
+        street_id=obj.street_id,
+        community_id=obj.community_id,
+        grid_id=obj.grid_id,
+    )
+    return row, True
+
+
+def ethnic_sign_off(case: Any) -> SignOff | None:
+    """The standing sign-off of ``case`` (the latest), or None. The case's closing step may
+    require ``confirmed`` here when :func:`needs_ethnic_sign_off`."""
+    return SignOff.objects.filter(case=case).order_by("-created_at", "-id").first()
+
+
+def may_mediate(member: Any, community_id: int, day: date) -> bool:
+    """An active 五员 调处员 of the community, or a member of its mediation committee."""
+    from gridsvc.chain.models import Position, PositionType
+
+    if getattr(member, "is_superuser", False):
+        return True
+    five = five_member_teams(member, day).filter(role=FiveRole.MEDIATOR, community_id=community_id)
+    committee = Position.objects.active_at().filter(
+        member=member,
+        position_type=PositionType.MEDIATION_COMMITTEE,
+        community_id=community_id,
+    )
+    return five.exists() or committee.exists()
+
+
+def record_mediation(member: Any, data: dict[str, Any]) -> tuple[Mediation, bool]:
+    """调处: a 调处员 (or the mediation committee) records a mediation session of a dispute
+    case in their community, with its outcome. The case's workflow is not moved."""
+    data = dict(data)
+    obj = _visible_case(member, data.pop("case", None))
+    day = data.get("date") or timezone.localdate()
+    if day > timezone.localdate():
+        raise CommunityError("a mediation is recorded after it happened", "date")
+    if obj.kind != "dispute":
+        raise CommunityError("only disputes are mediated", "case")
+    if obj.community_id is None or not may_mediate(member, obj.community_id, day):
+        raise CommunityError(
+            "the community's 调处员 or mediation committee mediates",
+            status=403,
+            code="not_mediator",
+        )
+    data["date"] = day
+    data.pop("grid", None)
+    data.pop("community", None)
+    return _save(
+        Mediation,
+        member,
+        data.pop("client_uuid", None),
+        case=obj,
+        mediator=member,
+        street_id=obj.street_id,
+        community_id=obj.community_id,
+        grid_id=obj.grid_id,
+        **data,
+    )
+
+
+# ---------------------------------------------------------------- resident groups
+def add_group_member(member: Any, data: dict[str, Any]) -> tuple[GroupMember, bool]:
+    """Record a resident in a group ledger (离退休老领导, 个体户/企业家, 归国华侨/留学生,
+    新的社会阶层); recording them again updates ``detail``."""
+    from gridsvc.territory.models import Resident
+
+    data = dict(data)
+    scope = _require_staff(member)
+    resident = _resolve(scope, Resident, data.pop("resident", None), "resident")
+    if resident is None:
+        raise CommunityError("name the resident", "resident")
+    if resident.household_id is None:
+        raise CommunityError("the resident has no household in the territory", "resident")
+    where = _located_from_household(resident.household)
+    existing = GroupMember.objects.filter(resident=resident, group=data["group"]).first()
+    if existing is not None:
+        existing.detail = data.get("detail", existing.detail)
+        existing.save()
+        return existing, False
+    return _save(
+        GroupMember,
+        member,
+        data.pop("client_uuid", None),
+        resident=resident,
+        group=data["group"],
+        detail=data.get("detail", ""),
+        **where,
+    )
+
+
+# ---------------------------------------------------------------- phone: change feed
+FEED_STREAMS: dict[str, type[Model]] = {
+    "activities": Activity,
+    "screening": ScreeningReport,
+    "venue_visits": VenueVisit,
+}
+FEED_NAME = "community"
+
+
+def changes(
+    member: Any, cursor: str | None, limit: int = 500
+) -> tuple[dict[str, list[Any]], str, bool]:
+    """The phone's feed of the community records it records offline (activities, 五员
+    screening reports, venue visits) in ``member``'s work scope (their own screening reports
+    too): without ``cursor`` all of them, with it what was saved after it, by
+    ``(updated_at, id)``, ``limit`` rows per stream. Returns (rows per stream, the next
+    cursor, whether more is waiting). Cursors are signed for the member like the sync feed's
+    (:mod:`gridsvc.visits.sync`); one from another feed or member raises ``BadCursor``."""
+    from gridsvc.visits.sync import BadCursor, _after, _mark, decode_cursor, encode_cursor
+
+    state = decode_cursor(cursor, member.pk)
+    if state and state.get("feed") != FEED_NAME:
+        raise BadCursor("not a cursor of the community feed: sync from the start (no since)")
+    state["feed"] = FEED_NAME
+    out: dict[str, list[Any]] = {}
+    more = False
+    for key, model in FEED_STREAMS.items():
+        qs = _after(visible(model, member), state.get(key))
+        rows = list(qs.order_by("updated_at", "id")[: limit + 1])
+        if len(rows) > limit:
+            more, rows = True, rows[:limit]
+        if rows:
+            state[key] = _mark(rows[-1].updated_at, rows[-1].pk)
+        out[key] = rows
+    return out, encode_cursor(state, member.pk), more
+
+
+# ---------------------------------------------------------------- phone: offline batch
+def record_offline(member: Any, kind: str, data: dict[str, Any]) -> tuple[Model, bool]:
+    """Store one item of an offline batch (``kind``: activity, screening, venue_visit) through
+    the same rule as its single POST; idempotent by the item's ``client_uuid``. Returns the
+    row and whether it was stored now (false: that ``client_uuid`` was already stored)."""
+    if kind == "activity":
+        return record_activity(member, data)
+    if kind == "venue_visit":
+        return record_venue_visit(member, data)
+    if kind == "screening":
+        stored = ScreeningReport.objects.filter(client_uuid=data.get("client_uuid")).first()
+        if stored is not None and stored.member_id == member.pk:
+            return stored, False
+        report, _ = file_screening(
+            member,
+            day=data.get("date"),
+            zero_report=data.get("zero_report", True),
+            findings=data.get("findings", ""),
+            findings_count=data.get("findings_count", 0),
+            persons=data.get("persons", 1),
+            client_uuid=data.get("client_uuid"),
+        )
+        return report, True  # stored now (a report of that day sent before is replaced)
+    raise CommunityError("one of activity, screening, venue_visit", "kind")

@@ -254,6 +254,11 @@ def ledger_workbook(grid: Grid, member=None, *, year: int | None = None) -> byte
     for row in by_origin:
         append_row(ws, [row["origin_place"] or "(未填)", row["n"], row["h"]])
 
+    # the community's ethnic-unity work: activities, screening, 信访, volunteers, venues, groups
+    from gridsvc.community.ledgers import add_sheets
+
+    counts.update(add_sheets(wb, grid, scope, tier, year, unmasked))
+
     summary = wb.create_sheet("汇总", 0)
     _header(summary, ["台账", "人数"], f"{grid.name}({grid.code})台账汇总 {today:%Y-%m-%d}")
     for k, v in counts.items():

@@ -468,8 +468,10 @@ def path_length_m(coords: list[tuple[float, float]]) -> float:
 # ---------------------------------------------------------------- 一日一报
 def members_missing_daily_report(scope, day: date, member=None) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     """Members holding a field position in ``scope`` on ``day`` (not on leave) who have not
-    sent that day's report (一日一报). With ``member`` (the caller): only those whose reports
-    ``member`` may read (:func:`work_record_positions`)."""
+    sent that day's report (一日一报), and the 五员 who have not sent that day's screening report
+    (``screening`` on each row, :func:`gridsvc.community.services.chase_screening`). With
+    ``member`` (the caller): only those whose reports ``member`` may read
+    (:func:`work_record_positions`)."""
     at = local_day_start(day) + timedelta(hours=12)
     active = Position.objects.active_at(at).filter(position_type__in=FIELD_POSITION_TYPES)
     if member is None:
@@ -499,6 +501,10 @@ def members_missing_daily_report(scope, day: date, member=None) -> list[dict[str
                 "target_id": getattr(p, f"{p.target_field}_id"),
             }
         )
+    # the 五员 owe a screening report (their 一日一报): chased in the same list
+    from gridsvc.community.services import chase_screening
+
+    chase_screening(by_member, scope, day, member)
     return sorted(by_member.values(), key=lambda r: r["username"])
 
 
