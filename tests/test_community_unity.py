@@ -271,3 +271,23 @@ def test_phone_feed_and_offline_batch(demo, member_client):
     other = member_client("grid1").get(f"/api/v1/community/changes/?since={cursor}")
     assert other.status_code == 400 and "since" in other.json()
     assert member_client("bh-001").get("/api/v1/community/changes/").status_code == 403
+
+
+def test_a_foreign_id_in_a_batch_item_is_rejected(demo, member_client):
+    """Ids inside batch items are resolved through the work scope like a single POST's."""
+    from gridsvc.territory.models import Place
+
+    foreign_place = Place.objects.filter(kind="mosque").exclude(grid=demo.grids[0]).first()
+    items = [
+        {"kind": "activity", "client_uuid": str(uuid.uuid4()),
+         "data": {"kind": "forum", "title": "x", "date": REF, "grid": demo.grids[4].pk}},
+        {"kind": "venue_visit", "client_uuid": str(uuid.uuid4()),
+         "data": {"place": foreign_place.pk, "date": REF}},
+    ]  # fmt: skip
+    before = (Activity.objects.count(), VenueVisit.objects.count())
+    r = member_client("grid1").post("/api/v1/community/batch/", {"items": items}, format="json")
+    assert r.status_code == 200, r.content
+    res = r.json()["results"]
+    assert res[0]["errors"] == {"grid": ["not found"]}
+    assert res[1]["errors"] == {"place": ["not found"]}
+    assert (Activity.objects.count(), VenueVisit.objects.count()) == before

@@ -17,19 +17,32 @@ from gridsvc.cases.models import Case
 from gridsvc.community.models import (
     Activity,
     Campaign,
+    GroupMember,
+    Mediation,
     Pairing,
     Petition,
     Rating,
     ScreeningReport,
+    SignOff,
     TeamMembership,
     VenueVisit,
 )
 from gridsvc.community.services import monthly_figures, work_scope
-from gridsvc.territory.models import Household, Place
+from gridsvc.territory.models import Household, Place, Resident
 
 pytestmark = pytest.mark.django_db
 
 BASE = "/api/v1/community"
+
+
+@pytest.fixture(autouse=True)
+def _without_the_demo_year(db):  # type: ignore[no-untyped-def]
+    """These tests build their own records: start from a street without community work (the
+    demo's year of records is tested in test_community_unity.py). Rolled back after each."""
+    from gridsvc.community.models import LOCATED, CampaignReturn, ServiceLog
+
+    for model in (ServiceLog, CampaignReturn, *LOCATED):
+        model.objects.all().delete()
 
 
 def _household(grid):  # type: ignore[no-untyped-def]
@@ -408,8 +421,14 @@ COMMUNITY_CREATE_BY_BODY = {
         "venue-visits",
         "pairings",
         "ratings",
+        "sign-offs",
+        "mediations",
+        "group-members",
     )
-} | {f"POST {BASE}/screening/"}  # the caller's own report: no id in its body
+} | {
+    f"POST {BASE}/screening/",  # the caller's own report: no id in its body
+    f"POST {BASE}/batch/",  # items' ids: test_community_unity (a foreign grid is rejected)
+}
 
 #: integer body fields of these endpoints that are counts, not ids
 COMMUNITY_NOT_IDS = {
@@ -431,6 +450,9 @@ _MODELS = {
     "venue-visits": VenueVisit,
     "pairings": Pairing,
     "ratings": Rating,
+    "sign-offs": SignOff,
+    "mediations": Mediation,
+    "group-members": GroupMember,
 }
 _MINIMAL = {
     "teams": {"team": "grid_ten", "role": "志愿者", "name": "张三"},
@@ -445,6 +467,9 @@ _MINIMAL = {
     "venue-visits": {"date": "2026-11-01"},
     "pairings": {"kind": "help", "partner": "共建单位"},
     "ratings": {"year": 2026, "title": "five_star"},
+    "sign-offs": {"note": "x"},
+    "mediations": {"outcome": "agreed"},
+    "group-members": {"group": "self_employed"},
 }
 
 
@@ -462,6 +487,8 @@ def _foreign(demo, field: str) -> int:  # type: ignore[no-untyped-def]
     if field == "case":
         case = Case.objects.filter(grid=g5).order_by("pk").first()
         return case.pk if case else 10**9
+    if field == "resident":
+        return Resident.objects.filter(household=_household(g5)).order_by("pk").first().pk
     if field in ("person", "member", "handled_by"):
         return Member.objects.get(username="grid5").pk
     raise KeyError(field)
@@ -512,6 +539,9 @@ COMMUNITY_BODY_ID_PROBES: dict[tuple[str, str, str], Callable] = {
         ("venue-visits", ("place",)),
         ("pairings", ("grid", "community", "member", "household")),
         ("ratings", ("household",)),
+        ("sign-offs", ("case",)),
+        ("mediations", ("case",)),
+        ("group-members", ("resident",)),
     )
     for field in fields
 }
@@ -547,9 +577,46 @@ COMMUNITY_BODY_ID_PROBES[("POST", f"{BASE}/petitions/{{id}}/resolve/", "case")] 
 )
 
 
+def _probe_changes(ctx) -> None:  # type: ignore[no-untyped-def]
+    """The phone's feed: neighbours 403; staff get only rows of their work territory (and
+    their own screening reports)."""
+    r = ctx.client.get(f"{BASE}/changes/")
+    if work_scope(ctx.member).empty:
+        assert r.status_code == 403, (ctx.role, r.status_code)
+        return
+    assert r.status_code == 200, (ctx.role, r.content[:200])
+    body = r.json()
+    for key, model in (
+        ("activities", Activity),
+        ("screening", ScreeningReport),
+        ("venue_visits", VenueVisit),
+    ):
+        mine = set(work_scope(ctx.member).filter(model.objects.all()).values_list("pk", flat=True))
+        if model is ScreeningReport:
+            mine |= set(model.objects.filter(member=ctx.member).values_list("pk", flat=True))
+        assert {row["id"] for row in body[key]} <= mine, (ctx.role, key)
+
+
+def _probe_community_ledgers(ctx) -> None:  # type: ignore[no-untyped-def]
+    """The community's 台账: neighbours 403; staff who do not hold the community 404."""
+    from gridsvc.territory.models import Community
+
+    comm = Community.objects.order_by("pk").first()
+    r = ctx.client.get(f"{BASE}/ledgers/{comm.pk}/")
+    scope = work_scope(ctx.member)
+    if scope.empty:
+        assert r.status_code == 403, (ctx.role, r.status_code)
+    elif comm.pk not in scope.community_ids and comm.street_id not in scope.street_ids:
+        assert r.status_code == 404, (ctx.role, r.status_code)
+    else:
+        assert r.status_code == 200, (ctx.role, r.status_code)
+
+
 COMMUNITY_EXPLICIT: dict[str, Callable] = {
     f"GET {BASE}/screening/day/": _probe_staff_sums(f"{BASE}/screening/day/"),
     f"GET {BASE}/figures/": _probe_staff_sums(f"{BASE}/figures/"),
+    f"GET {BASE}/changes/": _probe_changes,
+    f"GET {BASE}/ledgers/<community>/": _probe_community_ledgers,
 }
 
 
