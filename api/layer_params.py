@@ -226,13 +226,12 @@ def parse(serializer_class: type[serializers.Serializer], params: Mapping[str, A
     return dict(s.validated_data)
 
 
-def _status_field(name: str, description: str) -> serializers.Field:
-    field = CsvField(names=S.status_names, what="state", required=False, help_text=description)
-    try:
-        schema = _csv_schema(S.status_names())
-    except Exception:  # noqa: BLE001 - apps not ready (imported early): a plain string
-        schema = {"type": "string"}
-    return extend_schema_field(schema)(field)
+@extend_schema_field(_csv_schema(S.status_names()))
+class StatusesField(CsvField):
+    """Case states or the groups ``open`` / ``done``, comma-separated."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(names=S.status_names, what="state", **kwargs)
 
 
 def filter_field(f: S.Filter) -> serializers.Field:
@@ -255,7 +254,7 @@ def filter_field(f: S.Filter) -> serializers.Field:
     if f.type == "categories":
         return CsvField(what="category", required=False, help_text=help_text)
     if f.type == "statuses":
-        return _status_field(f.name, help_text)
+        return StatusesField(required=False, help_text=help_text)
     raise ValueError(f"unknown filter type {f.type!r}")
 
 
@@ -395,8 +394,16 @@ class HeatmapParams(Params):
     )
 
 
+@extend_schema_field({"type": "string", "pattern": OGC_BBOX_PATTERN})
+class OgcBBoxField(BBoxField):
+    """OGC API ``bbox``: four numbers, or six (minx,miny,minz,maxx,maxy,maxz; heights dropped)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(six=True, **kwargs)
+
+
 class OgcItemsParams(Params):
-    bbox = BBoxField(six=True, required=False, help_text="minlon,minlat,maxlon,maxlat (CRS84)")
+    bbox = OgcBBoxField(required=False, help_text="minlon,minlat,maxlon,maxlat (CRS84)")
     limit = serializers.IntegerField(
         min_value=1,
         max_value=OGC_LIMIT_MAX,
@@ -420,9 +427,6 @@ class OgcItemsParams(Params):
 OgcItemsParams._declared_fields["bbox-crs"] = serializers.ChoiceField(
     choices=[CRS84], required=False, help_text="the CRS of bbox: CRS84 only"
 )
-OgcItemsParams._declared_fields["bbox"] = extend_schema_field(
-    {"type": "string", "pattern": OGC_BBOX_PATTERN}
-)(OgcItemsParams._declared_fields["bbox"])
 
 
 @cache

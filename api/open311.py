@@ -26,21 +26,15 @@ from collections.abc import Mapping
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import EmailValidator, URLValidator
+from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.urls import path, re_path
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-    inline_serializer,
-)
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
+from drf_spectacular.plumbing import build_array_type
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -58,6 +52,7 @@ from gridsvc.errors import DomainError
 from gridsvc.territory.models import Building
 
 from .cases import case_queryset, visible_among
+from .layer_params import CrsField
 from .scoping import request_scope
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
@@ -109,7 +104,8 @@ def _flatten(data: Any, prefix: str = "") -> list[str]:
 def open311_errors(code: int, data: Any) -> list[dict[str, Any]]:
     """The spec's error body: ``[{"code": 400, "description": "..."}]``."""
     messages = _flatten(data) or ["error"]
-    return [{"code": code, "description": m} for m in messages]
+    errors = [{"code": code, "description": m} for m in messages]
+    return list(Open311ErrorSerializer(errors, many=True).data)
 
 
 # ---------------------------------------------------------------------------- auth
@@ -177,50 +173,283 @@ class Open311View(APIView):
         return response
 
 
-# ---------------------------------------------------------------------------- input helpers
-def _text(value: Any, field: str, max_length: int, *, required: bool = False) -> str:
-    """A clean string from a form field or JSON value (400 naming the field otherwise)."""
-    if value is None or value == "":
-        if required:
-            raise bad(field, "required")
-        return ""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise bad(field, "must be a string")
-    text = str(value).strip()
-    if "\x00" in text:
-        raise bad(field, "invalid character")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise bad(field, "not valid UTF-8") from None
-    if len(text) > max_length:
-        raise bad(field, f"at most {max_length} characters")
-    if required and not text:
-        raise bad(field, "required")
-    return text
+# ---------------------------------------------------------------------------- input fields
+def _plain(data: Any) -> dict[str, Any]:
+    """A form or JSON body (or a query string) as a plain dict for a serializer: one value per
+    name (a repeated form field stays a list), and an empty value is an absent one."""
+    if not isinstance(data, Mapping):
+        raise bad("body", "form fields or a JSON object")
+    out: dict[str, Any] = {}
+    for key in data:
+        value: Any = data.getlist(key) if hasattr(data, "getlist") else data[key]
+        if hasattr(data, "getlist") and isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if value is None or value == "":
+            continue
+        out[str(key)] = value
+    return out
 
 
-def _coordinate(value: Any, field: str, limit: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise bad(field, "must be a number")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise bad(field, "must be a number (decimal degrees, WGS84)") from None
-    if not (-limit <= number <= limit):  # also refuses NaN and infinities
-        raise bad(field, f"must be between -{limit:g} and {limit:g}")
-    return number
+def _text(**kwargs: Any) -> serializers.CharField:
+    """Text of a form field or JSON value (NUL and lone surrogates refused by DRF)."""
+    return serializers.CharField(required=False, **kwargs)
 
 
-def _flag(value: Any, field: str) -> bool:
-    if isinstance(value, bool):
+class CoordinateField(serializers.FloatField):
+    """Decimal degrees (WGS84 unless ``crs`` says otherwise); booleans are not numbers."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class FlagField(serializers.Field):
+    """A yes/no attribute: ``true``/``false``, ``1``/``0``, ``yes``/``no``, ``是``/``否``."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if isinstance(data, bool):
+            return data
+        if isinstance(data, str | int) and str(data).strip().lower() in TRUE_KEYS:
+            return True
+        if isinstance(data, str | int) and str(data).strip().lower() in FALSE_KEYS:
+            return False
+        raise serializers.ValidationError("true or false")
+
+    def to_representation(self, value: Any) -> Any:  # pragma: no cover - input only
         return value
-    key = _text(value, field, 10).lower()
-    if key in TRUE_KEYS:
-        return True
-    if key in FALSE_KEYS:
-        return False
-    raise bad(field, "true or false")
+
+
+extend_schema_field({"type": "string", "pattern": "^(true|false|1|0|yes|y|no|n|是|否)$"})(FlagField)
+
+
+@extend_schema_field({"type": "string", "pattern": "^[1-4]$"})
+class PriorityField(serializers.ChoiceField):
+    """紧急程度: 1 (紧急) … 4 (低)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=PRIORITIES, **kwargs)
+
+
+class PartiesField(serializers.CharField):
+    """``attribute[parties]``: one name per line → parties of the case (当事人)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=1000, required=False, **kwargs)
+
+    def to_internal_value(self, data: Any) -> list[dict[str, str]]:  # type: ignore[override]
+        text = super().to_internal_value(data)
+        lines = [n.strip() for n in text.splitlines() if n.strip()]
+        if len(lines) > 20 or any(len(n) > 50 for n in lines):
+            raise serializers.ValidationError("at most 20 names of at most 50 characters")
+        return [{"name": n, "role": "当事人"} for n in lines]
+
+    def run_validators(self, value: Any) -> None:  # the length was checked on the text
+        return None
+
+
+class Open311DateField(serializers.Field):
+    """ISO 8601 date-time (a date alone: the start of that day, or the next day for
+    ``end_date``); a time without an offset is read in the server's time zone."""
+
+    def __init__(self, *, end: bool = False, **kwargs: Any) -> None:
+        self.end = end
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> datetime:
+        if not isinstance(data, str) or len(data) > 40 or "\x00" in data:
+            raise serializers.ValidationError(DATE_HELP)
+        raw = data.strip()
+        if "T" in raw:  # an unencoded "+08:00" arrives as " 08:00"
+            raw = raw.replace(" ", "+")
+        try:
+            value = parse_datetime(raw)
+            if value is None:
+                day = parse_date(raw)
+                if day is None:
+                    raise ValueError(raw)
+                value = datetime.combine(day + timedelta(days=1) if self.end else day, time())
+            if timezone.is_naive(value):
+                value = timezone.make_aware(value)
+            # the default window is computed from it: refuse dates at the ends of the calendar
+            if not (value - DEFAULT_SPAN < value < value + DEFAULT_SPAN):
+                raise ValueError(raw)
+        except (ValueError, OverflowError):
+            raise serializers.ValidationError(DATE_HELP) from None
+        return value
+
+    def to_representation(self, value: Any) -> Any:  # pragma: no cover - input only
+        return value
+
+
+DATE_HELP = "an ISO 8601 date-time, e.g. 2025-05-01T08:00:00+08:00"
+extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?$",
+    }
+)(Open311DateField)
+
+
+class CodesField(serializers.CharField):
+    """Comma-separated codes → a list (blanks dropped)."""
+
+    def __init__(self, *, most: int | None = None, **kwargs: Any) -> None:
+        self.most = most
+        super().__init__(required=False, **kwargs)
+
+    def to_internal_value(self, data: Any) -> list[str]:  # type: ignore[override]
+        text = super().to_internal_value(data)
+        codes = [c.strip() for c in text.split(",") if c.strip()]
+        if self.most is not None and len(codes) > self.most:
+            raise serializers.ValidationError(f"at most {self.most} ids")
+        return codes
+
+    def run_validators(self, value: Any) -> None:
+        return None
+
+
+# ---------------------------------------------------------------------------- input
+class Open311Params(serializers.Serializer):
+    """Parses only (nothing is saved)."""
+
+    def create(self, validated_data: Any) -> Any:  # pragma: no cover - never saved
+        raise NotImplementedError
+
+    def update(self, instance: Any, validated_data: Any) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+
+class JurisdictionParams(Open311Params):
+    jurisdiction_id = _text(
+        max_length=64, help_text="accepted and ignored (one jurisdiction per server)"
+    )
+
+
+class RequestListParams(JurisdictionParams):
+    """``GET requests.json``: the spec's filters."""
+
+    service_request_id = CodesField(
+        most=MAX_REQUESTS,
+        max_length=MAX_REQUESTS * 40,
+        help_text="case numbers, comma-separated (overrides the rest)",
+    )
+    service_code = CodesField(max_length=4000, help_text="category codes, comma-separated")
+    start_date = Open311DateField(
+        required=False, help_text="ISO 8601; default: 90 days before end_date"
+    )
+    end_date = Open311DateField(
+        end=True, required=False, help_text="ISO 8601; default: now (or 90 days after start_date)"
+    )
+    status = serializers.RegexField(
+        r"^\s*(open|closed)\s*(,\s*(open|closed)\s*)*$",
+        required=False,
+        help_text="open, closed or open,closed",
+        error_messages={"invalid": "open, closed or open,closed"},
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The spec's window: 90 days ending now by default, or from/to the date given."""
+        start, end = attrs.get("start_date"), attrs.get("end_date")
+        if start is None and end is None:
+            end = timezone.now()
+        if start is None:
+            start = end - DEFAULT_SPAN  # type: ignore[operator]
+        if end is None:
+            end = start + DEFAULT_SPAN
+        if end < start:
+            raise serializers.ValidationError({"end_date": ["must not be before start_date"]})
+        attrs["start_date"], attrs["end_date"] = start, end
+        attrs["status"] = {s.strip() for s in attrs.get("status", "").split(",") if s.strip()}
+        return attrs
+
+
+#: the attributes a request may carry (see :func:`service_definition`)
+ATTRIBUTE_CODES = (*services.FLAGS, "priority", "parties")
+
+
+class ServiceRequestInput(JurisdictionParams):
+    """``POST requests.json`` (form-encoded, multipart or JSON). Give ``lat`` and ``long``, or
+    ``address_id`` (a building code in your territory). Attributes come as
+    ``attribute[code]=value`` fields, or in JSON also as an ``attribute`` object."""
+
+    service_code = serializers.CharField(
+        max_length=200, help_text="a category code (see services.json)"
+    )
+    lat = CoordinateField(
+        min_value=-90, max_value=90, required=False, help_text="latitude (WGS84 unless crs)"
+    )
+    long = CoordinateField(
+        min_value=-180, max_value=180, required=False, help_text="longitude (WGS84 unless crs)"
+    )
+    crs = CrsField(
+        required=False,
+        help_text="not in GeoReport v2 (WGS84): a phone on Amap may send gcj02",
+    )
+    address_string = _text(max_length=200, help_text="kept in the description")
+    address_id = _text(max_length=32, help_text="a building code in your territory")
+    description = _text(max_length=MAX_DESCRIPTION)
+    media_url = _text(
+        max_length=1000,
+        validators=[URLValidator(schemes=["http", "https"], message="an http(s) URL")],
+        help_text="an http(s) URL",
+    )
+    email = serializers.EmailField(
+        max_length=254, required=False, help_text="stored as a party, never shown"
+    )
+    first_name = _text(max_length=50)
+    last_name = _text(max_length=50)
+    phone = serializers.RegexField(
+        r"^[0-9+\-() ]{3,20}$",
+        max_length=20,
+        required=False,
+        error_messages={"invalid": "digits, spaces and + - ( ) only"},
+    )
+    device_id = _text(max_length=64)
+    account_id = _text(max_length=64, help_text="accepted, not used")
+    api_key = _text(max_length=4000, help_text="a JWT access token (instead of Authorization)")
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        """The attributes (form fields and a JSON object) as ``attribute[code]`` fields; an
+        attribute the service definition does not have is a 400 naming it."""
+        attrs = _attributes(data)
+        for code in attrs:
+            if code not in ATTRIBUTE_CODES:
+                raise serializers.ValidationError(
+                    {f"attribute[{code}]": ["unknown attribute (see the service definition)"]}
+                )
+        plain = {k: v for k, v in data.items() if k != "attribute" and not ATTR_KEY.match(k)}
+        plain.update({f"attribute[{k}]": v for k, v in attrs.items() if v not in (None, "")})
+        return super().to_internal_value(plain)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        lat, lon = attrs.get("lat"), attrs.get("long")
+        if lat is None and lon is None and not attrs.get("address_id"):
+            raise serializers.ValidationError(
+                {"lat": ["lat and long are required (or address_id, a building code)"]}
+            )
+        if lat is None and lon is not None:
+            raise serializers.ValidationError({"lat": ["required with long"]})
+        if lon is None and lat is not None:
+            raise serializers.ValidationError({"long": ["required with lat"]})
+        if lat is not None and attrs.get("crs") not in (None, "wgs84"):
+            from geo.crs import to_wgs84
+
+            attrs["long"], attrs["lat"] = to_wgs84(lon, lat, attrs["crs"])
+        return attrs
+
+
+for _code in services.FLAGS:
+    ServiceRequestInput._declared_fields[f"attribute[{_code}]"] = FlagField(
+        required=False, help_text=f"{FlagRule.Flag(_code).label}: true or false"
+    )
+ServiceRequestInput._declared_fields["attribute[priority]"] = PriorityField(
+    required=False,
+    help_text="紧急程度 (priority): 1 (紧急) … 4 (低); default 3",
+)
+ServiceRequestInput._declared_fields["attribute[parties]"] = PartiesField(
+    help_text="当事人: one name per line; kept with the case, never published"
+)
 
 
 def _attributes(data: Mapping) -> dict[str, Any]:
@@ -229,49 +458,22 @@ def _attributes(data: Mapping) -> dict[str, Any]:
     nested = data.get("attribute")
     if nested not in (None, ""):
         if not isinstance(nested, Mapping):
-            raise bad("attribute", "an object of attribute codes and values")
+            raise serializers.ValidationError(
+                {"attribute": ["an object of attribute codes and values"]}
+            )
         out.update({str(k): v for k, v in nested.items()})
-    for key in data:
+    for key, value in data.items():
         m = ATTR_KEY.match(str(key))
         if m:
-            value = data.getlist(key) if hasattr(data, "getlist") else data[key]
-            if isinstance(value, list) and len(value) == 1:
-                value = value[0]
             out[m.group(1)] = value
     return out
 
 
 def _category(code: Any) -> Category:
-    code = _text(code, "service_code", 200, required=True)
     found = Category.objects.filter(active=True, code=code).select_related("parent").first()
     if found is None:
-        raise Open311Error(404, f"service_code: unknown service {code!r}")
+        raise Open311Error(404, f"service_code: unknown service {str(code)[:200]!r}")
     return found
-
-
-def _when(raw: str | None, field: str, end: bool = False) -> datetime | None:
-    """ISO 8601 date-time (a date alone: the start of that day, or the next day for
-    ``end_date``); a time without an offset is read in the server's time zone."""
-    if not raw:
-        return None
-    raw = raw.strip()
-    if "T" in raw:  # an unencoded "+08:00" arrives as " 08:00"
-        raw = raw.replace(" ", "+")
-    try:
-        value = parse_datetime(raw)
-        if value is None:
-            day = parse_date(raw)
-            if day is None:
-                raise ValueError(raw)
-            value = datetime.combine(day + timedelta(days=1) if end else day, time())
-        if timezone.is_naive(value):
-            value = timezone.make_aware(value)
-        # the default window is computed from it: refuse dates at the ends of the calendar
-        if not (value - DEFAULT_SPAN < value < value + DEFAULT_SPAN):
-            raise ValueError(raw)
-    except (ValueError, OverflowError):
-        raise bad(field, "an ISO 8601 date-time, e.g. 2025-05-01T08:00:00+08:00") from None
-    return value
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -287,6 +489,7 @@ def _title(description: str, category: Category) -> str:
 
 # ---------------------------------------------------------------------------- representations
 FLAG_LABELS = {f.value: f.label for f in FlagRule.Flag}
+DATATYPES = ["string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"]
 
 
 def _attribute(
@@ -344,80 +547,167 @@ def service_definition(category: Category) -> dict[str, Any]:
     return {"service_code": category.code, "attributes": attrs}
 
 
-def service(category: Category) -> dict[str, Any]:
-    kind = Kind(category.kind).label
-    keywords = [kind]
-    if category.parent_id:
-        keywords.append(category.parent.name)
-    keywords += [category.name, *category.code.split(".")]
-    return {
-        "service_code": category.code,
-        "service_name": category.name,
-        "description": category.effective_open_conditions or category.name,
-        "metadata": bool(service_definition(category)["attributes"]),
-        "type": "realtime",
-        "keywords": ",".join(dict.fromkeys(keywords)),
-        "group": kind,
-    }
-
-
 def open311_status(case: Case) -> str:
     return "open" if case.status in OPEN311_OPEN else "closed"
 
 
-def _status_notes(case: Case) -> str | None:
-    if case.status in (Status.RESOLVED, Status.VERIFIED, Status.CLOSED) and case.outcome:
-        return case.outcome
-    if case.status == Status.REJECTED and case.rejection_reason:
-        return case.rejection_reason
-    if case.status == Status.MERGED and case.merged_into_id:
-        return f"已合并 (merged into another request): {case.merged_into.number}"
-    return getattr(case, "latest_note", None) or case.outcome or None
+class Open311Output(serializers.Serializer):
+    """Written only (the representation of a category, a case …)."""
+
+    def create(self, validated_data: Any) -> Any:  # pragma: no cover - never saved
+        raise NotImplementedError
+
+    def update(self, instance: Any, validated_data: Any) -> Any:  # pragma: no cover
+        raise NotImplementedError
 
 
-def _agency(case: Case) -> str | None:
-    if case.department_id:
-        return case.department.name
-    level = LEVEL_BY_NAME.get(case.level)
-    return level.label if level else None
+class LocalTimeField(serializers.DateTimeField):
+    """ISO 8601 in the server's time zone, to the second (``2025-05-01T08:00:00+08:00``)."""
+
+    def to_representation(self, value: Any) -> str | None:
+        return _iso(value)
 
 
-def _address(case: Case) -> str | None:
-    parts = [
-        case.compound.name if case.compound_id else "",
-        case.building.name if case.building_id else "",
-    ]
-    text = " ".join(p for p in parts if p)
-    if not text and case.grid_id:
-        text = case.grid.name
-    return text or None
+class Open311ServiceSerializer(Open311Output):
+    """A category as an Open311 *service*."""
+
+    service_code = serializers.CharField(source="code")
+    service_name = serializers.CharField(source="name")
+    description = serializers.SerializerMethodField()
+    metadata = serializers.SerializerMethodField()
+    type = serializers.SerializerMethodField()
+    keywords = serializers.SerializerMethodField()
+    group = serializers.SerializerMethodField()
+
+    def get_description(self, category: Category) -> str:
+        return category.effective_open_conditions or category.name
+
+    def get_metadata(self, category: Category) -> bool:
+        return bool(service_definition(category)["attributes"])
+
+    @extend_schema_field(serializers.ChoiceField(choices=["realtime", "batch", "blackbox"]))
+    def get_type(self, category: Category) -> str:
+        return "realtime"
+
+    def get_keywords(self, category: Category) -> str:
+        kind = Kind(category.kind).label
+        keywords = [kind]
+        if category.parent_id:
+            keywords.append(category.parent.name)
+        keywords += [category.name, *category.code.split(".")]
+        return ",".join(dict.fromkeys(keywords))
+
+    def get_group(self, category: Category) -> str:
+        return str(Kind(category.kind).label)
+
+
+class Open311AttributeValueSerializer(Open311Output):
+    key = serializers.CharField()
+    name = serializers.CharField()
+
+
+class Open311AttributeSerializer(Open311Output):
+    variable = serializers.BooleanField()
+    code = serializers.CharField()
+    datatype = serializers.ChoiceField(choices=DATATYPES)
+    required = serializers.BooleanField()
+    datatype_description = serializers.CharField(allow_null=True)
+    order = serializers.IntegerField()
+    description = serializers.CharField()
+    values = Open311AttributeValueSerializer(many=True)
+
+
+class Open311ServiceDefinitionSerializer(Open311Output):
+    """What a request of a service may carry (:func:`service_definition`)."""
+
+    service_code = serializers.CharField()
+    attributes = Open311AttributeSerializer(many=True)
+
+
+class Open311ServiceRequestSerializer(Open311Output):
+    """A case as an Open311 *service request*. Parties (names, phones, e-mails) are left
+    out. Reads the annotations of :func:`with_details`."""
+
+    service_request_id = serializers.CharField(source="number")
+    status = serializers.SerializerMethodField()
+    status_notes = serializers.SerializerMethodField()
+    service_name = serializers.CharField(source="category.name")
+    service_code = serializers.CharField(source="category.code")
+    description = serializers.SerializerMethodField()
+    agency_responsible = serializers.SerializerMethodField()
+    service_notice = serializers.CharField(source="get_status_display", allow_null=True)
+    requested_datetime = LocalTimeField(source="reported_at")
+    updated_datetime = LocalTimeField(source="updated_at")
+    expected_datetime = LocalTimeField(source="due_at", allow_null=True)
+    address = serializers.SerializerMethodField()
+    address_id = serializers.SerializerMethodField()
+    zipcode = serializers.SerializerMethodField()
+    lat = serializers.SerializerMethodField()
+    long = serializers.SerializerMethodField()
+    media_url = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.ChoiceField(choices=["open", "closed"]))
+    def get_status(self, case: Case) -> str:
+        return open311_status(case)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_status_notes(self, case: Case) -> str | None:
+        if case.status in (Status.RESOLVED, Status.VERIFIED, Status.CLOSED) and case.outcome:
+            return case.outcome
+        if case.status == Status.REJECTED and case.rejection_reason:
+            return case.rejection_reason
+        if case.status == Status.MERGED and case.merged_into_id:
+            return f"已合并 (merged into another request): {case.merged_into.number}"
+        return getattr(case, "latest_note", None) or case.outcome or None
+
+    @extend_schema_field(serializers.CharField(allow_blank=True))
+    def get_description(self, case: Case) -> str:
+        return case.description or case.title
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_agency_responsible(self, case: Case) -> str | None:
+        if case.department_id:
+            return case.department.name
+        level = LEVEL_BY_NAME.get(case.level)
+        return level.label if level else None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_address(self, case: Case) -> str | None:
+        parts = [
+            case.compound.name if case.compound_id else "",
+            case.building.name if case.building_id else "",
+        ]
+        text = " ".join(p for p in parts if p)
+        if not text and case.grid_id:
+            text = case.grid.name
+        return text or None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_address_id(self, case: Case) -> str | None:
+        return case.building.code if case.building_id else None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_zipcode(self, case: Case) -> None:
+        return None
+
+    def get_lat(self, case: Case) -> float:
+        return round(case.location.y, 7)
+
+    def get_long(self, case: Case) -> float:
+        return round(case.location.x, 7)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_media_url(self, case: Case) -> str | None:
+        return getattr(case, "media_url", None) or None
 
 
 def service_request(case: Case) -> dict[str, Any]:
-    """A case as an Open311 service request. Parties (names, phones, e-mails) are left out."""
-    return {
-        "service_request_id": case.number,
-        "status": open311_status(case),
-        "status_notes": _status_notes(case),
-        "service_name": case.category.name,
-        "service_code": case.category.code,
-        "description": case.description or case.title,
-        "agency_responsible": _agency(case),
-        "service_notice": case.get_status_display(),
-        "requested_datetime": _iso(case.reported_at),
-        "updated_datetime": _iso(case.updated_at),
-        "expected_datetime": _iso(case.due_at),
-        "address": _address(case),
-        "address_id": case.building.code if case.building_id else None,
-        "zipcode": None,
-        "lat": round(case.location.y, 7),
-        "long": round(case.location.x, 7),
-        "media_url": getattr(case, "media_url", None) or None,
-    }
+    """A case as an Open311 service request (:class:`Open311ServiceRequestSerializer`)."""
+    return dict(Open311ServiceRequestSerializer(case).data)
 
 
 def with_details(qs: QuerySet[Case]) -> QuerySet[Case]:
-    """What :func:`service_request` reads, in one query."""
+    """What :class:`Open311ServiceRequestSerializer` reads, in one query."""
     events = CaseEvent.objects.filter(case=OuterRef("pk")).order_by("-at", "-id")
     return qs.select_related("building", "compound", "grid", "merged_into").annotate(
         latest_note=Subquery(events.exclude(note="").values("note")[:1]),
@@ -425,172 +715,119 @@ def with_details(qs: QuerySet[Case]) -> QuerySet[Case]:
     )
 
 
-# ---------------------------------------------------------------------------- schema
-_COMPONENTS: dict[str, type[serializers.Serializer]] = {}
+class Open311CreatedSerializer(Open311Output):
+    service_request_id = serializers.CharField()
+    service_notice = serializers.CharField()
+    account_id = serializers.CharField(allow_null=True)
 
 
-def _component(name: str, fields: dict[str, serializers.Field], many: bool = False) -> Any:
-    """A named schema component; one class per name (spectacular wants one identity)."""
-    if name not in _COMPONENTS:
-        _COMPONENTS[name] = type(inline_serializer(name, fields))
-    return _COMPONENTS[name](many=many)
+class Open311EndpointSerializer(Open311Output):
+    specification = serializers.CharField()
+    url = serializers.CharField()
+    changeset = serializers.CharField()
+    type = serializers.ChoiceField(choices=["production", "test"])
+    formats = serializers.ListField(child=serializers.CharField())
 
 
-# a plain schema: spectacular does not wrap non-2xx serializers in arrays
-ERROR_SCHEMA = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "properties": {"code": {"type": "integer"}, "description": {"type": "string"}},
-        "required": ["code", "description"],
-    },
-}
+class Open311DiscoverySerializer(Open311Output):
+    changeset = serializers.CharField()
+    contact = serializers.CharField()
+    key_service = serializers.CharField()
+    endpoints = Open311EndpointSerializer(many=True)
+
+
+class Open311ErrorSerializer(Open311Output):
+    """One error of the spec's list; ``description`` starts with the field at fault."""
+
+    code = serializers.IntegerField()
+    description = serializers.CharField()
+
+
+class Open311ErrorsSerializer(Open311Output):
+    """The spec's error body: a list of :class:`Open311ErrorSerializer` (described as the
+    array it is by :class:`Open311ErrorsScheme`; spectacular drops ``many`` on errors)."""
+
+
+class Open311ErrorsScheme(OpenApiSerializerExtension):
+    target_class = Open311ErrorsSerializer
+
+    def map_serializer(self, auto_schema, direction):  # type: ignore[no-untyped-def]
+        item = auto_schema.resolve_serializer(Open311ErrorSerializer, direction)
+        return build_array_type(item.ref)
+
+
+def _errors(text: str) -> OpenApiResponse:
+    return OpenApiResponse(Open311ErrorsSerializer, description=text)
+
+
 ERRORS = {
-    code: OpenApiResponse(ERROR_SCHEMA, description=text)
-    for code, text in (
-        (400, "bad input; the description names the field"),
-        (401, "not signed in (Authorization: Bearer, session, or api_key on POST)"),
-        (403, "refused"),
-        (404, "unknown service_code or service request"),
-    )
+    400: _errors("bad input; the description names the field"),
+    401: _errors("not signed in (Authorization: Bearer, session, or api_key on POST)"),
+    403: _errors("refused"),
+    404: _errors("unknown service_code or service request"),
 }
-SERVICE_FIELDS = {
-    "service_code": serializers.CharField(),
-    "service_name": serializers.CharField(),
-    "description": serializers.CharField(),
-    "metadata": serializers.BooleanField(),
-    "type": serializers.ChoiceField(choices=["realtime", "batch", "blackbox"]),
-    "keywords": serializers.CharField(),
-    "group": serializers.CharField(),
-}
-ATTRIBUTE_FIELDS = {
-    "variable": serializers.BooleanField(),
-    "code": serializers.CharField(),
-    "datatype": serializers.ChoiceField(
-        choices=["string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"]
-    ),
-    "required": serializers.BooleanField(),
-    "datatype_description": serializers.CharField(allow_null=True),
-    "order": serializers.IntegerField(),
-    "description": serializers.CharField(),
-    "values": _component(
-        "Open311AttributeValue",
-        {"key": serializers.CharField(), "name": serializers.CharField()},
-        many=True,
-    ),
-}
-DEFINITION_FIELDS = {
-    "service_code": serializers.CharField(),
-    "attributes": _component("Open311Attribute", ATTRIBUTE_FIELDS, many=True),
-}
-REQUEST_FIELDS = {
-    "service_request_id": serializers.CharField(),
-    "status": serializers.ChoiceField(choices=["open", "closed"]),
-    "status_notes": serializers.CharField(allow_null=True),
-    "service_name": serializers.CharField(),
-    "service_code": serializers.CharField(),
-    "description": serializers.CharField(allow_blank=True),
-    "agency_responsible": serializers.CharField(allow_null=True),
-    "service_notice": serializers.CharField(allow_null=True),
-    "requested_datetime": serializers.DateTimeField(),
-    "updated_datetime": serializers.DateTimeField(),
-    "expected_datetime": serializers.DateTimeField(allow_null=True),
-    "address": serializers.CharField(allow_null=True),
-    "address_id": serializers.CharField(allow_null=True),
-    "zipcode": serializers.CharField(allow_null=True),
-    "lat": serializers.FloatField(),
-    "long": serializers.FloatField(),
-    "media_url": serializers.CharField(allow_null=True),
-}
-CREATED_FIELDS = {
-    "service_request_id": serializers.CharField(),
-    "service_notice": serializers.CharField(),
-    "account_id": serializers.CharField(allow_null=True),
-}
-_POST_FIELDS: dict[str, serializers.Field] = {
-    "service_code": serializers.CharField(help_text="a category code (see services.json)"),
-    "lat": serializers.FloatField(required=False, help_text="WGS84 latitude"),
-    "long": serializers.FloatField(required=False, help_text="WGS84 longitude"),
-    "address_string": serializers.CharField(required=False, help_text="kept in the description"),
-    "address_id": serializers.CharField(required=False, help_text="a building code"),
-    "description": serializers.CharField(required=False, max_length=MAX_DESCRIPTION),
-    "media_url": serializers.URLField(required=False),
-    "email": serializers.EmailField(required=False, help_text="stored as a party, never shown"),
-    "first_name": serializers.CharField(required=False),
-    "last_name": serializers.CharField(required=False),
-    "phone": serializers.CharField(required=False),
-    "device_id": serializers.CharField(required=False),
-    "account_id": serializers.CharField(required=False),
-    "jurisdiction_id": serializers.CharField(required=False, help_text="accepted, not needed"),
-    "api_key": serializers.CharField(required=False, help_text="a JWT access token"),
-}
-for _code in (*services.FLAGS, "priority", "parties"):
-    _POST_FIELDS[f"attribute[{_code}]"] = serializers.CharField(required=False)
-POST_BODY = _component("Open311RequestBody", _POST_FIELDS)
-
-
-def _q(name: str, description: str) -> OpenApiParameter:
-    return OpenApiParameter(name, str, OpenApiParameter.QUERY, description=description)
-
-
-JURISDICTION = _q("jurisdiction_id", "accepted and ignored (one jurisdiction per server)")
 
 
 # ---------------------------------------------------------------------------- views
+def parse(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    """Parsed input, or a 400 in the spec's format naming each bad field."""
+    s = serializer_class(data=_plain(data))
+    s.is_valid(raise_exception=True)
+    return dict(s.validated_data)
+
+
 class DiscoveryView(Open311View):
     @extend_schema(
         operation_id="open311_discovery",
         tags=["open311"],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: Open311DiscoverySerializer},
     )
     def get(self, request: Request) -> Response:
         """Open311 service discovery: where the GeoReport v2 endpoint is and what it speaks."""
         url = request.build_absolute_uri(f"/{PREFIX}")
-        return Response(
-            {
-                "changeset": CHANGESET,
-                "contact": "the street office's dispatch desk (街道调度台)",
-                "key_service": "ask the street office for an account; POST with a JWT as api_key",
-                "endpoints": [
-                    {
-                        "specification": SPEC,
-                        "url": url,
-                        "changeset": CHANGESET,
-                        "type": "production",
-                        "formats": ["application/json"],
-                    }
-                ],
-            }
-        )
+        discovery = {
+            "changeset": CHANGESET,
+            "contact": "the street office's dispatch desk (街道调度台)",
+            "key_service": "ask the street office for an account; POST with a JWT as api_key",
+            "endpoints": [
+                {
+                    "specification": SPEC,
+                    "url": url,
+                    "changeset": CHANGESET,
+                    "type": "production",
+                    "formats": ["application/json"],
+                }
+            ],
+        }
+        return Response(Open311DiscoverySerializer(discovery).data)
 
 
 class ServiceListView(Open311View):
     @extend_schema(
         operation_id="open311_services",
         tags=["open311"],
-        parameters=[JURISDICTION],
-        responses={200: _component("Open311Service", SERVICE_FIELDS, many=True), 400: ERRORS[400]},
+        parameters=[JurisdictionParams],
+        responses={200: Open311ServiceSerializer(many=True), 400: ERRORS[400]},
     )
     def get(self, request: Request) -> Response:
         """The public catalogue: every category in use is a service."""
+        parse(JurisdictionParams, request.query_params)
         cats = Category.objects.filter(active=True).select_related("parent").order_by("code")
-        return Response([service(c) for c in cats])
+        return Response(Open311ServiceSerializer(cats, many=True).data)
 
 
 class ServiceDefinitionView(Open311View):
     @extend_schema(
         operation_id="open311_service_definition",
         tags=["open311"],
-        parameters=[JURISDICTION],
-        responses={
-            200: _component("Open311ServiceDefinition", DEFINITION_FIELDS),
-            400: ERRORS[400],
-            404: ERRORS[404],
-        },
+        parameters=[JurisdictionParams],
+        responses={200: Open311ServiceDefinitionSerializer, 400: ERRORS[400], 404: ERRORS[404]},
     )
     def get(self, request: Request, service_code: str) -> Response:
         """The attributes a request of this service may carry."""
-        return Response(service_definition(_category(service_code)))
+        parse(JurisdictionParams, request.query_params)
+        definition = service_definition(_category(service_code))
+        return Response(Open311ServiceDefinitionSerializer(definition).data)
 
 
 class RequestListView(Open311View):
@@ -600,83 +837,56 @@ class RequestListView(Open311View):
     @extend_schema(
         operation_id="open311_requests",
         tags=["open311"],
-        parameters=[
-            JURISDICTION,
-            _q("service_request_id", "case numbers, comma-separated (overrides the rest)"),
-            _q("service_code", "category codes, comma-separated"),
-            _q("start_date", "ISO 8601; default: 90 days before end_date"),
-            _q("end_date", "ISO 8601; default: now (or 90 days after start_date)"),
-            _q("status", "open, closed or open,closed"),
-        ],
-        responses={200: _component("Open311ServiceRequest", REQUEST_FIELDS, many=True), **ERRORS},
+        parameters=[RequestListParams],
+        responses={200: Open311ServiceRequestSerializer(many=True), **ERRORS},
     )
     def get(self, request: Request) -> Response:
         """Service requests in the caller's territory: newest first, at most 1000."""
-        params = request.query_params
+        params = parse(RequestListParams, request.query_params)
         qs = case_queryset(request)
-        ids = [i.strip() for i in params.get("service_request_id", "").split(",") if i.strip()]
-        if ids:
-            if len(ids) > MAX_REQUESTS:
-                raise bad("service_request_id", f"at most {MAX_REQUESTS} ids")
-            qs = qs.filter(number__in=ids)
+        if params.get("service_request_id"):
+            qs = qs.filter(number__in=params["service_request_id"])
         else:
-            qs = self._filter(qs, params)
+            if params.get("service_code"):
+                qs = qs.filter(category__code__in=params["service_code"])
+            if params["status"] == {"open"}:
+                qs = qs.filter(status__in=OPEN311_OPEN)
+            elif params["status"] == {"closed"}:
+                qs = qs.exclude(status__in=OPEN311_OPEN)
+            qs = qs.filter(
+                reported_at__gte=params["start_date"], reported_at__lte=params["end_date"]
+            )
         rows = with_details(qs.select_related("category", "department"))[:MAX_REQUESTS]
-        return Response([service_request(c) for c in rows])
-
-    def _filter(self, qs: QuerySet[Case], params: Mapping) -> QuerySet[Case]:
-        codes = [c.strip() for c in params.get("service_code", "").split(",") if c.strip()]
-        if codes:
-            qs = qs.filter(category__code__in=codes)
-        wanted = {s.strip() for s in params.get("status", "").split(",") if s.strip()}
-        if wanted - {"open", "closed"}:
-            raise bad("status", "open, closed or open,closed")
-        if wanted == {"open"}:
-            qs = qs.filter(status__in=OPEN311_OPEN)
-        elif wanted == {"closed"}:
-            qs = qs.exclude(status__in=OPEN311_OPEN)
-        start = _when(params.get("start_date"), "start_date")
-        end = _when(params.get("end_date"), "end_date", end=True)
-        if start is None and end is None:
-            end = timezone.now()
-        if start is None:
-            start = end - DEFAULT_SPAN  # type: ignore[operator]
-        if end is None:
-            end = start + DEFAULT_SPAN
-        if end < start:
-            raise bad("end_date", "must not be before start_date")
-        return qs.filter(reported_at__gte=start, reported_at__lte=end)
+        return Response(Open311ServiceRequestSerializer(rows, many=True).data)
 
     @extend_schema(
         operation_id="open311_create_request",
         tags=["open311"],
         request={
-            "application/x-www-form-urlencoded": POST_BODY,
-            "multipart/form-data": POST_BODY,
-            "application/json": POST_BODY,
+            "application/x-www-form-urlencoded": ServiceRequestInput,
+            "multipart/form-data": ServiceRequestInput,
+            "application/json": ServiceRequestInput,
         },
-        responses={201: _component("Open311Created", CREATED_FIELDS, many=True), **ERRORS},
+        responses={201: Open311CreatedSerializer(many=True), **ERRORS},
     )
     def post(self, request: Request) -> Response:
         """Report a service request: stored as a case (source ``open311``) and routed at once.
         Give lat/long, or address_id (a building code in your territory)."""
-        data = request.data
-        if not isinstance(data, Mapping):
-            raise bad("body", "form fields or a JSON object")
-        category = _category(data.get("service_code"))
+        data = parse(ServiceRequestInput, request.data)
+        category = _category(data["service_code"])
         point, building = self._where(request, data)
-        description = _text(data.get("description"), "description", MAX_DESCRIPTION)
-        address = _text(data.get("address_string"), "address_string", 200)
-        media_url = self._media_url(data.get("media_url"))
-        _text(data.get("jurisdiction_id"), "jurisdiction_id", 64)
-        device = _text(data.get("device_id"), "device_id", 64)
-        flags, priority, parties = self._attributes(data)
+        description = data.get("description", "")
+        address = data.get("address_string", "")
+        flags = [code for code in services.FLAGS if data.get(f"attribute[{code}]")]
+        priority = int(data.get("attribute[priority]") or 3)
+        parties = list(data.get("attribute[parties]", []))
         reporter = self._reporter(data)
         if reporter:
             parties.insert(0, reporter)
         text = description
         if address:
             text = f"{description}\n\n地址 (address_string): {address}".strip()
+        media_url = data.get("media_url", "")
         with transaction.atomic():
             report = services.report_case(
                 reporter=request.user,
@@ -689,7 +899,7 @@ class RequestListView(Open311View):
                 priority=priority,
                 flags=flags,
                 source="open311",
-                external_ref=device,
+                external_ref=data.get("device_id", ""),
             )
             case = report.case
             if media_url:
@@ -700,26 +910,22 @@ class RequestListView(Open311View):
                     from_status=case.status,
                     data={"media_url": media_url},
                 )
+        created = {
+            "service_request_id": case.number,
+            "service_notice": self._notice(case, len(visible_among(request, report.duplicates))),
+            "account_id": None,
+        }
         return Response(
-            [
-                {
-                    "service_request_id": case.number,
-                    "service_notice": self._notice(
-                        case, len(visible_among(request, report.duplicates))
-                    ),
-                    "account_id": None,
-                }
-            ],
-            status=status.HTTP_201_CREATED,
+            Open311CreatedSerializer([created], many=True).data, status=status.HTTP_201_CREATED
         )
 
     # -- POST helpers
     def _where(self, request: Request, data: Mapping) -> tuple[Any, Building | None]:
+        """The point (WGS84) and the building (``address_id``, in the caller's territory)."""
         from django.contrib.gis.geos import Point
 
-        lat_raw, long_raw = data.get("lat"), data.get("long")
         building = None
-        address_id = _text(data.get("address_id"), "address_id", 32)
+        address_id = data.get("address_id")
         if address_id:
             building = (
                 request_scope(request)
@@ -730,70 +936,15 @@ class RequestListView(Open311View):
             )
             if building is None:
                 raise bad("address_id", "no building with this code in your territory")
-        if lat_raw in (None, "") and long_raw in (None, ""):
-            if building is None:
-                raise bad("lat", "lat and long are required (or address_id, a building code)")
+        if data.get("lat") is None:
             return None, building
-        if lat_raw in (None, ""):
-            raise bad("lat", "required with long")
-        if long_raw in (None, ""):
-            raise bad("long", "required with lat")
-        lat = _coordinate(lat_raw, "lat", 90)
-        lon = _coordinate(long_raw, "long", 180)
-        crs = data.get("crs")  # not in GeoReport v2 (WGS84); a phone on Amap may send gcj02
-        if crs not in (None, ""):
-            from geo.crs import UnsupportedCRS, to_wgs84
-
-            try:
-                lon, lat = to_wgs84(lon, lat, str(crs))
-            except UnsupportedCRS as exc:
-                raise bad("crs", str(exc)) from None
-        return Point(lon, lat, srid=4326), building
-
-    def _media_url(self, raw: Any) -> str:
-        url = _text(raw, "media_url", 1000)
-        if url:
-            try:
-                URLValidator(schemes=["http", "https"])(url)
-            except DjangoValidationError:
-                raise bad("media_url", "an http(s) URL") from None
-        return url
-
-    def _attributes(self, data: Mapping) -> tuple[list[str], int, list[dict]]:
-        flags: list[str] = []
-        priority = 3
-        parties: list[dict] = []
-        for code, value in _attributes(data).items():
-            field = f"attribute[{code}]"
-            if code in services.FLAGS:
-                if _flag(value, field):
-                    flags.append(code)
-            elif code == "priority":
-                key = _text(value, field, 2)
-                if key and key not in dict(PRIORITIES):
-                    raise bad(field, "one of 1, 2, 3, 4")
-                priority = int(key or 3)
-            elif code == "parties":
-                lines = [n.strip() for n in _text(value, field, 1000).splitlines() if n.strip()]
-                if len(lines) > 20 or any(len(n) > 50 for n in lines):
-                    raise bad(field, "at most 20 names of at most 50 characters")
-                parties += [{"name": n, "role": "当事人"} for n in lines]
-            else:
-                raise bad(field, "unknown attribute (see the service definition)")
-        return flags, priority, parties
+        return Point(data["long"], data["lat"], srid=4326), building
 
     def _reporter(self, data: Mapping) -> dict | None:
-        first = _text(data.get("first_name"), "first_name", 50)
-        last = _text(data.get("last_name"), "last_name", 50)
-        phone = _text(data.get("phone"), "phone", 20)
-        email = _text(data.get("email"), "email", 254)
-        if phone and not re.fullmatch(r"[0-9+\-() ]{3,20}", phone):
-            raise bad("phone", "digits, spaces and + - ( ) only")
-        if email:
-            try:
-                EmailValidator()(email)
-            except DjangoValidationError:
-                raise bad("email", "not an e-mail address") from None
+        first = data.get("first_name", "")
+        last = data.get("last_name", "")
+        phone = data.get("phone", "")
+        email = data.get("email", "")
         if not any((first, last, phone, email)):
             return None
         # Chinese names are family name first; Open311 clients send first/last separately.
@@ -828,17 +979,18 @@ class RequestDetailView(Open311View):
     @extend_schema(
         operation_id="open311_request",
         tags=["open311"],
-        parameters=[JURISDICTION],
-        responses={200: _component("Open311ServiceRequest", REQUEST_FIELDS, many=True), **ERRORS},
+        parameters=[JurisdictionParams],
+        responses={200: Open311ServiceRequestSerializer(many=True), **ERRORS},
     )
     def get(self, request: Request, service_request_id: str) -> Response:
         """One service request (a list of one, as the spec has it), if in your territory."""
-        number = _text(service_request_id, "service_request_id", 200)
+        parse(JurisdictionParams, request.query_params)
+        number = service_request_id.strip()[:200]
         qs = with_details(case_queryset(request).select_related("category", "department"))
         case = qs.filter(number=number).first()
         if case is None:
             raise Open311Error(404, f"service_request_id: no request {number!r} in your territory")
-        return Response([service_request(case)])
+        return Response(Open311ServiceRequestSerializer([case], many=True).data)
 
 
 class UnknownView(Open311View):
