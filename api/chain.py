@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from django.contrib.gis.geos import Point
 from django.db.models import Prefetch
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -13,6 +13,8 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gridsvc.chain.answer import answer as chain_answer
+from gridsvc.chain.answer import resolve_point, resolve_ref
 from gridsvc.chain.models import Position
 from gridsvc.chain.services import hand_over_by, walk
 from gridsvc.territory.models import Building, Compound, Grid, Household, Unit
@@ -216,29 +218,40 @@ class ChainView(APIView):
             when = parse_datetime(params["at"])
             if when is None:
                 raise ValidationError({"at": "must be an ISO 8601 date-time"})
+        when = when or timezone.now()
         if given:
             name = given[0]
             try:
                 pk = int(params[name])
             except ValueError:
                 raise ValidationError({name: "must be an integer id"}) from None
-            obj = scope.filter(_ref_queryset(name, refs[name]).filter(pk=pk)).first()
-            if obj is None:
+            if name == "compound":  # rare: a compound's point on surface, the general path
+                obj = scope.filter(_ref_queryset(name, refs[name]).filter(pk=pk)).first()
+                if obj is None:
+                    raise NotFound(f"{name} {pk} not found in your territory")
+                return Response(walk(locate(**{name: obj}), when).as_dict())
+            # place, names and holders in one statement; the territory from its ids
+            res = resolve_ref(name, pk, when)
+            if res is None or not scope.allows_building_level(
+                name,
+                building_id=res.building_id,
+                unit_id=res.unit_id,
+                compound_id=res.compound_id,
+                grid_id=res.grid_id,
+                community_id=res.community_id,
+                street_id=res.street_id,
+            ):
                 raise NotFound(f"{name} {pk} not found in your territory")
-            loc = locate(**{name: obj})
         else:
             lon = _float_param(params, "lon", -180, 180)
             lat = _float_param(params, "lat", -90, 90)
             lon, lat = to_wgs84(lon, lat, crs)
-            loc = locate(Point(lon, lat, srid=4326))
-            allowed = scope.allows_grid(
-                loc.grid.pk if loc.grid else None,
-                community_id=loc.community.pk if loc.community else None,
-                street_id=loc.street.pk if loc.street else None,
-            )
-            if not allowed:
+            res = resolve_point(lon, lat, when)
+            if not scope.allows_grid(
+                res.grid_id, community_id=res.community_id, street_id=res.street_id
+            ):
                 raise NotFound("this point is outside your territory")
-        return Response(walk(loc, when).as_dict())
+        return Response(chain_answer(res, when))
 
 
 class MeView(APIView):

@@ -165,12 +165,17 @@ class Server:
             [
                 GUNICORN,
                 "gridsvc.wsgi",
+                "-c",
+                "gridsvc/gunicorn_conf.py",  # as scripts/serve.sh: preload, views imported
                 "-b",
                 f"127.0.0.1:{self.port}",
                 "-w",
                 str(self.workers),
                 "--timeout",
                 "120",
+                # gunicorn 27's control socket in the home folder would clobber a running
+                # server's
+                "--no-control-socket",
             ],
             cwd=ROOT,
             stdout=self.logfile,
@@ -200,30 +205,39 @@ class Server:
 
 
 class Api:
+    """A member's session: ``get``/``post`` (the timed calls) go through the light client
+    (bench/httpclient.py: one socket, ~0.05 ms a call); ``s`` is a ``requests`` session with
+    the same token for the callers that need its features (streaming, gzip bodies)."""
+
     def __init__(self, base: str, username: str) -> None:
+        from httpclient import Client
+
         self.base = base
         self.s = requests.Session()
+        host, _, port = base.removeprefix("http://").partition(":")
+        self.c = Client(int(port), host=host)
+        self.c.headers["Accept-Encoding"] = "gzip"  # as requests (and the phone) send
         t = time.perf_counter()
-        r = self.s.post(
-            base + "/api/v1/auth/token/",
+        r = self.c.post(
+            "/api/v1/auth/token/",
             json={"username": username, "password": city.PASSWORD, "device": "bench"},
-            timeout=60,
         )
         self.login_ms = (time.perf_counter() - t) * 1000
         if r.status_code != 200:
             raise RuntimeError(f"login {username}: {r.status_code} {r.text[:200]}")
         self.token = r.json()["access"]
         self.s.headers["Authorization"] = f"Bearer {self.token}"
+        self.c.headers["Authorization"] = f"Bearer {self.token}"
         self.username = username
 
-    def get(self, path: str, ok=(200,), **kw) -> requests.Response:  # type: ignore[no-untyped-def]
-        r = self.s.get(self.base + path, timeout=120, **kw)
+    def get(self, path: str, ok=(200,), headers: dict | None = None):  # type: ignore[no-untyped-def]
+        r = self.c.get(path, headers=headers)
         if r.status_code not in ok:
             raise RuntimeError(f"GET {path}: {r.status_code} {r.text[:300]}")
         return r
 
-    def post(self, path: str, body, ok=(200, 201)) -> requests.Response:  # type: ignore[no-untyped-def]
-        r = self.s.post(self.base + path, json=body, timeout=120)
+    def post(self, path: str, body, ok=(200, 201)):  # type: ignore[no-untyped-def]
+        r = self.c.post(path, json=body)
         if r.status_code not in ok:
             raise RuntimeError(f"POST {path}: {r.status_code} {r.text[:300]}")
         return r

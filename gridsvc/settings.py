@@ -204,7 +204,10 @@ DATABASES = {
             "postgres://", "postgis://", 1
         ),
         conn_max_age=int(os.environ.get("GRIDSVC_CONN_MAX_AGE", "60")),
-        conn_health_checks=True,
+        # No ``SELECT 1`` before each request's first query (a round trip per request): a
+        # connection that died with a database restart fails that request with a 503 +
+        # Retry-After (DatabaseOutageMiddleware) and is closed at its end; the next reconnects.
+        conn_health_checks=env_bool("GRIDSVC_CONN_HEALTH_CHECKS", False),
     )
 }
 DATABASES["default"]["ENGINE"] = "django.contrib.gis.db.backends.postgis"

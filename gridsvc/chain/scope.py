@@ -210,6 +210,37 @@ class Scope:
             | Q(buildings__grid__in=self.grid_ids)
         )
 
+    def allows_building_level(
+        self,
+        level: str,
+        *,
+        building_id: int | None,
+        unit_id: int | None = None,
+        compound_id: int | None = None,
+        grid_id: int | None = None,
+        community_id: int | None = None,
+        street_id: int | None = None,
+    ) -> bool:
+        """Whether a household, unit or building (``level``) with these containers is in the
+        scope, without a query: the same rule as :meth:`filter` on that model (the grid's
+        community and street, the compound, the building; a unit head's unit — and, for the
+        building list only, the unit's building)."""
+        if self.everything:
+            return True
+        if (
+            (street_id is not None and street_id in self.street_ids)
+            or (community_id is not None and community_id in self.community_ids)
+            or (grid_id is not None and grid_id in self.grid_ids)
+            or (compound_id is not None and compound_id in self.compound_ids)
+            or (building_id is not None and building_id in self.building_ids)
+        ):
+            return True
+        if level in ("household", "unit"):
+            return unit_id is not None and unit_id in self.unit_ids
+        if level == "building":
+            return building_id is not None and building_id in self.unit_building_ids
+        raise ValueError(f"no building-level rule for {level}")
+
     def allows_grid(
         self,
         grid_id: int | None,
@@ -233,27 +264,13 @@ class Scope:
         return Grid.objects.filter(self.grid_q(), id=grid_id).exists()
 
 
-def scope_for(member, when=None) -> Scope:
-    """The scope of ``member`` from the positions they hold now (or at ``when``)."""
-    if member is None or not getattr(member, "is_authenticated", False):
-        return Scope()
-    if member.is_superuser:
-        return Scope(everything=True)
+_ATTACHED = "_gridsvc_scope"
+
+
+def _scope_from_rows(rows) -> Scope:  # type: ignore[no-untyped-def]
+    """A scope from rows of (street, community, grid, compound, building, unit,
+    the unit's building) ids of held positions."""
     scope = Scope()
-    # One query: the unit heads' buildings come along through a join (was a second query).
-    rows = (
-        Position.objects.held_at(when)
-        .filter(member=member)
-        .values_list(
-            "street_id",
-            "community_id",
-            "grid_id",
-            "compound_id",
-            "building_id",
-            "unit_id",
-            "unit__building_id",
-        )
-    )
     for street, community, grid, compound, building, unit, unit_building in rows:
         if street:
             scope.street_ids.add(street)
@@ -269,3 +286,55 @@ def scope_for(member, when=None) -> Scope:
             scope.unit_ids.add(unit)
             scope.unit_building_ids.add(unit_building)
     return scope
+
+
+def attach_scope(member, rows) -> None:  # type: ignore[no-untyped-def]
+    """Keep ``member``'s current scope, computed from ``rows`` of held positions (see
+    :func:`_scope_from_rows`) by the query that loaded ``member`` (JWT authentication reads
+    user, device and positions at once); :func:`scope_for` (now) then runs no query."""
+    member.__dict__[_ATTACHED] = (
+        Scope(everything=True) if member.is_superuser else _scope_from_rows(rows)
+    )
+
+
+def _copy(scope: Scope) -> Scope:
+    return Scope(
+        everything=scope.everything,
+        street_ids=set(scope.street_ids),
+        community_ids=set(scope.community_ids),
+        grid_ids=set(scope.grid_ids),
+        compound_ids=set(scope.compound_ids),
+        building_ids=set(scope.building_ids),
+        unit_ids=set(scope.unit_ids),
+        unit_building_ids=set(scope.unit_building_ids),
+    )
+
+
+def scope_for(member, when=None) -> Scope:
+    """The scope of ``member`` from the positions they hold now (or at ``when``).
+
+    For a member loaded by the JWT authentication the scope came with the user row (as of
+    the start of the request)."""
+    if member is None or not getattr(member, "is_authenticated", False):
+        return Scope()
+    if member.is_superuser:
+        return Scope(everything=True)
+    if when is None:
+        attached = member.__dict__.get(_ATTACHED)
+        if attached is not None:
+            return _copy(attached)
+    # One query: the unit heads' buildings come along through a join (was a second query).
+    rows = (
+        Position.objects.held_at(when)
+        .filter(member=member)
+        .values_list(
+            "street_id",
+            "community_id",
+            "grid_id",
+            "compound_id",
+            "building_id",
+            "unit_id",
+            "unit__building_id",
+        )
+    )
+    return _scope_from_rows(rows)

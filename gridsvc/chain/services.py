@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.gis.geos import Point
-from django.db.models import Q
 from django.utils import timezone
 
 from gridsvc.errors import DomainError
@@ -127,33 +126,52 @@ class Chain:
         }
 
 
-def _holders_query(loc: Location, when: datetime):
-    cond = Q()
-    for attr, ptypes in (
-        ("unit", [PositionType.UNIT_HEAD]),
-        ("building", [PositionType.BUILDING_HEAD]),
-        ("compound", [PositionType.OWNERS_COMMITTEE, PositionType.PROPERTY_MANAGER]),
-        ("grid", [PositionType.COMMUNITY_CADRE]),
-        ("community", [PositionType.MEDIATION_COMMITTEE]),
-        ("street", [PositionType.STREET_DISPATCHER]),
-    ):
-        obj = getattr(loc, attr)
-        if obj is not None:
-            cond |= Q(**{attr: obj}, position_type__in=ptypes)
-    if not cond:
+@dataclass(frozen=True)
+class _Held:
+    """A held position as the chain reads it (no model instance, no member row)."""
+
+    position_type: str
+    member_id: int
+    member_name: str
+    pk: int
+    on_leave: bool
+
+
+# every level's holders in one statement: an OR of (type, target) pairs, each on its index
+_HOLDERS_SQL = """
+SELECT p.position_type, p.member_id, COALESCE(NULLIF(m.display_name, ''), m.username), p.id,
+       p.on_leave
+FROM chain_position p JOIN accounts_member m ON m.id = p.member_id
+WHERE p.valid_from <= %(now)s AND (p.valid_to IS NULL OR p.valid_to > %(now)s) AND (
+  (p.position_type = 'unit_head' AND p.unit_id = %(unit)s)
+  OR (p.position_type = 'building_head' AND p.building_id = %(building)s)
+  OR (p.position_type IN ('owners_committee', 'property_manager')
+      AND p.compound_id = %(compound)s)
+  OR (p.position_type = 'community_cadre' AND p.grid_id = %(grid)s)
+  OR (p.position_type = 'mediation_committee' AND p.community_id = %(community)s)
+  OR (p.position_type = 'street_dispatcher' AND p.street_id = %(street)s))
+ORDER BY p.valid_from, p.id
+"""
+
+
+def _holders_query(loc: Location, when: datetime) -> list[_Held]:
+    ids = {
+        attr: getattr(getattr(loc, attr), "pk", None)
+        for attr in ("unit", "building", "compound", "grid", "community", "street")
+    }
+    if all(v is None for v in ids.values()):
         return []
-    return list(
-        Position.objects.held_at(when)
-        .filter(cond)
-        .select_related("member")
-        .order_by("valid_from", "id")
-    )
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(_HOLDERS_SQL, {**ids, "now": when})
+        return [_Held(*row) for row in cur.fetchall()]
 
 
 def walk(loc: Location, when: datetime | None = None) -> Chain:
     """Build the chain for a resolved location at time ``when`` (default now)."""
     when = when or timezone.now()
-    by_level: dict[str, list[Position]] = {}
+    by_level: dict[str, list[_Held]] = {}
     for pos in _holders_query(loc, when):
         by_level.setdefault(pos.position_type, []).append(pos)
 
@@ -183,7 +201,7 @@ def walk(loc: Location, when: datetime | None = None) -> Chain:
             step.holders = [
                 Holder(
                     member_id=p.member_id,
-                    name=str(p.member),
+                    name=p.member_name,
                     position_id=p.pk,
                     on_leave=p.on_leave,
                 )
