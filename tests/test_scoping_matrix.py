@@ -439,7 +439,7 @@ def probe_import_run(ctx: Ctx) -> None:
 
 
 def probe_figures(ctx: Ctx) -> None:
-    from api.cases import figures
+    from gridsvc.cases.figures import case_figures as figures
 
     r = ctx.client.get("/api/v1/cases/figures/")
     assert r.status_code == 200

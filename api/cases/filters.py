@@ -1,0 +1,113 @@
+"""Query-string filters of the cases API as django-filter FilterSets (validation and the
+OpenAPI schema from one definition; a bad value is 400 naming the parameter)."""
+
+from __future__ import annotations
+
+from django.db.models import F, Q
+from django.utils import timezone
+from django_filters import rest_framework as filters
+from rest_framework.exceptions import ValidationError
+
+from gridsvc.cases.figures import overdue
+from gridsvc.cases.models import (
+    OPEN_STATUSES,
+    Case,
+    Status,
+)
+
+
+class CaseOrdering(filters.OrderingFilter):
+    """``ordering=``: cases without a deadline come last either way; ties by age, then id."""
+
+    def filter(self, qs, value):  # type: ignore[no-untyped-def]
+        if not value:
+            return qs
+        order = []
+        for param in value:
+            field = self.get_ordering_value(param)
+            expr = F(field.lstrip("-"))
+            desc = field.startswith("-")
+            order.append(expr.desc(nulls_last=True) if desc else expr.asc(nulls_last=True))
+        return qs.order_by(*order, "reported_at", "id")
+
+
+class CaseFilter(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(choices=Status.choices)
+    category = filters.CharFilter(method="by_category")
+    kind = filters.ChoiceFilter(choices=Case._meta.get_field("kind").choices)
+    grid = filters.NumberFilter(help_text="grid id")
+    community = filters.NumberFilter(help_text="community id")
+    card = filters.ChoiceFilter(choices=[("yellow", "yellow"), ("red", "red")])
+    since = filters.IsoDateTimeFilter(field_name="reported_at", lookup_expr="gte")
+    until = filters.IsoDateTimeFilter(field_name="reported_at", lookup_expr="lt")
+    open = filters.BooleanFilter(method="by_open")
+    overdue = filters.BooleanFilter(method="by_overdue")
+    mine = filters.BooleanFilter(method="by_mine")
+    level = filters.CharFilter()
+    bbox = filters.CharFilter(method="by_bbox")
+    q = filters.CharFilter(
+        method="by_q",
+        help_text="search: case number, title/description, category, building/compound/grid "
+        "(every word must match; parties and residents are never searched)",
+    )
+    ordering = CaseOrdering(
+        fields=(
+            ("due_at", "deadline"),
+            ("priority", "priority"),
+            ("reported_at", "created"),
+        ),
+        help_text="sort: deadline (soonest first, none last), priority (紧急 first), created "
+        "(oldest first, i.e. by age); a leading - reverses; comma-separated for ties",
+    )
+
+    class Meta:
+        model = Case
+        fields = ["status", "category", "kind", "grid", "community", "card", "level"]
+
+    def by_category(self, qs, name, value):  # type: ignore[no-untyped-def]
+        codes = [v for v in value.split(",") if v]
+        ids = [int(v) for v in codes if v.isdigit()]
+        return qs.filter(
+            Q(category__code__in=codes)
+            | Q(category__parent__code__in=codes)
+            | Q(category_id__in=ids)
+            | Q(category__parent_id__in=ids)
+        )
+
+    def by_open(self, qs, name, value):  # type: ignore[no-untyped-def]
+        return (
+            qs.filter(status__in=OPEN_STATUSES) if value else qs.exclude(status__in=OPEN_STATUSES)
+        )
+
+    def by_overdue(self, qs, name, value):  # type: ignore[no-untyped-def]
+        q = overdue(timezone.now())  # the figure's definition (gridsvc.cases.figures)
+        return qs.filter(q) if value else qs.exclude(q)
+
+    def by_q(self, qs, name, value):  # type: ignore[no-untyped-def]
+        from gridsvc.cases.search import search_cases
+
+        return search_cases(qs, value)
+
+    def by_mine(self, qs, name, value):  # type: ignore[no-untyped-def]
+        return qs.filter(handler=self.request.user) if value else qs
+
+    def by_bbox(self, qs, name, value):  # type: ignore[no-untyped-def]
+        from django.contrib.gis.geos import Polygon
+
+        try:
+            x0, y0, x1, y1 = (float(v) for v in value.split(","))
+        except ValueError:
+            raise ValidationError({"bbox": "minLon,minLat,maxLon,maxLat"}) from None
+        if not (x0 < x1 and y0 < y1):
+            raise ValidationError({"bbox": "min must be below max"})
+        crs = self.request.query_params.get("crs") if self.request else None
+        if crs:  # the box is in ``crs`` like the output: its WGS84 envelope
+            from geo.crs import UnsupportedCRS, to_wgs84
+
+            try:
+                corners = [to_wgs84(x, y, crs) for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))]
+            except UnsupportedCRS as exc:
+                raise ValidationError({"crs": str(exc)}) from None
+            x0, y0 = min(c[0] for c in corners), min(c[1] for c in corners)
+            x1, y1 = max(c[0] for c in corners), max(c[1] for c in corners)
+        return qs.filter(location__intersects=Polygon.from_bbox((x0, y0, x1, y1)))

@@ -1,0 +1,61 @@
+"""Reading a case report's inputs: the place (lon/lat in a CRS or a GeoJSON point), the
+category (id or code), the version the caller saw (If-Match), the upload size limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.gis.geos import Point
+from rest_framework.exceptions import ValidationError
+
+from api import versions
+from gridsvc.cases.models import (
+    Category,
+)
+
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+
+
+def expected_version(request) -> int | None:  # type: ignore[no-untyped-def]
+    """The case version the caller last saw (If-Match or ``version``)."""
+    return versions.expected_version(request, "a case")
+
+
+def point_from(data: dict, crs: str = "wgs84") -> Point | None:
+    """A WGS84 point from ``lon``/``lat`` or a GeoJSON ``location`` in ``crs``."""
+    from geo.crs import UnsupportedCRS, to_wgs84
+
+    loc = data.get("location")
+    lon, lat = data.get("lon"), data.get("lat")
+    if isinstance(loc, dict):
+        coords = loc.get("coordinates")
+        if loc.get("type") != "Point" or not isinstance(coords, list | tuple) or len(coords) < 2:
+            raise ValidationError({"location": "a GeoJSON Point {type, coordinates: [lon, lat]}"})
+        lon, lat = coords[0], coords[1]
+    elif loc not in (None, ""):
+        raise ValidationError({"location": "a GeoJSON Point {type, coordinates: [lon, lat]}"})
+    if lon in (None, "") and lat in (None, ""):
+        return None
+    try:
+        lon_f, lat_f = float(lon), float(lat)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValidationError({"location": "lon and lat must be numbers"}) from None
+    if not (-180 <= lon_f <= 180 and -90 <= lat_f <= 90) or lon_f != lon_f or lat_f != lat_f:
+        raise ValidationError({"location": "lon must be in [-180, 180] and lat in [-90, 90]"})
+    try:
+        lon_f, lat_f = to_wgs84(lon_f, lat_f, crs or "wgs84")
+    except UnsupportedCRS as exc:
+        raise ValidationError({"crs": str(exc)}) from None
+    return Point(lon_f, lat_f, srid=4326)
+
+
+def category_from(value: Any) -> Category:
+    qs = Category.objects.filter(active=True)
+    found = None
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        found = qs.filter(pk=int(value)).first()
+    elif isinstance(value, str) and value:
+        found = qs.filter(code=value).first()
+    if found is None:
+        raise ValidationError({"category": "unknown category (give its id or code)"})
+    return found

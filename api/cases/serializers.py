@@ -1,0 +1,412 @@
+"""Serializers of the cases API: what a case, its events, requests, follow-ups, mediation
+record and inbox messages look like, and the bodies and query strings the views accept (one
+definition serves the validation and the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from drf_spectacular.utils import (
+    extend_schema_serializer,
+    inline_serializer,
+)
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+
+from api.attachments import file_url
+from gridsvc.cases import services
+from gridsvc.cases.models import (
+    RUNNING_STATUSES,
+    Case,
+    CaseEvent,
+    CaseRequest,
+    Category,
+    Department,
+    FollowUp,
+    MediationRecord,
+)
+from gridsvc.chain.services import LEVEL_BY_NAME
+
+
+def mask_name(name: str) -> str:
+    name = (name or "").strip()
+    return name[:1] + "*" * max(len(name) - 1, 1) if name else ""
+
+
+class CategorySerializer(serializers.ModelSerializer):
+    start_level = serializers.CharField(source="effective_start_level")
+    open_conditions = serializers.CharField(source="effective_open_conditions")
+    close_conditions = serializers.CharField(source="effective_close_conditions")
+    time_limits = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Category
+        fields = [
+            "id",
+            "code",
+            "name",
+            "kind",
+            "parent",
+            "start_level",
+            "notify",
+            "open_conditions",
+            "close_conditions",
+            "duplicate_radius_m",
+            "duplicate_days",
+            "time_limits",
+        ]
+
+    def get_time_limits(self, obj: Category) -> list[dict]:
+        cat: Category | None = obj
+        while cat is not None:
+            rows = list(cat.time_limits.all())
+            if rows:
+                return [
+                    {
+                        "stage": t.stage,
+                        "level": t.level,
+                        "amount": t.amount,
+                        "unit": t.unit,
+                    }
+                    for t in rows
+                ]
+            cat = cat.parent
+        return []
+
+
+class DepartmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Department
+        fields = ["id", "code", "name", "contact"]
+
+
+class CaseSerializer(serializers.ModelSerializer):
+    category_code = serializers.CharField(source="category.code", read_only=True)
+    category_name = serializers.CharField(source="category.name", read_only=True)
+    status_label = serializers.CharField(source="get_status_display", read_only=True)
+    level_label = serializers.SerializerMethodField()
+    handler_name = serializers.SerializerMethodField()
+    department_name = serializers.SerializerMethodField()
+    lon = serializers.SerializerMethodField()
+    lat = serializers.SerializerMethodField()
+    flags = serializers.ListField(child=serializers.CharField(), read_only=True)
+    overdue = serializers.SerializerMethodField()
+    allowed_actions = serializers.SerializerMethodField()
+    parties = serializers.SerializerMethodField()
+    conditions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Case
+        fields = [
+            "id",
+            "number",
+            "kind",
+            "category",
+            "category_code",
+            "category_name",
+            "title",
+            "description",
+            "parties",
+            "priority",
+            "flags",
+            "source",
+            "lon",
+            "lat",
+            "located_by",
+            "household",
+            "unit",
+            "building",
+            "compound",
+            "grid",
+            "community",
+            "street",
+            "suggested_grid",
+            "status",
+            "status_label",
+            "level",
+            "level_label",
+            "handler",
+            "handler_name",
+            "department",
+            "department_name",
+            "route_reason",
+            "reported_at",
+            "assigned_at",
+            "resolved_at",
+            "closed_at",
+            "updated_at",
+            "due_at",
+            "due_stage",
+            "yellow_at",
+            "handle_due_at",
+            "deadline_error",
+            "overdue",
+            "card",
+            "supervised_at",
+            "outcome",
+            "resolved_level",
+            "rejection_reason",
+            "on_the_spot",
+            "hold_until",
+            "merged_into",
+            "escalations",
+            "reopened_count",
+            "reworked_count",
+            "sent_back_count",
+            "extended_count",
+            "conditions",
+            "allowed_actions",
+            "version",
+        ]
+        read_only_fields = fields
+
+    def get_level_label(self, obj: Case) -> str:
+        return LEVEL_BY_NAME[obj.level].label if obj.level in LEVEL_BY_NAME else ""
+
+    def get_handler_name(self, obj: Case) -> str | None:
+        return str(obj.handler) if obj.handler_id else None
+
+    def get_department_name(self, obj: Case) -> str | None:
+        return obj.department.name if obj.department_id else None
+
+    def get_lon(self, obj: Case) -> float:
+        return self._xy(obj)[0]
+
+    def get_lat(self, obj: Case) -> float:
+        return self._xy(obj)[1]
+
+    def _xy(self, obj: Case) -> tuple[float, float]:
+        from geo.crs import from_wgs84
+
+        crs = self.context.get("crs", "wgs84")
+        x, y = from_wgs84(obj.location.x, obj.location.y, crs)
+        return round(x, 7), round(y, 7)
+
+    def get_overdue(self, obj: Case) -> bool:
+        return bool(obj.due_at and obj.status in RUNNING_STATUSES and obj.due_at < timezone.now())
+
+    def get_allowed_actions(self, obj: Case) -> list[str]:
+        return services.allowed_actions(obj)
+
+    def get_parties(self, obj: Case) -> list[dict]:
+        """Parties' names are personal data: in clear for the handler and the managers of the
+        case, masked (张*) for the rest of the territory."""
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        clear = user is not None and (
+            user.is_superuser or obj.handler_id == user.pk or obj.reported_by_id == user.pk
+        )
+        out = []
+        for p in obj.parties or []:
+            p = dict(p) if isinstance(p, dict) else {"name": str(p)}
+            if not clear:
+                p["name"] = mask_name(str(p.get("name", "")))
+                p.pop("phone", None)
+                p.pop("id_number", None)
+            out.append(p)
+        return out
+
+    def get_conditions(self, obj: Case) -> dict:
+        return {
+            "open": obj.category.effective_open_conditions,
+            "close": obj.category.effective_close_conditions,
+        }
+
+
+class PartySerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=50)
+    role = serializers.CharField(max_length=30, required=False, allow_blank=True)
+    phone = serializers.CharField(max_length=20, required=False, allow_blank=True)
+
+
+class ReportSerializer(serializers.Serializer):
+    """A report 上报. Give lon/lat (in ``crs``) or a GeoJSON ``location``, or a reference."""
+
+    category = serializers.CharField(help_text="category id or code")
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    parties = PartySerializer(many=True, required=False)
+    priority = serializers.IntegerField(required=False, min_value=1, max_value=4, default=3)
+    flags = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(services.FLAGS)), required=False
+    )
+    lon = serializers.FloatField(required=False, min_value=-180, max_value=180)
+    lat = serializers.FloatField(required=False, min_value=-90, max_value=90)
+    location = serializers.JSONField(required=False)
+    crs = serializers.ChoiceField(
+        choices=["wgs84", "gcj02", "bd09", "cgcs2000"], required=False, default="wgs84"
+    )
+    household = serializers.IntegerField(required=False)
+    unit = serializers.IntegerField(required=False)
+    building = serializers.IntegerField(required=False)
+    compound = serializers.IntegerField(required=False)
+    on_the_spot = serializers.BooleanField(required=False, default=False)
+    outcome = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    photos_before = serializers.ListField(child=serializers.FileField(), required=False)
+    photos_after = serializers.ListField(child=serializers.FileField(), required=False)
+
+
+class EventSerializer(serializers.ModelSerializer):
+    actor_name = serializers.SerializerMethodField()
+    attachments = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CaseEvent
+        fields = [
+            "id",
+            "kind",
+            "from_status",
+            "to_status",
+            "level",
+            "actor",
+            "actor_name",
+            "at",
+            "note",
+            "data",
+            "attachments",
+        ]
+
+    def get_actor_name(self, obj: CaseEvent) -> str:
+        return str(obj.actor) if obj.actor_id else "系统"
+
+    def get_attachments(self, obj: CaseEvent) -> list[dict]:
+        request = self.context.get("request")
+        return [
+            {
+                "id": a.id,
+                "role": a.role,
+                "size": a.size,
+                "content_type": a.content_type,
+                "url": file_url(a, request),  # the scoped download (api/attachments.py)
+            }
+            for a in obj.attachments.all()
+        ]
+
+
+class RequestSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CaseRequest
+        fields = [
+            "id",
+            "case",
+            "kind",
+            "reason",
+            "amount",
+            "unit",
+            "review_date",
+            "state",
+            "requested_by",
+            "requested_at",
+            "decided_by",
+            "decided_at",
+            "decision_note",
+        ]
+        read_only_fields = [
+            "id",
+            "case",
+            "state",
+            "requested_by",
+            "requested_at",
+            "decided_by",
+            "decided_at",
+            "decision_note",
+        ]
+
+
+class FollowUpSerializer(serializers.ModelSerializer):
+    case_number = serializers.CharField(source="case.number", read_only=True)
+    case_title = serializers.CharField(source="case.title", read_only=True)
+
+    class Meta:
+        model = FollowUp
+        fields = [
+            "id",
+            "case",
+            "case_number",
+            "case_title",
+            "assigned_to",
+            "due_at",
+            "done_at",
+            "satisfied",
+            "note",
+        ]
+        read_only_fields = fields
+
+
+class MediationSerializer(serializers.ModelSerializer):
+    court_confirmation_deadline = serializers.DateField(read_only=True)
+    parties = PartySerializer(many=True)
+
+    class Meta:
+        model = MediationRecord
+        fields = [
+            "parties",
+            "facts",
+            "issues",
+            "terms",
+            "performance_method",
+            "performance_deadline",
+            "signed_on",
+            "mediator",
+            "honoured",
+            "honoured_checked_on",
+            "honoured_note",
+            "court_confirmation_applied",
+            "court_confirmation_deadline",
+        ]
+        read_only_fields = ["mediator", "court_confirmation_deadline"]
+
+    def validate_parties(self, value: list) -> list:
+        if len(value) < 2:
+            raise ValidationError("a mediation agreement names at least two parties")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        signed = attrs.get("signed_on") or getattr(self.instance, "signed_on", None)
+        deadline = attrs.get("performance_deadline") or getattr(
+            self.instance, "performance_deadline", None
+        )
+        if signed and deadline and deadline < signed:
+            raise ValidationError({"performance_deadline": "cannot be before the signing date"})
+        if attrs.get("honoured") is not None and not attrs.get("honoured_checked_on"):
+            attrs["honoured_checked_on"] = timezone.localdate()
+        return attrs
+
+
+ACTION_BODY = inline_serializer(
+    "CaseActionBody",
+    {
+        "note": serializers.CharField(required=False),
+        "version": serializers.IntegerField(required=False),
+        "member": serializers.IntegerField(required=False, help_text="assign: the member"),
+        "grid": serializers.IntegerField(required=False, help_text="assign: place in grid"),
+        "outcome": serializers.CharField(required=False, help_text="resolve"),
+        "satisfied": serializers.BooleanField(required=False, help_text="verify"),
+        "department": serializers.IntegerField(required=False, help_text="transfer"),
+        "reason": serializers.CharField(required=False, help_text="reject/reopen/send_back"),
+        "into": serializers.IntegerField(required=False, help_text="merge: target case"),
+        "due_at": serializers.DateTimeField(required=False, help_text="set_deadline"),
+        "lon": serializers.FloatField(required=False),
+        "lat": serializers.FloatField(required=False),
+    },
+)
+
+
+@extend_schema_serializer(many=False)
+class CaseFeatureCollectionSerializer(serializers.Serializer):
+    """The case list as GeoJSON (``?format=geojson``), one page of it."""
+
+    type = serializers.ChoiceField(choices=["FeatureCollection"])
+    features = serializers.ListField(child=serializers.DictField())
+    count = serializers.IntegerField(required=False)
+    next = serializers.CharField(required=False, allow_null=True)
+
+
+class InboxSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    title = serializers.CharField()
+    body = serializers.CharField()
+    object_type = serializers.CharField()
+    object_id = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    read_at = serializers.DateTimeField(allow_null=True)
