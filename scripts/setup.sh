@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for gridsvc on a Debian machine:
 #   1. apt packages (PostgreSQL + PostGIS, GDAL, Chromium for browser tests)
-#   2. a Python virtualenv in .venv with requirements.txt
+#   2. a Python virtualenv in .venv with requirements.txt, -test.txt and -bench.txt (hashed)
 #   3. a local PostGIS cluster "gridsvc" (unless DATABASE_URL is set) with two roles and a
 #      database. Neither role is a superuser:
 #      - gridsvc      owns the database and its tables: migrations, load_demo, the tests
@@ -34,11 +34,13 @@ apt_install fonts-noto-cjk poppler-utils  # Chinese glyphs in the report charts 
 
 # ---------------------------------------------------------------- 2. virtualenv
 if [ ! -x "$VENV/bin/python" ]; then log "creating $VENV"; "$PYTHON" -m venv "$VENV"; fi
-REQ_HASH=$(sha256sum requirements.txt | cut -d' ' -f1)
+# Runtime, test and benchmark requirements, each compiled by pip-compile from its .in file with
+# every file's sha256 (requirements*.in say how): pip refuses a download whose hash differs.
+REQ_FILES=(requirements.txt requirements-test.txt requirements-bench.txt)
+REQ_HASH=$(cat "${REQ_FILES[@]}" | sha256sum | cut -d' ' -f1)
 if [ ! -f "$VENV/.req-hash" ] || [ "$(cat "$VENV/.req-hash")" != "$REQ_HASH" ]; then
-  log "pip install -r requirements.txt"
-  "$VENV/bin/pip" install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-  "$VENV/bin/pip" install -q -r requirements.txt 2> >(grep -v '^WARNING: Location' >&2)
+  log "pip install --require-hashes -r ${REQ_FILES[*]}"
+  "$VENV/bin/pip" install -q --require-hashes ${REQ_FILES[@]/#/-r } 2> >(grep -v '^WARNING: Location' >&2)
   echo "$REQ_HASH" > "$VENV/.req-hash"
 fi
 

@@ -19,9 +19,9 @@ def _url(dbname: str) -> str:
 
 
 def _counts(url: str) -> dict[str, int]:
-    import psycopg2
+    import psycopg
 
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
             "AND tablename NOT LIKE 'spatial_ref_sys' ORDER BY 1"
@@ -67,9 +67,9 @@ def test_backup_restores_into_a_fresh_database(tmp_path):
         )
         assert again.returncode != 0 and "refusing" in again.stderr
     finally:
-        import psycopg2
+        import psycopg
 
-        conn = psycopg2.connect(_url("postgres"))
+        conn = psycopg.connect(_url("postgres"))
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{target}"')
@@ -77,9 +77,9 @@ def test_backup_restores_into_a_fresh_database(tmp_path):
 
 
 def _database_exists(name: str) -> bool:
-    import psycopg2
+    import psycopg
 
-    with psycopg2.connect(_url("postgres")) as conn, conn.cursor() as cur:
+    with psycopg.connect(_url("postgres")) as conn, conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
         return cur.fetchone() is not None
 
@@ -105,9 +105,9 @@ def test_a_cut_dump_is_refused_and_nothing_is_restored(tmp_path):
         assert "restored" not in r.stdout and "restore FAILED" in r.stderr
         assert not _database_exists(target)
     finally:
-        import psycopg2
+        import psycopg
 
-        conn = psycopg2.connect(_url("postgres"))
+        conn = psycopg.connect(_url("postgres"))
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{target}"')

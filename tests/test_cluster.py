@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import psycopg2
+import psycopg
 import pytest
 import requests
 from django.db import connection
@@ -86,7 +86,7 @@ class Topology:
         return "\n".join(out)
 
     def standby_query(self, sql: str) -> list[tuple]:
-        with psycopg2.connect(
+        with psycopg.connect(
             host="127.0.0.1", port=self.standby, dbname="gridsvc",
             user="gridsvc_app", password="gridsvc_app",
         ) as conn, conn.cursor() as cur:  # fmt: skip
@@ -160,7 +160,7 @@ def test_the_cluster_serves_through_nginx_replicates_routes_tiles_and_survives_a
     )
     assert login.status_code == 200, login.text + top.logs()
     token = login.json()["access"]
-    with psycopg2.connect(top.primary.url()) as conn, conn.cursor() as cur:
+    with psycopg.connect(top.primary.url()) as conn, conn.cursor() as cur:
         cur.execute("SELECT last_login FROM accounts_member WHERE username = 'grid1'")
         on_primary = cur.fetchone()[0]
     assert on_primary is not None

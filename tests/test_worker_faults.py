@@ -13,7 +13,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import psycopg2
+import psycopg
 import pytest
 from django.db import connection
 from procrastinate.contrib.django.models import ProcrastinateJob
@@ -108,7 +108,7 @@ def test_a_delivery_killed_half_way_is_finished_by_the_next_worker_sending_each_
     assert len(ids) == 3
     job_id = ProcrastinateJob.objects.get(task_name="cases.deliver", args__message_ids=ids).pk
     # the second message is held (as if the gateway hung on it): the job stops there
-    holder = psycopg2.connect(_dsn())
+    holder = psycopg.connect(_dsn())
     with holder.cursor() as cur:
         cur.execute("SELECT 1 FROM supervision_inboxmessage WHERE id = %s FOR UPDATE", [ids[1]])
     logs: list[str] = []
@@ -149,7 +149,7 @@ def test_a_recompute_killed_half_way_is_finished_by_the_next_worker_once(committ
     cases = [report().case for _ in range(3)]
     due = cases[0].due_at
     ProcrastinateJob.objects.filter(task_name="cases.recompute").delete()
-    holder = psycopg2.connect(_dsn())
+    holder = psycopg.connect(_dsn())
     with holder.cursor() as cur:  # one case is busy: the recompute waits for it
         cur.execute("SELECT 1 FROM cases_case WHERE id = %s FOR UPDATE", [cases[1].pk])
     with transaction.atomic():  # the calendar change enqueues the recompute
@@ -242,7 +242,7 @@ def test_a_deadline_check_killed_half_way_escalates_the_case_once(committed_demo
 
     case = report(when=timezone.now() - timedelta(days=40)).case
     assert case.due_at < timezone.now() and case.escalations == 0
-    holder = psycopg2.connect(_dsn())
+    holder = psycopg.connect(_dsn())
     with holder.cursor() as cur:  # the case is busy: the clock waits for it
         cur.execute("SELECT 1 FROM cases_case WHERE id = %s FOR UPDATE", [case.pk])
     logs: list[str] = []
@@ -454,18 +454,18 @@ def test_the_database_restarts_under_the_worker_and_the_web(own_cluster, tmp_pat
 
 def _workers(cluster: ThrowawayCluster) -> list[int]:
     try:
-        with psycopg2.connect(cluster.url()) as conn, conn.cursor() as cur:
+        with psycopg.connect(cluster.url()) as conn, conn.cursor() as cur:
             cur.execute(
                 "SELECT id FROM procrastinate_workers "
                 "WHERE last_heartbeat > now() - interval '3 seconds' ORDER BY id"
             )
             return [r[0] for r in cur.fetchall()]
-    except psycopg2.OperationalError:
+    except psycopg.OperationalError:
         return []
 
 
 def _defer_raw(cluster: ThrowawayCluster, queue: str, task: str) -> int:
-    with psycopg2.connect(cluster.url()) as conn, conn.cursor() as cur:
+    with psycopg.connect(cluster.url()) as conn, conn.cursor() as cur:
         cur.execute(
             "INSERT INTO procrastinate_jobs (queue_name, task_name, args) "
             "VALUES (%s, %s, '{}') RETURNING id",
@@ -475,7 +475,7 @@ def _defer_raw(cluster: ThrowawayCluster, queue: str, task: str) -> int:
 
 
 def _job_status(cluster: ThrowawayCluster, job_id: int) -> str:
-    with psycopg2.connect(cluster.url()) as conn, conn.cursor() as cur:
+    with psycopg.connect(cluster.url()) as conn, conn.cursor() as cur:
         cur.execute("SELECT status FROM procrastinate_jobs WHERE id = %s", [job_id])
         return cur.fetchone()[0]
 

@@ -66,11 +66,11 @@ class DatabaseGone(RuntimeError):
 
 def _ping_database() -> None:
     """Open a fresh connection and run ``SELECT 1`` (raises when the database is unreachable)."""
-    import psycopg2
+    import psycopg
     from django.db import connection
 
     settings = connection.settings_dict
-    conn = psycopg2.connect(
+    conn = psycopg.connect(
         dbname=settings["NAME"],
         user=settings["USER"] or None,
         password=settings["PASSWORD"] or None,
