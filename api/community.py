@@ -581,7 +581,7 @@ class SignOffViewSet(_WorkViewSet):
         )
 
 
-class MediationSerializer(LocatedSerializer):
+class UnityMediationSerializer(LocatedSerializer):
     case = serializers.IntegerField(source="case_id", help_text="the dispute case")
     mediator = serializers.IntegerField(source="mediator_id", read_only=True)
     grid = serializers.IntegerField(source="grid_id", read_only=True, allow_null=True)
@@ -606,7 +606,7 @@ class MediationViewSet(_WorkViewSet):
     of a dispute case with its outcome (达成协议, 继续调处, 调处不成)."""
 
     base_queryset = Mediation.objects.all()
-    serializer_class = MediationSerializer
+    serializer_class = UnityMediationSerializer
     filterset_fields = ["case", "outcome", "grid"]
     record = staticmethod(services.record_mediation)
 
