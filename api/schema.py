@@ -18,8 +18,6 @@ from typing import Any
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-from geo.crs import SUPPORTED_CRS
-
 # ---------------------------------------------------------------- error answers
 #: ``code`` values of protocol errors answered before a view runs, and of auth errors.
 PROTOCOL_ERROR_CODES = [
@@ -90,78 +88,8 @@ TASK_LINKS = ["linked", "task_reassigned", "task_closed", "no_task"]
 TIME_FLAGS = ["future", "too_old", "before_task_window"]
 
 
-class FindingSerializer(serializers.Serializer):
-    category = serializers.CharField(max_length=64)
-    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
-    open_case = serializers.BooleanField(
-        required=False, default=False, help_text="report a case for this finding"
-    )
-
-
-class VisitPhotoUploadSerializer(serializers.Serializer):
-    data = serializers.CharField(help_text="the JPEG or PNG, base64 (≤ 5 MB decoded)")
-
-
-class VisitUploadSerializer(serializers.Serializer):
-    """One visit as the phone records it (走访记录), in a batch or alone. ``client_uuid`` is
-    its idempotency key; the server fills in the member (the caller)."""
-
-    client_uuid = serializers.UUIDField(help_text="made on the phone when the visit is made")
-    household = serializers.IntegerField()
-    client_time = serializers.DateTimeField(
-        help_text="the phone's clock when the visit was made (corrected by X-Device-Time)"
-    )
-    resident = serializers.IntegerField(required=False, allow_null=True)
-    task = serializers.IntegerField(
-        required=False, allow_null=True, help_text="the visit task (走访任务) it closes"
-    )
-    rule = serializers.CharField(
-        required=False, allow_null=True, help_text="a visit rule's id or code"
-    )
-    lon = serializers.FloatField(required=False, allow_null=True, min_value=-180, max_value=180)
-    lat = serializers.FloatField(required=False, allow_null=True, min_value=-90, max_value=90)
-    crs = serializers.ChoiceField(
-        choices=list(SUPPORTED_CRS),
-        required=False,
-        default="wgs84",
-        help_text="of lon/lat (EPSG:4326, gcj-02 … are accepted too)",
-    )
-    accuracy_m = serializers.FloatField(
-        required=False, allow_null=True, min_value=0, max_value=100_000
-    )
-    purpose = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    notes = serializers.CharField(max_length=5000, required=False, allow_blank=True)
-    findings = FindingSerializer(many=True, required=False, help_text="at most 20")
-    participant_members = serializers.ListField(
-        child=serializers.IntegerField(), required=False, help_text="member ids"
-    )
-    participants_text = serializers.CharField(max_length=300, required=False, allow_blank=True)
-    photos = VisitPhotoUploadSerializer(many=True, required=False, help_text="at most 10")
-
-
-class VisitUploadMultipartSerializer(serializers.Serializer):
-    """One visit as multipart form: the fields of ``VisitUpload`` (``findings`` and
-    ``participant_members`` as JSON text) and ``photos`` files."""
-
-    client_uuid = serializers.UUIDField()
-    household = serializers.IntegerField()
-    client_time = serializers.DateTimeField()
-    resident = serializers.IntegerField(required=False)
-    task = serializers.IntegerField(required=False)
-    lon = serializers.FloatField(required=False)
-    lat = serializers.FloatField(required=False)
-    crs = serializers.ChoiceField(choices=list(SUPPORTED_CRS), required=False)
-    accuracy_m = serializers.FloatField(required=False)
-    purpose = serializers.CharField(required=False)
-    notes = serializers.CharField(required=False)
-    findings = serializers.CharField(required=False, help_text="JSON list")
-    participant_members = serializers.CharField(required=False, help_text="JSON list of ids")
-    participants_text = serializers.CharField(required=False)
-    photos = serializers.ListField(child=serializers.FileField(), required=False)
-
-
-class VisitBatchRequestSerializer(serializers.Serializer):
-    visits = VisitUploadSerializer(many=True, help_text="at most 500")
+# What a visit upload is (the request bodies) is defined once, where it is validated:
+# api/visits/serializers.py (VisitUploadSerializer, VisitBatchRequestSerializer …).
 
 
 class ItemResultSerializer(serializers.Serializer):

@@ -21,18 +21,15 @@ from api.parsers import FormParser, JSONParser, MultiPartParser
 from api.schema import (
     ItemResultSerializer,
     StaleReportSerializer,
-    VisitBatchRequestSerializer,
     VisitBatchResultSerializer,
     VisitConflictSerializer,
     VisitRejectedSerializer,
-    VisitUploadMultipartSerializer,
-    VisitUploadSerializer,
 )
 from api.versions import expected_version
 from gridsvc.chain.models import Position
 from gridsvc.chain.scope import scope_for
 from gridsvc.visits import services
-from gridsvc.visits.ingest import MAX_BATCH, ItemError, parse_photo, record_visits
+from gridsvc.visits.ingest import ItemError, parse_photo, record_visits
 from gridsvc.visits.models import (
     DailyReport,
     StaleDailyReport,
@@ -46,6 +43,12 @@ from gridsvc.visits.sync import FEED_LIMIT, BadCursor, changes_since, phone_esti
 
 from ..privacy import viewer
 from ..scoping import request_scope
+from .serializers import (
+    VisitBatchRequestSerializer,
+    VisitUploadMultipartSerializer,
+    VisitUploadSerializer,
+    validate_items,
+)
 
 MAX_COVERAGE_DAYS = 732
 
@@ -379,7 +382,12 @@ class VisitViewSet(
     )
     def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         item, files = self._item_from_request(request)
-        (result,) = record_visits(request.user, [item], request_scope(request), files=files)
+        upload = (VisitUploadMultipartSerializer if files else VisitUploadSerializer)(
+            context={"files": files}
+        )
+        (result,) = record_visits(
+            request.user, validate_items([item], upload), request_scope(request)
+        )
         if result.status == "rejected":
             exc = ValidationError(result.errors)  # field → [message], as everywhere
             return Response({**exc.detail, "code": result.code}, status=status.HTTP_400_BAD_REQUEST)
@@ -408,12 +416,11 @@ class VisitViewSet(
     )
     @action(detail=False, methods=["post"], url_path="batch")
     def batch(self, request):  # type: ignore[no-untyped-def]
-        data = request.data
-        items = data.get("visits") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise ValidationError({"visits": "a list of visits is required"})
-        if len(items) > MAX_BATCH:
-            raise ValidationError({"visits": f"at most {MAX_BATCH} visits per batch"})
+        envelope = VisitBatchRequestSerializer(
+            data=request.data if isinstance(request.data, dict) else {}
+        )
+        envelope.is_valid(raise_exception=True)
+        items = validate_items(envelope.validated_data["visits"])
         results = record_visits(request.user, items, request_scope(request))
         return Response({"summary": _summary(results), "results": [r.as_dict() for r in results]})
 

@@ -7,7 +7,12 @@ Each item ends as exactly one of:
 - ``duplicate``: the same client UUID with the same content is already stored (no new row);
 - ``conflict``: the same client UUID with different content is stored; reported, never
   overwritten;
-- ``rejected``: invalid; ``errors`` names the field(s).
+- ``rejected``: invalid; ``errors`` names the field(s), ``code`` says why.
+
+What an item is (fields, limits) is defined once, as DRF serializers, in
+``api/visits/serializers.py`` (validation and the OpenAPI schema); they hand
+:func:`record_visits` validated :class:`VisitInput` items, and ``rejected`` results
+(``code: invalid``) for the items that are not.
 
 Times (the phone's clock is not trusted, see :mod:`gridsvc.sync.clock`): the phone sends
 its clock with the upload (``X-Device-Time``); each visit's ``client_time`` is corrected by
@@ -33,20 +38,28 @@ day after the visit; the visit is stored without the link) or ``no_task`` (no ta
 none open for the household on the visit's day). A task marked missed while the phone was
 offline is closed by a visit made in time (on or before the period's last day + grace).
 
-A batch runs in one transaction with a savepoint per item, so one bad item never loses the
-others. Households are checked against the member's territory in one query per batch, and
-the distances to the households' buildings are computed by PostGIS in one statement
-(``ST_Distance`` on geography, to the footprint: 0 inside it).
+Set-based (批量入库): the cost of a batch does not grow in queries with its size. The whole
+batch is judged in Python and a few set-based queries (stored UUIDs, territory now and in the
+position history, residents, participants, rules, the households' open tasks); the task each
+visit closes is planned in batch order (the first visit of a household takes its task); then
+one ``INSERT … ON CONFLICT (client_uuid) DO NOTHING … RETURNING`` stores every visit with its
+distance to the building's footprint (PostGIS, geography: 0 inside it) and its clock row, and
+one ``UPDATE`` closes every linked task. Statement-level triggers on the visit table (the
+layers' tile-cache invalidation) therefore run once per batch. Only an item whose findings
+open cases gets a savepoint of its own (a refused report rejects that item alone). A UUID
+stored by a concurrent upload between the check and the insert is answered as a duplicate or
+conflict; if the batch statement fails on an integrity error (e.g. a household deleted
+meanwhile) the batch is stored again item by item, each in a savepoint, and the item that
+cannot be stored is ``rejected`` with ``code: not_stored``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import io
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -57,7 +70,6 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from gridsvc.chain.models import Position
 from gridsvc.sync.clock import FUTURE_TOLERANCE, MAX_AGE, RequestClock
@@ -88,24 +100,6 @@ CODE_UNKNOWN_TASK = "unknown_task"
 CODE_CONFLICT = "conflict"
 CODE_NOT_STORED = "not_stored"
 CRS_CHOICES = ("wgs84", "gcj02", "bd09", "cgcs2000")
-ITEM_FIELDS = {
-    "client_uuid",
-    "household",
-    "resident",
-    "task",
-    "rule",
-    "client_time",
-    "lat",
-    "lon",
-    "accuracy_m",
-    "crs",
-    "purpose",
-    "notes",
-    "findings",
-    "participant_members",
-    "participants_text",
-    "photos",
-}
 
 
 def far_off_threshold_m() -> float:
@@ -140,6 +134,7 @@ class VisitInput:
     resident: int | None = None
     task: int | None = None
     rule: int | None = None
+    rule_code: str = ""  # a rule named by code, resolved with the batch
     lon: float | None = None  # as sent, in ``crs``
     lat: float | None = None
     crs: str = "wgs84"
@@ -158,6 +153,12 @@ class VisitInput:
     time_corrected: bool = False
     time_flag: str = ""
     task_link: str = ""
+    # while storing (record_visits)
+    named_link: str = LINKED  # what the named task's link would be if it is closed
+    open_tasks: list[Any] = field(default_factory=list)  # the household's closable tasks
+    closing: list[int] = field(default_factory=list)  # task ids this visit closes
+    inserted_task: int | None = None  # task_id the row was inserted with
+    case_ids: list[int] | None = None  # cases opened for its findings (None: none asked)
 
     def canonical(self, member_id: int) -> dict[str, Any]:
         return {
@@ -230,45 +231,8 @@ class ItemResult:
         return d
 
 
-# ---------------------------------------------------------------- parsing
-def _int(raw: Any, name: str, required: bool = False) -> int | None:
-    if raw is None or raw == "":
-        if required:
-            raise ItemError({name: "this field is required"})
-        return None
-    if isinstance(raw, bool):
-        raise ItemError({name: "must be an integer id"})
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise ItemError({name: "must be an integer id"}) from None
-
-
-def _float(raw: Any, name: str, lo: float, hi: float) -> float | None:
-    if raw is None or raw == "":
-        return None
-    if isinstance(raw, bool):
-        raise ItemError({name: "must be a number"})
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ItemError({name: "must be a number"}) from None
-    if not (lo <= value <= hi):  # also rejects NaN
-        raise ItemError({name: f"must be between {lo} and {hi}"})
-    return value
-
-
-def _text(raw: Any, name: str, max_len: int) -> str:
-    if raw is None:
-        return ""
-    if not isinstance(raw, str):
-        raise ItemError({name: "must be a string"})
-    if len(raw) > max_len:
-        raise ItemError({name: f"at most {max_len} characters"})
-    return raw
-
-
-def _maybe_json(raw: Any, name: str = "non_field_errors") -> Any:
+# ---------------------------------------------------------------- input helpers
+def maybe_json(raw: Any, name: str = "non_field_errors") -> Any:
     """Multipart forms carry lists as JSON strings. Same limits as a JSON body (api/parsers):
     too deeply nested is not JSON here, and no NUL character in it (PostgreSQL refuses it)."""
     if isinstance(raw, str) and raw[:1] in "[{":
@@ -276,13 +240,13 @@ def _maybe_json(raw: Any, name: str = "non_field_errors") -> Any:
             value = json.loads(raw)
         except (ValueError, RecursionError):
             return raw
-        if _has_nul(value):
+        if has_nul(value):
             raise ItemError({name: "must not contain the NUL character (\\u0000)"})
         return value
     return raw
 
 
-def _has_nul(value: Any) -> bool:
+def has_nul(value: Any) -> bool:
     stack = [value]
     while stack:
         v = stack.pop()
@@ -353,59 +317,6 @@ def parse_photo(data: bytes, name: str = "photos") -> PhotoInput:
     return PhotoInput(data, ctype, hashlib.sha256(data).hexdigest(), point, taken)
 
 
-def _photos(raw: Any, files: list | None) -> list[PhotoInput]:
-    out: list[PhotoInput] = []
-    raw = _maybe_json(raw, "photos")
-    if raw not in (None, ""):
-        if not isinstance(raw, list):
-            raise ItemError({"photos": "must be a list of {data: base64}"})
-        for p in raw:
-            encoded = p.get("data") if isinstance(p, dict) else p
-            if not isinstance(encoded, str):
-                raise ItemError({"photos": "each photo needs base64 'data'"})
-            if "," in encoded[:64] and encoded.startswith("data:"):
-                encoded = encoded.split(",", 1)[1]
-            if len(encoded) > MAX_PHOTO_BYTES * 4 // 3 + 8:
-                raise ItemError({"photos": f"a photo is at most {MAX_PHOTO_BYTES // 2**20} MB"})
-            try:
-                data = base64.b64decode(encoded, validate=True)
-            except (binascii.Error, ValueError):
-                raise ItemError({"photos": "photo data is not valid base64"}) from None
-            out.append(parse_photo(data))
-    for f in files or []:
-        if f.size > MAX_PHOTO_BYTES:
-            raise ItemError({"photos": f"a photo is at most {MAX_PHOTO_BYTES // 2**20} MB"})
-        out.append(parse_photo(f.read()))
-    if len(out) > MAX_PHOTOS:
-        raise ItemError({"photos": f"at most {MAX_PHOTOS} photos"})
-    return out
-
-
-def _findings(raw: Any) -> list[dict[str, Any]]:
-    raw = _maybe_json(raw, "findings")
-    if raw in (None, ""):
-        return []
-    if not isinstance(raw, list):
-        raise ItemError({"findings": "must be a list of {category, description, open_case}"})
-    if len(raw) > MAX_FINDINGS:
-        raise ItemError({"findings": f"at most {MAX_FINDINGS} findings"})
-    out = []
-    for i, f in enumerate(raw):
-        if not isinstance(f, dict):
-            raise ItemError({"findings": f"item {i} must be an object"})
-        category = f.get("category")
-        if not isinstance(category, str) or not category.strip() or len(category) > 64:
-            raise ItemError({"findings": f"item {i}: category is required (≤ 64 characters)"})
-        desc = f.get("description", "")
-        if not isinstance(desc, str) or len(desc) > 2000:
-            raise ItemError({"findings": f"item {i}: description must be text ≤ 2000"})
-        open_case = f.get("open_case", False)
-        if not isinstance(open_case, bool):
-            raise ItemError({"findings": f"item {i}: open_case must be true or false"})
-        out.append({"category": category.strip(), "description": desc, "open_case": open_case})
-    return out
-
-
 def convert_to_wgs84(lon: float, lat: float, crs: str) -> tuple[float, float]:
     """WGS84 (lon, lat) from input in ``crs`` with :mod:`geo.crs`; ItemError naming ``crs``."""
     if crs == "wgs84":
@@ -419,102 +330,6 @@ def convert_to_wgs84(lon: float, lat: float, crs: str) -> tuple[float, float]:
     except UnsupportedCRS:
         raise ItemError({"crs": "unsupported coordinate system"}) from None
     return float(x), float(y)
-
-
-def parse_item(raw: Any, index: int, now: datetime, files: list | None = None) -> VisitInput:
-    """Validate one submitted visit; raise :class:`ItemError` naming the field. The time is
-    not judged here (see :func:`judge_time`); ``now`` is kept for callers."""
-    if not isinstance(raw, dict):
-        raise ItemError({"non_field_errors": "each visit must be a JSON object"})
-    unknown = set(raw) - ITEM_FIELDS
-    if unknown:
-        raise ItemError({sorted(unknown)[0]: "unknown field"})
-    try:
-        cu = uuid.UUID(str(raw.get("client_uuid", "")))
-    except ValueError:
-        raise ItemError({"client_uuid": "a UUID is required"}) from None
-    client_time_raw = raw.get("client_time")
-    ct = parse_datetime(client_time_raw) if isinstance(client_time_raw, str) else None
-    if ct is None:
-        raise ItemError({"client_time": "an ISO 8601 date-time is required"})
-    if timezone.is_naive(ct):
-        ct = timezone.make_aware(ct)
-    lat = _float(raw.get("lat"), "lat", -90, 90)
-    lon = _float(raw.get("lon"), "lon", -180, 180)
-    if (lat is None) != (lon is None):
-        raise ItemError({"lat" if lat is None else "lon": "give both lat and lon, or neither"})
-    from geo.crs import UnsupportedCRS, normalize_crs
-
-    try:  # the API's one vocabulary (EPSG:4326, gcj-02, bd09ll … too)
-        crs = normalize_crs(str(raw.get("crs") or "wgs84"))
-    except UnsupportedCRS:
-        raise ItemError({"crs": f"one of {', '.join(CRS_CHOICES)}"}) from None
-    members = _maybe_json(raw.get("participant_members"), "participant_members") or []
-    if not isinstance(members, list):
-        raise ItemError({"participant_members": "must be a list of member ids"})
-    item = VisitInput(
-        index=index,
-        client_uuid=cu,
-        household=_int(raw.get("household"), "household", required=True),  # type: ignore[arg-type]
-        client_time=ct,
-        resident=_int(raw.get("resident"), "resident"),
-        task=_int(raw.get("task"), "task"),
-        rule=None,
-        lon=lon,
-        lat=lat,
-        crs=crs,
-        accuracy_m=_float(raw.get("accuracy_m"), "accuracy_m", 0, 100_000),
-        purpose=_text(raw.get("purpose"), "purpose", 200),
-        notes=_text(raw.get("notes"), "notes", 5000),
-        findings=_findings(raw.get("findings")),
-        participant_members=sorted({_int(m, "participant_members") or 0 for m in members}),
-        participants_text=_text(raw.get("participants_text"), "participants_text", 300),
-        photos=_photos(raw.get("photos"), files),
-    )
-    rule = raw.get("rule")
-    if rule not in (None, ""):
-        if isinstance(rule, str) and not rule.isdigit():
-            rid = VisitRule.objects.filter(code=rule).values_list("id", flat=True).first()
-            if rid is None:
-                raise ItemError({"rule": "unknown rule"})
-            item.rule = rid
-        else:
-            item.rule = _int(rule, "rule")
-    if lon is not None:
-        item.wgs84 = convert_to_wgs84(lon, lat, crs)  # type: ignore[arg-type]
-        item.location_source = "gps"
-    else:
-        exif = next((p.exif_point for p in item.photos if p.exif_point), None)
-        if exif:
-            item.wgs84, item.location_source = exif, "photo_exif"
-    return item
-
-
-# ---------------------------------------------------------------- recording
-def _distances(items: list[VisitInput]) -> dict[int, float]:
-    """index → metres from the point to the household's building footprint (one statement)."""
-    located = [i for i in items if i.wgs84 is not None]
-    if not located:
-        return {}
-    sql = f"""
-        SELECT t.i, ST_Distance(
-            ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326)::geography, b.footprint::geography)
-        FROM unnest(%s::int[], %s::float8[], %s::float8[], %s::bigint[]) AS t(i, lon, lat, hh)
-        JOIN {Household._meta.db_table} h ON h.id = t.hh
-        JOIN {Unit._meta.db_table} u ON u.id = h.unit_id
-        JOIN {Building._meta.db_table} b ON b.id = u.building_id
-    """
-    with connection.cursor() as cur:
-        cur.execute(
-            sql,
-            [
-                [i.index for i in located],
-                [i.wgs84[0] for i in located],  # type: ignore[index]
-                [i.wgs84[1] for i in located],  # type: ignore[index]
-                [i.household for i in located],
-            ],
-        )
-        return {i: float(d) for i, d in cur.fetchall()}
 
 
 def _judge(accuracy: float | None) -> str:
@@ -620,18 +435,52 @@ def households_held_at(
     return ok
 
 
-def _closable_on(task: VisitTask, day: date) -> bool:
+# ---------------------------------------------------------------- tasks
+@dataclass(slots=True)
+class OpenTask:
+    """A task a visit may close (the columns the rules read; no model instance)."""
+
+    id: int
+    household_id: int
+    rule_id: int
+    status: str
+    period_start: date
+    period_end: date
+    grace_days: int
+    assigned_member_id: int | None
+
+
+_CLOSABLE = (VisitTask.Status.OPEN, VisitTask.Status.OVERDUE, VisitTask.Status.MISSED)
+
+
+def _tasks(qs) -> list[OpenTask]:  # type: ignore[no-untyped-def]
+    return [
+        OpenTask(*row)
+        for row in qs.values_list(
+            "id",
+            "household_id",
+            "rule_id",
+            "status",
+            "period_start",
+            "period_end",
+            "rule__grace_days",
+            "assigned_member_id",
+        )
+    ]
+
+
+def _closable_on(task: OpenTask, day: date) -> bool:
     """Whether a visit on ``day`` counts for ``task``: an open or overdue task always (the
     visit was made for it); a missed one if the visit was made in time (by the period's last
     day + the rule's grace), i.e. it was marked missed while the phone was offline."""
     if task.status in (VisitTask.Status.OPEN, VisitTask.Status.OVERDUE):
         return True
     if task.status == VisitTask.Status.MISSED:
-        return day <= task.period_end + timedelta(days=task.rule.grace_days)
+        return day <= task.period_end + timedelta(days=task.grace_days)
     return False
 
 
-def _task_link(member, item: VisitInput, task: VisitTask) -> str:  # type: ignore[no-untyped-def]
+def _task_link(member, item: VisitInput, task: OpenTask) -> str:  # type: ignore[no-untyped-def]
     """What happens to the link to the task the visit names (never a rejection)."""
     if not _closable_on(task, timezone.localdate(item.time or item.client_time)):
         return TASK_CLOSED
@@ -640,7 +489,7 @@ def _task_link(member, item: VisitInput, task: VisitTask) -> str:  # type: ignor
     return LINKED
 
 
-def _matching_tasks(item: VisitInput, open_tasks: list[VisitTask]) -> list[VisitTask]:
+def _matching_tasks(item: VisitInput, open_tasks: list[OpenTask]) -> list[OpenTask]:
     day = timezone.localdate(item.time or item.client_time)
     if item.task is not None:
         return [t for t in open_tasks if t.id == item.task and _closable_on(t, day)]
@@ -652,14 +501,27 @@ def _matching_tasks(item: VisitInput, open_tasks: list[VisitTask]) -> list[Visit
     return candidates
 
 
+def content_hash(item: VisitInput, member_id: int) -> str:
+    """SHA-256 of the normalised item (:meth:`VisitInput.canonical`): duplicate vs conflict."""
+    return hashlib.sha256(
+        json.dumps(item.canonical(member_id), sort_keys=True, ensure_ascii=False).encode()
+    ).hexdigest()
+
+
+# ---------------------------------------------------------------- recording
+def _rejected(item: VisitInput, errors: dict[str, Any], code: str | None = None) -> ItemResult:
+    return ItemResult(item.index, "rejected", str(item.client_uuid), errors=errors, code=code)
+
+
 def record_visits(
-    member,
-    raw_items: list[Any],
-    scope,
-    files: list | None = None,
+    member,  # type: ignore[no-untyped-def]
+    items: Sequence[VisitInput | ItemResult],
+    scope,  # type: ignore[no-untyped-def]
     clock: RequestClock | None = None,
-) -> list[ItemResult]:  # type: ignore[no-untyped-def]
-    """Validate and store visits; one result per item, in order. See the module docstring.
+) -> list[ItemResult]:
+    """Judge and store validated visits; one result per item, in order (see the module
+    docstring). ``items``: what ``api/visits/serializers.validate_items`` made of the upload —
+    a :class:`VisitInput` per valid item, a ``rejected`` :class:`ItemResult` per invalid one.
 
     ``clock``: the upload's receive time and the phone's clock (default: the current
     request's, set by :class:`gridsvc.sync.middleware.ServerTimeMiddleware`)."""
@@ -667,18 +529,25 @@ def record_visits(
     now = clock.received_at
     results: dict[int, ItemResult] = {}
     parsed: list[VisitInput] = []
-    for i, raw in enumerate(raw_items):
-        try:
-            item = parse_item(raw, i, now, files if i == 0 else None)
-        except ItemError as exc:
-            cu = raw.get("client_uuid") if isinstance(raw, dict) else None
-            results[i] = ItemResult(i, "rejected", str(cu) if cu else None, errors=exc.errors)
-            continue
-        item.content_hash = hashlib.sha256(
-            json.dumps(item.canonical(member.id), sort_keys=True, ensure_ascii=False).encode()
-        ).hexdigest()
+    for it in items:
+        if isinstance(it, ItemResult):
+            results[it.index] = it
+        else:
+            parsed.append(it)
+
+    # rules named by code (one query)
+    codes = {i.rule_code for i in parsed if i.rule_code}
+    if codes:
+        by_code = dict(VisitRule.objects.filter(code__in=codes).values_list("code", "id"))
+        for item in parsed:
+            if item.rule_code:
+                item.rule = by_code.get(item.rule_code)
+                if item.rule is None:
+                    results[item.index] = _rejected(item, {"rule": "unknown rule"})
+        parsed = [i for i in parsed if i.index not in results]
+    for item in parsed:
+        item.content_hash = content_hash(item, member.id)
         judge_time(item, clock)
-        parsed.append(item)
 
     # idempotency: what is stored already (one query)
     stored = {
@@ -701,6 +570,51 @@ def record_visits(
             seen[key] = item
             fresh.append(item)
 
+    valid = _judge_items(member, fresh, scope, now, results)
+    if valid:
+        try:
+            with transaction.atomic():
+                _store_batch(member, valid, clock, results)
+        except IntegrityError:  # e.g. a household deleted meanwhile: item by item
+            for item in valid:
+                try:
+                    with transaction.atomic():
+                        _store_batch(member, [item], clock, results)
+                except IntegrityError:
+                    results[item.index] = _rejected(
+                        item,
+                        {"non_field_errors": "could not be stored (conflicting data)"},
+                        CODE_NOT_STORED,
+                    )
+
+    # in-batch repeats point at the stored first copy (if it was stored)
+    for index, first_index in repeat_of.items():
+        first = results[first_index]
+        if first.status == "accepted":
+            results[index].id = first.id
+        else:
+            results[index] = ItemResult(
+                index,
+                "rejected",
+                first.client_uuid,
+                errors={"client_uuid": f"repeats item {first_index}, which was not stored"},
+                code=CODE_NOT_STORED,
+            )
+    return [results[i] for i in range(len(items))]
+
+
+def _judge_items(
+    member,  # type: ignore[no-untyped-def]
+    fresh: list[VisitInput],
+    scope,  # type: ignore[no-untyped-def]
+    now: datetime,
+    results: dict[int, ItemResult],
+) -> list[VisitInput]:
+    """Territory (now or when the visit was made), residents, participants, rules and task
+    references of the new items, in set-based queries; the refused ones go to ``results``.
+    Sets ``item.open_tasks`` (the household's closable tasks) of the ones returned."""
+    if not fresh:
+        return []
     # territory and references (one query each); the territory is judged now and, for the
     # rest, when each visit was made (a visit from before a hand-over counts)
     hh_ids = {i.household for i in fresh}
@@ -708,53 +622,30 @@ def record_visits(
         scope.filter(Household.objects.filter(id__in=hh_ids)).values_list("id", flat=True)
     )
     held_then = households_held_at(member, [i for i in fresh if i.household not in visible], now)
-    allowed = [i for i in fresh if i.household in visible or i.index in held_then]
-    allowed_hh = {i.household for i in allowed}
-    res_home = dict(
-        Resident.objects.filter(id__in={i.resident for i in fresh if i.resident}).values_list(
-            "id", "household_id"
-        )
+    allowed = {i.index for i in fresh if i.household in visible or i.index in held_then}
+    allowed_hh = {i.household for i in fresh if i.index in allowed}
+    wanted_res = {i.resident for i in fresh if i.resident}
+    res_home = (
+        dict(Resident.objects.filter(id__in=wanted_res).values_list("id", "household_id"))
+        if wanted_res
+        else {}
     )
-    from django.contrib.auth import get_user_model
-
-    from gridsvc.chain.scope import scope_for
-
-    # a participant of a joint visit holds a position over the visited household now or did
-    # when the visit was made (its chain); anyone else reads like an unknown id (issue 15
-    # item 7: ids through the scope)
-    wanted = {m for i in fresh for m in i.participant_members}
-    participants = {m.pk: m for m in get_user_model().objects.filter(id__in=wanted, is_active=True)}
-    covers = {
-        pk: set(
-            scope_for(m)
-            .filter(Household.objects.filter(id__in=allowed_hh))
-            .values_list("id", flat=True)
-        )
-        for pk, m in participants.items()
-    }
-
-    def covered(m: int, item: VisitInput) -> bool:
-        if item.household in covers.get(m, ()):
-            return True
-        return m in participants and bool(households_held_at(participants[m], [item], now))
-
-    rule_ids = set(VisitRule.objects.values_list("id", flat=True))
-    open_tasks = list(
-        VisitTask.objects.filter(
-            household__in=allowed_hh,
-            status__in=[VisitTask.Status.OPEN, VisitTask.Status.OVERDUE, VisitTask.Status.MISSED],
-        ).select_related("rule")
+    covered = _participant_check(fresh, allowed_hh, now)
+    rule_ids = (
+        set(VisitRule.objects.values_list("id", flat=True))
+        if any(i.rule is not None for i in fresh)
+        else set()
     )
-    tasks_of: dict[int, list[VisitTask]] = {}
-    for t in open_tasks:
+    tasks_of: dict[int, list[OpenTask]] = {}
+    for t in _tasks(VisitTask.objects.filter(household__in=allowed_hh, status__in=_CLOSABLE)):
         tasks_of.setdefault(t.household_id, []).append(t)
-    explicit = {i.task for i in fresh if i.task}
-    named = {t.id: t for t in VisitTask.objects.filter(id__in=explicit).select_related("rule")}
+    explicit = {i.task for i in fresh if i.task is not None}
+    named = {t.id: t for t in _tasks(VisitTask.objects.filter(id__in=explicit))} if explicit else {}
 
     valid: list[VisitInput] = []
     for item in fresh:
         err, code = None, None
-        if not (item.household in visible or item.index in held_then):
+        if item.index not in allowed:
             err, code = (
                 {
                     "household": "no such household in your territory (now or when the visit "
@@ -773,78 +664,298 @@ def record_visits(
             if task is None or task.household_id != item.household:
                 err, code = {"task": "no such task for this household"}, CODE_UNKNOWN_TASK
             else:
-                item.task_link = _task_link(member, item, task)
+                item.named_link = _task_link(member, item, task)
                 if (
-                    item.task_link != TASK_CLOSED
+                    item.named_link != TASK_CLOSED
                     and not item.time_flag
                     and timezone.localdate(item.time) < (task.period_start - TASK_WINDOW_SLACK)
                 ):
                     item.time_flag = VisitClock.Flag.BEFORE_TASK_WINDOW
         if err:
-            results[item.index] = ItemResult(
-                item.index, "rejected", str(item.client_uuid), errors=err, code=code
-            )
+            results[item.index] = _rejected(item, err, code)
         else:
+            item.open_tasks = tasks_of.get(item.household, [])
             valid.append(item)
+    return valid
 
-    distances = _distances(valid)
-    threshold = far_off_threshold_m()
-    closed_by: dict[int, int] = {}  # task id → visit id (within this batch)
-    with transaction.atomic():
-        stored_items: list[VisitInput] = []
-        for item in valid:
-            try:
-                with transaction.atomic():
-                    results[item.index] = _store(
-                        member, item, distances.get(item.index), threshold, tasks_of, closed_by
-                    )
-                stored_items.append(item)
-            except ItemError as exc:
-                results[item.index] = ItemResult(
-                    item.index, "rejected", str(item.client_uuid), errors=exc.errors
-                )
-            except IntegrityError:
-                again = (
-                    Visit.objects.filter(client_uuid=item.client_uuid)
-                    .values_list("content_hash", "id")
-                    .first()
-                )
-                if again:
-                    results[item.index] = _repeat(item, again[0], again[1])
-                else:
-                    results[item.index] = ItemResult(
-                        item.index,
-                        "rejected",
-                        str(item.client_uuid),
-                        errors={"non_field_errors": "could not be stored (conflicting data)"},
-                        code=CODE_NOT_STORED,
-                    )
-        VisitClock.objects.bulk_create(
-            VisitClock(
-                visit_id=results[item.index].id,
-                sent_time=item.client_time,
-                device_time=clock.device_time,
-                received_at=clock.received_at,
-                offset_ms=clock.offset_ms,
-                corrected=item.time_corrected,
-                flag=item.time_flag,
-            )
-            for item in stored_items
+
+def _participant_check(fresh: list[VisitInput], allowed_hh: set[int], now: datetime):  # type: ignore[no-untyped-def]
+    """``covered(member_id, item)``: a participant of a joint visit holds a position over the
+    visited household now or did when the visit was made (its chain); anyone else reads like
+    an unknown id (issue 15 item 7: ids through the scope). Queries only when a batch names
+    participants."""
+    wanted = {m for i in fresh for m in i.participant_members}
+    if not wanted:
+        return lambda m, item: False
+    from django.contrib.auth import get_user_model
+
+    from gridsvc.chain.scope import scope_for
+
+    participants = {m.pk: m for m in get_user_model().objects.filter(id__in=wanted, is_active=True)}
+    covers = {
+        pk: set(
+            scope_for(m)
+            .filter(Household.objects.filter(id__in=allowed_hh))
+            .values_list("id", flat=True)
         )
-    # in-batch repeats point at the stored first copy (if it was stored)
-    for index, first_index in repeat_of.items():
-        first = results[first_index]
-        if first.status == "accepted":
-            results[index].id = first.id
+        for pk, m in participants.items()
+    }
+
+    def covered(m: int, item: VisitInput) -> bool:
+        if item.household in covers.get(m, ()):
+            return True
+        return m in participants and bool(households_held_at(participants[m], [item], now))
+
+    return covered
+
+
+def _plan_tasks(items: list[VisitInput]) -> None:
+    """The task(s) each visit closes, in batch order: the first visit of a household takes its
+    open task(s); a later one finds them closed (``task_closed``, or ``no_task`` when it named
+    none). Sets ``item.closing`` and ``item.task_link``."""
+    taken: set[int] = set()
+    for item in items:
+        closing = [t for t in _matching_tasks(item, item.open_tasks) if t.id not in taken]
+        taken.update(t.id for t in closing)
+        item.closing = [t.id for t in closing]
+        if item.task is None:
+            item.task_link = LINKED if closing else NO_TASK
         else:
-            results[index] = ItemResult(
-                index,
-                "rejected",
-                first.client_uuid,
-                errors={"client_uuid": f"repeats item {first_index}, which was not stored"},
-                code=CODE_NOT_STORED,
+            item.task_link = item.named_link if closing else TASK_CLOSED
+
+
+def _store_batch(
+    member,  # type: ignore[no-untyped-def]
+    items: list[VisitInput],
+    clock: RequestClock,
+    results: dict[int, ItemResult],
+) -> None:
+    """Store ``items`` (already judged) in the current transaction: visits whose findings open
+    cases one by one in a savepoint each, the others in one statement; then one UPDATE closes
+    the linked tasks. Fills ``results``."""
+    threshold = far_off_threshold_m()
+    _plan_tasks(items)
+    rows: dict[uuid.UUID, tuple[int, float | None, bool]] = {}
+    refused: set[int] = set()
+    for item in items:
+        if not any(f.get("open_case") for f in item.findings):
+            continue
+        try:
+            with transaction.atomic():
+                got = _insert(member, [item], clock, threshold)
+                if item.client_uuid in got:
+                    visit_id = got[item.client_uuid][0]
+                    item.case_ids = open_cases_for_findings(member, visit_id, item)
+                    Visit.objects.filter(pk=visit_id).update(
+                        findings=item.findings, case_ids=item.case_ids
+                    )
+                    rows.update(got)
+        except ItemError as exc:
+            results[item.index] = _rejected(item, exc.errors)
+            refused.add(item.index)
+    if refused:  # a refused visit closes nothing: plan again without it
+        items = [i for i in items if i.index not in refused]
+        _plan_tasks(items)
+    plain = [i for i in items if not any(f.get("open_case") for f in i.findings)]
+    if plain:
+        rows.update(_insert(member, plain, clock, threshold))
+    missing = [i for i in items if i.client_uuid not in rows]
+    if missing:  # stored meanwhile by a concurrent upload of the same UUIDs
+        again = {
+            u: (h, pk)
+            for u, h, pk in Visit.objects.filter(
+                client_uuid__in=[i.client_uuid for i in missing]
+            ).values_list("client_uuid", "content_hash", "id")
+        }
+        for item in missing:
+            if item.client_uuid in again:
+                results[item.index] = _repeat(item, *again[item.client_uuid])
+            else:
+                results[item.index] = _rejected(
+                    item,
+                    {"non_field_errors": "could not be stored (conflicting data)"},
+                    CODE_NOT_STORED,
+                )
+    stored = [i for i in items if i.client_uuid in rows]
+
+    # close the planned tasks (one statement); a task closed meanwhile only loses the link
+    pairs = [(t, rows[i.client_uuid][0]) for i in stored for t in i.closing]
+    closed: set[int] = set()
+    if pairs:
+        with connection.cursor() as cur:
+            cur.execute(
+                f"""UPDATE {VisitTask._meta.db_table} t
+                       SET status = %s, done_by_id = v.visit, updated_at = %s
+                      FROM unnest(%s::bigint[], %s::bigint[]) AS v(task, visit)
+                     WHERE t.id = v.task AND t.status = ANY(%s::text[])
+                 RETURNING t.id""",
+                [
+                    VisitTask.Status.DONE,
+                    timezone.now(),
+                    [p[0] for p in pairs],
+                    [p[1] for p in pairs],
+                    [str(s) for s in _CLOSABLE],
+                ],
             )
-    return [results[i] for i in range(len(raw_items))]
+            closed = {r[0] for r in cur.fetchall()}
+    relink: list[tuple[int, int | None]] = []  # visits whose task is not the one inserted
+    for item in stored:
+        done = [t for t in item.closing if t in closed]
+        if item.closing and not done:  # closed by a concurrent upload
+            item.task_link = TASK_CLOSED if item.task is not None else NO_TASK
+        want = done[0] if done else None
+        if want != item.inserted_task:
+            relink.append((rows[item.client_uuid][0], want))
+        item.closing = done
+    if relink:
+        with connection.cursor() as cur:
+            cur.execute(
+                f"""UPDATE {Visit._meta.db_table} v SET task_id = r.task
+                      FROM unnest(%s::bigint[], %s::bigint[]) AS r(id, task)
+                     WHERE v.id = r.id""",
+                [[r[0] for r in relink], [r[1] for r in relink]],
+            )
+    _store_participants(stored, rows)
+    _store_photos(stored, rows)
+    for item in stored:
+        visit_id, distance, far_off = rows[item.client_uuid]
+        results[item.index] = ItemResult(
+            item.index,
+            "accepted",
+            str(item.client_uuid),
+            id=visit_id,
+            far_off=far_off,
+            distance_m=distance,
+            closed_tasks=item.closing,
+            case_ids=item.case_ids or [],
+            client_time=item.time or item.client_time,
+            time_corrected=item.time_corrected,
+            time_flag=item.time_flag,
+            task_link=item.task_link,
+        )
+
+
+def _insert(
+    member,  # type: ignore[no-untyped-def]
+    items: list[VisitInput],
+    clock: RequestClock,
+    threshold: float,
+) -> dict[uuid.UUID, tuple[int, float | None, bool]]:
+    """One ``INSERT … ON CONFLICT (client_uuid) DO NOTHING … RETURNING`` of ``items`` (with
+    the distance to the household's building computed in the statement) and their clock rows
+    (:class:`VisitClock`) in the same statement. client UUID → (id, distance_m, far_off) of
+    the rows stored; a UUID stored meanwhile is missing."""
+    now = timezone.now()
+    rows = []
+    for i in items:
+        i.inserted_task = i.closing[0] if i.closing else None
+        rows.append(
+            {
+                "u": str(i.client_uuid),
+                "h": i.content_hash,
+                "hh": i.household,
+                "res": i.resident,
+                "task": i.inserted_task,
+                "ct": (i.time or i.client_time).isoformat(),
+                "lon": i.wgs84[0] if i.wgs84 else None,
+                "lat": i.wgs84[1] if i.wgs84 else None,
+                "src": i.location_source,
+                "crs": i.crs,
+                "acc": i.accuracy_m,
+                "grade": _judge(i.accuracy_m) if i.location_source == "gps" else "",
+                "purpose": i.purpose,
+                "notes": i.notes,
+                "findings": i.findings,
+                "ptext": i.participants_text,
+                "sent": i.client_time.isoformat(),
+                "corrected": i.time_corrected,
+                "flag": str(i.time_flag or ""),
+            }
+        )
+    params: dict[str, Any] = {
+        # one parameter for the batch: PostgreSQL parses it (jsonb_to_recordset), the driver
+        # does not quote 19 arrays of 500 values
+        "rows": json.dumps(rows, ensure_ascii=False),
+        "member": member.id,
+        "now": now,
+        "threshold": threshold,
+        "device_time": clock.device_time,
+        "received_at": clock.received_at,
+        "offset_ms": clock.offset_ms,
+    }
+    sql = f"""
+        WITH t AS (
+            SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS t(u uuid, h text, hh bigint,
+                res bigint, task bigint, ct timestamptz, lon float8, lat float8, src text,
+                crs text, acc float8, grade text, purpose text, notes text, findings jsonb,
+                ptext text, sent timestamptz, corrected boolean, flag text)
+        ), ins AS (
+            INSERT INTO {Visit._meta.db_table} (client_uuid, content_hash, member_id,
+                household_id, resident_id, task_id, client_time, server_time, location,
+                location_source, input_crs, accuracy_m, accuracy_grade, distance_m, far_off,
+                purpose, notes, findings, participants_text, case_ids, updated_at)
+            SELECT t.u, t.h, %(member)s, t.hh, t.res, t.task, t.ct, %(now)s,
+                   CASE WHEN t.lon IS NULL THEN NULL
+                        ELSE ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326) END,
+                   t.src, t.crs, t.acc, t.grade, round(d.m::numeric, 2)::float8,
+                   coalesce(d.m > %(threshold)s, false), t.purpose, t.notes, t.findings,
+                   t.ptext, '[]'::jsonb, %(now)s
+              FROM t
+              LEFT JOIN LATERAL (
+                SELECT ST_Distance(ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326)::geography,
+                                   b.footprint::geography) AS m
+                  FROM {Household._meta.db_table} h
+                  JOIN {Unit._meta.db_table} u ON u.id = h.unit_id
+                  JOIN {Building._meta.db_table} b ON b.id = u.building_id
+                 WHERE h.id = t.hh AND t.lon IS NOT NULL
+              ) d ON true
+            ON CONFLICT (client_uuid) DO NOTHING
+            RETURNING id, client_uuid, distance_m, far_off
+        ), clk AS (
+            INSERT INTO {VisitClock._meta.db_table} (visit_id, sent_time, device_time,
+                received_at, offset_ms, corrected, flag)
+            SELECT ins.id, t.sent, %(device_time)s, %(received_at)s, %(offset_ms)s,
+                   t.corrected, t.flag
+              FROM ins JOIN t ON t.u = ins.client_uuid
+        )
+        SELECT id, client_uuid, distance_m, far_off FROM ins
+    """
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return {
+            (u if isinstance(u, uuid.UUID) else uuid.UUID(str(u))): (pk, dist, far)
+            for pk, u, dist, far in cur.fetchall()
+        }
+
+
+def _store_participants(stored: list[VisitInput], rows: dict) -> None:  # type: ignore[type-arg]
+    through = Visit.participant_members.through
+    links = [
+        through(visit_id=rows[i.client_uuid][0], member_id=m)
+        for i in stored
+        for m in i.participant_members
+    ]
+    if links:
+        through.objects.bulk_create(links)
+
+
+def _store_photos(stored: list[VisitInput], rows: dict) -> None:  # type: ignore[type-arg]
+    photos = []
+    for item in stored:
+        for n, p in enumerate(item.photos):
+            ext = "jpg" if p.content_type == "image/jpeg" else "png"
+            photo = VisitPhoto(
+                visit_id=rows[item.client_uuid][0],
+                content_type=p.content_type,
+                size=len(p.data),
+                sha256=p.sha256,
+                exif_point=Point(*p.exif_point, srid=4326) if p.exif_point else None,
+                exif_time=p.exif_time,
+            )
+            photo.image.save(f"{item.client_uuid}-{n}.{ext}", ContentFile(p.data), save=False)
+            photos.append(photo)
+    if photos:
+        VisitPhoto.objects.bulk_create(photos)
 
 
 def _repeat(item: VisitInput, known_hash: str, known_id: int | None) -> ItemResult:
@@ -862,94 +973,10 @@ def _repeat(item: VisitInput, known_hash: str, known_id: int | None) -> ItemResu
     )
 
 
-def _store(
-    member,  # type: ignore[no-untyped-def]
-    item: VisitInput,
-    distance: float | None,
-    threshold: float,
-    tasks_of: dict[int, list[VisitTask]],
-    closed_by: dict[int, int],
-) -> ItemResult:
-    point = Point(*item.wgs84, srid=4326) if item.wgs84 else None
-    visit = Visit.objects.create(
-        client_uuid=item.client_uuid,
-        content_hash=item.content_hash,
-        member=member,
-        household_id=item.household,
-        resident_id=item.resident,
-        client_time=item.time or item.client_time,
-        location=point,
-        location_source=item.location_source,
-        input_crs=item.crs,
-        accuracy_m=item.accuracy_m,
-        accuracy_grade=_judge(item.accuracy_m) if item.location_source == "gps" else "",
-        distance_m=None if distance is None else round(distance, 2),
-        far_off=distance is not None and distance > threshold,
-        purpose=item.purpose,
-        notes=item.notes,
-        findings=item.findings,
-        participants_text=item.participants_text,
-    )
-    if item.participant_members:
-        visit.participant_members.set(item.participant_members)
-    for n, p in enumerate(item.photos):
-        ext = "jpg" if p.content_type == "image/jpeg" else "png"
-        photo = VisitPhoto(
-            visit=visit,
-            content_type=p.content_type,
-            size=len(p.data),
-            sha256=p.sha256,
-            exif_point=Point(*p.exif_point, srid=4326) if p.exif_point else None,
-            exif_time=p.exif_time,
-        )
-        photo.image.save(f"{visit.client_uuid}-{n}.{ext}", ContentFile(p.data), save=False)
-        photo.save()
-    # close the matching open task(s); a task closed meanwhile only loses the link
-    closing = [
-        t for t in _matching_tasks(item, tasks_of.get(item.household, [])) if t.id not in closed_by
-    ]
-    if item.task is None:
-        item.task_link = LINKED if closing else NO_TASK
-    elif not closing:
-        item.task_link = TASK_CLOSED
-    now = timezone.now()
-    if closing:
-        closed = VisitTask.objects.filter(
-            id__in=[t.id for t in closing],
-            status__in=[VisitTask.Status.OPEN, VisitTask.Status.OVERDUE, VisitTask.Status.MISSED],
-        ).update(status=VisitTask.Status.DONE, done_by=visit, updated_at=now)
-        if not closed:  # closed by a concurrent upload
-            closing = []
-            item.task_link = TASK_CLOSED if item.task is not None else NO_TASK
-        for t in closing:
-            closed_by[t.id] = visit.id
-            t.status = VisitTask.Status.DONE
-        if closing:
-            visit.task_id = closing[0].id
-    case_ids = open_cases_for_findings(member, visit, item)
-    if closing or case_ids:
-        visit.case_ids = case_ids
-        Visit.objects.filter(pk=visit.pk).update(task_id=visit.task_id, case_ids=case_ids)
-    return ItemResult(
-        item.index,
-        "accepted",
-        str(item.client_uuid),
-        id=visit.id,
-        far_off=visit.far_off,
-        distance_m=visit.distance_m,
-        closed_tasks=[t.id for t in closing],
-        case_ids=case_ids,
-        visit=visit,
-        client_time=visit.client_time,
-        time_corrected=item.time_corrected,
-        time_flag=item.time_flag,
-        task_link=item.task_link,
-    )
-
-
-def open_cases_for_findings(member, visit: Visit, item: VisitInput) -> list[int]:  # type: ignore[no-untyped-def]
+def open_cases_for_findings(member, visit_id: int, item: VisitInput) -> list[int]:  # type: ignore[no-untyped-def]
     """Open a case (上报) for each finding with ``open_case``, in the visit's own savepoint:
-    the case is routed along the chain like any report, and the finding keeps its number.
+    the case is routed along the chain like any report, and the finding keeps its number
+    (``item.findings`` gets ``case_id`` and ``case_number``).
 
     Such a finding's ``category`` must be a case category code (``/api/v1/categories/``);
     otherwise, or if the report is refused, the item is rejected with the reason and
@@ -957,7 +984,7 @@ def open_cases_for_findings(member, visit: Visit, item: VisitInput) -> list[int]
     from gridsvc.cases.models import Category
     from gridsvc.cases.services import CaseError, report_case
 
-    wanted = [(i, f) for i, f in enumerate(visit.findings) if f.get("open_case")]
+    wanted = [(i, f) for i, f in enumerate(item.findings) if f.get("open_case")]
     if not wanted:
         return []
     household = Household.objects.get(pk=item.household)
@@ -984,14 +1011,13 @@ def open_cases_for_findings(member, visit: Visit, item: VisitInput) -> list[int]
                 description=description,
                 household=household,
                 source="visit",
-                external_ref=str(visit.client_uuid),
+                external_ref=str(item.client_uuid),
             )
         except CaseError as exc:
             raise ItemError({"findings": f"item {i}: {exc.message}"}) from None
         f["case_id"] = report.case.pk
         f["case_number"] = report.case.number
         case_ids.append(report.case.pk)
-    Visit.objects.filter(pk=visit.pk).update(findings=visit.findings)
     return case_ids
 
 
