@@ -8,6 +8,7 @@ from django.contrib.gis.geos import Point
 from gridsvc.cases import services
 from gridsvc.cases.models import Case, CaseEvent, Status
 from gridsvc.chain.models import Position
+from gridsvc.chain.services import LEVEL_BY_NAME
 from gridsvc.supervision.models import InboxMessage
 from gridsvc.territory.models import Building, Household, Unit
 
@@ -72,7 +73,7 @@ def test_each_level_of_the_chain_can_receive_a_case(demo):
         landed.append(c.level)
         assert c.handler_id is not None
     assert landed[0] == "unit_head" and landed[-1] == "street_dispatcher"
-    assert landed == sorted(landed, key=lambda n: services.LEVEL_BY_NAME[n].index)
+    assert landed == sorted(landed, key=lambda n: LEVEL_BY_NAME[n].index)
 
 
 def test_vacant_building_head_is_skipped_and_the_reason_is_stored(demo):
@@ -122,9 +123,7 @@ def test_point_outside_every_grid_waits_in_the_street_queue_with_the_nearest_gri
 def test_ethnic_religious_flag_starts_at_the_cadre_and_notifies_the_desk(demo):
     hh = Household.objects.filter(unit__building__grid=demo.grids[0]).first()
     case = report("neighbour.noise", household=hh, flags=["ethnic_religious"]).case
-    assert (
-        services.LEVEL_BY_NAME[case.level].index >= services.LEVEL_BY_NAME["community_cadre"].index
-    )
+    assert LEVEL_BY_NAME[case.level].index >= LEVEL_BY_NAME["community_cadre"].index
     desk = (
         Position.objects.held_at()
         .filter(position_type="ethnic_affairs_desk")

@@ -1,0 +1,203 @@
+"""Reporting a case 上报 → 立案 → 派遣: store, route and notify in one transaction; nearby open
+cases of the same category come back as possible duplicates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.gis.geos import Point
+from django.db import connection, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from gridsvc.supervision.models import InboxMessage
+from gridsvc.territory.models import Building, Compound, Household, Unit
+
+from ..models import (
+    OPEN_STATUSES,
+    Case,
+    Category,
+    Status,
+)
+from .deadlines import schedule_checks, schedule_follow_up, set_deadline
+from .errors import CaseError
+from .events import dispatchers, holders_over, inbox, record
+from .routing import apply_routing, route
+
+S = Status
+
+
+FLAGS = ("ethnic_religious", "group_incident", "petition_risk")
+
+
+@dataclass
+class Report:
+    case: Case
+    duplicates: list[Case]
+
+
+def next_number(when: datetime) -> str:
+    with connection.cursor() as cur:
+        cur.execute("SELECT nextval('cases_case_number_seq')")
+        (n,) = cur.fetchone()
+    return f"AJ{timezone.localtime(when):%Y}{n:07d}"
+
+
+def find_duplicates(
+    category: Category,
+    point: Point,
+    when: datetime | None = None,
+    exclude_id: int | None = None,
+    radius_m: float | None = None,
+    days: int | None = None,
+) -> QuerySet[Case]:
+    """Open cases of the same category near ``point`` reported in the last days (suggestions)."""
+    when = when or timezone.now()
+    radius = category.duplicate_radius_m if radius_m is None else radius_m
+    days = category.duplicate_days if days is None else days
+    qs = Case.objects.filter(
+        category=category, status__in=OPEN_STATUSES, reported_at__gte=when - timedelta(days=days)
+    ).extra(
+        where=[
+            "ST_DWithin(cases_case.location::geography, ST_SetSRID(ST_MakePoint(%s,%s),4326)::geography, %s)"
+        ],
+        params=[point.x, point.y, radius],
+    )
+    if exclude_id:
+        qs = qs.exclude(pk=exclude_id)
+    return qs.order_by("-reported_at")
+
+
+def report_case(
+    *,
+    reporter,  # type: ignore[no-untyped-def]
+    category: Category,
+    title: str,
+    location: Point | None = None,
+    household: Household | None = None,
+    unit: Unit | None = None,
+    building: Building | None = None,
+    compound: Compound | None = None,
+    description: str = "",
+    parties: list | None = None,
+    priority: int = 3,
+    flags: Iterable[str] = (),
+    source: str = "app",
+    external_ref: str = "",
+    on_the_spot: bool = False,
+    outcome: str = "",
+    when: datetime | None = None,
+) -> Report:
+    """Store and route a report (上报 → 立案 → 派遣) in one transaction; returns the case and the
+    open cases nearby that may be duplicates."""
+    when = when or timezone.now()
+    flags = [f for f in flags if f in FLAGS]
+    if not category.active:
+        raise CaseError(f"category {category.code} is not in use", "category")
+    if on_the_spot and not outcome.strip():
+        raise CaseError("on-the-spot handling needs the outcome", "outcome")
+    if location is None and not any((household, unit, building, compound)):
+        raise CaseError("give a location or a household/unit/building/compound", "location")
+    r = route(
+        category,
+        location,
+        household=household,
+        unit=unit,
+        building=building,
+        compound=compound,
+        flags=flags,
+        when=when,
+    )
+    with transaction.atomic():
+        case = Case(
+            number=next_number(when),
+            kind=category.kind,
+            category=category,
+            title=title,
+            description=description,
+            parties=parties or [],
+            priority=priority,
+            source=source,
+            external_ref=external_ref,
+            location=r.location.point,
+            reported_by=reporter if getattr(reporter, "pk", None) else None,
+            reported_at=when,
+            stage_started_at=when,
+            **{f: f in flags for f in FLAGS},
+        )
+        apply_routing(case, r)
+        if on_the_spot:
+            # 自处理: the reporter resolved it at once; counted apart
+            case.on_the_spot = True
+            case.handler = reporter
+            case.status = S.RESOLVED
+            case.outcome = outcome
+            case.resolved_at = when
+            case.resolved_by = reporter
+            case.resolved_level = case.level
+            case.stage_started_at = when
+        elif r.queued:
+            case.status = S.REPORTED
+        else:
+            case.status = S.ASSIGNED
+            case.assigned_at = when
+            case.accepted_at = when
+        set_deadline(case)
+        case.save()
+        record(
+            case,
+            "report",
+            reporter,
+            note=title,
+            location=case.location,
+            at=when,
+            data={"source": source, "flags": flags},
+        )
+        record(
+            case,
+            "route",
+            None,
+            from_status=S.REPORTED,
+            note=r.reason,
+            at=when,
+            data={
+                "walked": r.walked,
+                "level": r.level,
+                "handler": r.handler_id,
+                "queued": r.queued,
+            },
+        )
+        if on_the_spot:
+            record(case, "on_the_spot", reporter, note=outcome, at=when)
+            schedule_follow_up(case, when)
+        if case.handler_id and not on_the_spot:
+            inbox(
+                [case.handler_id],
+                InboxMessage.Kind.NEW_CASE,
+                case,
+                f"新案件 {case.number}: {title}",
+            )
+        elif r.queued:
+            inbox(
+                dispatchers(case),
+                InboxMessage.Kind.NEW_CASE,
+                case,
+                f"待派遣 {case.number}: {title}",
+            )
+        if r.notify:
+            inbox(
+                holders_over(case, r.notify),
+                InboxMessage.Kind.NEW_CASE,
+                case,
+                f"关注 {case.number}: {title}",
+                "、".join(_flag_labels(case)) or category.name,
+            )
+        schedule_checks(case)
+    dups = list(find_duplicates(category, case.location, when, exclude_id=case.pk)[:10])
+    return Report(case, dups)
+
+
+def _flag_labels(case: Case) -> list[str]:
+    return [str(Case._meta.get_field(f).help_text) for f in case.flags]

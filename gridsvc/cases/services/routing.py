@@ -1,0 +1,125 @@
+"""Routing a report (DESIGN.md "Routing a report"): locate the place (reference, else covering
+building, else nearest building within a tolerance; grid and compound by ST_Covers with the
+lowest code winning on shared edges), pick the starting level from the category and flag
+rules, walk the chain to the first active holder, store the walked chain and the reason.
+Outside every grid the case waits in the street dispatch queue with the nearest grid
+suggested."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.contrib.gis.geos import Point
+from django.utils import timezone
+
+from gridsvc.chain.services import LEVEL_BY_NAME, STREET_LEVEL, Chain, walk
+from gridsvc.territory.models import Building, Compound, Household, Unit
+from gridsvc.territory.services import Location, locate
+
+from ..models import (
+    Case,
+    Category,
+    FlagRule,
+)
+
+
+@dataclass
+class Routing:
+    location: Location
+    start_level: str
+    level: str
+    handler_id: int | None
+    queued: bool  # waits in the street dispatch queue
+    chain: list[dict]
+    walked: list[str]
+    reason: str
+    notify: list[str] = field(default_factory=list)
+
+
+def start_level_for(category: Category, flags: Iterable[str] = ()) -> tuple[str, list[str]]:
+    """The level a case starts at and who is notified at once (category and flag rules)."""
+    level = category.effective_start_level
+    notify = category.effective_notify
+    rules = {r.flag: r for r in FlagRule.objects.filter(flag__in=list(flags))}
+    for rule in rules.values():
+        if LEVEL_BY_NAME[rule.min_level].index > LEVEL_BY_NAME[level].index:
+            level = rule.min_level
+        notify += [n for n in rule.notify if n not in notify]
+    return level, notify
+
+
+def route(
+    category: Category,
+    point: Point | None = None,
+    *,
+    household: Household | None = None,
+    unit: Unit | None = None,
+    building: Building | None = None,
+    compound: Compound | None = None,
+    flags: Iterable[str] = (),
+    when: datetime | None = None,
+) -> Routing:
+    """Where a report goes (no writes): the location, the level and the holder, and why."""
+    when = when or timezone.now()
+    loc = locate(point, household=household, unit=unit, building=building, compound=compound)
+    start, notify = start_level_for(category, flags)
+    start_label = LEVEL_BY_NAME[start].label
+    if loc.grid is None:
+        near = loc.nearest_grid
+        dist = loc.nearest_grid_distance_m
+        reason = "outside every grid → street dispatch queue"
+        if near is not None:
+            reason += f"; nearest grid {near.name} ({near.code}) at {dist:.0f} m"
+            loc.street = near.community.street
+        return Routing(loc, start, STREET_LEVEL.name, None, True, [], [], reason, notify)
+    chain: Chain = walk(loc, when)
+    step, walked = chain.first_active_from(start)
+    parts = [f"{category.name}: starts at {start_label}"]
+    for s in walked[:-1]:
+        parts.append(f"{s.level_label} skipped ({s.status})")
+    holder = step.primary
+    if step.level == STREET_LEVEL.index and holder is None:
+        parts.append("nobody holds the street desk → dispatch queue")
+        return Routing(
+            loc,
+            start,
+            step.level_name,
+            None,
+            True,
+            [s.as_dict() for s in chain.steps],
+            [s.level_name for s in walked],
+            "; ".join(parts),
+            notify,
+        )
+    parts.append(f"→ {step.level_label} {holder.name if holder else ''}".rstrip())
+    return Routing(
+        loc,
+        start,
+        step.level_name,
+        holder.member_id if holder else None,
+        False,
+        [s.as_dict() for s in chain.steps],
+        [s.level_name for s in walked],
+        "; ".join(parts),
+        notify,
+    )
+
+
+def apply_routing(case: Case, r: Routing) -> None:
+    loc = r.location
+    case.located_by = loc.method
+    case.household = loc.household
+    case.unit = loc.unit
+    case.building = loc.building
+    case.compound = loc.compound
+    case.grid = loc.grid
+    case.community = loc.community
+    case.street = loc.street
+    case.suggested_grid = loc.nearest_grid if loc.grid is None else None
+    case.level = r.level
+    case.level_index = LEVEL_BY_NAME[r.level].index
+    case.handler_id = r.handler_id
+    case.chain = r.chain
+    case.route_reason = r.reason
