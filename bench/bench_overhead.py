@@ -153,12 +153,13 @@ class Proc:
         self.name, self.cmd, self.port = name, cmd, port
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
+        self.cwd = ROOT
 
     def __enter__(self) -> Proc:
         VAR.mkdir(exist_ok=True)
         self.logfile = open(VAR / f"bench-{self.name}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            self.cmd, cwd=ROOT, env=self.env, stdout=self.logfile, stderr=subprocess.STDOUT,
+            self.cmd, cwd=self.cwd, env=self.env, stdout=self.logfile, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
         deadline = time.time() + 90
@@ -187,7 +188,8 @@ def gunicorn_cmd(variant: str, port: int) -> tuple[list[str], dict]:
     """``sync3`` (3 sync workers), ``gthread2x4`` (2 workers × 4 threads), with
     gridsvc/gunicorn_conf.py (``--preload``, view modules imported before the fork); suffix
     ``-nopreload``: the config without preload (each worker imports them at start);
-    ``-bare``: no config (each worker's first request imports them)."""
+    ``-bare``: no config (each worker's first request imports them); ``-noprep``: the hot
+    statements not prepared (``GRIDSVC_PREPARED=0``, as behind PgBouncer)."""
     v, _, how = variant.partition("-")
     cmd = [GUNICORN, "bench.anchors.floor", "-b", f"127.0.0.1:{port}", "--timeout", "120",
            "--no-control-socket"]  # fmt: skip
@@ -200,7 +202,10 @@ def gunicorn_cmd(variant: str, port: int) -> tuple[list[str], dict]:
         cmd += ["-w", w or "2", "--worker-class", "gthread", "--threads", t or "4"]
     else:
         raise SystemExit(f"unknown variant {variant}")
-    return cmd, {"GRIDSVC_PRELOAD": "0" if how == "nopreload" else "1"}
+    return cmd, {
+        "GRIDSVC_PRELOAD": "0" if how == "nopreload" else "1",
+        "GRIDSVC_PREPARED": "0" if how == "noprep" else "1",
+    }
 
 
 def warm_up(port: int, paths: list[str], token: str, rounds: int = 12) -> list[float]:
@@ -272,7 +277,7 @@ def sql_targets(p: dict, token: str) -> dict:
     db = settings.DATABASES["default"]
     conn = psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"],
                            password=db["PASSWORD"], dbname=db["NAME"], autocommit=True)  # fmt: skip
-    conn.prepare_threshold = None  # no auto-prepare: prepared only where asked
+    conn.prepare_threshold = 1_000_000  # no auto-prepare: prepared only where asked
     cur = conn.cursor()
     user_sql, _ = _user_scope_sql(get_user_model())
     tol = float(settings.GRIDSVC["NEAREST_BUILDING_TOLERANCE_M"])
@@ -312,6 +317,15 @@ def run(args: argparse.Namespace) -> dict:
     servers = [
         Proc(f"gunicorn-{v}", *gunicorn_cmd(v, port := free_port()), port=port) for v in variants
     ]
+    if args.before:
+        # the same server (sync3, as serve.sh ran it: no config) on an older checkout — gridsvc,
+        # api and geo from there, the floor views from here — for an A/B in the same loop
+        before = Path(args.before).resolve()
+        cmd, env = gunicorn_cmd("sync3-bare", port := free_port())
+        env["PYTHONPATH"] = f"{before}:{ROOT}"
+        proc = Proc("gunicorn-before", cmd, env, port=port)
+        proc.cwd = before
+        servers.append(proc)
     aport = free_port()
     anchor = Proc("anchor", [UVICORN, "bench.anchors.app:app", "--port", str(aport),
                              "--workers", "3", "--no-access-log", "--log-level", "warning"],
@@ -481,6 +495,7 @@ def main() -> None:
     ap.add_argument("--concurrency", default="8,32")
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--profile", default="")
+    ap.add_argument("--before", default="", help="an older checkout (git worktree) to A/B")
     ap.add_argument("--table", action="store_true")
     args = ap.parse_args()
     if args.table:
@@ -493,7 +508,8 @@ def main() -> None:
 
     machine = city_run.machine_info()
     result = {"date": date.today().isoformat(), "machine": machine,
-              "variants": [v for v in args.variants.split(",") if v]}  # fmt: skip
+              "variants": [v for v in args.variants.split(",") if v]
+              + (["before"] if args.before else [])}  # fmt: skip
     result.update(run(args))
     result["machine"]["load_average_after"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)

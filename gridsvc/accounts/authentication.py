@@ -4,8 +4,9 @@ Tokens carry a ``dev`` claim (the Device row). A revoked device's access tokens 
 at once and its refresh tokens cannot be refreshed.
 
 Every API request authenticates, so the user row, the device check and the positions the
-user holds now (their territory scope, :mod:`gridsvc.chain.scope`) are **one** query: the user
-row with an ``EXISTS`` on a revoked device and an array of the held positions' territory ids.
+user holds now (their territory scope, :mod:`gridsvc.chain.scope`) are **one** query, prepared
+on the connection (:mod:`gridsvc.prepared`): the user row with an ``EXISTS`` on a revoked
+device and an array of the held positions' territory ids.
 The scope is kept on the user object for the request (``scope_for(request.user)`` reads it
 instead of querying again).
 """
@@ -64,11 +65,10 @@ def load_user_with_scope(user_model: Any, user_id: int, device_pk: int | None): 
     """``(user, device revoked?)`` in one query, the user's current scope attached; None when
     there is no such user."""
     from gridsvc.chain.scope import attach_scope
+    from gridsvc.prepared import fetchone
 
     sql, names = _user_scope_sql(user_model)
-    with connection.cursor() as cur:
-        cur.execute(sql, {"uid": user_id, "dev": device_pk, "now": timezone.now()})
-        row = cur.fetchone()
+    row = fetchone(sql, {"uid": user_id, "dev": device_pk, "now": timezone.now()})
     if row is None:
         return None, False
     n = len(names)

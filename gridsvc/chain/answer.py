@@ -6,8 +6,9 @@ holders): right for case routing, which stores them, but the read-only ``GET /ch
 needs ids and names. Here the same rules (DESIGN.md "Routing a report", step 1 — the
 covering building, else the nearest within the tolerance; grid and compound by ST_Covers,
 lowest code on shared edges; the nearest grid for a place outside every grid) and every
-level's holders are one statement returning names, no geometry; the answer is the same
-dictionary as ``walk(locate(...)).as_dict()``.
+level's holders are one statement returning names, no geometry, prepared on the connection
+(:mod:`gridsvc.prepared`: its parsing and planning cost more than running it); the answer is
+the same dictionary as ``walk(locate(...)).as_dict()``.
 
 The caller's territory decides afterwards from the resolved ids
 (:meth:`gridsvc.chain.scope.Scope.allows_building` / ``allows_grid``), so an object outside
@@ -22,8 +23,9 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
+
+from gridsvc.prepared import fetchone
 
 from .services import LEVELS, STREET_LEVEL
 
@@ -156,9 +158,7 @@ def resolve_point(lon: float, lat: float, when: datetime | None = None) -> Resol
     # index-friendly box: the tolerance in degrees of longitude (the wider one) at this latitude
     deg = tol / (111_320.0 * max(math.cos(math.radians(lat)), 0.01))
     params = {"lon": lon, "lat": lat, "deg": deg, "tol": tol, "now": when or timezone.now()}
-    with connection.cursor() as cur:
-        cur.execute(SQL_POINT, params)
-        res = Resolved(cur.fetchone())
+    res = Resolved(fetchone(SQL_POINT, params))  # type: ignore[arg-type]
     if res.grid_id is None:
         res.method = "outside"  # in no grid (the nearest one is named)
     return res
@@ -166,9 +166,7 @@ def resolve_point(lon: float, lat: float, when: datetime | None = None) -> Resol
 
 def resolve_ref(name: str, pk: int, when: datetime | None = None) -> Resolved | None:
     """The same for a household, unit or building ``pk``; None when there is no such row."""
-    with connection.cursor() as cur:
-        cur.execute(SQL_REF[name], {"ref": pk, "now": when or timezone.now()})
-        row = cur.fetchone()
+    row = fetchone(SQL_REF[name], {"ref": pk, "now": when or timezone.now()})
     return None if row is None else Resolved(row)
 
 

@@ -100,7 +100,18 @@ def building_at(
     if not covers and dist > tol:
         return None, "none", 0.0
     # what locate() reads next comes along (one query, not one per level)
-    found = Building.objects.select_related("compound", "grid__community__street").get(pk=bid)
+    # (not their boundaries nor the footprint: a multipolygon each, never read here)
+    found = (
+        Building.objects.select_related("compound", "grid__community__street")
+        .defer(
+            "footprint",
+            "compound__boundary",
+            "grid__boundary",
+            "grid__community__boundary",
+            "grid__community__street__boundary",
+        )
+        .get(pk=bid)
+    )
     if covers:
         return found, "covering_building", 0.0
     return found, "nearest_building", float(dist)
