@@ -17,6 +17,8 @@
 - /api/v1/community/sign-offs/        the ethnic-affairs desk's sign-off on ethnic cases
 - /api/v1/community/mediations/       调处员 mediation sessions of dispute cases
 - /api/v1/community/group-members/    residents in the group ledgers (离退休老领导 …)
+- /api/v1/community/languages/        residents' languages, need of an interpreter;
+                                      interpreters/?household= whom to send along
 - /api/v1/community/changes/          the phone's feed of activities, screening, venue visits
 - /api/v1/community/batch/            the phone's offline batch of those (Idempotency-Key)
 - /api/v1/community/ledgers/{id}/     the community's 台账 (xlsx, audited)
@@ -47,10 +49,12 @@ from gridsvc.community.models import (
     Campaign,
     CampaignReturn,
     GroupMember,
+    Language,
     Mediation,
     Pairing,
     Petition,
     Rating,
+    ResidentLanguage,
     ScreeningReport,
     SignOff,
     TeamMembership,
@@ -642,6 +646,51 @@ class GroupMemberViewSet(_WorkViewSet):
         return super().get_queryset().select_related("resident")
 
 
+# ---------------------------------------------------------------- languages
+class ResidentLanguageSerializer(LocatedSerializer):
+    resident = serializers.IntegerField(source="resident_id", help_text="the resident")
+    languages = serializers.ListField(
+        child=serializers.ChoiceField(choices=Language.choices), help_text="languages spoken"
+    )
+    interpreter_needed = serializers.BooleanField(
+        required=False, help_text="default: true when 汉语 is not among the languages"
+    )
+    grid = serializers.IntegerField(source="grid_id", read_only=True, allow_null=True)
+    community = serializers.IntegerField(source="community_id", read_only=True)
+
+    class Meta:
+        model = ResidentLanguage
+        fields = [*LocatedSerializer.LOCATED_FIELDS, "resident", "languages", "interpreter_needed"]
+        read_only_fields = ["created_at"]
+
+
+class ResidentLanguageViewSet(_WorkViewSet):
+    """A resident's languages and the need for an interpreter (004: 汉、维、哈三种语言); GET
+    ``interpreters/?household=`` tells whom to send along to a household (民族语言翻译员 of its
+    community for the languages its residents need)."""
+
+    base_queryset = ResidentLanguage.objects.all()
+    serializer_class = ResidentLanguageSerializer
+    filterset_fields = ["interpreter_needed", "grid"]
+    record = staticmethod(services.record_languages)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("household", OpenApiTypes.INT, required=True)],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    @action(detail=False, methods=["get"], url_path="interpreters")
+    def interpreters(self, request):  # type: ignore[no-untyped-def]
+        _staff_or_403(request)
+        raw = request.query_params.get("household")
+        try:
+            household = int(raw) if raw else None
+        except ValueError:
+            raise ValidationError({"household": "a household id"}) from None
+        if household is None:
+            raise ValidationError({"household": "required"})
+        return Response(services.interpreters_for(request.user, household))
+
+
 # ---------------------------------------------------------------- phone: feed and batch
 class CommunityFeedSerializer(serializers.Serializer):
     cursor = serializers.CharField(help_text="send as ?since= next time (opaque)")
@@ -835,3 +884,4 @@ def register(router) -> None:  # type: ignore[no-untyped-def]
     router.register(
         "community/group-members", GroupMemberViewSet, basename="community-group-member"
     )
+    router.register("community/languages", ResidentLanguageViewSet, basename="community-language")

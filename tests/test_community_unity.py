@@ -291,3 +291,40 @@ def test_a_foreign_id_in_a_batch_item_is_rejected(demo, member_client):
     assert res[0]["errors"] == {"grid": ["not found"]}
     assert res[1]["errors"] == {"place": ["not found"]}
     assert (Activity.objects.count(), VenueVisit.objects.count()) == before
+
+
+def test_interpreters_for_a_household_that_needs_one(demo, member_client):
+    from gridsvc.community.models import ResidentLanguage
+    from gridsvc.territory.models import Resident
+
+    elder = (
+        ResidentLanguage.objects.filter(interpreter_needed=True)
+        .select_related("resident__household")
+        .order_by("id")
+        .first()
+    )
+    assert elder is not None and elder.languages == ["sce"]
+    hh = elder.resident.household
+    url = f"/api/v1/community/languages/interpreters/?household={hh.pk}"
+    r = member_client("street").get(url)
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert {"resident": elder.resident_id, "languages": ["东乡语"]} in body["residents"]
+    assert [i["language_name"] for i in body["interpreters"]] == ["东乡语", "东乡语"]
+    assert body["missing_languages"] == []
+    assert member_client("bh-001").get(url).status_code == 403
+
+    # grid 1's member records a resident who speaks only 维吾尔语: nobody to send yet
+    resident = Resident.objects.filter(household__unit__building__grid=demo.grids[0]).first()
+    r = member_client("grid1").post(
+        "/api/v1/community/languages/",
+        {"resident": resident.pk, "languages": ["ug"]},
+        format="json",
+    )
+    assert r.status_code == 201 and r.json()["interpreter_needed"] is True, r.content
+    r = member_client("grid1").get(
+        f"/api/v1/community/languages/interpreters/?household={resident.household_id}"
+    )
+    assert r.status_code == 200 and r.json()["missing_languages"] == ["维吾尔语"]
+    # a neighbour never lists languages (they tell the ethnicity)
+    assert member_client("bh-001").get("/api/v1/community/languages/").json()["count"] == 0

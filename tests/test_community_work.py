@@ -22,6 +22,7 @@ from gridsvc.community.models import (
     Pairing,
     Petition,
     Rating,
+    ResidentLanguage,
     ScreeningReport,
     SignOff,
     TeamMembership,
@@ -424,6 +425,7 @@ COMMUNITY_CREATE_BY_BODY = {
         "sign-offs",
         "mediations",
         "group-members",
+        "languages",
     )
 } | {
     f"POST {BASE}/screening/",  # the caller's own report: no id in its body
@@ -453,6 +455,7 @@ _MODELS = {
     "sign-offs": SignOff,
     "mediations": Mediation,
     "group-members": GroupMember,
+    "languages": ResidentLanguage,
 }
 _MINIMAL = {
     "teams": {"team": "grid_ten", "role": "志愿者", "name": "张三"},
@@ -470,6 +473,7 @@ _MINIMAL = {
     "sign-offs": {"note": "x"},
     "mediations": {"outcome": "agreed"},
     "group-members": {"group": "self_employed"},
+    "languages": {"languages": ["zh"]},
 }
 
 
@@ -542,6 +546,7 @@ COMMUNITY_BODY_ID_PROBES: dict[tuple[str, str, str], Callable] = {
         ("sign-offs", ("case",)),
         ("mediations", ("case",)),
         ("group-members", ("resident",)),
+        ("languages", ("resident",)),
     )
     for field in fields
 }
@@ -612,7 +617,23 @@ def _probe_community_ledgers(ctx) -> None:  # type: ignore[no-untyped-def]
         assert r.status_code == 200, (ctx.role, r.status_code)
 
 
+def _probe_interpreters(ctx) -> None:  # type: ignore[no-untyped-def]
+    """Whom to send to a household: neighbours 403; a household outside the work scope is
+    400 "not found" like a nonexistent one."""
+    from gridsvc.territory.models import Grid
+
+    url = f"{BASE}/languages/interpreters/"
+    scope = work_scope(ctx.member)
+    foreign_grid = Grid.objects.exclude(pk__in=scope.filter(Grid.objects.all())).first()
+    r = ctx.client.get(f"{url}?household={_household(foreign_grid).pk}")
+    if scope.empty:
+        assert r.status_code == 403, (ctx.role, r.status_code)
+        return
+    assert r.status_code == 400 and r.json()["household"] == ["not found"], (ctx.role, r.content)
+
+
 COMMUNITY_EXPLICIT: dict[str, Callable] = {
+    f"GET {BASE}/languages/interpreters/": _probe_interpreters,
     f"GET {BASE}/screening/day/": _probe_staff_sums(f"{BASE}/screening/day/"),
     f"GET {BASE}/figures/": _probe_staff_sums(f"{BASE}/figures/"),
     f"GET {BASE}/changes/": _probe_changes,

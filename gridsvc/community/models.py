@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.gis.db import models
+from django.contrib.postgres.fields import ArrayField
 from django.db.models import Q
 from django.utils import timezone
 
@@ -78,6 +79,20 @@ class Team(models.TextChoices):
     GRID_TEN = "grid_ten", "一格十员"
     VOLUNTEERS = "volunteers", "志愿者服务队"
     CONVENIENCE = "convenience", "便民服务队"
+    INTERPRETERS = "interpreters", "民族语言翻译员"
+
+
+class Language(models.TextChoices):
+    """Languages a resident speaks (004: 汉、维、哈三种语言; the demo's 东乡族 elders)."""
+
+    MANDARIN = "zh", "汉语"
+    UYGHUR = "ug", "维吾尔语"
+    KAZAKH = "kk", "哈萨克语"
+    DONGXIANG = "sce", "东乡语"
+    TIBETAN = "bo", "藏语"
+    MONGOLIAN = "mn", "蒙古语"
+    SALAR = "slr", "撒拉语"
+    BONAN = "peh", "保安语"
 
 
 class FiveRole(models.TextChoices):
@@ -106,7 +121,10 @@ class TeamMembership(Located):
     ``name``; ``member`` is set when the person signs in (五员 file 一日一报)."""
 
     team = models.CharField(max_length=16, choices=Team.choices)
-    role = models.CharField(max_length=32, help_text="五员: a FiveRole; others: free text")
+    role = models.CharField(
+        max_length=32,
+        help_text="五员: a FiveRole; 民族语言翻译员: a Language code; others: free text",
+    )
     member = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -403,6 +421,22 @@ class GroupMember(Located):
         ]
 
 
+class ResidentLanguage(Located):
+    """The languages a resident speaks and whether they need an interpreter (需要翻译) when
+    a case or visit reaches them; matched with the 民族语言翻译员 team
+    (:func:`gridsvc.community.services.interpreters_for`). Languages tell the ethnicity:
+    read through the work scope like every record here (never by neighbours)."""
+
+    resident = models.OneToOneField(
+        "territory.Resident", on_delete=models.CASCADE, related_name="+"
+    )
+    languages = ArrayField(models.CharField(max_length=8, choices=Language.choices), default=list)
+    interpreter_needed = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]
+
+
 LOCATED = (
     TeamMembership,
     ServiceLog,
@@ -417,4 +451,5 @@ LOCATED = (
     SignOff,
     Mediation,
     GroupMember,
+    ResidentLanguage,
 )

@@ -29,10 +29,12 @@ from .models import (
     CampaignReturn,
     FiveRole,
     GroupMember,
+    Language,
     Mediation,
     Pairing,
     Petition,
     Rating,
+    ResidentLanguage,
     ScreeningReport,
     ServiceLog,
     SignOff,
@@ -157,6 +159,8 @@ def add_team_member(
     position in the recorder's work scope."""
     if team == Team.FIVE_MEMBERS and role not in FiveRole.values:
         raise CommunityError(f"a 五员 role is one of {', '.join(FiveRole.values)}", "role")
+    if team == Team.INTERPRETERS and role not in Language.values:
+        raise CommunityError(f"an interpreter's role is a language: {Language.values}", "role")
     where = locate(member, grid=grid, community=community)
     if team == Team.GRID_TEN and where["grid_id"] is None:
         raise CommunityError("一格十员 belong to a grid", "grid")
@@ -836,3 +840,88 @@ def record_offline(member: Any, kind: str, data: dict[str, Any]) -> tuple[Model,
         )
         return report, True  # stored now (a report of that day sent before is replaced)
     raise CommunityError("one of activity, screening, venue_visit", "kind")
+
+
+# ---------------------------------------------------------------- languages and interpreters
+def record_languages(member: Any, data: dict[str, Any]) -> tuple[ResidentLanguage, bool]:
+    """A resident's languages and whether they need an interpreter; recording them again
+    replaces them."""
+    from gridsvc.territory.models import Resident
+
+    data = dict(data)
+    scope = _require_staff(member)
+    resident = _resolve(scope, Resident, data.pop("resident", None), "resident")
+    if resident is None:
+        raise CommunityError("name the resident", "resident")
+    if resident.household_id is None:
+        raise CommunityError("the resident has no household in the territory", "resident")
+    languages = list(dict.fromkeys(data.get("languages") or []))
+    if not languages:
+        raise CommunityError("at least one language", "languages")
+    needed = bool(data.get("interpreter_needed", Language.MANDARIN not in languages))
+    where = _located_from_household(resident.household)
+    existing = ResidentLanguage.objects.filter(resident=resident).first()
+    if existing is not None:
+        existing.languages, existing.interpreter_needed = languages, needed
+        existing.save()
+        return existing, False
+    return _save(
+        ResidentLanguage,
+        member,
+        data.pop("client_uuid", None),
+        resident=resident,
+        languages=languages,
+        interpreter_needed=needed,
+        **where,
+    )
+
+
+def interpreters_for(member: Any, household: Any, day: date | None = None) -> dict[str, Any]:
+    """Who to send with a case or visit to ``household`` (an id in ``member``'s work scope):
+    its residents needing an interpreter, their languages other than 汉语, and the active
+    民族语言翻译员 of the household's community (or its grid) for each language. The case and
+    visit assignment should call this (not wired there yet)."""
+    scope = _require_staff(member)
+    hh = _resolve(scope, Household, household, "household")
+    if hh is None:
+        raise CommunityError("name the household", "household")
+    day = day or timezone.localdate()
+    where = _located_from_household(hh)
+    needs = list(
+        ResidentLanguage.objects.filter(resident__household=hh, interpreter_needed=True)
+        .select_related("resident")
+        .order_by("resident_id")
+    )
+    wanted = sorted({code for n in needs for code in n.languages if code != Language.MANDARIN})
+    team = (
+        TeamMembership.objects.filter(
+            team=Team.INTERPRETERS, role__in=wanted, community_id=where["community_id"]
+        )
+        .filter(Q(grid__isnull=True) | Q(grid_id=where["grid_id"]))
+        .filter(valid_from__lte=day)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
+        .select_related("member")
+        .order_by("role", "id")
+    )
+    labels = dict(Language.choices)
+    return {
+        "household": hh.pk,
+        "residents": [
+            {
+                "resident": n.resident_id,
+                "languages": [labels.get(c, c) for c in n.languages],
+            }
+            for n in needs
+        ],
+        "interpreters": [
+            {
+                "membership": t.pk,
+                "language": t.role,
+                "language_name": labels.get(t.role, t.role),
+                "member": t.member_id,
+                "name": str(t.member) if t.member else t.name,
+            }
+            for t in team
+        ],
+        "missing_languages": [labels[c] for c in wanted if c not in {t.role for t in team}],
+    }
