@@ -350,10 +350,11 @@ def run(args: argparse.Namespace) -> dict:
                      "warm_median_ms": round(statistics.median(w[-8:]), 2)}  # fmt: skip
             result["first_requests"][s.name] = first
             log(f"  {s.name} warm-up: slowest first request {first['max_ms']} ms")
-        warm_up(aport, ["/floor", f"/chain?{pt(0)}", f"/chain?{hh(0)}"], token)
+        warm_up(aport, ["/floor", "/floor-auth", f"/chain?{pt(0)}", f"/chain?{hh(0)}"], token)
         targets: dict = {}
         ac = Client(aport, token)
         targets["anchor floor"] = lambda i: ac.get("/floor")
+        targets["anchor floor + JWT"] = lambda i: ac.get("/floor-auth")
         targets["anchor chain point"] = lambda i: ac.get(f"/chain?{pt(i)}")
         targets["anchor chain household"] = lambda i: ac.get(f"/chain?{hh(i)}")
         for s in servers:
@@ -470,8 +471,13 @@ def markdown_table(path: Path | None = None) -> str:
             out.append(f"| chain for a {op} | {floor:.2f} | {a:.2f} | {g:.2f} | {g - floor:.2f} | "
                        f"{g / a:.2f}× | {su:.2f} / {sp:.2f} |")  # fmt: skip
         fa = lat[f"{v} floor + JWT"]["median_ms"]
+        aa = lat["anchor floor + JWT"]["median_ms"] if "anchor floor + JWT" in lat else None
         out.append(f"| floor + JWT auth (user, device, scope) | {floor:.2f} | "
-                   f"{lat['anchor floor']['median_ms']:.2f} (no auth) | {fa:.2f} | {fa - floor:.2f} | | |")  # fmt: skip
+                   + (f"{aa:.2f}" if aa else "") + f" | {fa:.2f} | {fa - floor:.2f} | "
+                   + (f"{fa / aa:.2f}×" if aa else "") + " | |")  # fmt: skip
+        out.append(f"| floor (trivial view, no database) | {floor:.2f} | "
+                   f"{lat['anchor floor']['median_ms']:.2f} | {floor:.2f} | 0 | "
+                   f"{floor / lat['anchor floor']['median_ms']:.2f}× | |")  # fmt: skip
         out.append("")
     sat = res.get("saturation") or []
     if sat:

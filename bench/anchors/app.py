@@ -50,6 +50,29 @@ from gridsvc.chain.scope import Scope, _scope_from_rows  # noqa: E402
 Member = get_user_model()
 
 
+def _nodelay_everywhere() -> None:
+    """uvicorn ``--workers`` hands each worker the listening socket by file descriptor, whose
+    ``proto`` reads 0, so asyncio does not set TCP_NODELAY on the accepted connections; an
+    answer written as headers then body then waits for the client's delayed ACK (40 ms).
+    Set it on every accepted connection."""
+    import asyncio.selector_events as se
+    import socket
+
+    init = se._SelectorSocketTransport.__init__
+
+    def __init__(self, loop, sock, *args, **kwargs):  # type: ignore[no-untyped-def]
+        init(self, loop, sock, *args, **kwargs)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # not TCP (a Unix socket)
+            pass
+
+    se._SelectorSocketTransport.__init__ = __init__  # type: ignore[method-assign]
+
+
+_nodelay_everywhere()
+
+
 def _numbered(sql: str) -> tuple[str, list[str]]:
     """``%(name)s`` placeholders → asyncpg's ``$n`` (one number per name)."""
     names: list[str] = []
@@ -150,6 +173,17 @@ async def floor(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True})
 
 
+async def floor_auth(request: Request) -> JSONResponse:
+    """The JWT check and the caller's query only (gridsvc's ``/bench/floor-auth/``)."""
+    assert pool is not None
+    async with pool.acquire() as con:
+        try:
+            await _caller(con, request)
+        except Unauthorized:
+            return JSONResponse({"detail": "not authenticated"}, status_code=401)
+    return JSONResponse({"ok": True})
+
+
 @contextlib.asynccontextmanager
 async def lifespan(_app: Starlette):  # type: ignore[no-untyped-def]
     global pool
@@ -166,4 +200,7 @@ async def lifespan(_app: Starlette):  # type: ignore[no-untyped-def]
     await pool.close()
 
 
-app = Starlette(routes=[Route("/chain", chain_view), Route("/floor", floor)], lifespan=lifespan)
+app = Starlette(
+    routes=[Route("/chain", chain_view), Route("/floor", floor), Route("/floor-auth", floor_auth)],
+    lifespan=lifespan,
+)
