@@ -5,7 +5,7 @@
     .venv/bin/python bench/run.py --table   # markdown table of the latest result per size
 
 What it does: loads the city of that size if it is not loaded (``manage.py load_city``,
-idempotent), starts gunicorn (3 sync workers, as scripts/serve.sh; no background worker) on a
+idempotent), starts gunicorn (as scripts/serve.sh: gridsvc/gunicorn_conf.py; no background worker) on a
 free loopback port with production settings (DEBUG off), logs in over HTTP
 (``/api/v1/auth/token/``) as a grid member, a community cadre, a street dispatcher and the
 city's superuser, then times each operation over HTTP and the same work as hand-written SQL over
@@ -147,9 +147,10 @@ def machine_info() -> dict:
 
 # ---------------------------------------------------------------------------- the server
 class Server:
-    """gunicorn as scripts/serve.sh runs it (3 sync workers), on a free loopback port."""
+    """gunicorn as scripts/serve.sh runs it (gridsvc/gunicorn_conf.py: 2 gthread workers × 4
+    threads, preloaded), on a free loopback port."""
 
-    def __init__(self, workers: int = 3, port: int | None = None) -> None:
+    def __init__(self, workers: int = 0, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -169,8 +170,7 @@ class Server:
                 "gridsvc/gunicorn_conf.py",  # as scripts/serve.sh: preload, views imported
                 "-b",
                 f"127.0.0.1:{self.port}",
-                "-w",
-                str(self.workers),
+                *(["-w", str(self.workers)] if self.workers else []),
                 "--timeout",
                 "120",
                 # gunicorn 27's control socket in the home folder would clobber a running
@@ -1051,7 +1051,7 @@ def main() -> None:
         "load_wall_s": round(t_load, 1),
     }
     with Server(port=args.port) as server:
-        log(f"gunicorn on {server.url} (3 workers, DEBUG off)")
+        log(f"gunicorn on {server.url} (as scripts/serve.sh, DEBUG off)")
         t1 = time.perf_counter()
         ops, extra = run_ops(server.url, args.size, args.quick)
         result["operations"] = ops

@@ -8,6 +8,8 @@
   Without preload each worker imports them in ``post_worker_init``, before it accepts a
   request. No database connection is opened before the fork (they are closed after the
   warm-up).
+- ``gthread``, 2 workers × 4 threads (see below; ``GRIDSVC_WEB_WORKER_CLASS``,
+  ``GRIDSVC_WEB_WORKERS``, ``GRIDSVC_WEB_THREADS``);
 - no control socket: gunicorn 27's default socket in the home folder is shared by every
   gunicorn of that user, so a second server (a benchmark, a test) would clobber it.
 """
@@ -18,6 +20,14 @@ import os
 
 preload_app = os.environ.get("GRIDSVC_PRELOAD", "1").strip().lower() in {"1", "true", "yes", "on"}
 control_socket_disable = True
+# Worker model, chosen by measurement on 2 cores (bench/bench_overhead.py, README): 2 processes
+# × 4 threads answered the chain for a point in 6.0 ms (median) against 8.6 ms for 3 sync
+# workers, and 366 against 263 req/s with 8 clients (similar at 32); threads keep the
+# connection open (a sync worker closes it after every answer) and a slow request (a monthly
+# report) holds a thread, not a process. Up to workers × threads database connections.
+worker_class = os.environ.get("GRIDSVC_WEB_WORKER_CLASS", "gthread")
+workers = int(os.environ.get("GRIDSVC_WEB_WORKERS", "2"))
+threads = int(os.environ.get("GRIDSVC_WEB_THREADS", "4"))
 
 
 def _warm() -> None:

@@ -29,8 +29,9 @@ cat <<MSG
   worker log: var/worker.log (the worker is restarted if it stops)
 
 MSG
-# gridsvc/gunicorn_conf.py: --preload (views and their libraries imported once, before the
-# fork: no worker's first request pays for them), no control socket
-.venv/bin/gunicorn gridsvc.wsgi -c gridsvc/gunicorn_conf.py -b "127.0.0.1:${PORT}" -w 3 --access-logfile - &
+# gridsvc/gunicorn_conf.py: 2 workers × 4 threads (gthread, chosen by measurement: README
+# "Benchmarks"), --preload (views and their libraries imported once, before the fork: no
+# worker's first request pays for them), no control socket
+.venv/bin/gunicorn gridsvc.wsgi -c gridsvc/gunicorn_conf.py -b "127.0.0.1:${PORT}" --access-logfile - &
 WEB=$!
 wait "$WEB" || true
