@@ -19,30 +19,28 @@ from gridsvc.cases.models import (
 )
 
 from .scope import case_queryset, resolve_action_ids
-from .serializers import CaseSerializer
+from .serializers import (
+    BULK_ACTIONS,
+    BulkActionSerializer,
+    CaseSerializer,
+    DispatchQueueQuerySerializer,
+)
 
 
 class DispatchQueueView(APIView):
     """The street's dispatch queue: ``kind`` = unrouted | overdue | flagged | all."""
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "kind",
-                str,
-                enum=["all", "unrouted", "overdue", "flagged"],
-                required=False,
-            )
-        ],
+        parameters=[DispatchQueueQuerySerializer],
         responses=inline_serializer(
             "DispatchQueue",
             {"kind": serializers.CharField(), "results": CaseSerializer(many=True)},
         ),
     )
     def get(self, request):  # type: ignore[no-untyped-def]
-        kind = request.query_params.get("kind", "all")
-        if kind not in ("all", "unrouted", "overdue", "flagged"):
-            raise ValidationError({"kind": "one of all, unrouted, overdue, flagged"})
+        query = DispatchQueueQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        kind = query.validated_data["kind"]
         qs = services.dispatch_queue(case_queryset(request), kind)[:200]
         return Response(
             {
@@ -59,54 +57,23 @@ class BulkActionView(APIView):
     answer says per case what happened."""
 
     @extend_schema(
-        request=inline_serializer(
-            "BulkAction",
-            {
-                "ids": serializers.ListField(child=serializers.IntegerField()),
-                "versions": serializers.DictField(
-                    child=serializers.IntegerField(),
-                    required=False,
-                    help_text="case id → the version the dispatcher saw (as If-Match per case)",
-                ),
-                "member": serializers.IntegerField(required=False),
-                "department": serializers.IntegerField(required=False),
-                "due_at": serializers.DateTimeField(required=False),
-                "note": serializers.CharField(required=False),
-                "reason": serializers.CharField(required=False),
-            },
-        ),
+        request=BulkActionSerializer,
+        parameters=[OpenApiParameter("name", str, OpenApiParameter.PATH, enum=BULK_ACTIONS)],
         responses={200: OpenApiTypes.OBJECT},
     )
     def post(self, request, name: str):  # type: ignore[no-untyped-def]
-        if name not in (
-            "assign",
-            "reassign",
-            "escalate",
-            "transfer",
-            "set_deadline",
-            "supervise",
-        ):
-            raise ValidationError(
-                {"action": "assign, reassign, escalate, transfer, set_deadline or supervise"}
-            )
+        if name not in BULK_ACTIONS:
+            raise ValidationError({"action": f"one of {', '.join(BULK_ACTIONS)}"})
         name = "assign" if name == "reassign" else name
+        ser = BulkActionSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        ids = ser.validated_data["ids"]
+        versions = ser.validated_data.get("versions") or {}
+        note = ser.validated_data.get("note", "")
+        # the action's fields go to the rules as sent (each id resolved through the scope)
         body = request.data if isinstance(request.data, dict) else {}
-        ids = body.get("ids")
-        if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
-            raise ValidationError({"ids": "a non-empty list of case ids"})
-        if len(ids) > 200:
-            raise ValidationError({"ids": "at most 200 cases at once"})
-        versions = body.get("versions") or {}
-        if not isinstance(versions, dict) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in versions.values()
-        ):
-            raise ValidationError({"versions": "an object of case id → version (integer)"})
-        try:
-            versions = {int(k): v for k, v in versions.items()}
-        except ValueError:
-            raise ValidationError({"versions": "keys must be case ids"}) from None
-        visible = set(case_queryset(request).filter(pk__in=ids).values_list("pk", flat=True))
         data = {k: v for k, v in body.items() if k not in ("ids", "note", "versions")}
+        visible = set(case_queryset(request).filter(pk__in=ids).values_list("pk", flat=True))
         results = []
         for case_id in ids:
             if case_id not in visible:
@@ -124,7 +91,7 @@ class BulkActionView(APIView):
                     name,
                     request.user,
                     expected_version=versions.get(case_id),
-                    note=str(body.get("note", "")),
+                    note=note,
                     data=case_data,
                 )
                 results.append({"id": case_id, "ok": True, "status": case.status})

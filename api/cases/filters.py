@@ -3,17 +3,54 @@ OpenAPI schema from one definition; a bad value is 400 naming the parameter)."""
 
 from __future__ import annotations
 
+from django import forms
 from django.db.models import F, Q
 from django.utils import timezone
 from django_filters import rest_framework as filters
+from django_filters.widgets import BooleanWidget
 from rest_framework.exceptions import ValidationError
 
 from gridsvc.cases.figures import overdue
 from gridsvc.cases.models import (
     OPEN_STATUSES,
     Case,
+    CaseRequest,
     Status,
 )
+
+
+class _StrictBooleanWidget(BooleanWidget):
+    """Like django-filter's, but an unknown word reaches the field (and is refused) instead of
+    being read as "no filter"."""
+
+    def value_from_datadict(self, data, files, name):  # type: ignore[no-untyped-def]
+        raw = data.get(name)
+        value = super().value_from_datadict(data, files, name)
+        return raw if value is None and raw not in (None, "") else value
+
+
+class _StrictBooleanField(forms.NullBooleanField):
+    widget = _StrictBooleanWidget
+
+    def to_python(self, value):  # type: ignore[no-untyped-def]
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool):
+            return value
+        raise forms.ValidationError("true or false (1 or 0)", code="invalid")
+
+    def validate(self, value):  # type: ignore[no-untyped-def]
+        pass
+
+
+class BooleanFilter(filters.BooleanFilter):
+    """``true``/``false`` (or ``1``/``0``); any other value is 400 naming the parameter."""
+
+    field_class = _StrictBooleanField
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        kwargs.setdefault("widget", _StrictBooleanWidget)
+        super().__init__(*args, **kwargs)
 
 
 class CaseOrdering(filters.OrderingFilter):
@@ -40,9 +77,9 @@ class CaseFilter(filters.FilterSet):
     card = filters.ChoiceFilter(choices=[("yellow", "yellow"), ("red", "red")])
     since = filters.IsoDateTimeFilter(field_name="reported_at", lookup_expr="gte")
     until = filters.IsoDateTimeFilter(field_name="reported_at", lookup_expr="lt")
-    open = filters.BooleanFilter(method="by_open")
-    overdue = filters.BooleanFilter(method="by_overdue")
-    mine = filters.BooleanFilter(method="by_mine")
+    open = BooleanFilter(method="by_open")
+    overdue = BooleanFilter(method="by_overdue")
+    mine = BooleanFilter(method="by_mine")
     level = filters.CharFilter()
     bbox = filters.CharFilter(method="by_bbox")
     q = filters.CharFilter(
@@ -111,3 +148,35 @@ class CaseFilter(filters.FilterSet):
             x0, y0 = min(c[0] for c in corners), min(c[1] for c in corners)
             x1, y1 = max(c[0] for c in corners), max(c[1] for c in corners)
         return qs.filter(location__intersects=Polygon.from_bbox((x0, y0, x1, y1)))
+
+
+class CaseRequestFilter(filters.FilterSet):
+    """``/case-requests/?state=``."""
+
+    state = filters.ChoiceFilter(choices=CaseRequest.State.choices)
+
+
+class FollowUpFilter(filters.FilterSet):
+    """``/follow-ups/``: yours unless ``all``; ``done`` true or false."""
+
+    all = BooleanFilter(
+        method="everyone", help_text="every follow-up in your territory, not only yours"
+    )
+    done = BooleanFilter(field_name="done_at", lookup_expr="isnull", exclude=True)
+
+    def everyone(self, qs, name, value):  # type: ignore[no-untyped-def]
+        return qs  # the default (only yours) is applied in filter_queryset
+
+    def filter_queryset(self, queryset):  # type: ignore[no-untyped-def]
+        qs = super().filter_queryset(queryset)
+        if not self.form.cleaned_data.get("all"):
+            qs = qs.filter(assigned_to=self.request.user)
+        return qs
+
+
+class InboxFilter(filters.FilterSet):
+    """``/inbox/?unread=``."""
+
+    unread = BooleanFilter(
+        field_name="read_at", lookup_expr="isnull", help_text="true: only the unread"
+    )

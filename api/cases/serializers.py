@@ -4,6 +4,8 @@ definition serves the validation and the OpenAPI schema)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.utils import timezone
 from drf_spectacular.utils import (
     extend_schema_serializer,
@@ -11,9 +13,12 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
+from rest_framework.fields import empty
 
 from api.attachments import file_url
 from gridsvc.cases import services
+from gridsvc.cases.assessment import FIGURES as ASSESSMENT_FIGURES
+from gridsvc.cases.assessment import GROUPS as ASSESSMENT_GROUPS
 from gridsvc.cases.models import (
     RUNNING_STATUSES,
     Case,
@@ -410,3 +415,88 @@ class InboxSerializer(serializers.Serializer):
     object_id = serializers.CharField()
     created_at = serializers.DateTimeField()
     read_at = serializers.DateTimeField(allow_null=True)
+
+
+# ---------------------------------------------------------------------------- inputs
+class _RequiredBooleanField(serializers.BooleanField):
+    """A boolean that must be given (a form post without it is not read as false)."""
+
+    default_empty_html = empty
+
+
+class DecideRequestSerializer(serializers.Serializer):
+    """The level above decides an extension/hold/void request."""
+
+    approve = _RequiredBooleanField()
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+ATTACHMENT_ROLES = ["photo", "before", "after", "file"]
+
+
+class CaseAttachmentUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="an image; a PDF for role file")
+    role = serializers.ChoiceField(choices=ATTACHMENT_ROLES, default="photo")
+
+
+#: The actions the dispatch desk applies to several cases at once (``reassign`` = assign).
+BULK_ACTIONS = ("assign", "reassign", "escalate", "transfer", "set_deadline", "supervise")
+MAX_BULK = 200
+
+
+class BulkActionSerializer(serializers.Serializer):
+    """``POST /dispatch/{action}/``: the cases, the versions the dispatcher saw, the action's
+    fields (as for one case)."""
+
+    ids = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=MAX_BULK)
+    versions = serializers.DictField(
+        child=serializers.IntegerField(),
+        required=False,
+        allow_null=True,
+        help_text="case id → the version the dispatcher saw (as If-Match per case)",
+    )
+    member = serializers.IntegerField(required=False, help_text="assign/reassign")
+    department = serializers.IntegerField(required=False, help_text="transfer")
+    due_at = serializers.DateTimeField(required=False, help_text="set_deadline")
+    note = serializers.CharField(required=False, allow_blank=True)
+    reason = serializers.CharField(required=False, allow_blank=True)
+
+    def validate_versions(self, value: dict | None) -> dict[int, int]:
+        try:
+            return {int(k): v for k, v in (value or {}).items()}
+        except ValueError:
+            raise ValidationError("keys must be case ids") from None
+
+
+DISPATCH_KINDS = ["all", "unrouted", "overdue", "flagged"]
+
+
+class DispatchQueueQuerySerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=DISPATCH_KINDS, default="all", required=False)
+
+
+class AssessmentQuerySerializer(serializers.Serializer):
+    """``by`` and the period of the assessment (default: this month so far)."""
+
+    by = serializers.ChoiceField(choices=list(ASSESSMENT_GROUPS), default="grid", required=False)
+    since = serializers.DateField(required=False, help_text="first day (default: the 1st)")
+    until = serializers.DateField(
+        required=False, help_text="the day after the last (default: tomorrow)"
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        today = timezone.localdate()
+        since = attrs.get("since") or today.replace(day=1)
+        until = attrs.get("until") or today + timedelta(days=1)
+        if since >= until:
+            raise ValidationError({"until": "must be after since"})
+        if (until - since).days > 3660:
+            raise ValidationError({"until": "a period of at most ten years"})
+        return {**attrs, "since": since, "until": until}
+
+
+class AssessmentCasesQuerySerializer(AssessmentQuerySerializer):
+    """The cases behind one figure of one row."""
+
+    key = serializers.IntegerField(help_text="the id of the member/grid/community/department")
+    figure = serializers.ChoiceField(choices=ASSESSMENT_FIGURES)

@@ -36,14 +36,16 @@ from gridsvc.cases.models import (
 from gridsvc.territory.models import Building, Compound, Household, Unit
 from gridsvc.uploads import Upload
 
-from .filters import CaseFilter
+from .filters import CaseFilter, CaseRequestFilter, FollowUpFilter, InboxFilter
 from .inputs import MAX_PHOTO_BYTES, category_from, expected_version, point_from
 from .scope import case_queryset, in_scope, resolve_action_ids, visible_among
 from .serializers import (
     ACTION_BODY,
+    CaseAttachmentUploadSerializer,
     CaseFeatureCollectionSerializer,
     CaseSerializer,
     CategorySerializer,
+    DecideRequestSerializer,
     DepartmentSerializer,
     EventSerializer,
     FollowUpSerializer,
@@ -397,27 +399,16 @@ class CaseViewSet(
         return Response(MediationSerializer(saved).data, status=200 if record else 201)
 
     @extend_schema(
-        request={
-            "multipart/form-data": inline_serializer(
-                "CaseAttachmentUpload",
-                {
-                    "file": serializers.FileField(),
-                    "role": serializers.ChoiceField(choices=["photo", "before", "after", "file"]),
-                },
-            )
-        },
+        request={"multipart/form-data": CaseAttachmentUploadSerializer},
         responses={201: OpenApiTypes.OBJECT},
     )
     @action(detail=True, methods=["post"])
     def attachments(self, request, pk=None):  # type: ignore[no-untyped-def]
         """Attach a photo or file to the case (recorded as an event)."""
         case = self.get_object()
-        f = request.FILES.get("file") if request.FILES else None
-        if f is None:
-            raise ValidationError({"file": "attach a file"})
-        role = request.data.get("role", "photo")
-        if role not in ("photo", "before", "after", "file"):
-            raise ValidationError({"role": "photo, before, after or file"})
+        ser = CaseAttachmentUploadSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        f, role = ser.validated_data["file"], ser.validated_data["role"]
         # by content: images, and PDF for role "file" (gridsvc.uploads)
         up = checked_upload(f, "file", max_bytes=MAX_PHOTO_BYTES, documents=role == "file")
         with transaction.atomic():
@@ -460,37 +451,21 @@ class CaseRequestViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """Extension/hold/void requests on cases in your territory; the level above decides."""
 
     serializer_class = RequestSerializer
+    filterset_class = CaseRequestFilter
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
             return CaseRequest.objects.none()
-        qs = CaseRequest.objects.filter(case__in=case_queryset(self.request).values("pk"))
-        st = self.request.query_params.get("state")
-        if st:
-            if st not in CaseRequest.State.values:
-                raise ValidationError({"state": f"one of {', '.join(CaseRequest.State.values)}"})
-            qs = qs.filter(state=st)
-        return qs
+        return CaseRequest.objects.filter(case__in=case_queryset(self.request).values("pk"))
 
-    @extend_schema(
-        request=inline_serializer(
-            "DecideRequest",
-            {
-                "approve": serializers.BooleanField(),
-                "note": serializers.CharField(required=False),
-            },
-        ),
-        responses=RequestSerializer,
-    )
-    @action(detail=True, methods=["post"])
+    @extend_schema(request=DecideRequestSerializer, responses=RequestSerializer)
+    @action(detail=True, methods=["post"], filter_backends=[])
     def decide(self, request, pk=None):  # type: ignore[no-untyped-def]
         req = get_object_or_404(self.get_queryset(), pk=pk)
-        approve = request.data.get("approve") if isinstance(request.data, dict) else None
-        if not isinstance(approve, bool):
-            raise ValidationError({"approve": "true or false"})
-        req = services.decide_request(
-            req.pk, request.user, approve, str(request.data.get("note", ""))
-        )
+        ser = DecideRequestSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        v = ser.validated_data
+        req = services.decide_request(req.pk, request.user, v["approve"], v["note"])
         return Response(RequestSerializer(req).data)
 
 
@@ -498,18 +473,14 @@ class FollowUpViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """Return visits 回访 assigned to you (``?all=1``: every one in your territory)."""
 
     serializer_class = FollowUpSerializer
+    filterset_class = FollowUpFilter
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
             return FollowUp.objects.none()
-        qs = FollowUp.objects.select_related("case").filter(
+        return FollowUp.objects.select_related("case").filter(
             case__in=case_queryset(self.request).values("pk")
         )
-        if self.request.query_params.get("all") not in ("1", "true"):
-            qs = qs.filter(assigned_to=self.request.user)
-        if self.request.query_params.get("done") in ("0", "false"):
-            qs = qs.filter(done_at__isnull=True)
-        return qs
 
 
 class InboxViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
@@ -517,19 +488,17 @@ class InboxViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     (``?unread=1``). The phone also gets them through the change feed."""
 
     serializer_class = InboxSerializer
+    filterset_class = InboxFilter
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         from gridsvc.supervision.models import InboxMessage
 
         if getattr(self, "swagger_fake_view", False):
             return InboxMessage.objects.none()
-        qs = InboxMessage.objects.filter(member=self.request.user)
-        if self.request.query_params.get("unread") in ("1", "true"):
-            qs = qs.filter(read_at__isnull=True)
-        return qs
+        return InboxMessage.objects.filter(member=self.request.user)
 
     @extend_schema(request=None, responses=InboxSerializer)
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], filter_backends=[])
     def read(self, request, pk=None):  # type: ignore[no-untyped-def]
         msg = get_object_or_404(self.get_queryset(), pk=pk)
         if msg.read_at is None:

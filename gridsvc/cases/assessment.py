@@ -57,6 +57,10 @@ def figure_filters(now: datetime) -> dict[str, Q]:
     }
 
 
+#: Every figure the drill-down lists the cases of (the counts above, and on-the-spot).
+FIGURES: tuple[str, ...] = (*figure_filters(timezone.now()), "on_the_spot")
+
+
 def _bounds(since: date, until: date) -> tuple[datetime, datetime]:
     tz = timezone.get_current_timezone()
     return (
