@@ -9,7 +9,7 @@ GRIDSVC_TESTING=1 GRIDSVC_TEST_DB="${GRIDSVC_TEST_DB:-test_field_screens}" \
   .venv/bin/python -m pytest tests/test_field_app.py -q -p no:cacheprovider --reuse-db \
   -k test_field_app_offline_day
 mkdir -p docs/img
-for f in field-tasks field-visit field-offline-tasks field-outbox-sent; do
+for f in field-tasks field-visit field-offline-tasks field-case field-outbox-sent; do
   cp "test-artifacts/$f.png" "docs/img/$f.png"
 done
 echo "[field_screenshots] docs/img/field-*.png updated"

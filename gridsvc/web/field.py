@@ -29,6 +29,9 @@ FILES: dict[str, tuple[Path, str]] = {
     "icon-512.png": (FIELD_DIR / "icon-512.png", "image/png"),
     # the `idb` IndexedDB wrapper from npm, copied by scripts/build_web.sh
     "vendor/idb.js": (VENDOR_DIR / "idb.umd.js", "text/javascript; charset=utf-8"),
+    # MapLibre GL JS for the map of the member's grid: the street office page's copy
+    "vendor/maplibre-gl.js": (VENDOR_DIR / "maplibre-gl.js", "text/javascript; charset=utf-8"),
+    "vendor/maplibre-gl.css": (VENDOR_DIR / "maplibre-gl.css", "text/css; charset=utf-8"),
 }
 
 

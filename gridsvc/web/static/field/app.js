@@ -10,7 +10,7 @@
 (function () {
   "use strict";
 
-  const APP_VERSION = "0.1.0";
+  const APP_VERSION = "0.2.0";
   const API = "/api/v1";
   const DB_NAME = "gridsvc-field";
   const DEVICE_KEY = "gridsvc-field-device"; // localStorage: one id per installation
@@ -24,8 +24,12 @@
   // ---------------------------------------------------------------- storage (IndexedDB)
 
   function openDb() {
-    return idb.openDB(DB_NAME, 2, {
+    return idb.openDB(DB_NAME, 3, {
       upgrade(db, oldVersion) {
+        if (oldVersion < 3) {
+          // vector tiles of the member's map, by URL, for offline use (wiped on sign-out)
+          db.createObjectStore("tiles");
+        }
         if (oldVersion < 2) {
           // other requests waiting to be sent (一日一报 …), each with its Idempotency-Key
           db.createObjectStore("requests", { keyPath: "key" }).createIndex("status", "status");
@@ -105,7 +109,7 @@
       opts.headers || {}
     );
     if (opts.body !== undefined) headers["Content-Type"] = "application/json";
-    const resp = await fetch(API + path, {
+    const resp = await fetch(opts.root ? path : API + path, {
       method: opts.method || "GET",
       headers,
       body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
@@ -129,8 +133,15 @@
     warn.textContent = `手机时间比服务器${min > 0 ? "快" : "慢"} ${Math.abs(min)} 分钟，请校准手机时间。`;
   }
 
+  /** Refresh the token pair once, however many calls need it at the same moment (map tiles
+   * ask in parallel): a second refresh would spend the rotated token needlessly. */
+  function refreshTokens() {
+    if (!state.refreshing) state.refreshing = doRefresh().finally(() => (state.refreshing = null));
+    return state.refreshing;
+  }
+
   /** Refresh the token pair (rotation: the new refresh token is stored before use). */
-  async function refreshTokens() {
+  async function doRefresh() {
     const s = state.session;
     if (!s || !s.refresh) throw new AuthError("no session");
     const resp = await rawFetch("/auth/token/refresh/", { method: "POST", body: { refresh: s.refresh } });
@@ -228,8 +239,9 @@
   }
 
   /** Keep a request in IndexedDB with a fresh Idempotency-Key before it is ever sent. */
-  async function queueRequest(label, method, path, body) {
+  async function queueRequest(label, method, path, body, extra = {}) {
     await state.db.put("requests", {
+      ...extra,
       key: crypto.randomUUID(),
       label,
       method,
@@ -246,14 +258,30 @@
       a.recorded_at.localeCompare(b.recorded_at)
     );
     for (const r of pending) {
-      const resp = await api(r.path, { method: r.method, body: r.body, headers: { "Idempotency-Key": r.key } });
-      if (resp.status === 409 || resp.status === 429 || resp.status >= 500) return; // later, same key
+      const headers = { "Idempotency-Key": r.key };
+      if (r.caseId) {
+        // A case action names the version the member last saw (the case's ETag, which the
+        // phone's own earlier actions move on). Fixed at the first try and kept with the
+        // request, so a retry is the same request and gets the stored answer.
+        if (r.ifMatch === undefined) {
+          const c = await state.db.get("cases", r.caseId);
+          r.ifMatch = (c && c.etag) || null;
+          await state.db.put("requests", r);
+        }
+        if (r.ifMatch) headers["If-Match"] = r.ifMatch;
+      }
+      // a dropped connection throws: the sync stops, the request stays pending with its key
+      const resp = await api(r.path, { method: r.method, body: r.body, headers });
+      if (resp.status === 429 || resp.status >= 500) return; // later, same key
       const data = await resp.json().catch(() => ({}));
-      r.status = resp.ok ? "sent" : "refused";
-      r.result = resp.ok ? { id: data.id, version: data.version } : data;
+      if (resp.status === 409 && data.code === "idempotency_in_progress") return; // later, same key
+      r.status = resp.ok ? "sent" : resp.status === 412 ? "conflict" : "refused";
+      r.result = resp.ok ? { id: data.id, version: data.version, status: data.status } : data;
       r.http = resp.status;
+      r.replayed = resp.headers.get("Idempotent-Replayed") === "true";
       r.sent_at = new Date().toISOString();
       await state.db.put("requests", r);
+      if (r.caseId) await caseAnswered(r.caseId, resp, data);
     }
   }
 
@@ -368,8 +396,14 @@
       }
       await st.households.put(h);
     }
-    for (const name of ["residents", "tasks", "cases", "inbox"]) {
+    for (const name of ["residents", "tasks", "inbox"]) {
       for (const row of page[name] || []) await st[name].put(row);
+    }
+    for (const row of page.cases || []) {
+      // the version the member last saw stays with the case (If-Match of their next action)
+      const old = await st.cases.get(row.id);
+      if (old && old.etag) Object.assign(row, { etag: old.etag, detail: old.detail });
+      await st.cases.put(row);
     }
     await tx.done;
   }
@@ -387,7 +421,175 @@
     route.stops.forEach((stop, i) => {
       for (const t of stop.tasks) order[t.id] = { rank: n++, stop: i + 1 };
     });
-    await meta.set("route", { date: route.date, order, length_m: route.length_m, stops: route.stops.length });
+    await meta.set("route", {
+      date: route.date,
+      order,
+      length_m: route.length_m,
+      stops: route.stops.length,
+      // for the map: where each stop is, how urgent its tasks are, and the walking path
+      points: route.stops.map((stop, i) => ({
+        n: i + 1,
+        lon: stop.lon,
+        lat: stop.lat,
+        name: stop.building_name || stop.building_code || "",
+        tasks: stop.tasks.map((t) => t.id),
+      })),
+      start: route.start,
+      path: route.path,
+    });
+  }
+
+  // ---------------------------------------------------------------- the map (MapLibre)
+  //
+  // A small map of the member's grid above today's tasks: the grid and its buildings from our
+  // own vector tiles (/tiles/{layer}/{z}/{x}/{y}.mvt, WGS84 web mercator — the map has no
+  // third-party basemap, so no GCJ-02 shift is needed), the stops of the day's route numbered
+  // in walking order (red: overdue, orange: due today), the walking path and the last GPS fix.
+  // Tiles are fetched with the member's token and kept in IndexedDB, so the map opens offline.
+
+  const EMPTY = { type: "FeatureCollection", features: [] };
+  const map = { lib: null, gl: null, ready: null, markers: [], view: "" };
+  state.map = map; // for tests
+
+  function loadMapLibre() {
+    if (!map.lib) {
+      map.lib = new Promise((resolve, reject) => {
+        const css = document.createElement("link");
+        css.rel = "stylesheet";
+        css.href = "vendor/maplibre-gl.css";
+        document.head.appendChild(css);
+        const js = document.createElement("script");
+        js.src = "vendor/maplibre-gl.js";
+        js.onload = () => resolve(window.maplibregl);
+        js.onerror = () => {
+          map.lib = null;
+          reject(new Error("地图组件未能加载"));
+        };
+        document.head.appendChild(js);
+      });
+    }
+    return map.lib;
+  }
+
+  function countOn(el, key) {
+    el.dataset[key] = String(Number(el.dataset[key] || 0) + 1);
+  }
+
+  /** fieldtile://<layer>/<z>/<x>/<y>: one of our vector tiles, from the network when online
+   * (and kept), else the copy kept on the phone; never an error (an empty tile instead). */
+  async function tileProtocol(params) {
+    const key = params.url.slice("fieldtile://".length);
+    const el = $("map");
+    if (navigator.onLine && state.session) {
+      try {
+        const resp = await api(`/tiles/${key}.mvt`, { root: true });
+        if (resp.ok) {
+          const data = await resp.arrayBuffer();
+          if (state.db) await state.db.put("tiles", data, key);
+          countOn(el, "tilesNetwork");
+          return { data };
+        }
+      } catch (e) {
+        /* the network failed after all: the kept copy */
+      }
+    }
+    const kept = state.db ? await state.db.get("tiles", key) : undefined;
+    countOn(el, kept ? "tilesCached" : "tilesMissing");
+    return { data: kept || new ArrayBuffer(0) };
+  }
+
+  function makeMap(gl) {
+    gl.addProtocol("fieldtile", tileProtocol);
+    const vector = (layer, minzoom) => ({ type: "vector", tiles: [`fieldtile://${layer}/{z}/{x}/{y}`], minzoom, maxzoom: 18 });
+    const m = new gl.Map({
+      container: "map",
+      style: {
+        version: 8,
+        sources: { grids: vector("grids", 8), buildings: vector("buildings", 13), path: { type: "geojson", data: EMPTY } },
+        layers: [
+          { id: "bg", type: "background", paint: { "background-color": "#eef2f5" } },
+          { id: "grid-fill", type: "fill", source: "grids", "source-layer": "grids", paint: { "fill-color": "#ffffff", "fill-opacity": 0.8 } },
+          { id: "building", type: "fill", source: "buildings", "source-layer": "buildings", paint: { "fill-color": "#9aa5b1" } },
+          { id: "grid-line", type: "line", source: "grids", "source-layer": "grids", paint: { "line-color": "#0b4f6c", "line-width": 2 } },
+          { id: "path", type: "line", source: "path", paint: { "line-color": "#1565c0", "line-width": 3, "line-dasharray": [2, 1] } },
+        ],
+      },
+      center: [103.775, 36.059],
+      zoom: 15,
+      maxZoom: 19,
+      attributionControl: false,
+      dragRotate: false,
+      pitchWithRotate: false,
+      canvasContextAttributes: { preserveDrawingBuffer: true }, // pixels readable (tests)
+    });
+    m.addControl(new gl.ScaleControl({ unit: "metric" }), "bottom-left");
+    m.on("error", (e) => ($("map").dataset.error = String((e.error && e.error.message) || e.error || "error")));
+    map.gl = m;
+    return new Promise((resolve) => m.on("load", () => resolve(m)));
+  }
+
+  /** Draw (or redraw) the map: stops in walking order with due/overdue colours, the path, the
+   * member's last fix. Not awaited by render(): the list never waits for the map. */
+  async function renderMap() {
+    const el = $("map");
+    const day = today();
+    const route = await meta.get("route");
+    const points = route && route.date === day ? route.points || [] : [];
+    const fix = await meta.get("lastFix");
+    el.hidden = !points.length && !fix;
+    el.dataset.stops = String(points.length);
+    if (el.hidden) {
+      for (const mk of map.markers) mk.remove();
+      map.markers = [];
+    }
+    if (el.hidden || state.tab !== "tasks" || $("main-view").hidden) return;
+    let gl;
+    try {
+      gl = await loadMapLibre();
+      if (!map.ready) map.ready = makeMap(gl);
+      await map.ready;
+    } catch (e) {
+      el.dataset.error = e.message;
+      return;
+    }
+    const m = map.gl;
+    m.resize();
+    m.getSource("path").setData(route && route.date === day && route.path ? route.path : EMPTY);
+    const tasks = new Map((await state.db.getAll("tasks")).map((t) => [t.id, t]));
+    for (const mk of map.markers) mk.remove();
+    map.markers = [];
+    const bounds = new gl.LngLatBounds();
+    for (const p of points) {
+      const open = p.tasks.map((id) => tasks.get(id)).filter((t) => t && (t.status === "open" || t.status === "overdue"));
+      const cls = !open.length
+        ? "done"
+        : open.some((t) => t.status === "overdue" || t.due_on < day)
+          ? "overdue"
+          : open.some((t) => t.due_on === day)
+            ? "due"
+            : "open";
+      const dot = document.createElement("div");
+      dot.className = `stop ${cls}`;
+      dot.textContent = String(p.n);
+      dot.title = p.name;
+      dot.dataset.stop = String(p.n);
+      dot.dataset.urgency = cls;
+      map.markers.push(new gl.Marker({ element: dot }).setLngLat([p.lon, p.lat]).addTo(m));
+      bounds.extend([p.lon, p.lat]);
+    }
+    if (fix) {
+      const me = document.createElement("div");
+      me.className = "me";
+      me.title = "我的位置";
+      map.markers.push(new gl.Marker({ element: me }).setLngLat([fix.lon, fix.lat]).addTo(m));
+      bounds.extend([fix.lon, fix.lat]);
+    }
+    const view = JSON.stringify(bounds.toArray());
+    if (view !== map.view) {
+      map.view = view; // fit once per new set of points: the member's panning is kept
+      m.fitBounds(bounds, { padding: 36, maxZoom: 17, duration: 0 });
+    }
+    el.dataset.ready = "1";
   }
 
   /** Case categories (for a finding that opens a case), kept for offline use. */
@@ -480,7 +682,8 @@
   // ---------------------------------------------------------------- screens
 
   function show(name) {
-    for (const v of ["login", "main", "visit", "update"]) $(`${v}-view`).hidden = v !== name;
+    for (const v of ["login", "main", "visit", "update", "case"]) $(`${v}-view`).hidden = v !== name;
+    if (name === "main" && state.tab === "tasks") renderMap();
   }
 
   function householdLabel(h) {
@@ -601,7 +804,7 @@
       let sub = `记录于 ${showTime(v.recorded_at)}`;
       const r = v.result || {};
       if (v.status === "rejected" || v.status === "conflict") {
-        sub += ` · ${r.code || ""} ${JSON.stringify(r.errors || {})}`;
+        sub += ` · ${why(r)}`;
       } else if (r.far_off) {
         sub += ` · 距住户 ${Math.round(r.distance_m)} 米（偏远）`;
       }
@@ -620,12 +823,18 @@
       item.dataset.status = v.status;
       list.appendChild(item);
     }
-    const REQ_TEXT = { pending: ["待发送", "pending"], sent: ["已发送", "sent"], refused: ["被拒绝", "rejected"] };
+    const REQ_TEXT = {
+      pending: ["待发送", "pending"],
+      sent: ["已发送", "sent"],
+      refused: ["被拒绝", "rejected"],
+      conflict: ["冲突：已被他人更改", "conflict"],
+    };
     const reqs = (await state.db.getAll("requests")).sort((a, b) => b.recorded_at.localeCompare(a.recorded_at));
     for (const r of reqs) {
       const [text, cls] = REQ_TEXT[r.status] || [r.status, ""];
       let sub = `记录于 ${showTime(r.recorded_at)}`;
-      if (r.status === "refused") sub += ` · ${r.http} ${JSON.stringify(r.result || {})}`;
+      if (r.status === "sent" && r.replayed) sub += " · 服务器已收到（重发未重复）";
+      if (r.status === "refused" || r.status === "conflict") sub += ` · ${why(r.result || {}, r.http)}`;
       const item = li(r.label, sub, [[text, cls]]);
       item.dataset.key = r.key;
       item.dataset.status = r.status;
@@ -633,6 +842,31 @@
     }
     $("outbox-list").replaceChildren(list);
     $("outbox-empty").hidden = rows.length + reqs.length > 0;
+  }
+
+  const WHY = {
+    not_in_territory: "住户不在您的辖区",
+    unknown_task: "任务不属于该住户",
+    invalid: "内容有误",
+    not_stored: "未能保存，请重发",
+    conflict: "服务器已有同一编号的不同记录",
+    stale_version: "已被他人更改",
+    app_too_old: "应用版本过旧",
+  };
+
+  /** Why the server refused something, in words: the code, then each field's message. */
+  function why(r, http) {
+    const parts = [];
+    if (http) parts.push(`HTTP ${http}`);
+    if (r.code) parts.push(WHY[r.code] || r.code);
+    if (r.current_version) parts.push(`服务器现为第 ${r.current_version} 版，请打开事件查看后重做`);
+    if (r.allowed) parts.push(`当前状态不允许此操作（${CASE_STATUS[r.status] || r.status || ""}）`);
+    const errors = r.errors || (r.code || r.allowed ? {} : r);
+    for (const [field, msgs] of Object.entries(errors)) {
+      if (["code", "current", "current_version", "If-Match", "allowed", "status"].includes(field)) continue;
+      parts.push(`${field}：${[].concat(msgs).join("；")}`);
+    }
+    return parts.join(" · ");
   }
 
   function actionButton(text, cls, onClick) {
@@ -681,7 +915,12 @@
       const badges = [[CASE_STATUS[c.status] || c.status, ""]];
       if (c.mine) badges.push(["我处理", "pending"]);
       if (c.overdue) badges.push(["超时", "overdue"]);
-      const item = li(`${c.number} ${c.title || ""}`, `${c.category || ""} · 上报于 ${showTime(c.reported_at)}${c.due_at ? ` · 时限 ${showTime(c.due_at)}` : ""}`, badges);
+      const item = li(
+        `${c.number} ${c.title || ""}`,
+        `${c.category || ""} · 上报于 ${showTime(c.reported_at)}${c.due_at ? ` · 时限 ${showTime(c.due_at)}` : ""}`,
+        badges,
+        actionButton("详情", "open", () => showCase(c.id))
+      );
       item.dataset.case = c.id;
       list.appendChild(item);
     }
@@ -702,6 +941,113 @@
     $("unread").textContent = String(unread);
   }
 
+  // ---------------------------------------------------------------- one case: details, actions
+
+  /** What the handler may do from the phone, by status (the server's workflow, ACTIONS in
+   * gridsvc/cases/services.py): 开始处置 (start) and 办结 (resolve with the outcome). */
+  const CASE_ACTIONS = {
+    start: { label: "开始处置", from: ["assigned", "escalated", "reopened"], to: "in_progress" },
+    resolve: { label: "办结", from: ["assigned", "in_progress", "escalated", "reopened", "transferred"], to: "resolved" },
+  };
+  let openCaseId = null;
+
+  /** The case's status as the phone will have it once its queued actions are sent. */
+  async function caseView(c) {
+    const queued = (await state.db.getAll("requests")).filter((r) => r.caseId === c.id && r.status === "pending");
+    let status = c.status;
+    for (const r of queued.sort((a, b) => a.recorded_at.localeCompare(b.recorded_at))) status = CASE_ACTIONS[r.action].to;
+    return { status, queued };
+  }
+
+  /** Open a case: what the phone has at once; online, the full case (GET /api/v1/cases/{id}/:
+   * description, parties as masked for the member, outcome) and its ETag, kept for offline. */
+  async function showCase(id) {
+    openCaseId = id;
+    $("case-outcome-text").value = "";
+    $("case-note").textContent = "";
+    await drawCase();
+    show("case");
+    if (!navigator.onLine) return;
+    try {
+      const resp = await api(`/cases/${id}/`);
+      if (resp.status === 404) {
+        await state.db.delete("cases", id); // no longer the member's to see
+        $("case-note").textContent = "此事件已不在您的权限范围内。";
+        return;
+      }
+      if (!resp.ok) return;
+      await caseAnswered(id, resp, await resp.json());
+      await drawCase();
+    } catch (e) {
+      /* offline after all: what the phone has */
+    }
+  }
+
+  /** Keep the server's copy of a case (an answer to GET or to an action) with its ETag. */
+  async function caseAnswered(id, resp, data) {
+    const etag = resp.headers.get("ETag");
+    const row = await state.db.get("cases", id);
+    if (!row) return;
+    if (resp.ok && data && data.id === id) {
+      for (const k of ["status", "handler", "handler_name", "due_at", "due_stage", "overdue", "card", "closed_at", "updated_at", "title"]) {
+        if (k in data) row[k] = data[k];
+      }
+      row.detail = data;
+      if (etag) row.etag = etag;
+    } else if (resp.status === 412) {
+      delete row.etag; // the member must look at the server's copy before acting again
+    }
+    await state.db.put("cases", row);
+  }
+
+  async function drawCase() {
+    const c = openCaseId && (await state.db.get("cases", openCaseId));
+    if (!c) return;
+    const d = c.detail || {};
+    const { status, queued } = await caseView(c);
+    $("case-head").textContent = `${c.number} ${c.title || ""}`;
+    $("case-meta").textContent = [
+      CASE_STATUS[status] || status,
+      d.category_name || c.category || "",
+      c.handler_name ? `处理人 ${c.handler_name}` : "",
+      c.due_at ? `时限 ${showTime(c.due_at)}${c.overdue ? "（超时）" : ""}` : "",
+    ].filter(Boolean).join(" · ");
+    $("case-desc").textContent = d.description || (c.detail ? "" : "联网后显示详情。");
+    const parties = (d.parties || []).map((p) => [p.role_label || p.role, p.name, p.phone].filter(Boolean).join(" "));
+    $("case-parties").textContent = parties.length ? `当事人：${parties.join("；")}` : "";
+    $("case-outcome").textContent = d.outcome ? `处置结果：${d.outcome}` : "";
+    $("case-queued").textContent = queued.length ? `待发送：${queued.map((r) => CASE_ACTIONS[r.action].label).join("、")}` : "";
+    const mine = c.mine;
+    $("case-start").hidden = !(mine && CASE_ACTIONS.start.from.includes(status));
+    $("case-resolve-box").hidden = !(mine && CASE_ACTIONS.resolve.from.includes(status));
+    $("case-view").dataset.case = String(c.id);
+    $("case-view").dataset.status = status;
+  }
+
+  /** Queue 开始处置 / 办结 with its own Idempotency-Key (and If-Match when it is sent). */
+  async function caseAction(name) {
+    const c = await state.db.get("cases", openCaseId);
+    if (!c) return;
+    const body = {};
+    if (name === "resolve") {
+      const outcome = $("case-outcome-text").value.trim();
+      if (!outcome) {
+        $("case-note").textContent = "请填写处置结果（事事有结果）。";
+        return;
+      }
+      body.outcome = outcome;
+    }
+    const fix = await meta.get("lastFix");
+    if (fix) Object.assign(body, { lon: fix.lon, lat: fix.lat, crs: "wgs84" });
+    const label = `${CASE_ACTIONS[name].label} ${c.number}`;
+    await queueRequest(label, "POST", `/cases/${c.id}/actions/${name}/`, body, { caseId: c.id, action: name });
+    $("case-outcome-text").value = "";
+    $("case-note").textContent = navigator.onLine ? "正在发送…" : "已保存，联网后发送。";
+    await drawCase();
+    await render();
+    sync();
+  }
+
   /** 上报事件 where the member stands: the GPS fix now, queued with its Idempotency-Key. */
   async function reportCase() {
     const category = $("case-category").value;
@@ -718,7 +1064,7 @@
         navigator.geolocation.getCurrentPosition((p) => resolve(p.coords), reject, {
           enableHighAccuracy: true,
           timeout: 15000,
-          maximumAge: 60000,
+          maximumAge: 0,
         })
       );
     } catch (e) {
@@ -760,6 +1106,8 @@
     await renderHouseholds();
     await renderOutbox();
     await renderCases();
+    if (openCaseId && !$("case-view").hidden) await drawCase();
+    renderMap();
     $("last-sync").textContent = showTime(lastSync);
     $("outbox-count").textContent = String(pending);
     document.body.dataset.lastSync = lastSync || "";
@@ -771,6 +1119,7 @@
     if (name === "cases") fillCategories("case-category", "请选择类别");
     for (const b of document.querySelectorAll(".tabs button")) b.classList.toggle("active", b.dataset.tab === name);
     for (const t of ["tasks", "households", "cases", "outbox"]) $(`tab-${t}`).hidden = t !== name;
+    if (name === "tasks") renderMap();
   }
 
   // ---------------------------------------------------------------- recording a visit
@@ -802,7 +1151,7 @@
       (err) => {
         $("gps").textContent = `未能定位（${err.message || err.code}），仍可保存`;
       },
-      { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 }
+      { enableHighAccuracy: true, timeout: 15000, maximumAge: 0 }
     );
   }
 
@@ -886,6 +1235,13 @@
     });
     $("daily-send").addEventListener("click", () => dailyReport(false));
     $("sign-out").addEventListener("click", () => signOut());
+    $("case-start").addEventListener("click", () => caseAction("start"));
+    $("case-resolve").addEventListener("click", () => caseAction("resolve"));
+    $("case-back").addEventListener("click", async () => {
+      openCaseId = null;
+      show("main");
+      await render();
+    });
     $("update-reload").addEventListener("click", () => location.reload());
     for (const b of document.querySelectorAll(".tabs button")) b.addEventListener("click", () => selectTab(b.dataset.tab));
     $("hh-search").addEventListener("input", () => renderHouseholds());
