@@ -495,6 +495,15 @@ def markdown_table(path: Path | None = None) -> str:
         for r in sat:
             out.append(f"| {r['target']} | {r['clients']} | {r['rps']} | {r['p50_ms']} | "
                        f"{r['p99_ms']} | {r['errors']} |")  # fmt: skip
+    first = res.get("first_requests") or {}
+    if first:
+        out += ["", "Slowest of each worker's first requests (a concurrent burst right after "
+                "start; what a user meets after a deploy or a worker restart):", "",
+                "| server | slowest first request ms | warm median ms |", "|---|---|---|"]  # fmt: skip
+        for name, f in first.items():
+            out.append(
+                f"| {name.removeprefix('gunicorn-')} | {f['max_ms']} | {f['warm_median_ms']} |"
+            )
     m = res.get("machine", {})
     out.append("")
     out.append(f"({res['date']}, {res['picks']['where']}, commit {m.get('git_commit')}, "

@@ -30,9 +30,22 @@ class FloorAuth(APIView):
         return Response({"id": request.user.pk})
 
 
-urlpatterns = [
-    path("bench/floor/", floor),
-    path("bench/floor-auth/", FloorAuth.as_view()),
-    path("", include(settings.ROOT_URLCONF)),
-]
+_GRIDSVC_URLCONF = settings.ROOT_URLCONF
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    """``urlpatterns`` built when Django first resolves a URL, as gridsvc's own URLconf is:
+    importing it here, at load, would warm every worker up and hide what a worker's first
+    request costs without gridsvc/gunicorn_conf.py."""
+    if name == "urlpatterns":
+        patterns = [
+            path("bench/floor/", floor),
+            path("bench/floor-auth/", FloorAuth.as_view()),
+            path("", include(_GRIDSVC_URLCONF)),
+        ]
+        globals()["urlpatterns"] = patterns
+        return patterns
+    raise AttributeError(name)
+
+
 settings.ROOT_URLCONF = __name__
