@@ -1,7 +1,10 @@
 """``manage.py load_demo [--reset]``: load the demo street (华林山社区) and its data.
 
 Idempotent: if the demo street is already there it does nothing unless ``--reset``, which
-empties the database first (``flush``) and loads again. Deterministic: same data each time.
+empties the database first (``flush``: a benchmark city loaded by ``load_city`` goes too) and
+loads again. Deterministic: same data each time. Beside a benchmark city the loaders keep to
+the demo street: they neither build the demo on the city's households, grids and cases nor
+rewrite the city's rows (tests/test_demo_with_city.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ class Command(BaseCommand):
     help = "Load the demo street 华林山社区 (idempotent; --reset to reload from scratch)."
 
     def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
-        parser.add_argument("--reset", action="store_true", help="flush the database first")
+        parser.add_argument(
+            "--reset", action="store_true", help="flush the database first (a loaded city too)"
+        )
 
     def handle(self, *args, reset: bool = False, **options) -> None:  # type: ignore[no-untyped-def]
         if Street.objects.filter(code=STREET_CODE).exists():
