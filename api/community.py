@@ -22,6 +22,9 @@
 - /api/v1/community/changes/          the phone's feed of activities, screening, venue visits
 - /api/v1/community/batch/            the phone's offline batch of those (Idempotency-Key)
 - /api/v1/community/ledgers/{id}/     the community's 台账 (xlsx, audited)
+- /api/v1/community/reports/          the street's plan / monthly / summary to the district;
+                                      {id}/acknowledge/ the district's 签收
+- /api/v1/community/district/         the district's streets side by side
 
 Everything is read through the staff part of the caller's scope: neighbours (楼长, 单元长,
 物业, 业委会) list nothing and get 403 on the sums; writes are staff only. Ids in bodies are
@@ -58,6 +61,7 @@ from gridsvc.community.models import (
     ScreeningReport,
     SignOff,
     TeamMembership,
+    UnityReport,
     VenueVisit,
 )
 from gridsvc.territory.codes import mask_name
@@ -852,11 +856,120 @@ class CommunityLedgerView(APIView):
         return resp
 
 
+# ---------------------------------------------------------------- reporting upward (item 9)
+class UnityReportSerializer(serializers.ModelSerializer):
+    street = serializers.IntegerField(
+        source="street_id", required=False, help_text="your street (default: the one you hold)"
+    )
+    submitted_by = serializers.IntegerField(source="submitted_by_id", read_only=True)
+    acknowledged_by = serializers.IntegerField(
+        source="acknowledged_by_id", read_only=True, allow_null=True
+    )
+    month = serializers.IntegerField(
+        required=False, min_value=0, max_value=12, help_text="1–12 for a month's report"
+    )
+
+    class Meta:
+        model = UnityReport
+        fields = [
+            "id",
+            "street",
+            "year",
+            "kind",
+            "month",
+            "text",
+            "figures",
+            "submitted_by",
+            "submitted_at",
+            "acknowledged_by",
+            "acknowledged_at",
+            "acknowledgement",
+        ]
+        read_only_fields = ["figures", "submitted_at", "acknowledged_at", "acknowledgement"]
+
+
+class UnityReportListView(APIView):
+    """The street's 创建 reports to the district: ``plan`` (年初有计划), ``monthly``, ``summary``
+    (年终有总结). GET: the reports of your streets, or your district's; POST (street
+    dispatcher, ethnic-affairs desk): submit or replace one not yet acknowledged, with the
+    street's figures as they stand."""
+
+    @extend_schema(responses={200: UnityReportSerializer(many=True)})
+    def get(self, request):  # type: ignore[no-untyped-def]
+        rows = services.visible_reports(request.user).select_related("street")
+        return Response(UnityReportSerializer(rows, many=True).data)
+
+    @extend_schema(
+        request=UnityReportSerializer,
+        responses={201: UnityReportSerializer, 200: UnityReportSerializer},
+    )
+    def post(self, request):  # type: ignore[no-untyped-def]
+        body = UnityReportSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        report, created = services.submit_report(request.user, _service_data(body.validated_data))
+        return Response(
+            UnityReportSerializer(report).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class AcknowledgeSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, help_text="the district's note")
+
+
+class UnityReportAcknowledgeView(APIView):
+    """签收: an officer of the report's district acknowledges it."""
+
+    @extend_schema(request=AcknowledgeSerializer, responses={200: UnityReportSerializer})
+    def post(self, request, pk: int):  # type: ignore[no-untyped-def]
+        report = services.visible_reports(request.user).filter(pk=pk).first()
+        if report is None:
+            raise NotFound("no such report for you")
+        body = AcknowledgeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.acknowledge_report(request.user, report, body.validated_data.get("note", ""))
+        return Response(UnityReportSerializer(report).data)
+
+
+class DistrictOverviewView(APIView):
+    """The district's streets side by side (for its 创建 office): each street's figures for
+    the month (``month``) or the year, and where its plan, summary and month's report stand."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("code", OpenApiTypes.STR, description="the district (6 digits)"),
+            OpenApiParameter("year", OpenApiTypes.INT),
+            OpenApiParameter("month", OpenApiTypes.INT, description="1–12; none: the year"),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request):  # type: ignore[no-untyped-def]
+        codes = services.district_codes(request.user)
+        code = request.query_params.get("code") or (next(iter(codes)) if len(codes) == 1 else "")
+        try:
+            year = int(request.query_params.get("year") or services.timezone.localdate().year)
+            month = int(request.query_params.get("month") or 0)
+        except ValueError:
+            raise ValidationError({"year": "a year and a month 1–12"}) from None
+        if not 0 <= month <= 12:
+            raise ValidationError({"month": "1–12"})
+        if not code:
+            raise PermissionDenied("for the district's 创建 office")
+        return Response(services.district_overview(request.user, code, year, month))
+
+
 urlpatterns: list = [
     path("community/screening/day/", ScreeningDayView.as_view(), name="community-screening-day"),
     path("community/figures/", FiguresView.as_view(), name="community-figures"),
     path("community/changes/", CommunityChangesView.as_view(), name="community-changes"),
     path("community/batch/", CommunityBatchView.as_view(), name="community-batch"),
+    path("community/reports/", UnityReportListView.as_view(), name="community-reports"),
+    path(
+        "community/reports/<int:pk>/acknowledge/",
+        UnityReportAcknowledgeView.as_view(),
+        name="community-report-acknowledge",
+    ),
+    path("community/district/", DistrictOverviewView.as_view(), name="community-district"),
     path(
         "community/ledgers/<int:community>/",
         CommunityLedgerView.as_view(),

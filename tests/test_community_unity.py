@@ -328,3 +328,50 @@ def test_interpreters_for_a_household_that_needs_one(demo, member_client):
     assert r.status_code == 200 and r.json()["missing_languages"] == ["维吾尔语"]
     # a neighbour never lists languages (they tell the ethnicity)
     assert member_client("bh-001").get("/api/v1/community/languages/").json()["count"] == 0
+
+
+def test_the_street_reports_upward_and_the_district_sees_its_streets(demo, member_client):
+    from gridsvc.community.models import UnityReport
+
+    district = member_client("district")
+    r = district.get("/api/v1/community/district/?year=2026&month=9")
+    assert r.status_code == 200, r.content
+    (row,) = r.json()["streets"]
+    assert row["code"] == demo.street.code
+    assert row["plan"] == "acknowledged" and row["monthly"] == "acknowledged"
+    assert row["summary"] == "missing"
+    street_view = member_client("street").get("/api/v1/community/figures/?month=2026-09").json()
+    assert row["figures"]["activities"] == street_view["activities"] > 0
+    october = district.get("/api/v1/community/district/?year=2026&month=10").json()
+    assert october["streets"][0]["monthly"] == "submitted"
+    # the month's report as submitted carries the figures of that month
+    sept = UnityReport.objects.get(street=demo.street, year=2026, kind="monthly", month=9)
+    assert sept.figures["activities"] == street_view["activities"]
+
+    # 年终有总结: the desk submits the year's summary, the district acknowledges it
+    r = member_client("ethnic").post(
+        "/api/v1/community/reports/",
+        {"year": 2026, "kind": "summary", "text": "全年开展活动…"},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    report = r.json()
+    assert report["figures"]["venue_visits"] >= 22
+    assert (
+        member_client("street")
+        .post(f"/api/v1/community/reports/{report['id']}/acknowledge/", {}, format="json")
+        .status_code
+        == 403
+    )
+    r = district.post(
+        f"/api/v1/community/reports/{report['id']}/acknowledge/", {"note": "已阅"}, format="json"
+    )
+    assert r.status_code == 200 and r.json()["acknowledged_by"] is not None
+    again = member_client("ethnic").post(
+        "/api/v1/community/reports/", {"year": 2026, "kind": "summary"}, format="json"
+    )
+    assert again.status_code == 409
+    # the district reads figures, never records about people
+    assert district.get("/api/v1/community/activities/").json()["count"] == 0
+    assert district.get("/api/v1/community/figures/").status_code == 403
+    assert member_client("street").get("/api/v1/community/district/?code=620103").status_code == 403

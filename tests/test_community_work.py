@@ -430,6 +430,7 @@ COMMUNITY_CREATE_BY_BODY = {
 } | {
     f"POST {BASE}/screening/",  # the caller's own report: no id in its body
     f"POST {BASE}/batch/",  # items' ids: test_community_unity (a foreign grid is rejected)
+    f"POST {BASE}/reports/",  # its street: the body probe below
 }
 
 #: integer body fields of these endpoints that are counts, not ids
@@ -442,6 +443,7 @@ COMMUNITY_NOT_IDS = {
     "persons": "人次 a screening took",
     "group_size": "people in a petition",
     "stars": "rating stars 1–5",
+    "month": "the month (1–12) of a street's report to the district",
 }
 
 _MODELS = {
@@ -632,7 +634,59 @@ def _probe_interpreters(ctx) -> None:  # type: ignore[no-untyped-def]
     assert r.status_code == 400 and r.json()["household"] == ["not found"], (ctx.role, r.content)
 
 
+def _report_with_foreign_street(demo, member_client) -> None:  # type: ignore[no-untyped-def]
+    """A street's report names the street: one the caller does not hold is "not found"."""
+    from gridsvc.community.models import UnityReport
+
+    before = UnityReport.objects.count()
+    for who in ("grid1", "cadre1"):
+        r = member_client(who).post(
+            f"{BASE}/reports/",
+            {"street": demo.street.pk, "year": 2026, "kind": "summary"},
+            format="json",
+        )
+        assert r.status_code == 400 and r.json()["street"] == ["not found"], r.content
+    assert UnityReport.objects.count() == before
+
+
+COMMUNITY_BODY_ID_PROBES[("POST", f"{BASE}/reports/", "street")] = _report_with_foreign_street
+
+
+def _probe_reports(ctx) -> None:  # type: ignore[no-untyped-def]
+    """Reports to the district: only of the streets one holds (none for grid staff and
+    neighbours)."""
+    from gridsvc.community.services import visible_reports
+
+    r = ctx.client.get(f"{BASE}/reports/")
+    assert r.status_code == 200, (ctx.role, r.status_code)
+    assert {row["id"] for row in r.json()} <= set(
+        visible_reports(ctx.member).values_list("pk", flat=True)
+    )
+    assert not r.json() or ctx.scope.street_ids, ctx.role
+
+
+def _probe_acknowledge(ctx) -> None:  # type: ignore[no-untyped-def]
+    """Only the district acknowledges; others do not even find the report."""
+    from gridsvc.community.models import UnityReport
+
+    report = UnityReport.objects.filter(acknowledged_at__isnull=True).first()
+    if report is None:
+        return
+    r = ctx.client.post(f"{BASE}/reports/{report.pk}/acknowledge/", {}, format="json")
+    assert r.status_code in (403, 404), (ctx.role, r.status_code)
+    report.refresh_from_db()
+    assert report.acknowledged_at is None
+
+
+def _probe_district(ctx) -> None:  # type: ignore[no-untyped-def]
+    r = ctx.client.get(f"{BASE}/district/?code=620103")
+    assert r.status_code == 403, (ctx.role, r.status_code)
+
+
 COMMUNITY_EXPLICIT: dict[str, Callable] = {
+    f"GET {BASE}/reports/": _probe_reports,
+    f"POST {BASE}/reports/<pk>/acknowledge/": _probe_acknowledge,
+    f"GET {BASE}/district/": _probe_district,
     f"GET {BASE}/languages/interpreters/": _probe_interpreters,
     f"GET {BASE}/screening/day/": _probe_staff_sums(f"{BASE}/screening/day/"),
     f"GET {BASE}/figures/": _probe_staff_sums(f"{BASE}/figures/"),

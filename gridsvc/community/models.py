@@ -453,3 +453,61 @@ LOCATED = (
     GroupMember,
     ResidentLanguage,
 )
+
+
+# ---------------------------------------------------------------- reporting upward (item 9)
+class DistrictOfficer(models.Model):
+    """A member of the district's 创建 office (区民族团结进步创建办 / 民宗局) over the streets whose
+    codes start with ``district_code`` (GB/T 2260, 6 digits: the street codes' first six).
+    They read the streets' 创建 figures side by side and acknowledge their reports; they reach
+    no record about a person."""
+
+    member = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="district_offices"
+    )
+    district_code = models.CharField(max_length=6)
+    district_name = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["district_code", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "district_code"], name="district_officer_once"
+            )
+        ]
+
+
+class UnityReport(models.Model):
+    """The street's 创建 report to the district: the year's plan (年初有计划), a month's report,
+    or the year's summary (年终有总结), with the figures as submitted; acknowledged by the
+    district (签收). Submitting again replaces it until it is acknowledged."""
+
+    class Kind(models.TextChoices):
+        PLAN = "plan", "年度计划"
+        MONTHLY = "monthly", "月报"
+        SUMMARY = "summary", "年度总结"
+
+    street = models.ForeignKey("territory.Street", on_delete=models.PROTECT, related_name="+")
+    year = models.PositiveIntegerField()
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    month = models.PositiveSmallIntegerField(default=0, help_text="1–12 for a month's report")
+    text = models.TextField(blank=True)
+    figures = models.JSONField(default=dict, blank=True)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    submitted_at = models.DateTimeField(default=timezone.now)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledgement = models.TextField(blank=True, help_text="the district's note")
+
+    class Meta:
+        ordering = ["-year", "kind", "month", "street_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["street", "year", "kind", "month"], name="unity_report_once"
+            ),
+            models.CheckConstraint(condition=Q(month__lte=12), name="unity_report_month"),
+        ]

@@ -27,6 +27,7 @@ from .models import (
     Activity,
     Campaign,
     CampaignReturn,
+    DistrictOfficer,
     FiveRole,
     GroupMember,
     Language,
@@ -40,6 +41,7 @@ from .models import (
     SignOff,
     Team,
     TeamMembership,
+    UnityReport,
     VenueVisit,
 )
 
@@ -925,3 +927,149 @@ def interpreters_for(member: Any, household: Any, day: date | None = None) -> di
         ],
         "missing_languages": [labels[c] for c in wanted if c not in {t.role for t in team}],
     }
+
+
+# ---------------------------------------------------------------- reporting upward (item 9)
+def _street_in_hand(member: Any, street: Any) -> Any:
+    """The street ``street`` (an id) if ``member`` holds it (street dispatcher, ethnic-affairs
+    desk, superuser); else "not found"."""
+    from gridsvc.territory.models import Street
+
+    scope = work_scope(member)
+    if street in (None, ""):
+        held = list(scope.street_ids)
+        if len(held) == 1:
+            street = held[0]
+        elif not scope.everything:
+            raise CommunityError(NOT_FOUND if not held else "name the street", "street")
+    obj = Street.objects.filter(pk=street).first() if street not in (None, "") else None
+    if obj is None or not (scope.everything or obj.pk in scope.street_ids):
+        raise CommunityError(NOT_FOUND, "street")
+    return obj
+
+
+def report_period(year: int, kind: str, month: int = 0) -> tuple[date, date]:
+    """Days start ≤ d < end a report covers: a month, or the year (plan and summary)."""
+    if kind == UnityReport.Kind.MONTHLY:
+        if not 1 <= month <= 12:
+            raise CommunityError("a month 1–12", "month")
+        return date(year, month, 1), date(year + (month == 12), month % 12 + 1, 1)
+    return date(year, 1, 1), date(year + 1, 1, 1)
+
+
+def submit_report(member: Any, data: dict[str, Any]) -> tuple[UnityReport, bool]:
+    """The street submits its 创建 plan (年初), a month's report or the year's summary (年终) to
+    the district, with the figures over the street as they stand (a plan carries none).
+    Submitting again replaces it until the district acknowledges it (then 409)."""
+    from gridsvc.chain.scope import Scope
+
+    street = _street_in_hand(member, data.get("street"))
+    year, kind, month = int(data["year"]), data["kind"], int(data.get("month") or 0)
+    if kind != UnityReport.Kind.MONTHLY:
+        month = 0
+    start, end = report_period(year, kind, month)
+    if kind != UnityReport.Kind.PLAN and start > timezone.localdate():
+        raise CommunityError("a report is submitted once its period has begun", "year")
+    if kind == UnityReport.Kind.PLAN and not (data.get("text") or "").strip():
+        raise CommunityError("the plan's text", "text")
+    figures_now = (
+        {}
+        if kind == UnityReport.Kind.PLAN
+        else figures(Scope(street_ids={street.pk}), start, end, street)
+    )
+    values = {
+        "text": data.get("text", ""),
+        "figures": figures_now,
+        "submitted_by": member,
+        "submitted_at": timezone.now(),
+    }
+    with transaction.atomic():
+        existing = (
+            UnityReport.objects.select_for_update()
+            .filter(street=street, year=year, kind=kind, month=month)
+            .first()
+        )
+        if existing is not None and existing.acknowledged_at:
+            raise CommunityError("the district has acknowledged it", "kind", status=409)
+        if existing is not None:
+            for k, v in values.items():
+                setattr(existing, k, v)
+            existing.save()
+            return existing, False
+        return UnityReport.objects.create(
+            street=street, year=year, kind=kind, month=month, **values
+        ), True
+
+
+def district_codes(member: Any) -> set[str]:
+    """The districts (6-digit codes) ``member`` works for."""
+    if not getattr(member, "is_authenticated", False):
+        return set()
+    return set(
+        DistrictOfficer.objects.filter(member=member).values_list("district_code", flat=True)
+    )
+
+
+def visible_reports(member: Any) -> QuerySet:
+    """Reports of the streets ``member`` holds, and of the streets of their districts."""
+    from gridsvc.territory.models import Street
+
+    scope = work_scope(member)
+    if scope.everything:
+        return UnityReport.objects.all()
+    q = Q(street__in=scope.street_ids)
+    for code in district_codes(member):
+        q |= Q(street__in=Street.objects.filter(code__startswith=code).values("pk"))
+    return UnityReport.objects.filter(q)
+
+
+def acknowledge_report(member: Any, report: UnityReport, note: str = "") -> UnityReport:
+    """签收: an officer of the report's district acknowledges it (once)."""
+    if not (
+        getattr(member, "is_superuser", False) or report.street.code[:6] in district_codes(member)
+    ):
+        raise CommunityError(
+            "the district's 创建 office acknowledges", status=403, code="not_district"
+        )
+    if report.acknowledged_at:
+        raise CommunityError("already acknowledged", "acknowledged_at", status=409)
+    report.acknowledged_by, report.acknowledged_at = member, timezone.now()
+    report.acknowledgement = note
+    report.save(update_fields=["acknowledged_by", "acknowledged_at", "acknowledgement"])
+    return report
+
+
+def district_overview(member: Any, code: str, year: int, month: int = 0) -> dict[str, Any]:
+    """The district's streets side by side: each street's 创建 figures for the month (or the
+    year with ``month`` 0) and where its plan, summary and month's report stand. For the
+    district's officers only (403 otherwise)."""
+    from gridsvc.chain.scope import Scope
+    from gridsvc.territory.models import Street
+
+    if not (getattr(member, "is_superuser", False) or code in district_codes(member)):
+        raise CommunityError("for the district's 创建 office", status=403, code="not_district")
+    kind = UnityReport.Kind.MONTHLY if month else UnityReport.Kind.SUMMARY
+    start, end = report_period(year, kind, month)
+    reports = {
+        (r.street_id, r.kind, r.month): r
+        for r in UnityReport.objects.filter(street__code__startswith=code, year=year)
+    }
+
+    def state(street_id: int, kind: str, m: int = 0) -> str:
+        r = reports.get((street_id, kind, m))
+        return "missing" if r is None else ("acknowledged" if r.acknowledged_at else "submitted")
+
+    streets = []
+    for s in Street.objects.filter(code__startswith=code).order_by("code"):
+        streets.append(
+            {
+                "street": s.pk,
+                "code": s.code,
+                "name": s.name,
+                "figures": figures(Scope(street_ids={s.pk}), start, end, s),
+                "plan": state(s.pk, UnityReport.Kind.PLAN),
+                "summary": state(s.pk, UnityReport.Kind.SUMMARY),
+                "monthly": state(s.pk, UnityReport.Kind.MONTHLY, month) if month else None,
+            }
+        )
+    return {"district": code, "year": year, "month": month or None, "streets": streets}
