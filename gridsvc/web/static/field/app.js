@@ -201,9 +201,11 @@
   }
 
   async function clearTerritory() {
-    const tx = state.db.transaction(["households", "residents", "tasks", "cases", "inbox"], "readwrite");
-    await Promise.all(["households", "residents", "tasks", "cases", "inbox"].map((s) => tx.objectStore(s).clear()));
+    const names = ["households", "residents", "tasks", "cases", "inbox", "tiles"];
+    const tx = state.db.transaction(names, "readwrite");
+    await Promise.all(names.map((s) => tx.objectStore(s).clear()));
     await tx.done;
+    await meta.del("route");
   }
 
   /** Sign out: blacklist the refresh token (when online) and wipe the phone's data. */
@@ -782,7 +784,9 @@
     const list = document.createDocumentFragment(); // swapped in whole: never half a list
     for (const h of hits.slice(0, 100)) {
       const sub = `户主 ${h.head_name || "—"} · ${h.resident_count} 人`;
-      list.appendChild(li(householdLabel(h), sub, [], visitButton(h, null)));
+      const item = li(householdLabel(h), sub, [], visitButton(h, null));
+      item.dataset.household = h.id;
+      list.appendChild(item);
     }
     $("hh-list").replaceChildren(list);
   }
