@@ -18,10 +18,13 @@ import binascii
 import math
 import uuid
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import SkipField, empty
 from rest_framework.serializers import as_serializer_error
@@ -41,6 +44,7 @@ from gridsvc.visits.ingest import (
     maybe_json,
     parse_photo,
 )
+from gridsvc.visits.sync import FEED_LIMIT
 
 BIGINT_MAX = 2**63 - 1
 MB = 1024 * 1024
@@ -565,6 +569,134 @@ class VisitBatchRequestSerializer(serializers.Serializer):
             "not_a_list": "a list of visits is required",
         }
     )
+
+
+# ---------------------------------------------------------------- query parameters
+MAX_CLIENT_UUIDS = 500
+MAX_COVERAGE_DAYS = 732
+
+
+class QueryDateField(serializers.DateField):
+    """A day, ``YYYY-MM-DD``."""
+
+    default_error_messages = {
+        "invalid": "must be a date YYYY-MM-DD",
+        "required": "this parameter is required (YYYY-MM-DD)",
+        "null": "this parameter is required (YYYY-MM-DD)",
+    }
+
+    def to_internal_value(self, value: Any) -> date:
+        if value == "" and self.required:
+            self.fail("required")
+        return super().to_internal_value(value)
+
+
+@extend_schema_field(OpenApiTypes.STR)  # the phone's contract: one comma-separated string
+class UUIDListField(serializers.ListField):
+    """One or more UUIDs, comma-separated and/or the parameter repeated (at most
+    :data:`MAX_CLIENT_UUIDS`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("child", serializers.UUIDField())
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> list[uuid.UUID]:
+        values = data if isinstance(data, list) else [data]
+        raw = [part.strip() for v in values if isinstance(v, str) for part in v.split(",")]
+        raw = [part for part in raw if part]
+        if not raw:
+            raise serializers.ValidationError("one or more UUIDs, comma-separated")
+        if len(raw) > MAX_CLIENT_UUIDS:
+            raise serializers.ValidationError(f"at most {MAX_CLIENT_UUIDS} UUIDs")
+        try:
+            return [uuid.UUID(part) for part in raw]
+        except ValueError:
+            raise serializers.ValidationError("one or more UUIDs, comma-separated") from None
+
+    def run_validators(self, value: Any) -> None:
+        return None
+
+
+class QuerySerializer(serializers.Serializer):
+    """Query parameters (an empty one is as if not given); :meth:`read` → validated values or
+    a 400 naming the parameter."""
+
+    @classmethod
+    def read(cls, params: Any) -> dict[str, Any]:
+        s = cls(data=params)
+        s.is_valid(raise_exception=True)
+        return dict(s.validated_data)
+
+
+class VisitListQuerySerializer(QuerySerializer):
+    vars()["from"] = QueryDateField(required=False, help_text="visits made on or after this day")
+    to = QueryDateField(required=False, help_text="visits made on or before this day")
+    client_uuid = UUIDListField(
+        required=False,
+        help_text="one or more visit client UUIDs, comma-separated or repeated (at most "
+        f"{MAX_CLIENT_UUIDS}): the visits with these UUIDs in my scope",
+    )
+
+
+class TaskListQuerySerializer(QuerySerializer):
+    mine = serializers.BooleanField(required=False, help_text="only the tasks assigned to me")
+    due_from = QueryDateField(required=False)
+    due_to = QueryDateField(required=False)
+
+
+class RouteQuerySerializer(QuerySerializer):
+    date = QueryDateField(required=False, help_text="default: today")
+    start_lon = NumberField(required=False, min_value=-180, max_value=180)
+    start_lat = NumberField(required=False, min_value=-90, max_value=90)
+    crs = CrsField(
+        required=False,
+        default="wgs84",
+        help_text="coordinates of start_lon/start_lat and of the answer",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        lon, lat = attrs.get("start_lon"), attrs.get("start_lat")
+        if (lon is None) != (lat is None):
+            raise serializers.ValidationError(
+                {"start_lat" if lat is None else "start_lon": "give start_lon and start_lat"}
+            )
+        return attrs
+
+
+class CoverageQuerySerializer(QuerySerializer):
+    vars()["from"] = QueryDateField(help_text="tasks due on or after this day")
+    to = QueryDateField(help_text=f"tasks due on or before this day (≤ {MAX_COVERAGE_DAYS} days)")
+    group = serializers.ChoiceField(choices=["grid", "member"], required=False, default="grid")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["to"] < attrs["from"]:
+            raise serializers.ValidationError({"to": "must not be before 'from'"})
+        if (attrs["to"] - attrs["from"]).days > MAX_COVERAGE_DAYS:
+            raise serializers.ValidationError({"to": f"a span of at most {MAX_COVERAGE_DAYS} days"})
+        return attrs
+
+
+class DayQuerySerializer(QuerySerializer):
+    date = QueryDateField(required=False, help_text="default: today")
+
+
+class FeedQuerySerializer(QuerySerializer):
+    since = serializers.CharField(required=False, help_text="the last cursor")
+    limit = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=FEED_LIMIT,
+        help_text=f"rows per stream, 1–{FEED_LIMIT}",
+        error_messages={
+            "invalid": "must be an integer",
+            "min_value": f"between 1 and {FEED_LIMIT}",
+            "max_value": f"between 1 and {FEED_LIMIT}",
+        },
+    )
+
+
+class EstimateQuerySerializer(QuerySerializer):
+    member = IdField(required=False, allow_null=True, help_text="default: me")
 
 
 def _first(detail: Any) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, timedelta
 
 from django.contrib.auth import get_user_model
@@ -44,59 +43,21 @@ from gridsvc.visits.sync import FEED_LIMIT, BadCursor, changes_since, phone_esti
 from ..privacy import viewer
 from ..scoping import request_scope
 from .serializers import (
+    CoverageQuerySerializer,
+    DayQuerySerializer,
+    EstimateQuerySerializer,
+    FeedQuerySerializer,
+    RouteQuerySerializer,
+    TaskListQuerySerializer,
     VisitBatchRequestSerializer,
+    VisitListQuerySerializer,
     VisitUploadMultipartSerializer,
     VisitUploadSerializer,
     validate_items,
 )
 
-MAX_COVERAGE_DAYS = 732
-
 
 # ---------------------------------------------------------------- helpers
-def _date_param(params, name: str, default: date | None = None) -> date:  # type: ignore[no-untyped-def]
-    raw = params.get(name)
-    if raw in (None, ""):
-        if default is None:
-            raise ValidationError({name: "this parameter is required (YYYY-MM-DD)"})
-        return default
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise ValidationError({name: "must be a date YYYY-MM-DD"}) from None
-
-
-def _float_param(params, name: str, lo: float, hi: float) -> float | None:  # type: ignore[no-untyped-def]
-    raw = params.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValidationError({name: "must be a number"}) from None
-    if not (lo <= value <= hi):
-        raise ValidationError({name: f"must be between {lo} and {hi}"})
-    return value
-
-
-MAX_CLIENT_UUIDS = 500
-
-
-def _uuid_list(params, name: str) -> list[uuid.UUID]:  # type: ignore[no-untyped-def]
-    """``?client_uuid=a,b&client_uuid=c`` → UUIDs (comma-separated and/or repeated; at most
-    :data:`MAX_CLIENT_UUIDS`); anything else is a 400 naming the parameter."""
-    raw = [part.strip() for value in params.getlist(name) for part in value.split(",")]
-    raw = [part for part in raw if part]
-    if not raw:
-        raise ValidationError({name: "one or more UUIDs, comma-separated"})
-    if len(raw) > MAX_CLIENT_UUIDS:
-        raise ValidationError({name: f"at most {MAX_CLIENT_UUIDS} UUIDs"})
-    try:
-        return [uuid.UUID(part) for part in raw]
-    except ValueError:
-        raise ValidationError({name: "one or more UUIDs, comma-separated"}) from None
-
-
 def sees_all_tracks(request) -> bool:  # type: ignore[no-untyped-def]
     """Location tracks are sensitive: only the street level (and superusers) see every visit's
     GPS point; others see their own visits' points only."""
@@ -193,11 +154,15 @@ class VisitTaskViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = VisitTaskSerializer
     filterset_fields = ["status", "rule", "period", "assigned_member", "household"]
 
+    @extend_schema(parameters=[TaskListQuerySerializer])
+    def list(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return super().list(request, *args, **kwargs)
+
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
             return VisitTask.objects.none()
-        params = self.request.query_params
-        if params.get("mine") in ("1", "true"):
+        params = TaskListQuerySerializer.read(self.request.query_params)
+        if params.get("mine"):
             # Assigned to me ⊆ visible to me (visible = in my territory OR assigned to me), so
             # the territory subquery adds nothing here; without it the query uses the
             # (assigned_member, status, due_on) index instead of scanning the territory.
@@ -209,9 +174,9 @@ class VisitTaskViewSet(viewsets.ReadOnlyModelViewSet):
             "household__unit__building__footprint", "household__unit__building__point"
         )
         if params.get("due_from"):
-            qs = qs.filter(due_on__gte=_date_param(params, "due_from"))
+            qs = qs.filter(due_on__gte=params["due_from"])
         if params.get("due_to"):
-            qs = qs.filter(due_on__lte=_date_param(params, "due_to"))
+            qs = qs.filter(due_on__lte=params["due_to"])
         return qs.order_by("due_on", "id")
 
 
@@ -330,27 +295,16 @@ class VisitViewSet(
         if getattr(self, "swagger_fake_view", False):
             return Visit.objects.none()
         qs = visible_visits(self.request).prefetch_related("photos", "participant_members")
-        params = self.request.query_params
+        params = VisitListQuerySerializer.read(self.request.query_params)
         if params.get("from"):
-            qs = qs.filter(client_time__date__gte=_date_param(params, "from"))
+            qs = qs.filter(client_time__date__gte=params["from"])
         if params.get("to"):
-            qs = qs.filter(client_time__date__lte=_date_param(params, "to"))
+            qs = qs.filter(client_time__date__lte=params["to"])
         if "client_uuid" in params:
-            qs = qs.filter(client_uuid__in=_uuid_list(params, "client_uuid"))
+            qs = qs.filter(client_uuid__in=params["client_uuid"])
         return qs
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("from", OpenApiTypes.DATE),
-            OpenApiParameter("to", OpenApiTypes.DATE),
-            OpenApiParameter(
-                "client_uuid",
-                OpenApiTypes.STR,
-                description="one or more visit client UUIDs, comma-separated (at most "
-                f"{MAX_CLIENT_UUIDS}): the visits with these UUIDs in my scope",
-            ),
-        ]
-    )
+    @extend_schema(parameters=[VisitListQuerySerializer])
     def list(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         return super().list(request, *args, **kwargs)
 
@@ -464,40 +418,17 @@ class VisitViewSet(
         photo.image.save(f"{visit.client_uuid}-{p.sha256[:8]}.{ext}", ContentFile(p.data))
         return Response(VisitPhotoSerializer(photo).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("date", OpenApiTypes.DATE),
-            OpenApiParameter("start_lon", OpenApiTypes.NUMBER),
-            OpenApiParameter("start_lat", OpenApiTypes.NUMBER),
-            OpenApiParameter(
-                "crs",
-                OpenApiTypes.STR,
-                description="coordinates of start_lon/start_lat and of the answer: wgs84 "
-                "(default), gcj02, bd09, cgcs2000",
-                enum=["wgs84", "gcj02", "bd09", "cgcs2000"],
-            ),
-        ],
-        responses={200: OpenApiTypes.OBJECT},
-    )
+    @extend_schema(parameters=[RouteQuerySerializer], responses={200: OpenApiTypes.OBJECT})
     @action(detail=False, methods=["get"], url_path="route")
     def route(self, request):  # type: ignore[no-untyped-def]
         """Today's due visits (open or overdue, assigned to me) in walking order: stops per
         building, total length in metres and the path as a GeoJSON LineString."""
-        params = request.query_params
-        day = _date_param(params, "date", services.local_today())
-        lon = _float_param(params, "start_lon", -180, 180)
-        lat = _float_param(params, "start_lat", -90, 90)
-        if (lon is None) != (lat is None):
-            raise ValidationError(
-                {"start_lat" if lat is None else "start_lon": "give start_lon and start_lat"}
-            )
-        from geo.crs import UnsupportedCRS, from_wgs84, normalize_crs, to_wgs84
+        params = RouteQuerySerializer.read(request.query_params)
+        day = params.get("date") or services.local_today()
+        lon, lat, crs = params.get("start_lon"), params.get("start_lat"), params["crs"]
+        from geo.crs import from_wgs84, to_wgs84
         from geo.crs import transform_geojson_geometry as transform_geometry
 
-        try:
-            crs = normalize_crs(params.get("crs") or "wgs84")
-        except UnsupportedCRS as exc:
-            raise ValidationError({"crs": str(exc)}) from None
         start = to_wgs84(lon, lat, crs) if lon is not None and lat is not None else None
         out = services.todays_route(request.user, day, start)
         if crs != "wgs84":  # the answer in the caller's coordinates too
@@ -512,28 +443,13 @@ class VisitViewSet(
         out["crs"] = crs
         return Response(out)
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("from", OpenApiTypes.DATE, required=True),
-            OpenApiParameter("to", OpenApiTypes.DATE, required=True),
-            OpenApiParameter("group", OpenApiTypes.STR, enum=["grid", "member"]),
-        ],
-        responses={200: OpenApiTypes.OBJECT},
-    )
+    @extend_schema(parameters=[CoverageQuerySerializer], responses={200: OpenApiTypes.OBJECT})
     @action(detail=False, methods=["get"], url_path="coverage")
     def coverage(self, request):  # type: ignore[no-untyped-def]
         """Coverage per grid or member for tasks due in [from, to]: due, done, open, overdue,
         missed, flagged (done by a far-off visit), rate = done ÷ due."""
-        params = request.query_params
-        d_from = _date_param(params, "from")
-        d_to = _date_param(params, "to")
-        if d_to < d_from:
-            raise ValidationError({"to": "must not be before 'from'"})
-        if (d_to - d_from).days > MAX_COVERAGE_DAYS:
-            raise ValidationError({"to": f"a span of at most {MAX_COVERAGE_DAYS} days"})
-        group = params.get("group", "grid")
-        if group not in ("grid", "member"):
-            raise ValidationError({"group": "grid or member"})
+        params = CoverageQuerySerializer.read(request.query_params)
+        d_from, d_to, group = params["from"], params["to"], params["group"]
         rows = services.coverage(
             d_from, d_to, group=group, scope=request_scope(request), member=request.user
         )
@@ -679,25 +595,10 @@ class SyncChangesView(APIView):
     cursor from the previous answer), with ``purge`` lists after deletions and territory
     changes (hand-over, a post left or new, a building moved to another grid)."""
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("since", OpenApiTypes.STR, description="the last cursor"),
-            OpenApiParameter(
-                "limit", OpenApiTypes.INT, description=f"rows per stream, 1–{FEED_LIMIT}"
-            ),
-        ],
-        responses={200: FeedSerializer},
-    )
+    @extend_schema(parameters=[FeedQuerySerializer], responses={200: FeedSerializer})
     def get(self, request):  # type: ignore[no-untyped-def]
-        params = request.query_params
-        limit = FEED_LIMIT
-        if params.get("limit"):
-            try:
-                limit = int(params["limit"])
-            except ValueError:
-                raise ValidationError({"limit": "must be an integer"}) from None
-            if not 1 <= limit <= FEED_LIMIT:
-                raise ValidationError({"limit": f"between 1 and {FEED_LIMIT}"})
+        params = FeedQuerySerializer.read(request.query_params)
+        limit = params.get("limit") or FEED_LIMIT
         try:
             body = changes_since(request.user, request_scope(request), params.get("since"), limit)
         except BadCursor as exc:
@@ -710,18 +611,11 @@ class SyncEstimateView(APIView):
     ``?member=<id>`` for someone whose positions are in the staff part of my territory
     (default: me; neighbours: only themselves)."""
 
-    @extend_schema(
-        parameters=[OpenApiParameter("member", OpenApiTypes.INT)],
-        responses={200: OpenApiTypes.OBJECT},
-    )
+    @extend_schema(parameters=[EstimateQuerySerializer], responses={200: OpenApiTypes.OBJECT})
     def get(self, request):  # type: ignore[no-untyped-def]
         member = request.user
-        raw = request.query_params.get("member")
-        if raw not in (None, ""):
-            try:
-                member_id = int(raw)
-            except ValueError:
-                raise ValidationError({"member": "must be a member id"}) from None
+        member_id = EstimateQuerySerializer.read(request.query_params).get("member")
+        if member_id is not None:
             if member_id != request.user.id:
                 visible = services.work_record_positions(
                     request_scope(request),
@@ -887,14 +781,11 @@ class DailyReportViewSet(
             headers={"ETag": report.etag},
         )
 
-    @extend_schema(
-        parameters=[OpenApiParameter("date", OpenApiTypes.DATE)],
-        responses={200: OpenApiTypes.OBJECT},
-    )
+    @extend_schema(parameters=[DayQuerySerializer], responses={200: OpenApiTypes.OBJECT})
     @action(detail=False, methods=["get"], url_path="missing")
     def missing(self, request):  # type: ignore[no-untyped-def]
         """Members with field positions (grid members, cadres, building and unit heads) in my
         territory who have not reported on ``date`` (default today)."""
-        day = _date_param(request.query_params, "date", services.local_today())
+        day = DayQuerySerializer.read(request.query_params).get("date") or services.local_today()
         rows = services.members_missing_daily_report(request_scope(request), day, request.user)
         return Response({"date": day, "count": len(rows), "results": rows})

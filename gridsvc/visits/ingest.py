@@ -636,11 +636,24 @@ def _judge_items(
         if any(i.rule is not None for i in fresh)
         else set()
     )
-    tasks_of: dict[int, list[OpenTask]] = {}
-    for t in _tasks(VisitTask.objects.filter(household__in=allowed_hh, status__in=_CLOSABLE)):
-        tasks_of.setdefault(t.household_id, []).append(t)
+    # the tasks named, and the closable ones whose period covers a visit's day (one query)
     explicit = {i.task for i in fresh if i.task is not None}
-    named = {t.id: t for t in _tasks(VisitTask.objects.filter(id__in=explicit))} if explicit else {}
+    days = [timezone.localdate(i.time or i.client_time) for i in fresh if i.index in allowed]
+    wanted = Q(id__in=explicit) if explicit else Q(pk__in=[])
+    if days:
+        wanted |= Q(
+            household__in=allowed_hh,
+            status__in=_CLOSABLE,
+            period_start__lte=max(days),
+            period_end__gte=min(days),
+        )
+    named: dict[int, OpenTask] = {}
+    tasks_of: dict[int, list[OpenTask]] = {}
+    for t in _tasks(VisitTask.objects.filter(wanted)) if explicit or days else []:
+        if t.id in explicit:
+            named[t.id] = t
+        if t.household_id in allowed_hh and t.status in _CLOSABLE:
+            tasks_of.setdefault(t.household_id, []).append(t)
 
     valid: list[VisitInput] = []
     for item in fresh:
