@@ -114,6 +114,8 @@ def headline_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
             ("结对帮扶", u["pairings_active"]),
             ("志愿服务时长(小时)", u.get("volunteer_hours", 0)),
             ("五星级文明户", u["five_star_households"]),
+            ("调处员调处(次)", u.get("mediations", 0)),
+            ("五员排查投入人次(年内累计)", u.get("screening_persons_year", 0)),
         ]
     return rows
 
