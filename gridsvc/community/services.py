@@ -829,7 +829,8 @@ def record_offline(member: Any, kind: str, data: dict[str, Any]) -> tuple[Model,
     if kind == "venue_visit":
         return record_venue_visit(member, data)
     if kind == "screening":
-        stored = ScreeningReport.objects.filter(client_uuid=data.get("client_uuid")).first()
+        key = data.get("client_uuid")
+        stored = ScreeningReport.objects.filter(client_uuid=key).first() if key else None
         if stored is not None and stored.member_id == member.pk:
             return stored, False
         report, _ = file_screening(
