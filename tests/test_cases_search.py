@@ -129,3 +129,39 @@ def test_search_filters_and_ordering_are_in_the_schema(member_client):
     assert {"q", "grid", "community", "category", "ordering"} <= set(params)
     choices = params["ordering"]["schema"]["items"]["enum"]
     assert {"deadline", "-deadline", "priority", "-priority", "created", "-created"} <= set(choices)
+
+
+def test_the_dispatch_queue_takes_the_same_filters(demo, member_client):
+    from gridsvc.cases import services
+    from gridsvc.cases.models import Case
+
+    street = member_client("street")
+    queue = services.dispatch_queue(Case.objects.all(), "all")
+    case = queue.filter(grid__isnull=False).first()
+    assert case is not None
+
+    def numbers(**params) -> list[str]:
+        r = street.get("/api/v1/dispatch/queue/", params)
+        assert r.status_code == 200, r.content
+        return [c["number"] for c in r.json()["results"]]
+
+    whole = numbers()
+    in_grid = numbers(grid=case.grid_id)
+    assert case.number in in_grid and set(in_grid) <= set(whole)
+    assert set(in_grid) == set(queue.filter(grid=case.grid_id).values_list("number", flat=True))
+    assert numbers(community=case.community_id, q=case.number) == [case.number]
+    other = Case.objects.exclude(category=case.category).first().category
+    assert case.number not in numbers(category=other.code)
+    # the queue keeps its own order (soonest deadline first) unless ordering is given
+    newest = street.get("/api/v1/dispatch/queue/", {"ordering": "-created"}).json()["results"]
+    times = [c["reported_at"][:19] for c in newest]
+    assert times == sorted(times, reverse=True)
+    bad = street.get("/api/v1/dispatch/queue/", {"kind": "dispute"})
+    assert bad.status_code == 400 and "kind" in bad.json()
+
+
+def test_the_queue_filters_are_in_the_schema(member_client):
+    schema = member_client("street").get("/api/schema/?format=json").json()
+    op = schema["paths"]["/api/v1/dispatch/queue/"]["get"]
+    names = {p["name"] for p in op["parameters"]}
+    assert {"kind", "q", "grid", "community", "category", "ordering"} <= names

@@ -10,6 +10,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
+from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,34 +19,42 @@ from gridsvc.cases.models import (
     Case,
 )
 
+from .filters import DispatchQueueFilter
 from .scope import case_queryset, resolve_action_ids
 from .serializers import (
     BULK_ACTIONS,
     BulkActionSerializer,
     CaseSerializer,
-    DispatchQueueQuerySerializer,
 )
 
 
-class DispatchQueueView(APIView):
-    """The street's dispatch queue: ``kind`` = unrouted | overdue | flagged | all."""
+class DispatchQueueView(GenericAPIView):
+    """The street's dispatch queue: ``kind`` = unrouted | overdue | flagged | all, narrowed by
+    the case list's filters (``q``, ``grid``, ``community``, ``category``, ``ordering`` …);
+    at most 200 cases."""
+
+    serializer_class = CaseSerializer
+    filterset_class = DispatchQueueFilter
+    pagination_class = None
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return Case.objects.none()
+        return case_queryset(self.request)
 
     @extend_schema(
-        parameters=[DispatchQueueQuerySerializer],
+        filters=True,
         responses=inline_serializer(
             "DispatchQueue",
             {"kind": serializers.CharField(), "results": CaseSerializer(many=True)},
         ),
     )
     def get(self, request):  # type: ignore[no-untyped-def]
-        query = DispatchQueueQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        kind = query.validated_data["kind"]
-        qs = services.dispatch_queue(case_queryset(request), kind)[:200]
+        qs = self.filter_queryset(self.get_queryset())[:200]  # kind checked by the filter set
         return Response(
             {
-                "kind": kind,
-                "results": CaseSerializer(qs, many=True, context={"request": request}).data,
+                "kind": request.query_params.get("kind") or "all",
+                "results": self.get_serializer(qs, many=True).data,
             }
         )
 

@@ -180,3 +180,28 @@ class InboxFilter(filters.FilterSet):
     unread = BooleanFilter(
         field_name="read_at", lookup_expr="isnull", help_text="true: only the unread"
     )
+
+
+DISPATCH_KINDS = ["all", "unrouted", "overdue", "flagged"]
+
+
+class DispatchQueueFilter(CaseFilter):
+    """The dispatch queue: ``kind`` picks the queue (unrouted, overdue, flagged or all of them),
+    and every filter of the case list narrows it — ``q``, ``grid``, ``community``,
+    ``category`` … — so the desk's place and category filters apply to the queue as to the
+    list. Without ``ordering`` the queue is soonest deadline first."""
+
+    kind = filters.ChoiceFilter(
+        choices=[(k, k) for k in DISPATCH_KINDS],
+        method="in_queue",
+        help_text="unrouted | overdue | flagged | all (default)",
+    )
+
+    def in_queue(self, qs, name, value):  # type: ignore[no-untyped-def]
+        return qs  # the queue is chosen in filter_queryset, also without kind
+
+    def filter_queryset(self, queryset):  # type: ignore[no-untyped-def]
+        from gridsvc.cases.services import dispatch_queue
+
+        kind = self.form.cleaned_data.get("kind") or "all"
+        return super().filter_queryset(dispatch_queue(queryset, kind))

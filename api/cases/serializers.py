@@ -468,13 +468,6 @@ class BulkActionSerializer(serializers.Serializer):
             raise ValidationError("keys must be case ids") from None
 
 
-DISPATCH_KINDS = ["all", "unrouted", "overdue", "flagged"]
-
-
-class DispatchQueueQuerySerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=DISPATCH_KINDS, default="all", required=False)
-
-
 class AssessmentQuerySerializer(serializers.Serializer):
     """``by`` and the period of the assessment (default: this month so far)."""
 
