@@ -117,19 +117,44 @@ SQL_POINT = "WITH " + _LOC_POINT + _TAIL
 SQL_REF = {name: "WITH " + loc + _TAIL for name, loc in _LOC_REF.items()}
 
 
+_COLUMNS = (
+    "method", "distance_m", "household_id", "room", "head_id", "head_name", "unit_id",
+    "unit_number", "building_id", "building_name", "compound_id", "compound_name", "grid_id",
+    "grid_name", "grid_code", "community_id", "community_name", "street_id", "street_name",
+    "near_id", "near_name", "near_code", "near_d", "holders",
+)  # fmt: skip
+
+
 class Resolved:
     """One row of the statement: the place's ids and names, and the holders."""
 
-    __slots__ = (
-        "method", "distance_m", "household_id", "room", "head_id", "head_name",
-        "unit_id", "unit_number", "building_id", "building_name", "compound_id",
-        "compound_name", "grid_id", "grid_name", "grid_code", "community_id",
-        "community_name", "street_id", "street_name", "near_id", "near_name", "near_code",
-        "near_d", "holders",
-    )  # fmt: skip
+    method: str
+    distance_m: float | None
+    household_id: int | None
+    room: str | None
+    head_id: int | None
+    head_name: str | None
+    unit_id: int | None
+    unit_number: Any
+    building_id: int | None
+    building_name: str | None
+    compound_id: int | None
+    compound_name: str | None
+    grid_id: int | None
+    grid_name: str | None
+    grid_code: str | None
+    community_id: int | None
+    community_name: str | None
+    street_id: int | None
+    street_name: str | None
+    near_id: int | None
+    near_name: str | None
+    near_code: str | None
+    near_d: float | None
+    holders: list
 
     def __init__(self, row: tuple) -> None:
-        for name, value in zip(self.__slots__, row, strict=True):
+        for name, value in zip(_COLUMNS, row, strict=True):
             setattr(self, name, value)
         if self.grid_id is None:
             self.community_id = self.street_id = None  # the admin line follows the grid
@@ -188,7 +213,7 @@ def answer(res: Resolved, when: datetime) -> dict[str, Any]:
         "nearest_grid": None
         if res.near_id is None
         else {"id": res.near_id, "name": f"{res.near_name} ({res.near_code})"},
-        "nearest_grid_distance_m": None if res.near_id is None else float(res.near_d),
+        "nearest_grid_distance_m": None if res.near_d is None else float(res.near_d),
     }
     by_level: dict[str, list] = {}
     for held in res.holders:
