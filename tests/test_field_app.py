@@ -445,7 +445,10 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
             page.click("#case-resolve")
             page.wait_for_selector("#case-view[data-status='resolved']")
             assert "开始处置、办结" in page.locator("#case-queued").inner_text()
-            assert page.locator("#outbox-count").inner_text() == "7"
+            page.wait_for_function(
+                "() => document.querySelector('#outbox-count').textContent === '7'",
+                timeout=10_000,
+            )
             page.click("#case-back")
 
             # (4) Online again, but the session is no longer valid (e.g. the refresh token was
@@ -484,7 +487,10 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
                 timeout=60_000,
             )
             assert len(lost_answers) == 1 and lost_answers[0]
-            assert page.locator("#outbox-count").inner_text() == "1"
+            page.wait_for_function(
+                "() => document.querySelector('#outbox-count').textContent === '1'",
+                timeout=10_000,
+            )
             assert Case.objects.get(pk=target.pk).status == "resolved"  # it did arrive
             sync_now(page)
             resolved = page.locator("#outbox-list li[data-key]").filter(has_text="办结")
@@ -592,6 +598,31 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
             )
             still = scope_for(Member.objects.get(username="grid1")).filter(Household.objects.all())
             assert still.count() < held
+            # Before the phone has heard of it, grid1 visits a household of the handed-over
+            # grid: the visit is refused (made after the hand-over, not in grid1's territory)
+            # and the outbox says why.
+            on_phone = page.evaluate("window.gridsvcField.db.getAllKeys('households')")
+            gone = (
+                Household.objects.filter(pk__in=on_phone)
+                .exclude(pk__in=still.values("pk"))
+                .select_related("unit__building")
+                .order_by("id")
+                .first()
+            )
+            page.click(".tabs button[data-tab=households]")
+            page.fill("#hh-search", f"{gone.unit.building.name} {gone.room}")
+            page.locator(f"#hh-list li[data-household='{gone.pk}'] button.visit").click()
+            page.wait_for_function(
+                "() => document.querySelector('#gps').textContent.includes('精度')", timeout=10_000
+            )
+            page.fill("#visit-notes", "交接后的走访")
+            page.click("#visit-save")
+            refused = page.locator("#outbox-list li[data-status='rejected']")
+            refused.wait_for(timeout=60_000)
+            assert "住户不在您的辖区" in refused.inner_text()
+            assert not Visit.objects.filter(notes="交接后的走访").exists()
+            page.wait_for_function("() => !window.gridsvcField.syncing", timeout=60_000)
+            page.click(".tabs button[data-tab=tasks]")
             sync_now(page)
             assert page.evaluate("window.gridsvcField.db.count('households')") == still.count()
             assert page.locator("#task-list li").count() < tasks_online - 1
