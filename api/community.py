@@ -765,7 +765,7 @@ class CommunityBatchItemSerializer(serializers.Serializer):
     )
 
 
-class CommunityBatchRequestSerializer(serializers.Serializer):
+class CommunityBatchSerializer(serializers.Serializer):
     items = CommunityBatchItemSerializer(many=True, help_text=f"up to {BATCH_MAX}")
 
 
@@ -781,11 +781,11 @@ class CommunityBatchView(APIView):
     the others. Send an ``Idempotency-Key``: a retried batch answers as the first time."""
 
     @extend_schema(
-        request=CommunityBatchRequestSerializer, responses={200: CommunityBatchResultSerializer}
+        request=CommunityBatchSerializer, responses={200: CommunityBatchResultSerializer}
     )
     def post(self, request):  # type: ignore[no-untyped-def]
         _staff_or_403(request)
-        body = CommunityBatchRequestSerializer(data=request.data)
+        body = CommunityBatchSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         items = body.validated_data["items"]
         if len(items) > BATCH_MAX:
