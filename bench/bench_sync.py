@@ -58,18 +58,26 @@ SQL_FIRST_SYNC = [
        FROM territory_resident r JOIN territory_household h ON h.id = r.household_id
        JOIN territory_unit u ON u.id = h.unit_id JOIN territory_building b ON b.id = u.building_id
        WHERE b.grid_id = %(g)s""",
-    # tasks in the grid or assigned to the member: open ones and 30 days of done ones
+    # tasks in the grid or assigned to the member: open ones and 30 days of done ones (the
+    # two sides by their own index: an OR of the two walks every task of the city)
     """SELECT t.id, t.rule_id, t.household_id, t.resident_id, t.period, t.period_start,
               t.period_end, t.due_on, t.status, t.assigned_member_id, t.updated_at
-       FROM visits_visittask t JOIN territory_household h ON h.id = t.household_id
-       JOIN territory_unit u ON u.id = h.unit_id JOIN territory_building b ON b.id = u.building_id
-       WHERE (b.grid_id = %(g)s OR t.assigned_member_id = %(m)s)
+       FROM visits_visittask t
+       WHERE t.id IN (SELECT t2.id FROM visits_visittask t2
+                      JOIN territory_household h ON h.id = t2.household_id
+                      JOIN territory_unit u ON u.id = h.unit_id
+                      JOIN territory_building b ON b.id = u.building_id
+                      WHERE b.grid_id = %(g)s
+                      UNION SELECT id FROM visits_visittask WHERE assigned_member_id = %(m)s)
          AND (t.status <> 'done' OR t.period_end >= current_date - 30)""",
-    # cases in the grid
+    # cases in the grid: open ones and those reported, resolved or closed in 30 days
     """SELECT c.id, c.number, c.title, c.category_id, c.status, c.level, c.handler_id,
               c.household_id, c.building_id, c.grid_id, ST_X(c.location), ST_Y(c.location),
               c.updated_at
-       FROM cases_case c WHERE c.grid_id = %(g)s""",
+       FROM cases_case c WHERE c.grid_id = %(g)s
+         AND (c.status IN ('reported', 'assigned', 'in_progress', 'escalated', 'reopened',
+                           'transferred', 'on_hold')
+              OR greatest(c.reported_at, c.closed_at, c.resolved_at) >= now() - interval '30 days')""",
 ]
 
 # The floor of an incremental sync: the change log of the grid after a point, the households
@@ -321,32 +329,55 @@ def run(base: str, api, picks, cur, mark: str, quick: bool = False) -> list[dict
     return rows
 
 
+def _loadavg() -> list[float]:
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return []
+
+
 def main() -> None:
     """Standalone: the loaded city (run.py's ensure_city is not called: load it first with
-    ``make bench SIZE=small`` or ``manage.py load_city``), its own gunicorn, this bench only."""
+    ``make bench SIZE=small`` or ``manage.py load_city``), its own gunicorn, this bench only.
+    ``DATABASE_URL`` names the database (default: the development one), so each size can live
+    in a database of its own. Writes bench/results/sync-<size>-<date>.json (not
+    <size>-<date>.json: that is run.py's table)."""
     import argparse
+    from datetime import date
 
     import run as harness  # bench/run.py: django set up with the bench environment
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    loaded, _fig = harness.city.loaded_size()
+    loaded, figures = harness.city.loaded_size()
     if not loaded:
         raise SystemExit("no city loaded: make bench SIZE=small (or manage.py load_city)")
     picks = harness.Picks(loaded)
+    started = datetime.now(TZ).isoformat(timespec="seconds")
+    load_before = _loadavg()
     with harness.Server() as server, harness.pg() as conn, conn.cursor() as cur:
         api = harness.Api(server.url, picks.grid_member)
         try:
             rows = run(server.url, api, picks, cur, harness.MARK, args.quick)
         finally:
             harness.cleanup()
-    out = ROOT / "bench" / "results" / "sync.json"  # not <size>-<date>.json: not run.py's table
+    result = {
+        "size": loaded,
+        "figures": figures,
+        "date": date.today().isoformat(),
+        "started_at": started,
+        "member": picks.grid_member,
+        "grid": picks.grid_code,
+        "machine": harness.machine_info(),
+        # 1/5/15-minute load averages (2 cores): other work on the machine at the time
+        "loadavg_before": load_before,
+        "loadavg_after": _loadavg(),
+        "operations": rows,
+    }
+    out = ROOT / "bench" / "results" / f"sync-{loaded}-{result['date']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps({"size": loaded, "operations": rows}, indent=2, ensure_ascii=False, default=str)
-        + "\n"
-    )
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
 
 

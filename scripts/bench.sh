@@ -19,5 +19,25 @@ export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-bench-only-secret-key-not-for-pro
 # the development keys (the demo and the city are encrypted with them): override for real data
 export GRIDSVC_FIELD_KEYS="${GRIDSVC_FIELD_KEYS:-ZGV2LW9ubHktZmllbGQta2V5LWNoYW5nZS1tZS0wMDA=}"
 export GRIDSVC_HASH_KEY="${GRIDSVC_HASH_KEY:-dev-only-hash-key}"
+# DATABASE_URL may name a database of its own (e.g. …/gridsvc_bench_large, so a big city does
+# not share the development database): made here as that role if it does not exist (the owner
+# role may create databases; PostGIS comes from template1), then migrated
+if [ -n "${DATABASE_URL:-}" ]; then
+  .venv/bin/python - <<'PY'
+import os
+
+import dj_database_url
+import psycopg
+from psycopg import sql
+
+db = dj_database_url.parse(os.environ["DATABASE_URL"])
+kw = {"user": db["USER"], "password": db["PASSWORD"], "host": db["HOST"] or None,
+      "port": db["PORT"] or None, "autocommit": True}
+with psycopg.connect(dbname="postgres", **kw) as conn:
+    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone():
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db["NAME"])))
+        print(f"created database {db['NAME']}")
+PY
+fi
 .venv/bin/python manage.py migrate --no-input -v 0
 exec .venv/bin/python bench/run.py --size "$SIZE" "$@"

@@ -389,7 +389,11 @@ def _visible_cases(scope: Scope, member):  # type: ignore[no-untyped-def]
         in_scope = scope.filter(Case.objects.all()).values("pk")
     except TypeError:  # no scope rule for cases yet: send none rather than leak
         return None
-    return Case.objects.filter(Q(pk__in=in_scope) | Q(handler=member) | Q(reported_by=member))
+    # each side read by its own index and the ids merged: one "in scope OR handler OR reporter"
+    # filter made PostgreSQL walk every case of the city testing each (0.8 s at 100,000 cases)
+    mine = Case.objects.filter(handler=member).values("pk")
+    reported = Case.objects.filter(reported_by=member).values("pk")
+    return Case.objects.filter(pk__in=in_scope.union(mine, reported))
 
 
 def _case_window_q(now: datetime) -> Q:
