@@ -193,7 +193,16 @@ def test_grid_and_community_ledgers_carry_the_community_work(demo, member_client
         assert title in sheets, title
     assert len(sheets["宗教场所"]) == 2
     assert len(sheets["排查"]) >= ScreeningReport.objects.filter(date__year=2026).count()
-    # petitioners' names masked below the street
+    # the street reads petitioners' names; the community's 五员 (staff) read them masked
+    from gridsvc.audit.models import AuditEntry
+
+    assert AuditEntry.objects.filter(object_type="community_ledger").exists()
+    names = {row[2] for row in sheets["信访"]}
+    assert names and all("*" not in n for n in names)
+    staff = member_client("mediator").get(f"/api/v1/community/ledgers/{demo.community.pk}/")
+    assert staff.status_code == 200
+    masked = {row[2] for row in _sheets(staff.content)["信访"]}
+    assert masked and all("*" in n for n in masked)
     assert (
         member_client("bh-001").get(f"/api/v1/community/ledgers/{demo.community.pk}/").status_code
         == 403
