@@ -21,13 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
-import pandas as pd
-import pyogrio
-import shapely
 from pyproj import CRS
 from pyproj.exceptions import CRSError
+
+from geo.lazy import lazy
+
+# imported on first use: not with the URLconf (0.6 s and every worker's first request)
+gpd = lazy("geopandas")
+pd = lazy("pandas")
+pyogrio = lazy("pyogrio")
+shapely = lazy("shapely")
 
 WGS84 = "EPSG:4326"
 WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "shape", "几何", "空间信息")

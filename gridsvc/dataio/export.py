@@ -16,13 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
-import shapely
 from django.contrib.gis.db.models.functions import AsWKB
 from django.db.models import Case as DbCase
 from django.db.models import F, Model, QuerySet, Value, When
 
-from geo.io import FORMATS, MEDIA_TYPES, LayerError, write_layer
+from geo.io import FORMATS, MEDIA_TYPES, LayerError, gpd, shapely, write_layer
 from gridsvc.chain.scope import Scope
 from gridsvc.chain.visibility import Tier, may_know, staff_scope, tier_for
 from gridsvc.layers.services import EXPORT_LAYERS

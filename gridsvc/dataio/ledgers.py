@@ -25,9 +25,6 @@ from datetime import date
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
 
 from gridsvc.chain.scope import Scope
 from gridsvc.chain.visibility import (
@@ -48,7 +45,7 @@ from .cells import append_row
 
 MASK = "**"  # a masked value, as in the API (api.privacy.MASK)
 
-HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+HEADER_FILL = "DDEBF7"  # openpyxl is imported where a workbook is made, not with the URLconf
 TAG_LABELS = dict(Resident.Tag.choices)
 RESIDENCY_LABELS = dict(Resident.Residency.choices)
 TENURE_LABELS = dict(Household.Tenure.choices)
@@ -154,12 +151,15 @@ def _extra(col: str, r: Resident, today: date) -> str | int:
 
 
 def _header(ws, headers: list[str], title: str) -> None:  # type: ignore[no-untyped-def]
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
     append_row(ws, [title])
     ws["A1"].font = Font(bold=True, size=13)
     append_row(ws, headers)
     for c in ws[2]:
         c.font = Font(bold=True)
-        c.fill = HEADER_FILL
+        c.fill = PatternFill("solid", fgColor=HEADER_FILL)
         c.alignment = Alignment(horizontal="center")
     for i, h in enumerate(headers, start=1):
         ws.column_dimensions[get_column_letter(i)].width = (
@@ -205,6 +205,8 @@ def ledger_workbook(grid: Grid, member=None, *, year: int | None = None) -> byte
     eth_masked = rule(ETHNICITY, tier) == MASKED and not unmasked
     today = date.today()
     year = year or today.year
+    from openpyxl import Workbook
+
     wb = Workbook()
     wb.remove(wb.active)
     counts: dict[str, int] = {}

@@ -37,15 +37,12 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
-from openpyxl import Workbook, load_workbook
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.worksheet.datavalidation import DataValidation
 
 from gridsvc.chain.scope import Scope
 from gridsvc.chain.visibility import staff_scope
@@ -115,8 +112,13 @@ TAGS = (
 )
 _SPLIT = re.compile(r"[,,、;;/\s]+")
 _PHONE = re.compile(r"^(1\d{10}|0\d{2,3}-?\d{7,8})$")
-ERROR_FILL = PatternFill("solid", fgColor="FFC7CE")
-CELL_FILL = PatternFill("solid", fgColor="FFEB9C")
+if TYPE_CHECKING:
+    from openpyxl import Workbook
+
+# colours of the error workbook (openpyxl is imported where a workbook is made, not with
+# the URLconf)
+ERROR_FILL = "FFC7CE"
+CELL_FILL = "FFEB9C"
 
 
 class RosterError(ValueError):
@@ -185,6 +187,8 @@ def _iter_matrix(path: Path) -> Iterator[list[Any]]:
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         _check_unpacked_size(path)
+        from openpyxl import load_workbook
+
         try:
             wb = load_workbook(path, read_only=True, data_only=True)
         except Exception as exc:  # not a zip, bad XML, declared entities (defusedxml) …
@@ -241,6 +245,8 @@ def declared_rows(path: str | Path) -> int | None:
     if path.suffix.lower() in (".csv", ".txt"):
         with path.open("rb") as fh:
             return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+    from openpyxl import load_workbook
+
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
     except Exception:
@@ -819,6 +825,9 @@ def stored_error_workbook(run) -> bytes | None:  # type: ignore[no-untyped-def]
 def error_workbook(sheet: Sheet) -> bytes:
     """The rows with errors, as the office wrote them, plus 错误说明; offending cells and the
     error column highlighted. Re-uploadable once fixed (the extra columns are ignored)."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+
     wb = Workbook()
     ws = wb.active
     ws.title = "错误行"
@@ -832,9 +841,9 @@ def error_workbook(sheet: Sheet) -> bytes:
         r = ws.max_row
         for key in row.bad_fields:
             if key in by_key:
-                ws.cell(r, by_key[key] + 2).fill = CELL_FILL
+                ws.cell(r, by_key[key] + 2).fill = PatternFill("solid", fgColor=CELL_FILL)
         err = ws.cell(r, len(sheet.headers) + 2)
-        err.fill = ERROR_FILL
+        err.fill = PatternFill("solid", fgColor=ERROR_FILL)
         err.alignment = Alignment(wrap_text=True)
     ws.column_dimensions["A"].width = 8
     ws.column_dimensions[ws.cell(1, len(sheet.headers) + 2).column_letter].width = 60
@@ -844,6 +853,10 @@ def error_workbook(sheet: Sheet) -> bytes:
 
 def template_workbook() -> bytes:
     """An empty roster template (名册模板) with the headers, a notes sheet and dropdowns."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+    from openpyxl.worksheet.datavalidation import DataValidation
+
     wb = Workbook()
     ws = wb.active
     ws.title = "居民名册"
