@@ -1,14 +1,167 @@
 """Test fixtures: a real PostGIS test database with the demo street loaded once per run.
 
+The demo street is built once into a template database (``gridsvc_demo_tpl_<hash>``, the
+hash of the fixtures, migrations and code that build it: :func:`ensure_demo_template`) and
+every test database — one per pytest-xdist worker, ``test_gridsvc_gw0`` … — is a copy of it
+(``CREATE DATABASE … TEMPLATE``, seconds instead of migrating and loading the demo each time).
 Each test runs inside a transaction that is rolled back, so tests may change the demo data
 freely. Helpers here build small extra territories for edge cases.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 from django.contrib.gis.geos import MultiPolygon, Polygon
 from rest_framework.test import APIClient
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_PREFIX = "gridsvc_demo_tpl_"
+TEMPLATES_KEPT = 3  # other checkouts sharing the cluster may use older templates
+TEMPLATE_IDLE_HOURS = 2  # … and any template asked for in the last two hours is kept
+
+
+def _template_key() -> str:
+    """Hash of everything the demo template is built from: the fixtures, the migrations and
+    the code that runs them (gridsvc/, geo/), and the settings given by environment variables
+    (keys that encrypt and hash the demo's personal data)."""
+    h = hashlib.sha256()
+    sources = [p for p in (ROOT / "fixtures").rglob("*") if p.is_file()]
+    for package in ("gridsvc", "geo"):
+        sources += (ROOT / package).rglob("*.py")
+        sources += (ROOT / package).rglob("*.sql")
+    for path in sorted(p for p in sources if "__pycache__" not in p.parts):
+        h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in sorted(os.environ):
+        if name.startswith(("GRIDSVC_", "DJANGO_")) and name != "GRIDSVC_TEST_DB":
+            h.update(f"{name}={os.environ[name]}\0".encode())
+    return h.hexdigest()[:16]
+
+
+def _admin_connection(settings_dict: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """An autocommit connection to the cluster's ``postgres`` database as the test role."""
+    import psycopg
+
+    return psycopg.connect(
+        dbname="postgres",
+        user=settings_dict["USER"] or None,
+        password=settings_dict["PASSWORD"] or None,
+        host=settings_dict["HOST"] or None,
+        port=settings_dict["PORT"] or None,
+        autocommit=True,
+    )
+
+
+def database_url(settings_dict: dict[str, Any], name: str) -> str:
+    """The ``DATABASE_URL`` of database ``name`` on the test cluster, for subprocesses."""
+    from urllib.parse import quote
+
+    s = settings_dict
+    auth = quote(s["USER"] or "", safe="")
+    if s["PASSWORD"]:
+        auth += ":" + quote(s["PASSWORD"], safe="")
+    return f"postgis://{auth}@{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{name}"
+
+
+def _build_template(admin, settings_dict: dict[str, Any], name: str) -> None:  # type: ignore[no-untyped-def]
+    """Migrate and load the demo into ``<name>_build``, then rename it to ``name`` (a build that
+    stops half-way never leaves a template behind)."""
+    build = f"{name}_build"
+    admin.execute(f'DROP DATABASE IF EXISTS "{build}"')
+    admin.execute(f'CREATE DATABASE "{build}"')
+    env = {**os.environ, "GRIDSVC_TESTING": "1", "DATABASE_URL": database_url(settings_dict, build)}
+    env.pop("DATABASE_REPLICA_URL", None)
+    for command in (
+        ["migrate", "--no-input", "--run-syncdb", "-v", "0"],
+        ["createcachetable"],
+        ["load_demo", "-v", "0"],
+    ):
+        r = subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode != 0:
+            admin.execute(f'DROP DATABASE IF EXISTS "{build}"')
+            raise RuntimeError(f"building the demo template: manage.py {command[0]} failed\n"
+                               f"{r.stdout[-3000:]}\n{r.stderr[-6000:]}")  # fmt: skip
+    admin.execute(f'ALTER DATABASE "{build}" RENAME TO "{name}"')
+
+
+def _lock_key(name: str) -> int:
+    """Advisory lock key of one template (builders of other templates do not wait)."""
+    return int(hashlib.sha256(name.encode()).hexdigest()[:15], 16)
+
+
+def _prune_templates(admin, keep: str) -> None:  # type: ignore[no-untyped-def]
+    """Drop templates nobody has asked for in ``TEMPLATE_IDLE_HOURS`` (the newest
+    ``TEMPLATES_KEPT`` stay anyway), and builds that stopped half-way (those whose builder's
+    lock is free)."""
+    rows = admin.execute(
+        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+        "WHERE datname LIKE %s ORDER BY oid DESC",
+        [TEMPLATE_PREFIX + "%"],
+    ).fetchall()
+    idle_before = time.time() - TEMPLATE_IDLE_HOURS * 3600
+    built = [(n, c) for n, c in rows if not n.endswith("_build") and n != keep]
+    for old, used in built[TEMPLATES_KEPT - 1 :]:
+        if used and used.isdigit() and int(used) > idle_before:
+            continue
+        try:
+            admin.execute(f'DROP DATABASE IF EXISTS "{old}"')
+        except Exception:  # noqa: BLE001 - being copied by another run: next time
+            pass
+    for build in [n for n, _ in rows if n.endswith("_build")]:
+        key = _lock_key(build.removesuffix("_build"))
+        if admin.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]:
+            try:
+                admin.execute(f'DROP DATABASE IF EXISTS "{build}"')
+            except Exception:  # noqa: BLE001
+                pass
+            finally:
+                admin.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def ensure_demo_template(settings_dict: dict[str, Any]) -> str:
+    """The name of the demo template for this checkout, built now if the cluster has none.
+    Concurrent runs of the same checkout (xdist workers) wait for one builder (advisory
+    lock); other checkouts build their own templates meanwhile."""
+    name = TEMPLATE_PREFIX + _template_key()
+    key = _lock_key(name)
+    with _admin_connection(settings_dict) as admin:
+        admin.execute("SELECT pg_advisory_lock(%s)", [key])
+        try:
+            exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            if exists.fetchone() is None:
+                _build_template(admin, settings_dict, name)
+            # when it was last asked for (pruning keeps templates in use)
+            admin.execute(f"COMMENT ON DATABASE \"{name}\" IS '{int(time.time())}'")
+        finally:
+            admin.execute("SELECT pg_advisory_unlock(%s)", [key])
+        _prune_templates(admin, keep=name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:  # noqa: ARG001
+    """Test databases are copies of the demo template (Django's TEST["TEMPLATE"])."""
+    from django.conf import settings
+
+    # asked here: under pytest-xdist this runs when the worker's first database test starts,
+    # maybe long after the session began (another checkout may have pruned it meanwhile)
+    settings.DATABASES["default"]["TEST"]["TEMPLATE"] = ensure_demo_template(
+        settings.DATABASES["default"]
+    )
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +169,34 @@ def django_db_setup(django_db_setup, django_db_blocker):  # noqa: F811 - extends
     from django.core.management import call_command
 
     with django_db_blocker.unblock():
-        call_command("load_demo", verbosity=0)
+        call_command("load_demo", verbosity=0)  # already there in a copy: returns at once
+
+
+@pytest.fixture
+def demo_database(django_db_modify_db_settings_parallel_suffix) -> Iterator[str]:  # noqa: ARG001
+    """A database of its own with the committed demo street (a copy of the template), for a
+    server run in another process that may change anything (dropped afterwards); its name."""
+    from django.conf import settings
+
+    template = ensure_demo_template(settings.DATABASES["default"])
+    base = settings.DATABASES["default"]["TEST"]["NAME"] or "test_gridsvc"
+    name = f"{base}_own"
+    with _admin_connection(settings.DATABASES["default"]) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield name
+    finally:
+        with _admin_connection(settings.DATABASES["default"]) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``early`` (long, and on a database of their own) start first: under
+    pytest-xdist one worker runs them while the other works through the rest. Runs after
+    pytest-django's ordering (plain db tests, then transactional ones)."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("early") else 1)
 
 
 @pytest.fixture
