@@ -33,7 +33,11 @@ CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 _NUMBER = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
 BBOX_PATTERN = rf"^\s*{_NUMBER}\s*(,\s*{_NUMBER}\s*){{3}}$"
 OGC_BBOX_PATTERN = rf"^\s*{_NUMBER}\s*(,\s*{_NUMBER}\s*){{3}}((,\s*{_NUMBER}\s*){{2}})?$"
-INSTANT_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?$"
+#: a date or an ISO 8601 date-time (years 1900–2999: what the windows are for)
+_DAY = r"(19|2\d)\d{2}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])"
+_CLOCK = r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
+_OFFSET = r"(Z|[+-](0\d|1[0-4]):?[0-5]\d)"
+INSTANT_PATTERN = rf"^{_DAY}([T ]{_CLOCK}{_OFFSET}?)?$"
 _INSTANT = INSTANT_PATTERN[1:-1]
 INTERVAL_PATTERN = rf"^({_INSTANT}|{_INSTANT}/({_INSTANT}|\.\.)?|(\.\.)?/{_INSTANT})$"
 

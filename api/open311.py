@@ -52,7 +52,7 @@ from gridsvc.errors import DomainError
 from gridsvc.territory.models import Building
 
 from .cases import case_queryset, visible_among
-from .layer_params import CrsField
+from .layer_params import INSTANT_PATTERN, CrsField
 from .scoping import request_scope
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
@@ -191,8 +191,9 @@ def _plain(data: Any) -> dict[str, Any]:
 
 
 def _text(**kwargs: Any) -> serializers.CharField:
-    """Text of a form field or JSON value (NUL and lone surrogates refused by DRF)."""
-    return serializers.CharField(required=False, **kwargs)
+    """Optional text of a form field or JSON value, stripped; blank is absent (NUL and lone
+    surrogates refused by DRF)."""
+    return serializers.CharField(required=False, allow_blank=True, **kwargs)
 
 
 class CoordinateField(serializers.FloatField):
@@ -231,11 +232,38 @@ class PriorityField(serializers.ChoiceField):
         super().__init__(choices=PRIORITIES, **kwargs)
 
 
+#: what Django's URLValidator accepts of http(s) URLs with a domain name (the schema's words)
+HTTP_URL_PATTERN = (
+    r"^https?://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+    r"(:[1-9][0-9]{0,3})?([/?#][!-~]*)?$"
+)
+
+
+@extend_schema_field({"type": "string", "pattern": HTTP_URL_PATTERN, "maxLength": 1000})
+class HttpUrlField(serializers.CharField):
+    """An http(s) URL (a photo on the client's own server)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            max_length=1000,
+            required=False,
+            validators=[URLValidator(schemes=["http", "https"], message="an http(s) URL")],
+            **kwargs,
+        )
+
+
+_LINE = "[^\\n\\r\\x0b\\x0c\\x1c-\\x1e\\x85\\u2028\\u2029]{0,50}"
+_NEWLINE = "(\\r\\n|[\\n\\r])"
+
+
+@extend_schema_field(
+    {"type": "string", "maxLength": 1000, "pattern": f"^{_LINE}({_NEWLINE}{_LINE}){{0,19}}$"}
+)
 class PartiesField(serializers.CharField):
     """``attribute[parties]``: one name per line → parties of the case (当事人)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(max_length=1000, required=False, **kwargs)
+        super().__init__(max_length=1000, required=False, allow_blank=True, **kwargs)
 
     def to_internal_value(self, data: Any) -> list[dict[str, str]]:  # type: ignore[override]
         text = super().to_internal_value(data)
@@ -283,12 +311,7 @@ class Open311DateField(serializers.Field):
 
 
 DATE_HELP = "an ISO 8601 date-time, e.g. 2025-05-01T08:00:00+08:00"
-extend_schema_field(
-    {
-        "type": "string",
-        "pattern": r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?$",
-    }
-)(Open311DateField)
+extend_schema_field({"type": "string", "pattern": INSTANT_PATTERN})(Open311DateField)
 
 
 class CodesField(serializers.CharField):
@@ -296,7 +319,7 @@ class CodesField(serializers.CharField):
 
     def __init__(self, *, most: int | None = None, **kwargs: Any) -> None:
         self.most = most
-        super().__init__(required=False, **kwargs)
+        super().__init__(required=False, allow_blank=True, **kwargs)
 
     def to_internal_value(self, data: Any) -> list[str]:  # type: ignore[override]
         text = super().to_internal_value(data)
@@ -373,8 +396,8 @@ class ServiceRequestInput(JurisdictionParams):
     ``address_id`` (a building code in your territory). Attributes come as
     ``attribute[code]=value`` fields, or in JSON also as an ``attribute`` object."""
 
-    service_code = serializers.CharField(
-        max_length=200, help_text="a category code (see services.json)"
+    service_code = serializers.RegexField(
+        r"\S", max_length=200, help_text="a category code (see services.json)"
     )
     lat = CoordinateField(
         min_value=-90, max_value=90, required=False, help_text="latitude (WGS84 unless crs)"
@@ -387,13 +410,11 @@ class ServiceRequestInput(JurisdictionParams):
         help_text="not in GeoReport v2 (WGS84): a phone on Amap may send gcj02",
     )
     address_string = _text(max_length=200, help_text="kept in the description")
-    address_id = _text(max_length=32, help_text="a building code in your territory")
-    description = _text(max_length=MAX_DESCRIPTION)
-    media_url = _text(
-        max_length=1000,
-        validators=[URLValidator(schemes=["http", "https"], message="an http(s) URL")],
-        help_text="an http(s) URL",
+    address_id = serializers.RegexField(
+        r"\S", max_length=32, required=False, help_text="a building code in your territory"
     )
+    description = _text(max_length=MAX_DESCRIPTION)
+    media_url = HttpUrlField(help_text="an http(s) URL")
     email = serializers.EmailField(
         max_length=254, required=False, help_text="stored as a party, never shown"
     )
@@ -403,6 +424,7 @@ class ServiceRequestInput(JurisdictionParams):
         r"^[0-9+\-() ]{3,20}$",
         max_length=20,
         required=False,
+        trim_whitespace=False,
         error_messages={"invalid": "digits, spaces and + - ( ) only"},
     )
     device_id = _text(max_length=64)
@@ -450,6 +472,33 @@ ServiceRequestInput._declared_fields["attribute[priority]"] = PriorityField(
 ServiceRequestInput._declared_fields["attribute[parties]"] = PartiesField(
     help_text="当事人: one name per line; kept with the case, never published"
 )
+
+
+#: a report the schema shows (and schemathesis sends first): a demo category at a demo point
+REQUEST_EXAMPLE = {
+    "service_code": "neighbour.noise",
+    "lat": 36.06,
+    "long": 103.78,
+    "address_id": "620103003012-B001",
+}
+
+
+class ServiceRequestInputScheme(OpenApiSerializerExtension):
+    """The body's schema is the serializer's, plus what a flat field list cannot say: a
+    request needs ``lat`` and ``long`` together, or ``address_id`` (then neither of them)."""
+
+    target_class = ServiceRequestInput
+
+    def map_serializer(self, auto_schema, direction):  # type: ignore[no-untyped-def]
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        one_of_them = {"anyOf": [{"required": ["lat"]}, {"required": ["long"]}]}
+        schema["anyOf"] = [
+            {"required": ["lat", "long"]},
+            {"required": ["address_id"], "not": one_of_them},
+        ]
+        for name, value in REQUEST_EXAMPLE.items():
+            schema["properties"][name]["example"] = value
+        return schema
 
 
 def _attributes(data: Mapping) -> dict[str, Any]:
@@ -943,7 +992,7 @@ class RequestListView(Open311View):
     def _reporter(self, data: Mapping) -> dict | None:
         first = data.get("first_name", "")
         last = data.get("last_name", "")
-        phone = data.get("phone", "")
+        phone = data.get("phone", "").strip()
         email = data.get("email", "")
         if not any((first, last, phone, email)):
             return None

@@ -128,9 +128,15 @@ class RejectNulMiddleware:
     def __call__(self, request):  # type: ignore[no-untyped-def]
         from django.http import JsonResponse
 
+        def refuse(field: str) -> JsonResponse:
+            if request.path.startswith("/open311/"):  # GeoReport v2 errors are a list
+                error = [{"code": 400, "description": f"{field}: {NUL_MESSAGE}"}]
+                return JsonResponse(error, status=400, safe=False)
+            return JsonResponse({field: [NUL_MESSAGE]}, status=400)
+
         if NUL in request.path:
-            return JsonResponse({"path": [NUL_MESSAGE]}, status=400)
+            return refuse("path")
         for key, values in request.GET.lists():
             if NUL in key or any(NUL in v for v in values):
-                return JsonResponse({key.replace(NUL, "") or "query": [NUL_MESSAGE]}, status=400)
+                return refuse(key.replace(NUL, "") or "query")
         return self.get_response(request)
