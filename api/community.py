@@ -336,12 +336,33 @@ class TeamMembershipViewSet(_WorkViewSet):
 
 
 class ActivityViewSet(_WorkViewSet):
-    """活动与宣传: 座谈会, 民族节日, 宣传资料, 公益日 …"""
+    """活动与宣传: 座谈会, 民族节日, 宣传资料, 公益日 …; GET ``map/?from=&to=`` the map layer."""
 
     base_queryset = Activity.objects.all()
     serializer_class = ActivitySerializer
     filterset_fields = ["kind", "grid", "date"]
     record = staticmethod(services.record_activity)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATE, description="default: 1 January"),
+            OpenApiParameter("to", OpenApiTypes.DATE, description="inclusive; default: today"),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    @action(detail=False, methods=["get"], url_path="map")
+    def map(self, request):  # type: ignore[no-untyped-def]
+        """Activities as GeoJSON points (WGS84) with ``by_grid`` counts for the heat layer."""
+        from datetime import timedelta
+
+        _staff_or_403(request)
+        today = services.timezone.localdate()
+        try:
+            start = date.fromisoformat(request.query_params.get("from") or f"{today.year}-01-01")
+            last = date.fromisoformat(request.query_params.get("to") or today.isoformat())
+        except ValueError:
+            raise ValidationError({"from": "dates YYYY-MM-DD"}) from None
+        return Response(services.activity_map(request.user, start, last + timedelta(days=1)))
 
 
 class ScreeningReportViewSet(_WorkViewSet):

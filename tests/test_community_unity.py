@@ -384,3 +384,24 @@ def test_the_street_reports_upward_and_the_district_sees_its_streets(demo, membe
     assert district.get("/api/v1/community/activities/").json()["count"] == 0
     assert district.get("/api/v1/community/figures/").status_code == 403
     assert member_client("street").get("/api/v1/community/district/?code=620103").status_code == 403
+
+
+def test_activities_on_the_map(demo, member_client):
+    r = member_client("street").get(
+        "/api/v1/community/activities/map/?from=2026-09-01&to=2026-09-30"
+    )
+    assert r.status_code == 200, r.content
+    body = r.json()
+    sept = Activity.objects.filter(date__gte=date(2026, 9, 1), date__lte=date(2026, 9, 30))
+    assert body["type"] == "FeatureCollection" and len(body["features"]) == sept.count() > 0
+    for f in body["features"]:
+        lon, lat = f["geometry"]["coordinates"]
+        assert 103.7 < lon < 103.9 and 36.0 < lat < 36.1  # on the demo street (WGS84)
+        assert "ethnic_mix" not in f["properties"]
+    by_grid = {g["grid"]: g for g in body["by_grid"]}
+    g1 = demo.grids[0].pk
+    assert by_grid[g1]["activities"] == sept.filter(grid=g1).count()
+    # a grid member sees their grid's only
+    mine = member_client("grid1").get("/api/v1/community/activities/map/?from=2026-01-01").json()
+    assert {f["properties"]["grid"] for f in mine["features"]} == {g1}
+    assert member_client("bh-001").get("/api/v1/community/activities/map/").status_code == 403

@@ -683,7 +683,19 @@ def _probe_district(ctx) -> None:  # type: ignore[no-untyped-def]
     assert r.status_code == 403, (ctx.role, r.status_code)
 
 
+def _probe_activity_map(ctx) -> None:  # type: ignore[no-untyped-def]
+    """The activities' map layer: neighbours 403; staff see only their work territory's."""
+    r = ctx.client.get(f"{BASE}/activities/map/?from=2025-01-01")
+    if work_scope(ctx.member).empty:
+        assert r.status_code == 403, (ctx.role, r.status_code)
+        return
+    assert r.status_code == 200, (ctx.role, r.content[:200])
+    mine = set(work_scope(ctx.member).filter(Activity.objects.all()).values_list("pk", flat=True))
+    assert {f["properties"]["id"] for f in r.json()["features"]} <= mine, ctx.role
+
+
 COMMUNITY_EXPLICIT: dict[str, Callable] = {
+    f"GET {BASE}/activities/map/": _probe_activity_map,
     f"GET {BASE}/reports/": _probe_reports,
     f"POST {BASE}/reports/<pk>/acknowledge/": _probe_acknowledge,
     f"GET {BASE}/district/": _probe_district,

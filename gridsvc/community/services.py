@@ -1075,3 +1075,60 @@ def district_overview(member: Any, code: str, year: int, month: int = 0) -> dict
             }
         )
     return {"district": code, "year": year, "month": month or None, "streets": streets}
+
+
+# ---------------------------------------------------------------- map layer of activities
+def activity_map(member: Any, start: date, end: date) -> dict[str, Any]:
+    """Activities in ``member``'s work scope with ``start`` ≤ date < ``end`` as GeoJSON points
+    (WGS84) for the map: the activity's point (or its place's), else the representative point
+    of its grid or community (``located_by`` says which), and ``by_grid`` (activities and
+    participants per grid, for the heat/choropleth). No names, no ethnic mix."""
+    _require_staff(member)
+    rows = (
+        visible(Activity, member)
+        .filter(date__gte=start, date__lt=end)
+        .select_related("grid", "community")
+        .order_by("date", "id")
+    )
+    labels = dict(Activity._meta.get_field("kind").choices)
+    features, by_grid = [], {}
+    for a in rows:
+        if a.point is not None:
+            point, how = a.point, "point"
+        elif a.grid_id:
+            point, how = a.grid.boundary.point_on_surface, "grid"
+        else:
+            point, how = a.community.boundary.point_on_surface, "community"
+        point = point.transform(4326, clone=True) if point.srid not in (None, 4326) else point
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {
+                    "type": "Point",
+                    "coordinates": [round(point.x, 7), round(point.y, 7)],
+                },
+                "properties": {
+                    "id": a.pk,
+                    "kind": a.kind,
+                    "kind_name": labels.get(a.kind, a.kind),
+                    "title": a.title,
+                    "date": a.date.isoformat(),
+                    "participants": a.participants,
+                    "materials": a.materials,
+                    "grid": a.grid_id,
+                    "community": a.community_id,
+                    "located_by": how,
+                },
+            }
+        )
+        if a.grid_id:
+            g = by_grid.setdefault(
+                a.grid_id, {"grid": a.grid_id, "activities": 0, "participants": 0}
+            )
+            g["activities"] += 1
+            g["participants"] += a.participants
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "by_grid": sorted(by_grid.values(), key=lambda g: g["grid"]),
+    }
