@@ -35,7 +35,17 @@ def _share(part: int, whole: int) -> float | None:
 
 def kind_figures(qs: QuerySet[Application], kind: str, day: date) -> dict[str, Any]:
     """People and households on ``kind``, their minority part and its share."""
-    apps = on_assistance(qs.filter(kind=kind), day)
+    return count(on_assistance(qs.filter(kind=kind), day), kind)
+
+
+def given(qs: QuerySet[Application], first: date, last: date) -> QuerySet[Application]:
+    """Approved applications whose assistance started between ``first`` and ``last``
+    (inclusive): what was *given* in a period (临时救助 is paid once)."""
+    return qs.filter(status=Status.APPROVED, start_date__range=(first, last))
+
+
+def count(apps: QuerySet[Application], kind: str) -> dict[str, Any]:
+    """People and households of the approved applications ``apps`` (all of ``kind``)."""
     if kind in PER_PERSON_KINDS:
         named = Resident.objects.filter(pk__in=apps.exclude(applicant=None).values("applicant"))
         whole = Resident.objects.filter(
@@ -65,3 +75,98 @@ def figures(qs: QuerySet[Application], day: date) -> dict[str, dict[str, Any]]:
     """:func:`kind_figures` for 低保, 廉租房补贴, 居民医保 and 临时救助 over ``qs``."""
     kinds = (Kind.DIBAO, Kind.RENT_SUBSIDY, Kind.MEDICAL_INSURANCE, Kind.TEMP_RELIEF)
     return {k: kind_figures(qs, k, day) for k in kinds}
+
+
+REPORT_KINDS = (Kind.DIBAO, Kind.RENT_SUBSIDY, Kind.MEDICAL_INSURANCE)
+COUNT_KEYS = ("households", "people", "minority_people", "minority_households")
+
+
+def period_figures(qs: QuerySet[Application], first: date, last: date) -> dict[str, Any]:
+    """The figures of a report period: 低保, 廉租房补贴 and 居民医保 in force on its last day,
+    临时救助 given in it (``temp_relief``)."""
+    out: dict[str, Any] = {k: kind_figures(qs, k, last) for k in REPORT_KINDS}
+    out[Kind.TEMP_RELIEF] = count(
+        given(qs.filter(kind=Kind.TEMP_RELIEF), first, last), Kind.TEMP_RELIEF
+    )
+    return out
+
+
+def area_applications(scope: Any, area: Any) -> QuerySet[Application]:
+    """Applications of households in ``area`` (a Community or Street) within the staff part
+    of ``scope`` (:func:`gridsvc.chain.visibility.staff_scope`)."""
+    from gridsvc.chain.visibility import staff_scope
+    from gridsvc.territory.models import Community, Household
+
+    key = "unit__building__grid__community"
+    if not isinstance(area, Community):
+        key += "__street"
+    households = staff_scope(scope).filter(Household.objects.filter(**{key: area}))
+    return Application.objects.filter(household__in=households)
+
+
+def report_section(area: Any, period: Any, scope: Any, tier: Any) -> dict[str, Any]:
+    """The work report's ``assistance`` section (gridsvc.reports): staff and street only
+    (nothing for the neighbour tier); counts below 5 suppressed below the street tier.
+    Also the period's 流动人口 inflow/outflow (:func:`.migrants.flows`)."""
+    from gridsvc.chain.visibility import knows_sensitive, staff_scope, suppress_small
+    from gridsvc.territory.models import Community
+
+    from .migrants import flows
+    from .models import Migrant
+
+    if not knows_sensitive(tier):
+        return {}
+    first, last = period.start, period.last_day
+    out = period_figures(area_applications(scope, area), first, last)
+    for row in out.values():
+        for key in COUNT_KEYS:
+            row[key] = suppress_small(row[key], tier)
+        if row["minority_people"] is None or row["people"] is None:
+            row["minority_people_share"] = None
+        if row["minority_households"] is None or row["households"] is None:
+            row["minority_households_share"] = None
+    key = "resident__household__unit__building__grid__community"
+    if not isinstance(area, Community):
+        key += "__street"
+    migrants = staff_scope(scope).filter(Migrant.objects.filter(**{key: area}))
+    return {
+        "assistance": {
+            "day": last.isoformat(),
+            "figures": out,
+            "migrants": flows(migrants, first, last),
+        }
+    }
+
+
+def _n(v: int | None) -> int | str:
+    return "<5" if v is None else v
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1f}%"
+
+
+def report_rows(section: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The ``assistance`` section as (label, value) rows of the report's xlsx and PDF."""
+    f = section["figures"]
+    d, r, m, t = f[Kind.DIBAO], f[Kind.RENT_SUBSIDY], f[Kind.MEDICAL_INSURANCE], f[Kind.TEMP_RELIEF]
+    g = section["migrants"]
+    return [
+        ("民生服务—低保人数(按审批记录)", _n(d["people"])),
+        ("民生服务—低保户数(按审批记录)", _n(d["households"])),
+        ("民生服务—少数民族低保人数", _n(d["minority_people"])),
+        ("民生服务—少数民族低保户数", _n(d["minority_households"])),
+        ("民生服务—少数民族占低保人数比例", _pct(d["minority_people_share"])),
+        ("民生服务—廉租房补贴户数", _n(r["households"])),
+        ("民生服务—少数民族廉租房补贴户数", _n(r["minority_households"])),
+        ("民生服务—少数民族占廉租房补贴户数比例", _pct(r["minority_households_share"])),
+        ("民生服务—居民医保参保人数", _n(m["people"])),
+        ("民生服务—少数民族居民医保参保人数", _n(m["minority_people"])),
+        ("民生服务—少数民族占居民医保人数比例", _pct(m["minority_people_share"])),
+        ("民生服务—本期临时救助户数", _n(t["households"])),
+        ("民生服务—其中少数民族户数", _n(t["minority_households"])),
+        ("民生服务—流动人口流入", g["arrived"]),
+        ("民生服务—流动人口流出", g["departed"]),
+        ("民生服务—期末在住流动人口", g["present"]),
+        ("民生服务—本期居住证到期", g["permits_expiring"]),
+    ]

@@ -19,7 +19,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -515,3 +515,234 @@ def recheck_reminders(today: date | None = None) -> int:
             written += [r.pk for r in rows]
         deliver_inbox_later(written)
     return len(written)
+
+
+# ---------------------------------------------------------------- batches (bulk loads)
+# The same rules as :func:`submit` … :func:`decide`, for many households or applications at
+# once (a street's yearly 医保 enrolment drive, the demo street): the permission is checked
+# once per place, the rows written with bulk_create/bulk_update, one event per application.
+
+
+def _may_act_cached(member: Any, household: Household, stage: str, cache: dict) -> bool:
+    key = (stage, _place(household))
+    if key not in cache:
+        cache[key] = may_act(member, household, stage)
+    return cache[key]
+
+
+def _deadline_cached(status: str, street_id: int | None, start: datetime, cache: dict) -> Any:
+    days = STAGE_WORKING_DAYS.get(status)
+    if days is None:
+        return None
+    key = (status, street_id)
+    if key not in cache:
+        cache[key] = deadline(start, days, "working_days", street_id)
+    return cache[key]
+
+
+def submit_many(
+    actor: Any,
+    households: list[Household],
+    kind: str,
+    *,
+    applicants: dict[int, Resident] | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> list[Application]:
+    """申请 for many households at once (one application each, or one per named applicant
+    in ``applicants``: household id → resident). Refused as a whole if the actor may not
+    submit for one of them, or one already has an open application of ``kind``."""
+    if kind not in Kind.values:
+        raise AssistanceError(f"unknown kind {kind!r}", "kind")
+    now = now or timezone.now()
+    perm: dict = {}
+    clock: dict = {}
+    hh = list(
+        Household.objects.select_related("unit__building__grid__community").filter(
+            pk__in=[h.pk for h in households]
+        )
+    )
+    for h in hh:
+        if not _may_act_cached(actor, h, "submit", perm):
+            raise NotAllowed(f"your positions do not allow 'submit' for household {h.pk}")
+    with transaction.atomic():
+        if Application.objects.filter(
+            household__in=hh, kind=kind, status__in=OPEN_STATUSES
+        ).exists():
+            raise AssistanceError(
+                "a household already has an open application of this kind",
+                "kind",
+                status=409,
+                code="conflict",
+            )
+        apps = []
+        for h in hh:
+            app = Application(
+                household=h,
+                applicant=(applicants or {}).get(h.pk),
+                kind=kind,
+                reason=reason,
+                created_by=actor,
+            )
+            app.due_at = _deadline_cached(app.status, _place(h)[2], now, clock)
+            apps.append(app)
+        Application.objects.bulk_create(apps, batch_size=1000)
+        ApplicationEvent.objects.bulk_create(
+            [
+                ApplicationEvent(
+                    application=a,
+                    action="submit",
+                    from_status="",
+                    to_status=a.status,
+                    actor=actor,
+                    note=reason,
+                )
+                for a in apps
+            ],
+            batch_size=1000,
+        )
+        for a in apps:
+            jobs.schedule_deadline_check(a)
+    return apps
+
+
+def _advance_many(
+    actor: Any,
+    app_ids: list[int],
+    stage: str,
+    expected: str,
+    to: str,
+    action: str,
+    note: str,
+    fields: dict[str, Any],
+    per_app: Any = None,
+) -> list[Application]:
+    """Move many applications from ``expected`` to ``to`` (409 if one is not there, 403 if
+    the actor may not take ``stage`` for one), setting ``fields`` (and ``per_app(app)``)."""
+    perm: dict = {}
+    clock: dict = {}
+    now = timezone.now()
+    with transaction.atomic():
+        apps = list(
+            Application.objects.select_for_update(of=("self",))
+            .select_related("household__unit__building__grid__community")
+            .filter(pk__in=app_ids)
+            .order_by("pk")
+        )
+        if len(apps) != len(set(app_ids)):
+            raise AssistanceError("unknown application", "applications", status=404)
+        for app in apps:
+            if app.status != expected:
+                raise AssistanceError(
+                    f"application {app.pk} is {app.status}; this step needs {expected}",
+                    "status",
+                    status=409,
+                    code="conflict",
+                )
+            if not _may_act_cached(actor, app.household, stage, perm):
+                raise NotAllowed(f"your positions do not allow '{stage}' for application {app.pk}")
+        for app in apps:
+            for k, v in fields.items():
+                setattr(app, k, v)
+            if per_app is not None:
+                per_app(app)
+            app.status = to
+            app.due_at = _deadline_cached(to, _street_of(app), now, clock)
+            app.reminded_for = None
+            app.updated_at = now
+        Application.objects.bulk_update(
+            apps,
+            [*fields, "status", "due_at", "reminded_for", "updated_at",
+             *(["members_count", "recheck_due"] if per_app else [])],
+            batch_size=1000,
+        )  # fmt: skip
+        ApplicationEvent.objects.bulk_create(
+            [
+                ApplicationEvent(
+                    application=a,
+                    action=action,
+                    from_status=expected,
+                    to_status=to,
+                    actor=actor if getattr(actor, "pk", None) else None,
+                    note=note,
+                )
+                for a in apps
+            ],
+            batch_size=1000,
+        )
+        for a in apps:
+            if a.due_at:
+                jobs.schedule_deadline_check(a)
+    return apps
+
+
+def check_many(
+    actor: Any,
+    app_ids: list[int],
+    *,
+    monthly_income: Decimal,
+    documents: list[str],
+    note: str = "",
+) -> list[Application]:
+    """核查 of many applications: the members counted are the residents recorded in each
+    household; the same declared income and documents."""
+    if monthly_income < 0:
+        raise AssistanceError("income cannot be negative", "monthly_income")
+    if not documents:
+        raise AssistanceError("name the documents seen (户口簿, 身份证 …)", "documents")
+    sizes = dict(
+        Application.objects.filter(pk__in=app_ids)
+        .annotate(n=models.Count("household__residents"))
+        .values_list("pk", "n")
+    )
+
+    def members(app: Application) -> None:
+        app.members_count = max(sizes.get(app.pk, 1), 1)
+
+    return _advance_many(
+        actor, app_ids, "check", Status.SUBMITTED, Status.CHECKED, "check", note,
+        {"monthly_income": monthly_income, "documents": [str(d)[:100] for d in documents][:30]},
+        members,
+    )  # fmt: skip
+
+
+def review_many(
+    actor: Any, app_ids: list[int], *, recommended: bool, opinion: str
+) -> list[Application]:
+    """社区评议 of many applications (the same opinion, reasons required)."""
+    if not opinion.strip():
+        raise AssistanceError("the review needs its reasons", "opinion")
+    return _advance_many(
+        actor, app_ids, "review", Status.CHECKED, Status.REVIEWED, "review", opinion,
+        {"recommended": recommended, "review_opinion": opinion},
+    )  # fmt: skip
+
+
+def approve_many(
+    actor: Any,
+    app_ids: list[int],
+    *,
+    reason: str,
+    start_date: date,
+    amount: Decimal | None = None,
+    end_date: date | None = None,
+) -> list[Application]:
+    """街道审批 (approval) of many applications with the same amount and dates; the re-check
+    date as in :func:`decide`."""
+    if not reason.strip():
+        raise AssistanceError("the decision needs its reasons", "reason")
+    if end_date is not None and end_date < start_date:
+        raise AssistanceError("the end date is before the start date", "end_date")
+    if amount is not None and amount < 0:
+        raise AssistanceError("the amount cannot be negative", "amount")
+
+    def recheck_date(app: Application) -> None:
+        months = RECHECK_MONTHS.get(app.kind)
+        app.recheck_due = _add_months(start_date, months) if months else end_date
+
+    return _advance_many(
+        actor, app_ids, "decide", Status.REVIEWED, Status.APPROVED, "approve", reason,
+        {"decision_reason": reason, "amount": amount, "start_date": start_date,
+         "end_date": end_date},
+        recheck_date,
+    )  # fmt: skip

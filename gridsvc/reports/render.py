@@ -117,6 +117,10 @@ def headline_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
             ("调处员调处(次)", u.get("mediations", 0)),
             ("五员排查投入人次(年内累计)", u.get("screening_persons_year", 0)),
         ]
+    if "assistance" in r:  # 民生服务 from the records (docs/assistance.md)
+        from gridsvc.assistance.figures import report_rows
+
+        rows += report_rows(r["assistance"])
     return rows
 
 

@@ -612,7 +612,16 @@ def work_report(
         "cases": _cases(area, period, scope, tier),
         "assessment": _assessment(area, period, scope),
         **_unity(area, period, scope, tier),
+        **_assistance(area, period, scope, tier),
     }
+
+
+def _assistance(area: Community | Street, period: Period, scope: Scope, tier: Tier) -> dict[str, Any]:
+    """民生服务 figures from the assistance records and 流动人口 inflow/outflow
+    (gridsvc.assistance.figures, docs/assistance.md): staff and street only."""
+    from gridsvc.assistance.figures import report_section
+
+    return report_section(area, period, scope, tier)
 
 
 def _unity(area: Community | Street, period: Period, scope: Scope, tier: Tier) -> dict[str, Any]:
