@@ -84,6 +84,8 @@ def test_the_queries_of_a_batch_do_not_grow_with_its_size(demo, member_client):
     # both batches close tasks (the grid member's yearly visits), so both run the task UPDATE
     assert any(r["closed_tasks"] for r in small_body["results"])
     assert any(r["closed_tasks"] for r in large_body["results"])
+    ids = [r["id"] for r in large_body["results"]]
+    assert ids == sorted(ids), "visits get their ids in batch order"
     assert abs(len(large) - len(small)) <= 1, (len(small), len(large), large)
     assert len(large) <= 14, large
     # one INSERT stores the batch, no savepoint per item

@@ -48,9 +48,10 @@ one ``UPDATE`` closes every linked task. Statement-level triggers on the visit t
 layers' tile-cache invalidation) therefore run once per batch. Only an item whose findings
 open cases gets a savepoint of its own (a refused report rejects that item alone). A UUID
 stored by a concurrent upload between the check and the insert is answered as a duplicate or
-conflict; if the batch statement fails on an integrity error (e.g. a household deleted
-meanwhile) the batch is stored again item by item, each in a savepoint, and the item that
-cannot be stored is ``rejected`` with ``code: not_stored``.
+conflict; if the batch statement fails on an integrity error the batch is stored again item
+by item, each in a savepoint, and the item that cannot be stored is ``rejected`` with
+``code: not_stored`` (foreign keys are checked at commit, as Django creates them deferred:
+the references are checked in the judging queries before).
 """
 
 from __future__ import annotations
@@ -575,7 +576,7 @@ def record_visits(
         try:
             with transaction.atomic():
                 _store_batch(member, valid, clock, results)
-        except IntegrityError:  # e.g. a household deleted meanwhile: item by item
+        except IntegrityError:  # a constraint the statement breaks: item by item
             for item in valid:
                 try:
                     with transaction.atomic():
@@ -864,6 +865,7 @@ def _insert(
         i.inserted_task = i.closing[0] if i.closing else None
         rows.append(
             {
+                "i": i.index,
                 "u": str(i.client_uuid),
                 "h": i.content_hash,
                 "hh": i.household,
@@ -898,7 +900,7 @@ def _insert(
     }
     sql = f"""
         WITH t AS (
-            SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS t(u uuid, h text, hh bigint,
+            SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS t(i int, u uuid, h text, hh bigint,
                 res bigint, task bigint, ct timestamptz, lon float8, lat float8, src text,
                 crs text, acc float8, grade text, purpose text, notes text, findings jsonb,
                 ptext text, sent timestamptz, corrected boolean, flag text)
@@ -922,6 +924,7 @@ def _insert(
                   JOIN {Building._meta.db_table} b ON b.id = u.building_id
                  WHERE h.id = t.hh AND t.lon IS NOT NULL
               ) d ON true
+             ORDER BY t.i
             ON CONFLICT (client_uuid) DO NOTHING
             RETURNING id, client_uuid, distance_m, far_off
         ), clk AS (
