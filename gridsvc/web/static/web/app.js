@@ -48,6 +48,11 @@
     street_all: "Whole street", community: "Community", before: "was", now: "now", handler_l: "Handler",
     status_l: "State", level_l: "Level", due_l: "Deadline", card_l: "Card", dept_l: "Department",
     past_due: "The deadline must be in the future; pick another.", click_again: "Click again to confirm: ",
+    chase: "Chase", chased: "Chased", chase_copied: "reminder copied", no_contact: "The API gives no contact",
+    no_contact_short: "no contact", five: "Five helpers (screening report)", five_short: "Five helpers",
+    sign_off: "Ethnic-affairs desk sign-off", signed_ok: "Confirmed stable", signed_no: "Not yet stable",
+    not_signed: "Not signed off yet (needed before closing)", sign_note: "Reason (required when not stable)",
+    sign_why: "Say why the case is not yet stable.", sign_off_done: "Sign-off", sign_yes: "Confirm stable", sign_no: "Not yet stable",
     no_data: "No data", new_urgent: "New urgent cases", outside: "outside every grid", due_at: "due", new_due: "New deadline", suggested: "suggested grid", n_people: "",
   };
   const STATUS_EN = {
@@ -866,11 +871,59 @@
       el("p", { class: "meta" }, caseMeta(c)),
       c.outcome ? el("p", {}, el("b", {}, "✔ "), c.outcome) : null,
       actionBar(c, () => afterAction(c.id)),
+      signOffArea(c),
       el("h4", {}, t("chain", "流转链路(走过的五位一体链)")), chain,
       el("p", { class: "muted small route-reason" }, routeReason(history.route_reason || c.route_reason || "")),
       el("h4", {}, t("timeline", "处置记录")), timeline].filter(Boolean));
     if (switchTab && window.matchMedia("(max-width: 1024px)").matches) box.scrollIntoView({ block: "start" });
     if (c.lon !== null && c.lat !== null && state.map) state.map.easeTo({ center: [c.lon, c.lat], zoom: Math.max(state.map.getZoom(), 16), duration: 300 });
+  }
+
+  /** Does the case's closing rule ask for the ethnic-affairs desk (民族宗教工作站确认)? The
+      ethnic category (or one under it), or flagged 涉及民族宗教因素 (as the server's rule). */
+  const needsSignOff = (c) => /^ethnic(\.|$)/.test(c.category_code || "") || (c.flags || []).includes("ethnic_religious");
+  const SIGN_OFFS = `${API}/community/sign-offs/`;
+  /** The ethnic-affairs desk's own action on a case: its sign-off (确认稳定, or 尚未稳定 with
+      the reason), with the standing (latest) sign-off shown. Only the desk sees the buttons. */
+  function signOffArea(c) {
+    if (!needsSignOff(c) || !has(SIGN_OFFS)) return null;
+    const box = el("div", { class: "sign-off", "data-sign-off": "loading" }, el("h4", {}, t("sign_off", "民族宗教工作站确认(会签)")));
+    const standing = el("p", { class: "small standing" }, t("loading", "加载中…"));
+    box.append(standing);
+    const show = async () => {
+      const r = await api(`${SIGN_OFFS}?case=${c.id}&page_size=100`);
+      if (!r.ok) { standing.replaceChildren(failText(r), " ", el("button", { type: "button", class: "retry", onclick: show }, t("retry", "重试"))); box.dataset.signOff = "error"; return; }
+      const list = rows(r.body).sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at) || b.id - a.id);
+      const last = list[0];
+      box.dataset.signOff = last ? (last.confirmed ? "confirmed" : "refused") : "none";
+      standing.textContent = last
+        ? `${last.confirmed ? t("signed_ok", "已确认稳定") : t("signed_no", "尚未稳定")} · ${fmtTime(last.created_at)}${last.note ? ` · ${last.note}` : ""}`
+        : t("not_signed", "尚未会签(结案前需要民族宗教工作站确认)");
+    };
+    show();
+    if (document.body.dataset.role !== "ethnic") return box;
+    const note = el("input", { type: "text", name: "sign_note", placeholder: t("sign_note", "说明(尚未稳定时必填)"), "aria-label": t("sign_note", "说明(尚未稳定时必填)") });
+    const error = el("div", { class: "action-error", role: "alert", hidden: true });
+    const send = async (confirmed, btn) => {
+      if (!confirmed && !note.value.trim()) { error.textContent = t("sign_why", "请说明为何尚未稳定。"); error.hidden = false; note.focus(); return; }
+      btn.disabled = true;
+      const r = await api(SIGN_OFFS, { method: "POST", body: { case: c.id, confirmed, note: note.value.trim() } });
+      btn.disabled = false;
+      if (!r.ok) {
+        const b = r.body || {};
+        const detail = b.detail || Object.entries(b).map(([k, v]) => `${lang === "en" ? k : FIELD_ZH[k] || k}: ${[].concat(v).join(" ")}`).join("; ");
+        error.textContent = `${t("failed", "失败")} (${r.status}): ${detail}`; error.hidden = false; error.dataset.status = String(r.status);
+        toast(`${c.number}: ${error.textContent}`, true);
+        return;
+      }
+      error.hidden = true; note.value = "";
+      toast(`${c.number} ${t("sign_off_done", "会签")}: ${confirmed ? t("signed_ok", "已确认稳定") : t("signed_no", "尚未稳定")} ✓`);
+      await show();
+    };
+    const yes = el("button", { type: "button", class: "primary", "data-action": "sign_off", onclick: () => send(true, yes) }, t("sign_yes", "确认稳定"));
+    const no = el("button", { type: "button", "data-action": "sign_off_refuse", onclick: () => send(false, no) }, t("sign_no", "尚未稳定"));
+    box.append(el("div", { class: "actions" }, yes, no, note), error);
+    return box;
   }
 
   /** Print the case sheet: the print stylesheet shows only the case detail (chain, timeline). */
@@ -939,25 +992,112 @@
     } else {
       table.closest(".tab").querySelector("h3").hidden = true; table.hidden = true;
     }
+    await refreshMissing(now);
+  }
+  /** Who has not filed today's 一日一报 (or the 五员's screening report): each with their role,
+      where they serve (grid, or compound/building/unit and its grid), a contact when the API gives
+      one, and 催报: the server's chase action when the schema lists one, else a reminder copied
+      for the phone/WeChat and the person marked 已催 for the day in this browser. */
+  async function refreshMissing(now = new Date()) {
     const missing = document.getElementById("missing");
-    if (has(`${API}/daily-reports/missing/`)) {
-      const r = await api(`${API}/daily-reports/missing/?date=${ymd(now)}`);
-      const list = r.ok ? rows(r.body) : [];
-      document.getElementById("missing-count").textContent = String(list.length);
-      const groups = new Map();
-      for (const m of list) {
-        const type = (m.positions && m.positions[0] && m.positions[0].position_type) || "other";
-        if (!groups.has(type)) groups.set(type, []);
-        groups.get(type).push(m);
-      }
-      const order = ["grid_member", "community_cadre", "property_manager", "owners_committee", "building_head", "unit_head"];
-      const keys = [...groups.keys()].sort((a, b) => (order.indexOf(a) + 99) % 99 - (order.indexOf(b) + 99) % 99);
-      missing.replaceChildren(...keys.map((k, i) => el("details", { open: i < 2 || undefined, "data-position": k },
-        el("summary", {}, `${positionLabel(k)} (${groups.get(k).length})`),
-        el("ul", { class: "names" }, groups.get(k).map((m) => el("li", { title: m.username }, m.name || m.username))))));
-    } else {
-      missing.previousElementSibling.hidden = true;
+    if (!has(`${API}/daily-reports/missing/`)) { missing.previousElementSibling.hidden = true; return; }
+    const day = ymd(now);
+    const r = await api(`${API}/daily-reports/missing/?date=${day}`);
+    if (!r.ok) {
+      document.getElementById("missing-count").textContent = "!";
+      missing.replaceChildren(el("p", { class: "list-state", "data-state": "error" }, failText(r), " ",
+        el("button", { type: "button", class: "retry", onclick: () => refreshMissing(now) }, t("retry", "重试"))));
+      return;
     }
+    const list = rows(r.body);
+    document.getElementById("missing-count").textContent = String(list.length);
+    await loadPlaceNames(list);
+    const groups = new Map();
+    for (const m of list) {
+      const type = (m.positions && m.positions[0] && m.positions[0].position_type) || ((m.screening || []).length ? "five" : "other");
+      if (!groups.has(type)) groups.set(type, []);
+      groups.get(type).push(m);
+    }
+    const order = ["grid_member", "community_cadre", "property_manager", "owners_committee", "building_head", "unit_head", "five"];
+    const keys = [...groups.keys()].sort((a, b) => (order.indexOf(a) + 99) % 99 - (order.indexOf(b) + 99) % 99);
+    const chased = chasedToday(day);
+    missing.replaceChildren(...keys.map((k, i) => el("details", { open: i < 2 || undefined, "data-position": k },
+      el("summary", {}, `${k === "five" ? t("five", "五员(排查日报)") : positionLabel(k)} (${groups.get(k).length})`),
+      el("ul", { class: "missing-list" }, groups.get(k).map((m) => missingRow(m, day, chased))))));
+  }
+  function missingRow(m, day, chased) {
+    const roles = [...(m.positions || []).map((p) => positionLabel(p.position_type)),
+      ...(m.screening || []).map((s) => `${t("five_short", "五员")}·${s.role_name || s.role}`)];
+    const places = [...new Set((m.positions || []).map((p) => placeName(p.target_type, p.target_id)).filter(Boolean))];
+    if (m.grid_name) places.unshift(m.grid_name);
+    const phone = m.phone || m.contact || "";
+    const done = chased.has(String(m.member));
+    const btn = el("button", { type: "button", class: "chase", "data-chase": m.member, disabled: done || undefined,
+      onclick: () => chase(m, day, btn, li) }, done ? t("chased", "已催") : t("chase", "催报"));
+    const li = el("li", { "data-member": m.member, class: done ? "chased" : "" },
+      el("b", { class: "who" }, m.name || m.username),
+      el("span", { class: "role" }, roles.join("、") || "—"),
+      el("span", { class: "where" }, places.join("、") || "—"),
+      phone ? el("a", { class: "contact", href: `tel:${phone}` }, phone) : el("span", { class: "contact muted", title: t("no_contact", "接口未提供联系方式") }, t("no_contact_short", "无联系方式")),
+      btn);
+    return li;
+  }
+  const CHASE_PATHS = [`${API}/daily-reports/chase/`, `${API}/daily-reports/missing/chase/`];
+  function chasedToday(day) {
+    try { return new Set(JSON.parse(localStorage.getItem(`gridsvc.chased.${day}`) || "[]")); } catch (e) { return new Set(); }
+  }
+  async function chase(m, day, btn, li) {
+    const name = m.name || m.username;
+    const endpoint = CHASE_PATHS.find((p) => has(p));
+    if (endpoint) {
+      btn.disabled = true;
+      const r = await api(endpoint, { method: "POST", body: { member: m.member, date: day } });
+      if (!r.ok) { btn.disabled = false; toast(`${t("chase", "催报")} ${name}: ${failText(r)}`, true); return; }
+      toast(`${t("chase", "催报")} ✓ ${name}`);
+    } else {
+      // no chase action on the server yet: a reminder to send by phone / WeChat, copied
+      const text = lang === "en" ? `Reminder: please file today's (${day}) daily report.` : `${name}您好:请尽快提交今日(${day})的一日一报。`;
+      try { await navigator.clipboard.writeText(text); } catch (e) { /* no clipboard permission: the toast shows the text */ }
+      toast(`${t("chase", "催报")} ${name} · ${t("chase_copied", "提醒已复制")}: ${text}`);
+    }
+    const set = chasedToday(day);
+    set.add(String(m.member));
+    try { localStorage.setItem(`gridsvc.chased.${day}`, JSON.stringify([...set])); } catch (e) { /* private mode */ }
+    btn.textContent = t("chased", "已催"); btn.disabled = true; li.classList.add("chased");
+  }
+  /** Names of the places people serve (compounds, buildings with their grid, units' buildings),
+      asked once, only for the kinds the list needs. */
+  async function loadPlaceNames(list) {
+    const need = new Set(list.flatMap((m) => (m.positions || []).map((p) => p.target_type)));
+    state.placeNames = state.placeNames || {};
+    const names = state.placeNames;
+    const fetchAll = async (kind, path) => {
+      if (names[kind] || !has(`${API}/${path}/`)) return;
+      const out = [];
+      let url = `${API}/${path}/?page_size=500`;
+      for (let page = 0; url && page < 10; page += 1) { // the page size is capped at 500
+        const r = await api(url);
+        if (!r.ok) break;
+        out.push(...rows(r.body));
+        url = r.body && r.body.next ? new URL(r.body.next, location.origin).pathname + new URL(r.body.next, location.origin).search : null;
+      }
+      names[kind] = new Map(out.map((x) => [x.id, x.properties ? { id: x.id, ...x.properties } : x]));
+    };
+    await Promise.all([
+      need.has("compound") ? fetchAll("compound", "compounds") : null,
+      need.has("building") || need.has("unit") ? fetchAll("building", "buildings") : null,
+      need.has("unit") ? fetchAll("unit", "units") : null,
+    ]);
+  }
+  function placeName(type, id) {
+    const names = state.placeNames || {};
+    if (type === "grid") return gridName(id);
+    if (type === "community") { const cm = state.communities.find((x) => x.id === id); return cm ? cm.name : ""; }
+    if (type === "compound") { const x = names.compound && names.compound.get(id); return x ? x.name : ""; }
+    const building = (bid) => { const b = names.building && names.building.get(bid); return b ? `${b.name}${b.grid ? `(${gridName(b.grid)})` : ""}` : ""; };
+    if (type === "building") return building(id);
+    if (type === "unit") { const u = names.unit && names.unit.get(id); return u ? `${building(u.building)} ${u.number}${lang === "en" ? "" : "单元"}` : ""; }
+    return "";
   }
 
   // ------------------------------------------------------------------ figures
@@ -1079,8 +1219,18 @@
     for (const s of Object.keys(STATUS_ZH)) statusSel.append(el("option", { value: s }, statusLabel(s)));
   }
   function monthOut() {
-    const v = Number(document.getElementById("month").value);
-    document.getElementById("month-out").textContent = v >= 12 ? t("last12", "近12个月") : monthLabel(windowRange(v).since);
+    const input = document.getElementById("month");
+    const v = Number(input.value);
+    const label = v >= 12 ? t("last12", "近12个月") : monthLabel(windowRange(v).since);
+    document.getElementById("month-out").textContent = label;
+    input.setAttribute("aria-valuetext", label); // read out as the month, not "7"
+    if (!input.getAttribute("list")) {
+      // a month scale: tick marks on the slider, each month named in its tooltip
+      const ticks = el("datalist", { id: "month-ticks" }, [...Array(13).keys()].map((i) => el("option", { value: String(i), label: i >= 12 ? t("last12", "近12个月") : monthLabel(windowRange(i).since) })));
+      input.after(ticks);
+      input.setAttribute("list", "month-ticks");
+      input.title = `${monthLabel(windowRange(0).since)} … ${monthLabel(windowRange(11).since)} · ${t("last12", "近12个月")}`;
+    }
   }
   function selectTab(name) {
     document.querySelectorAll(".tabs button, .tab").forEach((n) => n.classList.remove("active"));
