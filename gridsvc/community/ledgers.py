@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import io
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, Max, Q
-from openpyxl import Workbook
 
 from gridsvc.chain.scope import Scope
 from gridsvc.chain.visibility import ETHNICITY, MASKED, Tier, rule
@@ -40,6 +39,9 @@ from .models import (
     TeamMembership,
     VenueVisit,
 )
+
+if TYPE_CHECKING:  # openpyxl is imported where a workbook is made (not with the URLconf)
+    from openpyxl import Workbook
 
 RESIDENT_LEDGERS: list[tuple[str, Q]] = [
     ("少数民族人员", ~Q(ethnicity="01")),
@@ -234,6 +236,8 @@ def community_workbook(community: Community, member: Any, *, year: int | None = 
     """The community's ledgers as xlsx bytes: the resident ledgers (少数民族人员, 困难家庭,
     下岗失业) over the whole community and :func:`add_sheets`, limited to the staff part of
     ``member``'s territory (audited). Raises ``LedgerRefused`` for the neighbour tier."""
+    from openpyxl import Workbook
+
     from gridsvc.dataio.access import audit_export, may_unmask_export
     from gridsvc.dataio.cells import append_row
     from gridsvc.dataio.ledgers import (
