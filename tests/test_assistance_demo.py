@@ -90,3 +90,100 @@ def test_the_annual_report_carries_the_figures_for_staff_and_street_only(demo, m
         f"/api/v1/reports/annual/?community={demo.community.code}&year=2026"
     )
     assert bh.status_code != 200 or "assistance" not in bh.json()
+
+
+def test_the_grid_ledger_lists_the_applications_and_the_same_figures(demo, member_client):
+    grid = demo.grids[0]
+    r = member_client("grid1").get(f"/api/v1/reports/ledgers/{grid.code}/?year=2026")
+    assert r.status_code == 200, r.content
+    wb = load_workbook(io.BytesIO(r.content))
+    rows = [x for x in wb["民生服务台账"].iter_rows(min_row=3, values_only=True) if x[0]]
+    mine = _apps().filter(household__unit__building__grid=grid)
+    assert len(rows) == mine.filter(status=Status.APPROVED).count() > 0
+    assert {x[10] for x in rows if x[10]} == {"**"}  # amounts masked without a grant
+    stats = {x[0]: x for x in wb["民生服务统计"].iter_rows(min_row=3, values_only=True) if x[0]}
+    f = period_figures(mine, date(2026, 1, 1), date(2026, 11, 30))
+    assert stats["低保 最低生活保障"][2] == f[Kind.DIBAO]["people"]
+    assert stats["临时救助"][1] == f[Kind.TEMP_RELIEF]["households"]
+
+
+def _drain(client, cursor=None):  # type: ignore[no-untyped-def]
+    """Follow the change feed until it has nothing more; (inbox items, last cursor)."""
+    inbox: list = []
+    for _ in range(50):
+        url = "/api/v1/sync/changes/" + (f"?since={cursor}" if cursor else "")
+        r = client.get(url)
+        assert r.status_code == 200, r.content
+        inbox += r.data["inbox"]
+        cursor = r.data["cursor"]
+        if not r.data.get("more"):
+            break
+    return inbox, cursor
+
+
+def test_arrivals_and_departures_reach_the_grid_members_change_feed(demo, member_client):
+    from gridsvc.assistance.models import Migrant
+    from gridsvc.territory.models import Resident
+
+    grid1 = member_client("grid1")
+    _, cursor = _drain(grid1)
+    resident = (
+        Resident.objects.filter(household__unit__building__grid=demo.grids[0], migrant=None)
+        .order_by("pk")
+        .first()
+    )
+    r = grid1.post(
+        "/api/v1/migrants/",
+        {"resident": resident.pk, "arrived_on": "2026-11-20", "permit": "applied"},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    mid = str(r.json()["id"])
+    inbox, cursor = _drain(grid1, cursor)
+    assert [m["object_id"] for m in inbox if m["object_type"] == "migrant"] == [mid]
+    r = grid1.post(f"/api/v1/migrants/{mid}/depart/", {"departed_on": "2026-11-28"}, format="json")
+    assert r.status_code in (200, 201), r.content
+    inbox, _ = _drain(grid1, cursor)
+    assert [m["object_id"] for m in inbox if m["object_type"] == "migrant"] == [mid]
+    # another grid's member is not told
+    other, _ = _drain(member_client("grid5"))
+    assert mid not in {m["object_id"] for m in other if m["object_type"] == "migrant"}
+    # the month's report counts the flow
+    street = member_client("street")
+    rep = street.get(f"/api/v1/reports/monthly/?community={demo.community.code}&month=2026-11")
+    flows = rep.json()["assistance"]["migrants"]
+    assert flows["arrived"] == Migrant.objects.filter(arrived_on__month=11, arrived_on__year=2026,
+        resident__household__unit__building__grid__community=demo.community).count()  # fmt: skip
+    assert flows["departed"] >= 1
+
+
+def test_batches_keep_the_rules_of_single_steps(demo):
+    from gridsvc.accounts.models import Member
+    from gridsvc.assistance import services
+    from gridsvc.territory.models import Household
+
+    homes = list(
+        Household.objects.filter(unit__building__grid=demo.grids[0])
+        .exclude(assistance_applications__kind=Kind.JOB)
+        .order_by("pk")[:3]
+    )
+    grid1, grid5 = Member.objects.get(username="grid1"), Member.objects.get(username="grid5")
+    with pytest.raises(services.NotAllowed):  # another grid's member
+        services.submit_many(grid5, homes, Kind.JOB)
+    apps = services.submit_many(grid1, homes, Kind.JOB, reason="求职")
+    ids = [a.pk for a in apps]
+    with pytest.raises(services.AssistanceError) as e:  # a second open one per household
+        services.submit_many(grid1, homes[:1], Kind.JOB)
+    assert e.value.status_code == 409
+    with pytest.raises(services.AssistanceError) as e:  # out of order: not reviewed yet
+        services.approve_many(
+            Member.objects.get(username="street"), ids, reason="同意", start_date=DAY
+        )
+    assert e.value.status_code == 409
+    services.check_many(grid1, ids, monthly_income=0, documents=["身份证"])
+    with pytest.raises(services.NotAllowed):  # the grid member does not review
+        services.review_many(grid1, ids, recommended=True, opinion="同意")
+    assert all(a.status == Status.CHECKED for a in Application.objects.filter(pk__in=ids))
+    assert all(a.members_count == a.household.residents.count() for a in
+               Application.objects.filter(pk__in=ids))  # fmt: skip
+    assert Application.objects.filter(pk__in=ids, due_at__isnull=False).count() == 3

@@ -260,6 +260,10 @@ def ledger_workbook(grid: Grid, member=None, *, year: int | None = None) -> byte
     from gridsvc.community.ledgers import add_sheets
 
     counts.update(add_sheets(wb, grid, scope, tier, year, unmasked))
+    # people's services (民生服务, docs/assistance.md)
+    from gridsvc.assistance.ledgers import add_sheets as add_assistance_sheets
+
+    counts.update(add_assistance_sheets(wb, grid, scope, tier, year, unmasked))
 
     summary = wb.create_sheet("汇总", 0)
     _header(summary, ["台账", "人数"], f"{grid.name}({grid.code})台账汇总 {today:%Y-%m-%d}")
