@@ -4,8 +4,13 @@ definition serves the validation and the OpenAPI schema)."""
 
 from __future__ import annotations
 
+import functools
+import types
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 from drf_spectacular.utils import (
     extend_schema_serializer,
@@ -84,6 +89,81 @@ class DepartmentSerializer(serializers.ModelSerializer):
         fields = ["id", "code", "name", "contact"]
 
 
+class _Fallback(Exception):
+    """A row the fast path does not write (a missing related object): DRF writes it."""
+
+
+_SIMPLE_FIELDS = (
+    serializers.CharField,
+    serializers.IntegerField,
+    serializers.BooleanField,
+    serializers.ChoiceField,
+    serializers.DateField,
+    serializers.DateTimeField,
+)
+_CALLABLE = (types.MethodType, types.FunctionType, functools.partial)
+_Plan = list[tuple[str, Callable[[Any, Any], Any]]]
+_PLANS: dict[type, _Plan | None] = {}
+
+
+def _field_getter(
+    model: type, name: str, field: serializers.Field
+) -> Callable[[Any, Any], Any] | None:
+    """How DRF writes one read-only field, without building the field per request: the
+    attribute (followed along ``source``, a method called), None as None, else the field
+    class's own ``to_representation`` (these classes use neither parent nor context)."""
+    if isinstance(field, serializers.SerializerMethodField):
+        method = field.method_name
+        return lambda ser, obj: getattr(ser, method)(obj)
+    if isinstance(field, serializers.PrimaryKeyRelatedField):
+        if field.pk_field is not None or len(field.source_attrs) != 1:
+            return None
+        attname = model._meta.get_field(field.source_attrs[0]).attname  # type: ignore[attr-defined]
+        return lambda ser, obj: getattr(obj, attname)
+    if isinstance(field, serializers.ListField):
+        child = field.child
+        if type(child) is not serializers.CharField:
+            return None
+        to_rep: Callable[[Any], Any] = lambda v: [child.to_representation(i) for i in v]  # noqa: E731
+    elif isinstance(field, _SIMPLE_FIELDS):
+        to_rep = field.to_representation
+    else:
+        return None
+    attrs = tuple(field.source_attrs)
+
+    def get(ser: Any, obj: Any) -> Any:
+        v = obj
+        for a in attrs:
+            if v is None:
+                raise _Fallback
+            v = getattr(v, a)
+        if isinstance(v, _CALLABLE):
+            v = v()
+        return None if v is None else to_rep(v)
+
+    return get
+
+
+def _plan_for(cls: type[serializers.ModelSerializer]) -> _Plan | None:
+    """The fields of ``cls`` as (name, getter), built once per process from one instance's
+    fields (DRF rebuilds them for every request: a deep copy of the declared fields and the
+    model's mapped again). None when a field is of a kind the fast path does not know."""
+    if cls in _PLANS:
+        return _PLANS[cls]
+    model = cls.Meta.model
+    plan: _Plan | None = []
+    for name, field in cls().fields.items():
+        if field.write_only:
+            continue
+        getter = _field_getter(model, name, field)
+        if getter is None:
+            plan = None
+            break
+        plan.append((name, getter))  # type: ignore[union-attr]
+    _PLANS[cls] = plan
+    return plan
+
+
 class CaseSerializer(serializers.ModelSerializer):
     category_code = serializers.CharField(source="category.code", read_only=True)
     category_name = serializers.CharField(source="category.name", read_only=True)
@@ -98,6 +178,7 @@ class CaseSerializer(serializers.ModelSerializer):
     allowed_actions = serializers.SerializerMethodField()
     parties = serializers.SerializerMethodField()
     conditions = serializers.SerializerMethodField()
+    interpreter = serializers.SerializerMethodField()
 
     class Meta:
         model = Case
@@ -159,10 +240,22 @@ class CaseSerializer(serializers.ModelSerializer):
             "sent_back_count",
             "extended_count",
             "conditions",
+            "interpreter",
             "allowed_actions",
             "version",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance: Case) -> dict[str, Any]:
+        """What DRF writes, field for field, from a plan made once per process instead of
+        fields built for every request (a list of cases spent most of its time there)."""
+        plan = _plan_for(type(self))
+        if plan is not None:
+            try:
+                return {name: get(self, instance) for name, get in plan}
+            except (_Fallback, AttributeError, ObjectDoesNotExist):
+                pass  # DRF writes this row (and says what is wrong with it)
+        return super().to_representation(instance)
 
     def get_level_label(self, obj: Case) -> str:
         return LEVEL_BY_NAME[obj.level].label if obj.level in LEVEL_BY_NAME else ""
@@ -209,6 +302,11 @@ class CaseSerializer(serializers.ModelSerializer):
                 p.pop("id_number", None)
             out.append(p)
         return out
+
+    def get_interpreter(self, obj: Case) -> dict | None:
+        """On the answer to an assignment (assign, take): whether the household needs an
+        interpreter and the community's 民族语言翻译员 for its languages; else null."""
+        return getattr(obj, "assignment_interpreter", None) or None
 
     def get_conditions(self, obj: Case) -> dict:
         return {
