@@ -71,6 +71,8 @@ def _path(name: str, type_: Any = str, **kwargs: Any) -> OpenApiParameter:
 LAYER_PATH = _path("layer", enum=list(S.LAYERS))
 TILE_LAYER_PATH = _path("layer", enum=list(S.TILE_LAYERS))
 COLLECTION_PATH = _path("collection_id", enum=list(S.LAYERS))
+GRID_PATH = _path("grid_id", {"type": "integer", "minimum": 1})
+TILE_INDEX = {"type": "integer", "minimum": 0, "maximum": (1 << S.MAX_ZOOM) - 1}
 
 
 class LayersView(APIView):
@@ -114,9 +116,9 @@ class TileView(GisClientView):
         "heatmap take the case filters.",
         parameters=[
             TILE_LAYER_PATH,
-            _path("z", int, description=f"0..{S.MAX_ZOOM}"),
-            _path("x", int, description="0..2^z - 1"),
-            _path("y", int, description="0..2^z - 1"),
+            _path("z", {"type": "integer", "minimum": 0, "maximum": S.MAX_ZOOM}),
+            _path("x", TILE_INDEX, description="0..2^z - 1"),
+            _path("y", TILE_INDEX, description="0..2^z - 1"),
             P.TileCrsParams,
             P.all_filter_params(),
         ],
@@ -132,7 +134,10 @@ class TileView(GisClientView):
         S.check_tile(z, x, y)
         q = P.layer_query(layer if layer != "heatmap" else None, request.query_params)
         q.crs = S.tile_crs(P.parse(P.TileCrsParams, request.query_params)["crs"])
-        tile = S.get_tile(layer, z, x, y, request_scope(request), q)
+        inm = request.headers.get("If-None-Match")
+        # the ETags the client holds: a cached tile among them is answered 304 without its bytes
+        known = [t.strip().removeprefix("W/").strip('"') for t in inm.split(",")] if inm else []
+        tile = S.get_tile(layer, z, x, y, request_scope(request), q, known=known)
         etag = f'"{tile.etag}"'
         headers = {
             "ETag": etag,
@@ -142,7 +147,6 @@ class TileView(GisClientView):
             "X-Tile-Cache": "hit" if tile.cached else "miss",
             "X-Tile-Features": str(tile.features),
         }
-        inm = request.headers.get("If-None-Match")
         ims = parse_http_date_safe(request.headers.get("If-Modified-Since") or "")
         if _etag_matches(inm, etag) or (
             not inm and ims is not None and int(tile.created_at.timestamp()) <= ims
@@ -323,7 +327,7 @@ class OfflineMetaView(LayersView):
     @extend_schema(
         operation_id="offline_grid",
         summary="Offline package of a grid: metadata (asks for a build when missing or stale)",
-        parameters=[P.PackageParams],
+        parameters=[GRID_PATH, P.PackageParams],
         responses={200: OfflinePackageMetaSerializer},
         tags=["layers"],
     )
@@ -386,6 +390,7 @@ class OfflinePackageView(LayersView):
         "If-Range: <etag> so that a rebuilt package comes whole (200). Never gzipped again "
         "(a zip is compressed already).",
         parameters=[
+            GRID_PATH,
             P.PackageParams,
             OpenApiParameter("Range", str, OpenApiParameter.HEADER, description="bytes=N-"),
             OpenApiParameter("If-Range", str, OpenApiParameter.HEADER, description="the ETag"),
@@ -661,7 +666,7 @@ class OGCItemView(GisClientView):
     @extend_schema(
         operation_id="ogc_item",
         summary="OGC API - Features: one item",
-        parameters=[COLLECTION_PATH, _path("feature_id", int)],
+        parameters=[COLLECTION_PATH, _path("feature_id", {"type": "integer", "minimum": 1})],
         responses={(200, GEOJSON): OpenApiTypes.OBJECT},
         tags=["ogc"],
     )
