@@ -256,8 +256,25 @@ def picks() -> dict:
         b = rng.choice(blds)
         points.append((round(b.point.x + rng.uniform(-2e-4, 2e-4), 7),
                        round(b.point.y + rng.uniform(-4e-5, 4e-5), 7)))  # fmt: skip
-    return {"username": username, "user_id": user.pk, "where": where,
-            "households": households, "points": points}  # fmt: skip
+    # the cadre with the most cases to handle (my cases), in the city or the demo street
+    from django.db.models import Count
+
+    from geo.hexbin import lonlat_to_tile
+    from gridsvc.cases.models import Case
+
+    prefix = f"{city.USER_PREFIX}cd-" if n else "cadre"
+    top = (
+        Case.objects.filter(handler__username__startswith=prefix)
+        .values("handler__username")
+        .annotate(k=Count("id"))
+        .order_by("-k", "handler__username")
+        .first()
+    )
+    cadre = top["handler__username"] if top else ("cadre1" if not n else username)
+    z = 16
+    tile = (z, *lonlat_to_tile(points[0][0], points[0][1], z))
+    return {"username": username, "user_id": user.pk, "where": where, "cadre": cadre,
+            "households": households, "points": points, "tile": tile}  # fmt: skip
 
 
 def login(port: int, username: str) -> str:
@@ -330,7 +347,7 @@ def run(args: argparse.Namespace) -> dict:
         # the same server (sync3, as serve.sh ran it: no config) on an older checkout — gridsvc,
         # api and geo from there, the floor views from here — for an A/B in the same loop
         before = Path(args.before).resolve()
-        cmd, env = gunicorn_cmd("sync3-bare", port := free_port())
+        cmd, env = gunicorn_cmd(args.before_variant, port := free_port())
         env["PYTHONPATH"] = f"{before}:{ROOT}"
         proc = Proc("gunicorn-before", cmd, env, port=port)
         proc.cwd = before
@@ -342,7 +359,7 @@ def run(args: argparse.Namespace) -> dict:
     pts, hhs = p["points"], p["households"]
     pt = lambda i: "lon={}&lat={}".format(*pts[i % len(pts)])  # noqa: E731
     hh = lambda i: f"household={hhs[i % len(hhs)]}"  # noqa: E731
-    result: dict = {"picks": {k: p[k] for k in ("username", "where")}}
+    result: dict = {"picks": {k: p[k] for k in ("username", "where", "cadre")}}
     t_start = [time.perf_counter()]
     for s in servers:
         t0 = time.perf_counter()
@@ -373,6 +390,40 @@ def run(args: argparse.Namespace) -> dict:
             targets[f"{v} floor + JWT"] = lambda i, c=c: c.get("/bench/floor-auth/")
             targets[f"{v} chain point"] = lambda i, c=c: c.get(f"/api/v1/chain/?{pt(i)}")
             targets[f"{v} chain household"] = lambda i, c=c: c.get(f"/api/v1/chain/?{hh(i)}")
+        # the read paths of a member's day (issue 19, second part): my cases (a cadre), my
+        # tasks, the change feed (first sync; nothing new since the last cursor), a tile of
+        # the member's grid from the cache and revalidated (304)
+        ctoken = login(servers[0].port, p["cadre"])
+        tile_path = "/tiles/buildings/{}/{}/{}.mvt".format(*p["tile"])
+        feed = "/api/v1/sync/changes/"
+        c0 = Client(servers[0].port, token)
+        body = c0.get(feed).json()
+        while body.get("has_more"):
+            body = c0.get(f"{feed}?since={body['cursor']}").json()
+        nothing_new = f"{feed}?since={body['cursor']}"
+        tile_etag = c0.get(tile_path).headers.get("ETag") or ""
+        ok304 = set()
+        for s in servers:
+            c = Client(s.port, token)
+            cc = Client(s.port, ctoken)
+            v = s.name.removeprefix("gunicorn-")
+            for path in (
+                "/api/v1/cases/?mine=1",
+                "/api/v1/visit-tasks/?mine=1",
+                feed,
+                nothing_new,
+                tile_path,
+            ):
+                (cc if "cases" in path else c).get(path)  # warm (and the tile cached)
+            targets[f"{v} my cases"] = lambda i, c=cc: c.get("/api/v1/cases/?mine=1")
+            targets[f"{v} my tasks"] = lambda i, c=c: c.get("/api/v1/visit-tasks/?mine=1")
+            targets[f"{v} feed first sync"] = lambda i, c=c: c.get(feed)
+            targets[f"{v} feed nothing new"] = lambda i, c=c: c.get(nothing_new)
+            targets[f"{v} tile cached"] = lambda i, c=c: c.get(tile_path)
+            targets[f"{v} tile 304"] = lambda i, c=c: c.get(
+                tile_path, headers={"If-None-Match": tile_etag}
+            )
+            ok304.add(f"{v} tile 304")
         sql = sql_targets(p, token)
         # the answers agree (gridsvc's and the anchor's chain for the same point)
         first = servers[0].name.removeprefix("gunicorn-")
@@ -391,7 +442,7 @@ def run(args: argparse.Namespace) -> dict:
                 t = time.perf_counter()
                 out = calls[name](i)
                 times[name].append((time.perf_counter() - t) * 1000)
-                if out is not None and out.status_code != 200:
+                if out is not None and out.status_code != (304 if name in ok304 else 200):
                     raise RuntimeError(f"{name}: {out.status_code} {out.text[:200]}")
         result["latency"] = {
             name: {
@@ -461,7 +512,7 @@ def profile(name: str, n: int) -> None:
 
 # ------------------------------------------------------------------------------ the table
 def markdown_table(path: Path | None = None) -> str:
-    files = sorted(RESULTS.glob("overhead-*.json"))
+    files = sorted(RESULTS.glob("overhead-*.json"), key=lambda f: f.stat().st_mtime)
     if path is None and not files:
         return "(no overhead result yet)"
     res = json.loads((path or files[-1]).read_text())
@@ -484,6 +535,18 @@ def markdown_table(path: Path | None = None) -> str:
         out.append(f"| floor + JWT auth (user, device, scope) | {floor:.2f} | "
                    + (f"{aa:.2f}" if aa else "") + f" | {fa:.2f} | {fa - floor:.2f} | "
                    + (f"{fa / aa:.2f}×" if aa else "") + " | |")  # fmt: skip
+        for op, label, target in (
+            ("my cases", "my cases (a cadre)", 5),
+            ("my tasks", "my tasks", 4),
+            ("feed nothing new", "change feed, nothing new", 2),
+            ("feed first sync", "change feed, first sync", 10),
+            ("tile cached", "cached tile, as a grid member", 1),
+            ("tile 304", "tile 304, as a grid member", 1),
+        ):
+            if f"{v} {op}" in lat:
+                g = lat[f"{v} {op}"]["median_ms"]
+                out.append(f"| {label} (target floor + {target}) | {floor:.2f} | – | {g:.2f} | "
+                           f"{g - floor:.2f} | – | |")  # fmt: skip
         out.append(f"| floor (trivial view, no database) | {floor:.2f} | "
                    f"{lat['anchor floor']['median_ms']:.2f} | {floor:.2f} | 0 | "
                    f"{floor / lat['anchor floor']['median_ms']:.2f}× | |")  # fmt: skip
@@ -520,6 +583,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--profile", default="")
     ap.add_argument("--before", default="", help="an older checkout (git worktree) to A/B")
+    ap.add_argument(
+        "--before-variant",
+        default="sync3-bare",
+        help="how the older checkout is served (sync3-bare: as serve.sh before issue 19; "
+        "gthread2x4: its gunicorn_conf.py, to A/B code alone)",
+    )
     ap.add_argument("--table", action="store_true")
     args = ap.parse_args()
     if args.table:
@@ -538,6 +607,8 @@ def main() -> None:
     result["machine"]["load_average_after"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"overhead-{result['date']}.json"
+    if out.exists():  # a second run the same day keeps the first
+        out = RESULTS / f"overhead-{result['date']}-{time.strftime('%H%M')}.json"
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
     log(f"\nwrote {out.relative_to(ROOT)}\n")
     print(markdown_table(out))

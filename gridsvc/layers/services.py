@@ -24,7 +24,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -1201,9 +1201,19 @@ def build_tile(
 
 
 def get_tile(
-    layer: str, z: int, x: int, y: int, scope: Scope, q: LayerQuery, *, use_cache: bool = True
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    scope: Scope,
+    q: LayerQuery,
+    *,
+    use_cache: bool = True,
+    known: Sequence[str] = (),
 ) -> Tile:
-    """The tile from the cache, or built and cached."""
+    """The tile from the cache, or built and cached. ``known``: the ETags the client holds
+    (If-None-Match); when the cached tile is one of them its bytes are not read (``gz`` is
+    empty: the answer is a 304)."""
     check_tile(z, x, y)
     time_dependent = layer in ("heatmap", "cases", "visits")
     max_age = HTTP_MAX_AGE if not time_dependent else HTTP_MAX_AGE // 2
@@ -1211,14 +1221,16 @@ def get_tile(
     if use_cache:
         with read_connection().cursor() as cur:
             cur.execute(
-                "SELECT data, etag, created_at, size, features FROM layers_tilecache"
+                "SELECT CASE WHEN etag = ANY(%s) THEN NULL ELSE data END, etag, created_at,"
+                " size, features FROM layers_tilecache"
                 " WHERE layer = %s AND z = %s AND x = %s AND y = %s AND variant = %s"
                 " AND expires_at > now()",
-                (layer, z, x, y, variant),
+                (list(known), layer, z, x, y, variant),
             )
             row = cur.fetchone()
         if row:
-            return Tile(bytes(row[0]), row[1], row[2], row[3], row[4], True, max_age)
+            gz = bytes(row[0]) if row[0] is not None else b""
+            return Tile(gz, row[1], row[2], row[3], row[4], True, max_age)
     raw, n, bounds = build_tile(layer, z, x, y, scope, q)
     gz = gzip.compress(raw, 6, mtime=0) if raw else b""
     # a GCJ-02 tile has its own ETag even where it is empty like its WGS84 twin
