@@ -63,11 +63,13 @@ def resolve_action_ids(request, case: Case, data: dict) -> None:  # type: ignore
 
     - ``into`` (merge): a case the caller may see;
     - ``member`` (assign/reassign): an active member holding a position over the case's place
-      now (the case's territory), whatever the caller could otherwise see;
+      now (the case's territory) or a 调处员 of its community for a dispute, whatever the
+      caller could otherwise see;
     - ``grid`` (assign a case outside every grid): a grid of the caller's territory;
     - ``department`` (transfer): a department of the case's street, or one without a street.
     """
     from gridsvc.accounts.models import Member
+    from gridsvc.cases.services.unity import is_case_mediator
     from gridsvc.chain.scope import scope_for
     from gridsvc.territory.models import Grid
 
@@ -92,7 +94,9 @@ def resolve_action_ids(request, case: Case, data: dict) -> None:  # type: ignore
     if data.get("member") not in (None, ""):
         pk = _as_id(data["member"], "member")
         member = Member.objects.filter(pk=pk, is_active=True).first()
-        if member is None or not _covers(scope_for(member), place):
+        if member is None or not (
+            _covers(scope_for(member), place) or is_case_mediator(member, place)
+        ):  # a 五员 调处员 of the community takes its disputes anywhere in it
             raise ValidationError({"member": [NOT_FOUND]})
         data["member"] = pk
     if data.get("department") not in (None, ""):

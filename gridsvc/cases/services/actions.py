@@ -25,6 +25,7 @@ from .deadlines import schedule_follow_up, set_deadline
 from .errors import CaseError
 from .events import dispatchers, inbox, level_above_members, record
 from .permissions import member_level
+from .unity import MEDIATOR_LEVEL, interpreter_needs, require_sign_off
 
 S = Status
 
@@ -72,7 +73,27 @@ def _assign(step: Step) -> None:
     case.accepted_at = case.accepted_at or when
     kind = "reassign" if step.before != S.REPORTED and step.handler_before else "assign"
     step.extra = {"member": member.pk, "level": level, "kind": kind}
+    # a household needing an interpreter: the assignment names the 民族语言翻译员 (issue 20)
+    case.assignment_interpreter = interpreter_needs(case, step.actor or member)
+    step.extra.update(case.assignment_interpreter)
     inbox([member.pk], InboxMessage.Kind.NEW_CASE, case, f"派遣 {case.number}: {case.title}")
+
+
+def _take(step: Step) -> None:
+    """认领: a 五员 调处员 of the case's community takes a dispute to mediate it, at the
+    community mediation level (社区调委会)."""
+    case, when = step.case, step.when
+    case.handler = step.actor
+    case.level = MEDIATOR_LEVEL
+    case.level_index = LEVEL_BY_NAME[MEDIATOR_LEVEL].index
+    case.department = None
+    case.status = S.ASSIGNED
+    case.assigned_at = when
+    case.stage_started_at = when
+    case.accepted_at = case.accepted_at or when
+    step.extra = {"member": step.actor.pk, "level": MEDIATOR_LEVEL, "kind": "take"}
+    case.assignment_interpreter = interpreter_needs(case, step.actor)
+    step.extra.update(case.assignment_interpreter)
 
 
 def _resolve(step: Step) -> None:
@@ -94,6 +115,8 @@ def _verify(step: Step) -> None:
     satisfied = step.data.get("satisfied")
     if not isinstance(satisfied, bool):
         raise CaseError("say whether the follow-up was satisfied (true/false)", "satisfied")
+    if satisfied:  # 回访稳定 needs the desk's confirmation first where the closing rule asks
+        require_sign_off(case, "verify")
     fu = case.follow_ups.filter(done_at__isnull=True).first()
     if fu is not None:
         fu.done_at, fu.done_by, fu.satisfied, fu.note = when, step.actor, satisfied, step.note
@@ -115,6 +138,7 @@ def _verify(step: Step) -> None:
 def _close(step: Step) -> None:
     if not step.case.outcome:
         raise CaseError("no case closes without an outcome", "outcome")
+    require_sign_off(step.case, "close")  # 民族宗教工作站确认 (the ethnic category's rule)
     step.case.status = S.CLOSED
     step.case.closed_at = step.when
 
@@ -245,7 +269,7 @@ class Action:
     from_statuses: tuple[str, ...]
     label: str
     apply: Callable[[Step], None]
-    who: str = "handler"  # handler | manager | any
+    who: str = "handler"  # handler | manager | mediator (the community's 调处员) | any
     clock: str = "on_change"  # on_change | always | never
     clears_card: bool = False
 
@@ -263,6 +287,14 @@ ACTIONS: dict[str, Action] = {
             "manager",
             clock="always",
             clears_card=True,
+        ),
+        Action(
+            "take",
+            (S.REPORTED, S.ASSIGNED, S.ESCALATED, S.REOPENED),
+            "调处员认领",
+            _take,
+            "mediator",
+            clock="always",
         ),
         Action(
             "resolve",

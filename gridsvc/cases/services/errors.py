@@ -59,3 +59,11 @@ class StaleVersion(CaseError):
 class NotAllowed(CaseError):
     status_code = 403
     code = "not_allowed"
+
+
+class SignOffMissing(CaseError):
+    """The case's closing rule asks for the street ethnic-affairs desk's sign-off
+    (民族宗教工作站确认) and it is missing or says 尚未稳定 (409, field ``ethnic_sign_off``)."""
+
+    status_code = 409
+    code = "ethnic_sign_off_missing"

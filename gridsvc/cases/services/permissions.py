@@ -50,7 +50,13 @@ def can_handle(member, case: Case) -> bool:  # type: ignore[no-untyped-def]
 
 
 def member_level(member, case: Case) -> str:  # type: ignore[no-untyped-def]
+    """The level ``member`` handles ``case`` at: the lowest chain level they hold over its
+    place, else (a dispute in their community) the 五员 调处员's, 社区调委会."""
+    from .unity import MEDIATOR_LEVEL, is_case_mediator
+
     levels = _member_levels(member, case)
     if levels:
         return LEVELS[min(levels)].name
+    if is_case_mediator(member, case):
+        return MEDIATOR_LEVEL
     raise CaseError(f"{member} holds no position over this case's place", "member")

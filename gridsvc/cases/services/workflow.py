@@ -20,6 +20,7 @@ from .deadlines import schedule_checks, set_deadline
 from .errors import CaseError, IllegalTransition, NotAllowed, StaleVersion
 from .events import record
 from .permissions import can_handle, can_manage
+from .unity import is_case_mediator
 
 
 def allowed_actions(case: Case) -> list[str]:
@@ -31,7 +32,12 @@ def _check_actor(action: Action, member, case: Case) -> None:  # type: ignore[no
         return  # the system (worker)
     if action.who == "any":
         return
-    ok = can_manage(member, case) if action.who == "manager" else can_handle(member, case)
+    if action.who == "mediator":
+        ok = is_case_mediator(member, case)
+    elif action.who == "manager":
+        ok = can_manage(member, case)
+    else:
+        ok = can_handle(member, case)
     if not ok:
         raise NotAllowed(f"you may not {action.name} this case", "action")
 
