@@ -179,7 +179,6 @@ class CaseSerializer(serializers.ModelSerializer):
     parties = serializers.SerializerMethodField()
     conditions = serializers.SerializerMethodField()
     interpreter = serializers.SerializerMethodField()
-    interpreter = serializers.SerializerMethodField()
 
     class Meta:
         model = Case
@@ -242,7 +241,6 @@ class CaseSerializer(serializers.ModelSerializer):
             "extended_count",
             "conditions",
             "interpreter",
-            "interpreter",
             "allowed_actions",
             "version",
         ]
@@ -304,11 +302,6 @@ class CaseSerializer(serializers.ModelSerializer):
                 p.pop("id_number", None)
             out.append(p)
         return out
-
-    def get_interpreter(self, obj: Case) -> dict | None:
-        """On the answer to an assignment (assign, take): whether the household needs an
-        interpreter and the community's 民族语言翻译员 for its languages; else null."""
-        return getattr(obj, "assignment_interpreter", None) or None
 
     def get_interpreter(self, obj: Case) -> dict | None:
         """On the answer to an assignment (assign, take): whether the household needs an
