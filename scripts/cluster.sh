@@ -32,6 +32,8 @@ WORKERS="${CLUSTER_WORKERS:-2}"
 # of the primary's max_connections (200): web pool 20 (+5 reserve), capped at 30
 POOL_SIZE="${POOL_SIZE:-20}"
 MAX_DB_CONNECTIONS="${MAX_DB_CONNECTIONS:-30}"
+# a client waiting longer for a server connection gets an error → the app's 503 + Retry-After
+QUERY_WAIT_TIMEOUT="${QUERY_WAIT_TIMEOUT:-10}"
 RATE="${NGINX_RATE:-50}"
 BURST="${NGINX_BURST:-200}"
 LOGIN_RATE="${NGINX_LOGIN_RATE:-60}"
@@ -57,7 +59,7 @@ render() {  # template → file, replacing @NAME@ with the shell variable NAME
   local src=$1 dst=$2 text name
   text=$(cat "$src")
   for name in RUN_DIR NGINX_PORT STATIC_ROOT UPSTREAMS RATE BURST LOGIN_RATE DB_NAME PRIMARY_PORT \
-    PGBOUNCER_PORT APP_DB_USER POOL_SIZE MAX_DB_CONNECTIONS; do
+    PGBOUNCER_PORT APP_DB_USER POOL_SIZE MAX_DB_CONNECTIONS QUERY_WAIT_TIMEOUT; do
     text=${text//@${name}@/${!name-}}
   done
   printf '%s\n' "$text" >"$dst"
@@ -128,7 +130,9 @@ start_pgbouncer() {
 
 # ------------------------------------------------------------------ app servers and workers
 app_env() {
-  export GRIDSVC_PGBOUNCER=1 GRIDSVC_TRUSTED_PROXIES=1
+  # transaction mode: no server-side cursors, no prepared statements (gridsvc/prepared.py
+  # also turns itself off with GRIDSVC_PGBOUNCER; said twice on purpose)
+  export GRIDSVC_PGBOUNCER=1 GRIDSVC_PREPARED=0 GRIDSVC_TRUSTED_PROXIES=1
   export DATABASE_URL="postgis://$APP_DB_USER:$APP_DB_PASSWORD@127.0.0.1:$PGBOUNCER_PORT/$DB_NAME"
   export DATABASE_REPLICA_URL="postgis://$APP_DB_USER:$APP_DB_PASSWORD@127.0.0.1:$STANDBY_PORT/$DB_NAME"
 }
