@@ -124,9 +124,12 @@ def _field_getter(
         child = field.child
         if type(child) is not serializers.CharField:
             return None
-        to_rep: Callable[[Any], Any] = lambda v: [child.to_representation(i) for i in v]  # noqa: E731
+
+        def to_rep(v: Any) -> Any:
+            return [child.to_representation(i) if i is not None else None for i in v]
+
     elif isinstance(field, _SIMPLE_FIELDS):
-        to_rep = field.to_representation
+        to_rep = field.to_representation  # type: ignore[assignment]
     else:
         return None
     attrs = tuple(field.source_attrs)
