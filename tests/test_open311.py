@@ -134,3 +134,63 @@ def test_reporting_needs_a_member(demo):
     )
     assert r.status_code in (401, 403)
     assert r.json()[0]["code"] == r.status_code
+
+
+def test_the_schema_is_derived_from_the_serializers_and_errors_are_lists(demo):
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    post = schema["paths"]["/open311/v2/requests.json"]["post"]
+    body = post["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    fields = schema["components"]["schemas"][body]
+    assert fields["properties"]["lat"]["maximum"] == 90
+    assert fields["properties"]["long"]["minimum"] == -180
+    assert fields["properties"]["description"]["maxLength"] == 4000
+    assert {"attribute[priority]", "attribute[ethnic_religious]"} <= set(fields["properties"])
+    assert {"required": ["lat", "long"]} in fields["anyOf"]
+    errors = post["responses"]["400"]["content"]["application/json"]["schema"]["$ref"]
+    assert schema["components"]["schemas"][errors.split("/")[-1]]["type"] == "array"
+    listed = schema["paths"]["/open311/v2/requests.json"]["get"]
+    names = {p["name"] for p in listed["parameters"]}
+    assert {"service_request_id", "service_code", "start_date", "end_date", "status"} <= names
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("start_date=2026-13-01", "start_date"),
+        ("status=pending", "status"),
+        ("start_date=2026-03-01&end_date=2026-02-01", "end_date"),
+        ("service_code=a%00b", "service_code"),
+    ],
+)
+def test_bad_list_queries_are_refused_in_the_specs_format(demo, member_client, query, field):
+    r = member_client("grid1").get(f"{BASE}/requests.json?{query}")
+    assert r.status_code == 400, r.content
+    error = r.json()[0]
+    assert error["code"] == 400 and error["description"].startswith(field)
+
+
+def test_json_attributes_and_unknown_attributes(demo, member_client):
+    grid1 = member_client("grid1")
+    b = building_in(demo.grids[0])
+    r = grid1.post(
+        f"{BASE}/requests.json",
+        {
+            "service_code": "neighbour.noise",
+            "address_id": b.code,
+            "attribute": {"group_incident": "是", "priority": 2, "parties": "李四\n王五"},
+        },
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    case = Case.objects.get(number=r.json()[0]["service_request_id"])
+    assert case.group_incident and case.priority == 2
+    assert {"李四", "王五"} <= {p.get("name") for p in case.parties}
+    unknown = grid1.post(
+        f"{BASE}/requests.json",
+        {"service_code": "neighbour.noise", "address_id": b.code, "attribute[colour]": "red"},
+        format="multipart",
+    )
+    assert unknown.status_code == 400
+    assert unknown.json()[0]["description"].startswith("attribute[colour]")
