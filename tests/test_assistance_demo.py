@@ -187,3 +187,35 @@ def test_batches_keep_the_rules_of_single_steps(demo):
     assert all(a.members_count == a.household.residents.count() for a in
                Application.objects.filter(pk__in=ids))  # fmt: skip
     assert Application.objects.filter(pk__in=ids, due_at__isnull=False).count() == 3
+
+
+def test_the_demo_has_yingbao_gaps_for_the_community_to_work(demo, member_client):
+    """应保尽保 on the demo street: every 低保 household applied; six 复核 overdue; a few 廉租房
+    tenants without a rent subsidy. The street gets exact counts per grid."""
+    r = member_client("street").get("/api/v1/assistance/gaps/")
+    assert r.status_code == 200, r.content
+    rows = r.json()["results"]
+    assert sum(row["dibao"] or 0 for row in rows) == 0
+    overdue = _apps().filter(status=Status.APPROVED, recheck_due__lt=date(2026, 11, 30))
+    assert overdue.count() == 6  # approved February 2025, 复核 due February 2026
+    from gridsvc.assistance.services import recheck_overdue
+
+    today = set(recheck_overdue(_apps()).values_list("household", flat=True))
+    assert sum(row["recheck_overdue"] or 0 for row in rows) == len(today) >= 6
+    assert sum(row["public_housing"] or 0 for row in rows) > 0
+
+
+def test_an_overdue_recheck_is_escalated_once_after_its_notice(demo):
+    from gridsvc.assistance import services
+    from gridsvc.supervision.models import InboxMessage
+
+    app = _apps().filter(kind=Kind.DIBAO, recheck_due=date(2027, 1, 1)).order_by("pk").first()
+    told = InboxMessage.objects.filter(object_type="assistance", object_id=str(app.pk))
+    services.recheck_reminders(date(2026, 12, 15))  # a notice, a fortnight ahead
+    assert set(told.values_list("kind", flat=True)) == {InboxMessage.Kind.OTHER}
+    services.recheck_reminders(date(2027, 1, 5))  # overdue: escalated to the street desk
+    late = told.filter(kind=InboxMessage.Kind.ESCALATION)
+    assert late.exists() and "street" in set(late.values_list("member__username", flat=True))
+    n = told.count()
+    services.recheck_reminders(date(2027, 1, 6))  # the next morning: nothing more
+    assert told.count() == n

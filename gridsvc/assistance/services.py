@@ -39,8 +39,20 @@ STAGE_WORKING_DAYS: dict[str, int] = {
     Status.CHECKED: 10,
     Status.REVIEWED: 10,
 }
-# 低保 is re-checked every year; other kinds only when an end date is reached.
+# 低保 is re-checked every year; other kinds only when an end date is reached; 临时救助 is
+# paid once and never re-checked.
 RECHECK_MONTHS: dict[str, int] = {Kind.DIBAO: 12}
+ONE_OFF_KINDS = (Kind.TEMP_RELIEF,)
+
+
+def _recheck_date(kind: str, start_date: date, end_date: date | None) -> date | None:
+    """The first 复核 of an approval: a year on for 低保, the end date for others, none for
+    one-off relief."""
+    if kind in ONE_OFF_KINDS:
+        return None
+    months = RECHECK_MONTHS.get(kind)
+    return _add_months(start_date, months) if months else end_date
+
 
 FIVE_STAFF = (
     PositionType.PUBLICITY_OFFICER,
@@ -308,8 +320,7 @@ def decide(
             if amount is not None and amount < 0:
                 raise AssistanceError("the amount cannot be negative", "amount")
             app.amount, app.start_date, app.end_date = amount, start_date, end_date
-            months = RECHECK_MONTHS.get(app.kind)
-            app.recheck_due = _add_months(start_date, months) if months else end_date
+            app.recheck_due = _recheck_date(app.kind, start_date, end_date)
             return _move(app, "approve", Status.APPROVED, actor, reason)
         return _move(app, "reject", Status.REJECTED, actor, reason)
 
@@ -478,8 +489,9 @@ RECHECK_NOTICE_DAYS = 30  # the street desk is told a month before a re-check fa
 
 def recheck_reminders(today: date | None = None) -> int:
     """Daily: tell the street desk (and the grid's members) of each approved application whose
-    re-check (复核) falls due within :data:`RECHECK_NOTICE_DAYS` or is overdue — once per
-    re-check date (a second run, or a retried job, sends nothing more). Returns the number of
+    re-check (复核) falls due within :data:`RECHECK_NOTICE_DAYS` (a notice), and escalate it
+    once it is overdue (kind ``escalation``, as overdue cases are) — each once per re-check
+    date (a second run, or a retried job, sends nothing more). Returns the number of
     messages written."""
     from gridsvc.cases.jobs import deliver_inbox_later
     from gridsvc.supervision.models import InboxMessage
@@ -492,7 +504,10 @@ def recheck_reminders(today: date | None = None) -> int:
             status=Status.APPROVED, recheck_due__lte=horizon
         )
         for app in due:
+            late = app.recheck_due < today
             title = f"民生服务复核 #{app.pk} 应于 {app.recheck_due.isoformat()} 前完成"
+            if late:  # escalated once when overdue, even if the notice went out before
+                title = f"民生服务复核 #{app.pk} 已逾期(应于 {app.recheck_due.isoformat()} 前完成)"
             if InboxMessage.objects.filter(
                 object_type="assistance", object_id=str(app.pk), title=title
             ).exists():
@@ -504,7 +519,7 @@ def recheck_reminders(today: date | None = None) -> int:
                 [
                     InboxMessage(
                         member_id=m,
-                        kind=InboxMessage.Kind.OTHER,
+                        kind=InboxMessage.Kind.ESCALATION if late else InboxMessage.Kind.OTHER,
                         title=title,
                         object_type="assistance",
                         object_id=str(app.pk),
@@ -737,8 +752,7 @@ def approve_many(
         raise AssistanceError("the amount cannot be negative", "amount")
 
     def recheck_date(app: Application) -> None:
-        months = RECHECK_MONTHS.get(app.kind)
-        app.recheck_due = _add_months(start_date, months) if months else end_date
+        app.recheck_due = _recheck_date(app.kind, start_date, end_date)
 
     return _advance_many(
         actor, app_ids, "decide", Status.REVIEWED, Status.APPROVED, "approve", reason,
