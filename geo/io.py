@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pyproj import CRS
@@ -27,11 +27,16 @@ from pyproj.exceptions import CRSError
 
 from geo.lazy import lazy
 
-# imported on first use: not with the URLconf (0.6 s and every worker's first request)
-gpd = lazy("geopandas")
-pd = lazy("pandas")
-pyogrio = lazy("pyogrio")
-shapely = lazy("shapely")
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import pandas as pd
+    import pyogrio
+    import shapely
+else:  # imported on first use: not with the URLconf (0.6 s, every worker's first request)
+    gpd = lazy("geopandas")
+    pd = lazy("pandas")
+    pyogrio = lazy("pyogrio")
+    shapely = lazy("shapely")
 
 WGS84 = "EPSG:4326"
 WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "shape", "几何", "空间信息")

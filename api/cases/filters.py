@@ -110,7 +110,7 @@ class CaseFilter(filters.FilterSet):
             keys = list(data.keys())
             self.base_filters = {
                 name: f
-                for name, f in type(self).base_filters.items()
+                for name, f in type(self).base_filters.items()  # type: ignore[misc, has-type]
                 if any(k == name or k.startswith(name + "_") for k in keys)
             }
         super().__init__(data, queryset, request=request, prefix=prefix)

@@ -14,19 +14,27 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.gis.db.models.functions import AsWKB
 from django.db.models import Case as DbCase
 from django.db.models import F, Model, QuerySet, Value, When
 
-from geo.io import FORMATS, MEDIA_TYPES, LayerError, gpd, shapely, write_layer
+from geo.io import FORMATS, MEDIA_TYPES, LayerError, write_layer
+from geo.lazy import lazy
 from gridsvc.chain.scope import Scope
 from gridsvc.chain.visibility import Tier, may_know, staff_scope, tier_for
 from gridsvc.layers.services import EXPORT_LAYERS
 from gridsvc.layers.services import LAYERS as LAYER_DEFS
 
 from .access import audit_export, member_scope
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import shapely
+else:  # imported on first use, not with the URLconf
+    gpd = lazy("geopandas")
+    shapely = lazy("shapely")
 
 #: the layers an export can write (those with ``export`` properties)
 LAYERS = EXPORT_LAYERS
