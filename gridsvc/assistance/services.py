@@ -631,6 +631,7 @@ def _advance_many(
     note: str,
     fields: dict[str, Any],
     per_app: Any = None,
+    per_app_fields: tuple[str, ...] = (),
 ) -> list[Application]:
     """Move many applications from ``expected`` to ``to`` (409 if one is not there, 403 if
     the actor may not take ``stage`` for one), setting ``fields`` (and ``per_app(app)``)."""
@@ -665,12 +666,16 @@ def _advance_many(
             app.due_at = _deadline_cached(to, _street_of(app), now, clock)
             app.reminded_for = None
             app.updated_at = now
-        Application.objects.bulk_update(
-            apps,
-            [*fields, "status", "due_at", "reminded_for", "updated_at",
-             *(["members_count", "recheck_due"] if per_app else [])],
-            batch_size=1000,
-        )  # fmt: skip
+        # one UPDATE per distinct value of the fields that differ between applications
+        varying = ("due_at", *per_app_fields)
+        groups: dict[tuple, list[int]] = {}
+        for app in apps:
+            groups.setdefault(tuple(getattr(app, f) for f in varying), []).append(app.pk)
+        for key, pks in groups.items():
+            Application.objects.filter(pk__in=pks).update(
+                status=to, reminded_for=None, updated_at=now, **fields,
+                **dict(zip(varying, key, strict=True)),
+            )  # fmt: skip
         ApplicationEvent.objects.bulk_create(
             [
                 ApplicationEvent(
@@ -717,7 +722,7 @@ def check_many(
     return _advance_many(
         actor, app_ids, "check", Status.SUBMITTED, Status.CHECKED, "check", note,
         {"monthly_income": monthly_income, "documents": [str(d)[:100] for d in documents][:30]},
-        members,
+        members, ("members_count",),
     )  # fmt: skip
 
 
@@ -758,5 +763,5 @@ def approve_many(
         actor, app_ids, "decide", Status.REVIEWED, Status.APPROVED, "approve", reason,
         {"decision_reason": reason, "amount": amount, "start_date": start_date,
          "end_date": end_date},
-        recheck_date,
+        recheck_date, ("recheck_due",),
     )  # fmt: skip
