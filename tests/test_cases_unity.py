@@ -155,3 +155,15 @@ def test_an_assignment_to_a_household_needing_an_interpreter_says_so(demo, membe
     assert r.status_code == 200 and r.json()["interpreter"]["needs_interpreter"] is False
     # a plain read of the case carries no assignment note
     assert member_client("street").get(f"/api/v1/cases/{case.pk}/").json()["interpreter"] is None
+
+
+def test_a_case_flagged_ethnic_religious_also_waits_for_the_desk(demo, member_client):
+    case = report("neighbour.noise", flags=["ethnic_religious"]).case
+    assert case.ethnic_religious
+    street = member_client("street")
+    assert _post(street, case, "resolve", outcome="已调解").status_code == 200
+    r = _post(street, case, "verify", satisfied=True)
+    assert r.status_code == 409 and "ethnic_sign_off" in r.json()
+    desk = member_client("ethnic")
+    assert desk.post(SIGN_OFFS, {"case": case.pk}, format="json").status_code == 201
+    assert _post(street, case, "verify", satisfied=True).status_code == 200
