@@ -17,7 +17,7 @@ WITH_SECRETS = set -a && . ./$(SECRETS) && set +a &&
 APP_DATABASE_URL ?= postgis://gridsvc_app:gridsvc_app@127.0.0.1:$(or $(GRIDSVC_PG_PORT),5439)/gridsvc
 AS_APP = $(if $(DATABASE_URL),,DATABASE_URL=$(APP_DATABASE_URL))
 
-.PHONY: setup demo test lint format bench serve worker migrate static cluster cluster-stop cluster-status
+.PHONY: setup demo test lint format bench serve worker migrate static cluster cluster-stop cluster-status cluster-faults
 
 setup:
 	bash scripts/setup.sh
@@ -49,6 +49,10 @@ cluster-stop:
 
 cluster-status:
 	bash scripts/cluster.sh status
+
+# the faults of issue 23 under load (scripts/cluster_faults.py) on a throwaway cluster: ~2 min
+cluster-faults: setup static
+	GRIDSVC_TESTING=1 $(PY) -m pytest tests/test_cluster.py -k fault_script -q
 
 test: setup static
 	bash scripts/test.sh

@@ -29,9 +29,12 @@ APP_DB_USER="${APP_DB_USER:-gridsvc_app}"
 APP_DB_PASSWORD="${APP_DB_PASSWORD:-gridsvc_app}"
 REPL_USER="${REPL_USER:-gridsvc_replicator}"
 WORKERS="${CLUSTER_WORKERS:-2}"
-# of the primary's max_connections (200): web pool 20 (+5 reserve), capped at 30
-POOL_SIZE="${POOL_SIZE:-20}"
-MAX_DB_CONNECTIONS="${MAX_DB_CONNECTIONS:-30}"
+# PgBouncer's pools, derived from the primary's max_connections unless set (derive_pools):
+# the web gets 15 % of it as server connections (200 → 30), two thirds as the pool, a sixth
+# in reserve (200 → 20 + 5)
+POOL_SIZE="${POOL_SIZE:-}"
+RESERVE_POOL="${RESERVE_POOL:-}"
+MAX_DB_CONNECTIONS="${MAX_DB_CONNECTIONS:-}"
 # a client waiting longer for a server connection gets an error → the app's 503 + Retry-After
 QUERY_WAIT_TIMEOUT="${QUERY_WAIT_TIMEOUT:-10}"
 RATE="${NGINX_RATE:-50}"
@@ -59,7 +62,7 @@ render() {  # template → file, replacing @NAME@ with the shell variable NAME
   local src=$1 dst=$2 text name
   text=$(cat "$src")
   for name in RUN_DIR NGINX_PORT STATIC_ROOT UPSTREAMS RATE BURST LOGIN_RATE DB_NAME PRIMARY_PORT \
-    PGBOUNCER_PORT APP_DB_USER POOL_SIZE MAX_DB_CONNECTIONS QUERY_WAIT_TIMEOUT; do
+    PGBOUNCER_PORT APP_DB_USER POOL_SIZE RESERVE_POOL MAX_DB_CONNECTIONS QUERY_WAIT_TIMEOUT; do
     text=${text//@${name}@/${!name-}}
   done
   printf '%s\n' "$text" >"$dst"
@@ -117,8 +120,27 @@ HBA
 }
 
 # ------------------------------------------------------------------ PgBouncer
+derive_pools() {  # pool sizes from the primary's max_connections (docs/scaling.md)
+  local max workers_conns app_procs
+  max=$(psql_primary -c "show max_connections")
+  : "${MAX_DB_CONNECTIONS:=$(( max * 15 / 100 > 4 ? max * 15 / 100 : 4 ))}"
+  : "${POOL_SIZE:=$(( MAX_DB_CONNECTIONS * 2 / 3 > 2 ? MAX_DB_CONNECTIONS * 2 / 3 : 2 ))}"
+  : "${RESERVE_POOL:=$(( MAX_DB_CONNECTIONS / 6 > 1 ? MAX_DB_CONNECTIONS / 6 : 1 ))}"
+  # the budget: web (through PgBouncer) + workers (direct: a pool of 2 and Django's each,
+  # counted 4) must leave at least half of max_connections to admin, backups, migrations
+  workers_conns=$(( WORKERS * 4 ))
+  app_procs=$(( $(wc -w <<<"$APP_PORTS") * APP_THREADS ))
+  log "max_connections $max: PgBouncer pool $POOL_SIZE (+$RESERVE_POOL reserve, at most" \
+    "$MAX_DB_CONNECTIONS server connections) for $app_procs app processes; workers ~$workers_conns"
+  if (( MAX_DB_CONNECTIONS + workers_conns > max / 2 )); then
+    echo "the cluster would take more than half of max_connections ($max): lower" \
+      "MAX_DB_CONNECTIONS or CLUSTER_WORKERS" >&2
+    return 1
+  fi
+}
 start_pgbouncer() {
   alive "$RUN/pgbouncer.pid" && return 0
+  derive_pools
   log "PgBouncer (transaction mode) on port $PGBOUNCER_PORT"
   RUN_DIR="$RUN" render deploy/pgbouncer.ini "$RUN/pgbouncer.ini"
   printf '"%s" "%s"\n' "$APP_DB_USER" "$APP_DB_PASSWORD" >"$RUN/userlist.txt"
