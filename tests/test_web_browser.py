@@ -104,6 +104,37 @@ def laptop_heatmap_filter_and_dispatch(url: str) -> None:
         page.select_option("#category", "")
         wait_ready(page)
 
+        # (8) a building with several cases: its stacked pins open as one list
+        spot = page.evaluate(
+            """() => { const m = new Map();
+              for (const c of window.gridsvc.state.cases) if (c.lon !== null) {
+                const k = c.lon + ',' + c.lat; m.set(k, (m.get(k) || 0) + 1); }
+              const best = [...m].sort((a, b) => b[1] - a[1])[0];
+              return { lon: Number(best[0].split(',')[0]), lat: Number(best[0].split(',')[1]), n: best[1] }; }"""
+        )
+        assert spot["n"] >= 2, spot
+        view = page.evaluate(
+            "() => { const m = window.gridsvc.state.map; return { center: m.getCenter().toArray(), zoom: m.getZoom() }; }"
+        )
+        # zoom to the spot; the pixel once the map is idle (listened for before moving)
+        point = page.evaluate(
+            """(s) => new Promise((resolve) => { const m = window.gridsvc.state.map;
+              const done = () => resolve(m.project([s.lon, s.lat]));
+              m.once('idle', done); setTimeout(done, 10000);
+              m.jumpTo({ center: [s.lon, s.lat], zoom: 18 }); })""",
+            spot,
+        )
+        box = page.locator("#map canvas").bounding_box()
+        page.mouse.click(box["x"] + point["x"], box["y"] + point["y"])
+        stacked = page.locator(".popup.stacked")
+        stacked.wait_for()
+        assert stacked.locator("li").count() >= spot["n"]
+        page.keyboard.press("Escape")
+        page.evaluate(
+            "() => document.querySelectorAll('.maplibregl-popup').forEach((p) => p.remove())"
+        )
+        page.evaluate("(v) => window.gridsvc.state.map.jumpTo(v)", view)
+
         # The overdue queue: open a case that has no red card, see its walked chain and
         # timeline, reassign it from there, and see it leave the queue.
         queue = page.locator("#queue li")
@@ -197,18 +228,20 @@ def ethnic_case_sign_off(page) -> None:
     from gridsvc.community.models import SignOff
 
     case = Case.objects.filter(ethnic_religious=True, status__in=OPEN_STATUSES).order_by("pk")[0]
+    before = SignOff.objects.filter(case=case).count()
     page.evaluate(f"window.gridsvc.showCase({case.pk})")
     area = page.locator(f"#case-detail[data-case='{case.pk}'] .sign-off")
     area.locator("[data-action=sign_off_refuse]").click()
     assert area.locator(".action-error").is_visible()  # a reason first, nothing sent
-    assert not SignOff.objects.filter(case=case).exists()
+    assert SignOff.objects.filter(case=case).count() == before
     area.locator("input[name=sign_note]").fill("双方仍有分歧,继续关注")
     area.locator("[data-action=sign_off_refuse]").click()
     page.wait_for_selector("#case-detail .sign-off[data-sign-off=refused]")
     area.locator("[data-action=sign_off]").click()
     page.wait_for_selector("#case-detail .sign-off[data-sign-off=confirmed]")
     assert "会签" in page.locator("#toast").inner_text()
-    assert [s.confirmed for s in SignOff.objects.filter(case=case).order_by("id")] == [False, True]
+    added = SignOff.objects.filter(case=case).order_by("id")[before:]
+    assert [s.confirmed for s in added] == [False, True]
     assert page.locator("#case-detail .actions [data-action=reassign]").count() == 0
 
 
@@ -332,9 +365,23 @@ def failures_search_exports_and_race(url: str) -> None:
         Case.objects.filter(pk=late.pk).update(
             priority=1, due_at=timezone.now() - timedelta(hours=1)
         )
+        # … and a new urgent report (routed straight to its grid, in no dispatch queue) too
+        from gridsvc.cases.models import Category
+        from gridsvc.territory.models import Household
+
+        household = Household.objects.filter(unit__building__grid__isnull=False).order_by("pk")[0]
+        fresh = services.report_case(
+            reporter=None,
+            category=Category.objects.get(code="hazard.fire"),
+            title="楼道堆物起火隐患 browser test",
+            household=household,
+            priority=1,
+        ).case
         page.evaluate("window.gridsvc.poll()")
         page.wait_for_selector("#live:not([hidden])")
         assert late.number in page.locator("#live").inner_text()
+        assert fresh.number in page.locator("#live").inner_text()
+        assert page.evaluate(f"window.gridsvc.state.cases.some((c) => c.id === {fresh.pk})")
         page.wait_for_selector(f"#queue li[data-case='{late.pk}']")
 
         # (4) exports: monthly report, ledgers, layers reachable; the case sheet prints alone

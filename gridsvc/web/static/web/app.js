@@ -372,6 +372,18 @@
     map.on("mouseenter", "pins", () => { map.getCanvas().style.cursor = "pointer"; });
     map.on("mouseleave", "pins", () => { map.getCanvas().style.cursor = ""; });
     map.on("click", "pins", (e) => {
+      // a building with several cases stacks their pins: list them all
+      const ids = [...new Set(e.features.map((f) => f.properties.id))];
+      const stacked = ids.map((i) => state.cases.find((x) => x.id === i)).filter(Boolean);
+      if (stacked.length > 1) {
+        const list = el("div", { class: "popup stacked", "data-stacked": stacked.length },
+          el("b", {}, `${stacked.length} ${t("cases", "件")}`),
+          el("ul", { class: "stack-list" }, stacked.map((x) => el("li", {}, badges(x),
+            el("button", { type: "button", class: "link", onclick: () => showCase(x.id) }, `${x.number} ${x.category_name || ""}`),
+            el("span", { class: "muted small" }, ` ${statusLabel(x.status)}`)))));
+        new maplibregl.Popup({ maxWidth: "300px" }).setLngLat(e.lngLat).setDOMContent(list).addTo(map);
+        return;
+      }
       const id = e.features[0].properties.id;
       const c = state.cases.find((x) => x.id === id);
       if (!c) return;
@@ -530,14 +542,30 @@
   const POLL_MS = 60e3;
   function startPolling() {
     state.seen = new Set(state.kinds.flatMap((k) => (state.counts[k] || []).map((c) => c.id)));
+    state.polledAt = new Date();
     setInterval(() => pollOnce(false), POLL_MS);
+  }
+  /** Cases reported since the last poll (a little overlap; duplicates dropped): added to the
+      pins without a reload, whether or not they reach a queue (a case routed straight to a grid). */
+  async function newCases() {
+    if (!has(`${API}/cases/`)) return [];
+    const since = new Date((state.polledAt || new Date()).getTime() - 120e3);
+    state.polledAt = new Date();
+    const r = await api(`${API}/cases/?since=${encodeURIComponent(since.toISOString())}&page_size=200`);
+    if (!r.ok) return [];
+    const known = new Set(state.cases.map((c) => c.id));
+    const added = rows(r.body).filter((c) => !known.has(c.id));
+    if (added.length && state.month >= 12) { state.cases.push(...added); refreshPins(); }
+    return added;
   }
   async function pollOnce(force) {
     {
       if (!force && (document.hidden || state.busy || state.search)) return;
       if (document.querySelector("#queue .action-form:not([hidden])")) return;
-      await refreshQueue(true);
-      const fresh = state.kinds.flatMap((k) => state.counts[k] || []).filter((c) => !state.seen.has(c.id));
+      const [added] = await Promise.all([newCases(), refreshQueue(true)]);
+      // new in a queue, or a new case anywhere (added ones are new by definition)
+      const fresh = [...state.kinds.flatMap((k) => state.counts[k] || []).filter((c) => !state.seen.has(c.id)), ...added.filter((c) => !state.seen.has(c.id))]
+        .filter((c, i, all) => all.findIndex((x) => x.id === c.id) === i);
       fresh.forEach((c) => state.seen.add(c.id));
       const urgent = fresh.filter((c) => c.priority === 1 || c.card === "red" || (c.flags || []).length);
       if (urgent.length) {
