@@ -501,6 +501,7 @@ def tablet_in_english(url: str) -> None:
         page.click(".tabs [data-tab=visits]")
         page.wait_for_selector(f"#missing li[data-member='{member}'] button.chase:disabled")
         assert_accessible(page, "visits (tablet, English)", AXE_FOUND)
+        page.locator("#missing").screenshot(path=str(ARTIFACTS / "web-missing-reports.png"))
 
         page.click(".tabs [data-tab=figures]")
         page.wait_for_selector("#tab-figures[data-ready='1']", timeout=20_000)
