@@ -616,7 +616,9 @@ def work_report(
     }
 
 
-def _assistance(area: Community | Street, period: Period, scope: Scope, tier: Tier) -> dict[str, Any]:
+def _assistance(
+    area: Community | Street, period: Period, scope: Scope, tier: Tier
+) -> dict[str, Any]:
     """民生服务 figures from the assistance records and 流动人口 inflow/outflow
     (gridsvc.assistance.figures, docs/assistance.md): staff and street only."""
     from gridsvc.assistance.figures import report_section
