@@ -93,6 +93,8 @@ class Report:
     checks: dict[str, bool] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
+    # stored exactly once but not yet acknowledged to the client (see docs/scaling.md)
+    in_doubt: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -113,6 +115,7 @@ class Report:
             )
         lines += [f"check {k}: {'ok' if v else 'FAILED'}" for k, v in self.checks.items()]
         lines += [f"note: {n}" for n in self.notes]
+        lines += [f"in doubt: {d}" for d in self.in_doubt]
         lines.append("lost: " + ("nothing" if not self.lost else "; ".join(self.lost)))
         return "\n".join(lines)
 
@@ -382,12 +385,18 @@ def fill_pool(cfg: Config, report: Report) -> None:
 
     holders = []
     try:
-        for _ in range(cfg.pool_connections):
+        # hold server connections until PgBouncer has none left to give (its pool plus
+        # reserve, at most max_db_connections): the next holder waits query_wait_timeout
+        for _ in range(cfg.pool_connections + 1):
             c = psycopg.connect(
                 host="127.0.0.1", port=cfg.bouncer, dbname=cfg.db_name, user=cfg.app_user,
                 password=cfg.app_password, connect_timeout=5,
             )  # fmt: skip
-            c.execute("SELECT 1")  # a transaction left open: the server connection is held
+            try:
+                c.execute("SELECT 1")  # a transaction left open: the server connection is held
+            except psycopg.Error:
+                c.close()
+                break
             holders.append(c)
         started = time.monotonic()
         r = requests.get(
@@ -402,7 +411,7 @@ def fill_pool(cfg: Config, report: Report) -> None:
             and took < cfg.query_wait_timeout + 10
         )
         report.notes.append(
-            f"pool full ({cfg.pool_connections} server connections held): {r.status_code} "
+            f"pool full ({len(holders)} server connections held): {r.status_code} "
             f"Retry-After {r.headers.get('Retry-After')} after {took:.1f} s"
         )
     finally:
@@ -481,6 +490,15 @@ def run(cfg: Config | None = None) -> Report:
             report.notes.append(
                 f"report {o.title!r} ({o.phase}): 409 in progress for {RETRY_FOR:.0f} s, not "
                 "stored; delayed until the key is taken over (10 min)"
+            )
+            continue
+        if o.op == "report" and o.final == 409 and stored.get(o.title) == 1:
+            # stored once, but the key's record was never completed (the database went away
+            # between the view's commit and the record's completion): the client is not told
+            # for 10 min, and its retry after STALE_AFTER would report it again — in doubt
+            report.in_doubt.append(
+                f"report {o.title!r} ({o.phase}): stored once, its key still 'in progress' "
+                f"(409 for {RETRY_FOR:.0f} s); a retry after 10 min would store it twice"
             )
             continue
         report.lost.append(
