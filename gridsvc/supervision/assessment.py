@@ -16,9 +16,14 @@ A rate whose denominator is zero is ``None`` (no cases: nothing to judge), and a
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
-DEFAULT_WEIGHTS = {"on_time_handling_rate": 60, "closure_rate": 30, "one_minus_rework_rate": 10}
-DEFAULT_GRADES = [["A", 90], ["B", 80], ["C", 70], ["D", 60], ["E", 0]]
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "on_time_handling_rate": 60,
+    "closure_rate": 30,
+    "one_minus_rework_rate": 10,
+}
+DEFAULT_GRADES: list[list[Any]] = [["A", 90], ["B", 80], ["C", 70], ["D", 60], ["E", 0]]
 
 
 @dataclass
@@ -55,7 +60,7 @@ class Figures:
     def one_minus_rework_rate(self) -> float | None:
         return None if self.rework_rate is None else round(1 - self.rework_rate, 4)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["one_minus_rework_rate"] = self.one_minus_rework_rate
         return d
@@ -86,7 +91,7 @@ def score(f: Figures, weights: dict[str, float] | None = None) -> float | None:
     return round(sum(values[k] * w for k, w in used.items()) * 100 / total, 1)
 
 
-def grade(points: float | None, grades: list[list] | None = None) -> str | None:
+def grade(points: float | None, grades: list[list[Any]] | None = None) -> str | None:
     """The grade A–E for a score (thresholds as data)."""
     if points is None:
         return None

@@ -82,8 +82,8 @@ def statutory_holidays(year: int) -> dict[date, str]:
     days[date(year, 5, 1)] = days[date(year, 5, 2)] = "劳动节"
     days[solar(Lunar.fromYmd(year, 5, 5))] = "端午节"
     days[solar(Lunar.fromYmd(year, 8, 15))] = "中秋节"
-    for d in (1, 2, 3):
-        days[date(year, 10, d)] = "国庆节"
+    for day in (1, 2, 3):
+        days[date(year, 10, day)] = "国庆节"
     holidays = {d: n for d, n in days.items() if d.year == year}
     made_up: dict[date, str] = {}
     for d in sorted(holidays):

@@ -111,7 +111,7 @@ def save_rule(actor: Any, instance: models.Model, ip: str | None = None) -> mode
     with transaction.atomic():
         before = None
         if instance.pk:
-            old = type(instance).objects.filter(pk=instance.pk).first()
+            old = type(instance)._default_manager.filter(pk=instance.pk).first()
             before = snapshot(old)
         instance.save()
         record_change(actor, instance, "update" if before else "create", before, ip)

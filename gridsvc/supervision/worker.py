@@ -21,6 +21,10 @@ import asyncio
 import logging
 import os
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import procrastinate
 
 log = logging.getLogger("gridsvc.worker")
 
@@ -35,12 +39,13 @@ def stalled_seconds() -> float:
     return float(os.environ.get("GRIDSVC_WORKER_STALLED", "30"))
 
 
-async def retry_stalled_jobs(app) -> list[int]:  # type: ignore[no-untyped-def]
+async def retry_stalled_jobs(app: procrastinate.App) -> list[int]:
     """Put every job of a dead worker (no heartbeat for :func:`stalled_seconds`) back in its
     queue. Returns the ids of the jobs retried."""
     stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_seconds())
     retried = []
     for job in stalled:
+        assert job.id is not None  # a job read back from the database has its id
         await app.job_manager.retry_job(job)
         retried.append(job.id)
         log.warning("retrying stalled job %s (%s): its worker stopped", job.id, job.task_name)
@@ -102,12 +107,15 @@ async def _watchdog(interval: float, failures_allowed: int = 2) -> None:
                 raise DatabaseGone(str(exc)) from exc
 
 
-async def _run(app, queues: list[str] | None, wait: bool, polling: float) -> None:  # type: ignore[no-untyped-def]
+async def _run(
+    app: procrastinate.App, queues: list[str] | None, wait: bool, polling: float
+) -> None:
     async with app.open_async():
         await retry_stalled_jobs(app)
         worker = asyncio.create_task(
             app.run_worker_async(
-                queues=queues,
+                # None (every queue) is what Worker takes; WorkerOptions' TypedDict omits it
+                queues=queues,  # type: ignore[arg-type]
                 wait=wait,
                 fetch_job_polling_interval=polling,
                 update_heartbeat_interval=heartbeat_seconds(),
