@@ -125,7 +125,7 @@ def assess(qs: QuerySet[Case], by: str, since: date, until: date) -> list[dict]:
     return out
 
 
-def _name(by: str, pk) -> str:  # type: ignore[no-untyped-def]
+def _name(by: str, pk: object) -> str:
     from django.apps import apps
 
     model = {
@@ -134,7 +134,7 @@ def _name(by: str, pk) -> str:  # type: ignore[no-untyped-def]
         "community": apps.get_model("territory", "Community"),
         "department": apps.get_model("cases", "Department"),
     }[by]
-    obj = model.objects.filter(pk=pk).first()
+    obj = model._default_manager.filter(pk=pk).first()
     return str(obj) if obj else str(pk)
 
 

@@ -8,6 +8,8 @@ working days. Values are (amount, unit); a limit with level "" applies at every 
 
 from __future__ import annotations
 
+from typing import Any
+
 # code, name, kind, start level, notify at once, 立案条件, 结案条件
 CATEGORIES: list[tuple[str, str, str, str, list[str], str, str]] = [
     (
@@ -141,9 +143,9 @@ DEPARTMENTS: list[tuple[str, str]] = [
 ]
 
 
-def seed(Category, TimeLimit, FlagRule, Department) -> None:  # type: ignore[no-untyped-def]
+def seed(Category: Any, TimeLimit: Any, FlagRule: Any, Department: Any) -> None:
     """Create the seeded rows that do not exist yet (safe to run twice)."""
-    by_code = {}
+    by_code: dict[str, Any] = {}
     for code, name, kind, level, notify, open_c, close_c in CATEGORIES:
         parent = by_code.get(code.split(".")[0]) if "." in code else None
         obj, _ = Category.objects.get_or_create(

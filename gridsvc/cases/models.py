@@ -19,6 +19,9 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+from typing import Any
+
 from django.conf import settings
 from django.contrib.gis.db import models
 from django.db.models import Q
@@ -190,6 +193,9 @@ class Card(models.TextChoices):
 
 class Case(models.Model):
     """A dispute or hazard report and where it stands."""
+
+    # set on the instance by an assignment, not stored: its interpreter needs (issue 20)
+    assignment_interpreter: dict[str, Any]
 
     number = models.CharField(max_length=20, unique=True, help_text="案件编号")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -478,7 +484,5 @@ class MediationRecord(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     @property
-    def court_confirmation_deadline(self):  # type: ignore[no-untyped-def]
-        from datetime import timedelta
-
+    def court_confirmation_deadline(self) -> date:
         return self.signed_on + timedelta(days=30)

@@ -20,7 +20,7 @@ worker is retried (:mod:`gridsvc.supervision.worker`).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 from django.utils import timezone
 from procrastinate.contrib.django import app
@@ -35,7 +35,7 @@ def check(case_id: int, version: int = 0) -> str:
     return services.apply_clock(case_id)
 
 
-def sweep_once(now=None) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def sweep_once(now: datetime | None = None) -> dict[str, int]:
     counts: dict[str, int] = {}
     for case_id in services.due_for_clock(now):
         outcome = services.apply_clock(case_id, now)
@@ -50,7 +50,7 @@ def sweep(timestamp: int) -> dict[str, int]:
     return sweep_once()
 
 
-def daily_reminders(today=None) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def daily_reminders(today: date | None = None) -> dict[str, int]:
     """Reminders of holds due for review and of closing court-confirmation windows, in one
     transaction: a run killed half-way leaves no reminder behind, so its retry sends each
     reminder once."""
@@ -60,7 +60,7 @@ def daily_reminders(today=None) -> dict[str, int]:  # type: ignore[no-untyped-de
         return _daily_reminders(today)
 
 
-def _daily_reminders(today=None) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def _daily_reminders(today: date | None = None) -> dict[str, int]:
     from gridsvc.supervision.models import InboxMessage
 
     from .models import MediationRecord, Status

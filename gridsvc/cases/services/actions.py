@@ -57,7 +57,8 @@ def _assign(step: Step) -> None:
 
     case, data, when = step.case, step.data, step.when
     try:
-        member = Member.objects.get(pk=data.get("member"), is_active=True)
+        member_id: Any = data.get("member")  # as the client sent it
+        member = Member.objects.get(pk=member_id, is_active=True)
     except (Member.DoesNotExist, ValueError, TypeError):
         raise CaseError("no such active member", "member") from None
     if case.grid_id is None and data.get("grid"):
@@ -152,7 +153,8 @@ def _escalate(step: Step) -> None:
 def _transfer(step: Step) -> None:
     case = step.case
     try:
-        dept = Department.objects.get(pk=step.data.get("department"))
+        dept_id: Any = step.data.get("department")
+        dept = Department.objects.get(pk=dept_id)
     except (Department.DoesNotExist, ValueError, TypeError):
         raise CaseError("no such department", "department") from None
     case.department = dept
@@ -211,7 +213,8 @@ def _resume(step: Step) -> None:
 def _merge(step: Step) -> None:
     case, when = step.case, step.when
     try:
-        target = Case.objects.get(pk=step.data.get("into"))
+        target_id: Any = step.data.get("into")
+        target = Case.objects.get(pk=target_id)
     except (Case.DoesNotExist, ValueError, TypeError):
         raise CaseError("no such case to merge into", "into") from None
     if target.pk == case.pk or target.merged_into_id == case.pk:
@@ -353,6 +356,7 @@ ACTIONS: dict[str, Action] = {
 def _parse_time(raw: Any, field_name: str) -> datetime:
     from django.utils.dateparse import parse_datetime
 
+    value: datetime | None
     if isinstance(raw, datetime):
         value = raw
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.db.models import Q
@@ -24,10 +25,16 @@ from .deadlines import compute_deadline, schedule_checks, set_deadline
 from .errors import IllegalTransition
 from .events import inbox, level_above_members, record
 
+if TYPE_CHECKING:
+    from gridsvc.accounts.models import Member
+
+
 S = Status
 
 
-def escalate_one_level(case: Case, when: datetime, reason: str, actor=None) -> bool:  # type: ignore[no-untyped-def]
+def escalate_one_level(
+    case: Case, when: datetime, reason: str, actor: Member | None = None
+) -> bool:
     """Move the case one level up to the next level with an active holder. Returns False at the
     top (the street desk: nothing above)."""
     current = case.level_index if case.level_index is not None else STREET_LEVEL.index

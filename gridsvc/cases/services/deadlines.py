@@ -6,6 +6,7 @@ through :mod:`gridsvc.cases.jobs`)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
@@ -23,6 +24,10 @@ from ..models import (
     TimeLimit,
 )
 from .events import holders_over, level_above_members
+
+if TYPE_CHECKING:
+    from gridsvc.accounts.models import Member
+
 
 S = Status
 
@@ -47,7 +52,7 @@ def time_limit(category: Category, stage: str, level: str = "") -> TimeLimit | N
     return None
 
 
-STAGE_OF_STATUS = {
+STAGE_OF_STATUS: dict[str, str] = {
     S.REPORTED: "dispatch",
     S.ASSIGNED: "accept",
     S.ESCALATED: "accept",
@@ -91,7 +96,7 @@ def set_deadline(
     case: Case,
     due: datetime | None = None,
     error: str = "",
-    set_by=None,  # type: ignore[no-untyped-def]
+    set_by: Member | None = None,
 ) -> None:
     """Store the running stage's deadline, the yellow-card time and bump the version used by
     the deadline jobs (older jobs then do nothing).
@@ -140,9 +145,8 @@ def schedule_checks(case: Case) -> None:
 def schedule_follow_up(case: Case, when: datetime) -> FollowUp:
     """After resolution, a return visit 回访 by the grid member (else the level above)."""
     due, _ = compute_deadline(case)
-    visitor = (
-        holders_over(case, [PositionType.GRID_MEMBER]) or level_above_members(case) or [None]
-    )[0]
+    visitors = holders_over(case, [PositionType.GRID_MEMBER]) or level_above_members(case)
+    visitor = visitors[0] if visitors else None
     return FollowUp.objects.create(
         case=case, assigned_to_id=visitor, due_at=due or when + timedelta(days=3)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.contrib.gis.geos import Point
 from django.db.models import Q
@@ -20,11 +21,14 @@ from ..models import (
     CaseEvent,
 )
 
+if TYPE_CHECKING:
+    from gridsvc.accounts.models import Member
+
 
 def record(
     case: Case,
     kind: str,
-    actor=None,  # type: ignore[no-untyped-def]
+    actor: Member | None = None,
     *,
     from_status: str = "",
     note: str = "",
@@ -73,7 +77,7 @@ def holders_over(
     case: Case, position_types: Iterable[str], when: datetime | None = None
 ) -> list[int]:
     """Members holding any of ``position_types`` over the case's place (grid, compound …)."""
-    target = {
+    target: dict[str, tuple[str, int | None]] = {
         PositionType.UNIT_HEAD: ("unit", case.unit_id),
         PositionType.BUILDING_HEAD: ("building", case.building_id),
         PositionType.OWNERS_COMMITTEE: ("compound", case.compound_id),

@@ -3,6 +3,8 @@ cadre or member), the levels above the case's current level, the handler."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from gridsvc.chain.models import PositionType
 from gridsvc.chain.services import LEVEL_BY_NAME, LEVELS, STREET_LEVEL
 
@@ -12,8 +14,11 @@ from ..models import (
 from .errors import CaseError
 from .events import holders_over
 
+if TYPE_CHECKING:
+    from gridsvc.accounts.models import Member
 
-def _member_levels(member, case: Case) -> set[int]:  # type: ignore[no-untyped-def]
+
+def _member_levels(member: Member, case: Case) -> set[int]:
     """Chain levels the member holds over the case's place now."""
     levels: set[int] = set()
     for lvl in LEVELS[1:]:
@@ -24,7 +29,7 @@ def _member_levels(member, case: Case) -> set[int]:  # type: ignore[no-untyped-d
     return levels
 
 
-def can_manage(member, case: Case) -> bool:  # type: ignore[no-untyped-def]
+def can_manage(member: Member, case: Case) -> bool:
     """Street desk, community mediation or grid cadre over the case (dispatch actions)."""
     if getattr(member, "is_superuser", False):
         return True
@@ -34,7 +39,7 @@ def can_manage(member, case: Case) -> bool:  # type: ignore[no-untyped-def]
     )
 
 
-def is_above(member, case: Case) -> bool:  # type: ignore[no-untyped-def]
+def is_above(member: Member, case: Case) -> bool:
     """Holds a level above the case's current level (approves extensions, holds, voids)."""
     if getattr(member, "is_superuser", False):
         return True
@@ -45,11 +50,11 @@ def is_above(member, case: Case) -> bool:  # type: ignore[no-untyped-def]
     return any(lv > current for lv in levels)
 
 
-def can_handle(member, case: Case) -> bool:  # type: ignore[no-untyped-def]
+def can_handle(member: Member, case: Case) -> bool:
     return case.handler_id == member.pk or can_manage(member, case) or is_above(member, case)
 
 
-def member_level(member, case: Case) -> str:  # type: ignore[no-untyped-def]
+def member_level(member: Member, case: Case) -> str:
     """The level ``member`` handles ``case`` at: the lowest chain level they hold over its
     place, else (a dispute in their community) the 五员 调处员's, 社区调委会."""
     from .unity import MEDIATOR_LEVEL, is_case_mediator

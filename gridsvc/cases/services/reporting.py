@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.gis.geos import Point
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Field, QuerySet
 from django.utils import timezone
 
 from gridsvc.supervision.models import InboxMessage
@@ -25,6 +26,10 @@ from .deadlines import schedule_checks, schedule_follow_up, set_deadline
 from .errors import CaseError
 from .events import dispatchers, holders_over, inbox, record
 from .routing import apply_routing, route
+
+if TYPE_CHECKING:
+    from gridsvc.accounts.models import Member
+
 
 S = Status
 
@@ -72,7 +77,7 @@ def find_duplicates(
 
 def report_case(
     *,
-    reporter,  # type: ignore[no-untyped-def]
+    reporter: Member | None,
     category: Category,
     title: str,
     location: Point | None = None,
@@ -110,6 +115,7 @@ def report_case(
         flags=flags,
         when=when,
     )
+    assert r.location.point is not None  # locate() always places the report
     with transaction.atomic():
         case = Case(
             number=next_number(when),
@@ -200,4 +206,4 @@ def report_case(
 
 
 def _flag_labels(case: Case) -> list[str]:
-    return [str(Case._meta.get_field(f).help_text) for f in case.flags]
+    return [str(cast("Field[Any, Any]", Case._meta.get_field(f)).help_text) for f in case.flags]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.utils import timezone
@@ -22,18 +23,22 @@ from .events import inbox, level_above_members, record
 from .permissions import can_handle, is_above
 from .workflow import allowed_actions, locked
 
+if TYPE_CHECKING:
+    from gridsvc.accounts.models import Member
+
+
 S = Status
 
 
 def request_exception(
     case_id: int,
     kind: str,
-    actor,  # type: ignore[no-untyped-def]
+    actor: Member,
     *,
     reason: str,
     amount: float | None = None,
     unit: str = "",
-    review_date=None,  # type: ignore[no-untyped-def]
+    review_date: date | None = None,
     expected_version: int | None = None,
     when: datetime | None = None,
 ) -> CaseRequest:
@@ -95,8 +100,8 @@ def request_exception(
     return req
 
 
-def decide_request(  # type: ignore[no-untyped-def]
-    request_id: int, actor, approve: bool, note: str = "", when: datetime | None = None
+def decide_request(
+    request_id: int, actor: Member, approve: bool, note: str = "", when: datetime | None = None
 ) -> CaseRequest:
     """The level above approves or refuses; an approved extension moves the deadline, a hold
     parks the case until its review date, a void ends it."""

@@ -5,7 +5,7 @@ from the case's state raises :class:`IllegalTransition` with the allowed ones (4
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.gis.geos import Point
 from django.db import transaction
@@ -22,12 +22,15 @@ from .events import record
 from .permissions import can_handle, can_manage
 from .unity import is_case_mediator
 
+if TYPE_CHECKING:
+    from gridsvc.accounts.models import Member
+
 
 def allowed_actions(case: Case) -> list[str]:
     return [name for name, a in ACTIONS.items() if case.status in a.from_statuses]
 
 
-def _check_actor(action: Action, member, case: Case) -> None:  # type: ignore[no-untyped-def]
+def _check_actor(action: Action, member: Member | None, case: Case) -> None:
     if member is None:
         return  # the system (worker)
     if action.who == "any":
@@ -52,7 +55,7 @@ def locked(case_id: int, expected_version: int | None) -> Case:
 def act(
     case_id: int,
     action: str,
-    actor,  # type: ignore[no-untyped-def]
+    actor: Member | None,
     *,
     expected_version: int | None = None,
     note: str = "",
