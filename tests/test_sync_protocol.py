@@ -119,6 +119,50 @@ def test_a_duplicate_while_the_first_is_still_running_gets_409_in_progress(demo,
     assert not Case.objects.filter(title="并发重复").exists()
 
 
+def test_a_first_request_killed_mid_way_leaves_no_key_stuck_and_no_second_case(demo, member_client):
+    """A worker or PgBouncer killed mid-request (issue 23's fault script): the key's record is
+    written in the request's own transaction, so it dies with it; a retry is not held at 409
+    for ten minutes and cannot store the case a second time."""
+    import psycopg
+    from django.db import connection
+
+    from gridsvc.accounts.models import Member
+
+    member = Member.objects.get(username="grid1")
+    raw = json.dumps(_report(_household("grid1"), "进程中断")).encode()
+    digest = idempotency.body_hash("application/json", raw)
+    client = member_client("grid1")
+
+    def post():  # type: ignore[no-untyped-def]
+        return client.post(
+            "/api/v1/cases/", raw, content_type="application/json",
+            headers={"Idempotency-Key": "k-killed"},
+        )  # fmt: skip
+
+    db = connection.settings_dict
+    first = psycopg.connect(
+        dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"], host=db["HOST"],
+        port=db["PORT"],
+    )  # fmt: skip
+    try:  # the first request: key claimed, its work under way in its open transaction
+        first.execute(
+            "INSERT INTO sync_idempotencyrecord (member_id, key, method, path, body_hash,"
+            " response_headers, created_at) VALUES (%s, 'k-killed', 'POST', '/api/v1/cases/',"
+            " %s, '{}', now())",
+            [member.pk, digest],
+        )
+        r = post()  # waits a bounded time, then says the first is still running
+        assert r.status_code == 409 and r.json()["code"] == "idempotency_in_progress"
+    finally:
+        first.close()  # the process dies: PostgreSQL rolls its transaction back
+    r = post()  # the retry runs at once
+    assert r.status_code == 201, r.content
+    again = post()
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again.content == r.content
+    assert Case.objects.filter(title="进程中断").count() == 1
+
+
 def test_a_retried_daily_report_replays_and_4xx_answers_are_kept_too(demo, member_client):
     client = member_client("grid3")
     key = str(uuid.uuid4())

@@ -7,8 +7,14 @@ request again. Keys are per member: two members using the same key never see eac
 response.
 
 - The first request inserts its record before the view runs (insert-first on a unique
-  ``(member, key)``): a concurrent duplicate finds the record still running and gets 409
-  ``idempotency_in_progress``; nothing runs twice.
+  ``(member, key)``), **in the same transaction as the request's work**
+  (:class:`~gridsvc.sync.middleware.IdempotencyMiddleware` wraps both): the record and what
+  the request wrote commit together or not at all. A concurrent duplicate waits on the
+  unique index for up to :data:`WAIT` — then replays the first answer if it committed, runs
+  if the first died (PostgreSQL rolls back the dead process's transaction, record and work
+  alike), or gets 409 ``idempotency_in_progress`` if the first is still running. So a worker
+  or PgBouncer killed mid-request leaves neither a half-done write nor a key stuck "in
+  progress", and its retry cannot store a case twice.
 - When the view answered 2xx or 4xx the answer (status, body, headers) is stored and
   replayed for :data:`TTL`; a 5xx, 401, 403 or 429 is not stored (the record is dropped, so
   a retry runs the request again).
@@ -25,7 +31,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from .models import IdempotencyRecord
@@ -37,6 +43,9 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Token answers are never stored (a replay would hand out tokens from the database).
 EXCLUDED_PREFIXES = ("/api/v1/auth/token/", "/api/v1/auth/logout/")
 STALE_AFTER = timedelta(minutes=10)
+# How long a duplicate waits for the first request's transaction before answering 409.
+WAIT = timedelta(seconds=3)
+LOCK_NOT_AVAILABLE = "55P03"
 NOT_STORED = frozenset({401, 403, 429})
 # Headers of the first response that are not replayed: per-response or per-connection ones.
 SKIPPED_HEADERS = frozenset(
@@ -141,6 +150,12 @@ def claim(member_id: int, key: str, method: str, path: str, digest: str) -> Clai
     for _ in range(3):
         try:
             with transaction.atomic():
+                with connection.cursor() as cursor:  # wait a bounded time for a first request
+                    cursor.execute(
+                        "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)",
+                        [f"{int(WAIT.total_seconds() * 1000)}ms"],
+                    )
+                    (previous, _set) = cursor.fetchone()
                 record = IdempotencyRecord.objects.create(
                     member_id=member_id,
                     key=key,
@@ -149,9 +164,19 @@ def claim(member_id: int, key: str, method: str, path: str, digest: str) -> Clai
                     body_hash=digest,
                     created_at=now,
                 )
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
             return Claim(record, replay=False)
         except IntegrityError:
             pass
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            raise KeyRefused(
+                409,
+                "idempotency_in_progress",
+                "the first request with this key is still being processed; retry shortly",
+            ) from None
         record = IdempotencyRecord.objects.filter(member_id=member_id, key=key).first()
         if record is None:  # completed with 5xx and dropped meanwhile: try again
             continue

@@ -21,6 +21,7 @@ from io import BytesIO
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
@@ -217,27 +218,28 @@ class IdempotencyMiddleware:
         except RequestDataTooBig:
             return self.get_response(request)  # Django's own 400 for this request
         path = request.get_full_path()
-        try:
-            claimed = idempotency.claim(member.pk, key, request.method or "", path, digest)
-        except idempotency.KeyRefused as exc:
-            response: HttpResponse = error(exc.status, exc.code, exc.detail)
-            if exc.status == 409:
-                response["Retry-After"] = "1"
-            return response
-        record = claimed.record
-        if claimed.replay:
-            return self.replay(record)
-        try:
+        # The key's record and the request's work in one transaction: they commit together,
+        # and a process killed mid-request takes both with it (a retry then simply runs).
+        with transaction.atomic():
+            try:
+                claimed = idempotency.claim(member.pk, key, request.method or "", path, digest)
+            except idempotency.KeyRefused as exc:
+                response: HttpResponse = error(exc.status, exc.code, exc.detail)
+                if exc.status == 409:
+                    response["Retry-After"] = "1"
+                return response
+            record = claimed.record
+            if claimed.replay:
+                return self.replay(record)
             response = self.get_response(request)
-        except BaseException:
-            idempotency.release(record)
-            raise
-        user = getattr(request, "user", None)
-        if response.streaming or getattr(user, "pk", member.pk) != member.pk:
-            idempotency.release(record)
-        else:
-            idempotency.complete(record, response.status_code, response.content, response)
-        return response
+            user = getattr(request, "user", None)
+            if response.status_code >= 500:
+                transaction.set_rollback(True)  # nothing half-done; the retry runs again
+            elif response.streaming or getattr(user, "pk", member.pk) != member.pk:
+                idempotency.release(record)
+            else:
+                idempotency.complete(record, response.status_code, response.content, response)
+            return response
 
     @staticmethod
     def digest(request: HttpRequest) -> str:
