@@ -238,25 +238,11 @@ def community_workbook(community: Community, member: Any, *, year: int | None = 
     ``member``'s territory (audited). Raises ``LedgerRefused`` for the neighbour tier."""
     from openpyxl import Workbook
 
-    from gridsvc.dataio.access import audit_export, may_unmask_export
+    from gridsvc.dataio.access import audit_export
     from gridsvc.dataio.cells import append_row
-    from gridsvc.dataio.ledgers import (
-        BASE_HEADERS,
-        LedgerRefused,
-        _base,
-        _header,
-        ledger_scope,
-        ledger_tier,
-    )
+    from gridsvc.dataio.ledgers import BASE_HEADERS, _base, _header, ledger_access
 
-    tier = ledger_tier(member)
-    if tier < Tier.STAFF:
-        raise LedgerRefused(
-            "ledgers (台账) are kept by grid members, community cadres and the street office"
-        )
-    scope = ledger_scope(member)
-    unmasked = may_unmask_export(member, ("id_number", "phone", "ethnicity"))
-    eth_masked = rule(ETHNICITY, tier) == MASKED and not unmasked
+    tier, scope, unmasked, eth_masked = ledger_access(member)
     today = date.today()
     year = year or today.year
     wb = Workbook()

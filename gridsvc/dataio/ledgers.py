@@ -191,18 +191,24 @@ def _visit_months(residents: list[Resident], year: int) -> dict[tuple[int, int],
     return out
 
 
-def ledger_workbook(grid: Grid, member=None, *, year: int | None = None) -> bytes:  # type: ignore[no-untyped-def]
-    """All ledgers of ``grid`` as xlsx bytes, limited to the part of ``member``'s territory
-    held through staff positions (audited). Raises :class:`LedgerRefused` for the neighbour
-    tier."""
+def ledger_access(member) -> tuple[Tier, Scope, bool, bool]:  # type: ignore[no-untyped-def]
+    """Who may open a ledger (台账) and how it is masked for them, for every ledger workbook:
+    ``(tier, scope, unmasked, ethnicity_masked)``. Raises :class:`LedgerRefused` below the
+    staff tier (neighbours keep no ledgers)."""
     tier = ledger_tier(member)
     if tier < Tier.STAFF:
         raise LedgerRefused(
             "ledgers (台账) are kept by grid members, community cadres and the street office"
         )
-    scope = ledger_scope(member)
     unmasked = may_unmask_export(member, ("id_number", "phone", "ethnicity"))
-    eth_masked = rule(ETHNICITY, tier) == MASKED and not unmasked
+    return tier, ledger_scope(member), unmasked, rule(ETHNICITY, tier) == MASKED and not unmasked
+
+
+def ledger_workbook(grid: Grid, member=None, *, year: int | None = None) -> bytes:  # type: ignore[no-untyped-def]
+    """All ledgers of ``grid`` as xlsx bytes, limited to the part of ``member``'s territory
+    held through staff positions (audited). Raises :class:`LedgerRefused` for the neighbour
+    tier."""
+    tier, scope, unmasked, eth_masked = ledger_access(member)
     today = date.today()
     year = year or today.year
     from openpyxl import Workbook
