@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import date, datetime, time
+from typing import Any
 
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
@@ -76,14 +77,14 @@ def due_cases(qs: QuerySet[Case], since: date, until: date) -> QuerySet[Case]:
     )
 
 
-def scheme() -> tuple[dict, list]:
+def scheme() -> tuple[dict[str, float], list[list[Any]]]:
     row = AssessmentScheme.objects.filter(active=True).order_by("id").first()
     if row is None:
         return {}, []
     return row.weights, row.grades
 
 
-def assess(qs: QuerySet[Case], by: str, since: date, until: date) -> list[dict]:
+def assess(qs: QuerySet[Case], by: str, since: date, until: date) -> list[dict[str, Any]]:
     """One row per member/grid/community/department: counts, figures, score and grade."""
     if by not in GROUPS:
         raise ValueError(f"by must be one of {', '.join(GROUPS)}")

@@ -10,7 +10,12 @@ searched either, so a search cannot narrow a case down to one door.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db.models import Q, QuerySet
+
+if TYPE_CHECKING:
+    from .models import Case
 
 #: Words beyond this many are ignored (a search box, not a query language).
 MAX_WORDS = 6
@@ -37,7 +42,7 @@ def search_words(q: str) -> list[str]:
     return (q or "")[:MAX_LENGTH].replace("\u3000", " ").split()[:MAX_WORDS]
 
 
-def search_cases(qs: QuerySet, q: str) -> QuerySet:
+def search_cases(qs: QuerySet[Case], q: str) -> QuerySet[Case]:
     """Narrow a case queryset (already limited to the caller's territory) to the cases that
     match every word of ``q``; an empty ``q`` leaves it as it is."""
     for word in search_words(q):

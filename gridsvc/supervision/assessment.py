@@ -88,7 +88,8 @@ def score(f: Figures, weights: dict[str, float] | None = None) -> float | None:
     total = sum(used.values())
     if total <= 0:
         return None
-    return round(sum(values[k] * w for k, w in used.items()) * 100 / total, 1)
+    points: float = round(sum(values[k] * w for k, w in used.items()) * 100 / total, 1)
+    return points
 
 
 def grade(points: float | None, grades: list[list[Any]] | None = None) -> str | None:
@@ -97,5 +98,5 @@ def grade(points: float | None, grades: list[list[Any]] | None = None) -> str | 
         return None
     for name, minimum in grades or DEFAULT_GRADES:
         if points >= minimum:
-            return name
-    return (grades or DEFAULT_GRADES)[-1][0]
+            return str(name)
+    return str((grades or DEFAULT_GRADES)[-1][0])

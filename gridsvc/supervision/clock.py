@@ -143,7 +143,7 @@ class WorkClock:
         if d in self._overrides:
             return self._overrides[d]
         try:
-            return chinese_calendar.is_workday(d)
+            return bool(chinese_calendar.is_workday(d))
         except NotImplementedError:
             if d.year not in self._declared_years:
                 raise CalendarMissing(d.year) from None

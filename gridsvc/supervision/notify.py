@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -19,15 +19,19 @@ log = logging.getLogger("gridsvc.notify")
 
 
 class Sender(Protocol):
-    def send(self, recipient: dict, title: str, body: str, data: dict | None = None) -> bool: ...
+    def send(
+        self, recipient: dict[str, Any], title: str, body: str, data: dict[str, Any] | None = None
+    ) -> bool: ...
 
 
 class LoggingSender:
     """Writes each notification to the log (development)."""
 
-    sent: list[dict] = []
+    sent: list[dict[str, Any]] = []
 
-    def send(self, recipient: dict, title: str, body: str, data: dict | None = None) -> bool:
+    def send(
+        self, recipient: dict[str, Any], title: str, body: str, data: dict[str, Any] | None = None
+    ) -> bool:
         message = {"to": recipient, "title": title, "body": body, "data": data or {}}
         LoggingSender.sent.append(message)
         log.info("notify %s", json.dumps(message, ensure_ascii=False, default=str))
@@ -37,7 +41,9 @@ class LoggingSender:
 class WebhookSender:
     """POSTs JSON to ``settings.GRIDSVC_NOTIFY_WEBHOOK`` (an SMS gateway or a bot)."""
 
-    def send(self, recipient: dict, title: str, body: str, data: dict | None = None) -> bool:
+    def send(
+        self, recipient: dict[str, Any], title: str, body: str, data: dict[str, Any] | None = None
+    ) -> bool:
         import requests
 
         url = getattr(settings, "GRIDSVC_NOTIFY_WEBHOOK", "") or os.environ.get(
@@ -60,4 +66,5 @@ def sender() -> Sender:
         or os.environ.get("GRIDSVC_NOTIFIER", "")
         or "gridsvc.supervision.notify.LoggingSender"
     )
-    return import_string(path)()
+    chosen: Sender = import_string(path)()
+    return chosen

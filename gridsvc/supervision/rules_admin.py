@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 
 from .rules import client_ip, delete_rule, save_rule
 
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:
+    _ModelAdmin = admin.ModelAdmin
 
-class RuleAdmin(admin.ModelAdmin):
+
+class RuleAdmin(_ModelAdmin):
     """Saves and deletes through :mod:`gridsvc.supervision.rules` (history + recompute)."""
 
     def save_model(self, request: Any, obj: Any, form: Any, change: bool) -> None:

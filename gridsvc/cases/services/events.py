@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.gis.geos import Point
 from django.db.models import Q
@@ -32,7 +32,7 @@ def record(
     *,
     from_status: str = "",
     note: str = "",
-    data: dict | None = None,
+    data: dict[str, Any] | None = None,
     location: Point | None = None,
     at: datetime | None = None,
 ) -> CaseEvent:

@@ -86,7 +86,7 @@ def report_case(
     building: Building | None = None,
     compound: Compound | None = None,
     description: str = "",
-    parties: list | None = None,
+    parties: list[dict[str, Any]] | None = None,
     priority: int = 3,
     flags: Iterable[str] = (),
     source: str = "app",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.contrib.gis.geos import Point
 from django.utils import timezone
@@ -32,7 +33,7 @@ class Routing:
     level: str
     handler_id: int | None
     queued: bool  # waits in the street dispatch queue
-    chain: list[dict]
+    chain: list[dict[str, Any]]
     walked: list[str]
     reason: str
     notify: list[str] = field(default_factory=list)
