@@ -6,7 +6,7 @@ export GRIDSVC_TESTING=1
 mkdir -p test-artifacts
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-# strict on geo/, django-stubs' checks on gridsvc/chain/ (pyproject.toml [tool.mypy])
+# strict on geo/, gridsvc/supervision/ and gridsvc/cases/; django-stubs checks on gridsvc/chain/ (pyproject.toml [tool.mypy])
 .venv/bin/mypy
 .venv/bin/python manage.py makemigrations --check --dry-run >/dev/null || {
   echo "models and migrations disagree: run manage.py makemigrations" >&2; exit 1; }

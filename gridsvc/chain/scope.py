@@ -267,7 +267,7 @@ class Scope:
 _ATTACHED = "_gridsvc_scope"
 
 
-def _scope_from_rows(rows) -> Scope:  # type: ignore[no-untyped-def]
+def _scope_from_rows(rows) -> Scope:
     """A scope from rows of (street, community, grid, compound, building, unit,
     the unit's building) ids of held positions."""
     scope = Scope()
@@ -288,7 +288,7 @@ def _scope_from_rows(rows) -> Scope:  # type: ignore[no-untyped-def]
     return scope
 
 
-def attach_scope(member, rows) -> None:  # type: ignore[no-untyped-def]
+def attach_scope(member, rows) -> None:
     """Keep ``member``'s current scope, computed from ``rows`` of held positions (see
     :func:`_scope_from_rows`) by the query that loaded ``member`` (JWT authentication reads
     user, device and positions at once); :func:`scope_for` (now) then runs no query."""

@@ -300,7 +300,7 @@ class HandOverError(DomainError):
         return super().body()
 
 
-def hand_over_authority(actor) -> tuple[Scope, Scope]:  # type: ignore[no-untyped-def]
+def hand_over_authority(actor) -> tuple[Scope, Scope]:
     """Where ``actor`` may hand posts over: (any post, field posts only).
 
     The street dispatcher (街道调度) hands over any post in their street; the community cadre
@@ -329,7 +329,7 @@ def hand_over_authority(actor) -> tuple[Scope, Scope]:  # type: ignore[no-untype
     return anything, field_posts
 
 
-def may_hand_over(actor, position: Position) -> bool:  # type: ignore[no-untyped-def]
+def may_hand_over(actor, position: Position) -> bool:
     """Whether ``actor`` may hand ``position`` over (:func:`hand_over_authority`)."""
     anything, field_posts = hand_over_authority(actor)
     one = Position.objects.filter(pk=position.pk)
@@ -343,7 +343,7 @@ def may_hand_over(actor, position: Position) -> bool:  # type: ignore[no-untyped
 
 
 def hand_over_by(
-    actor,  # type: ignore[no-untyped-def]
+    actor,
     position: Position,
     new_member,
     when: datetime | None = None,
@@ -365,7 +365,7 @@ def hand_over_by(
         return _hand_over_by(actor, position, new_member, when, note)
 
 
-def _hand_over_by(actor, position: Position, new_member, when, note: str) -> tuple[Position, bool]:  # type: ignore[no-untyped-def]
+def _hand_over_by(actor, position: Position, new_member, when, note: str) -> tuple[Position, bool]:
     from .scope import Scope, scope_for
 
     if not may_hand_over(actor, position):
