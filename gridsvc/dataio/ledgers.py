@@ -30,6 +30,7 @@ from gridsvc.chain.scope import Scope
 from gridsvc.chain.visibility import (
     ETHNICITY,
     MASKED,
+    SENSITIVE_TAGS,
     Tier,
     birth_year,
     rule,
@@ -132,7 +133,7 @@ def _extra(col: str, r: Resident, today: date) -> str | int:
     if col == "与户主关系":
         return r.relation_to_head
     if col == "标签":
-        return "、".join(TAG_LABELS.get(t, t) for t in r.tags if t not in Resident.SENSITIVE_TAGS)
+        return "、".join(TAG_LABELS.get(t, t) for t in r.tags if t not in SENSITIVE_TAGS)
     if col == "低保":
         return "是" if "low_income" in tags else ""
     if col == "廉租房":

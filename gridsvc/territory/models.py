@@ -19,7 +19,6 @@ from django.contrib.postgres.indexes import GinIndex
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from gridsvc.chain.visibility import SENSITIVE_TAGS
 from gridsvc.crypto import EncryptedTextField, keyed_hash
 
 from .codes import (
@@ -303,9 +302,8 @@ class Resident(models.Model):
         RESPECTED_ELDER = "respected_elder", "德高望重人士"
         RELIGIOUS_FIGURE = "religious_figure", "宗教人士"
 
-    # Tags that are sensitive personal information (correction records, disability, income
-    # and assistance, religion): the visibility matrix's list, one source for every path.
-    SENSITIVE_TAGS = SENSITIVE_TAGS
+    # Which tags are sensitive personal information (correction records, disability, income
+    # and assistance, religion) is the visibility matrix's: gridsvc.chain.visibility.SENSITIVE_TAGS.
 
     household = models.ForeignKey(
         Household, on_delete=models.SET_NULL, null=True, blank=True, related_name="residents"
