@@ -15,47 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import FileResponse, HttpResponse
-from django.urls import path, reverse
+from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import serializers
-from rest_framework.exceptions import NotFound, ValidationError
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.exceptions import NotFound
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.views import APIView
 
-from gridsvc.uploads import Upload, UploadRefused, check_upload, download_headers
-
-
-def checked_upload(f: Any, field: str, *, max_bytes: int, documents: bool = True) -> Upload:
-    """:func:`gridsvc.uploads.check_upload` for a view: a refusal is a 400 naming ``field``."""
-    try:
-        return check_upload(f, field, max_bytes=max_bytes, documents=documents)
-    except UploadRefused as exc:
-        raise ValidationError({exc.field: [exc.message]}) from None
-
-
-def file_url(obj: Any, request: Any = None) -> str:
-    """The scoped download URL of a case attachment or a visit photo."""
-    from gridsvc.cases.models import Attachment
-
-    if isinstance(obj, Attachment):
-        url = reverse("case-attachment-file", kwargs={"case_id": obj.case_id, "pk": obj.pk})
-    else:
-        url = reverse("visit-photo-file", kwargs={"visit_id": obj.visit_id, "pk": obj.pk})
-    return request.build_absolute_uri(url) if request is not None else url
-
-
-@extend_schema_field(OpenApiTypes.URI)
-class FileURLField(serializers.Field):
-    """Read-only ``url`` of an attachment or photo: its scoped download endpoint."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("source", "*")
-        kwargs["read_only"] = True
-        super().__init__(**kwargs)
-
-    def to_representation(self, value: Any) -> str:
-        return file_url(value, self.context.get("request"))
+from gridsvc.uploads import download_headers
 
 
 class AnyAccept(BaseContentNegotiation):

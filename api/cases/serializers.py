@@ -20,7 +20,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.fields import empty
 
-from api.attachments import file_url
+from api.files import file_url
 from gridsvc.cases import services
 from gridsvc.cases.assessment import FIGURES as ASSESSMENT_FIGURES
 from gridsvc.cases.assessment import GROUPS as ASSESSMENT_GROUPS

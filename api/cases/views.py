@@ -19,7 +19,7 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from api.attachments import checked_upload, file_url
+from api.files import checked_upload, file_url
 from api.schema import IllegalActionSerializer, StaleCaseSerializer
 from gridsvc.cases import services
 from gridsvc.cases.figures import case_figures as figures

@@ -15,7 +15,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.attachments import FileURLField
+from api.files import FileURLField
 from api.parsers import FormParser, JSONParser, MultiPartParser
 from api.schema import (
     ItemResultSerializer,
