@@ -195,7 +195,16 @@ def demo_database(django_db_modify_db_settings_parallel_suffix) -> Iterator[str]
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``early`` (long, and on a database of their own) start first: under
     pytest-xdist one worker runs them while the other works through the rest. Runs after
-    pytest-django's ordering (plain db tests, then transactional ones)."""
+    pytest-django's ordering (plain db tests, then transactional ones).
+
+    Tests marked ``separate`` belong to a documented target of their own (``make
+    cluster-faults`` sets ``GRIDSVC_CLUSTER_FAULTS=1``): deselected from ``make test``, not
+    skipped."""
+    if not os.environ.get("GRIDSVC_CLUSTER_FAULTS"):
+        separate = [item for item in items if item.get_closest_marker("separate")]
+        if separate:
+            config.hook.pytest_deselected(items=separate)
+            items[:] = [item for item in items if not item.get_closest_marker("separate")]
     items.sort(key=lambda item: 0 if item.get_closest_marker("early") else 1)
 
 

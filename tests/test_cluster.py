@@ -300,10 +300,7 @@ def test_the_cluster_serves_through_nginx_replicates_routes_tiles_and_survives_a
     assert connection.vendor == "postgresql"
 
 
-@pytest.mark.skipif(
-    not os.environ.get("GRIDSVC_CLUSTER_FAULTS"),
-    reason="a separate target: make cluster-faults (4-5 min on a busy machine; docs/scaling.md)",
-)
+@pytest.mark.separate  # make cluster-faults (4-5 min on a busy machine; docs/scaling.md)
 def test_the_fault_script_under_load_loses_nothing(topology_with_workers):
     """scripts/cluster_faults.py (`make cluster-faults`) against the topology with workers:
     under a few clients' mix of reads and case reports (Idempotency-Key), the standby stopped
