@@ -180,17 +180,22 @@ def generate_tasks(
     *,
     rules: QuerySet | list[VisitRule] | None = None,
     when: datetime | None = None,
+    households: QuerySet | None = None,
 ) -> GenerationResult:
     """Create the tasks of every active rule for each period overlapping [start, end].
 
     Idempotent: the unique constraint (rule, household, period start) and
     ``ON CONFLICT DO NOTHING`` mean a second run creates nothing. The visitor is the holder
-    of the rule's level at ``when`` (default: now, kept inside the period).
+    of the rule's level at ``when`` (default: now, kept inside the period). ``households``
+    limits the run to those households (default: every household in the database).
     """
     end = end or start
     rules = list(rules if rules is not None else VisitRule.objects.filter(active=True))
     result = GenerationResult()
-    places = household_places()
+    places = household_places(households)
+    existing = VisitTask.objects.all()
+    if households is not None:
+        existing = existing.filter(household__in=households)
     assigners: dict[datetime, Assigner] = {}
     for rule in rules:
         targets = target_households(rule)
@@ -220,9 +225,9 @@ def generate_tasks(
                         assigned_level=a.level,
                     )
                 )
-            before = VisitTask.objects.filter(rule=rule, period_start=period.start).count()
+            before = existing.filter(rule=rule, period_start=period.start).count()
             VisitTask.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
-            after = VisitTask.objects.filter(rule=rule, period_start=period.start).count()
+            after = existing.filter(rule=rule, period_start=period.start).count()
             made += after - before
             result.existing += before
         result.by_rule[rule.code] = made
@@ -230,20 +235,26 @@ def generate_tasks(
     return result
 
 
-def update_statuses(today: date | None = None) -> dict[str, int]:
+def update_statuses(
+    today: date | None = None, *, households: QuerySet | None = None
+) -> dict[str, int]:
     """open → overdue once ``due_on`` has passed; open/overdue → missed after the period end
-    plus the rule's grace days. Catches up whatever the worker missed while it was down."""
+    plus the rule's grace days. Catches up whatever the worker missed while it was down.
+    ``households`` limits it to their tasks (default: every task)."""
     today = today or local_today()
     now = timezone.now()
+    tasks = VisitTask.objects.all()
+    if households is not None:
+        tasks = tasks.filter(household__in=households)
     missed = 0
     with transaction.atomic():
         for rule in VisitRule.objects.all():
-            missed += VisitTask.objects.filter(
+            missed += tasks.filter(
                 rule=rule,
                 status__in=[VisitTask.Status.OPEN, VisitTask.Status.OVERDUE],
                 period_end__lt=today - timedelta(days=rule.grace_days),
             ).update(status=VisitTask.Status.MISSED, updated_at=now)
-        overdue = VisitTask.objects.filter(status=VisitTask.Status.OPEN, due_on__lt=today).update(
+        overdue = tasks.filter(status=VisitTask.Status.OPEN, due_on__lt=today).update(
             status=VisitTask.Status.OVERDUE, updated_at=now
         )
     return {"overdue": overdue, "missed": missed}
