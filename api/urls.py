@@ -15,6 +15,7 @@ from . import (
     reports,
     rules,
     security,
+    supervision,
     territory,
     visits,
 )
@@ -49,6 +50,7 @@ urlpatterns = [
 for domain in DOMAINS:
     urlpatterns += domain.urlpatterns
 urlpatterns += attachments.urlpatterns  # scoped file downloads
+urlpatterns += supervision.urlpatterns  # 催报 (before the router's daily-reports/<pk>/), staff
 urlpatterns.append(path("", include(router.urls)))
 
 # Mounted at the site root by gridsvc/urls.py (tiles, OGC API, Open311, web page ...).

@@ -62,6 +62,7 @@ from .test_community_work import (
     COMMUNITY_EXPLICIT,
     COMMUNITY_NOT_IDS,
 )
+from .test_web_api import WEB_API_BODY_ID_PROBES, WEB_API_EXPLICIT
 
 pytestmark = pytest.mark.django_db
 
@@ -584,6 +585,7 @@ CREATE_BY_BODY = {
 }
 CREATE_BY_BODY |= COMMUNITY_CREATE_BY_BODY  # issue 20: /api/v1/community/…
 EXPLICIT.update(COMMUNITY_EXPLICIT)  # issue 20: screening day, monthly figures
+EXPLICIT.update(WEB_API_EXPLICIT)  # issue 22: 催报, staff directory, candidates
 
 
 def matrix() -> dict[str, Probe | None]:
@@ -947,6 +949,7 @@ BODY_ID_PROBES: dict[tuple[str, str, str], Callable] = {
 BODY_ID_PROBES.update(RULES_BODY_ID_PROBES)  # type: ignore[arg-type]  # issue 18 item 15
 BODY_ID_PROBES.update(COMMUNITY_BODY_ID_PROBES)  # type: ignore[arg-type]  # issue 20
 BODY_ID_PROBES.update(ASSISTANCE_BODY_ID_PROBES)  # issue 21: /api/v1/assistance/
+BODY_ID_PROBES.update(WEB_API_BODY_ID_PROBES)  # issue 22: 催报
 #: ids a body carries that the schema does not show as integers (codes, JSON lists)
 EXTRA_BODY_IDS: dict[tuple[str, str, str], Callable] = {
     ("POST", "/open311/v2/requests.json", "address_id"): body_open311_address,

@@ -787,5 +787,7 @@ class DailyReportViewSet(
         """Members with field positions (grid members, cadres, building and unit heads) in my
         territory who have not reported on ``date`` (default today)."""
         day = DayQuerySerializer.read(request.query_params).get("date") or services.local_today()
-        rows = services.members_missing_daily_report(request_scope(request), day, request.user)
+        from gridsvc.supervision.chase import missing_reports  # + grid, role, contact, chased
+
+        rows = missing_reports(request_scope(request), day, request.user)
         return Response({"date": day, "count": len(rows), "results": rows})

@@ -1,0 +1,168 @@
+"""The server side of the street office page (issue 22): 催报 of missing daily reports with
+grid, role and contact on the list; dispatch candidates of a case; the staff directory."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from gridsvc.accounts.models import Member
+from gridsvc.supervision.models import InboxMessage
+
+pytestmark = pytest.mark.django_db
+REF = "2026-11-24"  # grid3 and grid5 sent no 一日一报 that day in the demo
+CHASE = "/api/v1/daily-reports/chase/"
+MISSING = "/api/v1/daily-reports/missing/"
+
+
+def _member(username: str) -> Member:
+    return Member.objects.get(username=username)
+
+
+def _reminders(member: Member, day: str = REF) -> int:
+    return InboxMessage.objects.filter(
+        member=member, object_type="daily_report", object_id=day
+    ).count()
+
+
+# ---------------------------------------------------------------- 催报
+def test_chase_sends_one_reminder_per_member_and_day(demo, member_client):
+    grid3 = _member("grid3")
+    street = member_client("street")
+    first = street.post(CHASE, {"member": grid3.pk, "date": REF}, format="json")
+    assert first.status_code == 201, first.content
+    body = first.json()
+    assert body["member"] == grid3.pk and body["date"] == REF and body["chased_at"]
+    msg = InboxMessage.objects.get(pk=body["message"])
+    assert msg.member == grid3 and "一日一报" in msg.title and REF in msg.title
+    # the member finds it in their inbox
+    inbox = member_client("grid3").get("/api/v1/inbox/").json()["results"]
+    assert body["message"] in {m["id"] for m in inbox}
+
+    # a second chase that day (another dispatcher, a double click): the first, nothing sent
+    again = member_client("street2").post(CHASE, {"member": grid3.pk, "date": REF}, format="json")
+    assert again.status_code == 200, again.content
+    assert again.json()["message"] == body["message"]
+    assert again.json()["chased_at"] == body["chased_at"]
+    assert _reminders(grid3) == 1
+
+
+def test_missing_rows_carry_grid_role_contact_and_chase(demo, member_client):
+    grid3 = _member("grid3")
+    grid3.phone = "13900001234"
+    grid3.save(update_fields=["phone"])
+    street = member_client("street")
+    rows = {r["username"]: r for r in street.get(f"{MISSING}?date={REF}").json()["results"]}
+    row = rows["grid3"]
+    assert (
+        row["grid_name"] and row["grid"] == grid3.positions.get(position_type="grid_member").grid_id
+    )
+    assert row["role"] == "grid_member" and row["role_label"] == "网格员"
+    assert row["contact"] == "13900001234", "a staff post's work phone, in full, for the desk"
+    assert row["chased"] is False and row["chased_at"] is None
+    assert rows["grid5"]["contact"] is None, "no phone recorded"
+
+    street.post(CHASE, {"member": grid3.pk, "date": REF}, format="json")
+    rows = {r["username"]: r for r in street.get(f"{MISSING}?date={REF}").json()["results"]}
+    assert rows["grid3"]["chased"] is True and rows["grid3"]["chased_at"]
+    assert rows["grid5"]["chased"] is False
+
+
+def test_missing_contacts_not_shown_to_neighbours(demo, member_client):
+    """A unit head reads only their own row: no contact for the neighbour tier."""
+    uh = Member.objects.filter(username__startswith="uh-").order_by("username").first()
+    uh.phone = "13700009999"
+    uh.save(update_fields=["phone"])
+    rows = member_client(uh.username).get(f"{MISSING}?date={REF}").json()["results"]
+    assert all(r["contact"] is None for r in rows)
+
+
+def test_chase_refused_to_grid_members_and_neighbours(demo, member_client):
+    grid3 = _member("grid3")
+    for who in ("grid1", "bh-001", "pm-C01"):
+        r = member_client(who).post(CHASE, {"member": grid3.pk, "date": REF}, format="json")
+        assert r.status_code == 403, (who, r.content)
+    assert _reminders(grid3) == 0
+
+
+def test_chase_outside_territory_or_not_missing_is_404(demo, member_client):
+    grid3, grid1 = _member("grid3"), _member("grid1")
+    # cadre6's territory is grid 6: grid3 is not there
+    r = member_client("cadre6").post(CHASE, {"member": grid3.pk, "date": REF}, format="json")
+    assert r.status_code == 404, r.content
+    # grid1 sent their report that day
+    r = member_client("street").post(CHASE, {"member": grid1.pk, "date": REF}, format="json")
+    assert r.status_code == 404, r.content
+    # nobody
+    r = member_client("street").post(CHASE, {"member": 10**9, "date": REF}, format="json")
+    assert r.status_code == 404, r.content
+    assert _reminders(grid3) == 0 and _reminders(grid1) == 0
+    # cadre1 (a 五员 post over the community) reads grid3's reports and may chase
+    r = member_client("cadre1").post(CHASE, {"member": grid3.pk, "date": REF}, format="json")
+    assert r.status_code == 201, r.content
+
+
+def test_chase_bad_input_is_400_naming_the_field(demo, member_client):
+    street = member_client("street")
+    grid3 = _member("grid3")
+    tomorrow = (timezone.localdate() + timedelta(days=1)).isoformat()
+    for body, field in (
+        ({"member": grid3.pk, "date": tomorrow}, "date"),
+        ({"member": grid3.pk, "date": "2026-13-01"}, "date"),
+        ({"member": grid3.pk}, "date"),
+        ({"member": "x", "date": REF}, "member"),
+        ({"date": REF}, "member"),
+    ):
+        r = street.post(CHASE, body, format="json")
+        assert r.status_code == 400 and field in r.json(), (body, r.content)
+    assert _reminders(grid3) == 0
+
+
+# ---------------------------------------------------------------- the scoping matrix
+# (tests/test_scoping_matrix.py reads these: every endpoint is probed for the field roles
+# grid1, bh-001, uh-001-1, pm-C01; every id in a body has a foreign-id probe)
+def probe_chase(ctx) -> None:  # type: ignore[no-untyped-def]
+    """None of the matrix's field roles chases: 403, and nobody gets a reminder."""
+    others = sorted(Member.objects.exclude(pk=ctx.member.pk).values_list("pk", flat=True)[:3])
+    before = InboxMessage.objects.filter(object_type="daily_report").count()
+    for pk in others:
+        r = ctx.client.post(CHASE, {"member": pk, "date": REF}, format="json")
+        assert r.status_code == 403, (ctx.role, r.status_code, r.content[:200])
+    assert InboxMessage.objects.filter(object_type="daily_report").count() == before
+
+
+def probe_staff(ctx) -> None:  # type: ignore[no-untyped-def]
+    """The directory lists only members holding posts in the role's territory; a foreign
+    grid or community lists nothing."""
+    from gridsvc.territory.models import Community, Grid
+
+    r = ctx.client.get("/api/v1/staff/")
+    assert r.status_code == 200, (ctx.role, r.content[:200])
+    listed = {row["member"] for row in r.json()["results"]}
+    assert listed <= ctx.members, (ctx.role, sorted(listed - ctx.members)[:5])
+    assert all(row["contact"] is None for row in r.json()["results"]) or ctx.role == "grid1"
+    for gid in ctx.foreign(Grid):
+        assert ctx.client.get(f"/api/v1/staff/?grid={gid}").json()["results"] == []
+    for cid in ctx.foreign(Community):
+        assert ctx.client.get(f"/api/v1/staff/?community={cid}").json()["results"] == []
+
+
+def body_chase_member(demo, member_client) -> None:  # type: ignore[no-untyped-def]
+    """cadre6 (grid 6) chasing grid3 (grid 3) is answered as for nobody at all."""
+    client = member_client("cadre6")
+    foreign = client.post(CHASE, {"member": _member("grid3").pk, "date": REF}, format="json")
+    nobody = client.post(CHASE, {"member": 10**9, "date": REF}, format="json")
+    assert foreign.status_code == nobody.status_code == 404, foreign.content
+    assert foreign.json() == nobody.json()
+    assert _reminders(_member("grid3")) == 0
+
+
+WEB_API_EXPLICIT = {
+    "POST /api/v1/daily-reports/chase/": probe_chase,
+    "GET /api/v1/staff/": probe_staff,
+}
+WEB_API_BODY_ID_PROBES = {
+    ("POST", CHASE, "member"): body_chase_member,
+}
