@@ -159,10 +159,161 @@ def body_chase_member(demo, member_client) -> None:  # type: ignore[no-untyped-d
     assert _reminders(_member("grid3")) == 0
 
 
+def probe_candidates(ctx) -> None:  # type: ignore[no-untyped-def]
+    """A case the role cannot see has no candidates for it: 404."""
+    from gridsvc.cases.models import Case
+
+    for pk in ctx.foreign(Case):
+        r = ctx.client.get(f"/api/v1/cases/{pk}/candidates/")
+        assert r.status_code == 404, (ctx.role, pk, r.status_code)
+    mine = sorted(ctx.cases)[:1]
+    for pk in mine:
+        assert ctx.client.get(f"/api/v1/cases/{pk}/candidates/").status_code == 200
+
+
 WEB_API_EXPLICIT = {
+    "GET /api/v1/cases/<pk>/candidates/": probe_candidates,
     "POST /api/v1/daily-reports/chase/": probe_chase,
     "GET /api/v1/staff/": probe_staff,
 }
 WEB_API_BODY_ID_PROBES = {
     ("POST", CHASE, "member"): body_chase_member,
 }
+
+
+# ---------------------------------------------------------------- dispatch candidates
+def _household_with_full_chain():  # type: ignore[no-untyped-def]
+    """A household whose unit, building and compound all have holders (unit head, building
+    head, owners' committee, property manager) at work."""
+    from gridsvc.chain.models import Position
+    from gridsvc.territory.models import Household
+
+    held = Position.objects.active_at()
+    return (
+        Household.objects.filter(
+            unit__in=held.filter(position_type="unit_head").values("unit_id"),
+            unit__building__in=held.filter(position_type="building_head").values("building_id"),
+            unit__building__compound__in=held.filter(position_type="property_manager").values(
+                "compound_id"
+            ),
+        )
+        .filter(
+            unit__building__compound__in=held.filter(position_type="owners_committee").values(
+                "compound_id"
+            ),
+            unit__building__grid__in=held.filter(position_type="community_cadre").values("grid_id"),
+        )
+        .order_by("id")
+        .first()
+    )
+
+
+def _case_handled_by(code: str, handler: str, household=None):  # type: ignore[no-untyped-def]
+    from gridsvc.cases.models import Case
+
+    from .cases_helpers import report
+
+    case = report(code, reporter="grid1", household=household or _household_with_full_chain()).case
+    Case.objects.filter(pk=case.pk).update(handler=_member(handler))
+    case.refresh_from_db()
+    return case
+
+
+def _candidates(client, case):  # type: ignore[no-untyped-def]
+    r = client.get(f"/api/v1/cases/{case.pk}/candidates/")
+    assert r.status_code == 200, r.content
+    return r.json()
+
+
+def test_candidates_start_at_the_categorys_level_then_up_then_down(demo, member_client):
+    """A gas hazard starts at the property manager (category rule): the 物业经理 first, then
+    the levels above (社区干部, 网格员, 调委会, 街道), then those below, nearest first — the
+    单元长 last."""
+    case = _case_handled_by("hazard.gas", "street")
+    rows = _candidates(member_client("street"), case)
+    roles = [r["role"] for r in rows]
+    assert roles[0] == "property_manager", roles
+    assert "起办" in rows[0]["reason"] and rows[0]["level_label"] == "物业经理"
+    up = ["community_cadre", "grid_member", "mediation_committee", "street_dispatcher"]
+    down = ["owners_committee", "building_head", "unit_head"]
+    order = [r for r in roles if r in up + down + ["property_manager"]]
+    # each kind in chain order: up the chain first, then down from the start, nearest first
+    firsts = list(dict.fromkeys(order))
+    assert firsts == ["property_manager", *up, *down], firsts
+    assert rows[-1]["role"] == "unit_head" and "下一级" in rows[-1]["reason"]
+    # the current handler is not offered; nobody twice
+    assert _member("street").pk not in {r["member"] for r in rows}
+    assert len({r["member"] for r in rows}) == len(rows)
+    grid_row = next(r for r in rows if r["role"] == "grid_member")
+    assert grid_row["grid"] == case.grid_id and grid_row["grid_name"]
+    assert grid_row["level"] == "community_cadre"
+
+
+def test_fire_hazard_does_not_put_the_unit_head_first(demo, member_client):
+    """消防隐患 starts where its category says (安全隐患: 楼长); the 单元长 comes after the
+    whole chain above."""
+    case = _case_handled_by("hazard.fire", "street")
+    rows = _candidates(member_client("street"), case)
+    assert rows[0]["role"] == "building_head", [r["role"] for r in rows]
+    assert rows[-1]["role"] == "unit_head"
+
+
+def test_candidates_workload_contact_and_leave(demo, member_client):
+    from gridsvc.cases.models import OPEN_STATUSES, Case
+    from gridsvc.chain.models import Position
+
+    case = _case_handled_by("hazard.gas", "street")
+    cadre = next(
+        r for r in _candidates(member_client("street"), case) if r["role"] == "community_cadre"
+    )
+    cadre_member = Member.objects.get(pk=cadre["member"])
+    cadre_member.phone = "13811112222"
+    cadre_member.save(update_fields=["phone"])
+    # the cadre goes on leave: last, marked
+    Position.objects.held_at().filter(member=cadre_member, position_type="community_cadre").update(
+        on_leave=True
+    )
+    rows = _candidates(member_client("street"), case)
+    row = next(r for r in rows if r["member"] == cadre_member.pk)
+    assert row["on_leave"] is True and "请假" in row["reason"]
+    assert all(r["on_leave"] for r in rows[rows.index(row) :]), "people on leave come last"
+    assert not any(r["on_leave"] for r in rows[: rows.index(row)])
+    assert row["contact"] == "13811112222"
+    for r in rows:
+        assert (
+            r["open_cases"]
+            == Case.objects.filter(handler_id=r["member"], status__in=OPEN_STATUSES).count()
+        )
+    # a building head sees the case (their building) but not others' phones
+    bh = next(r for r in rows if r["role"] == "building_head")
+    neighbour = Member.objects.get(pk=bh["member"]).username
+    seen = _candidates(member_client(neighbour), case)
+    assert seen and all(r["contact"] is None for r in seen)
+
+
+def test_dispute_candidates_put_the_mediator_before_the_committee(demo, member_client):
+    from gridsvc.community.models import FiveRole, Team, TeamMembership
+
+    case = _case_handled_by("neighbour.noise", "street")
+    rows = _candidates(member_client("street"), case)
+    roles = [r["role"] for r in rows]
+    mediators = set(
+        TeamMembership.objects.filter(
+            team=Team.FIVE_MEMBERS, role=FiveRole.MEDIATOR, community_id=case.community_id
+        ).values_list("member_id", flat=True)
+    )
+    assert mediators, "the demo has 五员 调处员"
+    assert "mediator" in roles and "mediation_committee" in roles
+    assert roles.index("mediator") < roles.index("mediation_committee")
+    assert {r["member"] for r in rows if r["role"] == "mediator"} <= mediators
+
+
+def test_candidates_are_scoped_like_the_case(demo, member_client):
+    case = _case_handled_by("hazard.gas", "street")
+    grid = case.grid.code[-1]
+    other = "grid5" if grid != "5" else "grid6"
+    assert member_client(other).get(f"/api/v1/cases/{case.pk}/candidates/").status_code == 404
+    assert member_client("street").get("/api/v1/cases/999999999/candidates/").status_code == 404
+    assert (
+        member_client(f"grid{grid}").get(f"/api/v1/cases/{case.pk}/candidates/").status_code == 200
+    )

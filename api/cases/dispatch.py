@@ -1,4 +1,5 @@
-"""The street dispatch desk: the queue (unrouted, overdue, flagged) and bulk actions."""
+"""The street dispatch desk: the queue (unrouted, overdue, flagged), bulk actions and a case's
+dispatch candidates (派遣候选人)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,6 +19,7 @@ from gridsvc.cases import services
 from gridsvc.cases.models import (
     Case,
 )
+from gridsvc.cases.services.candidates import dispatch_candidates
 
 from .filters import DispatchQueueFilter
 from .scope import case_queryset, resolve_action_ids
@@ -117,3 +119,35 @@ class BulkActionView(APIView):
         if all(r.get("status") == 404 for r in results):
             code = 404
         return Response({"action": name, "results": results}, status=code)
+
+
+class CandidateSerializer(serializers.Serializer):
+    member = serializers.IntegerField()
+    name = serializers.CharField()
+    role = serializers.CharField(help_text="post type (unit_head … street_dispatcher, mediator)")
+    role_label = serializers.CharField(help_text="岗位名称")
+    level = serializers.CharField(help_text="the chain level they would handle the case at")
+    level_label = serializers.CharField()
+    grid = serializers.IntegerField(allow_null=True, help_text="the grid they serve in")
+    grid_name = serializers.CharField(allow_null=True)
+    open_cases = serializers.IntegerField(help_text="open cases they handle now (whole street)")
+    contact = serializers.CharField(
+        allow_null=True, help_text="work phone; null for neighbour-tier callers or when none"
+    )
+    on_leave = serializers.BooleanField()
+    reason = serializers.CharField(help_text="why they stand where they do")
+
+
+class CaseCandidatesView(APIView):
+    """Who this case can be dispatched to, best first: the level routing starts the case's
+    category at (a fire hazard: the property manager), then up the chain, then below; people
+    on leave last; the current handler left out (:mod:`gridsvc.cases.services.candidates`).
+    A case the caller cannot see is 404."""
+
+    @extend_schema(responses=CandidateSerializer(many=True))
+    def get(self, request, pk: int):  # type: ignore[no-untyped-def]
+        case = case_queryset(request).filter(pk=pk).first()
+        if case is None:
+            raise NotFound("no such case")
+        rows = dispatch_candidates(case, request.user)
+        return Response(CandidateSerializer(rows, many=True).data)

@@ -8,7 +8,7 @@ from django.urls import path
 from rest_framework.routers import BaseRouter
 
 from .assessment import AssessmentCasesView, AssessmentView
-from .dispatch import BulkActionView, DispatchQueueView
+from .dispatch import BulkActionView, CaseCandidatesView, DispatchQueueView
 from .views import (
     CaseRequestViewSet,
     CaseViewSet,
@@ -32,6 +32,7 @@ urlpatterns = [
     path("assessment/", AssessmentView.as_view(), name="assessment"),
     path("assessment/cases/", AssessmentCasesView.as_view(), name="assessment-cases"),
     path("dispatch/queue/", DispatchQueueView.as_view(), name="dispatch-queue"),
+    path("cases/<int:pk>/candidates/", CaseCandidatesView.as_view(), name="case-candidates"),
     path("dispatch/<str:name>/", BulkActionView.as_view(), name="dispatch-action"),
 ]
 
