@@ -3,6 +3,7 @@
 
 - /api/v1/community/teams/            五员 / 一格十员 / 志愿者服务队 / 便民服务队 members
 - /api/v1/community/teams/{id}/hours/ POST a day's service hours (志愿服务时长)
+- /api/v1/community/teams/{id}/leave/ POST 请假 / 销假 (routing passes a 调处员 on leave over)
 - /api/v1/community/activities/       活动与宣传
 - /api/v1/community/screening/        五员一日一报 (POST = my report today; 零报告 included)
 - /api/v1/community/screening/day/    the day's sum: expected, reported, missing, 人次
@@ -19,6 +20,8 @@
 - /api/v1/community/group-members/    residents in the group ledgers (离退休老领导 …)
 - /api/v1/community/languages/        residents' languages, need of an interpreter;
                                       interpreters/?household= whom to send along
+- /api/v1/community/member-languages/ languages members speak (preferred on assignment)
+- /api/v1/community/interpreter-calls/ interpreters attached to cases and visit tasks
 - /api/v1/community/changes/          the phone's feed of activities, screening, venue visits
 - /api/v1/community/batch/            the phone's offline batch of those (Idempotency-Key)
 - /api/v1/community/ledgers/{id}/     the community's 台账 (xlsx, audited)
@@ -52,8 +55,10 @@ from gridsvc.community.models import (
     Campaign,
     CampaignReturn,
     GroupMember,
+    InterpreterCall,
     Language,
     Mediation,
+    MemberLanguage,
     Pairing,
     Petition,
     Rating,
@@ -119,8 +124,9 @@ class TeamMembershipSerializer(LocatedSerializer):
             "valid_from",
             "valid_to",
             "hours",
+            "on_leave",
         ]
-        read_only_fields = ["created_at", "valid_to"]
+        read_only_fields = ["created_at", "valid_to", "on_leave"]
 
 
 class ActivitySerializer(LocatedSerializer):
@@ -304,6 +310,10 @@ class ServiceHoursSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
 
+class LeaveSerializer(serializers.Serializer):
+    on_leave = serializers.BooleanField(help_text="true: 请假; false: back at work (销假)")
+
+
 class TeamMembershipViewSet(_WorkViewSet):
     """五员 (several members per role), 一格十员, 志愿者服务队, 便民服务队; POST
     ``{id}/hours/`` logs a day's service hours (志愿服务时长)."""
@@ -324,6 +334,16 @@ class TeamMembershipViewSet(_WorkViewSet):
         )
         membership.refresh_from_db()
         return Response(self.get_serializer(membership).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=LeaveSerializer, responses={200: TeamMembershipSerializer})
+    @action(detail=True, methods=["post"], url_path="leave")
+    def leave(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """请假 / 销假: ``{"on_leave": true|false}``; routing passes a 调处员 on leave over."""
+        membership = self.get_object()
+        body = LeaveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.set_on_leave(request.user, membership, body.validated_data["on_leave"])
+        return Response(self.get_serializer(membership).data)
 
     base_queryset = TeamMembership.objects.all()
     serializer_class = TeamMembershipSerializer
@@ -716,6 +736,118 @@ class ResidentLanguageViewSet(_WorkViewSet):
         return Response(services.interpreters_for(request.user, household))
 
 
+class MemberLanguageSerializer(serializers.ModelSerializer):
+    person = serializers.IntegerField(
+        source="member_id",
+        required=False,
+        help_text="the member (holding a position in your territory); default: yourself",
+    )
+    languages = serializers.ListField(
+        child=serializers.ChoiceField(choices=Language.choices),
+        help_text="languages spoken besides 汉语 (an empty list clears them)",
+    )
+    recorded_by = serializers.IntegerField(source="recorded_by_id", read_only=True)
+
+    class Meta:
+        model = MemberLanguage
+        fields = ["id", "person", "languages", "recorded_by", "updated_at"]
+        read_only_fields = ["updated_at"]
+
+
+class MemberLanguageViewSet(
+    mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    """The languages members speak besides 汉语: a case or visit going to a household whose
+    residents need an interpreter prefers a member who speaks it, and an interpreter is called
+    only when the assignee does not. POST again replaces them. Members in your territory."""
+
+    serializer_class = MemberLanguageSerializer
+    filterset_fields = ["member"]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        from gridsvc.chain.models import Position
+
+        if getattr(self, "swagger_fake_view", False):
+            return MemberLanguage.objects.none()
+        scope = services.work_scope(self.request.user)
+        if scope.empty:
+            return MemberLanguage.objects.none()
+        held = scope.filter(Position.objects.held_at()).values("member_id")
+        return MemberLanguage.objects.filter(member__in=held).order_by("id")
+
+    def create(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        row, created = services.record_member_languages(
+            request.user, {"person": data.get("member_id"), "languages": data["languages"]}
+        )
+        return Response(
+            self.get_serializer(row).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class InterpreterCallSerializer(LocatedSerializer):
+    case = serializers.IntegerField(source="case_id", read_only=True, allow_null=True)
+    visit_task = serializers.IntegerField(source="visit_task_id", read_only=True, allow_null=True)
+    household = serializers.IntegerField(source="household_id", read_only=True)
+    interpreter = serializers.IntegerField(
+        source="interpreter_id", read_only=True, allow_null=True, help_text="the team membership"
+    )
+    interpreter_name = serializers.SerializerMethodField()
+    assignee = serializers.IntegerField(source="assignee_id", read_only=True, allow_null=True)
+
+    def get_interpreter_name(self, obj: InterpreterCall) -> str | None:
+        t = obj.interpreter
+        if t is None:
+            return None
+        return str(t.member) if t.member_id else t.name
+
+    class Meta:
+        model = InterpreterCall
+        fields = [
+            *LocatedSerializer.LOCATED_FIELDS,
+            "case",
+            "visit_task",
+            "household",
+            "language",
+            "interpreter",
+            "interpreter_name",
+            "assignee",
+        ]
+        read_only_fields = fields
+
+
+class InterpreterCallViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Interpreters attached to cases and visit tasks (请翻译随行): made by the assignment when
+    the assignee does not speak the language a resident of the household needs. Read-only; an
+    interpreter also sees the calls made to them."""
+
+    serializer_class = InterpreterCallSerializer
+    filterset_fields = ["case", "visit_task", "language", "grid"]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        from django.db.models import Q
+
+        if getattr(self, "swagger_fake_view", False):
+            return InterpreterCall.objects.none()
+        user = self.request.user
+        mine = (
+            Q(interpreter__member=user)
+            if getattr(user, "is_authenticated", False)
+            else Q(pk__in=[])
+        )
+        visible = services.visible(InterpreterCall, user).values("pk")
+        return (
+            InterpreterCall.objects.filter(Q(pk__in=visible) | mine)
+            .select_related("interpreter__member")
+            .order_by("-created_at", "-id")
+        )
+
+
 # ---------------------------------------------------------------- phone: feed and batch
 class CommunityFeedSerializer(serializers.Serializer):
     cursor = serializers.CharField(help_text="send as ?since= next time (opaque)")
@@ -1017,5 +1149,11 @@ def register(router) -> None:  # type: ignore[no-untyped-def]
     router.register("community/mediations", MediationViewSet, basename="community-mediation")
     router.register(
         "community/group-members", GroupMemberViewSet, basename="community-group-member"
+    )
+    router.register(
+        "community/member-languages", MemberLanguageViewSet, basename="community-member-language"
+    )
+    router.register(
+        "community/interpreter-calls", InterpreterCallViewSet, basename="community-interpreter-call"
     )
     router.register("community/languages", ResidentLanguageViewSet, basename="community-language")

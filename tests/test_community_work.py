@@ -19,6 +19,7 @@ from gridsvc.community.models import (
     Campaign,
     GroupMember,
     Mediation,
+    MemberLanguage,
     Pairing,
     Petition,
     Rating,
@@ -426,6 +427,7 @@ COMMUNITY_CREATE_BY_BODY = {
         "mediations",
         "group-members",
         "languages",
+        "member-languages",
     )
 } | {
     f"POST {BASE}/screening/",  # the caller's own report: no id in its body
@@ -458,6 +460,7 @@ _MODELS = {
     "mediations": Mediation,
     "group-members": GroupMember,
     "languages": ResidentLanguage,
+    "member-languages": MemberLanguage,
 }
 _MINIMAL = {
     "teams": {"team": "grid_ten", "role": "志愿者", "name": "张三"},
@@ -476,6 +479,7 @@ _MINIMAL = {
     "mediations": {"outcome": "agreed"},
     "group-members": {"group": "self_employed"},
     "languages": {"languages": ["zh"]},
+    "member-languages": {"languages": ["sce"]},
 }
 
 
@@ -549,6 +553,7 @@ COMMUNITY_BODY_ID_PROBES: dict[tuple[str, str, str], Callable] = {
         ("mediations", ("case",)),
         ("group-members", ("resident",)),
         ("languages", ("resident",)),
+        ("member-languages", ("person",)),
     )
     for field in fields
 }
@@ -634,6 +639,26 @@ def _probe_interpreters(ctx) -> None:  # type: ignore[no-untyped-def]
     assert r.status_code == 400 and r.json()["household"] == ["not found"], (ctx.role, r.content)
 
 
+def _probe_member_languages(ctx) -> None:  # type: ignore[no-untyped-def]
+    """Members' languages: only of members holding a position in the caller's work territory
+    (none for neighbours)."""
+    from gridsvc.chain.models import Position
+
+    for username, langs in (("grid1", ["sce"]), ("grid5", ["ug"]), ("cadre1", ["kk"])):
+        who = Member.objects.get(username=username)
+        MemberLanguage.objects.get_or_create(
+            member=who, defaults={"languages": langs, "recorded_by": who}
+        )
+    scope = work_scope(ctx.member)
+    held = set(scope.filter(Position.objects.held_at()).values_list("member_id", flat=True))
+    got = {row["person"] for row in _rows(ctx.client.get(f"{BASE}/member-languages/"))}
+    assert got <= held, (ctx.role, got - held)
+    if scope.empty:
+        assert not got, ctx.role
+    elif ctx.member.pk in held and ctx.member.username in ("grid1", "cadre1"):
+        assert ctx.member.pk in got, ctx.role
+
+
 def _report_with_foreign_street(demo, member_client) -> None:  # type: ignore[no-untyped-def]
     """A street's report names the street: one the caller does not hold is "not found"."""
     from gridsvc.community.models import UnityReport
@@ -700,6 +725,7 @@ COMMUNITY_EXPLICIT: dict[str, Callable] = {
     f"POST {BASE}/reports/<pk>/acknowledge/": _probe_acknowledge,
     f"GET {BASE}/district/": _probe_district,
     f"GET {BASE}/languages/interpreters/": _probe_interpreters,
+    f"GET {BASE}/member-languages/": _probe_member_languages,
     f"GET {BASE}/screening/day/": _probe_staff_sums(f"{BASE}/screening/day/"),
     f"GET {BASE}/figures/": _probe_staff_sums(f"{BASE}/figures/"),
     f"GET {BASE}/changes/": _probe_changes,

@@ -136,6 +136,9 @@ class TeamMembership(Located):
     valid_from = models.DateField(default=timezone.localdate)
     valid_to = models.DateField(null=True, blank=True)
     hours = models.DecimalField(max_digits=7, decimal_places=1, default=0)
+    on_leave = models.BooleanField(
+        default=False, help_text="on leave (请假): routing passes a 调处员 on leave over"
+    )
 
     class Meta:
         ordering = ["team", "role", "id"]
@@ -437,6 +440,67 @@ class ResidentLanguage(Located):
         ordering = ["id"]
 
 
+class MemberLanguage(models.Model):
+    """The languages a member (网格员, 社区干部, 五员 …) speaks besides 汉语, so that a case or
+    visit to a household needing an interpreter goes, when several may take it, to one who
+    speaks the household's language, and an interpreter is called only when the assignee
+    does not (issue 20 item 11). A 民族语言翻译员 speaks their team role's language anyway."""
+
+    member = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="languages_spoken"
+    )
+    languages = ArrayField(models.CharField(max_length=8, choices=Language.choices), default=list)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class InterpreterCall(Located):
+    """An interpreter attached to a case or a visit task (请翻译随行): the household has a
+    resident needing an interpreter for ``language`` and the assignee does not speak it.
+    ``interpreter`` is the 民族语言翻译员 called (notified in their inbox), or empty when
+    nobody in the community interprets that language. One per case (or task) and language;
+    a reassignment updates it."""
+
+    case = models.ForeignKey(
+        "cases.Case", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    visit_task = models.ForeignKey(
+        "visits.VisitTask", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    household = models.ForeignKey("territory.Household", on_delete=models.CASCADE, related_name="+")
+    language = models.CharField(max_length=8, choices=Language.choices)
+    interpreter = models.ForeignKey(
+        TeamMembership, on_delete=models.SET_NULL, null=True, blank=True, related_name="calls"
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "language"],
+                condition=Q(case__isnull=False),
+                name="interpreter_call_case_once",
+            ),
+            models.UniqueConstraint(
+                fields=["visit_task", "language"],
+                condition=Q(visit_task__isnull=False),
+                name="interpreter_call_task_once",
+            ),
+            models.CheckConstraint(
+                condition=Q(case__isnull=False) | Q(visit_task__isnull=False),
+                name="interpreter_call_for_something",
+            ),
+        ]
+
+
 LOCATED = (
     TeamMembership,
     ServiceLog,
@@ -452,6 +516,7 @@ LOCATED = (
     Mediation,
     GroupMember,
     ResidentLanguage,
+    InterpreterCall,
 )
 
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 from gridsvc.chain.scope import Scope, scope_for
 from gridsvc.chain.visibility import Tier, staff_scope, tier_for
 from gridsvc.errors import DomainError
-from gridsvc.territory.models import Community, Grid, Household, Place
+from gridsvc.territory.models import Community, District, Grid, Household, Place
 
 from .models import (
     Activity,
@@ -32,6 +32,7 @@ from .models import (
     GroupMember,
     Language,
     Mediation,
+    MemberLanguage,
     Pairing,
     Petition,
     Rating,
@@ -192,6 +193,15 @@ def add_team_member(
         hours=hours,
         **where,
     )
+
+
+def set_on_leave(member: Any, membership: TeamMembership, on_leave: bool) -> TeamMembership:
+    """请假 / 销假: a team member on leave is passed over by routing (a 调处员) and by the
+    interpreter calls; recorded by staff over the membership (it is one they may see)."""
+    _require_staff(member)
+    membership.on_leave = bool(on_leave)
+    membership.save(update_fields=["on_leave", "updated_at"])
+    return membership
 
 
 def log_service(
@@ -720,6 +730,27 @@ def may_mediate(member: Any, community_id: int, day: date) -> bool:
     return five.exists() or committee.exists()
 
 
+def active_mediators(community_id: int | None, day: date) -> list[TeamMembership]:
+    """The community's 五员 调处员 who can take a dispute on ``day``: members with an account,
+    their membership running, not on leave; earliest first (like a chain post's holders)."""
+    if community_id is None:
+        return []
+    return list(
+        TeamMembership.objects.filter(
+            team=Team.FIVE_MEMBERS,
+            role=FiveRole.MEDIATOR,
+            community_id=community_id,
+            member__isnull=False,
+            member__is_active=True,
+            on_leave=False,
+            valid_from__lte=day,
+        )
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
+        .select_related("member")
+        .order_by("valid_from", "id")
+    )
+
+
 def record_mediation(member: Any, data: dict[str, Any]) -> tuple[Mediation, bool]:
     """调处: a 调处员 (or the mediation committee) records a mediation session of a dispute
     case in their community, with its outcome. The case's workflow is not moved."""
@@ -880,11 +911,32 @@ def record_languages(member: Any, data: dict[str, Any]) -> tuple[ResidentLanguag
     )
 
 
+def record_member_languages(member: Any, data: dict[str, Any]) -> tuple[MemberLanguage, bool]:
+    """The languages a member speaks besides 汉语 (``person``: a member holding a position in
+    the recorder's work scope, or the recorder themselves); recording again replaces them."""
+    from gridsvc.accounts.models import Member
+    from gridsvc.chain.models import Position
+
+    scope = _require_staff(member)
+    person = data.get("person") or getattr(member, "pk", None)
+    held = scope.filter(Position.objects.held_at()).values("member_id")
+    obj = Member.objects.filter(Q(pk__in=held) | Q(pk=member.pk), pk=person).first()
+    if obj is None:
+        raise CommunityError(NOT_FOUND, "person")
+    languages = [c for c in dict.fromkeys(data.get("languages") or []) if c != Language.MANDARIN]
+    row, created = MemberLanguage.objects.update_or_create(
+        member=obj,
+        defaults={"languages": languages},
+        create_defaults={"languages": languages, "recorded_by": member},
+    )
+    return row, created
+
+
 def interpreters_for(member: Any, household: Any, day: date | None = None) -> dict[str, Any]:
     """Who to send with a case or visit to ``household`` (an id in ``member``'s work scope):
     its residents needing an interpreter, their languages other than 汉语, and the active
-    民族语言翻译员 of the household's community (or its grid) for each language. The case and
-    visit assignment should call this (not wired there yet)."""
+    民族语言翻译员 of the household's community (or its grid) for each language. Assignments
+    attach one through :mod:`gridsvc.community.languages`."""
     scope = _require_staff(member)
     hh = _resolve(scope, Household, household, "household")
     if hh is None:
@@ -1013,22 +1065,25 @@ def district_codes(member: Any) -> set[str]:
 
 
 def visible_reports(member: Any) -> QuerySet:
-    """Reports of the streets ``member`` holds, and of the streets of their districts."""
+    """Reports of the streets ``member`` holds, and of the streets of their districts (the
+    streets whose ``district`` is theirs)."""
     from gridsvc.territory.models import Street
 
     scope = work_scope(member)
     if scope.everything:
         return UnityReport.objects.all()
     q = Q(street__in=scope.street_ids)
-    for code in district_codes(member):
-        q |= Q(street__in=Street.objects.filter(code__startswith=code).values("pk"))
+    codes = district_codes(member)
+    if codes:
+        q |= Q(street__in=Street.objects.filter(district__code__in=codes).values("pk"))
     return UnityReport.objects.filter(q)
 
 
 def acknowledge_report(member: Any, report: UnityReport, note: str = "") -> UnityReport:
     """签收: an officer of the report's district acknowledges it (once)."""
     if not (
-        getattr(member, "is_superuser", False) or report.street.code[:6] in district_codes(member)
+        getattr(member, "is_superuser", False)
+        or (report.street.district_id and report.street.district.code in district_codes(member))
     ):
         raise CommunityError(
             "the district's 创建 office acknowledges", status=403, code="not_district"
@@ -1054,7 +1109,7 @@ def district_overview(member: Any, code: str, year: int, month: int = 0) -> dict
     start, end = report_period(year, kind, month)
     reports = {
         (r.street_id, r.kind, r.month): r
-        for r in UnityReport.objects.filter(street__code__startswith=code, year=year)
+        for r in UnityReport.objects.filter(street__district__code=code, year=year)
     }
 
     def state(street_id: int, kind: str, m: int = 0) -> str:
@@ -1062,7 +1117,7 @@ def district_overview(member: Any, code: str, year: int, month: int = 0) -> dict
         return "missing" if r is None else ("acknowledged" if r.acknowledged_at else "submitted")
 
     streets = []
-    for s in Street.objects.filter(code__startswith=code).order_by("code"):
+    for s in Street.objects.filter(district__code=code).order_by("code"):
         streets.append(
             {
                 "street": s.pk,
@@ -1074,7 +1129,14 @@ def district_overview(member: Any, code: str, year: int, month: int = 0) -> dict
                 "monthly": state(s.pk, UnityReport.Kind.MONTHLY, month) if month else None,
             }
         )
-    return {"district": code, "year": year, "month": month or None, "streets": streets}
+    district = District.objects.filter(code=code).first()
+    return {
+        "district": code,
+        "district_name": district.name if district else "",
+        "year": year,
+        "month": month or None,
+        "streets": streets,
+    }
 
 
 # ---------------------------------------------------------------- map layer of activities

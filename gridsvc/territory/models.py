@@ -34,15 +34,38 @@ from .codes import (
 SRID = 4326
 
 
+class District(models.Model):
+    """区/县 (county-level district, GB/T 2260 6-digit code) above the streets: its 创建 office
+    reads its streets' reports side by side (issue 20 item 9). Optional: a street without one
+    reports to nobody above it."""
+
+    code = models.CharField(max_length=6, unique=True, validators=[digits_validator(6)])
+    name = models.CharField(max_length=64)
+    boundary = models.MultiPolygonField(srid=SRID, null=True, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Street(models.Model):
     """街道 (sub-district); its office (街道办) runs the dispatch desk."""
 
     code = models.CharField(max_length=9, unique=True, validators=[digits_validator(9)])
     name = models.CharField(max_length=64)
     boundary = models.MultiPolygonField(srid=SRID, null=True, blank=True)
+    district = models.ForeignKey(
+        District, on_delete=models.PROTECT, null=True, blank=True, related_name="streets"
+    )
 
     class Meta:
         ordering = ["code"]
+
+    def clean(self) -> None:
+        if self.district_id and self.code and not self.code.startswith(self.district.code):
+            raise ValidationError({"code": "street code must start with its district's code"})
 
     def __str__(self) -> str:
         return self.name

@@ -28,6 +28,8 @@ from django.utils import timezone
 from gridsvc.chain import visibility
 from gridsvc.chain.models import POSITION_TARGET, Position, PositionType
 from gridsvc.chain.services import LEVELS, level_index
+from gridsvc.community.languages import attach_to_new_tasks, speakers_for_households
+from gridsvc.community.models import InterpreterCall
 from gridsvc.territory.models import Household, Resident
 
 from .models import ALL_HOUSEHOLDS, DailyReport, Visit, VisitRule, VisitTask
@@ -91,6 +93,8 @@ class Assigner:
 
     when: datetime
     holders: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+    # every active holder of a post, for a preference among them (the household's language)
+    all_holders: dict[tuple[str, int], list[tuple[int, int]]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, when: datetime) -> Assigner:
@@ -114,14 +118,21 @@ class Assigner:
         for pid, member_id, ptype, *targets in rows:
             target = next(t for t in targets if t is not None)
             self.holders.setdefault((ptype, target), (pid, member_id))
+            self.all_holders.setdefault((ptype, target), []).append((pid, member_id))
         return self
 
-    def assign(self, level: str, place: HouseholdPlace) -> Assignment:
+    def assign(
+        self, level: str, place: HouseholdPlace, prefer: set[int] | None = None
+    ) -> Assignment:
+        """The first active holder up from ``level``; among several holders of that post, one
+        of ``prefer`` (members speaking the household's language, issue 20) first."""
         for ptype in climb_order(level):
             target = place.target(POSITION_TARGET[ptype])
             if target is None:
                 continue
             held = self.holders.get((ptype, target))
+            if held and prefer:
+                held = next((h for h in self.all_holders[(ptype, target)] if h[1] in prefer), held)
             if held:
                 return Assignment(ptype, held[0], held[1])
         return Assignment("", None, None)
@@ -197,6 +208,7 @@ def generate_tasks(
     if households is not None:
         existing = existing.filter(household__in=households)
     assigners: dict[datetime, Assigner] = {}
+    speakers = speakers_for_households(households)  # residents needing an interpreter
     for rule in rules:
         targets = target_households(rule)
         made = 0
@@ -210,7 +222,7 @@ def generate_tasks(
                 place = places.get(hid)
                 if place is None:
                     continue
-                a = assigner.assign(rule.visitor_level, place)
+                a = assigner.assign(rule.visitor_level, place, speakers.get(hid))
                 rows.append(
                     VisitTask(
                         rule=rule,
@@ -228,6 +240,16 @@ def generate_tasks(
             before = existing.filter(rule=rule, period_start=period.start).count()
             VisitTask.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
             after = existing.filter(rule=rule, period_start=period.start).count()
+            if speakers and after > before:  # an interpreter where the visitor lacks the language
+                attach_to_new_tasks(
+                    existing.filter(
+                        rule=rule, period_start=period.start, household__in=list(speakers)
+                    ).exclude(
+                        pk__in=InterpreterCall.objects.filter(visit_task__isnull=False).values(
+                            "visit_task"
+                        )
+                    )
+                )
             made += after - before
             result.existing += before
         result.by_rule[rule.code] = made
@@ -295,10 +317,13 @@ def reassign_open_tasks(
         return 0
     assigner = Assigner.load(when)
     places = household_places([t.household_id for t in tasks])
+    speakers = speakers_for_households({t.household_id for t in tasks})
     changed = []
     now = timezone.now()
     for t in tasks:
-        a = assigner.assign(t.rule.visitor_level, places[t.household_id])
+        a = assigner.assign(
+            t.rule.visitor_level, places[t.household_id], speakers.get(t.household_id)
+        )
         if (t.assigned_member_id, t.assigned_position_id) != (a.member_id, a.position_id):
             t.assigned_member_id, t.assigned_position_id = a.member_id, a.position_id
             t.assigned_level = a.level
@@ -309,6 +334,7 @@ def reassign_open_tasks(
         ["assigned_member", "assigned_position", "assigned_level", "updated_at"],
         batch_size=1000,
     )
+    attach_to_new_tasks([t for t in changed if t.household_id in speakers])
     return len(changed)
 
 

@@ -1,7 +1,9 @@
 """Routing a report (DESIGN.md "Routing a report"): locate the place (reference, else covering
 building, else nearest building within a tolerance; grid and compound by ST_Covers with the
 lowest code winning on shared edges), pick the starting level from the category and flag
-rules, walk the chain to the first active holder, store the walked chain and the reason.
+rules, walk the chain to the first active holder, store the walked chain and the reason. A
+dispute reaching the community mediation level goes to the community's 五员 调处员 when one is
+at work (issue 20).
 Outside every grid the case waits in the street dispatch queue with the nearest grid
 suggested."""
 
@@ -15,7 +17,7 @@ from typing import Any
 from django.contrib.gis.geos import Point
 from django.utils import timezone
 
-from gridsvc.chain.services import LEVEL_BY_NAME, STREET_LEVEL, Chain, walk
+from gridsvc.chain.services import LEVEL_BY_NAME, STREET_LEVEL, Chain, ChainStep, walk
 from gridsvc.territory.models import Building, Compound, Household, Unit
 from gridsvc.territory.services import Location, locate
 
@@ -24,6 +26,7 @@ from ..models import (
     Category,
     FlagRule,
 )
+from .unity import MEDIATOR_LEVEL, mediator_for
 
 
 @dataclass
@@ -78,8 +81,13 @@ def route(
     chain: Chain = walk(loc, when)
     step, walked = chain.first_active_from(start)
     parts = [f"{category.name}: starts at {start_label}"]
+    mediated, why_not = _to_mediator(category, chain, start, step, walked, notify)
+    if mediated is not None:
+        return mediated
     for s in walked[:-1]:
         parts.append(f"{s.level_label} skipped ({s.status})")
+    if why_not:
+        parts.append(why_not)
     holder = step.primary
     if step.level == STREET_LEVEL.index and holder is None:
         parts.append("nobody holds the street desk → dispatch queue")
@@ -106,6 +114,57 @@ def route(
         "; ".join(parts),
         notify,
     )
+
+
+def _to_mediator(
+    category: Category,
+    chain: Chain,
+    start: str,
+    step: ChainStep,
+    walked: list[ChainStep],
+    notify: list[str],
+) -> tuple[Routing | None, str]:
+    """A dispute that reaches the community mediation level (社区调委会: it starts there, or
+    the levels below it are vacant or on leave) goes to the community's 五员 调处员 (003: 组建
+    “五员”队伍…开展…矛盾纠纷调处工作), ahead of the committee and the street desk. Returns
+    the routing (None when the rule does not apply or no 调处员 is at work) and, for a
+    dispute falling back to the normal chain, why."""
+    mediation = LEVEL_BY_NAME[MEDIATOR_LEVEL].index
+    if LEVEL_BY_NAME[start].index > mediation or step.level < mediation:
+        return None, ""
+    loc = chain.location
+    who, why_not = mediator_for(
+        category.kind,
+        getattr(loc.community, "pk", None),
+        timezone.localdate(chain.when),
+        getattr(loc.household, "pk", None),
+    )
+    if who is None:
+        return None, why_not
+    upto = [s for s in walked if s.level <= mediation]
+    parts = [f"{category.name}: starts at {LEVEL_BY_NAME[start].label}"]
+    parts += [f"{s.level_label} skipped ({s.status})" for s in upto if s.level < mediation]
+    committee = upto[-1]
+    if committee.level == mediation and committee.primary is not None:
+        beside = f"before the committee's {committee.primary.name}"
+    else:
+        beside = f"the committee is {committee.status}"
+    parts.append(
+        f"→ {LEVEL_BY_NAME[MEDIATOR_LEVEL].label} 五员调处员 {who.member} "
+        f"(a dispute reaching the community goes to its 调处员; {beside})"
+    )
+    routing = Routing(
+        loc,
+        start,
+        MEDIATOR_LEVEL,
+        who.member_id,
+        False,
+        [s.as_dict() for s in chain.steps],
+        [s.level_name for s in upto],
+        "; ".join(parts),
+        notify,
+    )
+    return routing, ""
 
 
 def apply_routing(case: Case, r: Routing) -> None:

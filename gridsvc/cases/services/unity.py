@@ -5,20 +5,24 @@
   neither verified as satisfied nor closed until the desk's standing sign-off confirms it
   (recorded in :mod:`gridsvc.community` by the desk alone);
 - the 五员 调处员 (five-member team mediator): takes (认领) and handles dispute cases of their
-  community at the community mediation level (社区调委会);
+  community at the community mediation level (社区调委会), and routing hands them a dispute
+  that reaches that level (:func:`mediator_for`);
 - interpreters 民族语言翻译员: when a case is assigned to a household with residents who need
   one, the assignment says so and names the community's interpreters for their languages.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from django.utils import timezone
 
 from gridsvc.chain.models import PositionType
+from gridsvc.community.models import TeamMembership
 from gridsvc.community.services import (
     CommunityError,
+    active_mediators,
     ethnic_sign_off,
     interpreters_for,
     may_mediate,
@@ -58,6 +62,26 @@ def require_sign_off(case: Case, action: str) -> None:
         raise SignOffMissing(f"cannot {action}: {why}", "ethnic_sign_off")
 
 
+def mediator_for(
+    kind: str, community_id: int | None, day: date, household_id: int | None = None
+) -> tuple[TeamMembership | None, str]:
+    """The 五员 调处员 routing hands a case of ``kind`` in the community to, and why none when
+    none: only disputes; the memberships running on ``day``, not on leave; when the
+    household has residents needing an interpreter, one who speaks their language first;
+    else the earliest. Returns (membership or None, why none)."""
+    if kind != Kind.DISPUTE or community_id is None:
+        return None, ""
+    found = active_mediators(community_id, day)
+    if not found:
+        return None, "no 五员 调处员 at work in the community (vacant or on leave)"
+    if household_id is not None and len(found) > 1:
+        from gridsvc.community.languages import speakers_for_households
+
+        speakers = speakers_for_households([household_id], day).get(household_id, set())
+        found.sort(key=lambda t: t.member_id not in speakers)
+    return found[0], ""
+
+
 def is_case_mediator(member: Any, case: Case) -> bool:
     """Whether ``member`` is an active 五员 调处员 (or mediation committee member) of the
     community of ``case``, a dispute: they may take it and handle it."""
@@ -69,20 +93,44 @@ def is_case_mediator(member: Any, case: Case) -> bool:
 
 
 def interpreter_needs(case: Case, actor: Any) -> dict[str, Any]:
-    """For an assignment: whether the case's household needs an interpreter
-    (``needs_interpreter``), the residents and their languages, the community's 民族语言翻译员
-    for them and the languages nobody covers (from
-    :func:`gridsvc.community.services.interpreters_for`, seen as ``actor``). Empty when the
-    case has no household or the actor cannot see it."""
+    """For an assignment (the case's ``handler`` is the new assignee): whether an interpreter
+    must go along (``needs_interpreter``: a resident of the household needs one and the
+    assignee speaks none of their languages), the residents and their languages, the
+    languages the assignee speaks of those (``handler_speaks``), the interpreters attached
+    (``interpreter_calls``: :class:`gridsvc.community.models.InterpreterCall` rows, the
+    interpreter told in their inbox), all the community's 民族语言翻译员 for those languages
+    and the languages nobody covers (seen as ``actor``). Empty when the case has no household
+    or the actor cannot see it."""
+    from gridsvc.community.languages import (
+        attach_interpreters,
+        calls_as_dicts,
+        household_needs,
+        languages_spoken,
+    )
+
     if case.household_id is None or actor is None:
         return {}
     try:
         found = interpreters_for(actor, case.household_id)
     except CommunityError:
         return {}
+    needed = {
+        c
+        for langs in household_needs([case.household_id]).get(case.household_id, [])
+        for c in langs
+    }
+    spoken = languages_spoken([case.handler_id]).get(case.handler_id, set())
+    calls = attach_interpreters(
+        household=case.household_id,
+        assignee_id=case.handler_id,
+        case=case,
+        recorded_by=actor if getattr(actor, "pk", None) else None,
+    )
     return {
-        "needs_interpreter": bool(found["residents"]),
+        "needs_interpreter": bool(calls),
         "interpreter_residents": found["residents"],
+        "handler_speaks": sorted(spoken & needed),
+        "interpreter_calls": calls_as_dicts(calls),
         "interpreters": found["interpreters"],
         "missing_languages": found["missing_languages"],
     }

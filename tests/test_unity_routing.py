@@ -1,0 +1,273 @@
+"""Issue 20 in routing and assignment: a dispute reaching the community mediation level goes to
+the community's 五员 调处员 (falling back to the chain when none is at work); an assignment to
+a household whose residents need an interpreter calls one when the assignee does not speak
+their language, and visit tasks prefer a member who does; the district is a territory object
+above the street."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from gridsvc.accounts.models import Member
+from gridsvc.cases.models import CaseEvent
+from gridsvc.chain.models import Position, PositionType
+from gridsvc.community.models import (
+    FiveRole,
+    InterpreterCall,
+    MemberLanguage,
+    ResidentLanguage,
+    Team,
+    TeamMembership,
+)
+from gridsvc.supervision.models import InboxMessage
+from gridsvc.territory.models import District, Household, Street
+from gridsvc.visits.models import VisitRule, VisitTask
+from gridsvc.visits.services import generate_tasks
+
+from .cases_helpers import category, report
+
+pytestmark = pytest.mark.django_db
+
+
+def _in_grid(demo, index: int) -> Household:
+    return Household.objects.filter(unit__building__grid=demo.grids[index]).order_by("id").first()
+
+
+def _mediators(demo):  # type: ignore[no-untyped-def]
+    return TeamMembership.objects.filter(
+        team=Team.FIVE_MEMBERS, role=FiveRole.MEDIATOR, community=demo.community
+    )
+
+
+# ---------------------------------------------------------------- item 1: the 调处员 in routing
+def test_a_dispute_reaching_the_community_goes_to_the_mediator(demo):
+    # grid 4's cadre post is vacant: a wages dispute there climbs to the community level,
+    # where the 五员 调处员 (cadre5, the earliest) takes it ahead of the committee
+    case = report("wages", household=_in_grid(demo, 3)).case
+    assert case.level == "mediation_committee", case.route_reason
+    assert case.handler.username == "cadre5"
+    assert case.status == "assigned"
+    route = CaseEvent.objects.get(case=case, kind="route")
+    assert "五员调处员" in route.note and "社区干部 skipped (vacant)" in route.note
+    assert route.data["handler"] == case.handler_id
+    assert InboxMessage.objects.filter(member=case.handler, object_id=str(case.pk)).exists()
+    # the 调处员 may act on it as its handler
+    from gridsvc.cases import services
+
+    services.act(case.pk, "start", case.handler)
+
+
+def test_a_dispute_starting_at_the_mediation_level_goes_to_the_mediator(demo):
+    cat = category("neighbour")
+    cat.start_level = "mediation_committee"
+    cat.save()
+    case = report("neighbour", household=_in_grid(demo, 0)).case
+    assert case.handler.username == "cadre5" and case.level == "mediation_committee"
+    assert "before the committee's" in case.route_reason
+
+
+def test_falls_back_to_the_chain_when_the_mediator_post_is_vacant_or_on_leave(demo):
+    hh = _in_grid(demo, 3)
+    mediators = _mediators(demo)
+    assert mediators.count() == 2
+    # both on leave: the committee's holder takes it, and the route says why
+    mediators.update(on_leave=True)
+    case = report("wages", household=hh).case
+    committee = Position.objects.held_at().get(
+        position_type=PositionType.MEDIATION_COMMITTEE, community=demo.community
+    )
+    assert case.handler_id == committee.member_id and case.level == "mediation_committee"
+    assert "no 五员 调处员 at work" in case.route_reason
+    # one back at work: routed to them again
+    cadre7 = mediators.get(member__username="cadre7")
+    cadre7.on_leave = False
+    cadre7.save()
+    assert report("wages", household=hh).case.handler.username == "cadre7"
+    # the post vacant (memberships ended): the chain again
+    mediators.update(valid_to=timezone.localdate() - timedelta(days=1), on_leave=False)
+    case = report("wages", household=hh).case
+    assert case.handler_id == committee.member_id
+
+
+def test_the_leave_endpoint_takes_a_mediator_out_of_routing(demo, member_client):
+    street = member_client("street")
+    for t in _mediators(demo):
+        r = street.post(f"/api/v1/community/teams/{t.pk}/leave/", {"on_leave": True}, format="json")
+        assert r.status_code == 200 and r.json()["on_leave"] is True
+    case = report("wages", household=_in_grid(demo, 3)).case
+    assert case.handler.username == "mediator"  # the committee
+    # a neighbour (building head) cannot put anyone on leave
+    t = _mediators(demo).first()
+    r = member_client("bh-001").post(
+        f"/api/v1/community/teams/{t.pk}/leave/", {"on_leave": False}, format="json"
+    )
+    assert r.status_code in (403, 404)
+
+
+def test_non_dispute_categories_are_not_routed_to_the_mediator(demo):
+    cat = category("hazard")
+    cat.start_level = "mediation_committee"
+    cat.save()
+    case = report("hazard", household=_in_grid(demo, 3)).case
+    assert case.handler.username == "mediator", case.route_reason
+    assert "调处员" not in case.route_reason
+    # and a small dispute still ends inside the compound (小矛盾不出小区)
+    small = report("neighbour.noise", household=_in_grid(demo, 0)).case
+    assert small.level in ("unit_head", "building_head"), small.route_reason
+
+
+# ---------------------------------------------------------------- item 2: languages on assignment
+def _needing_household() -> tuple[Household, ResidentLanguage]:
+    need = (
+        ResidentLanguage.objects.filter(interpreter_needed=True, resident__household__isnull=False)
+        .select_related("resident__household__unit__building__grid")
+        .order_by("id")
+        .first()
+    )
+    assert need is not None and need.languages == ["sce"]
+    return need.resident.household, need
+
+
+def _interpreter_with_account(hh: Household) -> TeamMembership:
+    """A 东乡语 interpreter with an account (the demo's two have none), first in line."""
+    who = Member.objects.create_user("interp-sce", password="x-long-password-1")
+    grid = hh.unit.building.grid
+    return TeamMembership.objects.create(
+        team=Team.INTERPRETERS,
+        role="sce",
+        member=who,
+        street_id=grid.community.street_id,
+        community_id=grid.community_id,
+        grid=grid,
+        valid_from=date(2020, 1, 1),
+        recorded_by=who,
+    )
+
+
+def test_an_assignee_without_the_language_gets_an_interpreter_attached(demo, member_client):
+    hh, need = _needing_household()
+    interp = _interpreter_with_account(hh)
+    grid_member = Position.objects.held_at().get(
+        grid=hh.unit.building.grid, position_type="grid_member"
+    )
+    case = report("neighbour.noise", household=hh).case
+    street = member_client("street")
+    r = street.post(
+        f"/api/v1/cases/{case.pk}/actions/assign/", {"member": grid_member.member_id}, format="json"
+    )
+    assert r.status_code == 200, r.content
+    said = r.json()["interpreter"]
+    assert said["needs_interpreter"] is True and said["handler_speaks"] == []
+    assert [c["language"] for c in said["interpreter_calls"]] == ["sce"]
+    assert said["interpreter_calls"][0]["interpreter"] == interp.pk
+    call = InterpreterCall.objects.get(case=case)
+    assert call.interpreter == interp and call.assignee_id == grid_member.member_id
+    assert InboxMessage.objects.filter(member=interp.member, object_id=str(case.pk)).exists()
+    listed = street.get(f"/api/v1/community/interpreter-calls/?case={case.pk}").json()
+    assert listed["count"] == 1 and listed["results"][0]["interpreter_name"]
+    # the interpreter sees the call made to them; a neighbour sees none
+    assert member_client("interp-sce").get("/api/v1/community/interpreter-calls/").json()["count"]
+    assert member_client("bh-001").get("/api/v1/community/interpreter-calls/").json()["count"] == 0
+
+    # the grid member records that they speak 东乡语: reassigned to them, no interpreter
+    r = member_client("street").post(
+        "/api/v1/community/member-languages/",
+        {"person": grid_member.member_id, "languages": ["sce"]},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    other = Position.objects.held_at().filter(position_type="community_cadre").first()
+    street.post(
+        f"/api/v1/cases/{case.pk}/actions/assign/", {"member": other.member_id}, format="json"
+    )
+    assert InterpreterCall.objects.filter(case=case).count() in (0, 1)
+    r = street.post(
+        f"/api/v1/cases/{case.pk}/actions/assign/", {"member": grid_member.member_id}, format="json"
+    )
+    said = r.json()["interpreter"]
+    assert said["needs_interpreter"] is False and said["handler_speaks"] == ["sce"]
+    assert not InterpreterCall.objects.filter(case=case).exists()
+
+
+def test_visit_tasks_prefer_a_member_who_speaks_the_households_language(demo):
+    hh, need = _needing_household()
+    grid = hh.unit.building.grid
+    first = Position.objects.held_at().get(grid=grid, position_type="grid_member")
+    # a second grid member of the same grid, speaking 东乡语 (posted later: not first in line)
+    speaker = Member.objects.create_user("grid-sce", password="x-long-password-1")
+    Position.objects.create(
+        position_type=PositionType.GRID_MEMBER,
+        member=speaker,
+        grid=grid,
+        valid_from=timezone.make_aware(datetime(2026, 1, 1)),
+    )
+    MemberLanguage.objects.create(member=speaker, languages=["sce"], recorded_by=speaker)
+    other = (
+        Household.objects.filter(unit__building__grid=grid)
+        .exclude(pk__in=ResidentLanguage.objects.values("resident__household"))
+        .order_by("id")
+        .first()
+    )
+    rule = VisitRule.objects.create(
+        code="test-language",
+        name="测试走访",
+        target_group="all_households",
+        frequency="monthly",
+        window_days=20,
+        grace_days=3,
+        visitor_level="grid_member",
+    )
+    generate_tasks(
+        date(2027, 1, 1),
+        rules=[rule],
+        households=Household.objects.filter(pk__in=[hh.pk, other.pk]),
+        when=timezone.make_aware(datetime(2027, 1, 2)),
+    )
+    tasks = {t.household_id: t for t in VisitTask.objects.filter(rule=rule)}
+    assert tasks[hh.pk].assigned_member_id == speaker.pk
+    assert tasks[other.pk].assigned_member_id == first.member_id  # no language: the first
+    assert not InterpreterCall.objects.filter(visit_task__rule=rule).exists()
+
+
+def test_a_visit_task_to_a_non_speaker_attaches_the_interpreter(demo):
+    hh, need = _needing_household()
+    interp = _interpreter_with_account(hh)
+    rule = VisitRule.objects.create(
+        code="test-language-2",
+        name="测试走访",
+        target_group="all_households",
+        frequency="monthly",
+        window_days=20,
+        grace_days=3,
+        visitor_level="grid_member",
+    )
+    today = timezone.localdate()
+    generate_tasks(today, rules=[rule], households=Household.objects.filter(pk=hh.pk))
+    task = VisitTask.objects.get(rule=rule, household=hh)
+    call = InterpreterCall.objects.get(visit_task=task)
+    assert call.language == "sce" and call.interpreter == interp
+    assert call.assignee_id == task.assigned_member_id
+    assert InboxMessage.objects.filter(
+        member=interp.member, object_type="visit_task", object_id=str(task.pk)
+    ).exists()
+    # generating again attaches nothing new
+    generate_tasks(today, rules=[rule], households=Household.objects.filter(pk=hh.pk))
+    assert InterpreterCall.objects.filter(visit_task=task).count() == 1
+
+
+# ---------------------------------------------------------------- item 3: the district
+def test_the_district_is_a_territory_object_over_its_streets(demo, member_client):
+    district = District.objects.get(code="620103")
+    assert demo.street.district_id == district.pk
+    # a street with the district's code prefix but not in the district is not the district's
+    Street.objects.create(code="620103999", name="别的街道")
+    body = member_client("district").get("/api/v1/community/district/?year=2026&month=9").json()
+    assert body["district_name"] == district.name
+    assert [s["code"] for s in body["streets"]] == [demo.street.code]
+    # adding the street to the district brings it in
+    Street.objects.filter(code="620103999").update(district=district)
+    body = member_client("district").get("/api/v1/community/district/?year=2026&month=9").json()
+    assert [s["code"] for s in body["streets"]] == [demo.street.code, "620103999"]
