@@ -11,6 +11,7 @@ from django.core.management import call_command
 from openpyxl import load_workbook
 
 from gridsvc.chain.scope import Scope
+from gridsvc.reports.render import TABLE_ROWS_PER_PAGE, headline_rows
 from gridsvc.reports.services import month_period, work_report, year_period
 
 pytestmark = pytest.mark.django_db
@@ -83,17 +84,26 @@ def test_xlsx_has_figures_and_charts(demo, member_client):
 
 
 def test_pdf_renders_pages(tmp_path, demo, member_client):
-    resp = member_client("street").get(
-        f"/api/v1/reports/monthly/?community={demo.community.code}&month=2026-10&format=pdf"
-    )
+    url = f"/api/v1/reports/monthly/?community={demo.community.code}&month=2026-10"
+    resp = member_client("street").get(f"{url}&format=pdf")
     assert resp.status_code == 200 and resp.content.startswith(b"%PDF")
-    # figures, charts, map, and the grids' assessment (the demo has cases that month)
-    assert len(re.findall(rb"/Type\s*/Page\b", resp.content)) == 4
+    # the figures table (continued over as many A4 pages as it needs), charts, map, and the
+    # grids' assessment (the demo has cases that month)
+    pages = len(re.findall(rb"/Type\s*/Page\b", resp.content))
+    assert pages >= 4
     # poppler (installed by scripts/setup.sh) renders every page
     pdf = tmp_path / "r.pdf"
     pdf.write_bytes(resp.content)
     subprocess.run(["pdftoppm", "-r", "20", "-png", str(pdf), str(tmp_path / "p")], check=True)
-    assert len(list(tmp_path.glob("p-*.png"))) == 4
+    assert len(list(tmp_path.glob("p-*.png"))) == pages
+    # every headline row is printed: none falls off the bottom of the page
+    text = subprocess.run(
+        ["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True
+    ).stdout
+    report = member_client("street").get(f"{url}&format=json").json()
+    labels = [label for label, _ in headline_rows(report)]
+    assert len(labels) > TABLE_ROWS_PER_PAGE  # the demo's table does need two pages
+    assert [label for label in labels if label not in text.replace("\n", "")] == []
 
 
 def test_command_writes_report(tmp_path, demo):

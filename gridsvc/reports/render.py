@@ -276,21 +276,43 @@ def report_xlsx(r: dict[str, Any]) -> bytes:
 
 
 # ---------------------------------------------------------------- PDF
+#: headline rows that fit on one A4 page at the table's font size and row height
+TABLE_ROWS_PER_PAGE = 32
+
+
 def _table_page(pdf: PdfPages, r: dict[str, Any]) -> None:
-    fig = plt.figure(figsize=(8.27, 11.69))  # A4
-    fig.text(0.5, 0.95, _title(r), ha="center", fontsize=18, weight="bold")
-    fig.text(
-        0.5, 0.92, f"生成时间 {r['generated_at'][:16].replace('T', ' ')}", ha="center", fontsize=9
-    )
-    ax = fig.add_axes((0.12, 0.08, 0.76, 0.8))
-    ax.axis("off")
+    """The headline figures as a table, continued over as many A4 pages as it needs (a long
+    table used to run off the bottom of one page, losing its last rows)."""
     rows = [[k, str(v)] for k, v in headline_rows(r)]
-    table = ax.table(cellText=rows, colLabels=["指标", "数值"], loc="upper center", cellLoc="left")
-    table.auto_set_font_size(False)
-    table.set_fontsize(11)
-    table.scale(1, 1.6)
-    pdf.savefig(fig)
-    plt.close(fig)
+    chunks = [
+        rows[i : i + TABLE_ROWS_PER_PAGE] for i in range(0, len(rows), TABLE_ROWS_PER_PAGE)
+    ] or [[]]
+    for number, chunk in enumerate(chunks, start=1):
+        fig = plt.figure(figsize=(8.27, 11.69))  # A4
+        title = _title(r) if number == 1 else f"{_title(r)}(续 {number}/{len(chunks)})"
+        fig.text(0.5, 0.95, title, ha="center", fontsize=18, weight="bold")
+        fig.text(
+            0.5,
+            0.92,
+            f"生成时间 {r['generated_at'][:16].replace('T', ' ')}",
+            ha="center",
+            fontsize=9,
+        )
+        ax = fig.add_axes((0.12, 0.08, 0.76, 0.8))
+        ax.axis("off")
+        if chunk:
+            table = ax.table(
+                cellText=chunk,
+                colLabels=["指标", "数值"],
+                colWidths=[0.74, 0.26],
+                loc="upper center",
+                cellLoc="left",
+            )
+            table.auto_set_font_size(False)
+            table.set_fontsize(11)
+            table.scale(1, 1.6)
+        pdf.savefig(fig)
+        plt.close(fig)
 
 
 def _chart_page(pdf: PdfPages, r: dict[str, Any]) -> None:
