@@ -14,6 +14,11 @@
 - /api/v1/assistance/{id}/decide/         街道审批 (street dispatcher)
 - /api/v1/assistance/{id}/recheck/        复核 (street dispatcher)
 - /api/v1/assistance/{id}/withdraw/       撤回
+- /api/v1/assistance/{id}/documents/      申请材料: list (metadata), POST a file (image/PDF)
+- /api/v1/assistance/{id}/documents/{doc}/file/  the file, only under an unmask grant (audited)
+- /api/v1/assistance/changes/?since=      the phone's feed of applications and migrants
+- /api/v1/assistance/batch/               the phone's offline batch (申请 from a visit, a
+                                          migrant's arrival or departure; Idempotency-Key)
 - /api/v1/migrants/                       流动人口: list (``?present=1``), POST an arrival
 - /api/v1/migrants/{id}/                  PATCH details (居住证, home contact, work …)
 - /api/v1/migrants/{id}/depart/           departure (date, where to)
@@ -27,29 +32,52 @@ from __future__ import annotations
 
 from datetime import date
 
+from django.db import transaction
+from django.http import HttpResponse
+from django.urls import path, reverse
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from gridsvc.assistance import migrants, services
+from gridsvc.assistance import documents, migrants, services
+from gridsvc.assistance import sync as assistance_sync
 from gridsvc.assistance.figures import figures as assistance_figures
-from gridsvc.assistance.models import Application, ApplicationEvent, Kind, Migrant, Status
+from gridsvc.assistance.models import (
+    Application,
+    ApplicationDocument,
+    ApplicationEvent,
+    Kind,
+    Migrant,
+    Status,
+)
 from gridsvc.audit.services import record_unmasked_reads
 from gridsvc.chain.visibility import MASK, Tier, staff_scope, suppress_small, tier_for
 from gridsvc.territory.codes import mask_phone
 from gridsvc.territory.models import Household, Resident
 from gridsvc.visits.models import Visit
 
+from .attachments import AnyAccept, serve
+from .files import checked_upload
 from .privacy import UnmaskAuditMixin, unmask_grant, viewer
 from .scoping import request_scope
 
 SENSITIVE_FIELDS = ("monthly_income", "amount")
 
-urlpatterns: list = []
 root_urlpatterns: list = []
+
+
+def _clear(serializer: serializers.Serializer) -> bool:
+    """Whether a serializer shows sensitive values in clear: only under an unmask grant, and
+    never in the phone's feed (``force_masked``)."""
+    if serializer.context.get("force_masked"):
+        return False
+    request = serializer.context.get("request")
+    return request is not None and viewer(request).unmasked
 
 
 def register(router) -> None:  # type: ignore[no-untyped-def]
@@ -67,6 +95,24 @@ class AssistanceEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class AssistanceDocumentSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField(
+        help_text="the file's download (only under an unmask grant: add ?unmask=1)"
+    )
+
+    class Meta:
+        model = ApplicationDocument
+        fields = ["id", "name", "content_type", "size", "uploaded_by", "created_at", "url"]
+        read_only_fields = fields
+
+    def get_url(self, obj: ApplicationDocument) -> str:
+        url = reverse(
+            "assistance-document-file", kwargs={"app_id": obj.application_id, "pk": obj.pk}
+        )
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
+
+
 class AssistanceApplicationSerializer(serializers.ModelSerializer):
     kind_name = serializers.CharField(source="get_kind_display", read_only=True)
     status_name = serializers.CharField(source="get_status_display", read_only=True)
@@ -74,6 +120,7 @@ class AssistanceApplicationSerializer(serializers.ModelSerializer):
     amount = serializers.SerializerMethodField()
     masked = serializers.SerializerMethodField()
     events = AssistanceEventSerializer(many=True, read_only=True)
+    attachments = AssistanceDocumentSerializer(many=True, read_only=True)
 
     class Meta:
         model = Application
@@ -104,17 +151,14 @@ class AssistanceApplicationSerializer(serializers.ModelSerializer):
             "updated_at",
             "masked",
             "events",
+            "attachments",
         ]
         read_only_fields = fields
-
-    def _clear(self) -> bool:
-        request = self.context.get("request")
-        return request is not None and viewer(request).unmasked
 
     def _money(self, value) -> str | None:  # type: ignore[no-untyped-def]
         if value is None:
             return None
-        return str(value) if self._clear() else MASK
+        return str(value) if _clear(self) else MASK
 
     def get_monthly_income(self, obj: Application) -> str | None:
         return self._money(obj.monthly_income)
@@ -123,7 +167,7 @@ class AssistanceApplicationSerializer(serializers.ModelSerializer):
         return self._money(obj.amount)
 
     def get_masked(self, obj: Application) -> list[str]:
-        return [] if self._clear() else list(SENSITIVE_FIELDS)
+        return [] if _clear(self) else list(SENSITIVE_FIELDS)
 
 
 class AssistanceSubmitSerializer(serializers.Serializer):
@@ -167,6 +211,12 @@ class AssistanceRecheckSerializer(serializers.Serializer):
     )
 
 
+class AssistanceDocumentUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="JPEG, PNG, WebP or PDF (checked by content)")
+    name = serializers.CharField(max_length=100, help_text="户口簿, 身份证, 收入证明 …")
+    client_uuid = serializers.UUIDField(required=False, allow_null=True)
+
+
 class AssistanceNoteSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
@@ -207,7 +257,7 @@ class ApplicationViewSet(
         if getattr(self, "swagger_fake_view", False):
             return Application.objects.none()
         qs = services.visible_applications(request_scope(self.request), self.request.user)
-        qs = qs.prefetch_related("events__actor")
+        qs = qs.prefetch_related("events__actor", "attachments")
         params = self.request.query_params
         if params.get("kind"):
             qs = qs.filter(kind=params["kind"])
@@ -387,6 +437,34 @@ class ApplicationViewSet(
             lambda i, d: services.withdraw(request.user, i, note=d.get("note", "")),
         )
 
+    @extend_schema(methods=["GET"], request=None, responses=AssistanceDocumentSerializer(many=True))
+    @extend_schema(
+        methods=["POST"],
+        request={"multipart/form-data": AssistanceDocumentUploadSerializer},
+        responses={201: AssistanceDocumentSerializer, 200: AssistanceDocumentSerializer},
+    )
+    @action(detail=True, methods=["get", "post"])
+    def documents(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """申请材料: GET lists the documents (name, type, size; the file needs an unmask
+        grant); POST attaches one (JPEG, PNG, WebP or PDF, checked by content, ≤ 10 MB;
+        ``client_uuid``: a retry returns the stored one, 200)."""
+        app = self.get_object()  # 404 outside the caller's territory
+        ctx = {"request": request}
+        if request.method == "GET":
+            rows = app.attachments.all()
+            return Response(AssistanceDocumentSerializer(rows, many=True, context=ctx).data)
+        body = AssistanceDocumentUploadSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        d = body.validated_data
+        up = checked_upload(d["file"], "file", max_bytes=documents.MAX_DOCUMENT_BYTES)
+        out = documents.attach(
+            request.user, app.pk, up, d["name"], client_uuid=d.get("client_uuid")
+        )
+        return Response(
+            AssistanceDocumentSerializer(out.document, context=ctx).data,
+            status=status.HTTP_201_CREATED if out.created else status.HTTP_200_OK,
+        )
+
 
 # ---------------------------------------------------------------- 流动人口 (item 3)
 MIGRANT_FIELDS = [
@@ -427,8 +505,7 @@ class MigrantSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_home_contact_phone(self, obj: Migrant) -> str:
-        request = self.context.get("request")
-        if request is not None and viewer(request).unmasked:
+        if _clear(self):
             return obj.home_contact_phone
         return mask_phone(obj.home_contact_phone) if obj.home_contact_phone else ""
 
@@ -548,5 +625,223 @@ class MigrantViewSet(
         last = date.fromordinal(nxt.toordinal() - 1)
         return Response({"month": raw, **migrants.flows(self.get_queryset(), first, last)})
 
+
+# ---------------------------------------------------------------- document files
+class AssistanceDocumentFileView(APIView):
+    """A document of an application, for a caller who sees the application and holds an
+    unmask grant (``?unmask=1``): the document tells income, health or hardship, so it is a
+    clear read of a sensitive value and each download is audited. Without a grant 403;
+    outside the caller's territory (or for neighbours' roles) 404."""
+
+    content_negotiation_class = AnyAccept
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("unmask", OpenApiTypes.STR, description="1 (an active grant)")
+        ],
+        responses={
+            200: OpenApiResponse(
+                response=OpenApiTypes.BINARY,
+                description="The file; images inline, PDF as an attachment (type from content).",
+            ),
+            304: None,
+            403: OpenApiTypes.OBJECT,
+            404: OpenApiTypes.OBJECT,
+        },
+    )
+    def get(self, request, app_id: int, pk: int) -> HttpResponse:  # type: ignore[no-untyped-def]
+        apps = services.visible_applications(request_scope(request), request.user)
+        doc = (
+            ApplicationDocument.objects.filter(
+                pk=pk, application_id=app_id, application__in=apps.values("pk")
+            )
+            .only("id", "application_id", "file", "sha256")
+            .first()
+        )
+        if doc is None:
+            raise NotFound()
+        grant = unmask_grant(request)
+        if grant is None:
+            raise PermissionDenied(
+                "a document is shown only under an unmask grant: POST /api/v1/privacy/grants/ "
+                "with a reason, then add ?unmask=1"
+            )
+        resp = serve(doc.file, f"assistance-{app_id}-{doc.pk}", doc.sha256, request)
+        if resp.status_code == 200:
+            record_unmasked_reads(
+                request.user,
+                "assistance_document",
+                [doc.pk],
+                ["file"],
+                grant,
+                ip=request.META.get("REMOTE_ADDR"),
+            )
+        return resp
+
+
+# ---------------------------------------------------------------- phone: feed and batch
+class AssistanceFeedSerializer(serializers.Serializer):
+    cursor = serializers.CharField(help_text="send as ?since= next time (opaque)")
+    has_more = serializers.BooleanField(help_text="call again at once with the new cursor")
+    applications = AssistanceApplicationSerializer(many=True)
+    migrants = MigrantSerializer(many=True)
+
+
+def _staff_only(request) -> None:  # type: ignore[no-untyped-def]
+    if tier_for(request.user) < Tier.STAFF:
+        raise PermissionDenied("people's services are for grid, community and street staff")
+
+
+class AssistanceChangesView(APIView):
+    """The phone's feed of people's services in the caller's grids: the applications (with
+    their events and documents' metadata) and the migrants (arrivals, departures, details) of
+    households in the staff part of their territory. Without ``since`` all of them, with it
+    what was saved after it; replace rows by ``id``. ``limit`` rows per stream (1–500).
+    Income, amounts and the home contact's phone are always masked here. Neighbours' roles
+    get 403."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("since", OpenApiTypes.STR, description="the cursor of the last call"),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="1–500, default 500"),
+        ],
+        responses={200: AssistanceFeedSerializer},
+    )
+    def get(self, request):  # type: ignore[no-untyped-def]
+        from gridsvc.visits.sync import BadCursor
+
+        _staff_only(request)
+        raw = request.query_params.get("limit") or "500"
+        try:
+            limit = int(raw)
+        except ValueError:
+            raise ValidationError({"limit": "a whole number 1–500"}) from None
+        if not 1 <= limit <= 500:
+            raise ValidationError({"limit": "a whole number 1–500"})
+        try:
+            rows, cursor, more = assistance_sync.changes(
+                request.user, request.query_params.get("since"), limit
+            )
+        except BadCursor as exc:
+            raise ValidationError({"since": str(exc)}) from None
+        ctx = {"request": request, "force_masked": True}
+        return Response(
+            {
+                "cursor": cursor,
+                "has_more": more,
+                "applications": AssistanceApplicationSerializer(
+                    rows["applications"], many=True, context=ctx
+                ).data,
+                "migrants": MigrantSerializer(rows["migrants"], many=True, context=ctx).data,
+            }
+        )
+
+
+class AssistanceBatchApplicationSerializer(serializers.Serializer):
+    household = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=Kind.choices)
+    applicant = serializers.IntegerField(required=False, allow_null=True)
+    visit = serializers.IntegerField(required=False, allow_null=True)
+    visit_uuid = serializers.UUIDField(
+        required=False, allow_null=True, help_text="the visit's client_uuid (not yet synced id)"
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    made_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="when it was made on the phone (the clock)"
+    )
+
+
+class AssistanceBatchDepartureSerializer(serializers.Serializer):
+    migrant = serializers.IntegerField(required=False, allow_null=True)
+    resident = serializers.IntegerField(required=False, allow_null=True)
+    departed_on = serializers.DateField()
+    departed_to = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("migrant") is None and attrs.get("resident") is None:
+            raise ValidationError({"migrant": ["name the migrant (or the resident)"]})
+        return attrs
+
+
+BATCH_SERIALIZERS = {
+    "application": AssistanceBatchApplicationSerializer,
+    "arrival": MigrantArrivalSerializer,
+    "departure": AssistanceBatchDepartureSerializer,
+}
+BATCH_MAX = 200
+
+
+class AssistanceBatchItemSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=list(BATCH_SERIALIZERS))
+    client_uuid = serializers.UUIDField(help_text="made on the phone when recorded")
+    data = serializers.DictField(
+        help_text="application: {household, kind, applicant?, visit? or visit_uuid?, reason?, "
+        "made_at?}; arrival: as POST /migrants/ {resident, arrived_on, permit?, …}; "
+        "departure: {migrant or resident, departed_on, departed_to?}"
+    )
+
+
+class AssistanceBatchSerializer(serializers.Serializer):
+    items = AssistanceBatchItemSerializer(many=True, help_text=f"up to {BATCH_MAX}")
+
+
+class AssistanceBatchResultSerializer(serializers.Serializer):
+    summary = serializers.DictField(child=serializers.IntegerField())
+    results = serializers.ListField(child=serializers.DictField())
+
+
+class AssistanceBatchView(APIView):
+    """The phone's offline batch of people's services: ``application`` (申请 started on a
+    visit), ``arrival`` and ``departure`` (流动人口), each with its ``client_uuid``. One result
+    per item, in order — ``accepted`` (stored now, ``id``), ``duplicate`` (that
+    ``client_uuid`` was stored before, ``id``), ``rejected`` (``errors``); one bad item never
+    loses the others. Ids are resolved in the staff part of the caller's territory (a foreign
+    one is rejected "not found"). Send an ``Idempotency-Key``: a retried batch answers as the
+    first time. Neighbours' roles get 403."""
+
+    @extend_schema(
+        request=AssistanceBatchSerializer, responses={200: AssistanceBatchResultSerializer}
+    )
+    def post(self, request):  # type: ignore[no-untyped-def]
+        _staff_only(request)
+        body = AssistanceBatchSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        items = body.validated_data["items"]
+        if len(items) > BATCH_MAX:
+            raise ValidationError({"items": f"at most {BATCH_MAX} per batch"})
+        results = []
+        summary = {"accepted": 0, "duplicate": 0, "rejected": 0}
+        for item in items:
+            kind, key = item["kind"], item["client_uuid"]
+            ser = BATCH_SERIALIZERS[kind](data=item["data"])
+            if not ser.is_valid():
+                results.append({"kind": kind, "status": "rejected", "errors": ser.errors})
+                summary["rejected"] += 1
+                continue
+            try:
+                with transaction.atomic():
+                    row, created = assistance_sync.record_offline(
+                        request.user, kind, dict(ser.validated_data), key
+                    )
+            except services.AssistanceError as exc:
+                errors = {exc.field or "non_field_errors": [str(exc.message)]}
+                results.append({"kind": kind, "status": "rejected", "errors": errors})
+                summary["rejected"] += 1
+                continue
+            state = "accepted" if created else "duplicate"
+            summary[state] += 1
+            results.append({"kind": kind, "status": state, "id": row.pk, "client_uuid": str(key)})
+        return Response({"summary": summary, "results": results})
+
+
+urlpatterns: list = [
+    path("assistance/changes/", AssistanceChangesView.as_view(), name="assistance-changes"),
+    path("assistance/batch/", AssistanceBatchView.as_view(), name="assistance-batch"),
+    path(
+        "assistance/<int:app_id>/documents/<int:pk>/file/",
+        AssistanceDocumentFileView.as_view(),
+        name="assistance-document-file",
+    ),
+]
 
 __all__ = ["ApplicationViewSet", "MigrantViewSet", "Status", "register"]

@@ -174,7 +174,8 @@ def test_the_check_deadline_runs_on_the_working_day_clock_and_escalates_once(dem
     assert app.due_at == clock.add(friday, 5, "working_days")
     # five working days from a Friday: the next Friday, end of office hours (weekend skipped)
     assert app.due_at.astimezone(SHANGHAI).date() == date(2026, 11, 20)
-    assert services.apply_clock(app.pk, app.due_at - timedelta(minutes=1)) == "not_due"
+    # a minute before the deadline it has been reminded (临期, tests/test_assistance_worker.py)
+    assert services.apply_clock(app.pk, app.due_at - timedelta(minutes=1)) == "reminded"
     before = InboxMessage.objects.filter(object_type="assistance").count()
     after_due = app.due_at + timedelta(minutes=1)
     assert services.sweep(after_due) == {"escalated": 1}
@@ -352,10 +353,12 @@ def test_the_deadline_check_is_queued_by_name_on_the_assistance_queue(demo):
     app = services.submit(
         Member.objects.get(username="grid1"), _hh(demo.grids[0]), "job"
     ).application
-    job = ProcrastinateJob.objects.get(
+    jobs = ProcrastinateJob.objects.filter(
         task_name="assistance.check", args={"application_id": app.pk}
     )
-    assert job.queue_name == "assistance" and job.scheduled_at == app.due_at
+    assert {j.queue_name for j in jobs} == {"assistance"}
+    # at the reminder time (临期, as a case's yellow card) and at the deadline
+    assert sorted(j.scheduled_at for j in jobs) == [app.remind_at, app.due_at]
 
 
 def probe_figures(ctx) -> None:  # type: ignore[no-untyped-def]
@@ -469,7 +472,37 @@ def _body_foreign(field: str) -> Callable:
     return probe
 
 
+def probe_changes(ctx) -> None:  # type: ignore[no-untyped-def]
+    """The phone's feed: neighbours 403; staff get only applications and migrants of their
+    territory (tests/test_assistance_sync.py)."""
+    from gridsvc.assistance.models import Migrant
+
+    r = ctx.client.get(URL + "changes/")
+    if r.status_code == 403:
+        return
+    assert r.status_code == 200, (ctx.role, r.content[:200])
+    body = r.json()
+    assert {a["id"] for a in body["applications"]} <= (ctx.visible(Application) or set())
+    assert {m["id"] for m in body["migrants"]} <= (ctx.visible(Migrant) or set())
+
+
+def probe_document_file(ctx) -> None:  # type: ignore[no-untyped-def]
+    """A document of an application outside the territory is 404, as the application is
+    (tests/test_assistance_documents.py)."""
+    from gridsvc.assistance.models import ApplicationDocument
+
+    for pk in ctx.foreign(ApplicationDocument):
+        doc = ApplicationDocument.objects.get(pk=pk)
+        r = ctx.client.get(f"{URL}{doc.application_id}/documents/{pk}/file/")
+        assert r.status_code == 404, (ctx.role, r.status_code)
+
+
 ASSISTANCE_ALLOWED: dict[str, str] = {
+    "POST /api/v1/assistance/batch/": (
+        "the phone's offline batch: items' ids (household, applicant, visit, resident, "
+        "migrant) are resolved in the caller's staff scope, a foreign one is rejected "
+        "'not found' (tests/test_assistance_sync.py); neighbours get 403"
+    ),
     "POST /api/v1/migrants/": (
         "records an arrival; its body id (resident) has a foreign-id probe, neighbours get 403"
     ),
@@ -487,4 +520,6 @@ ASSISTANCE_EXPLICIT: dict[str, Callable] = {
     "GET /api/v1/assistance/gaps/": probe_gaps,
     "GET /api/v1/assistance/figures/": probe_figures,
     "GET /api/v1/migrants/flows/": probe_migrant_flows,
+    "GET /api/v1/assistance/changes/": probe_changes,
+    "GET /api/v1/assistance/<app_id>/documents/<pk>/file/": probe_document_file,
 }

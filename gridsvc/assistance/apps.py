@@ -9,8 +9,16 @@ class AssistanceConfig(AppConfig):
     def ready(self) -> None:
         from gridsvc.chain.scope import HOUSEHOLD_PATHS
 
-        from .models import Application, ApplicationEvent, Migrant
+        from .models import (
+            Application,
+            ApplicationDocument,
+            ApplicationEvent,
+            Migrant,
+            MigrantMove,
+        )
 
         HOUSEHOLD_PATHS[Application] = "household__"
         HOUSEHOLD_PATHS[ApplicationEvent] = "application__household__"
+        HOUSEHOLD_PATHS[ApplicationDocument] = "application__household__"
         HOUSEHOLD_PATHS[Migrant] = "resident__household__"
+        HOUSEHOLD_PATHS[MigrantMove] = "migrant__resident__household__"

@@ -17,9 +17,16 @@ CHECK = "assistance.check"
 
 
 def schedule_deadline_check(application: Any) -> None:
-    """Queue ``assistance.check`` at the application's stage deadline."""
+    """Queue ``assistance.check`` at the application's reminder time (临期, as a case's
+    yellow card) and at its stage deadline."""
     if not case_jobs.enabled() or application.due_at is None:
         return
-    app.configure_task(
-        CHECK, queue=QUEUE, schedule_at=max(application.due_at, timezone.now())
-    ).defer(application_id=application.pk)
+    now = timezone.now()
+    times = [application.due_at]
+    remind_at = getattr(application, "remind_at", None)
+    if remind_at is not None and remind_at < application.due_at:
+        times.insert(0, remind_at)
+    for at in times:
+        app.configure_task(CHECK, queue=QUEUE, schedule_at=max(at, now)).defer(
+            application_id=application.pk
+        )

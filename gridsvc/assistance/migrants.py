@@ -4,6 +4,8 @@ the monthly inflow and outflow are counted from the records."""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -13,7 +15,7 @@ from django.db.models import QuerySet
 from gridsvc.chain.models import PositionType
 from gridsvc.territory.models import Resident
 
-from .models import Migrant
+from .models import Migrant, MigrantMove
 from .services import AssistanceError, _require
 
 GRID_FEED = (PositionType.GRID_MEMBER, PositionType.COMMUNITY_CADRE)
@@ -51,12 +53,53 @@ def _tell_grid(migrant: Migrant, title: str) -> int:
     return len(rows)
 
 
-def record_arrival(actor: Any, resident: Resident, arrived_on: date, **fields: Any) -> Migrant:
-    """来: a migrant arrives (or arrives again after a departure: the record is reopened)."""
+@dataclass
+class Recorded:
+    """An arrival or departure as recorded: the migrant, and whether it was recorded now
+    (false: this ``client_uuid`` was recorded before and nothing was done again)."""
+
+    migrant: Migrant
+    created: bool
+
+
+def _already(client_uuid: uuid.UUID | None, move: str) -> Migrant | None:
+    """The migrant of a move already recorded under ``client_uuid`` (a retry), or None."""
+    if client_uuid is None:
+        return None
+    done = MigrantMove.objects.select_related("migrant").filter(client_uuid=client_uuid).first()
+    if done is None:
+        return None
+    if done.move != move:
+        raise AssistanceError(f"this client_uuid was used for a {done.move}", "client_uuid")
+    return done.migrant
+
+
+def record_arrival(
+    actor: Any,
+    resident: Resident,
+    arrived_on: date,
+    *,
+    client_uuid: uuid.UUID | None = None,
+    **fields: Any,
+) -> Migrant:
+    """来: a migrant arrives (or arrives again after a departure: the record is reopened).
+    ``client_uuid``: the phone's id of the arrival; sent again, nothing is recorded twice."""
+    return arrive(actor, resident, arrived_on, client_uuid=client_uuid, **fields).migrant
+
+
+def arrive(
+    actor: Any,
+    resident: Resident,
+    arrived_on: date,
+    *,
+    client_uuid: uuid.UUID | None = None,
+    **fields: Any,
+) -> Recorded:
+    """:func:`record_arrival`, telling whether it was recorded now."""
     if resident.household is None:
         raise AssistanceError("the resident has no household here", "resident")
     _require(actor, resident.household, "submit")
-    allowed = {f.name for f in Migrant._meta.get_fields()} - {
+    allowed = {f.name for f in Migrant._meta.get_fields() if f.concrete} - {
         "id",
         "resident",
         "arrived_on",
@@ -69,6 +112,13 @@ def record_arrival(actor: Any, resident: Resident, arrived_on: date, **fields: A
     if unknown:
         raise AssistanceError(f"unknown fields {sorted(unknown)}", sorted(unknown)[0])
     with transaction.atomic():
+        done = _already(client_uuid, MigrantMove.Move.ARRIVAL)
+        if done is not None:
+            if done.resident_id != resident.pk:
+                raise AssistanceError(
+                    "this client_uuid was used for another resident", "client_uuid"
+                )
+            return Recorded(done, False)
         migrant, _ = Migrant.objects.select_for_update().update_or_create(
             resident=resident,
             defaults={
@@ -79,15 +129,47 @@ def record_arrival(actor: Any, resident: Resident, arrived_on: date, **fields: A
                 **fields,
             },
         )
+        MigrantMove.objects.create(
+            migrant=migrant,
+            move=MigrantMove.Move.ARRIVAL,
+            on=arrived_on,
+            client_uuid=client_uuid,
+            recorded_by=actor,
+        )
         _tell_grid(migrant, f"流动人口来住: {resident.name} ({arrived_on.isoformat()})")
-    return migrant
+    return Recorded(migrant, True)
 
 
 def record_departure(
-    actor: Any, migrant_id: int, departed_on: date, departed_to: str = ""
+    actor: Any,
+    migrant_id: int,
+    departed_on: date,
+    departed_to: str = "",
+    *,
+    client_uuid: uuid.UUID | None = None,
 ) -> Migrant:
     """走: the migrant left (where to, for the 两头对接 with the destination)."""
+    return depart(actor, migrant_id, departed_on, departed_to, client_uuid=client_uuid).migrant
+
+
+def depart(
+    actor: Any,
+    migrant_id: int,
+    departed_on: date,
+    departed_to: str = "",
+    *,
+    client_uuid: uuid.UUID | None = None,
+) -> Recorded:
+    """:func:`record_departure`, telling whether it was recorded now (a departure sent again
+    under its ``client_uuid`` is not a 409, it is the same departure)."""
     with transaction.atomic():
+        done = _already(client_uuid, MigrantMove.Move.DEPARTURE)
+        if done is not None:
+            if done.pk != migrant_id:
+                raise AssistanceError(
+                    "this client_uuid was used for another migrant", "client_uuid"
+                )
+            return Recorded(done, False)
         migrant = (
             Migrant.objects.select_for_update(of=("self",))
             .select_related("resident__household")
@@ -100,8 +182,16 @@ def record_departure(
             raise AssistanceError("departure before arrival", "departed_on")
         migrant.departed_on, migrant.departed_to = departed_on, departed_to
         migrant.save()
+        MigrantMove.objects.create(
+            migrant=migrant,
+            move=MigrantMove.Move.DEPARTURE,
+            on=departed_on,
+            place=departed_to,
+            client_uuid=client_uuid,
+            recorded_by=actor,
+        )
         _tell_grid(migrant, f"流动人口离开: {migrant.resident.name} ({departed_on.isoformat()})")
-    return migrant
+    return Recorded(migrant, True)
 
 
 def flows(qs: QuerySet[Migrant], first: date, last: date) -> dict[str, int]:

@@ -88,6 +88,14 @@ class Application(models.Model):
     recheck_due = models.DateField(null=True, blank=True, help_text="next 复核 (低保: yearly)")
     # the working-day clock of the current stage
     due_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    remind_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="临期 reminder time (as a case's yellow card: 80% of the stage)",
+    )
+    warned_for = models.DateTimeField(
+        null=True, blank=True, help_text="the due_at already reminded before (once per deadline)"
+    )
     reminded_for = models.DateTimeField(
         null=True, blank=True, help_text="the due_at already escalated (once per deadline)"
     )
@@ -168,3 +176,54 @@ class Migrant(models.Model):
 
     def __str__(self) -> str:
         return f"流动人口 {self.resident_id} {self.arrived_on}"
+
+
+class ApplicationDocument(models.Model):
+    """A document attached to an application (申请材料: 户口簿, 身份证, 收入证明 …), an image
+    or a PDF checked by its content (:mod:`gridsvc.uploads`). LOW_INCOME-sensitive: the file
+    is served only under an unmask grant, and each download is audited."""
+
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="attachments"
+    )
+    name = models.CharField(max_length=100, help_text="what the document is (户口簿, 收入证明 …)")
+    file = models.FileField(upload_to="assistance/%Y/%m/")
+    content_type = models.CharField(max_length=64)
+    size = models.PositiveIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+    client_uuid = models.UUIDField(
+        unique=True, null=True, blank=True, help_text="the phone's id: a retry is the same row"
+    )
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.application_id})"
+
+
+class MigrantMove(models.Model):
+    """One arrival (来) or departure (走) of a migrant as recorded, with the phone's
+    ``client_uuid`` (an offline batch sent again records nothing twice). :class:`Migrant` holds
+    the current state; these rows are its history."""
+
+    class Move(models.TextChoices):
+        ARRIVAL = "arrival", "来"
+        DEPARTURE = "departure", "走"
+
+    migrant = models.ForeignKey(Migrant, on_delete=models.CASCADE, related_name="moves")
+    move = models.CharField(max_length=12, choices=Move.choices)
+    on = models.DateField()
+    place = models.CharField(max_length=200, blank=True, help_text="where to (departure)")
+    client_uuid = models.UUIDField(unique=True, null=True, blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["on", "id"]

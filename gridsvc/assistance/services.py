@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -142,12 +142,25 @@ def _street_of(app: Application) -> int | None:
     return _place(app.household)[2]
 
 
+def _remind_time(start: datetime, due: datetime | None) -> datetime | None:
+    """When a stage is reminded before its deadline (临期): at the share of the span a case
+    gets its yellow card (``YELLOW_CARD_SHARE``, 80%)."""
+    if due is None:
+        return None
+    from gridsvc.cases.services.deadlines import YELLOW_SHARE
+
+    span = max((due - start).total_seconds(), 0)
+    return start + timedelta(seconds=span * YELLOW_SHARE)
+
+
 def _set_deadline(app: Application, start: datetime) -> None:
     days = STAGE_WORKING_DAYS.get(app.status)
     app.due_at = (
         deadline(start, days, "working_days", _street_of(app)) if days is not None else None
     )
+    app.remind_at = _remind_time(start, app.due_at)
     app.reminded_for = None
+    app.warned_for = None
 
 
 def _event(app: Application, action: str, before: str, actor: Any, note: str = "") -> None:
@@ -364,11 +377,14 @@ STAGE_ACTION = {Status.SUBMITTED: "check", Status.CHECKED: "review", Status.REVI
 
 
 def overdue(now: datetime | None = None) -> QuerySet[Application]:
-    """Open applications past their stage's deadline and not yet reminded for it."""
+    """Open applications past their stage's deadline and not yet escalated for it, or past
+    their reminder time (临期) and not yet reminded for it."""
     now = now or timezone.now()
-    return Application.objects.filter(status__in=OPEN_STATUSES, due_at__lte=now).exclude(
-        reminded_for=F("due_at")
+    late = Q(due_at__lte=now) & ~Q(reminded_for=F("due_at"), reminded_for__isnull=False)
+    near = Q(remind_at__lte=now, due_at__gt=now) & ~Q(
+        warned_for=F("due_at"), warned_for__isnull=False
     )
+    return Application.objects.filter(late | near, status__in=OPEN_STATUSES)
 
 
 def apply_clock(app_id: int, now: datetime | None = None) -> str:
@@ -379,8 +395,12 @@ def apply_clock(app_id: int, now: datetime | None = None) -> str:
     now = now or timezone.now()
     with transaction.atomic():
         app = Application.objects.select_for_update().select_related("household").get(pk=app_id)
-        if app.status not in OPEN_STATUSES or app.due_at is None or app.due_at > now:
+        if app.status not in OPEN_STATUSES or app.due_at is None:
             return "not_due"
+        if app.due_at > now:
+            if app.remind_at is None or app.remind_at > now:
+                return "not_due"
+            return _warn(app)
         if app.reminded_for == app.due_at:
             return "done"
         stage = STAGE_ACTION[app.status]
@@ -407,6 +427,41 @@ def apply_clock(app_id: int, now: datetime | None = None) -> str:
 
             deliver_inbox_later([m.pk for m in messages])
     return "escalated"
+
+
+STAGE_VERB = {"check": "核查", "review": "评议", "decide": "审批"}
+
+
+def _warn(app: Application) -> str:
+    """临期: remind the members who may take the pending step, once per deadline (as a case's
+    yellow card; the street desk hears of it only when it is overdue). In the caller's
+    transaction, the row locked."""
+    from gridsvc.cases.jobs import deliver_inbox_later
+    from gridsvc.supervision.models import InboxMessage
+
+    if app.warned_for == app.due_at:
+        return "done"
+    stage = STAGE_ACTION[app.status]
+    due_day = timezone.localtime(app.due_at).date().isoformat()
+    title = f"民生服务申请 #{app.pk} 临期: 请于 {due_day} 前{STAGE_VERB[stage]}"
+    messages = InboxMessage.objects.bulk_create(
+        [
+            InboxMessage(
+                member_id=m,
+                kind=InboxMessage.Kind.YELLOW_CARD,
+                title=title[:200],
+                object_type="assistance",
+                object_id=str(app.pk),
+            )
+            for m in actors_of(app.household, stage)
+        ]
+    )
+    app.warned_for = app.due_at
+    app.save(update_fields=["warned_for", "updated_at"])
+    _event(app, "reminder", app.status, None, title)
+    if messages:
+        deliver_inbox_later([m.pk for m in messages])
+    return "reminded"
 
 
 def sweep(now: datetime | None = None) -> dict[str, int]:
@@ -444,28 +499,34 @@ def _suggested(kind: str) -> Q:
     return q
 
 
+def gap_households(
+    households: QuerySet[Household], today: date | None = None
+) -> dict[str, QuerySet[Household]]:
+    """The rule of 应保尽保 as querysets (lazy, for a list or a map layer): among
+    ``households`` (already scoped), per kind those whose records suggest it but that have no
+    live application of it, and under ``recheck_overdue`` those on assistance whose re-check
+    is overdue."""
+    out: dict[str, QuerySet[Household]] = {}
+    for kind, covering in COVERING_KINDS.items():
+        covered = Application.objects.filter(kind__in=covering, status__in=LIVE_STATUSES)
+        out[kind] = households.filter(
+            pk__in=Household.objects.filter(_suggested(kind)).values("pk")
+        ).exclude(pk__in=covered.values("household_id"))
+    late = recheck_overdue(Application.objects.all(), today)
+    out["recheck_overdue"] = households.filter(pk__in=late.values("household_id"))
+    return out
+
+
 def gaps(households: QuerySet[Household], today: date | None = None) -> dict[str, Any]:
     """应保尽保: among ``households`` (already scoped), those whose records suggest a kind of
     assistance but that have no live application of it (``missing``: kind → household ids),
     and households on assistance whose re-check is overdue (``recheck_overdue``)."""
-    missing: dict[str, list[int]] = {}
-    for kind, covering in COVERING_KINDS.items():
-        covered = Application.objects.filter(kind__in=covering, status__in=LIVE_STATUSES)
-        rows = (
-            households.filter(_suggested(kind))
-            .exclude(pk__in=covered.values("household_id"))
-            .values_list("pk", flat=True)
-            .distinct()
-        )
-        missing[kind] = sorted(rows)
-    overdue_ids = sorted(
-        set(
-            recheck_overdue(
-                Application.objects.filter(household__in=households), today
-            ).values_list("household_id", flat=True)
-        )
-    )
-    return {"missing": missing, "recheck_overdue": overdue_ids}
+    rows = {
+        key: sorted(set(qs.values_list("pk", flat=True)))
+        for key, qs in gap_households(households, today).items()
+    }
+    overdue_ids = rows.pop("recheck_overdue")
+    return {"missing": rows, "recheck_overdue": overdue_ids}
 
 
 def gaps_by_grid(gap: dict[str, Any]) -> dict[int | None, dict[str, int]]:
@@ -600,6 +661,7 @@ def submit_many(
                 created_by=actor,
             )
             app.due_at = _deadline_cached(app.status, _place(h)[2], now, clock)
+            app.remind_at = _remind_time(now, app.due_at)
             apps.append(app)
         Application.objects.bulk_create(apps, batch_size=1000)
         ApplicationEvent.objects.bulk_create(
@@ -664,16 +726,18 @@ def _advance_many(
                 per_app(app)
             app.status = to
             app.due_at = _deadline_cached(to, _street_of(app), now, clock)
+            app.remind_at = _remind_time(now, app.due_at)
             app.reminded_for = None
+            app.warned_for = None
             app.updated_at = now
         # one UPDATE per distinct value of the fields that differ between applications
-        varying = ("due_at", *per_app_fields)
+        varying = ("due_at", "remind_at", *per_app_fields)
         groups: dict[tuple, list[int]] = {}
         for app in apps:
             groups.setdefault(tuple(getattr(app, f) for f in varying), []).append(app.pk)
         for key, pks in groups.items():
             Application.objects.filter(pk__in=pks).update(
-                status=to, reminded_for=None, updated_at=now, **fields,
+                status=to, reminded_for=None, warned_for=None, updated_at=now, **fields,
                 **dict(zip(varying, key, strict=True)),
             )  # fmt: skip
         ApplicationEvent.objects.bulk_create(

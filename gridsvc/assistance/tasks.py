@@ -1,8 +1,10 @@
 """Background work for assistance applications (procrastinate).
 
-- ``assistance.check`` runs at a stage's deadline (queued with the change that set it);
-- ``assistance.sweep`` runs every ten minutes and catches up on every overdue application
-  if the worker was down. Both remind once per deadline (:func:`services.apply_clock`).
+- ``assistance.check`` runs at a stage's reminder time (临期, 80% of the stage, as a case's
+  yellow card) and at its deadline (both queued with the change that set them);
+- ``assistance.sweep`` runs every ten minutes and catches up on every application past
+  either if the worker was down. Both remind once and escalate once per deadline
+  (:func:`services.apply_clock`).
 - ``assistance.daily`` (08:30) reminds of re-checks (复核) due within a month or overdue, once
   per re-check date (:func:`services.recheck_reminders`).
 """

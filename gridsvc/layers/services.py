@@ -1049,6 +1049,10 @@ LAYERS: dict[str, LayerDef] = {
         ),
     )
 }
+# issue 21: the 应保尽保 layer (counts per building), declared in gridsvc/assistance/layer.py
+from gridsvc.assistance.layer import gaps_layer  # noqa: E402
+
+LAYERS["assistance_gaps"] = gaps_layer()
 TILE_LAYERS = tuple(LAYERS) + ("heatmap",)
 #: the layers an export (:mod:`gridsvc.dataio.export`) can write
 EXPORT_LAYERS = tuple(name for name, d in LAYERS.items() if d.exported)
@@ -1215,7 +1219,7 @@ def get_tile(
     (If-None-Match); when the cached tile is one of them its bytes are not read (``gz`` is
     empty: the answer is a 304)."""
     check_tile(z, x, y)
-    time_dependent = layer in ("heatmap", "cases", "visits")
+    time_dependent = layer == "heatmap" or (layer in LAYERS and LAYERS[layer].time_dependent)
     max_age = HTTP_MAX_AGE if not time_dependent else HTTP_MAX_AGE // 2
     variant = tile_variant(scope, q, layer)
     if use_cache:
