@@ -317,3 +317,59 @@ def test_candidates_are_scoped_like_the_case(demo, member_client):
     assert (
         member_client(f"grid{grid}").get(f"/api/v1/cases/{case.pk}/candidates/").status_code == 200
     )
+
+
+# ---------------------------------------------------------------- staff directory
+STAFF = "/api/v1/staff/"
+
+
+def test_staff_directory_lists_posts_with_role_place_contact_workload(demo, member_client):
+    from gridsvc.cases.models import OPEN_STATUSES, Case
+    from gridsvc.chain.models import Position
+
+    grid1 = _member("grid1")
+    grid1.phone = "13600001111"
+    grid1.save(update_fields=["phone"])
+    pos = Position.objects.held_at().get(member=grid1, position_type="grid_member")
+    Position.objects.filter(pk=pos.pk).update(on_leave=True)
+    body = member_client("street").get(STAFF).json()
+    assert body["count"] == len(body["results"]) > 50
+    row = next(r for r in body["results"] if r["position"] == pos.pk)
+    assert row["role_label"] == "网格员" and row["grid"] == pos.grid_id
+    assert row["grid_name"] == pos.grid.name and row["community_name"]
+    assert row["contact"] == "13600001111" and row["on_leave"] is True
+    assert row["open_cases"] == Case.objects.filter(handler=grid1, status__in=OPEN_STATUSES).count()
+    roles = [r["role"] for r in body["results"]]
+    assert roles.index("grid_member") < roles.index("unit_head") < roles.index("street_dispatcher")
+    # a grid: its own posts and the buildings', units' and compounds' posts inside it
+    rows = member_client("street").get(f"{STAFF}?grid={pos.grid_id}").json()["results"]
+    assert {r["grid"] for r in rows if r["grid"] is not None} == {pos.grid_id}
+    assert {"grid_member", "community_cadre", "building_head", "unit_head"} <= {
+        r["role"] for r in rows
+    }
+    rows = member_client("street").get(f"{STAFF}?role=property_manager").json()["results"]
+    assert rows and {r["role_label"] for r in rows} == {"物业经理"}
+
+
+def test_staff_directory_is_scoped(demo, member_client):
+    from gridsvc.chain.models import Position
+
+    g1 = Position.objects.held_at().get(member__username="grid1", position_type="grid_member")
+    rows = member_client("grid1").get(STAFF).json()["results"]
+    assert rows and {r["grid"] for r in rows if r["grid"] is not None} == {g1.grid_id}
+    assert "grid5" not in {Member.objects.get(pk=r["member"]).username for r in rows}
+    g5 = Position.objects.held_at().get(member__username="grid5", position_type="grid_member")
+    assert member_client("grid1").get(f"{STAFF}?grid={g5.grid_id}").json()["results"] == []
+    # a unit head: their own post and the staff of their grid (whom they report to, as
+    # /positions/ shows them), no other neighbours, no phones at all
+    uh = member_client("uh-001-1").get(STAFF).json()["results"]
+    me = _member("uh-001-1").pk
+    neighbours = {"unit_head", "building_head", "owners_committee", "property_manager"}
+    assert {r["member"] for r in uh if r["role"] in neighbours} == {me}
+    assert all(r["contact"] is None for r in uh)
+
+
+def test_staff_directory_bad_filters_are_400(demo, member_client):
+    for q, field in (("grid=x", "grid"), ("community=1.5", "community"), ("role=boss", "role")):
+        r = member_client("street").get(f"{STAFF}?{q}")
+        assert r.status_code == 400 and field in r.json(), (q, r.content)
