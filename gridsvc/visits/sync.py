@@ -35,7 +35,7 @@ import hashlib
 import hmac
 import json
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -121,61 +121,248 @@ def territory_data(member, scope: Scope) -> dict[str, Any]:  # type: ignore[no-u
     the buildings whose households they see, with each building's grid (so a building moved
     to another grid counts as a change), the units (unit heads), the positions' territory
     ids (cases are placed by their own street/…/unit fields), the tier and where sensitive
-    facts may be known (``staff``: "all", none, or the buildings of the staff part)."""
+    facts may be known (``staff``: "all", none, or the buildings of the staff part), and what
+    the member holds only because it is theirs, outside their territory (``tasks_out``: open
+    tasks assigned to them; ``cases_out``: open cases they handle — when one is handed to
+    someone else the snapshot changes and the feed purges it). One query (:func:`_probe`)."""
     if scope.everything:
         return {"all": True}
-    tier = visibility.tier_for(member)
-    buildings = sorted(
-        [b, g] for b, g in Building.objects.filter(scope.building_q()).values_list("id", "grid_id")
-    )
-    staff: str | list[int]
-    if not visibility.knows_sensitive(tier):
-        staff = []
-    elif visibility.is_mixed(member):
-        staff = sorted(
-            Building.objects.filter(visibility.staff_scope(scope).building_q()).values_list(
-                "id", flat=True
-            )
-        )
-    else:
-        staff = "all"
-    return {
-        "tier": int(tier),
-        "scope": {k: sorted(getattr(scope, f"{k}_ids")) for k in _SCOPE_KEYS},
-        "buildings": buildings,
-        "units": sorted(scope.unit_ids),
-        "staff": staff,
-        **_held_outside(member, scope),
-    }
+    return _probe(member, scope, {})[0]
 
 
-def _held_outside(member, scope: Scope) -> dict[str, list[int]]:  # type: ignore[no-untyped-def]
-    """What the member holds only because it is theirs, outside their territory: open tasks
-    assigned to them and open cases they handle. When one is handed to someone else the
-    snapshot changes and the feed purges it."""
-    open_tasks = VisitTask.objects.filter(
-        assigned_member=member, status__in=[VisitTask.Status.OPEN, VisitTask.Status.OVERDUE]
-    ).exclude(id__in=scope.filter(VisitTask.objects.all()).values("id"))
-    out = {"tasks_out": sorted(open_tasks.values_list("id", flat=True))}
-    Case = _case_model()
-    if Case is not None:
-        from gridsvc.cases.models import OPEN_STATUSES, Status
-
-        handled = Case.objects.filter(
-            handler=member, status__in=[*OPEN_STATUSES, Status.ON_HOLD]
-        ).exclude(scope.located_q())
-        out["cases_out"] = sorted(handled.values_list("id", flat=True))
-    return out
+def _digest(data: dict[str, Any]) -> str:
+    return hashlib.sha256(
+        json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 def territory_snapshot(member, scope: Scope) -> TerritorySnapshot:  # type: ignore[no-untyped-def]
     """The (shared, immutable) snapshot row of ``member``'s territory now."""
     data = territory_data(member, scope)
-    digest = hashlib.sha256(
-        json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
-    snap, _ = TerritorySnapshot.objects.get_or_create(digest=digest, defaults={"data": data})
+    snap, _ = TerritorySnapshot.objects.get_or_create(digest=_digest(data), defaults={"data": data})
     return snap
+
+
+# ---------------------------------------------------------------- the probe
+# What a feed request needs to know before building anything, as ONE statement (prepared on
+# the connection, :mod:`gridsvc.prepared`): the member's territory as
+# :func:`territory_data` describes it (position types → tier, the buildings in scope with
+# their grids, the staff part's buildings, open tasks and cases held outside the territory),
+# the digest of the snapshot the cursor names, and whether anything may have changed after
+# the cursor's marks (tasks, the households' change log, cases, inbox messages and their read
+# state). "Nothing new" is answered from it alone (issue 19: it was 13 queries). The flags
+# are a superset of what the streams send (a task hidden from a neighbour counts as a
+# change): when one is set the streams are read as before and decide.
+_PROBE: str | None = None
+
+
+def _probe_sql() -> str:
+    global _PROBE
+    if _PROBE is None:
+        from gridsvc.chain.models import Position
+        from gridsvc.supervision.models import InboxMessage
+        from gridsvc.territory.models import Community, Grid, Unit
+
+        t = {
+            "b": Building._meta.db_table,
+            "g": Grid._meta.db_table,
+            "c": Community._meta.db_table,
+            "u": Unit._meta.db_table,
+            "h": Household._meta.db_table,
+            "p": Position._meta.db_table,
+            "t": VisitTask._meta.db_table,
+            "l": ChangeLog._meta.db_table,
+            "i": InboxMessage._meta.db_table,
+            "s": TerritorySnapshot._meta.db_table,
+        }
+        in_scope_task = f"""EXISTS (SELECT 1 FROM {t["h"]} h JOIN {t["u"]} u ON u.id = h.unit_id
+                      WHERE h.id = t.household_id
+                        AND (u.building_id IN (SELECT id FROM b) OR u.id = ANY(%(units)s)))"""
+        cases = out_cases = "NULL::jsonb"
+        case_flag = "false"
+        Case = _case_model()
+        if Case is not None:
+            located = """COALESCE(c.street_id = ANY(%(streets)s) OR c.community_id = ANY(%(communities)s)
+                 OR c.grid_id = ANY(%(grids)s) OR c.compound_id = ANY(%(compounds)s)
+                 OR c.building_id = ANY(%(buildings)s) OR c.unit_id = ANY(%(units)s), false)"""
+            out_cases = f"""(SELECT COALESCE(jsonb_agg(c.id ORDER BY c.id), '[]') FROM {Case._meta.db_table} c
+     WHERE c.handler_id = %(m)s AND c.status = ANY(%(case_open)s) AND NOT {located})"""
+            case_flag = f"""EXISTS (SELECT 1 FROM {Case._meta.db_table} c
+     WHERE (c.updated_at, c.id) > (%(c_ts)s, %(c_id)s)
+       AND (c.handler_id = %(m)s OR c.reported_by_id = %(m)s OR {located}))"""
+            cases = out_cases
+        packages = "NULL::jsonb"
+        try:
+            from gridsvc.layers.models import GridChange, OfflinePackage
+        except ImportError:  # pragma: no cover - no offline packages
+            pass
+        else:
+            # the packages of the grids held whole (gridsvc.layers.services.whole_grid_ids),
+            # as gridsvc.layers.offline.package_states reads them; built_at in microseconds
+            packages = f"""(SELECT COALESCE(jsonb_agg(jsonb_build_array(
+        o.grid_id, g.code, o.crs, o.etag, o.size,
+        (extract(epoch FROM o.built_at) * 1000000)::bigint,
+        EXISTS (SELECT 1 FROM {GridChange._meta.db_table} x WHERE x.grid_id = o.grid_id))
+        ORDER BY o.grid_id, o.crs), '[]')
+     FROM {OfflinePackage._meta.db_table} o JOIN {t["g"]} g ON g.id = o.grid_id
+     LEFT JOIN {t["c"]} c ON c.id = g.community_id
+     WHERE o.etag <> '' AND (g.id = ANY(%(grids)s) OR g.community_id = ANY(%(communities)s)
+                            OR c.street_id = ANY(%(streets)s)))"""
+        _PROBE = f"""WITH b AS MATERIALIZED (
+  SELECT id, grid_id, true AS staff FROM {t["b"]} WHERE grid_id = ANY(%(grids)s)
+  UNION SELECT b.id, b.grid_id, true FROM {t["b"]} b JOIN {t["g"]} g ON g.id = b.grid_id
+        WHERE g.community_id = ANY(%(communities)s)
+  UNION SELECT b.id, b.grid_id, true FROM {t["b"]} b JOIN {t["g"]} g ON g.id = b.grid_id
+        JOIN {t["c"]} c ON c.id = g.community_id WHERE c.street_id = ANY(%(streets)s)
+  UNION SELECT id, grid_id, false FROM {t["b"]} WHERE compound_id = ANY(%(compounds)s)
+  UNION SELECT id, grid_id, false FROM {t["b"]} WHERE id = ANY(%(buildings)s)
+)
+SELECT
+  ARRAY(SELECT DISTINCT p.position_type FROM {t["p"]} p WHERE p.member_id = %(m)s
+        AND p.valid_from <= %(now)s AND (p.valid_to IS NULL OR p.valid_to > %(now)s)),
+  (SELECT COALESCE(jsonb_agg(jsonb_build_array(x.id, x.grid_id) ORDER BY x.id), '[]')
+     FROM (SELECT DISTINCT id, grid_id FROM b) x),
+  (SELECT COALESCE(jsonb_agg(x.id ORDER BY x.id), '[]') FROM (SELECT DISTINCT id FROM b WHERE staff) x),
+  (SELECT COALESCE(jsonb_agg(t.id ORDER BY t.id), '[]') FROM {t["t"]} t
+     WHERE t.assigned_member_id = %(m)s AND t.status = ANY(%(task_open)s) AND NOT {in_scope_task}),
+  {cases},
+  (SELECT s.digest FROM {t["s"]} s WHERE s.id = %(s)s),
+  {packages},
+  %(t_ts)s IS NOT NULL AND (
+    EXISTS (SELECT 1 FROM {t["t"]} t WHERE (t.updated_at, t.id) > (%(t_ts)s, %(t_id)s)
+            AND t.assigned_member_id = %(m)s)
+    OR EXISTS (SELECT 1 FROM {t["t"]} t WHERE (t.updated_at, t.id) > (%(t_ts)s, %(t_id)s)
+               AND {in_scope_task})
+    OR EXISTS (SELECT 1 FROM {t["l"]} l WHERE l.id > %(h)s
+               AND (l.building_id_ref IN (SELECT id FROM b) OR l.unit_id_ref = ANY(%(units)s)))
+    OR {case_flag}
+    OR EXISTS (SELECT 1 FROM {t["i"]} i WHERE i.member_id = %(m)s AND i.id > %(i)s)
+    OR EXISTS (SELECT 1 FROM {t["i"]} i WHERE i.member_id = %(m)s AND i.id <= %(i)s
+               AND i.read_at IS NOT NULL AND (i.read_at, i.id) > (%(r_ts)s, %(r_id)s))
+  )"""
+        for name, kind in _PROBE_TYPES.items():
+            _PROBE = _PROBE.replace(f"%({name})s", f"%({name})s::{kind}")
+    return _PROBE
+
+
+def _probe(
+    member, scope: Scope, state: dict[str, Any]
+) -> tuple[dict[str, Any], str | None, bool, Any]:  # type: ignore[no-untyped-def]
+    """``(territory data, digest of the cursor's snapshot or None, maybe changed since the
+    cursor's marks, rows of the offline packages held)`` in one statement (see
+    :func:`_probe_sql`); ``scope`` not everything."""
+    from gridsvc.prepared import fetchone
+
+    def mark(key: str) -> tuple[datetime | None, int]:
+        m = state.get(key)
+        return (parse_datetime(m[0]), int(m[1])) if m else (None, 0)
+
+    (t_ts, t_id), (c_ts, c_id), (r_ts, r_id) = mark("t"), mark("c"), mark("r")
+    open_cases: list[str] = []
+    if _case_model() is not None:
+        from gridsvc.cases.models import OPEN_STATUSES, Status
+
+        open_cases = [str(s) for s in (*OPEN_STATUSES, Status.ON_HOLD)]
+    params = {
+        "m": member.pk,
+        "now": timezone.now(),
+        **{k: sorted(getattr(scope, f"{key}_ids")) for k, key in _PROBE_ARRAYS.items()},
+        "task_open": [str(VisitTask.Status.OPEN), str(VisitTask.Status.OVERDUE)],
+        "case_open": open_cases,
+        "s": state.get("s"),
+        "t_ts": t_ts if state else None,
+        "t_id": t_id,
+        "c_ts": c_ts,
+        "c_id": c_id,
+        "h": int(state.get("h", 0)),
+        "i": int(state.get("i", 0)),
+        "r_ts": r_ts,
+        "r_id": r_id,
+    }
+    row = fetchone(_probe_sql(), params)
+    assert row is not None
+    types, digest, changed = row[0], row[5], row[7]
+    # jsonb comes back as text on Django's connection
+    buildings, staff_ids, tasks_out, cases_out, packages = (
+        json.loads(v) if isinstance(v, str) else v for v in (*row[1:5], row[6])
+    )
+    if getattr(member, "_gridsvc_tier", None) is None:
+        # as visibility.tier_for finds and caches it (a tier already cached on the member
+        # object is kept, as tier_for keeps it)
+        types = set(types)
+        tier = visibility.tier_of_positions(types, superuser=bool(member.is_superuser))
+        member._gridsvc_tier = tier
+        member._gridsvc_mixed = tier > visibility.Tier.NEIGHBOUR and bool(
+            types & visibility.NEIGHBOUR_POSITIONS
+        )
+    tier = member._gridsvc_tier
+    staff: str | list[int]
+    if not visibility.knows_sensitive(tier):
+        staff = []
+    elif member._gridsvc_mixed:
+        staff = staff_ids
+    else:
+        staff = "all"
+    data = {
+        "tier": int(tier),
+        "scope": {k: sorted(getattr(scope, f"{k}_ids")) for k in _SCOPE_KEYS},
+        "buildings": buildings,
+        "units": sorted(scope.unit_ids),
+        "staff": staff,
+        "tasks_out": tasks_out,
+    }
+    if cases_out is not None:
+        data["cases_out"] = cases_out
+    return data, digest, bool(changed), packages
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _package_payloads(rows: list[list[Any]] | None) -> list[dict[str, Any]]:
+    """The offline packages from the probe's rows, as
+    :func:`gridsvc.layers.offline.package_states` writes them (tests/test_request_cost_feed.py
+    holds the two equal)."""
+    if not rows:
+        return []
+    from gridsvc.layers.offline import CRS
+
+    out = []
+    for grid, code, crs, etag, size, built_us, stale in sorted(
+        rows, key=lambda r: (r[0], CRS.index(r[2]))
+    ):
+        query = "" if crs == "wgs84" else f"?crs={crs}"
+        built = None if built_us is None else _EPOCH + timedelta(microseconds=built_us)
+        out.append(
+            {
+                "grid": grid,
+                "code": code,
+                "crs": crs,
+                "etag": etag,
+                "size": size,
+                "built_at": built.isoformat() if built else None,
+                "stale": stale,
+                "download": f"/api/v1/offline/grids/{grid}/package{query}",
+            }
+        )
+    return out
+
+
+_PROBE_ARRAYS = {
+    "streets": "street",
+    "communities": "community",
+    "grids": "grid",
+    "compounds": "compound",
+    "buildings": "building",
+    "units": "unit",
+}
+# the type of each parameter (a prepared statement's parameters are typed once)
+_PROBE_TYPES = {
+    **dict.fromkeys(_PROBE_ARRAYS, "bigint[]"),
+    **dict.fromkeys(("task_open", "case_open"), "text[]"),
+    **dict.fromkeys(("now", "t_ts", "c_ts", "r_ts"), "timestamptz"),
+    **dict.fromkeys(("m", "s", "t_id", "c_id", "h", "i", "r_id"), "bigint"),
+}
 
 
 def _scope_of(data: dict[str, Any]) -> Scope:
@@ -527,7 +714,21 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) ->
     """One page of ``member``'s feed after ``cursor`` (see the module docstring)."""
     state = decode_cursor(cursor, member.pk)
     now = timezone.now()
-    snap = territory_snapshot(member, scope)
+    packages = None
+    if scope.everything:
+        snap = territory_snapshot(member, scope)
+        quiet = False
+    else:
+        data, held, changed, packages = _probe(member, scope, state)
+        digest = _digest(data)
+        # nothing new: the territory is the cursor's, and nothing after its marks
+        quiet = bool(state) and "k" not in state and held == digest and not changed
+        if held == digest:
+            snap = TerritorySnapshot(id=state["s"], digest=digest, data=data)
+        else:
+            snap, _ = TerritorySnapshot.objects.get_or_create(
+                digest=digest, defaults={"data": data}
+            )
     out: dict[str, Any] = {
         "tasks": [],
         "households": [],
@@ -537,7 +738,9 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) ->
         "purge": {"households": [], "residents": [], "tasks": [], "cases": []},
     }
     first = not state
-    if first:
+    if quiet:
+        pass
+    elif first:
         state = {
             "t": _mark(now, 0),
             "c": _mark(now, 0),
@@ -568,21 +771,26 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) ->
         more = _run_job(job, member, scope, out, limit)
         if not more:
             state.pop("k")
-    if not more:
-        more = _incremental(state, member, scope, out, limit)
-    more |= _inbox(state, member, out, limit)
+    if not quiet:
+        if not more:
+            more = _incremental(state, member, scope, out, limit)
+        more |= _inbox(state, member, out, limit)
 
     # a page never sends a row twice
     for key in ("tasks", "households", "residents", "cases"):
         out[key] = list({row["id"]: row for row in out[key]}.values())
     out["cases_available"] = _case_model() is not None
-    out["offline_packages"] = _package_states(scope)
+    out["offline_packages"] = (
+        _package_states(scope) if scope.everything else _package_payloads(packages)
+    )
     return {"cursor": encode_cursor(state, member.pk), "has_more": more, **out}
 
 
 def _package_states(scope: Scope) -> list[dict[str, Any]]:
     """The offline packages of the grids the member holds whole: etag and staleness, on
     every answer (a few rows), so the phone knows when to fetch its base map again."""
+    if not (scope.everything or scope.grid_ids or scope.community_ids or scope.street_ids):
+        return []  # holds no grid whole (a building or unit head): no package, no query
     try:
         from gridsvc.layers.offline import package_states
     except ImportError:
