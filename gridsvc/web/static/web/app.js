@@ -1311,6 +1311,7 @@
     if (probe.status === 403) return;
     document.querySelector('[data-tab="services"]').hidden = false;
     await Promise.all([refreshApplications(), refreshGaps(), refreshFlows()]);
+    state.servicesShown = true;
   }
   const STAGES = [
     { key: "reviewed", zh: "待街道审批", en: "Awaiting the street's decision", action: "decide", who: () => state.desk },
@@ -1324,10 +1325,12 @@
     // the stage this role acts on first
     const stages = [...STAGES].sort((a, b) => Number(b.who()) - Number(a.who()));
     const answers = await Promise.all(stages.map((st) => api(`${ASSIST}?status=${st.key}&page_size=100`)));
-    const overdue = has(ASSIST) ? await api(`${ASSIST}?recheck_overdue=1&page_size=100`) : null;
+    const seq = (refreshApplications.seq = (refreshApplications.seq || 0) + 1);
+    const overdue = await api(`${ASSIST}?recheck_overdue=1&page_size=100`);
+    if (seq !== refreshApplications.seq) return; // a newer refresh is on its way
     box.dataset.state = "ready";
     box.replaceChildren(...stages.map((st, i) => applicationGroup(st, answers[i])),
-      overdue ? applicationGroup({ key: "recheck", zh: "复核逾期", en: "Re-check overdue", action: "recheck", who: () => state.desk }, overdue) : null);
+      applicationGroup({ key: "recheck", zh: "复核逾期", en: "Re-check overdue", action: "recheck", who: () => state.desk }, overdue));
   }
   function applicationGroup(st, r) {
     const list = r.ok ? rows(r.body) : [];
@@ -1553,6 +1556,7 @@
     document.querySelector(`.tabs [data-tab="${name}"]`).classList.add("active");
     document.getElementById(`tab-${name}`).classList.add("active");
     if (name === "figures") refreshFigures();
+    if (name === "services" && state.servicesShown) refreshApplications(); // applications move on between visits
   }
   function wireControls() {
     const month = document.getElementById("month");
