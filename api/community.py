@@ -797,6 +797,9 @@ class InterpreterCallSerializer(LocatedSerializer):
     )
     interpreter_name = serializers.SerializerMethodField()
     assignee = serializers.IntegerField(source="assignee_id", read_only=True, allow_null=True)
+    language = serializers.CharField(
+        read_only=True, help_text="the language code (as in languages/): zh, ug, kk, sce …"
+    )
 
     def get_interpreter_name(self, obj: InterpreterCall) -> str | None:
         t = obj.interpreter

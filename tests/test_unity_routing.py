@@ -256,6 +256,12 @@ def test_a_visit_task_to_a_non_speaker_attaches_the_interpreter(demo):
     # generating again attaches nothing new
     generate_tasks(today, rules=[rule], households=Household.objects.filter(pk=hh.pk))
     assert InterpreterCall.objects.filter(visit_task=task).count() == 1
+    # the month's 创建 figures count it
+    from gridsvc.chain.scope import Scope
+    from gridsvc.community.services import monthly_figures
+
+    figures = monthly_figures(Scope(street_ids={demo.street.pk}), today.year, today.month)
+    assert figures["interpreter_calls"] >= 1
 
 
 # ---------------------------------------------------------------- item 3: the district

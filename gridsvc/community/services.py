@@ -30,6 +30,7 @@ from .models import (
     DistrictOfficer,
     FiveRole,
     GroupMember,
+    InterpreterCall,
     Language,
     Mediation,
     MemberLanguage,
@@ -593,7 +594,9 @@ def figures(scope: Scope, start: date, end: date, area: Any = None) -> dict[str,
     within ``area`` (a Community or Street), for the monthly/annual work report: activities
     and their participants, materials handed out, the 五员 screening (reports, 零报告,
     findings, 人次), 信访 (all, on ethnic/religious matters, group petitions), venue visits
-    and hazards, pairings active, volunteer hours, households rated 五星级文明户 in the year (not revoked)."""
+    and hazards, pairings active, volunteer hours, households rated 五星级文明户 in the year (not
+    revoked), 调处 and sign-offs, the returns of the campaigns running in the period (due and
+    filed) and the interpreters attached to cases and visit tasks."""
     from gridsvc.territory.models import Street
 
     if area is None:
@@ -617,6 +620,9 @@ def figures(scope: Scope, start: date, end: date, area: Any = None) -> dict[str,
         )
     )
     ratings = scope.filter(Rating.objects.filter(area_q, year=start.year, revoked=False))
+    returns = scope.filter(
+        CampaignReturn.objects.filter(area_q, campaign__start__lt=end, campaign__end__gte=start)
+    )
     last = end - timedelta(days=1)
     year = scope.filter(
         ScreeningReport.objects.filter(area_q, date__year=last.year, date__lte=last)
@@ -643,6 +649,15 @@ def figures(scope: Scope, start: date, end: date, area: Any = None) -> dict[str,
         "mediations_agreed": within(Mediation).filter(outcome=Mediation.Outcome.AGREED).count(),
         "ethnic_sign_offs": scope.filter(
             SignOff.objects.filter(area_q, created_at__date__gte=start, created_at__date__lt=end)
+        ).count(),
+        # screening campaigns running in the period: the grids' returns due and filed
+        "campaign_returns": returns.count(),
+        "campaign_returns_filed": returns.filter(filed_at__isnull=False).count(),
+        # interpreters attached to cases and visit tasks (请翻译随行) in the period
+        "interpreter_calls": scope.filter(
+            InterpreterCall.objects.filter(
+                area_q, created_at__date__gte=start, created_at__date__lt=end
+            )
         ).count(),
     }
 
