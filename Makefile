@@ -52,7 +52,7 @@ cluster-status:
 
 # the faults of issue 23 under load (scripts/cluster_faults.py) on a throwaway cluster: 2-5 min
 cluster-faults: setup static
-	GRIDSVC_TESTING=1 GRIDSVC_CLUSTER_FAULTS=1 $(PY) -m pytest tests/test_cluster.py -k fault_script -q
+	GRIDSVC_TESTING=1 GRIDSVC_CLUSTER_FAULTS=1 $(PY) -m pytest tests/test_cluster.py -k fault_script -q -rP
 
 test: setup static
 	bash scripts/test.sh

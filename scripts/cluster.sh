@@ -18,7 +18,8 @@ ROOT=$(pwd)
 CLUSTER_DIR="${CLUSTER_DIR:-$ROOT/var/cluster}"
 NGINX_PORT="${NGINX_PORT:-8080}"
 APP_PORTS="${APP_PORTS:-8101 8102}"
-APP_THREADS="${APP_THREADS:-2}"          # gunicorn workers per app server
+APP_WORKERS="${APP_WORKERS:-2}"          # gunicorn processes per app server …
+APP_THREADS="${APP_THREADS:-4}"          # … × threads (gthread, gridsvc/gunicorn_conf.py)
 PGBOUNCER_PORT="${PGBOUNCER_PORT:-6439}"
 PRIMARY_PORT="${PRIMARY_PORT:-${GRIDSVC_PG_PORT:-5439}}"
 PRIMARY_SOCKET="${PRIMARY_SOCKET:-/var/run/postgresql}"
@@ -129,9 +130,9 @@ derive_pools() {  # pool sizes from the primary's max_connections (docs/scaling.
   # the budget: web (through PgBouncer) + workers (direct: a pool of 2 and Django's each,
   # counted 4) must leave at least half of max_connections to admin, backups, migrations
   workers_conns=$(( WORKERS * 4 ))
-  app_procs=$(( $(wc -w <<<"$APP_PORTS") * APP_THREADS ))
+  app_procs=$(( $(wc -w <<<"$APP_PORTS") * APP_WORKERS * APP_THREADS ))
   log "max_connections $max: PgBouncer pool $POOL_SIZE (+$RESERVE_POOL reserve, at most" \
-    "$MAX_DB_CONNECTIONS server connections) for $app_procs app processes; workers ~$workers_conns"
+    "$MAX_DB_CONNECTIONS server connections) for $app_procs app threads; workers ~$workers_conns"
   if (( MAX_DB_CONNECTIONS + workers_conns > max / 2 )); then
     echo "the cluster would take more than half of max_connections ($max): lower" \
       "MAX_DB_CONNECTIONS or CLUSTER_WORKERS" >&2
@@ -163,7 +164,10 @@ start_apps() {
   for port in $APP_PORTS; do
     alive "$RUN/app-$port.pid" && continue
     log "gunicorn app server on port $port"
-    (app_env; exec setsid .venv/bin/gunicorn gridsvc.wsgi -b "127.0.0.1:$port" -w "$APP_THREADS" \
+    # as scripts/serve.sh: gridsvc/gunicorn_conf.py (gthread, preload; threads keep nginx's
+    # upstream connections alive, a sync worker would close each one)
+    (app_env; exec setsid .venv/bin/gunicorn gridsvc.wsgi -c gridsvc/gunicorn_conf.py \
+      -b "127.0.0.1:$port" -w "$APP_WORKERS" --threads "$APP_THREADS" \
       --no-control-socket --timeout 60 --graceful-timeout 20 --forwarded-allow-ips 127.0.0.1 \
       --pid "$RUN/app-$port.pid" --access-logfile "$RUN/app-$port.access.log" \
       >>"$RUN/app-$port.log" 2>&1) &
@@ -200,11 +204,20 @@ start_nginx() {
 
 stop_pidfile() {  # pidfile [signal]
   local f=$1 pid i
-  alive "$f" || { rm -f "$f"; return 0; }
+  [ -f "$f" ] || return 0
   pid=$(cat "$f")
-  kill -"${2:-TERM}" "$pid" 2>/dev/null || true
-  for i in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -"${2:-TERM}" "$pid" 2>/dev/null || true
+    for i in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  # each part runs in a process group of its own (setsid, or the daemon's own): what the
+  # leader started (gunicorn's workers, the supervisor's `manage.py worker`) goes too, even
+  # when the leader had died before (SIGKILL) and left them behind
+  if kill -TERM -- "-$pid" 2>/dev/null; then
+    for i in $(seq 1 20); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  fi
   rm -f "$f"
 }
 
@@ -239,6 +252,16 @@ cmd_stop() {
   stop_pidfile "$RUN/pgbouncer.pid" INT
   if [ -f "$STANDBY_DIR/PG_VERSION" ]; then
     as_pg "$PG_BIN/pg_ctl" -D "$STANDBY_DIR" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  # nothing of the cluster may stay behind (a later `make test` or `make demo` shares the
+  # machine): every port closed, or say which is not
+  local left=""
+  for port in "$NGINX_PORT" $APP_PORTS "$PGBOUNCER_PORT" "$STANDBY_PORT"; do
+    port_open "$port" && left+=" $port"
+  done
+  if [ -n "$left" ]; then
+    echo "still listening after stop:$left (started outside $RUN?)" >&2
+    return 1
   fi
   log "stopped (the primary keeps running; the standby's data stays in $STANDBY_DIR)"
 }

@@ -287,21 +287,70 @@ def kill_app(cfg: Config, port: int) -> None:
     os.killpg(pid, signal.SIGKILL)
 
 
+READY_JOBS = (
+    "SELECT task_name, count(*) FROM procrastinate_jobs WHERE status = 'todo' "
+    "AND (scheduled_at IS NULL OR scheduled_at <= now()) GROUP BY 1 ORDER BY 2 DESC"
+)
+
+
+def _queue_state(cfg: Config) -> str:
+    """What the workers have in hand: ready jobs by task, running jobs, worker heartbeats."""
+    with _psql(cfg) as conn, conn.cursor() as cur:
+        cur.execute(READY_JOBS)
+        ready = ", ".join(f"{t} {n}" for t, n in cur.fetchall()) or "none"
+        cur.execute(
+            "SELECT j.id, j.task_name, j.worker_id, round(extract(epoch FROM now() - "
+            "w.last_heartbeat)::numeric, 1) FROM procrastinate_jobs j LEFT JOIN "
+            "procrastinate_workers w ON w.id = j.worker_id WHERE j.status = 'doing'"
+        )
+        doing = ", ".join(f"#{i} {t} on worker {w} (heartbeat {h} s ago)" for i, t, w, h in cur)
+        cur.execute("SELECT count(*) FROM procrastinate_workers")
+        workers = cur.fetchone()[0]
+    return f"ready jobs: {ready}; running: {doing or 'none'}; workers registered: {workers}"
+
+
+def _worker_pid_of_port(port: int) -> int | None:
+    """The pid of the ``manage.py worker`` process whose connection uses this local port."""
+    import psutil
+
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.laddr and conn.laddr.port == port and conn.pid:
+            cmdline = " ".join(psutil.Process(conn.pid).cmdline())
+            if "manage.py" in cmdline and " worker" in cmdline:
+                return conn.pid
+    return None
+
+
 def kill_worker_mid_job(cfg: Config, report: Report) -> None:
     """An overdue case whose row is held: a `cases.check` job waits for it in a worker, which
-    is SIGKILLed; the lock is released; the job must still run once."""
-    import psutil
+    is SIGKILLed; the lock is released; the job must still run once.
+
+    Preconditions made sure of, not hoped for (a run failed on them): the queue is drained
+    first (a copy of a test database can carry hundreds of ready jobs — ``cases.recompute``
+    left by earlier runs — that the workers take first, oldest first, and that lock cases
+    too); the case held is one no sweep or recompute would touch meanwhile (not due by its
+    committed deadline); the check job has a high priority; and the process killed is the
+    ``manage.py worker`` whose backend is blocked by the holder, nothing else."""
     import psycopg
 
+    drain_started = time.monotonic()
+    backlog = _queue_state(cfg)
+    drained = _wait(lambda: _one(cfg, READY_JOBS) is None, 180)
+    report.notes.append(
+        f"worker phase: queue before it: {backlog}; drained in "
+        f"{time.monotonic() - drain_started:.0f} s" + ("" if drained else " (NOT drained)")
+    )
     case_id = _one(
         cfg,
-        "SELECT id FROM cases_case WHERE due_at IS NOT NULL AND card <> 'red' AND status IN "
-        "('reported','assigned','in_progress','reopened') AND title NOT LIKE '故障演练%%' "
-        "ORDER BY id DESC LIMIT 1",
+        "SELECT id FROM cases_case WHERE due_at > now() AND card <> 'red' "
+        "AND (yellow_at IS NULL OR yellow_at > now() OR card <> '') "
+        "AND status IN ('reported','assigned','in_progress','reopened') "
+        "AND title NOT LIKE '故障演练%%' ORDER BY id DESC LIMIT 1",
     )
     before = _one(cfg, "SELECT escalations FROM cases_case WHERE id = %s", [case_id])
     holder = psycopg.connect(cfg.primary_dsn)
     killed = None
+    job = None
     try:
         with holder.cursor() as cur:
             cur.execute("SELECT 1 FROM cases_case WHERE id = %s FOR UPDATE", [case_id])
@@ -309,34 +358,47 @@ def kill_worker_mid_job(cfg: Config, report: Report) -> None:
                 "UPDATE cases_case SET due_at = now() - interval '1 hour' WHERE id = %s",
                 [case_id],
             )
+        holder_pid = holder.info.backend_pid
         job = _one(
             cfg,
-            "INSERT INTO procrastinate_jobs (queue_name, task_name, args) "
-            "VALUES ('cases', 'cases.check', %s) RETURNING id",
+            "INSERT INTO procrastinate_jobs (queue_name, task_name, args, priority) "
+            "VALUES ('cases', 'cases.check', %s, 100) RETURNING id",
             [json.dumps({"case_id": case_id})],
         )
 
-        def waiting_port() -> int | None:
-            return _one(
+        def blocked_worker() -> int | None:
+            # the backend waiting for the held row: the job's worker (direct connection)
+            port = _one(
                 cfg,
-                "SELECT client_port FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE '%%cases_case%%' AND client_port IS NOT NULL LIMIT 1",
+                "SELECT client_port FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid)) "
+                "AND client_port IS NOT NULL LIMIT 1",
+                [holder_pid],
             )
+            return _worker_pid_of_port(port) if port else None
 
-        if not _wait(lambda: _one(cfg, "SELECT status FROM procrastinate_jobs WHERE id = %s",
-                                  [job]) == "doing" and waiting_port(), 60):  # fmt: skip
+        started = time.monotonic()
+        if not _wait(
+            lambda: (
+                _one(cfg, "SELECT status FROM procrastinate_jobs WHERE id = %s", [job]) == "doing"
+                and blocked_worker()
+            ),
+            60,
+        ):
             report.checks["worker: the job started"] = False
+            report.notes.append(f"worker phase: job {job} not started: {_queue_state(cfg)}")
             return
-        port = waiting_port()
-        for conn in psutil.net_connections(kind="tcp"):
-            if conn.laddr and conn.laddr.port == port and conn.pid:
-                killed = conn.pid
-                os.kill(killed, signal.SIGKILL)
-                break
+        killed = blocked_worker()
+        if killed:
+            os.kill(killed, signal.SIGKILL)
         report.checks["worker: killed mid-job"] = killed is not None
+        report.notes.append(
+            f"worker phase: job {job} waiting for case {case_id} in worker pid {killed} after "
+            f"{time.monotonic() - started:.1f} s; SIGKILLed"
+        )
     finally:
         holder.commit()
         holder.close()
+    killed_at = time.monotonic()
     done = _wait(
         lambda: (
             _one(cfg, "SELECT status FROM procrastinate_jobs WHERE id = %s", [job]) == "succeeded"
@@ -344,6 +406,11 @@ def kill_worker_mid_job(cfg: Config, report: Report) -> None:
         90,
     )
     report.checks["worker: the job was finished by another worker"] = done
+    report.notes.append(
+        f"worker phase: job {job} "
+        + (f"succeeded {time.monotonic() - killed_at:.1f} s after the kill" if done else
+           f"not finished in 90 s: {_queue_state(cfg)}")
+    )  # fmt: skip
     time.sleep(3)  # a second run, if any, would show by now
     after = _one(cfg, "SELECT escalations FROM cases_case WHERE id = %s", [case_id])
     red = _one(
@@ -352,10 +419,15 @@ def kill_worker_mid_job(cfg: Config, report: Report) -> None:
         "AND at > now() - interval '10 minutes'",
         [case_id],
     )
+    runs = _one(
+        cfg,
+        "SELECT count(*) FROM procrastinate_events WHERE job_id = %s AND type = 'started'",
+        [job],
+    )
     report.checks["worker: escalated once"] = after == before + 1 and red == 1
     report.notes.append(
-        f"worker pid {killed} killed mid cases.check of case {case_id}; escalations "
-        f"{before} -> {after}, red cards {red}"
+        f"worker phase: case {case_id} escalations {before} -> {after}, red cards {red}; "
+        f"the job started {runs} times (killed run + retry)"
     )
     if not done:
         report.lost.append(f"job {job} (cases.check {case_id}) not finished")

@@ -61,7 +61,8 @@ class Topology:
             "CLUSTER_DIR": str(self.dir),
             "NGINX_PORT": str(self.nginx),
             "APP_PORTS": f"{self.app1} {self.app2}",
-            "APP_THREADS": "1",
+            "APP_WORKERS": "1",
+            "APP_THREADS": "2",
             "PGBOUNCER_PORT": str(self.bouncer),
             "PRIMARY_PORT": str(primary.port),
             "PRIMARY_SOCKET": str(primary.dir),
@@ -329,6 +330,7 @@ def test_the_fault_script_under_load_loses_nothing(topology_with_workers):
     )
     report = faults.run(cfg)
     summary = report.summary()
+    print(summary)  # make cluster-faults shows it (-rP)
     assert report.ok, summary + top.logs()
     assert not report.lost, summary
     assert len(report.checks) == 8, summary  # every fault was checked
