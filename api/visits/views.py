@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.files import FileURLField
+from api.pagination import StandardPagination
 from api.parsers import FormParser, JSONParser, MultiPartParser
 from api.schema import (
     ItemResultSerializer,
@@ -144,6 +145,57 @@ class VisitTaskSerializer(serializers.ModelSerializer):
         ]
 
 
+# The columns VisitTaskSerializer writes, as a values() row (see _task_payload).
+_TASK_ROW = (
+    "id",
+    "rule_id",
+    "rule__code",
+    "rule__name",
+    "household_id",
+    "resident_id",
+    "household__unit__building_id",
+    "household__unit__building__grid_id",
+    "household__room",
+    "period",
+    "period_start",
+    "period_end",
+    "due_on",
+    "status",
+    "assigned_member_id",
+    "assigned_position_id",
+    "assigned_level",
+    "done_by_id",
+    "updated_at",
+)
+_DATETIME = serializers.DateTimeField()  # DRF's writing of a moment (time zone, format)
+
+
+def _task_payload(r: dict) -> dict:
+    """A task as VisitTaskSerializer writes it, from a :data:`_TASK_ROW` row
+    (tests/test_request_cost_feed.py holds the two equal)."""
+    return {
+        "id": r["id"],
+        "rule": r["rule_id"],
+        "rule_code": r["rule__code"],
+        "rule_name": r["rule__name"],
+        "household": r["household_id"],
+        "resident": r["resident_id"],
+        "building": r["household__unit__building_id"],
+        "grid": r["household__unit__building__grid_id"],
+        "room": r["household__room"],
+        "period": r["period"],
+        "period_start": r["period_start"].isoformat(),
+        "period_end": r["period_end"].isoformat(),
+        "due_on": r["due_on"].isoformat(),
+        "status": r["status"],
+        "assigned_member": r["assigned_member_id"],
+        "assigned_position": r["assigned_position_id"],
+        "assigned_level": r["assigned_level"],
+        "done_by": r["done_by_id"],
+        "updated_at": _DATETIME.to_representation(r["updated_at"]),
+    }
+
+
 class VisitTaskViewSet(viewsets.ReadOnlyModelViewSet):
     """Visit tasks (走访任务) in the caller's territory or assigned to them.
 
@@ -156,6 +208,20 @@ class VisitTaskViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(parameters=[TaskListQuerySerializer])
     def list(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """A page written from plain rows (``values()``), the page and its count in one query,
+        when the caller names none of the ``filterset_fields`` (a phone's "my tasks"): what
+        the serializer writes, without model instances or fields built per request (issue
+        19). With a filter, DRF's own path."""
+        paginator = self.paginator
+        if (
+            isinstance(paginator, StandardPagination)
+            and request.accepted_renderer.format == "json"
+            and not any(name in request.query_params for name in self.filterset_fields)
+        ):
+            qs = self.get_queryset()
+            rows = paginator.paginate_values(qs.values(*_TASK_ROW), request, count_qs=qs)
+            if rows is not None:
+                return paginator.get_paginated_response([_task_payload(r) for r in rows])
         return super().list(request, *args, **kwargs)
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
