@@ -27,6 +27,7 @@ migrate: setup
 
 static:
 	bash scripts/build_web.sh
+	DJANGO_DEBUG=1 $(PY) manage.py collectstatic --no-input -v 0  # hashed names, .gz/.br (settings STORAGES)
 
 # First run: new secrets, so a demo street loaded earlier with the published development keys
 # is reloaded (load_demo --reset) under the new ones; later runs keep the data.

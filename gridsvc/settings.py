@@ -259,6 +259,23 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "gridsvc" / "static"]
+# Static files (issue 22): whitenoise's compressed manifest storage (gridsvc/static_storage.py:
+# source-map comments left alone). collectstatic (``make static``, scripts/serve.sh) writes each
+# file also under a content-hashed name (app.3f2a….js, named by the manifest staticfiles.json) with
+# .gz and .br (brotli) copies; {% static %} names the hashed file outside DEBUG and whitenoise
+# serves it compressed with ``Cache-Control: max-age=315360000, public, immutable`` (unhashed
+# names: 60 s). Tests (and their live server, which serves from the finders without a
+# collectstatic) keep plain names; tests/test_web_api.py collects with the production storage.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if TESTING
+            else "gridsvc.static_storage.StaticStorage"
+        )
+    },
+}
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("GRIDSVC_MEDIA_ROOT", BASE_DIR / "var" / "media"))
 # Request bodies held in memory (not files): JSON visits may carry base64 photos (≤ 5 MB each,
