@@ -60,6 +60,19 @@ def test_a_dispute_reaching_the_community_goes_to_the_mediator(demo):
     services.act(case.pk, "start", case.handler)
 
 
+def test_a_dispute_escalated_to_the_community_goes_to_the_mediator(demo):
+    from gridsvc.cases.services.clock import escalate_one_level
+
+    case = report("wages", household=_in_grid(demo, 0)).case
+    assert case.level == "community_cadre"  # grid 1's cadre holds it first
+    assert escalate_one_level(case, timezone.now(), "逾期")
+    assert case.level == "mediation_committee" and case.handler.username == "cadre5"
+    hazard = report("hazard", household=_in_grid(demo, 0)).case
+    while hazard.level != "mediation_committee":
+        assert escalate_one_level(hazard, timezone.now(), "逾期")
+    assert hazard.handler.username == "mediator"  # not a dispute: the committee
+
+
 def test_a_dispute_starting_at_the_mediation_level_goes_to_the_mediator(demo):
     cat = category("neighbour")
     cat.start_level = "mediation_committee"

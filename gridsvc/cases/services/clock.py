@@ -49,9 +49,15 @@ def escalate_one_level(
             case.location, household=case.household, unit=case.unit, building=case.building
         )
         chain = walk(loc, when)
-        step, _ = chain.first_active_from(LEVELS[current + 1].name)
+        step, walked = chain.first_active_from(LEVELS[current + 1].name)
         target_level = step.level_name
         handler = step.primary.member_id if step.primary else None
+        # a dispute reaching the community mediation level: its 五员 调处员 (issue 20)
+        from .routing import mediator_routing
+
+        mediated = mediator_routing(case.category, chain, LEVELS[current + 1].name, step, walked)
+        if mediated is not None:
+            target_level, handler = mediated.level, mediated.handler_id
         case.chain = [s.as_dict() for s in chain.steps]
     before_handler = case.handler_id
     case.level = target_level

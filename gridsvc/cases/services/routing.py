@@ -116,6 +116,15 @@ def route(
     )
 
 
+def mediator_routing(
+    category: Category, chain: Chain, start: str, step: ChainStep, walked: list[ChainStep]
+) -> Routing | None:
+    """Where a case of ``category`` walked from ``start`` to ``step`` goes instead: the
+    community's 五员 调处员 for a dispute reaching the mediation level (also on escalation by
+    the clock), else None."""
+    return _to_mediator(category, chain, start, step, walked, [])[0]
+
+
 def _to_mediator(
     category: Category,
     chain: Chain,
