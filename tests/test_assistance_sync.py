@@ -238,3 +238,18 @@ def test_one_bad_item_never_loses_the_others(demo, member_client):
     assert res[3]["errors"] == {"visit": ["not found"]}
     assert Application.objects.count() == before + 1
     assert not Application.objects.filter(household=foreign, kind="student_aid").exists()
+
+
+def test_the_demo_migrants_have_their_comings_and_goings(demo):
+    """fixtures/demo_assistance.py records each migrant's arrival (and departure) as a move,
+    the history the phone's batch adds to."""
+    migrants = Migrant.objects.filter(
+        resident__household__unit__building__grid__community__street=demo.street
+    )
+    assert migrants.exists()
+    for m in migrants.prefetch_related("moves"):
+        moves = [(x.move, x.on) for x in m.moves.all()]
+        expected = [("arrival", m.arrived_on)]
+        if m.departed_on:
+            expected.append(("departure", m.departed_on))
+        assert moves == expected, (m.pk, moves)

@@ -119,7 +119,7 @@ def _start_application(member: Any, data: dict[str, Any], key: uuid.UUID) -> tup
             raise _not_found(field)
     made_at: datetime | None = data.get("made_at")
     if made_at is not None:
-        made_at = min(made_at, timezone.now())  # a phone's clock ahead never shortens nothing
+        made_at = min(made_at, timezone.now())  # a phone clock running ahead moves nothing
     out = services.submit(
         member,
         household,
