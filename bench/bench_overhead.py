@@ -32,7 +32,9 @@ client (:mod:`bench.httpclient`: a raw socket, persistent when the server keeps 
   tasks, the change feed (first sync, and nothing new since the last cursor), a tile of the
   member's grid cached (200) and revalidated (304), **report + route a case** (``POST
   /api/v1/cases/`` with a fresh Idempotency-Key) and, every ``--batch-every`` rounds, **a
-  visit batch of 500** (gzipped, fresh client UUIDs and Idempotency-Key: real inserts);
+  visit batch of 500** (gzipped, fresh client UUIDs and Idempotency-Key: real inserts) —
+  both written by a member of another grid, so that the first member's feed stays "nothing
+  new" (a write in their territory would make every poll bring it);
 - the bare SQL over psycopg, unprepared (as Django sends it) and prepared (server-side): the
   chain (the caller + scope query, then the chain statement) and the honest SQL of report +
   route (:func:`sql_report_targets`: idempotency record, category, locate + chain, number,
@@ -147,7 +149,7 @@ async def _closed_loop(
     """``clients`` concurrent clients, no think time, for ``seconds``; each sends ``reqs`` in
     turn (client k starts at the k-th; a GET of each of ``paths`` when no ``reqs``)."""
     if reqs is None:
-        reqs = [get_req(path, path, token) for path in paths or []]
+        reqs = [get_req("GET", path, token) for path in paths or []]
     lat: list[float] = []
     by_label: dict[str, list[float]] = {}
     errors = 0
@@ -345,9 +347,31 @@ def picks() -> dict:
         .select_related("unit__building")
         .order_by("id")[:200]
     ]
+    # the writes (report + route, visit batches) are made by a member of another grid, so
+    # that they do not change what the first member's feed answers ("nothing new" stays so)
+    wname = f"{city.USER_PREFIX}gm-{grid[n // 2 + 1].code}" if n > 1 else "grid2"
+    writer = members.get(username=wname)
+    wpost = Position.objects.held_at().filter(member=writer, grid__isnull=False).first()
+    if wpost is None or wpost.grid_id == grid_id:
+        raise SystemExit(f"{wname} holds no grid post apart from {username}'s")
+    wblds = list(Building.objects.filter(grid_id=wpost.grid_id).exclude(point=None)[:100])
+    wpoints = []
+    for _ in range(200):
+        b = rng.choice(wblds)
+        wpoints.append((round(b.point.x + rng.uniform(-2e-4, 2e-4), 7),
+                        round(b.point.y + rng.uniform(-4e-5, 4e-5), 7)))  # fmt: skip
+    whomes = [
+        (h.id, h.unit.building.point.x, h.unit.building.point.y)
+        for h in Household.objects.filter(unit__building__grid_id=wpost.grid_id)
+        .exclude(unit__building__point=None)
+        .select_related("unit__building")
+        .order_by("id")[:200]
+    ]
     return {"username": username, "user_id": user.pk, "where": where, "cadre": cadre,
             "households": households, "points": points, "tile": tile, "grid_id": grid_id,
-            "homes": homes}  # fmt: skip
+            "homes": homes,
+            "writer": {"username": wname, "user_id": writer.pk, "grid_id": wpost.grid_id,
+                       "points": wpoints, "homes": whomes}}  # fmt: skip
 
 
 def login(port: int, username: str) -> str:
@@ -382,8 +406,8 @@ def sql_targets(p: dict, token: str) -> tuple[dict, Callable[[bool], None], obje
     user_sql, _ = _user_scope_sql(get_user_model())
     tol = float(settings.GRIDSVC["NEAREST_BUILDING_TOLERANCE_M"])
 
-    def auth(prepare: bool) -> None:
-        cur.execute(user_sql, {"uid": p["user_id"], "dev": None, "now": timezone.now()},
+    def auth(prepare: bool, uid: int = p["user_id"]) -> None:
+        cur.execute(user_sql, {"uid": uid, "dev": None, "now": timezone.now()},
                     prepare=prepare)  # fmt: skip
         cur.fetchall()
 
@@ -734,13 +758,15 @@ MIX = (  # a member's day, weighted as bench/locustfile.py's (a phone polls the 
 
 def run(args: argparse.Namespace) -> dict:  # noqa: PLR0915
     p = picks()
-    p["batch"] = args.batch
+    w = p["writer"]  # the writes' member (another grid): report + route, visit batches
+    w["batch"] = args.batch
     log(f"{p['where']}: as {p['username']}; variants {args.variants}")
     variants = [v for v in args.variants.split(",") if v]
     servers = [
         Proc(f"gunicorn-{v}", *gunicorn_cmd(v, port := free_port()), port=port) for v in variants
     ]
     result: dict = {"picks": {k: p[k] for k in ("username", "where", "cadre")}}
+    result["picks"]["writer"] = w["username"]
     if args.before:
         # the older code served as it was then (default sync3-bare: serve.sh before issue 19) —
         # gridsvc, api and geo from there, the floor views from here — in the same loops
@@ -769,12 +795,13 @@ def run(args: argparse.Namespace) -> dict:  # noqa: PLR0915
         anchor.__enter__()
         token = login(servers[0].port, p["username"])
         ctoken = login(servers[0].port, p["cadre"])
+        wtoken = login(servers[0].port, w["username"])
         chain_paths = [f"/api/v1/chain/?{pt(0)}", f"/api/v1/chain/?{hh(0)}"]
         result["first_requests"] = {}
         for s in servers:
-            w = warm_up(s.port, ["/bench/floor/", "/bench/floor-auth/", *chain_paths], token)
-            first = {"max_ms": round(max(w), 1), "p99_ms": round(pct(w, 0.99), 1),
-                     "warm_median_ms": round(statistics.median(w[-8:]), 2)}  # fmt: skip
+            wu = warm_up(s.port, ["/bench/floor/", "/bench/floor-auth/", *chain_paths], token)
+            first = {"max_ms": round(max(wu), 1), "p99_ms": round(pct(wu, 0.99), 1),
+                     "warm_median_ms": round(statistics.median(wu[-8:]), 2)}  # fmt: skip
             result["first_requests"][s.name] = first
             log(f"  {s.name} warm-up: slowest first request {first['max_ms']} ms")
         warm_up(aport, ["/floor", "/floor-auth", f"/chain?{pt(0)}", f"/chain?{hh(0)}"], token)
@@ -795,17 +822,18 @@ def run(args: argparse.Namespace) -> dict:  # noqa: PLR0915
         for s in servers:
             c = Client(s.port, token)
             cc = Client(s.port, ctoken)
+            wc = Client(s.port, wtoken)
             v = s.name.removeprefix("gunicorn-")
             d = day[v] = member_day(s.port, token)
             d["etag"] = c.get(tile_path).headers.get("ETag") or ""
             for path in ("/api/v1/visit-tasks/?mine=1", feed, d["nothing_new"], tile_path):
                 c.get(path)  # warm (and the tile cached)
             cc.get("/api/v1/cases/?mine=1")
-            r = c.request("POST", "/api/v1/cases/", body=report_body(p, 0),
-                          headers={"Content-Type": "application/json"})  # fmt: skip
+            r = wc.request("POST", "/api/v1/cases/", body=report_body(w, 0),
+                           headers={"Content-Type": "application/json"})  # fmt: skip
             if r.status_code != 201:
                 raise RuntimeError(f"{v} report: {r.status_code} {r.text[:300]}")
-            r = batch_call(c, p, 0)
+            r = batch_call(wc, w, 0)
             if r.status_code != 200 or r.json()["summary"].get("accepted") != args.batch:
                 raise RuntimeError(f"{v} visit batch: {r.status_code} {r.text[:300]}")
             targets[f"{v} floor"] = lambda i, c=c: c.get("/bench/floor/")
@@ -821,17 +849,18 @@ def run(args: argparse.Namespace) -> dict:  # noqa: PLR0915
                 tile_path, headers={"If-None-Match": d["etag"]}
             )
             ok_status[f"{v} tile 304"] = 304
-            targets[f"{v} report + route"] = lambda i, c=c: c.request(
-                "POST", "/api/v1/cases/", body=report_body(p, i),
+            targets[f"{v} report + route"] = lambda i, c=wc: c.request(
+                "POST", "/api/v1/cases/", body=report_body(w, i),
                 headers={"Content-Type": "application/json",
                          "Idempotency-Key": f"{MARK}-{uuid.uuid4()}"},
             )  # fmt: skip
             ok_status[f"{v} report + route"] = 201
-            targets[f"{v} visit batch"] = lambda i, c=c: batch_call(c, p, 1 + i)
+            targets[f"{v} visit batch"] = lambda i, c=wc: batch_call(c, w, 1 + i)
             every[f"{v} visit batch"] = args.batch_every
         sql, auth, cur, conn = sql_targets(p, token)
-        sql.update(sql_report_targets(p, cur, conn, auth))
-        sql_batch = sql_batch_target(p, auth)
+        wauth = lambda prepare: auth(prepare, w["user_id"])  # noqa: E731
+        sql.update(sql_report_targets(w, cur, conn, wauth))
+        sql_batch = sql_batch_target(w, wauth)
         sql["sql visit batch (honest, set-based)"] = sql_batch
         every["sql visit batch (honest, set-based)"] = args.batch_every
         for name in ("sql report + route (unprepared)", "sql report + route (prepared)"):
@@ -905,7 +934,7 @@ def run(args: argparse.Namespace) -> dict:  # noqa: PLR0915
                     "tile cached": get_req("tile cached", tile_path, token),
                     "tile 304": get_req("tile 304", tile_path, token,
                                         {"If-None-Match": d["etag"]}, (304,)),
-                    "report + route": report_req(p, token),
+                    "report + route": report_req(w, wtoken),
                 }  # fmt: skip
                 point = lambda i: get_req("chain point", f"/api/v1/chain/?{pt(i)}", token)(i)  # noqa: E731
                 house = lambda i: get_req("chain household", f"/api/v1/chain/?{hh(i)}", token)(i)  # noqa: E731
