@@ -253,3 +253,39 @@ def test_the_demo_migrants_have_their_comings_and_goings(demo):
         if m.departed_on:
             expected.append(("departure", m.departed_on))
         assert moves == expected, (m.pk, moves)
+
+
+def test_a_grid_member_who_heads_a_building_elsewhere_gets_only_their_grid(demo, member_client):
+    """A member of two tiers is staff only in the staff part of their territory: the feed,
+    the batch and the 应保尽保 layer leave out the building they head in another grid."""
+    from gridsvc.assistance.services import gap_households
+    from gridsvc.chain.models import Position
+
+    grid5_households = Household.objects.filter(unit__building__grid=demo.grids[4])
+    gaps = gap_households(grid5_households)
+    foreign = (
+        gaps["recheck_overdue"].first()
+        or gaps["dibao"].first()
+        or gaps["public_housing"].first()
+        or _hh(demo.grids[4], 5)
+    )
+    building = foreign.unit.building
+    grid1 = Member.objects.get(username="grid1")
+    Position.objects.create(position_type="building_head", member=grid1, building=building)
+    theirs = services.submit(Member.objects.get(username="grid5"), foreign, "job").application
+    client = member_client("grid1")
+    assert client.get(f"/api/v1/households/{foreign.pk}/").status_code == 200  # a neighbour there
+    rows, _ = _all(client)
+    assert theirs.pk not in {a["id"] for a in rows["applications"]}
+    item = {
+        "kind": "application",
+        "client_uuid": str(uuid.uuid4()),
+        "data": {"household": foreign.pk, "kind": "pension"},
+    }
+    r = client.post(BATCH, {"items": [item]}, format="json")
+    assert r.json()["results"][0]["errors"] == {"household": ["not found"]}
+    features = client.get("/api/v1/layers/assistance_gaps/?page_size=500").json()["features"]
+    assert building.code not in {f["properties"]["building"] for f in features}
+    street = member_client("street").get("/api/v1/layers/assistance_gaps/?page_size=500")
+    if any(qs.filter(pk=foreign.pk).exists() for qs in gaps.values()):  # the street sees it
+        assert building.code in {f["properties"]["building"] for f in street.json()["features"]}
