@@ -38,8 +38,9 @@ class StandardPagination(_BoundedPageSize, PageNumberPagination):
         qs: QuerySet,
         request,  # type: ignore[no-untyped-def]
         count_qs: QuerySet | None = None,
-    ) -> list[dict[str, Any]] | None:
-        """The page of ``qs`` (a ``values()`` queryset) and its count in ONE query — the count
+    ) -> list[Any] | None:
+        """The page of ``qs`` (a ``values()`` queryset, or of model instances) and its count
+        in ONE query — the count
         an uncorrelated subquery of the same statement, instead of DRF's ``COUNT`` query
         before the page (issue 19). The answer (``get_paginated_response``) is DRF's to the
         byte. ``count_qs``: the same rows without the joins ``values()`` added (counted
@@ -66,9 +67,12 @@ class StandardPagination(_BoundedPageSize, PageNumberPagination):
         rows = list(qs.filter(pk__in=page).annotate(_page_count=total))
         if not rows and number > 1:
             return None  # past the end: DRF's 404
-        count = rows[0].pop("_page_count") if rows else 0
-        for row in rows[1:]:
-            del row["_page_count"]
+        count = 0
+        for row in rows:
+            if isinstance(row, dict):
+                count = row.pop("_page_count")
+            else:
+                count = row.__dict__.pop("_page_count")
         paginator = self.django_paginator_class([], size)
         paginator.__dict__["count"] = count  # a cached_property: known, not counted again
         self.page = paginator.page(number)
