@@ -71,11 +71,14 @@ def schedule_deadline_checks(case: Any) -> None:
 
 
 def deliver_inbox_later(message_ids: list[int]) -> None:
-    """After the commit, hand the inbox messages to the notifier (``cases.deliver``)."""
+    """Queue the inbox messages for the notifier (``cases.deliver``) in the messages' own
+    transaction: the job commits with them or not at all. (Queued in an on-commit hook, a
+    database that went away just after the commit — PgBouncer restarted, its pool full — lost
+    the delivery for good and answered 500 to a request whose work was stored: found by
+    scripts/cluster_faults.py.)"""
     if not enabled() or not message_ids:
         return
-    ids = list(message_ids)
-    transaction.on_commit(lambda: defer(DELIVER, message_ids=ids))
+    defer(DELIVER, message_ids=list(message_ids))
 
 
 def recompute_later(street_id: int | None = None, category_ids: list[int] | None = None) -> None:
