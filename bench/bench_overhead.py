@@ -676,8 +676,8 @@ def sql_batch_target(p: dict, auth: Callable[[bool], None]) -> Callable[[int], N
 
 
 def cleanup() -> None:
-    """Remove what the benchmark wrote: its cases (with their events, inbox messages and
-    deadline jobs), visits and Idempotency-Key records."""
+    """Remove what the benchmark wrote: its cases (with their events, the inbox messages
+    about them and their deadline jobs), visits and Idempotency-Key records."""
     import bench_visits as bv
     from django.db import connection
 
@@ -690,6 +690,12 @@ def cleanup() -> None:
             [MARK + ":%"],
         )
         cur.execute("DELETE FROM sync_idempotencyrecord WHERE key LIKE %s", [MARK + "-%"])
+        # the inbox messages about its cases (object_id is not a foreign key: matched by the
+        # case's title in the message, which also finds those an interrupted run left)
+        cur.execute(
+            "DELETE FROM supervision_inboxmessage WHERE object_type = 'case' AND title LIKE %s",
+            [f"%: {MARK}:%"],
+        )
     city.remove(log=lambda m: None, city=False, extra_seeds=[
         ("cases_case", "title LIKE %s", [MARK + ":%"]),
         ("visits_visit", "purpose IN (%s, %s)", [MARK, bv.MARK_SQL]),
