@@ -205,6 +205,25 @@ def test_an_assignee_without_the_language_gets_an_interpreter_attached(demo, mem
     assert not InterpreterCall.objects.filter(case=case).exists()
 
 
+def test_a_new_case_routed_to_a_non_speaker_gets_an_interpreter(demo):
+    hh, need = _needing_household()
+    interp = _interpreter_with_account(hh)
+    case = report("neighbour.noise", household=hh).case
+    assert case.handler_id is not None
+    call = InterpreterCall.objects.get(case=case)
+    assert call.language == "sce" and call.interpreter == interp
+    assert call.assignee_id == case.handler_id
+    assert InboxMessage.objects.filter(member=interp.member, object_id=str(case.pk)).exists()
+    # a household where nobody needs one: no call
+    other = (
+        Household.objects.filter(unit__building__grid=hh.unit.building.grid)
+        .exclude(pk__in=ResidentLanguage.objects.values("resident__household"))
+        .order_by("id")
+        .first()
+    )
+    assert not InterpreterCall.objects.filter(case=report("neighbour.noise", household=other).case)
+
+
 def test_visit_tasks_prefer_a_member_who_speaks_the_households_language(demo):
     hh, need = _needing_household()
     grid = hh.unit.building.grid

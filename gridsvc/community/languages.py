@@ -130,6 +130,7 @@ def attach_interpreters(
     notify: bool = True,
     needs: list[list[str]] | None = None,
     spoken: set | None = None,
+    fresh: bool = False,
 ) -> list[InterpreterCall]:
     """Attach interpreters to ``case`` or ``visit_task`` (one of them) going to ``household``
     and ``assignee_id``: one :class:`InterpreterCall` per language the assignee cannot serve
@@ -141,6 +142,8 @@ def attach_interpreters(
     day = day or timezone.localdate()
     hid = getattr(household, "pk", household)
     needs = household_needs([hid]).get(hid, []) if needs is None else needs
+    if fresh and not needs:  # a new case or task to a household needing no interpreter
+        return []
     spoken = (
         languages_spoken([assignee_id], day).get(assignee_id, set()) if spoken is None else spoken
     )

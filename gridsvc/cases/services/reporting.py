@@ -26,6 +26,7 @@ from .deadlines import schedule_checks, schedule_follow_up, set_deadline
 from .errors import CaseError
 from .events import dispatchers, holders_over, inbox, record
 from .routing import apply_routing, route
+from .unity import attach_case_interpreters
 
 if TYPE_CHECKING:
     from gridsvc.accounts.models import Member
@@ -152,6 +153,8 @@ def report_case(
             case.accepted_at = when
         set_deadline(case)
         case.save()
+        if case.handler_id and not on_the_spot:  # 请翻译随行 where the handler lacks the language
+            attach_case_interpreters(case, reporter)
         record(
             case,
             "report",

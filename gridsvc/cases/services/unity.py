@@ -92,6 +92,22 @@ def is_case_mediator(member: Any, case: Case) -> bool:
     return may_mediate(member, case.community_id, timezone.localdate())
 
 
+def attach_case_interpreters(case: Case, actor: Any = None) -> list[Any]:
+    """When routing hands a new case to its handler: attach an interpreter (and tell them)
+    if a resident of the household needs one and the handler does not speak their language."""
+    from gridsvc.community.languages import attach_interpreters
+
+    if case.household_id is None or case.handler_id is None:
+        return []
+    return attach_interpreters(
+        household=case.household_id,
+        assignee_id=case.handler_id,
+        case=case,
+        recorded_by=actor if getattr(actor, "pk", None) else None,
+        fresh=True,
+    )
+
+
 def interpreter_needs(case: Case, actor: Any) -> dict[str, Any]:
     """For an assignment (the case's ``handler`` is the new assignee): whether an interpreter
     must go along (``needs_interpreter``: a resident of the household needs one and the
