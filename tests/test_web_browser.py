@@ -5,7 +5,10 @@ One test on purpose (each live-server test flushes the database and reloads the 
 panel under the map, visits and the monthly charts; (2) at laptop width: the heatmap draws
 (pixels checked, screenshots in test-artifacts/), the category filter, a case's walked chain
 and timeline, dispatching an overdue case through the REST API with If-Match until it leaves
-the queue, a stale ETag shown as 412 then retried. No console errors in either.
+the queue, a stale ETag shown as 412 then retried. Further sessions (issue 22 and the page
+parts of issues 20-21): phone width, each role's landing view and the ethnic desk's sign-off,
+forced API/tile/schema failures, search, exports, print, live updates, a 412 race, the
+民族团结 and 民生服务 tabs. No unexpected console errors in any; axe-core on the main views.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ AXE_SERIOUS_JS = """async () => {
 
 
 AXE_FOUND: list[str] = []
+# the map has stopped moving and drawn its tiles (for screenshots)
+MAP_SETTLED_JS = """() => { const m = window.gridsvc.state.map;
+  return !m.isMoving() && m.areTilesLoaded() && document.body.dataset.busy === '0'; }"""
 # features of each named map layer drawn in the current view
 RENDERED_JS = """(layers) => Object.fromEntries(layers.map((l) =>
   [l, window.gridsvc.state.map.queryRenderedFeatures({ layers: [l] }).length]))"""
@@ -64,6 +70,7 @@ def test_street_office_page(live_server, committed_demo, monkeypatch):
     assert chromium_path(), "chromium missing: run scripts/setup.sh"
     tablet_in_english(live_server.url)  # read-only: before the dispatch changes cases
     roles_land_on_their_work(live_server.url)
+    phone_width(live_server.url)
     failures_search_exports_and_race(live_server.url)
     laptop_heatmap_filter_and_dispatch(live_server.url)
     assert AXE_FOUND == [], "\n".join(AXE_FOUND)
@@ -147,6 +154,17 @@ def laptop_heatmap_filter_and_dispatch(url: str) -> None:
         page.evaluate(
             "() => document.querySelectorAll('.maplibregl-popup').forEach((p) => p.remove())"
         )
+        # (12) the same cases without a mouse: focus the map, Enter lists those near its centre
+        page.locator("#map canvas").focus()
+        page.keyboard.press("Enter")
+        listed = page.locator(".popup[data-keyboard] li")
+        listed.first.wait_for()
+        assert listed.count() >= spot["n"]
+        assert page.evaluate("document.activeElement.closest('.popup') !== null")
+        page.keyboard.press("Escape")
+        page.evaluate(
+            "() => document.querySelectorAll('.maplibregl-popup').forEach((p) => p.remove())"
+        )
         page.evaluate("(v) => window.gridsvc.state.map.jumpTo(v)", view)
 
         # The overdue queue: open a case that has no red card, see its walked chain and
@@ -208,6 +226,29 @@ def laptop_heatmap_filter_and_dispatch(url: str) -> None:
         page.screenshot(path=str(ARTIFACTS / "web-dispatch.png"))
 
         assert [e for e in errors if "412" not in e] == []
+
+
+def phone_width(url: str) -> None:
+    """Issue 22 item 11: at phone width the header's filters and the legend fold behind a
+    button each, and choosing a case scrolls to its details."""
+    with browser_page(width=390, height=844) as (page, errors):
+        login(page, url, "street")
+        assert page.locator("#filters").is_hidden() and page.locator("#legend").is_hidden()
+        page.click("#filters-toggle")
+        assert page.locator("#category").is_visible()
+        assert page.locator("#filters-toggle").get_attribute("aria-expanded") == "true"
+        page.click("#legend-toggle")
+        assert page.locator("#legend").is_visible()
+        page.click("#legend-toggle")
+        page.locator("#queue li .title button").first.click()
+        page.wait_for_selector("#case-detail[data-state=ready]")
+        page.wait_for_function(
+            "() => { const r = document.querySelector('#case-detail').getBoundingClientRect();"
+            " return r.top > -20 && r.top < innerHeight / 2; }",
+            timeout=5_000,
+        )
+        page.screenshot(path=str(ARTIFACTS / "web-phone.png"))
+        assert errors == []
 
 
 def roles_land_on_their_work(url: str) -> None:
@@ -512,6 +553,7 @@ def unity_view(page) -> None:
     assert page.evaluate(map_js) == "visible"
     assert int(page.locator("#activities-count").inner_text().strip("()")) > 0
     assert_accessible(page, "民族团结", AXE_FOUND)
+    page.wait_for_function(MAP_SETTLED_JS, timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "web-unity.png"))
     page.uncheck("#show-activities")
 
@@ -554,6 +596,7 @@ def services_decision(page) -> None:
     assert page.locator("#gaps tr[data-grid]").count() >= 1
     assert page.locator("#flows tr[data-month]").count() == 3
     assert_accessible(page, "民生服务", AXE_FOUND)
+    page.wait_for_function(MAP_SETTLED_JS, timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "web-services.png"))
 
 

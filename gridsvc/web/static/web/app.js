@@ -53,7 +53,7 @@
     sign_off: "Ethnic-affairs desk sign-off", signed_ok: "Confirmed stable", signed_no: "Not yet stable",
     not_signed: "Not signed off yet (needed before closing)", sign_note: "Reason (required when not stable)",
     sign_why: "Say why the case is not yet stable.", sign_off_done: "Sign-off", sign_yes: "Confirm stable", sign_no: "Not yet stable",
-    no_data: "No data", on_leave: "on leave", t_unity: "Ethnic unity", t_services: "People's services",
+    no_data: "No data", filters: "Filters", map_keys: "Map: arrows pan, +/- zoom, Enter lists the cases near the centre", zoom_in: "No single case pin near the centre; zoom in", on_leave: "on leave", t_unity: "Ethnic unity", t_services: "People's services",
     screening: "Five helpers' daily screening (today)", petitions: "Open petitions (信访)", activities_l: "Unity activities",
     expected: "Expected", reported: "Filed", zero_reports: "Zero reports", findings: "Findings", missing_n: "Missing", persons_year: "Person-times this year",
     all_filed: "All five helpers have filed today", no_team: "No five-helper team in your territory", forbidden: "Your position does not show this",
@@ -436,6 +436,23 @@
       "circle-stroke-width": ["match", ["get", "card"], "red", 2, "yellow", 2, 1],
       "circle-stroke-color": ["match", ["get", "card"], "red", "#7f1d1d", "yellow", "#d69e2e", "#ffffff"],
       "circle-color": ["match", ["get", "group"], "late", "#9b2c2c", "open", "#dd6b20", "done", "#2f855a", "#718096"] } });
+    // keyboard: the map takes focus (arrows pan, +/- zoom); Enter lists the cases near its
+    // centre as buttons, the first one focused, so pins are reachable without a mouse
+    map.getCanvas().setAttribute("aria-label", t("map_keys", "地图:方向键平移,+/-缩放,回车列出中心附近的案件"));
+    map.getCanvas().addEventListener("keydown", (e) => {
+      if (e.key !== "Enter") return;
+      e.preventDefault(); // the key's press must not reach the button focused below
+      const c = map.project(map.getCenter());
+      const near = map.queryRenderedFeatures([[c.x - 60, c.y - 60], [c.x + 60, c.y + 60]], { layers: ["pins"] });
+      const ids = [...new Set(near.map((f) => f.properties.id))].slice(0, 20);
+      const list = ids.map((i) => state.cases.find((x) => x.id === i)).filter(Boolean);
+      const box = el("div", { class: "popup stacked", "data-keyboard": "1" }, el("b", {}, list.length ? `${list.length} ${t("cases", "件")}` : t("zoom_in", "中心附近没有单独的案件点位,请放大")),
+        el("ul", { class: "stack-list" }, list.map((x) => el("li", {}, badges(x),
+          el("button", { type: "button", class: "link", onclick: () => showCase(x.id) }, `${x.number} ${x.category_name || ""}`)))));
+      new maplibregl.Popup({ maxWidth: "300px" }).setLngLat(map.getCenter()).setDOMContent(box).addTo(map);
+      const first = box.querySelector("button");
+      if (first) first.focus();
+    });
     map.on("mouseenter", "pins", () => { map.getCanvas().style.cursor = "pointer"; });
     map.on("mouseleave", "pins", () => { map.getCanvas().style.cursor = ""; });
     map.on("click", "pins", (e) => {
@@ -1583,6 +1600,16 @@
     });
     document.getElementById("state").addEventListener("change", (e) => { state.status = e.target.value; refreshCases(); });
     document.getElementById("metric").addEventListener("change", (e) => { state.metric = e.target.value; refreshChoropleth(); });
+    // on phones the header's filters and the legend start folded (a button each opens them)
+    if (window.matchMedia("(max-width: 600px)").matches) {
+      document.getElementById("legend").classList.add("collapsed");
+      document.getElementById("legend-toggle").setAttribute("aria-expanded", "false");
+    }
+    const foldFilters = document.getElementById("filters-toggle");
+    if (foldFilters) foldFilters.addEventListener("click", (e) => {
+      const open = document.getElementById("filters").classList.toggle("open");
+      e.currentTarget.setAttribute("aria-expanded", String(open));
+    });
     document.getElementById("legend-toggle").addEventListener("click", (e) => {
       const legend = document.getElementById("legend");
       legend.classList.toggle("collapsed");
