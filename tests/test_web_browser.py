@@ -554,6 +554,9 @@ def unity_view(page) -> None:
     assert int(page.locator("#activities-count").inner_text().strip("()")) > 0
     assert_accessible(page, "民族团结", AXE_FOUND)
     page.wait_for_function(MAP_SETTLED_JS, timeout=10_000)
+    # the map was fitted to them: every activity in view
+    drawn = page.evaluate(RENDERED_JS, ["activities"])["activities"]
+    assert drawn == int(page.locator("#activities-count").inner_text().strip("()")), drawn
     page.screenshot(path=str(ARTIFACTS / "web-unity.png"))
     page.uncheck("#show-activities")
 

@@ -1300,6 +1300,7 @@
     const info = document.getElementById("activities-info");
     if (!r.ok) { info.replaceChildren(el("span", { class: "state-error" }, failText(r))); return; }
     const feats = r.body.features || [];
+    state.activities = feats;
     document.getElementById("activities-count").textContent = `(${feats.length})`;
     const people = feats.reduce((n, f) => n + (f.properties.participants || 0), 0);
     const materials = feats.reduce((n, f) => n + (f.properties.materials || 0), 0);
@@ -1622,7 +1623,7 @@
     document.getElementById("unity-show-map").addEventListener("click", () => {
       const box = document.getElementById("show-activities");
       box.checked = true; box.dispatchEvent(new Event("change"));
-      const feats = (state.map.getSource("activities") && state.map.getSource("activities")._data && state.map.getSource("activities")._data.features) || [];
+      const feats = state.activities || [];
       if (feats.length) { const b = new maplibregl.LngLatBounds(); feats.forEach((f) => b.extend(f.geometry.coordinates)); state.map.fitBounds(b, { padding: 40, maxZoom: 16, duration: 300 }); }
     });
     document.getElementById("fig-month").addEventListener("change", refreshFigures);
