@@ -326,11 +326,15 @@ class Viewer:
 
     def tier_of(self, record: Any) -> Tier:
         """The tier at which ``record`` (a resident or household) is shown to this viewer."""
+        return self.tier_of_pk(type(record), record.pk)
+
+    def tier_of_pk(self, model: type[Resident | Household], pk: int) -> Tier:
+        """:meth:`tier_of` the row ``pk`` of ``model`` (read as plain values, not instances)."""
         if not self.mixed or self.staff is None:
             return self.tier
-        key = (type(record), record.pk)
+        key = (model, pk)
         if key not in self._in_staff:
-            self.prime(type(record), [record.pk])
+            self.prime(model, [pk])
         return self.tier if self._in_staff[key] else Tier.NEIGHBOUR
 
     def present(self, data: dict, resident: Any) -> dict:

@@ -36,6 +36,7 @@ import hmac
 import json
 import math
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
@@ -467,19 +468,36 @@ def task_payload(t: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def household_payload(h: Household) -> dict[str, Any]:
-    ids = sorted(i for i in (h.resident_ids or []) if i is not None)  # type: ignore[attr-defined]
+# The columns of a household the feed sends, read as a plain row (with its resident ids).
+HOUSEHOLD_COLUMNS = (
+    "id",
+    "unit_id",
+    "unit__number",
+    "unit__building_id",
+    "unit__building__name",
+    "unit__building__grid_id",
+    "room",
+    "floor",
+    "tenure",
+    "head_id",
+    "head__name",
+)
+
+
+def household_payload(h: dict[str, Any]) -> dict[str, Any]:
+    """The feed's form of a household row (:data:`HOUSEHOLD_COLUMNS` and ``resident_ids``)."""
+    ids = sorted(i for i in (h["resident_ids"] or []) if i is not None)
     return {
-        "id": h.id,
-        "unit": h.unit_id,
-        "unit_number": h.unit.number,
-        "building": h.unit.building_id,
-        "building_name": h.unit.building.name,
-        "grid": h.unit.building.grid_id,
-        "room": h.room,
-        "floor": h.floor,
-        "tenure": h.tenure,
-        "head_name": h.head.name if h.head_id else None,
+        "id": h["id"],
+        "unit": h["unit_id"],
+        "unit_number": h["unit__number"],
+        "building": h["unit__building_id"],
+        "building_name": h["unit__building__name"],
+        "grid": h["unit__building__grid_id"],
+        "room": h["room"],
+        "floor": h["floor"],
+        "tenure": h["tenure"],
+        "head_name": h["head__name"] if h["head_id"] else None,
         "resident_count": len(ids),
         "residents": ids,
     }
@@ -487,25 +505,21 @@ def household_payload(h: Household) -> dict[str, Any]:
 
 def _households(ids_q: Q, member, scope: Scope) -> list[tuple[int, dict[str, Any]]]:  # type: ignore[no-untyped-def]
     """(id, payload) of the households ``ids_q`` selects in ``scope`` (with their resident
-    ids), each through the visibility matrix."""
+    ids), each through the visibility matrix. Plain rows, not model instances (issue 19)."""
     rows = list(
         scope.filter(Household.objects.filter(ids_q))
-        .select_related("unit__building", "head")
-        # household_payload reads neither the building's geometries nor the head's encrypted
-        # fields: not fetched, not decoded
-        .defer(
-            "unit__building__footprint",
-            "unit__building__point",
-            "head__id_number",
-            "head__phone",
-        )
+        .values(*HOUSEHOLD_COLUMNS)
         .annotate(resident_ids=ArrayAgg("residents__id", default=[]))
         .order_by("id")
     )
     seen = visibility.Viewer(member, scope)
-    seen.prime(Household, [h.id for h in rows])
+    seen.prime(Household, [h["id"] for h in rows])
     return [
-        (h.id, visibility.present_household(household_payload(h), seen.tier_of(h))) for h in rows
+        (
+            h["id"],
+            visibility.present_household(household_payload(h), seen.tier_of_pk(Household, h["id"])),
+        )
+        for h in rows
     ]
 
 
@@ -524,13 +538,15 @@ RESIDENT_FIELDS = (
 )
 
 
-def _residents(rows: list[Resident], member, scope: Scope) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    """Residents through the visibility matrix at the member's tier per record; the feed
-    never sends clear values (no unmask grant on a phone)."""
+def _residents(rows: list[dict[str, Any]], member, scope: Scope) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Residents (rows of :data:`RESIDENT_FIELDS`) through the visibility matrix at the
+    member's tier per record; the feed never sends clear values (no unmask grant on a
+    phone)."""
     seen = visibility.Viewer(member, scope, unmasked=False)
-    seen.prime(Resident, [r.id for r in rows])
+    seen.prime(Resident, [r["id"] for r in rows])
     out = []
-    for r in rows:
+    for row in rows:
+        r = SimpleNamespace(**row)  # what present_resident reads the clear values from
         data = {
             "id": r.id,
             "household": r.household_id,
@@ -545,7 +561,8 @@ def _residents(rows: list[Resident], member, scope: Scope) -> list[dict[str, Any
             "relation_to_head": r.relation_to_head,
             "tags": list(r.tags),
         }
-        out.append(visibility.present_resident(data, r, seen.tier_of(r), unmasked=False))
+        tier = seen.tier_of_pk(Resident, r.id)
+        out.append(visibility.present_resident(data, r, tier, unmasked=False))
     return out
 
 
@@ -670,7 +687,7 @@ def _run_job(job: dict[str, Any], member, scope: Scope, out: dict[str, Any], lim
     if rows:
         ids = [r["id"] for r in rows]
         out["households"] += [p for _, p in _households(Q(id__in=ids), member, scope)]
-    res_qs = Resident.objects.filter(household__in=_ids(hh_qs)).only(*RESIDENT_FIELDS)
+    res_qs = Resident.objects.filter(household__in=_ids(hh_qs)).values(*RESIDENT_FIELDS)
     rows, m = _page(res_qs, job, "sr", limit)
     more |= m
     out["residents"] += _residents(rows, member, scope)
@@ -844,7 +861,9 @@ def _incremental(
     out["purge"]["households"] += [h for h in hh_ids if h not in found]
     if found:
         residents = list(
-            Resident.objects.filter(household__in=list(found)).only(*RESIDENT_FIELDS).order_by("id")
+            Resident.objects.filter(household__in=list(found))
+            .values(*RESIDENT_FIELDS)
+            .order_by("id")
         )
         out["residents"] += _residents(residents, member, scope)
 
@@ -855,7 +874,7 @@ def _incremental(
         if len(rows) > limit:
             more, rows = True, rows[:limit]
         if rows:
-            state["c"] = _mark(rows[-1].updated_at, rows[-1].id)
+            state["c"] = _mark(rows[-1]["updated_at"], rows[-1]["id"])
         out["cases"] += [_case_payload(c, member) for c in rows]
     return more
 
@@ -896,7 +915,8 @@ def _case_model():  # type: ignore[no-untyped-def]
     return Case
 
 
-# only the columns _case_payload reads (a case row is wide: texts, JSON, encrypted parties)
+# only the columns _case_payload reads (a case row is wide: texts, JSON, encrypted parties),
+# as a plain row; the point as two numbers (no GEOS object per case)
 _CASE_COLUMNS = (
     "id",
     "updated_at",
@@ -914,7 +934,6 @@ _CASE_COLUMNS = (
     "grid_id",
     "community_id",
     "street_id",
-    "location",
     "handler_id",
     "handler__username",
     "handler__display_name",
@@ -929,43 +948,51 @@ _CASE_COLUMNS = (
 
 
 def _case_rows(qs: QuerySet) -> QuerySet:
-    return qs.select_related("handler", "department").only(*_CASE_COLUMNS)
+    from django.db.models import FloatField, Func
+
+    return qs.values(*_CASE_COLUMNS).annotate(
+        lon=Func("location", function="ST_X", output_field=FloatField()),
+        lat=Func("location", function="ST_Y", output_field=FloatField()),
+    )
 
 
-def _case_payload(c, member) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _case_payload(c: dict[str, Any], member) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     from gridsvc.cases.models import RUNNING_STATUSES
 
-    handler = c.handler if c.handler_id else None
+    handler = c["handler_id"]
     return {
-        "id": c.id,
-        "number": c.number,
-        "kind": c.kind,
-        "title": c.title,
-        "category": c.category_id,
-        "priority": c.priority,
-        "status": c.status,
-        "level": c.level,
-        "household": c.household_id,
-        "unit": c.unit_id,
-        "building": c.building_id,
-        "compound": c.compound_id,
-        "grid": c.grid_id,
-        "community": c.community_id,
-        "street": c.street_id,
-        "lon": round(c.location.x, 7),
-        "lat": round(c.location.y, 7),
-        "handler": c.handler_id,
-        "handler_name": str(handler) if handler else None,
-        "mine": c.handler_id == member.pk,
-        "department": c.department_id,
-        "department_name": c.department.name if c.department_id else None,
-        "reported_at": c.reported_at.isoformat(),
-        "due_at": c.due_at.isoformat() if c.due_at else None,
-        "due_stage": c.due_stage,
-        "overdue": bool(c.due_at and c.status in RUNNING_STATUSES and c.due_at < timezone.now()),
-        "card": c.card,
-        "closed_at": c.closed_at.isoformat() if c.closed_at else None,
-        "updated_at": c.updated_at.isoformat(),
+        "id": c["id"],
+        "number": c["number"],
+        "kind": c["kind"],
+        "title": c["title"],
+        "category": c["category_id"],
+        "priority": c["priority"],
+        "status": c["status"],
+        "level": c["level"],
+        "household": c["household_id"],
+        "unit": c["unit_id"],
+        "building": c["building_id"],
+        "compound": c["compound_id"],
+        "grid": c["grid_id"],
+        "community": c["community_id"],
+        "street": c["street_id"],
+        "lon": round(c["lon"], 7),
+        "lat": round(c["lat"], 7),
+        "handler": handler,
+        # str(Member): the display name, else the username
+        "handler_name": (c["handler__display_name"] or c["handler__username"]) if handler else None,
+        "mine": handler == member.pk,
+        "department": c["department_id"],
+        "department_name": c["department__name"] if c["department_id"] else None,
+        "reported_at": c["reported_at"].isoformat(),
+        "due_at": c["due_at"].isoformat() if c["due_at"] else None,
+        "due_stage": c["due_stage"],
+        "overdue": bool(
+            c["due_at"] and c["status"] in RUNNING_STATUSES and c["due_at"] < timezone.now()
+        ),
+        "card": c["card"],
+        "closed_at": c["closed_at"].isoformat() if c["closed_at"] else None,
+        "updated_at": c["updated_at"].isoformat(),
     }
 
 
