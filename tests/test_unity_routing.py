@@ -309,3 +309,32 @@ def test_the_district_is_a_territory_object_over_its_streets(demo, member_client
     Street.objects.filter(code="620103999").update(district=district)
     body = member_client("district").get("/api/v1/community/district/?year=2026&month=9").json()
     assert [s["code"] for s in body["streets"]] == [demo.street.code, "620103999"]
+
+
+# ---------------------------------------------------------------- item 5: the ledgers
+def test_the_community_ledger_has_pairings_ratings_and_mediations(demo, member_client):
+    import io
+
+    from openpyxl import load_workbook
+
+    from gridsvc.community.models import Mediation, Pairing, Rating
+
+    r = member_client("street").get(f"/api/v1/community/ledgers/{demo.community.pk}/?year=2026")
+    assert r.status_code == 200, r.content
+    wb = load_workbook(io.BytesIO(r.content))
+    sheets = {ws.title: list(ws.iter_rows(min_row=3, values_only=True)) for ws in wb.worksheets}
+    rated = Rating.objects.filter(community=demo.community, year=2026)
+    assert len(sheets["评比"]) == rated.count() > 0
+    assert sum(row[6] == "已撤销" for row in sheets["评比"]) == rated.filter(revoked=True).count()
+    sessions = Mediation.objects.filter(community=demo.community, date__year=2026)
+    assert len(sheets["调处"]) == sessions.count() > 0
+    assert {row[2] for row in sheets["调处"]} == set(
+        sessions.values_list("case__number", flat=True)
+    )
+    pairs = Pairing.objects.filter(community=demo.community, started__year__lte=2026)
+    assert len(sheets["结对帮扶"]) == pairs.count() > 0
+    # a grid's ledger has them too, for the grid only
+    grid = demo.grids[0]
+    g = member_client("grid1").get(f"/api/v1/reports/ledgers/{grid.code}/?year=2026")
+    wb = load_workbook(io.BytesIO(g.content))
+    assert wb["评比"].max_row - 2 == rated.filter(grid=grid).count()

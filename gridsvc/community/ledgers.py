@@ -2,7 +2,7 @@
 
 Per grid (sheets added to :func:`gridsvc.dataio.ledgers.ledger_workbook`) and per community
 (:func:`community_workbook`): 活动与宣传 · 排查(五员一日一报, 排查活动反馈) · 信访 · 志愿者 ·
-宗教场所 · and the resident-group ledgers 离退休老领导 · 个体户/企业家 · 归国华侨/留学生 ·
+宗教场所 · 结对帮扶 · 评比 · 调处 · and the resident-group ledgers 离退休老领导 · 个体户/企业家 · 归国华侨/留学生 ·
 新的社会阶层 (:class:`~gridsvc.community.models.GroupMember`). The community workbook also
 carries the resident ledgers 少数民族人员 · 困难家庭 · 下岗失业 over the whole community.
 
@@ -33,7 +33,10 @@ from .models import (
     CampaignReturn,
     FiveRole,
     GroupMember,
+    Mediation,
+    Pairing,
     Petition,
+    Rating,
     ResidentGroup,
     ScreeningReport,
     TeamMembership,
@@ -216,6 +219,70 @@ def add_sheets(
              v["last"].isoformat() if v.get("last") else "", v.get("hazards", 0)],
         )  # fmt: skip
     counts[title] = len(places)
+
+    # 结对帮扶, 共建单位, 在职党员报到, 微心愿 running in the year
+    title = "结对帮扶"
+    ws = wb.create_sheet(title)
+    _header(
+        ws,
+        ["序号", "类型", "结对人/单位", "住户", "开始", "结束", "帮扶内容"],
+        f"{area.name} 结对帮扶台账({year}年)",
+    )
+    pairs = list(
+        scope.filter(
+            Pairing.objects.filter(q, started__year__lte=year).filter(
+                Q(ended__isnull=True) | Q(ended__year__gte=year)
+            )
+        )
+        .select_related("member", "household")
+        .order_by("started", "id")
+    )
+    for i, p in enumerate(pairs, start=1):
+        who = " · ".join(x for x in (str(p.member) if p.member else "", p.partner) if x)
+        append_row(
+            ws,
+            [i, p.get_kind_display(), who, str(p.household) if p.household else "",
+             p.started.isoformat(), p.ended.isoformat() if p.ended else "", p.help_given],
+        )  # fmt: skip
+    counts[title] = len(pairs)
+
+    # 评比 (五星级文明户 …) of the year, revoked ones marked (动态管理)
+    title = "评比"
+    ws = wb.create_sheet(title)
+    _header(
+        ws,
+        ["序号", "年度", "称号", "住户", "星级", "评选标准", "状态"],
+        f"{area.name} 评比台账({year}年)",
+    )
+    rated = list(
+        scope.filter(Rating.objects.filter(q, year=year))
+        .select_related("household")
+        .order_by("title", "household_id")
+    )
+    for i, r in enumerate(rated, start=1):
+        append_row(
+            ws,
+            [i, r.year, r.get_title_display(), str(r.household), r.stars, r.criteria,
+             "已撤销" if r.revoked else ("已调整" if r.revised_at else "有效")],
+        )  # fmt: skip
+    counts[title] = len(rated)
+
+    # 调处: the 调处员's (and committee's) mediation sessions of dispute cases
+    title = "调处"
+    ws = wb.create_sheet(title)
+    _header(
+        ws,
+        ["序号", "日期", "案件", "调处员", "结果", "说明"],
+        f"{area.name} 矛盾纠纷调处台账({year}年)",
+    )
+    sessions = list(rows(Mediation).select_related("case", "mediator").order_by("date", "id"))
+    for i, m in enumerate(sessions, start=1):
+        append_row(
+            ws,
+            [i, m.date.isoformat(), m.case.number, str(m.mediator), m.get_outcome_display(),
+             m.note],
+        )  # fmt: skip
+    counts[title] = len(sessions)
 
     # resident groups
     for group, sheet in GROUP_SHEETS.items():
