@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -819,10 +819,16 @@ class AssistanceBatchView(APIView):
                 summary["rejected"] += 1
                 continue
             try:
-                with transaction.atomic():
-                    row, created = assistance_sync.record_offline(
-                        request.user, kind, dict(ser.validated_data), key
-                    )
+                try:
+                    with transaction.atomic():
+                        row, created = assistance_sync.record_offline(
+                            request.user, kind, dict(ser.validated_data), key
+                        )
+                except IntegrityError:  # the same client_uuid stored meanwhile: a duplicate
+                    with transaction.atomic():
+                        row, created = assistance_sync.record_offline(
+                            request.user, kind, dict(ser.validated_data), key
+                        )
             except services.AssistanceError as exc:
                 errors = {exc.field or "non_field_errors": [str(exc.message)]}
                 results.append({"kind": kind, "status": "rejected", "errors": errors})
