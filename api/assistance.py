@@ -67,6 +67,7 @@ from .privacy import UnmaskAuditMixin, unmask_grant, viewer
 from .scoping import request_scope
 
 SENSITIVE_FIELDS = ("monthly_income", "amount")
+MAX_ID = 2**62  # ids in bodies: larger is a 400, never a database overflow
 
 root_urlpatterns: list = []
 
@@ -171,10 +172,12 @@ class AssistanceApplicationSerializer(serializers.ModelSerializer):
 
 
 class AssistanceSubmitSerializer(serializers.Serializer):
-    household = serializers.IntegerField()
+    household = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     kind = serializers.ChoiceField(choices=Kind.choices)
-    applicant = serializers.IntegerField(required=False, allow_null=True)
-    visit = serializers.IntegerField(required=False, allow_null=True)
+    applicant = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, required=False, allow_null=True
+    )
+    visit = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     client_uuid = serializers.UUIDField(required=False, allow_null=True)
 
@@ -518,7 +521,7 @@ class MigrantDetailsSerializer(serializers.ModelSerializer):
 
 
 class MigrantArrivalSerializer(MigrantDetailsSerializer):
-    resident = serializers.IntegerField()
+    resident = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     arrived_on = serializers.DateField()
 
     class Meta(MigrantDetailsSerializer.Meta):
@@ -738,10 +741,12 @@ class AssistanceChangesView(APIView):
 
 
 class AssistanceBatchApplicationSerializer(serializers.Serializer):
-    household = serializers.IntegerField()
+    household = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     kind = serializers.ChoiceField(choices=Kind.choices)
-    applicant = serializers.IntegerField(required=False, allow_null=True)
-    visit = serializers.IntegerField(required=False, allow_null=True)
+    applicant = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, required=False, allow_null=True
+    )
+    visit = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True)
     visit_uuid = serializers.UUIDField(
         required=False, allow_null=True, help_text="the visit's client_uuid (not yet synced id)"
     )
@@ -752,8 +757,12 @@ class AssistanceBatchApplicationSerializer(serializers.Serializer):
 
 
 class AssistanceBatchDepartureSerializer(serializers.Serializer):
-    migrant = serializers.IntegerField(required=False, allow_null=True)
-    resident = serializers.IntegerField(required=False, allow_null=True)
+    migrant = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, required=False, allow_null=True
+    )
+    resident = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, required=False, allow_null=True
+    )
     departed_on = serializers.DateField()
     departed_to = serializers.CharField(required=False, allow_blank=True, max_length=200)
 

@@ -238,6 +238,15 @@ def test_one_bad_item_never_loses_the_others(demo, member_client):
     assert res[3]["errors"] == {"visit": ["not found"]}
     assert Application.objects.count() == before + 1
     assert not Application.objects.filter(household=foreign, kind="student_aid").exists()
+    # an id beyond any row is refused by its field, never a database error
+    huge = {"kind": "application", "client_uuid": str(uuid.uuid4())}
+    huge["data"] = {"household": 10**20, "kind": "job"}
+    r = member_client("grid1").post(BATCH, {"items": [huge]}, format="json")
+    assert r.status_code == 200 and "household" in r.json()["results"][0]["errors"]
+    r = member_client("grid1").post(
+        "/api/v1/assistance/", {"household": 10**20, "kind": "job"}, format="json"
+    )
+    assert r.status_code == 400 and "household" in r.json()
 
 
 def test_the_demo_migrants_have_their_comings_and_goings(demo):
