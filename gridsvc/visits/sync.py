@@ -636,10 +636,20 @@ def _ids(qs: QuerySet) -> QuerySet:
     return qs.values("id")
 
 
-def _run_job(job: dict[str, Any], member, scope: Scope, out: dict[str, Any], limit: int) -> bool:  # type: ignore[no-untyped-def]
+def _run_job(
+    job: dict[str, Any],
+    member,  # type: ignore[no-untyped-def]
+    scope: Scope,
+    out: dict[str, Any],
+    limit: int,
+    known: dict[int, dict[str, Any]] | None = None,
+) -> bool:
     """One page of a territory job (first sync, or a change of territory): purge what the
     phone may no longer hold, send what is new. Returns whether the job has more."""
-    snaps = {s.id: s.data for s in TerritorySnapshot.objects.filter(id__in=[job["s"], *job["b"]])}
+    snaps = dict(known or {})  # ``known``: snapshots' data at hand (id → data)
+    wanted = [i for i in (job["s"], *job["b"]) if i not in snaps]
+    if wanted:
+        snaps.update(TerritorySnapshot.objects.filter(id__in=wanted).values_list("id", "data"))
     new = snaps[job["s"]]
     bases = [snaps[b] for b in job["b"]]
     now = parse_datetime(job["t"])
@@ -785,7 +795,7 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) ->
     job = state.get("k")
     out["territory_changed"] = bool(job and job["b"])
     if job is not None:
-        more = _run_job(job, member, scope, out, limit)
+        more = _run_job(job, member, scope, out, limit, known={snap.id: snap.data})
         if not more:
             state.pop("k")
     if not quiet:
