@@ -982,6 +982,9 @@ def profile(name: str, n: int) -> None:
         "chain-point": lambda i: "/api/v1/chain/?lon={}&lat={}".format(*pts[i % len(pts)]),
         "chain-household": lambda i: f"/api/v1/chain/?household={hhs[i % len(hhs)]}",
         "me": lambda i: "/api/v1/me/",
+        "my-tasks": lambda i: "/api/v1/visit-tasks/?mine=1",
+        "my-cases": lambda i: "/api/v1/cases/?mine=1",
+        "feed-first-sync": lambda i: "/api/v1/sync/changes/",
     }
     for i in range(5):
         c.get(paths[name](i))
