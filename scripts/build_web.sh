@@ -21,14 +21,14 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
   echo "$HASH" > "$STAMP"
 fi
 mkdir -p "$VENDOR"
-cp node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/maplibre-gl.css \
+cp -p node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/maplibre-gl.css \
    node_modules/maplibre-gl/LICENSE.txt "$VENDOR/"
-cp node_modules/chart.js/dist/chart.umd.min.js "$VENDOR/chart.umd.min.js"
+cp -p node_modules/chart.js/dist/chart.umd.min.js "$VENDOR/chart.umd.min.js"
 mkdir -p "$VENDOR/swagger-ui"
 for f in swagger-ui-bundle.js swagger-ui-standalone-preset.js swagger-ui.css favicon-32x32.png LICENSE; do
-  cp "node_modules/swagger-ui-dist/$f" "$VENDOR/swagger-ui/"
+  cp -p "node_modules/swagger-ui-dist/$f" "$VENDOR/swagger-ui/"
 done
 # the field app's IndexedDB wrapper (served at /field/vendor/idb.js by gridsvc/web/field.py)
-cp node_modules/idb/build/umd.js "$VENDOR/idb.umd.js"
+cp -p node_modules/idb/build/umd.js "$VENDOR/idb.umd.js"
 mkdir -p "$VENDOR/ol"
-cp node_modules/ol/dist/ol.js node_modules/ol/ol.css node_modules/ol/LICENSE.md "$VENDOR/ol/"
+cp -p node_modules/ol/dist/ol.js node_modules/ol/ol.css node_modules/ol/LICENSE.md "$VENDOR/ol/"
