@@ -71,6 +71,7 @@ def test_street_office_page(live_server, committed_demo, monkeypatch):
     tablet_in_english(live_server.url)  # read-only: before the dispatch changes cases
     roles_land_on_their_work(live_server.url)
     phone_width(live_server.url)
+    cadre_reviews(live_server.url)
     failures_search_exports_and_race(live_server.url)
     laptop_heatmap_filter_and_dispatch(live_server.url)
     assert AXE_FOUND == [], "\n".join(AXE_FOUND)
@@ -226,6 +227,49 @@ def laptop_heatmap_filter_and_dispatch(url: str) -> None:
         page.screenshot(path=str(ARTIFACTS / "web-dispatch.png"))
 
         assert [e for e in errors if "412" not in e] == []
+
+
+def cadre_reviews(url: str) -> None:
+    """Issue 22 item 5 and issue 21 on the page: a community cadre lands as a cadre (their own
+    work) and reviews a checked application in 民生服务 (推荐, the opinion asked first)."""
+    from decimal import Decimal
+
+    from gridsvc.accounts.models import Member
+    from gridsvc.assistance import services as assist
+    from gridsvc.assistance.models import Application
+    from gridsvc.territory.models import Household
+
+    cadre = Member.objects.get(username="cadre1")
+    busy = Application.objects.filter(kind="job").values("household")
+    households = Household.objects.filter(unit__building__grid__isnull=False).exclude(pk__in=busy)
+    household = next(h for h in households[:300] if cadre.pk in assist.actors_of(h, "review"))
+    actor = lambda stage: Member.objects.get(pk=assist.actors_of(household, stage)[0])  # noqa: E731
+    app = assist.submit(actor("submit"), household, "job", reason="失业,求职登记").application
+    assist.check(
+        actor("check"), app.pk, members_count=2, monthly_income=Decimal("0"), documents=["身份证"]
+    )
+    with browser_page() as (page, errors):
+        login(page, url, "cadre1")
+        assert page.locator("body").get_attribute("data-role") == "cadre"
+        assert page.locator(".queue-filters [data-queue=unrouted]").is_hidden()
+        page.click(".tabs [data-tab=services]")
+        item = page.locator(
+            f"#applications details[data-stage=checked] li[data-application='{app.pk}']"
+        )
+        item.wait_for()
+        assert item.locator("[data-action=approve]").count() == 0  # the street decides, not them
+        item.locator("[data-action=recommend]").click()
+        assert item.locator(".action-error").is_visible()
+        item.locator("input[name=reason]").fill("经入户核查,情况属实")
+        item.locator("[data-action=recommend]").click()
+        page.wait_for_selector(
+            f"#applications details[data-stage=reviewed] li[data-application='{app.pk}']"
+        )
+        app.refresh_from_db()
+        assert (
+            app.status == "reviewed" and app.recommended and app.review_opinion.startswith("经入户")
+        )
+        assert errors == []
 
 
 def phone_width(url: str) -> None:
