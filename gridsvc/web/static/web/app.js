@@ -1309,7 +1309,8 @@
     map.addSource("activities", { type: "geojson", data: r.body });
     map.addLayer({ id: "activities", type: "circle", source: "activities", layout: { visibility: "none" }, paint: {
       "circle-radius": ["interpolate", ["linear"], ["get", "participants"], 0, 4, 100, 11],
-      "circle-color": "#b7791f", "circle-opacity": 0.8, "circle-stroke-color": "#5f370e", "circle-stroke-width": 1 } });
+      "circle-color": "#b7791f", "circle-opacity": 0.8, "circle-stroke-color": "#5f370e", "circle-stroke-width": 1 } },
+    map.getLayer("compound-labels") ? "compound-labels" : undefined); // under the names
     map.on("click", "activities", (e) => {
       const p = e.features[0].properties;
       new maplibregl.Popup({ maxWidth: "260px" }).setLngLat(e.lngLat).setDOMContent(el("div", { class: "popup" }, el("b", {}, p.title || ""),
