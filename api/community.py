@@ -858,11 +858,16 @@ class CommunityFeedSerializer(serializers.Serializer):
     activities = ActivitySerializer(many=True)
     screening = ScreeningReportSerializer(many=True)
     venue_visits = VenueVisitSerializer(many=True)
+    teams = TeamMembershipSerializer(many=True)
+    campaign_returns = CampaignReturnSerializer(many=True)
+    petitions = PetitionSerializer(many=True)
+    pairings = PairingSerializer(many=True)
+    interpreter_calls = InterpreterCallSerializer(many=True)
 
 
 class CommunityChangesView(APIView):
-    """The phone's feed of community records (活动, 五员一日一报, 宗教场所走访) in the caller's
-    work territory (their own screening reports too): without ``since`` all of them, with it
+    """The phone's feed of community records (活动, 五员一日一报, 宗教场所走访; and 队伍, 排查反馈,
+    信访, 结对, 翻译随行) in the caller's work territory (their own screening reports too): without ``since`` all of them, with it
     what was saved after it; replace rows by ``id``. ``limit`` rows per stream (1–500)."""
 
     @extend_schema(
@@ -894,16 +899,24 @@ class CommunityChangesView(APIView):
             {
                 "cursor": cursor,
                 "has_more": more,
-                "activities": ActivitySerializer(rows["activities"], many=True, context=ctx).data,
-                "screening": ScreeningReportSerializer(
-                    rows["screening"], many=True, context=ctx
-                ).data,
-                "venue_visits": VenueVisitSerializer(
-                    rows["venue_visits"], many=True, context=ctx
-                ).data,
+                **{
+                    key: serializer(rows[key], many=True, context=ctx).data
+                    for key, serializer in FEED_SERIALIZERS.items()
+                },
             }
         )
 
+
+FEED_SERIALIZERS = {
+    "activities": ActivitySerializer,
+    "screening": ScreeningReportSerializer,
+    "venue_visits": VenueVisitSerializer,
+    "teams": TeamMembershipSerializer,
+    "campaign_returns": CampaignReturnSerializer,
+    "petitions": PetitionSerializer,
+    "pairings": PairingSerializer,
+    "interpreter_calls": InterpreterCallSerializer,
+}
 
 BATCH_SERIALIZERS = {
     "activity": ActivitySerializer,

@@ -598,10 +598,17 @@ def _probe_changes(ctx) -> None:  # type: ignore[no-untyped-def]
         return
     assert r.status_code == 200, (ctx.role, r.content[:200])
     body = r.json()
+    from gridsvc.community.models import CampaignReturn, InterpreterCall
+
     for key, model in (
         ("activities", Activity),
         ("screening", ScreeningReport),
         ("venue_visits", VenueVisit),
+        ("teams", TeamMembership),
+        ("campaign_returns", CampaignReturn),
+        ("petitions", Petition),
+        ("pairings", Pairing),
+        ("interpreter_calls", InterpreterCall),
     ):
         mine = set(work_scope(ctx.member).filter(model.objects.all()).values_list("pk", flat=True))
         if model is ScreeningReport:

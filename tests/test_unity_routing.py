@@ -338,3 +338,31 @@ def test_the_community_ledger_has_pairings_ratings_and_mediations(demo, member_c
     g = member_client("grid1").get(f"/api/v1/reports/ledgers/{grid.code}/?year=2026")
     wb = load_workbook(io.BytesIO(g.content))
     assert wb["评比"].max_row - 2 == rated.filter(grid=grid).count()
+
+
+# ---------------------------------------------------------------- item 5: the phone's feed
+def test_the_phone_feed_carries_rosters_returns_petitions_pairings_and_calls(demo, member_client):
+    from gridsvc.community.models import CampaignReturn, Pairing, Petition
+
+    hh, need = _needing_household()
+    _interpreter_with_account(hh)
+    case = report("neighbour.noise", household=hh).case
+    grid = hh.unit.building.grid
+    holder = Position.objects.held_at().get(grid=grid, position_type="grid_member")
+    phone = member_client(holder.member.username)
+    body = phone.get("/api/v1/community/changes/?limit=500").json()
+    for key, model in (
+        ("teams", TeamMembership),
+        ("campaign_returns", CampaignReturn),
+        ("petitions", Petition),
+        ("pairings", Pairing),
+    ):
+        assert {row["id"] for row in body[key]} == set(
+            model.objects.filter(grid=grid).values_list("pk", flat=True)
+        ), key
+    calls = [c for c in body["interpreter_calls"] if c["case"] == case.pk]
+    assert len(calls) == 1 and calls[0]["language"] == "sce" and calls[0]["interpreter_name"]
+    # nothing new since: the new streams are empty after the cursor
+    again = phone.get(f"/api/v1/community/changes/?since={body['cursor']}").json()
+    if not again["has_more"] and not body["has_more"]:
+        assert again["interpreter_calls"] == [] and again["teams"] == []

@@ -833,6 +833,13 @@ FEED_STREAMS: dict[str, type[Model]] = {
     "activities": Activity,
     "screening": ScreeningReport,
     "venue_visits": VenueVisit,
+    # what a phone reads in the field besides: the rosters (一格十员, hours), the campaign
+    # returns its grid owes, 信访, pairings and the interpreters attached to its work
+    "teams": TeamMembership,
+    "campaign_returns": CampaignReturn,
+    "petitions": Petition,
+    "pairings": Pairing,
+    "interpreter_calls": InterpreterCall,
 }
 FEED_NAME = "community"
 
@@ -841,7 +848,8 @@ def changes(
     member: Any, cursor: str | None, limit: int = 500
 ) -> tuple[dict[str, list[Any]], str, bool]:
     """The phone's feed of the community records it records offline (activities, 五员
-    screening reports, venue visits) in ``member``'s work scope (their own screening reports
+    screening reports, venue visits) and reads in the field (team rosters, campaign returns,
+    信访, pairings, interpreter calls) in ``member``'s work scope (their own screening reports
     too): without ``cursor`` all of them, with it what was saved after it, by
     ``(updated_at, id)``, ``limit`` rows per stream. Returns (rows per stream, the next
     cursor, whether more is waiting). Cursors are signed for the member like the sync feed's
@@ -856,6 +864,8 @@ def changes(
     more = False
     for key, model in FEED_STREAMS.items():
         qs = _after(visible(model, member), state.get(key))
+        if key == "interpreter_calls":  # the interpreter's name is shown
+            qs = qs.select_related("interpreter__member")
         rows = list(qs.order_by("updated_at", "id")[: limit + 1])
         if len(rows) > limit:
             more, rows = True, rows[:limit]
