@@ -1106,7 +1106,15 @@ def markdown_table(path: Path | None = None) -> str:
         + f", ms. Machine: {m.get('cpu', '?')}, {m.get('cores')} cores, load average "
         f"{' / '.join(f'{x:.1f}' for x in la)} before"
         + (f", {' / '.join(f'{x:.1f}' for x in lb)} after" if lb else "")
-        + f"; anchor answers equal to gridsvc's: {res.get('anchor_answer_equal')}.",
+        + f"; anchor answers equal to gridsvc's: {res.get('anchor_answer_equal')}"
+        + (
+            "; feed polls left out as not 'nothing new' (another session wrote to the "
+            "member's territory meanwhile): "
+            + ", ".join(f"{k.split()[0]} {n}" for k, n in res["not_nothing_new"].items())
+            if res.get("not_nothing_new")
+            else ""
+        )
+        + ".",
         "",
         "| operation | floor | anchor | gridsvc | " + ("before | " if has_before else "")
         + "gridsvc − floor | gridsvc / anchor | SQL unprepared / prepared | target | met |",
