@@ -133,7 +133,11 @@ class TileView(GisClientView):
             raise NotFound({"layer": f"unknown layer: one of {', '.join(S.TILE_LAYERS)}"})
         S.check_tile(z, x, y)
         q = P.layer_query(layer if layer != "heatmap" else None, request.query_params)
-        q.crs = S.tile_crs(P.parse(P.TileCrsParams, request.query_params)["crs"])
+        # without a crs (a phone's every tile) the default, not a serializer run per tile
+        crs = (
+            P.parse(P.TileCrsParams, request.query_params)["crs"] if "crs" in request.GET else None
+        )
+        q.crs = S.tile_crs(crs)
         inm = request.headers.get("If-None-Match")
         # the ETags the client holds: a cached tile among them is answered 304 without its bytes
         known = [t.strip().removeprefix("W/").strip('"') for t in inm.split(",")] if inm else []
