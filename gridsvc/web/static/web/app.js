@@ -1172,7 +1172,10 @@
     // chased today: the server's record when the rows carry it, else this browser's note
     const serverChased = m.chased_at || (m.chased && typeof m.chased === "object" ? m.chased.chased_at || true : m.chased);
     const done = !!serverChased || chased.has(String(m.member));
-    const btn = el("button", { type: "button", class: "chase", "data-chase": m.member, disabled: done || undefined,
+    // the server's 催报 is the managers' (street desk, cadres, mediation committee): not offered
+    // to roles it would refuse (403); they see whether someone was chased
+    const mayChase = state.manager || !CHASE_PATHS.some((p) => has(p));
+    const btn = !mayChase ? el("span", { class: "chase muted small" }, done ? t("chased", "已催") : "") : el("button", { type: "button", class: "chase", "data-chase": m.member, disabled: done || undefined,
       onclick: () => chase(m, day, btn, li) }, done ? `${t("chased", "已催")}${typeof serverChased === "string" ? ` ${fmtTime(serverChased).slice(-5)}` : ""}` : t("chase", "催报"));
     const li = el("li", { "data-member": m.member, class: done ? "chased" : "" },
       el("b", { class: "who" }, m.name || m.username),
