@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import LOCATED, DistrictOfficer, UnityReport
+from .models import LOCATED, DistrictOfficer, MemberLanguage, UnityReport
 
 for _model in LOCATED:
     admin.site.register(_model)
@@ -18,3 +18,11 @@ class DistrictOfficerAdmin(admin.ModelAdmin):
 class UnityReportAdmin(admin.ModelAdmin):
     list_display = ("street", "year", "kind", "month", "submitted_at", "acknowledged_at")
     list_filter = ("kind", "year")
+
+
+@admin.register(MemberLanguage)
+class MemberLanguageAdmin(admin.ModelAdmin):
+    """Languages members speak besides 汉语 (preferred on assignment)."""
+
+    list_display = ("member", "languages", "updated_at")
+    search_fields = ("member__username",)
