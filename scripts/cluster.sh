@@ -227,7 +227,19 @@ stop_pidfile() {  # pidfile [signal]
 }
 
 cmd_start() {
+  local fresh svc
+  fresh=$(apt_missing nginx pgbouncer)
   apt_install nginx pgbouncer
+  # Debian starts a packaged service on install (nginx :80, pgbouncer :6432); the cluster runs
+  # its own, so the services this run installed are stopped and disabled: nothing of the
+  # cluster keeps running after `cluster.sh stop`
+  for svc in $fresh; do
+    if command -v systemctl >/dev/null && systemctl is-enabled "$svc" >/dev/null 2>&1; then
+      need_root systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    elif command -v service >/dev/null; then
+      need_root service "$svc" stop >/dev/null 2>&1 || true
+    fi
+  done
   mkdir -p "$RUN"
   need_root chown postgres "$RUN" 2>/dev/null || true
   chmod 755 "$RUN"
