@@ -683,11 +683,26 @@ class AssistanceDocumentFileView(APIView):
 
 
 # ---------------------------------------------------------------- phone: feed and batch
+class AssistancePurgeSerializer(serializers.Serializer):
+    applications = serializers.ListField(
+        child=serializers.IntegerField(), help_text="delete these applications from the phone"
+    )
+    migrants = serializers.ListField(
+        child=serializers.IntegerField(), help_text="delete these migrants from the phone"
+    )
+
+
 class AssistanceFeedSerializer(serializers.Serializer):
     cursor = serializers.CharField(help_text="send as ?since= next time (opaque)")
     has_more = serializers.BooleanField(help_text="call again at once with the new cursor")
+    territory_changed = serializers.BooleanField(
+        help_text="this page belongs to a territory change (hand-over, post, boundary, tier)"
+    )
     applications = AssistanceApplicationSerializer(many=True)
     migrants = MigrantSerializer(many=True)
+    purge = AssistancePurgeSerializer(
+        help_text="what the phone held and may no longer hold: delete it (apply first)"
+    )
 
 
 def _staff_only(request) -> None:  # type: ignore[no-untyped-def]
@@ -700,8 +715,11 @@ class AssistanceChangesView(APIView):
     their events and documents' metadata) and the migrants (arrivals, departures, details) of
     households in the staff part of their territory. Without ``since`` all of them, with it
     what was saved after it; replace rows by ``id``. ``limit`` rows per stream (1–500).
-    Income, amounts and the home contact's phone are always masked here. Neighbours' roles
-    get 403."""
+    After a territory change (hand-over, a post left or new, a building moved to another
+    grid, a tier that no longer allows the data) ``purge`` lists the applications and
+    migrants to delete, as the main feed's purge (docs/sync.md). Income, amounts and the home
+    contact's phone are always masked here. Neighbours' roles get 403 (a member who just lost
+    their staff post gets the purge once, then 403)."""
 
     @extend_schema(
         parameters=[
@@ -713,7 +731,6 @@ class AssistanceChangesView(APIView):
     def get(self, request):  # type: ignore[no-untyped-def]
         from gridsvc.visits.sync import BadCursor
 
-        _staff_only(request)
         raw = request.query_params.get("limit") or "500"
         try:
             limit = int(raw)
@@ -722,22 +739,17 @@ class AssistanceChangesView(APIView):
         if not 1 <= limit <= 500:
             raise ValidationError({"limit": "a whole number 1–500"})
         try:
-            rows, cursor, more = assistance_sync.changes(
-                request.user, request.query_params.get("since"), limit
+            body = assistance_sync.changes(
+                request.user,
+                request.query_params.get("since"),
+                limit,
+                absolute=request.build_absolute_uri,
             )
+        except services.NotAllowed as exc:
+            raise PermissionDenied(str(exc.message)) from None
         except BadCursor as exc:
             raise ValidationError({"since": str(exc)}) from None
-        ctx = {"request": request, "force_masked": True}
-        return Response(
-            {
-                "cursor": cursor,
-                "has_more": more,
-                "applications": AssistanceApplicationSerializer(
-                    rows["applications"], many=True, context=ctx
-                ).data,
-                "migrants": MigrantSerializer(rows["migrants"], many=True, context=ctx).data,
-            }
-        )
+        return Response(body)
 
 
 class AssistanceBatchApplicationSerializer(serializers.Serializer):

@@ -298,3 +298,69 @@ def test_a_grid_member_who_heads_a_building_elsewhere_gets_only_their_grid(demo,
     street = member_client("street").get("/api/v1/layers/assistance_gaps/?page_size=500")
     if any(qs.filter(pk=foreign.pk).exists() for qs in gaps.values()):  # the street sees it
         assert building.code in {f["properties"]["building"] for f in street.json()["features"]}
+
+
+def test_a_first_sync_is_written_from_plain_rows_as_the_serializers_write_them(
+    demo, member_client, monkeypatch
+):
+    """The offline package is map-only (docs/services.md), so a phone fills its assistance
+    store from this feed: a first sync is written from plain column values (no model instance
+    per application, event, document or migrant), in the same queries whatever the page's
+    size, and each row is exactly what the API's serializers write masked for the phone."""
+    from django.db import connection
+    from django.db.models import Model
+    from django.test.utils import CaptureQueriesContext
+    from rest_framework.test import APIRequestFactory
+
+    from api.assistance import AssistanceApplicationSerializer, MigrantSerializer
+    from gridsvc.assistance.models import ApplicationDocument, ApplicationEvent
+
+    grid1 = Member.objects.get(username="grid1")
+    app = services.submit(grid1, _hh(demo.grids[0], 6), "pension", reason="补缴").application
+    services.check(grid1, app.pk, members_count=3, monthly_income=880, documents=["户口簿"])
+    ApplicationDocument.objects.create(
+        application=app,
+        name="收入证明",
+        file="assistance/2026/11/x.pdf",
+        content_type="application/pdf",
+        size=1234,
+        sha256="0" * 64,
+        uploaded_by=grid1,
+    )
+    client = member_client("street")
+    client.get(FEED + "?limit=5")  # the territory's snapshot row, made once and shared
+    built: list[type] = []
+    original = Model.from_db.__func__  # type: ignore[attr-defined]
+
+    def spy(cls, db, field_names, values):  # type: ignore[no-untyped-def]
+        built.append(cls)
+        return original(cls, db, field_names, values)
+
+    for model in (Application, ApplicationEvent, ApplicationDocument, Migrant, Member):
+        monkeypatch.setattr(model, "from_db", classmethod(spy))
+    counts = {}
+    for limit in (5, 500):
+        with CaptureQueriesContext(connection) as ctx:
+            r = client.get(FEED + f"?limit={limit}")
+        assert r.status_code == 200
+        counts[limit] = len(ctx.captured_queries)
+    body = r.json()
+    assert len(body["applications"]) == 500 and body["migrants"]
+    assert counts[5] == counts[500] <= 12, counts  # not a query per row
+    assert not built, {m.__name__ for m in built}  # (the caller's own row aside)
+    monkeypatch.undo()
+
+    rows, _ = _all(client)
+    request = APIRequestFactory().get(FEED)
+    ctx = {"request": request, "force_masked": True}
+    apps = {a["id"]: a for a in rows["applications"]}
+    want = Application.objects.filter(pk__in=list(apps)).order_by("id")
+    written = AssistanceApplicationSerializer(want, many=True, context=ctx).data
+    assert [apps[a["id"]] for a in written] == [dict(a) for a in written]
+    assert apps[app.pk]["monthly_income"] == "**" and apps[app.pk]["attachments"]
+    assert apps[app.pk]["attachments"][0]["url"].startswith("http://testserver/api/v1/")
+    people = {m["id"]: m for m in rows["migrants"]}
+    written = MigrantSerializer(
+        Migrant.objects.filter(pk__in=list(people)).order_by("id"), many=True, context=ctx
+    ).data
+    assert [people[m["id"]] for m in written] == [dict(m) for m in written]
