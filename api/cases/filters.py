@@ -99,6 +99,11 @@ class CaseFilter(filters.FilterSet):
     card = filters.ChoiceFilter(choices=[("yellow", "yellow"), ("red", "red")])
     since = _UtcIsoDateTimeFilter(field_name="reported_at", lookup_expr="gte")
     until = _UtcIsoDateTimeFilter(field_name="reported_at", lookup_expr="lt")
+    updated_since = _UtcIsoDateTimeFilter(
+        method="by_updated_since",
+        help_text="changed at or after this instant (ISO 8601; updated_at, bumped by every "
+        "action and report): the page's live-update poll; oldest change first unless ordering",
+    )
     open = BooleanFilter(method="by_open")
     overdue = BooleanFilter(method="by_overdue")
     mine = BooleanFilter(method="by_mine")
@@ -163,6 +168,10 @@ class CaseFilter(filters.FilterSet):
 
     def by_mine(self, qs, name, value):  # type: ignore[no-untyped-def]
         return qs.filter(handler=self.request.user) if value else qs
+
+    def by_updated_since(self, qs, name, value):  # type: ignore[no-untyped-def]
+        qs = qs.filter(updated_at__gte=value)  # Case.updated_at: indexed, auto_now
+        return qs if self.data.get("ordering") else qs.order_by("updated_at", "id")
 
     def by_bbox(self, qs, name, value):  # type: ignore[no-untyped-def]
         from django.contrib.gis.geos import Polygon
