@@ -16,7 +16,6 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 from procrastinate.contrib.django import app
 
@@ -82,5 +81,9 @@ def deliver_inbox_later(message_ids: list[int]) -> None:
 
 
 def recompute_later(street_id: int | None = None, category_ids: list[int] | None = None) -> None:
-    """After the commit, recompute stored deadlines (a calendar or time-limit change)."""
-    transaction.on_commit(lambda: defer(RECOMPUTE, street_id=street_id, category_ids=category_ids))
+    """Queue the recompute of stored deadlines (``cases.recompute``: a calendar or time-limit
+    change, 日历/时限变更) in the change's own transaction: the job commits with the change or
+    not at all. (Queued in an on-commit hook, a database that went away just after the commit
+    lost the recompute for good — the open cases kept deadlines of the old rule — and answered
+    500 to an edit that was stored; see :func:`deliver_inbox_later`.)"""
+    defer(RECOMPUTE, street_id=street_id, category_ids=category_ids)

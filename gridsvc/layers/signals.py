@@ -1,7 +1,10 @@
-"""After a commit that changed territory (not cases: packages hold none), ask the worker to rebuild the
+"""When a change to territory commits (not cases: packages hold none), the worker rebuilds the
 offline packages that went stale (the triggers already logged which grids changed and dropped
-the cached tiles under the change). One job per commit at most; nothing if no package exists.
-Bulk changes send no signals: the periodic ``layers.sweep`` picks them up."""
+the cached tiles under the change). The refresh job is queued in the change's own transaction,
+at its first territory save: the job row commits with the data or not at all. (Queued in an
+on-commit hook, a database that went away just after the commit lost the refresh for good;
+found by scripts/cluster_faults.py.) One job per transaction at most; nothing if no package
+exists. Bulk changes send no signals: the periodic ``layers.sweep`` picks them up."""
 
 from __future__ import annotations
 
@@ -11,22 +14,37 @@ from django.db.models.signals import post_delete, post_save
 _FLAG = "_gridsvc_layers_refresh_pending"
 
 
+def _queued_in_this_transaction() -> bool:
+    """True when this transaction already queued the refresh (or found no package).
+
+    The per-connection flag holds the on-commit hook registered with the queueing; Django drops
+    the hooks of a transaction or savepoint that rolls back — with the job row queued in it —
+    so the flag counts only while its hook is still pending (no stale flag after a rollback)."""
+    hook = getattr(connection, _FLAG, None)
+    return hook is not None and any(entry[1] is hook for entry in connection.run_on_commit)
+
+
 def _flush() -> None:
-    if not getattr(connection, _FLAG, False):
+    """Queue ``layers.refresh_stale`` in the current transaction, once per transaction."""
+    if _queued_in_this_transaction():
         return
-    setattr(connection, _FLAG, False)
     from .jobs import enqueue_refresh
     from .models import OfflinePackage
 
     if OfflinePackage.objects.exists():
-        enqueue_refresh()
+        enqueue_refresh()  # in a savepoint: one already waiting (queueing lock) is no error
+
+    def committed() -> None:
+        setattr(connection, _FLAG, None)
+
+    setattr(connection, _FLAG, committed)
+    transaction.on_commit(committed)  # outside a transaction: runs (and clears) at once
 
 
 def data_changed(sender, instance=None, raw: bool = False, **kwargs) -> None:  # type: ignore[no-untyped-def]
     if raw:
         return
-    setattr(connection, _FLAG, True)
-    transaction.on_commit(_flush)
+    _flush()
 
 
 def category_changed(sender, instance=None, raw: bool = False, **kwargs) -> None:  # type: ignore[no-untyped-def]

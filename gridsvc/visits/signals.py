@@ -3,8 +3,11 @@
 - Household / Resident saved or deleted → a :class:`ChangeLog` row (territory models have no
   ``updated_at``; the feed reads this log). Bulk operations send no signals: loaders that
   bulk-create households are read by a first (cursor-less) sync in full anyway.
-- Position saved (hand-over, leave, new holder) → :func:`reassign_open_tasks` for the
-  households under it, after the transaction commits.
+- Position saved (hand-over 交接, leave, new holder) → :func:`reassign_open_tasks` for the
+  households under it, in the save's own transaction: a hand-over either moves its open visit
+  tasks or rolls back. (Run in an on-commit hook, a database that went away just after the
+  commit left the tasks with the former holder for good and answered 500 to a stored
+  hand-over; found by scripts/cluster_faults.py.)
 """
 
 from __future__ import annotations
@@ -81,7 +84,11 @@ def position_saved(sender, instance: Position, raw: bool = False, **kwargs) -> N
         return
     from .services import reassign_open_tasks
 
-    transaction.on_commit(lambda: reassign_open_tasks(position=instance))
+    # in the caller's transaction: the phones see the new holder's tasks at once, and an error
+    # rolls the hand-over back. A hand-over saves two positions; the second save (the new
+    # holder) settles the tasks the first one moved up the chain meanwhile.
+    with transaction.atomic():
+        reassign_open_tasks(position=instance)
 
 
 def connect() -> None:
