@@ -121,7 +121,9 @@ def test_a_building_moved_to_another_grid_moves_its_records_between_phones(demo,
     assert not inn["purge"]["applications"] and not inn["purge"]["migrants"]
 
     # the old phone is not sent them again, even when they change; the new one is
-    services.check(_member("grid2"), app.pk, members_count=2, monthly_income=300, documents=["户口簿"])
+    services.check(
+        _member("grid2"), app.pk, members_count=2, monthly_income=300, documents=["户口簿"]
+    )
     again1, again2 = _drain(g1, out["cursor"]), _drain(g2, inn["cursor"])
     assert app.pk not in again1["applications"] and again1["changed"] == [False]
     assert again2["applications"][app.pk]["status"] == "checked"
@@ -235,3 +237,28 @@ def test_a_revoked_device_gets_401_and_cursors_stay_per_feed(demo):
     assert r.status_code in (200, 204), r.content
     r = phone.get(FEED + "?since=" + first.json()["cursor"])
     assert r.status_code == 401
+
+
+def test_a_second_change_during_a_territory_job_loses_nothing(demo, member_client):
+    """A job cut short by another change purges against every territory the phone may hold
+    and sends the whole territory again, so nothing of either change is lost."""
+    g2 = member_client("grid2")
+    start = _drain(g2)
+    first, second = Building.objects.filter(grid=demo.grids[0]).order_by("-id")[:2]
+    for b in (first, second):
+        _records_in(b, _member("grid1"))
+    Building.objects.filter(pk=first.pk).update(grid=demo.grids[1])
+    page = g2.get(FEED + "?limit=1&since=" + start["cursor"]).json()
+    assert page["territory_changed"] and page["has_more"]
+    Building.objects.filter(pk=second.pk).update(grid=demo.grids[1])
+    rest = _drain(g2, page["cursor"], limit=50)
+    got = {a["id"] for a in page["applications"]} | set(rest["applications"])
+    moved = set(
+        Application.objects.filter(household__unit__building__in=[first, second]).values_list(
+            "id", flat=True
+        )
+    )
+    assert moved <= got
+    assert got <= _held(_member("grid2"))["applications"]
+    assert not rest["purge"]["applications"] and not rest["purge"]["migrants"]
+    assert _drain(g2, rest["cursor"])["changed"] == [False]

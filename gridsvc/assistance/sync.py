@@ -321,10 +321,11 @@ def _held_q(data: dict[str, Any], prefix: str) -> Q:
 
 
 def _held_any_q(bases: list[dict[str, Any]], prefix: str) -> Q:
-    q = Q(pk__in=[])
-    for base in bases:
-        q |= _held_q(base, prefix)
-    return q
+    """Rows any of ``bases`` held (a Q over their buildings together)."""
+    if any(base.get("all") for base in bases):
+        return Q()
+    buildings = sorted({b for base in bases for b in base.get("buildings", [])})
+    return Q(**{f"{prefix}unit__building__in": buildings})
 
 
 def _page_ids(qs: QuerySet, job: dict[str, Any], key: str, limit: int) -> tuple[list[Any], bool]:
@@ -351,7 +352,11 @@ def _run_job(
     """One page of a territory job: purge what the phone held and may no longer hold, then
     send what is newly in the territory (everything when the job is a restart of an
     interrupted one). Returns whether the job has more."""
+    from gridsvc.visits.sync import BadCursor
+
     bases = list(TerritorySnapshot.objects.filter(id__in=job["b"]).values_list("data", flat=True))
+    if len(bases) < len(set(job["b"])):
+        raise BadCursor("a territory this cursor named is gone: sync from the start (no since)")
     more = False
     for key, rows_of in FEED_STREAMS.items():
         path = _HOUSEHOLD_PATH[key]
@@ -361,7 +366,12 @@ def _run_job(
         ids, m = _page_ids(gone.values_list("id", flat=True), job, f"p{key[0]}", limit)
         out["purge"][key] += ids
         more |= m
-        fresh = visible if len(bases) != 1 else visible.exclude(_held_q(bases[0], path))
+        if len(bases) != 1:  # an interrupted job: the phone may lack any of it, send all
+            fresh = visible
+        elif bases[0].get("all"):  # it held everything: nothing is new
+            fresh = visible.none()
+        else:
+            fresh = visible.exclude(_held_q(bases[0], path))
         rows, m = _page_ids(fresh.values(*_COLUMNS[key]), job, f"s{key[0]}", limit)
         out[key] += _payloads(key, rows, absolute)
         more |= m
@@ -404,7 +414,7 @@ def changes(
         if held is None:
             raise BadCursor("a territory this cursor named is gone: sync from the start (no since)")
         if not staff and not _holds_anything(held[1]) and "k" not in state:
-            raise services.NotAllowed(_STAFF_ONLY) from None
+            raise services.NotAllowed(_STAFF_ONLY)  # told to purge before; nothing more
     if held is None or held[0] != digest:
         snap, _ = TerritorySnapshot.objects.get_or_create(digest=digest, defaults={"data": data})
         if held is not None:
