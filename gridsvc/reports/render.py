@@ -54,6 +54,35 @@ def _num(v: int | None) -> int:
     return v or 0
 
 
+#: the community section's figures (gridsvc.community.services.figures) as report rows, in
+#: the order printed; every count there has a row (the 五员 sentence, screening_summary, is
+#: the note under the title instead: tests/test_community_report_rows.py)
+UNITY_ROWS: list[tuple[str, str]] = [
+    ("activities", "民族团结活动"),
+    ("activity_participants", "活动参与人次"),
+    ("materials", "发放宣传资料(份)"),
+    ("screening_reports", "五员一日一报(份)"),
+    ("zero_reports", "其中零报告"),
+    ("screening_persons", "五员排查投入人次(本期)"),
+    ("screening_persons_year", "五员排查投入人次(年内累计)"),
+    ("screening_findings", "排查不稳定因素"),
+    ("campaign_returns", "专项排查应报(网格·次)"),
+    ("campaign_returns_filed", "专项排查已报(网格·次)"),
+    ("petitions", "信访(件)"),
+    ("petitions_ethnic_religious", "涉及民族宗教信访"),
+    ("group_petitions", "群体性信访(件)"),
+    ("venue_visits", "宗教场所走访"),
+    ("venue_hazards", "宗教场所走访发现隐患"),
+    ("pairings_active", "结对帮扶"),
+    ("volunteer_hours", "志愿服务时长(小时)"),
+    ("five_star_households", "五星级文明户"),
+    ("mediations", "调处员调处(次)"),
+    ("mediations_agreed", "其中达成协议"),
+    ("ethnic_sign_offs", "民族宗教事务会签(件)"),
+    ("interpreter_calls", "翻译随行(次)"),
+]
+
+
 def headline_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
     """The headline figures as (label, value) rows, shared by xlsx and PDF; figures absent
     from the report (not for this reader) are left out."""
@@ -101,27 +130,18 @@ def headline_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
         rows.append(("矛盾纠纷/安全隐患", "暂无数据"))
     if "unity" in r:  # 民族团结进步创建 (docs/community.md)
         u = r["unity"]
-        rows += [
-            ("民族团结活动", u["activities"]),
-            ("活动参与人次", u["activity_participants"]),
-            ("发放宣传资料(份)", u["materials"]),
-            ("五员一日一报(份)", u["screening_reports"]),
-            ("其中零报告", u["zero_reports"]),
-            ("排查不稳定因素", u["screening_findings"]),
-            ("信访(件)", u["petitions"]),
-            ("涉及民族宗教信访", u["petitions_ethnic_religious"]),
-            ("宗教场所走访", u["venue_visits"]),
-            ("结对帮扶", u["pairings_active"]),
-            ("志愿服务时长(小时)", u.get("volunteer_hours", 0)),
-            ("五星级文明户", u["five_star_households"]),
-            ("调处员调处(次)", u.get("mediations", 0)),
-            ("五员排查投入人次(年内累计)", u.get("screening_persons_year", 0)),
-        ]
+        # a figure an older (issued, frozen) report does not carry is left out, not shown as 0
+        rows += [(label, u[key]) for key, label in UNITY_ROWS if key in u]
     if "assistance" in r:  # 民生服务 from the records (docs/assistance.md)
         from gridsvc.assistance.figures import report_rows
 
         rows += report_rows(r["assistance"])
     return rows
+
+
+def _screening_summary(r: dict[str, Any]) -> str:
+    """The street's 五员 sentence (截至…共投入X余人次…) of the community section, if any."""
+    return str(r.get("unity", {}).get("screening_summary") or "")
 
 
 def _title(r: dict[str, Any]) -> str:
@@ -175,6 +195,9 @@ def report_xlsx(r: dict[str, Any]) -> bytes:
     ws.append([])
     _table(ws, ["指标", "数值"], [list(x) for x in headline_rows(r)])
     ws.column_dimensions["A"].width = 28
+    if _screening_summary(r):
+        ws.append([])
+        append_row(ws, ["五员排查", _screening_summary(r)])
 
     if "by_ethnicity" in r:
         eth = wb.create_sheet("民族构成")
@@ -298,6 +321,8 @@ def _table_page(pdf: PdfPages, r: dict[str, Any]) -> None:
             ha="center",
             fontsize=9,
         )
+        if number == 1 and _screening_summary(r):
+            fig.text(0.5, 0.895, _screening_summary(r), ha="center", fontsize=9)
         ax = fig.add_axes((0.12, 0.08, 0.76, 0.8))
         ax.axis("off")
         if chunk:
