@@ -79,6 +79,164 @@ def _id(source: str, help_text: str) -> serializers.IntegerField:
     )
 
 
+# ---------------------------------------------------------------- response shapes (schema)
+# The endpoints below answer plain dicts built in gridsvc.community.services; these
+# serializers only describe them for the OpenAPI schema (tests/test_community_report_rows.py
+# checks each declared shape against a real answer, key for key).
+class ScreeningMissingSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+
+
+class ScreeningDaySerializer(serializers.Serializer):
+    """``screening/day/``: the 五员 一日一报 of one day in the caller's territory."""
+
+    date = serializers.DateField()
+    summary = serializers.CharField(help_text="the street's sentence (截至…共投入X余人次…)")
+    expected = serializers.IntegerField(help_text="五员 on the teams that day")
+    reported = serializers.IntegerField(help_text="of them, reported (零报告 counts)")
+    zero_reports = serializers.IntegerField()
+    findings = serializers.IntegerField()
+    missing = ScreeningMissingSerializer(many=True)
+    persons_this_year = serializers.IntegerField(help_text="人次 since 1 January")
+    findings_this_year = serializers.IntegerField()
+
+
+class UnityFiguresSerializer(serializers.Serializer):
+    """创建 figures over a territory and period (``services.figures``), as the work report's
+    ``unity`` section carries them."""
+
+    activities = serializers.IntegerField()
+    activity_participants = serializers.IntegerField()
+    materials = serializers.IntegerField(help_text="宣传资料份数")
+    screening_reports = serializers.IntegerField()
+    zero_reports = serializers.IntegerField()
+    screening_findings = serializers.IntegerField()
+    screening_persons = serializers.IntegerField()
+    petitions = serializers.IntegerField()
+    petitions_ethnic_religious = serializers.IntegerField()
+    group_petitions = serializers.IntegerField()
+    venue_visits = serializers.IntegerField()
+    venue_hazards = serializers.IntegerField()
+    pairings_active = serializers.IntegerField()
+    volunteer_hours = serializers.FloatField()
+    five_star_households = serializers.IntegerField(help_text="rated in the year, not revoked")
+    screening_persons_year = serializers.IntegerField()
+    screening_summary = serializers.CharField()
+    mediations = serializers.IntegerField()
+    mediations_agreed = serializers.IntegerField()
+    ethnic_sign_offs = serializers.IntegerField()
+    campaign_returns = serializers.IntegerField(help_text="returns due of the running campaigns")
+    campaign_returns_filed = serializers.IntegerField()
+    interpreter_calls = serializers.IntegerField(help_text="请翻译随行 on cases and visit tasks")
+
+
+class UnityMonthFiguresSerializer(UnityFiguresSerializer):
+    """``figures/``: the month's 创建 figures."""
+
+    month = serializers.CharField(help_text="YYYY-MM")
+
+
+#: where a street's 创建 report stands (one enum in the schema: settings ENUM_NAME_OVERRIDES)
+REPORT_STATES = ["missing", "submitted", "acknowledged"]
+
+
+class DistrictStreetSerializer(serializers.Serializer):
+    street = serializers.IntegerField()
+    code = serializers.CharField()
+    name = serializers.CharField()
+    figures = UnityFiguresSerializer()
+    plan = serializers.ChoiceField(choices=REPORT_STATES)
+    summary = serializers.ChoiceField(choices=REPORT_STATES)
+    monthly = serializers.ChoiceField(
+        choices=REPORT_STATES, allow_null=True, help_text="null when the year is asked"
+    )
+
+
+class DistrictOverviewSerializer(serializers.Serializer):
+    """``district/``: the district's streets side by side."""
+
+    district = serializers.CharField()
+    district_name = serializers.CharField()
+    year = serializers.IntegerField()
+    month = serializers.IntegerField(allow_null=True)
+    streets = DistrictStreetSerializer(many=True)
+
+
+class InterpreterNeedSerializer(serializers.Serializer):
+    resident = serializers.IntegerField()
+    languages = serializers.ListField(child=serializers.CharField(), help_text="names")
+
+
+class InterpreterOfferSerializer(serializers.Serializer):
+    membership = serializers.IntegerField()
+    language = serializers.CharField()
+    language_name = serializers.CharField()
+    member = serializers.IntegerField(allow_null=True)
+    name = serializers.CharField()
+
+
+class HouseholdInterpretersSerializer(serializers.Serializer):
+    """``languages/interpreters/?household=``: who to send along to a household."""
+
+    household = serializers.IntegerField()
+    residents = InterpreterNeedSerializer(many=True)
+    interpreters = InterpreterOfferSerializer(many=True)
+    missing_languages = serializers.ListField(child=serializers.CharField())
+
+
+class CampaignCoverageSerializer(serializers.Serializer):
+    """``campaigns/{id}/coverage/``: the grids' returns of a campaign."""
+
+    campaign = serializers.IntegerField()
+    grids = serializers.IntegerField()
+    returned = serializers.IntegerField(help_text="filed (零报告 counts)")
+    zero_reports = serializers.IntegerField()
+    findings = serializers.IntegerField()
+    coverage = serializers.FloatField(allow_null=True, help_text="returned / grids; null: none")
+    missing = serializers.ListField(child=serializers.CharField(), help_text="grid codes")
+
+
+class PointGeometrySerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["Point"])
+    coordinates = serializers.ListField(
+        child=serializers.FloatField(), min_length=2, max_length=2, help_text="[lon, lat] WGS84"
+    )
+
+
+class ActivityFeaturePropertiesSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    kind_name = serializers.CharField()
+    title = serializers.CharField()
+    date = serializers.DateField()
+    participants = serializers.IntegerField()
+    materials = serializers.IntegerField()
+    grid = serializers.IntegerField(allow_null=True)
+    community = serializers.IntegerField()
+    located_by = serializers.ChoiceField(choices=["point", "grid", "community"])
+
+
+class ActivityFeatureSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["Feature"])
+    geometry = PointGeometrySerializer()
+    properties = ActivityFeaturePropertiesSerializer()
+
+
+class ActivityGridCountSerializer(serializers.Serializer):
+    grid = serializers.IntegerField()
+    activities = serializers.IntegerField()
+    participants = serializers.IntegerField()
+
+
+class ActivityFeatureCollectionSerializer(serializers.Serializer):
+    """``activities/map/``: a GeoJSON FeatureCollection of the activities, with ``by_grid``."""
+
+    type = serializers.ChoiceField(choices=["FeatureCollection"])
+    features = ActivityFeatureSerializer(many=True)
+    by_grid = ActivityGridCountSerializer(many=True)
+
+
 class LocatedSerializer(serializers.ModelSerializer):
     grid = _id("grid_id", "the grid (in the caller's territory); blank: the whole community")
     community = _id("community_id", "the community, for a community-wide record")
@@ -368,7 +526,7 @@ class ActivityViewSet(_WorkViewSet):
             OpenApiParameter("from", OpenApiTypes.DATE, description="default: 1 January"),
             OpenApiParameter("to", OpenApiTypes.DATE, description="inclusive; default: today"),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: ActivityFeatureCollectionSerializer},
     )
     @action(detail=False, methods=["get"], url_path="map")
     def map(self, request):  # type: ignore[no-untyped-def]
@@ -443,7 +601,7 @@ class CampaignViewSet(_WorkViewSet):
     filterset_fields = ["kind"]
     record = staticmethod(services.start_campaign)
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: CampaignCoverageSerializer})
     @action(detail=True, methods=["get"], url_path="coverage")
     def coverage(self, request, pk=None):  # type: ignore[no-untyped-def]
         campaign = self.get_object()
@@ -565,7 +723,7 @@ class ScreeningDayView(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("date", OpenApiTypes.DATE)],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: ScreeningDaySerializer},
     )
     def get(self, request):  # type: ignore[no-untyped-def]
         scope = _staff_or_403(request)
@@ -586,7 +744,7 @@ class FiguresView(APIView):
             OpenApiParameter("month", OpenApiTypes.STR, description="YYYY-MM (default this month)"),
             OpenApiParameter("grid", OpenApiTypes.INT),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: UnityMonthFiguresSerializer},
     )
     def get(self, request):  # type: ignore[no-untyped-def]
         scope = _narrow_to_grid(request, _staff_or_403(request))
@@ -721,7 +879,7 @@ class ResidentLanguageViewSet(_WorkViewSet):
 
     @extend_schema(
         parameters=[OpenApiParameter("household", OpenApiTypes.INT, required=True)],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: HouseholdInterpretersSerializer},
     )
     @action(detail=False, methods=["get"], url_path="interpreters")
     def interpreters(self, request):  # type: ignore[no-untyped-def]
@@ -1110,7 +1268,7 @@ class DistrictOverviewView(APIView):
             OpenApiParameter("year", OpenApiTypes.INT),
             OpenApiParameter("month", OpenApiTypes.INT, description="1–12; none: the year"),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: DistrictOverviewSerializer},
     )
     def get(self, request):  # type: ignore[no-untyped-def]
         codes = services.district_codes(request.user)

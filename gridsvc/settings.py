@@ -335,6 +335,7 @@ SPECTACULAR_SETTINGS = {
         "AssistanceStatusEnum": "gridsvc.assistance.models.Status",
         "ItemStatusEnum": "api.schema.ITEM_STATUSES",
         "ItemCodeEnum": "api.schema.ITEM_CODES",
+        "UnityReportStateEnum": "api.community.REPORT_STATES",
     },
     # the phone's contract: protocol headers and error codes on every /api/v1/ operation
     "POSTPROCESSING_HOOKS": [

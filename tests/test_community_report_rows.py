@@ -69,3 +69,107 @@ def test_the_monthly_xlsx_has_a_row_for_every_community_figure(demo, member_clie
     assert cells["翻译随行(次)"] == 1
     # the 五员 sentence is written under the table
     assert cells["五员排查"] == unity["screening_summary"]
+
+
+# ---------------------------------------------------------------- the schema is the contract
+def _components() -> dict:
+    from drf_spectacular.generators import SchemaGenerator
+
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def _as_jsonschema(node):  # type: ignore[no-untyped-def]
+    """OpenAPI 3.0 → JSON Schema: ``nullable: true`` becomes a type that allows null."""
+    if isinstance(node, dict):
+        node = {k: _as_jsonschema(v) for k, v in node.items()}
+        if node.pop("nullable", False):
+            node = {"anyOf": [node, {"type": "null"}]}
+        return node
+    if isinstance(node, list):
+        return [_as_jsonschema(v) for v in node]
+    return node
+
+
+def _same_keys(body, schema: dict, components: dict, where: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """Where a real answer has keys the declared shape lacks, or lacks declared ones."""
+    while "$ref" in schema or "allOf" in schema:
+        schema = (
+            components[schema["$ref"].rsplit("/", 1)[1]] if "$ref" in schema else schema["allOf"][0]
+        )
+    out = []
+    if isinstance(body, dict) and "properties" in schema:
+        if set(body) != set(schema["properties"]):
+            out.append(f"{where}: {sorted(set(body) ^ set(schema['properties']))}")
+        for k, v in body.items():
+            if k in schema["properties"]:
+                out += _same_keys(v, schema["properties"][k], components, f"{where}.{k}")
+    elif isinstance(body, list) and "items" in schema:
+        for v in body[:3]:
+            out += _same_keys(v, schema["items"], components, f"{where}[]")
+    return out
+
+
+def test_the_community_endpoints_declare_their_shapes(demo, member_client):
+    import jsonschema
+
+    from gridsvc.community.models import Campaign, ResidentLanguage
+
+    schema = _components()
+    components = schema["components"]["schemas"]
+    elder = ResidentLanguage.objects.filter(interpreter_needed=True).order_by("id").first()
+    campaign = Campaign.objects.filter(community=demo.community).order_by("id").first()
+    calls = {
+        # path in the schema: (who, the URL, the component named)
+        "/api/v1/community/screening/day/": (
+            "street",
+            "/api/v1/community/screening/day/?date=2026-09-15",
+            "ScreeningDay",
+        ),
+        "/api/v1/community/figures/": (
+            "street",
+            "/api/v1/community/figures/?month=2026-09",
+            "UnityMonthFigures",
+        ),
+        "/api/v1/community/district/": (
+            "district",
+            "/api/v1/community/district/?year=2026&month=9",
+            "DistrictOverview",
+        ),
+        "/api/v1/community/languages/interpreters/": (
+            "street",
+            f"/api/v1/community/languages/interpreters/?household={elder.resident.household_id}",
+            "HouseholdInterpreters",
+        ),
+        "/api/v1/community/campaigns/{id}/coverage/": (
+            "street",
+            f"/api/v1/community/campaigns/{campaign.pk}/coverage/",
+            "CampaignCoverage",
+        ),
+        "/api/v1/community/activities/map/": (
+            "street",
+            "/api/v1/community/activities/map/?from=2026-01-01&to=2026-12-31",
+            "ActivityFeatureCollection",
+        ),
+    }
+    for path, (who, url, name) in calls.items():
+        ok = schema["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
+        assert ok["schema"] == {"$ref": f"#/components/schemas/{name}"}, path
+        r = member_client(who).get(url)
+        assert r.status_code == 200, (url, r.content[:300])
+        body = r.json()
+        assert _same_keys(body, components[name], components, name) == []
+        doc = {"$ref": f"#/components/schemas/{name}", "components": {"schemas": components}}
+        validator = jsonschema.Draft202012Validator(_as_jsonschema(doc))
+        errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(body)]
+        assert errors == [], (path, errors[:5])
+    # the map is GeoJSON: a FeatureCollection of Features with Point geometries
+
+    def enum(schema: dict) -> list[str]:
+        return components[schema["$ref"].rsplit("/", 1)[1]]["enum"]
+
+    def props(name: str) -> dict:
+        return components[name]["properties"]
+
+    assert enum(props("ActivityFeatureCollection")["type"]) == ["FeatureCollection"]
+    assert enum(props("ActivityFeature")["type"]) == ["Feature"]
+    assert enum(props("PointGeometry")["type"]) == ["Point"]
