@@ -50,7 +50,7 @@ def point_from(data: dict, crs: str = "wgs84") -> Point | None:
 
 
 def category_from(value: Any) -> Category:
-    qs = Category.objects.filter(active=True)
+    qs = Category.objects.filter(active=True).select_related("parent")  # routing, time limits
     found = None
     if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
         found = qs.filter(pk=int(value)).first()

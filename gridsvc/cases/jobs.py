@@ -60,13 +60,18 @@ def schedule_deadline_checks(case: Any) -> None:
         times.append(case.yellow_at)
     if case.due_at:
         times.append(case.due_at)
-    for when in times:
-        defer(
-            CHECK,
-            schedule_at=max(when, timezone.now()),
-            case_id=case.pk,
-            version=case.deadline_version,
+    if not times:
+        return
+    # both checks in one statement (procrastinate's batch defer), each at its own time
+    deferrer = app.configure_task(CHECK, queue=QUEUE)
+    now = timezone.now()
+    batch = [
+        deferrer.make_new_job(case_id=case.pk, version=case.deadline_version).evolve(
+            scheduled_at=max(when, now)
         )
+        for when in times
+    ]
+    deferrer.job_manager.batch_defer_jobs(jobs=batch, connection=deferrer.connection)
 
 
 def deliver_inbox_later(message_ids: list[int]) -> None:

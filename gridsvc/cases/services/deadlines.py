@@ -35,21 +35,39 @@ S = Status
 YELLOW_SHARE = float(getattr(settings, "GRIDSVC", {}).get("YELLOW_CARD_SHARE", 0.8))
 
 
+def time_limits(category: Category, wanted: dict[str, str]) -> dict[str, TimeLimit | None]:
+    """The limits for several stages at once (``{stage: level}``), in one query: for each
+    stage the category's own (level-specific first), else the nearest ancestor's."""
+    chain: list[Category] = []
+    cat: Category | None = category
+    while cat is not None and cat not in chain:
+        chain.append(cat)
+        cat = cat.parent
+    levels = set(wanted.values()) | {""}
+    rows = {
+        (t.category_id, t.stage, t.level): t
+        for t in TimeLimit.objects.filter(
+            category_id__in=[c.pk for c in chain], stage__in=list(wanted), level__in=levels
+        )
+    }
+    found: dict[str, TimeLimit | None] = {}
+    for stage, level in wanted.items():
+        found[stage] = next(
+            (
+                rows[key]
+                for c in chain
+                for key in ((c.pk, stage, level), (c.pk, stage, ""))
+                if key in rows
+            ),
+            None,
+        )
+    return found
+
+
 def time_limit(category: Category, stage: str, level: str = "") -> TimeLimit | None:
     """The limit for a stage at a level: the category's own (level-specific first), else the
     parent category's."""
-    cat: Category | None = category
-    while cat is not None:
-        rows = {
-            t.level: t
-            for t in TimeLimit.objects.filter(category=cat, stage=stage, level__in=[level, ""])
-        }
-        if level in rows:
-            return rows[level]
-        if "" in rows:
-            return rows[""]
-        cat = cat.parent
-    return None
+    return time_limits(category, {stage: level})[stage]
 
 
 STAGE_OF_STATUS: dict[str, str] = {
@@ -66,13 +84,25 @@ def _street_id(case: Case) -> int | None:
     return case.street_id
 
 
-def compute_deadline(case: Case, clock: WorkClock | None = None) -> tuple[datetime | None, str]:
+def _stage_level(case: Case, stage: str) -> str:
+    return case.level if stage in ("accept", "handle") else ""
+
+
+def compute_deadline(
+    case: Case,
+    clock: WorkClock | None = None,
+    limits: dict[str, TimeLimit | None] | None = None,
+) -> tuple[datetime | None, str]:
     """Deadline of the stage the case is in, from the stage start, the category's limit and
-    approved extensions since. Returns (deadline or None, error message or "")."""
+    approved extensions since. Returns (deadline or None, error message or ""). ``limits``:
+    the stages' limits already looked up (:func:`time_limits`)."""
     stage = STAGE_OF_STATUS.get(case.status)
     if stage is None:
         return None, ""
-    limit = time_limit(case.category, stage, case.level if stage in ("accept", "handle") else "")
+    if limits is not None and stage in limits:
+        limit = limits[stage]
+    else:
+        limit = time_limit(case.category, stage, _stage_level(case, stage))
     if limit is None:
         return None, ""
     start = case.assigned_at if stage == "handle" else case.stage_started_at
@@ -105,8 +135,16 @@ def set_deadline(
     ``due`` it was set by a person (a dispatcher's 设定时限): ``due_source="person"``, kept when
     the calendar or the rules change (:func:`recompute_open_deadlines`) until the case leaves
     the stage."""
+    # one clock (calendar, office hours) and one time-limit query for the stage and 处置
+    clock = WorkClock(_street_id(case))
+    limits: dict[str, TimeLimit | None] | None = None
     if due is None and not error:
-        due, error = compute_deadline(case)
+        stage = STAGE_OF_STATUS.get(case.status)
+        wanted = {stage: _stage_level(case, stage)} if stage else {}
+        if case.status in RUNNING_STATUSES and case.handle_due_at is None:
+            wanted["handle"] = case.level  # the same level as the handle stage's own
+        limits = time_limits(case.category, wanted) if wanted else {}
+        due, error = compute_deadline(case, clock, limits)
         case.due_source, case.due_set_by = "rule", None
     elif due is not None:
         case.due_source = "person"
@@ -126,10 +164,13 @@ def set_deadline(
         case.yellow_at = None
     case.deadline_version += 1
     if case.status in RUNNING_STATUSES and case.handle_due_at is None and due is not None:
-        handle = time_limit(case.category, "handle", case.level)
+        if limits is not None and "handle" in limits:
+            handle = limits["handle"]
+        else:
+            handle = time_limit(case.category, "handle", case.level)
         if handle is not None:
             try:
-                case.handle_due_at = WorkClock(_street_id(case)).add(
+                case.handle_due_at = clock.add(
                     case.assigned_at or case.reported_at, handle.amount, handle.unit
                 )
             except CalendarMissing:

@@ -204,7 +204,12 @@ def report_case(
                 "、".join(_flag_labels(case)) or category.name,
             )
         schedule_checks(case)
-    dups = list(find_duplicates(category, case.location, when, exclude_id=case.pk)[:10])
+    # the answer names them only (id, number, title, status): no geometry, no chain JSON
+    dups = list(
+        find_duplicates(category, case.location, when, exclude_id=case.pk).only(
+            "id", "number", "title", "status", "reported_at", "category_id"
+        )[:10]
+    )
     return Report(case, dups)
 
 
