@@ -77,6 +77,98 @@ def test_street_office_page(live_server, committed_demo, monkeypatch):
     assert AXE_FOUND == [], "\n".join(AXE_FOUND)
 
 
+def test_live_updates_between_two_dispatchers(live_server, committed_demo, monkeypatch):
+    """Issue 22 item 7: two street dispatchers, A with a case open. B reassigns it in B's page;
+    A's next poll (``?updated_since=`` from the last server time A saw) brings the new handler
+    into A's card, queue and pins without a reload, with a quiet "已被他人更新" note naming the
+    change. Then B sets a deadline while A is typing in the card's form: the form is kept as
+    typed and the note says what changed."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from gridsvc.accounts.models import Member
+    from gridsvc.cases import services
+    from gridsvc.cases.models import Case
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    assert chromium_path(), "chromium missing: run scripts/setup.sh"
+    url = live_server.url
+    with browser_page() as (page, errors):
+        login(page, url, "street")
+        wait_ready(page)
+        page.evaluate("window.__notReloaded = true")
+        row = page.locator("#queue li:has([data-action=reassign])").first
+        case_id = int(row.get_attribute("data-case"))
+        row.locator(".title button").click()
+        card = page.locator(f"#case-detail[data-case='{case_id}'][data-state=ready]")
+        card.wait_for()
+        before = Case.objects.select_related("handler").get(pk=case_id)
+
+        # B, another dispatcher in another browser session, reassigns the case in B's page
+        other = page.context.browser.new_context(
+            viewport={"width": 1400, "height": 900}, locale="zh-CN"
+        )
+        try:
+            b = other.new_page()
+            login(b, url, "street2")
+            b_row = b.locator(f"#queue li[data-case='{case_id}']")
+            b_row.locator("[data-action=reassign]").click()
+            b_row.locator("select[name=member][data-loaded='1']").wait_for()
+            b_row.locator("form[data-form=assign] button[type=submit]").click()
+            b.wait_for_function("() => !document.getElementById('toast').hidden", timeout=10_000)
+            assert "改派" in b.locator("#toast").inner_text(), (
+                b.locator("#toast").inner_text(),
+                b_row.locator(".action-error").all_inner_texts(),
+            )
+        finally:
+            other.close()
+        after = Case.objects.select_related("handler").get(pk=case_id)
+        assert after.handler_id != before.handler_id and after.version > before.version
+        new_name = after.handler.display_name or after.handler.username
+
+        # A's poll brings the change: card redrawn with the new handler and a quiet note
+        page.evaluate("window.gridsvc.poll()")
+        note = page.locator(f"#case-detail .live-note[data-live-note='{after.version}']")
+        note.wait_for(timeout=10_000)
+        assert "已被他人更新" in note.inner_text()
+        assert new_name in note.locator("[data-field=handler_l]").inner_text()
+        assert note.get_attribute("role") == "status"
+        assert new_name in page.locator("#case-detail .meta").inner_text()
+        shown = page.evaluate(
+            f"window.gridsvc.state.cases.find((c) => c.id === {case_id})?.handler_name"
+        )
+        assert shown in (None, new_name)  # in the pins when reported inside the window
+        queued = page.locator(f"#queue li[data-case='{case_id}'] .meta")
+        if queued.count():
+            assert new_name in queued.inner_text()
+        assert (
+            page.locator("#toast").is_hidden() or "改派" not in page.locator("#toast").inner_text()
+        )
+
+        # A starts setting a deadline in the card; B (here through the services) sets another:
+        # A's form is kept as typed, the note says the deadline changed
+        page.locator("#case-detail [data-action=set_deadline]").click()
+        page.locator("#case-detail input[name=note]").fill("正在填写")
+        new_due = timezone.now() + timedelta(days=8)
+        services.act(
+            case_id,
+            "set_deadline",
+            Member.objects.get(username="street2"),
+            data={"due_at": new_due.isoformat()},
+        )
+        version = Case.objects.get(pk=case_id).version
+        page.evaluate("window.gridsvc.poll()")
+        kept = page.locator(f"#case-detail .live-note[data-live-note='{version}'][data-kept='1']")
+        kept.wait_for(timeout=10_000)
+        assert kept.locator("[data-field=due_l]").count() == 1
+        assert page.locator("#case-detail input[name=note]").input_value() == "正在填写"
+        assert page.evaluate("window.__notReloaded === true")
+        assert_accessible(page, "live update note", AXE_FOUND)
+        assert AXE_FOUND == [], "\n".join(AXE_FOUND)
+        assert errors == []
+
+
 def laptop_heatmap_filter_and_dispatch(url: str) -> None:
     from gridsvc.accounts.models import Member
     from gridsvc.cases import services

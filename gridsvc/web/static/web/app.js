@@ -65,6 +65,7 @@
     amount: "Amount (yuan/month)", need_reason: "Give the reasons.", past_start: "The start date cannot be before today.",
     forbidden_step: "Your position cannot take this step", gap_dibao: "Suggests 低保, none", gap_housing: "Housing aid", arrived: "Arrived",
     departed: "Left", present: "Present", permits_expiring: "Permits expiring", pins_key: "numbers: cases at that spot (click to zoom)", chased_before: "already chased today, not sent again", chase_sent: "reminder sent", new_urgent: "New urgent cases", outside: "outside every grid", due_at: "due", new_due: "New deadline", suggested: "suggested grid", n_people: "",
+    updated_by_other: "Updated by someone else", kept_form: "your form is kept; submitting it shows the changes again",
   };
   const STATUS_EN = {
     reported: "Reported", assigned: "Assigned", in_progress: "In progress", escalated: "Escalated",
@@ -178,6 +179,8 @@
     try {
       let r;
       try { r = await fetch(path, opts); } catch (e) { return { ok: false, status: 0, body: { detail: String(e) }, headers: new Headers() }; }
+      const date = Date.parse(r.headers.get("Date") || "");
+      if (Number.isFinite(date) && !(date < (state.serverNow || 0))) state.serverNow = date; // the server's clock, not the browser's
       const text = await r.text();
       let body = null;
       try { body = text ? JSON.parse(text) : null; } catch (e) { body = { detail: text.slice(0, 300) }; }
@@ -622,35 +625,104 @@
     btn.hidden = !retry;
     btn.onclick = retry || null;
   }
-  /** Live updates: every POLL_MS the queue is asked again (not while a form is open or the tab
-      is hidden); new urgent cases (紧急, red card) raise a quiet notice. */
+  /** Live updates: every POLL_MS one poll asks the queues again and the cases changed since
+      the last server time seen (not while a queue form is open, the tab is hidden or a search
+      is shown); new urgent cases (紧急, red card) raise a quiet notice; changes to cases on
+      screen (reassigned, a deadline, escalated, closed by another dispatcher) are merged into
+      the queue, the pins and the open case card. */
   const POLL_MS = 60e3;
+  /** Overlap of each poll with the last one: a change saved just before the last answer but
+      committed after it is still caught (duplicates are merged by version). */
+  const OVERLAP_MS = 60e3;
   function startPolling() {
-    state.seen = new Set(state.kinds.flatMap((k) => (state.counts[k] || []).map((c) => c.id)));
-    state.polledAt = new Date();
+    state.seen = new Set([...state.kinds.flatMap((k) => (state.counts[k] || []).map((c) => c.id)), ...state.cases.map((c) => c.id)]);
+    // the server's time when the page had read everything (its Date header), else the latest
+    // change the page has read
+    state.cursor = state.serverNow || Math.max(0, ...state.cases.map((c) => Date.parse(c.updated_at) || 0)) || null;
     setInterval(() => pollOnce(false), POLL_MS);
   }
-  /** Cases reported since the last poll (a little overlap; duplicates dropped): added to the
-      pins without a reload, whether or not they reach a queue (a case routed straight to a grid). */
-  async function newCases() {
-    if (!has(`${API}/cases/`)) return [];
-    const since = new Date((state.polledAt || new Date()).getTime() - 120e3);
-    state.polledAt = new Date();
-    const r = await api(`${API}/cases/?since=${encodeURIComponent(since.toISOString())}&page_size=200`);
-    if (!r.ok) return [];
-    const known = new Set(state.cases.map((c) => c.id));
-    const added = rows(r.body).filter((c) => !known.has(c.id));
-    if (added.length && state.month >= 12) { state.cases.push(...added); refreshPins(); }
+  /** Cases reported or changed since the cursor, less the overlap (``updated_since``, oldest
+      change first; a few pages at most): the cursor moves to the answer's server time. */
+  async function changedCases() {
+    if (!has(`${API}/cases/`)) return null;
+    const base = state.cursor || state.serverNow;
+    if (!base) return null;
+    const since = base - OVERLAP_MS;
+    const out = [];
+    let url = `${API}/cases/?updated_since=${encodeURIComponent(new Date(since).toISOString())}&page_size=200`;
+    let now = null;
+    for (let page = 0; url && page < 5; page += 1) {
+      const r = await api(url);
+      if (!r.ok) return null;
+      const date = Date.parse(r.headers.get("Date") || "");
+      if (Number.isFinite(date) && now === null) now = date;
+      out.push(...rows(r.body));
+      url = r.body && r.body.next ? new URL(r.body.next, location.origin).pathname + new URL(r.body.next, location.origin).search : null;
+    }
+    const latest = Math.max(0, ...out.map((c) => Date.parse(c.updated_at) || 0));
+    state.cursor = Math.max(state.cursor || 0, now || 0, latest) || null;
+    return { since, rows: out };
+  }
+  /** Does a case belong in the pins as loaded (the slider's window, the state and category filters)? */
+  function inLoadedList(c) {
+    const range = windowRange();
+    const at = Date.parse(c.reported_at);
+    if (!(at >= range.since.getTime() && at < range.until.getTime())) return false;
+    if (state.status === "open" && !OPEN.includes(c.status)) return false;
+    if (state.status === "done" && !DONE.includes(c.status)) return false;
+    if (state.status && !["open", "done"].includes(state.status) && c.status !== state.status) return false;
+    return !state.category || categoryMatches(c);
+  }
+  /** Merge what the poll brought into the page: newer versions replace the copies in the pins
+      and the search results, new cases in the window are added; the open card is told. */
+  function mergeChanged(list) {
+    const added = [];
+    let touched = false;
+    for (const c of list) {
+      const i = state.cases.findIndex((x) => x.id === c.id);
+      if (i >= 0) {
+        if ((c.version || 0) <= (state.cases[i].version || 0)) continue;
+        if (inLoadedList(c)) state.cases[i] = c; else state.cases.splice(i, 1);
+        touched = true;
+      } else if (inLoadedList(c)) { state.cases.push(c); added.push(c); touched = true; }
+      if (state.search) state.search.items = state.search.items.map((x) => (x.id === c.id && (c.version || 0) > (x.version || 0) ? c : x));
+    }
+    if (touched) refreshPins();
+    const card = state.card;
+    const open = card && (list.find((c) => c.id === card.id) || state.cardPending);
+    state.cardPending = null;
+    if (open && open.id === card.id && state.selected === card.id && (open.version || 0) > (card.version || 0)) cardChanged(card, open);
     return added;
+  }
+  /** The open case card's case was changed by someone else: a quiet note says what changed.
+      The card is redrawn with the new version unless the user is filling in one of its forms
+      (then the form is kept as typed, and submitting it meets the 412 that asks again). */
+  async function cardChanged(before, after) {
+    const box = document.getElementById("case-detail");
+    const typing = box.querySelector(".action-form:not([hidden])") || box.contains(document.activeElement) && document.activeElement.matches("input, select, textarea")
+      || [...box.querySelectorAll("input[type=text]")].some((i) => i.value);
+    const changes = caseChanges(before, after);
+    if (!typing) await showCase(after.id, false, true);
+    if (state.selected !== after.id) return;
+    const note = el("div", { class: "live-note", role: "status", "data-live-note": String(after.version), "data-kept": typing ? "1" : undefined },
+      el("b", {}, t("updated_by_other", "已被他人更新")), changes.length ? ": " : "",
+      changes.map(([key, zh, a, b], i) => el("span", { "data-field": key }, i ? ";" : "", `${t(key, zh)} ${a || "—"} → `, el("strong", {}, b || "—"))),
+      typing ? el("div", { class: "small" }, t("kept_form", "您正在填写的表单已保留,提交时会再次提示变化")) : null);
+    const old = box.querySelector(".live-note");
+    if (old) old.replaceWith(note); else box.querySelector("h3") ? box.querySelector("h3").after(note) : box.prepend(note);
+    state.cardPending = typing ? after : null; // redrawn by a later poll once the form is closed
   }
   async function pollOnce(force) {
     {
       if (!force && (document.hidden || state.busy || state.search)) return;
       if (document.querySelector("#queue .action-form:not([hidden])")) return;
-      const [added] = await Promise.all([newCases(), refreshQueue(true)]);
-      // new in a queue, or a new case anywhere (added ones are new by definition)
-      const fresh = [...state.kinds.flatMap((k) => state.counts[k] || []).filter((c) => !state.seen.has(c.id)), ...added.filter((c) => !state.seen.has(c.id))]
-        .filter((c, i, all) => all.findIndex((x) => x.id === c.id) === i);
+      const [answer] = await Promise.all([changedCases(), refreshQueue(true)]);
+      const polled = answer ? answer.rows : [];
+      const added = mergeChanged(polled);
+      // new in a queue, or newly reported anywhere (in or out of the loaded window)
+      const reported = answer ? polled.filter((c) => Date.parse(c.reported_at) >= answer.since) : [];
+      const fresh = [...state.kinds.flatMap((k) => state.counts[k] || []).filter((c) => !state.seen.has(c.id)), ...added, ...reported]
+        .filter((c, i, all) => !state.seen.has(c.id) && all.findIndex((x) => x.id === c.id) === i);
       fresh.forEach((c) => state.seen.add(c.id));
       const urgent = fresh.filter((c) => c.priority === 1 || c.card === "red" || (c.flags || []).length);
       if (urgent.length) {
@@ -690,15 +762,15 @@
   function passesFilters(c) {
     if (state.place.startsWith("g:") && String(c.grid || c.suggested_grid) !== state.place.slice(2)) return false;
     if (state.place.startsWith("c:") && String(c.community) !== state.place.slice(2)) return false;
-    if (state.category) {
-      const code = c.category_code || "";
-      if (code !== state.category && !code.startsWith(`${state.category}.`)) {
-        const cat = state.categories.find((x) => x.code === code);
-        const parent = cat && state.categories.find((x) => x.id === cat.parent);
-        if (!parent || parent.code !== state.category) return false;
-      }
-    }
-    return true;
+    return !state.category || categoryMatches(c);
+  }
+  /** Is the case of the header's category (that code, or one under it)? */
+  function categoryMatches(c) {
+    const code = c.category_code || "";
+    if (code === state.category || code.startsWith(`${state.category}.`)) return true;
+    const cat = state.categories.find((x) => x.code === code);
+    const parent = cat && state.categories.find((x) => x.id === cat.parent);
+    return !!parent && parent.code === state.category;
   }
   const SORTS = {
     deadline: (a, b) => (a.due_at ? Date.parse(a.due_at) : Infinity) - (b.due_at ? Date.parse(b.due_at) : Infinity) || a.id - b.id,
@@ -969,14 +1041,15 @@
   }
 
   // ------------------------------------------------------------------ case detail
-  async function showCase(id, switchTab = true) {
+  async function showCase(id, switchTab = true, quiet = false) {
     if (switchTab) selectTab("case");
     state.selected = id;
     const box = document.getElementById("case-detail");
     if (!has(`${API}/cases/{id}/`)) return;
-    box.className = "muted"; box.dataset.state = "loading"; box.textContent = t("loading", "加载中…");
+    if (!quiet) { box.className = "muted"; box.dataset.state = "loading"; box.textContent = t("loading", "加载中…"); }
     const [r, ev] = await Promise.all([api(`${API}/cases/${id}/`),
       has(`${API}/cases/{id}/events/`) ? api(`${API}/cases/${id}/events/`) : Promise.resolve({ ok: false })]);
+    if (state.selected !== id) return; // another case was chosen meanwhile
     if (!r.ok) {
       box.dataset.state = "error";
       box.replaceChildren(el("span", {}, failText(r)), " ", el("button", { type: "button", class: "retry", onclick: () => showCase(id, false) }, t("retry", "重试")));
@@ -984,6 +1057,7 @@
     }
     box.dataset.state = "ready";
     const c = Object.assign(r.body, { etag: r.headers.get("ETag") });
+    state.card = c; // the case as the card shows it (live updates compare versions with it)
     const history = ev.ok ? ev.body : { chain: [], events: [], route_reason: c.route_reason };
     const chainSteps = history.chain || [];
     const chain = el("ol", { class: "chain" }, chainSteps.map((s) => el("li", {
@@ -1012,7 +1086,7 @@
       el("p", { class: "muted small route-reason" }, routeReason(history.route_reason || c.route_reason || "")),
       el("h4", {}, t("timeline", "处置记录")), timeline].filter(Boolean));
     if (switchTab && window.matchMedia("(max-width: 1024px)").matches) box.scrollIntoView({ block: "start" });
-    if (c.lon !== null && c.lat !== null && state.map) state.map.easeTo({ center: [c.lon, c.lat], zoom: Math.max(state.map.getZoom(), 16), duration: 300 });
+    if (!quiet && c.lon !== null && c.lat !== null && state.map) state.map.easeTo({ center: [c.lon, c.lat], zoom: Math.max(state.map.getZoom(), 16), duration: 300 });
   }
 
   /** Does the case's closing rule ask for the ethnic-affairs desk (民族宗教工作站确认)? The
