@@ -1021,12 +1021,16 @@ class CommunityFeedSerializer(serializers.Serializer):
     petitions = PetitionSerializer(many=True)
     pairings = PairingSerializer(many=True)
     interpreter_calls = InterpreterCallSerializer(many=True)
+    ratings = RatingSerializer(many=True)
+    mediations = UnityMediationSerializer(many=True)
+    sign_offs = SignOffSerializer(many=True)
 
 
 class CommunityChangesView(APIView):
     """The phone's feed of community records (活动, 五员一日一报, 宗教场所走访; and 队伍, 排查反馈,
-    信访, 结对, 翻译随行) in the caller's work territory (their own screening reports too): without ``since`` all of them, with it
-    what was saved after it; replace rows by ``id``. ``limit`` rows per stream (1–500)."""
+    信访, 结对, 翻译随行, 评比, 调处, 民族宗教工作站确认) in the caller's work territory (their
+    own screening reports too): without ``since`` all of them, with it what was saved after
+    it; replace rows by ``id``. ``limit`` rows per stream (1–500)."""
 
     @extend_schema(
         parameters=[
@@ -1074,6 +1078,9 @@ FEED_SERIALIZERS = {
     "petitions": PetitionSerializer,
     "pairings": PairingSerializer,
     "interpreter_calls": InterpreterCallSerializer,
+    "ratings": RatingSerializer,
+    "mediations": UnityMediationSerializer,
+    "sign_offs": SignOffSerializer,
 }
 
 BATCH_SERIALIZERS = {

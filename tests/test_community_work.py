@@ -609,6 +609,9 @@ def _probe_changes(ctx) -> None:  # type: ignore[no-untyped-def]
         ("petitions", Petition),
         ("pairings", Pairing),
         ("interpreter_calls", InterpreterCall),
+        ("ratings", Rating),
+        ("mediations", Mediation),
+        ("sign_offs", SignOff),
     ):
         mine = set(work_scope(ctx.member).filter(model.objects.all()).values_list("pk", flat=True))
         if model is ScreeningReport:

@@ -834,12 +834,17 @@ FEED_STREAMS: dict[str, type[Model]] = {
     "screening": ScreeningReport,
     "venue_visits": VenueVisit,
     # what a phone reads in the field besides: the rosters (一格十员, hours), the campaign
-    # returns its grid owes, 信访, pairings and the interpreters attached to its work
+    # returns its grid owes, 信访, pairings and the interpreters attached to its work; the
+    # households' 评比 (revised in place: a revision comes again), 调处 sessions and the desk's
+    # sign-offs of its cases
     "teams": TeamMembership,
     "campaign_returns": CampaignReturn,
     "petitions": Petition,
     "pairings": Pairing,
     "interpreter_calls": InterpreterCall,
+    "ratings": Rating,
+    "mediations": Mediation,
+    "sign_offs": SignOff,
 }
 FEED_NAME = "community"
 
@@ -849,7 +854,7 @@ def changes(
 ) -> tuple[dict[str, list[Any]], str, bool]:
     """The phone's feed of the community records it records offline (activities, 五员
     screening reports, venue visits) and reads in the field (team rosters, campaign returns,
-    信访, pairings, interpreter calls) in ``member``'s work scope (their own screening reports
+    信访, pairings, interpreter calls, ratings, mediations, sign-offs) in ``member``'s work scope (their own screening reports
     too): without ``cursor`` all of them, with it what was saved after it, by
     ``(updated_at, id)``, ``limit`` rows per stream. Returns (rows per stream, the next
     cursor, whether more is waiting). Cursors are signed for the member like the sync feed's
