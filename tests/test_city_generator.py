@@ -192,3 +192,64 @@ def test_removal_leaves_the_demo_alone(tiny_city):
         == demo_households
         == 1517
     )
+
+
+def test_removing_bench_cases_takes_their_interpreter_calls(db):
+    """A bench run's cases on the demo street with an interpreter call (翻译陪同): the call
+    goes with its case (setting its case to NULL broke the call's check constraint)."""
+    mark = "hooks-removal-test"
+
+    def columns(cur, table: str) -> list[str]:  # type: ignore[no-untyped-def]
+        cur.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+            "AND table_schema = current_schema() AND column_name <> 'id' ORDER BY ordinal_position",
+            [table],
+        )
+        return [r[0] for r in cur.fetchall()]
+
+    # all through remove()'s own kind of connection (committed, as a benchmark's cases are;
+    # no lock held by the test's transaction)
+    with city._pg_connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT id FROM cases_case WHERE household_id IS NOT NULL "
+            "AND reported_by_id IS NOT NULL ORDER BY id LIMIT 1"
+        )
+        demo_case = cur.fetchone()[0]
+        cols = columns(cur, "cases_case")
+        given = {"number": f"HK{demo_case:010d}", "title": f"{mark}: copy"}
+        picks = ["%s" if c in given else c for c in cols]
+        cur.execute(
+            f"INSERT INTO cases_case ({', '.join(cols)}) SELECT {', '.join(picks)} "  # noqa: S608
+            "FROM cases_case WHERE id = %s RETURNING id",
+            [given[c] for c in cols if c in given] + [demo_case],
+        )
+        (case_id,) = cur.fetchone()
+        # an interpreter called for it (请翻译随行), at the demo household it is about
+        cur.execute(
+            """INSERT INTO community_interpretercall (created_at, updated_at, language, case_id,
+               street_id, community_id, grid_id, building_id, household_id, recorded_by_id)
+               SELECT now(), now(), 'ug', id, street_id, community_id, grid_id, building_id,
+                      household_id, reported_by_id FROM cases_case WHERE id = %s RETURNING id""",
+            [case_id],
+        )
+        (call_id,) = cur.fetchone()
+        cur.execute("SELECT household_id FROM cases_case WHERE id = %s", [case_id])
+        (household_id,) = cur.fetchone()
+        conn.commit()
+    try:
+        deleted = city.remove(
+            log=lambda _m: None,
+            city=False,
+            extra_seeds=[("cases_case", "title LIKE %s", [mark + ":%"])],
+        )
+        assert deleted["cases_case"] == 1 and deleted["community_interpretercall"] == 1
+        from gridsvc.community.models import InterpreterCall
+        from gridsvc.territory.models import Household
+
+        assert not InterpreterCall.objects.filter(pk=call_id).exists()
+        assert Household.objects.filter(pk=household_id).exists()  # the demo's household stays
+    finally:
+        with city._pg_connect() as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM community_interpretercall WHERE id = %s", [call_id])
+            cur.execute("DELETE FROM cases_case WHERE id = %s", [case_id])
+            conn.commit()
