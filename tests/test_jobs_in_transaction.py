@@ -95,3 +95,34 @@ def test_a_hand_over_moves_the_open_tasks_in_its_transaction(demo):
         )
         == open_before
     )
+
+
+def test_a_hand_over_gives_the_tasks_straight_to_the_new_holder(demo):
+    """The old post is closed and the new one opened in one transaction: the tasks are re-picked
+    once, for the new holder, not first handed up the chain to whoever stands in for the
+    vacancy (who would be told, and called an interpreter for, work that is not theirs)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    pos = Position.objects.get(position_type=PositionType.GRID_MEMBER, grid=demo.grids[2])
+    open_tasks = set(
+        VisitTask.objects.filter(
+            assigned_member=pos.member, status__in=["open", "overdue"]
+        ).values_list("id", flat=True)
+    )
+    assert open_tasks
+    newcomer = Member.objects.create_user("grid3-new", password="x-long-password-1")
+    with CaptureQueriesContext(connection) as ctx:
+        hand_over(pos, newcomer, note="调岗")
+    task_writes = [
+        q["sql"] for q in ctx.captured_queries if q["sql"].startswith('UPDATE "visits_visittask"')
+    ]
+    assert len(task_writes) == 1, "the tasks changed hands once"
+    assert (
+        set(
+            VisitTask.objects.filter(
+                assigned_member=newcomer, status__in=["open", "overdue"]
+            ).values_list("id", flat=True)
+        )
+        == open_tasks
+    )

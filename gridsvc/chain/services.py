@@ -11,6 +11,7 @@ anyone can see why a case landed where it did. One SQL query fetches all holders
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -246,6 +247,18 @@ def holders_at(position_type: str, target, when: datetime | None = None) -> list
     )
 
 
+#: set while :func:`hand_over` closes the old post: the post is vacant for an instant, and
+#: whoever reacts to a post's save (visit tasks re-picked, interpreters called) waits for the
+#: new holder's save instead of acting on the vacancy
+_CLOSING_FOR_HAND_OVER: ContextVar[bool] = ContextVar("closing_for_hand_over", default=False)
+
+
+def closing_for_hand_over() -> bool:
+    """Whether the position being saved is the old post of a hand-over (交接), closed only to
+    be opened for the new holder in the same transaction."""
+    return _CLOSING_FOR_HAND_OVER.get()
+
+
 def hand_over(
     position: Position, new_member, when: datetime | None = None, note: str = ""
 ) -> Position:
@@ -255,7 +268,11 @@ def hand_over(
     when = when or timezone.now()
     with transaction.atomic():
         position.valid_to = when
-        position.save(update_fields=["valid_to"])
+        token = _CLOSING_FOR_HAND_OVER.set(True)
+        try:
+            position.save(update_fields=["valid_to"])
+        finally:
+            _CLOSING_FOR_HAND_OVER.reset(token)
         new = Position(
             position_type=position.position_type,
             member=new_member,

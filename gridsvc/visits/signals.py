@@ -82,11 +82,15 @@ def resident_changed(sender, instance: Resident, **kwargs) -> None:  # type: ign
 def position_saved(sender, instance: Position, raw: bool = False, **kwargs) -> None:  # type: ignore[no-untyped-def]
     if raw or instance.position_type not in VISITING_POSITION_TYPES:
         return
+    from gridsvc.chain.services import closing_for_hand_over
+
+    if closing_for_hand_over():
+        return  # the new holder's save, in the same transaction, re-picks the tasks once
     from .services import reassign_open_tasks
 
     # in the caller's transaction: the phones see the new holder's tasks at once, and an error
-    # rolls the hand-over back. A hand-over saves two positions; the second save (the new
-    # holder) settles the tasks the first one moved up the chain meanwhile.
+    # rolls the hand-over back. A hand-over's closing save is skipped (above): the tasks go
+    # straight to the new holder, never through the level above (nor its interpreter calls).
     with transaction.atomic():
         reassign_open_tasks(position=instance)
 
