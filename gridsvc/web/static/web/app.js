@@ -635,7 +635,8 @@
       committed after it is still caught (duplicates are merged by version). */
   const OVERLAP_MS = 60e3;
   function startPolling() {
-    state.seen = new Set([...state.kinds.flatMap((k) => (state.counts[k] || []).map((c) => c.id)), ...state.cases.map((c) => c.id)]);
+    state.seen = new Set(state.kinds.flatMap((k) => (state.counts[k] || []).map((c) => c.id))); // in a queue already
+    state.known = new Set(state.cases.map((c) => c.id)); // reported before the page was read
     // the server's time when the page had read everything (its Date header), else the latest
     // change the page has read
     state.cursor = state.serverNow || Math.max(0, ...state.cases.map((c) => Date.parse(c.updated_at) || 0)) || null;
@@ -720,7 +721,8 @@
       const polled = answer ? answer.rows : [];
       const added = mergeChanged(polled);
       // new in a queue, or newly reported anywhere (in or out of the loaded window)
-      const reported = answer ? polled.filter((c) => Date.parse(c.reported_at) >= answer.since) : [];
+      const reported = answer ? polled.filter((c) => !state.known.has(c.id) && Date.parse(c.reported_at) >= answer.since) : [];
+      polled.forEach((c) => state.known.add(c.id));
       const fresh = [...state.kinds.flatMap((k) => state.counts[k] || []).filter((c) => !state.seen.has(c.id)), ...added, ...reported]
         .filter((c, i, all) => !state.seen.has(c.id) && all.findIndex((x) => x.id === c.id) === i);
       fresh.forEach((c) => state.seen.add(c.id));
