@@ -50,9 +50,10 @@ def defer(name: str, *, schedule_at: datetime | None = None, **kwargs: Any) -> N
     app.configure_task(name, **options).defer(**kwargs)
 
 
-def schedule_deadline_checks(case: Any) -> None:
+def schedule_deadline_checks(case: Any, deliver: list[int] | None = None) -> None:
     """Enqueue clock checks for the case's yellow time and deadline (in the caller's
-    transaction: if it rolls back, so do the jobs)."""
+    transaction: if it rolls back, so do the jobs); ``deliver``: inbox message ids whose
+    delivery job (``cases.deliver``) goes in the same statement."""
     if not enabled():
         return
     times = []
@@ -60,9 +61,7 @@ def schedule_deadline_checks(case: Any) -> None:
         times.append(case.yellow_at)
     if case.due_at:
         times.append(case.due_at)
-    if not times:
-        return
-    # both checks in one statement (procrastinate's batch defer), each at its own time
+    # all in one statement (procrastinate's batch defer), each check at its own time
     deferrer = app.configure_task(CHECK, queue=QUEUE)
     now = timezone.now()
     batch = [
@@ -71,7 +70,12 @@ def schedule_deadline_checks(case: Any) -> None:
         )
         for when in times
     ]
-    deferrer.job_manager.batch_defer_jobs(jobs=batch, connection=deferrer.connection)
+    if deliver:
+        batch.append(
+            app.configure_task(DELIVER, queue=QUEUE).make_new_job(message_ids=list(deliver))
+        )
+    if batch:
+        deferrer.job_manager.batch_defer_jobs(jobs=batch, connection=deferrer.connection)
 
 
 def deliver_inbox_later(message_ids: list[int]) -> None:

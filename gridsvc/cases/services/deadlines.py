@@ -177,10 +177,12 @@ def set_deadline(
                 pass
 
 
-def schedule_checks(case: Case) -> None:
+def schedule_checks(case: Case, deliver: list[int] | None = None) -> None:
     """Enqueue the deadline checks in the current transaction (the worker runs them; bulk
-    loaders queue none inside :func:`gridsvc.cases.jobs.paused`)."""
-    jobs.schedule_deadline_checks(case)
+    loaders queue none inside :func:`gridsvc.cases.jobs.paused`), with the delivery of the
+    inbox messages ``deliver`` (:func:`.events.inbox` with ``deliver=False``) in the same
+    statement."""
+    jobs.schedule_deadline_checks(case, deliver)
 
 
 def schedule_follow_up(case: Case, when: datetime) -> FollowUp:

@@ -54,7 +54,20 @@ def inbox(
     member_ids: Iterable[int | None], kind: str, case: Case, title: str, body: str = ""
 ) -> int:
     """Put a message in each member's inbox (delivered by the change feed and the notifier)."""
+    ids = inbox_messages(member_ids, kind, case, title, body)
+    if ids:
+        jobs.deliver_inbox_later(ids)
+    return len(ids)
+
+
+def inbox_messages(
+    member_ids: Iterable[int | None], kind: str, case: Case, title: str, body: str = ""
+) -> list[int]:
+    """:func:`inbox` without queueing the delivery: the messages' ids, for the caller to queue
+    with its other jobs in one statement (:func:`.deadlines.schedule_checks`)."""
     ids = sorted({m for m in member_ids if m})
+    if not ids:
+        return []
     messages = InboxMessage.objects.bulk_create(
         [
             InboxMessage(
@@ -68,9 +81,7 @@ def inbox(
             for m in ids
         ]
     )
-    if ids:
-        jobs.deliver_inbox_later([m.pk for m in messages])
-    return len(ids)
+    return [m.pk for m in messages]
 
 
 def holders_over(

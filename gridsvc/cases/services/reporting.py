@@ -24,7 +24,7 @@ from ..models import (
 )
 from .deadlines import schedule_checks, schedule_follow_up, set_deadline
 from .errors import CaseError
-from .events import dispatchers, holders_over, inbox, record
+from .events import dispatchers, holders_over, inbox_messages, record
 from .routing import apply_routing, route
 from .unity import attach_case_interpreters
 
@@ -117,7 +117,9 @@ def report_case(
         when=when,
     )
     assert r.location.point is not None  # locate() always places the report
-    with transaction.atomic():
+    # no savepoint of its own inside a caller's transaction (two statements fewer): every
+    # caller's block around it is atomic, and a failure here fails the whole report
+    with transaction.atomic(savepoint=False):
         case = Case(
             number=next_number(when),
             kind=category.kind,
@@ -181,29 +183,31 @@ def report_case(
         if on_the_spot:
             record(case, "on_the_spot", reporter, note=outcome, at=when)
             schedule_follow_up(case, when)
+        # the messages' delivery goes with the deadline checks: one statement for the jobs
+        messages: list[int] = []
         if case.handler_id and not on_the_spot:
-            inbox(
+            messages += inbox_messages(
                 [case.handler_id],
                 InboxMessage.Kind.NEW_CASE,
                 case,
                 f"新案件 {case.number}: {title}",
             )
         elif r.queued:
-            inbox(
+            messages += inbox_messages(
                 dispatchers(case),
                 InboxMessage.Kind.NEW_CASE,
                 case,
                 f"待派遣 {case.number}: {title}",
             )
         if r.notify:
-            inbox(
+            messages += inbox_messages(
                 holders_over(case, r.notify),
                 InboxMessage.Kind.NEW_CASE,
                 case,
                 f"关注 {case.number}: {title}",
                 "、".join(_flag_labels(case)) or category.name,
             )
-        schedule_checks(case)
+        schedule_checks(case, deliver=messages)
     # the answer names them only (id, number, title, status): no geometry, no chain JSON
     dups = list(
         find_duplicates(category, case.location, when, exclude_id=case.pk).only(
