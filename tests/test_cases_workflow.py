@@ -9,10 +9,16 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from gridsvc.cases import services
-from gridsvc.cases.models import Case, CaseEvent, FollowUp, Status
+from gridsvc.cases.models import Case, CaseEvent, Department, FollowUp, Status
 from gridsvc.territory.models import Household
 
 from .cases_helpers import member, report
+
+
+def _department(code: str) -> int:
+    """A seeded department's id, by its code (ids differ once the demo has been reloaded)."""
+    return Department.objects.get(code=code).pk
+
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +92,7 @@ def test_two_dispatchers_racing_the_second_gets_412(demo, member_client):
         street, case, "set_deadline", etag, due_at=(timezone.now() + timedelta(days=2)).isoformat()
     )
     assert one.status_code == 200
-    two = _post(street, case, "transfer", etag, department=1)
+    two = _post(street, case, "transfer", etag, department=_department("police"))
     assert two.status_code == 412 and two.data["current_version"] == case.version + 1
     case.refresh_from_db()
     assert case.status == Status.ASSIGNED and case.department_id is None
@@ -131,7 +137,7 @@ def test_transfer_to_an_outside_department_and_its_answer(demo, member_client):
     case = report("wages").case
     street = member_client("street")
     assert _post(street, case, "transfer").status_code == 400
-    r = _post(street, case, "transfer", department=3)
+    r = _post(street, case, "transfer", department=_department("labour"))
     assert r.data["status"] == "transferred" and r.data["department_name"]
     r = _post(street, case, "resolve", outcome="劳动监察大队责令支付")
     assert r.data["resolved_level"] == "department"

@@ -150,3 +150,16 @@ def test_who_may_hand_a_post_over(demo):
     # on leave: no authority
     Position.objects.filter(member=street, position_type="street_dispatcher").update(on_leave=True)
     assert not may_hand_over(street, member_post)
+
+
+def test_the_household_level_is_called_hu_zhang_not_jia_zhang(demo, member_client):
+    """The seeds' 单元长包家长 means the head of a household, but 家长 reads as "parent" to a
+    dispatcher: the level is shown as 户长, in the chain answer and the case level choices."""
+    from gridsvc.cases.models import Case
+
+    hh = Household.objects.filter(unit__building__grid=demo.grids[0]).first()
+    r = member_client("street").get(f"/api/v1/chain/?household={hh.pk}")
+    assert r.status_code == 200, r.content
+    labels = {s["level_name"]: s["level_label"] for s in r.json()["steps"]}
+    assert labels["household_head"] == "户长"
+    assert dict(Case._meta.get_field("level").choices)["household_head"] == "户长"

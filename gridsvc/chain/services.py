@@ -40,7 +40,7 @@ class Level:
 
 
 LEVELS: tuple[Level, ...] = (
-    Level(0, "household_head", "家长", "household"),
+    Level(0, "household_head", "户长", "household"),
     Level(1, PositionType.UNIT_HEAD.value, "单元长", "unit"),
     Level(2, PositionType.BUILDING_HEAD.value, "楼长", "building"),
     Level(3, PositionType.OWNERS_COMMITTEE.value, "业主委员会", "compound"),
