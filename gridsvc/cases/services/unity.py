@@ -135,7 +135,8 @@ def interpreter_needs(case: Case, actor: Any) -> dict[str, Any]:
         for langs in household_needs([case.household_id]).get(case.household_id, [])
         for c in langs
     }
-    spoken = languages_spoken([case.handler_id]).get(case.handler_id, set())
+    handler_id = case.handler_id
+    spoken = languages_spoken([handler_id]).get(handler_id, set()) if handler_id else set()
     calls = attach_interpreters(
         household=case.household_id,
         assignee_id=case.handler_id,
