@@ -40,6 +40,7 @@ from gridsvc.supervision.staff import (
 )
 
 from ..models import Case, Kind
+from .events import posts_over
 from .routing import start_level_for
 
 #: the chain level each post handles a case at (a 网格员 at the cadre's, as member_level)
@@ -72,22 +73,22 @@ class _Post:
     community: Any = None  # a 调处员's community (no chain position)
 
 
+#: the posts of the 五位一体 chain over a case's place, from the unit up to the street
+CHAIN_POST_TYPES = (
+    PositionType.UNIT_HEAD,
+    PositionType.BUILDING_HEAD,
+    PositionType.OWNERS_COMMITTEE,
+    PositionType.PROPERTY_MANAGER,
+    PositionType.COMMUNITY_CADRE,
+    PositionType.GRID_MEMBER,
+    PositionType.MEDIATION_COMMITTEE,
+    PositionType.STREET_DISPATCHER,
+)
+
+
 def _posts(case: Case, when: datetime) -> list[_Post]:
     """Every post held over the case's place at ``when`` (on leave included)."""
-    where = {
-        PositionType.UNIT_HEAD: ("unit", case.unit_id),
-        PositionType.BUILDING_HEAD: ("building", case.building_id),
-        PositionType.OWNERS_COMMITTEE: ("compound", case.compound_id),
-        PositionType.PROPERTY_MANAGER: ("compound", case.compound_id),
-        PositionType.COMMUNITY_CADRE: ("grid", case.grid_id),
-        PositionType.GRID_MEMBER: ("grid", case.grid_id),
-        PositionType.MEDIATION_COMMITTEE: ("community", case.community_id),
-        PositionType.STREET_DISPATCHER: ("street", case.street_id),
-    }
-    q = Q(pk__in=[])
-    for ptype, (attr, obj_id) in where.items():
-        if obj_id is not None:
-            q |= Q(position_type=ptype, **{f"{attr}_id": obj_id})
+    q = posts_over(case, CHAIN_POST_TYPES)
     held = (
         Position.objects.held_at(when)
         .filter(q, member__is_active=True)

@@ -84,10 +84,9 @@ def inbox_messages(
     return [m.pk for m in messages]
 
 
-def holders_over(
-    case: Case, position_types: Iterable[str], when: datetime | None = None
-) -> list[int]:
-    """Members holding any of ``position_types`` over the case's place (grid, compound …)."""
+def posts_over(case: Case, position_types: Iterable[str]) -> Q:
+    """A filter on Position: posts of ``position_types`` held over the case's place (its unit,
+    building, compound, grid, community or street, as each type is held)."""
     target: dict[str, tuple[str, int | None]] = {
         PositionType.UNIT_HEAD: ("unit", case.unit_id),
         PositionType.BUILDING_HEAD: ("building", case.building_id),
@@ -104,6 +103,14 @@ def holders_over(
         attr, obj_id = target.get(ptype, (None, None))
         if attr and obj_id:
             q |= Q(position_type=ptype, **{f"{attr}_id": obj_id})
+    return q
+
+
+def holders_over(
+    case: Case, position_types: Iterable[str], when: datetime | None = None
+) -> list[int]:
+    """Members holding any of ``position_types`` over the case's place (grid, compound …)."""
+    q = posts_over(case, position_types)
     return list(
         Position.objects.active_at(when).filter(q).values_list("member_id", flat=True).distinct()
     )
