@@ -32,7 +32,6 @@ from __future__ import annotations
 
 from datetime import date
 
-from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -61,6 +60,7 @@ from gridsvc.territory.codes import mask_phone
 from gridsvc.territory.models import Household, Resident
 from gridsvc.visits.models import Visit
 
+from . import batch
 from .attachments import AnyAccept, serve
 from .files import checked_upload
 from .privacy import UnmaskAuditMixin, unmask_grant, viewer
@@ -789,26 +789,13 @@ BATCH_SERIALIZERS = {
     "arrival": MigrantArrivalSerializer,
     "departure": AssistanceBatchDepartureSerializer,
 }
-BATCH_MAX = 200
-
-
-class AssistanceBatchItemSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=list(BATCH_SERIALIZERS))
-    client_uuid = serializers.UUIDField(help_text="made on the phone when recorded")
-    data = serializers.DictField(
-        help_text="application: {household, kind, applicant?, visit? or visit_uuid?, reason?, "
-        "made_at?}; arrival: as POST /migrants/ {resident, arrived_on, permit?, …}; "
-        "departure: {migrant or resident, departed_on, departed_to?}"
-    )
-
-
-class AssistanceBatchSerializer(serializers.Serializer):
-    items = AssistanceBatchItemSerializer(many=True, help_text=f"up to {BATCH_MAX}")
-
-
-class AssistanceBatchResultSerializer(serializers.Serializer):
-    summary = serializers.DictField(child=serializers.IntegerField())
-    results = serializers.ListField(child=serializers.DictField())
+AssistanceBatchSerializer, AssistanceBatchResultSerializer = batch.batch_serializers(
+    "Assistance",
+    BATCH_SERIALIZERS,
+    "application: {household, kind, applicant?, visit? or visit_uuid?, reason?, made_at?}; "
+    "arrival: as POST /migrants/ {resident, arrived_on, permit?, …}; "
+    "departure: {migrant or resident, departed_on, departed_to?}",
+)
 
 
 class AssistanceBatchView(APIView):
@@ -825,40 +812,16 @@ class AssistanceBatchView(APIView):
     )
     def post(self, request):  # type: ignore[no-untyped-def]
         _staff_only(request)
-        body = AssistanceBatchSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        items = body.validated_data["items"]
-        if len(items) > BATCH_MAX:
-            raise ValidationError({"items": f"at most {BATCH_MAX} per batch"})
-        results = []
-        summary = {"accepted": 0, "duplicate": 0, "rejected": 0}
-        for item in items:
-            kind, key = item["kind"], item["client_uuid"]
-            ser = BATCH_SERIALIZERS[kind](data=item["data"])
-            if not ser.is_valid():
-                results.append({"kind": kind, "status": "rejected", "errors": ser.errors})
-                summary["rejected"] += 1
-                continue
-            try:
-                try:
-                    with transaction.atomic():
-                        row, created = assistance_sync.record_offline(
-                            request.user, kind, dict(ser.validated_data), key
-                        )
-                except IntegrityError:  # the same client_uuid stored meanwhile: a duplicate
-                    with transaction.atomic():
-                        row, created = assistance_sync.record_offline(
-                            request.user, kind, dict(ser.validated_data), key
-                        )
-            except services.AssistanceError as exc:
-                errors = {exc.field or "non_field_errors": [str(exc.message)]}
-                results.append({"kind": kind, "status": "rejected", "errors": errors})
-                summary["rejected"] += 1
-                continue
-            state = "accepted" if created else "duplicate"
-            summary[state] += 1
-            results.append({"kind": kind, "status": state, "id": row.pk, "client_uuid": str(key)})
-        return Response({"summary": summary, "results": results})
+        body = batch.run_batch(
+            request.data,
+            AssistanceBatchSerializer,
+            parse=lambda kind, data, key: BATCH_SERIALIZERS[kind](data=data),
+            store=lambda kind, data, key: assistance_sync.record_offline(
+                request.user, kind, dict(data), key
+            ),
+            refused=services.AssistanceError,
+        )
+        return Response(body)
 
 
 urlpatterns: list = [

@@ -1,0 +1,109 @@
+"""The phone's offline batches (离线批量) of people's services and of community records: one
+envelope and one per-item loop, each app keeping only its kinds and how an item is stored.
+
+A batch is ``{"items": [{"kind", "client_uuid", "data"}, …]}`` (at most :data:`BATCH_MAX`);
+the answer is one result per item, in order — ``accepted`` (stored now, ``id``),
+``duplicate`` (that ``client_uuid`` was stored before, ``id``), ``rejected`` (``errors``) —
+and a ``summary`` of the three counts. Each item is stored in its own savepoint, so one bad
+item never loses the others; an item whose ``client_uuid`` was stored meanwhile (a concurrent
+retry: the unique key fails) is tried once more and answers ``duplicate``.
+
+The visits' batch (:mod:`api.visits.views`) is another shape (conflicts, photos, far-off
+flags) and does not use this module.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Model
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+
+__all__ = ["BATCH_MAX", "batch_serializers", "run_batch"]
+
+BATCH_MAX = 200
+
+#: how an app stores one valid item: ``(kind, validated data, client_uuid) → (row, created)``
+Store = Callable[[str, dict[str, Any], uuid.UUID], tuple[Model, bool]]
+#: how an app reads one item's data: ``(kind, data, client_uuid) → an unvalidated serializer``
+Parse = Callable[[str, dict[str, Any], uuid.UUID], serializers.Serializer]
+
+
+def batch_serializers(
+    prefix: str, kinds: Mapping[str, type[serializers.Serializer]], data_help: str
+) -> tuple[type[serializers.Serializer], type[serializers.Serializer]]:
+    """The request and the result serializer of an app's batch, named ``<prefix>Batch``
+    (items: ``<prefix>BatchItem``) and ``<prefix>BatchResult`` — the OpenAPI components."""
+    item = type(
+        f"{prefix}BatchItemSerializer",
+        (serializers.Serializer,),
+        {
+            "__module__": __name__,
+            "kind": serializers.ChoiceField(choices=list(kinds)),
+            "client_uuid": serializers.UUIDField(help_text="made on the phone when recorded"),
+            "data": serializers.DictField(help_text=data_help),
+        },
+    )
+    request = type(
+        f"{prefix}BatchSerializer",
+        (serializers.Serializer,),
+        {"__module__": __name__, "items": item(many=True, help_text=f"up to {BATCH_MAX}")},
+    )
+    result = type(
+        f"{prefix}BatchResultSerializer",
+        (serializers.Serializer,),
+        {
+            "__module__": __name__,
+            "summary": serializers.DictField(child=serializers.IntegerField()),
+            "results": serializers.ListField(child=serializers.DictField()),
+        },
+    )
+    return request, result
+
+
+def run_batch(
+    body: Any,
+    request_serializer: type[serializers.Serializer],
+    parse: Parse,
+    store: Store,
+    refused: type[Exception] | tuple[type[Exception], ...],
+) -> dict[str, Any]:
+    """Validate the envelope (400 on a bad one or more than :data:`BATCH_MAX` items), then
+    parse and store each item in its own savepoint: ``{"summary", "results"}``. ``refused``:
+    the domain errors (with ``message`` and ``field``: ``AssistanceError``,
+    ``CommunityError``) that reject one item."""
+    envelope = request_serializer(data=body)
+    envelope.is_valid(raise_exception=True)
+    items = envelope.validated_data["items"]
+    if len(items) > BATCH_MAX:
+        raise ValidationError({"items": f"at most {BATCH_MAX} per batch"})
+    results: list[dict[str, Any]] = []
+    summary = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    for item in items:
+        kind, key = item["kind"], item["client_uuid"]
+        ser = parse(kind, item["data"], key)
+        if not ser.is_valid():
+            results.append({"kind": kind, "status": "rejected", "errors": ser.errors})
+            summary["rejected"] += 1
+            continue
+        try:
+            try:
+                with transaction.atomic():
+                    row, created = store(kind, ser.validated_data, key)
+            except IntegrityError:  # the same client_uuid stored meanwhile: a duplicate
+                with transaction.atomic():
+                    row, created = store(kind, ser.validated_data, key)
+        except refused as exc:
+            field = getattr(exc, "field", None) or "non_field_errors"
+            errors = {field: [str(getattr(exc, "message", exc))]}
+            results.append({"kind": kind, "status": "rejected", "errors": errors})
+            summary["rejected"] += 1
+            continue
+        state = "accepted" if created else "duplicate"
+        summary[state] += 1
+        results.append({"kind": kind, "status": state, "id": row.pk, "client_uuid": str(key)})
+    return {"summary": summary, "results": results}
