@@ -29,11 +29,18 @@ def test_minority_figures(demo):
 
 
 def test_low_income_figures(demo):
+    """低保 is the approved applications in force (gridsvc.assistance.figures): by the end of
+    October 2026 every household recorded as 低保 has one."""
+    from datetime import date
+
+    from gridsvc.assistance.figures import kind_figures
+    from gridsvc.assistance.models import Application, Kind
+
+    f = kind_figures(Application.objects.all(), Kind.DIBAO, date(2026, 10, 31))
+    assert (f["minority_people"], f["minority_households"], f["people"]) == (296, 120, 740)
+    assert f["minority_people_share"] == 40.0
     low = Resident.objects.filter(tags__contains=["low_income"])
-    low_minority = low.exclude(ethnicity="01")
-    assert low_minority.count() == 296
-    assert low_minority.values("household").distinct().count() == 120
-    assert round(100 * low_minority.count() / low.count()) == 40
+    assert low.count() == f["people"]
 
 
 def test_two_religious_venues(demo):

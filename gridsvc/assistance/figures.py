@@ -5,6 +5,13 @@ applications: the seed's "享受低保的少数民族人员约296人,120户,占�
 On assistance on ``day`` = an approved application whose start date is on or before the day
 and whose end date is not before it. People are the residents recorded in the household
 (for enrolment kinds: the applicant if one is named); minority = ethnicity not 汉族.
+
+This is the only definition of 低保 in the work report, its per-grid table and charts
+(gridsvc.reports): the residents' ``low_income`` tag is what a roster records about a person,
+not the figure (the report reads :func:`households_on` and :func:`kind_figures`).
+廉租房 is two figures: the households *living in* 廉租房 (实物配租, ``Household.tenure``, a housing
+type) and the households *paid* a rent subsidy (廉租房租赁补贴, 货币补贴, records here); the rows
+are labelled so neither reads as the other.
 """
 
 from __future__ import annotations
@@ -27,6 +34,12 @@ def on_assistance(qs: QuerySet[Application], day: date) -> QuerySet[Application]
     return qs.filter(status=Status.APPROVED, start_date__lte=day).filter(
         Q(end_date__isnull=True) | Q(end_date__gte=day)
     )
+
+
+def households_on(kind: str, day: date) -> QuerySet[Application, Any]:
+    """The households (``values("household")``) with an approved ``kind`` application in
+    force on ``day`` — for ``Resident`` filters such as ``household__in=`` (the per-grid 低保)."""
+    return on_assistance(Application.objects.filter(kind=kind), day).values("household")
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -138,6 +151,24 @@ def report_section(area: Any, period: Any, scope: Any, tier: Any) -> dict[str, A
     }
 
 
+def low_income_summary(section: dict[str, Any]) -> dict[str, Any] | None:
+    """The report's ``population["low_income"]`` (低保 people and households, the minority
+    among them, their share as a fraction) from the ``assistance`` section's 低保 figures —
+    the same records, the same suppression; None without the section (the neighbour tier)."""
+    if not section:
+        return None
+    d = section["assistance"]["figures"][Kind.DIBAO]
+    people, minority = d["people"], d["minority_people"]
+    return {
+        "people": people,
+        "households": d["households"],
+        "minority_people": minority,
+        "minority_households": d["minority_households"],
+        "minority_share": round(minority / people, 4) if people and minority is not None else None,
+        "source": "applications",
+    }
+
+
 def _n(v: int | None) -> int | str:
     return "<5" if v is None else v
 
@@ -147,19 +178,16 @@ def _pct(v: float | None) -> str:
 
 
 def report_rows(section: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The ``assistance`` section as (label, value) rows of the report's xlsx and PDF."""
+    """The ``assistance`` section as (label, value) rows of the report's xlsx and PDF. 低保 is
+    not among them: the report's 低保 rows (概况) are these records' figures already
+    (``population["low_income"]``, :func:`low_income_summary`), shown once."""
     f = section["figures"]
-    d, r, m, t = f[Kind.DIBAO], f[Kind.RENT_SUBSIDY], f[Kind.MEDICAL_INSURANCE], f[Kind.TEMP_RELIEF]
+    r, m, t = f[Kind.RENT_SUBSIDY], f[Kind.MEDICAL_INSURANCE], f[Kind.TEMP_RELIEF]
     g = section["migrants"]
     return [
-        ("民生服务—低保人数(按审批记录)", _n(d["people"])),
-        ("民生服务—低保户数(按审批记录)", _n(d["households"])),
-        ("民生服务—少数民族低保人数", _n(d["minority_people"])),
-        ("民生服务—少数民族低保户数", _n(d["minority_households"])),
-        ("民生服务—少数民族占低保人数比例", _pct(d["minority_people_share"])),
-        ("民生服务—廉租房补贴户数", _n(r["households"])),
-        ("民生服务—少数民族廉租房补贴户数", _n(r["minority_households"])),
-        ("民生服务—少数民族占廉租房补贴户数比例", _pct(r["minority_households_share"])),
+        ("民生服务—廉租房租赁补贴户数(货币补贴)", _n(r["households"])),
+        ("民生服务—少数民族廉租房租赁补贴户数", _n(r["minority_households"])),
+        ("民生服务—少数民族占廉租房租赁补贴户数比例", _pct(r["minority_households_share"])),
         ("民生服务—居民医保参保人数", _n(m["people"])),
         ("民生服务—少数民族居民医保参保人数", _n(m["minority_people"])),
         ("民生服务—少数民族占居民医保人数比例", _pct(m["minority_people_share"])),

@@ -97,6 +97,8 @@ def headline_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
         ]
     rows.append(("流动人口", p["floating_residents"]))
     if "low_income" in p:
+        # 低保: the approved applications in force on the period's last day — the one figure
+        # (gridsvc.assistance.figures); the 民生服务 rows below do not repeat it
         li = p["low_income"]
         rows += [
             ("低保人数", _n(li["people"])),
@@ -104,7 +106,8 @@ def headline_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
             ("少数民族低保人数", _n(li["minority_people"])),
             ("少数民族低保户数", _n(li["minority_households"])),
             ("少数民族占低保人数比例", _pct(li["minority_share"])),
-            ("廉租房户数", _n(p["low_rent_households"])),
+            # the housing type (实物配租), not the rent subsidy paid (民生服务—廉租房租赁补贴)
+            ("廉租房住户数(实物配租,按住房登记)", _n(p["low_rent_households"])),
         ]
     v = r["visits"]
     if v.get("available"):
@@ -220,7 +223,7 @@ def report_xlsx(r: dict[str, Any]) -> bytes:
     if sensitive:
         _table(
             g,
-            ["网格编码", "网格", "户数", "少数民族户", "人口", "少数民族人口", "少数民族占比", "低保",
+            ["网格编码", "网格", "户数", "少数民族户", "人口", "少数民族人口", "少数民族占比", "低保人数",
              "流动人口"],
             [
                 [x["code"], x["name"], x["households"], _n(x["minority_households"]),

@@ -7,8 +7,12 @@ page and the supervision/assessment work all show the same numbers:
 - 人口: households, residents; minority (少数民族) households (head not Han) and residents and
   their share; residents and households by ethnicity; residency type (户籍/人户分离/流动/境外);
   floating population (流动人口) by place of origin.
-- 低保: low-income people and households, the minority among them and their share; low-rent
-  housing (廉租房) households; key groups (重点人群) by tag.
+- 低保: people and households on 低保 — approved 低保 applications in force on the period's last
+  day (gridsvc.assistance.figures, the one definition: the same figure in 概况, the per-grid
+  table, the charts and the 民生服务 section), the minority among them and their share;
+  households living in 廉租房 (实物配租, ``Household.tenure`` — a housing type, not the
+  廉租房租赁补贴 paid, which is a 民生服务 figure from the records); key groups (重点人群) by tag
+  (the 低保 and 廉租房 tags left out: those figures are the ones above).
 - per grid: the same headline figures per grid.
 - 走访 (when the visits app is installed): tasks due in the period, done, coverage = done ÷ due,
   visits logged, far-off visits.
@@ -18,7 +22,7 @@ page and the supervision/assessment work all show the same numbers:
   resolution rate, by category and by the level where they ended; hazards found and
   rectified; cases flagged petition risk.
 
-Tag figures (低保, 重点人群 …) are as of the period's last day, read from the status history
+Tag figures (重点人群) are as of the period's last day, read from the status history
 (:mod:`gridsvc.territory.history`): a tag edited later does not move a past period's figures.
 Household and resident counts are a snapshot (residences have no history); visit and case
 figures are for the period. Everything is limited to the caller's territory. A report issued
@@ -73,6 +77,10 @@ from gridsvc.territory.models import Community, Grid, Household, Resident, Stree
 from gridsvc.visits.models import Visit, VisitTask
 
 TAG_LABELS = dict(Resident.Tag.choices)
+#: 重点人群 by tag: every tag but 低保 and 廉租房, whose figures are the report's 低保 (from the
+#: approved applications) and 廉租房 (the housing type) rows — one definition, shown once.
+KEY_GROUP_TAGS = [t for t in Resident.Tag.values if t not in ("low_income", "low_rent_housing")]
+DIBAO = "dibao"  # gridsvc.assistance.models.Kind.DIBAO
 RESIDENCY_LABELS = dict(Resident.Residency.choices)
 
 
@@ -211,11 +219,12 @@ def _population(
     households: QuerySet,
     sensitive: tuple[QuerySet, QuerySet] | None,
     tier: Tier,
-    day: date,
+    low_income: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Population headline figures, tags as of ``day``. ``sensitive`` is (residents,
-    households) over the staff part of the scope, or None for the neighbour tier (no sensitive
-    figure at all)."""
+    """Population headline figures. ``sensitive`` is (residents, households) over the staff
+    part of the scope, or None for the neighbour tier (no sensitive figure at all);
+    ``low_income`` the 低保 figures from the records
+    (:func:`gridsvc.assistance.figures.low_income_summary`)."""
     base_r = residents.aggregate(
         residents=Count("id"),
         floating=Count("id", filter=Q(residency=Resident.Residency.FLOATING)),
@@ -229,15 +238,7 @@ def _population(
         return out
     s_res, s_hh = sensitive
     not_han = ~Q(ethnicity=HAN)
-    low = tag_held_on("low_income", day)
-    r = s_res.aggregate(
-        residents=Count("id"),
-        minority_residents=Count("id", filter=not_han),
-        low_income=Count("id", filter=low),
-        low_income_minority=Count("id", filter=low & not_han),
-        low_income_households=Count("household", filter=low, distinct=True),
-        low_income_minority_households=Count("household", filter=low & not_han, distinct=True),
-    )
+    r = s_res.aggregate(residents=Count("id"), minority_residents=Count("id", filter=not_han))
     h = s_hh.aggregate(
         households=Count("id"),
         minority_households=Count("id", filter=Q(head__isnull=False) & ~Q(head__ethnicity=HAN)),
@@ -248,18 +249,19 @@ def _population(
     for part, whole in (("minority_residents", "residents"), ("minority_households", "households")):
         if k[part] is not None and suppress_small((r | h)[whole] - (r | h)[part], tier) is None:
             k[part] = None
-    people, minority_people = k["low_income"], k["low_income_minority"]
     return out | {
         "minority_households": k["minority_households"],
         "minority_households_share": _share(k["minority_households"], h["households"]),
         "minority_residents": k["minority_residents"],
         "minority_residents_share": _share(k["minority_residents"], r["residents"]),
-        "low_income": {
-            "people": people,
-            "households": k["low_income_households"],
-            "minority_people": minority_people,
-            "minority_households": k["low_income_minority_households"],
-            "minority_share": _share(minority_people, people),
+        "low_income": low_income
+        or {
+            "people": 0,
+            "households": 0,
+            "minority_people": 0,
+            "minority_households": 0,
+            "minority_share": None,
+            "source": "applications",
         },
         "low_rent_households": k["low_rent_households"],
     }
@@ -320,16 +322,14 @@ def _key_groups(
 ) -> list[dict[str, Any]]:
     """重点人群 by tag as of ``day``; sensitive tags only for tiers that may know them (counted
     over the staff part of the scope, small cells suppressed)."""
-    plain = [t for t in Resident.Tag.values if t not in SENSITIVE_TAGS]
+    plain = [t for t in KEY_GROUP_TAGS if t not in SENSITIVE_TAGS]
     agg = residents.aggregate(**{t: Count("id", filter=tag_held_on(t, day)) for t in plain})
     if sensitive is not None:
-        sens = [t for t in Resident.Tag.values if t in SENSITIVE_TAGS]
+        sens = [t for t in KEY_GROUP_TAGS if t in SENSITIVE_TAGS]
         s_agg = sensitive.aggregate(**{t: Count("id", filter=tag_held_on(t, day)) for t in sens})
         agg |= {t: suppress_small(n, tier) for t, n in s_agg.items()}
     return [
-        {"tag": t, "name": TAG_LABELS[t], "residents": agg[t]}
-        for t in Resident.Tag.values
-        if t in agg
+        {"tag": t, "name": TAG_LABELS[t], "residents": agg[t]} for t in KEY_GROUP_TAGS if t in agg
     ]
 
 
@@ -368,6 +368,8 @@ def _per_grid(
         )
     if sensitive is None:
         return out
+    from gridsvc.assistance.figures import households_on
+
     s_res, s_hh = sensitive
     not_han = ~Q(ethnicity=HAN)
     sr = {
@@ -377,7 +379,7 @@ def _per_grid(
         .annotate(
             residents=Count("id"),
             minority=Count("id", filter=not_han),
-            low_income=Count("id", filter=tag_held_on("low_income", day)),
+            low_income=Count("id", filter=Q(household__in=households_on(DIBAO, day))),
         )
     }
     sh = {
@@ -586,6 +588,10 @@ def work_report(
             **({"community": area} if isinstance(area, Community) else {"community__street": area}),
         )
     )
+    from gridsvc.assistance.figures import low_income_summary
+
+    assistance = _assistance(area, period, scope, tier)
+    low_income = low_income_summary(assistance)
     report: dict[str, Any] = {
         "area": {
             "level": "community" if isinstance(area, Community) else "street",
@@ -597,7 +603,7 @@ def work_report(
                    "start": period.start.isoformat(), "end": (period.end - timedelta(days=1)).isoformat()},
         "generated_at": timezone.now().isoformat(timespec="seconds"),
         "privacy": privacy_note(tier),
-        "population": _population(residents, households, sensitive, tier, period.last_day),
+        "population": _population(residents, households, sensitive, tier, low_income),
     }  # fmt: skip
     if sensitive is not None:
         report["by_ethnicity"] = _by_ethnicity(sensitive[0], tier)
@@ -612,7 +618,7 @@ def work_report(
         "cases": _cases(area, period, scope, tier),
         "assessment": _assessment(area, period, scope),
         **_unity(area, period, scope, tier),
-        **_assistance(area, period, scope, tier),
+        **assistance,
     }
 
 
