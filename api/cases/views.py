@@ -42,6 +42,7 @@ from .inputs import MAX_PHOTO_BYTES, category_from, expected_version, point_from
 from .scope import case_queryset, in_scope, resolve_action_ids, visible_among
 from .serializers import (
     ACTION_BODY,
+    CASE_ROW,
     CaseAttachmentUploadSerializer,
     CaseFeatureCollectionSerializer,
     CaseSerializer,
@@ -54,6 +55,8 @@ from .serializers import (
     MediationSerializer,
     ReportSerializer,
     RequestSerializer,
+    case_row_coordinates,
+    case_rows_payload,
 )
 
 
@@ -98,30 +101,7 @@ class GeoJSONRenderer(JSONRenderer):
     format = "geojson"
 
 
-# The columns CaseSerializer writes a case from (with its category and the category's parent,
-# the handler's name and the department's): the rest of a case row — the chain walked, the
-# deadline bookkeeping, cards — and of the member row (password, contacts) are not read.
-_CASE_COLUMNS = {f.name for f in Case._meta.concrete_fields}
 _TRUE = ("1", "true")  # what CaseFilter's ``mine`` reads as true (lower-cased)
-CASE_LIST_COLUMNS = (
-    *(f for f in CaseSerializer.Meta.fields if f in _CASE_COLUMNS),
-    "location",
-    "reported_by",
-    "ethnic_religious",
-    "group_incident",
-    "petition_risk",
-    "category__code",
-    "category__name",
-    "category__open_conditions",
-    "category__close_conditions",
-    "category__parent",
-    "category__parent__open_conditions",
-    "category__parent__close_conditions",
-    "category__parent__parent",
-    "handler__username",
-    "handler__display_name",
-    "department__name",
-)
 
 
 class CaseViewSet(
@@ -177,14 +157,18 @@ class CaseViewSet(
     )
     def list(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         """The page and its count in one query (``StandardPagination.paginate_values``), of
-        only the columns a case is written from (issue 19: a page read ~60 columns of the
-        case and every column of its handler)."""
+        only the columns a case is written from, as plain rows (the category's conditions,
+        the handler's and department's names joined), written by ``case_rows_payload`` as
+        CaseSerializer writes them (issue 19: a page built a model instance and ran ~60
+        serializer fields per case)."""
         paginator = self.paginator
         if request.accepted_renderer.format == "json" and isinstance(paginator, StandardPagination):
+            crs = self.get_serializer_context()["crs"]
             qs = self.filter_queryset(self.get_queryset())
-            page = paginator.paginate_values(qs.only(*CASE_LIST_COLUMNS), request, count_qs=qs)
+            rows = qs.values(*CASE_ROW, **case_row_coordinates())
+            page = paginator.paginate_values(rows, request, count_qs=qs)
             if page is not None:
-                return paginator.get_paginated_response(self.get_serializer(page, many=True).data)
+                return paginator.get_paginated_response(case_rows_payload(page, request, crs))
         if request.accepted_renderer.format == "geojson":
             qs = self.filter_queryset(self.get_queryset())
             page = self.paginate_queryset(qs)
