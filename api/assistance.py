@@ -66,7 +66,7 @@ from .files import checked_upload
 from .privacy import UnmaskAuditMixin, unmask_grant, viewer
 from .scoping import request_scope
 
-SENSITIVE_FIELDS = ("monthly_income", "amount")
+SENSITIVE_FIELDS = assistance_sync.SENSITIVE_FIELDS
 MAX_ID = 2**62  # ids in bodies: larger is a 400, never a database overflow
 
 root_urlpatterns: list = []
@@ -125,35 +125,7 @@ class AssistanceApplicationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Application
-        fields = [
-            "id",
-            "client_uuid",
-            "household",
-            "applicant",
-            "visit",
-            "kind",
-            "kind_name",
-            "status",
-            "status_name",
-            "reason",
-            "members_count",
-            "monthly_income",
-            "documents",
-            "recommended",
-            "review_opinion",
-            "decision_reason",
-            "amount",
-            "start_date",
-            "end_date",
-            "recheck_due",
-            "due_at",
-            "created_by",
-            "created_at",
-            "updated_at",
-            "masked",
-            "events",
-            "attachments",
-        ]
+        fields = list(assistance_sync.APPLICATION_FIELDS)
         read_only_fields = fields
 
     def _money(self, value) -> str | None:  # type: ignore[no-untyped-def]
@@ -470,17 +442,7 @@ class ApplicationViewSet(
 
 
 # ---------------------------------------------------------------- 流动人口 (item 3)
-MIGRANT_FIELDS = [
-    "permit",
-    "permit_expires",
-    "home_contact",
-    "home_contact_phone",
-    "work",
-    "employer",
-    "business_licence",
-    "children_needs",
-    "training",
-]
+MIGRANT_FIELDS = list(assistance_sync.MIGRANT_DETAILS)
 
 
 class MigrantSerializer(serializers.ModelSerializer):
@@ -492,19 +454,7 @@ class MigrantSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Migrant
-        fields = [
-            "id",
-            "resident",
-            "resident_name",
-            "household",
-            "arrived_on",
-            "departed_on",
-            "departed_to",
-            *MIGRANT_FIELDS,
-            "recorded_by",
-            "created_at",
-            "updated_at",
-        ]
+        fields = list(assistance_sync.MIGRANT_FIELDS)
         read_only_fields = fields
 
     def get_home_contact_phone(self, obj: Migrant) -> str:

@@ -101,14 +101,18 @@ def _d(value: date | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-APPLICATION_COLUMNS = (
+#: an application's keys as the phone's feed and the API write them, in order — the one list
+#: (``api.assistance.AssistanceApplicationSerializer``'s fields; :func:`application_payloads`)
+APPLICATION_FIELDS = (
     "id",
     "client_uuid",
-    "household_id",
-    "applicant_id",
-    "visit_id",
+    "household",
+    "applicant",
+    "visit",
     "kind",
+    "kind_name",
     "status",
+    "status_name",
     "reason",
     "members_count",
     "monthly_income",
@@ -121,9 +125,21 @@ APPLICATION_COLUMNS = (
     "end_date",
     "recheck_due",
     "due_at",
-    "created_by_id",
+    "created_by",
     "created_at",
     "updated_at",
+    "masked",
+    "events",
+    "attachments",
+)
+#: the keys made from other columns or rows (names, the mask list, events, documents)
+_APPLICATION_MADE = ("kind_name", "status_name", "masked", "events", "attachments")
+_APPLICATION_FOREIGN = ("household", "applicant", "visit", "created_by")
+#: the columns :func:`application_payloads` reads (``.values(*APPLICATION_COLUMNS)``)
+APPLICATION_COLUMNS = tuple(
+    f"{key}_id" if key in _APPLICATION_FOREIGN else key
+    for key in APPLICATION_FIELDS
+    if key not in _APPLICATION_MADE
 )
 _KIND_NAMES = dict(Kind.choices)
 _STATUS_NAMES = dict(Status.choices)
@@ -231,19 +247,29 @@ def application_payloads(
     return out
 
 
-MIGRANT_COLUMNS = (
+#: a migrant's keys as the phone's feed and the API write them, in order — the one list
+#: (``api.assistance.MigrantSerializer``'s fields; :func:`migrant_payloads`)
+MIGRANT_FIELDS = (
     "id",
-    "resident_id",
-    "resident__name",
-    "resident__household_id",
+    "resident",
+    "resident_name",
+    "household",
     "arrived_on",
     "departed_on",
     "departed_to",
     *MIGRANT_DETAILS,
-    "recorded_by_id",
+    "recorded_by",
     "created_at",
     "updated_at",
 )
+_MIGRANT_SOURCES = {
+    "resident": "resident_id",
+    "resident_name": "resident__name",
+    "household": "resident__household_id",
+    "recorded_by": "recorded_by_id",
+}
+#: the columns :func:`migrant_payloads` reads (``.values(*MIGRANT_COLUMNS)``)
+MIGRANT_COLUMNS = tuple(_MIGRANT_SOURCES.get(key, key) for key in MIGRANT_FIELDS)
 
 
 def migrant_payloads(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
