@@ -67,8 +67,11 @@ from gridsvc.community.models import (
     SignOff,
     TeamMembership,
     UnityReport,
+    VenueContact,
+    VenueTask,
     VenueVisit,
 )
+from gridsvc.community.venues import present_venue_contact
 from gridsvc.territory.codes import mask_name
 from gridsvc.territory.models import Grid
 
@@ -676,6 +679,88 @@ class VenueVisitViewSet(_WorkViewSet):
     serializer_class = VenueVisitSerializer
     filterset_fields = ["place", "date", "hazard_found"]
     record = staticmethod(services.record_venue_visit)
+
+
+class VenueContactSerializer(LocatedSerializer):
+    place = _id("place_id", "the religious venue (Place of kind mosque / religious_venue)")
+    grid = serializers.IntegerField(source="grid_id", read_only=True, allow_null=True)
+    community = serializers.IntegerField(source="community_id", read_only=True)
+    masked = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="keys not shown in clear"
+    )
+
+    class Meta:
+        model = VenueContact
+        fields = [*LocatedSerializer.LOCATED_FIELDS, "place", "name", "role", "phone", "masked"]
+        read_only_fields = ["created_at"]
+
+    def to_representation(self, instance):  # type: ignore[no-untyped-def]
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        tier = tier_for(request.user) if request is not None else Tier.NONE
+        return present_venue_contact(data, instance.phone, tier)
+
+
+class VenueContactViewSet(_WorkViewSet):
+    """A religious venue's contacts (阿訇, 管委会负责人 …) with their phones (masked below the
+    staff tier like residents' phones)."""
+
+    base_queryset = VenueContact.objects.all()
+    serializer_class = VenueContactSerializer
+    filterset_fields = ["place", "grid"]
+    record = staticmethod(services.record_venue_contact)
+
+
+class VenueTaskSerializer(serializers.ModelSerializer):
+    rule = serializers.IntegerField(source="rule_id", read_only=True)
+    place = serializers.IntegerField(source="place_id", read_only=True)
+    place_name = serializers.CharField(source="place.name", read_only=True)
+    grid = serializers.IntegerField(source="grid_id", read_only=True, allow_null=True)
+    community = serializers.IntegerField(source="community_id", read_only=True)
+    assigned_member = serializers.IntegerField(
+        source="assigned_member_id", read_only=True, allow_null=True
+    )
+    done_by = serializers.IntegerField(
+        source="done_by_id", read_only=True, allow_null=True, help_text="the venue visit"
+    )
+
+    class Meta:
+        model = VenueTask
+        fields = [
+            "id",
+            "rule",
+            "place",
+            "place_name",
+            "community",
+            "grid",
+            "period",
+            "period_start",
+            "period_end",
+            "due_on",
+            "assigned_member",
+            "assigned_level",
+            "status",
+            "done_by",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class VenueTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The joint monthly venue visits due (每个月和清真寺共同走访): one per venue and period of a
+    visit rule targeting ``religious_venues``; a venue visit (``venue-visits/``) in the period
+    completes it. ``?mine=1``: the caller's own."""
+
+    serializer_class = VenueTaskSerializer
+    filterset_fields = ["place", "status", "period", "assigned_member"]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return VenueTask.objects.none()
+        qs = services.visible(VenueTask, self.request.user).select_related("place")
+        if self.request.query_params.get("mine") in ("1", "true"):
+            qs = qs.filter(assigned_member=self.request.user)
+        return qs.order_by("due_on", "id")
 
 
 class PairingViewSet(_WorkViewSet):
@@ -1291,6 +1376,10 @@ def register(router) -> None:  # type: ignore[no-untyped-def]
     )
     router.register("community/petitions", PetitionViewSet, basename="community-petition")
     router.register("community/venue-visits", VenueVisitViewSet, basename="community-venue-visit")
+    router.register(
+        "community/venue-contacts", VenueContactViewSet, basename="community-venue-contact"
+    )
+    router.register("community/venue-tasks", VenueTaskViewSet, basename="community-venue-task")
     router.register("community/pairings", PairingViewSet, basename="community-pairing")
     router.register("community/ratings", RatingViewSet, basename="community-rating")
     router.register("community/sign-offs", SignOffViewSet, basename="community-sign-off")

@@ -266,6 +266,60 @@ class VenueVisit(Located):
         ordering = ["-date", "-id"]
 
 
+class VenueContact(Located):
+    """A religious venue's contact person (阿訇, 管委会负责人 …) with their phone, kept on the
+    venue (a Place of kind mosque / religious_venue). The phone is shown through
+    :func:`gridsvc.community.services.present_venue_contact` (masked below the staff tier
+    with the residents' :func:`gridsvc.chain.visibility.mask_phone`)."""
+
+    place = models.ForeignKey("territory.Place", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=64)
+    role = models.CharField(max_length=64, blank=True, help_text="阿訇, 管委会主任 …")
+    phone = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["place_id", "id"]
+
+
+class VenueTask(Located):
+    """The joint monthly venue visit due (每个月和清真寺共同走访): one per venue and period of a
+    :class:`gridsvc.visits.models.VisitRule` whose ``target_group`` is ``religious_venues``,
+    for the grid member of the venue's grid (up the chain when the grid has none). Generated
+    with the household tasks (:func:`gridsvc.visits.services.generate_tasks`); a
+    :class:`VenueVisit` to the venue inside the period completes it. Kept here, not as a
+    ``VisitTask``, because a visit task is about a household."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "待走访"
+        DONE = "done", "已走访"
+
+    rule = models.ForeignKey("visits.VisitRule", on_delete=models.PROTECT, related_name="+")
+    place = models.ForeignKey("territory.Place", on_delete=models.CASCADE, related_name="+")
+    period = models.CharField(max_length=16)
+    period_start = models.DateField()
+    period_end = models.DateField()
+    due_on = models.DateField()
+    assigned_member = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    assigned_position = models.ForeignKey(
+        "chain.Position", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    assigned_level = models.CharField(max_length=32, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    done_by = models.ForeignKey(
+        VenueVisit, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["due_on", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "place", "period_start"], name="venue_task_once"
+            )
+        ]
+
+
 class Campaign(Located):
     """A periodic screening campaign (矛盾纠纷排查化解月, 排查不稳定因素) over a community (or one
     grid) and a period: each grid returns its findings or a 零报告."""
@@ -510,6 +564,8 @@ LOCATED = (
     ScreeningReport,
     Petition,
     VenueVisit,
+    VenueContact,
+    VenueTask,
     Pairing,
     Rating,
     SignOff,

@@ -44,6 +44,7 @@ from .models import (
     Team,
     TeamMembership,
     UnityReport,
+    VenueContact,
     VenueVisit,
 )
 
@@ -528,7 +529,33 @@ def record_venue_visit(member: Any, data: dict[str, Any]) -> tuple[VenueVisit, b
         where = locate(member, community=place.community_id)
     if data.get("hazards", "").strip():
         data["hazard_found"] = True
-    return _save(VenueVisit, member, data.pop("client_uuid", None), place=place, **data, **where)
+    from .venues import complete_venue_tasks
+
+    with transaction.atomic():
+        visit, created = _save(
+            VenueVisit, member, data.pop("client_uuid", None), place=place, **data, **where
+        )
+        if created:
+            complete_venue_tasks(visit)  # the month's 共同走访 task of the venue is done
+    return visit, created
+
+
+def record_venue_contact(member: Any, data: dict[str, Any]) -> tuple[VenueContact, bool]:
+    """A religious venue's contact person (name, role, phone), kept on the venue."""
+    data = dict(data)
+    _require_staff(member)
+    place = _resolve(work_scope(member), Place, data.pop("place", None), "place")
+    if place is None:
+        raise CommunityError("name the venue", "place")
+    if not place.is_religious:
+        raise CommunityError("the place is not a religious venue", "place")
+    if not str(data.get("name", "")).strip():
+        raise CommunityError("name the contact", "name")
+    if place.grid_id:
+        where = locate(member, grid=place.grid_id)
+    else:
+        where = locate(member, community=place.community_id)
+    return _save(VenueContact, member, data.pop("client_uuid", None), place=place, **data, **where)
 
 
 # ---------------------------------------------------------------- pairing

@@ -50,6 +50,9 @@ VISITOR_LEVELS = [
     ("street_dispatcher", "街道调度台"),
 ]
 ALL_HOUSEHOLDS = "all_households"
+# a rule over the religious venues (Places of kind mosque / religious_venue), not households:
+# its tasks are gridsvc.community.models.VenueTask (每个月和清真寺共同走访, issue 20 item 6)
+RELIGIOUS_VENUES = "religious_venues"
 
 
 class VisitRule(models.Model):
@@ -87,9 +90,12 @@ class VisitRule(models.Model):
     def clean(self) -> None:
         from gridsvc.territory.models import Resident
 
-        if self.target_group != ALL_HOUSEHOLDS and self.target_group not in Resident.Tag.values:
+        if (
+            self.target_group not in (ALL_HOUSEHOLDS, RELIGIOUS_VENUES)
+            and self.target_group not in Resident.Tag.values
+        ):
             raise ValidationError(
-                {"target_group": f"a resident tag or '{ALL_HOUSEHOLDS}'"},
+                {"target_group": f"a resident tag, '{ALL_HOUSEHOLDS}' or '{RELIGIOUS_VENUES}'"},
             )
 
     def __str__(self) -> str:

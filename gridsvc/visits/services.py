@@ -30,9 +30,10 @@ from gridsvc.chain.models import POSITION_TARGET, Position, PositionType
 from gridsvc.chain.services import LEVELS, level_index
 from gridsvc.community.languages import attach_to_new_tasks, speakers_for_households
 from gridsvc.community.models import InterpreterCall
+from gridsvc.community.venues import generate_venue_tasks
 from gridsvc.territory.models import Household, Resident
 
-from .models import ALL_HOUSEHOLDS, DailyReport, Visit, VisitRule, VisitTask
+from .models import ALL_HOUSEHOLDS, RELIGIOUS_VENUES, DailyReport, Visit, VisitRule, VisitTask
 from .periods import Period, periods_overlapping
 
 GRID_MEMBER = PositionType.GRID_MEMBER.value
@@ -170,6 +171,8 @@ def target_households(rule: VisitRule) -> dict[int, int | None]:
     """household id → resident the visit is about (lowest id of the group), for a rule."""
     if rule.target_group == ALL_HOUSEHOLDS:
         return dict.fromkeys(Household.objects.values_list("id", flat=True))
+    if rule.target_group == RELIGIOUS_VENUES:  # venue tasks: generate_venue_tasks
+        return {}
     rows = (
         Resident.objects.filter(tags__contains=[rule.target_group], household__isnull=False)
         .values("household_id")
@@ -210,6 +213,12 @@ def generate_tasks(
     assigners: dict[datetime, Assigner] = {}
     speakers = speakers_for_households(households)  # residents needing an interpreter
     for rule in rules:
+        if rule.target_group == RELIGIOUS_VENUES:
+            if households is None:  # a run limited to some households makes no venue tasks
+                made = generate_venue_tasks(rule, start, end, when=when)
+                result.by_rule[rule.code] = made
+                result.created += made
+            continue
         targets = target_households(rule)
         made = 0
         for period in periods_overlapping(rule.frequency, start, end):

@@ -1,0 +1,123 @@
+"""Issue 20 item 6 (religious venues: contacts, the joint monthly visit as a visit rule),
+item 9 (the district's endpoints) and the ledger's sheets of sign-offs and interpreter calls."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from gridsvc.chain.models import Position
+from gridsvc.chain.visibility import Tier
+from gridsvc.community.models import VenueContact, VenueTask
+from gridsvc.community.venues import present_venue_contact
+from gridsvc.territory.models import Place
+from gridsvc.visits.models import RELIGIOUS_VENUES, VisitRule, VisitTask
+from gridsvc.visits.services import generate_tasks
+
+pytestmark = pytest.mark.django_db
+BASE = "/api/v1/community"
+
+
+def _rows(r):  # type: ignore[no-untyped-def]
+    assert r.status_code == 200, r.content[:300]
+    body = r.json()
+    return body["results"] if isinstance(body, dict) else body
+
+
+def _venue_rule() -> VisitRule:
+    rule = VisitRule(
+        code="mosque-joint-monthly",
+        name="每个月和清真寺共同走访",
+        target_group=RELIGIOUS_VENUES,
+        frequency="monthly",
+        window_days=20,
+        visitor_level="grid_member",
+        joint_visit=True,
+        joint_with="清真寺管委会",
+    )
+    rule.full_clean()  # the rule's target is allowed
+    rule.save()
+    return rule
+
+
+def _demo_mosque(demo) -> Place:  # type: ignore[no-untyped-def]
+    return (
+        Place.objects.filter(
+            community=demo.community, kind__in=["mosque", "religious_venue"], grid__isnull=False
+        )
+        .order_by("pk")
+        .first()
+    )
+
+
+def test_a_venue_rule_makes_a_task_per_venue_for_its_grid_member_and_a_visit_completes_it(
+    demo, member_client
+):
+    mosque = _demo_mosque(demo)
+    assert mosque is not None
+    holder = (
+        Position.objects.filter(position_type="grid_member", grid=mosque.grid_id)
+        .order_by("valid_from", "id")
+        .first()
+    )
+    rule = _venue_rule()
+    venues = Place.objects.filter(kind__in=["mosque", "religious_venue"], community__isnull=False)
+    result = generate_tasks(date(2027, 2, 1), rules=[rule])
+    assert result.by_rule[rule.code] == venues.count()
+    assert not VisitTask.objects.filter(rule=rule).exists()  # no household is the target
+    task = VenueTask.objects.get(rule=rule, place=mosque)
+    assert (task.period, task.due_on, task.status) == ("2027-02", date(2027, 2, 20), "open")
+    assert task.assigned_member_id == holder.member_id and task.assigned_level == "grid_member"
+    # idempotent
+    assert generate_tasks(date(2027, 2, 1), rules=[rule]).by_rule[rule.code] == 0
+
+    gm = member_client(holder.member.username)
+    mine = _rows(gm.get(f"{BASE}/venue-tasks/?mine=1&period=2027-02"))
+    assert mosque.pk in [t["place"] for t in mine]
+    assert all(t["status"] == "open" and t["assigned_member"] == holder.member_id for t in mine)
+    assert _rows(member_client("bh-001").get(f"{BASE}/venue-tasks/")) == []
+
+    r = gm.post(
+        f"{BASE}/venue-visits/",
+        {"place": mosque.pk, "date": "2027-02-10", "participants": 3},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    task.refresh_from_db()
+    assert task.status == "done" and task.done_by_id == r.json()["id"]
+    row = gm.get(f"{BASE}/venue-tasks/{task.pk}/").json()
+    assert row["status"] == "done" and row["done_by"] == r.json()["id"]
+
+    # a visit recorded before the month's tasks are made completes the task at creation
+    r = gm.post(f"{BASE}/venue-visits/", {"place": mosque.pk, "date": "2027-03-02"}, format="json")
+    assert r.status_code == 201, r.content
+    generate_tasks(date(2027, 3, 1), rules=[rule])
+    march = VenueTask.objects.get(rule=rule, place=mosque, period="2027-03")
+    assert march.status == "done" and march.done_by_id == r.json()["id"]
+
+
+def test_venue_contacts_are_kept_on_the_venue_and_the_phone_masked_below_staff(demo, member_client):
+    mosque = _demo_mosque(demo)
+    cadre = member_client("cadre1")
+    r = cadre.post(
+        f"{BASE}/venue-contacts/",
+        {"place": mosque.pk, "name": "马阿訇", "role": "阿訇", "phone": "13912345678"},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    body = r.json()
+    assert body["phone"] == "13912345678" and body["masked"] == []
+    assert body["community"] == mosque.community_id
+    shop = Place.objects.exclude(kind__in=["mosque", "religious_venue"]).first()
+    if shop is not None:
+        r = cadre.post(f"{BASE}/venue-contacts/", {"place": shop.pk, "name": "张三"}, format="json")
+        assert r.status_code == 400 and "place" in r.json()
+    rows = _rows(cadre.get(f"{BASE}/venue-contacts/?place={mosque.pk}"))
+    assert [c["name"] for c in rows] == ["马阿訇"]
+    # neighbours (楼长) never reach them; a reader below staff sees the phone masked
+    assert _rows(member_client("bh-001").get(f"{BASE}/venue-contacts/")) == []
+    contact = VenueContact.objects.get(place=mosque)
+    shown = present_venue_contact({"phone": contact.phone}, contact.phone, Tier.NEIGHBOUR)
+    assert shown["phone"] != "13912345678" and shown["phone"].endswith("5678")
+    assert shown["masked"] == ["phone"]
