@@ -58,7 +58,6 @@ from gridsvc.audit.services import record_unmasked_reads
 from gridsvc.chain.visibility import MASK, Tier, staff_scope, suppress_small, tier_for
 from gridsvc.territory.codes import mask_phone
 from gridsvc.territory.models import Household, Resident
-from gridsvc.visits.models import Visit
 
 from . import batch
 from .attachments import AnyAccept, serve
@@ -310,19 +309,12 @@ class ApplicationViewSet(
         body = AssistanceSubmitSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         d = body.validated_data
-        household = self._staff_households().filter(pk=d["household"]).first()
-        if household is None:
-            raise _not_found("household")
-        applicant = None
-        if d.get("applicant") is not None:
-            applicant = Resident.objects.filter(pk=d["applicant"], household=household).first()
-            if applicant is None:
-                raise _not_found("applicant")
-        visit = None
-        if d.get("visit") is not None:
-            visit = Visit.objects.filter(pk=d["visit"], household=household).first()
-            if visit is None:
-                raise _not_found("visit")
+        try:
+            household, applicant, visit = assistance_sync.application_refs(
+                self._staff_households(), d
+            )
+        except assistance_sync.RefNotFound as exc:
+            raise _not_found(exc.field) from None
         out = services.submit(
             request.user,
             household,

@@ -15,7 +15,7 @@ flags) and does not use this module.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -34,10 +34,11 @@ Parse = Callable[[str, dict[str, Any], uuid.UUID], serializers.Serializer]
 
 
 def batch_serializers(
-    prefix: str, kinds: Mapping[str, type[serializers.Serializer]], data_help: str
+    prefix: str, kinds: Iterable[str], data_help: str
 ) -> tuple[type[serializers.Serializer], type[serializers.Serializer]]:
     """The request and the result serializer of an app's batch, named ``<prefix>Batch``
-    (items: ``<prefix>BatchItem``) and ``<prefix>BatchResult`` — the OpenAPI components."""
+    (items: ``<prefix>BatchItem``, ``kind`` one of ``kinds``) and ``<prefix>BatchResult`` —
+    the OpenAPI components."""
     item = type(
         f"{prefix}BatchItemSerializer",
         (serializers.Serializer,),

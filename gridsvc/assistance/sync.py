@@ -32,7 +32,7 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Model, Q, QuerySet
 from django.urls import reverse
@@ -46,6 +46,9 @@ from gridsvc.territory.models import Building, Household, Resident
 
 from . import migrants, services
 from .models import Application, ApplicationDocument, ApplicationEvent, Kind, Migrant, Status
+
+if TYPE_CHECKING:
+    from gridsvc.visits.models import Visit
 
 FEED_NAME = "assistance"
 _STAFF_ONLY = "people's services are for grid, community and street staff"
@@ -483,8 +486,12 @@ def changes(
 
 
 # ---------------------------------------------------------------- the offline batch
+class RefNotFound(services.AssistanceError):
+    """An id in the body names nothing in the staff part of the member's territory."""
+
+
 def _not_found(field: str) -> services.AssistanceError:
-    return services.AssistanceError("not found", field)
+    return RefNotFound("not found", field)
 
 
 def _resident(member: Any, resident_id: Any) -> Resident:
@@ -496,10 +503,16 @@ def _resident(member: Any, resident_id: Any) -> Resident:
     return found
 
 
-def _start_application(member: Any, data: dict[str, Any], key: uuid.UUID) -> tuple[Model, bool]:
+def application_refs(
+    households: QuerySet[Household], data: dict[str, Any]
+) -> tuple[Household, Resident | None, Visit | None]:
+    """The household, applicant and visit an application names (``household``,
+    ``applicant?``, ``visit?`` or the visit's ``visit_uuid?``), looked up among
+    ``households`` (the staff part of the member's territory); :class:`RefNotFound` naming
+    the field otherwise. The web API's submit and the phone's batch both read them here."""
     from gridsvc.visits.models import Visit
 
-    household = _staff_households(member).filter(pk=data.get("household")).first()
+    household = households.filter(pk=data.get("household")).first()
     if household is None:
         raise _not_found("household")
     applicant = None
@@ -518,6 +531,11 @@ def _start_application(member: Any, data: dict[str, Any], key: uuid.UUID) -> tup
             field = "visit_uuid"
         if visit is None:
             raise _not_found(field)
+    return household, applicant, visit
+
+
+def _start_application(member: Any, data: dict[str, Any], key: uuid.UUID) -> tuple[Model, bool]:
+    household, applicant, visit = application_refs(_staff_households(member), data)
     made_at: datetime | None = data.get("made_at")
     if made_at is not None:
         made_at = min(made_at, timezone.now())  # a phone clock running ahead moves nothing
