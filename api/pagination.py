@@ -44,7 +44,9 @@ class StandardPagination(_BoundedPageSize, PageNumberPagination):
         an uncorrelated subquery of the same statement, instead of DRF's ``COUNT`` query
         before the page (issue 19). The answer (``get_paginated_response``) is DRF's to the
         byte. ``count_qs``: the same rows without the joins ``values()`` added (counted
-        alone; default ``qs``). None when the request asks for what only DRF's own path answers (``page=last``,
+        alone, and the page's ids read from it; default ``qs``) — ``qs`` may then be wider
+        (e.g. a values() query of every row built once per process), only its rows of the
+        page's ids are read, in its order. None when the request asks for what only DRF's own path answers (``page=last``,
         a page that is not a positive number, a page past the end): call
         ``paginate_queryset`` then."""
         size = self.get_page_size(request)

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.db import connection
+from django.db.models import F
 from django.db.models.signals import post_init
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -157,3 +158,31 @@ def test_the_case_list_builds_no_case_and_answers_the_same_bytes(demo, who: str,
     body = {"count": len(cases), "next": None, "previous": None, "results": expected}
     assert r.content == _render(body)
     assert json.loads(r.content)["count"] > 0
+
+
+def test_an_ordered_searched_page_is_the_same_bytes(demo) -> None:
+    """``?ordering=`` and ``?q=``, a page past the first: the rows of the page's ids in the
+    asked order, as CaseSerializer writes them."""
+    _vary_the_demo_cases()
+    member = Member.objects.get(username="street")
+    request = SimpleNamespace(user=member)
+    client = jwt_client("street")
+    ordered = case_queryset(request).order_by(
+        F("priority").asc(nulls_last=True), "reported_at", "id"
+    )
+    for path, qs in (
+        ("/api/v1/cases/?ordering=priority&page_size=4&page=2", ordered),
+        ("/api/v1/cases/?q=%E7%BA%A0%E7%BA%B7&page_size=3", None),
+    ):
+        r = client.get(path)
+        assert r.status_code == 200, r.content[:300]
+        body = json.loads(r.content)
+        if qs is None:  # the search: its rows, in the default order
+            qs = case_queryset(request).filter(id__in=[c["id"] for c in body["results"]])
+            qs = qs.order_by("-reported_at", "-id")
+            assert body["results"], "the search finds some cases"
+        else:
+            assert body["count"] == qs.count()
+            qs = qs[4:8]
+        expected = CaseSerializer(list(qs), many=True, context={"request": request, "crs": "wgs84"})
+        assert r.content.endswith(b'"results":' + _render(expected.data) + b"}")

@@ -42,7 +42,6 @@ from .inputs import MAX_PHOTO_BYTES, category_from, expected_version, point_from
 from .scope import case_queryset, in_scope, resolve_action_ids, visible_among
 from .serializers import (
     ACTION_BODY,
-    CASE_ROW,
     CaseAttachmentUploadSerializer,
     CaseFeatureCollectionSerializer,
     CaseSerializer,
@@ -55,7 +54,7 @@ from .serializers import (
     MediationSerializer,
     ReportSerializer,
     RequestSerializer,
-    case_row_coordinates,
+    case_rows,
     case_rows_payload,
 )
 
@@ -165,8 +164,7 @@ class CaseViewSet(
         if request.accepted_renderer.format == "json" and isinstance(paginator, StandardPagination):
             crs = self.get_serializer_context()["crs"]
             qs = self.filter_queryset(self.get_queryset())
-            rows = qs.values(*CASE_ROW, **case_row_coordinates())
-            page = paginator.paginate_values(rows, request, count_qs=qs)
+            page = paginator.paginate_values(case_rows(qs), request, count_qs=qs)
             if page is not None:
                 return paginator.get_paginated_response(case_rows_payload(page, request, crs))
         if request.accepted_renderer.format == "geojson":
