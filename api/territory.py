@@ -415,6 +415,77 @@ class ReadOnlyScoped(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     pass
 
 
+class DistrictStreetRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    code = serializers.CharField()
+    name = serializers.CharField()
+
+
+class DistrictSerializer(serializers.Serializer):
+    """区 above the streets. A street office reads its district's ``id`` and ``name`` only;
+    the district's 创建 office also its ``code``, ``streets`` and ``boundary``."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    code = serializers.CharField(required=False, help_text="absent when read by name only")
+    streets = DistrictStreetRefSerializer(
+        many=True, required=False, help_text="absent when read by name only"
+    )
+    boundary = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="GeoJSON MultiPolygon (WGS84): its own, else the union of its streets'; "
+        "absent when read by name only",
+    )
+
+
+def _district_body(district, full: bool) -> dict:  # type: ignore[no-untyped-def]
+    import json
+
+    from gridsvc.community.services import district_boundary
+
+    if not full:
+        return {"id": district.pk, "name": district.name}
+    boundary = district_boundary(district)
+    return {
+        "id": district.pk,
+        "name": district.name,
+        "code": district.code,
+        "streets": [
+            {"id": s.pk, "code": s.code, "name": s.name}
+            for s in Street.objects.filter(district=district).order_by("code")
+        ],
+        "boundary": json.loads(boundary.geojson) if boundary is not None else None,
+    }
+
+
+class DistrictViewSet(viewsets.ViewSet):
+    """区 districts: the district's 创建 office reads its own in full; a street office its
+    street's district by name; others none (404)."""
+
+    @extend_schema(responses={200: DistrictSerializer(many=True)})
+    def list(self, request):  # type: ignore[no-untyped-def]
+        from gridsvc.community.services import readable_districts
+
+        districts, full = readable_districts(request.user)
+        return Response([_district_body(d, d.pk in full) for d in districts])
+
+    @extend_schema(
+        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH)],
+        responses={200: DistrictSerializer},
+    )
+    def retrieve(self, request, pk=None):  # type: ignore[no-untyped-def]
+        from rest_framework.exceptions import NotFound
+
+        from gridsvc.community.services import readable_districts
+
+        districts, full = readable_districts(request.user)
+        district = districts.filter(pk=pk).first() if str(pk).isdigit() else None
+        if district is None:
+            raise NotFound()
+        return Response(_district_body(district, district.pk in full))
+
+
 class StreetViewSet(ReadOnlyScoped):
     """街道 streets in your territory."""
 

@@ -21,6 +21,7 @@ from . import (
 )
 
 router = DefaultRouter()
+router.register("districts", territory.DistrictViewSet, basename="district")
 router.register("streets", territory.StreetViewSet, basename="street")
 router.register("communities", territory.CommunityViewSet, basename="community")
 router.register("grids", territory.GridViewSet, basename="grid")

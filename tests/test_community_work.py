@@ -734,7 +734,30 @@ def _probe_activity_map(ctx) -> None:  # type: ignore[no-untyped-def]
     assert {f["properties"]["id"] for f in r.json()["features"]} <= mine, ctx.role
 
 
+def _probe_districts(ctx) -> None:  # type: ignore[no-untyped-def]
+    """Districts: in full only to the district's officers, by name to the street office."""
+    from gridsvc.community.services import readable_districts
+
+    districts, full = readable_districts(ctx.member)
+    r = ctx.client.get("/api/v1/districts/")
+    assert r.status_code == 200, (ctx.role, r.status_code)
+    for row in r.json():
+        assert row["id"] in set(districts.values_list("pk", flat=True)), ctx.role
+        assert ("code" in row) == (row["id"] in full), ctx.role
+
+
+def _probe_district_detail(ctx) -> None:  # type: ignore[no-untyped-def]
+    from gridsvc.community.services import readable_districts
+    from gridsvc.territory.models import District
+
+    districts, _ = readable_districts(ctx.member)
+    for d in District.objects.exclude(pk__in=districts.values("pk")):
+        assert ctx.client.get(f"/api/v1/districts/{d.pk}/").status_code == 404, ctx.role
+
+
 COMMUNITY_EXPLICIT: dict[str, Callable] = {
+    "GET /api/v1/districts/": _probe_districts,
+    "GET /api/v1/districts/<pk>/": _probe_district_detail,
     f"GET {BASE}/activities/map/": _probe_activity_map,
     f"GET {BASE}/reports/": _probe_reports,
     f"POST {BASE}/reports/<pk>/acknowledge/": _probe_acknowledge,

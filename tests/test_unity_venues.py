@@ -3,9 +3,11 @@ item 9 (the district's endpoints) and the ledger's sheets of sign-offs and inter
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
+from django.contrib.gis.geos import GEOSGeometry
 
 from gridsvc.chain.models import Position
 from gridsvc.chain.visibility import Tier
@@ -121,3 +123,38 @@ def test_venue_contacts_are_kept_on_the_venue_and_the_phone_masked_below_staff(d
     shown = present_venue_contact({"phone": contact.phone}, contact.phone, Tier.NEIGHBOUR)
     assert shown["phone"] != "13912345678" and shown["phone"].endswith("5678")
     assert shown["masked"] == ["phone"]
+
+
+# ---------------------------------------------------------------- item 9: the district
+def test_the_district_office_reads_its_district_the_street_its_name_others_nothing(
+    demo, member_client
+):
+    from gridsvc.territory.models import District
+
+    district = District.objects.get(code=demo.street.code[:6])
+    officer = member_client("district")
+    rows = _rows(officer.get("/api/v1/districts/"))
+    assert [d["code"] for d in rows] == [district.code]
+    full = officer.get(f"/api/v1/districts/{district.pk}/").json()
+    assert full["name"] == district.name
+    assert demo.street.pk in [s["id"] for s in full["streets"]]
+    assert full["boundary"]["type"] == "MultiPolygon"
+    # without a boundary of its own: the union of its streets'
+    District.objects.filter(pk=district.pk).update(boundary=None)
+    body = officer.get(f"/api/v1/districts/{district.pk}/").json()
+    union = GEOSGeometry(json.dumps(body["boundary"]), srid=4326)
+    assert union.equals(demo.street.boundary)
+
+    # the street dispatcher: its street's district, by name only
+    street = member_client("street")
+    assert _rows(street.get("/api/v1/districts/")) == [{"id": district.pk, "name": district.name}]
+    assert street.get(f"/api/v1/districts/{district.pk}/").json() == {
+        "id": district.pk,
+        "name": district.name,
+    }
+    # a grid member, a building head: nothing
+    for who in ("grid1", "bh-001"):
+        assert _rows(member_client(who).get("/api/v1/districts/")) == []
+        assert member_client(who).get(f"/api/v1/districts/{district.pk}/").status_code == 404
+    other = District.objects.create(code="620104", name="西固区")
+    assert officer.get(f"/api/v1/districts/{other.pk}/").status_code == 404

@@ -21,7 +21,7 @@ from django.utils import timezone
 from gridsvc.chain.scope import Scope, scope_for
 from gridsvc.chain.visibility import Tier, staff_scope, tier_for
 from gridsvc.errors import DomainError
-from gridsvc.territory.models import Community, District, Grid, Household, Place
+from gridsvc.territory.models import Community, District, Grid, Household, Place, Street
 
 from .models import (
     Activity,
@@ -1119,6 +1119,46 @@ def district_codes(member: Any) -> set[str]:
     return set(
         DistrictOfficer.objects.filter(member=member).values_list("district_code", flat=True)
     )
+
+
+def readable_districts(member: Any) -> tuple[QuerySet, set[int]]:
+    """The districts (区) ``member`` may read, and which of them in full.
+
+    A district's 创建 officer (:class:`DistrictOfficer`) reads their district in full (code,
+    streets, boundary); the street office (街道调度台, 民族宗教工作站: a street post held now)
+    reads its street's district by name only; anyone else reads none."""
+    if not getattr(member, "is_authenticated", False):
+        return District.objects.none(), set()
+    if getattr(member, "is_superuser", False):
+        return District.objects.all(), set(District.objects.values_list("pk", flat=True))
+    from gridsvc.chain.models import Position
+    from gridsvc.chain.visibility import STREET_POSITIONS
+
+    full = set(
+        District.objects.filter(code__in=district_codes(member)).values_list("pk", flat=True)
+    )
+    streets = (
+        Position.objects.held_at()
+        .filter(member=member, position_type__in=list(STREET_POSITIONS), street__isnull=False)
+        .values("street_id")
+    )
+    named = set(
+        Street.objects.filter(pk__in=streets, district__isnull=False).values_list(
+            "district_id", flat=True
+        )
+    )
+    return District.objects.filter(pk__in=full | named).order_by("code"), full
+
+
+def district_boundary(district: District) -> Any:
+    """The district's own boundary, else the union of its streets' (None when neither)."""
+    if district.boundary is not None:
+        return district.boundary
+    from django.contrib.gis.db.models.aggregates import Union
+
+    return Street.objects.filter(district=district, boundary__isnull=False).aggregate(
+        u=Union("boundary")
+    )["u"]
 
 
 def visible_reports(member: Any) -> QuerySet:
