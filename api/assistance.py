@@ -664,22 +664,13 @@ class AssistanceChangesView(APIView):
     their staff post gets the purge once, then 403)."""
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("since", OpenApiTypes.STR, description="the cursor of the last call"),
-            OpenApiParameter("limit", OpenApiTypes.INT, description="1–500, default 500"),
-        ],
+        parameters=batch.FEED_PARAMETERS,
         responses={200: AssistanceFeedSerializer},
     )
     def get(self, request):  # type: ignore[no-untyped-def]
         from gridsvc.visits.sync import BadCursor
 
-        raw = request.query_params.get("limit") or "500"
-        try:
-            limit = int(raw)
-        except ValueError:
-            raise ValidationError({"limit": "a whole number 1–500"}) from None
-        if not 1 <= limit <= 500:
-            raise ValidationError({"limit": "a whole number 1–500"})
+        limit = batch.feed_limit(request.query_params)
         try:
             body = assistance_sync.changes(
                 request.user,

@@ -1,5 +1,6 @@
 """The phone's offline batches (离线批量) of people's services and of community records: one
-envelope and one per-item loop, each app keeping only its kinds and how an item is stored.
+envelope and one per-item loop, each app keeping only its kinds and how an item is stored
+(and the two apps' change feeds' ``since``/``limit`` parameters: :func:`feed_limit`).
 
 A batch is ``{"items": [{"kind", "client_uuid", "data"}, …]}`` (at most :data:`BATCH_MAX`);
 the answer is one result per item, in order — ``accepted`` (stored now, ``id``),
@@ -15,17 +16,25 @@ flags) and does not use this module.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Model
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
-__all__ = ["BATCH_MAX", "batch_serializers", "run_batch"]
+__all__ = ["BATCH_MAX", "FEED_PARAMETERS", "batch_serializers", "feed_limit", "run_batch"]
 
 BATCH_MAX = 200
+FEED_LIMIT = 500
+#: a change feed's query parameters, for ``extend_schema(parameters=…)``
+FEED_PARAMETERS = [
+    OpenApiParameter("since", OpenApiTypes.STR, description="the cursor of the last call"),
+    OpenApiParameter("limit", OpenApiTypes.INT, description="1–500, default 500"),
+]
 
 #: how an app stores one valid item: ``(kind, validated data, client_uuid) → (row, created)``
 Store = Callable[[str, dict[str, Any], uuid.UUID], tuple[Model, bool]]
@@ -108,3 +117,15 @@ def run_batch(
         summary[state] += 1
         results.append({"kind": kind, "status": state, "id": row.pk, "client_uuid": str(key)})
     return {"summary": summary, "results": results}
+
+
+def feed_limit(query_params: Mapping[str, Any]) -> int:
+    """A change feed's ``limit`` (rows per stream): 1–500, default 500; 400 otherwise."""
+    raw = query_params.get("limit") or str(FEED_LIMIT)
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ValidationError({"limit": "a whole number 1–500"}) from None
+    if not 1 <= limit <= FEED_LIMIT:
+        raise ValidationError({"limit": "a whole number 1–500"})
+    return limit

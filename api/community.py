@@ -1120,23 +1120,14 @@ class CommunityChangesView(APIView):
     it; replace rows by ``id``. ``limit`` rows per stream (1–500)."""
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("since", OpenApiTypes.STR, description="the cursor of the last call"),
-            OpenApiParameter("limit", OpenApiTypes.INT, description="1–500, default 500"),
-        ],
+        parameters=batch.FEED_PARAMETERS,
         responses={200: CommunityFeedSerializer},
     )
     def get(self, request):  # type: ignore[no-untyped-def]
         from gridsvc.visits.sync import BadCursor
 
         _staff_or_403(request)
-        raw = request.query_params.get("limit") or "500"
-        try:
-            limit = int(raw)
-        except ValueError:
-            raise ValidationError({"limit": "a whole number 1–500"}) from None
-        if not 1 <= limit <= 500:
-            raise ValidationError({"limit": "a whole number 1–500"})
+        limit = batch.feed_limit(request.query_params)
         try:
             rows, cursor, more = services.changes(
                 request.user, request.query_params.get("since"), limit
