@@ -158,3 +158,49 @@ def test_the_district_office_reads_its_district_the_street_its_name_others_nothi
         assert member_client(who).get(f"/api/v1/districts/{district.pk}/").status_code == 404
     other = District.objects.create(code="620104", name="西固区")
     assert officer.get(f"/api/v1/districts/{other.pk}/").status_code == 404
+
+
+# ---------------------------------------------------------------- ledgers: 签认, 翻译随行
+def test_the_community_ledger_lists_sign_offs_and_interpreter_calls(demo, member_client):
+    import io
+
+    from django.utils import timezone
+    from openpyxl import load_workbook
+
+    from gridsvc.community.models import InterpreterCall, SignOff
+
+    year = timezone.localdate().year
+    signs = SignOff.objects.filter(community=demo.community, created_at__year=year)
+    assert signs.exists()
+    task = (
+        VisitTask.objects.filter(household__unit__building__grid=demo.grids[0])
+        .exclude(pk__in=InterpreterCall.objects.filter(language="ug").values("visit_task"))
+        .first()
+    )
+    InterpreterCall.objects.create(
+        street=demo.street,
+        community=demo.community,
+        grid=demo.grids[0],
+        recorded_by=signs.first().recorded_by,
+        visit_task=task,
+        household=task.household,
+        language="ug",
+    )
+    calls = InterpreterCall.objects.filter(community=demo.community, created_at__year=year)
+    r = member_client("street").get(f"/api/v1/community/ledgers/{demo.community.pk}/")
+    assert r.status_code == 200, r.content[:300]
+    wb = load_workbook(io.BytesIO(r.content))
+    sheets = {ws.title: list(ws.iter_rows(min_row=3, values_only=True)) for ws in wb.worksheets}
+    assert len(sheets["签认"]) == signs.count()
+    numbers = {row[2] for row in sheets["签认"]}
+    assert numbers == {s.case.number for s in signs}
+    assert {row[4] for row in sheets["签认"]} <= {"确认", "不予确认"}
+    assert len(sheets["翻译随行"]) == calls.count() >= 1
+    assert any(row[4] == "维吾尔语" and row[5] == "(无翻译员)" for row in sheets["翻译随行"])
+    summary = {row[0]: row[1] for row in sheets["汇总"] if row and row[0]}
+    assert summary["签认"] == signs.count() and summary["翻译随行"] == calls.count()
+    # a grid's ledger carries them too (its grid's only)
+    grid = member_client("grid1").get(f"/api/v1/reports/ledgers/{demo.grids[0].code}/")
+    assert grid.status_code == 200
+    titles = load_workbook(io.BytesIO(grid.content)).sheetnames
+    assert "签认" in titles and "翻译随行" in titles

@@ -2,7 +2,7 @@
 
 Per grid (sheets added to :func:`gridsvc.dataio.ledgers.ledger_workbook`) and per community
 (:func:`community_workbook`): 活动与宣传 · 排查(五员一日一报, 排查活动反馈) · 信访 · 志愿者 ·
-宗教场所 · 结对帮扶 · 评比 · 调处 · and the resident-group ledgers 离退休老领导 · 个体户/企业家 · 归国华侨/留学生 ·
+宗教场所 · 结对帮扶 · 评比 · 调处 · 签认 (sign-offs) · 翻译随行 (interpreter calls) · and the resident-group ledgers 离退休老领导 · 个体户/企业家 · 归国华侨/留学生 ·
 新的社会阶层 (:class:`~gridsvc.community.models.GroupMember`). The community workbook also
 carries the resident ledgers 少数民族人员 · 困难家庭 · 下岗失业 over the whole community.
 
@@ -33,12 +33,14 @@ from .models import (
     CampaignReturn,
     FiveRole,
     GroupMember,
+    InterpreterCall,
     Mediation,
     Pairing,
     Petition,
     Rating,
     ResidentGroup,
     ScreeningReport,
+    SignOff,
     TeamMembership,
     VenueVisit,
 )
@@ -283,6 +285,53 @@ def add_sheets(
              m.note],
         )  # fmt: skip
     counts[title] = len(sessions)
+
+    # 签认: the street ethnic-affairs desk's sign-offs (民族宗教工作站确认) on cases
+    title = "签认"
+    ws = wb.create_sheet(title)
+    _header(
+        ws,
+        ["序号", "日期", "案件", "签认人", "结论", "说明"],
+        f"{area.name} 民族宗教工作站签认台账({year}年)",
+    )
+    signs = list(
+        rows(SignOff, "created_at").select_related("case", "recorded_by").order_by("created_at")
+    )
+    for i, o in enumerate(signs, start=1):
+        append_row(
+            ws,
+            [i, o.created_at.date().isoformat(), o.case.number, str(o.recorded_by),
+             "确认" if o.confirmed else "不予确认", o.note],
+        )  # fmt: skip
+    counts[title] = len(signs)
+
+    # 翻译随行: interpreters called to cases and visit tasks (请翻译随行)
+    title = "翻译随行"
+    ws = wb.create_sheet(title)
+    _header(
+        ws,
+        ["序号", "日期", "事项", "住户", "语言", "翻译员", "承办人"],
+        f"{area.name} 民族语言翻译随行台账({year}年)",
+    )
+    calls = list(
+        rows(InterpreterCall, "created_at")
+        .select_related("case", "visit_task__rule", "household", "interpreter__member", "assignee")
+        .order_by("created_at", "id")
+    )
+    for i, c in enumerate(calls, start=1):
+        if c.case_id:
+            about = f"案件 {c.case.number}"
+        else:
+            about = f"走访 {c.visit_task.rule.name} {c.visit_task.period}"
+        who = ""
+        if c.interpreter is not None:
+            who = str(c.interpreter.member) if c.interpreter.member else c.interpreter.name
+        append_row(
+            ws,
+            [i, c.created_at.date().isoformat(), about, str(c.household), c.get_language_display(),
+             who or "(无翻译员)", str(c.assignee) if c.assignee else ""],
+        )  # fmt: skip
+    counts[title] = len(calls)
 
     # resident groups
     for group, sheet in GROUP_SHEETS.items():
