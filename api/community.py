@@ -12,6 +12,8 @@
 - /api/v1/community/petitions/        信访 log (petitioner's name masked below the street);
                                       {id}/resolve/ closes it (办结), linking a case
 - /api/v1/community/venue-visits/     religious-venue liaison visits
+- /api/v1/community/venue-contacts/   a venue's contact people (phone masked below staff)
+- /api/v1/community/venue-tasks/      the monthly joint venue visits due (a venue visit rule)
 - /api/v1/community/pairings/         结对帮扶, 共建单位, 在职党员报到, 微心愿
 - /api/v1/community/ratings/          评比 (POST again = revise: 动态管理)
 - /api/v1/community/figures/          the month's 创建 figures (``?month=YYYY-MM``, ``?grid=``)
