@@ -53,10 +53,12 @@ def generate_venue_tasks(
         for place in places:
             if place.pk in have:
                 continue
-            street_id = place.community.street_id
+            community = place.community
+            assert community is not None  # venues() keeps venues in a community
+            street_id = community.street_id
             a = assigner.assign(
                 rule.visitor_level,
-                HouseholdPlace(None, None, None, place.grid_id, place.community_id, street_id),
+                HouseholdPlace(None, None, None, place.grid_id, community.pk, street_id),
             )
             done = _visit_in(place.pk, period.start, period.end)
             VenueTask.objects.create(
@@ -72,7 +74,7 @@ def generate_venue_tasks(
                 status=VenueTask.Status.DONE if done else VenueTask.Status.OPEN,
                 done_by=done,
                 street_id=street_id,
-                community_id=place.community_id,
+                community_id=community.pk,
                 grid_id=place.grid_id,
                 recorded_by_id=a.member_id or _system_user_id(),
             )
