@@ -410,7 +410,7 @@ class ApplicationViewSet(
         request={"multipart/form-data": AssistanceDocumentUploadSerializer},
         responses={201: AssistanceDocumentSerializer, 200: AssistanceDocumentSerializer},
     )
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def documents(self, request, pk=None):  # type: ignore[no-untyped-def]
         """申请材料: GET lists the documents (name, type, size; the file needs an unmask
         grant); POST attaches one (JPEG, PNG, WebP or PDF, checked by content, ≤ 10 MB;

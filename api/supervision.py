@@ -49,9 +49,7 @@ class DailyReportChaseView(APIView):
         responses={
             201: ChaseSerializer,
             200: ChaseSerializer,
-            400: inline_serializer("ChaseRefused", {"detail": serializers.CharField()}),
-            403: inline_serializer("ChaseForbidden", {"detail": serializers.CharField()}),
-            404: inline_serializer("ChaseNotFound", {"detail": serializers.CharField()}),
+            # 400 (field → messages), 403 and 404: the common error shapes (api/schema.py)
         },
     )
     def post(self, request: Request) -> Response:
