@@ -984,7 +984,9 @@
   }
   async function afterAction(id) {
     await Promise.all([refreshQueue(), refreshCases()]);
-    if (state.selected === id) await showCase(id, false);
+    // quiet: the card is redrawn where it is; the map stays put (a late re-centre, landing after
+    // the user has moved on to another tab or view, would pull the map away from it)
+    if (state.selected === id) await showCase(id, false, true);
   }
 
   const CANDIDATES = `${API}/cases/{id}/candidates/`;
