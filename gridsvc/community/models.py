@@ -286,12 +286,19 @@ class VenueTask(Located):
     :class:`gridsvc.visits.models.VisitRule` whose ``target_group`` is ``religious_venues``,
     for the grid member of the venue's grid (up the chain when the grid has none). Generated
     with the household tasks (:func:`gridsvc.visits.services.generate_tasks`); a
-    :class:`VenueVisit` to the venue inside the period completes it. Kept here, not as a
-    ``VisitTask``, because a visit task is about a household."""
+    :class:`VenueVisit` to the venue inside the period completes it (an overdue task too).
+    Kept here, not as a ``VisitTask``, because a visit task is about a household.
+
+    Its clock is the household tasks' (:func:`gridsvc.community.venues.update_venue_statuses`,
+    run daily): open → overdue (逾期) once ``due_on`` has passed; open/overdue → missed (漏访)
+    after ``period_end`` plus the rule's ``grace_days``. Every status write moves
+    ``updated_at`` (the phone's feed brings the row again)."""
 
     class Status(models.TextChoices):
         OPEN = "open", "待走访"
         DONE = "done", "已走访"
+        OVERDUE = "overdue", "逾期"
+        MISSED = "missed", "漏访"
 
     rule = models.ForeignKey("visits.VisitRule", on_delete=models.PROTECT, related_name="+")
     place = models.ForeignKey("territory.Place", on_delete=models.CASCADE, related_name="+")
