@@ -55,7 +55,6 @@ from gridsvc.dataio.boundaries import (
     KINDS,
     import_boundaries,
     max_features_limit,
-    queue_boundary_import,
 )
 from gridsvc.dataio.export import LAYERS, export_layer
 from gridsvc.dataio.ledgers import ledger_workbook, visible_grid
@@ -67,12 +66,12 @@ from gridsvc.dataio.roster import (
     import_roster,
     import_scope,
     max_row_limit,
-    queue_import,
     run_status,
     stored_error_workbook,
     sync_row_limit,
     template_workbook,
 )
+from gridsvc.dataio.tasks import queue_boundary_import, queue_import
 from gridsvc.reports.models import ImportRun
 from gridsvc.reports.services import MEDIA, month_period, report_document, year_period
 

@@ -274,7 +274,7 @@ def test_roster_over_the_hard_limit_is_refused_and_stores_nothing(
     demo, member_client, own_building, settings, tmp_path
 ):
     from gridsvc.dataio import tasks
-    from gridsvc.dataio.roster import queue_import
+    from gridsvc.dataio.tasks import queue_import
 
     settings.ROSTER_SYNC_MAX_ROWS = 3
     settings.ROSTER_MAX_ROWS = 10

@@ -217,7 +217,7 @@ def test_issue_from_the_command(demo, tmp_path):
 # ---------------------------------------------------------------- killed imports
 def test_a_killed_roster_job_is_imported_again_once(demo, tmp_path):
     from gridsvc.dataio import tasks
-    from gridsvc.dataio.roster import queue_import
+    from gridsvc.dataio.tasks import queue_import
 
     actor = Member.objects.get(username="street")
     run = queue_import(roster_file(tmp_path, demo), actor=actor, dry_run=False, file_name="r.xlsx")
@@ -271,7 +271,7 @@ def test_a_retry_leaves_a_run_whose_job_is_still_alive(demo, tmp_path):
     from django.db import DEFAULT_DB_ALIAS, connections
 
     from gridsvc.dataio import tasks
-    from gridsvc.dataio.roster import queue_import
+    from gridsvc.dataio.tasks import queue_import
 
     actor = Member.objects.get(username="street")
     run = queue_import(roster_file(tmp_path, demo), actor=actor, dry_run=False, file_name="r.xlsx")

@@ -51,6 +51,7 @@ from gridsvc.territory.models import Building, Community, Compound, Grid, Street
 from gridsvc.territory.services import derive_building_containers
 
 from .access import member_scope
+from .progress import ProgressWriter
 
 if TYPE_CHECKING:
     from gridsvc.chain.scope import Scope
@@ -1134,37 +1135,6 @@ def _save_without_derivation(building: Building) -> None:
 QUEUE_OPTIONS = ("layer", "community", "street", "district", "crs", "gcj02", "strict", "mapping")
 
 
-def queue_boundary_import(
-    path: str | Path,
-    *,
-    kind: str,
-    actor,
-    file_name: str,
-    options: dict[str, Any],  # type: ignore[no-untyped-def]
-) -> ImportRun:
-    """Record a real (not dry-run) boundary import for the background worker: the file
-    encrypted on the :class:`ImportRun`, the options in its report, and the worker job, all
-    in one transaction (either both exist or neither). The uploader polls the run."""
-    from gridsvc.crypto import fernet
-
-    from .tasks import import_boundaries_job
-
-    opts = {k: options.get(k) for k in QUEUE_OPTIONS if options.get(k) not in (None, "", {})}
-    with transaction.atomic():
-        run = ImportRun.objects.create(
-            kind=kind,
-            file_name=file_name[:255],
-            actor=actor if getattr(actor, "pk", None) else None,
-            dry_run=False,
-            status=ImportRun.Status.QUEUED,
-            phase="queued",
-            upload=fernet().encrypt(Path(path).read_bytes()),
-            report={"file": file_name, "kind": kind, "dry_run": False, "options": opts},
-        )
-        import_boundaries_job.defer(run_id=run.pk)
-    return run
-
-
 def run_queued_boundaries(run_id: int) -> dict[str, Any]:
     """The worker's side of :func:`queue_boundary_import`: check and import the run's file
     within its uploader's scope (as their positions are now), writing progress (features
@@ -1173,15 +1143,13 @@ def run_queued_boundaries(run_id: int) -> dict[str, Any]:
 
     from gridsvc.crypto import fernet
 
-    from .roster import _ProgressWriter
-
     run = ImportRun.objects.select_related("actor").get(pk=run_id)
     if run.status != ImportRun.Status.QUEUED:  # a retry of a finished job
         return {"run": run.pk, "status": run.status}
     ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.RUNNING, phase="reading")
     run.status, run.phase = ImportRun.Status.RUNNING, "reading"
     opts = dict((run.report or {}).get("options") or {})
-    writer = _ProgressWriter(run.pk)
+    writer = ProgressWriter(run.pk)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"upload{Path(run.file_name).suffix.lower()}"

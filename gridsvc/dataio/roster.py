@@ -32,7 +32,6 @@ import csv
 import io
 import re
 import tempfile
-import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from gridsvc.chain.scope import Scope
@@ -52,6 +51,7 @@ from gridsvc.territory.models import Building, Household, Resident, Unit
 
 from .access import member_scope
 from .cells import append_row
+from .progress import ProgressWriter
 
 Progress = Callable[[int, int, str], None]  # (done, total, phase)
 
@@ -684,56 +684,6 @@ def max_row_limit() -> int:
     return int(getattr(settings, "ROSTER_MAX_ROWS", 100_000))
 
 
-def queue_import(path: str | Path, *, actor, dry_run: bool, file_name: str):  # type: ignore[no-untyped-def]
-    """Record a queued roster import (the file encrypted on the run) and enqueue the worker
-    job, both in one transaction: either both exist or neither."""
-    from gridsvc.reports.models import ImportRun
-
-    from .tasks import import_roster_job
-
-    with transaction.atomic():
-        run = ImportRun.objects.create(
-            kind=ImportRun.Kind.ROSTER,
-            file_name=file_name[:255],
-            actor=actor if getattr(actor, "pk", None) else None,
-            dry_run=dry_run,
-            status=ImportRun.Status.QUEUED,
-            phase="queued",
-            upload=fernet().encrypt(Path(path).read_bytes()),
-            report={"file": file_name, "dry_run": dry_run},
-        )
-        import_roster_job.defer(run_id=run.pk)
-    return run
-
-
-class _ProgressWriter:
-    """Writes a queued run's progress on a connection of its own, so the uploader sees it
-    while the import's transaction is still open (at most once a second)."""
-
-    def __init__(self, run_id: int) -> None:
-        self.run_id = run_id
-        self.conn = connections.create_connection(DEFAULT_DB_ALIAS)
-        self.last = 0.0
-        self.phase_seen = ""
-
-    def __call__(self, done: int, total: int, phase: str) -> None:
-        now = time.monotonic()
-        if now - self.last < 1.0 and phase == self.phase_seen:
-            return
-        self.last, self.phase_seen = now, phase
-        from gridsvc.reports.models import ImportRun
-
-        with self.conn.cursor() as cur:
-            cur.execute(
-                f"UPDATE {ImportRun._meta.db_table} SET rows_done = %s, rows_total = %s, "
-                "phase = %s WHERE id = %s",
-                [done, total or None, phase, self.run_id],
-            )
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 def run_queued_import(run_id: int) -> dict[str, Any]:
     """The worker's side of :func:`queue_import`: import the run's file within its
     uploader's scope (as the uploader's positions are now), with progress, at most
@@ -745,7 +695,7 @@ def run_queued_import(run_id: int) -> dict[str, Any]:
         return {"run": run.pk, "status": run.status}
     ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.RUNNING, phase="reading")
     run.status, run.phase = ImportRun.Status.RUNNING, "reading"
-    writer = _ProgressWriter(run.pk)
+    writer = ProgressWriter(run.pk)
     sheet = None
     try:
         # the rows, the report and the run's end commit together: a job killed before the end

@@ -28,63 +28,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from django.conf import settings
-from django.contrib.gis.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.signals import post_init, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
-from .models import Resident
+from .models import Resident, ResidentStatus
 
 BEFORE_HISTORY = "记录启用前已有"  # the reason on a row whose start predates the history
-
-
-class ResidentStatus(models.Model):
-    """One period a resident held a tag (低保, 社区矫正, 残疾 …)."""
-
-    resident = models.ForeignKey(Resident, on_delete=models.CASCADE, related_name="status_history")
-    tag = models.CharField(max_length=32, choices=Resident.Tag.choices)
-    valid_from = models.DateField(
-        null=True, blank=True, help_text="first day it held; empty: before the history was kept"
-    )
-    valid_to = models.DateField(
-        null=True, blank=True, help_text="first day it no longer held; empty: still holds"
-    )
-    changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        help_text="who recorded the start",
-    )
-    reason = models.CharField(max_length=200, blank=True, help_text="why it started")
-    recorded_at = models.DateTimeField(default=timezone.now)
-    ended_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        help_text="who recorded the end",
-    )
-    end_reason = models.CharField(max_length=200, blank=True, help_text="why it ended")
-    ended_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["resident_id", "tag", "valid_from", "id"]
-        indexes = [models.Index(fields=["resident", "tag"], name="resident_status_tag")]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["resident", "tag"],
-                condition=Q(valid_to__isnull=True),
-                name="resident_status_one_open",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.resident_id} {self.tag} {self.valid_from or '…'}–{self.valid_to or ''}"
 
 
 # ---------------------------------------------------------------- who and why

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.contrib.gis.db import models
 from django.contrib.gis.geos import GEOSGeometry, Point
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.db.models import Q
+from django.utils import timezone
 
 from gridsvc.crypto import EncryptedTextField, keyed_hash
 
@@ -501,5 +504,50 @@ class Place(models.Model):
         return self.name
 
 
-# the status history of residents (低保, 社区矫正 … with dates) and its save hook
-from .history import ResidentStatus  # noqa: E402, F401
+class ResidentStatus(models.Model):
+    """One period a resident held a tag (低保, 社区矫正, 残疾 …): the status history
+    (身份/人群状态变更记录). Recorded and read by :mod:`gridsvc.territory.history`, whose
+    save hook is connected when the app is ready."""
+
+    resident = models.ForeignKey(Resident, on_delete=models.CASCADE, related_name="status_history")
+    tag = models.CharField(max_length=32, choices=Resident.Tag.choices)
+    valid_from = models.DateField(
+        null=True, blank=True, help_text="first day it held; empty: before the history was kept"
+    )
+    valid_to = models.DateField(
+        null=True, blank=True, help_text="first day it no longer held; empty: still holds"
+    )
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="who recorded the start",
+    )
+    reason = models.CharField(max_length=200, blank=True, help_text="why it started")
+    recorded_at = models.DateTimeField(default=timezone.now)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="who recorded the end",
+    )
+    end_reason = models.CharField(max_length=200, blank=True, help_text="why it ended")
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["resident_id", "tag", "valid_from", "id"]
+        indexes = [models.Index(fields=["resident", "tag"], name="resident_status_tag")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resident", "tag"],
+                condition=Q(valid_to__isnull=True),
+                name="resident_status_one_open",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.resident_id} {self.tag} {self.valid_from or '…'}–{self.valid_to or ''}"
