@@ -7,6 +7,7 @@ from django.db import transaction
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 from rest_framework_gis.filters import InBBoxFilter
@@ -439,6 +440,72 @@ class DistrictSerializer(serializers.Serializer):
     )
 
 
+class DistrictFeaturePropertiesSerializer(serializers.Serializer):
+    layer = serializers.ChoiceField(choices=["district", "street"])
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    code = serializers.CharField(required=False, help_text="absent when read by name only")
+    district = serializers.IntegerField(required=False, help_text="a street's district")
+
+
+class DistrictFeatureSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["Feature"])
+    id = serializers.IntegerField()
+    geometry = serializers.JSONField(
+        allow_null=True, help_text="GeoJSON MultiPolygon (WGS84); null when read by name only"
+    )
+    properties = DistrictFeaturePropertiesSerializer()
+
+
+class DistrictFeatureCollectionSerializer(serializers.Serializer):
+    """``districts/map/``: the districts the caller reads, and for their 创建 office the
+    district's streets, as one GeoJSON FeatureCollection (``properties.layer`` tells which)."""
+
+    type = serializers.ChoiceField(choices=["FeatureCollection"])
+    features = DistrictFeatureSerializer(many=True)
+
+
+def _district_features(district, full: bool) -> list[dict]:  # type: ignore[no-untyped-def]
+    """The district as map features under the rules of ``/districts/``: by name only, a
+    feature without geometry; in full, its outline and each of its streets' outlines."""
+    import json
+
+    body = _district_body(district, full)
+    if not full:
+        props = {"layer": "district", "id": district.pk, "name": district.name}
+        return [{"type": "Feature", "id": district.pk, "geometry": None, "properties": props}]
+    features = [
+        {
+            "type": "Feature",
+            "id": district.pk,
+            "geometry": body["boundary"],
+            "properties": {
+                "layer": "district",
+                "id": district.pk,
+                "code": district.code,
+                "name": district.name,
+            },
+        }
+    ]
+    for street in Street.objects.filter(district=district).order_by("code"):
+        outline = street.boundary
+        features.append(
+            {
+                "type": "Feature",
+                "id": street.pk,
+                "geometry": json.loads(outline.geojson) if outline is not None else None,
+                "properties": {
+                    "layer": "street",
+                    "id": street.pk,
+                    "code": street.code,
+                    "name": street.name,
+                    "district": district.pk,
+                },
+            }
+        )
+    return features
+
+
 def _district_body(district, full: bool) -> dict:  # type: ignore[no-untyped-def]
     import json
 
@@ -484,6 +551,19 @@ class DistrictViewSet(viewsets.ViewSet):
         if district is None:
             raise NotFound()
         return Response(_district_body(district, district.pk in full))
+
+    @extend_schema(responses={200: DistrictFeatureCollectionSerializer})
+    @action(detail=False, methods=["get"], url_path="map")
+    def map(self, request):  # type: ignore[no-untyped-def]
+        """The districts you read as GeoJSON (WGS84), by the rules of the list: the district's
+        创建 office gets its outline (its own, else the union of its streets') and its streets'
+        outlines (``properties.layer`` ``street``); a street office its district by name only
+        (``geometry`` null, no streets); anyone else an empty collection."""
+        from gridsvc.community.services import readable_districts
+
+        districts, full = readable_districts(request.user)
+        features = [f for d in districts for f in _district_features(d, d.pk in full)]
+        return Response({"type": "FeatureCollection", "features": features})
 
 
 class StreetViewSet(ReadOnlyScoped):
