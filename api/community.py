@@ -24,7 +24,8 @@
                                       interpreters/?household= whom to send along
 - /api/v1/community/member-languages/ languages members speak (preferred on assignment)
 - /api/v1/community/interpreter-calls/ interpreters attached to cases and visit tasks
-- /api/v1/community/changes/          the phone's feed of activities, screening, venue visits
+- /api/v1/community/changes/          the phone's feed of activities, screening, venue visits,
+                                      venue tasks, group members, languages …
 - /api/v1/community/batch/            the phone's offline batch of those (Idempotency-Key)
 - /api/v1/community/ledgers/{id}/     the community's 台账 (xlsx, audited)
 - /api/v1/community/reports/          the street's plan / monthly / summary to the district;
@@ -750,8 +751,11 @@ class VenueTaskSerializer(serializers.ModelSerializer):
 
 class VenueTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The joint monthly venue visits due (每个月和清真寺共同走访): one per venue and period of a
-    visit rule targeting ``religious_venues``; a venue visit (``venue-visits/``) in the period
-    completes it. ``?mine=1``: the caller's own."""
+    visit rule targeting ``religious_venues``, in the caller's work territory and their own;
+    a venue visit (``venue-visits/``) in the period completes it (an overdue one too). The
+    daily run moves open tasks to ``overdue`` (逾期) after ``due_on`` and undone ones to
+    ``missed`` (漏访) after the period end + the rule's grace days. ``?mine=1``: the
+    caller's own."""
 
     serializer_class = VenueTaskSerializer
     filterset_fields = ["place", "status", "period", "assigned_member"]
@@ -1113,13 +1117,18 @@ class CommunityFeedSerializer(serializers.Serializer):
     ratings = RatingSerializer(many=True)
     mediations = UnityMediationSerializer(many=True)
     sign_offs = SignOffSerializer(many=True)
+    venue_tasks = VenueTaskSerializer(many=True)
+    group_members = GroupMemberSerializer(many=True)
+    resident_languages = ResidentLanguageSerializer(many=True)
 
 
 class CommunityChangesView(APIView):
     """The phone's feed of community records (活动, 五员一日一报, 宗教场所走访; and 队伍, 排查反馈,
-    信访, 结对, 翻译随行, 评比, 调处, 民族宗教工作站确认) in the caller's work territory (their
-    own screening reports too): without ``since`` all of them, with it what was saved after
-    it; replace rows by ``id``. ``limit`` rows per stream (1–500)."""
+    信访, 结对, 翻译随行, 评比, 调处, 民族宗教工作站确认, 宗教场所共同走访任务, 群体台账人员,
+    居民语言) in the caller's work territory (their own screening reports and venue tasks
+    too): without ``since`` all of them, with it what was saved after it (a venue task whose
+    status or visitor changed comes again); replace rows by ``id``. ``limit`` rows per stream
+    (1–500). Rows are shown as the REST lists show them."""
 
     @extend_schema(
         parameters=batch.FEED_PARAMETERS,
@@ -1161,23 +1170,57 @@ FEED_SERIALIZERS = {
     "ratings": RatingSerializer,
     "mediations": UnityMediationSerializer,
     "sign_offs": SignOffSerializer,
+    "venue_tasks": VenueTaskSerializer,
+    "group_members": GroupMemberSerializer,
+    "resident_languages": ResidentLanguageSerializer,
 }
+
+
+class CampaignReturnBatchSerializer(serializers.Serializer):
+    """A batch item ``campaign_return``: a grid's findings or 零报告 for a campaign (as
+    ``campaign-returns/{id}/file/``; filing again replaces the return)."""
+
+    campaign = serializers.IntegerField(help_text="the campaign (its return in your territory)")
+    grid = serializers.IntegerField(
+        required=False, allow_null=True, help_text="the grid; optional when you see one return"
+    )
+    zero_report = serializers.BooleanField(default=True, help_text="零报告: nothing found")
+    findings = serializers.CharField(required=False, allow_blank=True, default="")
+    findings_count = serializers.IntegerField(required=False, min_value=0, default=0)
+    client_uuid = serializers.UUIDField(required=False, allow_null=True)
+
+
+class ServiceLogBatchSerializer(serializers.Serializer):
+    """A batch item ``service_log``: a day's 志愿服务时长 of a team membership (as
+    ``teams/{id}/hours/``)."""
+
+    membership = serializers.IntegerField(help_text="the team membership (in your territory)")
+    date = serializers.DateField(required=False, help_text="default today")
+    hours = serializers.DecimalField(max_digits=5, decimal_places=1)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    client_uuid = serializers.UUIDField(required=False, allow_null=True)
+
 
 BATCH_SERIALIZERS = {
     "activity": ActivitySerializer,
     "screening": ScreeningReportSerializer,
     "venue_visit": VenueVisitSerializer,
+    "campaign_return": CampaignReturnBatchSerializer,
+    "service_log": ServiceLogBatchSerializer,
 }
 CommunityBatchSerializer, CommunityBatchResultSerializer = batch.batch_serializers(
     "Community",
     BATCH_SERIALIZERS,
-    "the record, as for its own POST (activities/, screening/, venue-visits/)",
+    "the record, as for its own POST (activities/, screening/, venue-visits/; campaign_return:"
+    " campaign, grid, zero_report, findings, findings_count as campaign-returns/{id}/file/;"
+    " service_log: membership, date, hours, note as teams/{id}/hours/)",
 )
 
 
 class CommunityBatchView(APIView):
-    """The phone's offline batch of community records (activity, screening, venue_visit), each
-    with its ``client_uuid``: one result per item, in order — ``accepted`` (stored now, ``id``),
+    """The phone's offline batch of community records (activity, screening, venue_visit,
+    campaign_return, service_log), each with its ``client_uuid``: one result per item, in
+    order — ``accepted`` (stored now, ``id``),
     ``duplicate`` (already stored, ``id``), ``rejected`` (``errors``). One bad item never loses
     the others. Send an ``Idempotency-Key``: a retried batch answers as the first time."""
 

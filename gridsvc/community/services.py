@@ -45,6 +45,7 @@ from .models import (
     TeamMembership,
     UnityReport,
     VenueContact,
+    VenueTask,
     VenueVisit,
 )
 
@@ -68,6 +69,10 @@ def visible(model: type[Model], member: Any) -> QuerySet:
     qs = work_scope(member).filter(model.objects.all())
     if model is ScreeningReport and getattr(member, "is_authenticated", False):
         qs = ScreeningReport.objects.filter(Q(pk__in=qs.values("pk")) | Q(member=member))
+    if model is VenueTask:  # and the venue tasks assigned to them
+        from .venues import visible_venue_tasks
+
+        qs = visible_venue_tasks(member, qs)
     return qs
 
 
@@ -207,16 +212,46 @@ def set_on_leave(member: Any, membership: TeamMembership, on_leave: bool) -> Tea
 
 
 def log_service(
-    member: Any, membership: TeamMembership, *, day: date, hours: Any, note: str = ""
+    member: Any,
+    membership: TeamMembership,
+    *,
+    day: date,
+    hours: Any,
+    note: str = "",
+    client_uuid: uuid.UUID | None = None,
 ) -> ServiceLog:
     """志愿服务时长: ``hours`` given on ``day`` by a team member (the membership is one the
-    recorder may see); adds to the membership's running total."""
-    from decimal import Decimal
+    recorder may see); adds to the membership's running total. A phone's retry (same
+    ``client_uuid``) returns the stored log and adds nothing."""
+    return _log_service(
+        member, membership, day=day, hours=hours, note=note, client_uuid=client_uuid
+    )[0]
+
+
+def _log_service(
+    member: Any,
+    membership: TeamMembership,
+    *,
+    day: date,
+    hours: Any,
+    note: str = "",
+    client_uuid: uuid.UUID | None = None,
+) -> tuple[ServiceLog, bool]:
+    from decimal import Decimal, InvalidOperation
 
     from django.db.models import F
 
     _require_staff(member)
-    hours = Decimal(str(hours))
+    if client_uuid is not None:
+        stored = ServiceLog.objects.filter(client_uuid=client_uuid).first()
+        if stored is not None:
+            if stored.recorded_by_id != member.pk:
+                raise CommunityError("client_uuid already used", "client_uuid", status=409)
+            return stored, False
+    try:
+        hours = Decimal(str(hours))
+    except InvalidOperation:
+        raise CommunityError("a number of hours", "hours") from None
     if not (Decimal(0) < hours <= Decimal(24)):
         raise CommunityError("between 0 and 24 hours in a day", "hours")
     if day > timezone.localdate():
@@ -228,12 +263,13 @@ def log_service(
             hours=hours,
             note=note,
             recorded_by=member,
+            client_uuid=client_uuid,
             street_id=membership.street_id,
             community_id=membership.community_id,
             grid_id=membership.grid_id,
         )
         TeamMembership.objects.filter(pk=membership.pk).update(hours=F("hours") + hours)
-    return log
+    return log, True
 
 
 def five_member_teams(member: Any, day: date) -> QuerySet:
@@ -441,8 +477,10 @@ def file_return(
     zero_report: bool = True,
     findings: str = "",
     findings_count: int = 0,
+    client_uuid: uuid.UUID | None = None,
 ) -> CampaignReturn:
-    """File a grid's return (filing again replaces it): findings or a 零报告."""
+    """File a grid's return (filing again replaces it): findings or a 零报告. A phone's filing
+    carries its ``client_uuid`` (kept on the return until the next filing replaces it)."""
     _require_staff(member)
     if timezone.localdate() < ret.campaign.start:
         raise CommunityError("the campaign has not started", "campaign", status=409)
@@ -455,8 +493,69 @@ def file_return(
     ret.findings_count = findings_count or (0 if zero_report else 1)
     ret.filed_at = timezone.now()
     ret.filed_by = member
+    ret.client_uuid = client_uuid
     ret.save()
     return ret
+
+
+def file_return_offline(member: Any, data: dict[str, Any]) -> tuple[CampaignReturn, bool]:
+    """A grid's return to a campaign from the phone's offline batch: ``campaign`` and ``grid``
+    (optional when the caller sees one return of the campaign) name the return, resolved
+    through the caller's work scope (a foreign one is "not found", naming the field); then as
+    :func:`file_return` — filing again with another ``client_uuid`` replaces the return, as
+    ``campaign-returns/{id}/file/`` does. The same ``client_uuid`` again is the stored filing
+    (``False``: nothing changed)."""
+    scope = _require_staff(member)
+    key = data.get("client_uuid")
+    if key is not None:
+        stored = CampaignReturn.objects.filter(client_uuid=key).first()
+        if stored is not None:
+            if stored.filed_by_id != member.pk:
+                raise CommunityError("client_uuid already used", "client_uuid", status=409)
+            return stored, False
+    campaign, grid = data.get("campaign"), data.get("grid")
+    if campaign in (None, ""):
+        raise CommunityError("name the campaign", "campaign")
+    rows = scope.filter(CampaignReturn.objects.filter(campaign_id=campaign))
+    if not rows.exists():
+        raise CommunityError(NOT_FOUND, "campaign")
+    if grid not in (None, ""):
+        rows = rows.filter(grid_id=grid)
+        if not rows.exists():
+            raise CommunityError(NOT_FOUND, "grid")
+    found = list(rows.select_related("campaign")[:2])
+    if len(found) > 1:
+        raise CommunityError("name the grid", "grid")
+    ret = found[0]
+    return (
+        file_return(
+            member,
+            ret,
+            zero_report=data.get("zero_report", True),
+            findings=data.get("findings", ""),
+            findings_count=data.get("findings_count", 0),
+            client_uuid=key,
+        ),
+        True,
+    )
+
+
+def log_service_offline(member: Any, data: dict[str, Any]) -> tuple[ServiceLog, bool]:
+    """志愿服务时长 from the phone's offline batch: ``membership`` (a team membership in the
+    caller's work scope, else "not found"), ``date`` (default today), ``hours``, ``note``;
+    idempotent by ``client_uuid``. As ``teams/{id}/hours/``."""
+    scope = _require_staff(member)
+    membership = _resolve(scope, TeamMembership, data.get("membership"), "membership")
+    if membership is None:
+        raise CommunityError("name the team membership", "membership")
+    return _log_service(
+        member,
+        membership,
+        day=data.get("date") or timezone.localdate(),
+        hours=data.get("hours"),
+        note=data.get("note", ""),
+        client_uuid=data.get("client_uuid"),
+    )
 
 
 def campaign_coverage(campaign: Campaign, scope: Scope) -> dict[str, Any]:
@@ -872,6 +971,17 @@ FEED_STREAMS: dict[str, type[Model]] = {
     "ratings": Rating,
     "mediations": Mediation,
     "sign_offs": SignOff,
+    # the joint venue visits due (own, and in the territory: a status change comes again), the
+    # group ledgers' residents and residents' languages (read as the REST lists read them)
+    "venue_tasks": VenueTask,
+    "group_members": GroupMember,
+    "resident_languages": ResidentLanguage,
+}
+#: what a stream's rows are shown with (the REST list's select_related)
+FEED_RELATED: dict[str, tuple[str, ...]] = {
+    "interpreter_calls": ("interpreter__member",),  # the interpreter's name is shown
+    "venue_tasks": ("place",),
+    "group_members": ("resident",),
 }
 FEED_NAME = "community"
 
@@ -896,8 +1006,8 @@ def changes(
     more = False
     for key, model in FEED_STREAMS.items():
         qs = _after(visible(model, member), state.get(key))
-        if key == "interpreter_calls":  # the interpreter's name is shown
-            qs = qs.select_related("interpreter__member")
+        if key in FEED_RELATED:
+            qs = qs.select_related(*FEED_RELATED[key])
         rows = list(qs.order_by("updated_at", "id")[: limit + 1])
         if len(rows) > limit:
             more, rows = True, rows[:limit]
@@ -909,13 +1019,18 @@ def changes(
 
 # ---------------------------------------------------------------- phone: offline batch
 def record_offline(member: Any, kind: str, data: dict[str, Any]) -> tuple[Model, bool]:
-    """Store one item of an offline batch (``kind``: activity, screening, venue_visit) through
-    the same rule as its single POST; idempotent by the item's ``client_uuid``. Returns the
-    row and whether it was stored now (false: that ``client_uuid`` was already stored)."""
+    """Store one item of an offline batch (``kind``: activity, screening, venue_visit,
+    campaign_return, service_log, pairing_help) through the same rule as its single POST;
+    idempotent by the item's ``client_uuid``. Returns the row and whether it was stored now
+    (false: that ``client_uuid`` was already stored)."""
     if kind == "activity":
         return record_activity(member, data)
     if kind == "venue_visit":
         return record_venue_visit(member, data)
+    if kind == "campaign_return":
+        return file_return_offline(member, data)
+    if kind == "service_log":
+        return log_service_offline(member, data)
     if kind == "screening":
         key = data.get("client_uuid")
         stored = ScreeningReport.objects.filter(client_uuid=key).first() if key else None
@@ -931,7 +1046,9 @@ def record_offline(member: Any, kind: str, data: dict[str, Any]) -> tuple[Model,
             client_uuid=data.get("client_uuid"),
         )
         return report, True  # stored now (a report of that day sent before is replaced)
-    raise CommunityError("one of activity, screening, venue_visit", "kind")
+    raise CommunityError(
+        "one of activity, screening, venue_visit, campaign_return, service_log", "kind"
+    )
 
 
 # ---------------------------------------------------------------- languages and interpreters
