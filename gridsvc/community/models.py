@@ -12,7 +12,8 @@ through :func:`gridsvc.chain.visibility.staff_scope` on top of that.
 - :class:`ScreeningReport` 五员一日一报: screening of 不稳定因素, with 零报告.
 - :class:`Petition` 信访 log.
 - :class:`VenueVisit` religious-venue liaison (清真寺 / 宗教活动场所 joint visits, hazards).
-- :class:`Pairing` 结对帮扶, 共建单位, 在职党员报到, 微心愿.
+- :class:`Pairing` 结对帮扶, 共建单位, 在职党员报到, 微心愿; :class:`PairingHelp` the help given.
+- :class:`ActivityPhoto` photos of an activity.
 - :class:`Rating` 评比 (五星级文明户, 好媳妇, 好婆婆, 服务之星), revised over time.
 """
 
@@ -202,6 +203,31 @@ class Activity(Located):
         ordering = ["-date", "-id"]
 
 
+class ActivityPhoto(models.Model):
+    """A photo of an activity (JPEG/PNG ≤ 5 MB, checked by magic bytes, like a visit photo);
+    EXIF GPS and time kept if any, as visits keep them. One file per activity and content
+    (``sha256``): a phone's retry does not double it. Served only to callers who may read the
+    activity (``activities/{id}/photos/{photo}/file/``)."""
+
+    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="photos")
+    image = models.FileField(upload_to="community/activities/%Y/%m/")
+    content_type = models.CharField(max_length=16)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    exif_point = models.PointField(srid=SRID, null=True, blank=True)
+    exif_time = models.CharField(max_length=32, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["activity", "sha256"], name="activity_photo_unique")
+        ]
+
+
 class ScreeningReport(Located):
     """五员一日一报: one member's screening of 不稳定因素 for one day. ``zero_report`` is the
     explicit 零报告 (nothing found) and counts as reported."""
@@ -281,6 +307,16 @@ class VenueContact(Located):
         ordering = ["place_id", "id"]
 
 
+class VenueTaskQuerySet(models.QuerySet):
+    """A status written in bulk moves ``updated_at`` too (``auto_now`` does not fire on
+    ``QuerySet.update``): the phone's feed brings the row again."""
+
+    def update(self, **kwargs: object) -> int:
+        if "status" in kwargs and "updated_at" not in kwargs:
+            kwargs["updated_at"] = timezone.now()
+        return super().update(**kwargs)
+
+
 class VenueTask(Located):
     """The joint monthly venue visit due (每个月和清真寺共同走访): one per venue and period of a
     :class:`gridsvc.visits.models.VisitRule` whose ``target_group`` is ``religious_venues``,
@@ -317,6 +353,8 @@ class VenueTask(Located):
     done_by = models.ForeignKey(
         VenueVisit, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+
+    objects = VenueTaskQuerySet.as_manager()
 
     class Meta:
         ordering = ["due_on", "id"]
@@ -392,6 +430,36 @@ class Pairing(Located):
 
     class Meta:
         ordering = ["-started", "-id"]
+
+
+class PairingHelp(Located):
+    """Help given under a pairing (结对帮扶的帮扶记录): a record per occasion — the day, what was
+    done, the visit it was given on (optional), hours and money or goods' value when
+    meaningful. The pairing's ``help_given`` text stays as its summary; the list is these."""
+
+    pairing = models.ForeignKey(Pairing, on_delete=models.CASCADE, related_name="help_records")
+    date = models.DateField()
+    what = models.CharField(max_length=256, help_text="慰问、代办低保复核、送米面油 …")
+    visit = models.ForeignKey(
+        "visits.Visit", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    hours = models.DecimalField(max_digits=5, decimal_places=1, null=True, blank=True)
+    amount = models.DecimalField(
+        max_digits=9, decimal_places=2, null=True, blank=True, help_text="元 (money or goods)"
+    )
+
+    class Meta:
+        ordering = ["-date", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(hours__isnull=True) | Q(hours__gt=0, hours__lte=24),
+                name="pairing_help_hours_in_a_day",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__isnull=True) | Q(amount__gte=0),
+                name="pairing_help_amount_not_negative",
+            ),
+        ]
 
 
 class RatingTitle(models.TextChoices):
@@ -574,6 +642,7 @@ LOCATED = (
     VenueContact,
     VenueTask,
     Pairing,
+    PairingHelp,
     Rating,
     SignOff,
     Mediation,
