@@ -136,9 +136,10 @@ def test_demo_figures_come_from_the_records(demo, member_client):
     assert f["volunteer_hours"] == float(
         ServiceLog.objects.filter(**sept).aggregate(n=Sum("hours"))["n"] or 0
     )
-    # the year: a joint visit of each mosque every month, no ethnic/religious petition
+    # the year: a joint visit of each mosque every month (西园清真寺's November one not made by
+    # the reference day: its venue task is overdue), no ethnic/religious petition
     year = {"date__gte": date(2025, 12, 1), "date__lte": date(2026, 11, 24)}
-    assert VenueVisit.objects.filter(**year).count() == 24
+    assert VenueVisit.objects.filter(**year).count() == 23
     assert Petition.objects.filter(**year).exists()
     assert not Petition.objects.filter(ethnic_religious=True).exists()
     five = TeamMembership.objects.filter(team="five_members")
@@ -365,7 +366,7 @@ def test_the_street_reports_upward_and_the_district_sees_its_streets(demo, membe
     )
     assert r.status_code == 201, r.content
     report = r.json()
-    assert report["figures"]["venue_visits"] >= 22
+    assert report["figures"]["venue_visits"] >= 21
     assert (
         member_client("street")
         .post(f"/api/v1/community/reports/{report['id']}/acknowledge/", {}, format="json")

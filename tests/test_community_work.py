@@ -28,6 +28,7 @@ from gridsvc.community.models import (
     SignOff,
     TeamMembership,
     VenueContact,
+    VenueTask,
     VenueVisit,
 )
 from gridsvc.community.services import monthly_figures, work_scope
@@ -617,10 +618,17 @@ def _probe_changes(ctx) -> None:  # type: ignore[no-untyped-def]
         ("ratings", Rating),
         ("mediations", Mediation),
         ("sign_offs", SignOff),
+        ("venue_tasks", VenueTask),
+        ("group_members", GroupMember),
+        ("resident_languages", ResidentLanguage),
     ):
         mine = set(work_scope(ctx.member).filter(model.objects.all()).values_list("pk", flat=True))
         if model is ScreeningReport:
             mine |= set(model.objects.filter(member=ctx.member).values_list("pk", flat=True))
+        if model is VenueTask:  # and the caller's own
+            mine |= set(
+                model.objects.filter(assigned_member=ctx.member).values_list("pk", flat=True)
+            )
         assert {row["id"] for row in body[key]} <= mine, (ctx.role, key)
 
 

@@ -86,6 +86,8 @@ def position_saved(sender, instance: Position, raw: bool = False, **kwargs) -> N
 
     if closing_for_hand_over():
         return  # the new holder's save, in the same transaction, re-picks the tasks once
+    from gridsvc.community.venues import reassign_venue_tasks
+
     from .services import reassign_open_tasks
 
     # in the caller's transaction: the phones see the new holder's tasks at once, and an error
@@ -93,6 +95,7 @@ def position_saved(sender, instance: Position, raw: bool = False, **kwargs) -> N
     # straight to the new holder, never through the level above (nor its interpreter calls).
     with transaction.atomic():
         reassign_open_tasks(position=instance)
+        reassign_venue_tasks(position=instance)  # the religious venues' joint visits too
 
 
 def connect() -> None:
