@@ -65,3 +65,29 @@ def fetchone(sql: str, params: dict[str, Any], alias: str = "default") -> tuple 
             {"sql": f"/* prepared */ {sql}", "time": f"{time.monotonic() - start:.3f}"}
         )
     return row
+
+
+def fetchall(sql: str, params: dict[str, Any], alias: str = "default") -> list[tuple]:
+    """Every row of ``sql`` (``%(name)s`` placeholders), prepared on this connection, as
+    :func:`fetchone` runs it (the same fallbacks, errors and query log) — for the page
+    statements of the read paths (api.pagination.PreparedPage)."""
+    conn = connections[alias]
+    if not _enabled(alias):
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+    conn.ensure_connection()
+    raw = conn.connection
+    if raw.prepare_threshold is None:
+        raw.prepare_threshold = 1_000_000_000  # as fetchone: only prepare=True prepares
+    import psycopg
+
+    start = time.monotonic()
+    with conn.wrap_database_errors, psycopg.Cursor(raw) as cur:
+        cur.execute(sql, params, prepare=True)
+        rows = cur.fetchall()
+    if conn.queries_logged:
+        conn.queries_log.append(
+            {"sql": f"/* prepared */ {sql}", "time": f"{time.monotonic() - start:.3f}"}
+        )
+    return rows

@@ -20,7 +20,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from api.files import checked_upload, file_url
-from api.pagination import StandardPagination
+from api.pagination import PreparedPage, StandardPagination
 from api.schema import IllegalActionSerializer, StaleCaseSerializer
 from gridsvc.cases import services
 from gridsvc.cases.figures import case_figures as figures
@@ -101,6 +101,25 @@ class GeoJSONRenderer(JSONRenderer):
 
 
 _TRUE = ("1", "true")  # what CaseFilter's ``mine`` reads as true (lower-cased)
+# "my cases" as a phone and the web page ask for it: ?mine=1, perhaps a page, its size, a CRS
+_MINE_ONLY = frozenset({"mine", "page", "page_size", "crs", "format"})
+
+
+def _my_cases(values: dict[str, int]) -> tuple:  # type: ignore[type-arg]
+    """The cases ``values["member"]`` handles, as the list reads them (rows, counted)."""
+    qs = Case.objects.filter(handler_id=values["member"])
+    return case_rows(qs), qs
+
+
+#: the page of "my cases" (?mine=1 and nothing else that filters or orders), its SQL built
+#: once per process and prepared on the connection (issue 19)
+MY_CASES = PreparedPage(_my_cases, "member")
+
+
+def _mine_only(params) -> bool:  # type: ignore[no-untyped-def]
+    """Whether a list request is "my cases" with no other filter or ordering."""
+    mine = params.get("mine")
+    return mine is not None and mine.lower() in _TRUE and _MINE_ONLY.issuperset(params.keys())
 
 
 class CaseViewSet(
@@ -163,6 +182,10 @@ class CaseViewSet(
         paginator = self.paginator
         if request.accepted_renderer.format == "json" and isinstance(paginator, StandardPagination):
             crs = self.get_serializer_context()["crs"]
+            if _mine_only(request.query_params):  # no queryset built: the prepared page
+                page = paginator.paginate_prepared(MY_CASES, {"member": request.user.pk}, request)
+                if page is not None:
+                    return paginator.get_paginated_response(case_rows_payload(page, request, crs))
             qs = self.filter_queryset(self.get_queryset())
             page = paginator.paginate_values(case_rows(qs), request, count_qs=qs)
             if page is not None:

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.files import FileURLField
-from api.pagination import StandardPagination
+from api.pagination import PreparedPage, StandardPagination
 from api.parsers import FormParser, JSONParser, MultiPartParser
 from api.schema import (
     ItemResultSerializer,
@@ -196,6 +196,29 @@ def _task_payload(r: dict) -> dict:
     }
 
 
+def _my_tasks(values: dict[str, int]) -> tuple:  # type: ignore[type-arg]
+    """The tasks assigned to ``values["member"]``, as the list reads them (rows, counted)."""
+    qs = VisitTask.objects.filter(assigned_member_id=values["member"]).order_by("due_on", "id")
+    return qs.values(*_TASK_ROW), qs
+
+
+#: the page of "my tasks" (?mine=1 and nothing else), its SQL built once per process and
+#: prepared on the connection (issue 19)
+MY_TASKS = PreparedPage(_my_tasks, "member")
+_MINE_ONLY = frozenset({"mine", "page", "page_size", "format"})
+
+
+def _prepared_mine(params) -> bool:  # type: ignore[no-untyped-def]
+    """Whether a task list request is "my tasks" with no other filter (``mine`` true as
+    TaskListQuerySerializer reads it)."""
+    mine = params.get("mine")
+    return (
+        mine is not None
+        and mine.lower() in serializers.BooleanField.TRUE_VALUES
+        and _MINE_ONLY.issuperset(params.keys())
+    )
+
+
 class VisitTaskViewSet(viewsets.ReadOnlyModelViewSet):
     """Visit tasks (走访任务) in the caller's territory or assigned to them.
 
@@ -218,6 +241,10 @@ class VisitTaskViewSet(viewsets.ReadOnlyModelViewSet):
             and request.accepted_renderer.format == "json"
             and not any(name in request.query_params for name in self.filterset_fields)
         ):
+            if _prepared_mine(request.query_params):  # no queryset built: the prepared page
+                rows = paginator.paginate_prepared(MY_TASKS, {"member": request.user.pk}, request)
+                if rows is not None:
+                    return paginator.get_paginated_response([_task_payload(r) for r in rows])
             qs = self.get_queryset()
             rows = paginator.paginate_values(qs.values(*_TASK_ROW), request, count_qs=qs)
             if rows is not None:
