@@ -10,6 +10,7 @@ from datetime import date, timedelta
 import pytest
 from django.core.management import call_command
 
+from gridsvc.accounts.models import Member
 from gridsvc.chain.models import Position
 from gridsvc.community.models import GroupMember, ResidentLanguage, VenueTask
 from gridsvc.community.venues import update_venue_statuses
@@ -215,9 +216,25 @@ def test_the_feed_brings_own_venue_tasks_and_again_after_a_status_change(demo, m
     phone = member_client(holder.username)
     first = _feed(phone, limit=7)
     ids = [t["id"] for t in first["venue_tasks"]]
-    assert task.pk in ids and len(ids) == len(set(ids))
+    assert task.pk in ids and len(ids) == len(set(ids)) > 7  # paged by (updated_at, id)
+    # a grid member's phone: their own tasks (the REST list also has the grid's others')
+    own = set(VenueTask.objects.filter(assigned_member=holder).values_list("pk", flat=True))
+    assert set(ids) == own
     rest = {t["id"] for t in _all_rows(phone, f"{BASE}/venue-tasks/")}
-    assert set(ids) == rest  # the same rows as the REST list, paged by (updated_at, id)
+    assert own <= rest
+    sept = VenueTask.objects.create(
+        **{
+            f: getattr(task, f)
+            for f in ("place", "street", "community", "grid", "recorded_by", "due_on")
+        },
+        rule=task.rule,
+        period="2027-09",
+        period_start=date(2027, 9, 1),
+        period_end=date(2027, 9, 30),
+        assigned_member=Member.objects.get(username="cadre1"),
+    )
+    assert sept.pk in {t["id"] for t in _all_rows(phone, f"{BASE}/venue-tasks/")}
+    assert sept.pk not in {t["id"] for t in _feed(phone)["venue_tasks"]}
     row = next(t for t in first["venue_tasks"] if t["id"] == task.pk)
     assert row["status"] == "open" and row["place_name"] == a.name
     cursor = first["cursor"]
@@ -233,7 +250,8 @@ def test_the_feed_brings_own_venue_tasks_and_again_after_a_status_change(demo, m
     in_community = set(
         VenueTask.objects.filter(community=demo.community).values_list("pk", flat=True)
     )
-    assert in_community <= cadre_ids
+    assert task.pk in in_community and in_community <= cadre_ids
+    assert {t["id"] for t in _feed(member_client("street"))["venue_tasks"]} >= in_community
     # a grid member of a grid without a venue gets none of them
     venue_grids = {p.grid_id for p in _mosques(demo)}
     other = next(

@@ -1005,7 +1005,12 @@ def changes(
     out: dict[str, list[Any]] = {}
     more = False
     for key, model in FEED_STREAMS.items():
-        qs = _after(visible(model, member), state.get(key))
+        if key == "venue_tasks":  # own, and the territory's for staff above the grid
+            from .venues import feed_venue_tasks
+
+            qs = _after(feed_venue_tasks(member, work_scope(member)), state.get(key))
+        else:
+            qs = _after(visible(model, member), state.get(key))
         if key in FEED_RELATED:
             qs = qs.select_related(*FEED_RELATED[key])
         rows = list(qs.order_by("updated_at", "id")[: limit + 1])

@@ -27,6 +27,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from gridsvc.chain.scope import Scope
 from gridsvc.chain.visibility import Tier, mask_phone
 from gridsvc.territory.models import Place
 from gridsvc.visits.periods import periods_overlapping
@@ -173,6 +174,24 @@ def reassign_venue_tasks(*, position: Any = None, when: datetime | None = None) 
         changed, ["assigned_member", "assigned_position", "assigned_level", "updated_at"]
     )
     return len(changed)
+
+
+def feed_venue_tasks(member: Any, scope: Scope) -> QuerySet[VenueTask]:
+    """The venue tasks of the phone's feed (``venue_tasks``): the caller's own and, for staff
+    above the grid (a community's or the street's, from ``scope``: their work scope), those
+    in that territory. A grid's staff get their own only: the phone carries their workload,
+    the REST list (:func:`visible_venue_tasks`) the grid's."""
+    own = Q(assigned_member=member) if getattr(member, "is_authenticated", False) else Q(pk__in=[])
+    above = Scope(
+        everything=scope.everything,
+        street_ids=set(scope.street_ids),
+        community_ids=set(scope.community_ids),
+    )
+    if above.empty:
+        return VenueTask.objects.filter(own)
+    return VenueTask.objects.filter(
+        Q(pk__in=above.filter(VenueTask.objects.all()).values("pk")) | own
+    )
 
 
 def visible_venue_tasks(member: Any, in_scope: QuerySet[VenueTask]) -> QuerySet[VenueTask]:
