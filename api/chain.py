@@ -13,11 +13,19 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gridsvc.accounts.authentication import Rider, ride_with_caller
+from gridsvc.chain.answer import (
+    Resolved,
+    point_resolved,
+    point_statement,
+    ref_statement,
+    resolve_point,
+    resolve_ref,
+)
 from gridsvc.chain.answer import answer as chain_answer
-from gridsvc.chain.answer import resolve_point, resolve_ref
 from gridsvc.chain.models import Position
 from gridsvc.chain.services import hand_over_by, walk
-from gridsvc.territory.models import Building, Compound, Grid, Household, Unit
+from gridsvc.territory.models import Compound, Grid
 from gridsvc.territory.services import locate
 
 from .scoping import ScopedQuerysetMixin, request_scope
@@ -173,34 +181,14 @@ class ChainView(APIView):
     skipped.
     """
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("household", int),
-            OpenApiParameter("unit", int),
-            OpenApiParameter("building", int),
-            OpenApiParameter("compound", int),
-            OpenApiParameter("lon", float),
-            OpenApiParameter("lat", float),
-            OpenApiParameter(
-                "crs",
-                str,
-                description="coordinates of lon/lat: wgs84 (default), gcj02 (Amap/Tencent), "
-                "bd09 (Baidu), cgcs2000; EPSG:4326, EPSG:4490 too",
-                enum=["wgs84", "gcj02", "bd09", "cgcs2000"],
-            ),
-            OpenApiParameter("at", OpenApiTypes.DATETIME),
-        ],
-        responses={200: OpenApiTypes.OBJECT},
-    )
-    def get(self, request):  # type: ignore[no-untyped-def]
-        params = request.query_params
-        scope = request_scope(request)
-        refs = {
-            "household": Household,
-            "unit": Unit,
-            "building": Building,
-            "compound": Compound,
-        }
+    _parsed: tuple | None = None
+    _rider: Rider | None = None
+
+    @staticmethod
+    def _parse(params) -> tuple:  # type: ignore[no-untyped-def]
+        """``(name, pk, when)`` for a reference, ``("point", (lon, lat), when)`` (WGS84) for
+        a point; the 400s of a malformed request."""
+        refs = ("household", "unit", "building", "compound")
         given = [k for k in refs if k in params]
         has_point = "lon" in params or "lat" in params
         if len(given) + (1 if has_point else 0) != 1:
@@ -225,13 +213,66 @@ class ChainView(APIView):
                 pk = int(params[name])
             except ValueError:
                 raise ValidationError({name: "must be an integer id"}) from None
-            if name == "compound":  # rare: a compound's point on surface, the general path
-                obj = scope.filter(_ref_queryset(name, refs[name]).filter(pk=pk)).first()
-                if obj is None:
-                    raise NotFound(f"{name} {pk} not found in your territory")
-                return Response(walk(locate(**{name: obj}), when).as_dict())
+            return name, pk, when
+        lon = _float_param(params, "lon", -180, 180)
+        lat = _float_param(params, "lat", -90, 90)
+        return "point", to_wgs84(lon, lat, crs), when
+
+    def initial(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # a JWT request's chain statement rides with the caller's query (one round trip;
+        # gridsvc.accounts.authentication): it does not depend on the caller, whose
+        # territory decides afterwards; a malformed request is answered after authentication
+        if request.META.get("HTTP_AUTHORIZATION"):
+            try:
+                parsed = self._parse(request.query_params)
+            except Exception:  # noqa: BLE001 - get() raises it again, after authentication
+                parsed = None
+            if parsed is not None and parsed[0] != "compound":
+                name, what, when = parsed
+                statement = (
+                    point_statement(*what, when)
+                    if name == "point"
+                    else ref_statement(name, what, when)
+                )
+                self._parsed = parsed
+                self._rider = ride_with_caller(request, *statement)
+        super().initial(request, *args, **kwargs)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("household", int),
+            OpenApiParameter("unit", int),
+            OpenApiParameter("building", int),
+            OpenApiParameter("compound", int),
+            OpenApiParameter("lon", float),
+            OpenApiParameter("lat", float),
+            OpenApiParameter(
+                "crs",
+                str,
+                description="coordinates of lon/lat: wgs84 (default), gcj02 (Amap/Tencent), "
+                "bd09 (Baidu), cgcs2000; EPSG:4326, EPSG:4490 too",
+                enum=["wgs84", "gcj02", "bd09", "cgcs2000"],
+            ),
+            OpenApiParameter("at", OpenApiTypes.DATETIME),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request):  # type: ignore[no-untyped-def]
+        scope = request_scope(request)
+        name, what, when = self._parsed or self._parse(request.query_params)
+        rider = self._rider if self._rider is not None and self._rider.ran else None
+        if name == "compound":  # rare: a compound's point on surface, the general path
+            obj = scope.filter(_ref_queryset(name, Compound).filter(pk=what)).first()
+            if obj is None:
+                raise NotFound(f"{name} {what} not found in your territory")
+            return Response(walk(locate(**{name: obj}), when).as_dict())
+        if name != "point":
+            pk = what
             # place, names and holders in one statement; the territory from its ids
-            res = resolve_ref(name, pk, when)
+            if rider is not None:
+                res = None if rider.row is None else Resolved(rider.row)
+            else:
+                res = resolve_ref(name, pk, when)
             if res is None or not scope.allows_building_level(
                 name,
                 building_id=res.building_id,
@@ -243,10 +284,11 @@ class ChainView(APIView):
             ):
                 raise NotFound(f"{name} {pk} not found in your territory")
         else:
-            lon = _float_param(params, "lon", -180, 180)
-            lat = _float_param(params, "lat", -90, 90)
-            lon, lat = to_wgs84(lon, lat, crs)
-            res = resolve_point(lon, lat, when)
+            lon, lat = what
+            if rider is not None and rider.row is not None:
+                res = point_resolved(rider.row)
+            else:
+                res = resolve_point(lon, lat, when)
             if not scope.allows_grid(
                 res.grid_id, community_id=res.community_id, street_id=res.street_id
             ):

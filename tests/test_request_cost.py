@@ -43,12 +43,13 @@ def _queries(client: APIClient, path: str) -> tuple[int, list[str], dict]:
 
 
 def test_the_chain_for_a_point_is_two_queries_the_caller_and_the_chain(demo):
-    """Was 8+: user, scope, building with four boundary geometries, holders, …"""
+    """Was 8+: user, scope, building with four boundary geometries, holders, …; now the
+    chain statement rides in the caller's query (tests/test_request_cost_fixed.py)"""
     client = jwt_client("grid1")
     grid1 = Member.objects.get(username="grid1")
     b = scope_for(grid1).filter(Building.objects.all()).order_by("code").first()
     n, sqls, body = _queries(client, f"/api/v1/chain/?lon={b.point.x}&lat={b.point.y}")
-    assert n == 2, sqls
+    assert n == 1, sqls
     assert body["location"]["building"] == {"id": b.pk, "name": b.name}
     # no geometry column comes back to Python
     assert not any('boundary"' in s.split(" FROM ")[0] for s in sqls), sqls
@@ -58,7 +59,7 @@ def test_the_chain_for_a_household_is_two_queries(demo):
     client = jwt_client("grid1")
     hh = scope_for(Member.objects.get(username="grid1")).filter(Household.objects.all()).first()
     n, sqls, body = _queries(client, f"/api/v1/chain/?household={hh.pk}")
-    assert n == 2, sqls
+    assert n == 1, sqls
     assert body["location"]["household"]["id"] == hh.pk
     assert body["steps"][0]["level_name"] == "household_head"
 

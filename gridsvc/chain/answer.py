@@ -177,21 +177,37 @@ class Resolved:
         }  # fmt: skip
 
 
-def resolve_point(lon: float, lat: float, when: datetime | None = None) -> Resolved:
-    """Locate ``lon``/``lat`` (WGS84) and read every level's holders at ``when``: one query."""
+def point_statement(lon: float, lat: float, when: datetime) -> tuple[str, dict[str, Any]]:
+    """The statement and parameters of :func:`resolve_point` (for a caller-query rider,
+    :func:`gridsvc.accounts.authentication.ride_with_caller`)."""
     tol = float(settings.GRIDSVC["NEAREST_BUILDING_TOLERANCE_M"])
     # index-friendly box: the tolerance in degrees of longitude (the wider one) at this latitude
     deg = tol / (111_320.0 * max(math.cos(math.radians(lat)), 0.01))
-    params = {"lon": lon, "lat": lat, "deg": deg, "tol": tol, "now": when or timezone.now()}
-    res = Resolved(fetchone(SQL_POINT, params))  # type: ignore[arg-type]
+    return SQL_POINT, {"lon": lon, "lat": lat, "deg": deg, "tol": tol, "now": when}
+
+
+def ref_statement(name: str, pk: int, when: datetime) -> tuple[str, dict[str, Any]]:
+    """The statement and parameters of :func:`resolve_ref`."""
+    return SQL_REF[name], {"ref": pk, "now": when}
+
+
+def point_resolved(row: tuple) -> Resolved:
+    """The row of :data:`SQL_POINT` as the place and its holders."""
+    res = Resolved(row)
     if res.grid_id is None:
         res.method = "outside"  # in no grid (the nearest one is named)
     return res
 
 
+def resolve_point(lon: float, lat: float, when: datetime | None = None) -> Resolved:
+    """Locate ``lon``/``lat`` (WGS84) and read every level's holders at ``when``: one query."""
+    sql, params = point_statement(lon, lat, when or timezone.now())
+    return point_resolved(fetchone(sql, params))  # type: ignore[arg-type]
+
+
 def resolve_ref(name: str, pk: int, when: datetime | None = None) -> Resolved | None:
     """The same for a household, unit or building ``pk``; None when there is no such row."""
-    row = fetchone(SQL_REF[name], {"ref": pk, "now": when or timezone.now()})
+    row = fetchone(*ref_statement(name, pk, when or timezone.now()))
     return None if row is None else Resolved(row)
 
 
