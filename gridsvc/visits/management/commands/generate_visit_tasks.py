@@ -41,5 +41,7 @@ class Command(BaseCommand):
             )
         )
         if statuses:
-            moved = services.update_statuses(ref)
+            from gridsvc.community.venues import update_venue_statuses
+
+            moved = {**services.update_statuses(ref), **update_venue_statuses(ref)}
             self.stdout.write(f"statuses as of {ref}: {moved}")
