@@ -221,3 +221,49 @@ def test_a_grid_members_ledger_masks_ids_phones_and_petitioners(demo: Any) -> No
     )
     names = [r[2] for r in street["信访"].iter_rows(min_row=3, values_only=True)]
     assert names and all("*" not in n for n in names)
+
+
+def test_the_venue_sheet_counts_the_years_joint_visit_tasks_by_status(demo: Any) -> None:
+    """宗教场所: per venue, the year's VenueTasks — all (应共同走访), done, overdue, missed."""
+    from gridsvc.community.models import VenueTask
+    from gridsvc.territory.models import Place
+    from gridsvc.visits.models import VisitRule
+
+    rule, _ = VisitRule.objects.get_or_create(
+        code="golden-venues",
+        defaults={"name": "每月与清真寺共同走访", "target_group": "religious_venues",
+                  "frequency": "monthly", "visitor_level": "grid_member", "joint_visit": True},
+    )  # fmt: skip
+    venue = (
+        Place.objects.filter(community=demo.community, kind__in=["mosque", "religious_venue"])
+        .order_by("id")
+        .first()
+    )
+    VenueTask.objects.filter(community=demo.community).delete()
+    recorder = Member.objects.get(username="street")
+    statuses = ["done", "done", "done", "overdue", "missed", "missed", "open"]
+    for month, status in enumerate(statuses, start=1):
+        start = date(YEAR, month, 1)
+        VenueTask.objects.create(
+            street=demo.street, community=demo.community, grid=venue.grid, recorded_by=recorder,
+            rule=rule, place=venue, period=f"{YEAR}-{month:02d}", period_start=start,
+            period_end=start + timedelta(days=27), due_on=start + timedelta(days=20),
+            status=status,
+        )  # fmt: skip
+    # another year's task is not this year's
+    VenueTask.objects.create(
+        street=demo.street, community=demo.community, grid=venue.grid, recorded_by=recorder,
+        rule=rule, place=venue, period=f"{YEAR - 1}-12", period_start=date(YEAR - 1, 12, 1),
+        period_end=date(YEAR - 1, 12, 28), due_on=date(YEAR - 1, 12, 20), status="missed",
+    )  # fmt: skip
+    book = load_workbook(
+        io.BytesIO(
+            community_workbook(demo.community, Member.objects.get(username="mediator"), year=YEAR)
+        )
+    )
+    header, *rows = list(book["宗教场所"].iter_rows(min_row=2, values_only=True))
+    assert list(header[-4:]) == ["应共同走访(任务)", "已走访", "逾期", "漏访"]
+    row = next(r for r in rows if r[1] == venue.name)
+    assert list(row[-4:]) == [7, 3, 1, 2]
+    others = [r for r in rows if r[1] != venue.name]
+    assert others and all(list(r[-4:]) == [0, 0, 0, 0] for r in others if r[1])

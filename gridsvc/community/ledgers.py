@@ -17,14 +17,24 @@ workbook is written to the audit log.
 
 from __future__ import annotations
 
-import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, Model, Q, QuerySet
 
 from gridsvc.chain.scope import Scope
 from gridsvc.chain.visibility import ETHNICITY, MASKED, Tier, rule
+from gridsvc.dataio.cells import append_row
+from gridsvc.dataio.ledgers import (
+    BASE_HEADERS,
+    _header,
+    finish_workbook,
+    ledger_access,
+    person_cells,
+)
 from gridsvc.territory.codes import mask_name
 from gridsvc.territory.models import Community, Grid, Place, Resident
 
@@ -42,6 +52,7 @@ from .models import (
     ScreeningReport,
     SignOff,
     TeamMembership,
+    VenueTask,
     VenueVisit,
 )
 
@@ -59,150 +70,149 @@ GROUP_SHEETS: dict[str, str] = {
     ResidentGroup.RETURNED_OVERSEAS: "归国华侨留学生",
     ResidentGroup.NEW_STRATUM: "新的社会阶层",
 }
-GROUP_DETAIL = {
+GROUP_DETAIL: dict[str, str] = {
     ResidentGroup.RETIRED_LEADER: "原任职务",
     ResidentGroup.SELF_EMPLOYED: "经营项目/企业",
     ResidentGroup.RETURNED_OVERSEAS: "侨居/留学国家",
     ResidentGroup.NEW_STRATUM: "从业领域",
 }
+RESIDENT_ORDER = (
+    "household__unit__building__code", "household__unit__number", "household__room", "id",
+)  # fmt: skip
 
 
-def _area_q(area: Grid | Community) -> Q:
-    return Q(grid=area) if isinstance(area, Grid) else Q(community=area)
+@dataclass(frozen=True)
+class Ledger:
+    """What one ledger workbook is made for: the area (a grid or a community), the reader's
+    staff scope and tier, the year, and the reader's masks."""
+
+    area: Grid | Community
+    scope: Scope
+    tier: Tier
+    year: int
+    unmasked: bool
+    eth_masked: bool
+
+    @property
+    def q(self) -> Q:
+        """The area's records (their own grid or community field)."""
+        return Q(grid=self.area) if isinstance(self.area, Grid) else Q(community=self.area)
+
+    def records(self, model: type[Model], **filters: Any) -> QuerySet:
+        """``model``'s records of the area within the scope."""
+        return self.scope.filter(model._default_manager.filter(self.q, **filters))
+
+    def of_year(self, model: type[Model], field: str = "date") -> QuerySet:
+        """``model``'s records of the area dated (by ``field``) in the year."""
+        return self.records(model, **{f"{field}__year": self.year})
+
+    def person(self, r: Resident) -> list[Any]:
+        """A resident's ledger columns after 序号, masked for the reader."""
+        return person_cells(r, self.unmasked, self.eth_masked)
 
 
-def add_sheets(
-    wb: Workbook, area: Grid | Community, scope: Scope, tier: Tier, year: int, unmasked: bool
-) -> dict[str, int]:
-    """Append the community-work ledgers of ``area`` (a grid or a community) for ``year`` to
-    ``wb``, limited to ``scope`` (a staff scope). Returns rows per sheet."""
-    from gridsvc.dataio.cells import append_row
-    from gridsvc.dataio.ledgers import BASE_HEADERS, _base, _header
+@dataclass(frozen=True)
+class SheetSpec:
+    """One ledger sheet: its ``title`` (the tab and the count's key), its ``headers`` (after
+    序号), its ``heading`` (row 1; ``{area}`` and ``{year}`` filled in), the records
+    (``rows``) and a record's cells after 序号 (``row``)."""
 
-    eth_masked = rule(ETHNICITY, tier) == MASKED and not unmasked
-    q = _area_q(area)
-    counts: dict[str, int] = {}
+    title: str
+    headers: list[str]
+    heading: str
+    rows: Callable[[Ledger], Iterable[Any]]
+    row: Callable[[Ledger, Any], list[Any]]
 
-    def rows(model: type, field: str = "date") -> Any:
-        return scope.filter(model.objects.filter(q, **{f"{field}__year": year}))
 
-    # 活动与宣传
-    title = "活动与宣传"
-    ws = wb.create_sheet(title)
-    _header(
-        ws,
-        ["序号", "日期", "类型", "名称", "地点", "组织者", "合作单位", "参与人数", "少数民族人数",
-         "宣传资料(份)", "答题(份)", "横幅展板"],
-        f"{area.name} {title}台账({year}年)",
-    )  # fmt: skip
-    acts = list(rows(Activity).select_related("place").order_by("date", "id"))
-    for i, a in enumerate(acts, start=1):
-        minority = sum(v for k, v in (a.ethnic_mix or {}).items() if k not in ("01", "汉族"))
-        append_row(
-            ws,
-            [i, a.date.isoformat(), a.get_kind_display(), a.title, a.place.name if a.place else "",
-             a.organiser, a.partners, a.participants, minority, a.materials, a.answer_sheets,
-             a.banners],
-        )  # fmt: skip
-    counts[title] = len(acts)
-
-    # 排查: 五员一日一报 (community records) and the grid's campaign returns
-    title = "排查"
-    ws = wb.create_sheet(title)
-    _header(
-        ws,
-        ["序号", "日期", "来源", "报告人", "零报告", "发现不稳定因素", "件数", "投入人次"],
-        f"{area.name} 排查不稳定因素台账({year}年)",
-    )
+def write_sheet(wb: Workbook, spec: SheetSpec, ledger: Ledger) -> int:
+    """Append ``spec``'s sheet to ``wb``: heading, header, the numbered rows. Returns the
+    number of rows."""
+    ws = wb.create_sheet(spec.title)
+    heading = spec.heading.format(area=ledger.area.name, year=ledger.year)
+    _header(ws, ["序号", *spec.headers], heading)
     n = 0
-    reports = rows(ScreeningReport).select_related("member").order_by("date", "member_id")
-    for r in reports:
-        n += 1
-        append_row(
-            ws,
-            [n, r.date.isoformat(), "五员一日一报", str(r.member), "是" if r.zero_report else "",
-             r.findings, r.findings_count, r.persons],
-        )  # fmt: skip
+    for n, record in enumerate(spec.rows(ledger), start=1):  # noqa: B007
+        append_row(ws, [n, *spec.row(ledger, record)])
+    return n
+
+
+def _day(d: date | None) -> str:
+    return d.isoformat() if d else ""
+
+
+def _who(member: Any) -> str:
+    return str(member) if member else ""
+
+
+def _yes(flag: Any) -> str:
+    return "是" if flag else ""
+
+
+# ---------------------------------------------------------------- 活动与宣传
+def _activities(led: Ledger) -> QuerySet:
+    return led.of_year(Activity).select_related("place").order_by("date", "id")
+
+
+def _activity(led: Ledger, a: Activity) -> list[Any]:
+    minority = sum(v for k, v in (a.ethnic_mix or {}).items() if k not in ("01", "汉族"))
+    return [a.date.isoformat(), a.get_kind_display(), a.title, a.place.name if a.place else "",
+            a.organiser, a.partners, a.participants, minority, a.materials, a.answer_sheets,
+            a.banners]  # fmt: skip
+
+
+# ---------------------------------------------------------------- 排查
+def _screening(led: Ledger) -> Iterable[ScreeningReport | CampaignReturn]:
+    """五员一日一报 (the community's records), then the grids' campaign returns."""
+    reports = led.of_year(ScreeningReport).select_related("member").order_by("date", "member_id")
     returns = (
-        scope.filter(CampaignReturn.objects.filter(q, campaign__start__year=year))
+        led.records(CampaignReturn, campaign__start__year=led.year)
         .select_related("campaign", "filed_by", "grid")
         .order_by("campaign__start", "grid__code")
     )
-    for r in returns:
-        n += 1
-        append_row(
-            ws,
-            [n, r.filed_at.date().isoformat() if r.filed_at else "(未报)",
-             f"{r.campaign.name} · {r.grid.name if r.grid else ''}",
-             str(r.filed_by) if r.filed_by else "", "是" if r.filed_at and r.zero_report else "",
-             r.findings, r.findings_count, ""],
-        )  # fmt: skip
-    counts[title] = n
+    return chain(reports, returns)
 
-    # 信访
-    title = "信访"
-    ws = wb.create_sheet(title)
-    _header(
-        ws,
-        [
-            "序号",
-            "日期",
-            "来访人",
-            "事由",
-            "涉及民族宗教",
-            "人数",
-            "集体访",
-            "接待人",
-            "状态",
-            "案件",
-        ],
-        f"{area.name} {title}台账({year}年)",
-    )
-    pets = list(rows(Petition).select_related("handled_by", "case").order_by("date", "id"))
-    for i, p in enumerate(pets, start=1):
-        who = p.petitioner if tier >= Tier.STREET else mask_name(p.petitioner)
-        append_row(
-            ws,
-            [i, p.date.isoformat(), who, p.subject, "是" if p.ethnic_religious else "",
-             p.group_size, "是" if p.group_risk else "", str(p.handled_by) if p.handled_by else "",
-             p.get_status_display(), p.case.number if p.case else ""],
-        )  # fmt: skip
-    counts[title] = len(pets)
 
-    # 志愿者 (五员, 一格十员, 志愿者服务队, 便民服务队) and their hours
-    title = "志愿者"
-    ws = wb.create_sheet(title)
-    _header(
-        ws,
-        ["序号", "队伍", "角色", "姓名", "起始日期", "终止日期", "服务时长(小时)"],
-        f"{area.name} 志愿者及队伍台账",
-    )
-    roles = dict(FiveRole.choices)
-    teams = list(
-        scope.filter(TeamMembership.objects.filter(q))
-        .select_related("member")
-        .order_by("team", "role", "id")
-    )
-    for i, t in enumerate(teams, start=1):
-        append_row(
-            ws,
-            [i, t.get_team_display(), roles.get(t.role, t.role), str(t.member) if t.member else t.name,
-             t.valid_from.isoformat(), t.valid_to.isoformat() if t.valid_to else "", float(t.hours)],
-        )  # fmt: skip
-    counts[title] = len(teams)
+def _screening_row(led: Ledger, r: ScreeningReport | CampaignReturn) -> list[Any]:
+    if isinstance(r, ScreeningReport):
+        return [r.date.isoformat(), "五员一日一报", str(r.member), _yes(r.zero_report),
+                r.findings, r.findings_count, r.persons]  # fmt: skip
+    return [r.filed_at.date().isoformat() if r.filed_at else "(未报)",
+            f"{r.campaign.name} · {r.grid.name if r.grid else ''}", _who(r.filed_by),
+            _yes(r.filed_at and r.zero_report), r.findings, r.findings_count, ""]  # fmt: skip
 
-    # 宗教场所: the venues and their liaison visits in the year
-    title = "宗教场所"
-    ws = wb.create_sheet(title)
-    _header(
-        ws,
-        ["序号", "场所", "类型", "地址", "走访次数", "共同走访", "最近走访", "发现隐患"],
-        f"{area.name} 民族宗教场所台账({year}年)",
-    )
-    places = scope.filter(Place.objects.filter(q, kind__in=["mosque", "religious_venue"]))
+
+# ---------------------------------------------------------------- 信访
+def _petitions(led: Ledger) -> QuerySet:
+    return led.of_year(Petition).select_related("handled_by", "case").order_by("date", "id")
+
+
+def _petition(led: Ledger, p: Petition) -> list[Any]:
+    """Petitioners' names are masked below the street (as in the API)."""
+    who = p.petitioner if led.tier >= Tier.STREET else mask_name(p.petitioner)
+    return [p.date.isoformat(), who, p.subject, _yes(p.ethnic_religious), p.group_size,
+            _yes(p.group_risk), _who(p.handled_by), p.get_status_display(),
+            p.case.number if p.case else ""]  # fmt: skip
+
+
+# ---------------------------------------------------------------- 志愿者
+def _teams(led: Ledger) -> QuerySet:
+    return led.records(TeamMembership).select_related("member").order_by("team", "role", "id")
+
+
+def _team(led: Ledger, t: TeamMembership) -> list[Any]:
+    role = dict(FiveRole.choices).get(t.role, t.role)
+    return [t.get_team_display(), role, str(t.member) if t.member else t.name,
+            t.valid_from.isoformat(), _day(t.valid_to), float(t.hours)]  # fmt: skip
+
+
+# ---------------------------------------------------------------- 宗教场所
+def _venues(led: Ledger) -> list[tuple[Place, dict[str, Any], dict[str, int]]]:
+    """The venues with their liaison visits of the year and their joint-visit tasks
+    (:class:`VenueTask`) of the year by status."""
+    places = list(led.records(Place, kind__in=["mosque", "religious_venue"]).order_by("id"))
     visits = {
         v["place"]: v
-        for v in rows(VenueVisit)
+        for v in led.of_year(VenueVisit)
         .order_by()
         .values("place")
         .annotate(
@@ -212,190 +222,215 @@ def add_sheets(
             hazards=Count("id", filter=Q(hazard_found=True)),
         )
     }
-    places = list(places.order_by("id"))
-    for i, p in enumerate(places, start=1):
-        v = visits.get(p.pk, {})
-        append_row(
-            ws,
-            [i, p.name, p.get_kind_display(), p.address, v.get("n", 0), v.get("joint", 0),
-             v["last"].isoformat() if v.get("last") else "", v.get("hazards", 0)],
-        )  # fmt: skip
-    counts[title] = len(places)
-
-    # 结对帮扶, 共建单位, 在职党员报到, 微心愿 running in the year
-    title = "结对帮扶"
-    ws = wb.create_sheet(title)
-    _header(
-        ws,
-        ["序号", "类型", "结对人/单位", "住户", "开始", "结束", "帮扶内容"],
-        f"{area.name} 结对帮扶台账({year}年)",
-    )
-    pairs = list(
-        scope.filter(
-            Pairing.objects.filter(q, started__year__lte=year).filter(
-                Q(ended__isnull=True) | Q(ended__year__gte=year)
-            )
+    tasks: dict[int, dict[str, int]] = {}
+    for t in (
+        led.scope.filter(
+            VenueTask.objects.filter(place__in=[p.pk for p in places], period_start__year=led.year)
         )
+        .order_by()
+        .values("place", "status")
+        .annotate(n=Count("id"))
+    ):
+        tasks.setdefault(t["place"], {})[t["status"]] = t["n"]
+    return [(p, visits.get(p.pk, {}), tasks.get(p.pk, {})) for p in places]
+
+
+def _venue(led: Ledger, row: tuple[Place, dict[str, Any], dict[str, int]]) -> list[Any]:
+    p, v, t = row
+    return [p.name, p.get_kind_display(), p.address, v.get("n", 0), v.get("joint", 0),
+            _day(v.get("last")), v.get("hazards", 0),
+            sum(t.values()), t.get(VenueTask.Status.DONE, 0), t.get(VenueTask.Status.OVERDUE, 0),
+            t.get(VenueTask.Status.MISSED, 0)]  # fmt: skip
+
+
+# ---------------------------------------------------------------- 结对帮扶
+def _pairings(led: Ledger) -> QuerySet:
+    """Pairings (结对帮扶, 共建单位, 在职党员报到, 微心愿) running in the year."""
+    running = Q(ended__isnull=True) | Q(ended__year__gte=led.year)
+    return (
+        led.records(Pairing, started__year__lte=led.year)
+        .filter(running)
         .select_related("member", "household")
         .order_by("started", "id")
     )
-    for i, p in enumerate(pairs, start=1):
-        who = " · ".join(x for x in (str(p.member) if p.member else "", p.partner) if x)
-        append_row(
-            ws,
-            [i, p.get_kind_display(), who, str(p.household) if p.household else "",
-             p.started.isoformat(), p.ended.isoformat() if p.ended else "", p.help_given],
-        )  # fmt: skip
-    counts[title] = len(pairs)
 
-    # 评比 (五星级文明户 …) of the year, revoked ones marked (动态管理)
-    title = "评比"
-    ws = wb.create_sheet(title)
-    _header(
-        ws,
-        ["序号", "年度", "称号", "住户", "星级", "评选标准", "状态"],
-        f"{area.name} 评比台账({year}年)",
-    )
-    rated = list(
-        scope.filter(Rating.objects.filter(q, year=year))
+
+def _pairing(led: Ledger, p: Pairing) -> list[Any]:
+    who = " · ".join(x for x in (_who(p.member), p.partner) if x)
+    return [p.get_kind_display(), who, _who(p.household), p.started.isoformat(), _day(p.ended),
+            p.help_given]  # fmt: skip
+
+
+# ---------------------------------------------------------------- 评比
+def _ratings(led: Ledger) -> QuerySet:
+    return (
+        led.records(Rating, year=led.year)
         .select_related("household")
         .order_by("title", "household_id")
     )
-    for i, r in enumerate(rated, start=1):
-        append_row(
-            ws,
-            [i, r.year, r.get_title_display(), str(r.household), r.stars, r.criteria,
-             "已撤销" if r.revoked else ("已调整" if r.revised_at else "有效")],
-        )  # fmt: skip
-    counts[title] = len(rated)
 
-    # 调处: the 调处员's (and committee's) mediation sessions of dispute cases
-    title = "调处"
-    ws = wb.create_sheet(title)
-    _header(
-        ws,
-        ["序号", "日期", "案件", "调处员", "结果", "说明"],
-        f"{area.name} 矛盾纠纷调处台账({year}年)",
-    )
-    sessions = list(rows(Mediation).select_related("case", "mediator").order_by("date", "id"))
-    for i, m in enumerate(sessions, start=1):
-        append_row(
-            ws,
-            [i, m.date.isoformat(), m.case.number, str(m.mediator), m.get_outcome_display(),
-             m.note],
-        )  # fmt: skip
-    counts[title] = len(sessions)
 
-    # 签认: the street ethnic-affairs desk's sign-offs (民族宗教工作站确认) on cases
-    title = "签认"
-    ws = wb.create_sheet(title)
-    _header(
-        ws,
-        ["序号", "日期", "案件", "签认人", "结论", "说明"],
-        f"{area.name} 民族宗教工作站签认台账({year}年)",
-    )
-    signs = list(
-        rows(SignOff, "created_at").select_related("case", "recorded_by").order_by("created_at")
-    )
-    for i, o in enumerate(signs, start=1):
-        append_row(
-            ws,
-            [i, o.created_at.date().isoformat(), o.case.number, str(o.recorded_by),
-             "确认" if o.confirmed else "不予确认", o.note],
-        )  # fmt: skip
-    counts[title] = len(signs)
+def _rating(led: Ledger, r: Rating) -> list[Any]:
+    """Revoked ones marked (动态管理)."""
+    state = "已撤销" if r.revoked else ("已调整" if r.revised_at else "有效")
+    return [r.year, r.get_title_display(), str(r.household), r.stars, r.criteria, state]
 
-    # 翻译随行: interpreters called to cases and visit tasks (请翻译随行)
-    title = "翻译随行"
-    ws = wb.create_sheet(title)
-    _header(
-        ws,
-        ["序号", "日期", "事项", "住户", "语言", "翻译员", "承办人"],
-        f"{area.name} 民族语言翻译随行台账({year}年)",
+
+# ---------------------------------------------------------------- 调处, 签认, 翻译随行
+def _mediations(led: Ledger) -> QuerySet:
+    return led.of_year(Mediation).select_related("case", "mediator").order_by("date", "id")
+
+
+def _mediation(led: Ledger, m: Mediation) -> list[Any]:
+    return [m.date.isoformat(), m.case.number, str(m.mediator), m.get_outcome_display(), m.note]
+
+
+def _sign_offs(led: Ledger) -> QuerySet:
+    return (
+        led.of_year(SignOff, "created_at")
+        .select_related("case", "recorded_by")
+        .order_by("created_at")
     )
-    calls = list(
-        rows(InterpreterCall, "created_at")
+
+
+def _sign_off(led: Ledger, o: SignOff) -> list[Any]:
+    return [o.created_at.date().isoformat(), o.case.number, str(o.recorded_by),
+            "确认" if o.confirmed else "不予确认", o.note]  # fmt: skip
+
+
+def _interpreter_calls(led: Ledger) -> QuerySet:
+    return (
+        led.of_year(InterpreterCall, "created_at")
         .select_related("case", "visit_task__rule", "household", "interpreter__member", "assignee")
         .order_by("created_at", "id")
     )
-    for i, c in enumerate(calls, start=1):
-        if c.case_id:
-            about = f"案件 {c.case.number}"
-        else:
-            about = f"走访 {c.visit_task.rule.name} {c.visit_task.period}"
-        who = ""
-        if c.interpreter is not None:
-            who = str(c.interpreter.member) if c.interpreter.member else c.interpreter.name
-        append_row(
-            ws,
-            [i, c.created_at.date().isoformat(), about, str(c.household), c.get_language_display(),
-             who or "(无翻译员)", str(c.assignee) if c.assignee else ""],
-        )  # fmt: skip
-    counts[title] = len(calls)
 
-    # resident groups
-    for group, sheet in GROUP_SHEETS.items():
-        ws = wb.create_sheet(sheet)
-        _header(ws, [*BASE_HEADERS, GROUP_DETAIL[group]], f"{area.name} {sheet}台账")
-        members = list(
-            scope.filter(GroupMember.objects.filter(q, group=group))
+
+def _interpreter_call(led: Ledger, c: InterpreterCall) -> list[Any]:
+    task = c.visit_task
+    if c.case is not None:
+        about = f"案件 {c.case.number}"
+    else:
+        about = f"走访 {task.rule.name} {task.period}" if task is not None else ""
+    who = ""
+    if c.interpreter is not None:
+        who = str(c.interpreter.member) if c.interpreter.member else c.interpreter.name
+    return [c.created_at.date().isoformat(), about, str(c.household), c.get_language_display(),
+            who or "(无翻译员)", _who(c.assignee)]  # fmt: skip
+
+
+# ---------------------------------------------------------------- resident groups
+def _group_members(group: str) -> Callable[[Ledger], QuerySet]:
+    def members(led: Ledger) -> QuerySet:
+        return (
+            led.records(GroupMember, group=group)
             .select_related("resident__household__unit__building")
             .order_by("resident__household__unit__building__code", "resident_id")
         )
-        for i, g in enumerate(members, start=1):
-            append_row(ws, [*_base(i, g.resident, unmasked, eth_masked), g.detail])
-        counts[sheet] = len(members)
-    return counts
+
+    return members
+
+
+def _group_member(led: Ledger, g: GroupMember) -> list[Any]:
+    return [*led.person(g.resident), g.detail]
+
+
+def _residents_where(q: Q) -> Callable[[Ledger], QuerySet]:
+    """The community's residents matching ``q`` (a resident ledger over the community)."""
+
+    def residents(led: Ledger) -> QuerySet:
+        everyone = Resident.objects.filter(
+            household__unit__building__grid__community_id=led.area.pk
+        )
+        return (
+            led.scope.filter(everyone)
+            .filter(q)
+            .select_related("household__unit__building")
+            .order_by(*RESIDENT_ORDER)
+        )
+
+    return residents
+
+
+def _resident(led: Ledger, r: Resident) -> list[Any]:
+    return led.person(r)
+
+
+#: the community-work ledgers of a grid or a community, in the workbook's order
+SHEETS: list[SheetSpec] = [
+    SheetSpec("活动与宣传",
+              ["日期", "类型", "名称", "地点", "组织者", "合作单位", "参与人数", "少数民族人数",
+               "宣传资料(份)", "答题(份)", "横幅展板"],
+              "{area} 活动与宣传台账({year}年)", _activities, _activity),
+    SheetSpec("排查", ["日期", "来源", "报告人", "零报告", "发现不稳定因素", "件数", "投入人次"],
+              "{area} 排查不稳定因素台账({year}年)", _screening, _screening_row),
+    SheetSpec("信访",
+              ["日期", "来访人", "事由", "涉及民族宗教", "人数", "集体访", "接待人", "状态",
+               "案件"],
+              "{area} 信访台账({year}年)", _petitions, _petition),
+    SheetSpec("志愿者", ["队伍", "角色", "姓名", "起始日期", "终止日期", "服务时长(小时)"],
+              "{area} 志愿者及队伍台账", _teams, _team),
+    SheetSpec("宗教场所",
+              ["场所", "类型", "地址", "走访次数", "共同走访", "最近走访", "发现隐患",
+               "应共同走访(任务)", "已走访", "逾期", "漏访"],
+              "{area} 民族宗教场所台账({year}年)", _venues, _venue),
+    SheetSpec("结对帮扶", ["类型", "结对人/单位", "住户", "开始", "结束", "帮扶内容"],
+              "{area} 结对帮扶台账({year}年)", _pairings, _pairing),
+    SheetSpec("评比", ["年度", "称号", "住户", "星级", "评选标准", "状态"],
+              "{area} 评比台账({year}年)", _ratings, _rating),
+    SheetSpec("调处", ["日期", "案件", "调处员", "结果", "说明"],
+              "{area} 矛盾纠纷调处台账({year}年)", _mediations, _mediation),
+    SheetSpec("签认", ["日期", "案件", "签认人", "结论", "说明"],
+              "{area} 民族宗教工作站签认台账({year}年)", _sign_offs, _sign_off),
+    SheetSpec("翻译随行", ["日期", "事项", "住户", "语言", "翻译员", "承办人"],
+              "{area} 民族语言翻译随行台账({year}年)", _interpreter_calls, _interpreter_call),
+    *(
+        SheetSpec(sheet, [*BASE_HEADERS[1:], GROUP_DETAIL[group]], f"{{area}} {sheet}台账",
+                  _group_members(group), _group_member)
+        for group, sheet in GROUP_SHEETS.items()
+    ),
+]  # fmt: skip
+
+
+def add_sheets(
+    wb: Workbook, area: Grid | Community, scope: Scope, tier: Tier, year: int, unmasked: bool
+) -> dict[str, int]:
+    """Append the community-work ledgers (:data:`SHEETS`) of ``area`` (a grid or a community)
+    for ``year`` to ``wb``, limited to ``scope`` (a staff scope). Returns rows per sheet."""
+    eth_masked = rule(ETHNICITY, tier) == MASKED and not unmasked
+    ledger = Ledger(area, scope, tier, year, unmasked, eth_masked)
+    return {spec.title: write_sheet(wb, spec, ledger) for spec in SHEETS}
+
+
+#: the community workbook's resident ledgers (少数民族人员, 困难家庭, 下岗失业), before SHEETS
+RESIDENT_SHEETS: list[SheetSpec] = [
+    SheetSpec(title, BASE_HEADERS[1:], f"{{area}} {title}台账", _residents_where(q), _resident)
+    for title, q in RESIDENT_LEDGERS
+]
 
 
 def community_workbook(community: Community, member: Any, *, year: int | None = None) -> bytes:
-    """The community's ledgers as xlsx bytes: the resident ledgers (少数民族人员, 困难家庭,
-    下岗失业) over the whole community and :func:`add_sheets`, limited to the staff part of
+    """The community's ledgers as xlsx bytes: the resident ledgers (:data:`RESIDENT_SHEETS`)
+    over the whole community and :func:`add_sheets`, limited to the staff part of
     ``member``'s territory (audited). Raises ``LedgerRefused`` for the neighbour tier."""
     from openpyxl import Workbook
 
-    from gridsvc.dataio.access import audit_export
-    from gridsvc.dataio.cells import append_row
-    from gridsvc.dataio.ledgers import BASE_HEADERS, _base, _header, ledger_access
-
     tier, scope, unmasked, eth_masked = ledger_access(member)
-    today = date.today()
-    year = year or today.year
+    year = year or date.today().year
     wb = Workbook()
     wb.remove(wb.active)
-    counts: dict[str, int] = {}
-    base = (
-        scope.filter(Resident.objects.filter(household__unit__building__grid__community=community))
-        .select_related("household__unit__building")
-        .order_by(
-            "household__unit__building__code", "household__unit__number", "household__room", "id"
-        )
-    )
-    for title, q in RESIDENT_LEDGERS:
-        ws = wb.create_sheet(title)
-        _header(ws, BASE_HEADERS, f"{community.name} {title}台账")
-        people = list(base.filter(q))
-        for i, r in enumerate(people, start=1):
-            append_row(ws, _base(i, r, unmasked, eth_masked))
-        counts[title] = len(people)
+    ledger = Ledger(community, scope, tier, year, unmasked, eth_masked)
+    counts = {spec.title: write_sheet(wb, spec, ledger) for spec in RESIDENT_SHEETS}
     counts.update(add_sheets(wb, community, scope, tier, year, unmasked))
-    summary = wb.create_sheet("汇总", 0)
-    _header(summary, ["台账", "条数"], f"{community.name}({community.code})台账汇总 {year}年")
-    for k, v in counts.items():
-        append_row(summary, [k, v])
-    append_row(summary, [])
-    append_row(
-        summary,
-        ["说明", "身份证号、联系电话、民族已脱敏,出生日期只列年份;导出已记入审计日志"],
-    )
-    buf = io.BytesIO()
-    wb.save(buf)
-    audit_export(
+    return finish_workbook(
+        wb,
+        counts,
+        ["台账", "条数"],
+        f"{community.name}({community.code})台账汇总 {year}年",
         member,
         "community_ledger",
-        detail={"community": community.code, "year": year, "counts": counts, "unmasked": unmasked},
+        {"community": community.code, "year": year, "counts": counts, "unmasked": unmasked},
     )
-    return buf.getvalue()
 
 
 def visible_community(pk: Any, member: Any) -> Community | None:

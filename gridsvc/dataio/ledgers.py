@@ -108,12 +108,12 @@ def _residents(grid: Grid, scope: Scope) -> QuerySet:
     )
 
 
-def _base(i: int, r: Resident, unmasked: bool, ethnicity_masked: bool) -> list:  # type: ignore[type-arg]
-    """The columns every ledger starts with. Birth *year* only: with the ID number masked to
-    region + last four, the full date would rebuild the whole number."""
+def person_cells(r: Resident, unmasked: bool, ethnicity_masked: bool) -> list:  # type: ignore[type-arg]
+    """A resident's columns of every person ledger after 序号 (:data:`BASE_HEADERS`). Birth
+    *year* only: with the ID number masked to region + last four, the full date would rebuild
+    the whole number."""
     hh = r.household
     return [
-        i,
         r.name,
         r.get_gender_display() if r.gender else "",
         birth_year(r.birth_date) or "",
@@ -124,6 +124,11 @@ def _base(i: int, r: Resident, unmasked: bool, ethnicity_masked: bool) -> list: 
         hh.unit.number if hh else "",
         hh.room if hh else "",
     ]
+
+
+def _base(i: int, r: Resident, unmasked: bool, ethnicity_masked: bool) -> list:  # type: ignore[type-arg]
+    """序号 and :func:`person_cells`: the columns every person ledger starts with."""
+    return [i, *person_cells(r, unmasked, ethnicity_masked)]
 
 
 def _extra(col: str, r: Resident, today: date) -> str | int:
@@ -272,22 +277,34 @@ def ledger_workbook(grid: Grid, member=None, *, year: int | None = None) -> byte
 
     counts.update(add_assistance_sheets(wb, grid, scope, tier, year, unmasked))
 
+    return finish_workbook(
+        wb,
+        counts,
+        ["台账", "人数"],
+        f"{grid.name}({grid.code})台账汇总 {today:%Y-%m-%d}",
+        member,
+        "ledger",
+        {"grid": grid.code, "year": year, "counts": counts, "unmasked": unmasked},
+    )
+
+
+def finish_workbook(  # type: ignore[no-untyped-def]
+    wb, counts: dict[str, int], headers: list[str], heading: str, member, kind: str, detail: dict
+) -> bytes:
+    """Put the 汇总 sheet (rows per ledger and the masking note) first in a ledger workbook,
+    write the export to the audit log (``kind``, ``detail``) and return the xlsx bytes."""
     summary = wb.create_sheet("汇总", 0)
-    _header(summary, ["台账", "人数"], f"{grid.name}({grid.code})台账汇总 {today:%Y-%m-%d}")
+    _header(summary, headers, heading)
     for k, v in counts.items():
         append_row(summary, [k, v])
-    summary.append([])
+    append_row(summary, [])
     append_row(
         summary,
         ["说明", "身份证号、联系电话、民族已脱敏,出生日期只列年份;导出已记入审计日志"],
     )
     buf = io.BytesIO()
     wb.save(buf)
-    audit_export(
-        member,
-        "ledger",
-        detail={"grid": grid.code, "year": year, "counts": counts, "unmasked": unmasked},
-    )
+    audit_export(member, kind, detail=detail)
     return buf.getvalue()
 
 
