@@ -21,7 +21,9 @@ from gridsvc.visits.tasks import run_daily
 
 pytestmark = pytest.mark.django_db
 BASE = "/api/v1/community"
-NEIGHBOURS = ("bh-001", "uh-001-1", "pm-C01")
+# 楼长, 单元长, 物业, 业委会; 户长 is a chain level without a login (a resident), and cadre4
+# holds no post at all
+NEIGHBOURS = ("bh-001", "uh-001-1", "pm-C01", "oc-C03", "cadre4")
 
 
 def _rule(code: str = "venues-test", window: int = 10, grace: int = 3) -> VisitRule:
