@@ -70,6 +70,7 @@ def test_street_office_page(live_server, committed_demo, monkeypatch):
     # Chromium is installed by scripts/setup.sh: a missing one fails, never skips.
     assert chromium_path(), "chromium missing: run scripts/setup.sh"
     tablet_in_english(live_server.url)  # read-only: before the dispatch changes cases
+    venue_tasks_due()  # before the street desk's session that opens 民族团结
     roles_land_on_their_work(live_server.url)
     phone_width(live_server.url)
     cadre_reviews(live_server.url)
@@ -363,7 +364,32 @@ def cadre_reviews(url: str) -> None:
         assert (
             app.status == "reviewed" and app.recommended and app.review_opinion.startswith("经入户")
         )
+        district_officer(page, url)
         assert errors == []
+
+
+def district_officer(page, url: str) -> None:
+    """Issue 20 item 9 on the page (in the cadre's browser, logged in again): the district's 创建
+    office lands on its district, not an empty map: the outline and its streets drawn, the
+    streets side by side with their figures and where their reports stand."""
+    from gridsvc.territory.models import Street
+
+    page.context.clear_cookies()
+    login(page, url, "district")
+    assert page.locator("body").get_attribute("data-role") == "district"
+    assert page.locator(".tabs [data-tab=district]").get_attribute("aria-selected") == "true"
+    assert page.locator(".tabs [data-tab=queue]").is_hidden()
+    page.wait_for_selector("#district-streets[data-state=ready]")
+    streets = Street.objects.filter(district__code="620103").order_by("code")
+    heads = page.locator("#district-streets th[data-street]").all_inner_texts()
+    assert heads == [s.name for s in streets], heads
+    assert page.locator("#district-streets tr[data-row=plan] [data-report]").count() == len(heads)
+    assert page.locator("#district-streets tr[data-figure=activities] td").count() == len(heads)
+    page.wait_for_function(MAP_SETTLED_JS, timeout=10_000)
+    drawn = page.evaluate(RENDERED_JS, ["district-line", "street-line"])
+    assert drawn["district-line"] > 0 and drawn["street-line"] > 0, drawn
+    assert_accessible(page, "区 (district office)", AXE_FOUND)
+    page.screenshot(path=str(ARTIFACTS / "web-district.png"))
 
 
 def phone_width(url: str) -> None:
@@ -709,6 +735,58 @@ def unity_view(page) -> None:
     assert page.evaluate(RENDERED_JS, ["activities"])["activities"] > 0
     page.screenshot(path=str(ARTIFACTS / "web-unity.png"))
     page.uncheck("#show-activities")
+    # the joint venue visits (宗教场所共同走访): each with its status, the overdue one in red,
+    # the venue on the map with its last visit
+    page.wait_for_selector("#venues[data-state=ready]")
+    late = page.locator("#venues li[data-status=overdue]")
+    assert late.count() >= 1 and "venue-late" in late.first.get_attribute("class")
+    assert late.first.locator(".badge.red[data-status=overdue]").inner_text() == "逾期"
+    assert "最近走访" in late.first.locator(".meta").inner_text()
+    statuses = page.locator("#venues li[data-status] .badge[data-status]").all_inner_texts()
+    assert set(statuses) <= {"待走访", "逾期", "漏访", "已走访"}, statuses
+    assert (
+        page.evaluate(
+            "window.gridsvc.state.placesData.features.filter((f) => f.properties.visit_label).length"
+        )
+        >= 1
+    )
+    late.first.locator("button.link").click()
+    page.wait_for_selector(".maplibregl-popup .venue-last")
+    assert "最近走访" in page.locator(".maplibregl-popup .venue-last").inner_text()
+
+
+def venue_tasks_due() -> None:
+    """This month's and last month's joint venue visits (made by the venue rule's generator,
+    the demo's rule when it has one) with one of this month's overdue, so the 民族团结 tab has
+    each kind to show."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from gridsvc.community.models import VenueTask
+    from gridsvc.community.venues import generate_venue_tasks
+    from gridsvc.visits.models import RELIGIOUS_VENUES, VisitRule
+
+    rule = VisitRule.objects.filter(target_group=RELIGIOUS_VENUES).order_by("pk").first()
+    if rule is None:
+        rule = VisitRule(
+            code="mosque-joint-monthly-web",
+            name="每个月和清真寺共同走访",
+            target_group=RELIGIOUS_VENUES,
+            frequency="monthly",
+            window_days=20,
+            visitor_level="grid_member",
+            joint_visit=True,
+            joint_with="清真寺管委会",
+        )
+        rule.full_clean()
+        rule.save()
+    today = timezone.localdate()
+    first = today.replace(day=1)
+    generate_venue_tasks(rule, (first - timedelta(days=1)).replace(day=1), today)
+    task = VenueTask.objects.filter(rule=rule, period_start=first).order_by("pk").first()
+    assert task is not None, "no religious venue in the demo"
+    VenueTask.objects.filter(pk=task.pk).update(status="overdue", updated_at=timezone.now())
 
 
 def services_decision(page) -> None:

@@ -66,6 +66,14 @@
     forbidden_step: "Your position cannot take this step", gap_dibao: "Suggests 低保, none", gap_housing: "Housing aid", arrived: "Arrived",
     departed: "Left", present: "Present", permits_expiring: "Permits expiring", pins_key: "numbers: cases at that spot (click to zoom)", chased_before: "already chased today, not sent again", chase_sent: "reminder sent", new_urgent: "New urgent cases", outside: "outside every grid", due_at: "due", new_due: "New deadline", suggested: "suggested grid", n_people: "",
     updated_by_other: "Updated by someone else", kept_form: "your form is kept; submitting it shows the changes again",
+    venues_l: "Joint visits to religious venues", this_month: "This month", last_month: "Last month", no_venue_tasks: "No joint venue visits due",
+    last_visit: "Last visit", never_visited: "no visit recorded", assignee: "Assigned to", joint: "joint", on_map: "On the map", hazard: "hazard found",
+    t_district: "District", district_l: "District and streets", district_streets: "Streets side by side", whole_year: "Whole year",
+    figure: "Figure", plan: "Year plan", summary_r: "Year summary", monthly_r: "Monthly report", r_missing: "not filed", r_submitted: "filed",
+    r_acknowledged: "acknowledged", f_activities: "Activities", f_participants: "Participants", f_materials: "Materials handed out",
+    f_screening: "Screening reports", f_zero: "Zero reports", f_findings: "Findings", f_petitions: "Petitions", f_petitions_er: "of them ethnic/religious",
+    f_venue_visits: "Venue visits", f_venue_hazards: "Venue hazards", f_pairings: "Pairings active", f_volunteer: "Volunteer hours",
+    f_five_star: "Five-star households", f_mediations: "Mediations", district_of: "District", no_streets: "No street in the district",
   };
   const STATUS_EN = {
     reported: "Reported", assigned: "Assigned", in_progress: "In progress", escalated: "Escalated",
@@ -372,16 +380,22 @@
     const r = await api(`${API}/places/?page_size=500`);
     const data = r.ok ? (r.body.type === "FeatureCollection" ? r.body : { type: "FeatureCollection", features: rows(r.body) }) : { type: "FeatureCollection", features: [] };
     document.getElementById("places-count").textContent = r.ok ? `(${data.features.length})` : failText(r);
+    state.placesData = data;
     map.addSource("places", { type: "geojson", data });
     map.addLayer({ id: "places", type: "circle", source: "places", minzoom: 12, paint: {
       "circle-radius": ["interpolate", ["linear"], ["zoom"], 12, 3, 17, 7],
       "circle-color": ["match", ["get", "kind"], ["mosque", "religious_venue"], "#6b46c1", "school", "#2b6cb0", "#4a5568"],
       "circle-stroke-color": "#ffffff", "circle-stroke-width": 1.5 } });
-    map.on("click", "places", (e) => {
-      const p = e.features[0].properties;
-      new maplibregl.Popup({ maxWidth: "240px" }).setLngLat(e.lngLat)
-        .setDOMContent(el("div", { class: "popup" }, el("b", {}, p.name || ""), el("div", { class: "muted" }, p.address || ""))).addTo(map);
-    });
+    map.on("click", "places", (e) => placePopup(e.features[0].properties, e.lngLat));
+  }
+  /** A place's popup; a religious venue's also says its last visit and this month's joint visit. */
+  function placePopup(p, lngLat) {
+    const venue = state.venueInfo && state.venueInfo.get(Number(p.id));
+    state.placePopup = new maplibregl.Popup({ maxWidth: "260px" }).setLngLat(lngLat)
+      .setDOMContent(el("div", { class: "popup", "data-place": p.id }, el("b", {}, p.name || ""), el("div", { class: "muted" }, p.address || ""),
+        venue ? el("div", { class: "venue-last" }, `${t("last_visit", "最近走访")}: ${venue.last ? `${venue.last.date}${venue.last.joint ? ` (${t("joint", "联合")})` : ""}` : t("never_visited", "暂无记录")}`) : null,
+        venue && venue.task ? el("div", {}, `${t("this_month", "本月")}: `, venueStatusBadge(venue.task.status), ` ${t("due", "期限")} ${venue.task.due_on}`) : null))
+      .addTo(state.map);
   }
 
   // ------------------------------------------------------------------ cases (pins, and the fallbacks)
@@ -1335,7 +1349,7 @@
     tab.hidden = false;
     renderScreening(day);
     renderPetitions(petitions);
-    if (has(UNITY.activities)) await addActivities();
+    await Promise.all([has(UNITY.activities) ? addActivities() : null, refreshVenues()]);
   }
   function unityState(box, r, retry) {
     box.replaceChildren(el("p", { class: "list-state", "data-state": "error" }, r.status === 403 ? t("forbidden", "您的岗位无权查看") : failText(r), " ",
@@ -1398,6 +1412,172 @@
         el("div", {}, `${p.kind_name || p.kind} · ${p.date}`), el("div", { class: "muted" }, `${t("participants", "参与")} ${p.participants} · ${t("materials", "宣传资料")} ${p.materials}`))).addTo(map);
     });
     document.getElementById("unity-show-map").hidden = false;
+  }
+
+  // ------------------------------------------------------------------ 宗教场所共同走访 (issue 20 item 6)
+  const VENUE_TASKS = `${API}/community/venue-tasks/`;
+  const VENUE_VISITS = `${API}/community/venue-visits/`;
+  // by value, so statuses the server adds later (逾期, 漏访) are shown by their label
+  const VENUE_STATUS = { open: ["待走访", "To visit", ""], overdue: ["逾期", "Overdue", "red"], missed: ["漏访", "Missed", "late"], done: ["已走访", "Visited", "ok"] };
+  function venueStatusBadge(status) {
+    const s = VENUE_STATUS[status] || [status, status, ""];
+    return el("span", { class: `badge ${s[2]}`.trim(), "data-status": status }, lang === "en" ? s[1] : s[0]);
+  }
+  /** This month's and last month's joint venue visits (每个月和清真寺共同走访) per venue: due
+      date, who is to go, status (逾期 in red), the venue's last visit; the venues on the map
+      with their last visit, ringed in red while a visit is overdue. For the street office and
+      the community cadres (the server scopes the list). */
+  async function refreshVenues() {
+    const section = document.getElementById("venue-section");
+    if (!has(VENUE_TASKS) || !(state.manager || state.roles.has("ethnic_affairs_desk"))) return;
+    section.hidden = false;
+    const box = document.getElementById("venues");
+    const now = new Date();
+    const periods = [[monthLabel(now), t("this_month", "本月")], [monthLabel(new Date(now.getFullYear(), now.getMonth() - 1, 1)), t("last_month", "上月")]];
+    const [answers, visits] = await Promise.all([Promise.all(periods.map(([p]) => api(`${VENUE_TASKS}?period=${p}&page_size=200`))),
+      has(VENUE_VISITS) ? api(`${VENUE_VISITS}?page_size=500`) : null]);
+    const failed = answers.find((r) => !r.ok);
+    if (failed) { unityState(box, failed, refreshVenues); document.getElementById("venues-count").textContent = "!"; return; }
+    const last = new Map();
+    for (const v of visits && visits.ok ? rows(visits.body) : []) {
+      const seen = last.get(v.place);
+      if (!seen || v.date > seen.date) last.set(v.place, v);
+    }
+    const tasks = answers.map((r) => rows(r.body));
+    const names = await assigneeNames(tasks.flat());
+    state.venueInfo = new Map();
+    for (const task of tasks.flat()) if (!state.venueInfo.has(task.place)) state.venueInfo.set(task.place, { last: last.get(task.place) || null, task: null });
+    for (const task of tasks[0]) state.venueInfo.get(task.place).task = task;
+    for (const [place, v] of last) if (!state.venueInfo.has(place)) state.venueInfo.set(place, { last: v, task: null });
+    document.getElementById("venues-count").textContent = String(tasks[0].length);
+    const item = (task) => {
+      const seen = last.get(task.place);
+      const who = task.assigned_member_name || names.get(task.assigned_member) || levelLabel(task.assigned_level) || "—";
+      return el("li", { "data-venue-task": task.id, "data-place": task.place, "data-status": task.status, class: task.status === "overdue" ? "venue-late" : null },
+        el("div", {}, el("b", {}, task.place_name || ""), " ", venueStatusBadge(task.status)),
+        el("div", { class: "meta" }, `${t("due", "期限")} ${task.due_on} · ${t("assignee", "走访人")} ${who} · ${t("last_visit", "最近走访")} ${seen ? seen.date : t("never_visited", "暂无记录")}`,
+          seen && seen.hazard_found ? el("span", { class: "badge red" }, t("hazard", "发现隐患")) : null,
+          placeFeature(task.place) ? [" ", el("button", { type: "button", class: "link", onclick: () => showVenue(task.place) }, `${t("on_map", "地图")} ›`)] : null));
+    };
+    box.dataset.state = tasks.flat().length ? "ready" : "empty";
+    box.replaceChildren(...(tasks.flat().length ? periods.map(([p, label], i) => (tasks[i].length
+      ? el("div", { "data-period": p }, el("h4", {}, `${label} ${p}`), el("ul", { class: "plain-list venue-list" }, tasks[i].map(item))) : null))
+      : [el("p", { class: "list-state", "data-state": "empty" }, t("no_venue_tasks", "暂无宗教场所共同走访任务"))]));
+    markVenues();
+  }
+  /** Names of the members the tasks are assigned to (their positions say who they are). */
+  async function assigneeNames(tasks) {
+    const names = new Map();
+    if (!has(`${API}/positions/`)) return names;
+    const ids = [...new Set(tasks.filter((x) => x.assigned_member && !x.assigned_member_name).map((x) => x.assigned_member))];
+    const answers = await Promise.all(ids.map((id) => api(`${API}/positions/?member=${id}&page_size=1`)));
+    answers.forEach((r, i) => { const p = r.ok && rows(r.body)[0]; if (p) names.set(ids[i], p.member_name); });
+    return names;
+  }
+  const placeFeature = (id) => ((state.placesData && state.placesData.features) || []).find((f) => Number(f.id ?? f.properties.id) === Number(id));
+  /** The venues on the map: a label with the last visit (from z14) and a red ring while overdue. */
+  function markVenues() {
+    const map = state.map;
+    if (!state.placesData || !map.getSource("places")) return;
+    for (const f of state.placesData.features) {
+      const v = state.venueInfo.get(Number(f.id ?? f.properties.id));
+      if (!v) continue;
+      f.properties.id = Number(f.id ?? f.properties.id);
+      f.properties.task_status = v.task ? v.task.status : "";
+      f.properties.visit_label = `${f.properties.name}\n${t("last_visit", "最近走访")} ${v.last ? v.last.date.slice(5) : t("never_visited", "暂无记录")}`;
+    }
+    map.getSource("places").setData(state.placesData);
+    if (map.getLayer("venue-marks")) return;
+    map.addLayer({ id: "venue-marks", type: "circle", source: "places", minzoom: 12, filter: ["==", ["get", "task_status"], "overdue"], paint: {
+      "circle-radius": ["interpolate", ["linear"], ["zoom"], 12, 7, 17, 13], "circle-color": "rgba(0,0,0,0)",
+      "circle-stroke-color": "#c53030", "circle-stroke-width": 3 } }, "places");
+    map.addLayer({ id: "venue-labels", type: "symbol", source: "places", minzoom: 14, filter: ["has", "visit_label"],
+      layout: { "text-field": ["get", "visit_label"], "text-font": ["Noto Sans CJK SC Regular"], "text-size": 11, "text-offset": [0, 1.4], "text-anchor": "top" },
+      paint: { "text-color": "#44337a", "text-halo-color": "rgba(255,255,255,0.95)", "text-halo-width": 1.6 } });
+    document.getElementById("show-places").addEventListener("change", (e) => ["venue-marks", "venue-labels"].forEach((l) => setVisibility(l, e.target.checked)));
+  }
+  function showVenue(placeId) {
+    const f = placeFeature(placeId);
+    if (!f) return;
+    const box = document.getElementById("show-places");
+    if (!box.checked) { box.checked = true; box.dispatchEvent(new Event("change")); }
+    state.map.jumpTo({ center: f.geometry.coordinates, zoom: Math.max(state.map.getZoom(), 16) });
+    if (state.placePopup) state.placePopup.remove();
+    placePopup(f.properties, f.geometry.coordinates);
+  }
+
+  // ------------------------------------------------------------------ 区 (issue 20 item 9)
+  const DISTRICT_MAP = `${API}/districts/map/`;
+  const DISTRICT = `${API}/community/district/`;
+  /** The districts the server lets the caller read (/districts/map/): the district's 创建 office
+      gets the district's outline and its streets (drawn, and the 区 tab with the streets side
+      by side); a street office the district's name only (shown in the header). */
+  async function loadDistrict() {
+    if (!has(DISTRICT_MAP)) return;
+    const r = await api(DISTRICT_MAP);
+    if (!r.ok) return;
+    const feats = r.body.features || [];
+    const district = feats.find((f) => f.properties.layer === "district");
+    if (!district) return;
+    const of = document.getElementById("district-of");
+    of.textContent = `${t("district_of", "所属区")}: ${district.properties.name}`;
+    of.hidden = false;
+    if (!district.geometry) return; // by name only
+    state.district = { feature: district, streets: feats.filter((f) => f.properties.layer === "street") };
+    const map = state.map;
+    const drawn = { type: "FeatureCollection", features: feats.filter((f) => f.geometry) };
+    map.addSource("district", { type: "geojson", data: drawn });
+    map.addSource("street-labels", { type: "geojson", data: { type: "FeatureCollection", features: state.district.streets.filter((f) => f.geometry)
+      .map((f) => ({ type: "Feature", id: f.id, geometry: { type: "Point", coordinates: labelPoint(f.geometry) }, properties: { name: f.properties.name } })) } });
+    map.addLayer({ id: "street-fill", type: "fill", source: "district", filter: ["==", ["get", "layer"], "street"], paint: { "fill-color": "#e9d8fd", "fill-opacity": 0.25 } }, "grid-fill");
+    map.addLayer({ id: "street-line", type: "line", source: "district", filter: ["==", ["get", "layer"], "street"], paint: { "line-color": "#6b46c1", "line-width": 2, "line-dasharray": [3, 2] } });
+    map.addLayer({ id: "district-line", type: "line", source: "district", filter: ["==", ["get", "layer"], "district"], paint: { "line-color": "#44337a", "line-width": 4 } });
+    map.addLayer({ id: "street-labels", type: "symbol", source: "street-labels",
+      layout: { "text-field": ["get", "name"], "text-font": ["Noto Sans CJK SC Bold"], "text-size": 14 },
+      paint: { "text-color": "#44337a", "text-halo-color": "rgba(255,255,255,0.95)", "text-halo-width": 1.8 } });
+    document.getElementById("show-district").closest("label").hidden = false;
+    document.getElementById("show-district").addEventListener("change", (e) => ["street-fill", "street-line", "district-line", "street-labels"].forEach((l) => setVisibility(l, e.target.checked)));
+    document.querySelector('[data-tab="district"]').hidden = false;
+    document.getElementById("district-name").textContent = district.properties.name;
+    const sel = document.getElementById("district-month");
+    sel.replaceChildren(...[...Array(12).keys()].map((i) => { const m = monthLabel(monthStart(i + 1)); return el("option", { value: m }, m); }),
+      el("option", { value: String(monthStart(1).getFullYear()) }, `${monthStart(1).getFullYear()} ${t("whole_year", "全年")}`));
+    sel.addEventListener("change", refreshDistrict);
+    if (!(state.grids.features || []).length) fitTo(district.geometry);
+    await refreshDistrict();
+  }
+  function fitTo(geometry) {
+    const b = new maplibregl.LngLatBounds();
+    geometry.coordinates.flat(2).forEach((c) => b.extend(c));
+    state.map.fitBounds(b, { padding: 30, duration: 0 });
+  }
+  const DISTRICT_FIGURES = [["activities", "f_activities", "活动(场)"], ["activity_participants", "f_participants", "参与人次"], ["materials", "f_materials", "宣传资料(份)"],
+    ["screening_reports", "f_screening", "五员一日一报"], ["zero_reports", "f_zero", "零报告"], ["screening_findings", "f_findings", "发现问题"],
+    ["petitions", "f_petitions", "信访"], ["petitions_ethnic_religious", "f_petitions_er", "其中涉民族宗教"], ["venue_visits", "f_venue_visits", "宗教场所走访"],
+    ["venue_hazards", "f_venue_hazards", "场所隐患"], ["pairings_active", "f_pairings", "结对帮扶(在帮)"], ["volunteer_hours", "f_volunteer", "志愿服务(小时)"],
+    ["five_star_households", "f_five_star", "五星级文明户"], ["mediations", "f_mediations", "调处"]];
+  const REPORT_STATE = { missing: ["未报", "r_missing", "red"], submitted: ["已报送", "r_submitted", ""], acknowledged: ["已签收", "r_acknowledged", "ok"] };
+  /** The district's streets side by side (/community/district/): a column per street, the 创建
+      figures of the chosen month (or year) and where its plan, summary and report stand. */
+  async function refreshDistrict() {
+    const box = document.getElementById("district-streets");
+    const value = document.getElementById("district-month").value;
+    const [year, month] = value.split("-");
+    const r = await api(`${DISTRICT}?code=${encodeURIComponent(state.district.feature.properties.code)}&year=${year}${month ? `&month=${Number(month)}` : ""}`);
+    if (!r.ok) { box.dataset.state = "error"; box.replaceChildren(el("p", { class: "list-state", "data-state": "error" }, failText(r), " ", el("button", { type: "button", class: "retry", onclick: refreshDistrict }, t("retry", "重试")))); return; }
+    const streets = r.body.streets || [];
+    if (!streets.length) { box.dataset.state = "empty"; box.replaceChildren(el("p", { class: "list-state", "data-state": "empty" }, t("no_streets", "区内暂无街道"))); return; }
+    const stateCell = (s) => { const x = REPORT_STATE[s]; return x ? el("span", { class: `badge ${x[2]}`.trim(), "data-report": s }, t(x[1], x[0])) : "—"; };
+    const outline = (id) => (state.district.streets.find((f) => f.properties.id === id) || {}).geometry;
+    box.dataset.state = "ready";
+    box.replaceChildren(el("table", { class: "table district-table" },
+      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, t("figure", "指标")), streets.map((s) => el("th", { scope: "col", "data-street": s.street },
+        outline(s.street) ? el("button", { type: "button", class: "link", onclick: () => fitTo(outline(s.street)) }, s.name) : s.name)))),
+      el("tbody", {},
+        [["plan", "plan", "年度计划"], ["summary", "summary_r", "年度总结"], ...(month ? [["monthly", "monthly_r", "月报"]] : [])].map(([key, k, zh]) =>
+          el("tr", { "data-row": key }, el("th", { scope: "row" }, t(k, zh)), streets.map((s) => el("td", {}, stateCell(s[key]))))),
+        DISTRICT_FIGURES.map(([key, k, zh]) => el("tr", { "data-figure": key }, el("th", { scope: "row" }, t(k, zh)),
+          streets.map((s) => el("td", {}, String((s.figures || {})[key] ?? "—"))))))));
   }
 
   // ------------------------------------------------------------------ 民生服务 (issue 21)
@@ -1717,7 +1897,7 @@
     }));
     let timer = null;
     state.map.on("moveend", () => {
-      if (!has(`${API}/heatmap/cases/`)) return;
+      if (!has(`${API}/heatmap/cases/`) || state.districtOnly) return;
       clearTimeout(timer); timer = setTimeout(() => refreshHeatmap(), 250);
     });
   }
@@ -1774,7 +1954,18 @@
       return;
     }
     await Promise.all([addPlaces(map), loadCategories(), loadPlaces(), loadMe()]);
+    await loadDistrict();
     wireControls();
+    if (state.district && !(state.grids.features || []).length && !((state.me && state.me.positions) || []).length) {
+      // the district's 创建 office: no territory of cases and households, its district and streets
+      state.districtOnly = true;
+      document.body.dataset.role = "district";
+      for (const tab of ["queue", "case", "visits", "figures", "exports"]) document.querySelector(`.tabs [data-tab="${tab}"]`).hidden = true;
+      selectTab("district");
+      state.loaded = true;
+      await settle();
+      return;
+    }
     await Promise.all([refreshCases(), refreshQueue(), refreshVisits().then(setupUnity), setupExports(), setupServices()]);
     state.loaded = true;
     startPolling();
