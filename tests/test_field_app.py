@@ -45,6 +45,48 @@ def grid1_first_task_point() -> tuple[float, float]:
     return centre.x, centre.y
 
 
+def grid1_venue_task():  # type: ignore[no-untyped-def]
+    """A religious venue in grid1's grid and this month's joint visit to it (每个月和清真寺共同
+    走访), made by the venue rule's generator (the demo's rule when it has one): grid1's task."""
+    from gridsvc.chain.models import Position
+    from gridsvc.community.models import VenueTask
+    from gridsvc.community.venues import generate_venue_tasks
+    from gridsvc.territory.models import Building, Place
+    from gridsvc.visits.models import RELIGIOUS_VENUES, VisitRule
+    from gridsvc.visits.services import local_today
+
+    grid = (
+        Position.objects.held_at().get(member__username="grid1", position_type="grid_member").grid
+    )
+    building = Building.objects.filter(grid=grid).order_by("id").first()
+    mosque = Place.objects.create(
+        kind="mosque",
+        name="测试清真寺",
+        address="华林山测试路1号",
+        point=building.footprint.point_on_surface,
+        community=grid.community,
+        grid=grid,
+    )
+    rule = VisitRule.objects.filter(target_group=RELIGIOUS_VENUES).order_by("pk").first()
+    if rule is None:
+        rule = VisitRule(
+            code="mosque-joint-monthly-field",
+            name="每个月和清真寺共同走访",
+            target_group=RELIGIOUS_VENUES,
+            frequency="monthly",
+            window_days=20,
+            visitor_level="grid_member",
+            joint_visit=True,
+            joint_with="清真寺管委会",
+        )
+        rule.full_clean()
+        rule.save()
+    generate_venue_tasks(rule, local_today())
+    task = VenueTask.objects.get(rule=rule, place=mosque, period_start=local_today().replace(day=1))
+    assert task.assigned_member.username == "grid1" and task.status == "open"
+    return task
+
+
 EXPIRE_ACCESS_JS = """() => {
   const f = window.gridsvcField; f.session.accessExp = 1;
   return f.db.put('meta', f.session, 'session').then(() => true);
@@ -137,6 +179,7 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
     assert chromium_path(), "chromium missing: run scripts/setup.sh"
     lon, lat = grid1_first_task_point()
     target = grid1_case_to_act_on()
+    venue_task = grid1_venue_task()
     events_before = CaseEvent.objects.filter(case=target).count()
     url = f"{live_server.url}/field/"
     ARTIFACTS.mkdir(exist_ok=True)
@@ -586,6 +629,34 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
                 timeout=60_000,
             )
             assert page.locator("#main-view").is_visible()
+
+            # Issue 20: grid1's joint venue visit (宗教场所共同走访) is listed beside the
+            # household tasks; recorded on the phone it goes through the community batch
+            # (kind venue_visit) and completes the task, which then leaves the list.
+            from gridsvc.community.models import VenueVisit
+
+            page.click(".tabs button[data-tab=tasks]")
+            venue = page.locator(f"#venue-list li[data-venue-task='{venue_task.pk}']")
+            venue.wait_for()
+            assert "测试清真寺" in venue.inner_text() and "共同走访" in venue.inner_text()
+            venue.locator("button.visit").click()
+            page.fill("#venue-participants", "3")
+            page.fill("#venue-note", "与清真寺管委会共同走访")
+            page.click("#venue-save")
+            sent = page.locator("#outbox-list li[data-status='sent']:has-text('宗教场所走访')")
+            sent.wait_for(timeout=60_000)
+            page.wait_for_function("() => !window.gridsvcField.syncing", timeout=60_000)
+            visit = VenueVisit.objects.get(place=venue_task.place_id)
+            assert (visit.participants, visit.joint, visit.note) == (
+                3,
+                True,
+                "与清真寺管委会共同走访",
+            )
+            assert visit.recorded_by.username == "grid1"
+            venue_task.refresh_from_db()
+            assert venue_task.status == "done" and venue_task.done_by_id == visit.pk
+            page.click(".tabs button[data-tab=tasks]")
+            assert venue.count() == 0
 
             # (5) A hand-over (交接) of grid1's post: the next sync purges what grid1 no longer
             # holds from the phone.

@@ -275,12 +275,21 @@
       // a dropped connection throws: the sync stops, the request stays pending with its key
       const resp = await api(r.path, { method: r.method, body: r.body, headers });
       if (resp.status === 429 || resp.status >= 500) return; // later, same key
-      const data = await resp.json().catch(() => ({}));
+      let data = await resp.json().catch(() => ({}));
       if (resp.status === 409 && data.code === "idempotency_in_progress") return; // later, same key
-      r.status = resp.ok ? "sent" : resp.status === 412 ? "conflict" : "refused";
-      r.result = resp.ok ? { id: data.id, version: data.version, status: data.status } : data;
-      r.http = resp.status;
-      r.replayed = resp.headers.get("Idempotent-Replayed") === "true";
+      let ok = resp.ok;
+      let duplicate = false;
+      if (ok && r.batchItem) {
+        // a one-item community batch (宗教场所走访): the item's own result decides
+        const item = (data.results || [])[0] || {};
+        ok = item.status === "accepted" || item.status === "duplicate";
+        duplicate = item.status === "duplicate";
+        data = ok ? { id: item.id } : { errors: item.errors || { items: ["未能保存"] } };
+      }
+      r.status = ok ? "sent" : resp.status === 412 ? "conflict" : "refused";
+      r.result = ok ? { id: data.id, version: data.version, status: data.status } : data;
+      r.http = r.batchItem && resp.ok ? undefined : resp.status; // a refused item: its errors say why
+      r.replayed = duplicate || resp.headers.get("Idempotent-Replayed") === "true";
       r.sent_at = new Date().toISOString();
       await state.db.put("requests", r);
       if (r.caseId) await caseAnswered(r.caseId, resp, data);
@@ -657,6 +666,7 @@
       await pullFeed();
       await loadCategories();
       await loadRoute();
+      await loadVenueTasks();
       const now = new Date().toISOString();
       await meta.set("lastSync", now);
       $("sync-msg").textContent = "同步完成。";
@@ -684,7 +694,7 @@
   // ---------------------------------------------------------------- screens
 
   function show(name) {
-    for (const v of ["login", "main", "visit", "update", "case"]) $(`${v}-view`).hidden = v !== name;
+    for (const v of ["login", "main", "visit", "venue", "update", "case"]) $(`${v}-view`).hidden = v !== name;
     if (name === "main" && state.tab === "tasks") renderMap();
   }
 
@@ -768,7 +778,101 @@
       list.appendChild(item);
     }
     $("task-list").replaceChildren(list);
-    $("task-empty").hidden = tasks.length > 0;
+    const venues = await renderVenueTasks();
+    $("task-empty").hidden = tasks.length + venues > 0;
+  }
+
+  // ---------------------------------------------------------------- 宗教场所共同走访 (issue 20)
+
+  /** The member's joint venue visits due (每个月和清真寺共同走访, ?mine=1), kept on the phone
+   * at each sync so they show offline; a member who does no community work gets none. */
+  async function loadVenueTasks() {
+    const resp = await api("/community/venue-tasks/?mine=1&page_size=100");
+    if (resp.status === 403 || resp.status === 404) {
+      await meta.set("venueTasks", []);
+      return;
+    }
+    if (!resp.ok) return; // keep the phone's copy
+    const data = await resp.json();
+    await meta.set("venueTasks", Array.isArray(data) ? data : data.results || []);
+  }
+
+  /** Venue tasks open or overdue whose period has begun, overdue first, then by due date. */
+  async function venueTasks() {
+    const day = today();
+    return ((await meta.get("venueTasks")) || [])
+      .filter((t) => (t.status === "open" || t.status === "overdue") && t.period_start <= day)
+      .sort((a, b) => {
+        const ao = a.status === "overdue" || a.due_on < day ? 0 : 1;
+        const bo = b.status === "overdue" || b.due_on < day ? 0 : 1;
+        return ao - bo || a.due_on.localeCompare(b.due_on) || a.id - b.id;
+      });
+  }
+
+  async function renderVenueTasks() {
+    const day = today();
+    const tasks = await venueTasks();
+    const queued = new Set(
+      (await state.db.getAll("requests")).filter((r) => r.venueTask && r.status !== "refused").map((r) => r.venueTask)
+    );
+    const list = document.createDocumentFragment();
+    for (const t of tasks) {
+      const badges = [];
+      if (t.status === "overdue" || t.due_on < day) badges.push(["逾期", "overdue"]);
+      else if (t.due_on === day) badges.push(["今日到期", "due"]);
+      if (queued.has(t.id)) badges.push(["已走访", "pending"]);
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "primary visit";
+      b.textContent = "走访";
+      b.addEventListener("click", () => openVenueVisit(t));
+      const item = li(t.place_name || `场所 ${t.place}`, `宗教场所共同走访 · 截止 ${t.due_on}`, badges, b);
+      item.dataset.venueTask = t.id;
+      list.appendChild(item);
+    }
+    $("venue-list").replaceChildren(list);
+    $("venue-head").hidden = tasks.length === 0;
+    return tasks.length;
+  }
+
+  let venueCurrent = null; // the venue task being recorded
+
+  function openVenueVisit(task) {
+    venueCurrent = task;
+    $("venue-target").textContent = `${task.place_name || `场所 ${task.place}`} · 截止 ${task.due_on}`;
+    $("venue-joint").checked = true;
+    $("venue-participants").value = "2";
+    $("venue-hazards").value = "";
+    $("venue-note").value = "";
+    $("venue-save").disabled = false;
+    show("venue");
+  }
+
+  /** The venue visit goes through the community offline batch (kind venue_visit), queued with
+   * its client_uuid and Idempotency-Key before it is ever sent; the server completes the task. */
+  async function saveVenueVisit() {
+    const t = venueCurrent;
+    if (!t || $("venue-save").disabled) return;
+    $("venue-save").disabled = true;
+    const participants = Math.max(0, parseInt($("venue-participants").value, 10) || 0);
+    const data = {
+      place: t.place,
+      date: today(),
+      joint: $("venue-joint").checked,
+      participants,
+      hazards: $("venue-hazards").value.trim(),
+      note: $("venue-note").value.trim(),
+    };
+    const body = { items: [{ kind: "venue_visit", client_uuid: crypto.randomUUID(), data }] };
+    await queueRequest(`宗教场所走访 ${t.place_name || t.place}`, "POST", "/community/batch/", body, {
+      venueTask: t.id,
+      batchItem: true,
+    });
+    venueCurrent = null;
+    show("main");
+    selectTab("outbox");
+    await render();
+    sync();
   }
 
   async function renderHouseholds() {
@@ -1255,6 +1359,14 @@
     });
     $("visit-cancel").addEventListener("click", () => {
       current = null;
+      show("main");
+    });
+    $("venue-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      saveVenueVisit();
+    });
+    $("venue-cancel").addEventListener("click", () => {
+      venueCurrent = null;
       show("main");
     });
     window.addEventListener("online", () => {
