@@ -4,7 +4,8 @@
 - /api/v1/community/teams/            五员 / 一格十员 / 志愿者服务队 / 便民服务队 members
 - /api/v1/community/teams/{id}/hours/ POST a day's service hours (志愿服务时长)
 - /api/v1/community/teams/{id}/leave/ POST 请假 / 销假 (routing passes a 调处员 on leave over)
-- /api/v1/community/activities/       活动与宣传
+- /api/v1/community/activities/       活动与宣传; {id}/photos/ POST a photo (multipart),
+                                      {id}/photos/{photo}/file/ the file (scoped)
 - /api/v1/community/screening/        五员一日一报 (POST = my report today; 零报告 included)
 - /api/v1/community/screening/day/    the day's sum: expected, reported, missing, 人次
 - /api/v1/community/campaigns/        排查 campaigns (a pending return per grid); {id}/coverage/
@@ -14,7 +15,8 @@
 - /api/v1/community/venue-visits/     religious-venue liaison visits
 - /api/v1/community/venue-contacts/   a venue's contact people (phone masked below staff)
 - /api/v1/community/venue-tasks/      the monthly joint venue visits due (a venue visit rule)
-- /api/v1/community/pairings/         结对帮扶, 共建单位, 在职党员报到, 微心愿
+- /api/v1/community/pairings/         结对帮扶, 共建单位, 在职党员报到, 微心愿;
+                                      {id}/help/ the help given (GET, POST)
 - /api/v1/community/ratings/          评比 (POST again = revise: 动态管理)
 - /api/v1/community/figures/          the month's 创建 figures (``?month=YYYY-MM``, ``?grid=``)
 - /api/v1/community/sign-offs/        the ethnic-affairs desk's sign-off on ethnic cases
@@ -43,7 +45,7 @@ from datetime import date
 
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -55,6 +57,7 @@ from gridsvc.community import services
 from gridsvc.community.models import (
     FIVE_ROLE_DUTIES,
     Activity,
+    ActivityPhoto,
     Campaign,
     CampaignReturn,
     GroupMember,
@@ -63,6 +66,7 @@ from gridsvc.community.models import (
     Mediation,
     MemberLanguage,
     Pairing,
+    PairingHelp,
     Petition,
     Rating,
     ResidentLanguage,
@@ -79,6 +83,7 @@ from gridsvc.territory.codes import mask_name
 from gridsvc.territory.models import Grid
 
 from . import batch
+from .attachments import AnyAccept, serve
 
 
 def _id(source: str, help_text: str) -> serializers.IntegerField:
@@ -295,8 +300,32 @@ class TeamMembershipSerializer(LocatedSerializer):
         read_only_fields = ["created_at", "valid_to", "on_leave"]
 
 
+class ActivityPhotoSerializer(serializers.ModelSerializer):
+    """A photo of an activity; ``url`` is its scoped download (never ``/media/``)."""
+
+    url = serializers.SerializerMethodField(help_text="the file, for callers who read the activity")
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, obj: ActivityPhoto) -> str:
+        from django.urls import reverse
+
+        url = reverse(
+            "community-activity-photo-file", kwargs={"activity_id": obj.activity_id, "pk": obj.pk}
+        )
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
+
+    class Meta:
+        model = ActivityPhoto
+        fields = ["id", "url", "content_type", "size", "sha256", "exif_time", "created_at"]
+        read_only_fields = fields
+
+
 class ActivitySerializer(LocatedSerializer):
     place = _id("place_id", "a place on the map (清真寺, 活动室 …)")
+    photos = ActivityPhotoSerializer(
+        many=True, read_only=True, help_text="add one: POST activities/{id}/photos/ (multipart)"
+    )
 
     class Meta:
         model = Activity
@@ -315,6 +344,7 @@ class ActivitySerializer(LocatedSerializer):
             "answer_sheets",
             "banners",
             "note",
+            "photos",
         ]
         read_only_fields = ["created_at"]
 
@@ -528,6 +558,36 @@ class ActivityViewSet(_WorkViewSet):
     serializer_class = ActivitySerializer
     filterset_fields = ["kind", "grid", "date"]
     record = staticmethod(services.record_activity)
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return super().get_queryset().prefetch_related("photos")
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"photo": {"type": "string", "format": "binary"}},
+                "required": ["photo"],
+            }
+        },
+        responses={201: ActivityPhotoSerializer, 200: ActivityPhotoSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="photos")
+    def photos(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """Attach a photo (JPEG/PNG ≤ 5 MB, checked by content) to an activity you may read:
+        201; the same photo again (a phone's retry) is the stored one: 200. A phone recording
+        offline uploads its photos after the batch returned the activity's ``id``."""
+        from gridsvc.community.photos import add_activity_photo
+
+        activity = self.get_object()
+        upload = request.FILES.get("photo")
+        if upload is None:
+            raise ValidationError({"photo": "a file is required (multipart, field photo)"})
+        photo, created = add_activity_photo(request.user, activity, upload.read())
+        return Response(
+            ActivityPhotoSerializer(photo, context={"request": request}).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
 
     @extend_schema(
         parameters=[
@@ -769,13 +829,71 @@ class VenueTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return qs.order_by("due_on", "id")
 
 
+class PairingHelpSerializer(LocatedSerializer):
+    pairing = serializers.IntegerField(source="pairing_id", read_only=True)
+    grid = serializers.IntegerField(source="grid_id", read_only=True, allow_null=True)
+    community = serializers.IntegerField(source="community_id", read_only=True)
+    date = serializers.DateField(required=False, help_text="default today")
+    visit = _id("visit_id", "the visit it was given on (to the pairing's household)")
+    hours = serializers.DecimalField(
+        max_digits=5, decimal_places=1, required=False, allow_null=True, help_text="hours spent"
+    )
+    amount = serializers.DecimalField(
+        max_digits=9, decimal_places=2, required=False, allow_null=True, help_text="元"
+    )
+
+    class Meta:
+        model = PairingHelp
+        fields = [
+            *LocatedSerializer.LOCATED_FIELDS,
+            "pairing",
+            "date",
+            "what",
+            "visit",
+            "hours",
+            "amount",
+        ]
+        read_only_fields = ["created_at"]
+
+
+class PairingHelpBatchSerializer(PairingHelpSerializer):
+    """A batch item ``pairing_help``: as ``pairings/{id}/help/``, naming the pairing."""
+
+    pairing = serializers.IntegerField(source="pairing_id", help_text="the pairing")
+
+
 class PairingViewSet(_WorkViewSet):
-    """结对帮扶, 共建单位, 在职党员报到, 微心愿."""
+    """结对帮扶, 共建单位, 在职党员报到, 微心愿; ``{id}/help/`` the help given (records: the day,
+    what was done, the visit, hours, amount)."""
 
     base_queryset = Pairing.objects.all()
     serializer_class = PairingSerializer
     filterset_fields = ["kind", "household", "grid"]
     record = staticmethod(services.record_pairing)
+
+    @extend_schema(methods=["GET"], request=None, responses={200: PairingHelpSerializer(many=True)})
+    @extend_schema(
+        methods=["POST"],
+        request=PairingHelpSerializer,
+        responses={201: PairingHelpSerializer, 200: PairingHelpSerializer},
+    )
+    @action(detail=True, methods=["get", "post"], url_path="help")
+    def help(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """GET: the help given under the pairing, newest first. POST: record help given
+        (``date`` default today, ``what``, optional ``visit``, ``hours``, ``amount``); the
+        same ``client_uuid`` again is the stored record (200)."""
+        pairing = self.get_object()
+        if request.method == "GET":
+            rows = pairing.help_records.order_by("-date", "-id")
+            return Response(PairingHelpSerializer(rows, many=True).data)
+        body = PairingHelpSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = _service_data(body.validated_data)
+        row, created = services.record_pairing_help(request.user, {**data, "pairing": pairing.pk})
+        return Response(
+            PairingHelpSerializer(row).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
 
 
 class RatingViewSet(_WorkViewSet):
@@ -1120,6 +1238,7 @@ class CommunityFeedSerializer(serializers.Serializer):
     venue_tasks = VenueTaskSerializer(many=True)
     group_members = GroupMemberSerializer(many=True)
     resident_languages = ResidentLanguageSerializer(many=True)
+    pairing_help = PairingHelpSerializer(many=True)
 
 
 class CommunityChangesView(APIView):
@@ -1173,6 +1292,7 @@ FEED_SERIALIZERS = {
     "venue_tasks": VenueTaskSerializer,
     "group_members": GroupMemberSerializer,
     "resident_languages": ResidentLanguageSerializer,
+    "pairing_help": PairingHelpSerializer,
 }
 
 
@@ -1207,19 +1327,21 @@ BATCH_SERIALIZERS = {
     "venue_visit": VenueVisitSerializer,
     "campaign_return": CampaignReturnBatchSerializer,
     "service_log": ServiceLogBatchSerializer,
+    "pairing_help": PairingHelpBatchSerializer,
 }
 CommunityBatchSerializer, CommunityBatchResultSerializer = batch.batch_serializers(
     "Community",
     BATCH_SERIALIZERS,
     "the record, as for its own POST (activities/, screening/, venue-visits/; campaign_return:"
     " campaign, grid, zero_report, findings, findings_count as campaign-returns/{id}/file/;"
-    " service_log: membership, date, hours, note as teams/{id}/hours/)",
+    " service_log: membership, date, hours, note as teams/{id}/hours/; pairing_help: pairing,"
+    " date, what, visit, hours, amount as pairings/{id}/help/)",
 )
 
 
 class CommunityBatchView(APIView):
     """The phone's offline batch of community records (activity, screening, venue_visit,
-    campaign_return, service_log), each with its ``client_uuid``: one result per item, in
+    campaign_return, service_log, pairing_help), each with its ``client_uuid``: one result per item, in
     order — ``accepted`` (stored now, ``id``),
     ``duplicate`` (already stored, ``id``), ``rejected`` (``errors``). One bad item never loses
     the others. Send an ``Idempotency-Key``: a retried batch answers as the first time."""
@@ -1241,6 +1363,28 @@ class CommunityBatchView(APIView):
             refused=services.CommunityError,
         )
         return Response(body)
+
+
+class ActivityPhotoFileView(APIView):
+    """An activity photo's file, for callers who may read the activity (the staff part of
+    their territory); anyone else gets 404, as for the activity. Served as the visit photos
+    are (type from the stored bytes, ``nosniff``, sandboxed)."""
+
+    content_negotiation_class = AnyAccept
+
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY, 304: None, 404: None})
+    def get(self, request, activity_id: int, pk: int):  # type: ignore[no-untyped-def]
+        from gridsvc.community.photos import readable_activity
+
+        activity = readable_activity(request.user, activity_id)
+        photo = (
+            ActivityPhoto.objects.filter(pk=pk, activity=activity).first()
+            if activity is not None
+            else None
+        )
+        if photo is None:
+            raise NotFound()
+        return serve(photo.image, f"activity-{activity.pk}-{photo.pk}", photo.sha256, request)
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -1385,6 +1529,11 @@ urlpatterns: list = [
     path("community/figures/", FiguresView.as_view(), name="community-figures"),
     path("community/changes/", CommunityChangesView.as_view(), name="community-changes"),
     path("community/batch/", CommunityBatchView.as_view(), name="community-batch"),
+    path(
+        "community/activities/<int:activity_id>/photos/<int:pk>/file/",
+        ActivityPhotoFileView.as_view(),
+        name="community-activity-photo-file",
+    ),
     path("community/reports/", UnityReportListView.as_view(), name="community-reports"),
     path(
         "community/reports/<int:pk>/acknowledge/",

@@ -56,6 +56,10 @@ from .test_assistance import (
     ASSISTANCE_NOT_IDS,
 )
 from .test_calendar_rules import RULES_ALLOWED, RULES_BODY_ID_PROBES
+from .test_community_field_records import (
+    FIELD_RECORDS_BODY_ID_PROBES,
+    FIELD_RECORDS_EXPLICIT,
+)
 from .test_community_work import (
     COMMUNITY_BODY_ID_PROBES,
     COMMUNITY_CREATE_BY_BODY,
@@ -585,6 +589,7 @@ CREATE_BY_BODY = {
 }
 CREATE_BY_BODY |= COMMUNITY_CREATE_BY_BODY  # issue 20: /api/v1/community/…
 EXPLICIT.update(COMMUNITY_EXPLICIT)  # issue 20: screening day, monthly figures
+EXPLICIT.update(FIELD_RECORDS_EXPLICIT)  # issue 20: activity photos' files
 EXPLICIT.update(WEB_API_EXPLICIT)  # issue 22: 催报, staff directory, candidates
 
 
@@ -948,6 +953,7 @@ BODY_ID_PROBES: dict[tuple[str, str, str], Callable] = {
 }
 BODY_ID_PROBES.update(RULES_BODY_ID_PROBES)  # type: ignore[arg-type]  # issue 18 item 15
 BODY_ID_PROBES.update(COMMUNITY_BODY_ID_PROBES)  # type: ignore[arg-type]  # issue 20
+BODY_ID_PROBES.update(FIELD_RECORDS_BODY_ID_PROBES)  # issue 20: pairing help's visit
 BODY_ID_PROBES.update(ASSISTANCE_BODY_ID_PROBES)  # issue 21: /api/v1/assistance/
 BODY_ID_PROBES.update(WEB_API_BODY_ID_PROBES)  # issue 22: 催报
 #: ids a body carries that the schema does not show as integers (codes, JSON lists)

@@ -35,6 +35,7 @@ from .models import (
     Mediation,
     MemberLanguage,
     Pairing,
+    PairingHelp,
     Petition,
     Rating,
     ResidentLanguage,
@@ -684,6 +685,61 @@ def record_pairing(member: Any, data: dict[str, Any]) -> tuple[Pairing, bool]:
     )
 
 
+def record_pairing_help(member: Any, data: dict[str, Any]) -> tuple[PairingHelp, bool]:
+    """Help given under a pairing (结对帮扶的帮扶记录): ``pairing`` (in the recorder's work
+    scope, else "not found"), ``date`` (default today; not in the future, not before the
+    pairing started nor after it ended), ``what`` was done, optionally the ``visit`` it was
+    given on (a visit the recorder may see, to the pairing's household), ``hours`` (≤ 24) and
+    ``amount`` (元). Idempotent by ``client_uuid``. The pairing's ``help_given`` text is left
+    as its summary; these records are the list."""
+    from decimal import Decimal
+
+    from gridsvc.visits.models import Visit
+
+    data = dict(data)
+    scope = _require_staff(member)
+    key = data.pop("client_uuid", None)
+    if key is not None:
+        stored = PairingHelp.objects.filter(client_uuid=key).first()
+        if stored is not None:
+            if stored.recorded_by_id != member.pk:
+                raise CommunityError("client_uuid already used", "client_uuid", status=409)
+            return stored, False
+    pairing = _resolve(scope, Pairing, data.get("pairing"), "pairing")
+    if pairing is None:
+        raise CommunityError("name the pairing", "pairing")
+    day = data.get("date") or timezone.localdate()
+    if day > timezone.localdate():
+        raise CommunityError("help is recorded once given", "date")
+    if day < pairing.started or (pairing.ended and day > pairing.ended):
+        raise CommunityError("outside the pairing's period", "date")
+    what = str(data.get("what") or "").strip()
+    if not what:
+        raise CommunityError("say what was done", "what")
+    visit = _resolve(scope, Visit, data.get("visit"), "visit")
+    if visit is not None and pairing.household_id and visit.household_id != pairing.household_id:
+        raise CommunityError("a visit to another household", "visit")
+    hours, amount = data.get("hours"), data.get("amount")
+    if hours is not None and not (Decimal(0) < Decimal(str(hours)) <= Decimal(24)):
+        raise CommunityError("between 0 and 24 hours in a day", "hours")
+    if amount is not None and Decimal(str(amount)) < 0:
+        raise CommunityError("an amount is not negative", "amount")
+    return _save(
+        PairingHelp,
+        member,
+        key,
+        pairing=pairing,
+        date=day,
+        what=what,
+        visit=visit,
+        hours=hours,
+        amount=amount,
+        street_id=pairing.street_id,
+        community_id=pairing.community_id,
+        grid_id=pairing.grid_id,
+    )
+
+
 # ---------------------------------------------------------------- 评比
 def rate_household(member: Any, data: dict[str, Any]) -> tuple[Rating, bool]:
     """评比: rate a household for a year; rating it again (same title and year) revises the
@@ -976,6 +1032,8 @@ FEED_STREAMS: dict[str, type[Model]] = {
     "venue_tasks": VenueTask,
     "group_members": GroupMember,
     "resident_languages": ResidentLanguage,
+    # help given under the pairings (结对帮扶记录): the records, one per occasion
+    "pairing_help": PairingHelp,
 }
 #: what a stream's rows are shown with (the REST list's select_related)
 FEED_RELATED: dict[str, tuple[str, ...]] = {
@@ -983,6 +1041,8 @@ FEED_RELATED: dict[str, tuple[str, ...]] = {
     "venue_tasks": ("place",),
     "group_members": ("resident",),
 }
+#: what a stream's rows carry besides (an activity's photos: ids, sizes, urls)
+FEED_PREFETCH: dict[str, tuple[str, ...]] = {"activities": ("photos",)}
 FEED_NAME = "community"
 
 
@@ -1013,6 +1073,8 @@ def changes(
             qs = _after(visible(model, member), state.get(key))
         if key in FEED_RELATED:
             qs = qs.select_related(*FEED_RELATED[key])
+        if key in FEED_PREFETCH:
+            qs = qs.prefetch_related(*FEED_PREFETCH[key])
         rows = list(qs.order_by("updated_at", "id")[: limit + 1])
         if len(rows) > limit:
             more, rows = True, rows[:limit]
@@ -1036,6 +1098,8 @@ def record_offline(member: Any, kind: str, data: dict[str, Any]) -> tuple[Model,
         return file_return_offline(member, data)
     if kind == "service_log":
         return log_service_offline(member, data)
+    if kind == "pairing_help":
+        return record_pairing_help(member, data)
     if kind == "screening":
         key = data.get("client_uuid")
         stored = ScreeningReport.objects.filter(client_uuid=key).first() if key else None
@@ -1052,7 +1116,8 @@ def record_offline(member: Any, kind: str, data: dict[str, Any]) -> tuple[Model,
         )
         return report, True  # stored now (a report of that day sent before is replaced)
     raise CommunityError(
-        "one of activity, screening, venue_visit, campaign_return, service_log", "kind"
+        "one of activity, screening, venue_visit, campaign_return, service_log, pairing_help",
+        "kind",
     )
 
 
