@@ -16,16 +16,23 @@ from the year alone); phones keep only their last four digits (``mask_phone``); 
 masked like in the API. The unmask hook (:func:`~gridsvc.dataio.access.may_unmask_export`)
 allows nothing yet. Every string cell is written as text (:mod:`gridsvc.dataio.cells`), never
 a formula, and every ledger export is written to the audit log.
+
+低保 is the work report's one definition: the approved 低保 applications in force on the
+ledger's day (the year's last day, today for the current year;
+:func:`gridsvc.assistance.figures.households_on`), not the residents' ``low_income`` tag.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Collection
 from datetime import date
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
 
+from gridsvc.assistance.figures import households_on
+from gridsvc.assistance.models import Kind
 from gridsvc.chain.scope import Scope
 from gridsvc.chain.visibility import (
     ETHNICITY,
@@ -63,14 +70,27 @@ BASE_HEADERS = [
     "房号",
 ]
 
-# (sheet title, filter on residents); the correction/help-education and floating sheets are
-# built separately below.
-LEDGERS: list[tuple[str, Q, list[str]]] = [
+
+def dibao_households(day: date) -> QuerySet:
+    """The households on 低保 on ``day``: approved 低保 applications in force that day — the
+    work report's one definition (:func:`gridsvc.assistance.figures.households_on`), not the
+    residents' ``low_income`` tag."""
+    return households_on(Kind.DIBAO, day)
+
+
+def on_dibao_q(day: date) -> Q:
+    """The 低保及廉租房 sheet's residents: in a household on 低保 on ``day``, or tagged as
+    living in 廉租房."""
+    return Q(household__in=dibao_households(day)) | Q(tags__contains=["low_rent_housing"])
+
+
+# (sheet title, filter on residents — or its function of the ledger's day —, extra columns);
+# the correction/help-education and floating sheets are built separately below.
+LEDGERS: list[tuple[str, Q | Callable[[date], Q], list[str]]] = [
     ("少数民族居民", ~Q(ethnicity="01"), ["户籍类型", "与户主关系"]),
     ("困难家庭", Q(tags__contains=["hardship"]), ["与户主关系", "标签"]),
     ("失业下岗人员", Q(tags__contains=["unemployed"]), ["户籍类型"]),
-    ("低保及廉租房", Q(tags__contains=["low_income"]) | Q(tags__contains=["low_rent_housing"]),
-     ["低保", "廉租房", "住房性质"]),
+    ("低保及廉租房", on_dibao_q, ["低保", "廉租房", "住房性质"]),
     ("独居老人", Q(tags__contains=["elderly_alone"]), ["年龄(按出生年份)"]),
     ("德高望重及宗教人士", Q(tags__contains=["respected_elder"]) | Q(tags__contains=["religious_figure"]),
      ["类别"]),
@@ -131,7 +151,8 @@ def _base(i: int, r: Resident, unmasked: bool, ethnicity_masked: bool) -> list: 
     return [i, *person_cells(r, unmasked, ethnicity_masked)]
 
 
-def _extra(col: str, r: Resident, today: date) -> str | int:
+def _extra(col: str, r: Resident, today: date, dibao: Collection[int] = ()) -> str | int:
+    """Column ``col`` of a person ledger; ``dibao``: the household ids on 低保 that day."""
     tags = set(r.tags)
     if col == "户籍类型":
         return RESIDENCY_LABELS.get(r.residency, r.residency)
@@ -140,7 +161,7 @@ def _extra(col: str, r: Resident, today: date) -> str | int:
     if col == "标签":
         return "、".join(TAG_LABELS.get(t, t) for t in r.tags if t not in SENSITIVE_TAGS)
     if col == "低保":
-        return "是" if "low_income" in tags else ""
+        return "是" if r.household_id in dibao else ""
     if col == "廉租房":
         return "是" if "low_rent_housing" in tags else ""
     if col == "住房性质":
@@ -223,12 +244,20 @@ def ledger_workbook(grid: Grid, member=None, *, year: int | None = None) -> byte
     wb.remove(wb.active)
     counts: dict[str, int] = {}
     base = _residents(grid, scope)
+    # 低保 as the work report counts it, on the year's last day (today for the current year)
+    day = min(date(year, 12, 31), today)
+    dibao = set(
+        dibao_households(day)
+        .filter(household__unit__building__grid=grid)
+        .values_list("household", flat=True)
+    )
     for title, q, extra in LEDGERS:
         ws = wb.create_sheet(title)
         _header(ws, BASE_HEADERS + extra, f"{grid.name} {title}台账")
-        rows = list(base.filter(q))
+        rows = list(base.filter(q(day) if callable(q) else q))
         for i, r in enumerate(rows, start=1):
-            append_row(ws, _base(i, r, unmasked, eth_masked) + [_extra(c, r, today) for c in extra])
+            cells = [_extra(c, r, today, dibao) for c in extra]
+            append_row(ws, _base(i, r, unmasked, eth_masked) + cells)
         counts[title] = len(rows)
 
     # 社区矫正及两劳帮教 with the monthly visit record (走访记录)
