@@ -41,6 +41,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from gridsvc.accounts.authentication import Rider, ride_with_caller
 from gridsvc.layers import offline
 from gridsvc.layers import services as S
 from gridsvc.layers.models import OfflinePackage
@@ -106,8 +107,35 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return etag in tags
 
 
+def _known(request) -> list[str]:  # type: ignore[no-untyped-def]
+    """The ETags the client holds (If-None-Match): a cached tile among them is answered 304
+    without its bytes."""
+    inm = request.headers.get("If-None-Match")
+    return [t.strip().removeprefix("W/").strip('"') for t in inm.split(",")] if inm else []
+
+
 # ====================================================================== tiles
 class TileView(GisClientView):
+    _rider: Rider | None = None
+
+    def initial(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # a phone's tile (a JWT, no query string): the cache lookup rides in the caller's
+        # query (gridsvc.accounts.authentication.Rider), one statement for a cached tile or
+        # a 304; anything unusual is left to get(), after authentication
+        layer, z, x, y = (kwargs.get(k) for k in ("layer", "z", "x", "y"))
+        if (
+            request.META.get("HTTP_AUTHORIZATION")
+            and not request.query_params
+            and layer in S.TILE_LAYERS
+            and S.valid_tile(z, x, y)
+        ):
+            q = S.layer_query(S.LAYERS[layer] if layer != "heatmap" else None, {})
+            q.crs = S.tile_crs(None)
+            self._rider = ride_with_caller(
+                request, *S.tile_lookup_rider(layer, z, x, y, q, _known(request))
+            )
+        super().initial(request, *args, **kwargs)
+
     @extend_schema(
         operation_id="tile",
         summary="Vector tile (MVT) of a layer",
@@ -132,16 +160,31 @@ class TileView(GisClientView):
         if layer not in S.TILE_LAYERS:
             raise NotFound({"layer": f"unknown layer: one of {', '.join(S.TILE_LAYERS)}"})
         S.check_tile(z, x, y)
-        q = P.layer_query(layer if layer != "heatmap" else None, request.query_params)
+        name = layer if layer != "heatmap" else None
+        # without a query string (a phone's every tile) no serializer is run: parsing nothing
+        # gives no values (tests/test_request_cost_fixed.py)
+        q = (
+            P.layer_query(name, request.query_params)
+            if request.query_params
+            else S.layer_query(S.LAYERS[name] if name else None, {})
+        )
         # without a crs (a phone's every tile) the default, not a serializer run per tile
         crs = (
             P.parse(P.TileCrsParams, request.query_params)["crs"] if "crs" in request.GET else None
         )
         q.crs = S.tile_crs(crs)
         inm = request.headers.get("If-None-Match")
-        # the ETags the client holds: a cached tile among them is answered 304 without its bytes
-        known = [t.strip().removeprefix("W/").strip('"') for t in inm.split(",")] if inm else []
-        tile = S.get_tile(layer, z, x, y, request_scope(request), q, known=known)
+        rider = self._rider
+        tile = S.get_tile(
+            layer,
+            z,
+            x,
+            y,
+            request_scope(request),
+            q,
+            known=_known(request),
+            prefetched=rider.row if rider is not None and rider.ran else None,
+        )
         etag = f'"{tile.etag}"'
         headers = {
             "ETag": etag,

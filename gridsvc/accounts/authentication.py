@@ -81,9 +81,11 @@ FROM {user_model._meta.db_table} m WHERE m.id = %(uid)s""",
 
 class Rider:
     """A statement sent with the caller's query (one round trip): ``sql`` is a SELECT giving
-    at most one row, ``params`` its ``%(name)s`` parameters. After authentication ``row`` is
-    that row (None: no row) and ``ran`` is True; a request authenticated otherwise (session,
-    forced) leaves ``ran`` False and the view runs the statement itself."""
+    at most one row, ``params`` its ``%(name)s`` parameters (``now``, when not given, is the
+    caller query's time); it may read the caller's row as ``u`` (``u.id``,
+    ``u.is_superuser``). After authentication ``row`` is that row (None: no row) and ``ran``
+    is True; a request authenticated otherwise (session, forced) leaves ``ran`` False and
+    the view runs the statement itself."""
 
     __slots__ = ("sql", "params", "row", "ran")
 
@@ -137,6 +139,7 @@ def load_user_with_scope(user_model: Any, user_id: int, device_pk: int | None,
     if rider is None:
         row = fetchone(sql, params)
     else:
+        params["r_now"] = params["now"]
         params.update({f"r_{k}": v for k, v in rider.params.items()})
         both = fetchone(_with_rider(sql, rider.sql), params)
         assert both is not None  # (SELECT 1) LEFT JOIN …: always one row
