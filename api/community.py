@@ -877,7 +877,7 @@ class PairingViewSet(_WorkViewSet):
         request=PairingHelpSerializer,
         responses={201: PairingHelpSerializer, 200: PairingHelpSerializer},
     )
-    @action(detail=True, methods=["get", "post"], url_path="help")
+    @action(detail=True, methods=["get", "post"], url_path="help", pagination_class=None)
     def help(self, request, pk=None):  # type: ignore[no-untyped-def]
         """GET: the help given under the pairing, newest first. POST: record help given
         (``date`` default today, ``what``, optional ``visit``, ``hours``, ``amount``); the
@@ -1384,7 +1384,7 @@ class ActivityPhotoFileView(APIView):
         )
         if photo is None:
             raise NotFound()
-        return serve(photo.image, f"activity-{activity.pk}-{photo.pk}", photo.sha256, request)
+        return serve(photo.image, f"activity-{photo.activity_id}-{photo.pk}", photo.sha256, request)
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
