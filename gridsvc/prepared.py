@@ -91,3 +91,41 @@ def fetchall(sql: str, params: dict[str, Any], alias: str = "default") -> list[t
             {"sql": f"/* prepared */ {sql}", "time": f"{time.monotonic() - start:.3f}"}
         )
     return rows
+
+
+def fetchone_generic(sql: str, params: dict[str, Any], alias: str = "default") -> tuple | None:
+    """As :func:`fetchone`, and planned once: PostgreSQL's generic plan of the statement
+    (``plan_cache_mode = force_generic_plan`` set for this statement alone: SET, the
+    statement and RESET sent together in one round trip, one implicit transaction — an
+    error rolls the SET back). For a statement PostgreSQL would otherwise plan again on every
+    run (array parameters make its generic plan look dearer than it is: the change feed's
+    probe spent 1.5 ms planning to run in 0.3). The statement must be written so that its
+    generic plan is good whatever the parameters (tests/test_request_cost_reads.py)."""
+    conn = connections[alias]
+    if not _enabled(alias):
+        return fetchone(sql, params, alias)
+    import psycopg
+
+    if not psycopg.Pipeline.is_supported():  # pragma: no cover - libpq < 14
+        return fetchone(sql, params, alias)
+    conn.ensure_connection()
+    raw = conn.connection
+    if raw.prepare_threshold is None:
+        raw.prepare_threshold = 1_000_000_000  # as fetchone: only prepare=True prepares
+    start = time.monotonic()
+    with (
+        conn.wrap_database_errors,
+        psycopg.Cursor(raw) as before,
+        psycopg.Cursor(raw) as cur,
+        psycopg.Cursor(raw) as after,
+    ):
+        with raw.pipeline():
+            before.execute("SET plan_cache_mode = force_generic_plan")
+            cur.execute(sql, params, prepare=True)
+            after.execute("RESET plan_cache_mode")
+        row = cur.fetchone()
+    if conn.queries_logged:
+        conn.queries_log.append(
+            {"sql": f"/* prepared, generic */ {sql}", "time": f"{time.monotonic() - start:.3f}"}
+        )
+    return row

@@ -166,3 +166,95 @@ def test_grid1_has_pages_of_tasks_and_filters_take_the_orm_path(demo) -> None:
     assert client.get(f"{TASKS}?mine=0").json()["count"] >= mine.count()
     assert client.get(f"{TASKS}?mine=maybe").status_code == 400
     assert client.get(f"{TASKS}?mine=1&page=999").status_code == 404
+
+
+# ---------------------------------------------------------------- the change feed
+FEED = "/api/v1/sync/changes/"
+
+
+def _drain(client, cursor: str | None = None) -> dict:  # type: ignore[no-untyped-def]
+    body: dict = {"cursor": cursor}
+    for _ in range(100):
+        r = client.get(FEED + (f"?since={body['cursor']}" if body["cursor"] else ""))
+        assert r.status_code == 200, r.content[:300]
+        body = r.json()
+        if not body["has_more"]:
+            return body
+    raise AssertionError("the feed did not end")
+
+
+def _plans() -> tuple[int, int]:
+    """(generic, custom) plans of the feed's probe on this connection."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT COALESCE(SUM(generic_plans), 0), COALESCE(SUM(custom_plans), 0)"
+            " FROM pg_prepared_statements"
+            " WHERE statement LIKE 'WITH wg AS MATERIALIZED%%'"
+        )
+        row = cur.fetchone()
+        cur.execute("SHOW plan_cache_mode")
+        assert cur.fetchone()[0] == "auto", "the probe's plan mode stays its own"
+    return row or (0, 0)
+
+
+@pytest.mark.parametrize("who", ["grid1", "cadre1", "street", "bh-001"])
+def test_nothing_new_is_one_probe_planned_once_and_a_change_still_comes(demo, who) -> None:
+    from gridsvc.chain.scope import scope_for
+    from gridsvc.territory.models import Household
+
+    member = Member.objects.get(username=who)
+    client = jwt_client(who)
+    cursor = _drain(client)["cursor"]
+    for _ in range(8):  # PostgreSQL would choose a custom plan for the first five
+        r, sqls = _get(client, f"{FEED}?since={cursor}")
+        assert r.status_code == 200
+        assert len(sqls) <= 2, sqls
+        assert sqls[-1].startswith("/* prepared, generic */ WITH wg"), sqls[-1][:80]
+        body = r.json()
+        assert body["cursor"] == cursor and not body["has_more"]
+        assert not any(body[k] for k in ("tasks", "households", "residents", "cases", "inbox"))
+    generic, custom = _plans()
+    assert generic >= 8 and custom == 0, (generic, custom)
+    # a household of the territory changes: the next poll brings it
+    hh = scope_for(member).filter(Household.objects.all()).order_by("id").first()
+    assert hh is not None, f"{who} sees households"
+    hh.room = (hh.room or "") + "B"
+    hh.save()
+    body = client.get(f"{FEED}?since={cursor}").json()
+    assert hh.id in [h["id"] for h in body["households"]]
+    # a task assigned to the member changes
+    task = VisitTask.objects.filter(assigned_member=member).order_by("id").first()
+    if task is not None:
+        cursor = _drain(client, body["cursor"])["cursor"]
+        task.save()
+        body = client.get(f"{FEED}?since={cursor}").json()
+        assert task.id in [t["id"] for t in body["tasks"]]
+
+
+def test_a_first_sync_reads_no_incremental_stream_and_the_next_poll_brings_later_changes(
+    demo,
+) -> None:
+    """A first sync that fits one page (a building head's): the page that starts it reads
+    no incremental stream (its marks are the request's start); what changes right after it
+    comes with the next poll."""
+    from gridsvc.chain.scope import scope_for
+    from gridsvc.territory.models import Household
+
+    client = jwt_client("bh-001")
+    client.get(FEED)  # the territory's snapshot row, made once and shared
+    r, sqls = _get(client, FEED)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["households"] and body["residents"] and not body["has_more"]
+    assert not any('"household_id_ref"' in s for s in sqls), "the change log stream was read"
+    hh = scope_for(Member.objects.get(username="bh-001")).filter(Household.objects.all()).first()
+    hh.room = (hh.room or "") + "C"
+    hh.save()
+    nxt = client.get(f"{FEED}?since={body['cursor']}").json()
+    assert hh.id in [h["id"] for h in nxt["households"]]
+    # a first sync of several pages: the last page reads the streams as before
+    grid1 = jwt_client("grid1")
+    last = _drain(grid1)
+    task = VisitTask.objects.filter(assigned_member__username="grid1").order_by("id").first()
+    task.save()
+    assert task.id in [t["id"] for t in grid1.get(f"{FEED}?since={last['cursor']}").json()["tasks"]]

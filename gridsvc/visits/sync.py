@@ -154,6 +154,11 @@ def territory_snapshot(member, scope: Scope) -> TerritorySnapshot:  # type: igno
 # state). "Nothing new" is answered from it alone (issue 19: it was 13 queries). The flags
 # are a superset of what the streams send (a task hidden from a neighbour counts as a
 # change): when one is set the streams are read as before and decide.
+# It runs with its generic plan, planned once per connection (gridsvc.prepared.
+# fetchone_generic: PostgreSQL re-planned it on every poll, 1.5 ms to run in 0.3), so every
+# part is written to be read by an index whatever the arrays hold: ``= ANY(ARRAY(subquery))``
+# rather than joins, and scalar subqueries rather than EXISTS (which became joins over every
+# household, or every task, in the generic plan).
 _PROBE: str | None = None
 
 
@@ -176,9 +181,12 @@ def _probe_sql() -> str:
             "i": InboxMessage._meta.db_table,
             "s": TerritorySnapshot._meta.db_table,
         }
-        in_scope_task = f"""EXISTS (SELECT 1 FROM {t["h"]} h JOIN {t["u"]} u ON u.id = h.unit_id
+        # a task's household in the territory: a scalar subquery per task (an EXISTS became an
+        # anti/semi join over every household in the generic plan)
+        in_scope_task = f"""COALESCE((SELECT true FROM {t["h"]} h JOIN {t["u"]} u ON u.id = h.unit_id
                       WHERE h.id = t.household_id
-                        AND (u.building_id IN (SELECT id FROM b) OR u.id = ANY(%(units)s)))"""
+                        AND (u.building_id IN (SELECT id FROM b) OR u.id = ANY(%(units)s))
+                      LIMIT 1), false)"""
         cases = out_cases = "NULL::jsonb"
         case_flag = "false"
         Case = _case_model()
@@ -188,9 +196,10 @@ def _probe_sql() -> str:
                  OR c.building_id = ANY(%(buildings)s) OR c.unit_id = ANY(%(units)s), false)"""
             out_cases = f"""(SELECT COALESCE(jsonb_agg(c.id ORDER BY c.id), '[]') FROM {Case._meta.db_table} c
      WHERE c.handler_id = %(m)s AND c.status = ANY(%(case_open)s) AND NOT {located})"""
-            case_flag = f"""EXISTS (SELECT 1 FROM {Case._meta.db_table} c
+            case_flag = f"""(SELECT c.id FROM {Case._meta.db_table} c
      WHERE (c.updated_at, c.id) > (%(c_ts)s, %(c_id)s)
-       AND (c.handler_id = %(m)s OR c.reported_by_id = %(m)s OR {located}))"""
+       AND (c.handler_id = %(m)s OR c.reported_by_id = %(m)s OR {located})
+     ORDER BY c.updated_at LIMIT 1) IS NOT NULL"""
             cases = out_cases
         packages = "NULL::jsonb"
         try:
@@ -201,20 +210,21 @@ def _probe_sql() -> str:
             # the packages of the grids held whole (gridsvc.layers.services.whole_grid_ids),
             # as gridsvc.layers.offline.package_states reads them; built_at in microseconds
             packages = f"""(SELECT COALESCE(jsonb_agg(jsonb_build_array(
-        o.grid_id, g.code, o.crs, o.etag, o.size,
+        o.grid_id, (SELECT g.code FROM {t["g"]} g WHERE g.id = o.grid_id), o.crs, o.etag, o.size,
         (extract(epoch FROM o.built_at) * 1000000)::bigint,
         EXISTS (SELECT 1 FROM {GridChange._meta.db_table} x WHERE x.grid_id = o.grid_id))
         ORDER BY o.grid_id, o.crs), '[]')
-     FROM {OfflinePackage._meta.db_table} o JOIN {t["g"]} g ON g.id = o.grid_id
-     LEFT JOIN {t["c"]} c ON c.id = g.community_id
-     WHERE o.etag <> '' AND (g.id = ANY(%(grids)s) OR g.community_id = ANY(%(communities)s)
-                            OR c.street_id = ANY(%(streets)s)))"""
-        _PROBE = f"""WITH b AS MATERIALIZED (
-  SELECT id, grid_id, true AS staff FROM {t["b"]} WHERE grid_id = ANY(%(grids)s)
-  UNION SELECT b.id, b.grid_id, true FROM {t["b"]} b JOIN {t["g"]} g ON g.id = b.grid_id
-        WHERE g.community_id = ANY(%(communities)s)
-  UNION SELECT b.id, b.grid_id, true FROM {t["b"]} b JOIN {t["g"]} g ON g.id = b.grid_id
-        JOIN {t["c"]} c ON c.id = g.community_id WHERE c.street_id = ANY(%(streets)s)
+     FROM {OfflinePackage._meta.db_table} o
+     WHERE o.etag <> '' AND o.grid_id = ANY(ARRAY(SELECT id FROM wg)))"""
+        # wg: the grids held whole (the grids, the communities' and the streets' grids); every
+        # part read by an index whatever the arrays hold (ARRAY(subquery) feeds "= ANY")
+        _PROBE = f"""WITH wg AS MATERIALIZED (
+  SELECT id FROM {t["g"]} WHERE id = ANY(%(grids)s)
+  UNION SELECT id FROM {t["g"]} WHERE community_id = ANY(%(communities)s)
+  UNION SELECT id FROM {t["g"]} WHERE community_id = ANY(ARRAY(
+        SELECT id FROM {t["c"]} WHERE street_id = ANY(%(streets)s)))
+), b AS MATERIALIZED (
+  SELECT id, grid_id, true AS staff FROM {t["b"]} WHERE grid_id = ANY(ARRAY(SELECT id FROM wg))
   UNION SELECT id, grid_id, false FROM {t["b"]} WHERE compound_id = ANY(%(compounds)s)
   UNION SELECT id, grid_id, false FROM {t["b"]} WHERE id = ANY(%(buildings)s)
 )
@@ -225,17 +235,19 @@ SELECT
      FROM (SELECT DISTINCT id, grid_id FROM b) x),
   (SELECT COALESCE(jsonb_agg(x.id ORDER BY x.id), '[]') FROM (SELECT DISTINCT id FROM b WHERE staff) x),
   (SELECT COALESCE(jsonb_agg(t.id ORDER BY t.id), '[]') FROM {t["t"]} t
-     WHERE t.assigned_member_id = %(m)s AND t.status = ANY(%(task_open)s) AND NOT {in_scope_task}),
+     WHERE t.assigned_member_id = %(m)s AND t.status = ANY(%(task_open)s)
+       AND NOT {in_scope_task}),
   {cases},
   (SELECT s.digest FROM {t["s"]} s WHERE s.id = %(s)s),
   {packages},
   %(t_ts)s IS NOT NULL AND (
     EXISTS (SELECT 1 FROM {t["t"]} t WHERE (t.updated_at, t.id) > (%(t_ts)s, %(t_id)s)
             AND t.assigned_member_id = %(m)s)
-    OR EXISTS (SELECT 1 FROM {t["t"]} t WHERE (t.updated_at, t.id) > (%(t_ts)s, %(t_id)s)
-               AND {in_scope_task})
-    OR EXISTS (SELECT 1 FROM {t["l"]} l WHERE l.id > %(h)s
-               AND (l.building_id_ref IN (SELECT id FROM b) OR l.unit_id_ref = ANY(%(units)s)))
+    OR (SELECT t.id FROM {t["t"]} t WHERE (t.updated_at, t.id) > (%(t_ts)s, %(t_id)s)
+        AND {in_scope_task} ORDER BY t.updated_at, t.id LIMIT 1) IS NOT NULL
+    OR (SELECT l.id FROM {t["l"]} l WHERE l.id > %(h)s
+        AND (l.building_id_ref IN (SELECT id FROM b) OR l.unit_id_ref = ANY(%(units)s))
+        ORDER BY l.id LIMIT 1) IS NOT NULL
     OR {case_flag}
     OR EXISTS (SELECT 1 FROM {t["i"]} i WHERE i.member_id = %(m)s AND i.id > %(i)s)
     OR EXISTS (SELECT 1 FROM {t["i"]} i WHERE i.member_id = %(m)s AND i.id <= %(i)s
@@ -252,7 +264,7 @@ def _probe(
     """``(territory data, digest of the cursor's snapshot or None, maybe changed since the
     cursor's marks, rows of the offline packages held)`` in one statement (see
     :func:`_probe_sql`); ``scope`` not everything."""
-    from gridsvc.prepared import fetchone
+    from gridsvc.prepared import fetchone_generic
 
     def mark(key: str) -> tuple[datetime | None, int]:
         m = state.get(key)
@@ -280,7 +292,7 @@ def _probe(
         "r_ts": r_ts,
         "r_id": r_id,
     }
-    row = fetchone(_probe_sql(), params)
+    row = fetchone_generic(_probe_sql(), params)
     assert row is not None
     types, digest, changed = row[0], row[5], row[7]
     # jsonb comes back as text on Django's connection
@@ -799,7 +811,10 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) ->
         if not more:
             state.pop("k")
     if not quiet:
-        if not more:
+        # the page that starts a first sync has no incremental streams to read: its marks
+        # are this request's start, so they hold only what changed while it ran — what the
+        # next poll sends (the probe sees it); reading them cost a fifth of a first sync
+        if not more and not first:
             more = _incremental(state, member, scope, out, limit)
         more |= _inbox(state, member, out, limit)
 
