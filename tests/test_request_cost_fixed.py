@@ -288,3 +288,72 @@ def test_an_empty_query_string_parses_to_the_empty_layer_query(demo):
         name = layer if layer != "heatmap" else None
         parsed = P.layer_query(name, QueryDict(""))
         assert parsed == S.layer_query(S.LAYERS[name] if name else None, {}), layer
+
+
+# ------------------------------------------------------------------------ report + route
+def _report_as(client: APIClient, lon: float, lat: float, title: str):  # type: ignore[no-untyped-def]
+    return client.post(
+        "/api/v1/cases/",
+        json.dumps({"category": "neighbour.noise", "title": title, "lon": lon, "lat": lat}),
+        content_type="application/json",
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+
+
+def test_a_report_stores_its_events_in_one_insert_in_order(demo):
+    from gridsvc.cases.models import CaseEvent
+
+    client, _ = _login("grid1")
+    post = Position.objects.held_at().filter(member__username="grid1", grid__isnull=False).first()
+    b = Building.objects.filter(grid_id=post.grid_id).exclude(point=None).order_by("id").first()
+    with CaptureQueriesContext(connection) as ctx:
+        r = _report_as(client, b.point.x, b.point.y, "测试 事件")
+    assert r.status_code == 201, r.content[:300]
+    inserts = [
+        q["sql"] for q in ctx.captured_queries if 'INSERT INTO "cases_caseevent"' in q["sql"]
+    ]
+    assert len(inserts) == 1
+    events = list(CaseEvent.objects.filter(case_id=r.json()["case"]["id"]).order_by("id"))
+    assert [(e.kind, e.from_status, e.to_status) for e in events] == [
+        ("report", "", r.json()["case"]["status"]),
+        ("route", "reported", r.json()["case"]["status"]),
+    ]
+    assert events[0].actor.username == "grid1" and events[1].actor is None
+    assert events[0].note == "测试 事件" and events[0].location is not None
+
+
+def test_duplicates_are_the_ten_nearest_then_those_the_reporter_may_see(demo):
+    """One statement finds the duplicates the reporter may see; as before, the ten most
+    recent nearby come first, then those outside the reporter's view are left out (a
+    neighbour grid's case is never named, and does not let an eleventh one in)."""
+    from gridsvc.cases.models import Case
+
+    client, _ = _login("grid1")
+    post = Position.objects.held_at().filter(member__username="grid1", grid__isnull=False).first()
+    b = Building.objects.filter(grid_id=post.grid_id).exclude(point=None).order_by("id").first()
+    made = [
+        _report_as(client, b.point.x, b.point.y, f"测试 重复 {i}").json()["case"]["id"]
+        for i in range(12)
+    ]
+    # the most recent one moves out of grid1's view (another grid, another handler/reporter)
+    other = Position.objects.held_at().filter(member__username="grid2", grid__isnull=False).first()
+    grid2 = Member.objects.get(username="grid2")
+    Case.objects.filter(pk=made[-1]).update(
+        grid_id=other.grid_id,
+        compound=None,
+        building=None,
+        unit=None,
+        household=None,
+        handler=grid2,
+        reported_by=grid2,
+    )
+    with CaptureQueriesContext(connection) as ctx:
+        r = _report_as(client, b.point.x, b.point.y, "测试 重复 last")
+    assert r.status_code == 201
+    dups = [d["id"] for d in r.json()["duplicates"]]
+    assert made[-1] not in dups
+    # the ten most recent are made[2:12]; made[11] is out of view
+    assert dups == list(reversed(made[2:11]))
+    # one statement for them: no separate visibility query after the duplicates
+    assert not any('WHERE ("cases_case"."id" IN (' in q["sql"] and "LIMIT" not in q["sql"]
+                   for q in ctx.captured_queries)  # fmt: skip

@@ -36,7 +36,34 @@ def record(
     location: Point | None = None,
     at: datetime | None = None,
 ) -> CaseEvent:
-    return CaseEvent.objects.create(
+    event = new_event(
+        case,
+        kind,
+        actor,
+        from_status=from_status,
+        note=note,
+        data=data,
+        location=location,
+        at=at,
+    )
+    event.save(force_insert=True)
+    return event
+
+
+def new_event(
+    case: Case,
+    kind: str,
+    actor: Member | None = None,
+    *,
+    from_status: str = "",
+    note: str = "",
+    data: dict[str, Any] | None = None,
+    location: Point | None = None,
+    at: datetime | None = None,
+) -> CaseEvent:
+    """The event :func:`record` stores, not saved yet (several in one INSERT:
+    ``CaseEvent.objects.bulk_create``)."""
+    return CaseEvent(
         case=case,
         kind=kind,
         from_status=from_status,

@@ -19,12 +19,13 @@ from gridsvc.territory.models import Building, Compound, Household, Unit
 from ..models import (
     OPEN_STATUSES,
     Case,
+    CaseEvent,
     Category,
     Status,
 )
 from .deadlines import schedule_checks, schedule_follow_up, set_deadline
 from .errors import CaseError
-from .events import dispatchers, holders_over, inbox_messages, record
+from .events import dispatchers, holders_over, inbox_messages, new_event
 from .routing import apply_routing, route
 from .unity import attach_case_interpreters
 
@@ -95,9 +96,12 @@ def report_case(
     on_the_spot: bool = False,
     outcome: str = "",
     when: datetime | None = None,
+    duplicates_among: QuerySet[Case] | None = None,
 ) -> Report:
     """Store and route a report (上报 → 立案 → 派遣) in one transaction; returns the case and the
-    open cases nearby that may be duplicates."""
+    open cases nearby that may be duplicates (the ten nearest in time; with
+    ``duplicates_among``, those of them that are also in it — the cases the reporter may
+    see — in the same statement)."""
     when = when or timezone.now()
     flags = [f for f in flags if f in FLAGS]
     if not category.active:
@@ -157,31 +161,36 @@ def report_case(
         case.save()
         if case.handler_id and not on_the_spot:  # 请翻译随行 where the handler lacks the language
             attach_case_interpreters(case, reporter)
-        record(
-            case,
-            "report",
-            reporter,
-            note=title,
-            location=case.location,
-            at=when,
-            data={"source": source, "flags": flags},
-        )
-        record(
-            case,
-            "route",
-            None,
-            from_status=S.REPORTED,
-            note=r.reason,
-            at=when,
-            data={
-                "walked": r.walked,
-                "level": r.level,
-                "handler": r.handler_id,
-                "queued": r.queued,
-            },
-        )
+        # the report's events in one INSERT (in this order: report, route, on the spot)
+        events = [
+            new_event(
+                case,
+                "report",
+                reporter,
+                note=title,
+                location=case.location,
+                at=when,
+                data={"source": source, "flags": flags},
+            ),
+            new_event(
+                case,
+                "route",
+                None,
+                from_status=S.REPORTED,
+                note=r.reason,
+                at=when,
+                data={
+                    "walked": r.walked,
+                    "level": r.level,
+                    "handler": r.handler_id,
+                    "queued": r.queued,
+                },
+            ),
+        ]
         if on_the_spot:
-            record(case, "on_the_spot", reporter, note=outcome, at=when)
+            events.append(new_event(case, "on_the_spot", reporter, note=outcome, at=when))
+        CaseEvent.objects.bulk_create(events)
+        if on_the_spot:
             schedule_follow_up(case, when)
         # the messages' delivery goes with the deadline checks: one statement for the jobs
         messages: list[int] = []
@@ -209,12 +218,18 @@ def report_case(
             )
         schedule_checks(case, deliver=messages)
     # the answer names them only (id, number, title, status): no geometry, no chain JSON
-    dups = list(
-        find_duplicates(category, case.location, when, exclude_id=case.pk).only(
-            "id", "number", "title", "status", "reported_at", "category_id"
-        )[:10]
-    )
-    return Report(case, dups)
+    fields = ("id", "number", "title", "status", "reported_at", "category_id")
+    nearest = find_duplicates(category, case.location, when, exclude_id=case.pk)
+    if duplicates_among is None:
+        found = nearest.only(*fields)[:10]
+    else:  # the ten nearest, then those among the given ones: one statement
+        found = (
+            Case.objects.filter(pk__in=nearest.values("pk")[:10])
+            .filter(pk__in=duplicates_among.values("pk"))
+            .only(*fields)
+            .order_by("-reported_at")
+        )
+    return Report(case, list(found))
 
 
 def _flag_labels(case: Case) -> list[str]:
