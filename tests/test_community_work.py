@@ -763,8 +763,28 @@ def _probe_district_detail(ctx) -> None:  # type: ignore[no-untyped-def]
         assert ctx.client.get(f"/api/v1/districts/{d.pk}/").status_code == 404, ctx.role
 
 
+def _probe_district_map(ctx) -> None:  # type: ignore[no-untyped-def]
+    """The district map: only readable districts; outlines and streets only where read in
+    full (a street office gets the name, no geometry)."""
+    from gridsvc.community.services import readable_districts
+
+    districts, full = readable_districts(ctx.member)
+    r = ctx.client.get("/api/v1/districts/map/")
+    assert r.status_code == 200, (ctx.role, r.status_code)
+    readable = set(districts.values_list("pk", flat=True))
+    for f in r.json()["features"]:
+        props = f["properties"]
+        if props["layer"] == "district":
+            assert props["id"] in readable, ctx.role
+            if props["id"] not in full:  # by name only: no outline, no code
+                assert f["geometry"] is None and "code" not in props, ctx.role
+        else:  # a street of a district read in full
+            assert props["district"] in full, ctx.role
+
+
 COMMUNITY_EXPLICIT: dict[str, Callable] = {
     "GET /api/v1/districts/": _probe_districts,
+    "GET /api/v1/districts/map/": _probe_district_map,
     "GET /api/v1/districts/<pk>/": _probe_district_detail,
     f"GET {BASE}/activities/map/": _probe_activity_map,
     f"GET {BASE}/reports/": _probe_reports,
