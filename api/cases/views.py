@@ -22,7 +22,6 @@ from rest_framework.response import Response
 from api.files import checked_upload, file_url
 from api.pagination import PreparedPage, StandardPagination
 from api.schema import IllegalActionSerializer, StaleCaseSerializer
-from api.scoping import request_scope
 from gridsvc.cases import services
 from gridsvc.cases.figures import case_figures as figures
 from gridsvc.cases.models import (
@@ -40,7 +39,7 @@ from gridsvc.uploads import Upload
 
 from .filters import CaseFilter, CaseRequestFilter, FollowUpFilter, InboxFilter
 from .inputs import MAX_PHOTO_BYTES, category_from, expected_version, point_from
-from .scope import case_queryset, in_scope, resolve_action_ids
+from .scope import case_queryset, in_scope, resolve_action_ids, visible_among
 from .serializers import (
     ACTION_BODY,
     CaseAttachmentUploadSerializer,
@@ -268,7 +267,6 @@ class CaseViewSet(
             ]
             for role, files in (("before", before), ("after", after))
         }
-        visible = case_queryset(request)
         with transaction.atomic():
             rep = services.report_case(
                 reporter=request.user,
@@ -282,9 +280,6 @@ class CaseViewSet(
                 source="app",
                 on_the_spot=v["on_the_spot"],
                 outcome=v.get("outcome", ""),
-                # only the duplicates the reporter may see (a neighbour grid's case stays
-                # unnamed), found in the duplicates' own statement
-                duplicates_among=None if request_scope(request).everything else visible,
                 **refs,
             )
             for role, ups in photos.items():
@@ -293,9 +288,10 @@ class CaseViewSet(
         ctx = self.get_serializer_context()
         body = {
             "case": CaseSerializer(rep.case, context=ctx).data,
+            # only the duplicates the reporter may see (a neighbour grid's case stays unnamed)
             "duplicates": [
                 {"id": d.id, "number": d.number, "title": d.title, "status": d.status}
-                for d in rep.duplicates
+                for d in visible_among(request, rep.duplicates)
             ],
         }
         return Response(body, status=status.HTTP_201_CREATED, headers={"ETag": rep.case.etag})

@@ -96,12 +96,9 @@ def report_case(
     on_the_spot: bool = False,
     outcome: str = "",
     when: datetime | None = None,
-    duplicates_among: QuerySet[Case] | None = None,
 ) -> Report:
     """Store and route a report (上报 → 立案 → 派遣) in one transaction; returns the case and the
-    open cases nearby that may be duplicates (the ten nearest in time; with
-    ``duplicates_among``, those of them that are also in it — the cases the reporter may
-    see — in the same statement)."""
+    open cases nearby that may be duplicates."""
     when = when or timezone.now()
     flags = [f for f in flags if f in FLAGS]
     if not category.active:
@@ -218,18 +215,12 @@ def report_case(
             )
         schedule_checks(case, deliver=messages)
     # the answer names them only (id, number, title, status): no geometry, no chain JSON
-    fields = ("id", "number", "title", "status", "reported_at", "category_id")
-    nearest = find_duplicates(category, case.location, when, exclude_id=case.pk)
-    if duplicates_among is None:
-        found = nearest.only(*fields)[:10]
-    else:  # the ten nearest, then those among the given ones: one statement
-        found = (
-            Case.objects.filter(pk__in=nearest.values("pk")[:10])
-            .filter(pk__in=duplicates_among.values("pk"))
-            .only(*fields)
-            .order_by("-reported_at")
-        )
-    return Report(case, list(found))
+    dups = list(
+        find_duplicates(category, case.location, when, exclude_id=case.pk).only(
+            "id", "number", "title", "status", "reported_at", "category_id"
+        )[:10]
+    )
+    return Report(case, dups)
 
 
 def _flag_labels(case: Case) -> list[str]:
