@@ -258,3 +258,39 @@ def test_a_first_sync_reads_no_incremental_stream_and_the_next_poll_brings_later
     task = VisitTask.objects.filter(assigned_member__username="grid1").order_by("id").first()
     task.save()
     assert task.id in [t["id"] for t in grid1.get(f"{FEED}?since={last['cursor']}").json()["tasks"]]
+
+
+def test_a_first_sync_opens_the_sealed_columns_once_per_page_and_masks_as_before(
+    demo, monkeypatch
+) -> None:
+    """ID numbers and phones are read as stored and opened by the feed with the key set
+    looked up once per page, not through the field per value; what the phone gets is the
+    mask of the clear value, as before."""
+    from gridsvc.crypto import EncryptedTextField
+    from gridsvc.territory.codes import mask_id_number, mask_phone
+    from gridsvc.territory.models import Resident
+
+    through_field: list[object] = []
+    original = EncryptedTextField.from_db_value
+
+    def spy(self, value, expression, connection):  # type: ignore[no-untyped-def]
+        through_field.append(value)
+        return original(self, value, expression, connection)
+
+    monkeypatch.setattr(EncryptedTextField, "from_db_value", spy)
+    client = jwt_client("grid1")
+    body = _drain(client)
+    assert through_field == []
+    first = client.get(FEED).json()
+    assert through_field == [] and first["residents"]
+    clear = {r.id: r for r in Resident.objects.filter(id__in=[x["id"] for x in first["residents"]])}
+    shown = 0
+    for got in first["residents"]:
+        r = clear[got["id"]]
+        if "id_number" in got:
+            assert got["id_number"] == mask_id_number(r.id_number)
+            shown += bool(r.id_number)
+        if "phone" in got:
+            assert got["phone"] == mask_phone(r.phone)
+    assert shown, "some ID numbers were shown masked"
+    assert body["cursor"]
