@@ -504,6 +504,11 @@ class ServiceHoursSerializer(serializers.Serializer):
     date = serializers.DateField(required=False, help_text="default today")
     hours = serializers.DecimalField(max_digits=5, decimal_places=1)
     note = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    client_uuid = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        help_text="made on the phone when recorded: a retry adds no hours (200, not 201)",
+    )
 
 
 class LeaveSerializer(serializers.Serializer):
@@ -514,22 +519,29 @@ class TeamMembershipViewSet(_WorkViewSet):
     """五员 (several members per role), 一格十员, 志愿者服务队, 便民服务队; POST
     ``{id}/hours/`` logs a day's service hours (志愿服务时长)."""
 
-    @extend_schema(request=ServiceHoursSerializer, responses={201: TeamMembershipSerializer})
+    @extend_schema(
+        request=ServiceHoursSerializer,
+        responses={201: TeamMembershipSerializer, 200: TeamMembershipSerializer},
+    )
     @action(detail=True, methods=["post"], url_path="hours")
     def hours(self, request, pk=None):  # type: ignore[no-untyped-def]
         membership = self.get_object()
         body = ServiceHoursSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        services.log_service(
+        _, created = services.log_service_once(
             request.user,
             membership,
             day=data.get("date") or services.timezone.localdate(),
             hours=data["hours"],
             note=data.get("note", ""),
+            client_uuid=data.get("client_uuid"),
         )
         membership.refresh_from_db()
-        return Response(self.get_serializer(membership).data, status=status.HTTP_201_CREATED)
+        return Response(
+            self.get_serializer(membership).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
 
     @extend_schema(request=LeaveSerializer, responses={200: TeamMembershipSerializer})
     @action(detail=True, methods=["post"], url_path="leave")
@@ -643,6 +655,19 @@ class CampaignReturnSerializer(serializers.ModelSerializer):
     campaign = serializers.IntegerField(source="campaign_id", read_only=True)
     grid = serializers.IntegerField(source="grid_id", read_only=True, allow_null=True)
     filed_by = serializers.IntegerField(source="filed_by_id", read_only=True, allow_null=True)
+    client_uuid = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        write_only=True,
+        help_text="made on the phone when recorded: a retry of any filing applied to the return"
+        " changes nothing (duplicate)",
+    )
+    client_time = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="when the filing in force was recorded on the phone (corrected by"
+        " X-Device-Time); a filing recorded earlier is refused (409 naming client_time)",
+    )
 
     class Meta:
         model = CampaignReturn
@@ -655,8 +680,21 @@ class CampaignReturnSerializer(serializers.ModelSerializer):
             "zero_report",
             "findings",
             "findings_count",
+            "client_uuid",
+            "client_time",
         ]
         read_only_fields = ["filed_at"]
+
+
+class FiledReturnSerializer(CampaignReturnSerializer):
+    """The answer to ``campaign-returns/{id}/file/``."""
+
+    duplicate = serializers.BooleanField(
+        read_only=True, help_text="true: that client_uuid was applied before; nothing changed"
+    )
+
+    class Meta(CampaignReturnSerializer.Meta):
+        fields = [*CampaignReturnSerializer.Meta.fields, "duplicate"]
 
 
 class CampaignViewSet(_WorkViewSet):
@@ -693,21 +731,28 @@ class CampaignReturnViewSet(
             "campaign_id", "grid_id"
         )
 
-    @extend_schema(request=CampaignReturnSerializer, responses={200: CampaignReturnSerializer})
+    @extend_schema(request=CampaignReturnSerializer, responses={200: FiledReturnSerializer})
     @action(detail=True, methods=["post"], url_path="file")
     def file(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """File the return (filing again replaces it). With ``client_uuid``: a retry of any
+        filing applied to this return answers the stored return with ``duplicate`` true;
+        with ``client_time``: a filing recorded before the one in force is 409 naming
+        ``client_time``."""
         ret = self.get_object()
         body = CampaignReturnSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        services.file_return(
+        ret, applied = services.file_return(
             request.user,
             ret,
             zero_report=data.get("zero_report", True),
             findings=data.get("findings", ""),
             findings_count=data.get("findings_count", 0),
+            client_uuid=data.get("client_uuid"),
+            client_time=data.get("client_time"),
         )
-        return Response(self.get_serializer(ret).data)
+        ret.duplicate = not applied
+        return Response(FiledReturnSerializer(ret).data)
 
 
 class ResolvePetitionSerializer(serializers.Serializer):
@@ -1298,7 +1343,8 @@ FEED_SERIALIZERS = {
 
 class CampaignReturnBatchSerializer(serializers.Serializer):
     """A batch item ``campaign_return``: a grid's findings or 零报告 for a campaign (as
-    ``campaign-returns/{id}/file/``; filing again replaces the return)."""
+    ``campaign-returns/{id}/file/``; filing again replaces the return, unless recorded on the
+    phone before the filing in force; a retry of any filing applied before is ``duplicate``)."""
 
     campaign = serializers.IntegerField(help_text="the campaign (its return in your territory)")
     grid = serializers.IntegerField(
@@ -1307,6 +1353,12 @@ class CampaignReturnBatchSerializer(serializers.Serializer):
     zero_report = serializers.BooleanField(default=True, help_text="零报告: nothing found")
     findings = serializers.CharField(required=False, allow_blank=True, default="")
     findings_count = serializers.IntegerField(required=False, min_value=0, default=0)
+    client_time = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="when it was recorded on the phone: a filing recorded before the one in"
+        " force is rejected (never replaces it)",
+    )
     client_uuid = serializers.UUIDField(required=False, allow_null=True)
 
 

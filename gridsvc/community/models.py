@@ -397,12 +397,32 @@ class CampaignReturn(Located):
     zero_report = models.BooleanField(default=True)
     findings = models.TextField(blank=True)
     findings_count = models.PositiveIntegerField(default=0)
+    # when the filing in force was recorded (the phone's time on the server's clock, or the
+    # server's time of an online filing): a filing recorded earlier never replaces it
+    client_time = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["campaign_id", "grid_id"]
         constraints = [
             models.UniqueConstraint(fields=["campaign", "grid"], name="campaign_return_per_grid")
         ]
+
+
+class ReturnFiling(models.Model):
+    """A filing applied to a campaign return (专项排查上报), kept by its ``client_uuid``: a
+    retry of any filing ever applied to the return — not only the latest — is a duplicate and
+    changes nothing (a phone that sent A, then B, then retries A never brings A back)."""
+
+    ret = models.ForeignKey(CampaignReturn, on_delete=models.CASCADE, related_name="filings")
+    client_uuid = models.UUIDField(unique=True)
+    filed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    filed_at = models.DateTimeField(default=timezone.now)
+    client_time = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["ret_id", "filed_at", "id"]
 
 
 class PairingKind(models.TextChoices):

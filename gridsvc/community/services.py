@@ -11,7 +11,7 @@ nothing here. Every id in a request is resolved through that scope: a foreign id
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -39,6 +39,7 @@ from .models import (
     Petition,
     Rating,
     ResidentLanguage,
+    ReturnFiling,
     ScreeningReport,
     ServiceLog,
     SignOff,
@@ -229,6 +230,22 @@ def log_service(
     )[0]
 
 
+def log_service_once(
+    member: Any,
+    membership: TeamMembership,
+    *,
+    day: date,
+    hours: Any,
+    note: str = "",
+    client_uuid: uuid.UUID | None = None,
+) -> tuple[ServiceLog, bool]:
+    """As :func:`log_service`, and whether the hours were added now (``False``: a retry of
+    that ``client_uuid``; nothing added)."""
+    return _log_service(
+        member, membership, day=day, hours=hours, note=note, client_uuid=client_uuid
+    )
+
+
 def _log_service(
     member: Any,
     membership: TeamMembership,
@@ -257,19 +274,25 @@ def _log_service(
         raise CommunityError("between 0 and 24 hours in a day", "hours")
     if day > timezone.localdate():
         raise CommunityError("hours are logged for days that have passed", "date")
-    with transaction.atomic():
-        log = ServiceLog.objects.create(
-            membership=membership,
-            date=day,
-            hours=hours,
-            note=note,
-            recorded_by=member,
-            client_uuid=client_uuid,
-            street_id=membership.street_id,
-            community_id=membership.community_id,
-            grid_id=membership.grid_id,
-        )
-        TeamMembership.objects.filter(pk=membership.pk).update(hours=F("hours") + hours)
+    try:
+        with transaction.atomic():
+            log = ServiceLog.objects.create(
+                membership=membership,
+                date=day,
+                hours=hours,
+                note=note,
+                recorded_by=member,
+                client_uuid=client_uuid,
+                street_id=membership.street_id,
+                community_id=membership.community_id,
+                grid_id=membership.grid_id,
+            )
+            TeamMembership.objects.filter(pk=membership.pk).update(hours=F("hours") + hours)
+    except IntegrityError:  # the same retry stored meanwhile: nothing added twice
+        stored = ServiceLog.objects.filter(client_uuid=client_uuid).first() if client_uuid else None
+        if stored is None or stored.recorded_by_id != member.pk:
+            raise
+        return stored, False
     return log, True
 
 
@@ -471,6 +494,19 @@ def start_campaign(member: Any, data: dict[str, Any]) -> tuple[Campaign, bool]:
     return campaign, created
 
 
+def _filing_time(client_time: datetime | None) -> datetime | None:
+    """When a phone's filing was recorded, on the server's clock: its ``client_time``
+    corrected by the request's clock offset (``X-Device-Time``, as visits are), never after
+    the receive time; None for an online filing (recorded when filed)."""
+    from gridsvc.sync.clock import current as current_clock
+
+    if client_time is None:
+        return None
+    clock = current_clock()
+    when, _ = clock.correct(client_time)
+    return min(when, clock.received_at)
+
+
 def file_return(
     member: Any,
     ret: CampaignReturn,
@@ -479,24 +515,63 @@ def file_return(
     findings: str = "",
     findings_count: int = 0,
     client_uuid: uuid.UUID | None = None,
-) -> CampaignReturn:
-    """File a grid's return (filing again replaces it): findings or a 零报告. A phone's filing
-    carries its ``client_uuid`` (kept on the return until the next filing replaces it)."""
+    client_time: datetime | None = None,
+) -> tuple[CampaignReturn, bool]:
+    """File a grid's return: findings or a 零报告. Filing again replaces it — unless the
+    filing is stale. Returns the return and whether this filing was applied now.
+
+    - A filing's ``client_uuid`` is kept (:class:`ReturnFiling`): a retry of **any**
+      ``client_uuid`` applied to the return before changes nothing (``False``: a duplicate),
+      so a phone that sent A, then B, then retries A keeps B. The same ``client_uuid`` sent
+      by another member, or for another return, is refused (409).
+    - A filing recorded on the phone (``client_time``, corrected by the phone's clock
+      offset) **earlier** than the filing in force (its ``client_time``, else when it was
+      filed) is refused (409 naming ``client_time``): it never
+      replaces the later one. A filing without ``client_time`` (online) is recorded now.
+    """
     _require_staff(member)
+    if client_uuid is not None:
+        done = ReturnFiling.objects.filter(client_uuid=client_uuid).first()
+        if done is not None:
+            if done.filed_by_id != member.pk or done.ret_id != ret.pk:
+                raise CommunityError("client_uuid already used", "client_uuid", status=409)
+            ret.refresh_from_db()
+            return ret, False
     if timezone.localdate() < ret.campaign.start:
         raise CommunityError("the campaign has not started", "campaign", status=409)
     if zero_report and (findings.strip() or findings_count):
         raise CommunityError("a 零报告 has no findings", "zero_report")
     if not zero_report and not findings.strip():
         raise CommunityError("describe the findings, or send a 零报告", "findings")
-    ret.zero_report = zero_report
-    ret.findings = findings
-    ret.findings_count = findings_count or (0 if zero_report else 1)
-    ret.filed_at = timezone.now()
-    ret.filed_by = member
-    ret.client_uuid = client_uuid
-    ret.save()
-    return ret
+    recorded = _filing_time(client_time)
+    with transaction.atomic():
+        locked = CampaignReturn.objects.select_for_update().get(pk=ret.pk)
+        in_force = locked.client_time or locked.filed_at
+        if recorded is not None and in_force is not None and recorded < in_force:
+            raise CommunityError(
+                "a filing recorded later is in force (recorded "
+                f"{timezone.localtime(in_force):%Y-%m-%d %H:%M}); this one is stale",
+                "client_time",
+                status=409,
+                code="stale_filing",
+            )
+        ret.zero_report = zero_report
+        ret.findings = findings
+        ret.findings_count = findings_count or (0 if zero_report else 1)
+        ret.filed_at = timezone.now()
+        ret.filed_by = member
+        ret.client_uuid = client_uuid
+        ret.client_time = recorded
+        ret.save()
+        if client_uuid is not None:
+            ReturnFiling.objects.create(
+                ret=ret,
+                client_uuid=client_uuid,
+                filed_by=member,
+                filed_at=ret.filed_at,
+                client_time=recorded,
+            )
+    return ret, True
 
 
 def file_return_offline(member: Any, data: dict[str, Any]) -> tuple[CampaignReturn, bool]:
@@ -504,16 +579,17 @@ def file_return_offline(member: Any, data: dict[str, Any]) -> tuple[CampaignRetu
     (optional when the caller sees one return of the campaign) name the return, resolved
     through the caller's work scope (a foreign one is "not found", naming the field); then as
     :func:`file_return` — filing again with another ``client_uuid`` replaces the return, as
-    ``campaign-returns/{id}/file/`` does. The same ``client_uuid`` again is the stored filing
-    (``False``: nothing changed)."""
+    ``campaign-returns/{id}/file/`` does, unless recorded on the phone (``client_time``)
+    before the filing in force. Any ``client_uuid`` applied to the return before is the
+    stored filing (``False``: nothing changed)."""
     scope = _require_staff(member)
     key = data.get("client_uuid")
     if key is not None:
-        stored = CampaignReturn.objects.filter(client_uuid=key).first()
-        if stored is not None:
-            if stored.filed_by_id != member.pk:
+        done = ReturnFiling.objects.filter(client_uuid=key).select_related("ret").first()
+        if done is not None:
+            if done.filed_by_id != member.pk:
                 raise CommunityError("client_uuid already used", "client_uuid", status=409)
-            return stored, False
+            return done.ret, False
     campaign, grid = data.get("campaign"), data.get("grid")
     if campaign in (None, ""):
         raise CommunityError("name the campaign", "campaign")
@@ -527,17 +603,14 @@ def file_return_offline(member: Any, data: dict[str, Any]) -> tuple[CampaignRetu
     found = list(rows.select_related("campaign")[:2])
     if len(found) > 1:
         raise CommunityError("name the grid", "grid")
-    ret = found[0]
-    return (
-        file_return(
-            member,
-            ret,
-            zero_report=data.get("zero_report", True),
-            findings=data.get("findings", ""),
-            findings_count=data.get("findings_count", 0),
-            client_uuid=key,
-        ),
-        True,
+    return file_return(
+        member,
+        found[0],
+        zero_report=data.get("zero_report", True),
+        findings=data.get("findings", ""),
+        findings_count=data.get("findings_count", 0),
+        client_uuid=key,
+        client_time=data.get("client_time"),
     )
 
 
