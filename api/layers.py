@@ -41,7 +41,6 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from gridsvc.accounts.authentication import Rider, ride_with_caller
 from gridsvc.layers import offline
 from gridsvc.layers import services as S
 from gridsvc.layers.models import OfflinePackage
@@ -116,26 +115,6 @@ def _known(request) -> list[str]:  # type: ignore[no-untyped-def]
 
 # ====================================================================== tiles
 class TileView(GisClientView):
-    _rider: Rider | None = None
-
-    def initial(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
-        # a phone's tile (a JWT, no query string): the cache lookup rides in the caller's
-        # query (gridsvc.accounts.authentication.Rider), one statement for a cached tile or
-        # a 304; anything unusual is left to get(), after authentication
-        layer, z, x, y = (kwargs.get(k) for k in ("layer", "z", "x", "y"))
-        if (
-            request.META.get("HTTP_AUTHORIZATION")
-            and not request.query_params
-            and layer in S.TILE_LAYERS
-            and S.valid_tile(z, x, y)
-        ):
-            q = S.layer_query(S.LAYERS[layer] if layer != "heatmap" else None, {})
-            q.crs = S.tile_crs(None)
-            self._rider = ride_with_caller(
-                request, *S.tile_lookup_rider(layer, z, x, y, q, _known(request))
-            )
-        super().initial(request, *args, **kwargs)
-
     @extend_schema(
         operation_id="tile",
         summary="Vector tile (MVT) of a layer",
@@ -174,17 +153,7 @@ class TileView(GisClientView):
         )
         q.crs = S.tile_crs(crs)
         inm = request.headers.get("If-None-Match")
-        rider = self._rider
-        tile = S.get_tile(
-            layer,
-            z,
-            x,
-            y,
-            request_scope(request),
-            q,
-            known=_known(request),
-            prefetched=rider.row if rider is not None and rider.ran else None,
-        )
+        tile = S.get_tile(layer, z, x, y, request_scope(request), q, known=_known(request))
         etag = f'"{tile.etag}"'
         headers = {
             "ETag": etag,

@@ -214,9 +214,9 @@ def _tile(client: APIClient, path: str, **headers: str):  # type: ignore[no-unty
     return r, [q["sql"] for q in ctx.captured_queries]
 
 
-def test_a_cached_tile_and_a_304_are_one_statement_with_the_same_answer(demo):
-    """A phone's tile (JWT, no query string): the cache lookup rides in the caller's query.
-    Bytes and headers are those of the unridden path (a forced/session caller)."""
+def test_a_cached_tile_and_a_304_are_the_caller_and_one_prepared_lookup(demo):
+    """A phone's tile (JWT, no query string): the caller's query, then the cache lookup as a
+    prepared statement; no filter serializer. Bytes and headers as a forced caller gets."""
     from .test_layers_tiles import tile_of
 
     client, _ = _login("grid1")
@@ -225,20 +225,19 @@ def test_a_cached_tile_and_a_304_are_one_statement_with_the_same_answer(demo):
     first = client.get(path, HTTP_ACCEPT_ENCODING="gzip")
     assert first.status_code == 200
     r, sqls = _tile(client, path, HTTP_ACCEPT_ENCODING="gzip")
-    assert r.status_code == 200 and r["X-Tile-Cache"] == "hit" and len(sqls) == 1, sqls
-    assert _caller_queries(sqls) == 1
+    assert r.status_code == 200 and r["X-Tile-Cache"] == "hit" and len(sqls) == 2, sqls
+    assert _caller_queries(sqls) == 1 and sqls[1].startswith("/* prepared */ SELECT")
     plain = _forced("grid1").get(path, HTTP_ACCEPT_ENCODING="gzip")
     assert r.content == plain.content and r.content
     for h in ("ETag", "Last-Modified", "Cache-Control", "Vary", "X-Tile-Features"):
         assert r[h] == plain[h], h
     r304, sqls = _tile(client, path, HTTP_IF_NONE_MATCH=r["ETag"])
-    assert r304.status_code == 304 and r304.content == b"" and len(sqls) == 1, sqls
+    assert r304.status_code == 304 and r304.content == b"" and len(sqls) == 2, sqls
     assert r304["ETag"] == r["ETag"]
 
 
 def test_another_scope_never_gets_a_tile_cached_for_the_first(demo):
-    """The variant (scope + filters) is computed in SQL for the lookup and checked against
-    Python's: grid2's member asking the tile grid1's member had cached gets their own."""
+    """grid2's member asking the tile grid1's member had cached gets their own."""
     from .test_layers_tiles import fetch, tile_of
 
     z, x, y = tile_of(demo.grids[0], 16)
@@ -251,29 +250,6 @@ def test_another_scope_never_gets_a_tile_cached_for_the_first(demo):
     r1, d1 = fetch(c1, "households", z, x, y)
     assert r1["X-Tile-Cache"] == "hit"
     assert d1 != d2 or r1["ETag"] == r2["ETag"]
-
-
-@pytest.mark.parametrize(
-    "username", ["street", "cadre1", "grid1", "bh-001", "uh-001-1", "pm-C01", "mediator"]
-)
-def test_the_tile_variant_computed_in_sql_is_pythons(demo, username):
-    from gridsvc.accounts.authentication import Rider, load_user_with_scope
-    from gridsvc.layers import services as S
-
-    member = Member.objects.filter(username=username).first()
-    if member is None:
-        pytest.skip(f"no {username} in the demo")
-    for layer in ("buildings", "cases", "heatmap"):
-        q = S.layer_query(S.LAYERS[layer] if layer != "heatmap" else None, {})
-        sql, params = S.tile_lookup_rider(layer, 16, 1, 2, q, [])
-        rider = Rider(sql, params)
-        user, _ = load_user_with_scope(Member, member.pk, None, rider)
-        assert rider.ran and rider.row is not None
-        assert rider.row[0] == S.tile_variant(scope_for(member), q, layer), layer
-    admin = Member.objects.filter(is_superuser=True).first()
-    rider = Rider(*S.tile_lookup_rider("buildings", 16, 1, 2, S.LayerQuery(), []))
-    load_user_with_scope(Member, admin.pk, None, rider)
-    assert rider.row[0] == S.tile_variant(scope_for(admin), S.LayerQuery(), "buildings")
 
 
 def test_an_empty_query_string_parses_to_the_empty_layer_query(demo):

@@ -1108,14 +1108,6 @@ class Tile:
         return gzip.decompress(self.gz) if self.gz else b""
 
 
-def valid_tile(z: Any, x: Any, y: Any) -> bool:
-    """Whether :func:`check_tile` would pass (no exception)."""
-    if not all(type(v) is int for v in (z, x, y)) or not 0 <= z <= MAX_ZOOM:
-        return False
-    n = 1 << z
-    return 0 <= x < n and 0 <= y < n
-
-
 def check_tile(z: int, x: int, y: int) -> None:
     if not 0 <= z <= MAX_ZOOM:
         raise ParamError("z", f"zoom must be between 0 and {MAX_ZOOM}")
@@ -1180,57 +1172,8 @@ SELECT ST_AsMVT(t.*, 'heatmap', 4096, 'geom'), count(*) FROM (
 
 
 def tile_variant(scope: Scope, q: LayerQuery, layer: str) -> str:
-    """The cache key of a layer's tiles for this scope and these filters: an MD5 (a key, not
-    a secret), which SQL computes alike (:func:`tile_lookup_rider`)."""
     raw = f"{layer}|{scope_key(scope)}|{q.key()}"
-    return hashlib.md5(raw.encode(), usedforsecurity=False).hexdigest()
-
-
-# scope_key() in SQL, from the positions the caller (``u`` of the caller's query, see
-# gridsvc.accounts.authentication.Rider) holds at %(now)s: "all" for a superuser, else
-# "kind:ids" (ids ascending, distinct) for each kind the positions give, joined by ";"
-_SCOPE_KINDS = ("street", "community", "grid", "compound", "building", "unit", "unit_building")
-_SCOPE_KEY_SQL = (
-    "CASE WHEN u.is_superuser THEN 'all' ELSE (WITH pos AS ("
-    "SELECT p.street_id, p.community_id, p.grid_id, p.compound_id, p.building_id, p.unit_id,"
-    " un.building_id AS unit_building_id"
-    " FROM chain_position p LEFT JOIN territory_unit un ON un.id = p.unit_id"
-    " WHERE p.member_id = u.id AND p.valid_from <= %(now)s"
-    " AND (p.valid_to IS NULL OR p.valid_to > %(now)s))"
-    " SELECT COALESCE(NULLIF(concat_ws(';', "
-    + ", ".join(
-        f"(SELECT '{kind}:' || string_agg(i::text, ',' ORDER BY i)"
-        f" FROM (SELECT DISTINCT {kind}_id AS i FROM pos WHERE {kind}_id IS NOT NULL) s)"
-        for kind in _SCOPE_KINDS
-    )
-    + "), ''), 'none') FROM (SELECT 1) one) END"
-)
-_TILE_RIDER = (
-    "SELECT v.variant, CASE WHEN t.etag = ANY(%(known)s::text[]) THEN NULL ELSE t.data END,"
-    " t.etag, t.created_at, t.size, t.features"
-    f" FROM (SELECT md5(%(prefix)s || ({_SCOPE_KEY_SQL}) || %(suffix)s) AS variant) v"
-    " LEFT JOIN layers_tilecache t ON t.layer = %(layer)s AND t.z = %(z)s AND t.x = %(x)s"
-    " AND t.y = %(y)s AND t.variant = v.variant AND t.expires_at > now()"
-)
-
-
-def tile_lookup_rider(
-    layer: str, z: int, x: int, y: int, q: LayerQuery, known: Sequence[str]
-) -> tuple[str, dict[str, Any]]:
-    """The tile cache lookup as a rider of the caller's query (one statement for a cached
-    tile or a 304): the variant computed in SQL from the caller's positions. Its row —
-    ``(variant, data or NULL when known, etag, created_at, size, features)`` — is handed to
-    :func:`get_tile` as ``prefetched``, which uses it only when that variant is the one
-    :func:`tile_variant` gives for the request's scope."""
-    return _TILE_RIDER, {
-        "known": list(known),
-        "prefix": f"{layer}|",
-        "suffix": f"|{q.key()}",
-        "layer": layer,
-        "z": z,
-        "x": x,
-        "y": y,
-    }
+    return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
 
 
 def _etag(raw: bytes) -> str:
@@ -1280,26 +1223,22 @@ def get_tile(
     *,
     use_cache: bool = True,
     known: Sequence[str] = (),
-    prefetched: tuple | None = None,
 ) -> Tile:
     """The tile from the cache, or built and cached. ``known``: the ETags the client holds
     (If-None-Match); when the cached tile is one of them its bytes are not read (``gz`` is
-    empty: the answer is a 304). ``prefetched``: the row of :func:`tile_lookup_rider` for
-    the same tile and ``known`` (used when its variant is this scope's)."""
+    empty: the answer is a 304)."""
     check_tile(z, x, y)
     time_dependent = layer == "heatmap" or (layer in LAYERS and LAYERS[layer].time_dependent)
     max_age = HTTP_MAX_AGE if not time_dependent else HTTP_MAX_AGE // 2
     variant = tile_variant(scope, q, layer)
     if use_cache:
-        if prefetched is not None and prefetched[0] == variant:
-            row = prefetched[1:] if prefetched[2] is not None else None
-        else:
-            # a prepared statement (gridsvc.prepared): every cached tile and 304 runs it
-            row = fetchone(
-                _TILE_LOOKUP,
-                {"known": list(known), "layer": layer, "z": z, "x": x, "y": y, "variant": variant},
-                alias=read_alias(),
-            )
+        # a prepared statement (gridsvc.prepared): every cached tile and 304 runs it (sent
+        # with the caller's query as a rider it cost more: the scope's cache key in SQL)
+        row = fetchone(
+            _TILE_LOOKUP,
+            {"known": list(known), "layer": layer, "z": z, "x": x, "y": y, "variant": variant},
+            alias=read_alias(),
+        )
         if row:
             gz = bytes(row[0]) if row[0] is not None else b""
             return Tile(gz, row[1], row[2], row[3], row[4], True, max_age)
