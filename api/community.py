@@ -131,7 +131,14 @@ class UnityFiguresSerializer(serializers.Serializer):
     group_petitions = serializers.IntegerField()
     venue_visits = serializers.IntegerField()
     venue_hazards = serializers.IntegerField()
+    venue_tasks_due = serializers.IntegerField(
+        help_text="宗教场所联合走访 due: the venue tasks of the periods starting in the period"
+    )
+    venue_tasks_done = serializers.IntegerField()
+    venue_tasks_late = serializers.IntegerField(help_text="逾期 or 漏访 (overdue or missed)")
     pairings_active = serializers.IntegerField()
+    pairing_help = serializers.IntegerField(help_text="结对帮扶 help records dated in the period")
+    pairing_help_amount = serializers.FloatField(help_text="元, money or goods' value")
     volunteer_hours = serializers.FloatField()
     five_star_households = serializers.IntegerField(help_text="rated in the year, not revoked")
     screening_persons_year = serializers.IntegerField()

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Model, Q, QuerySet, Sum
+from django.db.models import Count, Model, Q, QuerySet, Sum
 from django.utils import timezone
 
 from gridsvc.chain.scope import Scope, scope_for
@@ -851,7 +851,9 @@ def figures(scope: Scope, start: date, end: date, area: Any = None) -> dict[str,
     findings, 人次), 信访 (all, on ethnic/religious matters, group petitions), venue visits
     and hazards, pairings active, volunteer hours, households rated 五星级文明户 in the year (not
     revoked), 调处 and sign-offs, the returns of the campaigns running in the period (due and
-    filed) and the interpreters attached to cases and visit tasks."""
+    filed), the joint venue visits due / done / late (:func:`venue_task_figures`), the 结对帮扶
+    help given (:func:`pairing_help_figures`) and the interpreters attached to cases and visit
+    tasks."""
     from gridsvc.territory.models import Street
 
     if area is None:
@@ -908,6 +910,8 @@ def figures(scope: Scope, start: date, end: date, area: Any = None) -> dict[str,
         # screening campaigns running in the period: the grids' returns due and filed
         "campaign_returns": returns.count(),
         "campaign_returns_filed": returns.filter(filed_at__isnull=False).count(),
+        **venue_task_figures(scope, start, end, area_q),
+        **pairing_help_figures(scope, start, end, area_q),
         # interpreters attached to cases and visit tasks (请翻译随行) in the period
         "interpreter_calls": scope.filter(
             InterpreterCall.objects.filter(
@@ -915,6 +919,32 @@ def figures(scope: Scope, start: date, end: date, area: Any = None) -> dict[str,
             )
         ).count(),
     }
+
+
+def venue_task_figures(scope: Scope, start: date, end: date, area_q: Q) -> dict[str, int]:
+    """宗教场所联合走访 (每个月和清真寺共同走访) in the period: the venue tasks of the periods
+    starting in ``start`` ≤ d < ``end`` (a month's report: that month's; a year's: its twelve)
+    — due, done (a visit in the period), and 逾期 or 漏访 (overdue or missed) as they stand."""
+    tasks = scope.filter(
+        VenueTask.objects.filter(area_q, period_start__gte=start, period_start__lt=end)
+    )
+    counts = dict(
+        tasks.order_by().values("status").annotate(n=Count("id")).values_list("status", "n")
+    )
+    late = (VenueTask.Status.OVERDUE, VenueTask.Status.MISSED)
+    return {
+        "venue_tasks_due": sum(counts.values()),
+        "venue_tasks_done": counts.get(VenueTask.Status.DONE, 0),
+        "venue_tasks_late": sum(counts.get(s, 0) for s in late),
+    }
+
+
+def pairing_help_figures(scope: Scope, start: date, end: date, area_q: Q) -> dict[str, Any]:
+    """结对帮扶 help given in the period: the help records (:class:`PairingHelp`) dated
+    ``start`` ≤ d < ``end`` — how many, and the money or goods' value (元) they carry."""
+    rows = scope.filter(PairingHelp.objects.filter(area_q, date__gte=start, date__lt=end))
+    agg = rows.aggregate(n=Count("id"), amount=Sum("amount"))
+    return {"pairing_help": agg["n"] or 0, "pairing_help_amount": float(agg["amount"] or 0)}
 
 
 # ---------------------------------------------------------------- cases: sign-off, 调处

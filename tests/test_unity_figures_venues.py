@@ -1,0 +1,100 @@
+"""The work report's 创建 figures gain the joint venue visits (宗教场所联合走访: due, done,
+逾期 or 漏访) and the 结对帮扶 help given (help records in the period), in the xlsx and the
+PDF of the demo's month and year, and on ``community/figures/``. The expected numbers are
+counted here from the demo's rows by another path than the report's (the tasks' ``period``
+label and Python sums over the rows), not by the report's own queries."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+from decimal import Decimal
+
+import pytest
+from openpyxl import load_workbook
+
+pytestmark = pytest.mark.django_db
+
+LABELS = {
+    "venue_tasks_due": "宗教场所联合走访应走访(次)",
+    "venue_tasks_done": "宗教场所联合走访已走访(次)",
+    "venue_tasks_late": "宗教场所联合走访逾期或漏访(次)",
+    "pairing_help": "结对帮扶帮扶(次)",
+    "pairing_help_amount": "结对帮扶帮扶金额(元)",
+}
+
+
+def _expected(demo, prefix: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """The community's venue tasks whose period label starts with ``prefix`` (``2026-10`` or
+    ``2026-``) and its help records dated in it, counted row by row."""
+    from gridsvc.community.models import PairingHelp, VenueTask
+
+    tasks = [t for t in VenueTask.objects.all() if t.community_id == demo.community.pk]
+    tasks = [t for t in tasks if t.period.startswith(prefix)]
+    helps = [
+        h
+        for h in PairingHelp.objects.select_related("pairing")
+        if h.pairing.community_id == demo.community.pk and h.date.isoformat().startswith(prefix)
+    ]
+    amount = sum((h.amount or Decimal(0) for h in helps), Decimal(0))
+    return {
+        "venue_tasks_due": len(tasks),
+        "venue_tasks_done": len([t for t in tasks if t.status == "done"]),
+        "venue_tasks_late": len([t for t in tasks if t.status in ("overdue", "missed")]),
+        "pairing_help": len(helps),
+        "pairing_help_amount": float(amount),
+    }
+
+
+def _pdf_text(content: bytes, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    pdf = tmp_path / "r.pdf"
+    pdf.write_bytes(content)
+    out = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True, text=True
+    )
+    return out.stdout
+
+
+def _pdf_value(text: str, label: str) -> str:
+    line = next(line for line in text.splitlines() if label in line)
+    return line.split(label, 1)[1].split()[0]
+
+
+@pytest.mark.parametrize(
+    ("kind", "query", "prefix"),
+    [("monthly", "month=2026-10", "2026-10"), ("annual", "year=2026", "2026-")],
+)
+def test_the_report_counts_the_venue_visits_and_the_help_given(
+    demo, member_client, tmp_path, kind, query, prefix
+):
+    want = _expected(demo, prefix)
+    # the demo has all of them in the period (else the test proves nothing)
+    assert want["venue_tasks_due"] and want["venue_tasks_done"] and want["pairing_help"], want
+    if kind == "annual":
+        assert want["venue_tasks_late"], want
+    street = member_client("street")
+    url = f"/api/v1/reports/{kind}/?community={demo.community.code}&{query}"
+    unity = street.get(f"{url}&format=json").json()["unity"]
+    assert {k: unity[k] for k in LABELS} == want
+    r = street.get(f"{url}&format=xlsx")
+    assert r.status_code == 200
+    sheet = load_workbook(io.BytesIO(r.content))["概况"]
+    cells = {row[0]: row[1] for row in sheet.iter_rows(min_row=2, values_only=True) if row}
+    assert {k: cells.get(label) for k, label in LABELS.items()} == want
+    r = street.get(f"{url}&format=pdf")
+    assert r.status_code == 200 and r.content.startswith(b"%PDF")
+    text = _pdf_text(r.content, tmp_path)
+    printed = {k: _pdf_value(text, label) for k, label in LABELS.items()}
+    for key, value in want.items():
+        assert float(re.sub(r"[^\d.]", "", printed[key])) == float(value), (key, printed[key])
+
+
+def test_the_figures_endpoint_uses_the_same_definitions(demo, member_client):
+    want = _expected(demo, "2026-10")
+    body = member_client("street").get("/api/v1/community/figures/?month=2026-10").json()
+    # the street reads its whole street: the demo's one community is all of it
+    assert {k: body[k] for k in LABELS} == want
+    # a grid member reads their grid's only: fewer tasks, never more
+    grid = member_client("grid1").get("/api/v1/community/figures/?month=2026-10").json()
+    assert grid["venue_tasks_due"] <= want["venue_tasks_due"]
