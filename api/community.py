@@ -835,9 +835,65 @@ class VenueTaskSerializer(serializers.ModelSerializer):
     assigned_member = serializers.IntegerField(
         source="assigned_member_id", read_only=True, allow_null=True
     )
+    assigned_member_name = serializers.SerializerMethodField(
+        help_text="the visitor's display name, when the caller may read the post they hold for"
+        " it (as /positions/ shows it) or is the visitor; else null"
+    )
     done_by = serializers.IntegerField(
         source="done_by_id", read_only=True, allow_null=True, help_text="the venue visit"
     )
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_assigned_member_name(self, obj: VenueTask) -> str | None:
+        if obj.assigned_member_id is None:
+            return None
+        return self._assignee_names(obj).get(obj.pk)
+
+    def _assignee_names(self, obj: VenueTask) -> dict[int, str | None]:
+        """Task id → the visitor's name, for the tasks being shown (one pass for a list): only
+        where the post the task is assigned through is one the caller reads under /positions/
+        (the same scope), or the caller is the visitor. Staff names are not resident data,
+        but a grid member reading a task assigned up the chain learns no more than before."""
+        from gridsvc.accounts.models import Member
+        from gridsvc.chain.models import Position
+
+        from .scoping import request_scope
+
+        cache = self.context.setdefault("_venue_assignees", {})
+        if obj.pk in cache:
+            return cache
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        parent = self.parent if isinstance(self.parent, serializers.ListSerializer) else None
+        tasks = [t for t in (parent.instance if parent is not None else [obj]) if t.pk not in cache]
+        if obj not in tasks:
+            tasks.append(obj)
+        for t in tasks:
+            cache[t.pk] = None
+        if user is None or not getattr(user, "is_authenticated", False):
+            return cache
+        readable = set(
+            request_scope(request)
+            .filter(
+                Position.objects.filter(
+                    pk__in={t.assigned_position_id for t in tasks if t.assigned_position_id}
+                )
+            )
+            .values_list("pk", flat=True)
+        )
+        shown = [
+            t
+            for t in tasks
+            if t.assigned_member_id
+            and (t.assigned_member_id == user.pk or t.assigned_position_id in readable)
+        ]
+        names = {
+            m.pk: str(m)
+            for m in Member.objects.filter(pk__in={t.assigned_member_id for t in shown})
+        }
+        for t in shown:
+            cache[t.pk] = names.get(t.assigned_member_id)
+        return cache
 
     class Meta:
         model = VenueTask
@@ -853,6 +909,7 @@ class VenueTaskSerializer(serializers.ModelSerializer):
             "period_end",
             "due_on",
             "assigned_member",
+            "assigned_member_name",
             "assigned_level",
             "status",
             "done_by",

@@ -98,3 +98,54 @@ def test_the_figures_endpoint_uses_the_same_definitions(demo, member_client):
     # a grid member reads their grid's only: fewer tasks, never more
     grid = member_client("grid1").get("/api/v1/community/figures/?month=2026-10").json()
     assert grid["venue_tasks_due"] <= want["venue_tasks_due"]
+
+
+# ---------------------------------------------------------------- the venue task's visitor
+def _rows(client, url: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    out: list[dict] = []
+    while url:
+        r = client.get(url)
+        assert r.status_code == 200, r.content[:300]
+        body = r.json()
+        out += body["results"] if isinstance(body, dict) else body
+        url = body.get("next") if isinstance(body, dict) else None
+    return out
+
+
+def test_a_venue_task_names_its_visitor_as_far_as_the_reader_reads_their_post(demo, member_client):
+    from gridsvc.accounts.models import Member
+    from gridsvc.chain.models import Position
+    from gridsvc.community.models import VenueTask
+
+    task = (
+        VenueTask.objects.filter(assigned_member__isnull=False, assigned_position__isnull=False)
+        .select_related("assigned_member")
+        .order_by("id")
+        .first()
+    )
+    holder = task.assigned_member
+    url = "/api/v1/community/venue-tasks/?page_size=200"
+    # the street office reads every post of its street: every visitor is named, as
+    # /positions/ names the post's holder
+    street = {t["id"]: t for t in _rows(member_client("street"), url)}
+    named = [t for t in street.values() if t["assigned_member"]]
+    assert named and all(t["assigned_member_name"] for t in named)
+    positions = _rows(
+        member_client("street"), f"/api/v1/positions/?member={holder.pk}&page_size=100"
+    )
+    assert street[task.pk]["assigned_member_name"] in {p["member_name"] for p in positions}
+    assert street[task.pk]["assigned_member_name"] == (holder.display_name or holder.username)
+    # the visitor reads their own name
+    mine = {t["id"]: t for t in _rows(member_client(holder.username), url)}
+    assert mine[task.pk]["assigned_member_name"] == street[task.pk]["assigned_member_name"]
+    # a task of that grid assigned up the chain to the community's cadre: the grid member
+    # reads the task but not the cadre's post (not in /positions/ for them), so no name
+    cadre = Member.objects.get(username="cadre1")
+    post = Position.objects.filter(member=cadre, community__isnull=False).order_by("id").first()
+    VenueTask.objects.filter(pk=task.pk).update(assigned_member=cadre, assigned_position=post)
+    reader = member_client(holder.username)
+    assert _rows(reader, f"/api/v1/positions/?member={cadre.pk}&page_size=100") == []
+    row = {t["id"]: t for t in _rows(reader, url)}[task.pk]
+    assert (row["assigned_member"], row["assigned_member_name"]) == (cadre.pk, None)
+    row = {t["id"]: t for t in _rows(member_client("street"), url)}[task.pk]
+    assert row["assigned_member_name"] == (cadre.display_name or cadre.username)

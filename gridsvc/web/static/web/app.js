@@ -1444,7 +1444,6 @@
       if (!seen || v.date > seen.date) last.set(v.place, v);
     }
     const tasks = answers.map((r) => rows(r.body));
-    const names = await assigneeNames(tasks.flat());
     state.venueInfo = new Map();
     for (const task of tasks.flat()) if (!state.venueInfo.has(task.place)) state.venueInfo.set(task.place, { last: last.get(task.place) || null, task: null });
     for (const task of tasks[0]) state.venueInfo.get(task.place).task = task;
@@ -1452,7 +1451,7 @@
     document.getElementById("venues-count").textContent = String(tasks[0].length);
     const item = (task) => {
       const seen = last.get(task.place);
-      const who = task.assigned_member_name || names.get(task.assigned_member) || levelLabel(task.assigned_level) || "—";
+      const who = task.assigned_member_name || levelLabel(task.assigned_level) || "—";
       return el("li", { "data-venue-task": task.id, "data-place": task.place, "data-status": task.status, class: task.status === "overdue" ? "venue-late" : null },
         el("div", {}, el("b", {}, task.place_name || ""), " ", venueStatusBadge(task.status)),
         el("div", { class: "meta" }, `${t("due", "期限")} ${task.due_on} · ${t("assignee", "走访人")} ${who} · ${t("last_visit", "最近走访")} ${seen ? seen.date : t("never_visited", "暂无记录")}`,
@@ -1464,15 +1463,6 @@
       ? el("div", { "data-period": p }, el("h4", {}, `${label} ${p}`), el("ul", { class: "plain-list venue-list" }, tasks[i].map(item))) : null))
       : [el("p", { class: "list-state", "data-state": "empty" }, t("no_venue_tasks", "暂无宗教场所共同走访任务"))]));
     markVenues();
-  }
-  /** Names of the members the tasks are assigned to (their positions say who they are). */
-  async function assigneeNames(tasks) {
-    const names = new Map();
-    if (!has(`${API}/positions/`)) return names;
-    const ids = [...new Set(tasks.filter((x) => x.assigned_member && !x.assigned_member_name).map((x) => x.assigned_member))];
-    const answers = await Promise.all(ids.map((id) => api(`${API}/positions/?member=${id}&page_size=1`)));
-    answers.forEach((r, i) => { const p = r.ok && rows(r.body)[0]; if (p) names.set(ids[i], p.member_name); });
-    return names;
   }
   const placeFeature = (id) => ((state.placesData && state.placesData.features) || []).find((f) => Number(f.id ?? f.properties.id) === Number(id));
   /** The venues on the map: a label with the last visit (from z14) and a red ring while overdue. */
