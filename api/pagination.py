@@ -188,9 +188,10 @@ class PreparedPage:
         sql = sql.replace(window, "LIMIT %(_limit)s OFFSET %(_offset)s")
         expressions = [col for col, _, _ in compiler.select]
         converters = compiler.get_converters(expressions)
+        selected: Any = getattr(query, "selected", None)  # Django 5.2: the values() names
         names = (
-            list(query.selected)
-            if getattr(query, "selected", None)
+            list(selected)
+            if selected
             else [*query.extra_select, *query.values_select, *query.annotation_select]
         )
         self.alias = qs.db

@@ -31,6 +31,7 @@ hold, before the phone is handed out.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -793,6 +794,7 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) ->
     state = decode_cursor(cursor, member.pk)
     now = timezone.now()
     packages = None
+    snap: Any  # the snapshot row, or the cursor's (id, digest, data) when unchanged
     if scope.everything:
         snap = territory_snapshot(member, scope)
         quiet = False
@@ -801,8 +803,8 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) ->
         digest = _digest(data)
         # nothing new: the territory is the cursor's, and nothing after its marks
         quiet = bool(state) and "k" not in state and held == digest and not changed
-        if held == digest:
-            snap = TerritorySnapshot(id=state["s"], digest=digest, data=data)
+        if held == digest:  # the cursor's snapshot: its id and data, no row read or built
+            snap = SimpleNamespace(id=state["s"], digest=digest, data=data)
         else:
             snap, _ = TerritorySnapshot.objects.get_or_create(
                 digest=digest, defaults={"data": data}
@@ -967,7 +969,9 @@ def _inbox(state: dict[str, Any], member, out: dict[str, Any], limit: int) -> bo
     return more
 
 
+@functools.cache
 def _case_model():  # type: ignore[no-untyped-def]
+    """The Case model when the cases app supports the feed (once per process)."""
     try:
         from gridsvc.cases.models import Case  # type: ignore[attr-defined]
     except ImportError:
