@@ -231,9 +231,16 @@ def test_a_cached_tile_and_a_304_are_the_caller_and_one_prepared_lookup(demo):
     assert r.content == plain.content and r.content
     for h in ("ETag", "Last-Modified", "Cache-Control", "Vary", "X-Tile-Features"):
         assert r[h] == plain[h], h
-    r304, sqls = _tile(client, path, HTTP_IF_NONE_MATCH=r["ETag"])
-    assert r304.status_code == 304 and r304.content == b"" and len(sqls) == 2, sqls
-    assert r304["ETag"] == r["ETag"]
+    # a revalidation: the cached variants among the ETags held ride in the caller's query
+    r304, sqls = _tile(client, path, HTTP_IF_NONE_MATCH=f'"stale", {r["ETag"]}')
+    assert r304.status_code == 304 and r304.content == b"" and len(sqls) == 1, sqls
+    plain304 = _forced("grid1").get(path, HTTP_IF_NONE_MATCH=f'"stale", {r["ETag"]}')
+    assert plain304.status_code == 304
+    for h in ("ETag", "Last-Modified", "Cache-Control", "Vary", "X-Tile-Features", "X-Tile-Cache"):
+        assert r304[h] == plain304[h], h
+    # an ETag not held: the tile, as before
+    stale, sqls = _tile(client, path, HTTP_IF_NONE_MATCH='"stale"', HTTP_ACCEPT_ENCODING="gzip")
+    assert stale.status_code == 200 and stale.content == r.content and len(sqls) == 2, sqls
 
 
 def test_another_scope_never_gets_a_tile_cached_for_the_first(demo):
@@ -249,7 +256,10 @@ def test_another_scope_never_gets_a_tile_cached_for_the_first(demo):
     assert d2 == want
     r1, d1 = fetch(c1, "households", z, x, y)
     assert r1["X-Tile-Cache"] == "hit"
-    assert d1 != d2 or r1["ETag"] == r2["ETag"]
+    assert d1 != d2 and r1["ETag"] != r2["ETag"], "the two members see different households"
+    # grid2 revalidating with grid1's ETag is not told "not modified": their own tile comes
+    r, d = fetch(c2, "households", z, x, y, HTTP_IF_NONE_MATCH=r1["ETag"])
+    assert r["ETag"] == r2["ETag"] and d == d2
 
 
 def test_an_empty_query_string_parses_to_the_empty_layer_query(demo):

@@ -1108,6 +1108,14 @@ class Tile:
         return gzip.decompress(self.gz) if self.gz else b""
 
 
+def valid_tile(z: Any, x: Any, y: Any) -> bool:
+    """Whether :func:`check_tile` would pass."""
+    if not all(type(v) is int for v in (z, x, y)) or not 0 <= z <= MAX_ZOOM:
+        return False
+    n = 1 << z
+    return 0 <= x < n and 0 <= y < n
+
+
 def check_tile(z: int, x: int, y: int) -> None:
     if not 0 <= z <= MAX_ZOOM:
         raise ParamError("z", f"zoom must be between 0 and {MAX_ZOOM}")
@@ -1213,6 +1221,25 @@ _TILE_LOOKUP = (
 )
 
 
+# the cached variants of a tile whose ETag the client holds (If-None-Match), no bytes: sent
+# with the caller's query (gridsvc.accounts.authentication.Rider), a revalidation is one
+# statement; which variant is the caller's is decided in Python (tile_variant), not in SQL
+_TILE_HELD = (
+    "SELECT array_agg(variant), array_agg(etag), array_agg(created_at), array_agg(size),"
+    " array_agg(features) FROM layers_tilecache"
+    " WHERE layer = %(layer)s AND z = %(z)s AND x = %(x)s AND y = %(y)s"
+    " AND etag = ANY(%(known)s::text[]) AND expires_at > now()"
+)
+
+
+def held_tile_statement(
+    layer: str, z: int, x: int, y: int, known: Sequence[str]
+) -> tuple[str, dict[str, Any]]:
+    """The statement whose row :func:`get_tile` takes as ``held``: the tile's cached
+    variants among the ETags the client holds (a 304 without a lookup of its own)."""
+    return _TILE_HELD, {"layer": layer, "z": z, "x": x, "y": y, "known": list(known)}
+
+
 def get_tile(
     layer: str,
     z: int,
@@ -1223,17 +1250,22 @@ def get_tile(
     *,
     use_cache: bool = True,
     known: Sequence[str] = (),
+    held: tuple | None = None,
 ) -> Tile:
     """The tile from the cache, or built and cached. ``known``: the ETags the client holds
     (If-None-Match); when the cached tile is one of them its bytes are not read (``gz`` is
-    empty: the answer is a 304)."""
+    empty: the answer is a 304). ``held``: the row of :func:`held_tile_statement` for the
+    same tile and ``known``, read already (this scope's variant among them is the 304)."""
     check_tile(z, x, y)
     time_dependent = layer == "heatmap" or (layer in LAYERS and LAYERS[layer].time_dependent)
     max_age = HTTP_MAX_AGE if not time_dependent else HTTP_MAX_AGE // 2
     variant = tile_variant(scope, q, layer)
+    if use_cache and held is not None and held[0] and variant in held[0]:
+        i = held[0].index(variant)
+        return Tile(b"", held[1][i], held[2][i], held[3][i], held[4][i], True, max_age)
     if use_cache:
-        # a prepared statement (gridsvc.prepared): every cached tile and 304 runs it (sent
-        # with the caller's query as a rider it cost more: the scope's cache key in SQL)
+        # a prepared statement (gridsvc.prepared): every cached tile runs it (sent with the
+        # caller's query as a rider it cost more: the scope's cache key computed in SQL)
         row = fetchone(
             _TILE_LOOKUP,
             {"known": list(known), "layer": layer, "z": z, "x": x, "y": y, "variant": variant},
