@@ -247,6 +247,7 @@ def test_a_first_sync_reads_no_incremental_stream_and_the_next_poll_brings_later
     body = r.json()
     assert body["households"] and body["residents"] and not body["has_more"]
     assert not any('"household_id_ref"' in s for s in sqls), "the change log stream was read"
+    assert not any('"read_at" IS NOT NULL' in s for s in sqls), "no inbox read state to follow"
     hh = scope_for(Member.objects.get(username="bh-001")).filter(Household.objects.all()).first()
     hh.room = (hh.room or "") + "C"
     hh.save()

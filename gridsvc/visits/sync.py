@@ -956,10 +956,15 @@ def _inbox(state: dict[str, Any], member, out: dict[str, Any], limit: int) -> bo
         more, msgs = True, msgs[:limit]
     if msgs:
         state["i"] = msgs[-1].id
-    read = list(
-        _after(
-            mine.filter(id__lte=sent_up_to, read_at__isnull=False), state.get("r"), "read_at"
-        ).order_by("read_at", "id")[: limit + 1]
+    # (none sent before — a first sync: no read state to follow, no query)
+    read = (
+        list(
+            _after(
+                mine.filter(id__lte=sent_up_to, read_at__isnull=False), state.get("r"), "read_at"
+            ).order_by("read_at", "id")[: limit + 1]
+        )
+        if sent_up_to
+        else []
     )
     if len(read) > limit:
         more, read = True, read[:limit]
