@@ -43,6 +43,28 @@ def decrypt(token: str) -> str:
         raise ImproperlyConfigured("cannot decrypt a sensitive field: wrong key?") from exc
 
 
+def keys_read_stored_data() -> bool | None:
+    """Whether the configured keys decrypt what is stored: one encrypted value (a resident's
+    ID number) is tried. None when nothing encrypted is stored yet. False means every read of
+    a sensitive field would fail (``GRIDSVC_FIELD_KEYS`` is not the key set the data was
+    written with: another checkout's ``var/secrets.env``, a lost or mistyped key)."""
+    from django.db import connection
+
+    from gridsvc.territory.models import Resident
+
+    table = connection.ops.quote_name(Resident._meta.db_table)
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT id_number FROM {table} WHERE id_number <> '' LIMIT 1")
+        row = cur.fetchone()
+    if row is None:
+        return None
+    try:
+        fernet().decrypt(str(row[0]).encode("ascii"))
+    except (InvalidToken, ValueError):
+        return False
+    return True
+
+
 def keyed_hash(value: str) -> str:
     """HMAC-SHA256 of a normalised value, for exact-match search on encrypted columns."""
     if not settings.ID_HASH_KEY:

@@ -9,6 +9,8 @@ are then not checked, nobody is escalated and no SMS goes out.
   database answers, with ``"status": "ok"`` or ``"degraded"`` (no live worker) and a
   ``"worker"`` object; 503 (with ``Retry-After``) when the database is down. A dead worker does
   not take the web process out of rotation: the web still serves.
+  When the configured field keys cannot decrypt the stored personal data (``"keys":
+  "wrong"``: the wrong ``GRIDSVC_FIELD_KEYS``), 503: every resident read would fail.
 - ``GET /health/worker`` — for the monitor that pages someone: 200 when a worker is alive, 503
   ``{"worker": "stale" | "none", …}`` when none has been alive recently.
 """
@@ -57,12 +59,28 @@ def health(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cur:
         cur.execute("select postgis_lib_version()")
         postgis = cur.fetchone()[0]
+    from gridsvc.crypto import keys_read_stored_data
+
+    keys = keys_read_stored_data()
     worker = worker_status()
+    if keys is False:
+        return JsonResponse(
+            {
+                "status": "wrong_keys",
+                "postgis": postgis,
+                "database": "ok",
+                "keys": "wrong",
+                "detail": "GRIDSVC_FIELD_KEYS cannot decrypt the stored personal data",
+                "worker": worker,
+            },
+            status=503,
+        )
     return JsonResponse(
         {
             "status": "ok" if worker["state"] == "ok" else "degraded",
             "postgis": postgis,
             "database": "ok",
+            "keys": "ok" if keys else "no_data",
             "worker": worker,
         }
     )

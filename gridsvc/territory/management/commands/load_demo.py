@@ -29,6 +29,17 @@ class Command(BaseCommand):
     def handle(self, *args, reset: bool = False, **options) -> None:  # type: ignore[no-untyped-def]
         if Street.objects.filter(code=STREET_CODE).exists():
             if not reset:
+                from django.core.management.base import CommandError
+
+                from gridsvc.crypto import keys_read_stored_data
+
+                if keys_read_stored_data() is False:  # loaded under other keys: say so
+                    raise CommandError(
+                        "the demo street in this database was loaded under other field keys "
+                        "(GRIDSVC_FIELD_KEYS; e.g. another checkout's var/secrets.env): its "
+                        "residents cannot be read. Use the keys it was loaded with, or reload "
+                        "it: manage.py load_demo --reset (drops everything in this database)"
+                    )
                 self.stdout.write("demo street already loaded (use --reset to reload)")
                 return
             call_command("flush", interactive=False, verbosity=0)
