@@ -758,8 +758,7 @@ class CampaignReturnViewSet(
             client_uuid=data.get("client_uuid"),
             client_time=data.get("client_time"),
         )
-        ret.duplicate = not applied
-        return Response(FiledReturnSerializer(ret).data)
+        return Response({**CampaignReturnSerializer(ret).data, "duplicate": not applied})
 
 
 class ResolvePetitionSerializer(serializers.Serializer):

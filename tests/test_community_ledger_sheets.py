@@ -51,7 +51,7 @@ COMMUNITY_WORK_SHEETS = [
     "翻译随行", "离退休老领导", "个体户企业家", "归国华侨留学生", "新的社会阶层",
 ]  # fmt: skip
 # columns appended since the golden was captured: sheet → how many
-ADDED_COLUMNS = {"宗教场所": 4}
+ADDED_COLUMNS = {"宗教场所": 4, "结对帮扶": 2}
 # sheets longer than this are kept as their length, a digest of every row and the first rows
 # (the community's 少数民族人员 and its year of 一日一报 would make the file some 300 kB)
 LONG = 120
@@ -201,7 +201,12 @@ def _differences(
         return [f"{sheet}: {len(now)} rows (golden {len(golden)})"]
     for i, (old, new) in enumerate(zip(golden, now, strict=True), start=1):
         if added and i >= 2 and new:  # header and data rows: the old columns, then the new
-            same = len(new) <= len(old) + added and new[: len(old)] == old
+            width = len(golden[1])  # the old header's (a golden row drops its trailing blanks)
+            same = (
+                len(new) <= width + added
+                and new[: len(old)] == old
+                and all(v is None for v in new[len(old) : width])
+            )
         else:
             same = new == old
         if not same:

@@ -149,3 +149,37 @@ def test_a_venue_task_names_its_visitor_as_far_as_the_reader_reads_their_post(de
     assert (row["assigned_member"], row["assigned_member_name"]) == (cadre.pk, None)
     row = {t["id"]: t for t in _rows(member_client("street"), url)}[task.pk]
     assert row["assigned_member_name"] == (cadre.display_name or cadre.username)
+
+
+# ---------------------------------------------------------------- the 结对帮扶 台账
+def test_the_pairing_ledger_counts_each_pairings_help_of_the_year(demo, member_client):
+    from gridsvc.community.models import Pairing, PairingHelp
+
+    r = member_client("street").get(f"/api/v1/community/ledgers/{demo.community.pk}/?year=2026")
+    assert r.status_code == 200
+    rows = list(load_workbook(io.BytesIO(r.content))["结对帮扶"].iter_rows(values_only=True))
+    header = next(i for i, row in enumerate(rows) if row and row[0] == "序号")
+    cols = rows[header]
+    n_col, last_col = cols.index("帮扶次数(年内)"), cols.index("最近帮扶")
+    data = [row for row in rows[header + 1 :] if row and isinstance(row[0], int)]
+    # the pairings in the sheet's order (as the ledger lists them: by start, then id)
+    running = [
+        p
+        for p in Pairing.objects.filter(community=demo.community).order_by("started", "id")
+        if p.started.year <= 2026 and (p.ended is None or p.ended.year >= 2026)
+    ]
+    assert len(data) == len(running)
+    by_pairing: dict[int, list] = {}
+    for h in PairingHelp.objects.all():
+        if h.date.year == 2026:
+            by_pairing.setdefault(h.pairing_id, []).append(h.date)
+    want = [
+        (
+            len(by_pairing.get(p.pk, [])),
+            max(by_pairing[p.pk]).isoformat() if p.pk in by_pairing else None,
+        )
+        for p in running
+    ]
+    got = [(row[n_col], row[last_col] or None) for row in data]
+    assert got == want
+    assert any(n for n, _ in want), "the demo has help records in 2026"

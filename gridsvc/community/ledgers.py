@@ -245,12 +245,18 @@ def _venue(led: Ledger, row: tuple[Place, dict[str, Any], dict[str, int]]) -> li
 
 # ---------------------------------------------------------------- 结对帮扶
 def _pairings(led: Ledger) -> QuerySet:
-    """Pairings (结对帮扶, 共建单位, 在职党员报到, 微心愿) running in the year."""
+    """Pairings (结对帮扶, 共建单位, 在职党员报到, 微心愿) running in the year, with their help
+    records (:class:`~gridsvc.community.models.PairingHelp`) of the year: how many, the last."""
     running = Q(ended__isnull=True) | Q(ended__year__gte=led.year)
+    in_year = Q(help_records__date__year=led.year)
     return (
         led.records(Pairing, started__year__lte=led.year)
         .filter(running)
         .select_related("member", "household")
+        .annotate(
+            help_n=Count("help_records", filter=in_year),
+            help_last=Max("help_records__date", filter=in_year),
+        )
         .order_by("started", "id")
     )
 
@@ -258,7 +264,7 @@ def _pairings(led: Ledger) -> QuerySet:
 def _pairing(led: Ledger, p: Pairing) -> list[Any]:
     who = " · ".join(x for x in (_who(p.member), p.partner) if x)
     return [p.get_kind_display(), who, _who(p.household), p.started.isoformat(), _day(p.ended),
-            p.help_given]  # fmt: skip
+            p.help_given, p.help_n, _day(p.help_last)]  # fmt: skip
 
 
 # ---------------------------------------------------------------- 评比
@@ -374,7 +380,8 @@ SHEETS: list[SheetSpec] = [
               ["场所", "类型", "地址", "走访次数", "共同走访", "最近走访", "发现隐患",
                "应共同走访(任务)", "已走访", "逾期", "漏访"],
               "{area} 民族宗教场所台账({year}年)", _venues, _venue),
-    SheetSpec("结对帮扶", ["类型", "结对人/单位", "住户", "开始", "结束", "帮扶内容"],
+    SheetSpec("结对帮扶", ["类型", "结对人/单位", "住户", "开始", "结束", "帮扶内容",
+                         "帮扶次数(年内)", "最近帮扶"],
               "{area} 结对帮扶台账({year}年)", _pairings, _pairing),
     SheetSpec("评比", ["年度", "称号", "住户", "星级", "评选标准", "状态"],
               "{area} 评比台账({year}年)", _ratings, _rating),
