@@ -85,12 +85,14 @@ class Rider:
     caller query's time); it may read the caller's row as ``u`` (``u.id``,
     ``u.is_superuser``). After authentication ``row`` is that row (None: no row) and ``ran``
     is True; a request authenticated otherwise (session, forced) leaves ``ran`` False and
-    the view runs the statement itself."""
+    the view runs the statement itself. ``generic``: the combined statement runs with its
+    generic plan, planned once per connection (:func:`gridsvc.prepared.fetchone_generic`,
+    still one round trip), for a rider PostgreSQL would otherwise plan on every run."""
 
-    __slots__ = ("sql", "params", "row", "ran")
+    __slots__ = ("sql", "params", "row", "ran", "generic")
 
-    def __init__(self, sql: str, params: dict[str, Any]) -> None:
-        self.sql, self.params = sql, params
+    def __init__(self, sql: str, params: dict[str, Any], generic: bool = False) -> None:
+        self.sql, self.params, self.generic = sql, params, generic
         self.row: tuple | None = None
         self.ran = False
 
@@ -98,10 +100,12 @@ class Rider:
 _RIDER_ATTR = "_gridsvc_auth_rider"
 
 
-def ride_with_caller(request: Any, sql: str, params: dict[str, Any]) -> Rider:
+def ride_with_caller(
+    request: Any, sql: str, params: dict[str, Any], generic: bool = False
+) -> Rider:
     """Hand ``sql`` to this request's JWT authentication (call it before authenticating,
     e.g. in a view's ``initial``): it comes back in :attr:`Rider.row`."""
-    rider = Rider(sql, params)
+    rider = Rider(sql, params, generic)
     setattr(getattr(request, "_request", request), _RIDER_ATTR, rider)
     return rider
 
@@ -131,7 +135,7 @@ def load_user_with_scope(user_model: Any, user_id: int, device_pk: int | None,
     there is no such user. With a ``rider`` its statement runs in the same query and its row
     is kept on it."""
     from gridsvc.chain.scope import attach_scope
-    from gridsvc.prepared import fetchone
+    from gridsvc.prepared import fetchone, fetchone_generic
 
     sql, names = _user_scope_sql(user_model)
     params: dict[str, Any] = {"uid": user_id, "dev": device_pk, "now": timezone.now()}
@@ -141,7 +145,8 @@ def load_user_with_scope(user_model: Any, user_id: int, device_pk: int | None,
     else:
         params["r_now"] = params["now"]
         params.update({f"r_{k}": v for k, v in rider.params.items()})
-        both = fetchone(_with_rider(sql, rider.sql), params)
+        run = fetchone_generic if rider.generic else fetchone
+        both = run(_with_rider(sql, rider.sql), params)
         assert both is not None  # (SELECT 1) LEFT JOIN …: always one row
         rest = both[n + 2 :]
         rider.row = None if all(v is None for v in rest) else tuple(rest)

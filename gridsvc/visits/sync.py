@@ -259,13 +259,69 @@ SELECT
     return _PROBE
 
 
-def _probe(
-    member, scope: Scope, state: dict[str, Any]
-) -> tuple[dict[str, Any], str | None, bool, Any]:  # type: ignore[no-untyped-def]
-    """``(territory data, digest of the cursor's snapshot or None, maybe changed since the
-    cursor's marks, rows of the offline packages held)`` in one statement (see
-    :func:`_probe_sql`); ``scope`` not everything."""
-    from gridsvc.prepared import fetchone_generic
+_RIDER: str | None = None
+
+
+def _probe_rider_sql() -> str:
+    """The probe as a rider of the caller's query (:class:`gridsvc.accounts.authentication.
+    Rider`): the member is the caller's row ``u`` and the territory's arrays are read from
+    the positions ``u`` holds at the caller query's time — the positions the authentication
+    reads for the request's scope, at the same instant, so the arrays are the scope's. No
+    row for a superuser (their feed reads everything, not the probe)."""
+    global _RIDER
+    if _RIDER is None:
+        from gridsvc.chain.models import Position
+
+        # (the probe names units ``u`` too: the member is read from ``sc``, never as u.id)
+        body = _probe_sql().replace("%(m)s::bigint", "(SELECT me FROM sc)")
+        for name in _PROBE_ARRAYS:
+            body = body.replace(f"%({name})s::bigint[]", f"(SELECT {name} FROM sc)::bigint[]")
+        assert body.startswith("WITH wg AS MATERIALIZED (")
+        arrays = ",\n  ".join(
+            f"ARRAY(SELECT {key}_id FROM pos WHERE {key}_id IS NOT NULL) AS {name}"
+            for name, key in _PROBE_ARRAYS.items()
+        )
+        _RIDER = f"""SELECT q.* FROM (WITH pos AS MATERIALIZED (
+  SELECT p.street_id, p.community_id, p.grid_id, p.compound_id, p.building_id, p.unit_id
+  FROM {Position._meta.db_table} p WHERE p.member_id = u.id AND p.valid_from <= %(now)s::timestamptz
+    AND (p.valid_to IS NULL OR p.valid_to > %(now)s::timestamptz)
+), sc AS MATERIALIZED (SELECT u.id AS me,
+  {arrays}
+), {body.removeprefix("WITH ")}) q WHERE NOT u.is_superuser"""
+    return _RIDER
+
+
+def cursor_state_unchecked(cursor: str) -> dict[str, Any] | None:
+    """The state ``cursor`` names, its signature NOT checked (None: not a cursor): for the
+    probe's parameters before the caller is known. The feed decodes and checks the cursor
+    again after authentication and uses the probe's row only then."""
+    body = cursor.partition(".")[0]
+    try:
+        state = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(state, dict) or state.pop("v", None) != CURSOR_VERSION:
+        return None
+    return state
+
+
+def probe_rider_statement(cursor: str) -> tuple[str, dict[str, Any]] | None:
+    """``(sql, params)`` of the probe for a poll after ``cursor``, to ride with the caller's
+    query (one round trip for a quiet poll, issue 19); None when ``cursor`` is not one."""
+    state = cursor_state_unchecked(cursor)
+    if state is None:
+        return None
+    try:
+        params = _probe_params(state)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+        return None
+    del params["m"], params["now"]  # the caller's row and the caller query's time
+    return _probe_rider_sql(), params
+
+
+def _probe_params(state: dict[str, Any]) -> dict[str, Any]:
+    """The probe's parameters for ``state`` but the member (``m``), the time (``now``) and
+    the territory's arrays."""
 
     def mark(key: str) -> tuple[datetime | None, int]:
         m = state.get(key)
@@ -277,10 +333,9 @@ def _probe(
         from gridsvc.cases.models import OPEN_STATUSES, Status
 
         open_cases = [str(s) for s in (*OPEN_STATUSES, Status.ON_HOLD)]
-    params = {
-        "m": member.pk,
-        "now": timezone.now(),
-        **{k: sorted(getattr(scope, f"{key}_ids")) for k, key in _PROBE_ARRAYS.items()},
+    return {
+        "m": None,
+        "now": None,
         "task_open": [str(VisitTask.Status.OPEN), str(VisitTask.Status.OVERDUE)],
         "case_open": open_cases,
         "s": state.get("s"),
@@ -293,7 +348,23 @@ def _probe(
         "r_ts": r_ts,
         "r_id": r_id,
     }
-    row = fetchone_generic(_probe_sql(), params)
+
+
+def _probe(
+    member, scope: Scope, state: dict[str, Any], row: tuple | None = None
+) -> tuple[dict[str, Any], str | None, bool, Any]:  # type: ignore[no-untyped-def]
+    """``(territory data, digest of the cursor's snapshot or None, maybe changed since the
+    cursor's marks, rows of the offline packages held)`` in one statement (see
+    :func:`_probe_sql`); ``scope`` not everything. ``row``: the probe's row for ``state``
+    and ``scope`` already read (it rode with the caller's query)."""
+    from gridsvc.prepared import fetchone_generic
+
+    if row is None:
+        params = _probe_params(state)
+        params["m"] = member.pk
+        params["now"] = timezone.now()
+        params.update({k: sorted(getattr(scope, f"{key}_ids")) for k, key in _PROBE_ARRAYS.items()})
+        row = fetchone_generic(_probe_sql(), params)
     assert row is not None
     types, digest, changed = row[0], row[5], row[7]
     # jsonb comes back as text on Django's connection
@@ -789,8 +860,12 @@ def _run_job(
     return more
 
 
-def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """One page of ``member``'s feed after ``cursor`` (see the module docstring)."""
+def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT,
+                  probe_row: tuple | None = None) -> dict[str, Any]:  # type: ignore[no-untyped-def]  # fmt: skip
+    """One page of ``member``'s feed after ``cursor`` (see the module docstring).
+    ``probe_row``: the probe's row for this cursor and ``member``'s scope, when it rode with
+    the caller's query (:func:`probe_rider_statement`); read only after ``cursor`` is found
+    to be ``member``'s."""
     state = decode_cursor(cursor, member.pk)
     now = timezone.now()
     packages = None
@@ -799,7 +874,7 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT) ->
         snap = territory_snapshot(member, scope)
         quiet = False
     else:
-        data, held, changed, packages = _probe(member, scope, state)
+        data, held, changed, packages = _probe(member, scope, state, probe_row)
         digest = _digest(data)
         # nothing new: the territory is the cursor's, and nothing after its marks
         quiet = bool(state) and "k" not in state and held == digest and not changed
