@@ -734,6 +734,7 @@ def unity_view(page) -> None:
     assert outside == [], outside
     assert page.evaluate(RENDERED_JS, ["activities"])["activities"] > 0
     page.screenshot(path=str(ARTIFACTS / "web-unity.png"))
+    activity_photo_thumbnails(page)
     page.uncheck("#show-activities")
     # the joint venue visits (宗教场所共同走访): each with its status, the overdue one in red,
     # the venue on the map with its last visit
@@ -753,6 +754,58 @@ def unity_view(page) -> None:
     late.first.locator("button.link").click()
     page.wait_for_selector(".maplibregl-popup .venue-last")
     assert "最近走访" in page.locator(".maplibregl-popup .venue-last").inner_text()
+
+
+CLOSE_POPUPS_JS = (
+    "() => document.querySelectorAll('.maplibregl-popup-close-button').forEach((b) => b.click())"
+)
+
+
+def activity_photo_thumbnails(page) -> None:
+    """An activity's popup shows its photos as thumbnails, fetched with the page's session and
+    drawn from blob: URLs under the page's CSP (no console error); an activity without photos
+    shows none."""
+    import io
+
+    from PIL import Image
+
+    from gridsvc.community.models import Activity
+    from gridsvc.community.photos import add_activity_photo
+
+    # the activity drawn nearest the map's centre (on top where points share a spot)
+    at = page.evaluate(
+        """() => { const m = window.gridsvc.state.map; const c = m.getCanvas().getBoundingClientRect();
+          const mid = m.project(m.getCenter());
+          const hits = m.queryRenderedFeatures({ layers: ["activities"] });
+          const d = (f) => { const p = m.project(f.geometry.coordinates); return Math.hypot(p.x - mid.x, p.y - mid.y); };
+          hits.sort((a, b) => d(a) - d(b));
+          const p = m.project(hits[0].geometry.coordinates);
+          return [c.left + p.x, c.top + p.y]; }"""
+    )
+    page.mouse.click(*at)
+    box = page.locator(".maplibregl-popup .activity-photos")
+    box.wait_for(state="attached")  # no photos yet: empty, so of no size
+    page.wait_for_selector(
+        ".maplibregl-popup .activity-photos:not([data-state=loading])", state="attached"
+    )
+    activity = Activity.objects.get(pk=int(box.get_attribute("data-activity")))
+    page.evaluate(CLOSE_POPUPS_JS)  # the click may open a place's popup beside it
+    had = activity.photos.count()
+    for colour in ((200, 60, 60), (60, 160, 90)):
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 48), colour).save(buf, "JPEG")
+        add_activity_photo(activity.recorded_by, activity, buf.getvalue())
+    page.mouse.click(*at)
+    page.wait_for_selector(".maplibregl-popup .activity-photos[data-state=ready] img")
+    thumbs = page.locator(".maplibregl-popup .activity-photos img")
+    assert thumbs.count() == min(had + 2, 6)
+    # each thumbnail decoded from the file the API served (a blob: URL the CSP allows)
+    loaded = page.evaluate(
+        """() => [...document.querySelectorAll(".maplibregl-popup .activity-photos img")]
+          .map((i) => [i.src.slice(0, 5), i.complete && i.naturalWidth > 0])"""
+    )
+    assert loaded and all(v == ["blob:", True] for v in loaded), loaded
+    page.evaluate(CLOSE_POPUPS_JS)  # the click may open a place's popup beside it
 
 
 def venue_tasks_due() -> None:

@@ -1408,10 +1408,34 @@
     map.getLayer("compound-labels") ? "compound-labels" : undefined); // under the names
     map.on("click", "activities", (e) => {
       const p = e.features[0].properties;
-      new maplibregl.Popup({ maxWidth: "260px" }).setLngLat(e.lngLat).setDOMContent(el("div", { class: "popup" }, el("b", {}, p.title || ""),
-        el("div", {}, `${p.kind_name || p.kind} · ${p.date}`), el("div", { class: "muted" }, `${t("participants", "参与")} ${p.participants} · ${t("materials", "宣传资料")} ${p.materials}`))).addTo(map);
+      const photos = el("div", { class: "activity-photos", "data-activity": p.id, "data-state": "loading", style: "display:flex;flex-wrap:wrap;gap:4px;margin-top:4px" });
+      const popup = new maplibregl.Popup({ maxWidth: "260px" }).setLngLat(e.lngLat).setDOMContent(el("div", { class: "popup" }, el("b", {}, p.title || ""),
+        el("div", {}, `${p.kind_name || p.kind} · ${p.date}`), el("div", { class: "muted" }, `${t("participants", "参与")} ${p.participants} · ${t("materials", "宣传资料")} ${p.materials}`), photos)).addTo(map);
+      activityPhotos(p.id, photos, popup);
     });
     document.getElementById("unity-show-map").hidden = false;
+  }
+
+  /** An activity's photos as thumbnails in its popup: the activity (`/community/activities/{id}/`,
+      its `photos`) and each file (`…/photos/{photo}/file/`, served only to those who read the
+      activity) fetched with the page's session like every API call, shown from a blob: URL (the
+      CSP's img-src allows blob:, and the file's own sandbox policy never applies to an image
+      drawn here); the URLs are revoked when the popup closes. */
+  async function activityPhotos(id, box, popup) {
+    const r = has(`${API}/community/activities/{id}/`) ? await api(`${API}/community/activities/${id}/`) : null;
+    const list = r && r.ok ? (r.body.photos || []).slice(0, 6) : [];
+    const urls = [];
+    popup.on("close", () => urls.forEach((u) => URL.revokeObjectURL(u)));
+    const thumbs = await Promise.all(list.map(async (ph, i) => {
+      let res;
+      try { res = await fetch(new URL(ph.url, location.href).pathname, { credentials: "same-origin" }); } catch (err) { return null; }
+      if (!res.ok) return null;
+      const u = URL.createObjectURL(await res.blob());
+      urls.push(u);
+      return el("img", { src: u, alt: `${t("photo", "照片")} ${i + 1}`, "data-photo": ph.id, width: 72, height: 54, style: "object-fit:cover;border-radius:3px" });
+    }));
+    box.replaceChildren(...thumbs.filter(Boolean));
+    box.dataset.state = box.childElementCount ? "ready" : "empty";
   }
 
   // ------------------------------------------------------------------ 宗教场所共同走访 (issue 20 item 6)
