@@ -858,13 +858,14 @@ class VenueTaskSerializer(serializers.ModelSerializer):
 
         from .scoping import request_scope
 
-        cache = self.context.setdefault("_venue_assignees", {})
+        cache: dict[int, str | None] = self.context.setdefault("_venue_assignees", {})  # type: ignore[attr-defined]
         if obj.pk in cache:
             return cache
         request = self.context.get("request")
         user = getattr(request, "user", None)
         parent = self.parent if isinstance(self.parent, serializers.ListSerializer) else None
-        tasks = [t for t in (parent.instance if parent is not None else [obj]) if t.pk not in cache]
+        shown_now = parent.instance if parent is not None and parent.instance is not None else [obj]
+        tasks = [t for t in shown_now if t.pk not in cache]
         if obj not in tasks:
             tasks.append(obj)
         for t in tasks:
@@ -891,7 +892,7 @@ class VenueTaskSerializer(serializers.ModelSerializer):
             for m in Member.objects.filter(pk__in={t.assigned_member_id for t in shown})
         }
         for t in shown:
-            cache[t.pk] = names.get(t.assigned_member_id)
+            cache[t.pk] = names.get(t.assigned_member_id or 0)
         return cache
 
     class Meta:

@@ -264,7 +264,7 @@ def _pairings(led: Ledger) -> QuerySet:
 def _pairing(led: Ledger, p: Pairing) -> list[Any]:
     who = " · ".join(x for x in (_who(p.member), p.partner) if x)
     return [p.get_kind_display(), who, _who(p.household), p.started.isoformat(), _day(p.ended),
-            p.help_given, p.help_n, _day(p.help_last)]  # fmt: skip
+            p.help_given, getattr(p, "help_n", 0), _day(getattr(p, "help_last", None))]  # fmt: skip
 
 
 # ---------------------------------------------------------------- 评比
