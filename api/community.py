@@ -1333,6 +1333,10 @@ class InterpreterCallViewSet(
 class CommunityFeedSerializer(serializers.Serializer):
     cursor = serializers.CharField(help_text="send as ?since= next time (opaque)")
     has_more = serializers.BooleanField(help_text="call again at once with the new cursor")
+    reset = serializers.BooleanField(
+        help_text="the caller's work territory changed since the cursor: drop every community "
+        "row held before applying this page; the feed starts again as a first sync"
+    )
     activities = ActivitySerializer(many=True)
     screening = ScreeningReportSerializer(many=True)
     venue_visits = VenueVisitSerializer(many=True)
@@ -1365,12 +1369,14 @@ class CommunityChangesView(APIView):
     def get(self, request):  # type: ignore[no-untyped-def]
         from gridsvc.visits.sync import BadCursor
 
-        _staff_or_403(request)
+        since = request.query_params.get("since")
+        if services.work_scope(request.user).empty:
+            # no post left: a phone that synced before is told once to drop what it holds
+            if not since or not services.cursor_holds_other_territory(request.user, since):
+                _staff_or_403(request)
         limit = batch.feed_limit(request.query_params)
         try:
-            rows, cursor, more = services.changes(
-                request.user, request.query_params.get("since"), limit
-            )
+            rows, cursor, more, reset = services.changes(request.user, since, limit)
         except BadCursor as exc:
             raise ValidationError({"since": str(exc)}) from None
         ctx = {"request": request}
@@ -1378,6 +1384,7 @@ class CommunityChangesView(APIView):
             {
                 "cursor": cursor,
                 "has_more": more,
+                "reset": reset,
                 **{
                     key: serializer(rows[key], many=True, context=ctx).data
                     for key, serializer in FEED_SERIALIZERS.items()

@@ -1149,22 +1149,65 @@ FEED_PREFETCH: dict[str, tuple[str, ...]] = {"activities": ("photos",)}
 FEED_NAME = "community"
 
 
+def work_territory_mark(member: Any) -> str:
+    """A short digest of what decides which community rows ``member``'s phone may hold: the
+    streets, communities and grids of their work scope (:func:`work_scope`), or everything.
+    It changes when a post is handed over, ends, or its place moves; the feed's cursor keeps
+    it, and a cursor holding another tells the phone to start again (:func:`changes`)."""
+    import hashlib
+    import json
+
+    scope = work_scope(member)
+    data = {
+        "all": scope.everything,
+        "s": sorted(scope.street_ids),
+        "c": sorted(scope.community_ids),
+        "g": sorted(scope.grid_ids),
+    }
+    raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(raw).hexdigest()[:24]
+
+
+def cursor_holds_other_territory(member: Any, cursor: str) -> bool:
+    """Whether ``cursor`` (the community feed's, given to ``member``) was made for another work
+    territory than ``member``'s now: the phone holds rows it must drop. False for a cursor
+    that is not theirs or not this feed's."""
+    from gridsvc.visits.sync import BadCursor, decode_cursor
+
+    try:
+        state = decode_cursor(cursor, member.pk)
+    except BadCursor:
+        return False
+    return state.get("feed") == FEED_NAME and state.get("w") != work_territory_mark(member)
+
+
 def changes(
     member: Any, cursor: str | None, limit: int = 500
-) -> tuple[dict[str, list[Any]], str, bool]:
+) -> tuple[dict[str, list[Any]], str, bool, bool]:
     """The phone's feed of the community records it records offline (activities, 五员
     screening reports, venue visits) and reads in the field (team rosters, campaign returns,
     信访, pairings, interpreter calls, ratings, mediations, sign-offs) in ``member``'s work scope (their own screening reports
     too): without ``cursor`` all of them, with it what was saved after it, by
     ``(updated_at, id)``, ``limit`` rows per stream. Returns (rows per stream, the next
-    cursor, whether more is waiting). Cursors are signed for the member like the sync feed's
-    (:mod:`gridsvc.visits.sync`); one from another feed or member raises ``BadCursor``."""
+    cursor, whether more is waiting, ``reset``). Cursors are signed for the member like the
+    sync feed's (:mod:`gridsvc.visits.sync`); one from another feed or member raises
+    ``BadCursor``.
+
+    Territory changes (a hand-over, a post ended, a grid moved): the cursor keeps
+    :func:`work_territory_mark`; when the member's is another now, the feed starts again from
+    nothing and answers ``reset`` — the phone drops every community row it holds before it
+    applies the page (rows of a grid no longer theirs must not stay on the phone), then pages
+    on as from a first sync. A cursor made before the mark was kept counts as another."""
     from gridsvc.visits.sync import BadCursor, _after, _mark, decode_cursor, encode_cursor
 
     state = decode_cursor(cursor, member.pk)
     if state and state.get("feed") != FEED_NAME:
         raise BadCursor("not a cursor of the community feed: sync from the start (no since)")
-    state["feed"] = FEED_NAME
+    mark = work_territory_mark(member)
+    reset = bool(state) and state.get("w") != mark
+    if reset:
+        state = {}
+    state["feed"], state["w"] = FEED_NAME, mark
     out: dict[str, list[Any]] = {}
     more = False
     for key, model in FEED_STREAMS.items():
@@ -1184,7 +1227,7 @@ def changes(
         if rows:
             state[key] = _mark(rows[-1].updated_at, rows[-1].pk)
         out[key] = rows
-    return out, encode_cursor(state, member.pk), more
+    return out, encode_cursor(state, member.pk), more, reset
 
 
 # ---------------------------------------------------------------- phone: offline batch
