@@ -278,7 +278,13 @@ class CaseSerializer(serializers.ModelSerializer):
         return LEVEL_BY_NAME[obj.level].label if obj.level in LEVEL_BY_NAME else ""
 
     def get_handler_name(self, obj: Case) -> str | None:
-        return str(obj.handler) if obj.handler_id else None
+        if not obj.handler_id:
+            return None
+        # a report's answer: the handler's name as the routing read it (chain_holder_names)
+        known = self.context.get("handler_names")
+        if known and obj.handler_id in known and not Case.handler.is_cached(obj):
+            return known[obj.handler_id]
+        return str(obj.handler)
 
     def get_department_name(self, obj: Case) -> str | None:
         return obj.department.name if obj.department_id else None
@@ -820,3 +826,15 @@ class AssessmentCasesQuerySerializer(AssessmentQuerySerializer):
 
     key = serializers.IntegerField(help_text="the id of the member/grid/community/department")
     figure = serializers.ChoiceField(choices=ASSESSMENT_FIGURES)
+
+
+def chain_holder_names(case: Case) -> dict[int, str]:
+    """The names of the members holding the levels of ``case.chain`` (as the routing read
+    them: display name, else username — ``str(member)``), by member id: a new case's answer
+    names its handler without loading the member again (issue 19)."""
+    names: dict[int, str] = {}
+    for step in case.chain or []:
+        for holder in step.get("holders") or []:
+            if holder.get("member_id") is not None and holder.get("name"):
+                names.setdefault(holder["member_id"], holder["name"])
+    return names

@@ -31,7 +31,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from .models import IdempotencyRecord
@@ -141,42 +141,81 @@ class Claim:
     replay: bool
 
 
+_CLAIM: str | None = None
+
+
+def _claim_sql() -> str:
+    """Insert-first as ONE statement (issue 19: it was a savepoint, a SET, the INSERT, a SET
+    back and the savepoint's release — five round trips): ``lock_timeout`` set to
+    :data:`WAIT` for this statement's wait on a first request's row only (``set_config``
+    local to the transaction, read before and put back in the same statement), the row
+    inserted ``ON CONFLICT DO NOTHING`` (no error, so no savepoint: a duplicate gives no
+    id). A first request still running holds its uncommitted row: the insert waits for its
+    transaction, then does nothing (it committed: replay) or inserts (it died)."""
+    global _CLAIM
+    if _CLAIM is None:
+        t = IdempotencyRecord._meta.db_table
+        _CLAIM = f"""WITH s AS (
+  SELECT current_setting('lock_timeout') AS prev, set_config('lock_timeout', %(wait)s, true)
+), ins AS (
+  INSERT INTO {t} (member_id, key, method, path, body_hash, status, response_body,
+                   response_headers, created_at, completed_at)
+  SELECT %(member)s, %(key)s, %(method)s, %(path)s, %(digest)s, NULL, NULL, '{{}}'::jsonb,
+         %(now)s, NULL FROM s
+  ON CONFLICT (member_id, key) DO NOTHING RETURNING id
+)
+SELECT ins.id, set_config('lock_timeout', s.prev, true) FROM s LEFT JOIN ins ON true"""
+    return _CLAIM
+
+
 def claim(member_id: int, key: str, method: str, path: str, digest: str) -> Claim:
     """Insert the key's record (this request runs) or find the first answer (replay).
 
     Raises :class:`KeyRefused` for a key reused with another request (422) or still running
-    (409)."""
+    (409). Inside a transaction (the middleware's), a 409 for a first request still running
+    marks that transaction for rollback: the statement that waited failed in it."""
     now = timezone.now()
+    params = {
+        "wait": f"{int(WAIT.total_seconds() * 1000)}ms",
+        "member": member_id,
+        "key": key,
+        "method": method,
+        "path": path,
+        "digest": digest,
+        "now": now,
+    }
     for _ in range(3):
         try:
-            with transaction.atomic():
-                with connection.cursor() as cursor:  # wait a bounded time for a first request
-                    cursor.execute(
-                        "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)",
-                        [f"{int(WAIT.total_seconds() * 1000)}ms"],
-                    )
-                    (previous, _set) = cursor.fetchone()
-                record = IdempotencyRecord.objects.create(
-                    member_id=member_id,
-                    key=key,
-                    method=method,
-                    path=path,
-                    body_hash=digest,
-                    created_at=now,
-                )
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
-            return Claim(record, replay=False)
-        except IntegrityError:
-            pass
+            with connection.cursor() as cursor:
+                cursor.execute(_claim_sql(), params)
+                row = cursor.fetchone()
         except OperationalError as exc:
             if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
                 raise
+            if connection.in_atomic_block:
+                transaction.set_rollback(True)
             raise KeyRefused(
                 409,
                 "idempotency_in_progress",
                 "the first request with this key is still being processed; retry shortly",
             ) from None
+        if row is not None and row[0] is not None:
+            record = IdempotencyRecord(
+                id=row[0],
+                member_id=member_id,
+                key=key,
+                method=method,
+                path=path,
+                body_hash=digest,
+                status=None,
+                response_body=None,
+                response_headers={},
+                created_at=now,
+                completed_at=None,
+            )
+            record._state.adding = False
+            record._state.db = connection.alias
+            return Claim(record, replay=False)
         record = IdempotencyRecord.objects.filter(member_id=member_id, key=key).first()
         if record is None:  # completed with 5xx and dropped meanwhile: try again
             continue

@@ -64,6 +64,57 @@ def time_limits(category: Category, wanted: dict[str, str]) -> dict[str, TimeLim
     return found
 
 
+def time_limits_and_clock(
+    category: Category, wanted: dict[str, str], street_id: int | None
+) -> tuple[dict[str, TimeLimit | None], WorkClock]:
+    """:func:`time_limits` and the street's :class:`WorkClock` (calendar days, office hours)
+    in ONE statement (issue 19: a report's deadline was three queries)."""
+    import json
+
+    from django.db import connection
+
+    chain: list[Category] = []
+    cat: Category | None = category
+    while cat is not None and cat not in chain:
+        chain.append(cat)
+        cat = cat.parent
+    levels = sorted(set(wanted.values()) | {""})
+    sql = f"""SELECT (SELECT COALESCE(jsonb_agg(jsonb_build_array(
+          t.id, t.category_id, t.stage, t.level, t.amount, t.unit)), '[]')
+   FROM "{TimeLimit._meta.db_table}" t
+   WHERE t.category_id = ANY(%(cats)s) AND t.stage = ANY(%(stages)s) AND t.level = ANY(%(levels)s)),
+  {WorkClock.columns_sql("street")}"""
+    params = {
+        "cats": [c.pk for c in chain],
+        "stages": list(wanted),
+        "levels": levels,
+        "street": street_id,
+    }
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        limit_rows, days, periods = cur.fetchone()
+    limit_rows = json.loads(limit_rows) if isinstance(limit_rows, str) else limit_rows
+    rows: dict[tuple[int, str, str], TimeLimit] = {}
+    for pk, cat_id, stage, level, amount, unit in limit_rows:
+        t = TimeLimit(
+            id=pk, category_id=cat_id, stage=stage, level=level, amount=float(amount), unit=unit
+        )
+        t._state.adding, t._state.db = False, connection.alias
+        rows[(cat_id, stage, level)] = t
+    found: dict[str, TimeLimit | None] = {}
+    for stage, level in wanted.items():
+        found[stage] = next(
+            (
+                rows[key]
+                for c in chain
+                for key in ((c.pk, stage, level), (c.pk, stage, ""))
+                if key in rows
+            ),
+            None,
+        )
+    return found, WorkClock.from_columns(street_id, days, periods)
+
+
 def time_limit(category: Category, stage: str, level: str = "") -> TimeLimit | None:
     """The limit for a stage at a level: the category's own (level-specific first), else the
     parent category's."""
@@ -135,7 +186,8 @@ def set_deadline(
     ``due`` it was set by a person (a dispatcher's 设定时限): ``due_source="person"``, kept when
     the calendar or the rules change (:func:`recompute_open_deadlines`) until the case leaves
     the stage."""
-    # one clock (calendar, office hours) and one time-limit query for the stage and 处置
+    # one clock (calendar, office hours) and the time limits for the stage and 处置, read
+    # together in one statement (time_limits_and_clock)
     clock = WorkClock(_street_id(case))
     limits: dict[str, TimeLimit | None] | None = None
     if due is None and not error:
@@ -143,7 +195,9 @@ def set_deadline(
         wanted = {stage: _stage_level(case, stage)} if stage else {}
         if case.status in RUNNING_STATUSES and case.handle_due_at is None:
             wanted["handle"] = case.level  # the same level as the handle stage's own
-        limits = time_limits(case.category, wanted) if wanted else {}
+        limits = {}
+        if wanted:
+            limits, clock = time_limits_and_clock(case.category, wanted, _street_id(case))
         due, error = compute_deadline(case, clock, limits)
         case.due_source, case.due_set_by = "rule", None
     elif due is not None:

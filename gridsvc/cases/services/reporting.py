@@ -77,6 +77,24 @@ def find_duplicates(
     return qs.order_by("-reported_at")
 
 
+def check_report(
+    category: Category,
+    location: Point | None,
+    places: Iterable[object],
+    on_the_spot: bool = False,
+    outcome: str = "",
+) -> None:
+    """The report's refusals (:class:`CaseError`), raised before anything is read or written:
+    :func:`report_case` checks them first, and a caller may check them before opening the
+    transaction that stores the report (no savepoint needed to answer them)."""
+    if not category.active:
+        raise CaseError(f"category {category.code} is not in use", "category")
+    if on_the_spot and not outcome.strip():
+        raise CaseError("on-the-spot handling needs the outcome", "outcome")
+    if location is None and not any(places):
+        raise CaseError("give a location or a household/unit/building/compound", "location")
+
+
 def report_case(
     *,
     reporter: Member | None,
@@ -101,12 +119,7 @@ def report_case(
     open cases nearby that may be duplicates."""
     when = when or timezone.now()
     flags = [f for f in flags if f in FLAGS]
-    if not category.active:
-        raise CaseError(f"category {category.code} is not in use", "category")
-    if on_the_spot and not outcome.strip():
-        raise CaseError("on-the-spot handling needs the outcome", "outcome")
-    if location is None and not any((household, unit, building, compound)):
-        raise CaseError("give a location or a household/unit/building/compound", "location")
+    check_report(category, location, (household, unit, building, compound), on_the_spot, outcome)
     r = route(
         category,
         location,
