@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache, cached_property
+from typing import Any
 
 import chinese_calendar
 from django.db.models import Q
@@ -133,7 +134,7 @@ class WorkClock:
   (SELECT w.periods FROM {hours} w WHERE w.street_id = %({street})s ORDER BY w.id LIMIT 1)"""
 
     @classmethod
-    def from_columns(cls, street_id: int | None, days: object, periods: object) -> WorkClock:
+    def from_columns(cls, street_id: int | None, days: Any, periods: Any) -> WorkClock:
         """The clock of ``street_id`` from the two columns of :meth:`columns_sql` (jsonb as
         text or parsed): the same calendar and office hours its own queries would read."""
         import json

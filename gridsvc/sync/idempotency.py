@@ -175,7 +175,7 @@ def claim(member_id: int, key: str, method: str, path: str, digest: str) -> Clai
     (409). Inside a transaction (the middleware's), a 409 for a first request still running
     marks that transaction for rollback: the statement that waited failed in it."""
     now = timezone.now()
-    params = {
+    params: dict[str, Any] = {
         "wait": f"{int(WAIT.total_seconds() * 1000)}ms",
         "member": member_id,
         "key": key,
@@ -200,7 +200,7 @@ def claim(member_id: int, key: str, method: str, path: str, digest: str) -> Clai
                 "the first request with this key is still being processed; retry shortly",
             ) from None
         if row is not None and row[0] is not None:
-            record = IdempotencyRecord(
+            new = IdempotencyRecord(
                 id=row[0],
                 member_id=member_id,
                 key=key,
@@ -213,9 +213,9 @@ def claim(member_id: int, key: str, method: str, path: str, digest: str) -> Clai
                 created_at=now,
                 completed_at=None,
             )
-            record._state.adding = False
-            record._state.db = connection.alias
-            return Claim(record, replay=False)
+            new._state.adding = False
+            new._state.db = connection.alias
+            return Claim(new, replay=False)
         record = IdempotencyRecord.objects.filter(member_id=member_id, key=key).first()
         if record is None:  # completed with 5xx and dropped meanwhile: try again
             continue

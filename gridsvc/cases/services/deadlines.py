@@ -6,7 +6,7 @@ through :mod:`gridsvc.cases.jobs`)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
@@ -84,7 +84,7 @@ def time_limits_and_clock(
    FROM "{TimeLimit._meta.db_table}" t
    WHERE t.category_id = ANY(%(cats)s) AND t.stage = ANY(%(stages)s) AND t.level = ANY(%(levels)s)),
   {WorkClock.columns_sql("street")}"""
-    params = {
+    params: dict[str, Any] = {
         "cats": [c.pk for c in chain],
         "stages": list(wanted),
         "levels": levels,
