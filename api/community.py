@@ -1451,6 +1451,8 @@ BATCH_SERIALIZERS = {
     "campaign_return": CampaignReturnBatchSerializer,
     "service_log": ServiceLogBatchSerializer,
     "pairing_help": PairingHelpBatchSerializer,
+    "petition": PetitionSerializer,
+    "mediation": UnityMediationSerializer,
 }
 CommunityBatchSerializer, CommunityBatchResultSerializer = batch.batch_serializers(
     "Community",
@@ -1458,13 +1460,16 @@ CommunityBatchSerializer, CommunityBatchResultSerializer = batch.batch_serialize
     "the record, as for its own POST (activities/, screening/, venue-visits/; campaign_return:"
     " campaign, grid, zero_report, findings, findings_count as campaign-returns/{id}/file/;"
     " service_log: membership, date, hours, note as teams/{id}/hours/; pairing_help: pairing,"
-    " date, what, visit, hours, amount as pairings/{id}/help/)",
+    " date, what, visit, hours, amount as pairings/{id}/help/; petition: as petitions/;"
+    " mediation: case, date, outcome, note as mediations/ — only the community's 调处员 or"
+    " mediation committee)",
 )
 
 
 class CommunityBatchView(APIView):
     """The phone's offline batch of community records (activity, screening, venue_visit,
-    campaign_return, service_log, pairing_help), each with its ``client_uuid``: one result per item, in
+    campaign_return, service_log, pairing_help, petition, mediation), each with its
+    ``client_uuid``: one result per item, in
     order — ``accepted`` (stored now, ``id``),
     ``duplicate`` (already stored, ``id``), ``rejected`` (``errors``). One bad item never loses
     the others. Send an ``Idempotency-Key``: a retried batch answers as the first time."""

@@ -1233,9 +1233,21 @@ def changes(
 # ---------------------------------------------------------------- phone: offline batch
 def record_offline(member: Any, kind: str, data: dict[str, Any]) -> tuple[Model, bool]:
     """Store one item of an offline batch (``kind``: activity, screening, venue_visit,
-    campaign_return, service_log, pairing_help) through the same rule as its single POST;
-    idempotent by the item's ``client_uuid``. Returns the row and whether it was stored now
-    (false: that ``client_uuid`` was already stored)."""
+    campaign_return, service_log, pairing_help, petition, mediation) through the same rule as
+    its single POST; idempotent by the item's ``client_uuid``. Returns the row and whether it
+    was stored now (false: that ``client_uuid`` was already stored).
+
+    ``petition`` (信访 registered in the field) is :func:`log_petition`; ``mediation`` (the
+    调处员's session record) is :func:`record_mediation` — a member who may not mediate in the
+    case's community is refused as by ``mediations/``. A retry of a row the caller stored is
+    the stored row, checked first (a 调处员 gone on leave since still hears ``duplicate``)."""
+    if kind in ("petition", "mediation"):
+        model: type[Model] = Petition if kind == "petition" else Mediation
+        key = data.get("client_uuid")
+        stored = model.objects.filter(client_uuid=key, recorded_by=member).first() if key else None
+        if stored is not None:
+            return stored, False
+        return log_petition(member, data) if kind == "petition" else record_mediation(member, data)
     if kind == "activity":
         return record_activity(member, data)
     if kind == "venue_visit":
@@ -1262,7 +1274,8 @@ def record_offline(member: Any, kind: str, data: dict[str, Any]) -> tuple[Model,
         )
         return report, True  # stored now (a report of that day sent before is replaced)
     raise CommunityError(
-        "one of activity, screening, venue_visit, campaign_return, service_log, pairing_help",
+        "one of activity, screening, venue_visit, campaign_return, service_log, pairing_help,"
+        " petition, mediation",
         "kind",
     )
 
