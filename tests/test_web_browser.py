@@ -754,6 +754,42 @@ def unity_view(page) -> None:
     late.first.locator("button.link").click()
     page.wait_for_selector(".maplibregl-popup .venue-last")
     assert "最近走访" in page.locator(".maplibregl-popup .venue-last").inner_text()
+    pairings_ratings_ledgers(page)
+
+
+def pairings_ratings_ledgers(page) -> None:
+    """The street desk's 结对帮扶 (help records counted from ``{id}/help/``), this year's 评比
+    (the revoked one marked) and a 台账 link per community that downloads the xlsx with the
+    page's session."""
+    from django.utils import timezone
+
+    from gridsvc.community.models import Pairing, PairingHelp, Rating
+    from gridsvc.territory.models import Community
+
+    page.wait_for_selector("#pairings[data-state=ready]")
+    shown = page.locator("#pairings li[data-pairing]")
+    assert shown.count() == min(Pairing.objects.count(), 50), shown.count()
+    first = shown.first
+    records = PairingHelp.objects.filter(pairing_id=int(first.get_attribute("data-pairing")))
+    assert first.locator(".pairing-help").get_attribute("data-help-count") == str(records.count())
+    helped = page.locator("#pairings .pairing-help:not([data-help-count='0'])")
+    assert helped.count() >= 1 and "最近帮扶" in helped.first.inner_text()
+    year = timezone.localdate().year
+    page.wait_for_selector("#ratings[data-state=ready]")
+    rated = Rating.objects.filter(year=year)
+    assert page.locator("#ratings li[data-rating]").count() == min(rated.count(), 200)
+    revoked = page.locator("#ratings li[data-revoked]")
+    assert revoked.count() == rated.filter(revoked=True).count() >= 1
+    assert "已撤销" in revoked.first.inner_text()
+    links = page.locator("#community-ledgers a[data-export^=community-ledger-]")
+    assert links.count() == Community.objects.count()
+    origin = page.evaluate("location.origin")
+    answer = page.request.get(f"{origin}{links.first.get_attribute('href')}")
+    assert answer.status == 200, answer.status
+    assert answer.headers["content-type"].startswith(
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    ), answer.headers["content-type"]
+    assert answer.body()[:2] == b"PK"
 
 
 CLOSE_POPUPS_JS = (

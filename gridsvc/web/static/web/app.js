@@ -74,6 +74,9 @@
     f_screening: "Screening reports", f_zero: "Zero reports", f_findings: "Findings", f_petitions: "Petitions", f_petitions_er: "of them ethnic/religious",
     f_venue_visits: "Venue visits", f_venue_hazards: "Venue hazards", f_pairings: "Pairings active", f_volunteer: "Volunteer hours",
     f_five_star: "Five-star households", f_mediations: "Mediations", district_of: "District", no_streets: "No street in the district",
+    pairings_l: "Pairings (结对帮扶)", ratings_l: "Ratings", community_ledgers: "Community ledgers (xlsx)", no_pairings: "No pairings",
+    no_ratings: "No ratings this year", help_n: "Help records", last_help: "Last help", no_help: "no help recorded yet", ended: "ended",
+    revoked: "Revoked", revised: "Revised", ledger_short: "ledger", stars: "stars", partner: "Partner", household_n: "Household", more_rows: "more not shown",
   };
   const STATUS_EN = {
     reported: "Reported", assigned: "Assigned", in_progress: "In progress", escalated: "Escalated",
@@ -1349,7 +1352,8 @@
     tab.hidden = false;
     renderScreening(day);
     renderPetitions(petitions);
-    await Promise.all([has(UNITY.activities) ? addActivities() : null, refreshVenues()]);
+    communityLedgerLinks();
+    await Promise.all([has(UNITY.activities) ? addActivities() : null, refreshVenues(), refreshPairings(), refreshRatings()]);
   }
   function unityState(box, r, retry) {
     box.replaceChildren(el("p", { class: "list-state", "data-state": "error" }, r.status === 403 ? t("forbidden", "您的岗位无权查看") : failText(r), " ",
@@ -1386,6 +1390,84 @@
       el("div", { class: "meta" }, [p.date, p.petitioner, p.group_size > 1 ? `${p.group_size} ${t("persons", "人")}` : "", p.grid ? gridName(p.grid) : ""].filter(Boolean).join(" · "),
         p.case ? el("button", { type: "button", class: "link", onclick: () => showCase(p.case) }, ` ${t("t_case", "案件")} ›`) : null))))
       : el("p", { class: "list-state", "data-state": "empty" }, t("no_petitions", "暂无办理中的信访")));
+  }
+  // ------------------------------------------------------------------ 结对帮扶, 评比, 社区台账 (issue 20)
+  const PAIRING_KIND = { help: ["结对帮扶", "Help pairing"], co_building: ["共建单位", "Co-building unit"], party_member: ["在职党员报到", "Party member reporting"], wish: ["微心愿", "Micro-wish"] };
+  const RATING_TITLE = { five_star: ["五星级文明户", "Five-star household"], good_daughter_in_law: ["好媳妇", "Good daughter-in-law"], good_mother_in_law: ["好婆婆", "Good mother-in-law"], service_star: ["服务之星", "Service star"] };
+  const label2 = (table, key) => (table[key] ? table[key][lang === "en" ? 1 : 0] : key || "");
+  const PAIRINGS = `${API}/community/pairings/`;
+  const RATINGS = `${API}/community/ratings/`;
+  const COMMUNITY_LEDGER = `${API}/community/ledgers/{community}/`;
+  const PAIRING_PAGE = 50;
+  /** Community staff on the page: the street office and the community cadres (the server
+      scopes the lists and answers 403 to anyone else, shown as such). */
+  const communityStaff = () => state.desk || state.roles.has("community_cadre");
+  /** Where a row is: its grid by name, else its community; the household only by the id the
+      REST list gives (the page shows no more of a household than the list does). */
+  const rowPlace = (x) => (x.grid ? gridName(x.grid) : x.community ? placeName("community", x.community) : "");
+  const householdRef = (id) => (id ? `${t("household_n", "户")} #${id}` : "");
+  /** 结对帮扶 (and 共建单位, 在职党员报到, 微心愿): kind, member or partner, household, and the
+      help records under each (count and the last one, from `{id}/help/`). */
+  async function refreshPairings() {
+    const section = document.getElementById("pairing-section");
+    if (!has(PAIRINGS) || !communityStaff()) return;
+    section.hidden = false;
+    const box = document.getElementById("pairings");
+    const r = await api(`${PAIRINGS}?page_size=${PAIRING_PAGE}`);
+    if (!r.ok) { unityState(box, r, refreshPairings); document.getElementById("pairings-count").textContent = "!"; return; }
+    const list = rows(r.body);
+    const total = r.body.count ?? list.length;
+    document.getElementById("pairings-count").textContent = String(total);
+    const helpPath = `${API}/community/pairings/{id}/help/`;
+    const helps = await Promise.all(list.map((p) => (has(helpPath) ? api(`${PAIRINGS}${p.id}/help/`) : null)));
+    box.dataset.state = list.length ? "ready" : "empty";
+    box.replaceChildren(list.length ? el("ul", { class: "plain-list pairing-list" }, list.map((p, i) => {
+      const h = helps[i];
+      const records = h && h.ok ? rows(h.body) : null;
+      const last = records && records.length ? records[0] : null; // newest first
+      const who = p.partner || (p.member ? `${t("member", "成员")} #${p.member}` : "");
+      return el("li", { "data-pairing": p.id, "data-kind": p.kind },
+        el("div", {}, el("span", { class: "badge" }, label2(PAIRING_KIND, p.kind)), " ", el("b", {}, who), p.ended ? el("span", { class: "badge late" }, `${t("ended", "已结束")} ${p.ended}`) : null),
+        el("div", { class: "meta" }, [householdRef(p.household), rowPlace(p), p.started].filter(Boolean).join(" · ")),
+        el("div", { class: "meta pairing-help", "data-help-count": records ? records.length : "" },
+          records === null ? (h ? failText(h) : "")
+            : records.length ? `${t("help_n", "帮扶记录")} ${records.length} · ${t("last_help", "最近帮扶")} ${last.date}${last.what ? ` ${last.what}` : ""}`
+              : t("no_help", "暂无帮扶记录")));
+    }), total > list.length ? el("li", { class: "muted" }, `+${total - list.length} ${t("more_rows", "条未显示")}`) : null)
+      : el("p", { class: "list-state", "data-state": "empty" }, t("no_pairings", "暂无结对帮扶")));
+  }
+  /** This year's 评比 (五星级文明户, 好媳妇 …): title, stars, household and grid as listed;
+      revoked ones struck through, revised ones marked (动态管理). */
+  async function refreshRatings() {
+    const section = document.getElementById("rating-section");
+    if (!has(RATINGS) || !communityStaff()) return;
+    section.hidden = false;
+    const box = document.getElementById("ratings");
+    const year = new Date().getFullYear();
+    const r = await api(`${RATINGS}?year=${year}&page_size=200`);
+    if (!r.ok) { unityState(box, r, refreshRatings); document.getElementById("ratings-count").textContent = "!"; return; }
+    const list = rows(r.body);
+    const total = r.body.count ?? list.length;
+    document.getElementById("ratings-count").textContent = `${year} · ${total}`;
+    box.dataset.state = list.length ? "ready" : "empty";
+    box.replaceChildren(list.length ? el("ul", { class: "plain-list rating-list" }, list.map((x) => el("li", { "data-rating": x.id, "data-revoked": x.revoked ? "1" : null, class: x.revoked ? "rating-revoked" : null },
+      el("div", {}, el("b", {}, label2(RATING_TITLE, x.title)), " ", "★".repeat(Math.max(0, Math.min(5, x.stars || 0))),
+        x.revoked ? [" ", el("span", { class: "badge red" }, t("revoked", "已撤销"))] : null,
+        x.revised_at ? [" ", el("span", { class: "badge", title: fmtTime(x.revised_at) }, `${t("revised", "已调整")} ${fmtTime(x.revised_at)}`)] : null),
+      el("div", { class: "meta" }, [householdRef(x.household), rowPlace(x)].filter(Boolean).join(" · ")))),
+    total > list.length ? el("li", { class: "muted" }, `+${total - list.length} ${t("more_rows", "条未显示")}`) : null)
+      : el("p", { class: "list-state", "data-state": "empty" }, t("no_ratings", "本年度暂无评比")));
+  }
+  /** A 台账 (xlsx) link per community the caller reads, downloaded with the page's session
+      like the monthly report and the grid ledgers (the server masks and audits it). */
+  function communityLedgerLinks() {
+    const box = document.getElementById("community-ledgers");
+    if (!has(COMMUNITY_LEDGER) || !communityStaff() || !state.communities.length) return;
+    box.closest("section").hidden = false;
+    const year = new Date().getFullYear();
+    box.replaceChildren(...state.communities.map((cm) => el("li", {}, el("a", {
+      href: `${API}/community/ledgers/${encodeURIComponent(cm.id)}/?year=${year}`, download: "", "data-export": `community-ledger-${cm.code || cm.id}`, class: "button" },
+    `${cm.name} · ${t("ledger_short", "台账")} ${year}`))));
   }
   /** This year's activities (座谈会, 公益日, 节日 …) as a map layer, off by default. */
   async function addActivities() {
