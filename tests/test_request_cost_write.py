@@ -149,7 +149,7 @@ def _post(client: APIClient, body: dict, key: str):  # type: ignore[no-untyped-d
 
 
 def test_a_report_with_an_idempotency_key_is_fifteen_statements_and_replays(demo) -> None:
-    """Was 25 (the key's savepoint, SET lock_timeout, INSERT, SET back, release; the
+    """Was 24 (the key's savepoint, SET lock_timeout, INSERT, SET back, release; the
     report's savepoint and release; time limits, calendar days and office hours apart; the
     handler loaded again for the answer): now the key is one statement, the report's block
     has no savepoint, the deadline's rules one statement, the handler's name the routing's."""
