@@ -149,6 +149,19 @@ class UnityFiguresSerializer(serializers.Serializer):
     campaign_returns = serializers.IntegerField(help_text="returns due of the running campaigns")
     campaign_returns_filed = serializers.IntegerField()
     interpreter_calls = serializers.IntegerField(help_text="请翻译随行 on cases and visit tasks")
+    group_members = serializers.IntegerField(
+        help_text="群体台账人员: residents in the four group ledgers at the period's end"
+    )
+    group_members_retired_leader = serializers.IntegerField(help_text="离退休老领导")
+    group_members_self_employed = serializers.IntegerField(help_text="个体户/企业家")
+    group_members_returned_overseas = serializers.IntegerField(help_text="归国华侨/留学生")
+    group_members_new_stratum = serializers.IntegerField(help_text="新的社会阶层")
+    interpreter_needed = serializers.IntegerField(
+        help_text="residents needing an interpreter (需翻译) at the period's end"
+    )
+    disputes_to_mediator = serializers.IntegerField(
+        help_text="disputes whose routing or escalation in the period reached the 五员 调处员"
+    )
 
 
 class UnityMonthFiguresSerializer(UnityFiguresSerializer):

@@ -38,6 +38,7 @@ from .models import (
     PairingHelp,
     Petition,
     Rating,
+    ResidentGroup,
     ResidentLanguage,
     ReturnFiling,
     ScreeningReport,
@@ -912,6 +913,8 @@ def figures(scope: Scope, start: date, end: date, area: Any = None) -> dict[str,
         "campaign_returns_filed": returns.filter(filed_at__isnull=False).count(),
         **venue_task_figures(scope, start, end, area_q),
         **pairing_help_figures(scope, start, end, area_q),
+        **group_language_figures(scope, end, area_q),
+        "disputes_to_mediator": disputes_to_mediator(scope, start, end, area_q),
         # interpreters attached to cases and visit tasks (请翻译随行) in the period
         "interpreter_calls": scope.filter(
             InterpreterCall.objects.filter(
@@ -945,6 +948,56 @@ def pairing_help_figures(scope: Scope, start: date, end: date, area_q: Q) -> dic
     rows = scope.filter(PairingHelp.objects.filter(area_q, date__gte=start, date__lt=end))
     agg = rows.aggregate(n=Count("id"), amount=Sum("amount"))
     return {"pairing_help": agg["n"] or 0, "pairing_help_amount": float(agg["amount"] or 0)}
+
+
+def group_language_figures(scope: Scope, end: date, area_q: Q) -> dict[str, int]:
+    """群体台账人员 and 需翻译 residents as they stand at the period's end (records made
+    before ``end``): ``group_members`` (all four group ledgers), ``group_members_<group>`` per
+    :class:`ResidentGroup`, and ``interpreter_needed`` — residents whose languages record says
+    they need an interpreter (:class:`ResidentLanguage`)."""
+    groups = scope.filter(GroupMember.objects.filter(area_q, created_at__date__lt=end))
+    counts = dict(
+        groups.order_by().values("group").annotate(n=Count("id")).values_list("group", "n")
+    )
+    out = {"group_members": sum(counts.values())}
+    out.update({f"group_members_{g}": counts.get(g, 0) for g in ResidentGroup.values})
+    out["interpreter_needed"] = scope.filter(
+        ResidentLanguage.objects.filter(area_q, interpreter_needed=True, created_at__date__lt=end)
+    ).count()
+    return out
+
+
+def disputes_to_mediator(scope: Scope, start: date, end: date, area_q: Q) -> int:
+    """Disputes routed to the 五员 调处员 in the period (矛盾纠纷分派调处员): cases whose route
+    reached the 调处员 — their first routing (the ``route`` event) or an escalation by the
+    clock (``escalate``) dated ``start`` ≤ d < ``end`` put them at the community mediation
+    level (社区调委会) in the hands of a 五员 调处员 of the case's community
+    (``gridsvc.cases.services.routing``: the event's ``handler``). A committee holder who is no
+    调处员 does not count; a dispute routed twice counts once."""
+    from django.db.models import Exists, IntegerField, OuterRef
+    from django.db.models.fields.json import KeyTextTransform
+    from django.db.models.functions import Cast
+
+    from gridsvc.cases.models import Case, CaseEvent
+    from gridsvc.cases.services.unity import MEDIATOR_LEVEL
+
+    mediator = TeamMembership.objects.filter(
+        team=Team.FIVE_MEMBERS,
+        role=FiveRole.MEDIATOR,
+        member_id=OuterRef("handler"),
+        community_id=OuterRef("case__community_id"),
+    )
+    events = (
+        CaseEvent.objects.filter(at__date__gte=start, at__date__lt=end)
+        .filter(
+            Q(kind="route", data__level=MEDIATOR_LEVEL)
+            | Q(kind="escalate", data__to_level=MEDIATOR_LEVEL)
+        )
+        .annotate(handler=Cast(KeyTextTransform("handler", "data"), IntegerField()))
+        .filter(Exists(mediator))
+    )
+    cases = scope.filter(Case.objects.filter(area_q, kind="dispute"))
+    return cases.filter(pk__in=events.values("case_id")).count()
 
 
 # ---------------------------------------------------------------- cases: sign-off, 调处

@@ -81,10 +81,17 @@ UNITY_ROWS: list[tuple[str, str]] = [
     ("pairing_help_amount", "结对帮扶帮扶金额(元)"),
     ("volunteer_hours", "志愿服务时长(小时)"),
     ("five_star_households", "五星级文明户"),
+    ("disputes_to_mediator", "分派调处员的矛盾纠纷(件)"),
     ("mediations", "调处员调处(次)"),
     ("mediations_agreed", "其中达成协议"),
     ("ethnic_sign_offs", "民族宗教事务会签(件)"),
     ("interpreter_calls", "翻译随行(次)"),
+    ("interpreter_needed", "需翻译居民(人)"),
+    ("group_members", "群体台账人员(人)"),
+    ("group_members_retired_leader", "其中离退休老领导"),
+    ("group_members_self_employed", "其中个体户/企业家"),
+    ("group_members_returned_overseas", "其中归国华侨/留学生"),
+    ("group_members_new_stratum", "其中新的社会阶层"),
 ]
 
 
