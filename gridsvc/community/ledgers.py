@@ -3,7 +3,8 @@
 Per grid (sheets added to :func:`gridsvc.dataio.ledgers.ledger_workbook`) and per community
 (:func:`community_workbook`): 活动与宣传 · 排查(五员一日一报, 排查活动反馈) · 信访 · 志愿者 ·
 宗教场所 · 结对帮扶 · 评比 · 调处 · 签认 (sign-offs) · 翻译随行 (interpreter calls) · and the resident-group ledgers 离退休老领导 · 个体户/企业家 · 归国华侨/留学生 ·
-新的社会阶层 (:class:`~gridsvc.community.models.GroupMember`). The community workbook also
+新的社会阶层 (:class:`~gridsvc.community.models.GroupMember`) · 专项排查 (campaigns) · 语言与翻译
+(residents' languages) · 宗教场所联系人 (venue contacts). The community workbook also
 carries the resident ledgers 少数民族人员 · 困难家庭 · 下岗失业 over the whole community.
 
 Who gets them: as every ledger, staff and street only (the neighbour tier is refused,
@@ -23,7 +24,7 @@ from datetime import date
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, Max, Model, Q, QuerySet
+from django.db.models import Count, Max, Model, Q, QuerySet, Sum
 
 from gridsvc.chain.scope import Scope
 from gridsvc.chain.visibility import ETHNICITY, MASKED, Tier, rule
@@ -40,18 +41,22 @@ from gridsvc.territory.models import Community, Grid, Place, Resident
 
 from .models import (
     Activity,
+    Campaign,
     CampaignReturn,
     FiveRole,
     GroupMember,
     InterpreterCall,
+    Language,
     Mediation,
     Pairing,
     Petition,
     Rating,
     ResidentGroup,
+    ResidentLanguage,
     ScreeningReport,
     SignOff,
     TeamMembership,
+    VenueContact,
     VenueTask,
     VenueVisit,
 )
@@ -325,6 +330,79 @@ def _interpreter_call(led: Ledger, c: InterpreterCall) -> list[Any]:
             who or "(无翻译员)", _who(c.assignee)]  # fmt: skip
 
 
+# ---------------------------------------------------------------- 专项排查, 语言, 联系人
+def _campaigns(led: Ledger) -> list[dict[str, Any]]:
+    """The screening campaigns (专项排查) running in the year, by the area's returns: grids
+    due, returned (零报告 counts), 零报告, findings and the grids still missing."""
+    returns = led.records(
+        CampaignReturn, campaign__start__year__lte=led.year, campaign__end__year__gte=led.year
+    )
+    rows = list(
+        returns.order_by()
+        .values(
+            "campaign_id", "campaign__name", "campaign__kind", "campaign__start", "campaign__end"
+        )
+        .annotate(
+            due=Count("id"),
+            returned=Count("id", filter=Q(filed_at__isnull=False)),
+            zero=Count("id", filter=Q(filed_at__isnull=False, zero_report=True)),
+            findings=Sum("findings_count", filter=Q(filed_at__isnull=False)),
+        )
+        .order_by("campaign__start", "campaign_id")
+    )
+    missing: dict[int, list[str]] = {}
+    for c, name in (
+        returns.filter(filed_at__isnull=True)
+        .order_by("grid__code")
+        .values_list("campaign_id", "grid__name")
+    ):
+        missing.setdefault(c, []).append(name or "")
+    for r in rows:
+        r["missing"] = missing.get(r["campaign_id"], [])
+    return rows
+
+
+def _campaign(led: Ledger, c: dict[str, Any]) -> list[Any]:
+    kind = dict(Campaign.Kind.choices).get(c["campaign__kind"], c["campaign__kind"])
+    return [c["campaign__name"], kind, c["campaign__start"].isoformat(),
+            c["campaign__end"].isoformat(), c["due"], c["returned"], c["zero"],
+            c["findings"] or 0, "、".join(c["missing"])]  # fmt: skip
+
+
+def _resident_languages(led: Ledger) -> QuerySet:
+    return (
+        led.records(ResidentLanguage)
+        .select_related("resident__household__unit__building")
+        .order_by("resident__household__unit__building__code", "resident_id")
+    )
+
+
+def _resident_language(led: Ledger, r: ResidentLanguage) -> list[Any]:
+    """The resident with the ledgers' masks, their languages and whether an interpreter must
+    go along (staff see the languages, as ``languages/`` shows them: the need to know)."""
+    names = dict(Language.choices)
+    return [*led.person(r.resident), "、".join(names.get(x, x) for x in r.languages),
+            _yes(r.interpreter_needed)]  # fmt: skip
+
+
+def _venue_contacts(led: Ledger) -> QuerySet:
+    return led.records(VenueContact).select_related("place").order_by("place_id", "id")
+
+
+def _venue_contact(led: Ledger, c: VenueContact) -> list[Any]:
+    """The phone masked with the mask ``venue-contacts/`` uses below the staff tier
+    (``present_venue_contact``: ``visibility.mask_phone``), for every reader unless the
+    ledger is unmasked: a ledger is an export, and its 汇总 says its phones are masked, as
+    the resident sheets' are."""
+    from gridsvc.chain.visibility import mask_phone
+
+    from .venues import present_venue_contact
+
+    shown = present_venue_contact({"phone": c.phone}, c.phone, led.tier)["phone"]
+    phone = shown if led.unmasked else mask_phone(c.phone)
+    return [c.place.name, c.place.get_kind_display(), c.name, c.role, phone]
+
+
 # ---------------------------------------------------------------- resident groups
 def _group_members(group: str) -> Callable[[Ledger], QuerySet]:
     def members(led: Ledger) -> QuerySet:
@@ -396,6 +474,14 @@ SHEETS: list[SheetSpec] = [
                   _group_members(group), _group_member)
         for group, sheet in GROUP_SHEETS.items()
     ),
+    SheetSpec("专项排查",
+              ["专项排查", "类型", "开始", "结束", "应报网格", "已报", "零报告", "发现件数",
+               "未报网格"],
+              "{area} 专项排查台账({year}年)", _campaigns, _campaign),
+    SheetSpec("语言与翻译", [*BASE_HEADERS[1:], "语言", "需要翻译"],
+              "{area} 居民语言与翻译需求台账", _resident_languages, _resident_language),
+    SheetSpec("宗教场所联系人", ["场所", "类型", "联系人", "身份", "联系电话"],
+              "{area} 宗教场所联系人台账", _venue_contacts, _venue_contact),
 ]  # fmt: skip
 
 
