@@ -4,6 +4,7 @@
 - /api/v1/community/teams/            五员 / 一格十员 / 志愿者服务队 / 便民服务队 members
 - /api/v1/community/teams/{id}/hours/ POST a day's service hours (志愿服务时长)
 - /api/v1/community/teams/{id}/leave/ POST 请假 / 销假 (routing passes a 调处员 on leave over)
+- /api/v1/community/service-logs/     the day-by-day 志愿服务时长 (?membership=&from=&to=)
 - /api/v1/community/activities/       活动与宣传; {id}/photos/ POST a photo (multipart),
                                       {id}/photos/{photo}/file/ the file (scoped)
 - /api/v1/community/screening/        五员一日一报 (POST = my report today; 零报告 included)
@@ -45,7 +46,12 @@ from datetime import date
 
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -71,6 +77,7 @@ from gridsvc.community.models import (
     Rating,
     ResidentLanguage,
     ScreeningReport,
+    ServiceLog,
     SignOff,
     TeamMembership,
     UnityReport,
@@ -641,6 +648,66 @@ class ActivityViewSet(_WorkViewSet):
         except ValueError:
             raise ValidationError({"from": "dates YYYY-MM-DD"}) from None
         return Response(services.activity_map(request.user, start, last + timedelta(days=1)))
+
+
+class ServiceLogSerializer(serializers.ModelSerializer):
+    """One day's 志愿服务时长 of a team membership (``teams/{id}/hours/`` adds one)."""
+
+    street = serializers.IntegerField(source="street_id", read_only=True)
+    community = serializers.IntegerField(source="community_id", read_only=True)
+    grid = serializers.IntegerField(source="grid_id", read_only=True, allow_null=True)
+    membership = serializers.IntegerField(source="membership_id", read_only=True)
+    recorded_by = serializers.IntegerField(source="recorded_by_id", read_only=True)
+
+    class Meta:
+        model = ServiceLog
+        fields = [
+            "id", "street", "community", "grid", "membership", "date", "hours", "note",
+            "recorded_by", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+def _query_date(request, name: str) -> date | None:  # type: ignore[no-untyped-def]
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError({name: "a date YYYY-MM-DD"}) from None
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("membership", OpenApiTypes.INT, description="one team membership"),
+            OpenApiParameter("from", OpenApiTypes.DATE, description="first day (inclusive)"),
+            OpenApiParameter("to", OpenApiTypes.DATE, description="last day (inclusive)"),
+        ]
+    )
+)
+class ServiceLogViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """志愿服务时长 day by day, read like the teams (the staff part of your territory;
+    neighbours list nothing), newest first; ``?membership=&from=&to=`` narrow it."""
+
+    base_queryset = ServiceLog.objects.all()
+    serializer_class = ServiceLogSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return ServiceLog.objects.none()
+        raw = self.request.query_params.get("membership")
+        try:
+            membership = int(raw) if raw not in (None, "") else None
+        except ValueError:
+            raise ValidationError({"membership": "a team membership id"}) from None
+        return services.service_logs(
+            self.request.user,
+            membership=membership,
+            start=_query_date(self.request, "from"),
+            last=_query_date(self.request, "to"),
+        )
 
 
 class ScreeningReportViewSet(_WorkViewSet):
@@ -1694,6 +1761,7 @@ root_urlpatterns: list = []
 def register(router) -> None:  # type: ignore[no-untyped-def]
     """Register this domain's viewsets on the /api/v1/ router."""
     router.register("community/teams", TeamMembershipViewSet, basename="community-team")
+    router.register("community/service-logs", ServiceLogViewSet, basename="community-service-log")
     router.register("community/activities", ActivityViewSet, basename="community-activity")
     router.register("community/screening", ScreeningReportViewSet, basename="community-screening")
     router.register("community/campaigns", CampaignViewSet, basename="community-campaign")

@@ -115,3 +115,48 @@ def test_a_member_who_may_not_mediate_is_rejected_naming_why(demo, member_client
     assert Mediation.objects.count() == before
     # the same item from the 调处员 goes in
     assert _batch(member_client("cadre5"), [item])["results"][0]["status"] == "accepted"
+
+
+# ---------------------------------------------------------------- service-logs/ (the hours' list)
+def _all(client, query: str = ""):  # type: ignore[no-untyped-def]
+    r = client.get(f"{BASE}/service-logs/?page_size=500{query}")
+    assert r.status_code == 200, r.content[:300]
+    return r.json()["results"]
+
+
+def test_service_logs_are_listed_like_the_teams_and_narrowed(demo, member_client):
+    from gridsvc.community.models import ServiceLog, TeamMembership
+
+    g1, g5 = demo.grids[0], demo.grids[4]
+    ms = TeamMembership.objects.filter(grid=g1, service_logs__isnull=False).order_by("id").first()
+    assert ms is not None
+    grid1 = member_client("grid1")
+    # one membership's days, in a window: exactly its log rows there, newest first
+    days = sorted(set(ServiceLog.objects.filter(membership=ms).values_list("date", flat=True)))
+    first, last = days[len(days) // 3], days[-1 - len(days) // 3]
+    rows = _all(grid1, f"&membership={ms.pk}&from={first}&to={last}")
+    expected = ServiceLog.objects.filter(membership=ms, date__gte=first, date__lte=last).order_by(
+        "-date", "-id"
+    )
+    assert [r["id"] for r in rows] == [x.pk for x in expected] and rows
+    assert all(r["membership"] == ms.pk and r["grid"] == g1.pk for r in rows)
+    # everything grid1 lists is their grid's; the street sees more
+    listed = _all(grid1)
+    assert listed and {r["grid"] for r in listed} == {g1.pk}
+    assert len(_all(member_client("street"))) > len(listed)
+    # another grid's membership lists nothing to grid1; neighbours list nothing at all
+    other = TeamMembership.objects.filter(grid=g5, service_logs__isnull=False).first()
+    assert other is not None and _all(grid1, f"&membership={other.pk}") == []
+    assert _all(member_client("bh-001")) == []
+    # a logged day appears (the batch's service_log) and bad parameters are 400 naming them
+    key = str(uuid.uuid4())
+    item = {
+        "kind": "service_log",
+        "client_uuid": key,
+        "data": {"membership": ms.pk, "date": "2026-11-20", "hours": "2.5", "note": "巡逻"},
+    }
+    assert _batch(grid1, [item])["results"][0]["status"] == "accepted"
+    day = _all(grid1, f"&membership={ms.pk}&from=2026-11-20&to=2026-11-20")
+    assert [(r["hours"], r["note"]) for r in day][-1] == ("2.5", "巡逻")
+    assert grid1.get(f"{BASE}/service-logs/?from=yesterday").status_code == 400
+    assert "membership" in grid1.get(f"{BASE}/service-logs/?membership=x").json()

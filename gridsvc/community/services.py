@@ -633,6 +633,27 @@ def log_service_offline(member: Any, data: dict[str, Any]) -> tuple[ServiceLog, 
     )
 
 
+def service_logs(
+    member: Any,
+    *,
+    membership: int | None = None,
+    start: date | None = None,
+    last: date | None = None,
+) -> QuerySet:
+    """The day-by-day 志愿服务时长 (:class:`ServiceLog`) in ``member``'s work scope, as the
+    teams are read (neighbours: none), newest first; optionally one team membership's
+    (another's, or one outside the scope, lists nothing) and the days ``start`` ≤ d ≤
+    ``last``."""
+    rows = visible(ServiceLog, member)
+    if membership is not None:
+        rows = rows.filter(membership_id=membership)
+    if start is not None:
+        rows = rows.filter(date__gte=start)
+    if last is not None:
+        rows = rows.filter(date__lte=last)
+    return rows.order_by("-date", "-id")
+
+
 def campaign_coverage(campaign: Campaign, scope: Scope) -> dict[str, Any]:
     """Coverage of a campaign over the grids ``scope`` reaches: returned (零报告 counts),
     findings, and the grids still missing."""
