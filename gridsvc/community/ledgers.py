@@ -31,6 +31,7 @@ from gridsvc.chain.visibility import ETHNICITY, MASKED, Tier, rule
 from gridsvc.dataio.cells import append_row
 from gridsvc.dataio.ledgers import (
     BASE_HEADERS,
+    MASK,
     _header,
     finish_workbook,
     ledger_access,
@@ -379,10 +380,15 @@ def _resident_languages(led: Ledger) -> QuerySet:
 
 def _resident_language(led: Ledger, r: ResidentLanguage) -> list[Any]:
     """The resident with the ledgers' masks, their languages and whether an interpreter must
-    go along (staff see the languages, as ``languages/`` shows them: the need to know)."""
+    go along. Where the ledger masks ethnicity, a minority language is masked too (维吾尔语
+    beside a masked 民族 would tell it): 汉语 is shown, any other language as the mask; the
+    need of an interpreter stays. ``languages/`` gives staff the languages to arrange one."""
     names = dict(Language.choices)
-    return [*led.person(r.resident), "、".join(names.get(x, x) for x in r.languages),
-            _yes(r.interpreter_needed)]  # fmt: skip
+    shown = [
+        names.get(x, x) if x == Language.MANDARIN or not led.eth_masked else MASK
+        for x in r.languages
+    ]
+    return [*led.person(r.resident), "、".join(dict.fromkeys(shown)), _yes(r.interpreter_needed)]
 
 
 def _venue_contacts(led: Ledger) -> QuerySet:
