@@ -143,7 +143,7 @@ def headline_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
         ]
     else:
         rows.append(("矛盾纠纷/安全隐患", "暂无数据"))
-    if "unity" in r:  # 民族团结进步创建 (docs/community.md)
+    if "unity" in r:  # 民族团结进步创建 (docs/unity.md)
         u = r["unity"]
         # a figure an older (issued, frozen) report does not carry is left out, not shown as 0
         rows += [(label, u[key]) for key, label in UNITY_ROWS if key in u]

@@ -633,7 +633,7 @@ def _assistance(
 
 
 def _unity(area: Community | Street, period: Period, scope: Scope, tier: Tier) -> dict[str, Any]:
-    """民族团结进步创建 figures (gridsvc.community, docs/community.md): staff and street only."""
+    """民族团结进步创建 figures (gridsvc.community, docs/unity.md): staff and street only."""
     if not knows_sensitive(tier):
         return {}
     from gridsvc.community.services import figures
