@@ -463,7 +463,21 @@ class VenueVisitSerializer(LocatedSerializer):
 
 class PairingSerializer(LocatedSerializer):
     member = _id("member_id", "the paired member (cadre, party member)")
+    member_name = serializers.SerializerMethodField(help_text="the paired member's name")
     household = _id("household_id", "the household helped")
+    help_count = serializers.SerializerMethodField(help_text="help records (帮扶记录) so far")
+    last_help_on = serializers.SerializerMethodField(help_text="the last help record's day")
+
+    def get_member_name(self, obj: Pairing) -> str | None:
+        m = obj.member
+        return (m.display_name or m.username) if m is not None else None
+
+    def get_help_count(self, obj: Pairing) -> int:
+        # annotated by services.with_help_summary; a pairing just made has none
+        return int(getattr(obj, "help_count", 0) or 0)
+
+    def get_last_help_on(self, obj: Pairing) -> date | None:
+        return getattr(obj, "last_help_on", None)
 
     class Meta:
         model = Pairing
@@ -471,11 +485,14 @@ class PairingSerializer(LocatedSerializer):
             *LocatedSerializer.LOCATED_FIELDS,
             "kind",
             "member",
+            "member_name",
             "partner",
             "household",
             "started",
             "ended",
             "help_given",
+            "help_count",
+            "last_help_on",
         ]
         read_only_fields = ["created_at"]
 
@@ -1059,6 +1076,9 @@ class PairingViewSet(_WorkViewSet):
     serializer_class = PairingSerializer
     filterset_fields = ["kind", "household", "grid"]
     record = staticmethod(services.record_pairing)
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return services.with_help_summary(super().get_queryset())
 
     @extend_schema(methods=["GET"], request=None, responses={200: PairingHelpSerializer(many=True)})
     @extend_schema(

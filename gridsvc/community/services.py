@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Model, Q, QuerySet, Sum
+from django.db.models import Count, Max, Model, Q, QuerySet, Sum
 from django.utils import timezone
 
 from gridsvc.chain.scope import Scope, scope_for
@@ -1223,6 +1223,14 @@ FEED_PREFETCH: dict[str, tuple[str, ...]] = {"activities": ("photos",)}
 FEED_NAME = "community"
 
 
+def with_help_summary(qs: QuerySet) -> QuerySet:
+    """Pairings with ``help_count`` (their help records, 帮扶记录) and ``last_help_on`` (the
+    last one's day), as the list and the feed show them."""
+    return qs.select_related("member").annotate(
+        help_count=Count("help_records"), last_help_on=Max("help_records__date")
+    )
+
+
 def work_territory_mark(member: Any) -> str:
     """A short digest of what decides which community rows ``member``'s phone may hold: the
     streets, communities and grids of their work scope (:func:`work_scope`), or everything.
@@ -1291,6 +1299,8 @@ def changes(
             qs = _after(feed_venue_tasks(member, work_scope(member)), state.get(key))
         else:
             qs = _after(visible(model, member), state.get(key))
+        if key == "pairings":  # shown with their help records' count and last day
+            qs = with_help_summary(qs)
         if key in FEED_RELATED:
             qs = qs.select_related(*FEED_RELATED[key])
         if key in FEED_PREFETCH:

@@ -1407,7 +1407,7 @@
   const rowPlace = (x) => (x.grid ? gridName(x.grid) : x.community ? placeName("community", x.community) : "");
   const householdRef = (id) => (id ? `${t("household_n", "户")} #${id}` : "");
   /** 结对帮扶 (and 共建单位, 在职党员报到, 微心愿): kind, member or partner, household, and the
-      help records under each (count and the last one, from `{id}/help/`). */
+      help records under each (count and the last day, as the list gives them). */
   async function refreshPairings() {
     const section = document.getElementById("pairing-section");
     if (!has(PAIRINGS) || !communityStaff()) return;
@@ -1418,21 +1418,15 @@
     const list = rows(r.body);
     const total = r.body.count ?? list.length;
     document.getElementById("pairings-count").textContent = String(total);
-    const helpPath = `${API}/community/pairings/{id}/help/`;
-    const helps = await Promise.all(list.map((p) => (has(helpPath) ? api(`${PAIRINGS}${p.id}/help/`) : null)));
     box.dataset.state = list.length ? "ready" : "empty";
-    box.replaceChildren(list.length ? el("ul", { class: "plain-list pairing-list" }, list.map((p, i) => {
-      const h = helps[i];
-      const records = h && h.ok ? rows(h.body) : null;
-      const last = records && records.length ? records[0] : null; // newest first
-      const who = p.partner || (p.member ? `${t("member", "成员")} #${p.member}` : "");
+    box.replaceChildren(list.length ? el("ul", { class: "plain-list pairing-list" }, list.map((p) => {
+      const count = p.help_count ?? 0; // the list carries the help records' count and last day
+      const who = p.partner || p.member_name || (p.member ? `${t("member", "成员")} #${p.member}` : "");
       return el("li", { "data-pairing": p.id, "data-kind": p.kind },
         el("div", {}, el("span", { class: "badge" }, label2(PAIRING_KIND, p.kind)), " ", el("b", {}, who), p.ended ? el("span", { class: "badge late" }, `${t("ended", "已结束")} ${p.ended}`) : null),
         el("div", { class: "meta" }, [householdRef(p.household), rowPlace(p), p.started].filter(Boolean).join(" · ")),
-        el("div", { class: "meta pairing-help", "data-help-count": records ? records.length : "" },
-          records === null ? (h ? failText(h) : "")
-            : records.length ? `${t("help_n", "帮扶记录")} ${records.length} · ${t("last_help", "最近帮扶")} ${last.date}${last.what ? ` ${last.what}` : ""}`
-              : t("no_help", "暂无帮扶记录")));
+        el("div", { class: "meta pairing-help", "data-help-count": count },
+          count ? `${t("help_n", "帮扶记录")} ${count} · ${t("last_help", "最近帮扶")} ${p.last_help_on}` : t("no_help", "暂无帮扶记录")));
     }), total > list.length ? el("li", { class: "muted" }, `+${total - list.length} ${t("more_rows", "条未显示")}`) : null)
       : el("p", { class: "list-state", "data-state": "empty" }, t("no_pairings", "暂无结对帮扶")));
   }
