@@ -226,7 +226,7 @@ def log_service(
     """志愿服务时长: ``hours`` given on ``day`` by a team member (the membership is one the
     recorder may see); adds to the membership's running total. A phone's retry (same
     ``client_uuid``) returns the stored log and adds nothing."""
-    return _log_service(
+    return log_service_once(
         member, membership, day=day, hours=hours, note=note, client_uuid=client_uuid
     )[0]
 
@@ -242,20 +242,6 @@ def log_service_once(
 ) -> tuple[ServiceLog, bool]:
     """As :func:`log_service`, and whether the hours were added now (``False``: a retry of
     that ``client_uuid``; nothing added)."""
-    return _log_service(
-        member, membership, day=day, hours=hours, note=note, client_uuid=client_uuid
-    )
-
-
-def _log_service(
-    member: Any,
-    membership: TeamMembership,
-    *,
-    day: date,
-    hours: Any,
-    note: str = "",
-    client_uuid: uuid.UUID | None = None,
-) -> tuple[ServiceLog, bool]:
     from decimal import Decimal, InvalidOperation
 
     from django.db.models import F
@@ -623,7 +609,7 @@ def log_service_offline(member: Any, data: dict[str, Any]) -> tuple[ServiceLog, 
     membership = _resolve(scope, TeamMembership, data.get("membership"), "membership")
     if membership is None:
         raise CommunityError("name the team membership", "membership")
-    return _log_service(
+    return log_service_once(
         member,
         membership,
         day=data.get("date") or timezone.localdate(),

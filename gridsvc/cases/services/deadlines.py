@@ -35,24 +35,22 @@ S = Status
 YELLOW_SHARE = float(getattr(settings, "GRIDSVC", {}).get("YELLOW_CARD_SHARE", 0.8))
 
 
-def time_limits(category: Category, wanted: dict[str, str]) -> dict[str, TimeLimit | None]:
-    """The limits for several stages at once (``{stage: level}``), in one query: for each
-    stage the category's own (level-specific first), else the nearest ancestor's."""
+def _ancestry(category: Category) -> list[Category]:
+    """The category, its parent, … up to the root (a cycle stops the walk)."""
     chain: list[Category] = []
     cat: Category | None = category
     while cat is not None and cat not in chain:
         chain.append(cat)
         cat = cat.parent
-    levels = set(wanted.values()) | {""}
-    rows = {
-        (t.category_id, t.stage, t.level): t
-        for t in TimeLimit.objects.filter(
-            category_id__in=[c.pk for c in chain], stage__in=list(wanted), level__in=levels
-        )
-    }
-    found: dict[str, TimeLimit | None] = {}
-    for stage, level in wanted.items():
-        found[stage] = next(
+    return chain
+
+
+def _pick_limits(
+    rows: dict[tuple[int, str, str], TimeLimit], chain: list[Category], wanted: dict[str, str]
+) -> dict[str, TimeLimit | None]:
+    """For each wanted ``{stage: level}``: the nearest category's limit, level-specific first."""
+    return {
+        stage: next(
             (
                 rows[key]
                 for c in chain
@@ -61,7 +59,22 @@ def time_limits(category: Category, wanted: dict[str, str]) -> dict[str, TimeLim
             ),
             None,
         )
-    return found
+        for stage, level in wanted.items()
+    }
+
+
+def time_limits(category: Category, wanted: dict[str, str]) -> dict[str, TimeLimit | None]:
+    """The limits for several stages at once (``{stage: level}``), in one query: for each
+    stage the category's own (level-specific first), else the nearest ancestor's."""
+    chain = _ancestry(category)
+    levels = set(wanted.values()) | {""}
+    rows = {
+        (t.category_id, t.stage, t.level): t
+        for t in TimeLimit.objects.filter(
+            category_id__in=[c.pk for c in chain], stage__in=list(wanted), level__in=levels
+        )
+    }
+    return _pick_limits(rows, chain, wanted)
 
 
 def time_limits_and_clock(
@@ -73,11 +86,7 @@ def time_limits_and_clock(
 
     from django.db import connection
 
-    chain: list[Category] = []
-    cat: Category | None = category
-    while cat is not None and cat not in chain:
-        chain.append(cat)
-        cat = cat.parent
+    chain = _ancestry(category)
     levels = sorted(set(wanted.values()) | {""})
     sql = f"""SELECT (SELECT COALESCE(jsonb_agg(jsonb_build_array(
           t.id, t.category_id, t.stage, t.level, t.amount, t.unit)), '[]')
@@ -101,18 +110,7 @@ def time_limits_and_clock(
         )
         t._state.adding, t._state.db = False, connection.alias
         rows[(cat_id, stage, level)] = t
-    found: dict[str, TimeLimit | None] = {}
-    for stage, level in wanted.items():
-        found[stage] = next(
-            (
-                rows[key]
-                for c in chain
-                for key in ((c.pk, stage, level), (c.pk, stage, ""))
-                if key in rows
-            ),
-            None,
-        )
-    return found, WorkClock.from_columns(street_id, days, periods)
+    return _pick_limits(rows, chain, wanted), WorkClock.from_columns(street_id, days, periods)
 
 
 def time_limit(category: Category, stage: str, level: str = "") -> TimeLimit | None:
