@@ -999,7 +999,7 @@ def run(args: argparse.Namespace) -> dict:  # noqa: PLR0915
 # ------------------------------------------------------------------------------ profile
 def profile(name: str, n: int) -> None:
     """pyinstrument over ``n`` in-process calls of ``name`` (chain-point, chain-household,
-    floor-auth) through the whole stack (middleware, DRF, JWT)."""
+    me, my-tasks, my-cases, feed-first-sync, feed-nothing-new, tile-cached, tile-304) through the whole stack (middleware, DRF, JWT)."""
     from pyinstrument import Profiler
     from rest_framework.test import APIClient
 
@@ -1017,12 +1017,23 @@ def profile(name: str, n: int) -> None:
         "my-cases": lambda i: "/api/v1/cases/?mine=1",
         "feed-first-sync": lambda i: "/api/v1/sync/changes/",
     }
+    headers: dict = {}
+    if name == "feed-nothing-new":  # the cursor after a first sync, polled again
+        body = c.get("/api/v1/sync/changes/").json()
+        while body.get("has_more"):
+            body = c.get(f"/api/v1/sync/changes/?since={body['cursor']}").json()
+        paths[name] = lambda i, cur=body["cursor"]: f"/api/v1/sync/changes/?since={cur}"
+    if name in ("tile-cached", "tile-304"):  # a tile of the member's grid, from the cache
+        tile = "/tiles/buildings/{}/{}/{}.mvt".format(*p["tile"])
+        paths[name] = lambda i: tile
+        if name == "tile-304":
+            headers["HTTP_IF_NONE_MATCH"] = c.get(tile).headers.get("ETag") or ""
     for i in range(5):
-        c.get(paths[name](i))
+        c.get(paths[name](i), **headers)
     prof = Profiler(interval=0.0002)
     prof.start()
     for i in range(n):
-        c.get(paths[name](i))
+        c.get(paths[name](i), **headers)
     prof.stop()
     print(prof.output_text(unicode=True, color=False, show_all=False))
 
