@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from gridsvc.chain.services import LEVEL_BY_NAME, LEVELS, STREET_LEVEL, walk
+from gridsvc.community.languages import attach_interpreters
 from gridsvc.supervision.models import InboxMessage
 from gridsvc.territory.services import locate
 
@@ -68,6 +69,15 @@ def escalate_one_level(
     case.assigned_at = when
     case.stage_started_at = when
     set_deadline(case)
+    if case.household_id is not None:
+        # the new handler, like the first: an interpreter when they do not speak the
+        # household's language, none when they do (the same call kept on a retried job)
+        attach_interpreters(
+            household=case.household_id,
+            assignee_id=handler,
+            case=case,
+            recorded_by=actor,
+        )
     inbox(
         [handler, before_handler],
         InboxMessage.Kind.ESCALATION,
