@@ -54,7 +54,7 @@ COMMUNITY_WORK_SHEETS = [
 ADDED_COLUMNS = {"宗教场所": 4, "结对帮扶": 2}
 # sheets added since (after the golden ones; their rows of the community's 汇总 left out):
 # tests/test_community_ledgers_more.py checks them
-ADDED_SHEETS = {"专项排查", "语言与翻译", "宗教场所联系人"}
+ADDED_SHEETS = {"专项排查", "语言与翻译", "宗教场所联系人", "成员语言"}
 # sheets longer than this are kept as their length, a digest of every row and the first rows
 # (the community's 少数民族人员 and its year of 一日一报 would make the file some 300 kB)
 LONG = 120

@@ -4,7 +4,8 @@ Per grid (sheets added to :func:`gridsvc.dataio.ledgers.ledger_workbook`) and pe
 (:func:`community_workbook`): 活动与宣传 · 排查(五员一日一报, 排查活动反馈) · 信访 · 志愿者 ·
 宗教场所 · 结对帮扶 · 评比 · 调处 · 签认 (sign-offs) · 翻译随行 (interpreter calls) · and the resident-group ledgers 离退休老领导 · 个体户/企业家 · 归国华侨/留学生 ·
 新的社会阶层 (:class:`~gridsvc.community.models.GroupMember`) · 专项排查 (campaigns) · 语言与翻译
-(residents' languages) · 宗教场所联系人 (venue contacts). The community workbook also
+(residents' languages) · 宗教场所联系人 (venue contacts) · 成员语言 (members' languages, staff
+data). The community workbook also
 carries the resident ledgers 少数民族人员 · 困难家庭 · 下岗失业 over the whole community.
 
 Who gets them: as every ledger, staff and street only (the neighbour tier is refused,
@@ -409,6 +410,74 @@ def _venue_contact(led: Ledger, c: VenueContact) -> list[Any]:
     return [c.place.name, c.place.get_kind_display(), c.name, c.role, phone]
 
 
+# ---------------------------------------------------------------- 成员语言 (staff data)
+def _member_languages(led: Ledger) -> list[tuple[str, str, str]]:
+    """The area's members (holding a post over the area, or on one of its teams) who speak a
+    language besides 汉语 (:class:`~gridsvc.community.models.MemberLanguage`, or as a
+    民族语言翻译员), and its interpreters without an account, by name: (name, posts,
+    languages). Staff data, no resident's: the ledger's readers read it unmasked."""
+    from django.utils import timezone
+
+    from gridsvc.accounts.models import Member
+    from gridsvc.chain.models import Position, PositionType
+
+    from .languages import _active, languages_spoken
+    from .models import Team
+
+    area = led.area
+    if isinstance(area, Grid):
+        where = Q(grid=area) | Q(building__grid=area) | Q(unit__building__grid=area)
+    else:
+        where = (
+            Q(community=area)
+            | Q(grid__community=area)
+            | Q(compound__community=area)
+            | Q(building__grid__community=area)
+            | Q(unit__building__grid__community=area)
+        )
+    posts: dict[Any, list[str]] = {}
+    kinds = dict(PositionType.choices)
+    for mid, kind in (
+        Position.objects.held_at()
+        .filter(where)
+        .order_by("id")
+        .values_list("member_id", "position_type")
+    ):
+        posts.setdefault(mid, []).append(kinds.get(kind, kind))
+    teams, roles = dict(Team.choices), {**dict(FiveRole.choices), **dict(Language.choices)}
+    spoken_by_name: dict[str, set[str]] = {}
+    for t in _active(led.records(TeamMembership), timezone.localdate()).order_by("id"):
+        post = (
+            f"{teams.get(t.team, t.team)}({roles.get(t.role, t.role)})"
+            if t.role
+            else teams.get(t.team, t.team)
+        )
+        key: Any = t.member_id or f"name:{t.name}"
+        posts.setdefault(key, []).append(post)
+        if t.member_id is None and t.team == Team.INTERPRETERS:
+            spoken_by_name.setdefault(key, set()).add(t.role)
+    spoken = languages_spoken([k for k in posts if isinstance(k, int)])
+    spoken.update(spoken_by_name)
+    names = {
+        m.pk: str(m)
+        for m in Member.objects.filter(pk__in=[k for k in spoken if isinstance(k, int)])
+    }
+    order = list(Language.values)
+    labels = dict(Language.choices)
+    rows = []
+    for key, langs in spoken.items():
+        name = names.get(key, "") if isinstance(key, int) else key[len("name:") :]
+        shown = sorted(langs, key=lambda c: order.index(c) if c in order else len(order))
+        rows.append(
+            (name, "、".join(dict.fromkeys(posts[key])), "、".join(labels.get(c, c) for c in shown))
+        )
+    return sorted(rows)
+
+
+def _member_language(led: Ledger, row: tuple[str, str, str]) -> list[Any]:
+    return list(row)
+
+
 # ---------------------------------------------------------------- resident groups
 def _group_members(group: str) -> Callable[[Ledger], QuerySet]:
     def members(led: Ledger) -> QuerySet:
@@ -488,6 +557,8 @@ SHEETS: list[SheetSpec] = [
               "{area} 居民语言与翻译需求台账", _resident_languages, _resident_language),
     SheetSpec("宗教场所联系人", ["场所", "类型", "联系人", "身份", "联系电话"],
               "{area} 宗教场所联系人台账", _venue_contacts, _venue_contact),
+    SheetSpec("成员语言", ["姓名", "岗位", "语言"],
+              "{area} 成员语言台账", _member_languages, _member_language),
 ]  # fmt: skip
 
 
