@@ -34,6 +34,7 @@
 - /api/v1/community/reports/          the street's plan / monthly / summary to the district;
                                       {id}/acknowledge/ the district's 签收
 - /api/v1/community/district/         the district's streets side by side
+- /api/v1/community/district-officers/ the 创建 office's members of the districts read in full
 
 Everything is read through the staff part of the caller's scope: neighbours (楼长, 单元长,
 物业, 业委会) list nothing and get 403 on the sums; writes are staff only. Ids in bodies are
@@ -66,6 +67,7 @@ from gridsvc.community.models import (
     ActivityPhoto,
     Campaign,
     CampaignReturn,
+    DistrictOfficer,
     GroupMember,
     InterpreterCall,
     Language,
@@ -87,7 +89,7 @@ from gridsvc.community.models import (
 )
 from gridsvc.community.venues import present_venue_contact
 from gridsvc.territory.codes import mask_name
-from gridsvc.territory.models import Grid
+from gridsvc.territory.models import District, Grid
 
 from . import batch
 from .attachments import AnyAccept, serve
@@ -1752,7 +1754,43 @@ class DistrictOverviewView(APIView):
         return Response(services.district_overview(request.user, code, year, month))
 
 
+class DistrictOfficerSerializer(serializers.Serializer):
+    """``district-officers/``: a member of a district's 创建 office."""
+
+    id = serializers.IntegerField()
+    member = serializers.IntegerField(source="member_id")
+    name = serializers.SerializerMethodField()
+    district_code = serializers.CharField()
+    district_name = serializers.CharField()
+
+    def get_name(self, obj: DistrictOfficer) -> str:
+        return str(obj.member)
+
+
+class DistrictOfficerListView(APIView):
+    """The 创建 office's members (:class:`~gridsvc.community.models.DistrictOfficer`) of the
+    districts the caller reads in full (``services.readable_districts``: their own district's
+    officers); a street office, which reads its district by name only, and everyone else get
+    an empty list."""
+
+    @extend_schema(responses={200: DistrictOfficerSerializer(many=True)})
+    def get(self, request):  # type: ignore[no-untyped-def]
+        _, full = services.readable_districts(request.user)
+        codes = District.objects.filter(pk__in=full).values_list("code", flat=True)
+        rows = (
+            DistrictOfficer.objects.filter(district_code__in=list(codes))
+            .select_related("member")
+            .order_by("district_code", "id")
+        )
+        return Response(DistrictOfficerSerializer(rows, many=True).data)
+
+
 urlpatterns: list = [
+    path(
+        "community/district-officers/",
+        DistrictOfficerListView.as_view(),
+        name="community-district-officers",
+    ),
     path("community/screening/day/", ScreeningDayView.as_view(), name="community-screening-day"),
     path("community/figures/", FiguresView.as_view(), name="community-figures"),
     path("community/changes/", CommunityChangesView.as_view(), name="community-changes"),

@@ -754,6 +754,33 @@ def _probe_districts(ctx) -> None:  # type: ignore[no-untyped-def]
         assert ("code" in row) == (row["id"] in full), ctx.role
 
 
+def _probe_district_officers(ctx) -> None:  # type: ignore[no-untyped-def]
+    """The district's 创建 office members: only of the districts read in full (a district
+    officer's own); a street office and everyone else get an empty list."""
+    from gridsvc.community.models import DistrictOfficer
+    from gridsvc.community.services import readable_districts
+    from gridsvc.territory.models import District
+
+    _, full = readable_districts(ctx.member)
+    codes = set(District.objects.filter(pk__in=full).values_list("code", flat=True))
+    r = ctx.client.get(f"{BASE}/district-officers/")
+    assert r.status_code == 200, (ctx.role, r.status_code)
+    got = {row["id"] for row in r.json()}
+    want = set(DistrictOfficer.objects.filter(district_code__in=codes).values_list("pk", flat=True))
+    assert got == want, ctx.role
+    assert not got, ctx.role  # the matrix's field roles read no district in full
+    # the district's officer reads its office; the street office (its district by name) none
+    from rest_framework.test import APIClient
+
+    district = Member.objects.get(username="district")
+    for username, officers in (("district", {district.pk}), ("street", set())):
+        client = APIClient()
+        client.force_authenticate(Member.objects.get(username=username))
+        rows = client.get(f"{BASE}/district-officers/").json()
+        assert {row["member"] for row in rows} == officers, username
+        assert all(row["district_code"] and row["name"] for row in rows)
+
+
 def _probe_district_detail(ctx) -> None:  # type: ignore[no-untyped-def]
     from gridsvc.community.services import readable_districts
     from gridsvc.territory.models import District
@@ -790,6 +817,7 @@ COMMUNITY_EXPLICIT: dict[str, Callable] = {
     f"GET {BASE}/reports/": _probe_reports,
     f"POST {BASE}/reports/<pk>/acknowledge/": _probe_acknowledge,
     f"GET {BASE}/district/": _probe_district,
+    f"GET {BASE}/district-officers/": _probe_district_officers,
     f"GET {BASE}/languages/interpreters/": _probe_interpreters,
     f"GET {BASE}/member-languages/": _probe_member_languages,
     f"GET {BASE}/screening/day/": _probe_staff_sums(f"{BASE}/screening/day/"),
