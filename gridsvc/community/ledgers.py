@@ -438,8 +438,7 @@ def _member_languages(led: Ledger) -> list[tuple[str, str, str]]:
     posts: dict[Any, list[str]] = {}
     kinds = dict(PositionType.choices)
     for mid, kind in (
-        Position.objects.held_at()
-        .filter(where)
+        led.scope.filter(Position.objects.held_at().filter(where))
         .order_by("id")
         .values_list("member_id", "position_type")
     ):
