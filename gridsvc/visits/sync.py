@@ -256,7 +256,6 @@ SELECT
   )"""
         for name, kind in _PROBE_TYPES.items():
             _PROBE = _PROBE.replace(f"%({name})s", f"%({name})s::{kind}")
-        _convert_once(len(_PROBE))
     return _PROBE
 
 
@@ -289,22 +288,7 @@ def _probe_rider_sql() -> str:
 ), sc AS MATERIALIZED (SELECT u.id AS me,
   {arrays}
 ), {body.removeprefix("WITH ")}) q WHERE NOT u.is_superuser"""
-        _convert_once(len(_RIDER) + 2048)  # with the caller's query around it
     return _RIDER
-
-
-def _convert_once(length: int) -> None:
-    """Let psycopg keep its conversion of a statement of ``length`` characters (its
-    placeholders found once per process, not on every run): psycopg caches statements up to
-    4096 characters only, and the feed's probe, riding with the caller's query, is longer —
-    splitting it again cost every quiet poll 0.16 ms (issue 19). The cache stays psycopg's
-    (an LRU of 128 statements, keyed by the statement's text); nothing of a request is kept."""
-    try:
-        from psycopg import _queries
-    except ImportError:  # pragma: no cover - another driver
-        return
-    if getattr(_queries, "MAX_CACHED_STATEMENT_LENGTH", length) < length:
-        _queries.MAX_CACHED_STATEMENT_LENGTH = length
 
 
 def cursor_state_unchecked(cursor: str) -> dict[str, Any] | None:
