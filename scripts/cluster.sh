@@ -57,7 +57,9 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() {
   local i
   for i in $(seq 1 "${2:-60}"); do port_open "$1" && return 0; sleep 0.5; done
-  echo "port $1 did not open (see $RUN/*.log)" >&2; return 1
+  echo "port $1 did not open (see $RUN/*.log)" >&2
+  tail -n 5 "$RUN"/*.log >&2 2>/dev/null || true  # the last lines of each, for who reads stderr
+  return 1
 }
 render() {  # template → file, replacing @NAME@ with the shell variable NAME
   local src=$1 dst=$2 text name
@@ -145,7 +147,18 @@ derive_pools() {  # pool sizes from the primary's max_connections (docs/scaling.
   fi
 }
 start_pgbouncer() {
-  alive "$RUN/pgbouncer.pid" && return 0
+  if alive "$RUN/pgbouncer.pid"; then
+    port_open "$PGBOUNCER_PORT" && return 0
+    # alive but not listening: a PgBouncer in its safe shutdown (SIGINT) that has closed its
+    # port and not yet exited. Wait for it to go (else "start only what is missing" would
+    # start nothing and the app servers would find no pooler), then stop it if it lingers.
+    local i
+    for i in $(seq 1 20); do alive "$RUN/pgbouncer.pid" || break; sleep 0.5; done
+    if alive "$RUN/pgbouncer.pid"; then
+      kill -TERM "$(cat "$RUN/pgbouncer.pid")" 2>/dev/null || true
+      for i in $(seq 1 20); do alive "$RUN/pgbouncer.pid" || break; sleep 0.5; done
+    fi
+  fi
   derive_pools
   log "PgBouncer (transaction mode) on port $PGBOUNCER_PORT"
   RUN_DIR="$RUN" render deploy/pgbouncer.ini "$RUN/pgbouncer.ini"
