@@ -11,6 +11,7 @@ nothing here. Every id in a request is resolved through that scope: a foreign id
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -133,9 +134,15 @@ def _located_from_household(household: Household) -> dict[str, Any]:
 
 
 def _save(
-    model: type[Model], recorder: Any, client_uuid: uuid.UUID | None, /, **fields: Any
+    model: type[Model],
+    recorder: Any,
+    client_uuid: uuid.UUID | None,
+    /,
+    then: Callable[[Any], Any] | None = None,
+    **fields: Any,
 ) -> tuple[Any, bool]:
-    """Create a row; a retried phone upload (same ``client_uuid``) returns the stored one."""
+    """Create a row; a retried phone upload (same ``client_uuid``) returns the stored one.
+    ``then(row)`` runs in the same transaction as the insert, only when the row is new."""
     if client_uuid is not None:
         existing = model.objects.filter(client_uuid=client_uuid).first()
         if existing is not None:
@@ -145,6 +152,8 @@ def _save(
     try:
         with transaction.atomic():
             row = model.objects.create(recorded_by=recorder, client_uuid=client_uuid, **fields)
+            if then is not None:
+                then(row)
     except IntegrityError:
         existing = model.objects.filter(client_uuid=client_uuid).first() if client_uuid else None
         if existing is None or existing.recorded_by_id != recorder.pk:
@@ -249,7 +258,7 @@ def log_service_once(
     _require_staff(member)
     if client_uuid is not None:
         stored = ServiceLog.objects.filter(client_uuid=client_uuid).first()
-        if stored is not None:
+        if stored is not None:  # a retry: nothing checked again, nothing added
             if stored.recorded_by_id != member.pk:
                 raise CommunityError("client_uuid already used", "client_uuid", status=409)
             return stored, False
@@ -261,26 +270,22 @@ def log_service_once(
         raise CommunityError("between 0 and 24 hours in a day", "hours")
     if day > timezone.localdate():
         raise CommunityError("hours are logged for days that have passed", "date")
-    try:
-        with transaction.atomic():
-            log = ServiceLog.objects.create(
-                membership=membership,
-                date=day,
-                hours=hours,
-                note=note,
-                recorded_by=member,
-                client_uuid=client_uuid,
-                street_id=membership.street_id,
-                community_id=membership.community_id,
-                grid_id=membership.grid_id,
-            )
-            TeamMembership.objects.filter(pk=membership.pk).update(hours=F("hours") + hours)
-    except IntegrityError:  # the same retry stored meanwhile: nothing added twice
-        stored = ServiceLog.objects.filter(client_uuid=client_uuid).first() if client_uuid else None
-        if stored is None or stored.recorded_by_id != member.pk:
-            raise
-        return stored, False
-    return log, True
+    return _save(
+        ServiceLog,
+        member,
+        client_uuid,
+        # the running total moves with the new log only (a retry adds nothing)
+        then=lambda log: TeamMembership.objects.filter(pk=membership.pk).update(
+            hours=F("hours") + hours
+        ),
+        membership=membership,
+        date=day,
+        hours=hours,
+        note=note,
+        street_id=membership.street_id,
+        community_id=membership.community_id,
+        grid_id=membership.grid_id,
+    )
 
 
 def five_member_teams(member: Any, day: date) -> QuerySet:
@@ -695,9 +700,9 @@ def resolve_petition(member: Any, petition: Petition, *, case: int | None = None
 
 
 # ---------------------------------------------------------------- religious venues
-def record_venue_visit(member: Any, data: dict[str, Any]) -> tuple[VenueVisit, bool]:
-    """A liaison visit to a religious venue (Place of kind mosque / religious_venue)."""
-    data = dict(data)
+def _venue_of(member: Any, data: dict[str, Any]) -> tuple[Place, dict[str, Any]]:
+    """The venue ``data["place"]`` names (popped), in ``member``'s work scope, and where a
+    record about it is located (its grid, else its community)."""
     _require_staff(member)
     place = _resolve(work_scope(member), Place, data.pop("place", None), "place")
     if place is None:
@@ -705,9 +710,14 @@ def record_venue_visit(member: Any, data: dict[str, Any]) -> tuple[VenueVisit, b
     if not place.is_religious:
         raise CommunityError("the place is not a religious venue", "place")
     if place.grid_id:
-        where = locate(member, grid=place.grid_id)
-    else:
-        where = locate(member, community=place.community_id)
+        return place, locate(member, grid=place.grid_id)
+    return place, locate(member, community=place.community_id)
+
+
+def record_venue_visit(member: Any, data: dict[str, Any]) -> tuple[VenueVisit, bool]:
+    """A liaison visit to a religious venue (Place of kind mosque / religious_venue)."""
+    data = dict(data)
+    place, where = _venue_of(member, data)
     if data.get("hazards", "").strip():
         data["hazard_found"] = True
     from .venues import complete_venue_tasks
@@ -724,18 +734,9 @@ def record_venue_visit(member: Any, data: dict[str, Any]) -> tuple[VenueVisit, b
 def record_venue_contact(member: Any, data: dict[str, Any]) -> tuple[VenueContact, bool]:
     """A religious venue's contact person (name, role, phone), kept on the venue."""
     data = dict(data)
-    _require_staff(member)
-    place = _resolve(work_scope(member), Place, data.pop("place", None), "place")
-    if place is None:
-        raise CommunityError("name the venue", "place")
-    if not place.is_religious:
-        raise CommunityError("the place is not a religious venue", "place")
+    place, where = _venue_of(member, data)
     if not str(data.get("name", "")).strip():
         raise CommunityError("name the contact", "name")
-    if place.grid_id:
-        where = locate(member, grid=place.grid_id)
-    else:
-        where = locate(member, community=place.community_id)
     return _save(VenueContact, member, data.pop("client_uuid", None), place=place, **data, **where)
 
 
