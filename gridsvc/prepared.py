@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.db import connections
+
+T = TypeVar("T")
 
 
 def _enabled(alias: str) -> bool:
@@ -39,19 +42,35 @@ def _enabled(alias: str) -> bool:
     return is_psycopg3
 
 
-def fetchone(sql: str, params: dict[str, Any], alias: str = "default") -> tuple | None:
-    """The first row of ``sql`` (``%(name)s`` placeholders), prepared on this connection."""
+def _prepared_connection(alias: str) -> Any:
+    """The psycopg connection under Django's, ready to prepare when asked (``prepare=True``)."""
     conn = connections[alias]
-    if not _enabled(alias):
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchone()
     conn.ensure_connection()
     raw = conn.connection
     if raw.prepare_threshold is None:
         # Django turns psycopg's preparing off (None: not even when asked); a threshold no
         # query reaches keeps Django's own queries unprepared and honours prepare=True here
         raw.prepare_threshold = 1_000_000_000
+    return raw
+
+
+def _log(alias: str, label: str, sql: str, start: float) -> None:
+    """Log the statement as Django logs its own (``connection.queries``)."""
+    conn = connections[alias]
+    if conn.queries_logged:
+        conn.queries_log.append(
+            {"sql": f"/* {label} */ {sql}", "time": f"{time.monotonic() - start:.3f}"}
+        )
+
+
+def _run(sql: str, params: dict[str, Any], alias: str, fetch: Callable[[Any], T]) -> T:
+    """Run ``sql`` prepared on this connection and ``fetch`` its rows from the cursor."""
+    conn = connections[alias]
+    if not _enabled(alias):
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return fetch(cur)
+    raw = _prepared_connection(alias)
     import psycopg
 
     start = time.monotonic()
@@ -59,38 +78,21 @@ def fetchone(sql: str, params: dict[str, Any], alias: str = "default") -> tuple 
     # the text), which are never prepared
     with conn.wrap_database_errors, psycopg.Cursor(raw) as cur:
         cur.execute(sql, params, prepare=True)
-        row = cur.fetchone()
-    if conn.queries_logged:
-        conn.queries_log.append(
-            {"sql": f"/* prepared */ {sql}", "time": f"{time.monotonic() - start:.3f}"}
-        )
-    return row
+        found = fetch(cur)
+    _log(alias, "prepared", sql, start)
+    return found
+
+
+def fetchone(sql: str, params: dict[str, Any], alias: str = "default") -> tuple | None:
+    """The first row of ``sql`` (``%(name)s`` placeholders), prepared on this connection."""
+    return _run(sql, params, alias, lambda cur: cur.fetchone())
 
 
 def fetchall(sql: str, params: dict[str, Any], alias: str = "default") -> list[tuple]:
     """Every row of ``sql`` (``%(name)s`` placeholders), prepared on this connection, as
     :func:`fetchone` runs it (the same fallbacks, errors and query log) — for the page
     statements of the read paths (api.pagination.PreparedPage)."""
-    conn = connections[alias]
-    if not _enabled(alias):
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
-    conn.ensure_connection()
-    raw = conn.connection
-    if raw.prepare_threshold is None:
-        raw.prepare_threshold = 1_000_000_000  # as fetchone: only prepare=True prepares
-    import psycopg
-
-    start = time.monotonic()
-    with conn.wrap_database_errors, psycopg.Cursor(raw) as cur:
-        cur.execute(sql, params, prepare=True)
-        rows = cur.fetchall()
-    if conn.queries_logged:
-        conn.queries_log.append(
-            {"sql": f"/* prepared */ {sql}", "time": f"{time.monotonic() - start:.3f}"}
-        )
-    return rows
+    return _run(sql, params, alias, lambda cur: cur.fetchall())
 
 
 def fetchone_generic(sql: str, params: dict[str, Any], alias: str = "default") -> tuple | None:
@@ -108,10 +110,7 @@ def fetchone_generic(sql: str, params: dict[str, Any], alias: str = "default") -
 
     if not psycopg.Pipeline.is_supported():  # pragma: no cover - libpq < 14
         return fetchone(sql, params, alias)
-    conn.ensure_connection()
-    raw = conn.connection
-    if raw.prepare_threshold is None:
-        raw.prepare_threshold = 1_000_000_000  # as fetchone: only prepare=True prepares
+    raw = _prepared_connection(alias)
     start = time.monotonic()
     with (
         conn.wrap_database_errors,
@@ -124,8 +123,5 @@ def fetchone_generic(sql: str, params: dict[str, Any], alias: str = "default") -
             cur.execute(sql, params, prepare=True)
             after.execute("RESET plan_cache_mode")
         row = cur.fetchone()
-    if conn.queries_logged:
-        conn.queries_log.append(
-            {"sql": f"/* prepared, generic */ {sql}", "time": f"{time.monotonic() - start:.3f}"}
-        )
+    _log(alias, "prepared, generic", sql, start)
     return row
