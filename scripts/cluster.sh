@@ -52,7 +52,17 @@ PG_BIN="/usr/lib/postgresql/$(ls /usr/lib/postgresql | sort -V | tail -n1)/bin"
 psql_primary() { as_pg psql -h "$PRIMARY_SOCKET" -p "$PRIMARY_PORT" -d "$DB_NAME" -v ON_ERROR_STOP=1 -qtA "$@"; }
 psql_standby() { as_pg psql -h "$STANDBY_DIR" -p "$STANDBY_PORT" -d "$DB_NAME" -qtA "$@"; }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+pid_runs() {  # pid: the process runs — a zombie does not (kill -0 succeeds on one until its
+  # parent reaps it; a killed daemon's parent is PID 1, which may reap late: the fresh-clone CI
+  # of bcf408a saw a SIGKILLed app server counted as running, and never started again)
+  local stat state
+  kill -0 "$1" 2>/dev/null || return 1
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  state=${stat##*) }  # the field after the command name, which may hold spaces or ')'
+  state=${state%% *}
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+alive() { [ -f "$1" ] && pid_runs "$(cat "$1")"; }  # pidfile
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() {
   local i
@@ -224,9 +234,9 @@ stop_pidfile() {  # pidfile [signal]
   local f=$1 pid i
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
-  if kill -0 "$pid" 2>/dev/null; then
+  if pid_runs "$pid"; then
     kill -"${2:-TERM}" "$pid" 2>/dev/null || true
-    for i in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    for i in $(seq 1 60); do pid_runs "$pid" || break; sleep 0.5; done
     kill -KILL "$pid" 2>/dev/null || true
   fi
   # each part runs in a process group of its own (setsid, or the daemon's own): what the
