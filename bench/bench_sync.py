@@ -1,7 +1,7 @@
 """Benchmark: a phone's sync for a grid member of the loaded city (issue 16, "done means").
 
-    .venv/bin/python bench/bench_sync.py [--quick]      # standalone: starts its own gunicorn
-    bash scripts/bench.sh small                          # or make bench SIZE=small: part of run.py
+    bash scripts/bench.sh small                   # or make bench SIZE=small: part of run.py
+    .venv/bin/python bench/run.py --sync [--quick]  # alone: the loaded city, its own gunicorn
 
 Over HTTP, as a phone does it (``Accept-Encoding: gzip``, a JWT of its own device):
 
@@ -28,17 +28,11 @@ import gzip
 import json
 import random
 import statistics
-import sys
 import time
 import uuid
 from datetime import datetime
-from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 TZ = ZoneInfo("Asia/Shanghai")
 FEED = "/api/v1/sync/changes/"
@@ -327,59 +321,3 @@ def run(base: str, api, picks, cur, mark: str, quick: bool = False) -> list[dict
             flush=True,
         )
     return rows
-
-
-def _loadavg() -> list[float]:
-    try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return []
-
-
-def main() -> None:
-    """Standalone: the loaded city (run.py's ensure_city is not called: load it first with
-    ``make bench SIZE=small`` or ``manage.py load_city``), its own gunicorn, this bench only.
-    ``DATABASE_URL`` names the database (default: the development one), so each size can live
-    in a database of its own. Writes bench/results/sync-<size>-<date>.json (not
-    <size>-<date>.json: that is run.py's table)."""
-    import argparse
-    from datetime import date
-
-    import run as harness  # bench/run.py: django set up with the bench environment
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
-    loaded, figures = harness.city.loaded_size()
-    if not loaded:
-        raise SystemExit("no city loaded: make bench SIZE=small (or manage.py load_city)")
-    picks = harness.Picks(loaded)
-    started = datetime.now(TZ).isoformat(timespec="seconds")
-    load_before = _loadavg()
-    with harness.Server() as server, harness.pg() as conn, conn.cursor() as cur:
-        api = harness.Api(server.url, picks.grid_member)
-        try:
-            rows = run(server.url, api, picks, cur, harness.MARK, args.quick)
-        finally:
-            harness.cleanup()
-    result = {
-        "size": loaded,
-        "figures": figures,
-        "date": date.today().isoformat(),
-        "started_at": started,
-        "member": picks.grid_member,
-        "grid": picks.grid_code,
-        "machine": harness.machine_info(),
-        # 1/5/15-minute load averages (2 cores): other work on the machine at the time
-        "loadavg_before": load_before,
-        "loadavg_after": _loadavg(),
-        "operations": rows,
-    }
-    out = ROOT / "bench" / "results" / f"sync-{loaded}-{result['date']}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
-
-
-if __name__ == "__main__":
-    main()

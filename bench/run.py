@@ -3,6 +3,7 @@
     bash scripts/bench.sh small            # or: make bench SIZE=small|medium|large
     .venv/bin/python bench/run.py --size small [--no-locust] [--port N] [--quick]
     .venv/bin/python bench/run.py --table   # markdown table of the latest result per size
+    .venv/bin/python bench/run.py --sync [--quick]  # the phone-sync bench alone (bench_sync.py)
 
 What it does: loads the city of that size if it is not loaded (``manage.py load_city``,
 idempotent), starts gunicorn (as scripts/serve.sh: gridsvc/gunicorn_conf.py; no background worker) on a
@@ -1030,6 +1031,52 @@ def ensure_city(size: str) -> dict:
     return result
 
 
+def _loadavg() -> list[float]:
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return []
+
+
+def run_sync_alone(quick: bool) -> None:
+    """``--sync``: the phone-sync bench (bench/bench_sync.py) alone, against the city loaded
+    in the database ``DATABASE_URL`` names (default: the development one; :func:`ensure_city`
+    is not called: load it first with ``make bench SIZE=small`` or ``manage.py load_city``), on
+    its own gunicorn. Writes bench/results/sync-<size>-<date>.json (not <size>-<date>.json:
+    that is the table of :func:`main`)."""
+    import bench.bench_sync as bs
+
+    loaded, figures = city.loaded_size()
+    if not loaded:
+        raise SystemExit("no city loaded: make bench SIZE=small (or manage.py load_city)")
+    picks = Picks(loaded)
+    started = datetime.now(TZ).isoformat(timespec="seconds")
+    load_before = _loadavg()
+    with Server() as server, pg() as conn, conn.cursor() as cur:
+        api = Api(server.url, picks.grid_member)
+        try:
+            rows = bs.run(server.url, api, picks, cur, MARK, quick)
+        finally:
+            cleanup()
+    result = {
+        "size": loaded,
+        "figures": figures,
+        "date": date.today().isoformat(),
+        "started_at": started,
+        "member": picks.grid_member,
+        "grid": picks.grid_code,
+        "machine": machine_info(),
+        # 1/5/15-minute load averages (2 cores): other work on the machine at the time
+        "loadavg_before": load_before,
+        "loadavg_after": _loadavg(),
+        "operations": rows,
+    }
+    out = RESULTS / f"sync-{loaded}-{result['date']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", choices=[s for s in city.SIZES if s != "tiny"], default="small")
@@ -1039,9 +1086,15 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=200)
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--table", action="store_true", help="print the README table and exit")
+    ap.add_argument(
+        "--sync", action="store_true", help="the phone-sync bench alone, on the loaded city"
+    )
     args = ap.parse_args()
     if args.table:
         print(markdown_table())
+        return
+    if args.sync:
+        run_sync_alone(args.quick)
         return
     t0 = time.perf_counter()
     load = ensure_city(args.size)

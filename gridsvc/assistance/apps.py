@@ -22,3 +22,10 @@ class AssistanceConfig(AppConfig):
         HOUSEHOLD_PATHS[ApplicationDocument] = "application__household__"
         HOUSEHOLD_PATHS[Migrant] = "resident__household__"
         HOUSEHOLD_PATHS[MigrantMove] = "migrant__resident__household__"
+
+        # the 应保尽保 map layer joins the layer registry (layers knows nothing of assistance)
+        from gridsvc.layers.services import register_layer
+
+        from .layer import gaps_layer
+
+        register_layer(gaps_layer())

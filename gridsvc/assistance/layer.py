@@ -2,8 +2,9 @@
 look eligible for 低保 or housing assistance without an application, and how many are on
 assistance with an overdue 复核 — counts only, never a household, a name or a room.
 
-Registered in the layer registry (:data:`gridsvc.layers.services.LAYERS`, one line there), so
-tiles, GeoJSON, OGC API and the layer list serve it like any other layer. Privacy
+Registered in the layer registry (:data:`gridsvc.layers.services.LAYERS`) by this app's
+``AppConfig.ready`` (:func:`gridsvc.layers.services.register_layer`), so tiles, GeoJSON, OGC
+API and the layer list serve it like any other layer. Privacy
 (docs/security.md): the counts reveal LOW_INCOME, so only the staff part of the caller's
 scope is read (:func:`gridsvc.chain.visibility.staff_scope`: a neighbour's scope — building,
 compound, unit — is empty there, so 楼长, 单元长, 物业, 业委会 get no feature at all), and a

@@ -1050,13 +1050,19 @@ LAYERS: dict[str, LayerDef] = {
         ),
     )
 }
-# issue 21: the 应保尽保 layer (counts per building), declared in gridsvc/assistance/layer.py
-from gridsvc.assistance.layer import gaps_layer  # noqa: E402
-
-LAYERS["assistance_gaps"] = gaps_layer()
 TILE_LAYERS = tuple(LAYERS) + ("heatmap",)
 #: the layers an export (:mod:`gridsvc.dataio.export`) can write
 EXPORT_LAYERS = tuple(name for name, d in LAYERS.items() if d.exported)
+
+
+def register_layer(layer: LayerDef) -> None:
+    """Add a layer another app declares to the registry, from that app's ``AppConfig.ready``
+    (issue 21's 应保尽保 layer: gridsvc/assistance/layer.py): tiles, GeoJSON, OGC API, the
+    layer list and exports then serve it like the layers above."""
+    global TILE_LAYERS, EXPORT_LAYERS
+    LAYERS[layer.name] = layer
+    TILE_LAYERS = tuple(LAYERS) + ("heatmap",)
+    EXPORT_LAYERS = tuple(name for name, d in LAYERS.items() if d.exported)
 
 
 def layer_def(name: str) -> LayerDef:
