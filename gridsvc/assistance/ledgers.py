@@ -29,7 +29,7 @@ def add_sheets(
 ) -> dict[str, int]:
     """Append 民生服务台账 and 民生服务统计 for ``area`` (a grid) in ``year`` to ``wb``."""
     from gridsvc.dataio.cells import append_row
-    from gridsvc.dataio.ledgers import _header
+    from gridsvc.dataio.sheets import header as _header
 
     if not knows_sensitive(tier):
         return {}

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from .models import (
@@ -31,7 +31,9 @@ from .models import (
 ZH = Language.MANDARIN.value
 
 
-def _active(qs: Any, day: date) -> Any:
+def active_memberships(qs: QuerySet, day: date) -> QuerySet:
+    """The team memberships of ``qs`` (:class:`TeamMembership` rows) running on ``day``:
+    begun on or before it and not ended before it (on leave or not)."""
     return qs.filter(valid_from__lte=day).filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
 
 
@@ -47,7 +49,7 @@ def languages_spoken(member_ids: Iterable[int | None], day: date | None = None) 
         "member_id", "languages"
     ):
         out.setdefault(mid, set()).update(c for c in langs if c != ZH)
-    roles = _active(
+    roles = active_memberships(
         TeamMembership.objects.filter(team=Team.INTERPRETERS, member_id__in=ids), day
     ).values_list("member_id", "role")
     for mid, role in roles:
@@ -91,7 +93,7 @@ def speakers_for_households(
     ):
         for c in langs:
             by_lang.setdefault(c, set()).add(mid)
-    for mid, role in _active(
+    for mid, role in active_memberships(
         TeamMembership.objects.filter(
             team=Team.INTERPRETERS, role__in=wanted, member__isnull=False
         ),
@@ -107,7 +109,7 @@ def speakers_for_households(
 def _interpreters(community_id: int, grid_id: int | None, day: date) -> dict[str, TeamMembership]:
     """language → the first active 民族语言翻译员 of the community (or the grid) with an account
     or a name, not on leave."""
-    rows = _active(
+    rows = active_memberships(
         TeamMembership.objects.filter(
             team=Team.INTERPRETERS, community_id=community_id, on_leave=False
         ).filter(Q(grid__isnull=True) | Q(grid_id=grid_id)),

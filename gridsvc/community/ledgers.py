@@ -20,23 +20,26 @@ workbook is written to the audit log.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import date
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, Max, Model, Q, QuerySet, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
 
 from gridsvc.chain.scope import Scope
 from gridsvc.chain.visibility import ETHNICITY, MASKED, Tier, rule
-from gridsvc.dataio.cells import append_row
-from gridsvc.dataio.ledgers import (
+from gridsvc.dataio.sheets import (
     BASE_HEADERS,
     MASK,
-    _header,
+    REFUSED,
+    Ledger,
+    LedgerRefused,
+    SheetSpec,
     finish_workbook,
     ledger_access,
-    person_cells,
+    ledger_scope,
+    may_get_ledgers,
+    write_sheet,
 )
 from gridsvc.territory.codes import mask_name
 from gridsvc.territory.models import Community, Grid, Place, Resident
@@ -86,61 +89,6 @@ GROUP_DETAIL: dict[str, str] = {
 RESIDENT_ORDER = (
     "household__unit__building__code", "household__unit__number", "household__room", "id",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Ledger:
-    """What one ledger workbook is made for: the area (a grid or a community), the reader's
-    staff scope and tier, the year, and the reader's masks."""
-
-    area: Grid | Community
-    scope: Scope
-    tier: Tier
-    year: int
-    unmasked: bool
-    eth_masked: bool
-
-    @property
-    def q(self) -> Q:
-        """The area's records (their own grid or community field)."""
-        return Q(grid=self.area) if isinstance(self.area, Grid) else Q(community=self.area)
-
-    def records(self, model: type[Model], **filters: Any) -> QuerySet:
-        """``model``'s records of the area within the scope."""
-        return self.scope.filter(model._default_manager.filter(self.q, **filters))
-
-    def of_year(self, model: type[Model], field: str = "date") -> QuerySet:
-        """``model``'s records of the area dated (by ``field``) in the year."""
-        return self.records(model, **{f"{field}__year": self.year})
-
-    def person(self, r: Resident) -> list[Any]:
-        """A resident's ledger columns after 序号, masked for the reader."""
-        return person_cells(r, self.unmasked, self.eth_masked)
-
-
-@dataclass(frozen=True)
-class SheetSpec:
-    """One ledger sheet: its ``title`` (the tab and the count's key), its ``headers`` (after
-    序号), its ``heading`` (row 1; ``{area}`` and ``{year}`` filled in), the records
-    (``rows``) and a record's cells after 序号 (``row``)."""
-
-    title: str
-    headers: list[str]
-    heading: str
-    rows: Callable[[Ledger], Iterable[Any]]
-    row: Callable[[Ledger, Any], list[Any]]
-
-
-def write_sheet(wb: Workbook, spec: SheetSpec, ledger: Ledger) -> int:
-    """Append ``spec``'s sheet to ``wb``: heading, header, the numbered rows. Returns the
-    number of rows."""
-    ws = wb.create_sheet(spec.title)
-    heading = spec.heading.format(area=ledger.area.name, year=ledger.year)
-    _header(ws, ["序号", *spec.headers], heading)
-    n = 0
-    for n, record in enumerate(spec.rows(ledger), start=1):  # noqa: B007
-        append_row(ws, [n, *spec.row(ledger, record)])
-    return n
 
 
 def _day(d: date | None) -> str:
@@ -421,7 +369,7 @@ def _member_languages(led: Ledger) -> list[tuple[str, str, str]]:
     from gridsvc.accounts.models import Member
     from gridsvc.chain.models import Position, PositionType
 
-    from .languages import _active, languages_spoken
+    from .languages import active_memberships, languages_spoken
     from .models import Team
 
     area = led.area
@@ -445,7 +393,7 @@ def _member_languages(led: Ledger) -> list[tuple[str, str, str]]:
         posts.setdefault(mid, []).append(kinds.get(kind, kind))
     teams, roles = dict(Team.choices), {**dict(FiveRole.choices), **dict(Language.choices)}
     spoken_by_name: dict[str, set[str]] = {}
-    for t in _active(led.records(TeamMembership), timezone.localdate()).order_by("id"):
+    for t in active_memberships(led.records(TeamMembership), timezone.localdate()).order_by("id"):
         post = (
             f"{teams.get(t.team, t.team)}({roles.get(t.role, t.role)})"
             if t.role
@@ -605,12 +553,8 @@ def community_workbook(community: Community, member: Any, *, year: int | None = 
 def visible_community(pk: Any, member: Any) -> Community | None:
     """The community ``pk`` if ``member``'s ledgers reach it (held through staff positions,
     over the community or the street: a grid's staff get their grid's ledgers instead)."""
-    from gridsvc.dataio.ledgers import LedgerRefused, ledger_scope, may_get_ledgers
-
     if not may_get_ledgers(member):
-        raise LedgerRefused(
-            "ledgers (台账) are kept by grid members, community cadres and the street office"
-        )
+        raise LedgerRefused(REFUSED)
     scope = ledger_scope(member)
     comm = Community.objects.filter(pk=pk).first()
     if comm is None:

@@ -24,51 +24,38 @@ ledger's day (the year's last day, today for the current year;
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Collection
 from datetime import date
 
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
 
 from gridsvc.assistance.figures import households_on
 from gridsvc.assistance.models import Kind
 from gridsvc.chain.scope import Scope
-from gridsvc.chain.visibility import (
-    ETHNICITY,
-    MASKED,
-    SENSITIVE_TAGS,
-    Tier,
-    birth_year,
-    rule,
-    staff_scope,
-    tier_for,
-)
-from gridsvc.territory.codes import ETHNICITIES, mask_id_number, mask_phone
+from gridsvc.chain.visibility import SENSITIVE_TAGS
 from gridsvc.territory.models import Grid, Household, Resident
 from gridsvc.visits.models import VisitTask
 
-from .access import audit_export, may_unmask_export, member_scope
 from .cells import append_row
 
-MASK = "**"  # a masked value, as in the API (api.privacy.MASK)
+# what every ledger workbook shares (gridsvc.dataio.sheets), named here as before
+from .sheets import (  # noqa: F401
+    BASE_HEADERS,
+    MASK,
+    REFUSED,
+    LedgerRefused,
+    finish_workbook,
+    ledger_access,
+    ledger_scope,
+    ledger_tier,
+    may_get_ledgers,
+    person_cells,
+)
+from .sheets import header as _header
 
-HEADER_FILL = "DDEBF7"  # openpyxl is imported where a workbook is made, not with the URLconf
 TAG_LABELS = dict(Resident.Tag.choices)
 RESIDENCY_LABELS = dict(Resident.Residency.choices)
 TENURE_LABELS = dict(Household.Tenure.choices)
-BASE_HEADERS = [
-    "序号",
-    "姓名",
-    "性别",
-    "出生年份",
-    "民族",
-    "身份证号",
-    "联系电话",
-    "楼栋",
-    "单元",
-    "房号",
-]
 
 
 def dibao_households(day: date) -> QuerySet:
@@ -98,25 +85,6 @@ LEDGERS: list[tuple[str, Q | Callable[[date], Q], list[str]]] = [
 CORRECTION_TAGS = ("community_correction", "help_education")
 
 
-class LedgerRefused(PermissionDenied):
-    """Ledgers are the grid staff's records: the neighbour tier never gets them."""
-
-
-def ledger_tier(member) -> Tier:  # type: ignore[no-untyped-def]
-    """The member's tier for ledgers; ``None`` (the operator's command) is STREET."""
-    return Tier.STREET if member is None else tier_for(member)
-
-
-def may_get_ledgers(member) -> bool:  # type: ignore[no-untyped-def]
-    """Whether ``member`` may download ledgers at all (staff and street tiers)."""
-    return ledger_tier(member) >= Tier.STAFF
-
-
-def ledger_scope(member) -> Scope:  # type: ignore[no-untyped-def]
-    """Where ``member``'s ledgers reach: their territory held through staff/street positions."""
-    return staff_scope(member_scope(member))
-
-
 def _residents(grid: Grid, scope: Scope) -> QuerySet:
     qs = Resident.objects.filter(household__unit__building__grid=grid)
     return (
@@ -126,24 +94,6 @@ def _residents(grid: Grid, scope: Scope) -> QuerySet:
             "household__unit__building__code", "household__unit__number", "household__room", "id"
         )
     )
-
-
-def person_cells(r: Resident, unmasked: bool, ethnicity_masked: bool) -> list:  # type: ignore[type-arg]
-    """A resident's columns of every person ledger after 序号 (:data:`BASE_HEADERS`). Birth
-    *year* only: with the ID number masked to region + last four, the full date would rebuild
-    the whole number."""
-    hh = r.household
-    return [
-        r.name,
-        r.get_gender_display() if r.gender else "",
-        birth_year(r.birth_date) or "",
-        MASK if ethnicity_masked else ETHNICITIES.get(r.ethnicity, ("", ""))[0],
-        r.id_number if unmasked else mask_id_number(r.id_number),
-        r.phone if unmasked else mask_phone(r.phone),
-        hh.unit.building.name if hh else "",
-        hh.unit.number if hh else "",
-        hh.room if hh else "",
-    ]
 
 
 def _base(i: int, r: Resident, unmasked: bool, ethnicity_masked: bool) -> list:  # type: ignore[type-arg]
@@ -177,24 +127,6 @@ def _extra(col: str, r: Resident, today: date, dibao: Collection[int] = ()) -> s
     return ""
 
 
-def _header(ws, headers: list[str], title: str) -> None:  # type: ignore[no-untyped-def]
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
-
-    append_row(ws, [title])
-    ws["A1"].font = Font(bold=True, size=13)
-    append_row(ws, headers)
-    for c in ws[2]:
-        c.font = Font(bold=True)
-        c.fill = PatternFill("solid", fgColor=HEADER_FILL)
-        c.alignment = Alignment(horizontal="center")
-    for i, h in enumerate(headers, start=1):
-        ws.column_dimensions[get_column_letter(i)].width = (
-            20 if h == "身份证号" else max(8, 3 * len(h))
-        )
-    ws.freeze_panes = "C3"
-
-
 def _visit_months(residents: list[Resident], year: int) -> dict[tuple[int, int], str]:
     """(resident or household id, month) → visit status of the correction visits."""
     labels = dict(VisitTask.Status.choices)
@@ -216,19 +148,6 @@ def _visit_months(residents: list[Resident], year: int) -> dict[tuple[int, int],
         key = t.resident_id or -t.household_id
         out[(key, t.period_start.month)] = text
     return out
-
-
-def ledger_access(member) -> tuple[Tier, Scope, bool, bool]:  # type: ignore[no-untyped-def]
-    """Who may open a ledger (台账) and how it is masked for them, for every ledger workbook:
-    ``(tier, scope, unmasked, ethnicity_masked)``. Raises :class:`LedgerRefused` below the
-    staff tier (neighbours keep no ledgers)."""
-    tier = ledger_tier(member)
-    if tier < Tier.STAFF:
-        raise LedgerRefused(
-            "ledgers (台账) are kept by grid members, community cadres and the street office"
-        )
-    unmasked = may_unmask_export(member, ("id_number", "phone", "ethnicity"))
-    return tier, ledger_scope(member), unmasked, rule(ETHNICITY, tier) == MASKED and not unmasked
 
 
 def ledger_workbook(grid: Grid, member=None, *, year: int | None = None) -> bytes:  # type: ignore[no-untyped-def]
@@ -317,31 +236,9 @@ def ledger_workbook(grid: Grid, member=None, *, year: int | None = None) -> byte
     )
 
 
-def finish_workbook(  # type: ignore[no-untyped-def]
-    wb, counts: dict[str, int], headers: list[str], heading: str, member, kind: str, detail: dict
-) -> bytes:
-    """Put the 汇总 sheet (rows per ledger and the masking note) first in a ledger workbook,
-    write the export to the audit log (``kind``, ``detail``) and return the xlsx bytes."""
-    summary = wb.create_sheet("汇总", 0)
-    _header(summary, headers, heading)
-    for k, v in counts.items():
-        append_row(summary, [k, v])
-    append_row(summary, [])
-    append_row(
-        summary,
-        ["说明", "身份证号、联系电话、民族已脱敏,出生日期只列年份;导出已记入审计日志"],
-    )
-    buf = io.BytesIO()
-    wb.save(buf)
-    audit_export(member, kind, detail=detail)
-    return buf.getvalue()
-
-
 def visible_grid(code: str, member=None) -> Grid | None:  # type: ignore[no-untyped-def]
     """The grid with ``code`` if ``member``'s ledgers reach it (staff positions only).
     Raises :class:`LedgerRefused` (403) for the neighbour tier, whatever the grid."""
     if not may_get_ledgers(member):
-        raise LedgerRefused(
-            "ledgers (台账) are kept by grid members, community cadres and the street office"
-        )
+        raise LedgerRefused(REFUSED)
     return ledger_scope(member).filter(Grid.objects.filter(code=code)).first()
