@@ -997,13 +997,49 @@ def run(args: argparse.Namespace) -> dict:  # noqa: PLR0915
 
 
 # ------------------------------------------------------------------------------ profile
+def profile_report_route(p: dict, n: int) -> None:
+    """pyinstrument over ``n`` in-process ``POST /api/v1/cases/`` as the bench's report-route
+    op sends them (the writer, a member of another grid; a fresh Idempotency-Key each), then
+    what they wrote is deleted (:func:`cleanup`), so repeated runs do not pile up cases."""
+    from pyinstrument import Profiler
+    from rest_framework.test import APIClient
+
+    w = p["writer"]
+    c = APIClient()
+    r = c.post("/api/v1/auth/token/",
+               {"username": w["username"], "password": PASSWORD, "device": "bench"}, format="json")  # fmt: skip
+    c.credentials(HTTP_AUTHORIZATION=f"Bearer {r.json()['access']}")
+
+    def post(i: int) -> None:
+        r = c.generic("POST", "/api/v1/cases/", report_body(w, i), "application/json",
+                      HTTP_IDEMPOTENCY_KEY=f"{MARK}-{uuid.uuid4()}")  # fmt: skip
+        if r.status_code != 201:
+            raise RuntimeError(f"report: {r.status_code} {r.content[:300]!r}")
+
+    try:
+        for i in range(5):
+            post(i)
+        prof = Profiler(interval=0.0002)
+        prof.start()
+        for i in range(n):
+            post(i)
+        prof.stop()
+        print(prof.output_text(unicode=True, color=False, show_all=False))
+    finally:
+        cleanup()
+
+
 def profile(name: str, n: int) -> None:
     """pyinstrument over ``n`` in-process calls of ``name`` (chain-point, chain-household,
-    me, my-tasks, my-cases, feed-first-sync, feed-nothing-new, tile-cached, tile-304) through the whole stack (middleware, DRF, JWT)."""
+    me, my-tasks, my-cases, feed-first-sync, feed-nothing-new, tile-cached, tile-304,
+    report-route) through the whole stack (middleware, DRF, JWT)."""
     from pyinstrument import Profiler
     from rest_framework.test import APIClient
 
     p = picks()
+    if name == "report-route":
+        profile_report_route(p, n)
+        return
     c = APIClient()
     r = c.post("/api/v1/auth/token/",
                {"username": p["username"], "password": PASSWORD, "device": "bench"}, format="json")  # fmt: skip

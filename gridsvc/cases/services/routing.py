@@ -15,10 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.gis.geos import Point
+from django.db import connection
+from django.db.models import Model
 from django.utils import timezone
 
-from gridsvc.chain.services import LEVEL_BY_NAME, STREET_LEVEL, Chain, ChainStep, walk
-from gridsvc.territory.models import Building, Compound, Household, Unit
+from gridsvc.chain.services import LEVEL_BY_NAME, STREET_LEVEL, Chain, ChainStep, Holder, walk
+from gridsvc.territory.models import Building, Community, Compound, Grid, Household, Street, Unit
 from gridsvc.territory.services import Location, locate
 
 from ..models import (
@@ -46,7 +48,10 @@ def start_level_for(category: Category, flags: Iterable[str] = ()) -> tuple[str,
     """The level a case starts at and who is notified at once (category and flag rules)."""
     level = category.effective_start_level
     notify = category.effective_notify
-    rules = {r.flag: r for r in FlagRule.objects.filter(flag__in=list(flags))}
+    flags = list(flags)
+    if not flags:  # no flag, no rule to read
+        return level, notify
+    rules = {r.flag: r for r in FlagRule.objects.filter(flag__in=flags)}
     for rule in rules.values():
         if LEVEL_BY_NAME[rule.min_level].index > LEVEL_BY_NAME[level].index:
             level = rule.min_level
@@ -67,9 +72,16 @@ def route(
 ) -> Routing:
     """Where a report goes (no writes): the location, the level and the holder, and why."""
     when = when or timezone.now()
-    loc = locate(point, household=household, unit=unit, building=building, compound=compound)
     start, notify = start_level_for(category, flags)
     start_label = LEVEL_BY_NAME[start].label
+    found = None
+    if point is not None and not any((household, unit, building, compound)):
+        found = _point_chain(point, when)  # a point inside a grid: one statement
+    if found is not None:
+        chain, steps = found
+        loc = chain.location
+    else:
+        loc = locate(point, household=household, unit=unit, building=building, compound=compound)
     if loc.grid is None:
         near = loc.nearest_grid
         dist = loc.nearest_grid_distance_m
@@ -78,10 +90,12 @@ def route(
             reason += f"; nearest grid {near.name} ({near.code}) at {dist:.0f} m"
             loc.street = near.community.street
         return Routing(loc, start, STREET_LEVEL.name, None, True, [], [], reason, notify)
-    chain: Chain = walk(loc, when)
+    if found is None:
+        chain = walk(loc, when)
+        steps = [s.as_dict() for s in chain.steps]
     step, walked = chain.first_active_from(start)
     parts = [f"{category.name}: starts at {start_label}"]
-    mediated, why_not = _to_mediator(category, chain, start, step, walked, notify)
+    mediated, why_not = _to_mediator(category, chain, start, step, walked, notify, steps)
     if mediated is not None:
         return mediated
     for s in walked[:-1]:
@@ -97,7 +111,7 @@ def route(
             step.level_name,
             None,
             True,
-            [s.as_dict() for s in chain.steps],
+            steps,
             [s.level_name for s in walked],
             "; ".join(parts),
             notify,
@@ -109,7 +123,7 @@ def route(
         step.level_name,
         holder.member_id if holder else None,
         False,
-        [s.as_dict() for s in chain.steps],
+        steps,
         [s.level_name for s in walked],
         "; ".join(parts),
         notify,
@@ -132,6 +146,7 @@ def _to_mediator(
     step: ChainStep,
     walked: list[ChainStep],
     notify: list[str],
+    steps: list[dict[str, Any]] | None = None,
 ) -> tuple[Routing | None, str]:
     """A dispute that reaches the community mediation level (社区调委会: it starts there, or
     the levels below it are vacant or on leave) goes to the community's 五员 调处员 (003: 组建
@@ -168,12 +183,85 @@ def _to_mediator(
         MEDIATOR_LEVEL,
         who.member_id,
         False,
-        [s.as_dict() for s in chain.steps],
+        steps if steps is not None else [s.as_dict() for s in chain.steps],
         [s.level_name for s in upto],
         "; ".join(parts),
         notify,
     )
     return routing, ""
+
+
+def _partial(model: type[Model], **values: Any) -> Any:
+    """A row of ``model`` known by some columns only (the others load when first read), as
+    the ORM builds a deferred instance."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
+    return model.from_db(connection.alias, names, [values[n] for n in names])
+
+
+def _point_chain(point: Point, when: datetime) -> tuple[Chain, list[dict[str, Any]]] | None:
+    """The place of ``point`` and its chain at ``when`` from ONE statement
+    (:func:`gridsvc.chain.answer.resolve_point`: the rules of :func:`locate` + :func:`walk`,
+    the steps as ``Chain.as_dict`` writes them), the place's objects as deferred instances
+    (ids and names; anything else read of them loads then). None for a point outside every
+    grid: :func:`locate` names the nearest grid and its street."""
+    from gridsvc.chain.answer import answer, resolve_point
+
+    res = resolve_point(point.x, point.y, when)
+    if res.grid_id is None:
+        return None
+    street = _partial(Street, id=res.street_id, name=res.street_name)
+    community = _partial(
+        Community, id=res.community_id, name=res.community_name, street_id=res.street_id
+    )
+    community.street = street
+    grid = _partial(
+        Grid, id=res.grid_id, name=res.grid_name, code=res.grid_code, community_id=res.community_id
+    )
+    grid.community = community
+    compound = (
+        None
+        if res.compound_id is None
+        else _partial(Compound, id=res.compound_id, name=res.compound_name)
+    )
+    bld = None
+    if res.building_id is not None:
+        bld = _partial(
+            Building,
+            id=res.building_id,
+            name=res.building_name,
+            compound_id=res.compound_id,
+            grid_id=res.grid_id,
+        )
+        bld.compound, bld.grid = compound, grid
+    loc = Location(
+        method=res.method,
+        point=point,
+        building=bld,
+        compound=compound,
+        grid=grid,
+        community=community,
+        street=street,
+        distance_m=res.distance_m,
+    )
+    steps = answer(res, when)["steps"]
+    chain = Chain(
+        location=loc,
+        when=when,
+        steps=[
+            ChainStep(
+                level=d["level"],
+                level_name=d["level_name"],
+                level_label=d["level_label"],
+                object_type=d["object_type"],
+                object_id=d["object_id"],
+                object_name=d["object_name"],
+                status=d["status"],
+                holders=[Holder(**h) for h in d["holders"]],
+            )
+            for d in steps
+        ],
+    )
+    return chain, steps
 
 
 def apply_routing(case: Case, r: Routing) -> None:
