@@ -38,6 +38,8 @@ FEED_PARAMETERS = [
 
 #: how an app stores one valid item: ``(kind, validated data, client_uuid) → (row, created)``
 Store = Callable[[str, dict[str, Any], uuid.UUID], tuple[Model, bool]]
+#: what a stored item's result adds: ``(kind, row) → extra fields``
+Present = Callable[[str, Model], dict[str, Any]]
 #: how an app reads one item's data: ``(kind, data, client_uuid) → an unvalidated serializer``
 Parse = Callable[[str, dict[str, Any], uuid.UUID], serializers.Serializer]
 
@@ -81,11 +83,15 @@ def run_batch(
     parse: Parse,
     store: Store,
     refused: type[Exception] | tuple[type[Exception], ...],
+    present: Present | None = None,
 ) -> dict[str, Any]:
     """Validate the envelope (400 on a bad one or more than :data:`BATCH_MAX` items), then
     parse and store each item in its own savepoint: ``{"summary", "results"}``. ``refused``:
     the domain errors (with ``message`` and ``field``: ``AssistanceError``,
-    ``CommunityError``) that reject one item."""
+    ``CommunityError``) that reject one item; their ``code``, when the rule names its reason
+    (``not_mediator`` …), is the rejected result's ``code``, as the single POST answers it.
+    ``present(kind, row)``: what a stored (or duplicate) item's result adds (a venue visit's
+    ``far_off``)."""
     envelope = request_serializer(data=body)
     envelope.is_valid(raise_exception=True)
     items = envelope.validated_data["items"]
@@ -110,12 +116,19 @@ def run_batch(
         except refused as exc:
             field = getattr(exc, "field", None) or "non_field_errors"
             errors = {field: [str(getattr(exc, "message", exc))]}
-            results.append({"kind": kind, "status": "rejected", "errors": errors})
+            rejected = {"kind": kind, "status": "rejected", "errors": errors}
+            code = getattr(exc, "code", None)
+            if code and code != "invalid":  # the rule's reason, as its single POST says it
+                rejected["code"] = code
+            results.append(rejected)
             summary["rejected"] += 1
             continue
         state = "accepted" if created else "duplicate"
         summary[state] += 1
-        results.append({"kind": kind, "status": state, "id": row.pk, "client_uuid": str(key)})
+        result = {"kind": kind, "status": state, "id": row.pk, "client_uuid": str(key)}
+        if present is not None:
+            result.update(present(kind, row))
+        results.append(result)
     return {"summary": summary, "results": results}
 
 

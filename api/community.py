@@ -86,13 +86,16 @@ from gridsvc.community.models import (
     VenueContact,
     VenueTask,
     VenueVisit,
+    VenueVisitPhoto,
 )
 from gridsvc.community.venues import present_venue_contact
 from gridsvc.territory.codes import mask_name
 from gridsvc.territory.models import District, Grid
+from gridsvc.territory.models import Grid
 
 from . import batch
 from .attachments import AnyAccept, serve
+from .visits.serializers import CrsField, NumberField, PhotosField
 
 
 def _id(source: str, help_text: str) -> serializers.IntegerField:
@@ -443,10 +446,54 @@ class PetitionSerializer(LocatedSerializer):
         return data
 
 
+class VenueVisitPhotoSerializer(serializers.ModelSerializer):
+    """A photo of a venue visit; ``url`` is its scoped download (never ``/media/``)."""
+
+    url = serializers.SerializerMethodField(help_text="the file, for callers who read the visit")
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, obj: VenueVisitPhoto) -> str:
+        from django.urls import reverse
+
+        url = reverse(
+            "community-venue-visit-photo-file", kwargs={"visit_id": obj.visit_id, "pk": obj.pk}
+        )
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
+
+    class Meta:
+        model = VenueVisitPhoto
+        fields = ["id", "url", "content_type", "size", "sha256", "exif_time", "created_at"]
+        read_only_fields = fields
+
+
 class VenueVisitSerializer(LocatedSerializer):
+    """A venue visit; sent with the phone's fix (``lon``/``lat`` in ``crs``, ``accuracy_m``)
+    and ``photos`` (``[{data: base64}]``, JPEG/PNG ≤ 5 MB each, ≤ 10) as a household visit is
+    sent; answered with the fix as judged (``lon``/``lat`` WGS84, ``distance_m`` from the
+    venue, ``far_off``) and the photos kept (``photos``: id, url, type, size, sha256)."""
+
     place = _id("place_id", "the religious venue (Place of kind mosque / religious_venue)")
     grid = serializers.IntegerField(source="grid_id", read_only=True, allow_null=True)
     community = serializers.IntegerField(source="community_id", read_only=True)
+    lon = NumberField(
+        required=False,
+        allow_null=True,
+        min_value=-180,
+        max_value=180,
+        write_only=True,
+        help_text="the GPS fix (answered in WGS84)",
+    )
+    lat = NumberField(required=False, allow_null=True, min_value=-90, max_value=90, write_only=True)
+    crs = CrsField(
+        required=False, default="wgs84", write_only=True, help_text="of lon/lat (default wgs84)"
+    )
+    accuracy_m = NumberField(required=False, allow_null=True, min_value=0, max_value=100_000)
+    photos = PhotosField(
+        write_only=True,
+        help_text="sent: [{data: base64}] (≤ 10); answered: the photos kept"
+        " (id, url, content_type, size, sha256)",
+    )
 
     class Meta:
         model = VenueVisit
@@ -459,8 +506,49 @@ class VenueVisitSerializer(LocatedSerializer):
             "hazard_found",
             "hazards",
             "note",
+            "lon",
+            "lat",
+            "crs",
+            "accuracy_m",
+            "accuracy_grade",
+            "location_source",
+            "distance_m",
+            "far_off",
+            "photos",
         ]
-        read_only_fields = ["created_at"]
+        read_only_fields = [
+            "created_at",
+            "accuracy_grade",
+            "location_source",
+            "distance_m",
+            "far_off",
+        ]
+
+    def validate(self, attrs: dict) -> dict:
+        """Both ``lon`` and ``lat`` or neither (the visits' rule), turned into WGS84."""
+        from gridsvc.visits.ingest import ItemError, convert_to_wgs84
+
+        lon, lat = attrs.get("lon"), attrs.get("lat")
+        if (lat is None) != (lon is None):
+            raise ValidationError(
+                {"lat" if lat is None else "lon": "give both lat and lon, or neither"}
+            )
+        crs = attrs.pop("crs", "wgs84") or "wgs84"
+        if lon is not None:
+            try:
+                attrs["lon"], attrs["lat"] = convert_to_wgs84(lon, lat, crs)
+            except ItemError as exc:
+                raise ValidationError(exc.errors) from None
+        return attrs
+
+    def to_representation(self, instance: VenueVisit) -> dict:
+        data = super().to_representation(instance)
+        point = instance.location
+        data["lon"], data["lat"] = (point.x, point.y) if point is not None else (None, None)
+        data["photos"] = VenueVisitPhotoSerializer(
+            instance.photos.all(), many=True, context=self.context
+        ).data
+        return data
 
 
 class PairingSerializer(LocatedSerializer):
@@ -886,12 +974,42 @@ class PetitionViewSet(_WorkViewSet):
 
 
 class VenueVisitViewSet(_WorkViewSet):
-    """Religious-venue liaison visits (每个月和清真寺共同走访), hazards found."""
+    """Religious-venue liaison visits (每个月和清真寺共同走访), hazards found; with the phone's
+    GPS fix (``far_off`` beyond the household visits' distance) and photos."""
 
     base_queryset = VenueVisit.objects.all()
     serializer_class = VenueVisitSerializer
-    filterset_fields = ["place", "date", "hazard_found"]
+    filterset_fields = ["place", "date", "hazard_found", "far_off"]
     record = staticmethod(services.record_venue_visit)
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return super().get_queryset().prefetch_related("photos")
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"photo": {"type": "string", "format": "binary"}},
+                "required": ["photo"],
+            }
+        },
+        responses={201: VenueVisitPhotoSerializer, 200: VenueVisitPhotoSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="photos")
+    def photos(self, request, pk=None):  # type: ignore[no-untyped-def]
+        """Attach a photo (JPEG/PNG ≤ 5 MB, checked by content) to a venue visit you may read:
+        201; the same photo again (a phone's retry) is the stored one: 200."""
+        from gridsvc.community.photos import add_venue_visit_photo
+
+        visit = self.get_object()
+        upload = request.FILES.get("photo")
+        if upload is None:
+            raise ValidationError({"photo": "a file is required (multipart, field photo)"})
+        photo, created = add_venue_visit_photo(request.user, visit, upload.read())
+        return Response(
+            VenueVisitPhotoSerializer(photo, context={"request": request}).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
 
 
 class VenueContactSerializer(LocatedSerializer):
@@ -1591,8 +1709,21 @@ class CommunityBatchView(APIView):
                 request.user, kind, _service_data(data)
             ),
             refused=services.CommunityError,
+            present=_batch_row,
         )
         return Response(body)
+
+
+def _batch_row(kind: str, row: object) -> dict:
+    """What a venue visit's result adds (the phone's outbox shows it): the fix as judged
+    (``far_off``, ``distance_m`` from the venue) and the photos kept."""
+    if isinstance(row, VenueVisit):
+        return {
+            "far_off": row.far_off,
+            "distance_m": row.distance_m,
+            "photos": row.photos.count(),
+        }
+    return {}
 
 
 class ActivityPhotoFileView(APIView):
@@ -1615,6 +1746,27 @@ class ActivityPhotoFileView(APIView):
         if photo is None:
             raise NotFound()
         return serve(photo.image, f"activity-{photo.activity_id}-{photo.pk}", photo.sha256, request)
+
+
+class VenueVisitPhotoFileView(APIView):
+    """A venue visit photo's file, for callers who may read the visit (the staff part of their
+    territory); anyone else gets 404, as for the visit. Served as the activity photos are."""
+
+    content_negotiation_class = AnyAccept
+
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY, 304: None, 404: None})
+    def get(self, request, visit_id: int, pk: int):  # type: ignore[no-untyped-def]
+        from gridsvc.community.photos import readable_venue_visit
+
+        visit = readable_venue_visit(request.user, visit_id)
+        photo = (
+            VenueVisitPhoto.objects.filter(pk=pk, visit=visit).first()
+            if visit is not None
+            else None
+        )
+        if photo is None:
+            raise NotFound()
+        return serve(photo.image, f"venue-visit-{photo.visit_id}-{photo.pk}", photo.sha256, request)
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -1799,6 +1951,11 @@ urlpatterns: list = [
         "community/activities/<int:activity_id>/photos/<int:pk>/file/",
         ActivityPhotoFileView.as_view(),
         name="community-activity-photo-file",
+    ),
+    path(
+        "community/venue-visits/<int:visit_id>/photos/<int:pk>/file/",
+        VenueVisitPhotoFileView.as_view(),
+        name="community-venue-visit-photo-file",
     ),
     path("community/reports/", UnityReportListView.as_view(), name="community-reports"),
     path(

@@ -66,6 +66,7 @@ from .test_community_work import (
     COMMUNITY_EXPLICIT,
     COMMUNITY_NOT_IDS,
 )
+from .test_unity_field import UNITY_FIELD_EXPLICIT
 from .test_web_api import WEB_API_BODY_ID_PROBES, WEB_API_EXPLICIT
 
 pytestmark = pytest.mark.django_db
@@ -590,6 +591,7 @@ CREATE_BY_BODY = {
 CREATE_BY_BODY |= COMMUNITY_CREATE_BY_BODY  # issue 20: /api/v1/community/…
 EXPLICIT.update(COMMUNITY_EXPLICIT)  # issue 20: screening day, monthly figures
 EXPLICIT.update(FIELD_RECORDS_EXPLICIT)  # issue 20: activity photos' files
+EXPLICIT.update(UNITY_FIELD_EXPLICIT)  # issue 20: venue visit photos' files
 EXPLICIT.update(WEB_API_EXPLICIT)  # issue 22: 催报, staff directory, candidates
 
 

@@ -203,14 +203,10 @@ class Activity(Located):
         ordering = ["-date", "-id"]
 
 
-class ActivityPhoto(models.Model):
-    """A photo of an activity (JPEG/PNG ≤ 5 MB, checked by magic bytes, like a visit photo);
-    EXIF GPS and time kept if any, as visits keep them. One file per activity and content
-    (``sha256``): a phone's retry does not double it. Served only to callers who may read the
-    activity (``activities/{id}/photos/{photo}/file/``)."""
+class StoredPhoto(models.Model):
+    """What a community record's photo keeps (:mod:`gridsvc.community.photos` stores it): the
+    file as sent, its type by content, size, ``sha256`` (once per record), EXIF GPS and time."""
 
-    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="photos")
-    image = models.FileField(upload_to="community/activities/%Y/%m/")
     content_type = models.CharField(max_length=16)
     size = models.PositiveIntegerField()
     sha256 = models.CharField(max_length=64)
@@ -220,6 +216,19 @@ class ActivityPhoto(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+
+class ActivityPhoto(StoredPhoto):
+    """A photo of an activity (JPEG/PNG ≤ 5 MB, checked by magic bytes, like a visit photo);
+    EXIF GPS and time kept if any, as visits keep them. One file per activity and content
+    (``sha256``): a phone's retry does not double it. Served only to callers who may read the
+    activity (``activities/{id}/photos/{photo}/file/``)."""
+
+    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="photos")
+    image = models.FileField(upload_to="community/activities/%Y/%m/")
 
     class Meta:
         ordering = ["id"]
@@ -287,9 +296,33 @@ class VenueVisit(Located):
     hazard_found = models.BooleanField(default=False)
     hazards = models.TextField(blank=True)
     note = models.TextField(blank=True)
+    # the phone's fix where the visit was recorded, judged like a household visit's
+    # (gridsvc.community.venues.judge_fix: distance to the venue, far_off beyond
+    # VISIT_FAR_OFF_M — flagged, never refused)
+    location = models.PointField(srid=SRID, null=True, blank=True)
+    location_source = models.CharField(max_length=16, blank=True, help_text="gps | photo_exif")
+    accuracy_m = models.FloatField(null=True, blank=True)
+    accuracy_grade = models.CharField(max_length=16, blank=True)
+    distance_m = models.FloatField(null=True, blank=True, help_text="metres from the venue")
+    far_off = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-date", "-id"]
+
+
+class VenueVisitPhoto(StoredPhoto):
+    """A photo taken on a venue visit (JPEG/PNG ≤ 5 MB by content, once per visit by
+    ``sha256``), stored as activity photos are; served only to callers who may read the visit
+    (``venue-visits/{id}/photos/{photo}/file/``)."""
+
+    visit = models.ForeignKey(VenueVisit, on_delete=models.CASCADE, related_name="photos")
+    image = models.FileField(upload_to="community/venue-visits/%Y/%m/")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["visit", "sha256"], name="venue_visit_photo_unique")
+        ]
 
 
 class VenueContact(Located):

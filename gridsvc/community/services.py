@@ -57,7 +57,17 @@ NOT_FOUND = "not found"
 
 
 class CommunityError(DomainError):
-    """A rule of the community work refused the request."""
+    """A rule of the community work refused the request. A refusal with a reason of its own
+    (``code``: ``not_mediator``, ``not_five`` …) says it beside the message, in the single
+    POST's answer (:meth:`body`) and in an offline batch's rejected item
+    (:func:`api.batch.run_batch`) alike."""
+
+    def body(self) -> dict[str, Any]:
+        """The field's message and ``detail``, and ``code`` when the rule names its reason."""
+        body = super().body()
+        if self.code != DomainError.code:
+            body["code"] = self.code
+        return body
 
 
 def work_scope(member: Any) -> Scope:
@@ -715,20 +725,39 @@ def _venue_of(member: Any, data: dict[str, Any]) -> tuple[Place, dict[str, Any]]
 
 
 def record_venue_visit(member: Any, data: dict[str, Any]) -> tuple[VenueVisit, bool]:
-    """A liaison visit to a religious venue (Place of kind mosque / religious_venue)."""
+    """A liaison visit to a religious venue (Place of kind mosque / religious_venue).
+
+    ``lon``/``lat`` (WGS84) and ``accuracy_m``: the phone's fix, judged as a household
+    visit's (:func:`gridsvc.community.venues.judge_fix`: distance to the venue, ``far_off``
+    flagged beyond the visits' threshold); ``photos``: checked photos
+    (:class:`gridsvc.visits.ingest.PhotoInput`) kept on the visit
+    (:func:`gridsvc.community.photos.store_venue_visit_photos`) — stored with the visit in one
+    transaction, only when the visit is new (a retry is the stored visit and its photos)."""
     data = dict(data)
     place, where = _venue_of(member, data)
     if data.get("hazards", "").strip():
         data["hazard_found"] = True
-    from .venues import complete_venue_tasks
+    from .photos import store_venue_visit_photos
+    from .venues import complete_venue_tasks, judge_fix
 
-    with transaction.atomic():
-        visit, created = _save(
-            VenueVisit, member, data.pop("client_uuid", None), place=place, **data, **where
-        )
-        if created:
-            complete_venue_tasks(visit)  # the month's 共同走访 task of the venue is done
-    return visit, created
+    photos = list(data.pop("photos", None) or [])
+    lon, lat, accuracy = data.pop("lon", None), data.pop("lat", None), data.pop("accuracy_m", None)
+    fix = judge_fix(place, lon, lat, accuracy, [p.exif_point for p in photos])
+
+    def then(visit: VenueVisit) -> None:
+        store_venue_visit_photos(member, visit, photos)
+        complete_venue_tasks(visit)  # the month's 共同走访 task of the venue is done
+
+    return _save(
+        VenueVisit,
+        member,
+        data.pop("client_uuid", None),
+        then=then,
+        place=place,
+        **data,
+        **fix,
+        **where,
+    )
 
 
 def record_venue_contact(member: Any, data: dict[str, Any]) -> tuple[VenueContact, bool]:
@@ -1206,7 +1235,10 @@ FEED_RELATED: dict[str, tuple[str, ...]] = {
     "group_members": ("resident",),
 }
 #: what a stream's rows carry besides (an activity's photos: ids, sizes, urls)
-FEED_PREFETCH: dict[str, tuple[str, ...]] = {"activities": ("photos",)}
+FEED_PREFETCH: dict[str, tuple[str, ...]] = {
+    "activities": ("photos",),
+    "venue_visits": ("photos",),
+}
 FEED_NAME = "community"
 
 

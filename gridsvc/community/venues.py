@@ -232,6 +232,50 @@ def complete_venue_tasks(visit: VenueVisit) -> int:
     ).update(status=VenueTask.Status.DONE, done_by=visit, updated_at=timezone.now())
 
 
+def judge_fix(
+    place: Place,
+    lon: float | None,
+    lat: float | None,
+    accuracy_m: float | None = None,
+    exif_points: list[tuple[float, float] | None] | None = None,
+) -> dict[str, Any]:
+    """Where a venue visit was recorded, judged by the household visits' rule
+    (:mod:`gridsvc.visits.ingest`): the phone's GPS fix (WGS84, ``location_source`` ``gps``,
+    its accuracy graded), else the first photo's EXIF point (``photo_exif``); its distance to
+    the venue (PostGIS geography, metres, 2 decimals) and ``far_off`` beyond
+    ``GRIDSVC["VISIT_FAR_OFF_M"]`` (:func:`gridsvc.visits.ingest.far_off_threshold_m`) —
+    flagged, never refused. The model fields of :class:`VenueVisit` (none without a fix)."""
+    from django.contrib.gis.geos import Point
+    from django.db import connection
+
+    from gridsvc.visits.ingest import _judge, far_off_threshold_m
+
+    if lon is not None and lat is not None:
+        source, point = "gps", (lon, lat)
+    else:
+        point = next((p for p in exif_points or [] if p), None)
+        source = "photo_exif" if point else ""
+    if point is None:
+        return {}
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""SELECT round(ST_Distance(ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography,
+                                         point::geography)::numeric, 2)::float8
+                  FROM {Place._meta.db_table} WHERE id = %s""",
+            [point[0], point[1], place.pk],
+        )
+        row = cur.fetchone()
+    distance = row[0] if row else None
+    return {
+        "location": Point(point[0], point[1], srid=4326),
+        "location_source": source,
+        "accuracy_m": accuracy_m if source == "gps" else None,
+        "accuracy_grade": _judge(accuracy_m) if source == "gps" else "",
+        "distance_m": distance,
+        "far_off": distance is not None and distance > far_off_threshold_m(),
+    }
+
+
 def present_venue_contact(data: dict[str, Any], phone: str, tier: Tier) -> dict[str, Any]:
     """A venue contact as the reader may see it: the phone in clear for staff and street,
     masked like a resident's (:func:`gridsvc.chain.visibility.mask_phone`) below."""
