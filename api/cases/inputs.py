@@ -3,9 +3,11 @@ category (id or code), the version the caller saw (If-Match), the upload size li
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib.gis.geos import Point
+from django.db import connection
 from rest_framework.exceptions import ValidationError
 
 from api import versions
@@ -49,13 +51,48 @@ def point_from(data: dict, crs: str = "wgs84") -> Point | None:
     return Point(lon_f, lat_f, srid=4326)
 
 
+_CATEGORY_SQL: dict[str, str] = {}  # by what finds it (id, code): built once per process
+
+
+def _category_sql(by: str) -> str:
+    """An active category by ``id`` or ``code`` with its parent (routing and the time limits
+    read it), in one prepared statement: the columns of both, the parent's after the
+    category's (notify as text, read as the JSONField reads it)."""
+    if by not in _CATEGORY_SQL:
+        cols = ", ".join(
+            f'{{t}}."{f.column}"' + ("::text" if f.name == "notify" else "")
+            for f in Category._meta.concrete_fields
+        )
+        table = Category._meta.db_table
+        _CATEGORY_SQL[by] = (
+            f"SELECT {cols.format(t='c')}, {cols.format(t='p')} "
+            f'FROM "{table}" c LEFT JOIN "{table}" p ON p."id" = c."parent_id" '
+            f'WHERE c."active" AND c."{by}" = %(value)s ORDER BY c."id" LIMIT 1'
+        )
+    return _CATEGORY_SQL[by]
+
+
+def _category_row(values: tuple) -> Category:
+    names = [f.attname for f in Category._meta.concrete_fields]
+    row = dict(zip(names, values, strict=True))
+    if isinstance(row["notify"], str):
+        row["notify"] = json.loads(row["notify"])
+    return Category.from_db(connection.alias, names, [row[n] for n in names])
+
+
 def category_from(value: Any) -> Category:
-    qs = Category.objects.filter(active=True).select_related("parent")  # routing, time limits
-    found = None
+    """The active category a report names (its id or code), its parent loaded with it."""
+    from gridsvc.prepared import fetchone
+
+    row = None
     if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        found = qs.filter(pk=int(value)).first()
+        row = fetchone(_category_sql("id"), {"value": int(value)})
     elif isinstance(value, str) and value:
-        found = qs.filter(code=value).first()
-    if found is None:
+        row = fetchone(_category_sql("code"), {"value": value})
+    if row is None:
         raise ValidationError({"category": "unknown category (give its id or code)"})
+    n = len(Category._meta.concrete_fields)
+    found = _category_row(row[:n])
+    parent = None if row[n] is None else _category_row(row[n:])
+    found.parent = parent
     return found

@@ -13,6 +13,7 @@ from gridsvc.cases.models import (
     Case,
     Department,
 )
+from gridsvc.chain.scope import LOCATED_MODELS
 
 
 def case_queryset(request) -> QuerySet[Case]:  # type: ignore[no-untyped-def]
@@ -26,12 +27,53 @@ def case_queryset(request) -> QuerySet[Case]:  # type: ignore[no-untyped-def]
     return base.filter(Q(pk__in=scope.filter(Case.objects.all()).values("pk")) | mine)
 
 
+#: a case's own columns its visibility follows from (:meth:`Scope.located_q`: a holder over
+#: its street, community, grid, compound, building or unit) and the handler's and reporter's
+SEEN_BY = (
+    "street_id",
+    "community_id",
+    "grid_id",
+    "compound_id",
+    "building_id",
+    "unit_id",
+    "handler_id",
+    "reported_by_id",
+)
+
+
+def _may_see(scope, user, case: Case) -> bool:  # type: ignore[no-untyped-def]
+    """:func:`case_queryset`'s rule for one case, from its own columns (no query)."""
+    return (
+        case.handler_id == user.pk
+        or case.reported_by_id == user.pk
+        or case.street_id in scope.street_ids
+        or case.community_id in scope.community_ids
+        or case.grid_id in scope.grid_ids
+        or case.compound_id in scope.compound_ids
+        or case.building_id in scope.building_ids
+        or case.unit_id in scope.unit_ids
+    )
+
+
 def visible_among(request, cases) -> list[Case]:  # type: ignore[no-untyped-def]
-    """Those of ``cases`` the caller may see (same order)."""
+    """Those of ``cases`` the caller may see (same order): from the cases' own columns when
+    they were read (:data:`SEEN_BY`; a case's territory rule is its own street … unit, see
+    :meth:`Scope.located_q`), else by a query."""
+    cases = list(cases)
+    scope = request_scope(request)
+    if not cases or scope.everything:
+        return cases
+    if Case in LOCATED_MODELS and all(
+        isinstance(c, Case) and not (c.get_deferred_fields() & _SEEN) for c in cases
+    ):
+        return [c for c in cases if _may_see(scope, request.user, c)]
     ids = set(
         case_queryset(request).filter(pk__in=[c.pk for c in cases]).values_list("pk", flat=True)
     )
     return [c for c in cases if c.pk in ids]
+
+
+_SEEN = frozenset(SEEN_BY)
 
 
 def in_scope(request, model, pk: Any, field_name: str):  # type: ignore[no-untyped-def]

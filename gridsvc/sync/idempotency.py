@@ -256,13 +256,35 @@ def complete(record: IdempotencyRecord, status: int, body: bytes | None, headers
     if not keep:
         release(record)
         return False
-    IdempotencyRecord.objects.filter(pk=record.pk).update(
-        status=status,
-        response_body=body,
-        response_headers=stored_headers(headers),
-        completed_at=timezone.now(),
+    # one prepared statement, no queryset built (issue 19: every write request completes one)
+    from gridsvc.prepared import fetchone
+
+    fetchone(
+        _complete_sql(),
+        {
+            "status": status,
+            "body": bytes(body),  # type: ignore[arg-type]
+            "headers": json.dumps(stored_headers(headers)),
+            "now": timezone.now(),
+            "id": record.pk,
+        },
     )
     return True
+
+
+_COMPLETE: str | None = None
+
+
+def _complete_sql() -> str:
+    """The UPDATE that stores a key's answer (:func:`complete`)."""
+    global _COMPLETE
+    if _COMPLETE is None:
+        _COMPLETE = (
+            f"UPDATE {IdempotencyRecord._meta.db_table} SET status = %(status)s, "
+            "response_body = %(body)s, response_headers = %(headers)s::jsonb, "
+            "completed_at = %(now)s WHERE id = %(id)s RETURNING id"
+        )
+    return _COMPLETE
 
 
 def release(record: IdempotencyRecord) -> None:

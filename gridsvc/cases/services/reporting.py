@@ -37,6 +37,17 @@ S = Status
 
 
 FLAGS = ("ethnic_religious", "group_incident", "petition_risk")
+# a case's territory columns, its handler and its reporter: who may see it
+_SEEN_BY = (
+    "street_id",
+    "community_id",
+    "grid_id",
+    "compound_id",
+    "building_id",
+    "unit_id",
+    "handler_id",
+    "reported_by_id",
+)
 
 
 @dataclass
@@ -227,10 +238,11 @@ def report_case(
                 "、".join(_flag_labels(case)) or category.name,
             )
         schedule_checks(case, deliver=messages)
-    # the answer names them only (id, number, title, status): no geometry, no chain JSON
+    # the answer names them only (id, number, title, status): no geometry, no chain JSON;
+    # with the columns who may see them follows from (api.cases.scope.visible_among)
     dups = list(
         find_duplicates(category, case.location, when, exclude_id=case.pk).only(
-            "id", "number", "title", "status", "reported_at", "category_id"
+            "id", "number", "title", "status", "reported_at", "category_id", *_SEEN_BY
         )[:10]
     )
     return Report(case, dups)

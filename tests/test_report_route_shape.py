@@ -1,0 +1,170 @@
+"""Reporting a case as the phone does (issue 19, report + route): what the client gets and what
+is stored stay the same while the request does less work — the created case's answer is the
+case as GET reads it, a retry with the same Idempotency-Key answers the first answer, the
+point's place and chain (read in one statement) are those of ``locate`` + ``walk``, the
+category is found by id or code with its parent, and the duplicates the reporter may not see
+stay unnamed."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from django.contrib.gis.geos import Point
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from api.cases.inputs import category_from
+from gridsvc.cases.models import Case, Category
+from gridsvc.cases.services.routing import route
+from gridsvc.chain.models import Position
+from gridsvc.chain.services import walk
+from gridsvc.sync.models import IdempotencyRecord
+from gridsvc.territory.models import Building
+from gridsvc.territory.services import locate
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "gridsvc-demo"
+
+
+def _client(username: str) -> APIClient:
+    r = APIClient().post(
+        "/api/v1/auth/token/",
+        {"username": username, "password": PASSWORD, "device": f"phone-{username}"},
+        format="json",
+    )
+    assert r.status_code == 200, r.content[:300]
+    c = APIClient()
+    c.credentials(HTTP_AUTHORIZATION=f"Bearer {r.json()['access']}")
+    return c
+
+
+def _grid_building(username: str) -> Building:
+    post = Position.objects.held_at().filter(member__username=username, grid__isnull=False).first()
+    return Building.objects.filter(grid_id=post.grid_id).exclude(point=None).order_by("id").first()
+
+
+def _post(client: APIClient, body: dict, key: str | None = None):  # type: ignore[no-untyped-def]
+    return client.post(
+        "/api/v1/cases/",
+        json.dumps(body),
+        content_type="application/json",
+        headers={"Idempotency-Key": key or str(uuid.uuid4())},
+    )
+
+
+def test_the_created_case_answers_as_get_reads_it(demo):
+    client = _client("grid1")
+    b = _grid_building("grid1")
+    r = _post(
+        client,
+        {
+            "category": "neighbour.noise",
+            "title": "楼上夜间噪音",
+            "lon": b.point.x,
+            "lat": b.point.y,
+        },
+    )
+    assert r.status_code == 201, r.content[:300]
+    created = r.json()["case"]
+    got = client.get(f"/api/v1/cases/{created['id']}/")
+    assert got.status_code == 200
+    assert created == got.json()
+    assert r.headers["ETag"] == got.headers["ETag"]
+    assert created["handler"] is not None and created["handler_name"]
+    assert created["status"] == "assigned" and created["due_at"] is not None
+
+
+def test_a_retry_answers_the_first_answer_and_stores_one_case(demo):
+    client = _client("grid1")
+    b = _grid_building("grid1")
+    key = str(uuid.uuid4())
+    body = {
+        "category": "neighbour.noise",
+        "title": "重试 同一案件",
+        "lon": b.point.x,
+        "lat": b.point.y,
+    }
+    first = _post(client, body, key)
+    assert first.status_code == 201, first.content[:300]
+    again = _post(client, body, key)
+    assert again.status_code == 201
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == first.json()
+    assert again.headers["ETag"] == first.headers["ETag"]
+    assert Case.objects.filter(title="重试 同一案件").count() == 1
+    record = IdempotencyRecord.objects.get(key=key)
+    assert record.status == 201 and record.completed_at is not None
+    assert json.loads(bytes(record.response_body)) == first.json()
+    assert record.response_headers.get("ETag") == first.headers["ETag"]
+
+
+def test_a_point_routes_by_the_chain_of_locate_and_walk(demo):
+    """Covering building, nearest building within the tolerance, a bare point in a grid, and
+    a place outside every grid: the stored chain, the place and the route are those of
+    ``walk(locate(point))``."""
+    noise = Category.objects.get(code="neighbour.noise")
+    when = timezone.now()
+    b = _grid_building("grid1")
+    points = [
+        Point(b.point.x, b.point.y, srid=4326),  # in the building
+        Point(b.point.x + 0.00012, b.point.y, srid=4326),  # beside it
+        Point(b.point.x + 0.003, b.point.y + 0.002, srid=4326),  # further away
+        Point(b.point.x + 1.0, b.point.y + 1.0, srid=4326),  # outside every grid
+    ]
+    for p in points:
+        r = route(noise, p, when=when)
+        loc = locate(p)
+        assert r.location.method == loc.method
+        for attr in ("building", "compound", "grid", "community"):
+            assert getattr(getattr(r.location, attr), "pk", None) == getattr(
+                getattr(loc, attr), "pk", None
+            ), attr
+        if loc.grid is None:  # the street dispatch queue of the nearest grid's street
+            assert r.queued and r.chain == []
+            assert r.location.street.pk == loc.nearest_grid.community.street_id
+            continue
+        assert r.chain == [s.as_dict() for s in walk(loc, when).steps]
+        assert r.location.grid.community.street.pk == loc.street.pk
+
+
+def test_a_category_is_found_by_id_or_code_with_its_parent(demo):
+    noise = Category.objects.select_related("parent").get(code="neighbour.noise")
+    for value in (noise.code, str(noise.pk), noise.pk):
+        found = category_from(value)
+        assert found.pk == noise.pk and found.code == noise.code
+        assert found.notify == noise.notify and found.duplicate_days == noise.duplicate_days
+        assert found.effective_start_level == noise.effective_start_level
+        assert getattr(found.parent, "pk", None) == noise.parent_id
+    Category.objects.filter(pk=noise.pk).update(active=False)
+    with pytest.raises(Exception, match="unknown category"):
+        category_from(noise.code)
+    client = _client("grid1")
+    b = _grid_building("grid1")
+    r = _post(client, {"category": "no.such", "title": "x", "lon": b.point.x, "lat": b.point.y})
+    assert r.status_code == 400 and "category" in r.json()
+
+
+def test_duplicates_name_only_cases_the_reporter_may_see(demo):
+    client = _client("grid1")
+    b = _grid_building("grid1")
+    body = {"category": "neighbour.noise", "title": "重复 一", "lon": b.point.x, "lat": b.point.y}
+    seen = _post(client, body).json()["case"]["id"]
+    hidden = _post(client, {**body, "title": "重复 二"}).json()["case"]["id"]
+    other = Position.objects.held_at().filter(member__username="grid2", grid__isnull=False).first()
+    grid2 = Position.objects.filter(member__username="grid2").first().member
+    Case.objects.filter(pk=hidden).update(
+        grid_id=other.grid_id,
+        compound=None,
+        building=None,
+        unit=None,
+        household=None,
+        handler=grid2,
+        reported_by=grid2,
+    )
+    r = _post(client, {**body, "title": "重复 三"})
+    ids = [d["id"] for d in r.json()["duplicates"]]
+    assert seen in ids and hidden not in ids
+    assert set(r.json()["duplicates"][0]) == {"id", "number", "title", "status"}
