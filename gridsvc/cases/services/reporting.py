@@ -23,7 +23,7 @@ from ..models import (
     Category,
     Status,
 )
-from .deadlines import schedule_checks, schedule_follow_up, set_deadline
+from .deadlines import case_number, schedule_checks, schedule_follow_up, set_deadline
 from .errors import CaseError
 from .events import dispatchers, holders_over, inbox_messages, new_event
 from .routing import apply_routing, route
@@ -60,7 +60,7 @@ def next_number(when: datetime) -> str:
     with connection.cursor() as cur:
         cur.execute("SELECT nextval('cases_case_number_seq')")
         (n,) = cur.fetchone()
-    return f"AJ{timezone.localtime(when):%Y}{n:07d}"
+    return case_number(when, n)
 
 
 def find_duplicates(
@@ -146,7 +146,6 @@ def report_case(
     # caller's block around it is atomic, and a failure here fails the whole report
     with transaction.atomic(savepoint=False):
         case = Case(
-            number=next_number(when),
             kind=category.kind,
             category=category,
             title=title,
@@ -178,7 +177,7 @@ def report_case(
             case.status = S.ASSIGNED
             case.assigned_at = when
             case.accepted_at = when
-        set_deadline(case)
+        set_deadline(case, draw_number=True)  # the number drawn with the rules' read
         case.save()
         if case.handler_id and not on_the_spot:  # 请翻译随行 where the handler lacks the language
             attach_case_interpreters(case, reporter)
