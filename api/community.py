@@ -59,6 +59,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gridsvc.chain.models import Position, PositionType
 from gridsvc.chain.visibility import Tier, suppress_small, tier_for
 from gridsvc.community import services
 from gridsvc.community.models import (
@@ -67,7 +68,6 @@ from gridsvc.community.models import (
     ActivityPhoto,
     Campaign,
     CampaignReturn,
-    DistrictOfficer,
     GroupMember,
     InterpreterCall,
     Language,
@@ -90,7 +90,6 @@ from gridsvc.community.models import (
 )
 from gridsvc.community.venues import present_venue_contact
 from gridsvc.territory.codes import mask_name
-from gridsvc.territory.models import District, Grid
 from gridsvc.territory.models import Grid
 
 from . import batch
@@ -1907,20 +1906,22 @@ class DistrictOverviewView(APIView):
 
 
 class DistrictOfficerSerializer(serializers.Serializer):
-    """``district-officers/``: a member of a district's 创建 office."""
+    """``district-officers/``: a member of a district's 创建 office: a district post
+    (区创建办, a chain position of type ``district_officer``) held now."""
 
-    id = serializers.IntegerField()
+    id = serializers.IntegerField(help_text="the post (a chain position: /api/v1/positions/)")
     member = serializers.IntegerField(source="member_id")
     name = serializers.SerializerMethodField()
-    district_code = serializers.CharField()
-    district_name = serializers.CharField()
+    district_code = serializers.CharField(source="district.code")
+    district_name = serializers.CharField(source="district.name")
+    on_leave = serializers.BooleanField(help_text="on leave: acknowledges nothing meanwhile")
 
-    def get_name(self, obj: DistrictOfficer) -> str:
+    def get_name(self, obj: Position) -> str:
         return str(obj.member)
 
 
 class DistrictOfficerListView(APIView):
-    """The 创建 office's members (:class:`~gridsvc.community.models.DistrictOfficer`) of the
+    """The 创建 office's members (the district posts held now, on leave or not) of the
     districts the caller reads in full (``services.readable_districts``: their own district's
     officers); a street office, which reads its district by name only, and everyone else get
     an empty list."""
@@ -1928,11 +1929,11 @@ class DistrictOfficerListView(APIView):
     @extend_schema(responses={200: DistrictOfficerSerializer(many=True)})
     def get(self, request):  # type: ignore[no-untyped-def]
         _, full = services.readable_districts(request.user)
-        codes = District.objects.filter(pk__in=full).values_list("code", flat=True)
         rows = (
-            DistrictOfficer.objects.filter(district_code__in=list(codes))
-            .select_related("member")
-            .order_by("district_code", "id")
+            Position.objects.held_at()
+            .filter(position_type=PositionType.DISTRICT_OFFICER, district__in=full)
+            .select_related("member", "district")
+            .order_by("district__code", "id")
         )
         return Response(DistrictOfficerSerializer(rows, many=True).data)
 

@@ -757,16 +757,15 @@ def _probe_districts(ctx) -> None:  # type: ignore[no-untyped-def]
 def _probe_district_officers(ctx) -> None:  # type: ignore[no-untyped-def]
     """The district's 创建 office members: only of the districts read in full (a district
     officer's own); a street office and everyone else get an empty list."""
-    from gridsvc.community.models import DistrictOfficer
+    from gridsvc.chain.models import Position, PositionType
     from gridsvc.community.services import readable_districts
-    from gridsvc.territory.models import District
 
     _, full = readable_districts(ctx.member)
-    codes = set(District.objects.filter(pk__in=full).values_list("code", flat=True))
     r = ctx.client.get(f"{BASE}/district-officers/")
     assert r.status_code == 200, (ctx.role, r.status_code)
     got = {row["id"] for row in r.json()}
-    want = set(DistrictOfficer.objects.filter(district_code__in=codes).values_list("pk", flat=True))
+    posts = Position.objects.held_at().filter(position_type=PositionType.DISTRICT_OFFICER)
+    want = set(posts.filter(district__in=full).values_list("pk", flat=True))
     assert got == want, ctx.role
     assert not got, ctx.role  # the matrix's field roles read no district in full
     # the district's officer reads its office; the street office (its district by name) none

@@ -80,11 +80,12 @@ def test_cadres_grid_members_and_neighbours_get_no_district(demo, member_client)
 
 
 def test_another_districts_office_does_not_see_ours(demo, member_client):
-    from gridsvc.community.models import DistrictOfficer
+    from gridsvc.chain.models import Position, PositionType
 
-    officer = DistrictOfficer.objects.get(member__username="district").member
-    District.objects.create(code="620104", name="西固区")
-    DistrictOfficer.objects.filter(member=officer).update(district_code="620104")
+    other = District.objects.create(code="620104", name="西固区")
+    Position.objects.filter(
+        member__username="district", position_type=PositionType.DISTRICT_OFFICER
+    ).update(district=other)
     features = _map(member_client("district"))
     assert [(f["properties"]["layer"], f["properties"]["name"]) for f in features] == [
         ("district", "西固区")

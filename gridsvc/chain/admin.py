@@ -7,5 +7,14 @@ from .models import Position
 class PositionAdmin(admin.ModelAdmin):
     list_display = ["position_type", "member", "valid_from", "valid_to", "on_leave"]
     list_filter = ["position_type", "on_leave"]
-    raw_id_fields = ["member", "street", "community", "grid", "compound", "building", "unit"]
+    raw_id_fields = [
+        "member",
+        "district",
+        "street",
+        "community",
+        "grid",
+        "compound",
+        "building",
+        "unit",
+    ]
     search_fields = ["member__username", "member__display_name"]

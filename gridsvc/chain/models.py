@@ -36,9 +36,12 @@ class PositionType(models.TextChoices):
     INFORMATION_OFFICER = "information_officer", "信息员"
     LIAISON_OFFICER = "liaison_officer", "联络员"
     MEDIATOR = "mediator", "调处员"
+    # Above the street: the district's 创建 office (区民族团结进步创建办 / 民宗局).
+    DISTRICT_OFFICER = "district_officer", "区创建办"
 
 
-# Which territory object each position type is held over.
+# Which territory object each post in the street is held over: the posts that reach
+# households, visit tasks and the escalation chain (and nothing above the street).
 POSITION_TARGET: dict[str, str] = {
     PositionType.UNIT_HEAD: "unit",
     PositionType.BUILDING_HEAD: "building",
@@ -55,7 +58,13 @@ POSITION_TARGET: dict[str, str] = {
     PositionType.STREET_DISPATCHER: "street",
     PositionType.ETHNIC_AFFAIRS_DESK: "street",
 }
-TARGET_FIELDS = ("street", "community", "grid", "compound", "building", "unit")
+# Posts above the street, held over a district (区). Their holders reach no record about a
+# person (their work scope is empty, their tier none): they read the district's and its
+# streets' outlines, their 创建 figures side by side, and acknowledge their reports.
+DISTRICT_TARGET: dict[str, str] = {PositionType.DISTRICT_OFFICER: "district"}
+# Every position type → the territory object it is held over.
+HELD_OVER: dict[str, str] = {**POSITION_TARGET, **DISTRICT_TARGET}
+TARGET_FIELDS = ("district", "street", "community", "grid", "compound", "building", "unit")
 
 
 def _exactly_one_target() -> Q:
@@ -85,6 +94,9 @@ class Position(models.Model):
     position_type = models.CharField(max_length=32, choices=PositionType.choices)
     member = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="positions"
+    )
+    district = models.ForeignKey(
+        "territory.District", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
     street = models.ForeignKey(
         "territory.Street", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
@@ -118,6 +130,7 @@ class Position(models.Model):
             models.Index(fields=["position_type", "compound"]),
             models.Index(fields=["position_type", "building"]),
             models.Index(fields=["position_type", "unit"]),
+            models.Index(fields=["position_type", "district"]),
             models.Index(fields=["member", "valid_to"]),
         ]
         constraints = [
@@ -130,7 +143,7 @@ class Position(models.Model):
 
     @property
     def target_field(self) -> str:
-        return POSITION_TARGET[self.position_type]
+        return HELD_OVER[self.position_type]
 
     @property
     def target(self):
@@ -139,7 +152,7 @@ class Position(models.Model):
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
-        field = POSITION_TARGET.get(self.position_type)
+        field = HELD_OVER.get(self.position_type)
         if field is None:
             raise ValidationError({"position_type": "unknown position type"})
         if getattr(self, f"{field}_id") is None:

@@ -6,6 +6,8 @@
   with buildings in it, places)
 - property manager / owners' committee over a compound → the compound's buildings
 - building head → the building; unit head → the unit's households
+- the district's 创建 office (区创建办) over a district → no record at all: its holders read
+  the district's and its streets' outlines, 创建 figures and reports (:func:`districts_for`)
 - superusers see everything.
 
 Scopes are applied to querysets (``scope.filter(qs)``), so every list, detail, tile, export
@@ -22,6 +24,7 @@ from gridsvc.territory.models import (
     Building,
     Community,
     Compound,
+    District,
     Grid,
     Household,
     Place,
@@ -30,7 +33,7 @@ from gridsvc.territory.models import (
     Unit,
 )
 
-from .models import Position
+from .models import Position, PositionType
 
 # Path from each model to a Building (the unit of most grants).
 _BUILDING_PATH = {
@@ -338,3 +341,19 @@ def scope_for(member, when=None) -> Scope:
         )
     )
     return _scope_from_rows(rows)
+
+
+def districts_for(member, when=None) -> QuerySet[District]:
+    """The districts (区) whose 创建 office ``member`` works in at ``when`` (default now): the
+    district posts (区创建办) they hold then and are not on leave from. Not part of the
+    :class:`Scope` (these posts reach no record about a person): they open the district's
+    outline, its streets' 创建 figures and reports, and the acknowledgement of those reports
+    (:mod:`gridsvc.community.services`). Handing the post over or ending it ends this at once."""
+    if member is None or not getattr(member, "is_authenticated", False):
+        return District.objects.none()
+    posts = (
+        Position.objects.active_at(when)
+        .filter(member=member, position_type=PositionType.DISTRICT_OFFICER)
+        .values("district_id")
+    )
+    return District.objects.filter(pk__in=posts)

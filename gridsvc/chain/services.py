@@ -236,15 +236,42 @@ def chain_for(
 
 def holders_at(position_type: str, target, when: datetime | None = None) -> list[Position]:
     """Who held ``position_type`` over ``target`` at ``when`` ("who held X over Y at T")."""
-    from .models import POSITION_TARGET
+    from .models import HELD_OVER
 
-    field_name = POSITION_TARGET[position_type]
+    field_name = HELD_OVER[position_type]
     return list(
         Position.objects.held_at(when)
         .filter(position_type=position_type, **{field_name: target})
         .select_related("member")
         .order_by("valid_from", "id")
     )
+
+
+def appoint(
+    member, position_type: str, target, when: datetime | None = None, note: str = ""
+) -> Position:
+    """Open a post (任职): ``member`` holds ``position_type`` over ``target`` (the territory
+    object :data:`~.models.HELD_OVER` names for the type: a district for 区创建办, a grid for a
+    grid member …) from ``when`` (default now). Validated like any post (one target, of the
+    right kind); a post changing hands is :func:`hand_over`, one ending is closed
+    (``valid_to``)."""
+    from django.core.exceptions import ValidationError
+
+    from .models import HELD_OVER
+
+    field_name = HELD_OVER[position_type]
+    if not isinstance(target, Position._meta.get_field(field_name).related_model):
+        raise ValidationError({field_name: f"a {position_type} is held over a {field_name}"})
+    position = Position(
+        position_type=position_type,
+        member=member,
+        valid_from=when or timezone.now(),
+        note=note,
+        **{field_name: target},
+    )
+    position.full_clean()
+    position.save()
+    return position
 
 
 #: set while :func:`hand_over` closes the old post: the post is vacant for an instant, and

@@ -16,6 +16,8 @@ Tiers (from the positions a member holds now):
 - ``STREET`` 街道: street dispatcher and the ethnic-affairs desk; like STAFF, plus exact
   small counts (no small-cell suppression) over their street.
 - superusers are ``STREET``.
+- the district's 创建 office (区创建办, a post over a district) has no tier: it learns nothing
+  about a resident (its work scope is empty too).
 
 A member holding positions of several tiers is judged per record by :func:`staff_scope`:
 a grid member who is also a building head elsewhere learns sensitive facts only inside
@@ -65,6 +67,8 @@ NEIGHBOUR_POSITIONS = frozenset(
     {"unit_head", "building_head", "owners_committee", "property_manager"}
 )
 STREET_POSITIONS = frozenset({"street_dispatcher", "ethnic_affairs_desk"})
+#: posts above the street (区创建办): no tier — they learn nothing about a resident
+DISTRICT_POSITIONS = frozenset({"district_officer"})
 
 # ---------------------------------------------------------------- attributes
 # Attribute names used in the matrix and by every output path.
@@ -125,7 +129,9 @@ SMALL_CELL_K = 5
 
 
 def tier_of_positions(position_types: set[str] | frozenset[str], superuser: bool = False) -> Tier:
-    """The highest tier among ``position_types`` (a superuser is STREET)."""
+    """The highest tier among ``position_types`` (a superuser is STREET; posts above the
+    street, :data:`DISTRICT_POSITIONS`, count for none)."""
+    position_types = position_types - DISTRICT_POSITIONS
     if superuser or position_types & STREET_POSITIONS:
         return Tier.STREET
     if position_types - NEIGHBOUR_POSITIONS:

@@ -1,17 +1,9 @@
 from django.contrib import admin
 
-from .models import LOCATED, DistrictOfficer, MemberLanguage, UnityReport
+from .models import LOCATED, MemberLanguage, UnityReport
 
 for _model in LOCATED:
     admin.site.register(_model)
-
-
-@admin.register(DistrictOfficer)
-class DistrictOfficerAdmin(admin.ModelAdmin):
-    """The district's 创建 office: who reads its streets' figures and acknowledges reports."""
-
-    list_display = ("member", "district_code", "district_name")
-    search_fields = ("member__username", "district_code")
 
 
 @admin.register(UnityReport)

@@ -706,27 +706,8 @@ LOCATED = (
 
 
 # ---------------------------------------------------------------- reporting upward (item 9)
-class DistrictOfficer(models.Model):
-    """A member of the district's 创建 office (区民族团结进步创建办 / 民宗局) over the streets whose
-    codes start with ``district_code`` (GB/T 2260, 6 digits: the street codes' first six).
-    They read the streets' 创建 figures side by side and acknowledge their reports; they reach
-    no record about a person."""
-
-    member = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="district_offices"
-    )
-    district_code = models.CharField(max_length=6)
-    district_name = models.CharField(max_length=64, blank=True)
-
-    class Meta:
-        ordering = ["district_code", "id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["member", "district_code"], name="district_officer_once"
-            )
-        ]
-
-
+# The district's 创建 office (区创建办) holds chain posts over the district
+# (``chain.PositionType.DISTRICT_OFFICER``), with history, hand-over and leave like any post.
 class UnityReport(models.Model):
     """The street's 创建 report to the district: the year's plan (年初有计划), a month's report,
     or the year's summary (年终有总结), with the figures as submitted; acknowledged by the

@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Model, Q, QuerySet, Sum
 from django.utils import timezone
 
-from gridsvc.chain.scope import Scope, scope_for
+from gridsvc.chain.scope import Scope, districts_for, scope_for
 from gridsvc.chain.visibility import Tier, staff_scope, tier_for
 from gridsvc.errors import DomainError
 from gridsvc.territory.models import Community, District, Grid, Household, Place, Street
@@ -28,7 +28,6 @@ from .models import (
     Activity,
     Campaign,
     CampaignReturn,
-    DistrictOfficer,
     FiveRole,
     GroupMember,
     InterpreterCall,
@@ -1562,19 +1561,16 @@ def submit_report(member: Any, data: dict[str, Any]) -> tuple[UnityReport, bool]
 
 
 def district_codes(member: Any) -> set[str]:
-    """The districts (6-digit codes) ``member`` works for."""
-    if not getattr(member, "is_authenticated", False):
-        return set()
-    return set(
-        DistrictOfficer.objects.filter(member=member).values_list("district_code", flat=True)
-    )
+    """The districts (6-digit codes) ``member`` works for: a district post (区创建办) held now,
+    not on leave (:func:`gridsvc.chain.scope.districts_for`)."""
+    return set(districts_for(member).values_list("code", flat=True))
 
 
 def readable_districts(member: Any) -> tuple[QuerySet, set[int]]:
     """The districts (区) ``member`` may read, and which of them in full.
 
-    A district's 创建 officer (:class:`DistrictOfficer`) reads their district in full (code,
-    streets, boundary); the street office (街道调度台, 民族宗教工作站: a street post held now)
+    A district's 创建 officer (a district post, :func:`gridsvc.chain.scope.districts_for`)
+    reads their district in full (code, streets, boundary); the street office (街道调度台, 民族宗教工作站: a street post held now)
     reads its street's district by name only; anyone else reads none."""
     if not getattr(member, "is_authenticated", False):
         return District.objects.none(), set()
@@ -1583,9 +1579,7 @@ def readable_districts(member: Any) -> tuple[QuerySet, set[int]]:
     from gridsvc.chain.models import Position
     from gridsvc.chain.visibility import STREET_POSITIONS
 
-    full = set(
-        District.objects.filter(code__in=district_codes(member)).values_list("pk", flat=True)
-    )
+    full = set(districts_for(member).values_list("pk", flat=True))
     streets = (
         Position.objects.held_at()
         .filter(member=member, position_type__in=list(STREET_POSITIONS), street__isnull=False)
