@@ -982,3 +982,92 @@ def tablet_in_english(url: str) -> None:
         page.screenshot(path=str(ARTIFACTS / "web-tablet-en.png"), full_page=True)
         assert_accessible(page, "monthly figures (tablet, English)", AXE_FOUND)
         assert errors == []
+
+
+def test_field_app_venue_visit_offline_with_fix_and_photo(live_server, committed_demo, monkeypatch):
+    """Issue 20, the phone side (the field app, /field/, at 360 px): grid1 records the joint
+    venue visit (宗教场所共同走访) offline, with the phone's fix (emulated geolocation ~900 m
+    from the venue, accuracy 9 m) and a camera photo; the request waits in IndexedDB with the
+    photo; back online it is sent once, the server holds the visit with its fix judged like a
+    household visit's (far off: flagged, not refused) and one ≤ 1600 px JPEG, the venue's task
+    done; the outbox says 偏远 and 照片 1 张, and the photo's bytes have left the phone."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    import io
+
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    from gridsvc.community.models import VenueVisit
+    from tests.browser import CHROMIUM_ARGS
+    from tests.test_field_app import big_png, grid1_venue_task, sync_now
+
+    assert chromium_path(), "chromium missing: run scripts/setup.sh"
+    venue_task = grid1_venue_task()
+    place = venue_task.place
+    lon, lat = place.point.x + 0.01, place.point.y  # ~900 m east of the venue
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        context = browser.new_context(
+            viewport={"width": 360, "height": 740},
+            is_mobile=True,
+            has_touch=True,
+            locale="zh-CN",
+            timezone_id="Asia/Shanghai",
+            geolocation={"longitude": lon, "latitude": lat, "accuracy": 9},
+            permissions=["geolocation"],
+        )
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            page.goto(f"{live_server.url}/field/")
+            page.fill("#username", "grid1")
+            page.fill("#password", "gridsvc-demo")
+            page.click("#login-form button[type=submit]")
+            page.wait_for_selector("body[data-last-sync^='20']", state="attached", timeout=120_000)
+            venue = page.locator(f"#venue-list li[data-venue-task='{venue_task.pk}']")
+            venue.wait_for()
+
+            context.set_offline(True)
+            venue.locator("button.visit").click()
+            page.wait_for_function(
+                "() => document.querySelector('#venue-gps').textContent.includes('精度')",
+                timeout=10_000,
+            )
+            page.set_input_files(
+                "#venue-photo",
+                files=[{"name": "mosque.png", "mimeType": "image/png", "buffer": big_png()}],
+            )
+            page.fill("#venue-note", "离线共同走访")
+            page.click("#venue-save")
+            row = page.locator("#outbox-list li:has-text('宗教场所走访')")
+            row.wait_for()
+            assert row.get_attribute("data-status") == "pending"
+            assert "照片 1 张" in row.inner_text()
+            (queued,) = page.evaluate("window.gridsvcField.db.getAll('requests')")
+            data = queued["body"]["items"][0]["data"]
+            assert data["accuracy_m"] == 9 and abs(data["lon"] - lon) < 1e-6
+            assert len(data["photos"]) == 1 and len(data["photos"][0]["data"]) > 1000
+            assert not VenueVisit.objects.filter(place=place).exists()
+
+            context.set_offline(False)
+            sync_now(page)
+            sent = page.locator("#outbox-list li[data-status='sent']:has-text('宗教场所走访')")
+            sent.wait_for(timeout=60_000)
+            assert "偏远" in sent.inner_text() and "照片 1 张" in sent.inner_text()
+            visit = VenueVisit.objects.get(place=place)
+            assert visit.note == "离线共同走访" and visit.recorded_by.username == "grid1"
+            assert visit.far_off and visit.distance_m > 800 and visit.accuracy_m == 9
+            assert visit.location_source == "gps"
+            (photo,) = visit.photos.all()
+            assert photo.content_type == "image/jpeg"
+            with Image.open(io.BytesIO(photo.image.read())) as img:
+                assert max(img.size) == 1600  # scaled down on the phone
+            venue_task.refresh_from_db()
+            assert venue_task.status == "done" and venue_task.done_by_id == visit.pk
+            (kept,) = page.evaluate("window.gridsvcField.db.getAll('requests')")
+            assert "photos" not in kept["body"]["items"][0]["data"] and kept["photoCount"] == 1
+            assert errors == []
+        finally:
+            context.close()
+            browser.close()

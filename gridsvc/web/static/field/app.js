@@ -10,7 +10,7 @@
 (function () {
   "use strict";
 
-  const APP_VERSION = "0.2.0";
+  const APP_VERSION = "0.3.0";
   const API = "/api/v1";
   const DB_NAME = "gridsvc-field";
   const DEVICE_KEY = "gridsvc-field-device"; // localStorage: one id per installation
@@ -284,16 +284,40 @@
         const item = (data.results || [])[0] || {};
         ok = item.status === "accepted" || item.status === "duplicate";
         duplicate = item.status === "duplicate";
-        data = ok ? { id: item.id } : { errors: item.errors || { items: ["未能保存"] } };
+        data = ok
+          ? { id: item.id, far_off: item.far_off, distance_m: item.distance_m }
+          : { errors: item.errors || { items: ["未能保存"] }, code: item.code };
+        if (ok) sentPhotosDropped(r); // kept on the phone until the server has them
       }
       r.status = ok ? "sent" : resp.status === 412 ? "conflict" : "refused";
-      r.result = ok ? { id: data.id, version: data.version, status: data.status } : data;
+      r.result = ok
+        ? { id: data.id, version: data.version, status: data.status, far_off: data.far_off, distance_m: data.distance_m }
+        : data;
       r.http = r.batchItem && resp.ok ? undefined : resp.status; // a refused item: its errors say why
       r.replayed = duplicate || resp.headers.get("Idempotent-Replayed") === "true";
       r.sent_at = new Date().toISOString();
       await state.db.put("requests", r);
       if (r.caseId) await caseAnswered(r.caseId, resp, data);
     }
+  }
+
+  /** A sent batch item's photos leave the phone (the server keeps them); their count stays. */
+  function sentPhotosDropped(r) {
+    for (const it of (r.body && r.body.items) || []) {
+      if (it.data && Array.isArray(it.data.photos)) {
+        r.photoCount = (r.photoCount || 0) + it.data.photos.length;
+        delete it.data.photos;
+      }
+    }
+  }
+
+  /** How many photos a queued request carries (still on the phone, or sent). */
+  function requestPhotos(r) {
+    const queued = ((r.body && r.body.items) || []).reduce(
+      (n, it) => n + ((it.data && it.data.photos) || []).length,
+      0
+    );
+    return queued + (r.photoCount || 0);
   }
 
   /** 一日一报: today's report, 零报告 (nothing abnormal) or one item; merged by item id. */
@@ -838,21 +862,47 @@
   let venueCurrent = null; // the venue task being recorded
 
   function openVenueVisit(task) {
-    venueCurrent = task;
+    venueCurrent = { task, position: null };
     $("venue-target").textContent = `${task.place_name || `场所 ${task.place}`} · 截止 ${task.due_on}`;
     $("venue-joint").checked = true;
     $("venue-participants").value = "2";
     $("venue-hazards").value = "";
     $("venue-note").value = "";
+    $("venue-photo").value = "";
     $("venue-save").disabled = false;
     show("venue");
+    locate($("venue-gps"), (coords) => {
+      if (venueCurrent && venueCurrent.task === task) venueCurrent.position = coords;
+    });
+  }
+
+  /** The phone's fix (navigator.geolocation, with its accuracy), shown in `msg`; `done(coords)`
+   * when there is one. Without a fix the record is still saved (the server then has none). */
+  function locate(msg, done) {
+    msg.textContent = "正在定位…";
+    if (!navigator.geolocation) {
+      msg.textContent = "此设备不支持定位";
+      return;
+    }
+    navigator.geolocation.getCurrentPosition(
+      (pos) => {
+        done(pos.coords);
+        meta.set("lastFix", { lon: pos.coords.longitude, lat: pos.coords.latitude });
+        msg.textContent = `已定位：精度 ±${Math.round(pos.coords.accuracy)} 米`;
+      },
+      (err) => {
+        msg.textContent = `未能定位（${err.message || err.code}），仍可保存`;
+      },
+      { enableHighAccuracy: true, timeout: 15000, maximumAge: 0 }
+    );
   }
 
   /** The venue visit goes through the community offline batch (kind venue_visit), queued with
    * its client_uuid and Idempotency-Key before it is ever sent; the server completes the task. */
   async function saveVenueVisit() {
-    const t = venueCurrent;
-    if (!t || $("venue-save").disabled) return;
+    const c = venueCurrent;
+    if (!c || $("venue-save").disabled) return;
+    const t = c.task;
     $("venue-save").disabled = true;
     const participants = Math.max(0, parseInt($("venue-participants").value, 10) || 0);
     const data = {
@@ -863,6 +913,23 @@
       hazards: $("venue-hazards").value.trim(),
       note: $("venue-note").value.trim(),
     };
+    if (c.position) {
+      // where it was recorded: the server measures it from the venue (偏远 when far off)
+      data.lon = Number(c.position.longitude.toFixed(7));
+      data.lat = Number(c.position.latitude.toFixed(7));
+      data.accuracy_m = Math.round(c.position.accuracy * 10) / 10;
+      data.crs = "wgs84";
+    }
+    const photo = $("venue-photo").files[0];
+    if (photo) {
+      try {
+        data.photos = [{ data: await downscale(photo) }]; // kept in the queue until sent
+      } catch (e) {
+        $("venue-gps").textContent = "照片无法读取，请重新选择";
+        $("venue-save").disabled = false;
+        return;
+      }
+    }
     const body = { items: [{ kind: "venue_visit", client_uuid: crypto.randomUUID(), data }] };
     await queueRequest(`宗教场所走访 ${t.place_name || t.place}`, "POST", "/community/batch/", body, {
       venueTask: t.id,
@@ -943,6 +1010,9 @@
       let sub = `记录于 ${showTime(r.recorded_at)}`;
       if (r.status === "sent" && r.replayed) sub += " · 服务器已收到（重发未重复）";
       if (r.status === "refused" || r.status === "conflict") sub += ` · ${why(r.result || {}, r.http)}`;
+      else if (r.result && r.result.far_off) sub += ` · 距场所 ${Math.round(r.result.distance_m)} 米（偏远）`;
+      const photos = requestPhotos(r);
+      if (photos) sub += ` · 照片 ${photos} 张`;
       const item = li(r.label, sub, [[text, cls]]);
       item.dataset.key = r.key;
       item.dataset.status = r.status;
@@ -960,6 +1030,8 @@
     conflict: "服务器已有同一编号的不同记录",
     stale_version: "已被他人更改",
     app_too_old: "应用版本过旧",
+    not_mediator: "只有本社区的调处员或调委会可记录调处",
+    permission_denied: "无权记录",
   };
 
   /** Why the server refused something, in words: the code, then each field's message. */
@@ -1243,24 +1315,11 @@
     $("visit-photo").value = "";
     $("visit-save").disabled = false;
     fillCategories().then(() => ($("visit-category").value = ""));
-    $("gps").textContent = "正在定位…";
     show("visit");
-    if (!navigator.geolocation) {
-      $("gps").textContent = "此设备不支持定位";
-      return;
-    }
-    navigator.geolocation.getCurrentPosition(
-      (pos) => {
-        if (!current) return;
-        current.position = pos.coords;
-        meta.set("lastFix", { lon: pos.coords.longitude, lat: pos.coords.latitude });
-        $("gps").textContent = `已定位：精度 ±${Math.round(pos.coords.accuracy)} 米`;
-      },
-      (err) => {
-        $("gps").textContent = `未能定位（${err.message || err.code}），仍可保存`;
-      },
-      { enableHighAccuracy: true, timeout: 15000, maximumAge: 0 }
-    );
+    const opened = current;
+    locate($("gps"), (coords) => {
+      if (current === opened) current.position = coords;
+    });
   }
 
   /** Store the visit in the outbox (IndexedDB) first; send it when the network allows. */
