@@ -31,6 +31,8 @@ from .codes import (
     id_birth_date,
     id_contradictions,
     id_sex,
+    mask_id_number,
+    mask_phone,
     validate_id_number,
 )
 
@@ -297,6 +299,73 @@ class Household(models.Model):
         return f"{self.unit} {self.room}"
 
 
+class MaskField(models.TextField):
+    """The masked form of an encrypted column (``source``), stored beside it so that a
+    masked output (the phone's change feed) need not decrypt: what every tier that reads the
+    resident sees of it (``620103********0015``, ``*******5596``), never more. Filled from the
+    clear value on every write: ``save()`` and ``bulk_create`` (:meth:`pre_save`), ``update``
+    and ``bulk_update`` (:class:`ResidentQuerySet`). NULL: not known (a row written around
+    the model, e.g. by COPY): a reader decrypts and masks instead."""
+
+    def __init__(self, *args, source: str = "", masker=None, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        self.source = source
+        self.masker = masker
+        kwargs.setdefault("null", True)
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):  # type: ignore[no-untyped-def]
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["source"] = self.source
+        kwargs.pop("masker", None)  # code, not schema
+        if kwargs.get("null") is True:
+            kwargs.pop("null")
+        if kwargs.get("editable") is False:
+            kwargs.pop("editable")
+        return name, path, args, kwargs
+
+    def mask_of(self, clear: str | None) -> str | None:
+        """The stored mask of ``clear`` (a clear value of the source column)."""
+        return self.masker(clear) if self.masker is not None else None
+
+    def pre_save(self, model_instance, add: bool):  # type: ignore[no-untyped-def]
+        value = self.mask_of(getattr(model_instance, self.source))
+        setattr(model_instance, self.attname, value)
+        return value
+
+
+class ResidentQuerySet(models.QuerySet):
+    """Residents; ``update`` and ``bulk_update`` of an encrypted column write its stored mask
+    (:class:`MaskField`) too."""
+
+    def _masks(self) -> dict[str, MaskField]:
+        return {f.source: f for f in self.model._meta.concrete_fields if isinstance(f, MaskField)}
+
+    def update(self, **kwargs):  # type: ignore[no-untyped-def]
+        for source, field in self._masks().items():
+            if source in kwargs and field.name not in kwargs:
+                value = kwargs[source]
+                # an expression (F(), Value …): the mask is not known here — NULL, so that a
+                # reader decrypts the stored value rather than show a stale mask
+                known = value is None or isinstance(value, str)
+                kwargs[field.name] = field.mask_of(value) if known else None
+        return super().update(**kwargs)
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+    def bulk_update(self, objs, fields, batch_size=None):  # type: ignore[no-untyped-def]
+        fields = list(fields)
+        objs = list(objs)
+        for source, field in self._masks().items():
+            if source in fields and field.name not in fields:
+                fields.append(field.name)
+                for obj in objs:
+                    setattr(obj, field.attname, field.mask_of(getattr(obj, source)))
+        return super().bulk_update(objs, fields, batch_size=batch_size)
+
+    bulk_update.alters_data = True  # type: ignore[attr-defined]
+
+
 class Resident(models.Model):
     """居民. Linked to a household room, or recorded as having no house with a reason.
 
@@ -341,6 +410,10 @@ class Resident(models.Model):
     id_number = EncryptedTextField(blank=True)
     id_number_hash = models.CharField(max_length=64, blank=True, db_index=True)
     phone = EncryptedTextField(blank=True)
+    # the masks every tier sees, beside the encrypted values (the change feed reads them
+    # without decrypting; MaskField)
+    id_number_mask = MaskField(source="id_number", masker=mask_id_number)
+    phone_mask = MaskField(source="phone", masker=mask_phone)
     ethnicity = models.CharField(max_length=2, choices=ETHNICITY_CHOICES, default=HAN)
     residency = models.CharField(
         max_length=16, choices=Residency.choices, default=Residency.REGISTERED
@@ -360,6 +433,8 @@ class Resident(models.Model):
                 name="resident_house_or_reason",
             )
         ]
+
+    objects = ResidentQuerySet.as_manager()
 
     def clean(self) -> None:
         errors: dict = {}
@@ -390,6 +465,14 @@ class Resident(models.Model):
                     self.gender = id_sex(self.id_number)
             except ValueError:  # a number stored before validation: leave the fields as given
                 pass
+        fields = kwargs.get("update_fields")
+        if fields is not None:  # a saved encrypted column writes its mask too (MaskField)
+            fields = set(fields)
+            kwargs["update_fields"] = fields | {
+                f.name
+                for f in self._meta.concrete_fields
+                if isinstance(f, MaskField) and f.source in fields
+            }
         super().save(*args, **kwargs)
 
     @property
@@ -405,7 +488,9 @@ class Resident(models.Model):
         from django.utils.crypto import salted_hmac
 
         values = [
-            str(f.value_from_object(self)) for f in self._meta.concrete_fields if not f.primary_key
+            str(f.value_from_object(self))
+            for f in self._meta.concrete_fields
+            if not f.primary_key and not isinstance(f, MaskField)  # masks: derived
         ]
         digest = salted_hmac("gridsvc.resident.etag", json.dumps(values)).hexdigest()[:24]
         return f'"resident-{self.pk}-{digest}"'

@@ -50,7 +50,7 @@ from django.utils.dateparse import parse_datetime
 from gridsvc.chain import visibility
 from gridsvc.chain.models import TerritorySnapshot
 from gridsvc.chain.scope import Scope
-from gridsvc.territory.codes import ETHNICITIES
+from gridsvc.territory.codes import ETHNICITIES, mask_id_number, mask_name, mask_phone
 from gridsvc.territory.models import Building, Household, Resident
 
 from .models import ChangeLog, VisitTask
@@ -587,15 +587,24 @@ def household_payload(h: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def household_rows(qs: QuerySet) -> QuerySet:
+    """``qs``'s households as the rows :func:`household_payload` reads (with their resident
+    ids), plain rows, not model instances (issue 19)."""
+    return qs.values(*HOUSEHOLD_COLUMNS).annotate(
+        resident_ids=ArrayAgg("residents__id", default=[])
+    )
+
+
 def _households(ids_q: Q, member, scope: Scope) -> list[tuple[int, dict[str, Any]]]:  # type: ignore[no-untyped-def]
     """(id, payload) of the households ``ids_q`` selects in ``scope`` (with their resident
-    ids), each through the visibility matrix. Plain rows, not model instances (issue 19)."""
-    rows = list(
-        scope.filter(Household.objects.filter(ids_q))
-        .values(*HOUSEHOLD_COLUMNS)
-        .annotate(resident_ids=ArrayAgg("residents__id", default=[]))
-        .order_by("id")
-    )
+    ids), each through the visibility matrix."""
+    rows = list(household_rows(scope.filter(Household.objects.filter(ids_q))).order_by("id"))
+    return _present_households(rows, member, scope)
+
+
+def _present_households(rows: list[dict[str, Any]], member, scope: Scope) -> list[tuple[int, dict[str, Any]]]:  # type: ignore[no-untyped-def]  # fmt: skip
+    """(id, payload) of household rows (:func:`household_rows`) through the visibility
+    matrix at the member's tier per record."""
     seen = visibility.Viewer(member, scope)
     seen.prime(Household, [h["id"] for h in rows])
     return [
@@ -618,20 +627,34 @@ RESIDENT_FIELDS = (
     "relation_to_head",
     "tags",
 )
-#: the encrypted columns of a resident the feed shows (masked), read as stored: opened in
-#: :func:`_residents` only where the member's tier shows them, with the key set looked up
-#: once per page (decrypting through the field, per value, was a quarter of a first sync)
+#: the encrypted columns of a resident the feed shows, with the stored masks beside them
+#: (:class:`gridsvc.territory.models.MaskField`): a masked cell is read from the mask; the
+#: stored value is read (and opened) only where no mask is stored, or a tier shows it clear
 SEALED = {"id_number": visibility.ID_NUMBER, "phone": visibility.PHONE}
+_MASKERS = {"id_number": mask_id_number, "phone": mask_phone}
+#: whether some tier shows an encrypted column in clear (then its stored value is read)
+_CLEAR_SOMEWHERE = {
+    key: visibility.CLEAR in visibility.MATRIX[attribute].values()
+    for key, attribute in SEALED.items()
+}
 
 
 def resident_rows(qs: QuerySet) -> QuerySet:
-    """``qs``'s residents as the rows :func:`_residents` writes (the sealed columns as
-    stored: ``sealed_id_number``, ``sealed_phone``)."""
-    from django.db.models import ExpressionWrapper, F, TextField
+    """``qs``'s residents as the rows :func:`_residents` writes: the masks as stored
+    (``id_number_mask``, ``phone_mask``) and, where no mask is stored, the encrypted value as
+    stored (``sealed_id_number``, ``sealed_phone``; else None)."""
+    from django.db.models import Case, ExpressionWrapper, F, TextField, When
+
+    def sealed(key: str):  # type: ignore[no-untyped-def]
+        stored = ExpressionWrapper(F(key), output_field=TextField())
+        if _CLEAR_SOMEWHERE[key]:
+            return stored
+        return Case(When(**{f"{key}_mask__isnull": True}, then=stored), output_field=TextField())
 
     return qs.values(
         *RESIDENT_FIELDS,
-        **{f"sealed_{k}": ExpressionWrapper(F(k), output_field=TextField()) for k in SEALED},
+        *(f"{k}_mask" for k in SEALED),
+        **{f"sealed_{k}": sealed(k) for k in SEALED},
     )
 
 
@@ -656,36 +679,114 @@ def _opener():  # type: ignore[no-untyped-def]
     return opened
 
 
+_FIVE = (
+    visibility.NAME,
+    visibility.GENDER,
+    visibility.ID_NUMBER,
+    visibility.PHONE,
+    visibility.ETHNICITY,
+)
+
+
+@functools.cache
+def _resident_plan(tier: visibility.Tier) -> tuple[dict[str, str], tuple[str, ...], bool, frozenset[str]] | None:  # fmt: skip
+    """What :func:`visibility.present_resident` does at ``tier`` without a grant (the feed
+    never unmasks), once per tier: the matrix cells, the ``masked`` list (it depends on the
+    tier alone), and the tags shown (``other_clear``: tags outside the matrix's are shown;
+    ``exceptions``: the matrix's tags treated otherwise). None where a cell is one this
+    plan does not write (a COARSE name …): such rows go through present_resident."""
+    cells = {a: visibility.rule(a, tier) for a in (*_FIVE, visibility.BIRTH_DATE)}
+    if any(cells[a] not in (visibility.CLEAR, visibility.MASKED, visibility.HIDDEN) for a in _FIVE):
+        return None
+    masked = [visibility.ATTRIBUTE_KEYS[a][0] for a in _FIVE if cells[a] == visibility.MASKED]
+    if cells[visibility.BIRTH_DATE] not in (visibility.HIDDEN, visibility.CLEAR):
+        masked.append("birth_date")
+    if any(
+        visibility.may_know(visibility.TAG_ATTRIBUTE[t], tier) for t in visibility.SENSITIVE_TAGS
+    ):
+        masked.append("sensitive_tags")
+    other_clear = visibility.rule(visibility.OTHER_TAGS, tier) == visibility.CLEAR
+    exceptions = frozenset(
+        t
+        for t, a in visibility.TAG_ATTRIBUTE.items()
+        if (visibility.rule(a, tier) == visibility.CLEAR) != other_clear
+    )
+    return cells, tuple(masked), other_clear, exceptions
+
+
 def _residents(rows: list[dict[str, Any]], member, scope: Scope) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     """Residents (rows of :func:`resident_rows`) through the visibility matrix at the
-    member's tier per record; the feed never sends clear values (no unmask grant on a
-    phone). An encrypted value is opened only when the tier shows something of it."""
+    member's tier per record, as :func:`visibility.present_resident` shows them; the feed
+    never sends clear values (no unmask grant on a phone). A masked ID number or phone is the
+    stored mask; an encrypted value is opened only where no mask is stored (a row written
+    around the model) or a tier shows it clear."""
     seen = visibility.Viewer(member, scope, unmasked=False)
     seen.prime(Resident, [r["id"] for r in rows])
-    opened = _opener() if rows else None
+    opened = None
     out = []
+    CLEAR, MASKED, HIDDEN = visibility.CLEAR, visibility.MASKED, visibility.HIDDEN
     for row in rows:
         tier = seen.tier_of_pk(Resident, row["id"])
-        for key, attribute in SEALED.items():
-            sealed = row.pop(f"sealed_{key}")
-            shown = visibility.rule(attribute, tier) != visibility.HIDDEN
-            row[key] = opened(sealed) if shown and opened is not None else None
-        r = SimpleNamespace(**row)  # what present_resident reads the clear values from
-        data = {
-            "id": r.id,
-            "household": r.household_id,
-            "name": r.name,
-            "gender": r.gender,
-            "birth_date": r.birth_date,
-            "id_number": r.id_number,
-            "phone": r.phone,
-            "ethnicity": r.ethnicity,
-            "ethnicity_name": ETHNICITIES.get(r.ethnicity, ("", ""))[0] or None,
-            "residency": r.residency,
-            "relation_to_head": r.relation_to_head,
-            "tags": list(r.tags),
-        }
-        out.append(visibility.present_resident(data, r, tier, unmasked=False))
+        plan = _resident_plan(tier)
+        clear: dict[str, str | None] = {}
+        for key in SEALED:
+            cell = visibility.rule(SEALED[key], tier)
+            if cell == HIDDEN or (cell == MASKED and plan and row[f"{key}_mask"] is not None):
+                continue
+            if opened is None:
+                opened = _opener()
+            clear[key] = opened(row[f"sealed_{key}"])
+        if plan is None:  # a cell this plan does not write: the matrix's own function
+            r = SimpleNamespace(**row, **{k: clear.get(k) for k in SEALED})
+            data = {
+                "id": r.id,
+                "household": r.household_id,
+                "name": r.name,
+                "gender": r.gender,
+                "birth_date": r.birth_date,
+                "id_number": r.id_number,
+                "phone": r.phone,
+                "ethnicity": r.ethnicity,
+                "ethnicity_name": ETHNICITIES.get(r.ethnicity, ("", ""))[0] or None,
+                "residency": r.residency,
+                "relation_to_head": r.relation_to_head,
+                "tags": list(r.tags),
+            }
+            out.append(visibility.present_resident(data, r, tier, unmasked=False))
+            continue
+        cells, masked, other_clear, exceptions = plan
+        d: dict[str, Any] = {"id": row["id"], "household": row["household_id"]}
+        cell = cells[visibility.NAME]
+        if cell != HIDDEN:
+            d["name"] = row["name"] if cell == CLEAR else mask_name(row["name"])
+        cell = cells[visibility.GENDER]
+        if cell != HIDDEN:
+            d["gender"] = row["gender"] if cell == CLEAR else None
+        for key in SEALED:
+            cell = cells[SEALED[key]]
+            if cell == CLEAR:
+                d[key] = clear[key]
+            elif cell == MASKED:
+                stored = row[f"{key}_mask"]
+                d[key] = stored if stored is not None else _MASKERS[key](clear[key])
+        cell = cells[visibility.ETHNICITY]
+        if cell != HIDDEN:
+            e = row["ethnicity"]
+            if cell == CLEAR:
+                d["ethnicity"], d["ethnicity_name"] = e, ETHNICITIES.get(e, ("", ""))[0] or None
+            else:
+                d["ethnicity"], d["ethnicity_name"] = (visibility.MASK if e else e), None
+        d["residency"] = row["residency"]
+        d["relation_to_head"] = row["relation_to_head"]
+        d["tags"] = [t for t in row["tags"] if (t in exceptions) != other_clear]
+        cell = cells[visibility.BIRTH_DATE]
+        if cell != HIDDEN:
+            born = row["birth_date"]
+            d["birth_year"] = born.year if born else None
+            if cell == CLEAR:
+                d["birth_date"] = born.isoformat() if born else None
+        d["masked"] = list(masked)
+        out.append(d)
     return out
 
 
@@ -815,11 +916,10 @@ def _run_job(
     full = bool(job.get("f")) or _needs_full(new, bases)
     hh_q = Q() if full else _gained_q(new, bases[0])
     hh_qs = scope.filter(Household.objects.filter(hh_q))
-    rows, m = _page(hh_qs.values("id"), job, "sh", limit)
+    # the page's households with their resident ids, read at once (one statement)
+    rows, m = _page(household_rows(hh_qs), job, "sh", limit)
     more |= m
-    if rows:
-        ids = [r["id"] for r in rows]
-        out["households"] += [p for _, p in _households(Q(id__in=ids), member, scope)]
+    out["households"] += [p for _, p in _present_households(rows, member, scope)]
     res_qs = resident_rows(Resident.objects.filter(household__in=_ids(hh_qs)))
     rows, m = _page(res_qs, job, "sr", limit)
     more |= m
@@ -860,6 +960,24 @@ def _run_job(
     return more
 
 
+def _first_sync_marks(digest: str, data: dict[str, Any]) -> tuple[Any, int | None]:
+    """``(snapshot, the change log's last id)`` for a first sync, in one statement: the
+    snapshot row of ``digest`` (its id; its data is ``data``), made when there is none yet."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT (SELECT id FROM {TerritorySnapshot._meta.db_table} WHERE digest = %s),"
+            f" (SELECT max(id) FROM {ChangeLog._meta.db_table})",
+            [digest],
+        )
+        snap_id, head = cur.fetchone()
+    if snap_id is None:
+        snap, _ = TerritorySnapshot.objects.get_or_create(digest=digest, defaults={"data": data})
+        return snap, head
+    return SimpleNamespace(id=snap_id, digest=digest, data=data), head
+
+
 def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT,
                   probe_row: tuple | None = None) -> dict[str, Any]:  # type: ignore[no-untyped-def]  # fmt: skip
     """One page of ``member``'s feed after ``cursor`` (see the module docstring).
@@ -869,6 +987,7 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT,
     state = decode_cursor(cursor, member.pk)
     now = timezone.now()
     packages = None
+    log_head: int | None = None  # the change log's last id, when already read
     snap: Any  # the snapshot row, or the cursor's (id, digest, data) when unchanged
     if scope.everything:
         snap = territory_snapshot(member, scope)
@@ -880,6 +999,8 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT,
         quiet = bool(state) and "k" not in state and held == digest and not changed
         if held == digest:  # the cursor's snapshot: its id and data, no row read or built
             snap = SimpleNamespace(id=state["s"], digest=digest, data=data)
+        elif not state:  # a first sync: the snapshot's id and the change log's head at once
+            snap, log_head = _first_sync_marks(digest, data)
         else:
             snap, _ = TerritorySnapshot.objects.get_or_create(
                 digest=digest, defaults={"data": data}
@@ -899,7 +1020,8 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT,
         state = {
             "t": _mark(now, 0),
             "c": _mark(now, 0),
-            "h": ChangeLog.objects.aggregate(m=Max("id"))["m"] or 0,
+            "h": (ChangeLog.objects.aggregate(m=Max("id"))["m"] if log_head is None else log_head)
+            or 0,
             "i": 0,
             "r": _mark(now, 0),
             "s": snap.id,

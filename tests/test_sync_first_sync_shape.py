@@ -1,0 +1,294 @@
+"""The change feed's first sync answers exactly as before issue 19's first-sync work (the
+same keys, values, masks, order, paging and cursor), for every tier: a grid member (staff),
+a community cadre (staff and, in the demo, a 五员 post), a building head and a unit head
+(neighbours).
+
+The answer of the code before that work is stored in tests/golden/first_sync.json.gz (2.6 MB
+of JSON: the cadre's nine pages), normalised
+where the demo is not the same from one template build to the next: times and dates (the demo
+is built relative to its build time; each is checked here against the database instead), a
+case's ``overdue`` (it follows the clock; checked against the row) and, in the cursor, the
+snapshot ids (a sequence, not rolled back between tests) and times.
+
+After a change of the demo itself (fixtures, routing …) the golden is written again by
+``GRIDSVC_UPDATE_GOLDEN=1 … pytest tests/test_sync_first_sync_shape.py`` — only from code
+whose answers are known to be right.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from gridsvc.cases.models import RUNNING_STATUSES, Case
+from gridsvc.supervision.models import InboxMessage
+from gridsvc.visits.models import VisitTask
+from gridsvc.visits.sync import cursor_state_unchecked
+
+pytestmark = pytest.mark.django_db
+
+GOLDEN = Path(__file__).parent / "golden" / "first_sync.json.gz"
+MEMBERS = ("grid1", "cadre1", "bh-001", "uh-001-1")
+# (member, page size): the default page, and a small one for the grid member (paging must not
+# change what a phone receives, nor where a page ends)
+RUNS = [(m, None) for m in MEMBERS] + [("grid1", 60)]
+TIMES = {
+    "tasks": ("period_start", "period_end", "due_on", "updated_at"),
+    "cases": ("reported_at", "due_at", "closed_at", "updated_at"),
+    "inbox": ("created_at", "read_at"),
+}
+PLACEHOLDER = "<time>"
+
+
+def _pages(client, limit: int | None) -> list[dict[str, Any]]:
+    """Every page of a first sync, as the phone receives them."""
+    pages: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(100):
+        q = [f"since={cursor}"] if cursor else []
+        if limit:
+            q.append(f"limit={limit}")
+        r = client.get("/api/v1/sync/changes/" + ("?" + "&".join(q) if q else ""))
+        assert r.status_code == 200, r.content
+        body = r.json()
+        pages.append(body)
+        cursor = body["cursor"]
+        if not body["has_more"]:
+            return pages
+    raise AssertionError("the first sync did not end")
+
+
+def _normal_cursor(state: Any) -> Any:
+    """The cursor's state without what differs between template builds and test orders."""
+    if isinstance(state, dict):
+        out = {}
+        for k, v in state.items():
+            if k == "s":
+                out[k] = "<snapshot>"
+            elif k == "b":
+                out[k] = len(v)
+            else:
+                out[k] = _normal_cursor(v)
+        return out
+    if isinstance(state, list):
+        return [_normal_cursor(v) for v in state]
+    if isinstance(state, str) and len(state) >= 19 and state[4] == "-" and "T" in state:
+        return PLACEHOLDER
+    return state
+
+
+def _normal(page: dict[str, Any]) -> dict[str, Any]:
+    page = json.loads(json.dumps(page))
+    page["cursor"] = _normal_cursor(cursor_state_unchecked(page["cursor"]))
+    for stream, keys in TIMES.items():
+        for row in page[stream]:
+            for k in keys:
+                if row.get(k) is not None:
+                    row[k] = PLACEHOLDER
+            if stream == "cases":
+                row["overdue"] = "<clock>"
+    return page
+
+
+def _check_times(pages: list[dict[str, Any]]) -> None:
+    """The time fields (left out of the golden) are the rows' own, as ISO 8601."""
+    tasks = {r["id"]: r for p in pages for r in p["tasks"]}
+    for t in VisitTask.objects.filter(id__in=list(tasks)).values(
+        "id", "period_start", "period_end", "due_on", "updated_at"
+    ):
+        got = tasks.pop(t["id"])
+        for k in TIMES["tasks"]:
+            assert got[k] == t[k].isoformat(), (t["id"], k)
+    assert not tasks
+    cases = {r["id"]: r for p in pages for r in p["cases"]}
+    now = timezone.now()
+    for c in Case.objects.filter(id__in=list(cases)).values(
+        "id", "reported_at", "due_at", "closed_at", "updated_at", "status"
+    ):
+        got = cases.pop(c["id"])
+        for k in TIMES["cases"]:
+            assert got[k] == (c[k].isoformat() if c[k] else None), (c["id"], k)
+        overdue = bool(c["due_at"] and c["status"] in RUNNING_STATUSES and c["due_at"] < now)
+        assert got["overdue"] == overdue, c["id"]
+    assert not cases
+    inbox = {r["id"]: r for p in pages for r in p["inbox"]}
+    for m in InboxMessage.objects.filter(id__in=list(inbox)).values("id", "created_at", "read_at"):
+        got = inbox.pop(m["id"])
+        assert got["created_at"] == m["created_at"].isoformat()
+        assert got["read_at"] == (m["read_at"].isoformat() if m["read_at"] else None)
+    assert not inbox
+
+
+def test_first_sync_answers_as_the_golden(member_client) -> None:
+    """Every page of a first sync — keys and their order, values, masks, row order, page
+    ends, has_more and the cursor's state — for a grid member, a cadre, a building head and a
+    unit head, equals the stored answer of the code before the first-sync work."""
+    answers: dict[str, list[dict[str, Any]]] = {}
+    for member, limit in RUNS:
+        pages = _pages(member_client(member), limit)
+        _check_times(pages)
+        answers[f"{member}/{limit or 'default'}"] = [_normal(p) for p in pages]
+    # the order of the keys too (a phone's parser may not care; a diff of answers does)
+    keyed = {
+        run: sorted(
+            {json.dumps([s, list(r)]) for p in pages for s in TIMES for r in p[s]}
+            | {json.dumps(["page", list(p)]) for p in pages}
+            | {json.dumps(["resident", list(r)]) for p in pages for r in p["residents"]}
+        )
+        for run, pages in answers.items()
+    }
+    if os.environ.get("GRIDSVC_UPDATE_GOLDEN") == "1":
+        GOLDEN.parent.mkdir(exist_ok=True)
+        raw = json.dumps({"answers": answers, "keys": keyed}, ensure_ascii=False)
+        GOLDEN.write_bytes(gzip.compress(raw.encode(), 9, mtime=0))
+        pytest.skip("golden written")
+    golden = json.loads(gzip.decompress(GOLDEN.read_bytes()))
+    # the golden holds what each tier sees: residents, tasks, and cases where there are some
+    for run in answers:
+        first = golden["answers"][run][0]
+        assert first["residents"] and first["households"] and first["tasks"], run
+    assert golden["answers"]["grid1/default"][0]["cases"]
+    for run, pages in answers.items():
+        want = golden["answers"][run]
+        assert len(pages) == len(want), run
+        for i, (got, exp) in enumerate(zip(pages, want, strict=True)):
+            for key in exp:
+                if isinstance(exp[key], list) and got[key] != exp[key]:
+                    rows = zip(got[key], exp[key], strict=False)
+                    first = next(((g, e) for g, e in rows if g != e), None)
+                    raise AssertionError(f"{run} page {i} {key}: {first}")
+                assert got[key] == exp[key], (run, i, key)
+            assert got == exp, (run, i)
+    assert keyed == golden["keys"]
+
+
+# ---------------------------------------------------------------- stored masks
+def _stored(pk: int) -> tuple[str | None, str | None]:
+    from gridsvc.territory.models import Resident
+
+    return Resident.objects.filter(pk=pk).values_list("id_number_mask", "phone_mask").get()
+
+
+def _fed(client, pk: int) -> dict[str, Any]:
+    for page in _pages(client, None):
+        for row in page["residents"]:
+            if row["id"] == pk:
+                return row
+    raise AssertionError(f"resident {pk} not in the feed")
+
+
+def test_a_changed_id_number_or_phone_changes_its_stored_mask(member_client) -> None:
+    """The masks stored beside the encrypted ID number and phone follow every write: save(),
+    save(update_fields=…), QuerySet.update, bulk_update, bulk_create; the feed shows them."""
+    from gridsvc.territory.codes import make_id_number
+    from gridsvc.territory.models import Household, Resident
+
+    client = member_client("bh-001")
+    pk = _pages(client, None)[0]["residents"][0]["id"]
+    r = Resident.objects.get(pk=pk)
+    assert _stored(pk) == (
+        r.id_number[:6] + "*" * 8 + r.id_number[-4:] if r.id_number else r.id_number,
+        "*" * (len(r.phone) - 4) + r.phone[-4:] if r.phone else r.phone,
+    )
+    new_id = make_id_number("620103", r.birth_date or timezone.localdate(), 417, r.gender == "F")
+
+    r.phone = "13900001111"
+    r.save()
+    assert _stored(pk)[1] == "*******1111"
+    assert _fed(client, pk)["phone"] == "*******1111"
+
+    r.phone, r.id_number = "13900002222", new_id
+    r.save(update_fields=["phone", "id_number"])
+    assert _stored(pk) == (new_id[:6] + "********" + new_id[-4:], "*******2222")
+
+    Resident.objects.filter(pk=pk).update(phone="13900003333", id_number="")
+    assert _stored(pk) == ("", "*******3333")
+    fed = _fed(client, pk)
+    assert (fed["id_number"], fed["phone"]) == ("", "*******3333")
+
+    r = Resident.objects.get(pk=pk)
+    r.phone = "13900004444"
+    Resident.objects.bulk_update([r], ["phone"])
+    assert _stored(pk)[1] == "*******4444"
+
+    hh = Household.objects.get(pk=fed["household"])
+    (made,) = Resident.objects.bulk_create(
+        [Resident(household=hh, name="新住户", id_number=new_id, phone="13900005555")]
+    )
+    assert _stored(made.pk) == (new_id[:6] + "********" + new_id[-4:], "*******5555")
+    assert _fed(client, made.pk)["phone"] == "*******5555"
+
+
+def test_a_row_without_stored_masks_is_masked_from_its_encrypted_value(member_client) -> None:
+    """A row written around the model (COPY, raw SQL) has no stored masks: the feed opens
+    the encrypted values and masks them, the same answer; an update by an expression the
+    model cannot mask leaves no stale mask behind."""
+    from django.db.models import F
+
+    from gridsvc.territory.models import Resident
+
+    client = member_client("uh-001-1")
+    before = _pages(client, None)
+    ids = [r["id"] for p in before for r in p["residents"]]
+    Resident.objects.filter(pk__in=ids).update(id_number_mask=None, phone_mask=None)
+    after = _pages(client, None)
+    assert [p["residents"] for p in after] == [p["residents"] for p in before]
+
+    pk = ids[0]
+    other = Resident.objects.exclude(phone="").exclude(pk=pk).first()
+    Resident.objects.filter(pk=pk).update(phone=F("phone"))  # unchanged; a value not known
+    assert _stored(pk)[1] is None
+    Resident.objects.filter(pk=pk).update(phone=other.phone)
+    assert _fed(client, pk)["phone"] == "*******" + other.phone[-4:]
+
+
+def test_the_feeds_residents_are_the_matrix_for_every_tier() -> None:
+    """The feed writes a resident as visibility.present_resident does (keys, their order,
+    masks, tags, birth year) at every tier, for residents with and without sensitive tags,
+    ethnicity, phone or birth date."""
+    from types import SimpleNamespace
+
+    from gridsvc.chain import visibility as V
+    from gridsvc.chain.scope import Scope
+    from gridsvc.territory.codes import ETHNICITIES
+    from gridsvc.territory.models import Resident
+    from gridsvc.visits import sync
+
+    picked = list(Resident.objects.exclude(tags=[]).order_by("id")[:40])
+    picked += list(Resident.objects.filter(tags=[]).order_by("id")[:20])
+    odd = picked[-1]
+    odd.phone, odd.birth_date, odd.ethnicity, odd.tags = "", None, "03", ["x-unknown", "disabled"]
+    odd.save()
+    assert any(set(r.tags) & V.SENSITIVE_TAGS for r in picked)
+    rows = list(sync.resident_rows(Resident.objects.filter(pk__in=[r.pk for r in picked])))
+    rows.sort(key=lambda r: r["id"])
+    for tier in V.Tier:
+        member = SimpleNamespace(
+            is_authenticated=True, is_superuser=False, _gridsvc_tier=tier, _gridsvc_mixed=False
+        )
+        got = sync._residents([dict(r) for r in rows], member, Scope(everything=True))
+        for r, fed in zip(sorted(picked, key=lambda r: r.pk), got, strict=True):
+            r = Resident.objects.get(pk=r.pk)
+            data = {
+                "id": r.id,
+                "household": r.household_id,
+                "name": r.name,
+                "gender": r.gender,
+                "birth_date": r.birth_date,
+                "id_number": r.id_number,
+                "phone": r.phone,
+                "ethnicity": r.ethnicity,
+                "ethnicity_name": ETHNICITIES.get(r.ethnicity, ("", ""))[0] or None,
+                "residency": r.residency,
+                "relation_to_head": r.relation_to_head,
+                "tags": list(r.tags),
+            }
+            want = V.present_resident(data, r, tier, unmasked=False)
+            assert fed == want, (tier, r.pk)
+            assert list(fed) == list(want), (tier, r.pk)
