@@ -219,3 +219,31 @@ def test_the_migration_turns_district_officer_rows_into_posts(demo):
     ]
     assert District.objects.count() == districts_before
     assert _reads_the_district(_client("cadre1"))
+
+
+def test_the_office_reads_and_acknowledges_its_districts_streets_only(demo):
+    """The district's own doors (left out of the scoping matrix's district run): the reports of
+    its district's streets, not of a street elsewhere — not listed, not acknowledged, not in
+    the overview — and another district's overview is refused."""
+    from gridsvc.community.models import UnityReport
+    from gridsvc.territory.models import Street
+
+    elsewhere = District.objects.create(code="620104", name="西固区")
+    street = Street.objects.create(code="620104001", name="别处街道", district=elsewhere)
+    foreign = UnityReport.objects.create(
+        street=street,
+        year=2026,
+        kind="monthly",
+        month=10,
+        submitted_by=Member.objects.get(username="street"),
+    )
+    client = _client("district")
+    listed = {r["id"] for r in client.get("/api/v1/community/reports/").json()}
+    mine = set(UnityReport.objects.filter(street__district__code=CODE).values_list("pk", flat=True))
+    assert listed == mine and foreign.pk not in listed
+    r = client.post(f"/api/v1/community/reports/{foreign.pk}/acknowledge/", {}, format="json")
+    assert r.status_code == 404
+    overview = client.get("/api/v1/community/district/?code=620104&year=2026&month=10")
+    assert overview.status_code == 403
+    codes = [s["code"] for s in client.get(OVERVIEW).json()["streets"]]
+    assert codes == [demo.street.code]

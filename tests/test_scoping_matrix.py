@@ -669,6 +669,23 @@ def test_the_matrix(demo, key):
         probe(Ctx(role))
 
 
+#: the district's 创建 office (区创建办, a post over a district, not in the street): its work
+#: scope is empty, so every probe must find it reaching nothing of the street's territory —
+#: except its own doors, probed with their rules in tests/test_district_positions.py
+DISTRICT_DOORS = {
+    "GET /api/v1/community/district/",
+    "GET /api/v1/community/district-officers/",
+    "GET /api/v1/community/reports/",
+    "POST /api/v1/community/reports/<pk>/acknowledge/",
+}
+
+
+@pytest.mark.parametrize("key", [k for k in PROBED if k not in DISTRICT_DOORS])
+def test_the_matrix_for_the_district_office(demo, key):
+    """Each probed endpoint for the demo's district officer: like a role without territory."""
+    matrix()[key](Ctx("district"))
+
+
 # ---------------------------------------------------------------------------- ids in bodies
 #: integer body fields that are not ids of anything (why)
 NOT_IDS = {
