@@ -36,6 +36,7 @@ def test_tiny_city_counts_geometry_and_routing(tiny_city):
     from gridsvc.accounts.models import Member
     from gridsvc.cases.models import Case
     from gridsvc.crypto import keyed_hash
+    from gridsvc.territory.codes import mask_id_number, mask_phone
     from gridsvc.territory.models import Building, Grid, Household, Resident
     from gridsvc.visits.models import Visit, VisitTask
 
@@ -84,6 +85,11 @@ def test_tiny_city_counts_geometry_and_routing(tiny_city):
     for r in sample:
         r.full_clean()
         assert r.id_number_hash == keyed_hash(r.id_number)
+        # and the masks stored beside the encrypted values (territory.MaskField)
+        assert (r.id_number_mask, r.phone_mask) == (
+            mask_id_number(r.id_number),
+            mask_phone(r.phone),
+        )
 
     # cases: routed as the cases service would route them at their report time
     try:
