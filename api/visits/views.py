@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-import orjson
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
@@ -15,9 +14,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import SAFE_METHODS, BasePermission
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from api.files import FileURLField
@@ -53,6 +50,7 @@ from gridsvc.visits.sync import (
     probe_rider_statement,
 )
 
+from .. import batch
 from ..privacy import viewer
 from ..scoping import request_scope
 from .serializers import (
@@ -384,11 +382,8 @@ class VisitCreatedSerializer(VisitSerializer):
         fields = [*VisitSerializer.Meta.fields, "result"]
 
 
-def _summary(results) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    out = {"accepted": 0, "duplicate": 0, "conflict": 0, "rejected": 0}
-    for r in results:
-        out[r.status] += 1
-    return out
+#: a visit's result states, in the batch summary's order (a conflict: same UUID, other content)
+VISIT_STATES = ("accepted", "duplicate", "conflict", "rejected")
 
 
 class VisitViewSet(
@@ -485,13 +480,16 @@ class VisitViewSet(
     )
     @action(detail=False, methods=["post"], url_path="batch")
     def batch(self, request):  # type: ignore[no-untyped-def]
-        envelope = VisitBatchRequestSerializer(
-            data=request.data if isinstance(request.data, dict) else {}
+        # the envelope and the answer are the shared batch's (api/batch.py); the items are
+        # judged and stored set-based (record_visits), not one savepoint per item
+        raw = batch.read_items(
+            request.data if isinstance(request.data, dict) else {},
+            VisitBatchRequestSerializer,
+            field="visits",
+            limit=None,  # VisitsListField: at most MAX_BATCH (500)
         )
-        envelope.is_valid(raise_exception=True)
-        items = validate_items(envelope.validated_data["visits"])
-        results = record_visits(request.user, items, request_scope(request))
-        return Response({"summary": _summary(results), "results": [r.as_dict() for r in results]})
+        results = record_visits(request.user, validate_items(raw), request_scope(request))
+        return Response(batch.answer([r.as_dict() for r in results], VISIT_STATES))
 
     @extend_schema(
         request={
@@ -718,32 +716,12 @@ def _feed_params(query) -> dict:  # type: ignore[no-untyped-def]
     return FeedQuerySerializer.read(query)
 
 
-class FeedJSONRenderer(JSONRenderer):
-    """DRF's JSON, written by orjson (a first sync is up to 500 rows of each stream: the
-    standard library's encoder took a tenth of it). The same JSON: compact, UTF-8, U+2028
-    and U+2029 escaped as DRF escapes them; an indent asked for in the Accept header, or a
-    value orjson does not write, goes to DRF's renderer."""
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):  # type: ignore[no-untyped-def]
-        if data is None or self.get_indent(accepted_media_type, renderer_context or {}):
-            return super().render(data, accepted_media_type, renderer_context)
-        try:
-            out = orjson.dumps(data)
-        except TypeError:  # (orjson.JSONEncodeError) a type only DRF's encoder knows
-            return super().render(data, accepted_media_type, renderer_context)
-        return out.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
-
-
 class SyncChangesView(APIView):
     """Change feed for the phone (docs/sync.md): a first sync without ``since`` (everything
     the phone needs, paged), then what changed in my territory since ``since`` (an opaque
     cursor from the previous answer), with ``purge`` lists after deletions and territory
     changes (hand-over, a post left or new, a building moved to another grid)."""
 
-    renderer_classes = [
-        FeedJSONRenderer,
-        *(r for r in api_settings.DEFAULT_RENDERER_CLASSES if not issubclass(r, JSONRenderer)),
-    ]
     _probe: Rider | None = None
     _probed_since: str | None = None
 
@@ -759,7 +737,7 @@ class SyncChangesView(APIView):
                 statement = probe_rider_statement(since)
                 if statement is not None:
                     self._probed_since = since
-                    self._probe = ride_with_caller(request, *statement)
+                    self._probe = ride_with_caller(request, *statement, generic=True)
         super().initial(request, *args, **kwargs)
 
     @extend_schema(parameters=[FeedQuerySerializer], responses={200: FeedSerializer})
