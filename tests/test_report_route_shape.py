@@ -8,6 +8,7 @@ stay unnamed."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import pytest
@@ -20,6 +21,7 @@ from gridsvc.cases.models import Case, Category
 from gridsvc.cases.services.routing import route
 from gridsvc.chain.models import Position
 from gridsvc.chain.services import walk
+from gridsvc.supervision.models import InboxMessage
 from gridsvc.sync.models import IdempotencyRecord
 from gridsvc.territory.models import Building
 from gridsvc.territory.services import locate
@@ -75,6 +77,19 @@ def test_the_created_case_answers_as_get_reads_it(demo):
     assert r.headers["ETag"] == got.headers["ETag"]
     assert created["handler"] is not None and created["handler_name"]
     assert created["status"] == "assigned" and created["due_at"] is not None
+    # what is stored with it: the number, its two events in order, the handler's message
+    case = Case.objects.get(pk=created["id"])
+    assert re.fullmatch(rf"AJ{timezone.localtime(case.reported_at):%Y}\d{{7}}", case.number)
+    events = list(case.events.order_by("id"))
+    assert [(e.kind, e.from_status, e.to_status) for e in events] == [
+        ("report", "", "assigned"),
+        ("route", "reported", "assigned"),
+    ]
+    assert events[0].actor.username == "grid1" and events[0].location is not None
+    assert events[1].data["handler"] == case.handler_id and events[1].note == case.route_reason
+    message = InboxMessage.objects.get(object_type="case", object_id=str(case.pk))
+    assert message.member_id == case.handler_id
+    assert message.title == f"新案件 {case.number}: 楼上夜间噪音"
 
 
 def test_a_retry_answers_the_first_answer_and_stores_one_case(demo):

@@ -56,12 +56,20 @@ def schedule_deadline_checks(case: Any, deliver: list[int] | None = None) -> Non
     delivery job (``cases.deliver``) goes in the same statement."""
     if not enabled():
         return
+    batch = deadline_jobs(case, deliver)
+    if batch:
+        deferrer = app.configure_task(CHECK, queue=QUEUE)
+        deferrer.job_manager.batch_defer_jobs(jobs=batch, connection=deferrer.connection)
+
+
+def deadline_jobs(case: Any, deliver: list[int] | None = None) -> list[Any]:
+    """The jobs :func:`schedule_deadline_checks` queues: a clock check at the case's yellow
+    time and at its deadline (each at its own time), the delivery of ``deliver``."""
     times = []
     if case.yellow_at and not case.card:
         times.append(case.yellow_at)
     if case.due_at:
         times.append(case.due_at)
-    # all in one statement (procrastinate's batch defer), each check at its own time
     deferrer = app.configure_task(CHECK, queue=QUEUE)
     now = timezone.now()
     batch = [
@@ -74,8 +82,24 @@ def schedule_deadline_checks(case: Any, deliver: list[int] | None = None) -> Non
         batch.append(
             app.configure_task(DELIVER, queue=QUEUE).make_new_job(message_ids=list(deliver))
         )
-    if batch:
-        deferrer.job_manager.batch_defer_jobs(jobs=batch, connection=deferrer.connection)
+    return batch
+
+
+def can_defer_in_statement() -> bool:
+    """Whether :func:`defer_select` can be used: the jobs go through Django's connection
+    (procrastinate's Django connector), so a caller's statement can queue them."""
+    return hasattr(app.job_manager.connector.get_sync_connector(), "_wrap_json")
+
+
+def defer_select(batch: list[Any]) -> tuple[str, Any]:
+    """The SELECT that queues ``batch`` (procrastinate's own ``defer_jobs`` query, its one
+    parameter positional, wrapped as its Django connector wraps it): for a caller that sends
+    it with other work in one statement."""
+    manager = app.job_manager
+    kwargs = manager._defer_jobs_query_kwargs(jobs=batch)
+    query = kwargs.pop("query").replace("%(jobs)s", "%s")
+    wrapped = manager.connector.get_sync_connector()._wrap_json(kwargs)
+    return query.strip().rstrip(";"), wrapped["jobs"]
 
 
 def deliver_inbox_later(message_ids: list[int]) -> None:

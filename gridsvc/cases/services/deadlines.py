@@ -5,6 +5,7 @@ through :mod:`gridsvc.cases.jobs`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -89,28 +90,28 @@ def time_limits_and_clock(
 ) -> tuple[dict[str, TimeLimit | None], WorkClock]:
     """:func:`time_limits` and the street's :class:`WorkClock` (calendar days, office hours)
     in ONE statement (issue 19: a report's deadline was three queries)."""
-    limits, clock, _ = _limits_and_clock(category, wanted, street_id, False)
+    limits, clock, _ = _limits_and_clock(category, wanted, street_id, ())
     return limits, clock
 
 
 def _limits_and_clock(
-    category: Category, wanted: dict[str, str], street_id: int | None, draw_number: bool
-) -> tuple[dict[str, TimeLimit | None], WorkClock, int | None]:
-    """:func:`time_limits_and_clock`, and with ``draw_number`` the next case number's
-    sequence value drawn in the same statement (a new case's deadline is read just before
-    it is stored)."""
+    category: Category, wanted: dict[str, str], street_id: int | None, draw: Sequence[str]
+) -> tuple[dict[str, TimeLimit | None], WorkClock, list[Any]]:
+    """:func:`time_limits_and_clock`, and the values of the ``draw`` expressions (a new
+    case's number and ids drawn from their sequences) in the same statement: a new case's
+    deadline is read just before it is stored."""
     import json
 
     from django.db import connection
 
     chain = _ancestry(category)
     levels = sorted(set(wanted.values()) | {""})
-    number = ", nextval('cases_case_number_seq')" if draw_number else ""
+    drawn_sql = "".join(f", {expr}" for expr in draw)
     sql = f"""SELECT (SELECT COALESCE(jsonb_agg(jsonb_build_array(
           t.id, t.category_id, t.stage, t.level, t.amount, t.unit)), '[]')
    FROM "{TimeLimit._meta.db_table}" t
    WHERE t.category_id = ANY(%(cats)s) AND t.stage = ANY(%(stages)s) AND t.level = ANY(%(levels)s)),
-  {WorkClock.columns_sql("street")}{number}"""
+  {WorkClock.columns_sql("street")}{drawn_sql}"""
     params: dict[str, Any] = {
         "cats": [c.pk for c in chain],
         "stages": list(wanted),
@@ -129,7 +130,7 @@ def _limits_and_clock(
         t._state.adding, t._state.db = False, connection.alias
         rows[(cat_id, stage, level)] = t
     clock = WorkClock.from_columns(street_id, days, periods)
-    return _pick_limits(rows, chain, wanted), clock, (drawn[0] if drawn else None)
+    return _pick_limits(rows, chain, wanted), clock, drawn
 
 
 def time_limit(category: Category, stage: str, level: str = "") -> TimeLimit | None:
@@ -196,8 +197,8 @@ def set_deadline(
     error: str = "",
     set_by: Member | None = None,
     *,
-    draw_number: bool = False,
-) -> None:
+    draw: Sequence[str] = (),
+) -> list[Any]:
     """Store the running stage's deadline, the yellow-card time and bump the version used by
     the deadline jobs (older jobs then do nothing).
 
@@ -206,12 +207,14 @@ def set_deadline(
     the calendar or the rules change (:func:`recompute_open_deadlines`) until the case leaves
     the stage.
 
-    ``draw_number`` (a new case, not stored yet): its number 案件编号 is drawn in the same
-    statement as the rules (one round trip fewer), else by a statement of its own."""
+    ``draw``: SQL expressions (a new case's number 案件编号 and ids from their sequences, the
+    case not stored yet) evaluated in the statement that reads the rules (a round trip
+    fewer), else by a statement of their own; returns their values (none: [])."""
     # one clock (calendar, office hours) and the time limits for the stage and 处置, read
     # together in one statement (time_limits_and_clock)
     clock = WorkClock(_street_id(case))
     limits: dict[str, TimeLimit | None] | None = None
+    drawn: list[Any] = []
     if due is None and not error:
         stage = STAGE_OF_STATUS.get(case.status)
         wanted = {stage: _stage_level(case, stage)} if stage else {}
@@ -219,11 +222,8 @@ def set_deadline(
             wanted["handle"] = case.level  # the same level as the handle stage's own
         limits = {}
         if wanted:
-            limits, clock, drawn = _limits_and_clock(
-                case.category, wanted, _street_id(case), draw_number
-            )
-            if drawn is not None:
-                case.number, draw_number = case_number(case.reported_at, drawn), False
+            limits, clock, drawn = _limits_and_clock(case.category, wanted, _street_id(case), draw)
+            draw = ()
         due, error = compute_deadline(case, clock, limits)
         case.due_source, case.due_set_by = "rule", None
     elif due is not None:
@@ -243,10 +243,10 @@ def set_deadline(
     else:
         case.yellow_at = None
     case.deadline_version += 1
-    if draw_number:  # no rule read above: the number by itself
+    if draw:  # no rule read above: by themselves
         with connection.cursor() as cur:
-            cur.execute("SELECT nextval('cases_case_number_seq')")
-            case.number = case_number(case.reported_at, cur.fetchone()[0])
+            cur.execute("SELECT " + ", ".join(draw))
+            drawn = list(cur.fetchone())
     if case.status in RUNNING_STATUSES and case.handle_due_at is None and due is not None:
         if limits is not None and "handle" in limits:
             handle = limits["handle"]
@@ -259,6 +259,7 @@ def set_deadline(
                 )
             except CalendarMissing:
                 pass
+    return drawn
 
 
 def schedule_checks(case: Case, deliver: list[int] | None = None) -> None:

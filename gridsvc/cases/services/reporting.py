@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any, cast
 from django.contrib.gis.geos import Point
 from django.db import connection, transaction
 from django.db.models import Field, QuerySet
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from gridsvc.supervision.models import InboxMessage
 from gridsvc.territory.models import Building, Compound, Household, Unit
 
+from .. import jobs
 from ..models import (
     OPEN_STATUSES,
     Case,
@@ -26,7 +28,7 @@ from ..models import (
 from .deadlines import case_number, schedule_checks, schedule_follow_up, set_deadline
 from .errors import CaseError
 from .events import dispatchers, holders_over, inbox_messages, new_event
-from .routing import apply_routing, route
+from .routing import Routing, apply_routing, route
 from .unity import attach_case_interpreters
 
 if TYPE_CHECKING:
@@ -177,36 +179,32 @@ def report_case(
             case.status = S.ASSIGNED
             case.assigned_at = when
             case.accepted_at = when
-        set_deadline(case, draw_number=True)  # the number drawn with the rules' read
+        # a report handed to its handler, no household (no interpreter to call), nobody else
+        # told: the case, its events, the handler's message and the jobs are ONE statement,
+        # the case's and the message's ids drawn with the number in the rules' read
+        # (:func:`_store_at_once`); any other report as below
+        at_once = (
+            not on_the_spot
+            and not r.queued
+            and not r.notify
+            and case.handler_id is not None
+            and case.household_id is None
+            and jobs.enabled()
+            and jobs.can_defer_in_statement()
+        )
+        drawn = set_deadline(case, draw=_draw(at_once))
+        case.number = case_number(when, drawn[0])
+        if at_once:
+            case.pk = drawn[1]
+            _store_at_once(
+                case, _events(case, r, reporter, title, source, flags, when), drawn[2], title
+            )
+            return Report(case, _duplicates(category, case, when))
         case.save()
         if case.handler_id and not on_the_spot:  # 请翻译随行 where the handler lacks the language
             attach_case_interpreters(case, reporter)
         # the report's events in one INSERT (in this order: report, route, on the spot)
-        events = [
-            new_event(
-                case,
-                "report",
-                reporter,
-                note=title,
-                location=case.location,
-                at=when,
-                data={"source": source, "flags": flags},
-            ),
-            new_event(
-                case,
-                "route",
-                None,
-                from_status=S.REPORTED,
-                note=r.reason,
-                at=when,
-                data={
-                    "walked": r.walked,
-                    "level": r.level,
-                    "handler": r.handler_id,
-                    "queued": r.queued,
-                },
-            ),
-        ]
+        events = _events(case, r, reporter, title, source, flags, when)
         if on_the_spot:
             events.append(new_event(case, "on_the_spot", reporter, note=outcome, at=when))
         CaseEvent.objects.bulk_create(events)
@@ -237,14 +235,111 @@ def report_case(
                 "、".join(_flag_labels(case)) or category.name,
             )
         schedule_checks(case, deliver=messages)
-    # the answer names them only (id, number, title, status): no geometry, no chain JSON;
-    # with the columns who may see them follows from (api.cases.scope.visible_among)
-    dups = list(
+    return Report(case, _duplicates(category, case, when))
+
+
+def _duplicates(category: Category, case: Case, when: datetime) -> list[Case]:
+    """The open cases near a new one: the answer names them only (id, number, title,
+    status) — no geometry, no chain JSON — with the columns who may see them follows from
+    (api.cases.scope.visible_among)."""
+    return list(
         find_duplicates(category, case.location, when, exclude_id=case.pk).only(
             "id", "number", "title", "status", "reported_at", "category_id", *_SEEN_BY
         )[:10]
     )
-    return Report(case, dups)
+
+
+def _events(
+    case: Case,
+    r: Routing,
+    reporter: Member | None,
+    title: str,
+    source: str,
+    flags: list[str],
+    when: datetime,
+) -> list[CaseEvent]:
+    """A report's events, not stored yet: the report, then the route."""
+    return [
+        new_event(
+            case,
+            "report",
+            reporter,
+            note=title,
+            location=case.location,
+            at=when,
+            data={"source": source, "flags": flags},
+        ),
+        new_event(
+            case,
+            "route",
+            None,
+            from_status=S.REPORTED,
+            note=r.reason,
+            at=when,
+            data={
+                "walked": r.walked,
+                "level": r.level,
+                "handler": r.handler_id,
+                "queued": r.queued,
+            },
+        ),
+    ]
+
+
+_NUMBER = "nextval('cases_case_number_seq')"
+
+
+def _draw(at_once: bool) -> list[str]:
+    """What a report draws with its rules' read: the number; for :func:`_store_at_once` the
+    case's id and its message's id too (the serial sequences of their tables)."""
+    if not at_once:
+        return [_NUMBER]
+    return [
+        _NUMBER,
+        f"nextval(pg_get_serial_sequence('{Case._meta.db_table}', 'id'))",
+        f"nextval(pg_get_serial_sequence('{InboxMessage._meta.db_table}', 'id'))",
+    ]
+
+
+def _insert_sql(objs: list[Any]) -> tuple[str, list[Any]]:
+    """The INSERT the ORM sends for ``objs`` (one model; every concrete field, the primary
+    key included when set — fields' ``pre_save`` run, auto_now set on the objects)."""
+    model = type(objs[0])
+    fields = [f for f in model._meta.local_concrete_fields if not f.generated]
+    if any(o.pk is None for o in objs):
+        fields = [f for f in fields if f is not model._meta.auto_field]
+    query = InsertQuery(model)
+    query.insert_values(fields, objs, raw=False)
+    ((sql, params),) = query.get_compiler(connection.alias).as_sql()
+    for o in objs:
+        o._state.adding, o._state.db = False, connection.alias
+    return sql, list(params)
+
+
+def _store_at_once(case: Case, events: list[CaseEvent], message_id: int, title: str) -> None:
+    """Store a new case (its id drawn already), its events and its handler's inbox message
+    and queue its deadline checks with the message's delivery, in ONE statement: the rows
+    and jobs :func:`report_case` otherwise stores in four (the case's INSERT, the events', the
+    message's, procrastinate's defer), the ORM's own INSERTs as data-modifying CTEs and
+    procrastinate's own defer query after them."""
+    message = InboxMessage(
+        id=message_id,
+        member_id=case.handler_id,
+        kind=InboxMessage.Kind.NEW_CASE,
+        title=f"新案件 {case.number}: {title}"[:200],
+        body="",
+        object_type="case",
+        object_id=str(case.pk),
+    )
+    parts, params = [], []
+    for name, objs in (("c", [case]), ("e", events), ("m", [message])):
+        sql, p = _insert_sql(objs)
+        parts.append(f"{name} AS ({sql})")
+        params += p
+    defer_sql, batch = jobs.defer_select(jobs.deadline_jobs(case, [message_id]))
+    with connection.cursor() as cur:
+        cur.execute(f"WITH {', '.join(parts)} {defer_sql}", [*params, batch])
+        cur.fetchall()
 
 
 def _flag_labels(case: Case) -> list[str]:
