@@ -173,6 +173,13 @@ class UnityFiguresSerializer(serializers.Serializer):
     disputes_to_mediator = serializers.IntegerField(
         help_text="disputes whose routing or escalation in the period reached the 五员 调处员"
     )
+    member_languages = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="language name → 五员/一格十员 members speaking it besides 汉语 (period's end)",
+    )
+    members_interpreting = serializers.IntegerField(
+        help_text="五员/一格十员 members speaking a language besides 汉语 (can interpret)"
+    )
 
 
 class UnityMonthFiguresSerializer(UnityFiguresSerializer):

@@ -334,7 +334,7 @@ def test_venue_visits_pairings_ratings_and_the_months_figures(demo, member_clien
 def test_the_monthly_work_report_carries_the_unity_figures(demo, member_client):
     """The street's monthly report (JSON and xlsx) counts the 创建 work; a grid member's
     counts only their grid; a building head's report has none of it."""
-    from gridsvc.reports.render import headline_rows
+    from gridsvc.reports.render import unity_rows
 
     grid1 = Member.objects.get(username="grid1")
     for grid in (demo.grids[0], demo.grids[4]):
@@ -352,7 +352,7 @@ def test_the_monthly_work_report_carries_the_unity_figures(demo, member_client):
     url = f"/api/v1/reports/monthly/?community={demo.community.code}&month=2026-10"
     street = member_client("street").get(url).json()
     assert street["unity"]["activities"] == 2 and street["unity"]["materials"] == 600
-    assert ("发放宣传资料(份)", 600) in headline_rows(street)
+    assert ("发放宣传资料(份)", 600) in unity_rows(street)
     assert member_client("grid1").get(url).json()["unity"]["activities"] == 1
     r = member_client("bh-001").get(url)
     assert r.status_code == 403 or "unity" not in r.json()

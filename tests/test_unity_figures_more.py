@@ -112,9 +112,10 @@ def test_the_year_figures_count_groups_interpreter_needs_and_disputes_to_the_med
     assert expected["disputes_to_mediator"] >= 1
     assert routed.pk in _routed_cases(demo.community.pk, start, end)
     assert committee.pk not in _routed_cases(demo.community.pk, start, end)
-    # the xlsx 概况 and the PDF carry a row each
+    # the xlsx (its 民族团结进步创建 sheet) and the PDF carry a row each
     book = load_workbook(io.BytesIO(street.get(f"{url}&format=xlsx").content))
-    cells = {row[0]: row[1] for row in book["概况"].iter_rows(min_row=2, values_only=True) if row}
+    sheet = book["民族团结进步创建"]
+    cells = {row[0]: row[1] for row in sheet.iter_rows(min_row=2, values_only=True) if row}
     assert {label: cells.get(label) for label in NEW.values()} == {
         label: unity[k] for k, label in NEW.items()
     }

@@ -79,7 +79,7 @@ def test_the_report_counts_the_venue_visits_and_the_help_given(
     assert {k: unity[k] for k in LABELS} == want
     r = street.get(f"{url}&format=xlsx")
     assert r.status_code == 200
-    sheet = load_workbook(io.BytesIO(r.content))["概况"]
+    sheet = load_workbook(io.BytesIO(r.content))["民族团结进步创建"]
     cells = {row[0]: row[1] for row in sheet.iter_rows(min_row=2, values_only=True) if row}
     assert {k: cells.get(label) for k, label in LABELS.items()} == want
     r = street.get(f"{url}&format=pdf")

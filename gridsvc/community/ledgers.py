@@ -28,6 +28,7 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 
 from gridsvc.chain.scope import Scope
 from gridsvc.chain.visibility import ETHNICITY, MASKED, Tier, rule
+from gridsvc.dataio.cells import append_row
 from gridsvc.dataio.sheets import (
     BASE_HEADERS,
     MASK,
@@ -46,6 +47,7 @@ from gridsvc.territory.models import Community, Grid, Place, Resident
 
 from .models import (
     Activity,
+    ActivityPhoto,
     Campaign,
     CampaignReturn,
     FiveRole,
@@ -54,11 +56,13 @@ from .models import (
     Language,
     Mediation,
     Pairing,
+    PairingHelp,
     Petition,
     Rating,
     ResidentGroup,
     ResidentLanguage,
     ScreeningReport,
+    ServiceLog,
     SignOff,
     TeamMembership,
     VenueContact,
@@ -105,14 +109,96 @@ def _yes(flag: Any) -> str:
 
 # ---------------------------------------------------------------- 活动与宣传
 def _activities(led: Ledger) -> QuerySet:
-    return led.of_year(Activity).select_related("place").order_by("date", "id")
+    return (
+        led.of_year(Activity)
+        .select_related("place")
+        .annotate(photo_n=Count("photos"))
+        .order_by("date", "id")
+    )
 
 
 def _activity(led: Ledger, a: Activity) -> list[Any]:
     minority = sum(v for k, v in (a.ethnic_mix or {}).items() if k not in ("01", "汉族"))
     return [a.date.isoformat(), a.get_kind_display(), a.title, a.place.name if a.place else "",
             a.organiser, a.partners, a.participants, minority, a.materials, a.answer_sheets,
-            a.banners]  # fmt: skip
+            a.banners, getattr(a, "photo_n", 0)]  # fmt: skip
+
+
+# ---------------------------------------------------------------- 活动照片
+#: photos one ledger lists (with a thumbnail each): a ledger stays small (a few MB at most);
+#: the sheet's last row says how many there were when there were more
+LEDGER_PHOTOS = 40
+#: a thumbnail's longest side in pixels, and the row height (points) that shows it
+THUMB_PX = 96
+THUMB_ROW_PT = 76
+
+
+def _photos_of(led: Ledger) -> QuerySet:
+    """The photos of the area's activities of the year (within the reader's scope)."""
+    return ActivityPhoto.objects.filter(activity__in=led.of_year(Activity).values("pk"))
+
+
+def _photos(led: Ledger) -> QuerySet:
+    """The first :data:`LEDGER_PHOTOS` photos, by the activity's date."""
+    return (
+        _photos_of(led)
+        .select_related("activity")
+        .order_by("activity__date", "activity_id", "id")[:LEDGER_PHOTOS]
+    )
+
+
+def _photo(led: Ledger, p: ActivityPhoto) -> list[Any]:
+    """Taken (EXIF) and uploaded time; no GPS point (the activity's place says where)."""
+    from django.utils import timezone
+
+    uploaded = timezone.localtime(p.created_at).strftime("%Y-%m-%d %H:%M") if p.created_at else ""
+    return [p.activity.title, p.activity.date.isoformat(), p.sha256[:12],
+            round(p.size / 1024, 1), p.exif_time, uploaded, ""]  # fmt: skip
+
+
+def thumbnail(data: bytes, size: int = THUMB_PX) -> bytes | None:
+    """``data`` (a JPEG or PNG) shrunk to at most ``size`` pixels a side, as a PNG; ``None``
+    when it cannot be read."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.thumbnail((size, size))
+            out = io.BytesIO()
+            img.convert("RGB").save(out, format="PNG")
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+    return out.getvalue()
+
+
+def _embed_thumbnails(ws: Any, led: Ledger, photos: list[ActivityPhoto]) -> None:
+    """Each listed photo's thumbnail in its row's last column (openpyxl), and, when the
+    area has more photos than :data:`LEDGER_PHOTOS`, a note row saying so."""
+    import io
+
+    from openpyxl.drawing.image import Image as XlImage
+    from openpyxl.utils import get_column_letter
+
+    col = get_column_letter(ws.max_column)
+    ws.column_dimensions[col].width = 16
+    for row, p in enumerate(photos, start=3):
+        try:
+            with p.image.open("rb") as f:
+                small = thumbnail(f.read())
+        except (OSError, ValueError):  # the file is gone from the storage
+            small = None
+        if small is None:
+            ws[f"{col}{row}"] = "(文件缺失)"
+            continue
+        pic = XlImage(io.BytesIO(small))
+        ws.add_image(pic, f"{col}{row}")
+        ws.row_dimensions[row].height = THUMB_ROW_PT
+    total = _photos_of(led).count()
+    if total > len(photos):
+        append_row(ws, [])
+        append_row(ws, ["说明", f"共{total}张照片,台账只列前{LEDGER_PHOTOS}张(按活动日期)"])
 
 
 # ---------------------------------------------------------------- 排查
@@ -150,14 +236,43 @@ def _petition(led: Ledger, p: Petition) -> list[Any]:
 
 
 # ---------------------------------------------------------------- 志愿者
-def _teams(led: Ledger) -> QuerySet:
-    return led.records(TeamMembership).select_related("member").order_by("team", "role", "id")
+def _teams(led: Ledger) -> Iterable[TeamMembership]:
+    """The area's team members; a grid's ledger also lists its community's community-wide
+    team members (a team of the community with no grid: the 五员, 民族语言翻译员 …), after
+    the grid's own, since they work in every grid of it."""
+    own = (
+        led.records(TeamMembership).select_related("member", "grid").order_by("team", "role", "id")
+    )
+    if not isinstance(led.area, Grid):
+        return own
+    if not led.scope.filter(Grid.objects.filter(pk=led.area.pk)).exists():
+        return own
+    community_wide = (
+        TeamMembership.objects.filter(community_id=led.area.community_id, grid__isnull=True)
+        .select_related("member")
+        .order_by("team", "role", "id")
+    )
+    return chain(own, community_wide)
 
 
 def _team(led: Ledger, t: TeamMembership) -> list[Any]:
+    """范围: the grid's name, or 社区 for a community-wide team member."""
     role = dict(FiveRole.choices).get(t.role, t.role)
+    where = t.grid.name if t.grid_id and t.grid else "社区"
     return [t.get_team_display(), role, str(t.member) if t.member else t.name,
-            t.valid_from.isoformat(), _day(t.valid_to), float(t.hours)]  # fmt: skip
+            t.valid_from.isoformat(), _day(t.valid_to), float(t.hours), where]  # fmt: skip
+
+
+# ---------------------------------------------------------------- 志愿服务记录
+def _service_logs(led: Ledger) -> QuerySet:
+    return led.of_year(ServiceLog).select_related("membership__member").order_by("date", "id")
+
+
+def _service_log(led: Ledger, s: ServiceLog) -> list[Any]:
+    """One day's hours of a team member (the name as the 志愿者 sheet shows it)."""
+    m = s.membership
+    return [str(m.member) if m.member else m.name, m.get_team_display(), s.date.isoformat(),
+            float(s.hours), s.note]  # fmt: skip
 
 
 # ---------------------------------------------------------------- 宗教场所
@@ -198,6 +313,24 @@ def _venue(led: Ledger, row: tuple[Place, dict[str, Any], dict[str, int]]) -> li
             t.get(VenueTask.Status.MISSED, 0)]  # fmt: skip
 
 
+# ---------------------------------------------------------------- 宗教场所走访
+def _venue_tasks(led: Ledger) -> QuerySet:
+    """The joint venue visits due (:class:`VenueTask`) of the periods starting in the year."""
+    return (
+        led.records(VenueTask, period_start__year=led.year)
+        .select_related("place", "assigned_member", "done_by__recorded_by")
+        .order_by("period_start", "place_id", "id")
+    )
+
+
+def _venue_task(led: Ledger, t: VenueTask) -> list[Any]:
+    """The visitor: who made the visit that completed it, else who is (was) to make it."""
+    visit = t.done_by
+    visitor = visit.recorded_by if visit is not None else t.assigned_member
+    return [t.place.name, t.period, t.due_on.isoformat(), t.get_status_display(), _who(visitor),
+            _day(visit.date if visit is not None else None)]  # fmt: skip
+
+
 # ---------------------------------------------------------------- 结对帮扶
 def _pairings(led: Ledger) -> QuerySet:
     """Pairings (结对帮扶, 共建单位, 在职党员报到, 微心愿) running in the year, with their help
@@ -220,6 +353,23 @@ def _pairing(led: Ledger, p: Pairing) -> list[Any]:
     who = " · ".join(x for x in (_who(p.member), p.partner) if x)
     return [p.get_kind_display(), who, _who(p.household), p.started.isoformat(), _day(p.ended),
             p.help_given, getattr(p, "help_n", 0), _day(getattr(p, "help_last", None))]  # fmt: skip
+
+
+def _pairing_helps(led: Ledger) -> QuerySet:
+    """The help records (:class:`PairingHelp`) dated in the year."""
+    return (
+        led.of_year(PairingHelp)
+        .select_related("pairing__member", "pairing__household")
+        .order_by("date", "id")
+    )
+
+
+def _pairing_help(led: Ledger, h: PairingHelp) -> list[Any]:
+    """The pairing named as the 结对帮扶 sheet names it (member · partner, the household)."""
+    p = h.pairing
+    who = " · ".join(x for x in (_who(p.member), p.partner) if x)
+    return [p.get_kind_display(), who, _who(p.household), h.date.isoformat(), h.what,
+            float(h.hours) if h.hours is not None else ""]  # fmt: skip
 
 
 # ---------------------------------------------------------------- 评比
@@ -466,7 +616,7 @@ def _resident(led: Ledger, r: Resident) -> list[Any]:
 SHEETS: list[SheetSpec] = [
     SheetSpec("活动与宣传",
               ["日期", "类型", "名称", "地点", "组织者", "合作单位", "参与人数", "少数民族人数",
-               "宣传资料(份)", "答题(份)", "横幅展板"],
+               "宣传资料(份)", "答题(份)", "横幅展板", "照片(张)"],
               "{area} 活动与宣传台账({year}年)", _activities, _activity),
     SheetSpec("排查", ["日期", "来源", "报告人", "零报告", "发现不稳定因素", "件数", "投入人次"],
               "{area} 排查不稳定因素台账({year}年)", _screening, _screening_row),
@@ -474,7 +624,7 @@ SHEETS: list[SheetSpec] = [
               ["日期", "来访人", "事由", "涉及民族宗教", "人数", "集体访", "接待人", "状态",
                "案件"],
               "{area} 信访台账({year}年)", _petitions, _petition),
-    SheetSpec("志愿者", ["队伍", "角色", "姓名", "起始日期", "终止日期", "服务时长(小时)"],
+    SheetSpec("志愿者", ["队伍", "角色", "姓名", "起始日期", "终止日期", "服务时长(小时)", "范围"],
               "{area} 志愿者及队伍台账", _teams, _team),
     SheetSpec("宗教场所",
               ["场所", "类型", "地址", "走访次数", "共同走访", "最近走访", "发现隐患",
@@ -506,6 +656,15 @@ SHEETS: list[SheetSpec] = [
               "{area} 宗教场所联系人台账", _venue_contacts, _venue_contact),
     SheetSpec("成员语言", ["姓名", "岗位", "语言"],
               "{area} 成员语言台账", _member_languages, _member_language),
+    SheetSpec("宗教场所走访", ["场所", "周期", "应访日期", "状态", "走访人", "走访日期"],
+              "{area} 宗教场所共同走访台账({year}年)", _venue_tasks, _venue_task),
+    SheetSpec("志愿服务记录", ["成员/志愿者", "队伍", "日期", "时长(小时)", "服务内容"],
+              "{area} 志愿服务记录({year}年)", _service_logs, _service_log),
+    SheetSpec("帮扶记录", ["类型", "结对人/单位", "住户", "日期", "帮扶内容", "时长(小时)"],
+              "{area} 结对帮扶记录({year}年)", _pairing_helps, _pairing_help),
+    SheetSpec("活动照片",
+              ["活动", "活动日期", "SHA-256(前12位)", "大小(KB)", "拍摄时间", "上传时间", "缩略图"],
+              "{area} 活动照片({year}年)", _photos, _photo, _embed_thumbnails),
 ]  # fmt: skip
 
 

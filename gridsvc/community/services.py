@@ -889,8 +889,8 @@ def figures(scope: Scope, start: date, end: date, area: Any = None) -> dict[str,
     and hazards, pairings active, volunteer hours, households rated 五星级文明户 in the year (not
     revoked), 调处 and sign-offs, the returns of the campaigns running in the period (due and
     filed), the joint venue visits due / done / late (:func:`venue_task_figures`), the 结对帮扶
-    help given (:func:`pairing_help_figures`) and the interpreters attached to cases and visit
-    tasks."""
+    help given (:func:`pairing_help_figures`), the interpreters attached to cases and visit
+    tasks, and the languages the 五员 and 一格十员 speak (:func:`member_language_figures`)."""
     from gridsvc.territory.models import Street
 
     if area is None:
@@ -950,6 +950,7 @@ def figures(scope: Scope, start: date, end: date, area: Any = None) -> dict[str,
         **venue_task_figures(scope, start, end, area_q),
         **pairing_help_figures(scope, start, end, area_q),
         **group_language_figures(scope, end, area_q),
+        **member_language_figures(scope, end, area_q),
         "disputes_to_mediator": disputes_to_mediator(scope, start, end, area_q),
         # interpreters attached to cases and visit tasks (请翻译随行) in the period
         "interpreter_calls": scope.filter(
@@ -1001,6 +1002,39 @@ def group_language_figures(scope: Scope, end: date, area_q: Q) -> dict[str, int]
         ResidentLanguage.objects.filter(area_q, interpreter_needed=True, created_at__date__lt=end)
     ).count()
     return out
+
+
+#: the teams whose members' languages the figures count (五员, 一格十员)
+LANGUAGE_TEAMS = (Team.FIVE_MEMBERS, Team.GRID_TEN)
+
+
+def member_language_figures(scope: Scope, end: date, area_q: Q) -> dict[str, Any]:
+    """The languages of the 五员 and 一格十员 on the period's last day (memberships running
+    that day, with an account): ``member_languages`` — language name → how many of them speak
+    it besides 汉语 (recorded, :class:`MemberLanguage`, or as an active 民族语言翻译员), e.g.
+    ``{"维吾尔语": 3}``, in :class:`Language` order — and ``members_interpreting``, how many
+    speak at least one such language (can interpret in the field). A member on both teams or
+    on several grids' teams counts once."""
+    from .languages import active_memberships, languages_spoken
+
+    day = end - timedelta(days=1)
+    teams = scope.filter(
+        TeamMembership.objects.filter(area_q, team__in=LANGUAGE_TEAMS, member__isnull=False)
+    )
+    ids = set(active_memberships(teams, day).values_list("member_id", flat=True))
+    spoken = languages_spoken(ids, day)
+    counts: dict[str, int] = {}
+    for langs in spoken.values():
+        for code in langs:
+            counts[code] = counts.get(code, 0) + 1
+    names = dict(Language.choices)
+    order = [c for c in Language.values if c in counts] + sorted(
+        c for c in counts if c not in Language.values
+    )
+    return {
+        "member_languages": {names.get(c, c): counts[c] for c in order},
+        "members_interpreting": len(spoken),
+    }
 
 
 def disputes_to_mediator(scope: Scope, start: date, end: date, area_q: Q) -> int:

@@ -92,7 +92,34 @@ UNITY_ROWS: list[tuple[str, str]] = [
     ("group_members_self_employed", "其中个体户/企业家"),
     ("group_members_returned_overseas", "其中归国华侨/留学生"),
     ("group_members_new_stratum", "其中新的社会阶层"),
+    ("members_interpreting", "通少数民族语言的五员/一格十员(人)"),
 ]
+#: the members' languages (``member_languages``: language name → members) as one row each
+MEMBER_LANGUAGE_ROW = "五员/一格十员成员语言:{}(人)"
+#: the sheet (xlsx) and the section (PDF) of the community work
+UNITY_TITLE = "民族团结进步创建"
+
+
+def unity_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The community section (民族团结进步创建, ``r["unity"]``: the dict the report built, read
+    as it is — no figure counted again) as (label, value) rows, shared by the xlsx sheet and
+    the PDF section; empty when the report has no such section (not for this reader). A
+    figure an older (issued, frozen) report does not carry is left out, not shown as 0."""
+    u = r.get("unity")
+    if not u:
+        return []
+    rows = [(label, u[key]) for key, label in UNITY_ROWS if key in u]
+    rows += [
+        (MEMBER_LANGUAGE_ROW.format(name), n) for name, n in u.get("member_languages", {}).items()
+    ]
+    return rows
+
+
+def _unity_heading(r: dict[str, Any]) -> str:
+    """The period and territory of the community section."""
+    p, a = r["period"], r["area"]
+    level = "社区" if a["level"] == "community" else "街道"
+    return f"统计期间 {p['start']} 至 {p['end']} · {level} {a['name']}({a['code']})"
 
 
 def headline_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -143,10 +170,7 @@ def headline_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
         ]
     else:
         rows.append(("矛盾纠纷/安全隐患", "暂无数据"))
-    if "unity" in r:  # 民族团结进步创建 (docs/unity.md)
-        u = r["unity"]
-        # a figure an older (issued, frozen) report does not carry is left out, not shown as 0
-        rows += [(label, u[key]) for key, label in UNITY_ROWS if key in u]
+    # 民族团结进步创建 (docs/unity.md) has its own sheet and PDF section: unity_rows
     if "assistance" in r:  # 民生服务 from the records (docs/assistance.md)
         from gridsvc.assistance.figures import report_rows
 
@@ -210,9 +234,17 @@ def report_xlsx(r: dict[str, Any]) -> bytes:
     ws.append([])
     _table(ws, ["指标", "数值"], [list(x) for x in headline_rows(r)])
     ws.column_dimensions["A"].width = 28
-    if _screening_summary(r):
-        ws.append([])
-        append_row(ws, ["五员排查", _screening_summary(r)])
+    if unity_rows(r):
+        un = wb.create_sheet(UNITY_TITLE)
+        append_row(un, [f"{_title(r)} · {UNITY_TITLE}"])
+        un["A1"].font = Font(bold=True, size=14)
+        append_row(un, [_unity_heading(r)])
+        un.append([])
+        _table(un, ["指标", "数值"], [list(x) for x in unity_rows(r)])
+        un.column_dimensions["A"].width = 36
+        if _screening_summary(r):
+            un.append([])
+            append_row(un, ["五员排查", _screening_summary(r)])
 
     if "by_ethnicity" in r:
         eth = wb.create_sheet("民族构成")
@@ -318,26 +350,30 @@ def report_xlsx(r: dict[str, Any]) -> bytes:
 TABLE_ROWS_PER_PAGE = 32
 
 
-def _table_page(pdf: PdfPages, r: dict[str, Any]) -> None:
-    """The headline figures as a table, continued over as many A4 pages as it needs (a long
-    table used to run off the bottom of one page, losing its last rows)."""
-    rows = [[k, str(v)] for k, v in headline_rows(r)]
+def _table_page(
+    pdf: PdfPages,
+    r: dict[str, Any],
+    table_rows: list[tuple[str, Any]] | None = None,
+    heading: str = "",
+    subtitle: str = "",
+    note: str = "",
+) -> None:
+    """Figures as a table (the headline figures, or ``table_rows`` under ``heading``),
+    continued over as many A4 pages as it needs (a long table used to run off the bottom of
+    one page, losing its last rows); ``note`` under the subtitle on the first page."""
+    rows = [[k, str(v)] for k, v in (headline_rows(r) if table_rows is None else table_rows)]
     chunks = [
         rows[i : i + TABLE_ROWS_PER_PAGE] for i in range(0, len(rows), TABLE_ROWS_PER_PAGE)
     ] or [[]]
+    heading = heading or _title(r)
+    subtitle = subtitle or f"生成时间 {r['generated_at'][:16].replace('T', ' ')}"
     for number, chunk in enumerate(chunks, start=1):
         fig = plt.figure(figsize=(8.27, 11.69))  # A4
-        title = _title(r) if number == 1 else f"{_title(r)}(续 {number}/{len(chunks)})"
+        title = heading if number == 1 else f"{heading}(续 {number}/{len(chunks)})"
         fig.text(0.5, 0.95, title, ha="center", fontsize=18, weight="bold")
-        fig.text(
-            0.5,
-            0.92,
-            f"生成时间 {r['generated_at'][:16].replace('T', ' ')}",
-            ha="center",
-            fontsize=9,
-        )
-        if number == 1 and _screening_summary(r):
-            fig.text(0.5, 0.895, _screening_summary(r), ha="center", fontsize=9)
+        fig.text(0.5, 0.92, subtitle, ha="center", fontsize=9)
+        if number == 1 and note:
+            fig.text(0.5, 0.895, note, ha="center", fontsize=9)
         ax = fig.add_axes((0.12, 0.08, 0.76, 0.8))
         ax.axis("off")
         if chunk:
@@ -353,6 +389,21 @@ def _table_page(pdf: PdfPages, r: dict[str, Any]) -> None:
             table.scale(1, 1.6)
         pdf.savefig(fig)
         plt.close(fig)
+
+
+def _unity_page(pdf: PdfPages, r: dict[str, Any]) -> None:
+    """The community section (民族团结进步创建): the same rows as the xlsx sheet, under the
+    period and territory, with the 五员 sentence."""
+    rows = unity_rows(r)
+    if rows:
+        _table_page(
+            pdf,
+            r,
+            rows,
+            heading=f"{_title(r)} · {UNITY_TITLE}",
+            subtitle=_unity_heading(r),
+            note=_screening_summary(r),
+        )
 
 
 def _chart_page(pdf: PdfPages, r: dict[str, Any]) -> None:
@@ -481,6 +532,7 @@ def report_pdf(
     buf = io.BytesIO()
     with PdfPages(buf) as pdf:
         _table_page(pdf, r)
+        _unity_page(pdf, r)
         _chart_page(pdf, r)
         _map_page(pdf, r, grid_shapes, density)
         _assessment_page(pdf, r)

@@ -21,6 +21,11 @@ page and the supervision/assessment work all show the same numbers:
 - 矛盾纠纷/安全隐患/信访 (when the cases app has a ``Case`` model): disputes received, resolved,
   resolution rate, by category and by the level where they ended; hazards found and
   rectified; cases flagged petition risk.
+- 民族团结进步创建 (``unity``, staff and street only): :func:`gridsvc.community.services.figures`
+  for the area and period, once; the xlsx writes it on a sheet of its own and the PDF in a
+  section of its own, both from this dict (:func:`gridsvc.reports.render.unity_rows`) —
+  activities, 五员 screening, 信访, venues, pairing help, volunteers, ratings, mediations, the
+  group ledgers, interpreters and the 五员/一格十员's languages (``member_languages``).
 
 Tag figures (重点人群) are as of the period's last day, read from the status history
 (:mod:`gridsvc.territory.history`): a tag edited later does not move a past period's figures.
