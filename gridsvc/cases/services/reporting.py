@@ -196,10 +196,14 @@ def report_case(
         case.number = case_number(when, drawn[0])
         if at_once:
             case.pk = drawn[1]
-            _store_at_once(
-                case, _events(case, r, reporter, title, source, flags, when), drawn[2], title
+            dups = _store_at_once(
+                case,
+                _events(case, r, reporter, title, source, flags, when),
+                drawn[2],
+                title,
+                _nearby(category, case, when),
             )
-            return Report(case, _duplicates(category, case, when))
+            return Report(case, dups)
         case.save()
         if case.handler_id and not on_the_spot:  # 请翻译随行 where the handler lacks the language
             attach_case_interpreters(case, reporter)
@@ -242,11 +246,14 @@ def _duplicates(category: Category, case: Case, when: datetime) -> list[Case]:
     """The open cases near a new one: the answer names them only (id, number, title,
     status) — no geometry, no chain JSON — with the columns who may see them follows from
     (api.cases.scope.visible_among)."""
-    return list(
-        find_duplicates(category, case.location, when, exclude_id=case.pk).only(
-            "id", "number", "title", "status", "reported_at", "category_id", *_SEEN_BY
-        )[:10]
-    )
+    return list(_nearby(category, case, when))
+
+
+def _nearby(category: Category, case: Case, when: datetime) -> QuerySet[Case]:
+    """The query of :func:`_duplicates`."""
+    return find_duplicates(category, case.location, when, exclude_id=case.pk).only(
+        "id", "number", "title", "status", "reported_at", "category_id", *_SEEN_BY
+    )[:10]
 
 
 def _events(
@@ -316,12 +323,20 @@ def _insert_sql(objs: list[Any]) -> tuple[str, list[Any]]:
     return sql, list(params)
 
 
-def _store_at_once(case: Case, events: list[CaseEvent], message_id: int, title: str) -> None:
-    """Store a new case (its id drawn already), its events and its handler's inbox message
-    and queue its deadline checks with the message's delivery, in ONE statement: the rows
-    and jobs :func:`report_case` otherwise stores in four (the case's INSERT, the events', the
-    message's, procrastinate's defer), the ORM's own INSERTs as data-modifying CTEs and
-    procrastinate's own defer query after them."""
+def _store_at_once(
+    case: Case,
+    events: list[CaseEvent],
+    message_id: int,
+    title: str,
+    nearby: QuerySet[Case],
+) -> list[Case]:
+    """Store a new case (its id drawn already), its events and its handler's inbox message,
+    queue its deadline checks with the message's delivery, and read the ``nearby`` open
+    cases (:func:`_duplicates`), in ONE statement: the rows, jobs and reads
+    :func:`report_case` otherwise sends in five (the case's INSERT, the events', the
+    message's, procrastinate's defer, the duplicates' SELECT) — the ORM's own INSERTs as
+    data-modifying CTEs, procrastinate's own defer query, the duplicates' own query beside
+    it (it sees the database as before the statement: the new case is not among them)."""
     message = InboxMessage(
         id=message_id,
         member_id=case.handler_id,
@@ -337,9 +352,24 @@ def _store_at_once(case: Case, events: list[CaseEvent], message_id: int, title: 
         parts.append(f"{name} AS ({sql})")
         params += p
     defer_sql, batch = jobs.defer_select(jobs.deadline_jobs(case, [message_id]))
+    parts.append(f"j AS ({defer_sql})")
+    near_sql, near_params = nearby.query.sql_with_params()
     with connection.cursor() as cur:
-        cur.execute(f"WITH {', '.join(parts)} {defer_sql}", [*params, batch])
-        cur.fetchall()
+        # the jobs' CTE read once (a SELECT in WITH runs only when read), the nearby beside
+        cur.execute(
+            f"WITH {', '.join(parts)} SELECT d.* FROM (SELECT count(*) FROM j) q "
+            f"LEFT JOIN ({near_sql}) d ON true",
+            [*params, batch, *near_params],
+        )
+        names = [col[0] for col in cur.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    found = [
+        Case.from_db(connection.alias, list(row), list(row.values()))
+        for row in rows
+        if row["id"] is not None
+    ]
+    found.sort(key=lambda c: c.reported_at, reverse=True)  # as the query orders them
+    return found
 
 
 def _flag_labels(case: Case) -> list[str]:
