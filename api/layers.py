@@ -117,21 +117,27 @@ def _known(request) -> list[str]:  # type: ignore[no-untyped-def]
 # ====================================================================== tiles
 class TileView(GisClientView):
     _held: Rider | None = None
+    _guess: tuple[str, Rider] | None = None
+    _client: str | None = None
 
     def initial(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
-        # a phone revalidating a tile (JWT, If-None-Match, no query string): the cached
-        # variants among the ETags it holds ride in the caller's query
-        # (gridsvc.accounts.authentication.Rider), the 304 is one statement
+        # a phone's tile (JWT, no query string): the cache row of the variant its last tile
+        # of the layer had rides in the caller's query (gridsvc.accounts.authentication.
+        # Rider; gridsvc.layers.services.guessed_variant), a cached tile — 200 or 304 — is
+        # one statement; its first tile revalidated (If-None-Match): the cached variants
+        # among the ETags it holds ride instead
         layer, z, x, y = (kwargs.get(k) for k in ("layer", "z", "x", "y"))
-        known = _known(request)
-        if (
-            known
-            and request.META.get("HTTP_AUTHORIZATION")
-            and not request.query_params
-            and layer in S.TILE_LAYERS
-            and S.valid_tile(z, x, y)
-        ):
-            self._held = ride_with_caller(request, *S.held_tile_statement(layer, z, x, y, known))
+        auth = request.META.get("HTTP_AUTHORIZATION")
+        if auth and not request.query_params and layer in S.TILE_LAYERS and S.valid_tile(z, x, y):
+            self._client = auth  # the variant of this tile is remembered by it
+            known = _known(request)
+            variant = S.guessed_variant(auth, layer)
+            if variant is not None:
+                statement = S.guessed_tile_statement(layer, z, x, y, known, variant)
+                self._guess = variant, ride_with_caller(request, *statement)
+            elif known:
+                statement = S.held_tile_statement(layer, z, x, y, known)
+                self._held = ride_with_caller(request, *statement)
         super().initial(request, *args, **kwargs)
 
     @extend_schema(
@@ -173,6 +179,9 @@ class TileView(GisClientView):
         q.crs = S.tile_crs(crs)
         inm = request.headers.get("If-None-Match")
         held = self._held if self._held is not None and self._held.ran else None
+        guess = None
+        if self._guess is not None and self._guess[1].ran:
+            guess = self._guess[0], self._guess[1].row
         tile = S.get_tile(
             layer,
             z,
@@ -182,6 +191,8 @@ class TileView(GisClientView):
             q,
             known=_known(request),
             held=held.row if held is not None else None,
+            client=self._client,
+            guess=guess,
         )
         etag = f'"{tile.etag}"'
         headers = {

@@ -215,8 +215,10 @@ def _tile(client: APIClient, path: str, **headers: str):  # type: ignore[no-unty
 
 
 def test_a_cached_tile_and_a_304_are_the_caller_and_one_prepared_lookup(demo):
-    """A phone's tile (JWT, no query string): the caller's query, then the cache lookup as a
-    prepared statement; no filter serializer. Bytes and headers as a forced caller gets."""
+    """A phone's tile (JWT, no query string): its first, the caller's query, then the cache
+    lookup as a prepared statement; the next, the cache row rides in the caller's query (one
+    statement, tests/test_probe_function.py); no filter serializer. Bytes and headers as a
+    forced caller gets."""
     from .test_layers_tiles import tile_of
 
     client, _ = _login("grid1")
@@ -225,8 +227,8 @@ def test_a_cached_tile_and_a_304_are_the_caller_and_one_prepared_lookup(demo):
     first = client.get(path, HTTP_ACCEPT_ENCODING="gzip")
     assert first.status_code == 200
     r, sqls = _tile(client, path, HTTP_ACCEPT_ENCODING="gzip")
-    assert r.status_code == 200 and r["X-Tile-Cache"] == "hit" and len(sqls) == 2, sqls
-    assert _caller_queries(sqls) == 1 and sqls[1].startswith("/* prepared */ SELECT")
+    assert r.status_code == 200 and r["X-Tile-Cache"] == "hit" and len(sqls) == 1, sqls
+    assert _caller_queries(sqls) == 1 and "layers_tilecache" in sqls[0]
     plain = _forced("grid1").get(path, HTTP_ACCEPT_ENCODING="gzip")
     assert r.content == plain.content and r.content
     for h in ("ETag", "Last-Modified", "Cache-Control", "Vary", "X-Tile-Features"):
@@ -240,7 +242,7 @@ def test_a_cached_tile_and_a_304_are_the_caller_and_one_prepared_lookup(demo):
         assert r304[h] == plain304[h], h
     # an ETag not held: the tile, as before
     stale, sqls = _tile(client, path, HTTP_IF_NONE_MATCH='"stale"', HTTP_ACCEPT_ENCODING="gzip")
-    assert stale.status_code == 200 and stale.content == r.content and len(sqls) == 2, sqls
+    assert stale.status_code == 200 and stale.content == r.content and len(sqls) == 1, sqls
 
 
 def test_another_scope_never_gets_a_tile_cached_for_the_first(demo):

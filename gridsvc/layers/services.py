@@ -1219,8 +1219,12 @@ def build_tile(
     return bytes(data or b""), int(n or 0), env
 
 
+# the ETags the client holds (If-None-Match) as one text parameter, split in SQL: the tags
+# never hold a comma (the header is split on commas), and a text is cheaper to send than an
+# array (psycopg inspects a list's items to type it, on every request)
+_KNOWN = "string_to_array(%(known)s::text, ',')"
 _TILE_LOOKUP = (
-    "SELECT CASE WHEN etag = ANY(%(known)s::text[]) THEN NULL ELSE data END, etag, created_at,"
+    f"SELECT CASE WHEN etag = ANY({_KNOWN}) THEN NULL ELSE data END, etag, created_at,"
     " size, features FROM layers_tilecache"
     " WHERE layer = %(layer)s AND z = %(z)s AND x = %(x)s AND y = %(y)s"
     " AND variant = %(variant)s AND expires_at > now()"
@@ -1234,7 +1238,7 @@ _TILE_HELD = (
     "SELECT array_agg(variant), array_agg(etag), array_agg(created_at), array_agg(size),"
     " array_agg(features) FROM layers_tilecache"
     " WHERE layer = %(layer)s AND z = %(z)s AND x = %(x)s AND y = %(y)s"
-    " AND etag = ANY(%(known)s::text[]) AND expires_at > now()"
+    f" AND etag = ANY({_KNOWN}) AND expires_at > now()"
 )
 
 
@@ -1243,7 +1247,40 @@ def held_tile_statement(
 ) -> tuple[str, dict[str, Any]]:
     """The statement whose row :func:`get_tile` takes as ``held``: the tile's cached
     variants among the ETags the client holds (a 304 without a lookup of its own)."""
-    return _TILE_HELD, {"layer": layer, "z": z, "x": x, "y": y, "known": list(known)}
+    return _TILE_HELD, {"layer": layer, "z": z, "x": x, "y": y, "known": ",".join(known)}
+
+
+# The variant (tile_variant: the caller's scope and the query) a client's last tile of a
+# layer had, by the client's credentials (the Authorization header): a phone's next tile is
+# most likely of the same variant, so the cache row of that variant — bytes, or none when
+# its ETag is among those the client holds — rides with the caller's query
+# (:func:`guessed_tile_statement`) and a cached tile, 200 or 304, is one statement (issue 19:
+# it was two for a 200). The row is used only when the variant of the authenticated caller
+# is the one guessed (:func:`get_tile`); otherwise the tile is looked up as before. Bounded;
+# a full table is emptied, not grown.
+_GUESSES: dict[tuple[str, str], str] = {}
+_GUESSES_MAX = 10_000
+
+
+def guessed_variant(client: str, layer: str) -> str | None:
+    """The variant of ``client``'s last tile of ``layer`` in this process (None: none yet)."""
+    return _GUESSES.get((client, layer))
+
+
+def _remember_variant(client: str, layer: str, variant: str) -> None:
+    if len(_GUESSES) >= _GUESSES_MAX:
+        _GUESSES.clear()
+    _GUESSES[(client, layer)] = variant
+
+
+def guessed_tile_statement(
+    layer: str, z: int, x: int, y: int, known: Sequence[str], variant: str
+) -> tuple[str, dict[str, Any]]:
+    """The statement whose row :func:`get_tile` takes as ``guess``: the cache row of the tile
+    for ``variant``, without its bytes when the client holds its ETag (``known``)."""
+    return _TILE_LOOKUP, {
+        "known": ",".join(known), "layer": layer, "z": z, "x": x, "y": y, "variant": variant
+    }  # fmt: skip
 
 
 def get_tile(
@@ -1257,26 +1294,37 @@ def get_tile(
     use_cache: bool = True,
     known: Sequence[str] = (),
     held: tuple | None = None,
+    client: str | None = None,
+    guess: tuple[str, tuple | None] | None = None,
 ) -> Tile:
     """The tile from the cache, or built and cached. ``known``: the ETags the client holds
     (If-None-Match); when the cached tile is one of them its bytes are not read (``gz`` is
     empty: the answer is a 304). ``held``: the row of :func:`held_tile_statement` for the
-    same tile and ``known``, read already (this scope's variant among them is the 304)."""
+    same tile and ``known``, read already (this scope's variant among them is the 304).
+    ``client``: the caller's credentials, to remember the variant by
+    (:func:`guessed_variant`); ``guess``: ``(variant guessed, the row of
+    :func:`guessed_tile_statement` for it)``, read already — used when the variant is this
+    scope's."""
     check_tile(z, x, y)
     time_dependent = layer == "heatmap" or (layer in LAYERS and LAYERS[layer].time_dependent)
     max_age = HTTP_MAX_AGE if not time_dependent else HTTP_MAX_AGE // 2
     variant = tile_variant(scope, q, layer)
-    if use_cache and held is not None and held[0] and variant in held[0]:
+    if client is not None and (guess is None or guess[0] != variant):
+        _remember_variant(client, layer, variant)
+    if use_cache and guess is not None and guess[0] == variant:
+        row = guess[1]  # the cache row of this variant, read with the caller (None: none)
+    elif use_cache and held is not None and held[0] and variant in held[0]:
         i = held[0].index(variant)
         return Tile(b"", held[1][i], held[2][i], held[3][i], held[4][i], True, max_age)
-    if use_cache:
-        # a prepared statement (gridsvc.prepared): every cached tile runs it (sent with the
-        # caller's query as a rider it cost more: the scope's cache key computed in SQL)
+    elif use_cache:
+        # a prepared statement (gridsvc.prepared): a tile whose variant was not guessed
+        # (the client's first of the layer) runs it
         row = fetchone(
             _TILE_LOOKUP,
-            {"known": list(known), "layer": layer, "z": z, "x": x, "y": y, "variant": variant},
+            {"known": ",".join(known), "layer": layer, "z": z, "x": x, "y": y, "variant": variant},
             alias=read_alias(),
         )
+    if use_cache:
         if row:
             gz = bytes(row[0]) if row[0] is not None else b""
             return Tile(gz, row[1], row[2], row[3], row[4], True, max_age)
