@@ -183,3 +183,28 @@ def test_duplicates_name_only_cases_the_reporter_may_see(demo):
     ids = [d["id"] for d in r.json()["duplicates"]]
     assert seen in ids and hidden not in ids
     assert set(r.json()["duplicates"][0]) == {"id", "number", "title", "status"}
+
+
+def test_a_report_handed_to_its_handler_is_a_handful_of_statements(demo):
+    """The caller, the Idempotency-Key claimed, the category, the place and its chain, the
+    rules with the number and ids, then ONE statement storing the case, its events, the
+    handler's message, its jobs and reading the duplicates, the key's answer (was 15, 38
+    before issue 19's work)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = _client("grid1")
+    b = _grid_building("grid1")
+    body = {"category": "neighbour.noise", "title": "噪音 热身", "lon": b.point.x, "lat": b.point.y}
+    assert _post(client, body).status_code == 201  # the first request of the connection
+    with CaptureQueriesContext(connection) as q:
+        r = _post(client, {**body, "title": "噪音 计数"})
+    assert r.status_code == 201, r.content[:300]
+    sqls = [x["sql"] for x in q.captured_queries]
+    listing = "\n".join(s[:160] for s in sqls)
+    stored = [s for s in sqls if s.startswith("WITH c AS (INSERT INTO")]
+    assert len(stored) == 1, listing
+    for part in ('"cases_caseevent"', '"supervision_inboxmessage"', "procrastinate_defer_jobs"):
+        assert part in stored[0], listing
+    work = [s for s in sqls if not s.startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+    assert len(work) <= 7, f"{len(work)} statements:\n{listing}"
