@@ -247,3 +247,13 @@ def test_the_office_reads_and_acknowledges_its_districts_streets_only(demo):
     assert overview.status_code == 403
     codes = [s["code"] for s in client.get(OVERVIEW).json()["streets"]]
     assert codes == [demo.street.code]
+
+
+def test_me_names_the_district_post_and_no_territory(demo):
+    """/me/ (what the web page reads to land the district's office on its 区 tab): the district
+    post, held over the district, and no household in the territory."""
+    me = _client("district").get("/api/v1/me/").json()
+    assert [(p["position_type"], p["target_type"]) for p in me["positions"]] == [
+        ("district_officer", "district")
+    ]
+    assert me["territory"] == {"everything": False, "households": 0}

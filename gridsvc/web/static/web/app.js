@@ -2046,8 +2046,9 @@
     await Promise.all([addPlaces(map), loadCategories(), loadPlaces(), loadMe()]);
     await loadDistrict();
     wireControls();
-    if (state.district && !(state.grids.features || []).length && !((state.me && state.me.positions) || []).length) {
-      // the district's 创建 office: no territory of cases and households, its district and streets
+    if (state.district && !(state.grids.features || []).length && !((state.me && state.me.positions) || []).some((p) => p.position_type !== "district_officer")) {
+      // the district's 创建 office (a post over the district, 区创建办, and none in a street): no
+      // territory of cases and households, its district and streets
       state.districtOnly = true;
       document.body.dataset.role = "district";
       for (const tab of ["queue", "case", "visits", "figures", "exports"]) document.querySelector(`.tabs [data-tab="${tab}"]`).hidden = true;
