@@ -1039,6 +1039,70 @@ def _page(qs: QuerySet, job: dict[str, Any], key: str, limit: int) -> tuple[list
     return rows, False
 
 
+@functools.cache
+def _full_sql(key: str) -> tuple[str, tuple[str, ...]]:
+    """``(sql, column keys)`` of a page of the whole territory's households (``sh``, the
+    rows of :func:`household_rows`) or residents (``sr``, the rows of :func:`resident_rows`):
+    the households of the snapshot's buildings and units, by id after ``%(after)s``."""
+    t = {
+        "h": Household._meta.db_table,
+        "u": Household._meta.get_field("unit").related_model._meta.db_table,
+        "b": Building._meta.db_table,
+        "r": Resident._meta.db_table,
+    }
+    territory = (
+        "(u.building_id = ANY(%(buildings)s::bigint[]) OR h.unit_id = ANY(%(units)s::bigint[]))"
+    )
+    if key == "sh":
+        sql = f"""SELECT h.id, h.unit_id, u.number, u.building_id, b.name, b.grid_id, h.room,
+  h.floor, h.tenure, h.head_id, hd.name, ARRAY(SELECT x.id FROM {t["r"]} x WHERE x.household_id = h.id)
+FROM {t["h"]} h JOIN {t["u"]} u ON u.id = h.unit_id JOIN {t["b"]} b ON b.id = u.building_id
+  LEFT JOIN {t["r"]} hd ON hd.id = h.head_id
+WHERE {territory} AND h.id > %(after)s ORDER BY h.id LIMIT %(n)s"""
+        return sql, (*HOUSEHOLD_COLUMNS, "resident_ids")
+    sealed = [
+        f"r.{k}" if _CLEAR_SOMEWHERE[k] else f"CASE WHEN r.{k}_mask IS NULL THEN r.{k} END"
+        for k in SEALED
+    ]
+    sql = f"""SELECT {", ".join(f"r.{c}" for c in RESIDENT_FIELDS)},
+  {", ".join(f"r.{k}_mask" for k in SEALED)}, {", ".join(sealed)}
+FROM {t["r"]} r
+WHERE r.household_id IN (SELECT h.id FROM {t["h"]} h JOIN {t["u"]} u ON u.id = h.unit_id
+                         WHERE {territory})
+  AND r.id > %(after)s ORDER BY r.id LIMIT %(n)s"""
+    return sql, (*RESIDENT_FIELDS, *(f"{k}_mask" for k in SEALED), *(f"sealed_{k}" for k in SEALED))
+
+
+def _page_sql(
+    statement: tuple[str, tuple[str, ...]],
+    data: dict[str, Any],
+    job: dict[str, Any],
+    key: str,
+    limit: int,
+) -> tuple[list[dict[str, Any]], bool]:
+    """:func:`_page` of a :func:`_full_sql` stream over the territory of snapshot ``data``."""
+    from django.db import connection
+
+    if key in job["d"]:
+        return [], False
+    sql, columns = statement
+    params = {
+        "buildings": [b for b, _ in data["buildings"]],
+        "units": list(data["units"]),
+        "after": job["p"].get(key, 0),
+        "n": limit + 1,
+    }
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+    if len(rows) > limit:
+        rows = rows[:limit]
+        job["p"][key] = rows[-1]["id"]
+        return rows, True
+    job["d"].append(key)
+    return rows, False
+
+
 def _ids(qs: QuerySet) -> QuerySet:
     return qs.values("id")
 
@@ -1099,12 +1163,21 @@ def _run_job(
     full = bool(job.get("f")) or _needs_full(new, bases)
     hh_q = Q() if full else _gained_q(new, bases[0])
     hh_qs = scope.filter(Household.objects.filter(hh_q))
-    # the page's households with their resident ids, read at once (one statement)
-    rows, m = _page(household_rows(hh_qs), job, "sh", limit)
+    if full and not new.get("all"):
+        # the whole territory: its households and residents read by the snapshot's buildings
+        # and units (the scope's, as the probe read them), in plain SQL (issue 19: building
+        # the ORM's queries cost as much as running them)
+        rows, m = _page_sql(_full_sql("sh"), new, job, "sh", limit)
+    else:
+        # the page's households with their resident ids, read at once (one statement)
+        rows, m = _page(household_rows(hh_qs), job, "sh", limit)
     more |= m
     out["households"] += [p for _, p in _present_households(rows, member, scope)]
-    res_qs = resident_rows(Resident.objects.filter(household__in=_ids(hh_qs)))
-    rows, m = _page(res_qs, job, "sr", limit)
+    if full and not new.get("all"):
+        rows, m = _page_sql(_full_sql("sr"), new, job, "sr", limit)
+    else:
+        res_qs = resident_rows(Resident.objects.filter(household__in=_ids(hh_qs)))
+        rows, m = _page(res_qs, job, "sr", limit)
     more |= m
     out["residents"] += _residents(rows, member, scope)
     wanted = _task_window_q(now)
@@ -1143,7 +1216,7 @@ def _run_job(
     return more
 
 
-def _first_sync_marks(digest: str, data: dict[str, Any]) -> tuple[Any, int | None]:
+def _first_sync_marks(digest: str, data: dict[str, Any]) -> tuple[Any, int]:
     """``(snapshot, the change log's last id)`` for a first sync, in one statement: the
     snapshot row of ``digest`` (its id; its data is ``data``), made when there is none yet."""
     from django.db import connection
@@ -1157,8 +1230,8 @@ def _first_sync_marks(digest: str, data: dict[str, Any]) -> tuple[Any, int | Non
         snap_id, head = cur.fetchone()
     if snap_id is None:
         snap, _ = TerritorySnapshot.objects.get_or_create(digest=digest, defaults={"data": data})
-        return snap, head
-    return SimpleNamespace(id=snap_id, digest=digest, data=data), head
+        return snap, head or 0
+    return SimpleNamespace(id=snap_id, digest=digest, data=data), head or 0
 
 
 def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT,
