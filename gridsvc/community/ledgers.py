@@ -5,7 +5,10 @@ Per grid (sheets added to :func:`gridsvc.dataio.ledgers.ledger_workbook`) and pe
 宗教场所 · 结对帮扶 · 评比 · 调处 · 签认 (sign-offs) · 翻译随行 (interpreter calls) · and the resident-group ledgers 离退休老领导 · 个体户/企业家 · 归国华侨/留学生 ·
 新的社会阶层 (:class:`~gridsvc.community.models.GroupMember`) · 专项排查 (campaigns) · 语言与翻译
 (residents' languages) · 宗教场所联系人 (venue contacts) · 成员语言 (members' languages, staff
-data). The community workbook also
+data) · and one row per record: 宗教场所走访 (venue tasks) · 志愿服务记录 (service logs) · 帮扶记录
+(pairing help) · 活动照片 (activity photos with thumbnails, at most :data:`LEDGER_PHOTOS`).
+A grid's 志愿者 also lists its community's community-wide team members (范围 社区). The
+community workbook also
 carries the resident ledgers 少数民族人员 · 困难家庭 · 下岗失业 over the whole community.
 
 Who gets them: as every ledger, staff and street only (the neighbour tier is refused,

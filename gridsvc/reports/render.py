@@ -3,6 +3,9 @@ figure tables, charts and a map of case density over the grids).
 
 Chinese text uses "Noto Sans CJK SC" (Debian's fonts-noto-cjk, installed by setup.sh).
 
+The community work (民族团结进步创建, the report's ``unity`` dict) has a sheet of its own in the
+xlsx and a section of its own in the PDF, both written from :func:`unity_rows`.
+
 The report arrives already cut to the reader's need-to-know (``gridsvc.reports.services``):
 figures absent from it (sensitive ones, for the neighbour tier) are left out of every table,
 chart and page, and a suppressed small count (None) is written as "<5". Every string cell
