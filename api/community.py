@@ -473,6 +473,19 @@ class VenueVisitPhotoSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class _FixAxis(NumberField):
+    """``lon`` or ``lat`` of a venue visit's fix: sent in ``crs``, answered from the stored
+    point (WGS84; null without a fix)."""
+
+    def __init__(self, axis: str, **kwargs: object) -> None:
+        self.axis = axis
+        super().__init__(required=False, allow_null=True, **kwargs)  # type: ignore[arg-type]
+
+    def get_attribute(self, instance: VenueVisit) -> float | None:
+        point = instance.location
+        return None if point is None else (point.x if self.axis == "x" else point.y)
+
+
 class VenueVisitSerializer(LocatedSerializer):
     """A venue visit; sent with the phone's fix (``lon``/``lat`` in ``crs``, ``accuracy_m``)
     and ``photos`` (``[{data: base64}]``, JPEG/PNG ≤ 5 MB each, ≤ 10) as a household visit is
@@ -482,15 +495,8 @@ class VenueVisitSerializer(LocatedSerializer):
     place = _id("place_id", "the religious venue (Place of kind mosque / religious_venue)")
     grid = serializers.IntegerField(source="grid_id", read_only=True, allow_null=True)
     community = serializers.IntegerField(source="community_id", read_only=True)
-    lon = NumberField(
-        required=False,
-        allow_null=True,
-        min_value=-180,
-        max_value=180,
-        write_only=True,
-        help_text="the GPS fix (answered in WGS84)",
-    )
-    lat = NumberField(required=False, allow_null=True, min_value=-90, max_value=90, write_only=True)
+    lon = _FixAxis("x", min_value=-180, max_value=180, help_text="the GPS fix (answered in WGS84)")
+    lat = _FixAxis("y", min_value=-90, max_value=90)
     crs = CrsField(
         required=False, default="wgs84", write_only=True, help_text="of lon/lat (default wgs84)"
     )
@@ -549,8 +555,6 @@ class VenueVisitSerializer(LocatedSerializer):
 
     def to_representation(self, instance: VenueVisit) -> dict:
         data = super().to_representation(instance)
-        point = instance.location
-        data["lon"], data["lat"] = (point.x, point.y) if point is not None else (None, None)
         data["photos"] = VenueVisitPhotoSerializer(
             instance.photos.all(), many=True, context=self.context
         ).data
