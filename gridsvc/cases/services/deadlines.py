@@ -179,12 +179,18 @@ def compute_deadline(
     clock = clock or WorkClock(_street_id(case))
     try:
         due = clock.add(start, limit.amount, limit.unit)
-        extensions = CaseRequest.objects.none() if case.pk is None else case.requests
-        for req in extensions.filter(
-            kind=CaseRequest.Kind.EXTENSION,
-            state=CaseRequest.State.APPROVED,
-            decided_at__gte=start,
-        ).order_by("decided_at"):
+        # approved extensions since (a case not stored yet — a new report — has none: no
+        # query built for them)
+        extensions = (
+            []
+            if case.pk is None
+            else case.requests.filter(
+                kind=CaseRequest.Kind.EXTENSION,
+                state=CaseRequest.State.APPROVED,
+                decided_at__gte=start,
+            ).order_by("decided_at")
+        )
+        for req in extensions:
             due = clock.add(due, req.amount or 0, req.unit or "natural_days")
     except CalendarMissing as exc:
         return None, str(exc)

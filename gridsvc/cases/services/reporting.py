@@ -201,7 +201,7 @@ def report_case(
                 _events(case, r, reporter, title, source, flags, when),
                 drawn[2],
                 title,
-                _nearby(category, case, when),
+                _nearby_statement(category, case, when),
             )
             return Report(case, dups)
         case.save()
@@ -254,6 +254,30 @@ def _nearby(category: Category, case: Case, when: datetime) -> QuerySet[Case]:
     return find_duplicates(category, case.location, when, exclude_id=case.pk).only(
         "id", "number", "title", "status", "reported_at", "category_id", *_SEEN_BY
     )[:10]
+
+
+_NEARBY_SQL: list[str] = []  # the SQL of _nearby, compiled once per process
+
+
+def _nearby_statement(category: Category, case: Case, when: datetime) -> tuple[str, list[Any]]:
+    """The SQL and parameters of :func:`_nearby`: compiled by the ORM once per process (the
+    text is the same for every report, only the parameters change), kept only when its
+    parameters are those this function gives (checked on that first compile)."""
+    params = [
+        category.pk,
+        when - timedelta(days=category.duplicate_days),
+        *OPEN_STATUSES,
+        case.location.x,
+        case.location.y,
+        category.duplicate_radius_m,
+        case.pk,
+    ]
+    if _NEARBY_SQL:
+        return _NEARBY_SQL[0], params
+    sql, compiled = _nearby(category, case, when).query.sql_with_params()
+    if list(compiled) == params:
+        _NEARBY_SQL.append(sql)
+    return sql, list(compiled)
 
 
 def _events(
@@ -328,7 +352,7 @@ def _store_at_once(
     events: list[CaseEvent],
     message_id: int,
     title: str,
-    nearby: QuerySet[Case],
+    nearby: tuple[str, list[Any]],
 ) -> list[Case]:
     """Store a new case (its id drawn already), its events and its handler's inbox message,
     queue its deadline checks with the message's delivery, and read the ``nearby`` open
@@ -353,7 +377,7 @@ def _store_at_once(
         params += p
     defer_sql, batch = jobs.defer_select(jobs.deadline_jobs(case, [message_id]))
     parts.append(f"j AS ({defer_sql})")
-    near_sql, near_params = nearby.query.sql_with_params()
+    near_sql, near_params = nearby
     with connection.cursor() as cur:
         # the jobs' CTE read once (a SELECT in WITH runs only when read), the nearby beside
         cur.execute(
