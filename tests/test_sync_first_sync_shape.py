@@ -292,3 +292,61 @@ def test_the_feeds_residents_are_the_matrix_for_every_tier() -> None:
             want = V.present_resident(data, r, tier, unmasked=False)
             assert fed == want, (tier, r.pk)
             assert list(fed) == list(want), (tier, r.pk)
+
+
+@pytest.mark.parametrize("username", ["grid2", "bh-001", "cadre1"])
+def test_a_first_sync_sends_the_tasks_the_member_may_see(member_client, username) -> None:
+    """The first sync's tasks are exactly visible_tasks (in the territory without others'
+    tasks of sensitive groups where the member may not know them, or assigned to them) in
+    the window — for a grid member who is also a building head in another grid too (the
+    building's sensitive tasks not theirs stay away, as do its residents' sensitive facts)."""
+    from datetime import timedelta
+
+    from gridsvc.accounts.models import Member
+    from gridsvc.chain.models import Position, PositionType
+    from gridsvc.chain.scope import scope_for
+    from gridsvc.chain.visibility import SENSITIVE_TAGS
+    from gridsvc.territory.models import Building, Resident
+    from gridsvc.visits.services import visible_tasks
+    from gridsvc.visits.sync import _task_window_q
+
+    member = Member.objects.get(username=username)
+    elsewhere = None
+    if username == "grid2":  # also a building head of a building of grid1
+        # a building of grid1 with tasks of sensitive groups (in the window), not grid2's
+        elsewhere = Building.objects.get(
+            pk=VisitTask.objects.filter(
+                _task_window_q(timezone.now()),
+                household__unit__building__grid__code__endswith="001",
+                rule__target_group__in=SENSITIVE_TAGS,
+            )
+            .order_by("id")
+            .values_list("household__unit__building", flat=True)[0]
+        )
+        Position.objects.create(
+            member=member,
+            position_type=PositionType.BUILDING_HEAD,
+            building=elsewhere,
+            valid_from=timezone.now() - timedelta(days=1),
+        )
+        member = Member.objects.get(pk=member.pk)
+    pages = _pages(member_client(username), 70)
+    got = [t["id"] for p in pages for t in p["tasks"]]
+    want = (
+        visible_tasks(scope_for(member), member)
+        .filter(_task_window_q(timezone.now()))
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    assert got == list(want)
+    if elsewhere is not None:
+        there = VisitTask.objects.filter(household__unit__building=elsewhere)
+        sensitive = there.filter(
+            _task_window_q(timezone.now()), rule__target_group__in=SENSITIVE_TAGS
+        ).exclude(assigned_member=member)
+        assert there.filter(id__in=got).exists()
+        assert sensitive.exists() and not sensitive.filter(id__in=got).exists()
+        fed = {r["id"]: r for p in pages for r in p["residents"]}
+        for r in Resident.objects.filter(household__unit__building=elsewhere):
+            assert "ethnicity" not in fed[r.id]
+            assert not set(fed[r.id]["tags"]) & SENSITIVE_TAGS

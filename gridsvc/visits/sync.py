@@ -1073,14 +1073,79 @@ WHERE r.household_id IN (SELECT h.id FROM {t["h"]} h JOIN {t["u"]} u ON u.id = h
     return sql, (*RESIDENT_FIELDS, *(f"{k}_mask" for k in SEALED), *(f"sealed_{k}" for k in SEALED))
 
 
+def _staff_kind(data: dict[str, Any]) -> str:
+    """How a snapshot's territory shows tasks of sensitive groups (as
+    :func:`gridsvc.visits.services.hide_sensitive_tasks` for its member): ``all`` of them,
+    only their own (``none``: the tier never learns them), or their own and those in the
+    staff part's buildings (``staff``: a member holding positions of several tiers)."""
+    staff = data["staff"]
+    return "all" if staff == "all" else ("staff" if staff else "none")
+
+
+@functools.cache
+def _full_tasks_sql(staff: str) -> tuple[str, tuple[str, ...]]:
+    """``(sql, TASK_COLUMNS)`` of a page of the tasks a first sync sends (the rows of
+    ``VisitTask.objects.values(*TASK_COLUMNS)``): in the window (:func:`_task_window_q`), of
+    the territory's households without the sensitive groups' tasks the member may not see
+    (``staff``: :func:`_staff_kind`), or assigned to the member; each side read by its own
+    index up to the page's end and the two merged, as the querysets did."""
+    t = {
+        "t": VisitTask._meta.db_table,
+        "r": VisitTask._meta.get_field("rule").related_model._meta.db_table,
+        "h": Household._meta.db_table,
+        "u": Household._meta.get_field("unit").related_model._meta.db_table,
+    }
+    window = "(t.status = ANY(%(open)s::text[]) OR t.period_end >= %(since)s::date)"
+    hidden = ""
+    if staff != "all":
+        # a task of a sensitive group, not the member's own (nor in the staff part)
+        hidden = (
+            "AND NOT (g.target_group = ANY(%(sensitive)s::text[])"
+            " AND t.assigned_member_id IS DISTINCT FROM %(m)s"
+        )
+        if staff == "staff":
+            hidden += " AND NOT u.building_id = ANY(%(staff)s::bigint[])"
+        hidden += ")"
+    rule_join = f"JOIN {t['r']} g ON g.id = t.rule_id" if hidden else ""
+    sql = f"""WITH ids AS (
+  (SELECT t.id FROM {t["t"]} t JOIN {t["h"]} h ON h.id = t.household_id
+     JOIN {t["u"]} u ON u.id = h.unit_id {rule_join}
+   WHERE (u.building_id = ANY(%(buildings)s::bigint[]) OR h.unit_id = ANY(%(units)s::bigint[]))
+     AND {window} AND t.id > %(after)s {hidden}
+   ORDER BY t.id LIMIT %(n)s)
+  UNION
+  (SELECT t.id FROM {t["t"]} t WHERE t.assigned_member_id = %(m)s AND {window}
+     AND t.id > %(after)s
+   ORDER BY t.id LIMIT %(n)s)
+)
+SELECT t.id, g.code, g.name, t.household_id, t.resident_id, t.period, t.period_start,
+  t.period_end, t.due_on, t.status, t.assigned_member_id, t.done_by_id, t.updated_at
+FROM {t["t"]} t JOIN {t["r"]} g ON g.id = t.rule_id
+WHERE t.id IN (SELECT id FROM ids) ORDER BY t.id LIMIT %(n)s"""
+    return sql, TASK_COLUMNS
+
+
+def _task_params(data: dict[str, Any], member, now: datetime) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The parameters of :func:`_full_tasks_sql` but the page's and the territory's."""
+    return {
+        "open": [str(VisitTask.Status.OPEN), str(VisitTask.Status.OVERDUE)],
+        "since": timezone.localdate(now) - timedelta(days=DONE_WINDOW_DAYS),
+        "m": member.pk,
+        "sensitive": sorted(visibility.SENSITIVE_TAGS),
+        "staff": data["staff"] if isinstance(data["staff"], list) else [],
+    }
+
+
 def _page_sql(
     statement: tuple[str, tuple[str, ...]],
     data: dict[str, Any],
     job: dict[str, Any],
     key: str,
     limit: int,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """:func:`_page` of a :func:`_full_sql` stream over the territory of snapshot ``data``."""
+    """:func:`_page` of a :func:`_full_sql` (or :func:`_full_tasks_sql`, with ``extra``
+    parameters) stream over the territory of snapshot ``data``."""
     from django.db import connection
 
     if key in job["d"]:
@@ -1091,6 +1156,7 @@ def _page_sql(
         "units": list(data["units"]),
         "after": job["p"].get(key, 0),
         "n": limit + 1,
+        **(extra or {}),
     }
     with connection.cursor() as cur:
         cur.execute(sql, params)
@@ -1183,7 +1249,9 @@ def _run_job(
     wanted = _task_window_q(now)
     if not full:
         wanted &= _gained_q(new, bases[0], "household__")
-    if scope.everything:
+    if full and not new.get("all"):
+        task_qs = None  # the whole territory's: plain SQL (_full_tasks_sql)
+    elif scope.everything:
         task_qs = VisitTask.objects.filter(wanted)
     else:
         # in the territory or assigned to the member: each side read by its own index up to
@@ -1197,7 +1265,12 @@ def _run_job(
             qs.filter(wanted, id__gt=after).order_by("id").values("id")[: limit + 1] for qs in sides
         )
         task_qs = VisitTask.objects.filter(id__in=first.union(second))
-    rows, m = _page(task_qs.values(*TASK_COLUMNS), job, "st", limit)
+    if task_qs is None:
+        rows, m = _page_sql(
+            _full_tasks_sql(_staff_kind(new)), new, job, "st", limit, _task_params(new, member, now)
+        )
+    else:
+        rows, m = _page(task_qs.values(*TASK_COLUMNS), job, "st", limit)
     more |= m
     out["tasks"] += [task_payload(t) for t in rows]
     cases = _visible_cases(scope, member)
