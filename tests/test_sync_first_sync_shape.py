@@ -306,7 +306,7 @@ def test_a_first_sync_sends_the_tasks_the_member_may_see(member_client, username
     from gridsvc.chain.models import Position, PositionType
     from gridsvc.chain.scope import scope_for
     from gridsvc.chain.visibility import SENSITIVE_TAGS
-    from gridsvc.territory.models import Building, Resident
+    from gridsvc.territory.models import Building, Household, Resident
     from gridsvc.visits.services import visible_tasks
     from gridsvc.visits.sync import _task_window_q
 
@@ -339,6 +339,16 @@ def test_a_first_sync_sends_the_tasks_the_member_may_see(member_client, username
         .values_list("id", flat=True)
     )
     assert got == list(want)
+    # and the households and residents are the scope's (read by the snapshot's buildings)
+    scope = scope_for(member)
+    households = [h["id"] for p in pages for h in p["households"]]
+    assert households == list(
+        scope.filter(Household.objects.all()).order_by("id").values_list("id", flat=True)
+    )
+    residents = sorted(r["id"] for p in pages for r in p["residents"])
+    assert residents == list(
+        scope.filter(Resident.objects.all()).order_by("id").values_list("id", flat=True)
+    )
     if elsewhere is not None:
         there = VisitTask.objects.filter(household__unit__building=elsewhere)
         sensitive = there.filter(
