@@ -49,7 +49,7 @@ from django.utils.dateparse import parse_datetime
 
 from gridsvc.chain import visibility
 from gridsvc.chain.models import TerritorySnapshot
-from gridsvc.chain.scope import Scope
+from gridsvc.chain.scope import LOCATED_MODELS, Scope
 from gridsvc.territory.codes import ETHNICITIES, mask_id_number, mask_name, mask_phone
 from gridsvc.territory.models import Building, Household, Resident
 
@@ -1125,6 +1125,51 @@ WHERE t.id IN (SELECT id FROM ids) ORDER BY t.id LIMIT %(n)s"""
     return sql, TASK_COLUMNS
 
 
+@functools.cache
+def _full_cases_sql() -> tuple[str, tuple[str, ...]]:
+    """``(sql, columns)`` of a page of the cases a first sync sends (the rows of
+    :func:`_case_rows`): placed in the territory by their own street … unit fields (as
+    ``Scope.located_q``), handled or reported by the member — each read by its own index and
+    merged (as :func:`_visible_cases`) — in the window (:func:`_case_window_q`)."""
+    Case = _case_model()
+    c = Case._meta.db_table
+    member_t = Case._meta.get_field("handler").related_model._meta.db_table
+    dept_t = Case._meta.get_field("department").related_model._meta.db_table
+    located = " OR ".join(
+        f"c.{k}_id = ANY(%(s_{k})s::bigint[])"
+        for k in ("street", "community", "grid", "compound", "building", "unit")
+    )
+    sql = f"""WITH ids AS (
+  SELECT c.id FROM {c} c WHERE {located}
+  UNION SELECT c.id FROM {c} c WHERE c.handler_id = %(m)s
+  UNION SELECT c.id FROM {c} c WHERE c.reported_by_id = %(m)s
+)
+SELECT c.id, c.updated_at, c.number, c.kind, c.title, c.category_id, c.priority, c.status,
+  c.level, c.household_id, c.unit_id, c.building_id, c.compound_id, c.grid_id,
+  c.community_id, c.street_id, c.handler_id, hm.username, hm.display_name, c.department_id,
+  d.name, c.reported_at, c.due_at, c.due_stage, c.card, c.closed_at,
+  ST_X(c.location), ST_Y(c.location)
+FROM {c} c LEFT JOIN {member_t} hm ON hm.id = c.handler_id
+  LEFT JOIN {dept_t} d ON d.id = c.department_id
+WHERE c.id IN (SELECT id FROM ids)
+  AND (c.status = ANY(%(case_open)s::text[]) OR c.reported_at >= %(since)s
+       OR c.closed_at >= %(since)s OR c.resolved_at >= %(since)s)
+  AND c.id > %(after)s ORDER BY c.id LIMIT %(n)s"""
+    return sql, (*_CASE_COLUMNS, "lon", "lat")
+
+
+def _case_params(data: dict[str, Any], member, now: datetime) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The parameters of :func:`_full_cases_sql` but the page's."""
+    from gridsvc.cases.models import OPEN_STATUSES, Status
+
+    return {
+        **{f"s_{k}": list(data["scope"][k]) for k in _SCOPE_KEYS if k != "unit_building"},
+        "m": member.pk,
+        "case_open": [str(s) for s in (*OPEN_STATUSES, Status.ON_HOLD)],
+        "since": now - timedelta(days=CASE_WINDOW_DAYS),
+    }
+
+
 def _task_params(data: dict[str, Any], member, now: datetime) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """The parameters of :func:`_full_tasks_sql` but the page's and the territory's."""
     return {
@@ -1273,6 +1318,15 @@ def _run_job(
         rows, m = _page(task_qs.values(*TASK_COLUMNS), job, "st", limit)
     more |= m
     out["tasks"] += [task_payload(t) for t in rows]
+    Case = _case_model()
+    if full and not new.get("all") and Case is not None and Case in LOCATED_MODELS:
+        # the whole territory's cases (placed by their own fields) and the member's: plain SQL
+        rows, m = _page_sql(
+            _full_cases_sql(), new, job, "sc", limit, _case_params(new, member, now)
+        )
+        more |= m
+        out["cases"] += [_case_payload(c, member) for c in rows]
+        return more
     cases = _visible_cases(scope, member)
     if cases is not None:
         case_qs = cases.filter(_case_window_q(now))
