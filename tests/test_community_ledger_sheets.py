@@ -54,7 +54,8 @@ COMMUNITY_WORK_SHEETS = [
 ADDED_COLUMNS = {"宗教场所": 4, "结对帮扶": 2, "活动与宣传": 1, "志愿者": 1}
 # sheets added since (after the golden ones; their rows of the community's 汇总 left out):
 # tests/test_community_ledgers_more.py and tests/test_unity_ledgers_more.py check them. The
-# grid's 志愿者 golden was captured again when it gained the community-wide team members (社区)
+# grid's 志愿者 golden was captured again when it gained the community-wide team members (社区);
+# its interpreters' 角色 cells name the language (东乡语) since, as the REST API does (was `sce`)
 ADDED_SHEETS = {"专项排查", "语言与翻译", "宗教场所联系人", "成员语言", "宗教场所走访", "志愿服务记录",
                 "帮扶记录", "活动照片"}  # fmt: skip
 # sheets longer than this are kept as their length, a digest of every row and the first rows

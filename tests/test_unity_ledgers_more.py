@@ -144,7 +144,8 @@ def test_the_pairing_help_sheet_names_pairings_as_the_pairing_sheet_does(demo):
     other = next(x for x in demo.grids if x != g and helped.filter(grid=x).exists())
     book = _grid_book(g)
     header, rows = _sheet(book, "帮扶记录")
-    assert header == ["序号", "类型", "结对人/单位", "住户", "日期", "帮扶内容", "时长(小时)"]
+    assert header == ["序号", "类型", "结对人/单位", "住户", "日期", "帮扶内容", "时长(小时)",
+                      "金额/折价(元)"]  # fmt: skip
     mine = list(helped.filter(grid=g).order_by("date", "id"))
     assert len(rows) == len(mine)
     assert _col(header, rows, "日期") == [h.date.isoformat() for h in mine]
@@ -400,3 +401,146 @@ def test_the_figures_count_the_team_members_languages(demo, member_client):
     late = figures(scope, start, end, demo.community)
     assert late["member_languages"] == {"维吾尔语": 1, "哈萨克语": 1}
     assert late["members_interpreting"] == 1
+
+
+# ---------------------------------------------------------------- follow-ups (unityLedgers2)
+def _community_book(who: str = "mediator") -> Any:
+    from gridsvc.territory.models import Community
+
+    comm = Community.objects.get(code="620103003012")
+    return load_workbook(
+        io.BytesIO(community_workbook(comm, Member.objects.get(username=who), year=YEAR))
+    )
+
+
+def _work_cells(book: Any) -> set[Any]:
+    """Every cell of the community-work sheets (gridsvc/community/ledgers.py SHEETS)."""
+    from gridsvc.community.ledgers import SHEETS
+
+    return {
+        v for spec in SHEETS for row in book[spec.title].iter_rows(values_only=True) for v in row
+    }
+
+
+def test_every_ledger_names_the_languages_never_their_codes(demo):
+    """志愿者 showed a 民族语言翻译员's role as the code (``sce``): every sheet now names the
+    language (东乡语) as the REST API's ``language_name`` does."""
+    from gridsvc.community.models import Language
+
+    g1 = demo.grids[0]
+    street, clerk = demo.street, Member.objects.get(username="street")
+    # an interpreter of grid 1 (维吾尔语) beside the community's two 东乡语 ones
+    TeamMembership.objects.create(
+        street=street, community=demo.community, grid=g1, recorded_by=clerk,
+        team="interpreters", role="ug", name="艾力", valid_from=date(YEAR, 1, 1),
+    )  # fmt: skip
+    codes = set(Language.values)
+    book = _grid_book(g1)
+    header, rows = _sheet(book, "志愿者")
+    interpreters = [r for r in rows if r[1] == "民族语言翻译员"]
+    assert {(r[3], r[2], r[-1]) for r in interpreters} == {
+        ("艾力", "维吾尔语", g1.name), ("沙明", "东乡语", "社区"), ("马文", "东乡语", "社区"),
+    }  # fmt: skip
+    _, langs = _sheet(book, "成员语言")
+    assert ["艾力", "民族语言翻译员(维吾尔语)", "维吾尔语"] in [r[1:4] for r in langs]
+    assert not _work_cells(book) & codes
+    comm = _community_book()
+    _, rows = _sheet(comm, "志愿者")
+    assert {r[2] for r in rows if r[1] == "民族语言翻译员"} == {"维吾尔语", "东乡语"}
+    assert not _work_cells(comm) & codes
+
+
+def test_a_grid_ledgers_member_languages_list_the_community_wide_members(demo):
+    """成员语言 in a grid's ledger lists the community-wide team members (the 五员, the
+    民族语言翻译员 …) as 志愿者 does, marked 社区 in 范围; none of another community's."""
+    from gridsvc.community.models import MemberLanguage
+    from gridsvc.territory.models import Community
+
+    g1 = demo.grids[0]
+    clerk = Member.objects.get(username="street")
+    wide = TeamMembership.objects.filter(
+        community=demo.community, grid__isnull=True, team="five_members", member__isnull=False
+    ).select_related("member")
+    # a 五员 on no team of grid 1 and holding no post there, and one who is grid 1's too
+    from django.db.models import Q
+
+    from gridsvc.chain.models import Position
+
+    in_g1 = set(
+        Position.objects.held_at()
+        .filter(Q(grid=g1) | Q(building__grid=g1) | Q(unit__building__grid=g1))
+        .values_list("member_id", flat=True)
+    ) | set(TeamMembership.objects.filter(grid=g1).values_list("member_id", flat=True))
+    only_wide = next(t.member for t in wide if t.member_id not in in_g1)
+    both = next(
+        t.member for t in wide if TeamMembership.objects.filter(grid=g1, member=t.member).exists()
+    )
+    for m in (only_wide, both):
+        MemberLanguage.objects.update_or_create(
+            member=m, defaults={"languages": ["zh", "kk"], "recorded_by": m}
+        )
+    # another community's community-wide 五员 and interpreter: never in this grid's ledger
+    other = Community.objects.create(street=demo.street, code="620103003099", name="别的社区")
+    stranger = Member.objects.create_user("other-five", password="x-long-password-1")
+    MemberLanguage.objects.create(member=stranger, languages=["ug"], recorded_by=stranger)
+    for team, role, kw in (
+        ("five_members", "mediator", {"member": stranger}),
+        ("interpreters", "bo", {"name": "别社区翻译"}),
+    ):
+        TeamMembership.objects.create(
+            street=demo.street, community=other, recorded_by=clerk, team=team, role=role,
+            valid_from=date(YEAR, 1, 1), **kw,
+        )  # fmt: skip
+
+    header, rows = _sheet(_grid_book(g1), "成员语言")
+    assert header == ["序号", "姓名", "岗位", "语言", "范围"]
+    by_name = {r[1]: r for r in rows}
+    assert by_name[str(only_wide)][4] == "社区"
+    assert by_name[str(only_wide)][3] == "哈萨克语"
+    assert "五员(" in by_name[str(only_wide)][2]
+    assert set(by_name[str(both)][4].split("、")) == {g1.name, "社区"}
+    # the community's two 东乡语 interpreters (no account), by name
+    for name in ("沙明", "马文"):
+        assert by_name[name][2:] == ["民族语言翻译员(东乡语)", "东乡语", "社区"]
+    assert str(stranger) not in by_name and "别社区翻译" not in by_name
+    # the 志愿者 sheet decides 社区 the same way: the same people marked 社区 in both
+    v_header, v_rows = _sheet(_grid_book(g1), "志愿者")
+    shared = {r[3] for r in v_rows if r[-1] == "社区"}
+    assert {r[1] for r in rows if "社区" in r[4].split("、")} <= shared
+    # another grid's ledger lists the same community-wide speakers
+    _, rows2 = _sheet(_grid_book(demo.grids[1]), "成员语言")
+    assert {r[1] for r in rows2 if r[4] == "社区"} >= {str(only_wide), "沙明", "马文"}
+    # the community's own ledger: no second copy, and each row's 范围 by the same rule
+    _, comm_rows = _sheet(_community_book(), "成员语言")
+    names = [r[1] for r in comm_rows]
+    assert len(names) == len(set(names)) and str(stranger) not in names
+    assert {r[1]: r[4] for r in comm_rows}["沙明"] == "社区"
+
+
+def test_the_pairing_help_sheet_has_the_amount_masked_as_an_assistance_amount(demo, monkeypatch):
+    """帮扶记录 gains 金额/折价(元) (``PairingHelp.amount``): an amount of assistance to a
+    household, ``**`` as the 民生服务台账's amounts unless the export is unmasked
+    (docs/security.md); blank where none was recorded."""
+    from decimal import Decimal
+
+    from gridsvc.community.models import Pairing
+
+    pairing = Pairing.objects.filter(grid__isnull=False).order_by("id").first()
+    g = pairing.grid
+    PairingHelp.objects.filter(grid=g).delete()
+    where = {"street": demo.street, "community": demo.community, "grid": g}
+    clerk = Member.objects.get(username="street")
+    PairingHelp.objects.create(**where, recorded_by=clerk, pairing=pairing,
+                               date=date(YEAR, 3, 1), what="送米面油", amount=Decimal("200.50"))  # fmt: skip
+    PairingHelp.objects.create(**where, recorded_by=clerk, pairing=pairing,
+                               date=date(YEAR, 4, 1), what="代办低保复核", hours=Decimal("1.5"))  # fmt: skip
+
+    header, rows = _sheet(_grid_book(g), "帮扶记录")
+    assert header[-1] == "金额/折价(元)"
+    assert [(r[5], r[-1]) for r in rows] == [("送米面油", "**"), ("代办低保复核", None)]
+    _, rows = _sheet(_grid_book(g, Member.objects.get(username="street")), "帮扶记录")
+    assert [r[-1] for r in rows] == ["**", None]  # the street: masked as well
+    # an unmasked export (the hook's answer when a grant covers exports) shows the figure
+    monkeypatch.setattr("gridsvc.dataio.sheets.may_unmask_export", lambda *a, **k: True)
+    _, rows = _sheet(_grid_book(g), "帮扶记录")
+    assert [(r[5], r[-1]) for r in rows] == [("送米面油", 200.5), ("代办低保复核", None)]

@@ -20,6 +20,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from .models import (
+    FiveRole,
     InterpreterCall,
     Language,
     MemberLanguage,
@@ -29,6 +30,20 @@ from .models import (
 )
 
 ZH = Language.MANDARIN.value
+
+
+def language_name(code: str) -> str:
+    """A language's name (东乡语 for ``sce``), as the REST API gives it (``language_name``);
+    a code that is not a :class:`Language` as it is. The one mapping the ledgers use too."""
+    return dict(Language.choices).get(code, code)
+
+
+def role_name(team: str, role: str) -> str:
+    """A team membership's role by name: a 民族语言翻译员's role is a language (东乡语), a 五员's
+    a :class:`FiveRole` (调处员); other teams' roles are free text, shown as written."""
+    if team == Team.INTERPRETERS:
+        return language_name(role)
+    return dict(FiveRole.choices).get(role, role)
 
 
 def active_memberships(qs: QuerySet, day: date) -> QuerySet:
@@ -190,14 +205,13 @@ def attach_interpreters(
         if changed and interpreter is not None and interpreter.member_id:
             told.append((interpreter.member_id, lang))
     if notify and told:
-        labels = dict(Language.choices)
         what = f"案件 {owner.number}" if case is not None else f"走访任务 {owner.pk}"
         InboxMessage.objects.bulk_create(
             [
                 InboxMessage(
                     member_id=mid,
                     kind=InboxMessage.Kind.OTHER,
-                    title=f"请翻译随行({labels.get(lang, lang)}): {what}"[:200],
+                    title=f"请翻译随行({language_name(lang)}): {what}"[:200],
                     body="住户有居民需要民族语言翻译,承办人不通此语言",
                     object_type="case" if case is not None else "visit_task",
                     object_id=str(owner.pk),
@@ -236,7 +250,6 @@ def attach_to_new_tasks(tasks: Iterable[Any], day: date | None = None) -> int:
 
 
 def calls_as_dicts(calls: Iterable[InterpreterCall]) -> list[dict[str, Any]]:
-    labels = dict(Language.choices)
     out = []
     for c in calls:
         t = c.interpreter
@@ -244,7 +257,7 @@ def calls_as_dicts(calls: Iterable[InterpreterCall]) -> list[dict[str, Any]]:
             {
                 "call": c.pk,
                 "language": c.language,
-                "language_name": labels.get(c.language, c.language),
+                "language_name": language_name(c.language),
                 "interpreter": t.pk if t else None,
                 "member": t.member_id if t else None,
                 "name": (str(t.member) if t.member else t.name) if t else None,

@@ -7,9 +7,9 @@ Per grid (sheets added to :func:`gridsvc.dataio.ledgers.ledger_workbook`) and pe
 (residents' languages) · 宗教场所联系人 (venue contacts) · 成员语言 (members' languages, staff
 data) · and one row per record: 宗教场所走访 (venue tasks) · 志愿服务记录 (service logs) · 帮扶记录
 (pairing help) · 活动照片 (activity photos with thumbnails, at most :data:`LEDGER_PHOTOS`).
-A grid's 志愿者 also lists its community's community-wide team members (范围 社区). The
-community workbook also
-carries the resident ledgers 少数民族人员 · 困难家庭 · 下岗失业 over the whole community.
+A grid's 志愿者 and 成员语言 also list its community's community-wide team members (范围
+社区). Languages are named (东乡语), never coded. The community workbook also carries the
+resident ledgers 少数民族人员 · 困难家庭 · 下岗失业 over the whole community.
 
 Who gets them: as every ledger, staff and street only (the neighbour tier is refused,
 :class:`~gridsvc.dataio.ledgers.LedgerRefused`), and only the part of the territory held
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Count, Max, Q, QuerySet, Sum
 
 from gridsvc.chain.scope import Scope
-from gridsvc.chain.visibility import ETHNICITY, MASKED, Tier, rule
+from gridsvc.chain.visibility import ETHNICITY, LOW_INCOME, MASKED, Tier, rule
 from gridsvc.dataio.cells import append_row
 from gridsvc.dataio.sheets import (
     BASE_HEADERS,
@@ -48,12 +48,12 @@ from gridsvc.dataio.sheets import (
 from gridsvc.territory.codes import mask_name
 from gridsvc.territory.models import Community, Grid, Place, Resident
 
+from .languages import active_memberships, language_name, languages_spoken, role_name
 from .models import (
     Activity,
     ActivityPhoto,
     Campaign,
     CampaignReturn,
-    FiveRole,
     GroupMember,
     InterpreterCall,
     Language,
@@ -239,31 +239,36 @@ def _petition(led: Ledger, p: Petition) -> list[Any]:
 
 
 # ---------------------------------------------------------------- 志愿者
+def community_wide(led: Ledger) -> QuerySet:
+    """The community-wide team members a grid's ledger lists beside the grid's own (a team
+    of the grid's community with no grid: the 五员, 民族语言翻译员 …, who work in every grid
+    of it), for the 志愿者 and 成员语言 sheets; none in a community's ledger (they are its own
+    records there) nor for a grid outside the reader's scope."""
+    area = led.area
+    if not isinstance(area, Grid) or not led.scope.filter(Grid.objects.filter(pk=area.pk)).exists():
+        return TeamMembership.objects.none()
+    return TeamMembership.objects.filter(community_id=area.community_id, grid__isnull=True)
+
+
+def where_of(grid: Grid | None) -> str:
+    """范围 of a team member or a post: the grid's name, or 社区 for one over the community
+    (a community-wide team member, a community post)."""
+    return grid.name if grid is not None else "社区"
+
+
 def _teams(led: Ledger) -> Iterable[TeamMembership]:
-    """The area's team members; a grid's ledger also lists its community's community-wide
-    team members (a team of the community with no grid: the 五员, 民族语言翻译员 …), after
-    the grid's own, since they work in every grid of it."""
+    """The area's team members, then (in a grid's ledger) :func:`community_wide`'s."""
     own = (
         led.records(TeamMembership).select_related("member", "grid").order_by("team", "role", "id")
     )
-    if not isinstance(led.area, Grid):
-        return own
-    if not led.scope.filter(Grid.objects.filter(pk=led.area.pk)).exists():
-        return own
-    community_wide = (
-        TeamMembership.objects.filter(community_id=led.area.community_id, grid__isnull=True)
-        .select_related("member")
-        .order_by("team", "role", "id")
-    )
-    return chain(own, community_wide)
+    return chain(own, community_wide(led).select_related("member").order_by("team", "role", "id"))
 
 
 def _team(led: Ledger, t: TeamMembership) -> list[Any]:
-    """范围: the grid's name, or 社区 for a community-wide team member."""
-    role = dict(FiveRole.choices).get(t.role, t.role)
-    where = t.grid.name if t.grid_id and t.grid else "社区"
-    return [t.get_team_display(), role, str(t.member) if t.member else t.name,
-            t.valid_from.isoformat(), _day(t.valid_to), float(t.hours), where]  # fmt: skip
+    """The role by name (a 民族语言翻译员's language: 东乡语); 范围 by :func:`where_of`."""
+    return [t.get_team_display(), role_name(t.team, t.role), str(t.member) if t.member else t.name,
+            t.valid_from.isoformat(), _day(t.valid_to), float(t.hours),
+            where_of(t.grid if t.grid_id else None)]  # fmt: skip
 
 
 # ---------------------------------------------------------------- 志愿服务记录
@@ -368,11 +373,24 @@ def _pairing_helps(led: Ledger) -> QuerySet:
 
 
 def _pairing_help(led: Ledger, h: PairingHelp) -> list[Any]:
-    """The pairing named as the 结对帮扶 sheet names it (member · partner, the household)."""
+    """The pairing named as the 结对帮扶 sheet names it (member · partner, the household).
+    The money or goods' value (元) given to the household is an amount of assistance
+    (``LOW_INCOME`` in the visibility matrix, docs/security.md): ``**`` as the 民生服务台账's
+    amounts unless the export is unmasked; blank when none was recorded."""
     p = h.pairing
     who = " · ".join(x for x in (_who(p.member), p.partner) if x)
+    if h.amount is None:
+        amount: Any = ""
+    else:
+        amount = float(h.amount) if _amounts_shown(led) else MASK
     return [p.get_kind_display(), who, _who(p.household), h.date.isoformat(), h.what,
-            float(h.hours) if h.hours is not None else ""]  # fmt: skip
+            float(h.hours) if h.hours is not None else "", amount]  # fmt: skip
+
+
+def _amounts_shown(led: Ledger) -> bool:
+    """Whether the ledger shows amounts of assistance in clear (the ``LOW_INCOME`` rule for
+    the reader's tier, or an unmasked export)."""
+    return led.unmasked or rule(LOW_INCOME, led.tier) != MASKED
 
 
 # ---------------------------------------------------------------- 评比
@@ -429,7 +447,7 @@ def _interpreter_call(led: Ledger, c: InterpreterCall) -> list[Any]:
     who = ""
     if c.interpreter is not None:
         who = str(c.interpreter.member) if c.interpreter.member else c.interpreter.name
-    return [c.created_at.date().isoformat(), about, str(c.household), c.get_language_display(),
+    return [c.created_at.date().isoformat(), about, str(c.household), language_name(c.language),
             who or "(无翻译员)", _who(c.assignee)]  # fmt: skip
 
 
@@ -485,9 +503,8 @@ def _resident_language(led: Ledger, r: ResidentLanguage) -> list[Any]:
     go along. Where the ledger masks ethnicity, a minority language is masked too (维吾尔语
     beside a masked 民族 would tell it): 汉语 is shown, any other language as the mask; the
     need of an interpreter stays. ``languages/`` gives staff the languages to arrange one."""
-    names = dict(Language.choices)
     shown = [
-        names.get(x, x) if x == Language.MANDARIN or not led.eth_masked else MASK
+        language_name(x) if x == Language.MANDARIN or not led.eth_masked else MASK
         for x in r.languages
     ]
     return [*led.person(r.resident), "、".join(dict.fromkeys(shown)), _yes(r.interpreter_needed)]
@@ -512,17 +529,18 @@ def _venue_contact(led: Ledger, c: VenueContact) -> list[Any]:
 
 
 # ---------------------------------------------------------------- 成员语言 (staff data)
-def _member_languages(led: Ledger) -> list[tuple[str, str, str]]:
-    """The area's members (holding a post over the area, or on one of its teams) who speak a
-    language besides 汉语 (:class:`~gridsvc.community.models.MemberLanguage`, or as a
-    民族语言翻译员), and its interpreters without an account, by name: (name, posts,
-    languages). Staff data, no resident's: the ledger's readers read it unmasked."""
+def _member_languages(led: Ledger) -> list[tuple[str, str, str, str]]:
+    """The area's members (holding a post over the area, or on one of its teams — in a grid's
+    ledger also the community-wide team members, :func:`community_wide`, as 志愿者 lists them)
+    who speak a language besides 汉语 (:class:`~gridsvc.community.models.MemberLanguage`, or
+    as a 民族语言翻译员), and its interpreters without an account, by name: (name, posts,
+    languages, 范围 — :func:`where_of` of each post and membership). Staff data, no
+    resident's: the ledger's readers read it unmasked."""
     from django.utils import timezone
 
     from gridsvc.accounts.models import Member
     from gridsvc.chain.models import Position, PositionType
 
-    from .languages import active_memberships, languages_spoken
     from .models import Team
 
     area = led.area
@@ -537,44 +555,55 @@ def _member_languages(led: Ledger) -> list[tuple[str, str, str]]:
             | Q(unit__building__grid__community=area)
         )
     posts: dict[Any, list[str]] = {}
+    ranges: dict[Any, list[str]] = {}
     kinds = dict(PositionType.choices)
-    for mid, kind in (
+    for pos in (
         led.scope.filter(Position.objects.held_at().filter(where))
+        .select_related("grid", "building__grid", "unit__building__grid")
         .order_by("id")
-        .values_list("member_id", "position_type")
     ):
-        posts.setdefault(mid, []).append(kinds.get(kind, kind))
-    teams, roles = dict(Team.choices), {**dict(FiveRole.choices), **dict(Language.choices)}
-    spoken_by_name: dict[str, set[str]] = {}
-    for t in active_memberships(led.records(TeamMembership), timezone.localdate()).order_by("id"):
-        post = (
-            f"{teams.get(t.team, t.team)}({roles.get(t.role, t.role)})"
-            if t.role
-            else teams.get(t.team, t.team)
+        posts.setdefault(pos.member_id, []).append(kinds.get(pos.position_type, pos.position_type))
+        grid = (
+            pos.grid
+            or (pos.building.grid if pos.building_id else None)
+            or (pos.unit.building.grid if pos.unit_id else None)
         )
+        ranges.setdefault(pos.member_id, []).append(where_of(grid))
+    teams = dict(Team.choices)
+    spoken_by_name: dict[str, set[str]] = {}
+    today = timezone.localdate()
+    memberships = chain(
+        active_memberships(led.records(TeamMembership), today)
+        .select_related("grid")
+        .order_by("id"),
+        active_memberships(community_wide(led), today).order_by("id"),
+    )
+    for t in memberships:
+        team = teams.get(t.team, t.team)
+        post = f"{team}({role_name(t.team, t.role)})" if t.role else team
         key: Any = t.member_id or f"name:{t.name}"
         posts.setdefault(key, []).append(post)
+        ranges.setdefault(key, []).append(where_of(t.grid if t.grid_id else None))
         if t.member_id is None and t.team == Team.INTERPRETERS:
             spoken_by_name.setdefault(key, set()).add(t.role)
-    spoken = languages_spoken([k for k in posts if isinstance(k, int)])
+    spoken: dict[Any, set] = dict(languages_spoken([k for k in posts if isinstance(k, int)], today))
     spoken.update(spoken_by_name)
     names = {
         m.pk: str(m)
         for m in Member.objects.filter(pk__in=[k for k in spoken if isinstance(k, int)])
     }
     order = list(Language.values)
-    labels = dict(Language.choices)
     rows = []
     for key, langs in spoken.items():
         name = names.get(key, "") if isinstance(key, int) else key[len("name:") :]
         shown = sorted(langs, key=lambda c: order.index(c) if c in order else len(order))
-        rows.append(
-            (name, "、".join(dict.fromkeys(posts[key])), "、".join(labels.get(c, c) for c in shown))
-        )
+        rows.append((name, "、".join(dict.fromkeys(posts[key])),
+                     "、".join(language_name(c) for c in shown),
+                     "、".join(dict.fromkeys(ranges[key]))))  # fmt: skip
     return sorted(rows)
 
 
-def _member_language(led: Ledger, row: tuple[str, str, str]) -> list[Any]:
+def _member_language(led: Ledger, row: tuple[str, str, str, str]) -> list[Any]:
     return list(row)
 
 
@@ -657,13 +686,14 @@ SHEETS: list[SheetSpec] = [
               "{area} 居民语言与翻译需求台账", _resident_languages, _resident_language),
     SheetSpec("宗教场所联系人", ["场所", "类型", "联系人", "身份", "联系电话"],
               "{area} 宗教场所联系人台账", _venue_contacts, _venue_contact),
-    SheetSpec("成员语言", ["姓名", "岗位", "语言"],
+    SheetSpec("成员语言", ["姓名", "岗位", "语言", "范围"],
               "{area} 成员语言台账", _member_languages, _member_language),
     SheetSpec("宗教场所走访", ["场所", "周期", "应访日期", "状态", "走访人", "走访日期"],
               "{area} 宗教场所共同走访台账({year}年)", _venue_tasks, _venue_task),
     SheetSpec("志愿服务记录", ["成员/志愿者", "队伍", "日期", "时长(小时)", "服务内容"],
               "{area} 志愿服务记录({year}年)", _service_logs, _service_log),
-    SheetSpec("帮扶记录", ["类型", "结对人/单位", "住户", "日期", "帮扶内容", "时长(小时)"],
+    SheetSpec("帮扶记录", ["类型", "结对人/单位", "住户", "日期", "帮扶内容", "时长(小时)",
+                         "金额/折价(元)"],
               "{area} 结对帮扶记录({year}年)", _pairing_helps, _pairing_help),
     SheetSpec("活动照片",
               ["活动", "活动日期", "SHA-256(前12位)", "大小(KB)", "拍摄时间", "上传时间", "缩略图"],
