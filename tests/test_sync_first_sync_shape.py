@@ -360,3 +360,24 @@ def test_a_first_sync_sends_the_tasks_the_member_may_see(member_client, username
         for r in Resident.objects.filter(household__unit__building=elsewhere):
             assert "ethnicity" not in fed[r.id]
             assert not set(fed[r.id]["tags"]) & SENSITIVE_TAGS
+
+
+def test_the_feeds_json_is_drfs(member_client) -> None:
+    """The feed's JSON (orjson) is what DRF's renderer writes: compact UTF-8, U+2028/U+2029
+    escaped; an indent asked for in Accept is honoured."""
+    from rest_framework.renderers import JSONRenderer
+
+    client = member_client("bh-001")
+    first = _pages(client, None)[0]
+    pk = first["households"][0]["residents"][0]
+    from gridsvc.territory.models import Resident
+
+    Resident.objects.filter(pk=pk).update(relation_to_head="户主\u2028其一\u2029“—”")
+    r = client.get("/api/v1/sync/changes/")
+    body = r.json()
+    row = next(x for x in body["residents"] if x["id"] == pk)
+    assert row["relation_to_head"] == "户主\u2028其一\u2029“—”"
+    assert b"\\u2028" in r.content and "\u2028".encode() not in r.content
+    assert r.content == JSONRenderer().render(body)
+    wide = client.get("/api/v1/sync/changes/", HTTP_ACCEPT="application/json; indent=2")
+    assert b'\n  "cursor"' in wide.content

@@ -913,7 +913,7 @@ def _residents(rows: list[dict[str, Any]], member, scope: Scope) -> list[dict[st
         plan = _resident_plan(tier)
         clear: dict[str, str | None] = {}
         for key in SEALED:
-            cell = visibility.rule(SEALED[key], tier)
+            cell = plan[0][SEALED[key]] if plan else visibility.rule(SEALED[key], tier)
             if cell == HIDDEN or (cell == MASKED and plan and row[f"{key}_mask"] is not None):
                 continue
             if opened is None:
