@@ -104,6 +104,8 @@ def _limits_and_clock(
 
     from django.db import connection
 
+    from gridsvc.prepared import fetchone
+
     chain = _ancestry(category)
     levels = sorted(set(wanted.values()) | {""})
     drawn_sql = "".join(f", {expr}" for expr in draw)
@@ -118,9 +120,8 @@ def _limits_and_clock(
         "levels": levels,
         "street": street_id,
     }
-    with connection.cursor() as cur:
-        cur.execute(sql, params)
-        limit_rows, days, periods, *drawn = cur.fetchone()
+    # prepared on the connection (gridsvc.prepared): parsed and planned once, not per report
+    limit_rows, days, periods, *drawn = fetchone(sql, params)  # type: ignore[misc]
     limit_rows = json.loads(limit_rows) if isinstance(limit_rows, str) else limit_rows
     rows: dict[tuple[int, str, str], TimeLimit] = {}
     for pk, cat_id, stage, level, amount, unit in limit_rows:
