@@ -34,6 +34,8 @@ from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
+from gridsvc.prepared import fetchone
+
 from .models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -186,9 +188,8 @@ def claim(member_id: int, key: str, method: str, path: str, digest: str) -> Clai
     }
     for _ in range(3):
         try:
-            with connection.cursor() as cursor:
-                cursor.execute(_claim_sql(), params)
-                row = cursor.fetchone()
+            # prepared on the connection (gridsvc.prepared): every unsafe request claims one
+            row = fetchone(_claim_sql(), params)
         except OperationalError as exc:
             if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
                 raise
@@ -257,8 +258,6 @@ def complete(record: IdempotencyRecord, status: int, body: bytes | None, headers
         release(record)
         return False
     # one prepared statement, no queryset built (issue 19: every write request completes one)
-    from gridsvc.prepared import fetchone
-
     fetchone(
         _complete_sql(),
         {
