@@ -170,6 +170,18 @@ def django_db_setup(django_db_setup, django_db_blocker):  # noqa: F811 - extends
 
     with django_db_blocker.unblock():
         call_command("load_demo", verbosity=0)  # already there in a copy: returns at once
+        empty_job_queue()
+
+
+def empty_job_queue() -> None:
+    """Start the session from an empty procrastinate queue. Jobs deferred by tests that
+    commit (live-server and transactional tests) stay in a database kept by ``--reuse-db``,
+    and the next session's worker tests would run (or wait for) them; the template's own job
+    (the demo's recompute) goes too, so a fresh and a reused database start alike."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM procrastinate_jobs")  # their events: ON DELETE CASCADE
 
 
 @pytest.fixture
