@@ -55,7 +55,7 @@ from gridsvc.assistance.models import (
     Status,
 )
 from gridsvc.audit.services import record_unmasked_reads
-from gridsvc.chain.visibility import MASK, Tier, staff_scope, suppress_small, tier_for
+from gridsvc.chain.visibility import Tier, staff_scope, suppress_small, tier_for
 from gridsvc.territory.codes import mask_phone
 from gridsvc.territory.models import Household, Resident
 
@@ -71,13 +71,22 @@ MAX_ID = 2**62  # ids in bodies: larger is a 400, never a database overflow
 root_urlpatterns: list = []
 
 
-def _clear(serializer: serializers.Serializer) -> bool:
-    """Whether a serializer shows sensitive values in clear: only under an unmask grant, and
-    never in the phone's feed (``force_masked``)."""
-    if serializer.context.get("force_masked"):
+def _unmasked(context: dict) -> bool:
+    """Whether a serializer with ``context`` reads under an unmask grant (``?unmask=1``,
+    audited by the view): never in the phone's feed (``force_masked``) nor without a request."""
+    if context.get("force_masked"):
         return False
-    request = serializer.context.get("request")
+    request = context.get("request")
     return request is not None and viewer(request).unmasked
+
+
+def amounts_clear(context: dict) -> bool:
+    """Whether a serializer with ``context`` shows income and amounts of assistance in clear:
+    :func:`gridsvc.assistance.services.amounts_in_clear` for the caller's tier, under an
+    unmask grant only (:func:`_unmasked`). Also the community's pairing help amounts."""
+    if not _unmasked(context):
+        return False
+    return services.amounts_in_clear(viewer(context["request"]).tier, True)
 
 
 def register(router) -> None:  # type: ignore[no-untyped-def]
@@ -128,9 +137,7 @@ class AssistanceApplicationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def _money(self, value) -> str | None:  # type: ignore[no-untyped-def]
-        if value is None:
-            return None
-        return str(value) if _clear(self) else MASK
+        return services.shown_amount(value, amounts_clear(self.context))
 
     def get_monthly_income(self, obj: Application) -> str | None:
         return self._money(obj.monthly_income)
@@ -139,7 +146,7 @@ class AssistanceApplicationSerializer(serializers.ModelSerializer):
         return self._money(obj.amount)
 
     def get_masked(self, obj: Application) -> list[str]:
-        return [] if _clear(self) else list(SENSITIVE_FIELDS)
+        return [] if amounts_clear(self.context) else list(SENSITIVE_FIELDS)
 
 
 class AssistanceSubmitSerializer(serializers.Serializer):
@@ -450,7 +457,7 @@ class MigrantSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_home_contact_phone(self, obj: Migrant) -> str:
-        if _clear(self):
+        if _unmasked(self.context):
             return obj.home_contact_phone
         return mask_phone(obj.home_contact_phone) if obj.home_contact_phone else ""
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 from datetime import date
 
 from django.urls import path
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -59,6 +60,8 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gridsvc.assistance.services import shown_amount
+from gridsvc.audit.services import record_unmasked_reads
 from gridsvc.chain.models import Position, PositionType
 from gridsvc.chain.visibility import Tier, suppress_small, tier_for
 from gridsvc.community import services
@@ -93,7 +96,9 @@ from gridsvc.territory.codes import mask_name
 from gridsvc.territory.models import Grid
 
 from . import batch
+from .assistance import amounts_clear
 from .attachments import AnyAccept, serve
+from .privacy import unmask_grant
 from .visits.serializers import CrsField, NumberField, PhotosField
 
 
@@ -149,7 +154,11 @@ class UnityFiguresSerializer(serializers.Serializer):
     venue_tasks_late = serializers.IntegerField(help_text="逾期 or 漏访 (overdue or missed)")
     pairings_active = serializers.IntegerField()
     pairing_help = serializers.IntegerField(help_text="结对帮扶 help records dated in the period")
-    pairing_help_amount = serializers.FloatField(help_text="元, money or goods' value")
+    pairing_help_amount = serializers.FloatField(
+        allow_null=True,
+        help_text="元, money or goods' value; null below the street tier when it went to 1–4"
+        " households (it would tell what each was given)",
+    )
     volunteer_hours = serializers.FloatField()
     five_star_households = serializers.IntegerField(help_text="rated in the year, not revoked")
     screening_persons_year = serializers.IntegerField()
@@ -1165,6 +1174,26 @@ class VenueTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return qs.order_by("due_on", "id")
 
 
+class AssistanceAmountField(serializers.DecimalField):
+    """An amount of assistance (元, ``LOW_INCOME``): written as a decimal, read as the
+    assistance API reads its amounts — ``"**"`` unless in clear under an unmask grant
+    (:func:`api.assistance.amounts_clear`), never in clear in the phone's feed."""
+
+    def to_representation(self, value):  # type: ignore[no-untyped-def]
+        return shown_amount(value, amounts_clear(self.context))
+
+
+class AssistanceAmountFieldSchema(OpenApiSerializerFieldExtension):
+    """In requests a decimal; in responses a string that may be ``"**"`` (masked)."""
+
+    target_class = AssistanceAmountField
+
+    def map_serializer_field(self, auto_schema, direction):  # type: ignore[no-untyped-def]
+        if direction == "request":
+            return auto_schema._map_serializer_field(self.target, direction, True)
+        return {"type": "string", "example": "**"}
+
+
 class PairingHelpSerializer(LocatedSerializer):
     pairing = serializers.IntegerField(source="pairing_id", read_only=True)
     grid = serializers.IntegerField(source="grid_id", read_only=True, allow_null=True)
@@ -1174,8 +1203,12 @@ class PairingHelpSerializer(LocatedSerializer):
     hours = serializers.DecimalField(
         max_digits=5, decimal_places=1, required=False, allow_null=True, help_text="hours spent"
     )
-    amount = serializers.DecimalField(
-        max_digits=9, decimal_places=2, required=False, allow_null=True, help_text="元"
+    amount = AssistanceAmountField(
+        max_digits=9,
+        decimal_places=2,
+        required=False,
+        allow_null=True,
+        help_text='元; read as "**" unless under an unmask grant (?unmask=1, audited)',
     )
 
     class Meta:
@@ -1222,17 +1255,34 @@ class PairingViewSet(_WorkViewSet):
         (``date`` default today, ``what``, optional ``visit``, ``hours``, ``amount``); the
         same ``client_uuid`` again is the stored record (200)."""
         pairing = self.get_object()
+        ctx = {"request": request}
         if request.method == "GET":
-            rows = pairing.help_records.order_by("-date", "-id")
-            return Response(PairingHelpSerializer(rows, many=True).data)
+            rows = list(pairing.help_records.order_by("-date", "-id"))
+            return _help_answer(request, rows, PairingHelpSerializer(rows, many=True, context=ctx))
         body = PairingHelpSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = _service_data(body.validated_data)
         row, created = services.record_pairing_help(request.user, {**data, "pairing": pairing.pk})
-        return Response(
-            PairingHelpSerializer(row).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        return _help_answer(
+            request,
+            [row],
+            PairingHelpSerializer(row, context=ctx),
+            status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
+
+
+def _help_answer(request, rows, serializer, code=status.HTTP_200_OK):  # type: ignore[no-untyped-def]
+    """The help records' answer; the amounts shown in clear (under an unmask grant) are each
+    an audited ``unmasked_read`` of the record, as the assistance API audits its reads."""
+    data = serializer.data
+    grant = unmask_grant(request)
+    shown = [r.pk for r in rows if r.amount is not None]
+    if grant is not None and shown and amounts_clear(serializer.context):
+        record_unmasked_reads(
+            request.user, "pairing_help", shown, ["amount"], grant,
+            ip=request.META.get("REMOTE_ADDR"),
+        )  # fmt: skip
+    return Response(data, status=code)
 
 
 class RatingViewSet(_WorkViewSet):
@@ -1303,7 +1353,7 @@ class FiguresView(APIView):
             first = date.fromisoformat(f"{raw}-01") if raw else services.timezone.localdate()
         except ValueError:
             raise ValidationError({"month": "must be YYYY-MM"}) from None
-        figures = services.monthly_figures(scope, first.year, first.month)
+        figures = services.monthly_figures(scope, first.year, first.month, tier_for(request.user))
         return Response({"month": f"{first.year:04d}-{first.month:02d}", **figures})
 
 
@@ -1609,7 +1659,9 @@ class CommunityChangesView(APIView):
             rows, cursor, more, reset = services.changes(request.user, since, limit)
         except BadCursor as exc:
             raise ValidationError({"since": str(exc)}) from None
-        ctx = {"request": request}
+        # amounts of assistance (pairing help) are never in clear on the phone, as in the
+        # assistance feed
+        ctx = {"request": request, "force_masked": True}
         return Response(
             {
                 "cursor": cursor,

@@ -278,7 +278,7 @@ def test_pairing_help_is_a_record_with_its_visit(demo, member_client):
         pairing.pk,
         visit.pk,
         "1.5",
-        "200.00",
+        "**",  # an amount of assistance: masked (tests/test_pairing_help_amount.py)
     )
     assert (
         row["grid"] == demo.grids[0].pk

@@ -25,7 +25,16 @@ from django.utils import timezone
 
 from gridsvc.chain.models import Position, PositionType
 from gridsvc.chain.scope import Scope
-from gridsvc.chain.visibility import Tier, staff_scope, tier_for
+from gridsvc.chain.visibility import (
+    CLEAR,
+    LOW_INCOME,
+    MASK,
+    MASKED,
+    Tier,
+    rule,
+    staff_scope,
+    tier_for,
+)
 from gridsvc.errors import DomainError
 from gridsvc.supervision.clock import deadline
 from gridsvc.territory.models import Household, Resident
@@ -78,6 +87,23 @@ ACTORS["check"] = ACTORS["submit"]
 ACTORS["withdraw"] = ACTORS["submit"]
 ACTORS["recheck"] = ACTORS["decide"]
 ACTORS["end"] = ACTORS["decide"]
+
+
+def amounts_in_clear(tier: Tier, unmasked: bool) -> bool:
+    """Whether income and amounts of assistance (收入, 救助金额, 结对帮扶's money or goods:
+    ``LOW_INCOME``) are shown in clear to ``tier``: where the visibility matrix masks them
+    (staff, street) only under an unmask grant (``unmasked``; the caller audits the read),
+    never where it hides them. The one rule of the assistance API, its 台账 and the community's
+    pairing help (API, feed, 台账)."""
+    cell = rule(LOW_INCOME, tier)
+    return cell == CLEAR or (cell == MASKED and unmasked)
+
+
+def shown_amount(value: Any, clear: bool) -> str | None:
+    """An amount (元) as shown: none stays None, else in clear (``"620.00"``) or ``"**"``."""
+    if value is None:
+        return None
+    return str(value) if clear else MASK
 
 
 class AssistanceError(DomainError):

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Count, Max, Q, QuerySet, Sum
 
 from gridsvc.chain.scope import Scope
-from gridsvc.chain.visibility import ETHNICITY, LOW_INCOME, MASKED, Tier, rule
+from gridsvc.chain.visibility import ETHNICITY, MASKED, Tier, rule
 from gridsvc.dataio.cells import append_row
 from gridsvc.dataio.sheets import (
     BASE_HEADERS,
@@ -388,9 +388,12 @@ def _pairing_help(led: Ledger, h: PairingHelp) -> list[Any]:
 
 
 def _amounts_shown(led: Ledger) -> bool:
-    """Whether the ledger shows amounts of assistance in clear (the ``LOW_INCOME`` rule for
-    the reader's tier, or an unmasked export)."""
-    return led.unmasked or rule(LOW_INCOME, led.tier) != MASKED
+    """Whether the ledger shows amounts of assistance in clear: the assistance rule
+    (:func:`gridsvc.assistance.services.amounts_in_clear`) for the reader's tier — only in an
+    unmasked (audited) export."""
+    from gridsvc.assistance.services import amounts_in_clear
+
+    return amounts_in_clear(led.tier, led.unmasked)
 
 
 # ---------------------------------------------------------------- 评比

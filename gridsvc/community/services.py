@@ -20,7 +20,7 @@ from django.db.models import Count, Max, Model, Q, QuerySet, Sum
 from django.utils import timezone
 
 from gridsvc.chain.scope import Scope, districts_for, scope_for
-from gridsvc.chain.visibility import Tier, staff_scope, tier_for
+from gridsvc.chain.visibility import Tier, staff_scope, suppress_small, tier_for
 from gridsvc.errors import DomainError
 from gridsvc.territory.models import Community, District, Grid, Household, Place, Street
 
@@ -874,14 +874,19 @@ def rate_household(member: Any, data: dict[str, Any]) -> tuple[Rating, bool]:
 
 
 # ---------------------------------------------------------------- monthly figures
-def monthly_figures(scope: Scope, year: int, month: int) -> dict[str, Any]:
-    """The month's 创建 figures over ``scope`` (a work scope); see :func:`figures`."""
+def monthly_figures(
+    scope: Scope, year: int, month: int, tier: Tier = Tier.STREET
+) -> dict[str, Any]:
+    """The month's 创建 figures over ``scope`` (a work scope) as ``tier`` reads them; see
+    :func:`figures`."""
     start = date(year, month, 1)
     end = date(year + (month == 12), month % 12 + 1, 1)
-    return figures(scope, start, end)
+    return figures(scope, start, end, tier=tier)
 
 
-def figures(scope: Scope, start: date, end: date, area: Any = None) -> dict[str, Any]:
+def figures(
+    scope: Scope, start: date, end: date, area: Any = None, tier: Tier = Tier.STREET
+) -> dict[str, Any]:
     """创建 figures over ``scope`` (a work scope) for days ``start`` ≤ d < ``end``, optionally
     within ``area`` (a Community or Street), for the monthly/annual work report: activities
     and their participants, materials handed out, the 五员 screening (reports, 零报告,
@@ -890,7 +895,8 @@ def figures(scope: Scope, start: date, end: date, area: Any = None) -> dict[str,
     revoked), 调处 and sign-offs, the returns of the campaigns running in the period (due and
     filed), the joint venue visits due / done / late (:func:`venue_task_figures`), the 结对帮扶
     help given (:func:`pairing_help_figures`), the interpreters attached to cases and visit
-    tasks, and the languages the 五员 and 一格十员 speak (:func:`member_language_figures`)."""
+    tasks, and the languages the 五员 and 一格十员 speak (:func:`member_language_figures`).
+    ``tier``: the reader's (the help's amount is small-cell suppressed below the street)."""
     from gridsvc.territory.models import Street
 
     if area is None:
@@ -948,7 +954,7 @@ def figures(scope: Scope, start: date, end: date, area: Any = None) -> dict[str,
         "campaign_returns": returns.count(),
         "campaign_returns_filed": returns.filter(filed_at__isnull=False).count(),
         **venue_task_figures(scope, start, end, area_q),
-        **pairing_help_figures(scope, start, end, area_q),
+        **pairing_help_figures(scope, start, end, area_q, tier),
         **group_language_figures(scope, end, area_q),
         **member_language_figures(scope, end, area_q),
         "disputes_to_mediator": disputes_to_mediator(scope, start, end, area_q),
@@ -979,12 +985,29 @@ def venue_task_figures(scope: Scope, start: date, end: date, area_q: Q) -> dict[
     }
 
 
-def pairing_help_figures(scope: Scope, start: date, end: date, area_q: Q) -> dict[str, Any]:
+def pairing_help_figures(
+    scope: Scope, start: date, end: date, area_q: Q, tier: Tier = Tier.STREET
+) -> dict[str, Any]:
     """结对帮扶 help given in the period: the help records (:class:`PairingHelp`) dated
-    ``start`` ≤ d < ``end`` — how many, and the money or goods' value (元) they carry."""
+    ``start`` ≤ d < ``end`` — how many, and the money or goods' value (元) they carry. The
+    value is an amount of assistance (``LOW_INCOME``): summed over 1–4 households (a pairing
+    without one counts as one) it would tell what each was given, so below the street tier it
+    is then None, as a small count is (:func:`~gridsvc.chain.visibility.suppress_small`)."""
     rows = scope.filter(PairingHelp.objects.filter(area_q, date__gte=start, date__lt=end))
-    agg = rows.aggregate(n=Count("id"), amount=Sum("amount"))
-    return {"pairing_help": agg["n"] or 0, "pairing_help_amount": float(agg["amount"] or 0)}
+    agg = rows.aggregate(
+        n=Count("id"),
+        total=Sum("amount"),
+        households=Count("pairing__household", distinct=True, filter=Q(amount__isnull=False)),
+        others=Count(
+            "pairing",
+            distinct=True,
+            filter=Q(amount__isnull=False, pairing__household__isnull=True),
+        ),
+    )
+    amount: float | None = float(agg["total"] or 0)
+    if suppress_small(agg["households"] + agg["others"], tier) is None:
+        amount = None
+    return {"pairing_help": agg["n"] or 0, "pairing_help_amount": amount}
 
 
 def group_language_figures(scope: Scope, end: date, area_q: Q) -> dict[str, int]:
@@ -1015,7 +1038,7 @@ def member_language_figures(scope: Scope, end: date, area_q: Q) -> dict[str, Any
     ``{"维吾尔语": 3}``, in :class:`Language` order — and ``members_interpreting``, how many
     speak at least one such language (can interpret in the field). A member on both teams or
     on several grids' teams counts once."""
-    from .languages import active_memberships, languages_spoken
+    from .languages import active_memberships, language_name, languages_spoken
 
     day = end - timedelta(days=1)
     teams = scope.filter(
@@ -1027,12 +1050,11 @@ def member_language_figures(scope: Scope, end: date, area_q: Q) -> dict[str, Any
     for langs in spoken.values():
         for code in langs:
             counts[code] = counts.get(code, 0) + 1
-    names = dict(Language.choices)
     order = [c for c in Language.values if c in counts] + sorted(
         c for c in counts if c not in Language.values
     )
     return {
-        "member_languages": {names.get(c, c): counts[c] for c in order},
+        "member_languages": {language_name(c): counts[c] for c in order},
         "members_interpreting": len(spoken),
     }
 
@@ -1498,13 +1520,14 @@ def interpreters_for(member: Any, household: Any, day: date | None = None) -> di
         .select_related("member")
         .order_by("role", "id")
     )
-    labels = dict(Language.choices)
+    from .languages import language_name
+
     return {
         "household": hh.pk,
         "residents": [
             {
                 "resident": n.resident_id,
-                "languages": [labels.get(c, c) for c in n.languages],
+                "languages": [language_name(c) for c in n.languages],
             }
             for n in needs
         ],
@@ -1512,13 +1535,13 @@ def interpreters_for(member: Any, household: Any, day: date | None = None) -> di
             {
                 "membership": t.pk,
                 "language": t.role,
-                "language_name": labels.get(t.role, t.role),
+                "language_name": language_name(t.role),
                 "member": t.member_id,
                 "name": str(t.member) if t.member else t.name,
             }
             for t in team
         ],
-        "missing_languages": [labels[c] for c in wanted if c not in {t.role for t in team}],
+        "missing_languages": [language_name(c) for c in wanted if c not in {t.role for t in team}],
     }
 
 
