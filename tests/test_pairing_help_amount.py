@@ -180,3 +180,28 @@ def test_the_figures_hide_a_sum_given_to_fewer_than_five_households(demo, member
     _help_in_march(demo, households[1:], 100)
     grid = member_client("grid1").get(month).json()
     assert grid["pairing_help"] == 5 and grid["pairing_help_amount"] == 700.0
+
+
+def test_the_work_report_hides_it_as_the_figures_do(demo, member_client):
+    households = list(
+        Household.objects.filter(unit__building__grid=demo.grids[0]).order_by("id")[:1]
+    )
+    _help_in_march(demo, households, 300)
+    url = f"/api/v1/reports/monthly/?community={demo.community.code}&month=2025-03"
+    staff = member_client("grid1").get(url)
+    assert staff.status_code == 200, staff.content[:300]
+    unity = staff.json()["unity"]
+    assert unity["pairing_help"] == 1 and unity["pairing_help_amount"] is None
+    street = member_client("street").get(url).json()["unity"]
+    assert street["pairing_help_amount"] == 300.0
+    # the xlsx writes the hidden sum as a suppressed cell ("<5"), the PDF still renders
+    import io
+
+    from openpyxl import load_workbook
+
+    book = member_client("grid1").get(url + "&format=xlsx")
+    assert book.status_code == 200, book.content[:300]
+    ws = load_workbook(io.BytesIO(book.content))["民族团结进步创建"]
+    cells = {r[0]: r[1] for r in ws.iter_rows(values_only=True) if r and r[0]}
+    assert cells["结对帮扶帮扶金额(元)"] == "<5" and cells["结对帮扶帮扶(次)"] == 1
+    assert member_client("grid1").get(url + "&format=pdf").status_code == 200

@@ -111,7 +111,7 @@ def unity_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
     u = r.get("unity")
     if not u:
         return []
-    rows = [(label, u[key]) for key, label in UNITY_ROWS if key in u]
+    rows = [(label, _n(u[key])) for key, label in UNITY_ROWS if key in u]  # None: "<5"
     rows += [
         (MEMBER_LANGUAGE_ROW.format(name), n) for name, n in u.get("member_languages", {}).items()
     ]

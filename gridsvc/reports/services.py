@@ -643,7 +643,7 @@ def _unity(area: Community | Street, period: Period, scope: Scope, tier: Tier) -
         return {}
     from gridsvc.community.services import figures
 
-    return {"unity": figures(staff_scope(scope), period.start, period.end, area)}
+    return {"unity": figures(staff_scope(scope), period.start, period.end, area, tier)}
 
 
 # ---------------------------------------------------------------- documents
