@@ -1640,7 +1640,8 @@ class CommunityChangesView(APIView):
     居民语言) in the caller's work territory (their own screening reports and venue tasks
     too): without ``since`` all of them, with it what was saved after it (a venue task whose
     status or visitor changed comes again); replace rows by ``id``. ``limit`` rows per stream
-    (1–500). Rows are shown as the REST lists show them."""
+    (1–500). Rows are shown as the REST lists show them without an unmask grant: pairing
+    help amounts are always ``**`` here, as in the assistance feed."""
 
     @extend_schema(
         parameters=batch.FEED_PARAMETERS,
