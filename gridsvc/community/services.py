@@ -1070,8 +1070,8 @@ def disputes_to_mediator(scope: Scope, start: date, end: date, area_q: Q) -> int
     from django.db.models.fields.json import KeyTextTransform
     from django.db.models.functions import Cast
 
+    from gridsvc.cases.levels import MEDIATOR_LEVEL
     from gridsvc.cases.models import Case, CaseEvent
-    from gridsvc.cases.services.unity import MEDIATOR_LEVEL
 
     mediator = TeamMembership.objects.filter(
         team=Team.FIVE_MEMBERS,

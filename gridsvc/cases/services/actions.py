@@ -14,6 +14,7 @@ from django.utils import timezone
 from gridsvc.chain.services import LEVEL_BY_NAME, STREET_LEVEL
 from gridsvc.supervision.models import InboxMessage
 
+from ..levels import MEDIATOR_LEVEL
 from ..models import (
     OPEN_STATUSES,
     Case,
@@ -25,7 +26,7 @@ from .deadlines import schedule_follow_up, set_deadline
 from .errors import CaseError
 from .events import dispatchers, inbox, level_above_members, record
 from .permissions import member_level
-from .unity import MEDIATOR_LEVEL, interpreter_needs, require_sign_off
+from .unity import interpreter_needs, require_sign_off
 
 S = Status
 

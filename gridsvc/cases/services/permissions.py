@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from gridsvc.chain.models import PositionType
 from gridsvc.chain.services import LEVEL_BY_NAME, LEVELS, STREET_LEVEL
 
+from ..levels import MEDIATOR_LEVEL
 from ..models import (
     Case,
 )
@@ -57,7 +58,7 @@ def can_handle(member: Member, case: Case) -> bool:
 def member_level(member: Member, case: Case) -> str:
     """The level ``member`` handles ``case`` at: the lowest chain level they hold over its
     place, else (a dispute in their community) the 五员 调处员's, 社区调委会."""
-    from .unity import MEDIATOR_LEVEL, is_case_mediator
+    from .unity import is_case_mediator
 
     levels = _member_levels(member, case)
     if levels:

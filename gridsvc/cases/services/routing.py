@@ -23,12 +23,13 @@ from gridsvc.chain.services import LEVEL_BY_NAME, STREET_LEVEL, Chain, ChainStep
 from gridsvc.territory.models import Building, Community, Compound, Grid, Household, Street, Unit
 from gridsvc.territory.services import Location, locate
 
+from ..levels import MEDIATOR_LEVEL
 from ..models import (
     Case,
     Category,
     FlagRule,
 )
-from .unity import MEDIATOR_LEVEL, mediator_for
+from .unity import mediator_for
 
 
 @dataclass

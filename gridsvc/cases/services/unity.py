@@ -18,7 +18,6 @@ from typing import Any
 
 from django.utils import timezone
 
-from gridsvc.chain.models import PositionType
 from gridsvc.community.models import TeamMembership
 from gridsvc.community.services import (
     CommunityError,
@@ -31,9 +30,6 @@ from gridsvc.community.services import (
 
 from ..models import Case, Kind
 from .errors import SignOffMissing
-
-#: the chain level a 调处员 handles a dispute at (社区调委会)
-MEDIATOR_LEVEL = PositionType.MEDIATION_COMMITTEE.value
 
 
 def missing_sign_off(case: Case) -> str:
