@@ -10,7 +10,7 @@
 - **EXIF as visits keep it**: the GPS point and time are read into ``exif_point`` /
   ``exif_time`` and the file is stored as sent.
 - **Who**: staff who may read the activity or the venue visit (the work scope,
-  :func:`services.visible`) add photos and read them; neighbours reach neither the records nor
+  :func:`rules.work_scope`) add photos and read them; neighbours reach neither the records nor
   their photos.
 """
 
@@ -22,7 +22,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
 from .models import Activity, ActivityPhoto, StoredPhoto, VenueVisit, VenueVisitPhoto
-from .services import CommunityError, _require_staff, visible
+from .rules import CommunityError, require_staff, work_scope
 
 if TYPE_CHECKING:
     from gridsvc.visits.ingest import PhotoInput
@@ -48,7 +48,7 @@ def _readable(model: Any, member: Any, pk: Any) -> Any:
         pk = int(pk)
     except (TypeError, ValueError):
         return None
-    return visible(model, member).filter(pk=pk).first()
+    return work_scope(member).filter(model.objects.all()).filter(pk=pk).first()
 
 
 def check_photo(data: bytes, field: str = "photo") -> PhotoInput:
@@ -115,7 +115,7 @@ def add_activity_photo(
     the photo and whether it was stored now (false: the activity has these bytes already).
     A file that is not a JPEG/PNG, is empty or is larger than 5 MB is refused naming
     ``field``."""
-    _require_staff(member)
+    require_staff(member)
     p = check_photo(data, field)
     return store_photo(
         ActivityPhoto, "activity", activity, member, p, limit=MAX_PHOTOS_PER_ACTIVITY, field=field
@@ -127,7 +127,7 @@ def add_venue_visit_photo(
 ) -> tuple[VenueVisitPhoto, bool]:
     """Attach a photo to a venue visit ``member`` may read (the caller checks), as
     :func:`add_activity_photo` does to an activity."""
-    _require_staff(member)
+    require_staff(member)
     p = check_photo(data, field)
     return store_venue_visit_photos(member, visit, [p], field)[0]
 

@@ -19,9 +19,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Model, Q, QuerySet, Sum
 from django.utils import timezone
 
-from gridsvc.chain.scope import Scope, districts_for, scope_for
-from gridsvc.chain.visibility import Tier, staff_scope, suppress_small, tier_for
-from gridsvc.errors import DomainError
+from gridsvc.chain.scope import Scope, districts_for
+from gridsvc.chain.visibility import Tier, staff_scope, suppress_small
 from gridsvc.territory.models import Community, District, Grid, Household, Place, Street
 
 from .models import (
@@ -51,30 +50,18 @@ from .models import (
     VenueTask,
     VenueVisit,
 )
-
-NOT_FOUND = "not found"
-
-
-class CommunityError(DomainError):
-    """A rule of the community work refused the request. A refusal with a reason of its own
-    (``code``: ``not_mediator``, ``not_five`` …) says it beside the message, in the single
-    POST's answer (:meth:`body`) and in an offline batch's rejected item
-    (:func:`api.batch.run_batch`) alike."""
-
-    def body(self) -> dict[str, Any]:
-        """The field's message and ``detail``, and ``code`` when the rule names its reason."""
-        body = super().body()
-        if self.code != DomainError.code:
-            body["code"] = self.code
-        return body
-
-
-def work_scope(member: Any) -> Scope:
-    """Where ``member`` may read and record community work: the staff/street part of their
-    scope (empty for neighbours and for members without positions)."""
-    if tier_for(member) < Tier.STAFF:
-        return Scope()
-    return staff_scope(scope_for(member))
+from .rules import NOT_FOUND as NOT_FOUND
+from .rules import CommunityError as CommunityError
+from .rules import active_mediators as active_mediators
+from .rules import ethnic_sign_off as ethnic_sign_off
+from .rules import five_member_teams as five_member_teams
+from .rules import interpreters_for as interpreters_for
+from .rules import located_from_household as _located_from_household
+from .rules import may_mediate as may_mediate
+from .rules import needs_ethnic_sign_off as needs_ethnic_sign_off
+from .rules import require_staff as _require_staff
+from .rules import resolve as _resolve
+from .rules import work_scope as work_scope
 
 
 def visible(model: type[Model], member: Any) -> QuerySet:
@@ -87,26 +74,6 @@ def visible(model: type[Model], member: Any) -> QuerySet:
 
         qs = visible_venue_tasks(member, qs)
     return qs
-
-
-def _require_staff(member: Any) -> Scope:
-    scope = work_scope(member)
-    if scope.empty:
-        raise CommunityError(
-            "only grid, community and street staff record community work",
-            status=403,
-            code="permission_denied",
-        )
-    return scope
-
-
-def _resolve(scope: Scope, model: type[Model], pk: Any, field: str) -> Any:
-    if pk in (None, ""):
-        return None
-    obj = scope.filter(model.objects.all()).filter(pk=pk).first()
-    if obj is None:
-        raise CommunityError(NOT_FOUND, field)
-    return obj
 
 
 def locate(member: Any, *, grid: int | None = None, community: int | None = None) -> dict[str, Any]:
@@ -133,13 +100,6 @@ def locate(member: Any, *, grid: int | None = None, community: int | None = None
     ):
         raise CommunityError(NOT_FOUND, "community")
     return {"street_id": comm.street_id, "community_id": comm.pk, "grid_id": None}
-
-
-def _located_from_household(household: Household) -> dict[str, Any]:
-    g = household.unit.building.grid
-    if g is None:
-        raise CommunityError("the household's building lies outside every grid", "household")
-    return {"street_id": g.community.street_id, "community_id": g.community_id, "grid_id": g.pk}
 
 
 def _save(
@@ -295,13 +255,6 @@ def log_service_once(
         community_id=membership.community_id,
         grid_id=membership.grid_id,
     )
-
-
-def five_member_teams(member: Any, day: date) -> QuerySet:
-    """The 五员 memberships of ``member`` active on ``day``."""
-    return TeamMembership.objects.filter(
-        team=Team.FIVE_MEMBERS, member=member, valid_from__lte=day
-    ).filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
 
 
 # ---------------------------------------------------------------- activities
@@ -1102,14 +1055,6 @@ def _visible_case(member: Any, case: Any) -> Any:
     return obj
 
 
-def needs_ethnic_sign_off(case: Any) -> bool:
-    """Whether ``case``'s closing rule asks for the ethnic-affairs desk's confirmation: the
-    ``ethnic`` category (or one under it), or the 涉及民族宗教因素 flag."""
-    cat = case.category
-    codes = {cat.code, cat.parent.code if cat.parent_id else ""}
-    return "ethnic" in codes or bool(case.ethnic_religious)
-
-
 def is_ethnic_desk(member: Any, street_id: int | None) -> bool:
     """Whether ``member`` holds the street's ethnic-affairs desk (民族宗教工作站) now."""
     from gridsvc.chain.models import Position, PositionType
@@ -1152,48 +1097,6 @@ def sign_off(
         grid_id=obj.grid_id,
     )
     return row, True
-
-
-def ethnic_sign_off(case: Any) -> SignOff | None:
-    """The standing sign-off of ``case`` (the latest), or None. The case's closing step may
-    require ``confirmed`` here when :func:`needs_ethnic_sign_off`."""
-    return SignOff.objects.filter(case=case).order_by("-created_at", "-id").first()
-
-
-def may_mediate(member: Any, community_id: int, day: date) -> bool:
-    """An active 五员 调处员 of the community, or a member of its mediation committee."""
-    from gridsvc.chain.models import Position, PositionType
-
-    if getattr(member, "is_superuser", False):
-        return True
-    five = five_member_teams(member, day).filter(role=FiveRole.MEDIATOR, community_id=community_id)
-    committee = Position.objects.active_at().filter(
-        member=member,
-        position_type=PositionType.MEDIATION_COMMITTEE,
-        community_id=community_id,
-    )
-    return five.exists() or committee.exists()
-
-
-def active_mediators(community_id: int | None, day: date) -> list[TeamMembership]:
-    """The community's 五员 调处员 who can take a dispute on ``day``: members with an account,
-    their membership running, not on leave; earliest first (like a chain post's holders)."""
-    if community_id is None:
-        return []
-    return list(
-        TeamMembership.objects.filter(
-            team=Team.FIVE_MEMBERS,
-            role=FiveRole.MEDIATOR,
-            community_id=community_id,
-            member__isnull=False,
-            member__is_active=True,
-            on_leave=False,
-            valid_from__lte=day,
-        )
-        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
-        .select_related("member")
-        .order_by("valid_from", "id")
-    )
 
 
 def record_mediation(member: Any, data: dict[str, Any]) -> tuple[Mediation, bool]:
@@ -1491,58 +1394,6 @@ def record_member_languages(member: Any, data: dict[str, Any]) -> tuple[MemberLa
         create_defaults={"languages": languages, "recorded_by": member},
     )
     return row, created
-
-
-def interpreters_for(member: Any, household: Any, day: date | None = None) -> dict[str, Any]:
-    """Who to send with a case or visit to ``household`` (an id in ``member``'s work scope):
-    its residents needing an interpreter, their languages other than 汉语, and the active
-    民族语言翻译员 of the household's community (or its grid) for each language. Assignments
-    attach one through :mod:`gridsvc.community.languages`."""
-    scope = _require_staff(member)
-    hh = _resolve(scope, Household, household, "household")
-    if hh is None:
-        raise CommunityError("name the household", "household")
-    day = day or timezone.localdate()
-    where = _located_from_household(hh)
-    needs = list(
-        ResidentLanguage.objects.filter(resident__household=hh, interpreter_needed=True)
-        .select_related("resident")
-        .order_by("resident_id")
-    )
-    wanted = sorted({code for n in needs for code in n.languages if code != Language.MANDARIN})
-    team = (
-        TeamMembership.objects.filter(
-            team=Team.INTERPRETERS, role__in=wanted, community_id=where["community_id"]
-        )
-        .filter(Q(grid__isnull=True) | Q(grid_id=where["grid_id"]))
-        .filter(valid_from__lte=day)
-        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
-        .select_related("member")
-        .order_by("role", "id")
-    )
-    from .languages import language_name
-
-    return {
-        "household": hh.pk,
-        "residents": [
-            {
-                "resident": n.resident_id,
-                "languages": [language_name(c) for c in n.languages],
-            }
-            for n in needs
-        ],
-        "interpreters": [
-            {
-                "membership": t.pk,
-                "language": t.role,
-                "language_name": language_name(t.role),
-                "member": t.member_id,
-                "name": str(t.member) if t.member else t.name,
-            }
-            for t in team
-        ],
-        "missing_languages": [language_name(c) for c in wanted if c not in {t.role for t in team}],
-    }
 
 
 # ---------------------------------------------------------------- reporting upward (item 9)

@@ -9,6 +9,9 @@
   that reaches that level (:func:`mediator_for`);
 - interpreters 民族语言翻译员: when a case is assigned to a household with residents who need
   one, the assignment says so and names the community's interpreters for their languages.
+
+The community's rules asked here (:mod:`gridsvc.community.rules`, its languages and models)
+stand below the cases; the community's services stand above them and are not imported.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 from django.utils import timezone
 
 from gridsvc.community.models import TeamMembership
-from gridsvc.community.services import (
+from gridsvc.community.rules import (
     CommunityError,
     active_mediators,
     ethnic_sign_off,

@@ -1,0 +1,195 @@
+"""The community work's own ground rules, below the cases (gridsvc.cases) and the visits:
+what the rest of the house asks of the community without reaching its services.
+
+- the work scope (:func:`work_scope`, :func:`require_staff`, :func:`resolve`) every community
+  rule is judged on, and its refusal (:class:`CommunityError`);
+- the ethnic-affairs desk's sign-off a case's closing rule may ask for
+  (:func:`needs_ethnic_sign_off`, :func:`ethnic_sign_off`; recorded by
+  :func:`gridsvc.community.services.sign_off`);
+- the 五员 调处员 who take disputes (:func:`may_mediate`, :func:`active_mediators`);
+- the 民族语言翻译员 to send to a household (:func:`interpreters_for`).
+
+:mod:`gridsvc.cases.services.unity` asks these; :mod:`gridsvc.community.services` hands
+them on under the names it always had. This module imports only the community's models, the
+chain, the territory and :mod:`gridsvc.errors`, never the cases, the visits or the
+community's services.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from django.db.models import Model, Q, QuerySet
+from django.utils import timezone
+
+from gridsvc.chain.models import Position, PositionType
+from gridsvc.chain.scope import Scope, scope_for
+from gridsvc.chain.visibility import Tier, staff_scope, tier_for
+from gridsvc.errors import DomainError
+from gridsvc.territory.models import Household
+
+from .models import FiveRole, Language, ResidentLanguage, SignOff, Team, TeamMembership
+
+NOT_FOUND = "not found"
+
+
+class CommunityError(DomainError):
+    """A rule of the community work refused the request. A refusal with a reason of its own
+    (``code``: ``not_mediator``, ``not_five`` …) says it beside the message, in the single
+    POST's answer (:meth:`body`) and in an offline batch's rejected item
+    (:func:`api.batch.run_batch`) alike."""
+
+    def body(self) -> dict[str, Any]:
+        """The field's message and ``detail``, and ``code`` when the rule names its reason."""
+        body = super().body()
+        if self.code != DomainError.code:
+            body["code"] = self.code
+        return body
+
+
+def work_scope(member: Any) -> Scope:
+    """Where ``member`` may read and record community work: the staff/street part of their
+    scope (empty for neighbours and for members without positions)."""
+    if tier_for(member) < Tier.STAFF:
+        return Scope()
+    return staff_scope(scope_for(member))
+
+
+def require_staff(member: Any) -> Scope:
+    """``member``'s work scope (:func:`work_scope`); refused (403) when it is empty: only
+    grid, community and street staff record community work."""
+    scope = work_scope(member)
+    if scope.empty:
+        raise CommunityError(
+            "only grid, community and street staff record community work",
+            status=403,
+            code="permission_denied",
+        )
+    return scope
+
+
+def resolve(scope: Scope, model: type[Model], pk: Any, field: str) -> Any:
+    """The ``model`` row ``pk`` inside ``scope`` (None when no id is given); a foreign id is
+    "not found" (naming ``field``), like a nonexistent one."""
+    if pk in (None, ""):
+        return None
+    obj = scope.filter(model.objects.all()).filter(pk=pk).first()
+    if obj is None:
+        raise CommunityError(NOT_FOUND, field)
+    return obj
+
+
+def located_from_household(household: Household) -> dict[str, Any]:
+    """The street, community and grid ids of ``household`` (through its building's grid);
+    refused when the building lies outside every grid."""
+    g = household.unit.building.grid
+    if g is None:
+        raise CommunityError("the household's building lies outside every grid", "household")
+    return {"street_id": g.community.street_id, "community_id": g.community_id, "grid_id": g.pk}
+
+
+def needs_ethnic_sign_off(case: Any) -> bool:
+    """Whether ``case``'s closing rule asks for the ethnic-affairs desk's confirmation: the
+    ``ethnic`` category (or one under it), or the 涉及民族宗教因素 flag."""
+    cat = case.category
+    codes = {cat.code, cat.parent.code if cat.parent_id else ""}
+    return "ethnic" in codes or bool(case.ethnic_religious)
+
+
+def ethnic_sign_off(case: Any) -> SignOff | None:
+    """The standing sign-off of ``case`` (the latest), or None. The case's closing step may
+    require ``confirmed`` here when :func:`needs_ethnic_sign_off`."""
+    return SignOff.objects.filter(case=case).order_by("-created_at", "-id").first()
+
+
+def five_member_teams(member: Any, day: date) -> QuerySet:
+    """The 五员 memberships of ``member`` active on ``day``."""
+    return TeamMembership.objects.filter(
+        team=Team.FIVE_MEMBERS, member=member, valid_from__lte=day
+    ).filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
+
+
+def may_mediate(member: Any, community_id: int, day: date) -> bool:
+    """An active 五员 调处员 of the community, or a member of its mediation committee."""
+    if getattr(member, "is_superuser", False):
+        return True
+    five = five_member_teams(member, day).filter(role=FiveRole.MEDIATOR, community_id=community_id)
+    committee = Position.objects.active_at().filter(
+        member=member,
+        position_type=PositionType.MEDIATION_COMMITTEE,
+        community_id=community_id,
+    )
+    return five.exists() or committee.exists()
+
+
+def active_mediators(community_id: int | None, day: date) -> list[TeamMembership]:
+    """The community's 五员 调处员 who can take a dispute on ``day``: members with an account,
+    their membership running, not on leave; earliest first (like a chain post's holders)."""
+    if community_id is None:
+        return []
+    return list(
+        TeamMembership.objects.filter(
+            team=Team.FIVE_MEMBERS,
+            role=FiveRole.MEDIATOR,
+            community_id=community_id,
+            member__isnull=False,
+            member__is_active=True,
+            on_leave=False,
+            valid_from__lte=day,
+        )
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
+        .select_related("member")
+        .order_by("valid_from", "id")
+    )
+
+
+def interpreters_for(member: Any, household: Any, day: date | None = None) -> dict[str, Any]:
+    """Who to send with a case or visit to ``household`` (an id in ``member``'s work scope):
+    its residents needing an interpreter, their languages other than 汉语, and the active
+    民族语言翻译员 of the household's community (or its grid) for each language. Assignments
+    attach one through :mod:`gridsvc.community.languages`."""
+    scope = require_staff(member)
+    hh = resolve(scope, Household, household, "household")
+    if hh is None:
+        raise CommunityError("name the household", "household")
+    day = day or timezone.localdate()
+    where = located_from_household(hh)
+    needs = list(
+        ResidentLanguage.objects.filter(resident__household=hh, interpreter_needed=True)
+        .select_related("resident")
+        .order_by("resident_id")
+    )
+    wanted = sorted({code for n in needs for code in n.languages if code != Language.MANDARIN})
+    team = (
+        TeamMembership.objects.filter(
+            team=Team.INTERPRETERS, role__in=wanted, community_id=where["community_id"]
+        )
+        .filter(Q(grid__isnull=True) | Q(grid_id=where["grid_id"]))
+        .filter(valid_from__lte=day)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
+        .select_related("member")
+        .order_by("role", "id")
+    )
+    labels = dict(Language.choices)
+    return {
+        "household": hh.pk,
+        "residents": [
+            {
+                "resident": n.resident_id,
+                "languages": [labels.get(c, c) for c in n.languages],
+            }
+            for n in needs
+        ],
+        "interpreters": [
+            {
+                "membership": t.pk,
+                "language": t.role,
+                "language_name": labels.get(t.role, t.role),
+                "member": t.member_id,
+                "name": str(t.member) if t.member else t.name,
+            }
+            for t in team
+        ],
+        "missing_languages": [labels[c] for c in wanted if c not in {t.role for t in team}],
+    }
