@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -30,7 +31,6 @@ from gridsvc.chain.models import POSITION_TARGET, Position, PositionType
 from gridsvc.chain.services import LEVELS, level_index
 from gridsvc.community.languages import attach_to_new_tasks, speakers_for_households
 from gridsvc.community.models import InterpreterCall
-from gridsvc.community.venues import generate_venue_tasks
 from gridsvc.territory.models import Household, Resident
 
 from .models import ALL_HOUSEHOLDS, RELIGIOUS_VENUES, DailyReport, Visit, VisitRule, VisitTask
@@ -44,6 +44,22 @@ FIELD_POSITION_TYPES = (
     PositionType.BUILDING_HEAD.value,
     PositionType.UNIT_HEAD.value,
 )
+
+# ---------------------------------------------------------------- hooks of the apps above
+# The visits stand below the community work (gridsvc.community imports the visits, never the
+# reverse); what the daily run and the 一日一报 list ask of it comes through these hooks, filled
+# by CommunityConfig.ready (gridsvc/community/apps.py).
+
+#: who makes the tasks of a rule that is not visited household by household, by its
+#: ``target_group``: ``maker(rule, start, end, when=...) -> tasks made``. The religious
+#: venues' joint visits (RELIGIOUS_VENUES, 宗教场所共同走访):
+#: :func:`gridsvc.community.venues.generate_venue_tasks`.
+GROUP_TASK_MAKERS: dict[str, Callable[..., int]] = {}
+
+#: who else owes a daily report, added to :func:`members_missing_daily_report`'s rows:
+#: ``chase(rows_by_member, scope, day, member) -> None``. The 五员's screening report:
+#: :func:`gridsvc.community.services.chase_screening`.
+DAILY_REPORT_CHASERS: list[Callable[..., None]] = []
 
 
 def local_day_start(day: date) -> datetime:
@@ -215,7 +231,7 @@ def generate_tasks(
     for rule in rules:
         if rule.target_group == RELIGIOUS_VENUES:
             if households is None:  # a run limited to some households makes no venue tasks
-                made = generate_venue_tasks(rule, start, end, when=when)
+                made = GROUP_TASK_MAKERS[rule.target_group](rule, start, end, when=when)
                 result.by_rule[rule.code] = made
                 result.created += made
             continue
@@ -515,7 +531,8 @@ def path_length_m(coords: list[tuple[float, float]]) -> float:
 def members_missing_daily_report(scope, day: date, member=None) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     """Members holding a field position in ``scope`` on ``day`` (not on leave) who have not
     sent that day's report (一日一报), and the 五员 who have not sent that day's screening report
-    (``screening`` on each row, :func:`gridsvc.community.services.chase_screening`). With
+    (``screening`` on each row, :func:`gridsvc.community.services.chase_screening`, through
+    :data:`DAILY_REPORT_CHASERS`). With
     ``member`` (the caller): only those whose reports ``member`` may read
     (:func:`work_record_positions`)."""
     at = local_day_start(day) + timedelta(hours=12)
@@ -548,9 +565,8 @@ def members_missing_daily_report(scope, day: date, member=None) -> list[dict[str
             }
         )
     # the 五员 owe a screening report (their 一日一报): chased in the same list
-    from gridsvc.community.services import chase_screening
-
-    chase_screening(by_member, scope, day, member)
+    for chase in DAILY_REPORT_CHASERS:
+        chase(by_member, scope, day, member)
     return sorted(by_member.values(), key=lambda r: r["username"])
 
 
