@@ -1231,7 +1231,7 @@ def cursor_holds_other_territory(member: Any, cursor: str) -> bool:
     """Whether ``cursor`` (the community feed's, given to ``member``) was made for another work
     territory than ``member``'s now: the phone holds rows it must drop. False for a cursor
     that is not theirs or not this feed's."""
-    from gridsvc.visits.sync import BadCursor, decode_cursor
+    from gridsvc.sync.cursor import BadCursor, decode_cursor
 
     try:
         state = decode_cursor(cursor, member.pk)
@@ -1257,7 +1257,7 @@ def changes(
     nothing and answers ``reset`` — the phone drops every community row it holds before it
     applies the page (rows of a grid no longer theirs must not stay on the phone), then pages
     on as from a first sync. A cursor made before the mark was kept counts as another."""
-    from gridsvc.visits.sync import BadCursor, _after, _mark, decode_cursor, encode_cursor
+    from gridsvc.sync.cursor import BadCursor, decode_cursor, encode_cursor, keyset_mark, rows_after
 
     state = decode_cursor(cursor, member.pk)
     if state and state.get("feed") != FEED_NAME:
@@ -1273,9 +1273,9 @@ def changes(
         if key == "venue_tasks":  # own, and the territory's for staff above the grid
             from .venues import feed_venue_tasks
 
-            qs = _after(feed_venue_tasks(member, work_scope(member)), state.get(key))
+            qs = rows_after(feed_venue_tasks(member, work_scope(member)), state.get(key))
         else:
-            qs = _after(visible(model, member), state.get(key))
+            qs = rows_after(visible(model, member), state.get(key))
         if key == "pairings":  # shown with their help records' count and last day
             qs = with_help_summary(qs)
         if key in FEED_RELATED:
@@ -1286,7 +1286,7 @@ def changes(
         if len(rows) > limit:
             more, rows = True, rows[:limit]
         if rows:
-            state[key] = _mark(rows[-1].updated_at, rows[-1].pk)
+            state[key] = keyset_mark(rows[-1].updated_at, rows[-1].pk)
         out[key] = rows
     return out, encode_cursor(state, member.pk), more, reset
 

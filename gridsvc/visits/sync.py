@@ -33,14 +33,12 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import hmac
 import json
 import math
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from django.conf import settings
 from django.contrib.gis.db.models import Extent
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.db.models import Max, Q, QuerySet
@@ -50,6 +48,15 @@ from django.utils.dateparse import parse_datetime
 from gridsvc.chain import visibility
 from gridsvc.chain.models import TerritorySnapshot
 from gridsvc.chain.scope import LOCATED_MODELS, Scope
+from gridsvc.sync.cursor import (
+    BAD_CURSOR,
+    CURSOR_VERSION,
+    BadCursor,
+    decode_cursor,
+    encode_cursor,
+    keyset_mark,
+    rows_after,
+)
 from gridsvc.territory.codes import ETHNICITIES, mask_id_number, mask_name, mask_phone
 from gridsvc.territory.models import Building, Household, Resident
 
@@ -57,61 +64,14 @@ from .models import ChangeLog, VisitTask
 from .services import hide_sensitive_tasks, visible_tasks
 
 FEED_LIMIT = 500
-CURSOR_VERSION = 2
 #: done and missed tasks whose period ended within this many days come with a first sync
 DONE_WINDOW_DAYS = 30
 #: closed (resolved, rejected …) cases reported or closed within this many days come too
 CASE_WINDOW_DAYS = 30
-_BAD = "not a cursor this feed gave you: drop it and sync from the start (no since)"
-
-
-class BadCursor(ValueError):
-    pass
-
-
-# ---------------------------------------------------------------- cursors
-def _signature(raw: bytes, member_id: int) -> str:
-    msg = b"sync-feed:%d:" % member_id + raw
-    return hmac.new(settings.SECRET_KEY.encode(), msg, hashlib.sha256).hexdigest()[:32]
-
-
-def encode_cursor(state: dict[str, Any], member_id: int) -> str:
-    """The opaque cursor for ``state``, signed for ``member_id``."""
-    raw = json.dumps({"v": CURSOR_VERSION, **state}, separators=(",", ":"), sort_keys=True)
-    body = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-    return f"{body}.{_signature(raw.encode(), member_id)}"
-
-
-def decode_cursor(cursor: str | None, member_id: int) -> dict[str, Any]:
-    """Decode a cursor given to ``member_id``; raise :class:`BadCursor` otherwise."""
-    if not cursor:
-        return {}
-    body, _, sig = cursor.partition(".")
-    try:
-        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-    except (ValueError, TypeError):
-        raise BadCursor(_BAD) from None
-    if not sig or not hmac.compare_digest(sig, _signature(raw, member_id)):
-        raise BadCursor(_BAD)
-    try:
-        state = json.loads(raw)
-    except ValueError:
-        raise BadCursor(_BAD) from None
-    if not isinstance(state, dict) or state.get("v") != CURSOR_VERSION:
-        raise BadCursor(_BAD)
-    state.pop("v")
-    return state
-
-
-def _after(qs, mark: list | None, ts_field: str = "updated_at"):  # type: ignore[no-untyped-def]
-    if not mark:
-        return qs
-    ts = parse_datetime(mark[0])
-    return qs.filter(Q(**{f"{ts_field}__gt": ts}) | Q(**{ts_field: ts, "id__gt": mark[1]}))
-
-
-def _mark(ts: datetime, pk: int) -> list:
-    return [ts.isoformat(), pk]
+# the cursors (signed, keyset marks) are gridsvc.sync.cursor's, shared with the other feeds
+_BAD = BAD_CURSOR
+_after = rows_after
+_mark = keyset_mark
 
 
 # ---------------------------------------------------------------- territory snapshots
