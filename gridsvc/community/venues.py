@@ -58,7 +58,8 @@ def generate_venue_tasks(
     created. Idempotent (unique rule + venue + period start); a visit already recorded in
     the period makes the task done at once. ``places`` limits it to those venues (default:
     every venue, :func:`venues`)."""
-    from gridsvc.visits.services import Assigner, _due_on, local_day_start
+    from gridsvc.visits.periods import due_date, local_day_start
+    from gridsvc.visits.services import Assigner
 
     end = end or start
     chosen = venues() if places is None else venues().filter(pk__in=places.values("pk"))
@@ -89,7 +90,7 @@ def generate_venue_tasks(
                 period=period.label,
                 period_start=period.start,
                 period_end=period.end,
-                due_on=_due_on(rule, period),
+                due_on=due_date(rule, period),
                 assigned_member_id=a.member_id,
                 assigned_position_id=a.position_id,
                 assigned_level=a.level,
@@ -120,7 +121,7 @@ def update_venue_statuses(
     grace days. From dates, so a run after days without one catches up. ``places`` limits it
     to those venues' tasks. Returns ``{"venue_overdue": n, "venue_missed": n}``."""
     from gridsvc.visits.models import VisitRule
-    from gridsvc.visits.services import local_today
+    from gridsvc.visits.periods import local_today
 
     today = today or local_today()
     now = timezone.now()

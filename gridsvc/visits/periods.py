@@ -1,13 +1,22 @@
-"""Visit periods: month (2026-11), quarter (2026-Q4), year (2026), ISO week (2026-W48)."""
+"""Visit periods: month (2026-11), quarter (2026-Q4), year (2026), ISO week (2026-W48); the
+local day (:func:`local_today`, :func:`local_day_start`, Asia/Shanghai is the TIME_ZONE) and a
+task's due date in its period (:func:`due_date`). The visits and the venue tasks
+(gridsvc.community.venues) count their days here."""
 
 from __future__ import annotations
 
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
+
+from django.utils import timezone
 
 from .models import Frequency
+
+if TYPE_CHECKING:
+    from .models import VisitRule
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,24 @@ def period_of(frequency: str, day: date) -> Period:
         iso = start.isocalendar()
         return Period(f"{iso.year}-W{iso.week:02d}", start, start + timedelta(days=6))
     raise ValueError(f"unknown frequency {frequency!r}")
+
+
+def local_day_start(day: date) -> datetime:
+    """The first instant of ``day`` in the server's time zone."""
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def local_today(now: datetime | None = None) -> date:
+    """The server's local date (today, or at ``now``)."""
+    return timezone.localdate(now or timezone.now())
+
+
+def due_date(rule: VisitRule, period: Period) -> date:
+    """The day a task of ``rule`` in ``period`` is due: the period's end, or the end of the
+    rule's window (``window_days`` from the period's start) when that comes first."""
+    if rule.window_days is None:
+        return period.end
+    return min(period.end, period.start + timedelta(days=max(rule.window_days, 1) - 1))
 
 
 def periods_overlapping(frequency: str, start: date, end: date) -> list[Period]:

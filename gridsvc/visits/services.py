@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -34,7 +34,9 @@ from gridsvc.community.models import InterpreterCall
 from gridsvc.territory.models import Household, Resident
 
 from .models import ALL_HOUSEHOLDS, RELIGIOUS_VENUES, DailyReport, Visit, VisitRule, VisitTask
-from .periods import Period, periods_overlapping
+from .periods import due_date, periods_overlapping
+from .periods import local_day_start as local_day_start
+from .periods import local_today as local_today
 
 GRID_MEMBER = PositionType.GRID_MEMBER.value
 # Positions that do field work and send the daily report (一日一报).
@@ -60,14 +62,6 @@ GROUP_TASK_MAKERS: dict[str, Callable[..., int]] = {}
 #: ``chase(rows_by_member, scope, day, member) -> None``. The 五员's screening report:
 #: :func:`gridsvc.community.services.chase_screening`.
 DAILY_REPORT_CHASERS: list[Callable[..., None]] = []
-
-
-def local_day_start(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time.min))
-
-
-def local_today(now: datetime | None = None) -> date:
-    return timezone.localdate(now or timezone.now())
 
 
 # ---------------------------------------------------------------- who visits
@@ -198,12 +192,6 @@ def target_households(rule: VisitRule) -> dict[int, int | None]:
     return dict(rows)
 
 
-def _due_on(rule: VisitRule, period: Period) -> date:
-    if rule.window_days is None:
-        return period.end
-    return min(period.end, period.start + timedelta(days=max(rule.window_days, 1) - 1))
-
-
 def generate_tasks(
     start: date,
     end: date | None = None,
@@ -241,7 +229,7 @@ def generate_tasks(
             at = when or timezone.now()
             at = min(max(at, local_day_start(period.start)), local_day_start(period.end))
             assigner = assigners.get(at) or assigners.setdefault(at, Assigner.load(at))
-            due_on = _due_on(rule, period)
+            due_on = due_date(rule, period)
             rows = []
             for hid, resident_id in targets.items():
                 place = places.get(hid)
