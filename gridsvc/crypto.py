@@ -47,11 +47,14 @@ def keys_read_stored_data() -> bool | None:
     """Whether the configured keys decrypt what is stored: one encrypted value (a resident's
     ID number) is tried. None when nothing encrypted is stored yet. False means every read of
     a sensitive field would fail (``GRIDSVC_FIELD_KEYS`` is not the key set the data was
-    written with: another checkout's ``var/secrets.env``, a lost or mistyped key)."""
+    written with: another checkout's ``var/secrets.env``, a lost or mistyped key).
+
+    The resident model is looked up by its label: the fields it is made of are this
+    module's (territory.models imports them), so this module does not import it back."""
+    from django.apps import apps
     from django.db import connection
 
-    from gridsvc.territory.models import Resident
-
+    Resident = apps.get_model("territory", "Resident")
     table = connection.ops.quote_name(Resident._meta.db_table)
     with connection.cursor() as cur:
         cur.execute(f"SELECT id_number FROM {table} WHERE id_number <> '' LIMIT 1")
