@@ -98,7 +98,7 @@ def defer_select(batch: list[Any]) -> tuple[str, Any]:
     manager = app.job_manager
     kwargs = manager._defer_jobs_query_kwargs(jobs=batch)
     query = kwargs.pop("query").replace("%(jobs)s", "%s")
-    wrapped = manager.connector.get_sync_connector()._wrap_json(kwargs)
+    wrapped = manager.connector.get_sync_connector()._wrap_json(kwargs)  # type: ignore[attr-defined]
     return query.strip().rstrip(";"), wrapped["jobs"]
 
 

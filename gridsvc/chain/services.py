@@ -260,7 +260,8 @@ def appoint(
     from .models import HELD_OVER
 
     field_name = HELD_OVER[position_type]
-    if not isinstance(target, Position._meta.get_field(field_name).related_model):
+    target_model = Position._meta.get_field(field_name).related_model
+    if not (isinstance(target_model, type) and isinstance(target, target_model)):
         raise ValidationError({field_name: f"a {position_type} is held over a {field_name}"})
     position = Position(
         position_type=position_type,

@@ -361,6 +361,7 @@ def _store_at_once(
     message's, procrastinate's defer, the duplicates' SELECT) — the ORM's own INSERTs as
     data-modifying CTEs, procrastinate's own defer query, the duplicates' own query beside
     it (it sees the database as before the statement: the new case is not among them)."""
+    assert case.handler_id is not None  # only a report handed to its handler comes here
     message = InboxMessage(
         id=message_id,
         member_id=case.handler_id,
