@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 from django.contrib.gis.db.models import Extent
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.db.models import Max, Q, QuerySet
@@ -52,6 +53,7 @@ from gridsvc.sync.cursor import (
     BAD_CURSOR,
     CURSOR_VERSION,
     BadCursor,
+    cursor_again,
     decode_cursor,
     encode_cursor,
     keyset_mark,
@@ -93,9 +95,15 @@ def territory_data(member, scope: Scope) -> dict[str, Any]:  # type: ignore[no-u
 
 
 def _digest(data: dict[str, Any]) -> str:
-    return hashlib.sha256(
-        json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
+    # orjson writes the standard library's sorted compact JSON byte for byte when it is
+    # ASCII (the territory's data: integers and short ASCII strings); else the library's
+    try:
+        raw = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        raw = b""
+    if not raw or not raw.isascii() or b"." in raw:
+        raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(raw).hexdigest()
 
 
 def territory_snapshot(member, scope: Scope) -> TerritorySnapshot:  # type: ignore[no-untyped-def]
@@ -999,6 +1007,16 @@ def _page(qs: QuerySet, job: dict[str, Any], key: str, limit: int) -> tuple[list
     return rows, False
 
 
+def _territory_units_sql() -> str:
+    """The SQL condition "household ``h`` is in the snapshot's territory": its unit is one of
+    the snapshot's buildings' (``%(buildings)s``) or one of its units (``%(units)s``)."""
+    u = Household._meta.get_field("unit").related_model._meta.db_table
+    return (
+        f"h.unit_id = ANY(ARRAY(SELECT tu.id FROM {u} tu"
+        " WHERE tu.building_id = ANY(%(buildings)s::bigint[])) || %(units)s::bigint[])"
+    )
+
+
 @functools.cache
 def _full_sql(key: str) -> tuple[str, tuple[str, ...]]:
     """``(sql, column keys)`` of a page of the whole territory's households (``sh``, the
@@ -1010,9 +1028,11 @@ def _full_sql(key: str) -> tuple[str, tuple[str, ...]]:
         "b": Building._meta.db_table,
         "r": Resident._meta.db_table,
     }
-    territory = (
-        "(u.building_id = ANY(%(buildings)s::bigint[]) OR h.unit_id = ANY(%(units)s::bigint[]))"
-    )
+    # the territory's households by their unit (an index scan of household.unit_id): the
+    # units of the snapshot's buildings and its own units. Not "u.building_id = ANY(…) OR
+    # h.unit_id = ANY(…)": an OR over two tables made PostgreSQL hash-join every household
+    # of the city with its unit (4 ms a statement at 21,500 households, 0.4 ms so)
+    territory = _territory_units_sql()
     if key == "sh":
         sql = f"""SELECT h.id, h.unit_id, u.number, u.building_id, b.name, b.grid_id, h.room,
   h.floor, h.tenure, h.head_id, hd.name, ARRAY(SELECT x.id FROM {t["r"]} x WHERE x.household_id = h.id)
@@ -1027,8 +1047,7 @@ WHERE {territory} AND h.id > %(after)s ORDER BY h.id LIMIT %(n)s"""
     sql = f"""SELECT {", ".join(f"r.{c}" for c in RESIDENT_FIELDS)},
   {", ".join(f"r.{k}_mask" for k in SEALED)}, {", ".join(sealed)}
 FROM {t["r"]} r
-WHERE r.household_id IN (SELECT h.id FROM {t["h"]} h JOIN {t["u"]} u ON u.id = h.unit_id
-                         WHERE {territory})
+WHERE r.household_id IN (SELECT h.id FROM {t["h"]} h WHERE {territory})
   AND r.id > %(after)s ORDER BY r.id LIMIT %(n)s"""
     return sql, (*RESIDENT_FIELDS, *(f"{k}_mask" for k in SEALED), *(f"sealed_{k}" for k in SEALED))
 
@@ -1070,7 +1089,7 @@ def _full_tasks_sql(staff: str) -> tuple[str, tuple[str, ...]]:
     sql = f"""WITH ids AS (
   (SELECT t.id FROM {t["t"]} t JOIN {t["h"]} h ON h.id = t.household_id
      JOIN {t["u"]} u ON u.id = h.unit_id {rule_join}
-   WHERE (u.building_id = ANY(%(buildings)s::bigint[]) OR h.unit_id = ANY(%(units)s::bigint[]))
+   WHERE {_territory_units_sql()}
      AND {window} AND t.id > %(after)s {hidden}
    ORDER BY t.id LIMIT %(n)s)
   UNION
@@ -1406,7 +1425,9 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT,
     out["offline_packages"] = (
         _package_states(scope) if scope.everything else _package_payloads(packages)
     )
-    return {"cursor": encode_cursor(state, member.pk), "has_more": more, **out}
+    # a quiet poll's state is the cursor's: the same cursor back, not encoded again
+    new = cursor_again(cursor, state, member.pk) if quiet and cursor else None
+    return {"cursor": new or encode_cursor(state, member.pk), "has_more": more, **out}
 
 
 def _package_states(scope: Scope) -> list[dict[str, Any]]:
