@@ -114,6 +114,13 @@ def _known(request) -> list[str]:  # type: ignore[no-untyped-def]
     return [t.strip().removeprefix("W/").strip('"') for t in inm.split(",")] if inm else []
 
 
+def _not_modified_since(request, created: float) -> bool:  # type: ignore[no-untyped-def]
+    """If-Modified-Since names ``created`` or later (none: False, nothing parsed)."""
+    header = request.META.get("HTTP_IF_MODIFIED_SINCE")
+    ims = parse_http_date_safe(header) if header else None
+    return ims is not None and int(created) <= ims
+
+
 # ====================================================================== tiles
 class TileView(GisClientView):
     _held: Rider | None = None
@@ -195,18 +202,16 @@ class TileView(GisClientView):
             guess=guess,
         )
         etag = f'"{tile.etag}"'
+        created = tile.created_at.timestamp()
         headers = {
             "ETag": etag,
-            "Last-Modified": http_date(tile.created_at.timestamp()),
+            "Last-Modified": http_date(created),
             "Cache-Control": f"private, max-age={tile.max_age}",
             "Vary": "Accept-Encoding, Authorization, Cookie",
             "X-Tile-Cache": "hit" if tile.cached else "miss",
             "X-Tile-Features": str(tile.features),
         }
-        ims = parse_http_date_safe(request.headers.get("If-Modified-Since") or "")
-        if _etag_matches(inm, etag) or (
-            not inm and ims is not None and int(tile.created_at.timestamp()) <= ims
-        ):
+        if _etag_matches(inm, etag) or (not inm and _not_modified_since(request, created)):
             resp = HttpResponse(status=304)
         elif tile.gz and "gzip" in request.headers.get("Accept-Encoding", ""):
             resp = HttpResponse(tile.gz, content_type=MVT)
@@ -215,6 +220,9 @@ class TileView(GisClientView):
             resp = HttpResponse(tile.data, content_type=MVT)
         for k, v in headers.items():
             resp[k] = v
+        # a tile's body is gzip already or served raw to a client that takes no gzip, and
+        # its Vary names Accept-Encoding: the gzip middleware would change nothing
+        resp.gzip_exempt = True
         return resp
 
 

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 import orjson
 from django.contrib.auth import get_user_model
 from django.db.models import Q
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -723,6 +724,19 @@ def _feed_params(query) -> dict:  # type: ignore[no-untyped-def]
 _JS_SEPARATORS = ((b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
 
 
+def _feed_json(data: dict) -> bytes | None:
+    """``data`` as :class:`FeedJSONRenderer` writes it without an indent; None when orjson
+    does not write one of its values (DRF's encoder then does, through the renderer)."""
+    try:
+        out = orjson.dumps(data)
+    except TypeError:  # (orjson.JSONEncodeError)
+        return None
+    for raw, escaped in _JS_SEPARATORS:
+        if raw in out:  # (rare: a scan, no copy of the answer otherwise)
+            out = out.replace(raw, escaped)
+    return out
+
+
 class FeedJSONRenderer(JSONRenderer):
     """DRF's JSON, written by orjson (a first sync is up to 500 rows of each stream: the
     standard library's encoder took a tenth of it). The same JSON: compact, UTF-8, U+2028
@@ -732,13 +746,9 @@ class FeedJSONRenderer(JSONRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):  # type: ignore[no-untyped-def]
         if data is None or self.get_indent(accepted_media_type, renderer_context or {}):
             return super().render(data, accepted_media_type, renderer_context)
-        try:
-            out = orjson.dumps(data)
-        except TypeError:  # (orjson.JSONEncodeError) a type only DRF's encoder knows
+        out = _feed_json(data)
+        if out is None:  # a type only DRF's encoder knows
             return super().render(data, accepted_media_type, renderer_context)
-        for raw, escaped in _JS_SEPARATORS:
-            if raw in out:  # (rare: a scan, no copy of the answer otherwise)
-                out = out.replace(raw, escaped)
         return out
 
 
@@ -783,6 +793,17 @@ class SyncChangesView(APIView):
             body = changes_since(request.user, request_scope(request), since, limit, row)
         except BadCursor as exc:
             raise ValidationError({"since": str(exc)}) from None
+        if (
+            type(request.accepted_renderer) is FeedJSONRenderer
+            and request.accepted_media_type == FeedJSONRenderer.media_type
+        ):
+            # plain JSON asked (a phone's every poll): the bytes FeedJSONRenderer writes,
+            # without DRF's rendering (issue 19: the quiet poll's Python)
+            content = _feed_json(body)
+            if content is not None:
+                resp = HttpResponse(content, content_type=FeedJSONRenderer.media_type)
+                resp.data = body  # as a Response has it (tests read it)
+                return resp
         return Response(body)
 
 

@@ -1111,7 +1111,27 @@ class Tile:
 
     @property
     def data(self) -> bytes:
-        return gzip.decompress(self.gz) if self.gz else b""
+        """The tile's MVT bytes (``gz`` unzipped; the last few kept by ETag, which names
+        the bytes: a client that takes no gzip is not served a gunzip per request)."""
+        if not self.gz:
+            return b""
+        raw = _UNZIPPED.get(self.etag)
+        if raw is None:
+            raw = gzip.decompress(self.gz)
+            if len(raw) <= _UNZIPPED_MAX_BYTES:
+                if len(_UNZIPPED) >= _UNZIPPED_MAX:
+                    try:  # the oldest (another thread may be at it too)
+                        del _UNZIPPED[next(iter(_UNZIPPED))]
+                    except (StopIteration, KeyError, RuntimeError):
+                        pass
+                _UNZIPPED[self.etag] = raw
+        return raw
+
+
+#: the unzipped bytes of the last tiles served raw, by ETag (:attr:`Tile.data`; per process)
+_UNZIPPED: dict[str, bytes] = {}
+_UNZIPPED_MAX = 64
+_UNZIPPED_MAX_BYTES = 128 * 1024
 
 
 def valid_tile(z: Any, x: Any, y: Any) -> bool:

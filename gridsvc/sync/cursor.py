@@ -16,6 +16,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
@@ -41,6 +42,26 @@ def encode_cursor(state: dict[str, Any], member_id: int) -> str:
     raw = json.dumps({"v": CURSOR_VERSION, **state}, separators=(",", ":"), sort_keys=True)
     body = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
     return f"{body}.{_signature(raw.encode(), member_id)}"
+
+
+def cursor_again(cursor: str, state: dict[str, Any], member_id: int) -> str:
+    """``encode_cursor(state, member_id)`` for a ``state`` decoded from ``cursor``
+    (:func:`decode_cursor`, signature checked) and left unchanged — a quiet poll's answer:
+    ``cursor`` itself when it is already that encoding, checked without the JSON encoder
+    and the HMAC (issue 19). The state's JSON (sorted keys, compact, ASCII; its values
+    strings and integers) written by orjson is byte for byte the standard library's; when
+    ``cursor`` is not that (another spelling of the same bytes in base64, or a state orjson
+    writes otherwise) it is encoded again."""
+    body = cursor.partition(".")[0]
+    try:
+        raw = orjson.dumps({"v": CURSOR_VERSION, **state}, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        raw = b""
+    # the signature was checked over the bytes ``body`` decodes to: when ``body`` is their
+    # one spelling (and they are the encoder's), the signature is the encoder's too
+    if raw and raw.isascii() and base64.urlsafe_b64encode(raw).rstrip(b"=") == body.encode():
+        return cursor
+    return encode_cursor(state, member_id)
 
 
 def decode_cursor(cursor: str | None, member_id: int) -> dict[str, Any]:
