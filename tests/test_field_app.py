@@ -744,6 +744,121 @@ def test_field_app_offline_day(live_server, committed_demo, monkeypatch, setting
             browser.close()
 
 
+def test_field_app_files_the_five_members_report_and_an_activity_offline(
+    live_server, committed_demo, monkeypatch
+):
+    """Issue 20: a 五员 member's 一日一报 (here a one-tap 零报告) and an activity (座谈会) are
+    recorded offline, queued as one-item community batches, sent once when the phone is back
+    online (a later sync sends nothing again), and the server holds one ScreeningReport and
+    one Activity for grid1; the outbox says sent."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    from gridsvc.chain.models import Position
+    from gridsvc.community.models import Activity, ScreeningReport, TeamMembership
+    from gridsvc.visits.services import local_today
+
+    assert chromium_path(), "chromium missing: run scripts/setup.sh"
+    post = Position.objects.held_at().get(member__username="grid1", position_type="grid_member")
+    grid = post.grid
+    TeamMembership.objects.create(
+        team="five_members",
+        role="information",
+        member=post.member,
+        recorded_by=post.member,
+        street_id=grid.community.street_id,
+        community=grid.community,
+        grid=grid,
+        valid_from=local_today(),
+    )
+    reports_before = ScreeningReport.objects.filter(member=post.member).count()
+    activities_before = Activity.objects.filter(recorded_by=post.member).count()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        context = browser.new_context(
+            viewport={"width": 360, "height": 740},
+            is_mobile=True,
+            has_touch=True,
+            locale="zh-CN",
+            timezone_id="Asia/Shanghai",
+        )
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        answered: list[int] = []  # community batches the server answered
+        page.on(
+            "response",
+            lambda r: (
+                answered.append(r.status)
+                if r.url.endswith("/api/v1/community/batch/") and r.request.method == "POST"
+                else None
+            ),
+        )
+        try:
+            page.goto(f"{live_server.url}/field/")
+            page.fill("#username", "grid1")
+            page.fill("#password", "gridsvc-demo")
+            page.click("#login-form button[type=submit]")
+            page.wait_for_selector("body[data-last-sync^='20']", state="attached", timeout=120_000)
+
+            # Offline: a 零报告 in one tap, then a 座谈会 with its counts.
+            context.set_offline(True)
+            page.wait_for_function("() => document.querySelector('#net').textContent === '离线'")
+            page.click("#screen-zero")
+            page.click("#activity-card summary")
+            page.select_option("#activity-kind", "forum")
+            page.fill("#activity-title", "民族团结座谈会")
+            page.fill("#activity-participants", "12")
+            page.fill("#activity-materials", "30")
+            page.click("#activity-save")
+            page.click(".tabs button[data-tab=outbox]")
+            pending = page.locator("#outbox-list li[data-key][data-status='pending']")
+            report = pending.filter(has_text="五员一日一报")
+            activity = pending.filter(has_text="民族团结座谈会")
+            assert report.count() == 1 and "零报告" in report.inner_text()
+            assert activity.count() == 1 and "座谈会" in activity.inner_text()
+            assert answered == []
+
+            # Online again: both are sent once, and a later sync sends nothing again.
+            context.set_offline(False)
+            sent = "#outbox-list li[data-key][data-status='sent']"
+            page.locator(sent).filter(has_text="五员一日一报").wait_for(timeout=60_000)
+            page.locator(sent).filter(has_text="民族团结座谈会").wait_for(timeout=60_000)
+            page.wait_for_function("() => !window.gridsvcField.syncing", timeout=60_000)
+            sync_now(page)
+            assert answered == [200, 200]
+            rows = (
+                page.locator("#outbox-list li[data-key]")
+                .filter(has_text="五员一日一报")
+                .or_(page.locator("#outbox-list li[data-key]").filter(has_text="民族团结座谈会"))
+            )
+            assert rows.count() == 2
+            assert all("已发送" in t for t in rows.all_inner_texts())
+
+            reports = ScreeningReport.objects.filter(member=post.member)
+            assert reports.count() == reports_before + 1
+            mine = reports.get(date=local_today())
+            assert mine.zero_report and mine.findings == "" and mine.client_uuid is not None
+            held = Activity.objects.filter(recorded_by=post.member)
+            assert held.count() == activities_before + 1
+            forum = held.get(title="民族团结座谈会")
+            assert (forum.kind, forum.participants, forum.materials, forum.grid_id) == (
+                "forum",
+                12,
+                30,
+                grid.pk,
+            )
+            assert forum.date == local_today() and forum.client_uuid is not None
+            assert errors == []
+        except Exception:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "field-unity-failure.png"))
+            raise
+        finally:
+            context.close()
+            browser.close()
+
+
 def test_field_app_files_are_a_fixed_list(client) -> None:
     """The shell is HTML under the page policy; the service worker is JavaScript served from
     /field/ (so its scope is the app); anything not on the list — another folder, a path

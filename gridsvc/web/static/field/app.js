@@ -10,7 +10,7 @@
 (function () {
   "use strict";
 
-  const APP_VERSION = "0.3.0";
+  const APP_VERSION = "0.4.0";
   const API = "/api/v1";
   const DB_NAME = "gridsvc-field";
   const DEVICE_KEY = "gridsvc-field-device"; // localStorage: one id per installation
@@ -280,7 +280,7 @@
       let ok = resp.ok;
       let duplicate = false;
       if (ok && r.batchItem) {
-        // a one-item community batch (宗教场所走访): the item's own result decides
+        // a one-item community batch (宗教场所走访, 五员一日一报, 活动): the item's own result decides
         const item = (data.results || [])[0] || {};
         ok = item.status === "accepted" || item.status === "duplicate";
         duplicate = item.status === "duplicate";
@@ -942,6 +942,89 @@
     sync();
   }
 
+  // ---------------------------------------------------------------- 五员一日一报 and 活动 (issue 20)
+
+  const RISK_TEXT = { low: "低", medium: "中", high: "高" };
+
+  /** Queue one item of the community offline batch (kind `screening` or `activity`) with its
+   * client_uuid and Idempotency-Key, before it is ever sent: a retry is a duplicate. */
+  async function queueCommunityItem(label, kind, data) {
+    const body = { items: [{ kind, client_uuid: crypto.randomUUID(), data }] };
+    await queueRequest(label, "POST", "/community/batch/", body, { batchItem: true, communityKind: kind });
+    await render();
+    sync();
+  }
+
+  /** 五员一日一报 (screening for 不稳定因素): a one-tap 零报告, or one finding (what, where,
+   * risk — written into the report's findings). Every member sees it; one who holds no 五员
+   * membership hears the server's refusal (not_five) in the outbox. */
+  async function saveScreening(zero) {
+    const what = $("screen-what").value.trim();
+    if (!zero && !what) {
+      $("screen-msg").textContent = "请填写发现的情况，或点“零报告”。";
+      return;
+    }
+    let data = { date: today(), zero_report: true };
+    if (!zero) {
+      const parts = [what];
+      const where = $("screen-where").value.trim();
+      if (where) parts.push(`地点：${where}`);
+      parts.push(`风险：${RISK_TEXT[$("screen-risk").value] || "中"}`);
+      data = { date: today(), zero_report: false, findings: parts.join("；"), findings_count: 1 };
+    }
+    $("screen-what").value = "";
+    $("screen-where").value = "";
+    $("screen-found").open = false;
+    $("screen-msg").textContent = "已保存，联网后发送。";
+    await queueCommunityItem(zero ? `五员一日一报 ${data.date}：零报告` : `五员一日一报 ${data.date}：${what}`, "screening", data);
+  }
+
+  /** The grids of the member's households on the phone: an activity names one (the server
+   * places a grid member's record in a grid); asked only when there are several. */
+  async function fillActivityGrids() {
+    const grids = [...new Set((await state.db.getAll("households")).map((h) => h.grid).filter((g) => g))].sort(
+      (a, b) => a - b
+    );
+    const select = $("activity-grid");
+    if (select.dataset.grids === grids.join(",")) return;
+    select.dataset.grids = grids.join(",");
+    select.replaceChildren(
+      ...grids.map((g) => {
+        const o = document.createElement("option");
+        o.value = String(g);
+        o.textContent = `网格 ${g}`;
+        return o;
+      })
+    );
+    $("activity-grid-label").hidden = grids.length < 2;
+  }
+
+  /** 活动与宣传 (座谈会, 宣传…), recorded offline like the visits. The batch kind takes no
+   * photo (an activity's photos are a separate upload), so the form has none. */
+  async function saveActivity() {
+    const title = $("activity-title").value.trim();
+    if (!title) {
+      $("activity-msg").textContent = "请填写标题。";
+      return;
+    }
+    const count = (id) => Math.max(0, parseInt($(id).value, 10) || 0);
+    const kind = $("activity-kind");
+    const data = {
+      kind: kind.value,
+      title,
+      date: $("activity-date").value || today(),
+      participants: count("activity-participants"),
+      materials: count("activity-materials"),
+    };
+    if ($("activity-grid").value) data.grid = Number($("activity-grid").value);
+    $("activity-title").value = "";
+    $("activity-participants").value = "0";
+    $("activity-materials").value = "0";
+    $("activity-msg").textContent = "已保存，联网后发送。";
+    const name = kind.options[kind.selectedIndex].textContent;
+    await queueCommunityItem(`活动 ${data.date} ${name}：${title}`, "activity", data);
+  }
+
   async function renderHouseholds() {
     const q = $("hh-search").value.trim().toLowerCase();
     const terms = q.split(/\s+/).filter(Boolean);
@@ -1032,6 +1115,7 @@
     app_too_old: "应用版本过旧",
     not_mediator: "只有本社区的调处员或调委会可记录调处",
     permission_denied: "无权记录",
+    not_five: "您不是五员团队成员，无需报送五员一日一报",
   };
 
   /** Why the server refused something, in words: the code, then each field's message. */
@@ -1286,6 +1370,9 @@
     await renderHouseholds();
     await renderOutbox();
     await renderCases();
+    await fillActivityGrids();
+    $("activity-date").max = today();
+    if (!$("activity-date").value) $("activity-date").value = today();
     if (openCaseId && !$("case-view").hidden) await drawCase();
     renderMap();
     $("last-sync").textContent = showTime(lastSync);
@@ -1423,6 +1510,12 @@
     $("venue-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       saveVenueVisit();
+    });
+    $("screen-zero").addEventListener("click", () => saveScreening(true));
+    $("screen-send").addEventListener("click", () => saveScreening(false));
+    $("activity-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      saveActivity();
     });
     $("venue-cancel").addEventListener("click", () => {
       venueCurrent = null;
