@@ -208,3 +208,52 @@ def test_a_report_handed_to_its_handler_is_a_handful_of_statements(demo):
         assert part in stored[0], listing
     work = [s for s in sqls if not s.startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
     assert len(work) <= 7, f"{len(work)} statements:\n{listing}"
+
+
+def test_a_bad_report_is_refused_naming_the_field_as_before(demo):
+    """The report's serializer validates with fields bound once per thread: a bad category,
+    a missing title, a longitude out of range, a bad party or flag each answer the 400 they
+    always did (same body, same field, in the caller's language), one after another on the
+    same fields, and a good report right after still goes through."""
+    client = _client("grid1")
+    b = _grid_building("grid1")
+    good = {"category": "neighbour.noise", "title": "噪音 校验", "lon": b.point.x, "lat": b.point.y}
+    bodies = [
+        {**good, "category": "no.such"},
+        {k: v for k, v in good.items() if k != "title"},
+        {**good, "lon": 181},
+        {**good, "lat": -91, "title": ""},
+        {**good, "parties": [{"name": "甲"}, {"role": "乙"}]},
+        {**good, "flags": ["nope"]},
+    ]
+    answers = []
+    for language in ("zh-hans", "en", "zh-hans"):  # the second round on the same fields
+        client.credentials(HTTP_AUTHORIZATION=client._credentials["HTTP_AUTHORIZATION"],
+                           HTTP_ACCEPT_LANGUAGE=language)  # fmt: skip
+        for body in bodies:
+            r = _post(client, body)
+            assert r.status_code == 400, r.content[:300]
+            answers.append(r.json())
+    zh = [
+        {"category": "unknown category (give its id or code)"},
+        {"title": ["该字段是必填项。"]},
+        {"lon": ["请确保该值小于或者等于 180。"]},
+        {"title": ["该字段不能为空。"], "lat": ["请确保该值大于或者等于 -90。"]},
+        {"parties": {"1": {"name": ["该字段是必填项。"]}}},
+        {"flags": {"0": ["“nope” 不是合法选项。"]}},
+    ]
+    en = [
+        {"category": "unknown category (give its id or code)"},
+        {"title": ["This field is required."]},
+        {"lon": ["Ensure this value is less than or equal to 180."]},
+        {
+            "title": ["This field may not be blank."],
+            "lat": ["Ensure this value is greater than or equal to -90."],
+        },
+        {"parties": {"1": {"name": ["This field is required."]}}},
+        {"flags": {"0": ['"nope" is not a valid choice.']}},
+    ]
+    assert answers == zh + en + zh
+    r = _post(client, {**good, "parties": [{"name": "甲"}], "priority": 2})
+    assert r.status_code == 201, r.content[:300]
+    assert r.json()["case"]["priority"] == 2 and r.json()["case"]["title"] == "噪音 校验"

@@ -5,13 +5,14 @@ definition serves the validation and the OpenAPI schema)."""
 from __future__ import annotations
 
 import functools
+import threading
 import types
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.utils import timezone
+from django.utils import timezone, translation
 from drf_spectacular.utils import (
     extend_schema_serializer,
     inline_serializer,
@@ -581,6 +582,29 @@ class ReportSerializer(serializers.Serializer):
     outcome = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     photos_before = serializers.ListField(child=serializers.FileField(), required=False)
     photos_after = serializers.ListField(child=serializers.FileField(), required=False)
+
+    @functools.cached_property
+    def fields(self) -> Any:  # type: ignore[override]
+        """The declared fields, bound once per process, thread and language for a serializer
+        that only validates a report (no instance, no context, not partial: as the report
+        view makes it) instead of deep-copied and bound again for every request: validating
+        keeps no state on a field but its validators' messages, formatted once in the
+        language of their first refusal (DRF's lazy_format) — hence one set per language —
+        so the same fields give the same data, errors and codes. Any other use (the
+        schema's, with a context) binds its own copy as DRF does."""
+        if self.instance is not None or self.partial or self._context:
+            return super().fields
+        per_language = getattr(_REPORT_FIELDS, "fields", None)
+        if per_language is None:
+            per_language = _REPORT_FIELDS.fields = {}
+        language = translation.get_language()
+        bound = per_language.get(language)
+        if bound is None:  # bound to a serializer of their own, that holds no request's data
+            bound = per_language[language] = super(ReportSerializer, ReportSerializer()).fields
+        return bound
+
+
+_REPORT_FIELDS = threading.local()  # ReportSerializer's fields by language, once per thread
 
 
 class EventSerializer(serializers.ModelSerializer):

@@ -332,19 +332,47 @@ def _draw(at_once: bool) -> list[str]:
     ]
 
 
+# the INSERTs' SQL text by what it depends on: the model, whether the primary key is given,
+# and each value's placeholder (``%s``, a geometry's, per row); compiled by the ORM once
+_INSERT_SQL: dict[tuple[Any, ...], str] = {}
+
+
 def _insert_sql(objs: list[Any]) -> tuple[str, list[Any]]:
     """The INSERT the ORM sends for ``objs`` (one model; every concrete field, the primary
-    key included when set — fields' ``pre_save`` run, auto_now set on the objects)."""
+    key included when set — fields' ``pre_save`` run, auto_now set on the objects). Its
+    parameters are the compiler's own (``pre_save`` then ``get_db_prep_save``) every time;
+    its text is compiled by the ORM once per process for each shape (:data:`_INSERT_SQL`),
+    and not kept when a value is an expression."""
     model = type(objs[0])
     fields = [f for f in model._meta.local_concrete_fields if not f.generated]
     if any(o.pk is None for o in objs):
         fields = [f for f in fields if f is not model._meta.auto_field]
     query = InsertQuery(model)
     query.insert_values(fields, objs, raw=False)
-    ((sql, params),) = query.get_compiler(connection.alias).as_sql()
+    compiler = query.get_compiler(connection.alias)
+    rows = [[compiler.prepare_value(f, compiler.pre_save_val(f, o)) for f in fields] for o in objs]
+    placeholders = [getattr(f, "get_placeholder", None) for f in fields]
+    key: tuple[Any, ...] | None = (model, len(fields))
+    shape: list[str] = []
+    for row in rows:
+        for get, value in zip(placeholders, row, strict=True):
+            if hasattr(value, "as_sql"):
+                key = None  # an expression: its SQL is its own
+                break
+            shape.append("%s" if get is None else get(value, compiler, connection))
+        if key is None:
+            break
+    sql = _INSERT_SQL.get((*key, *shape)) if key is not None else None
+    if sql is not None:
+        params = [p for row in rows for p in row]
+    else:
+        ((sql, compiled),) = compiler.as_sql()
+        params = list(compiled)
+        if key is not None and len(params) == len(fields) * len(objs):
+            _INSERT_SQL[(*key, *shape)] = sql
     for o in objs:
         o._state.adding, o._state.db = False, connection.alias
-    return sql, list(params)
+    return sql, params
 
 
 def _store_at_once(
