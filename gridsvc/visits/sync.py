@@ -1086,9 +1086,11 @@ def _full_tasks_sql(staff: str) -> tuple[str, tuple[str, ...]]:
             hidden += " AND NOT u.building_id = ANY(%(staff)s::bigint[])"
         hidden += ")"
     rule_join = f"JOIN {t['r']} g ON g.id = t.rule_id" if hidden else ""
+    # the unit only for the staff part's buildings (the territory is found by h.unit_id)
+    unit_join = f"JOIN {t['u']} u ON u.id = h.unit_id" if staff == "staff" else ""
     sql = f"""WITH ids AS (
   (SELECT t.id FROM {t["t"]} t JOIN {t["h"]} h ON h.id = t.household_id
-     JOIN {t["u"]} u ON u.id = h.unit_id {rule_join}
+     {unit_join} {rule_join}
    WHERE {_territory_units_sql()}
      AND {window} AND t.id > %(after)s {hidden}
    ORDER BY t.id LIMIT %(n)s)
@@ -1105,19 +1107,18 @@ WHERE t.id IN (SELECT id FROM ids) ORDER BY t.id LIMIT %(n)s"""
 
 
 @functools.cache
-def _full_cases_sql() -> tuple[str, tuple[str, ...]]:
+def _full_cases_sql(levels: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
     """``(sql, columns)`` of a page of the cases a first sync sends (the rows of
     :func:`_case_rows`): placed in the territory by their own street … unit fields (as
     ``Scope.located_q``), handled or reported by the member — each read by its own index and
-    merged (as :func:`_visible_cases`) — in the window (:func:`_case_window_q`)."""
+    merged (as :func:`_visible_cases`) — in the window (:func:`_case_window_q`). ``levels``:
+    the scope's levels that hold ids (the others would only add planning: an empty
+    ``= ANY('{}')`` finds nothing)."""
     Case = _case_model()
     c = Case._meta.db_table
     member_t = Case._meta.get_field("handler").related_model._meta.db_table
     dept_t = Case._meta.get_field("department").related_model._meta.db_table
-    located = " OR ".join(
-        f"c.{k}_id = ANY(%(s_{k})s::bigint[])"
-        for k in ("street", "community", "grid", "compound", "building", "unit")
-    )
+    located = " OR ".join(f"c.{k}_id = ANY(%(s_{k})s::bigint[])" for k in levels) or "FALSE"
     sql = f"""WITH ids AS (
   SELECT c.id FROM {c} c WHERE {located}
   UNION SELECT c.id FROM {c} c WHERE c.handler_id = %(m)s
@@ -1135,6 +1136,15 @@ WHERE c.id IN (SELECT id FROM ids)
        OR c.closed_at >= %(since)s OR c.resolved_at >= %(since)s)
   AND c.id > %(after)s ORDER BY c.id LIMIT %(n)s"""
     return sql, (*_CASE_COLUMNS, "lon", "lat")
+
+
+def _case_levels(data: dict[str, Any]) -> tuple[str, ...]:
+    """The levels of snapshot ``data``'s scope, street … unit, that hold ids."""
+    return tuple(
+        k
+        for k in ("street", "community", "grid", "compound", "building", "unit")
+        if data["scope"][k]
+    )
 
 
 def _case_params(data: dict[str, Any], member, now: datetime) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -1301,7 +1311,12 @@ def _run_job(
     if full and not new.get("all") and Case is not None and Case in LOCATED_MODELS:
         # the whole territory's cases (placed by their own fields) and the member's: plain SQL
         rows, m = _page_sql(
-            _full_cases_sql(), new, job, "sc", limit, _case_params(new, member, now)
+            _full_cases_sql(_case_levels(new)),
+            new,
+            job,
+            "sc",
+            limit,
+            _case_params(new, member, now),
         )
         more |= m
         out["cases"] += [_case_payload(c, member) for c in rows]
