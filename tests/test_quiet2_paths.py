@@ -30,10 +30,10 @@ def test_a_quiet_poll_gives_back_the_encoders_cursor(demo, member_client):
     assert r.status_code == 200 and r["Content-Type"] == "application/json"
     body = r.json()
     assert body["cursor"] == cursor and not body["has_more"] and body["tasks"] == []
-    # the same signed bytes spelt otherwise in base64 (a character base64 skips): accepted,
+    # the same signed bytes spelt otherwise in base64 (characters base64 skips): accepted,
     # and answered with the encoder's spelling, not echoed
     head, _, sig = cursor.partition(".")
-    respelt = f"{head[:5]}!{head[5:]}.{sig}"
+    respelt = f"{head[:5]}!!!!{head[5:]}.{sig}"
     r = client.get("/api/v1/sync/changes/", {"since": respelt})
     assert r.status_code == 200 and r.json()["cursor"] == cursor
     # an indent asked for: DRF's renderer, the same content
