@@ -14,6 +14,7 @@ from django.db.models import Field, QuerySet
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
+from gridsvc import prepared
 from gridsvc.supervision.models import InboxMessage
 from gridsvc.territory.models import Building, Compound, Household, Unit
 
@@ -407,15 +408,17 @@ def _store_at_once(
     defer_sql, batch = jobs.defer_select(jobs.deadline_jobs(case, [message_id]))
     parts.append(f"j AS ({defer_sql})")
     near_sql, near_params = nearby
-    with connection.cursor() as cur:
-        # the jobs' CTE read once (a SELECT in WITH runs only when read), the nearby beside
-        cur.execute(
-            f"WITH {', '.join(parts)} SELECT d.* FROM (SELECT count(*) FROM j) q "
-            f"LEFT JOIN ({near_sql}) d ON true",
-            [*params, batch, *near_params],
-        )
-        names = [col[0] for col in cur.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    # the jobs' CTE read once (a SELECT in WITH runs only when read), the nearby beside; its
+    # text the same for every such report (each INSERT's compiled once per shape): prepared
+    # on the connection (gridsvc.prepared), parsed and planned once
+    names, found_rows = prepared._run(  # noqa: SLF001 - its fetch: the rows and their names
+        f"WITH {', '.join(parts)} SELECT d.* FROM (SELECT count(*) FROM j) q "
+        f"LEFT JOIN ({near_sql}) d ON true",
+        [*params, batch, *near_params],  # type: ignore[arg-type]
+        connection.alias,
+        lambda cur: ([col[0] for col in cur.description], cur.fetchall()),
+    )
+    rows = [dict(zip(names, row, strict=True)) for row in found_rows]
     found = [
         Case.from_db(connection.alias, list(row), list(row.values()))
         for row in rows
