@@ -347,25 +347,38 @@ class TeamMembershipSerializer(LocatedSerializer):
         read_only_fields = ["created_at", "valid_to", "on_leave"]
 
 
-class ActivityPhotoSerializer(serializers.ModelSerializer):
-    """A photo of an activity; ``url`` is its scoped download (never ``/media/``)."""
+class _StoredPhotoSerializer(serializers.ModelSerializer):
+    """A photo kept by :mod:`gridsvc.community.photos` (an activity's, a venue visit's);
+    ``url`` is its scoped download (never ``/media/``): ``file_route`` named by ``owner`` (the
+    owner's id attribute, also the route's keyword)."""
 
-    url = serializers.SerializerMethodField(help_text="the file, for callers who read the activity")
+    file_route = ""
+    owner = ""
+    url = serializers.SerializerMethodField(
+        help_text="the file, for callers who may read what it belongs to"
+    )
 
     @extend_schema_field(OpenApiTypes.URI)
-    def get_url(self, obj: ActivityPhoto) -> str:
+    def get_url(self, obj: ActivityPhoto | VenueVisitPhoto) -> str:
         from django.urls import reverse
 
-        url = reverse(
-            "community-activity-photo-file", kwargs={"activity_id": obj.activity_id, "pk": obj.pk}
-        )
+        url = reverse(self.file_route, kwargs={self.owner: getattr(obj, self.owner), "pk": obj.pk})
         request = self.context.get("request")
         return request.build_absolute_uri(url) if request is not None else url
 
+
+PHOTO_FIELDS = ["id", "url", "content_type", "size", "sha256", "exif_time", "created_at"]
+
+
+class ActivityPhotoSerializer(_StoredPhotoSerializer):
+    """A photo of an activity."""
+
+    file_route, owner = "community-activity-photo-file", "activity_id"
+
     class Meta:
         model = ActivityPhoto
-        fields = ["id", "url", "content_type", "size", "sha256", "exif_time", "created_at"]
-        read_only_fields = fields
+        fields = PHOTO_FIELDS
+        read_only_fields = PHOTO_FIELDS
 
 
 class ActivitySerializer(LocatedSerializer):
@@ -461,25 +474,15 @@ class PetitionSerializer(LocatedSerializer):
         return data
 
 
-class VenueVisitPhotoSerializer(serializers.ModelSerializer):
-    """A photo of a venue visit; ``url`` is its scoped download (never ``/media/``)."""
+class VenueVisitPhotoSerializer(_StoredPhotoSerializer):
+    """A photo of a venue visit."""
 
-    url = serializers.SerializerMethodField(help_text="the file, for callers who read the visit")
-
-    @extend_schema_field(OpenApiTypes.URI)
-    def get_url(self, obj: VenueVisitPhoto) -> str:
-        from django.urls import reverse
-
-        url = reverse(
-            "community-venue-visit-photo-file", kwargs={"visit_id": obj.visit_id, "pk": obj.pk}
-        )
-        request = self.context.get("request")
-        return request.build_absolute_uri(url) if request is not None else url
+    file_route, owner = "community-venue-visit-photo-file", "visit_id"
 
     class Meta:
         model = VenueVisitPhoto
-        fields = ["id", "url", "content_type", "size", "sha256", "exif_time", "created_at"]
-        read_only_fields = fields
+        fields = PHOTO_FIELDS
+        read_only_fields = PHOTO_FIELDS
 
 
 class _FixAxis(NumberField):
