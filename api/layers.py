@@ -42,6 +42,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from gridsvc.accounts.authentication import Rider, ride_with_caller
+from gridsvc.dbrouter import PRIMARY, read_alias
 from gridsvc.layers import offline
 from gridsvc.layers import services as S
 from gridsvc.layers.models import OfflinePackage
@@ -138,7 +139,12 @@ class TileView(GisClientView):
         if auth and not request.query_params and layer in S.TILE_LAYERS and S.valid_tile(z, x, y):
             self._client = auth  # the variant of this tile is remembered by it
             known = _known(request)
-            variant = S.guessed_variant(auth, layer)
+            # only where the tile cache is read on the primary anyway: with a standby serving
+            # this request's reads, the cache row stays a read of the standby (a rider runs on
+            # the primary — moving every cached tile's read there, and the answer's
+            # X-Gridsvc-Read-From would name a standby that was not read)
+            on_primary = read_alias() == PRIMARY
+            variant = S.guessed_variant(auth, layer) if on_primary else None
             if variant is not None:
                 statement = S.guessed_tile_statement(layer, z, x, y, known, variant)
                 self._guess = variant, ride_with_caller(request, *statement)
