@@ -815,6 +815,9 @@ def test_field_app_files_the_five_members_report_and_an_activity_offline(
             pending = page.locator("#outbox-list li[data-key][data-status='pending']")
             report = pending.filter(has_text="五员一日一报")
             activity = pending.filter(has_text="民族团结座谈会")
+            # the outbox lists what the phone has stored (IndexedDB, asynchronous): wait for it
+            report.first.wait_for(timeout=15_000)
+            activity.first.wait_for(timeout=15_000)
             assert report.count() == 1 and "零报告" in report.inner_text()
             assert activity.count() == 1 and "座谈会" in activity.inner_text()
             assert answered == []

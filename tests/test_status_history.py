@@ -7,11 +7,13 @@ queued import whose job was killed is imported again by the retried job, once.
 
 from __future__ import annotations
 
+import time
 from datetime import date, timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 
 from gridsvc.accounts.models import Member
@@ -287,4 +289,15 @@ def test_a_retry_leaves_a_run_whose_job_is_still_alive(demo, tmp_path):
         assert Resident.objects.count() == residents
     finally:
         alive.close()
+    # the lock goes when the closed session's backend has exited, a moment after the close
+    with connection.cursor() as cur:
+        for _ in range(100):
+            cur.execute(
+                "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+                " AND classid = %s AND objid = %s)",
+                [tasks._LOCK_CLASS, run.pk],
+            )
+            if cur.fetchone()[0]:
+                break
+            time.sleep(0.1)
     assert tasks.import_roster_job(run_id=run.pk)["status"] == "done"  # its lock is gone
