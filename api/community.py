@@ -43,7 +43,10 @@ resolved through that scope (a foreign id is 400 "not found").
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 from django.urls import path
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
@@ -90,6 +93,12 @@ from gridsvc.community.models import (
     VenueTask,
     VenueVisit,
     VenueVisitPhoto,
+)
+from gridsvc.community.photos import (
+    add_activity_photo,
+    add_venue_visit_photo,
+    readable_activity,
+    readable_venue_visit,
 )
 from gridsvc.community.venues import present_venue_contact
 from gridsvc.territory.codes import mask_name
@@ -656,6 +665,57 @@ class _WorkViewSet(
         )
 
 
+_PHOTO_UPLOAD = {
+    "multipart/form-data": {
+        "type": "object",
+        "properties": {"photo": {"type": "string", "format": "binary"}},
+        "required": ["photo"],
+    }
+}
+
+
+class _PhotosMixin:
+    """Records carrying photos kept by :mod:`gridsvc.community.photos` (activities, venue
+    visits), one definition for each: listed with their photos, ``POST {id}/photos/`` adds one
+    (multipart ``photo``: 201; the same bytes again, a phone's retry, are the stored photo: 200),
+    and a :class:`_StoredPhotoFileView` serves one's file. Driven by ``photo_serializer`` (its
+    ``Meta.model`` the photo model, its ``file_route`` the file's route name and ``owner`` that
+    route's keyword), ``add_photo`` (the store function), ``readable`` (the record if the caller
+    may read it, else None), ``file_prefix`` (the served file's name) and ``upload_doc`` (the
+    POST's description)."""
+
+    photo_serializer: type[_StoredPhotoSerializer]
+    add_photo: Callable[[Any, Any, bytes], tuple[Any, bool]]
+    readable: Callable[[Any, Any], Any]
+    file_prefix: str
+    upload_doc: str
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        extend_schema_view(
+            photos=extend_schema(
+                request=_PHOTO_UPLOAD,
+                responses={201: cls.photo_serializer, 200: cls.photo_serializer},
+                description=inspect.cleandoc(cls.upload_doc),
+            )
+        )(cls)
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return super().get_queryset().prefetch_related("photos")  # type: ignore[misc]
+
+    @action(detail=True, methods=["post"], url_path="photos")
+    def photos(self, request, pk=None):  # type: ignore[no-untyped-def]
+        record = self.get_object()  # type: ignore[attr-defined]
+        upload = request.FILES.get("photo")
+        if upload is None:
+            raise ValidationError({"photo": "a file is required (multipart, field photo)"})
+        photo, created = type(self).add_photo(request.user, record, upload.read())
+        return Response(
+            self.photo_serializer(photo, context={"request": request}).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
 class ServiceHoursSerializer(serializers.Serializer):
     date = serializers.DateField(required=False, help_text="default today")
     hours = serializers.DecimalField(max_digits=5, decimal_places=1)
@@ -719,43 +779,20 @@ class TeamMembershipViewSet(_WorkViewSet):
     )
 
 
-class ActivityViewSet(_WorkViewSet):
+class ActivityViewSet(_PhotosMixin, _WorkViewSet):
     """活动与宣传: 座谈会, 民族节日, 宣传资料, 公益日 …; GET ``map/?from=&to=`` the map layer."""
 
     base_queryset = Activity.objects.all()
     serializer_class = ActivitySerializer
     filterset_fields = ["kind", "grid", "date"]
     record = staticmethod(services.record_activity)
-
-    def get_queryset(self):  # type: ignore[no-untyped-def]
-        return super().get_queryset().prefetch_related("photos")
-
-    @extend_schema(
-        request={
-            "multipart/form-data": {
-                "type": "object",
-                "properties": {"photo": {"type": "string", "format": "binary"}},
-                "required": ["photo"],
-            }
-        },
-        responses={201: ActivityPhotoSerializer, 200: ActivityPhotoSerializer},
-    )
-    @action(detail=True, methods=["post"], url_path="photos")
-    def photos(self, request, pk=None):  # type: ignore[no-untyped-def]
-        """Attach a photo (JPEG/PNG ≤ 5 MB, checked by content) to an activity you may read:
+    photo_serializer = ActivityPhotoSerializer
+    add_photo = staticmethod(add_activity_photo)
+    readable = staticmethod(readable_activity)
+    file_prefix = "activity"
+    upload_doc = """Attach a photo (JPEG/PNG ≤ 5 MB, checked by content) to an activity you may read:
         201; the same photo again (a phone's retry) is the stored one: 200. A phone recording
         offline uploads its photos after the batch returned the activity's ``id``."""
-        from gridsvc.community.photos import add_activity_photo
-
-        activity = self.get_object()
-        upload = request.FILES.get("photo")
-        if upload is None:
-            raise ValidationError({"photo": "a file is required (multipart, field photo)"})
-        photo, created = add_activity_photo(request.user, activity, upload.read())
-        return Response(
-            ActivityPhotoSerializer(photo, context={"request": request}).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
 
     @extend_schema(
         parameters=[
@@ -995,7 +1032,7 @@ class PetitionViewSet(_WorkViewSet):
         return Response(self.get_serializer(petition).data)
 
 
-class VenueVisitViewSet(_WorkViewSet):
+class VenueVisitViewSet(_PhotosMixin, _WorkViewSet):
     """Religious-venue liaison visits (每个月和清真寺共同走访), hazards found; with the phone's
     GPS fix (``far_off`` beyond the household visits' distance) and photos."""
 
@@ -1003,35 +1040,12 @@ class VenueVisitViewSet(_WorkViewSet):
     serializer_class = VenueVisitSerializer
     filterset_fields = ["place", "date", "hazard_found", "far_off"]
     record = staticmethod(services.record_venue_visit)
-
-    def get_queryset(self):  # type: ignore[no-untyped-def]
-        return super().get_queryset().prefetch_related("photos")
-
-    @extend_schema(
-        request={
-            "multipart/form-data": {
-                "type": "object",
-                "properties": {"photo": {"type": "string", "format": "binary"}},
-                "required": ["photo"],
-            }
-        },
-        responses={201: VenueVisitPhotoSerializer, 200: VenueVisitPhotoSerializer},
-    )
-    @action(detail=True, methods=["post"], url_path="photos")
-    def photos(self, request, pk=None):  # type: ignore[no-untyped-def]
-        """Attach a photo (JPEG/PNG ≤ 5 MB, checked by content) to a venue visit you may read:
+    photo_serializer = VenueVisitPhotoSerializer
+    add_photo = staticmethod(add_venue_visit_photo)
+    readable = staticmethod(readable_venue_visit)
+    file_prefix = "venue-visit"
+    upload_doc = """Attach a photo (JPEG/PNG ≤ 5 MB, checked by content) to a venue visit you may read:
         201; the same photo again (a phone's retry) is the stored one: 200."""
-        from gridsvc.community.photos import add_venue_visit_photo
-
-        visit = self.get_object()
-        upload = request.FILES.get("photo")
-        if upload is None:
-            raise ValidationError({"photo": "a file is required (multipart, field photo)"})
-        photo, created = add_venue_visit_photo(request.user, visit, upload.read())
-        return Response(
-            VenueVisitPhotoSerializer(photo, context={"request": request}).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
 
 
 class VenueContactSerializer(LocatedSerializer):
@@ -1792,47 +1806,41 @@ def _batch_row(kind: str, row: object) -> dict:
     return {}
 
 
-class ActivityPhotoFileView(APIView):
+class _StoredPhotoFileView(APIView):
+    """A stored photo's file (``photos_of``: the records' viewset, a :class:`_PhotosMixin`),
+    for callers who may read its record; anyone else gets 404, as for the record."""
+
+    content_negotiation_class = AnyAccept
+    photos_of: type[_PhotosMixin]
+
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY, 304: None, 404: None})
+    def get(self, request, pk: int, **owner: int):  # type: ignore[no-untyped-def]
+        of = self.photos_of
+        owner_field = of.photo_serializer.owner  # the route's keyword: activity_id, visit_id
+        record = of.readable(request.user, owner[owner_field])
+        photo = (
+            of.photo_serializer.Meta.model.objects.filter(pk=pk, **{owner_field: record.pk}).first()
+            if record is not None
+            else None
+        )
+        if photo is None:
+            raise NotFound()
+        return serve(photo.image, f"{of.file_prefix}-{record.pk}-{photo.pk}", photo.sha256, request)
+
+
+class ActivityPhotoFileView(_StoredPhotoFileView):
     """An activity photo's file, for callers who may read the activity (the staff part of
     their territory); anyone else gets 404, as for the activity. Served as the visit photos
     are (type from the stored bytes, ``nosniff``, sandboxed)."""
 
-    content_negotiation_class = AnyAccept
-
-    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY, 304: None, 404: None})
-    def get(self, request, activity_id: int, pk: int):  # type: ignore[no-untyped-def]
-        from gridsvc.community.photos import readable_activity
-
-        activity = readable_activity(request.user, activity_id)
-        photo = (
-            ActivityPhoto.objects.filter(pk=pk, activity=activity).first()
-            if activity is not None
-            else None
-        )
-        if photo is None:
-            raise NotFound()
-        return serve(photo.image, f"activity-{photo.activity_id}-{photo.pk}", photo.sha256, request)
+    photos_of = ActivityViewSet
 
 
-class VenueVisitPhotoFileView(APIView):
+class VenueVisitPhotoFileView(_StoredPhotoFileView):
     """A venue visit photo's file, for callers who may read the visit (the staff part of their
     territory); anyone else gets 404, as for the visit. Served as the activity photos are."""
 
-    content_negotiation_class = AnyAccept
-
-    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY, 304: None, 404: None})
-    def get(self, request, visit_id: int, pk: int):  # type: ignore[no-untyped-def]
-        from gridsvc.community.photos import readable_venue_visit
-
-        visit = readable_venue_visit(request.user, visit_id)
-        photo = (
-            VenueVisitPhoto.objects.filter(pk=pk, visit=visit).first()
-            if visit is not None
-            else None
-        )
-        if photo is None:
-            raise NotFound()
-        return serve(photo.image, f"venue-visit-{photo.visit_id}-{photo.pk}", photo.sha256, request)
+    photos_of = VenueVisitViewSet
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -2018,12 +2026,12 @@ urlpatterns: list = [
     path(
         "community/activities/<int:activity_id>/photos/<int:pk>/file/",
         ActivityPhotoFileView.as_view(),
-        name="community-activity-photo-file",
+        name=ActivityPhotoSerializer.file_route,
     ),
     path(
         "community/venue-visits/<int:visit_id>/photos/<int:pk>/file/",
         VenueVisitPhotoFileView.as_view(),
-        name="community-venue-visit-photo-file",
+        name=VenueVisitPhotoSerializer.file_route,
     ),
     path("community/reports/", UnityReportListView.as_view(), name="community-reports"),
     path(
