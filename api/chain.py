@@ -25,6 +25,8 @@ from gridsvc.chain.answer import (
 from gridsvc.chain.answer import answer as chain_answer
 from gridsvc.chain.models import Position
 from gridsvc.chain.services import hand_over_by, walk
+from gridsvc.community.languages import active_memberships, role_name
+from gridsvc.community.models import Team, TeamMembership
 from gridsvc.territory.models import Compound, Grid
 from gridsvc.territory.services import locate
 
@@ -296,8 +298,47 @@ class ChainView(APIView):
         return Response(chain_answer(res, when))
 
 
+class MeMembershipSerializer(serializers.ModelSerializer):
+    """One of the caller's own team memberships (五员, 一格十员, 志愿者服务队 …) running today:
+    the field app shows the 五员一日一报 only to a 五员 member, and names a membership when it
+    records service hours (志愿服务时长)."""
+
+    team_name = serializers.CharField(source="get_team_display", read_only=True)
+    role_name = serializers.SerializerMethodField()
+    community_name = serializers.CharField(source="community.name", read_only=True)
+    five_members = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TeamMembership
+        fields = [
+            "id",
+            "team",
+            "team_name",
+            "five_members",
+            "role",
+            "role_name",
+            "community",
+            "community_name",
+            "grid",
+            "valid_from",
+            "valid_to",
+            "on_leave",
+            "hours",
+        ]
+
+    def get_role_name(self, obj: TeamMembership) -> str:
+        """调处员, 东乡语 (a 民族语言翻译员's language), or a free-text role as written."""
+        return role_name(obj.team, obj.role)
+
+    def get_five_members(self, obj: TeamMembership) -> bool:
+        """A 五员 membership: its member files the 五员一日一报."""
+        return obj.team == Team.FIVE_MEMBERS
+
+
 class MeView(APIView):
-    """The caller: account, current positions and the size of their territory."""
+    """The caller: account, current positions, own team memberships (``unity_memberships``:
+    五员 and the other teams of the 民族团结 work, running today) and the size of their
+    territory."""
 
     @extend_schema(
         responses={
@@ -308,6 +349,7 @@ class MeView(APIView):
                     "username": serializers.CharField(),
                     "display_name": serializers.CharField(),
                     "positions": PositionSerializer(many=True),
+                    "unity_memberships": MeMembershipSerializer(many=True),
                     "territory": inline_serializer(
                         "MeTerritory",
                         {
@@ -325,12 +367,16 @@ class MeView(APIView):
         user = request.user
         positions = Position.objects.held_at().filter(member=user).select_related("member")
         scope = request_scope(request)
+        memberships = active_memberships(
+            TeamMembership.objects.filter(member=user), timezone.localdate()
+        ).select_related("community")
         return Response(
             {
                 "id": user.pk,
                 "username": user.username,
                 "display_name": str(user),
                 "positions": PositionSerializer(positions, many=True).data,
+                "unity_memberships": MeMembershipSerializer(memberships, many=True).data,
                 "territory": {
                     "everything": scope.everything,
                     "households": scope.filter(H.objects.all()).count(),

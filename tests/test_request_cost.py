@@ -69,7 +69,8 @@ def test_a_jwt_request_reads_the_caller_and_their_scope_in_one_query(demo):
     the count another; nothing else (no separate scope or device query)."""
     client = jwt_client("grid1")
     n, sqls, body = _queries(client, "/api/v1/me/")
-    assert n <= 3, sqls  # caller + scope, positions listed, households counted
+    # caller + scope, positions listed, own team memberships listed, households counted
+    assert n <= 4, sqls
     assert body["territory"]["households"] > 0
 
 

@@ -10,7 +10,7 @@
 (function () {
   "use strict";
 
-  const APP_VERSION = "0.4.0";
+  const APP_VERSION = "0.5.0";
   const API = "/api/v1";
   const DB_NAME = "gridsvc-field";
   const DEVICE_KEY = "gridsvc-field-device"; // localStorage: one id per installation
@@ -206,6 +206,7 @@
     await Promise.all(names.map((s) => tx.objectStore(s).clear()));
     await tx.done;
     await meta.del("route");
+    await meta.del("me");
   }
 
   /** Sign out: blacklist the refresh token (when online) and wipe the phone's data. */
@@ -691,6 +692,7 @@
       await loadCategories();
       await loadRoute();
       await loadVenueTasks();
+      await loadMe();
       const now = new Date().toISOString();
       await meta.set("lastSync", now);
       $("sync-msg").textContent = "同步完成。";
@@ -819,6 +821,21 @@
     if (!resp.ok) return; // keep the phone's copy
     const data = await resp.json();
     await meta.set("venueTasks", Array.isArray(data) ? data : data.results || []);
+  }
+
+  /** The member's own team memberships running today (/me/'s unity_memberships), kept on the
+   * phone at each sync: the 五员一日一报 is shown only to a 五员 member. */
+  async function loadMe() {
+    const resp = await api("/me/");
+    if (!resp.ok) return; // keep the phone's copy
+    const data = await resp.json();
+    await meta.set("me", { unity_memberships: data.unity_memberships || [] });
+  }
+
+  /** The member's team memberships as last synced ([] before the first sync). */
+  async function memberships() {
+    const me = await meta.get("me");
+    return (me && me.unity_memberships) || [];
   }
 
   /** Venue tasks open or overdue whose period has begun, overdue first, then by due date. */
@@ -956,8 +973,9 @@
   }
 
   /** 五员一日一报 (screening for 不稳定因素): a one-tap 零报告, or one finding (what, where,
-   * risk — written into the report's findings). Every member sees it; one who holds no 五员
-   * membership hears the server's refusal (not_five) in the outbox. */
+   * risk — written into the report's findings). Shown in the 一日一报 card only to a member
+   * holding a 五员 membership (/me/); one whose membership ended since the last sync hears
+   * the server's refusal (not_five) in the outbox. */
   async function saveScreening(zero) {
     const what = $("screen-what").value.trim();
     if (!zero && !what) {
@@ -1371,6 +1389,7 @@
     await renderOutbox();
     await renderCases();
     await fillActivityGrids();
+    $("screen-card").hidden = !(await memberships()).some((m) => m.five_members);
     $("activity-date").max = today();
     if (!$("activity-date").value) $("activity-date").value = today();
     if (openCaseId && !$("case-view").hidden) await drawCase();
