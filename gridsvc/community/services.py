@@ -102,6 +102,83 @@ def locate(member: Any, *, grid: int | None = None, community: int | None = None
     return {"street_id": comm.street_id, "community_id": comm.pk, "grid_id": None}
 
 
+def _retried(
+    rows: type[Model] | QuerySet,
+    member: Any,
+    client_uuid: uuid.UUID | None,
+    owner: str = "recorded_by_id",
+) -> Any:
+    """The row of ``rows`` (a model or a queryset) a phone's retry names (its ``client_uuid``
+    stored before), when ``member`` stored it (the row's ``owner`` id); None for a new (or no)
+    ``client_uuid``. One stored by someone else is refused (409 naming ``client_uuid``)."""
+    if client_uuid is None:
+        return None
+    qs = rows if isinstance(rows, QuerySet) else rows._default_manager.all()
+    stored = qs.filter(client_uuid=client_uuid).first()
+    if stored is not None and getattr(stored, owner) != member.pk:
+        raise CommunityError("client_uuid already used", "client_uuid", status=409)
+    return stored
+
+
+def _named(scope: Scope, model: type[Model], pk: Any, field: str, missing: str) -> Any:
+    """The ``model`` row ``pk`` inside ``scope`` as :func:`_resolve` finds it, an id being
+    required here: none given is refused with ``missing`` ("name the …") naming ``field``."""
+    obj = _resolve(scope, model, pk, field)
+    if obj is None:
+        raise CommunityError(missing, field)
+    return obj
+
+
+def _resident_at_home(scope: Scope, pk: Any) -> Any:
+    """The resident ``pk`` (required) inside ``scope``, who has a household in the
+    territory (the group ledgers and the languages are kept by household)."""
+    from gridsvc.territory.models import Resident
+
+    resident = _named(scope, Resident, pk, "resident", "name the resident")
+    if resident.household_id is None:
+        raise CommunityError("the resident has no household in the territory", "resident")
+    return resident
+
+
+def _save_or_replace(
+    model: type[Model],
+    recorder: Any,
+    client_uuid: uuid.UUID | None,
+    match: dict[str, Any],
+    values: dict[str, Any],
+    **fields: Any,
+) -> tuple[Any, bool]:
+    """The ``model`` row matching ``match`` gets ``values`` (recorded again: replaced, not
+    added; ``False``); without one, a new row of ``match``, ``values`` and ``fields`` is saved
+    as :func:`_save` does."""
+    existing = model._default_manager.filter(**match).first()
+    if existing is not None:
+        for k, v in values.items():
+            setattr(existing, k, v)
+        existing.save()
+        return existing, False
+    return _save(model, recorder, client_uuid, **match, **values, **fields)
+
+
+def _located_as(row: Any) -> dict[str, Any]:
+    """Where a record about ``row`` (a membership, a pairing, a case) lies: ``row``'s street,
+    community and grid ids."""
+    return {"street_id": row.street_id, "community_id": row.community_id, "grid_id": row.grid_id}
+
+
+def _held_member(scope: Scope, pk: Any, field: str) -> Any:
+    """The member ``pk`` if they hold a position in ``scope`` now; else "not found" naming
+    ``field``."""
+    from gridsvc.accounts.models import Member
+    from gridsvc.chain.models import Position
+
+    held = scope.filter(Position.objects.held_at()).values("member_id")
+    obj = Member.objects.filter(pk=pk, pk__in=held).first()
+    if obj is None:
+        raise CommunityError(NOT_FOUND, field)
+    return obj
+
+
 def _save(
     model: type[Model],
     recorder: Any,
@@ -112,12 +189,9 @@ def _save(
 ) -> tuple[Any, bool]:
     """Create a row; a retried phone upload (same ``client_uuid``) returns the stored one.
     ``then(row)`` runs in the same transaction as the insert, only when the row is new."""
-    if client_uuid is not None:
-        existing = model.objects.filter(client_uuid=client_uuid).first()
-        if existing is not None:
-            if existing.recorded_by_id != recorder.pk:
-                raise CommunityError("client_uuid already used", "client_uuid", status=409)
-            return existing, False
+    existing = _retried(model, recorder, client_uuid)
+    if existing is not None:
+        return existing, False
     try:
         with transaction.atomic():
             row = model.objects.create(recorded_by=recorder, client_uuid=client_uuid, **fields)
@@ -159,14 +233,7 @@ def add_team_member(
         where["grid_id"] = None
     person_obj = None
     if person not in (None, ""):
-        from gridsvc.accounts.models import Member
-        from gridsvc.chain.models import Position
-
-        scope = work_scope(member)
-        held = scope.filter(Position.objects.held_at()).values("member_id")
-        person_obj = Member.objects.filter(pk=person, pk__in=held).first()
-        if person_obj is None:
-            raise CommunityError(NOT_FOUND, "person")
+        person_obj = _held_member(work_scope(member), person, "person")
     if person_obj is None and not name.strip():
         raise CommunityError("name the person or give their account", "name")
     return _save(
@@ -225,12 +292,9 @@ def log_service_once(
     from django.db.models import F
 
     _require_staff(member)
-    if client_uuid is not None:
-        stored = ServiceLog.objects.filter(client_uuid=client_uuid).first()
-        if stored is not None:  # a retry: nothing checked again, nothing added
-            if stored.recorded_by_id != member.pk:
-                raise CommunityError("client_uuid already used", "client_uuid", status=409)
-            return stored, False
+    stored = _retried(ServiceLog, member, client_uuid)
+    if stored is not None:  # a retry: nothing checked again, nothing added
+        return stored, False
     try:
         hours = Decimal(str(hours))
     except InvalidOperation:
@@ -251,9 +315,7 @@ def log_service_once(
         date=day,
         hours=hours,
         note=note,
-        street_id=membership.street_id,
-        community_id=membership.community_id,
-        grid_id=membership.grid_id,
+        **_located_as(membership),
     )
 
 
@@ -292,12 +354,9 @@ def file_screening(
     """五员一日一报: the member's screening report for ``day`` (default today); sending again
     the same day replaces it. ``zero_report`` (零报告: nothing found) is a report. A phone's
     retry (same ``client_uuid``) returns the stored report unchanged."""
-    if client_uuid is not None:
-        stored = ScreeningReport.objects.filter(client_uuid=client_uuid).first()
-        if stored is not None:
-            if stored.member_id != member.pk:
-                raise CommunityError("client_uuid already used", "client_uuid", status=409)
-            return stored, False
+    stored = _retried(ScreeningReport, member, client_uuid, owner="member_id")
+    if stored is not None:
+        return stored, False
     day = day or timezone.localdate()
     if day > timezone.localdate():
         raise CommunityError("a report is not filed for a future day", "date")
@@ -484,13 +543,12 @@ def file_return(
       replaces the later one. A filing without ``client_time`` (online) is recorded now.
     """
     _require_staff(member)
-    if client_uuid is not None:
-        done = ReturnFiling.objects.filter(client_uuid=client_uuid).first()
-        if done is not None:
-            if done.filed_by_id != member.pk or done.ret_id != ret.pk:
-                raise CommunityError("client_uuid already used", "client_uuid", status=409)
-            ret.refresh_from_db()
-            return ret, False
+    done = _retried(ReturnFiling, member, client_uuid, owner="filed_by_id")
+    if done is not None:
+        if done.ret_id != ret.pk:
+            raise CommunityError("client_uuid already used", "client_uuid", status=409)
+        ret.refresh_from_db()
+        return ret, False
     if timezone.localdate() < ret.campaign.start:
         raise CommunityError("the campaign has not started", "campaign", status=409)
     if zero_report and (findings.strip() or findings_count):
@@ -538,12 +596,9 @@ def file_return_offline(member: Any, data: dict[str, Any]) -> tuple[CampaignRetu
     stored filing (``False``: nothing changed)."""
     scope = _require_staff(member)
     key = data.get("client_uuid")
-    if key is not None:
-        done = ReturnFiling.objects.filter(client_uuid=key).select_related("ret").first()
-        if done is not None:
-            if done.filed_by_id != member.pk:
-                raise CommunityError("client_uuid already used", "client_uuid", status=409)
-            return done.ret, False
+    done = _retried(ReturnFiling.objects.select_related("ret"), member, key, owner="filed_by_id")
+    if done is not None:
+        return done.ret, False
     campaign, grid = data.get("campaign"), data.get("grid")
     if campaign in (None, ""):
         raise CommunityError("name the campaign", "campaign")
@@ -573,9 +628,9 @@ def log_service_offline(member: Any, data: dict[str, Any]) -> tuple[ServiceLog, 
     caller's work scope, else "not found"), ``date`` (default today), ``hours``, ``note``;
     idempotent by ``client_uuid``. As ``teams/{id}/hours/``."""
     scope = _require_staff(member)
-    membership = _resolve(scope, TeamMembership, data.get("membership"), "membership")
-    if membership is None:
-        raise CommunityError("name the team membership", "membership")
+    membership = _named(
+        scope, TeamMembership, data.get("membership"), "membership", "name the team membership"
+    )
     return log_service_once(
         member,
         membership,
@@ -635,13 +690,7 @@ def log_petition(member: Any, data: dict[str, Any]) -> tuple[Petition, bool]:
         data["case"] = _resolve(work_scope(member), Case, case, "case")
     handler = data.pop("handled_by", None)
     if handler not in (None, ""):
-        from gridsvc.accounts.models import Member
-        from gridsvc.chain.models import Position
-
-        held = work_scope(member).filter(Position.objects.held_at()).values("member_id")
-        data["handled_by"] = Member.objects.filter(pk=handler, pk__in=held).first()
-        if data["handled_by"] is None:
-            raise CommunityError(NOT_FOUND, "handled_by")
+        data["handled_by"] = _held_member(work_scope(member), handler, "handled_by")
     else:
         data["handled_by"] = member
     return _save(Petition, member, data.pop("client_uuid", None), **data, **where)
@@ -666,9 +715,7 @@ def _venue_of(member: Any, data: dict[str, Any]) -> tuple[Place, dict[str, Any]]
     """The venue ``data["place"]`` names (popped), in ``member``'s work scope, and where a
     record about it is located (its grid, else its community)."""
     _require_staff(member)
-    place = _resolve(work_scope(member), Place, data.pop("place", None), "place")
-    if place is None:
-        raise CommunityError("name the venue", "place")
+    place = _named(work_scope(member), Place, data.pop("place", None), "place", "name the venue")
     if not place.is_religious:
         raise CommunityError("the place is not a religious venue", "place")
     if place.grid_id:
@@ -729,13 +776,7 @@ def record_pairing(member: Any, data: dict[str, Any]) -> tuple[Pairing, bool]:
     household = _resolve(scope, Household, data.pop("household", None), "household")
     partner_member = data.pop("member", None)
     if partner_member not in (None, ""):
-        from gridsvc.accounts.models import Member
-        from gridsvc.chain.models import Position
-
-        held = scope.filter(Position.objects.held_at()).values("member_id")
-        data["member"] = Member.objects.filter(pk=partner_member, pk__in=held).first()
-        if data["member"] is None:
-            raise CommunityError(NOT_FOUND, "member")
+        data["member"] = _held_member(scope, partner_member, "member")
     if not data.get("member") and not data.get("partner", "").strip():
         raise CommunityError("name the paired member or unit", "partner")
     grid, community = data.pop("grid", None), data.pop("community", None)
@@ -762,15 +803,10 @@ def record_pairing_help(member: Any, data: dict[str, Any]) -> tuple[PairingHelp,
     data = dict(data)
     scope = _require_staff(member)
     key = data.pop("client_uuid", None)
-    if key is not None:
-        stored = PairingHelp.objects.filter(client_uuid=key).first()
-        if stored is not None:
-            if stored.recorded_by_id != member.pk:
-                raise CommunityError("client_uuid already used", "client_uuid", status=409)
-            return stored, False
-    pairing = _resolve(scope, Pairing, data.get("pairing"), "pairing")
-    if pairing is None:
-        raise CommunityError("name the pairing", "pairing")
+    stored = _retried(PairingHelp, member, key)
+    if stored is not None:
+        return stored, False
+    pairing = _named(scope, Pairing, data.get("pairing"), "pairing", "name the pairing")
     day = data.get("date") or timezone.localdate()
     if day > timezone.localdate():
         raise CommunityError("help is recorded once given", "date")
@@ -797,9 +833,7 @@ def record_pairing_help(member: Any, data: dict[str, Any]) -> tuple[PairingHelp,
         visit=visit,
         hours=hours,
         amount=amount,
-        street_id=pairing.street_id,
-        community_id=pairing.community_id,
-        grid_id=pairing.grid_id,
+        **_located_as(pairing),
     )
 
 
@@ -809,9 +843,9 @@ def rate_household(member: Any, data: dict[str, Any]) -> tuple[Rating, bool]:
     rating (动态管理: stars changed, or revoked)."""
     data = dict(data)
     scope = _require_staff(member)
-    household = _resolve(scope, Household, data.pop("household", None), "household")
-    if household is None:
-        raise CommunityError("name the household", "household")
+    household = _named(
+        scope, Household, data.pop("household", None), "household", "name the household"
+    )
     where = _located_from_household(household)
     data.pop("client_uuid", None)
     existing = Rating.objects.filter(
@@ -1049,10 +1083,7 @@ def disputes_to_mediator(scope: Scope, start: date, end: date, area_q: Q) -> int
 def _visible_case(member: Any, case: Any) -> Any:
     from gridsvc.cases.models import Case
 
-    obj = _resolve(_require_staff(member), Case, case, "case")
-    if obj is None:
-        raise CommunityError("name the case", "case")
-    return obj
+    return _named(_require_staff(member), Case, case, "case", "name the case")
 
 
 def is_ethnic_desk(member: Any, street_id: int | None) -> bool:
@@ -1092,9 +1123,7 @@ def sign_off(
         confirmed=confirmed,
         note=note,
         recorded_by=member,
-        street_id=obj.street_id,
-        community_id=obj.community_id,
-        grid_id=obj.grid_id,
+        **_located_as(obj),
     )
     return row, True
 
@@ -1124,9 +1153,7 @@ def record_mediation(member: Any, data: dict[str, Any]) -> tuple[Mediation, bool
         data.pop("client_uuid", None),
         case=obj,
         mediator=member,
-        street_id=obj.street_id,
-        community_id=obj.community_id,
-        grid_id=obj.grid_id,
+        **_located_as(obj),
         **data,
     )
 
@@ -1135,29 +1162,15 @@ def record_mediation(member: Any, data: dict[str, Any]) -> tuple[Mediation, bool
 def add_group_member(member: Any, data: dict[str, Any]) -> tuple[GroupMember, bool]:
     """Record a resident in a group ledger (离退休老领导, 个体户/企业家, 归国华侨/留学生,
     新的社会阶层); recording them again updates ``detail``."""
-    from gridsvc.territory.models import Resident
-
     data = dict(data)
-    scope = _require_staff(member)
-    resident = _resolve(scope, Resident, data.pop("resident", None), "resident")
-    if resident is None:
-        raise CommunityError("name the resident", "resident")
-    if resident.household_id is None:
-        raise CommunityError("the resident has no household in the territory", "resident")
-    where = _located_from_household(resident.household)
-    existing = GroupMember.objects.filter(resident=resident, group=data["group"]).first()
-    if existing is not None:
-        existing.detail = data.get("detail", existing.detail)
-        existing.save()
-        return existing, False
-    return _save(
+    resident = _resident_at_home(_require_staff(member), data.pop("resident", None))
+    return _save_or_replace(
         GroupMember,
         member,
         data.pop("client_uuid", None),
-        resident=resident,
-        group=data["group"],
-        detail=data.get("detail", ""),
-        **where,
+        {"resident": resident, "group": data["group"]},
+        {"detail": data["detail"]} if "detail" in data else {},
+        **_located_from_household(resident.household),
     )
 
 
@@ -1345,33 +1358,19 @@ def record_offline(member: Any, kind: str, data: dict[str, Any]) -> tuple[Model,
 def record_languages(member: Any, data: dict[str, Any]) -> tuple[ResidentLanguage, bool]:
     """A resident's languages and whether they need an interpreter; recording them again
     replaces them."""
-    from gridsvc.territory.models import Resident
-
     data = dict(data)
-    scope = _require_staff(member)
-    resident = _resolve(scope, Resident, data.pop("resident", None), "resident")
-    if resident is None:
-        raise CommunityError("name the resident", "resident")
-    if resident.household_id is None:
-        raise CommunityError("the resident has no household in the territory", "resident")
+    resident = _resident_at_home(_require_staff(member), data.pop("resident", None))
     languages = list(dict.fromkeys(data.get("languages") or []))
     if not languages:
         raise CommunityError("at least one language", "languages")
     needed = bool(data.get("interpreter_needed", Language.MANDARIN not in languages))
-    where = _located_from_household(resident.household)
-    existing = ResidentLanguage.objects.filter(resident=resident).first()
-    if existing is not None:
-        existing.languages, existing.interpreter_needed = languages, needed
-        existing.save()
-        return existing, False
-    return _save(
+    return _save_or_replace(
         ResidentLanguage,
         member,
         data.pop("client_uuid", None),
-        resident=resident,
-        languages=languages,
-        interpreter_needed=needed,
-        **where,
+        {"resident": resident},
+        {"languages": languages, "interpreter_needed": needed},
+        **_located_from_household(resident.household),
     )
 
 
