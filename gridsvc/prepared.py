@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from django.db import connections
 
 T = TypeVar("T")
+#: a statement's parameters: named (``%(name)s`` placeholders) or positional (``%s``)
+Params = dict[str, Any] | Sequence[Any]
 
 
 def _enabled(alias: str) -> bool:
@@ -63,7 +65,7 @@ def _log(alias: str, label: str, sql: str, start: float) -> None:
         )
 
 
-def _run(sql: str, params: dict[str, Any], alias: str, fetch: Callable[[Any], T]) -> T:
+def _run(sql: str, params: Params, alias: str, fetch: Callable[[Any], T]) -> T:
     """Run ``sql`` prepared on this connection and ``fetch`` its rows from the cursor."""
     conn = connections[alias]
     if not _enabled(alias):
@@ -93,6 +95,18 @@ def fetchall(sql: str, params: dict[str, Any], alias: str = "default") -> list[t
     :func:`fetchone` runs it (the same fallbacks, errors and query log) — for the page
     statements of the read paths (api.pagination.PreparedPage)."""
     return _run(sql, params, alias, lambda cur: cur.fetchall())
+
+
+def fetchall_named(
+    sql: str, params: Params, alias: str = "default"
+) -> tuple[list[str], list[tuple]]:
+    """The column names of ``sql`` and every row, prepared on this connection as
+    :func:`fetchall` runs it; ``params`` named (``%(name)s``) or positional (``%s``). For a
+    statement whose columns the caller reads by name (a model's row:
+    :mod:`gridsvc.cases.services.reporting`'s nearby cases)."""
+    return _run(
+        sql, params, alias, lambda cur: ([col[0] for col in cur.description], cur.fetchall())
+    )
 
 
 def fetchone_generic(sql: str, params: dict[str, Any], alias: str = "default") -> tuple | None:
@@ -125,3 +139,41 @@ def fetchone_generic(sql: str, params: dict[str, Any], alias: str = "default") -
         row = cur.fetchone()
     _log(alias, "prepared, generic", sql, start)
     return row
+
+
+def fetchall_pipelined(
+    statements: list[tuple[str, dict[str, Any]]], alias: str = "default", generic: bool = False
+) -> list[list[tuple]]:
+    """Every row of each of ``statements`` (``(sql, params)``), in order, as :func:`fetchall`
+    reads them, all sent in ONE round trip (a psycopg pipeline; one implicit transaction: an
+    error in one aborts the others), each prepared. ``generic``: each planned once, with its
+    generic plan (``plan_cache_mode`` set around them, as :func:`fetchone_generic`); every
+    statement must then be written so that its generic plan is good. For a request that
+    runs several independent statements (the change feed's first sync, issue 19)."""
+    conn = connections[alias]
+    if not _enabled(alias):
+        return [fetchall(sql, params, alias) for sql, params in statements]
+    import psycopg
+
+    if not psycopg.Pipeline.is_supported():  # pragma: no cover - libpq < 14
+        return [fetchall(sql, params, alias) for sql, params in statements]
+    raw = _prepared_connection(alias)
+    start = time.monotonic()
+    cursors = [psycopg.Cursor(raw) for _ in statements]
+    try:
+        with conn.wrap_database_errors:
+            with raw.pipeline():
+                if generic:
+                    raw.execute("SET plan_cache_mode = force_generic_plan")
+                for cur, (sql, params) in zip(cursors, statements, strict=True):
+                    cur.execute(sql, params, prepare=True)
+                if generic:
+                    raw.execute("RESET plan_cache_mode")
+            found = [cur.fetchall() for cur in cursors]
+    finally:
+        for cur in cursors:
+            cur.close()
+    label = "prepared, pipelined" + (", generic" if generic else "")
+    for sql, _ in statements:
+        _log(alias, label, sql, start)
+    return found

@@ -703,6 +703,43 @@ def task_payload(t: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def task_payloads(rows: list[tuple]) -> list[dict[str, Any]]:
+    """:func:`task_payload` of each row of ``values_list(*TASK_COLUMNS)`` (tuples in
+    :data:`TASK_COLUMNS` order), no dict per row in between."""
+    return [
+        {
+            "id": pk,
+            "rule": rule,
+            "rule_name": rule_name,
+            "household": household,
+            "resident": resident,
+            "period": period,
+            "period_start": start.isoformat(),
+            "period_end": end.isoformat(),
+            "due_on": due.isoformat(),
+            "status": status,
+            "assigned_member": assigned,
+            "done_by": done_by,
+            "updated_at": updated.isoformat(),
+        }
+        for (
+            pk,
+            rule,
+            rule_name,
+            household,
+            resident,
+            period,
+            start,
+            end,
+            due,
+            status,
+            assigned,
+            done_by,
+            updated,
+        ) in rows  # fmt: skip
+    ]
+
+
 # The columns of a household the feed sends, read as a plain row (with its resident ids).
 HOUSEHOLD_COLUMNS = (
     "id",
@@ -765,6 +802,48 @@ def _present_households(rows: list[dict[str, Any]], member, scope: Scope) -> lis
         )
         for h in rows
     ]
+
+
+@functools.cache
+def _household_hidden(tier: visibility.Tier) -> tuple[str, ...]:
+    """The keys of a household's payload ``tier`` may not see, as
+    :func:`visibility.present_household` drops them."""
+    return tuple(
+        key
+        for attribute, keys in visibility.HOUSEHOLD_KEYS.items()
+        if not visibility.may_know(attribute, tier)
+        for key in keys
+    )
+
+
+def _household_payloads(rows: list[tuple], member, scope: Scope) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """The payloads of household rows (tuples: :data:`HOUSEHOLD_COLUMNS` and
+    ``resident_ids``, :func:`_full_sql` ``("sh")``) as :func:`household_payload` and
+    :func:`visibility.present_household` at the member's tier per record write them, no
+    dict per row in between."""
+    seen = visibility.Viewer(member, scope)
+    seen.prime(Household, [h[0] for h in rows])
+    out = []
+    for pk, unit, number, building, name, grid, room, floor, tenure, head, head_name, ids in rows:
+        ids = sorted(i for i in (ids or []) if i is not None)
+        d = {
+            "id": pk,
+            "unit": unit,
+            "unit_number": number,
+            "building": building,
+            "building_name": name,
+            "grid": grid,
+            "room": room,
+            "floor": floor,
+            "tenure": tenure,
+            "head_name": head_name if head else None,
+            "resident_count": len(ids),
+            "residents": ids,
+        }
+        for key in _household_hidden(seen.tier_of_pk(Household, pk)):
+            d.pop(key, None)
+        out.append(d)
+    return out
 
 
 RESIDENT_FIELDS = (
@@ -865,80 +944,130 @@ def _resident_plan(tier: visibility.Tier) -> tuple[dict[str, str], tuple[str, ..
     return cells, tuple(masked), other_clear, exceptions
 
 
+#: the columns of a resident row, in order: :data:`RESIDENT_FIELDS`, the stored masks and the
+#: sealed values (:func:`resident_rows`, :func:`_full_sql` ``("sr")``)
+RESIDENT_COLUMNS = (
+    *RESIDENT_FIELDS,
+    *(f"{k}_mask" for k in SEALED),
+    *(f"sealed_{k}" for k in SEALED),
+)
+# (key, attribute, index of the stored mask, index of the sealed value) of each sealed column
+_SEALED_AT = tuple(
+    (key, attribute, RESIDENT_COLUMNS.index(f"{key}_mask"), RESIDENT_COLUMNS.index(f"sealed_{key}"))
+    for key, attribute in SEALED.items()
+)
+
+
 def _residents(rows: list[dict[str, Any]], member, scope: Scope) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     """Residents (rows of :func:`resident_rows`) through the visibility matrix at the
+    member's tier per record: :func:`resident_payloads` of the rows as tuples."""
+    return resident_payloads(
+        [tuple(row[c] for c in RESIDENT_COLUMNS) for row in rows], member, scope
+    )
+
+
+def resident_payloads(rows: list[tuple], member, scope: Scope) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Residents (tuples of :data:`RESIDENT_COLUMNS`) through the visibility matrix at the
     member's tier per record, as :func:`visibility.present_resident` shows them; the feed
     never sends clear values (no unmask grant on a phone). A masked ID number or phone is the
     stored mask; an encrypted value is opened only where no mask is stored (a row written
     around the model) or a tier shows it clear."""
     seen = visibility.Viewer(member, scope, unmasked=False)
-    seen.prime(Resident, [r["id"] for r in rows])
+    seen.prime(Resident, [r[0] for r in rows])
     opened = None
     out = []
     CLEAR, MASKED, HIDDEN = visibility.CLEAR, visibility.MASKED, visibility.HIDDEN
     for row in rows:
-        tier = seen.tier_of_pk(Resident, row["id"])
+        tier = seen.tier_of_pk(Resident, row[0])
         plan = _resident_plan(tier)
-        clear: dict[str, str | None] = {}
-        for key in SEALED:
-            cell = plan[0][SEALED[key]] if plan else visibility.rule(SEALED[key], tier)
-            if cell == HIDDEN or (cell == MASKED and plan and row[f"{key}_mask"] is not None):
-                continue
+        if plan is None:  # a cell this plan does not write: the matrix's own function
             if opened is None:
                 opened = _opener()
-            clear[key] = opened(row[f"sealed_{key}"])
-        if plan is None:  # a cell this plan does not write: the matrix's own function
-            r = SimpleNamespace(**row, **{k: clear.get(k) for k in SEALED})
-            data = {
-                "id": r.id,
-                "household": r.household_id,
-                "name": r.name,
-                "gender": r.gender,
-                "birth_date": r.birth_date,
-                "id_number": r.id_number,
-                "phone": r.phone,
-                "ethnicity": r.ethnicity,
-                "ethnicity_name": ETHNICITIES.get(r.ethnicity, ("", ""))[0] or None,
-                "residency": r.residency,
-                "relation_to_head": r.relation_to_head,
-                "tags": list(r.tags),
-            }
-            out.append(visibility.present_resident(data, r, tier, unmasked=False))
+            out.append(
+                _resident_by_matrix(dict(zip(RESIDENT_COLUMNS, row, strict=True)), tier, opened)
+            )
             continue
         cells, masked, other_clear, exceptions = plan
-        d: dict[str, Any] = {"id": row["id"], "household": row["household_id"]}
+        pk, household, name, gender, born, e, residency, relation, tags = row[:9]
+        d: dict[str, Any] = {"id": pk, "household": household}
         cell = cells[visibility.NAME]
         if cell != HIDDEN:
-            d["name"] = row["name"] if cell == CLEAR else mask_name(row["name"])
+            d["name"] = name if cell == CLEAR else mask_name(name)
         cell = cells[visibility.GENDER]
         if cell != HIDDEN:
-            d["gender"] = row["gender"] if cell == CLEAR else None
-        for key in SEALED:
-            cell = cells[SEALED[key]]
+            d["gender"] = gender if cell == CLEAR else None
+        for key, attribute, at_mask, at_sealed in _SEALED_AT:
+            cell = cells[attribute]
             if cell == CLEAR:
-                d[key] = clear[key]
+                if opened is None:
+                    opened = _opener()
+                d[key] = opened(row[at_sealed])
             elif cell == MASKED:
-                stored = row[f"{key}_mask"]
-                d[key] = stored if stored is not None else _MASKERS[key](clear[key])
+                stored = row[at_mask]
+                if stored is None:
+                    if opened is None:
+                        opened = _opener()
+                    stored = _MASKERS[key](opened(row[at_sealed]))
+                d[key] = stored
         cell = cells[visibility.ETHNICITY]
         if cell != HIDDEN:
-            e = row["ethnicity"]
             if cell == CLEAR:
                 d["ethnicity"], d["ethnicity_name"] = e, ETHNICITIES.get(e, ("", ""))[0] or None
             else:
                 d["ethnicity"], d["ethnicity_name"] = (visibility.MASK if e else e), None
-        d["residency"] = row["residency"]
-        d["relation_to_head"] = row["relation_to_head"]
-        d["tags"] = [t for t in row["tags"] if (t in exceptions) != other_clear]
+        d["residency"] = residency
+        d["relation_to_head"] = relation
+        d["tags"] = [t for t in tags if (t in exceptions) != other_clear]
         cell = cells[visibility.BIRTH_DATE]
         if cell != HIDDEN:
-            born = row["birth_date"]
             d["birth_year"] = born.year if born else None
             if cell == CLEAR:
                 d["birth_date"] = born.isoformat() if born else None
         d["masked"] = list(masked)
         out.append(d)
     return out
+
+
+def _resident_by_matrix(row: dict[str, Any], tier: visibility.Tier, opened) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """A resident row (:data:`RESIDENT_COLUMNS`) as :func:`visibility.present_resident`
+    shows it at ``tier`` without a grant: for a tier whose cells :func:`_resident_plan` does
+    not write."""
+    clear: dict[str, str | None] = {}
+    for key, attribute in SEALED.items():
+        if visibility.rule(attribute, tier) != visibility.HIDDEN:
+            clear[key] = opened(row[f"sealed_{key}"])
+    r = SimpleNamespace(**row, **{k: clear.get(k) for k in SEALED})
+    data = {
+        "id": r.id,
+        "household": r.household_id,
+        "name": r.name,
+        "gender": r.gender,
+        "birth_date": r.birth_date,
+        "id_number": r.id_number,
+        "phone": r.phone,
+        "ethnicity": r.ethnicity,
+        "ethnicity_name": ETHNICITIES.get(r.ethnicity, ("", ""))[0] or None,
+        "residency": r.residency,
+        "relation_to_head": r.relation_to_head,
+        "tags": list(r.tags),
+    }
+    return visibility.present_resident(data, r, tier, unmasked=False)
+
+
+def _inbox_row_payload(m: tuple) -> dict[str, Any]:
+    """:func:`_inbox_payload` of a row of :func:`_inbox_sql`."""
+    pk, kind, title, body, object_type, object_id, created_at, read_at = m
+    return {
+        "id": pk,
+        "kind": kind,
+        "title": title,
+        "body": body,
+        "object_type": object_type,
+        "object_id": object_id,
+        "created_at": created_at.isoformat(),
+        "read": read_at is not None,
+        "read_at": read_at.isoformat() if read_at else None,
+    }
 
 
 def _inbox_payload(m) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -1034,11 +1163,18 @@ def _full_sql(key: str) -> tuple[str, tuple[str, ...]]:
     # of the city with its unit (4 ms a statement at 21,500 households, 0.4 ms so)
     territory = _territory_units_sql()
     if key == "sh":
-        sql = f"""SELECT h.id, h.unit_id, u.number, u.building_id, b.name, b.grid_id, h.room,
+        # the territory's households found first (a fence: with "ORDER BY h.id LIMIT" in
+        # sight the generic plan walked every household of the city by id, 3 ms)
+        sql = f"""WITH hh AS MATERIALIZED (
+  SELECT h.id, h.unit_id, h.room, h.floor, h.tenure, h.head_id FROM {t["h"]} h
+  WHERE {territory} AND h.id > %(after)s::bigint
+)
+SELECT h.id, h.unit_id, u.number, u.building_id, b.name, b.grid_id, h.room,
   h.floor, h.tenure, h.head_id, hd.name, ARRAY(SELECT x.id FROM {t["r"]} x WHERE x.household_id = h.id)
-FROM {t["h"]} h JOIN {t["u"]} u ON u.id = h.unit_id JOIN {t["b"]} b ON b.id = u.building_id
+FROM (SELECT * FROM hh ORDER BY hh.id LIMIT %(n)s::int) h
+  JOIN {t["u"]} u ON u.id = h.unit_id JOIN {t["b"]} b ON b.id = u.building_id
   LEFT JOIN {t["r"]} hd ON hd.id = h.head_id
-WHERE {territory} AND h.id > %(after)s ORDER BY h.id LIMIT %(n)s"""
+ORDER BY h.id"""
         return sql, (*HOUSEHOLD_COLUMNS, "resident_ids")
     sealed = [
         f"r.{k}" if _CLEAR_SOMEWHERE[k] else f"CASE WHEN r.{k}_mask IS NULL THEN r.{k} END"
@@ -1048,8 +1184,8 @@ WHERE {territory} AND h.id > %(after)s ORDER BY h.id LIMIT %(n)s"""
   {", ".join(f"r.{k}_mask" for k in SEALED)}, {", ".join(sealed)}
 FROM {t["r"]} r
 WHERE r.household_id IN (SELECT h.id FROM {t["h"]} h WHERE {territory})
-  AND r.id > %(after)s ORDER BY r.id LIMIT %(n)s"""
-    return sql, (*RESIDENT_FIELDS, *(f"{k}_mask" for k in SEALED), *(f"sealed_{k}" for k in SEALED))
+  AND r.id > %(after)s::bigint ORDER BY r.id LIMIT %(n)s::int"""
+    return sql, RESIDENT_COLUMNS
 
 
 def _staff_kind(data: dict[str, Any]) -> str:
@@ -1080,7 +1216,7 @@ def _full_tasks_sql(staff: str) -> tuple[str, tuple[str, ...]]:
         # a task of a sensitive group, not the member's own (nor in the staff part)
         hidden = (
             "AND NOT (g.target_group = ANY(%(sensitive)s::text[])"
-            " AND t.assigned_member_id IS DISTINCT FROM %(m)s"
+            " AND t.assigned_member_id IS DISTINCT FROM %(m)s::bigint"
         )
         if staff == "staff":
             hidden += " AND NOT u.building_id = ANY(%(staff)s::bigint[])"
@@ -1092,17 +1228,17 @@ def _full_tasks_sql(staff: str) -> tuple[str, tuple[str, ...]]:
   (SELECT t.id FROM {t["t"]} t JOIN {t["h"]} h ON h.id = t.household_id
      {unit_join} {rule_join}
    WHERE {_territory_units_sql()}
-     AND {window} AND t.id > %(after)s {hidden}
-   ORDER BY t.id LIMIT %(n)s)
+     AND {window} AND t.id > %(after)s::bigint {hidden}
+   ORDER BY t.id LIMIT %(n)s::int)
   UNION
-  (SELECT t.id FROM {t["t"]} t WHERE t.assigned_member_id = %(m)s AND {window}
-     AND t.id > %(after)s
-   ORDER BY t.id LIMIT %(n)s)
+  (SELECT t.id FROM {t["t"]} t WHERE t.assigned_member_id = %(m)s::bigint AND {window}
+     AND t.id > %(after)s::bigint
+   ORDER BY t.id LIMIT %(n)s::int)
 )
 SELECT t.id, g.code, g.name, t.household_id, t.resident_id, t.period, t.period_start,
   t.period_end, t.due_on, t.status, t.assigned_member_id, t.done_by_id, t.updated_at
 FROM {t["t"]} t JOIN {t["r"]} g ON g.id = t.rule_id
-WHERE t.id IN (SELECT id FROM ids) ORDER BY t.id LIMIT %(n)s"""
+WHERE t.id IN (SELECT id FROM ids) ORDER BY t.id LIMIT %(n)s::int"""
     return sql, TASK_COLUMNS
 
 
@@ -1121,8 +1257,8 @@ def _full_cases_sql(levels: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
     located = " OR ".join(f"c.{k}_id = ANY(%(s_{k})s::bigint[])" for k in levels) or "FALSE"
     sql = f"""WITH ids AS (
   SELECT c.id FROM {c} c WHERE {located}
-  UNION SELECT c.id FROM {c} c WHERE c.handler_id = %(m)s
-  UNION SELECT c.id FROM {c} c WHERE c.reported_by_id = %(m)s
+  UNION SELECT c.id FROM {c} c WHERE c.handler_id = %(m)s::bigint
+  UNION SELECT c.id FROM {c} c WHERE c.reported_by_id = %(m)s::bigint
 )
 SELECT c.id, c.updated_at, c.number, c.kind, c.title, c.category_id, c.priority, c.status,
   c.level, c.household_id, c.unit_id, c.building_id, c.compound_id, c.grid_id,
@@ -1131,10 +1267,10 @@ SELECT c.id, c.updated_at, c.number, c.kind, c.title, c.category_id, c.priority,
   ST_X(c.location), ST_Y(c.location)
 FROM {c} c LEFT JOIN {member_t} hm ON hm.id = c.handler_id
   LEFT JOIN {dept_t} d ON d.id = c.department_id
-WHERE c.id IN (SELECT id FROM ids)
-  AND (c.status = ANY(%(case_open)s::text[]) OR c.reported_at >= %(since)s
-       OR c.closed_at >= %(since)s OR c.resolved_at >= %(since)s)
-  AND c.id > %(after)s ORDER BY c.id LIMIT %(n)s"""
+WHERE c.id = ANY(ARRAY(SELECT id FROM ids))
+  AND (c.status = ANY(%(case_open)s::text[]) OR c.reported_at >= %(since)s::timestamptz
+       OR c.closed_at >= %(since)s::timestamptz OR c.resolved_at >= %(since)s::timestamptz)
+  AND c.id > %(after)s::bigint ORDER BY c.id LIMIT %(n)s::int"""
     return sql, (*_CASE_COLUMNS, "lon", "lat")
 
 
@@ -1170,41 +1306,152 @@ def _task_params(data: dict[str, Any], member, now: datetime) -> dict[str, Any]:
     }
 
 
-def _page_sql(
-    statement: tuple[str, tuple[str, ...]],
-    data: dict[str, Any],
-    job: dict[str, Any],
-    key: str,
-    limit: int,
-    extra: dict[str, Any] | None = None,
-) -> tuple[list[dict[str, Any]], bool]:
-    """:func:`_page` of a :func:`_full_sql` (or :func:`_full_tasks_sql`, with ``extra``
-    parameters) stream over the territory of snapshot ``data``."""
-    from django.db import connection
+def _cases_placed() -> bool:
+    """Whether the feed's cases are placed by their own street … unit fields (the cases app
+    supports the feed and scopes cases by place): the whole territory's are read in plain
+    SQL (:func:`_full_cases_sql`)."""
+    Case = _case_model()
+    return Case is not None and Case in LOCATED_MODELS
 
-    if key in job["d"]:
-        return [], False
-    sql, columns = statement
-    params = {
-        "buildings": [b for b, _ in data["buildings"]],
-        "units": list(data["units"]),
-        "after": job["p"].get(key, 0),
+
+def _territory_statements(
+    new: dict[str, Any],
+    job: dict[str, Any],
+    member,
+    limit: int,
+    now: datetime,  # type: ignore[no-untyped-def]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(key, sql, params)`` of the next page (by id) of each stream of the whole territory
+    of snapshot ``new`` that ``job`` has not finished: households (``sh``,
+    :func:`_full_sql`), residents (``sr``), tasks (``st``, :func:`_full_tasks_sql`) and,
+    when placed by their own fields, cases (``sc``, :func:`_full_cases_sql`). Fixed texts
+    (one per staff kind, one per set of scope levels), the territory as array parameters:
+    prepared once per connection."""
+    base = {
+        "buildings": [b for b, _ in new["buildings"]],
+        "units": list(new["units"]),
         "n": limit + 1,
-        **(extra or {}),
     }
-    with connection.cursor() as cur:
-        cur.execute(sql, params)
-        rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+    streams: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("sh", _full_sql("sh")[0], None),
+        ("sr", _full_sql("sr")[0], None),
+        ("st", _full_tasks_sql(_staff_kind(new))[0], _task_params(new, member, now)),
+    ]
+    if _cases_placed():
+        streams.append(
+            ("sc", _full_cases_sql(_case_levels(new))[0], _case_params(new, member, now))
+        )
+    return [
+        (key, sql, {**base, "after": job["p"].get(key, 0), **(extra or {})})
+        for key, sql, extra in streams
+        if key not in job["d"]
+    ]
+
+
+def _take(rows: list[tuple], job: dict[str, Any], key: str, limit: int) -> tuple[list[tuple], bool]:
+    """The page of stream ``key`` from the ``limit + 1`` rows (tuples, the id first) read
+    after its mark; records progress in ``job`` as :func:`_page` does."""
     if len(rows) > limit:
         rows = rows[:limit]
-        job["p"][key] = rows[-1]["id"]
+        job["p"][key] = rows[-1][0]
         return rows, True
     job["d"].append(key)
     return rows, False
 
 
+def _send_territory(
+    new: dict[str, Any],
+    job: dict[str, Any],
+    member,  # type: ignore[no-untyped-def]
+    scope: Scope,
+    out: dict[str, Any],
+    limit: int,
+    now: datetime,
+    along: dict[str, tuple[str, dict[str, Any]]] | None = None,
+) -> tuple[bool, dict[str, list[tuple]]]:
+    """One page of the whole territory of snapshot ``new`` (households, residents, tasks and,
+    when placed by their own fields, cases), its statements sent prepared, with their
+    generic plans, in ONE round trip (:func:`gridsvc.prepared.fetchall_pipelined`; issue 19:
+    planning them was half of their SQL time) together with the statements ``along``
+    (name → ``(sql, params)``) whose rows come back by name. Returns ``(more, along's rows)``."""
+    from gridsvc.prepared import fetchall_pipelined
+
+    statements = _territory_statements(new, job, member, limit, now)
+    extra = list((along or {}).items())
+    found = fetchall_pipelined(
+        [(sql, params) for _, sql, params in statements] + [st for _, st in extra], generic=True
+    )
+    rows_of = dict(zip([key for key, _, _ in statements], found, strict=False))
+    more = False
+    rows, m = _take(rows_of.get("sh", []), job, "sh", limit) if "sh" in rows_of else ([], False)
+    more |= m
+    out["households"] += _household_payloads(rows, member, scope)
+    rows, m = _take(rows_of["sr"], job, "sr", limit) if "sr" in rows_of else ([], False)
+    more |= m
+    out["residents"] += resident_payloads(rows, member, scope)
+    rows, m = _take(rows_of["st"], job, "st", limit) if "st" in rows_of else ([], False)
+    more |= m
+    out["tasks"] += task_payloads(rows)
+    if "sc" in rows_of:
+        rows, m = _take(rows_of["sc"], job, "sc", limit)
+        more |= m
+        columns = _full_cases_sql(_case_levels(new))[1]
+        out["cases"] += [_case_payload(dict(zip(columns, c, strict=True)), member) for c in rows]
+    return more, {
+        name: rows for (name, _), rows in zip(extra, found[len(statements) :], strict=True)
+    }
+
+
 def _ids(qs: QuerySet) -> QuerySet:
     return qs.values("id")
+
+
+def _send_gained(
+    new: dict[str, Any],
+    bases: list[dict[str, Any]],
+    job: dict[str, Any],
+    member,  # type: ignore[no-untyped-def]
+    scope: Scope,
+    out: dict[str, Any],
+    limit: int,
+    now: datetime,
+    full: bool,
+) -> bool:
+    """One page of the households, residents and tasks a territory job sends through the
+    ORM: those newly in the territory (``full`` False: of the buildings and units ``new``
+    gained over ``bases[0]``), or everything a member who sees everything holds."""
+    more = False
+    hh_q = Q() if full else _gained_q(new, bases[0])
+    hh_qs = scope.filter(Household.objects.filter(hh_q))
+    # the page's households with their resident ids, read at once (one statement)
+    rows, m = _page(household_rows(hh_qs), job, "sh", limit)
+    more |= m
+    out["households"] += [p for _, p in _present_households(rows, member, scope)]
+    res_qs = resident_rows(Resident.objects.filter(household__in=_ids(hh_qs)))
+    rows, m = _page(res_qs, job, "sr", limit)
+    more |= m
+    out["residents"] += _residents(rows, member, scope)
+    wanted = _task_window_q(now)
+    if not full:
+        wanted &= _gained_q(new, bases[0], "household__")
+    if scope.everything:
+        task_qs = VisitTask.objects.filter(wanted)
+    else:
+        # in the territory or assigned to the member: each side read by its own index up to
+        # the page's end and the two merged (one OR filter would test every task of the city)
+        after = job["p"].get("st", 0)
+        sides = [
+            hide_sensitive_tasks(scope.filter(VisitTask.objects.all()), scope, member),
+            VisitTask.objects.filter(assigned_member=member),
+        ]
+        first, second = (
+            qs.filter(wanted, id__gt=after).order_by("id").values("id")[: limit + 1] for qs in sides
+        )
+        task_qs = VisitTask.objects.filter(id__in=first.union(second))
+    rows, m = _page(task_qs.values(*TASK_COLUMNS), job, "st", limit)
+    more |= m
+    out["tasks"] += [task_payload(t) for t in rows]
+    return more
 
 
 def _run_job(
@@ -1261,66 +1508,17 @@ def _run_job(
 
     # --- send: what is new in the territory (all of it on a first sync)
     full = bool(job.get("f")) or _needs_full(new, bases)
-    hh_q = Q() if full else _gained_q(new, bases[0])
-    hh_qs = scope.filter(Household.objects.filter(hh_q))
     if full and not new.get("all"):
-        # the whole territory: its households and residents read by the snapshot's buildings
-        # and units (the scope's, as the probe read them), in plain SQL (issue 19: building
-        # the ORM's queries cost as much as running them)
-        rows, m = _page_sql(_full_sql("sh"), new, job, "sh", limit)
-    else:
-        # the page's households with their resident ids, read at once (one statement)
-        rows, m = _page(household_rows(hh_qs), job, "sh", limit)
-    more |= m
-    out["households"] += [p for _, p in _present_households(rows, member, scope)]
-    if full and not new.get("all"):
-        rows, m = _page_sql(_full_sql("sr"), new, job, "sr", limit)
-    else:
-        res_qs = resident_rows(Resident.objects.filter(household__in=_ids(hh_qs)))
-        rows, m = _page(res_qs, job, "sr", limit)
-    more |= m
-    out["residents"] += _residents(rows, member, scope)
-    wanted = _task_window_q(now)
-    if not full:
-        wanted &= _gained_q(new, bases[0], "household__")
-    if full and not new.get("all"):
-        task_qs = None  # the whole territory's: plain SQL (_full_tasks_sql)
-    elif scope.everything:
-        task_qs = VisitTask.objects.filter(wanted)
-    else:
-        # in the territory or assigned to the member: each side read by its own index up to
-        # the page's end and the two merged (one OR filter would test every task of the city)
-        after = job["p"].get("st", 0)
-        sides = [
-            hide_sensitive_tasks(scope.filter(VisitTask.objects.all()), scope, member),
-            VisitTask.objects.filter(assigned_member=member),
-        ]
-        first, second = (
-            qs.filter(wanted, id__gt=after).order_by("id").values("id")[: limit + 1] for qs in sides
-        )
-        task_qs = VisitTask.objects.filter(id__in=first.union(second))
-    if task_qs is None:
-        rows, m = _page_sql(
-            _full_tasks_sql(_staff_kind(new)), new, job, "st", limit, _task_params(new, member, now)
-        )
-    else:
-        rows, m = _page(task_qs.values(*TASK_COLUMNS), job, "st", limit)
-    more |= m
-    out["tasks"] += [task_payload(t) for t in rows]
-    Case = _case_model()
-    if full and not new.get("all") and Case is not None and Case in LOCATED_MODELS:
-        # the whole territory's cases (placed by their own fields) and the member's: plain SQL
-        rows, m = _page_sql(
-            _full_cases_sql(_case_levels(new)),
-            new,
-            job,
-            "sc",
-            limit,
-            _case_params(new, member, now),
-        )
+        # the whole territory: its households, residents, tasks (and cases) read by the
+        # snapshot's buildings and units (the scope's, as the probe read them), in plain SQL,
+        # prepared, one round trip (issue 19: building the ORM's queries cost as much as
+        # running them, and planning the statements as much again)
+        m, _ = _send_territory(new, job, member, scope, out, limit, now)
         more |= m
-        out["cases"] += [_case_payload(c, member) for c in rows]
-        return more
+        if _cases_placed():
+            return more
+    else:
+        more |= _send_gained(new, bases, job, member, scope, out, limit, now, full)
     cases = _visible_cases(scope, member)
     if cases is not None:
         case_qs = cases.filter(_case_window_q(now))
@@ -1337,22 +1535,83 @@ def _run_job(
     return more
 
 
+def _marks_sql() -> str:
+    """The snapshot row's id of ``%(digest)s`` (NULL: none yet) and the change log's last id."""
+    return (
+        f"SELECT (SELECT id FROM {TerritorySnapshot._meta.db_table} WHERE digest = %(digest)s),"
+        f" (SELECT max(id) FROM {ChangeLog._meta.db_table})"
+    )
+
+
+def _inbox_sql() -> str:
+    """The member's (``%(m)s``) inbox messages after id ``%(i)s``, by id, at most
+    ``%(n)s``: the columns :func:`_inbox_payload` reads, in its order."""
+    from gridsvc.supervision.models import InboxMessage
+
+    return (
+        "SELECT id, kind, title, body, object_type, object_id, created_at, read_at"
+        f" FROM {InboxMessage._meta.db_table} WHERE member_id = %(m)s::bigint"
+        " AND id > %(i)s::bigint ORDER BY id LIMIT %(n)s::int"
+    )
+
+
+def _snapshot_of(snap_id: int | None, digest: str, data: dict[str, Any]) -> Any:
+    """The snapshot row of ``digest`` (``snap_id``: its id; its data is ``data``), made when
+    there is none yet."""
+    if snap_id is None:
+        snap, _ = TerritorySnapshot.objects.get_or_create(digest=digest, defaults={"data": data})
+        return snap
+    return SimpleNamespace(id=snap_id, digest=digest, data=data)
+
+
 def _first_sync_marks(digest: str, data: dict[str, Any]) -> tuple[Any, int]:
     """``(snapshot, the change log's last id)`` for a first sync, in one statement: the
     snapshot row of ``digest`` (its id; its data is ``data``), made when there is none yet."""
-    from django.db import connection
+    from gridsvc.prepared import fetchone
 
-    with connection.cursor() as cur:
-        cur.execute(
-            f"SELECT (SELECT id FROM {TerritorySnapshot._meta.db_table} WHERE digest = %s),"
-            f" (SELECT max(id) FROM {ChangeLog._meta.db_table})",
-            [digest],
-        )
-        snap_id, head = cur.fetchone()
-    if snap_id is None:
-        snap, _ = TerritorySnapshot.objects.get_or_create(digest=digest, defaults={"data": data})
-        return snap, head or 0
-    return SimpleNamespace(id=snap_id, digest=digest, data=data), head or 0
+    snap_id, head = fetchone(_marks_sql(), {"digest": digest}) or (None, None)
+    return _snapshot_of(snap_id, digest, data), head or 0
+
+
+def _first_sync(
+    member,  # type: ignore[no-untyped-def]
+    scope: Scope,
+    digest: str,
+    data: dict[str, Any],
+    now: datetime,
+    limit: int,
+    out: dict[str, Any],
+) -> tuple[dict[str, Any], bool]:
+    """The first page of a first sync of the territory ``data`` (``digest``): its
+    households, residents, tasks and cases, the snapshot's id, the change log's head and the
+    inbox read in ONE round trip (:func:`_send_territory`), prepared (issue 19). Returns
+    ``(the cursor's state, more)``, as the general path (:func:`_run_job`, :func:`_inbox`)
+    writes them."""
+    job: dict[str, Any] = {"s": None, "b": [], "t": now.isoformat(), "p": {}, "d": []}
+    along = {
+        "marks": (_marks_sql(), {"digest": digest}),
+        "inbox": (_inbox_sql(), {"m": member.pk, "i": 0, "n": limit + 1}),
+    }
+    more, got = _send_territory(data, job, member, scope, out, limit, now, along)
+    snap_id, head = got["marks"][0]
+    job["s"] = _snapshot_of(snap_id, digest, data).id
+    state = {
+        "t": keyset_mark(now, 0),
+        "c": keyset_mark(now, 0),
+        "h": head or 0,
+        "i": 0,
+        "r": keyset_mark(now, 0),
+        "s": job["s"],
+    }
+    if more:
+        state["k"] = job
+    msgs = got["inbox"]
+    if len(msgs) > limit:
+        more, msgs = True, msgs[:limit]
+    if msgs:
+        state["i"] = msgs[-1][0]
+    out["inbox"] += [_inbox_row_payload(m) for m in msgs]
+    return state, more
 
 
 def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT,
@@ -1376,6 +1635,8 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT,
         quiet = bool(state) and "k" not in state and held == digest and not changed
         if held == digest:  # the cursor's snapshot: its id and data, no row read or built
             snap = SimpleNamespace(id=state["s"], digest=digest, data=data)
+        elif not state and (_case_model() is None or _cases_placed()):
+            snap = None  # a first sync: its first page read at once (_first_sync)
         elif not state:  # a first sync: the snapshot's id and the change log's head at once
             snap, log_head = _first_sync_marks(digest, data)
         else:
@@ -1391,8 +1652,12 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT,
         "purge": {"households": [], "residents": [], "tasks": [], "cases": []},
     }
     first = not state
+    more = False
     if quiet:
         pass
+    elif snap is None:
+        state, more = _first_sync(member, scope, digest, data, now, limit, out)
+        out["territory_changed"] = False
     elif first:
         state = {
             "t": _mark(now, 0),
@@ -1418,14 +1683,14 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT,
                 state["k"]["b"] = list(dict.fromkeys([*job["b"], job["s"]]))
                 state["k"]["f"] = True
             state["s"] = snap.id
-    more = False
-    job = state.get("k")
-    out["territory_changed"] = bool(job and job["b"])
-    if job is not None:
-        more = _run_job(job, member, scope, out, limit, known={snap.id: snap.data})
-        if not more:
-            state.pop("k")
-    if not quiet:
+    if snap is not None:
+        job = state.get("k")
+        out["territory_changed"] = bool(job and job["b"])
+        if job is not None:
+            more = _run_job(job, member, scope, out, limit, known={snap.id: snap.data})
+            if not more:
+                state.pop("k")
+    if not quiet and snap is not None:
         # the page that starts a first sync has no incremental streams to read: its marks
         # are this request's start, so they hold only what changed while it ran — what the
         # next poll sends (the probe sees it); reading them cost a fifth of a first sync
