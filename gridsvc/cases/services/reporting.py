@@ -411,12 +411,11 @@ def _store_at_once(
     # the jobs' CTE read once (a SELECT in WITH runs only when read), the nearby beside; its
     # text the same for every such report (each INSERT's compiled once per shape): prepared
     # on the connection (gridsvc.prepared), parsed and planned once
-    names, found_rows = prepared._run(  # noqa: SLF001 - its fetch: the rows and their names
+    names, found_rows = prepared.fetchall_named(
         f"WITH {', '.join(parts)} SELECT d.* FROM (SELECT count(*) FROM j) q "
         f"LEFT JOIN ({near_sql}) d ON true",
-        [*params, batch, *near_params],  # type: ignore[arg-type]
+        [*params, batch, *near_params],
         connection.alias,
-        lambda cur: ([col[0] for col in cur.description], cur.fetchall()),
     )
     rows = [dict(zip(names, row, strict=True)) for row in found_rows]
     found = [
