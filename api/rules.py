@@ -24,6 +24,7 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission, IsAuthenticated
 
+from api.cases.serializers import CATEGORY_FIELDS
 from gridsvc.cases.models import LEVEL_CHOICES, Category, FlagRule, TimeLimit
 from gridsvc.supervision.clock import WorkClock, statutory_holidays
 from gridsvc.supervision.models import CalendarDay, CalendarYear, WorkingHours
@@ -137,20 +138,7 @@ class RuleCategorySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Category
-        fields = [
-            "id",
-            "code",
-            "name",
-            "kind",
-            "parent",
-            "start_level",
-            "notify",
-            "open_conditions",
-            "close_conditions",
-            "duplicate_radius_m",
-            "duplicate_days",
-            "active",
-        ]
+        fields = [*CATEGORY_FIELDS, "active"]
 
 
 class FlagRuleSerializer(serializers.ModelSerializer):

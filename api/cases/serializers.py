@@ -43,6 +43,22 @@ def mask_name(name: str) -> str:
     return name[:1] + "*" * max(len(name) - 1, 1) if name else ""
 
 
+#: a category's fields as the case categories and the rule admin (api.rules) show them
+CATEGORY_FIELDS = [
+    "id",
+    "code",
+    "name",
+    "kind",
+    "parent",
+    "start_level",
+    "notify",
+    "open_conditions",
+    "close_conditions",
+    "duplicate_radius_m",
+    "duplicate_days",
+]
+
+
 class CategorySerializer(serializers.ModelSerializer):
     start_level = serializers.CharField(source="effective_start_level")
     open_conditions = serializers.CharField(source="effective_open_conditions")
@@ -51,20 +67,7 @@ class CategorySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Category
-        fields = [
-            "id",
-            "code",
-            "name",
-            "kind",
-            "parent",
-            "start_level",
-            "notify",
-            "open_conditions",
-            "close_conditions",
-            "duplicate_radius_m",
-            "duplicate_days",
-            "time_limits",
-        ]
+        fields = [*CATEGORY_FIELDS, "time_limits"]
 
     def get_time_limits(self, obj: Category) -> list[dict]:
         cat: Category | None = obj

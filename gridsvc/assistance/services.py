@@ -14,6 +14,7 @@ Neighbours' roles (楼长, 单元长, 物业, 业委会) do nothing here and see
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -400,6 +401,7 @@ def withdraw(actor: Any, app_id: int, *, note: str = "") -> Application:
 
 # ---------------------------------------------------------------- the clock and the worker
 STAGE_ACTION = {Status.SUBMITTED: "check", Status.CHECKED: "review", Status.REVIEWED: "decide"}
+STAGE_VERB = {"check": "核查", "review": "评议", "decide": "审批"}
 
 
 def overdue(now: datetime | None = None) -> QuerySet[Application]:
@@ -432,37 +434,45 @@ def apply_clock(app_id: int, now: datetime | None = None) -> str:
         stage = STAGE_ACTION[app.status]
         members = set(actors_of(app.household, stage))
         members |= set(actors_of(app.household, "decide"))  # escalated to the street desk
-        title = f"民生服务申请 #{app.pk} 逾期未{ {'check': '核查', 'review': '评议', 'decide': '审批'}[stage] }"
-        messages = InboxMessage.objects.bulk_create(
-            [
-                InboxMessage(
-                    member_id=m,
-                    kind=InboxMessage.Kind.ESCALATION,
-                    title=title[:200],
-                    object_type="assistance",
-                    object_id=str(app.pk),
-                )
-                for m in sorted(members)
-            ]
+        title = f"民生服务申请 #{app.pk} 逾期未{STAGE_VERB[stage]}"
+        _notify(
+            app, InboxMessage.Kind.ESCALATION, title, sorted(members), "reminded_for", "overdue"
         )
-        app.reminded_for = app.due_at
-        app.save(update_fields=["reminded_for", "updated_at"])
-        _event(app, "overdue", app.status, None, title)
-        if messages:
-            from gridsvc.cases.jobs import deliver_inbox_later
-
-            deliver_inbox_later([m.pk for m in messages])
     return "escalated"
 
 
-STAGE_VERB = {"check": "核查", "review": "评议", "decide": "审批"}
+def _notify(
+    app: Application, kind: str, title: str, members: Iterable[int], sent_for: str, event: str
+) -> None:
+    """Tell ``members`` (ids) of ``app``'s deadline (an inbox message of ``kind``), once per
+    deadline: ``sent_for`` (``reminded_for``, ``warned_for``) set to it, the event logged;
+    delivered after the caller's transaction commits."""
+    from gridsvc.cases.jobs import deliver_inbox_later
+    from gridsvc.supervision.models import InboxMessage
+
+    messages = InboxMessage.objects.bulk_create(
+        [
+            InboxMessage(
+                member_id=m,
+                kind=kind,
+                title=title[:200],
+                object_type="assistance",
+                object_id=str(app.pk),
+            )
+            for m in members
+        ]
+    )
+    setattr(app, sent_for, app.due_at)
+    app.save(update_fields=[sent_for, "updated_at"])
+    _event(app, event, app.status, None, title)
+    if messages:
+        deliver_inbox_later([m.pk for m in messages])
 
 
 def _warn(app: Application) -> str:
     """临期: remind the members who may take the pending step, once per deadline (as a case's
     yellow card; the street desk hears of it only when it is overdue). In the caller's
     transaction, the row locked."""
-    from gridsvc.cases.jobs import deliver_inbox_later
     from gridsvc.supervision.models import InboxMessage
 
     if app.warned_for == app.due_at:
@@ -470,23 +480,8 @@ def _warn(app: Application) -> str:
     stage = STAGE_ACTION[app.status]
     due_day = timezone.localtime(app.due_at).date().isoformat()
     title = f"民生服务申请 #{app.pk} 临期: 请于 {due_day} 前{STAGE_VERB[stage]}"
-    messages = InboxMessage.objects.bulk_create(
-        [
-            InboxMessage(
-                member_id=m,
-                kind=InboxMessage.Kind.YELLOW_CARD,
-                title=title[:200],
-                object_type="assistance",
-                object_id=str(app.pk),
-            )
-            for m in actors_of(app.household, stage)
-        ]
-    )
-    app.warned_for = app.due_at
-    app.save(update_fields=["warned_for", "updated_at"])
-    _event(app, "reminder", app.status, None, title)
-    if messages:
-        deliver_inbox_later([m.pk for m in messages])
+    members = actors_of(app.household, stage)
+    _notify(app, InboxMessage.Kind.YELLOW_CARD, title, members, "warned_for", "reminder")
     return "reminded"
 
 

@@ -525,17 +525,22 @@ def _check_limits(kind: str, codes: list[str], geoms: list, metric, rep: Report)
             rep.data["limits"].append(entry)
 
 
-def _streets_at(geoms: list) -> list[str | None]:  # type: ignore[type-arg]
-    """The street covering each geometry's inner point (one SQL statement)."""
+def _covering_codes(
+    model: type[Street | Community],
+    geoms: list,  # type: ignore[type-arg]
+) -> list[str | None]:
+    """The code of the ``model`` row (a street, a community) whose boundary covers each
+    geometry's inner point, the first by code; None where none does (one SQL statement)."""
+    table = model._meta.db_table
     wkb = [shapely.to_wkb(g.representative_point()) if g is not None else None for g in geoms]
     if not wkb:
         return []
     with connection.cursor() as cur:
         cur.execute(
-            """
-            SELECT w.i, (SELECT s.code FROM territory_street s
-                         WHERE s.boundary && p.g AND ST_Covers(s.boundary, p.g)
-                         ORDER BY s.code LIMIT 1)
+            f"""
+            SELECT w.i, (SELECT a.code FROM {table} a
+                         WHERE a.boundary && p.g AND ST_Covers(a.boundary, p.g)
+                         ORDER BY a.code LIMIT 1)
             FROM unnest(%s::bytea[]) WITH ORDINALITY AS w(b, i),
                  LATERAL (SELECT ST_SetSRID(ST_GeomFromWKB(w.b), 4326) AS g) p
             ORDER BY w.i
@@ -543,6 +548,11 @@ def _streets_at(geoms: list) -> list[str | None]:  # type: ignore[type-arg]
             [wkb],
         )
         return [row[1] for row in cur.fetchall()]
+
+
+def _streets_at(geoms: list) -> list[str | None]:  # type: ignore[type-arg]
+    """The street covering each geometry's inner point (one SQL statement)."""
+    return _covering_codes(Street, geoms)
 
 
 def _derive_codes(plan: Plan, rep: Report, parents: dict) -> None:  # type: ignore[type-arg]
@@ -624,22 +634,7 @@ def _plan_admin(plan: Plan, rep: Report, scope: Scope) -> None:
 
 def _communities_at(geoms: list) -> list[str | None]:  # type: ignore[type-arg]
     """The community covering each geometry's inner point (one SQL statement)."""
-    wkb = [shapely.to_wkb(g.representative_point()) if g is not None else None for g in geoms]
-    if not wkb:
-        return []
-    with connection.cursor() as cur:
-        cur.execute(
-            """
-            SELECT w.i, (SELECT c.code FROM territory_community c
-                         WHERE c.boundary && p.g AND ST_Covers(c.boundary, p.g)
-                         ORDER BY c.code LIMIT 1)
-            FROM unnest(%s::bytea[]) WITH ORDINALITY AS w(b, i),
-                 LATERAL (SELECT ST_SetSRID(ST_GeomFromWKB(w.b), 4326) AS g) p
-            ORDER BY w.i
-            """,
-            [wkb],
-        )
-        return [row[1] for row in cur.fetchall()]
+    return _covering_codes(Community, geoms)
 
 
 def _plan_scope(plan: Plan, rep: Report, scope: Scope, visible: dict) -> None:  # type: ignore[type-arg]
