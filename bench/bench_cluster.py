@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 import benchenv  # noqa: E402
+from benchenv import free_port, log, pct  # noqa: E402
 
 benchenv.apply()
 
@@ -72,25 +73,6 @@ MIX = (  # one member's day, as bench_overhead's MIX and the locustfile's weight
     "feed", "my tasks", "tile", "chain point", "feed", "tile 304", "my cases", "my tasks",
     "chain household", "feed", "my tasks", "tile", "report",
 )  # fmt: skip
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    k = (len(s) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_open(port: int) -> bool:

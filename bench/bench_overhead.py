@@ -75,6 +75,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 import benchenv  # noqa: E402
+from benchenv import free_port, log, pct  # noqa: E402
 
 benchenv.apply()
 
@@ -89,25 +90,6 @@ VAR = ROOT / "var"
 GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
 UVICORN = str(ROOT / ".venv" / "bin" / "uvicorn")
 PASSWORD = "gridsvc-demo"
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    k = (len(s) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ------------------------------------------------------------------------- the light client

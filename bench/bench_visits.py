@@ -34,7 +34,6 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 import benchenv  # noqa: E402
+from benchenv import free_port  # noqa: E402
 
 benchenv.apply()
 
@@ -211,12 +211,6 @@ def sql_honest(raw, rows: list[dict], member_id: int, grid_id: int) -> float:  #
 
 
 # ---------------------------------------------------------------------------- servers
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     """gunicorn over ``tree`` (one sync worker, DEBUG off) on a free loopback port."""
 

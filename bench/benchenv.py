@@ -1,10 +1,12 @@
 """The environment every in-process benchmark runs under: production-like settings (DEBUG off)
 with the development keys that ``make demo`` and the city loader encrypt with (the data must
-decrypt). Values already set in the environment win."""
+decrypt). Values already set in the environment win. And the helpers the benchmarks share:
+:func:`log`, :func:`pct`, :func:`free_port`."""
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 BENCH_ENV = {
@@ -29,3 +31,24 @@ def apply() -> None:
                 os.environ.setdefault(key.strip(), value.strip())
     for key, value in BENCH_ENV.items():
         os.environ.setdefault(key, value)
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (linear between the closest ranks); NaN for none."""
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    k = (len(s) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -27,7 +27,6 @@ import os
 import platform
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 import benchenv  # noqa: E402
+from benchenv import free_port, log, pct  # noqa: E402
 
 benchenv.apply()
 
@@ -65,19 +65,6 @@ LAYERS_STATEMENT_TIMEOUT_MS = 30_000  # its naive-SQL baselines can take minutes
 
 
 # ---------------------------------------------------------------------------- helpers
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    k = (len(s) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
 def timed(fn, n: int, warm: int = 2) -> list[float]:  # type: ignore[no-untyped-def]
     for i in range(warm):
         fn(-1 - i)
@@ -87,12 +74,6 @@ def timed(fn, n: int, warm: int = 2) -> list[float]:  # type: ignore[no-untyped-
         fn(i)
         out.append((time.perf_counter() - t) * 1000)
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pg():  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from gridsvc.cases.models import (
     Case,
     Department,
 )
+from gridsvc.cases.services.reporting import SEEN_BY
 from gridsvc.chain.scope import LOCATED_MODELS
 
 
@@ -25,20 +26,6 @@ def case_queryset(request) -> QuerySet[Case]:  # type: ignore[no-untyped-def]
     user = request.user
     mine = Q(handler=user) | Q(reported_by=user)
     return base.filter(Q(pk__in=scope.filter(Case.objects.all()).values("pk")) | mine)
-
-
-#: a case's own columns its visibility follows from (:meth:`Scope.located_q`: a holder over
-#: its street, community, grid, compound, building or unit) and the handler's and reporter's
-SEEN_BY = (
-    "street_id",
-    "community_id",
-    "grid_id",
-    "compound_id",
-    "building_id",
-    "unit_id",
-    "handler_id",
-    "reported_by_id",
-)
 
 
 def _may_see(scope, user, case: Case) -> bool:  # type: ignore[no-untyped-def]

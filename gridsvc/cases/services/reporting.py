@@ -40,8 +40,10 @@ S = Status
 
 
 FLAGS = ("ethnic_religious", "group_incident", "petition_risk")
-# a case's territory columns, its handler and its reporter: who may see it
-_SEEN_BY = (
+#: a case's own columns its visibility follows from (:meth:`Scope.located_q`: a holder over
+#: its street, community, grid, compound, building or unit) and the handler's and reporter's
+#: (api.cases.scope.visible_among reads them)
+SEEN_BY = (
     "street_id",
     "community_id",
     "grid_id",
@@ -253,7 +255,7 @@ def _duplicates(category: Category, case: Case, when: datetime) -> list[Case]:
 def _nearby(category: Category, case: Case, when: datetime) -> QuerySet[Case]:
     """The query of :func:`_duplicates`."""
     return find_duplicates(category, case.location, when, exclude_id=case.pk).only(
-        "id", "number", "title", "status", "reported_at", "category_id", *_SEEN_BY
+        "id", "number", "title", "status", "reported_at", "category_id", *SEEN_BY
     )[:10]
 
 
