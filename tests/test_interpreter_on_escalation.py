@@ -5,54 +5,24 @@ job makes no second call."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 
-from gridsvc.accounts.models import Member
 from gridsvc.cases import services
 from gridsvc.cases.models import Case
 from gridsvc.cases.tasks import sweep_once
 from gridsvc.community.models import (
     InterpreterCall,
     MemberLanguage,
-    ResidentLanguage,
-    Team,
     TeamMembership,
 )
 from gridsvc.supervision.models import InboxMessage
-from gridsvc.territory.models import Household
 
 from .cases_helpers import report
+from .unity_helpers import interpreter_with_account, needing_household
 
 pytestmark = pytest.mark.django_db
-
-
-def _needing_household() -> Household:
-    need = (
-        ResidentLanguage.objects.filter(interpreter_needed=True, resident__household__isnull=False)
-        .select_related("resident__household__unit__building__grid")
-        .order_by("id")
-        .first()
-    )
-    assert need is not None and need.languages == ["sce"]
-    return need.resident.household
-
-
-def _interpreter(hh: Household) -> TeamMembership:
-    """A 东乡语 interpreter with an account, first in line for the grid."""
-    who = Member.objects.create_user("interp-esc", password="x-long-password-1")
-    grid = hh.unit.building.grid
-    return TeamMembership.objects.create(
-        team=Team.INTERPRETERS,
-        role="sce",
-        member=who,
-        street_id=grid.community.street_id,
-        community_id=grid.community_id,
-        grid=grid,
-        valid_from=date(2020, 1, 1),
-        recorded_by=who,
-    )
 
 
 def _speaks(member_id: int) -> None:
@@ -66,8 +36,8 @@ def _told(interp: TeamMembership, case: Case) -> int:
 
 
 def test_escalation_by_the_clock_attaches_and_drops_the_interpreter(demo):
-    hh = _needing_household()
-    interp = _interpreter(hh)
+    hh, _ = needing_household()
+    interp = interpreter_with_account(hh, "interp-esc")
     case = report("neighbour.noise", household=hh).case
     assert case.handler_id is not None and case.household_id == hh.pk
     # the first handler speaks 东乡语: no interpreter along
@@ -114,8 +84,8 @@ def test_escalation_by_the_clock_attaches_and_drops_the_interpreter(demo):
 
 
 def test_escalation_by_hand_attaches_the_interpreter_for_the_new_handler(demo, member_client):
-    hh = _needing_household()
-    interp = _interpreter(hh)
+    hh, _ = needing_household()
+    interp = interpreter_with_account(hh, "interp-esc")
     case = report("neighbour.noise", household=hh).case
     _speaks(case.handler_id)
     InterpreterCall.objects.filter(case=case).delete()

@@ -28,6 +28,7 @@ from gridsvc.visits.models import VisitRule, VisitTask
 from gridsvc.visits.services import generate_tasks
 
 from .cases_helpers import category, report
+from .unity_helpers import interpreter_with_account, needing_household
 
 pytestmark = pytest.mark.django_db
 
@@ -133,36 +134,9 @@ def test_non_dispute_categories_are_not_routed_to_the_mediator(demo):
 
 
 # ---------------------------------------------------------------- item 2: languages on assignment
-def _needing_household() -> tuple[Household, ResidentLanguage]:
-    need = (
-        ResidentLanguage.objects.filter(interpreter_needed=True, resident__household__isnull=False)
-        .select_related("resident__household__unit__building__grid")
-        .order_by("id")
-        .first()
-    )
-    assert need is not None and need.languages == ["sce"]
-    return need.resident.household, need
-
-
-def _interpreter_with_account(hh: Household) -> TeamMembership:
-    """A 东乡语 interpreter with an account (the demo's two have none), first in line."""
-    who = Member.objects.create_user("interp-sce", password="x-long-password-1")
-    grid = hh.unit.building.grid
-    return TeamMembership.objects.create(
-        team=Team.INTERPRETERS,
-        role="sce",
-        member=who,
-        street_id=grid.community.street_id,
-        community_id=grid.community_id,
-        grid=grid,
-        valid_from=date(2020, 1, 1),
-        recorded_by=who,
-    )
-
-
 def test_an_assignee_without_the_language_gets_an_interpreter_attached(demo, member_client):
-    hh, need = _needing_household()
-    interp = _interpreter_with_account(hh)
+    hh, need = needing_household()
+    interp = interpreter_with_account(hh, "interp-sce")
     grid_member = Position.objects.held_at().get(
         grid=hh.unit.building.grid, position_type="grid_member"
     )
@@ -206,8 +180,8 @@ def test_an_assignee_without_the_language_gets_an_interpreter_attached(demo, mem
 
 
 def test_a_new_case_routed_to_a_non_speaker_gets_an_interpreter(demo):
-    hh, need = _needing_household()
-    interp = _interpreter_with_account(hh)
+    hh, need = needing_household()
+    interp = interpreter_with_account(hh, "interp-sce")
     case = report("neighbour.noise", household=hh).case
     assert case.handler_id is not None
     call = InterpreterCall.objects.get(case=case)
@@ -225,7 +199,7 @@ def test_a_new_case_routed_to_a_non_speaker_gets_an_interpreter(demo):
 
 
 def test_visit_tasks_prefer_a_member_who_speaks_the_households_language(demo):
-    hh, need = _needing_household()
+    hh, need = needing_household()
     grid = hh.unit.building.grid
     first = Position.objects.held_at().get(grid=grid, position_type="grid_member")
     # a second grid member of the same grid, speaking 东乡语 (posted later: not first in line)
@@ -265,8 +239,8 @@ def test_visit_tasks_prefer_a_member_who_speaks_the_households_language(demo):
 
 
 def test_a_visit_task_to_a_non_speaker_attaches_the_interpreter(demo):
-    hh, need = _needing_household()
-    interp = _interpreter_with_account(hh)
+    hh, need = needing_household()
+    interp = interpreter_with_account(hh, "interp-sce")
     rule = VisitRule.objects.create(
         code="test-language-2",
         name="测试走访",
@@ -344,8 +318,8 @@ def test_the_community_ledger_has_pairings_ratings_and_mediations(demo, member_c
 def test_the_phone_feed_carries_rosters_returns_petitions_pairings_and_calls(demo, member_client):
     from gridsvc.community.models import CampaignReturn, Pairing, Petition
 
-    hh, need = _needing_household()
-    _interpreter_with_account(hh)
+    hh, need = needing_household()
+    interpreter_with_account(hh, "interp-sce")
     case = report("neighbour.noise", household=hh).case
     grid = hh.unit.building.grid
     holder = Position.objects.held_at().get(grid=grid, position_type="grid_member")
