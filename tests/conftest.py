@@ -14,6 +14,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -222,11 +223,72 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 def committed_demo(transactional_db):
-    """For transactional tests (live server, real worker): make sure the demo street is in the
-    database (an earlier transactional test may have flushed it). Slow: ~3 s when reloading."""
-    from django.core.management import call_command
+    """For transactional tests (live server, real worker): the committed demo street in the
+    test database. A transactional test ends with pytest-django's flush (every table emptied),
+    so the next one finds no demo: the test database is then copied again from the demo
+    template the session started from (:func:`restore_demo_database`, about a second where
+    ``load_demo`` took half a minute), which also leaves nothing of the earlier test behind
+    (procrastinate's tables, which the flush keeps, come back empty)."""
+    from fixtures.demo_street import STREET_CODE
+    from gridsvc.territory.models import Street
 
-    call_command("load_demo", verbosity=0)
+    if not Street.objects.filter(code=STREET_CODE).exists():
+        restore_demo_database()
+
+
+def restore_demo_database() -> None:
+    """Replace this worker's test database by a fresh copy of the demo template its session
+    was created from (``CREATE DATABASE … TEMPLATE``), with an empty job queue as at the start
+    of the session. Django's connections to it are closed first (they reopen on the next
+    query) and any left (a live-server request thread's) are ended. The old database is
+    renamed out of the way and dropped in the background: ``DROP DATABASE`` waits for a
+    checkpoint, seconds on a busy cluster."""
+    import psycopg
+    from django.conf import settings
+    from django.contrib.contenttypes.models import ContentType
+    from django.db import connections
+
+    default = settings.DATABASES["default"]
+    name = default["NAME"]  # the test database (pytest-django has switched to it)
+    template = default["TEST"].get("TEMPLATE") or ensure_demo_template(default)
+    old = f"{name}_old"
+    connections.close_all()
+    _wait_for_background_drop()
+    with _admin_connection(default) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{old}" WITH (FORCE)')  # left by a killed run
+        for attempt in range(50):
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                [name],
+            )
+            try:
+                admin.execute(f'ALTER DATABASE "{name}" RENAME TO "{old}"')
+                break
+            except psycopg.errors.ObjectInUse:  # a terminated backend still exiting
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    _background_drops.append(threading.Thread(target=_drop_database, args=(default, old)))
+    _background_drops[-1].start()  # not a daemon: the session's exit waits for it
+    empty_job_queue()
+    # the flush's post_migrate recreated content types under other ids; the copy has the
+    # template's again
+    ContentType.objects.clear_cache()
+
+
+_background_drops: list[threading.Thread] = []
+
+
+def _drop_database(settings_dict: dict[str, Any], name: str) -> None:
+    with _admin_connection(settings_dict) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _wait_for_background_drop() -> None:
+    while _background_drops:
+        _background_drops.pop().join()
 
 
 def square(x0: float, y0: float, x1: float, y1: float) -> MultiPolygon:

@@ -63,9 +63,9 @@ def _demo_figures() -> dict:
     }
 
 
-def test_demo_loads_and_reloads_beside_a_tiny_city():
-    # the demo as it loads alone (the reference), then a database with the city first
-    call_command("load_demo", verbosity=0)  # the demo alone (as the session loaded it)
+def test_demo_loads_and_reloads_beside_a_tiny_city(committed_demo):
+    # the demo as it loads alone (the reference: as the session's template loaded it), then a
+    # database with the city first
     alone = _demo_figures()
     assert alone["households"] == 1517 and alone["cases"] == 260
     call_command("flush", interactive=False, verbosity=0)
@@ -87,6 +87,7 @@ def test_demo_loads_and_reloads_beside_a_tiny_city():
         # (--reset, which empties the database and the city with it, is not repeated here: a
         # third whole demo load would double this test's cost for a documented flush)
     finally:
+        # (the flush after this test empties the database; ``committed_demo`` brings the demo
+        # back for the next transactional test)
         if city.loaded_size()[0] is not None:
             city.remove(log=lambda _m: None)
-        call_command("load_demo", verbosity=0)  # leave the demo for the tests after this one
