@@ -275,19 +275,28 @@ def _bd_inverse(lon: float, lat: float) -> tuple[float, float]:
     return _solve_scalar(forward, lon, lat, g0_lon, g0_lat)
 
 
+def _inverse_in_china(
+    lon: float, lat: float, inverse: Callable[[float, float], tuple[float, float]]
+) -> tuple[float, float]:
+    """``inverse`` (an offset's solver) at (lon, lat); the input unchanged where it, or the
+    solution, lies outside China (no offset applies there): :func:`_keep_if_inside` for one
+    point."""
+    lon, lat = float(lon), float(lat)
+    if not _near_china(lon, lat):
+        return lon, lat
+    r_lon, r_lat = inverse(lon, lat)
+    if not _near_china(r_lon, r_lat, _EDGE_SLACK):
+        return lon, lat
+    return r_lon, r_lat
+
+
 def gcj02_to_wgs84(lon: float, lat: float) -> tuple[float, float]:
     """GCJ-02 → WGS84 by fixed-point iteration (residual < 1e-9 degrees, ≤ 30 steps).
 
     The result's error is far below a millimetre inside China. If the solution lies
     outside China the input is returned unchanged (no offset applies there).
     """
-    lon, lat = float(lon), float(lat)
-    if not _near_china(lon, lat):
-        return lon, lat
-    w_lon, w_lat = _gcj_inverse(lon, lat)
-    if not _near_china(w_lon, w_lat, _EDGE_SLACK):
-        return lon, lat
-    return w_lon, w_lat
+    return _inverse_in_china(lon, lat, _gcj_inverse)
 
 
 def gcj02_to_bd09(lon: float, lat: float) -> tuple[float, float]:
@@ -303,13 +312,7 @@ def bd09_to_gcj02(lon: float, lat: float) -> tuple[float, float]:
 
     Identity if the result lies outside China.
     """
-    lon, lat = float(lon), float(lat)
-    if not _near_china(lon, lat):
-        return lon, lat
-    g_lon, g_lat = _bd_inverse(lon, lat)
-    if not _near_china(g_lon, g_lat, _EDGE_SLACK):
-        return lon, lat
-    return g_lon, g_lat
+    return _inverse_in_china(lon, lat, _bd_inverse)
 
 
 def wgs84_to_bd09(lon: float, lat: float) -> tuple[float, float]:
@@ -322,13 +325,7 @@ def wgs84_to_bd09(lon: float, lat: float) -> tuple[float, float]:
 
 def bd09_to_wgs84(lon: float, lat: float) -> tuple[float, float]:
     """BD-09 → WGS84 (through GCJ-02). Identity if the result lies outside China."""
-    lon, lat = float(lon), float(lat)
-    if not _near_china(lon, lat):
-        return lon, lat
-    w_lon, w_lat = _gcj_inverse(*_bd_inverse(lon, lat))
-    if not _near_china(w_lon, w_lat, _EDGE_SLACK):
-        return lon, lat
-    return w_lon, w_lat
+    return _inverse_in_china(lon, lat, lambda x, y: _gcj_inverse(*_bd_inverse(x, y)))
 
 
 # ------------------------------------------------------------------------- CGCS2000
