@@ -14,6 +14,7 @@ A second test (issue 22 item 7): two dispatchers, B's change reaching A's page b
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,12 @@ import pytest
 from tests.browser import (
     ARTIFACTS,
     CANVAS_COLOURS_JS,
+    CHROMIUM_ARGS,
     HEAT_PIXELS_JS,
-    browser_page,
     chromium_path,
     login,
 )
+from tests.browser import browser_page as own_browser_page
 
 pytestmark = [pytest.mark.browser]
 
@@ -62,20 +64,80 @@ def wait_ready(page) -> None:
     page.wait_for_selector(READY, timeout=30_000)
 
 
+#: the one Chromium of a test's sessions (see :func:`one_browser`) and the OpenAPI schema as
+#: the server first answered it in that test
+SHARED: dict = {}
+
+
+@contextmanager
+def one_browser():  # type: ignore[no-untyped-def]
+    """One Chromium for all of a test's browser sessions, each session a context of its own
+    (its own cookies and storage): a Chromium started per session cost 1-2 s each. The page
+    asks the OpenAPI schema at every load and waits for it (the server builds it anew each
+    time, 1-2.5 s); it is the same for every caller (public), so each context is answered
+    the server's first answer of the test, as a browser cache would."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        SHARED["browser"] = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            yield
+        finally:
+            SHARED.pop("browser").close()
+            SHARED.pop("schema", None)
+
+
+def schema_once(route) -> None:  # type: ignore[no-untyped-def]
+    """Answer the page's schema request with the server's first answer of the test."""
+    key = route.request.url
+    if key not in SHARED.setdefault("schema", {}):
+        answer = route.fetch()
+        if answer.status != 200:
+            route.fulfill(response=answer)
+            return
+        SHARED["schema"][key] = {"status": 200, "headers": answer.headers, "body": answer.body()}
+    route.fulfill(**SHARED["schema"][key])
+
+
+@contextmanager
+def browser_page(width: int = 1400, height: int = 900):  # type: ignore[no-untyped-def]
+    """A fresh page (page, errors): a new context of the test's one Chromium when
+    :func:`one_browser` is open, else a Chromium of its own."""
+    if "browser" not in SHARED:
+        with own_browser_page(width, height) as opened:
+            yield opened
+        return
+    context = SHARED["browser"].new_context(
+        viewport={"width": width, "height": height}, locale="zh-CN"
+    )
+    context.route("**/api/schema/**", schema_once)  # a page's own route goes first
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        yield page, errors
+    finally:
+        context.close()
+
+
 def test_street_office_page(live_server, committed_demo, monkeypatch):
-    """One test, two browser sessions: each live-server test flushes the database and the next
-    one reloads the demo street (~15-25 s), so the sessions share one load."""
+    """One test, several browser sessions in one Chromium: each live-server test flushes the
+    database and the next one reloads the demo street, so the sessions share one load."""
     # The ORM is used beside Playwright's sync API, whose event loop runs in this thread.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     # Chromium is installed by scripts/setup.sh: a missing one fails, never skips.
     assert chromium_path(), "chromium missing: run scripts/setup.sh"
-    tablet_in_english(live_server.url)  # read-only: before the dispatch changes cases
-    venue_tasks_due()  # before the street desk's session that opens 民族团结
-    roles_land_on_their_work(live_server.url)
-    phone_width(live_server.url)
-    cadre_reviews(live_server.url)
-    failures_search_exports_and_race(live_server.url)
-    laptop_heatmap_filter_and_dispatch(live_server.url)
+    with one_browser():
+        tablet_in_english(live_server.url)  # read-only: before the dispatch changes cases
+        venue_tasks_due()  # before the street desk's session that opens 民族团结
+        roles_land_on_their_work(live_server.url)
+        phone_width(live_server.url)
+        cadre_reviews(live_server.url)
+        with browser_page() as (page, errors):  # the street desk at laptop width, one page
+            laptop_heatmap_filter_and_dispatch(page, live_server.url, errors)
+            failures_search_exports_and_race(page, live_server.url, errors)
     assert AXE_FOUND == [], "\n".join(AXE_FOUND)
 
 
@@ -172,156 +234,153 @@ def test_live_updates_between_two_dispatchers(live_server, committed_demo, monke
         assert errors == []
 
 
-def laptop_heatmap_filter_and_dispatch(url: str) -> None:
+def laptop_heatmap_filter_and_dispatch(page, url: str, errors: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """The street desk at laptop width: the heatmap (pixels), the category filter, stacked
+    pins, a case's walked chain and timeline, a dispatch with If-Match, a 412 then retried."""
     from gridsvc.accounts.models import Member
     from gridsvc.cases import services
     from gridsvc.cases.models import Case
 
-    with browser_page() as (page, errors):
-        actions: list[tuple[str, str | None]] = []
-        page.on(
-            "request",
-            lambda r: (
-                actions.append((r.url, r.headers.get("if-match"))) if "/actions/" in r.url else None
-            ),
-        )
-        login(page, url, "street")
-        wait_ready(page)
-        assert_accessible(page, "dispatch queue", AXE_FOUND)
-        # (13) the first meaningful map (territory drawn), reported as a figure, not asserted
-        first_map = page.locator("body").get_attribute("data-first-map-ms")
-        print(f"\n[web] first meaningful map {first_map} ms after navigation (laptop, loopback)")
-        # (8) grid names on the map and the case pins clustered with their counts
-        shown = page.evaluate(RENDERED_JS, ["grid-labels", "pin-clusters", "pin-cluster-count"])
-        assert shown["grid-labels"] >= 3 and shown["pin-clusters"] > 0, shown
-        assert shown["pin-cluster-count"] == shown["pin-clusters"], shown
+    actions: list[tuple[str, str | None]] = []
+    page.on(
+        "request",
+        lambda r: (
+            actions.append((r.url, r.headers.get("if-match"))) if "/actions/" in r.url else None
+        ),
+    )
+    login(page, url, "street")
+    wait_ready(page)
+    assert_accessible(page, "dispatch queue", AXE_FOUND)
+    # (13) the first meaningful map (territory drawn), reported as a figure, not asserted
+    first_map = page.locator("body").get_attribute("data-first-map-ms")
+    print(f"\n[web] first meaningful map {first_map} ms after navigation (laptop, loopback)")
+    # (8) grid names on the map and the case pins clustered with their counts
+    shown = page.evaluate(RENDERED_JS, ["grid-labels", "pin-clusters", "pin-cluster-count"])
+    assert shown["grid-labels"] >= 3 and shown["pin-clusters"] > 0, shown
+    assert shown["pin-cluster-count"] == shown["pin-clusters"], shown
 
-        # The heatmap: cases counted, warm pixels on the canvas once pins and grids are hidden.
-        total = int(page.locator("#map").get_attribute("data-heat-total"))
-        assert total > 100, total
-        page.uncheck("#show-pins")
-        page.uncheck("#show-choropleth")
-        page.wait_for_function(f"({HEAT_PIXELS_JS})() > 2000", timeout=10_000)
-        assert page.evaluate(CANVAS_COLOURS_JS) > 3, "the map canvas is blank"
-        page.screenshot(path=str(ARTIFACTS / "web-heatmap.png"))
-        page.check("#show-pins")
-        page.check("#show-choropleth")
+    # The heatmap: cases counted, warm pixels on the canvas once pins and grids are hidden.
+    total = int(page.locator("#map").get_attribute("data-heat-total"))
+    assert total > 100, total
+    page.uncheck("#show-pins")
+    page.uncheck("#show-choropleth")
+    page.wait_for_function(f"({HEAT_PIXELS_JS})() > 2000", timeout=10_000)
+    assert page.evaluate(CANVAS_COLOURS_JS) > 3, "the map canvas is blank"
+    page.screenshot(path=str(ARTIFACTS / "web-heatmap.png"))
+    page.check("#show-pins")
+    page.check("#show-choropleth")
 
-        # Filter by category: fewer cases, all of that category.
-        page.select_option("#category", "hazard.fire")
-        wait_ready(page)
-        fire = int(page.locator("#map").get_attribute("data-heat-total"))
-        assert 0 < fire < total
-        categories = page.evaluate("window.gridsvc.state.cases.map((c) => c.category_code)")
-        assert categories and set(categories) <= {"hazard.fire"}
-        page.select_option("#category", "")
-        wait_ready(page)
+    # Filter by category: fewer cases, all of that category.
+    page.select_option("#category", "hazard.fire")
+    wait_ready(page)
+    fire = int(page.locator("#map").get_attribute("data-heat-total"))
+    assert 0 < fire < total
+    categories = page.evaluate("window.gridsvc.state.cases.map((c) => c.category_code)")
+    assert categories and set(categories) <= {"hazard.fire"}
+    page.select_option("#category", "")
+    wait_ready(page)
 
-        # (8) a building with several cases: its stacked pins open as one list
-        spot = page.evaluate(
-            """() => { const m = new Map();
-              for (const c of window.gridsvc.state.cases) if (c.lon !== null) {
-                const k = c.lon + ',' + c.lat; m.set(k, (m.get(k) || 0) + 1); }
-              const best = [...m].sort((a, b) => b[1] - a[1])[0];
-              return { lon: Number(best[0].split(',')[0]), lat: Number(best[0].split(',')[1]), n: best[1] }; }"""
-        )
-        assert spot["n"] >= 2, spot
-        view = page.evaluate(
-            "() => { const m = window.gridsvc.state.map; return { center: m.getCenter().toArray(), zoom: m.getZoom() }; }"
-        )
-        # zoom to the spot; the pixel once the map is idle (listened for before moving)
-        point = page.evaluate(
-            """(s) => new Promise((resolve) => { const m = window.gridsvc.state.map;
-              const done = () => resolve(m.project([s.lon, s.lat]));
-              m.once('idle', done); setTimeout(done, 10000);
-              m.jumpTo({ center: [s.lon, s.lat], zoom: 18 }); })""",
-            spot,
-        )
-        # (8) close up: buildings named, every case its own pin (no clusters)
-        near = page.evaluate(RENDERED_JS, ["building-labels", "pin-clusters", "pins"])
-        assert near["building-labels"] > 0 and near["pin-clusters"] == 0, near
-        assert near["pins"] >= spot["n"], near
-        box = page.locator("#map canvas").bounding_box()
-        page.mouse.click(box["x"] + point["x"], box["y"] + point["y"])
-        stacked = page.locator(".popup.stacked")
-        stacked.wait_for()
-        assert stacked.locator("li").count() >= spot["n"]
-        page.keyboard.press("Escape")
-        page.evaluate(
-            "() => document.querySelectorAll('.maplibregl-popup').forEach((p) => p.remove())"
-        )
-        # (12) the same cases without a mouse: focus the map, Enter lists those near its centre
-        page.locator("#map canvas").focus()
-        page.keyboard.press("Enter")
-        listed = page.locator(".popup[data-keyboard] li")
-        listed.first.wait_for()
-        assert listed.count() >= spot["n"]
-        assert page.evaluate("document.activeElement.closest('.popup') !== null")
-        page.keyboard.press("Escape")
-        page.evaluate(
-            "() => document.querySelectorAll('.maplibregl-popup').forEach((p) => p.remove())"
-        )
-        page.evaluate("(v) => window.gridsvc.state.map.jumpTo(v)", view)
+    # (8) a building with several cases: its stacked pins open as one list
+    spot = page.evaluate(
+        """() => { const m = new Map();
+          for (const c of window.gridsvc.state.cases) if (c.lon !== null) {
+            const k = c.lon + ',' + c.lat; m.set(k, (m.get(k) || 0) + 1); }
+          const best = [...m].sort((a, b) => b[1] - a[1])[0];
+          return { lon: Number(best[0].split(',')[0]), lat: Number(best[0].split(',')[1]), n: best[1] }; }"""
+    )
+    assert spot["n"] >= 2, spot
+    view = page.evaluate(
+        "() => { const m = window.gridsvc.state.map; return { center: m.getCenter().toArray(), zoom: m.getZoom() }; }"
+    )
+    # zoom to the spot; the pixel once the map is idle (listened for before moving)
+    point = page.evaluate(
+        """(s) => new Promise((resolve) => { const m = window.gridsvc.state.map;
+          const done = () => resolve(m.project([s.lon, s.lat]));
+          m.once('idle', done); setTimeout(done, 10000);
+          m.jumpTo({ center: [s.lon, s.lat], zoom: 18 }); })""",
+        spot,
+    )
+    # (8) close up: buildings named, every case its own pin (no clusters)
+    near = page.evaluate(RENDERED_JS, ["building-labels", "pin-clusters", "pins"])
+    assert near["building-labels"] > 0 and near["pin-clusters"] == 0, near
+    assert near["pins"] >= spot["n"], near
+    box = page.locator("#map canvas").bounding_box()
+    page.mouse.click(box["x"] + point["x"], box["y"] + point["y"])
+    stacked = page.locator(".popup.stacked")
+    stacked.wait_for()
+    assert stacked.locator("li").count() >= spot["n"]
+    page.keyboard.press("Escape")
+    page.evaluate("() => document.querySelectorAll('.maplibregl-popup').forEach((p) => p.remove())")
+    # (12) the same cases without a mouse: focus the map, Enter lists those near its centre
+    page.locator("#map canvas").focus()
+    page.keyboard.press("Enter")
+    listed = page.locator(".popup[data-keyboard] li")
+    listed.first.wait_for()
+    assert listed.count() >= spot["n"]
+    assert page.evaluate("document.activeElement.closest('.popup') !== null")
+    page.keyboard.press("Escape")
+    page.evaluate("() => document.querySelectorAll('.maplibregl-popup').forEach((p) => p.remove())")
+    page.evaluate("(v) => window.gridsvc.state.map.jumpTo(v)", view)
 
-        # The overdue queue: open a case that has no red card, see its walked chain and
-        # timeline, reassign it from there, and see it leave the queue.
-        queue = page.locator("#queue li")
-        queue.first.wait_for()
-        target = page.locator("#queue li:not(.card-red)").first
-        case_id = int(target.get_attribute("data-case"))
-        case = Case.objects.get(pk=case_id)
-        target.locator(".title button").click()
-        detail = page.locator(f"#case-detail[data-case='{case_id}']")
-        detail.wait_for()
-        assert detail.locator(".chain li").count() >= 3
-        assert detail.locator(".timeline li").count() >= 2
-        # the route reason in Chinese (the server writes "…: starts at 楼长; → 楼长 范娟")
-        reason = detail.locator(".route-reason").inner_text()
-        assert case.route_reason and case.category.name in reason
-        assert "starts at" not in reason and "skipped" not in reason
-        assert_accessible(page, "case detail", AXE_FOUND)
-        detail.locator("[data-action=reassign]").click()
-        select = detail.locator("select[name=member][data-loaded='1']")
-        select.wait_for()
-        member_id = int(select.locator("option").first.get_attribute("value"))
-        # candidates: the case's own level first (not 单元长 first), each with its workload
-        first = select.locator("option").first.inner_text()
-        assert "在办" in first
-        if page.evaluate("window.gridsvc.state.paths.has('/api/v1/cases/{id}/candidates/')"):
-            assert select.get_attribute("data-source") == "server"  # ordered by the server
-        assert member_id != case.handler_id
-        detail.locator("input[name=note]").fill("街道改派 browser test")
-        detail.locator("form[data-form=assign] button[type=submit]").click()
-        page.wait_for_selector("#case-detail .timeline li[data-kind=assign] >> text=街道改派")
-        case.refresh_from_db()
-        assert case.status == "assigned" and case.handler_id == member_id
-        # assign, then the new deadline, each with the ETag of the case as the page knew it
-        # (GZipMiddleware makes ETags weak: W/"…")
-        sent = [(url.rsplit("/actions/", 1)[1], tag.removeprefix("W/")) for url, tag in actions]
-        v = case.version
-        assert sent[-2:] == [
-            ("assign/", f'"case-{case_id}-v{v - 2}"'),
-            ("set_deadline/", f'"case-{case_id}-v{v - 1}"'),
-        ]
-        page.click(".tabs [data-tab=queue]")
-        page.wait_for_selector(f"#queue li[data-case='{case_id}']", state="detached")
+    # The overdue queue: open a case that has no red card, see its walked chain and
+    # timeline, reassign it from there, and see it leave the queue.
+    queue = page.locator("#queue li")
+    queue.first.wait_for()
+    target = page.locator("#queue li:not(.card-red)").first
+    case_id = int(target.get_attribute("data-case"))
+    case = Case.objects.get(pk=case_id)
+    target.locator(".title button").click()
+    detail = page.locator(f"#case-detail[data-case='{case_id}']")
+    detail.wait_for()
+    assert detail.locator(".chain li").count() >= 3
+    assert detail.locator(".timeline li").count() >= 2
+    # the route reason in Chinese (the server writes "…: starts at 楼长; → 楼长 范娟")
+    reason = detail.locator(".route-reason").inner_text()
+    assert case.route_reason and case.category.name in reason
+    assert "starts at" not in reason and "skipped" not in reason
+    assert_accessible(page, "case detail", AXE_FOUND)
+    detail.locator("[data-action=reassign]").click()
+    select = detail.locator("select[name=member][data-loaded='1']")
+    select.wait_for()
+    member_id = int(select.locator("option").first.get_attribute("value"))
+    # candidates: the case's own level first (not 单元长 first), each with its workload
+    first = select.locator("option").first.inner_text()
+    assert "在办" in first
+    if page.evaluate("window.gridsvc.state.paths.has('/api/v1/cases/{id}/candidates/')"):
+        assert select.get_attribute("data-source") == "server"  # ordered by the server
+    assert member_id != case.handler_id
+    detail.locator("input[name=note]").fill("街道改派 browser test")
+    detail.locator("form[data-form=assign] button[type=submit]").click()
+    page.wait_for_selector("#case-detail .timeline li[data-kind=assign] >> text=街道改派")
+    case.refresh_from_db()
+    assert case.status == "assigned" and case.handler_id == member_id
+    # assign, then the new deadline, each with the ETag of the case as the page knew it
+    # (GZipMiddleware makes ETags weak: W/"…")
+    sent = [(url.rsplit("/actions/", 1)[1], tag.removeprefix("W/")) for url, tag in actions]
+    v = case.version
+    assert sent[-2:] == [
+        ("assign/", f'"case-{case_id}-v{v - 2}"'),
+        ("set_deadline/", f'"case-{case_id}-v{v - 1}"'),
+    ]
+    page.click(".tabs [data-tab=queue]")
+    page.wait_for_selector(f"#queue li[data-case='{case_id}']", state="detached")
 
-        # Someone else changes the next case meanwhile: the page shows 412, then retries with
-        # the fresh ETag and the case leaves the queue.
-        other = page.locator("#queue li:not(.card-red)").first
-        other_id = int(other.get_attribute("data-case"))
-        services.act(other_id, "comment", Member.objects.get(username="street2"), note="meanwhile")
-        other.locator("[data-action=set_deadline]").click()
-        other.locator("form[data-form=set_deadline] button[type=submit]").click()
-        error = other.locator(".action-error[data-status='412']")
-        error.wait_for()
-        assert "412" in error.inner_text()
-        other.locator("form[data-form=set_deadline] button[type=submit]").click()
-        page.wait_for_selector(f"#queue li[data-case='{other_id}']", state="detached")
-        assert Case.objects.get(pk=other_id).due_at > case.reported_at
-        page.screenshot(path=str(ARTIFACTS / "web-dispatch.png"))
+    # Someone else changes the next case meanwhile: the page shows 412, then retries with
+    # the fresh ETag and the case leaves the queue.
+    other = page.locator("#queue li:not(.card-red)").first
+    other_id = int(other.get_attribute("data-case"))
+    services.act(other_id, "comment", Member.objects.get(username="street2"), note="meanwhile")
+    other.locator("[data-action=set_deadline]").click()
+    other.locator("form[data-form=set_deadline] button[type=submit]").click()
+    error = other.locator(".action-error[data-status='412']")
+    error.wait_for()
+    assert "412" in error.inner_text()
+    other.locator("form[data-form=set_deadline] button[type=submit]").click()
+    page.wait_for_selector(f"#queue li[data-case='{other_id}']", state="detached")
+    assert Case.objects.get(pk=other_id).due_at > case.reported_at
+    page.screenshot(path=str(ARTIFACTS / "web-dispatch.png"))
 
-        assert [e for e in errors if "412" not in e] == []
+    assert [e for e in errors if "412" not in e] == []
 
 
 def cadre_reviews(url: str) -> None:
@@ -478,10 +537,11 @@ def ethnic_case_sign_off(page) -> None:
     assert page.locator("#case-detail .actions [data-action=reassign]").count() == 0
 
 
-def failures_search_exports_and_race(url: str) -> None:
-    """Issue 22 items 1-4: forced API failures show an error with a retry (never "no cases"),
-    search by case number, the place filter and sorting of the queue, export links, the
-    printable case sheet, and a 412 race that shows the other dispatcher's new deadline."""
+def failures_search_exports_and_race(page, url: str, errors: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Issue 22 items 1-4, in the street desk's page: forced API failures show an error with a
+    retry (never "no cases"), search by case number, the place filter and sorting of the
+    queue, export links, the printable case sheet, and a 412 race that shows the other
+    dispatcher's new deadline."""
     from datetime import timedelta
 
     from django.utils import timezone
@@ -490,222 +550,216 @@ def failures_search_exports_and_race(url: str) -> None:
     from gridsvc.cases import services
     from gridsvc.cases.models import Case
 
-    with browser_page() as (page, errors):
-        login(page, url, "street")
-        # (1) the queue API answers 500: an error with a retry, not "没有案件"; then it recovers
-        fail = {"on": True}
+    # (1) the queue API answers 500: an error with a retry, not "没有案件"; then it recovers
+    fail = {"on": True}
 
-        def queue_route(route):
-            if fail["on"]:
-                route.fulfill(status=500, content_type="application/json", body='{"detail":"boom"}')
-            else:
-                route.continue_()
+    def queue_route(route):
+        if fail["on"]:
+            route.fulfill(status=500, content_type="application/json", body='{"detail":"boom"}')
+        else:
+            route.continue_()
 
-        page.route("**/api/v1/dispatch/queue/**", queue_route)
-        page.route(
-            "**/api/v1/heatmap/cases/**",
-            lambda route: route.fulfill(status=503, content_type="application/json", body="{}"),
-        )
-        page.reload()
-        wait_ready(page)
-        state = page.locator("#queue-state")
-        assert state.get_attribute("data-state") == "error"
-        assert "500" in state.inner_text() and "没有案件" not in state.inner_text()
-        assert page.locator("[data-count=overdue]").inner_text() == "!"
-        assert "503" in page.locator("#heat-info").inner_text()
-        assert page.locator("#heat-info button.retry").is_visible()
-        fail["on"] = False
-        page.click("#queue-retry")
-        page.locator("#queue li").first.wait_for()
-        assert state.get_attribute("data-state") == "ready"
-        page.unroute("**/api/v1/heatmap/cases/**")
-        page.locator("#heat-info button.retry").click()
-        page.wait_for_function(
-            "() => Number(document.querySelector('#map').dataset.heatTotal) > 0", timeout=10_000
-        )
+    page.route("**/api/v1/dispatch/queue/**", queue_route)
+    page.route(
+        "**/api/v1/heatmap/cases/**",
+        lambda route: route.fulfill(status=503, content_type="application/json", body="{}"),
+    )
+    page.reload()
+    wait_ready(page)
+    state = page.locator("#queue-state")
+    assert state.get_attribute("data-state") == "error"
+    assert "500" in state.inner_text() and "没有案件" not in state.inner_text()
+    assert page.locator("[data-count=overdue]").inner_text() == "!"
+    assert "503" in page.locator("#heat-info").inner_text()
+    assert page.locator("#heat-info button.retry").is_visible()
+    fail["on"] = False
+    page.click("#queue-retry")
+    page.locator("#queue li").first.wait_for()
+    assert state.get_attribute("data-state") == "ready"
+    page.unroute("**/api/v1/heatmap/cases/**")
+    page.locator("#heat-info button.retry").click()
+    page.wait_for_function(
+        "() => Number(document.querySelector('#map').dataset.heatTotal) > 0", timeout=10_000
+    )
 
-        # (1) the territory tiles fail: a banner says so (not a silently empty map), retry
-        page.route("**/tiles/**", lambda route: route.fulfill(status=500, body="tile error"))
-        page.reload()
-        page.wait_for_selector("#banner:not([hidden])", timeout=30_000)
-        assert "瓦片" in page.locator("#banner").inner_text()
-        assert page.locator("#map").get_attribute("data-tiles") == "error"
-        page.unroute("**/tiles/**")
-        wait_ready(page)
-        page.click("#banner-retry")
-        assert page.locator("#banner").is_hidden()
+    # (1) the territory tiles fail: a banner says so (not a silently empty map), retry
+    page.route("**/tiles/**", lambda route: route.fulfill(status=500, body="tile error"))
+    page.reload()
+    page.wait_for_selector("#banner:not([hidden])", timeout=30_000)
+    assert "瓦片" in page.locator("#banner").inner_text()
+    assert page.locator("#map").get_attribute("data-tiles") == "error"
+    page.unroute("**/tiles/**")
+    wait_ready(page)
+    page.click("#banner-retry")
+    assert page.locator("#banner").is_hidden()
 
-        # (13) the map does not wait for the OpenAPI schema: held back, the territory is drawn
-        held: list = []
-        page.route("**/api/schema/**", lambda route: held.append(route))
-        page.reload()
-        page.wait_for_selector("body[data-first-map-ms]", timeout=30_000)
-        assert held, "the schema was not asked for"
-        assert page.evaluate("window.gridsvc.state.paths.size") == 0  # still not arrived
-        assert page.evaluate(RENDERED_JS, ["grid-line"])["grid-line"] > 0
-        page.unroute("**/api/schema/**")
-        held[0].continue_()
-        wait_ready(page)
+    # (13) the map does not wait for the OpenAPI schema: held back, the territory is drawn
+    held: list = []
+    page.route("**/api/schema/**", lambda route: held.append(route))
+    page.reload()
+    page.wait_for_selector("body[data-first-map-ms]", timeout=30_000)
+    assert held, "the schema was not asked for"
+    assert page.evaluate("window.gridsvc.state.paths.size") == 0  # still not arrived
+    assert page.evaluate(RENDERED_JS, ["grid-line"])["grid-line"] > 0
+    page.unroute("**/api/schema/**")
+    held[0].continue_()
+    wait_ready(page)
 
-        # (1) the schema fails: a banner with a retry, the queue says error, not empty
-        page.route("**/api/schema/**", lambda route: route.fulfill(status=502, body="bad gateway"))
-        page.reload()
-        page.wait_for_selector("#banner:not([hidden])", timeout=30_000)
-        assert "502" in page.locator("#banner").inner_text()
-        assert page.locator("#queue-state").get_attribute("data-state") == "error"
-        assert "0 件" not in page.locator("#heat-info").inner_text()
-        page.unroute("**/api/schema/**")
-        page.click("#banner-retry")
-        wait_ready(page)
-        page.locator("#queue li").first.wait_for()
+    # (1) the schema fails: a banner with a retry, the queue says error, not empty
+    page.route("**/api/schema/**", lambda route: route.fulfill(status=502, body="bad gateway"))
+    page.reload()
+    page.wait_for_selector("#banner:not([hidden])", timeout=30_000)
+    assert "502" in page.locator("#banner").inner_text()
+    assert page.locator("#queue-state").get_attribute("data-state") == "error"
+    assert "0 件" not in page.locator("#heat-info").inner_text()
+    page.unroute("**/api/schema/**")
+    page.click("#banner-retry")
+    wait_ready(page)
+    page.locator("#queue li").first.wait_for()
 
-        # (8) layers that do not muddle: the choropleth off by default, places drawn
-        assert not page.locator("#show-choropleth").is_checked()
-        assert (
-            page.evaluate("window.gridsvc.state.map.getLayoutProperty('choropleth', 'visibility')")
-            == "none"
-        )
-        assert int(page.locator("#places-count").inner_text().strip("()")) > 0
+    # (8) layers that do not muddle: the choropleth off by default, places drawn
+    assert not page.locator("#show-choropleth").is_checked()
+    assert (
+        page.evaluate("window.gridsvc.state.map.getLayoutProperty('choropleth', 'visibility')")
+        == "none"
+    )
+    assert int(page.locator("#places-count").inner_text().strip("()")) > 0
 
-        # (3) sort by age: oldest first; place filter: only that grid's cases, counts follow
-        page.select_option("#queue-sort", "age")
-        times = page.evaluate(
-            "[...document.querySelectorAll('#queue li')].map((li) => "
-            "window.gridsvc.state.queueRows.get(Number(li.dataset.case)).reported_at)"
-        )
-        assert times == sorted(times) and len(times) > 1
-        before = int(page.locator("[data-count=overdue]").inner_text())
-        grid_value = page.locator("#grid-filter option[value^='g:']").first.get_attribute("value")
-        page.select_option("#grid-filter", grid_value)
-        grids = page.evaluate(
-            "[...document.querySelectorAll('#queue li')].map((li) => "
-            "window.gridsvc.state.queueRows.get(Number(li.dataset.case)).grid)"
-        )
-        assert set(grids) <= {int(grid_value[2:])}
-        assert int(page.locator("[data-count=overdue]").inner_text()) <= before
-        page.select_option("#grid-filter", "")
+    # (3) sort by age: oldest first; place filter: only that grid's cases, counts follow
+    page.select_option("#queue-sort", "age")
+    times = page.evaluate(
+        "[...document.querySelectorAll('#queue li')].map((li) => "
+        "window.gridsvc.state.queueRows.get(Number(li.dataset.case)).reported_at)"
+    )
+    assert times == sorted(times) and len(times) > 1
+    before = int(page.locator("[data-count=overdue]").inner_text())
+    grid_value = page.locator("#grid-filter option[value^='g:']").first.get_attribute("value")
+    page.select_option("#grid-filter", grid_value)
+    grids = page.evaluate(
+        "[...document.querySelectorAll('#queue li')].map((li) => "
+        "window.gridsvc.state.queueRows.get(Number(li.dataset.case)).grid)"
+    )
+    assert set(grids) <= {int(grid_value[2:])}
+    assert int(page.locator("[data-count=overdue]").inner_text()) <= before
+    page.select_option("#grid-filter", "")
 
-        # (3) search by case number
-        case = Case.objects.filter(grid__isnull=False).order_by("-pk").first()
-        page.fill("#search", case.number)
-        page.press("#search", "Enter")
-        page.wait_for_selector(f"#queue[data-kind=search] li[data-case='{case.pk}']")
-        assert page.locator("#queue li").count() == 1
-        assert page.locator("#queue-state").get_attribute("data-state") == "results"
-        page.fill("#search", "不存在的字样zzz")
-        page.press("#search", "Enter")
-        page.wait_for_selector("#queue-state[data-state=empty]")
-        assert "不存在的字样zzz" in page.locator("#queue-state").inner_text()
-        page.click("#search-clear")
-        page.locator("#queue li").first.wait_for()
+    # (3) search by case number
+    case = Case.objects.filter(grid__isnull=False).order_by("-pk").first()
+    page.fill("#search", case.number)
+    page.press("#search", "Enter")
+    page.wait_for_selector(f"#queue[data-kind=search] li[data-case='{case.pk}']")
+    assert page.locator("#queue li").count() == 1
+    assert page.locator("#queue-state").get_attribute("data-state") == "results"
+    page.fill("#search", "不存在的字样zzz")
+    page.press("#search", "Enter")
+    page.wait_for_selector("#queue-state[data-state=empty]")
+    assert "不存在的字样zzz" in page.locator("#queue-state").inner_text()
+    page.click("#search-clear")
+    page.locator("#queue li").first.wait_for()
 
-        # (7) live updates: a case that turns overdue and urgent arrives without a reload
-        late = (
-            Case.objects.filter(
-                status="in_progress", due_at__gt=timezone.now() + timedelta(hours=2)
-            )
-            .order_by("pk")
-            .first()
-        )
-        Case.objects.filter(pk=late.pk).update(
-            priority=1, due_at=timezone.now() - timedelta(hours=1)
-        )
-        # … and a new urgent report (routed straight to its grid, in no dispatch queue) too
-        from gridsvc.cases.models import Category
-        from gridsvc.territory.models import Household
+    # (7) live updates: a case that turns overdue and urgent arrives without a reload
+    late = (
+        Case.objects.filter(status="in_progress", due_at__gt=timezone.now() + timedelta(hours=2))
+        .order_by("pk")
+        .first()
+    )
+    Case.objects.filter(pk=late.pk).update(priority=1, due_at=timezone.now() - timedelta(hours=1))
+    # … and a new urgent report (routed straight to its grid, in no dispatch queue) too
+    from gridsvc.cases.models import Category
+    from gridsvc.territory.models import Household
 
-        household = Household.objects.filter(unit__building__grid__isnull=False).order_by("pk")[0]
-        fresh = services.report_case(
-            reporter=None,
-            category=Category.objects.get(code="hazard.fire"),
-            title="楼道堆物起火隐患 browser test",
-            household=household,
-            priority=1,
-        ).case
-        page.evaluate("window.gridsvc.poll()")
-        page.wait_for_selector("#live:not([hidden])")
-        assert late.number in page.locator("#live").inner_text()
-        assert fresh.number in page.locator("#live").inner_text()
-        assert page.evaluate(f"window.gridsvc.state.cases.some((c) => c.id === {fresh.pk})")
-        page.wait_for_selector(f"#queue li[data-case='{late.pk}']")
+    household = Household.objects.filter(unit__building__grid__isnull=False).order_by("pk")[0]
+    fresh = services.report_case(
+        reporter=None,
+        category=Category.objects.get(code="hazard.fire"),
+        title="楼道堆物起火隐患 browser test",
+        household=household,
+        priority=1,
+    ).case
+    page.evaluate("window.gridsvc.poll()")
+    page.wait_for_selector("#live:not([hidden])")
+    assert late.number in page.locator("#live").inner_text()
+    assert fresh.number in page.locator("#live").inner_text()
+    assert page.evaluate(f"window.gridsvc.state.cases.some((c) => c.id === {fresh.pk})")
+    page.wait_for_selector(f"#queue li[data-case='{late.pk}']")
 
-        # (4) exports: monthly report, ledgers, layers reachable; the case sheet prints alone
-        page.click(".tabs [data-tab=exports]")
-        monthly = page.locator("[data-export=monthly-xlsx]")
-        href = monthly.get_attribute("href")
-        assert "/api/v1/reports/monthly/" in href and "format=xlsx" in href
-        answer = page.request.get(f"{url}{href}")
-        assert answer.status == 200, answer.status
-        ledger = page.locator("[data-export^=ledger-]")
-        assert ledger.count() == 7
-        assert page.request.get(f"{url}{ledger.first.get_attribute('href')}").status == 200
-        assert page.locator("[data-export=cases-geojson]").count() == 1
-        page.click(".tabs [data-tab=queue]")
-        target = page.locator("#queue li:not(.card-red)").first
-        case_id = int(target.get_attribute("data-case"))
-        target.locator(".title button").click()
-        page.wait_for_selector(f"#case-detail[data-case='{case_id}'][data-state=ready]")
-        # (9) timeline kinds in words, not report/route/red_card
-        kinds = page.locator("#case-detail .timeline li > div:first-child b").all_inner_texts()
-        assert kinds and kinds[0] == "上报", kinds
-        assert not {"report", "route", "red_card", "yellow_card", "assign"} & set(kinds)
-        assert page.locator(".tabs [data-tab=case]").get_attribute("aria-selected") == "true"
-        # (6) a deadline in the past is refused in the page, nothing is sent
-        detail = page.locator("#case-detail")
-        if detail.locator("[data-action=set_deadline]").count():
-            detail.locator("[data-action=set_deadline]").click()
-            detail.locator("input[name=due_at]").fill("2020-01-01T09:00")
-            version = Case.objects.get(pk=case_id).version
-            detail.locator("form[data-form=set_deadline] button[type=submit]").click()
-            due = detail.locator("input[name=due_at]")
-            assert due.evaluate("(e) => e.validity.rangeUnderflow") is True
-            assert Case.objects.get(pk=case_id).version == version
-            detail.locator("form[data-form=set_deadline] button[type=button]").click()
-        page.emulate_media(media="print")
-        page.evaluate("document.body.classList.add('printing-case')")
-        assert not page.locator("#map").is_visible()
-        assert not page.locator(".topbar").is_visible()
-        assert page.locator("#case-detail .timeline").is_visible()
-        assert page.locator("#case-detail .print-head").is_visible()
-        assert "null" not in page.locator("#case-detail").inner_text()
-        page.screenshot(path=str(ARTIFACTS / "web-case-sheet.png"), full_page=True)
-        page.evaluate("document.body.classList.remove('printing-case')")
-        page.emulate_media(media="screen")
+    # (4) exports: monthly report, ledgers, layers reachable; the case sheet prints alone
+    page.click(".tabs [data-tab=exports]")
+    monthly = page.locator("[data-export=monthly-xlsx]")
+    href = monthly.get_attribute("href")
+    assert "/api/v1/reports/monthly/" in href and "format=xlsx" in href
+    answer = page.request.get(f"{url}{href}")
+    assert answer.status == 200, answer.status
+    ledger = page.locator("[data-export^=ledger-]")
+    assert ledger.count() == 7
+    assert page.request.get(f"{url}{ledger.first.get_attribute('href')}").status == 200
+    assert page.locator("[data-export=cases-geojson]").count() == 1
+    page.click(".tabs [data-tab=queue]")
+    target = page.locator("#queue li:not(.card-red)").first
+    case_id = int(target.get_attribute("data-case"))
+    target.locator(".title button").click()
+    page.wait_for_selector(f"#case-detail[data-case='{case_id}'][data-state=ready]")
+    # (9) timeline kinds in words, not report/route/red_card
+    kinds = page.locator("#case-detail .timeline li > div:first-child b").all_inner_texts()
+    assert kinds and kinds[0] == "上报", kinds
+    assert not {"report", "route", "red_card", "yellow_card", "assign"} & set(kinds)
+    assert page.locator(".tabs [data-tab=case]").get_attribute("aria-selected") == "true"
+    # (6) a deadline in the past is refused in the page, nothing is sent
+    detail = page.locator("#case-detail")
+    if detail.locator("[data-action=set_deadline]").count():
+        detail.locator("[data-action=set_deadline]").click()
+        detail.locator("input[name=due_at]").fill("2020-01-01T09:00")
+        version = Case.objects.get(pk=case_id).version
+        detail.locator("form[data-form=set_deadline] button[type=submit]").click()
+        due = detail.locator("input[name=due_at]")
+        assert due.evaluate("(e) => e.validity.rangeUnderflow") is True
+        assert Case.objects.get(pk=case_id).version == version
+        detail.locator("form[data-form=set_deadline] button[type=button]").click()
+    page.emulate_media(media="print")
+    page.evaluate("document.body.classList.add('printing-case')")
+    assert not page.locator("#map").is_visible()
+    assert not page.locator(".topbar").is_visible()
+    assert page.locator("#case-detail .timeline").is_visible()
+    assert page.locator("#case-detail .print-head").is_visible()
+    assert "null" not in page.locator("#case-detail").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "web-case-sheet.png"), full_page=True)
+    page.evaluate("document.body.classList.remove('printing-case')")
+    page.emulate_media(media="screen")
 
-        # (2) a 412 race: another dispatcher sets a new deadline meanwhile; the card shows the
-        # change and the action runs only when confirmed again
-        page.click(".tabs [data-tab=queue]")
-        other = page.locator("#queue li:not(.card-red)").first
-        other_id = int(other.get_attribute("data-case"))
-        new_due = timezone.now() + timedelta(days=9)
-        services.act(
-            other_id,
-            "set_deadline",
-            Member.objects.get(username="street2"),
-            data={"due_at": new_due.isoformat()},
-        )
-        version = Case.objects.get(pk=other_id).version
-        other.locator("[data-action=set_deadline]").click()
-        other.locator("form[data-form=set_deadline] button[type=submit]").click()
-        error = other.locator(".action-error[data-status='412']")
-        error.wait_for()
-        change = error.locator("li[data-field=due_l]")
-        assert change.count() == 1
-        shown = page.evaluate(
-            "(iso) => new Date(iso).toLocaleString('zh-CN', { hour12: false, month: '2-digit',"
-            " day: '2-digit', hour: '2-digit', minute: '2-digit' })",
-            new_due.isoformat(),
-        )
-        assert shown in change.inner_text()
-        assert shown in other.locator(".meta").inner_text()
-        assert Case.objects.get(pk=other_id).version == version  # nothing overwritten
-        submit = other.locator("form[data-form=set_deadline] button[type=submit][data-again='1']")
-        submit.click()
-        page.wait_for_selector(f"#queue li[data-case='{other_id}']", state="detached")
-        assert Case.objects.get(pk=other_id).version == version + 1
-        unity_view(page)
-        services_decision(page)
-        assert [e for e in errors if not any(s in e for s in ("412", "500", "502", "503"))] == []
+    # (2) a 412 race: another dispatcher sets a new deadline meanwhile; the card shows the
+    # change and the action runs only when confirmed again
+    page.click(".tabs [data-tab=queue]")
+    other = page.locator("#queue li:not(.card-red)").first
+    other_id = int(other.get_attribute("data-case"))
+    new_due = timezone.now() + timedelta(days=9)
+    services.act(
+        other_id,
+        "set_deadline",
+        Member.objects.get(username="street2"),
+        data={"due_at": new_due.isoformat()},
+    )
+    version = Case.objects.get(pk=other_id).version
+    other.locator("[data-action=set_deadline]").click()
+    other.locator("form[data-form=set_deadline] button[type=submit]").click()
+    error = other.locator(".action-error[data-status='412']")
+    error.wait_for()
+    change = error.locator("li[data-field=due_l]")
+    assert change.count() == 1
+    shown = page.evaluate(
+        "(iso) => new Date(iso).toLocaleString('zh-CN', { hour12: false, month: '2-digit',"
+        " day: '2-digit', hour: '2-digit', minute: '2-digit' })",
+        new_due.isoformat(),
+    )
+    assert shown in change.inner_text()
+    assert shown in other.locator(".meta").inner_text()
+    assert Case.objects.get(pk=other_id).version == version  # nothing overwritten
+    submit = other.locator("form[data-form=set_deadline] button[type=submit][data-again='1']")
+    submit.click()
+    page.wait_for_selector(f"#queue li[data-case='{other_id}']", state="detached")
+    assert Case.objects.get(pk=other_id).version == version + 1
+    unity_view(page)
+    services_decision(page)
+    assert [e for e in errors if not any(s in e for s in ("412", "500", "502", "503"))] == []
 
 
 def unity_view(page) -> None:
@@ -928,8 +982,11 @@ def tablet_in_english(url: str) -> None:
         page.fill("#id_password", "wrong-password")
         page.click("button[type=submit]")
         assert page.locator("[role=alert]").is_visible()
-        login(page, url, "street")
-        page.goto(f"{url}/?lang=en")
+        # signed in straight onto the English page (one load of it, not two)
+        page.goto(f"{url}/login/?next=/%3Flang%3Den")
+        page.fill("#id_username", "street")
+        page.fill("#id_password", "gridsvc-demo")
+        page.click("button[type=submit]")
         wait_ready(page)
         assert page.locator(".brand").inner_text().startswith("Grid management")
         map_box = page.locator("#map").bounding_box()
