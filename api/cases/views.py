@@ -3,6 +3,9 @@ workflow actions, exception requests, follow-ups, mediation, attachments, the in
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.gis.geos import Point
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
@@ -17,6 +20,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import get_object_or_404
 from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.files import checked_upload, file_url
@@ -34,12 +38,18 @@ from gridsvc.cases.models import (
     FollowUp,
     MediationRecord,
 )
-from gridsvc.cases.services.reporting import check_report
+from gridsvc.cases.services.reporting import ReadAhead, check_report, may_draw_ahead
 from gridsvc.territory.models import Building, Compound, Household, Unit
 from gridsvc.uploads import Upload
 
 from .filters import CaseFilter, CaseRequestFilter, FollowUpFilter, InboxFilter
-from .inputs import MAX_PHOTO_BYTES, category_from, expected_version, point_from
+from .inputs import (
+    MAX_PHOTO_BYTES,
+    category_and_place,
+    category_from,
+    expected_version,
+    point_from,
+)
 from .scope import case_queryset, in_scope, resolve_action_ids, visible_among
 from .serializers import (
     ACTION_BODY,
@@ -240,8 +250,7 @@ class CaseViewSet(
         ser = ReportSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         v = ser.validated_data
-        category = category_from(v["category"])
-        point = point_from(request.data if isinstance(request.data, dict) else v, v["crs"])
+        category, point, read = _category_and_point(request, v)
         refs = {
             name: in_scope(request, model, v.get(name), name)
             for name, model in (
@@ -286,6 +295,7 @@ class CaseViewSet(
                 source="app",
                 on_the_spot=v["on_the_spot"],
                 outcome=v.get("outcome", ""),
+                read=read,
                 **refs,
             )
             for role, ups in photos.items():
@@ -561,3 +571,28 @@ class InboxViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             msg.read_at = timezone.now()
             msg.save(update_fields=["read_at"])
         return Response(InboxSerializer(msg).data)
+
+
+_REFS = ("household", "unit", "building", "compound")
+
+
+def _category_and_point(
+    request: Request, v: dict[str, Any]
+) -> tuple[Category, Point | None, ReadAhead | None]:
+    """A report's category and point, refused as before (the category first); for a point
+    alone (no household/unit/building/compound), read with what its report reads next in one
+    round trip (:func:`category_and_place`, issue 19)."""
+    data = request.data if isinstance(request.data, dict) else v
+    if any(v.get(name) is not None for name in _REFS):
+        category = category_from(v["category"])
+        return category, point_from(data, v["crs"]), None
+    try:
+        point = point_from(data, v["crs"])
+    except ValidationError:
+        category_from(v["category"])  # an unknown category is the refusal, as before
+        raise
+    if point is None:
+        return category_from(v["category"]), None, None
+    draw = may_draw_ahead(v["on_the_spot"], v.get("flags", []), bool(request.FILES))
+    category, read = category_and_place(v["category"], point, timezone.now(), draw)
+    return category, point, read

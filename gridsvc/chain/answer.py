@@ -186,6 +186,15 @@ def point_statement(lon: float, lat: float, when: datetime) -> tuple[str, dict[s
     return SQL_POINT, {"lon": lon, "lat": lat, "deg": deg, "tol": tol, "now": when}
 
 
+def point_ctes(name: str) -> str:
+    """:data:`SQL_POINT` as common table expressions (after ``WITH``, before others): its
+    row as ``name``, with the columns of :class:`Resolved` (``name.grid_id``,
+    ``name.street_id``, …), for a statement that reads more beside the place (a report:
+    :func:`api.cases.inputs.category_and_place`); parameters those of
+    :func:`point_statement`."""
+    return f"{_LOC_POINT.strip()},\n{name}({', '.join(_COLUMNS)}) AS ({_TAIL.strip()})"
+
+
 def ref_statement(name: str, pk: int, when: datetime) -> tuple[str, dict[str, Any]]:
     """The statement and parameters of :func:`resolve_ref`."""
     return SQL_REF[name], {"ref": pk, "now": when}

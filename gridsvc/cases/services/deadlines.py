@@ -6,6 +6,7 @@ through :mod:`gridsvc.cases.jobs`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -100,19 +101,12 @@ def _limits_and_clock(
     """:func:`time_limits_and_clock`, and the values of the ``draw`` expressions (a new
     case's number and ids drawn from their sequences) in the same statement: a new case's
     deadline is read just before it is stored."""
-    import json
-
-    from django.db import connection
-
     from gridsvc.prepared import fetchone
 
     chain = _ancestry(category)
     levels = sorted(set(wanted.values()) | {""})
     drawn_sql = "".join(f", {expr}" for expr in draw)
-    sql = f"""SELECT (SELECT COALESCE(jsonb_agg(jsonb_build_array(
-          t.id, t.category_id, t.stage, t.level, t.amount, t.unit)), '[]')
-   FROM "{TimeLimit._meta.db_table}" t
-   WHERE t.category_id = ANY(%(cats)s) AND t.stage = ANY(%(stages)s) AND t.level = ANY(%(levels)s)),
+    sql = f"""SELECT {limit_rows_sql("t.category_id = ANY(%(cats)s) AND t.stage = ANY(%(stages)s) AND t.level = ANY(%(levels)s)")},
   {WorkClock.columns_sql("street")}{drawn_sql}"""
     params: dict[str, Any] = {
         "cats": [c.pk for c in chain],
@@ -122,7 +116,24 @@ def _limits_and_clock(
     }
     # prepared on the connection (gridsvc.prepared): parsed and planned once, not per report
     limit_rows, days, periods, *drawn = fetchone(sql, params)  # type: ignore[misc]
-    limit_rows = json.loads(limit_rows) if isinstance(limit_rows, str) else limit_rows
+    rows = limits_from_column(limit_rows)
+    clock = WorkClock.from_columns(street_id, days, periods)
+    return _pick_limits(rows, chain, wanted), clock, drawn
+
+
+def limit_rows_sql(where: str) -> str:
+    """A column for a SELECT: the :class:`TimeLimit` rows matching ``where`` (on ``t``) as
+    one jsonb array, read by :func:`limits_from_column`."""
+    return f"""(SELECT COALESCE(jsonb_agg(jsonb_build_array(
+          t.id, t.category_id, t.stage, t.level, t.amount, t.unit)), '[]')
+   FROM "{TimeLimit._meta.db_table}" t WHERE {where})"""
+
+
+def limits_from_column(value: Any) -> dict[tuple[int, str, str], TimeLimit]:
+    """The rows of :func:`limit_rows_sql`'s column by (category, stage, level)."""
+    import json
+
+    limit_rows = json.loads(value) if isinstance(value, str) else value
     rows: dict[tuple[int, str, str], TimeLimit] = {}
     for pk, cat_id, stage, level, amount, unit in limit_rows:
         t = TimeLimit(
@@ -130,8 +141,19 @@ def _limits_and_clock(
         )
         t._state.adding, t._state.db = False, connection.alias
         rows[(cat_id, stage, level)] = t
-    clock = WorkClock.from_columns(street_id, days, periods)
-    return _pick_limits(rows, chain, wanted), clock, drawn
+    return rows
+
+
+@dataclass
+class KnownRules:
+    """A category's time limits (every stage and level of it and its ancestors) and a
+    street's clock, read ahead by the statement that found the category and the place (a
+    report at a point, :func:`api.cases.inputs.category_and_place`): :func:`set_deadline`
+    then reads nothing more for a case of that street."""
+
+    limits: dict[tuple[int, str, str], TimeLimit]
+    street_id: int | None
+    clock: WorkClock
 
 
 def time_limit(category: Category, stage: str, level: str = "") -> TimeLimit | None:
@@ -205,6 +227,7 @@ def set_deadline(
     set_by: Member | None = None,
     *,
     draw: Sequence[str] = (),
+    known: KnownRules | None = None,
 ) -> list[Any]:
     """Store the running stage's deadline, the yellow-card time and bump the version used by
     the deadline jobs (older jobs then do nothing).
@@ -216,7 +239,10 @@ def set_deadline(
 
     ``draw``: SQL expressions (a new case's number 案件编号 and ids from their sequences, the
     case not stored yet) evaluated in the statement that reads the rules (a round trip
-    fewer), else by a statement of their own; returns their values (none: [])."""
+    fewer), else by a statement of their own; returns their values (none: []).
+
+    ``known``: the limits and the clock read ahead (:class:`KnownRules`), used when they are
+    the case's street's — no statement for them."""
     # one clock (calendar, office hours) and the time limits for the stage and 处置, read
     # together in one statement (time_limits_and_clock)
     clock = WorkClock(_street_id(case))
@@ -228,7 +254,12 @@ def set_deadline(
         if case.status in RUNNING_STATUSES and case.handle_due_at is None:
             wanted["handle"] = case.level  # the same level as the handle stage's own
         limits = {}
-        if wanted:
+        if wanted and known is not None and known.street_id == _street_id(case):
+            limits, clock = (
+                _pick_limits(known.limits, _ancestry(case.category), wanted),
+                known.clock,
+            )
+        elif wanted:
             limits, clock, drawn = _limits_and_clock(case.category, wanted, _street_id(case), draw)
             draw = ()
         due, error = compute_deadline(case, clock, limits)

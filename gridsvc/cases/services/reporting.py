@@ -26,7 +26,13 @@ from ..models import (
     Category,
     Status,
 )
-from .deadlines import case_number, schedule_checks, schedule_follow_up, set_deadline
+from .deadlines import (
+    KnownRules,
+    case_number,
+    schedule_checks,
+    schedule_follow_up,
+    set_deadline,
+)
 from .errors import CaseError
 from .events import dispatchers, holders_over, inbox_messages, new_event
 from .routing import Routing, apply_routing, route
@@ -34,6 +40,7 @@ from .unity import attach_case_interpreters
 
 if TYPE_CHECKING:
     from gridsvc.accounts.models import Member
+    from gridsvc.chain.answer import Resolved
 
 
 S = Status
@@ -59,6 +66,40 @@ SEEN_BY = (
 class Report:
     case: Case
     duplicates: list[Case]
+
+
+@dataclass
+class ReadAhead:
+    """What the statement that found a report's category read ahead for its point
+    (:func:`api.cases.inputs.category_and_place`, issue 19: one round trip instead of three):
+    the point's place and holders at ``when`` (:func:`gridsvc.chain.answer.resolve_point`),
+    the category's time limits and the place's street's clock (:class:`KnownRules`), and —
+    for a report that may be stored in one statement (:func:`_store_at_once`) — its number,
+    id and message id drawn (:func:`_draw`; else ``[]``)."""
+
+    when: datetime
+    resolved: Resolved
+    rules: KnownRules
+    drawn: list[Any]
+
+
+def may_draw_ahead(on_the_spot: bool, flags: Iterable[str], files: bool) -> bool:
+    """Whether a report's number and ids may be drawn with the read of its category and
+    point (:class:`ReadAhead`): nothing may refuse it after that read (no photo to check, not
+    on the spot) and it is likely stored in one statement (no flag: no flag rule's notify
+    list; the jobs deferred in the statement)."""
+    return (
+        not on_the_spot
+        and not files
+        and not [f for f in flags if f in FLAGS]
+        and jobs.enabled()
+        and jobs.can_defer_in_statement()
+    )
+
+
+def draw_ahead_sql() -> list[str]:
+    """The expressions :class:`ReadAhead` draws (those of a report stored at once)."""
+    return _draw(True)
 
 
 def next_number(when: datetime) -> str:
@@ -130,10 +171,14 @@ def report_case(
     on_the_spot: bool = False,
     outcome: str = "",
     when: datetime | None = None,
+    read: ReadAhead | None = None,
 ) -> Report:
     """Store and route a report (上报 → 立案 → 派遣) in one transaction; returns the case and the
-    open cases nearby that may be duplicates."""
-    when = when or timezone.now()
+    open cases nearby that may be duplicates. ``read``: what was read ahead for its point (at
+    ``read.when``, the report's time)."""
+    if read is not None and (location is None or any((household, unit, building, compound))):
+        read = None  # read for a point alone
+    when = read.when if read is not None else (when or timezone.now())
     flags = [f for f in flags if f in FLAGS]
     check_report(category, location, (household, unit, building, compound), on_the_spot, outcome)
     r = route(
@@ -145,6 +190,7 @@ def report_case(
         compound=compound,
         flags=flags,
         when=when,
+        resolved=read.resolved if read is not None else None,
     )
     assert r.location.point is not None  # locate() always places the report
     # no savepoint of its own inside a caller's transaction (two statements fewer): every
@@ -195,7 +241,12 @@ def report_case(
             and jobs.enabled()
             and jobs.can_defer_in_statement()
         )
-        drawn = set_deadline(case, draw=_draw(at_once))
+        known = read.rules if read is not None else None
+        if read is not None and read.drawn:
+            set_deadline(case, known=known)
+            drawn = read.drawn
+        else:
+            drawn = set_deadline(case, draw=_draw(at_once), known=known)
         case.number = case_number(when, drawn[0])
         if at_once:
             case.pk = drawn[1]
@@ -207,7 +258,11 @@ def report_case(
                 _nearby_statement(category, case, when),
             )
             return Report(case, dups)
-        case.save()
+        if len(drawn) > 1:  # its id drawn ahead (not stored at once after all: queued)
+            case.pk = drawn[1]
+            case.save(force_insert=True)
+        else:
+            case.save()
         if case.handler_id and not on_the_spot:  # 请翻译随行 where the handler lacks the language
             attach_case_interpreters(case, reporter)
         # the report's events in one INSERT (in this order: report, route, on the spot)

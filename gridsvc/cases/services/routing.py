@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.gis.geos import Point
 from django.db import connection
@@ -30,6 +30,9 @@ from ..models import (
     FlagRule,
 )
 from .unity import mediator_for
+
+if TYPE_CHECKING:
+    from gridsvc.chain.answer import Resolved
 
 
 @dataclass
@@ -70,14 +73,17 @@ def route(
     compound: Compound | None = None,
     flags: Iterable[str] = (),
     when: datetime | None = None,
+    resolved: Resolved | None = None,
 ) -> Routing:
-    """Where a report goes (no writes): the location, the level and the holder, and why."""
+    """Where a report goes (no writes): the location, the level and the holder, and why.
+    ``resolved``: the point's place and holders at ``when`` read already
+    (:func:`gridsvc.chain.answer.resolve_point`'s row, sent with another statement)."""
     when = when or timezone.now()
     start, notify = start_level_for(category, flags)
     start_label = LEVEL_BY_NAME[start].label
     found = None
     if point is not None and not any((household, unit, building, compound)):
-        found = _point_chain(point, when)  # a point inside a grid: one statement
+        found = _point_chain(point, when, resolved)  # a point inside a grid: one statement
     if found is not None:
         chain, steps = found
         loc = chain.location
@@ -199,15 +205,18 @@ def _partial(model: type[Model], **values: Any) -> Any:
     return model.from_db(connection.alias, names, [values[n] for n in names])
 
 
-def _point_chain(point: Point, when: datetime) -> tuple[Chain, list[dict[str, Any]]] | None:
+def _point_chain(
+    point: Point, when: datetime, resolved: Resolved | None = None
+) -> tuple[Chain, list[dict[str, Any]]] | None:
     """The place of ``point`` and its chain at ``when`` from ONE statement
     (:func:`gridsvc.chain.answer.resolve_point`: the rules of :func:`locate` + :func:`walk`,
     the steps as ``Chain.as_dict`` writes them), the place's objects as deferred instances
     (ids and names; anything else read of them loads then). None for a point outside every
-    grid: :func:`locate` names the nearest grid and its street."""
+    grid: :func:`locate` names the nearest grid and its street. ``resolved``: that statement's
+    row, read already."""
     from gridsvc.chain.answer import answer, resolve_point
 
-    res = resolve_point(point.x, point.y, when)
+    res = resolved if resolved is not None else resolve_point(point.x, point.y, when)
     if res.grid_id is None:
         return None
     street = _partial(Street, id=res.street_id, name=res.street_name)
