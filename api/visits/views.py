@@ -713,6 +713,8 @@ _CURSOR = re.compile(r"[A-Za-z0-9_-]+\.[0-9a-f]{32}")
 def _feed_params(query) -> dict:  # type: ignore[no-untyped-def]
     """The feed's query as FeedQuerySerializer reads it; a poll naming only a well-formed
     cursor (what a phone sends all day) read without building the serializer."""
+    if not query:  # a first sync
+        return {}
     if len(query) == 1:
         since = query.get("since")
         if since and _CURSOR.fullmatch(since):
@@ -766,17 +768,18 @@ class SyncChangesView(APIView):
     _probed_since: str | None = None
 
     def initial(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
-        # a phone's poll (JWT, only a well-formed cursor): the feed's probe rides with the
-        # caller's query (gridsvc.accounts.authentication.Rider), so a quiet poll is one
-        # round trip; its row is read only after authentication passed and the cursor is
-        # found to be the caller's (changes_since)
+        # a phone's poll (JWT, only a well-formed cursor) or first sync (JWT, no query): the
+        # feed's probe rides with the caller's query (gridsvc.accounts.authentication.Rider),
+        # so a quiet poll is one round trip, a first sync's first page two; its row is read
+        # only after authentication passed and the cursor is found to be the caller's
+        # (changes_since)
         query = request.query_params
-        if request.META.get("HTTP_AUTHORIZATION") and len(query) == 1:
+        if request.META.get("HTTP_AUTHORIZATION") and len(query) <= 1:
             since = query.get("since")
-            if since and _CURSOR.fullmatch(since):
+            if not query or (since and _CURSOR.fullmatch(since)):
                 statement = probe_rider_statement(since)
                 if statement is not None:
-                    self._probed_since = since
+                    self._probed_since = since or ""
                     self._probe = ride_with_caller(request, *statement)
         super().initial(request, *args, **kwargs)
 
@@ -787,7 +790,7 @@ class SyncChangesView(APIView):
         since = params.get("since")
         rider = self._probe
         row = None
-        if rider is not None and rider.ran and since == self._probed_since:
+        if rider is not None and rider.ran and (since or "") == self._probed_since:
             row = rider.row  # None for a superuser: their feed reads everything
         try:
             body = changes_since(request.user, request_scope(request), since, limit, row)

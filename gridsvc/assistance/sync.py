@@ -41,6 +41,7 @@ from django.utils import timezone
 from gridsvc.chain.models import TerritorySnapshot
 from gridsvc.chain.scope import Scope, scope_for
 from gridsvc.chain.visibility import MASK, Tier, staff_scope, tier_for
+from gridsvc.sync.cursor import BadCursor, decode_cursor, encode_cursor, keyset_mark, rows_after
 from gridsvc.territory.codes import mask_phone
 from gridsvc.territory.models import Building, Household, Resident
 
@@ -381,8 +382,6 @@ def _run_job(
     """One page of a territory job: purge what the phone held and may no longer hold, then
     send what is newly in the territory (everything when the job is a restart of an
     interrupted one). Returns whether the job has more."""
-    from gridsvc.visits.sync import BadCursor
-
     bases = list(TerritorySnapshot.objects.filter(id__in=job["b"]).values_list("data", flat=True))
     if len(bases) < len(set(job["b"])):
         raise BadCursor("a territory this cursor named is gone: sync from the start (no since)")
@@ -419,8 +418,6 @@ def changes(
     ``{cursor, has_more, territory_changed, applications, migrants, purge}``. A cursor of
     another feed or member raises ``BadCursor``; a member below the STAFF tier whose cursor
     holds nothing left to purge raises ``NotAllowed``."""
-    from gridsvc.visits.sync import BadCursor, _after, _mark, decode_cursor, encode_cursor
-
     staff = tier_for(member) >= Tier.STAFF
     try:
         state = decode_cursor(cursor, member.pk)
@@ -468,12 +465,12 @@ def changes(
             state.pop("k")
     if not more:
         for key, rows_of in FEED_STREAMS.items():
-            qs = _after(rows_of(member, scope), state.get(key)).order_by("updated_at", "id")
+            qs = rows_after(rows_of(member, scope), state.get(key)).order_by("updated_at", "id")
             rows = list(qs.values(*_COLUMNS[key])[: limit + 1])
             if len(rows) > limit:
                 more, rows = True, rows[:limit]
             if rows:
-                state[key] = _mark(rows[-1]["updated_at"], rows[-1]["id"])
+                state[key] = keyset_mark(rows[-1]["updated_at"], rows[-1]["id"])
             out[key] += _payloads(key, rows, absolute)
     for key in FEED_STREAMS:  # a page never sends a row twice
         out[key] = list({row["id"]: row for row in out[key]}.values())

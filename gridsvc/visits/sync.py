@@ -70,10 +70,6 @@ FEED_LIMIT = 500
 DONE_WINDOW_DAYS = 30
 #: closed (resolved, rejected …) cases reported or closed within this many days come too
 CASE_WINDOW_DAYS = 30
-# the cursors (signed, keyset marks) are gridsvc.sync.cursor's, shared with the other feeds
-_BAD = BAD_CURSOR
-_after = rows_after
-_mark = keyset_mark
 
 
 # ---------------------------------------------------------------- territory snapshots
@@ -445,13 +441,14 @@ def cursor_state_unchecked(cursor: str) -> dict[str, Any] | None:
     return state
 
 
-def probe_rider_statement(cursor: str) -> tuple[str, dict[str, Any], bool] | None:
-    """``(sql, params, generic)`` of the probe for a poll after ``cursor``, to ride with the
-    caller's query (one round trip for a quiet poll, issue 19; ``generic``: the statement
-    must run with its generic plan, :class:`gridsvc.accounts.authentication.Rider`); None
-    when ``cursor`` is not one. The probe's function when the database has it
-    (:func:`probe_function`), else the probe's statement."""
-    state = cursor_state_unchecked(cursor)
+def probe_rider_statement(cursor: str | None) -> tuple[str, dict[str, Any], bool] | None:
+    """``(sql, params, generic)`` of the probe for a poll after ``cursor`` (None: a first
+    sync), to ride with the caller's query (one round trip for a quiet poll, and one fewer
+    for a first sync, issue 19; ``generic``: the statement must run with its generic plan,
+    :class:`gridsvc.accounts.authentication.Rider`); None when ``cursor`` is not one. The
+    probe's function when the database has it (:func:`probe_function`), else the probe's
+    statement."""
+    state = cursor_state_unchecked(cursor) if cursor is not None else {}
     if state is None:
         return None
     try:
@@ -1031,10 +1028,15 @@ def resident_payloads(rows: list[tuple], member, scope: Scope) -> list[dict[str,
 def _resident_by_matrix(row: dict[str, Any], tier: visibility.Tier, opened) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """A resident row (:data:`RESIDENT_COLUMNS`) as :func:`visibility.present_resident`
     shows it at ``tier`` without a grant: for a tier whose cells :func:`_resident_plan` does
-    not write."""
+    not write. A masked cell whose mask is stored is that mask (the row holds no sealed
+    value then)."""
     clear: dict[str, str | None] = {}
+    stored: dict[str, str] = {}
     for key, attribute in SEALED.items():
-        if visibility.rule(attribute, tier) != visibility.HIDDEN:
+        cell = visibility.rule(attribute, tier)
+        if cell == visibility.MASKED and row[f"{key}_mask"] is not None:
+            stored[key] = row[f"{key}_mask"]
+        elif cell != visibility.HIDDEN:
             clear[key] = opened(row[f"sealed_{key}"])
     r = SimpleNamespace(**row, **{k: clear.get(k) for k in SEALED})
     data = {
@@ -1051,7 +1053,11 @@ def _resident_by_matrix(row: dict[str, Any], tier: visibility.Tier, opened) -> d
         "relation_to_head": r.relation_to_head,
         "tags": list(r.tags),
     }
-    return visibility.present_resident(data, r, tier, unmasked=False)
+    shown = visibility.present_resident(data, r, tier, unmasked=False)
+    for key, mask in stored.items():
+        if key in shown:
+            shown[key] = mask
+    return shown
 
 
 def _inbox_row_payload(m: tuple) -> dict[str, Any]:
@@ -1660,19 +1666,19 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT,
         out["territory_changed"] = False
     elif first:
         state = {
-            "t": _mark(now, 0),
-            "c": _mark(now, 0),
+            "t": keyset_mark(now, 0),
+            "c": keyset_mark(now, 0),
             "h": (ChangeLog.objects.aggregate(m=Max("id"))["m"] if log_head is None else log_head)
             or 0,
             "i": 0,
-            "r": _mark(now, 0),
+            "r": keyset_mark(now, 0),
             "s": snap.id,
             "k": {"s": snap.id, "b": [], "t": now.isoformat(), "p": {}, "d": []},
         }
     else:
         named = {state.get("s"), *(state.get("k") or {}).get("b", [])}
         if TerritorySnapshot.objects.filter(id__in=named).count() < len(named):
-            raise BadCursor(_BAD)  # a snapshot removed since: start again
+            raise BadCursor(BAD_CURSOR)  # a snapshot removed since: start again
         if state["s"] != snap.id:
             # the territory changed since the cursor (or during a running job)
             job = state.get("k")
@@ -1698,9 +1704,11 @@ def changes_since(member, scope, cursor: str | None, limit: int = FEED_LIMIT,
             more = _incremental(state, member, scope, out, limit)
         more |= _inbox(state, member, out, limit)
 
-    # a page never sends a row twice
-    for key in ("tasks", "households", "residents", "cases"):
-        out[key] = list({row["id"]: row for row in out[key]}.values())
+    # a page never sends a row twice (the first page of a first sync reads each stream in
+    # one statement: no row twice)
+    if snap is not None:
+        for key in ("tasks", "households", "residents", "cases"):
+            out[key] = list({row["id"]: row for row in out[key]}.values())
     out["cases_available"] = _case_model() is not None
     out["offline_packages"] = (
         _package_states(scope) if scope.everything else _package_payloads(packages)
@@ -1733,21 +1741,22 @@ def _incremental(
     # updated_at index of the city, testing every task.)
     order = ("updated_at", "id")
     if scope.everything:
-        tasks_qs = _after(VisitTask.objects.all(), state.get("t"))
+        tasks_qs = rows_after(VisitTask.objects.all(), state.get("t"))
     else:
         sides = [
             hide_sensitive_tasks(scope.filter(VisitTask.objects.all()), scope, member),
             VisitTask.objects.filter(assigned_member=member),
         ]
         first, second = (
-            _after(qs, state.get("t")).order_by(*order).values("id")[: limit + 1] for qs in sides
+            rows_after(qs, state.get("t")).order_by(*order).values("id")[: limit + 1]
+            for qs in sides
         )
         tasks_qs = VisitTask.objects.filter(id__in=first.union(second))
     tasks = list(tasks_qs.order_by(*order).values(*TASK_COLUMNS)[: limit + 1])
     if len(tasks) > limit:
         more, tasks = True, tasks[:limit]
     if tasks:
-        state["t"] = _mark(tasks[-1]["updated_at"], tasks[-1]["id"])
+        state["t"] = keyset_mark(tasks[-1]["updated_at"], tasks[-1]["id"])
     out["tasks"] += [task_payload(t) for t in tasks]
 
     # households and their residents (via the change log)
@@ -1775,11 +1784,11 @@ def _incremental(
     # cases: in the territory, handled or reported by the member
     cases = _visible_cases(scope, member)
     if cases is not None:
-        rows = list(_case_rows(_after(cases, state.get("c"))).order_by(*order)[: limit + 1])
+        rows = list(_case_rows(rows_after(cases, state.get("c"))).order_by(*order)[: limit + 1])
         if len(rows) > limit:
             more, rows = True, rows[:limit]
         if rows:
-            state["c"] = _mark(rows[-1]["updated_at"], rows[-1]["id"])
+            state["c"] = keyset_mark(rows[-1]["updated_at"], rows[-1]["id"])
         out["cases"] += [_case_payload(c, member) for c in rows]
     return more
 
@@ -1800,7 +1809,7 @@ def _inbox(state: dict[str, Any], member, out: dict[str, Any], limit: int) -> bo
     # (none sent before — a first sync: no read state to follow, no query)
     read = (
         list(
-            _after(
+            rows_after(
                 mine.filter(id__lte=sent_up_to, read_at__isnull=False), state.get("r"), "read_at"
             ).order_by("read_at", "id")[: limit + 1]
         )
@@ -1810,7 +1819,7 @@ def _inbox(state: dict[str, Any], member, out: dict[str, Any], limit: int) -> bo
     if len(read) > limit:
         more, read = True, read[:limit]
     if read:
-        state["r"] = _mark(read[-1].read_at, read[-1].id)
+        state["r"] = keyset_mark(read[-1].read_at, read[-1].id)
     out["inbox"] += [_inbox_payload(m) for m in read + msgs]
     return more
 
