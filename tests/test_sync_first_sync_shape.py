@@ -536,3 +536,34 @@ def test_the_feeds_json_is_drfs(member_client) -> None:
     assert r.content == JSONRenderer().render(body)
     wide = client.get("/api/v1/sync/changes/", HTTP_ACCEPT="application/json; indent=2")
     assert b'\n  "cursor"' in wide.content
+
+
+def test_a_first_sync_by_token_is_two_round_trips_and_the_same_answer(member_client) -> None:
+    """The page that starts a first sync asked with a token, as a phone asks: the caller's
+    query carrying the feed's probe, then every stream's statement (households, residents,
+    tasks, cases, the cursor's marks, the inbox) sent at once, prepared — two round trips
+    (issue 19: it was eight statements one after the other) — and the answer of the long
+    way (no token: the probe sent on its own)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from .test_request_cost import jwt_client
+
+    client = jwt_client("grid1")
+    client.get("/api/v1/sync/changes/")  # per-process caches, the territory's snapshot row
+    with CaptureQueriesContext(connection) as ctx:
+        r = client.get("/api/v1/sync/changes/")
+    assert r.status_code == 200
+    sqls = [q["sql"] for q in ctx.captured_queries]
+    assert "gridsvc_feed_probe_" in sqls[0], sqls[0][:300]  # the probe rides with the caller
+    assert len(sqls) == 7, [s[:120] for s in sqls]
+    assert all(s.startswith("/* prepared, pipelined, generic */") for s in sqls[1:]), sqls
+    by_token = r.json()
+    long_way = _pages(member_client("grid1"), None)[0]
+    mine, theirs = (cursor_state_unchecked(b.pop("cursor")) for b in (by_token, long_way))
+    assert by_token == long_way
+    for state in (mine, theirs):  # the request's own time
+        for key in ("t", "c", "r"):
+            state.pop(key)
+        (state.get("k") or {}).pop("t", None)
+    assert mine == theirs
