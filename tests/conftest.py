@@ -219,6 +219,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             config.hook.pytest_deselected(items=separate)
             items[:] = [item for item in items if not item.get_closest_marker("separate")]
     items.sort(key=lambda item: 0 if item.get_closest_marker("early") else 1)
+    # Among the transactional tests (pytest-django runs them after the others, before the tests
+    # without a database) the browser ones, the longest, start first: the shorter ones and the
+    # tests without a database then even out the two workers' ends.
+    transactional = [i for i, item in enumerate(items) if _is_transactional(item)]
+    if transactional:
+        first, last = transactional[0], transactional[-1] + 1
+        items[first:last] = sorted(
+            items[first:last],
+            key=lambda item: 0 if item.get_closest_marker("browser") else 1,
+        )
+
+
+def _is_transactional(item: pytest.Item) -> bool:
+    """As pytest-django tells a transactional test (its ordering)."""
+    marker = item.get_closest_marker("django_db")
+    fixtures = getattr(item, "fixturenames", [])
+    return bool(
+        (marker is not None and (marker.kwargs.get("transaction") or marker.args[:1] == (True,)))
+        or "transactional_db" in fixtures
+        or "live_server" in fixtures
+    )
 
 
 @pytest.fixture
