@@ -974,27 +974,37 @@ def resident_payloads(rows: list[tuple], member, scope: Scope) -> list[dict[str,
     opened = None
     out = []
     CLEAR, MASKED, HIDDEN = visibility.CLEAR, visibility.MASKED, visibility.HIDDEN
+    # one tier for every row but for a member of several tiers (Viewer.tier_of_pk)
+    same = seen.tier if not seen.mixed or seen.staff is None else None
+    specs: dict[visibility.Tier, tuple | None] = {}  # the plan's cells per tier, as locals
     for row in rows:
-        tier = seen.tier_of_pk(Resident, row[0])
-        plan = _resident_plan(tier)
-        if plan is None:  # a cell this plan does not write: the matrix's own function
+        tier = same if same is not None else seen.tier_of_pk(Resident, row[0])
+        if tier not in specs:
+            plan = _resident_plan(tier)
+            specs[tier] = plan and (
+                plan[0][visibility.NAME],
+                plan[0][visibility.GENDER],
+                tuple((k, plan[0][a], m, v) for k, a, m, v in _SEALED_AT),
+                plan[0][visibility.ETHNICITY],
+                plan[0][visibility.BIRTH_DATE],
+                *plan[1:],
+            )
+        spec = specs[tier]
+        if spec is None:  # a cell this plan does not write: the matrix's own function
             if opened is None:
                 opened = _opener()
             out.append(
                 _resident_by_matrix(dict(zip(RESIDENT_COLUMNS, row, strict=True)), tier, opened)
             )
             continue
-        cells, masked, other_clear, exceptions = plan
+        name_cell, gender_cell, sealed, ethnicity_cell, born_cell, masked, other_clear, odd = spec
         pk, household, name, gender, born, e, residency, relation, tags = row[:9]
         d: dict[str, Any] = {"id": pk, "household": household}
-        cell = cells[visibility.NAME]
-        if cell != HIDDEN:
-            d["name"] = name if cell == CLEAR else mask_name(name)
-        cell = cells[visibility.GENDER]
-        if cell != HIDDEN:
-            d["gender"] = gender if cell == CLEAR else None
-        for key, attribute, at_mask, at_sealed in _SEALED_AT:
-            cell = cells[attribute]
+        if name_cell != HIDDEN:
+            d["name"] = name if name_cell == CLEAR else mask_name(name)
+        if gender_cell != HIDDEN:
+            d["gender"] = gender if gender_cell == CLEAR else None
+        for key, cell, at_mask, at_sealed in sealed:
             if cell == CLEAR:
                 if opened is None:
                     opened = _opener()
@@ -1006,19 +1016,17 @@ def resident_payloads(rows: list[tuple], member, scope: Scope) -> list[dict[str,
                         opened = _opener()
                     stored = _MASKERS[key](opened(row[at_sealed]))
                 d[key] = stored
-        cell = cells[visibility.ETHNICITY]
-        if cell != HIDDEN:
-            if cell == CLEAR:
+        if ethnicity_cell != HIDDEN:
+            if ethnicity_cell == CLEAR:
                 d["ethnicity"], d["ethnicity_name"] = e, ETHNICITIES.get(e, ("", ""))[0] or None
             else:
                 d["ethnicity"], d["ethnicity_name"] = (visibility.MASK if e else e), None
         d["residency"] = residency
         d["relation_to_head"] = relation
-        d["tags"] = [t for t in tags if (t in exceptions) != other_clear]
-        cell = cells[visibility.BIRTH_DATE]
-        if cell != HIDDEN:
+        d["tags"] = [t for t in tags if (t in odd) != other_clear] if tags else []
+        if born_cell != HIDDEN:
             d["birth_year"] = born.year if born else None
-            if cell == CLEAR:
+            if born_cell == CLEAR:
                 d["birth_date"] = born.isoformat() if born else None
         d["masked"] = list(masked)
         out.append(d)
