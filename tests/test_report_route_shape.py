@@ -357,3 +357,37 @@ def test_a_report_nobody_can_take_waits_in_the_queue_with_its_drawn_id(demo):
     assert case.due_stage == "dispatch" or case.due_at is None
     assert [e.kind for e in case.events.order_by("id")] == ["report", "route"]
     assert client.get(f"/api/v1/cases/{case.pk}/").json() == created
+
+
+def test_a_reports_insert_parameters_are_the_orms(demo):
+    """The report's one statement binds each column's value as the ORM's own INSERT would
+    (the compiler's ``prepare_value``, of the same type: psycopg's integer widths, text,
+    datetimes, JSON, the geometry), its text compiled once per shape."""
+    from django.db.models.sql import InsertQuery
+
+    from gridsvc.cases.models import CaseEvent
+    from gridsvc.cases.services.reporting import _insert_sql
+
+    client = _client("grid1")
+    b = _grid_building("grid1")
+    body = {"category": "neighbour.noise", "title": "参数 一", "lon": b.point.x, "lat": b.point.y}
+    r = _post(client, {**body, "parties": [{"name": "甲"}], "priority": 2})
+    assert r.status_code == 201, r.content[:300]
+    case = Case.objects.get(pk=r.json()["case"]["id"])
+    groups = [
+        [case],
+        list(CaseEvent.objects.filter(case=case).order_by("id")),
+        list(InboxMessage.objects.filter(object_type="case", object_id=str(case.pk))),
+    ]
+    for objs in groups:
+        model = type(objs[0])
+        fields = [f for f in model._meta.local_concrete_fields if not f.generated]
+        _, params = _insert_sql(objs)
+        query = InsertQuery(model)
+        query.insert_values(fields, objs, raw=False)
+        compiler = query.get_compiler("default")
+        expected = [compiler.prepare_value(f, getattr(o, f.attname)) for o in objs for f in fields]
+        assert len(params) == len(expected), model
+        for f, got, want in zip(fields * len(objs), params, expected, strict=True):
+            assert type(got) is type(want), (model, f.name, got, want)
+            assert str(got) == str(want), (model, f.name, got, want)
