@@ -932,6 +932,77 @@ def test_field_app_venue_visit_offline_with_fix_and_photo(field_phone):
     assert errors == []
 
 
+def test_field_app_records_service_hours_and_pairing_help_offline(field_phone):
+    """Issue 20, records the community batch takes and the phone did not: grid1 (one of the
+    一格十员, /me/) records 志愿服务时长 under that membership and a 结对帮扶 record under a
+    pairing of their grid, both offline; they wait in the outbox, are sent once when online,
+    and the server holds one ServiceLog (the membership's total grown by its hours) and one
+    PairingHelp (what, hours, amount); the outbox says sent."""
+    from decimal import Decimal
+
+    from gridsvc.accounts.models import Member
+    from gridsvc.chain.scope import scope_for
+    from gridsvc.community.models import Pairing, PairingHelp, ServiceLog, TeamMembership
+    from gridsvc.visits.services import local_today
+
+    grid1 = Member.objects.get(username="grid1")
+    membership = TeamMembership.objects.get(member=grid1, team="grid_ten")
+    hours_before = membership.hours
+    today = local_today()
+    pairing = (
+        scope_for(grid1)
+        .filter(Pairing.objects.filter(started__lte=today, ended__isnull=True))
+        .order_by("id")
+        .first()
+    )
+    assert pairing is not None, "the demo street has pairings in grid1's grid"
+    context, page, errors = field_phone.open()
+    try:
+        field_phone.sign_in(page)
+        context.set_offline(True)
+        page.wait_for_function("() => document.querySelector('#net').textContent === '离线'")
+        page.click("#hours-card summary")
+        page.select_option("#hours-membership", str(membership.pk))
+        page.fill("#hours-hours", "2.5")
+        page.fill("#hours-note", "社区义诊引导")
+        page.click("#hours-save")
+        page.click("#help-card summary")
+        page.select_option("#help-pairing", str(pairing.pk))
+        page.fill("#help-what", "送米面油")
+        page.fill("#help-hours", "1")
+        page.fill("#help-amount", "200")
+        page.click("#help-save")
+        page.click(".tabs button[data-tab=outbox]")
+        pending = page.locator("#outbox-list li[data-key][data-status='pending']")
+        pending.filter(has_text="服务时长").first.wait_for(timeout=15_000)
+        pending.filter(has_text="送米面油").first.wait_for(timeout=15_000)
+        assert pending.filter(has_text="服务时长").count() == 1
+        assert "2.5 小时" in pending.filter(has_text="服务时长").inner_text()
+        assert not ServiceLog.objects.filter(membership=membership, note="社区义诊引导").exists()
+
+        context.set_offline(False)
+        sent = page.locator("#outbox-list li[data-key][data-status='sent']")
+        sent.filter(has_text="服务时长").wait_for(timeout=60_000)
+        sent.filter(has_text="送米面油").wait_for(timeout=60_000)
+        page.wait_for_function("() => !window.gridsvcField.syncing", timeout=60_000)
+        sync_now(page)  # sends nothing again
+        (log,) = ServiceLog.objects.filter(membership=membership, note="社区义诊引导")
+        assert (log.hours, log.date, log.recorded_by_id) == (Decimal("2.5"), today, grid1.pk)
+        membership.refresh_from_db()
+        assert membership.hours == hours_before + Decimal("2.5")
+        (help_given,) = PairingHelp.objects.filter(pairing=pairing, what="送米面油")
+        assert (help_given.hours, help_given.amount, help_given.date) == (
+            Decimal("1.0"),
+            Decimal("200.00"),
+            today,
+        )
+        assert help_given.client_uuid is not None
+        assert errors == []
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "field-hours-help-failure.png"))
+        raise
+
+
 def test_field_app_files_are_a_fixed_list(client) -> None:
     """The shell is HTML under the page policy; the service worker is JavaScript served from
     /field/ (so its scope is the app); anything not on the list — another folder, a path

@@ -10,7 +10,7 @@
 (function () {
   "use strict";
 
-  const APP_VERSION = "0.5.0";
+  const APP_VERSION = "0.6.0";
   const API = "/api/v1";
   const DB_NAME = "gridsvc-field";
   const DEVICE_KEY = "gridsvc-field-device"; // localStorage: one id per installation
@@ -207,6 +207,7 @@
     await tx.done;
     await meta.del("route");
     await meta.del("me");
+    await meta.del("pairings");
   }
 
   /** Sign out: blacklist the refresh token (when online) and wipe the phone's data. */
@@ -693,6 +694,7 @@
       await loadRoute();
       await loadVenueTasks();
       await loadMe();
+      await loadPairings();
       const now = new Date().toISOString();
       await meta.set("lastSync", now);
       $("sync-msg").textContent = "同步完成。";
@@ -829,7 +831,20 @@
     const resp = await api("/me/");
     if (!resp.ok) return; // keep the phone's copy
     const data = await resp.json();
-    await meta.set("me", { unity_memberships: data.unity_memberships || [] });
+    await meta.set("me", { id: data.id, unity_memberships: data.unity_memberships || [] });
+  }
+
+  /** The pairings (结对帮扶 …) the member may record help under, kept at each sync: the
+   * server lists those in the member's work scope (a member of no such scope gets none). */
+  async function loadPairings() {
+    const resp = await api("/community/pairings/?page_size=200");
+    if (resp.status === 403 || resp.status === 404) {
+      await meta.set("pairings", []);
+      return;
+    }
+    if (!resp.ok) return; // keep the phone's copy
+    const data = await resp.json();
+    await meta.set("pairings", Array.isArray(data) ? data : data.results || []);
   }
 
   /** The member's team memberships as last synced ([] before the first sync). */
@@ -1041,6 +1056,90 @@
     $("activity-msg").textContent = "已保存，联网后发送。";
     const name = kind.options[kind.selectedIndex].textContent;
     await queueCommunityItem(`活动 ${data.date} ${name}：${title}`, "activity", data);
+  }
+
+  // ---------------------------------------------------------------- 服务时长 and 结对帮扶
+
+  /** A select's options from [value, text] pairs, redrawn only when they change (the
+   * member's choice survives a re-render). */
+  function fillSelect(select, pairs) {
+    const key = JSON.stringify(pairs);
+    if (select.dataset.options === key) return;
+    select.dataset.options = key;
+    select.replaceChildren(
+      ...pairs.map(([value, text]) => {
+        const o = document.createElement("option");
+        o.value = String(value);
+        o.textContent = text;
+        return o;
+      })
+    );
+  }
+
+  /** The cards for service hours (the member's own team memberships, /me/) and 结对帮扶 (the
+   * pairings in their scope, their own first), each shown only when there is one to name. */
+  async function fillUnityForms() {
+    const mine = await memberships();
+    fillSelect(
+      $("hours-membership"),
+      mine.map((m) => [m.id, `${m.team_name} · ${m.role_name}${m.community_name ? ` · ${m.community_name}` : ""}`])
+    );
+    $("hours-card").hidden = mine.length === 0;
+    const me = (await meta.get("me")) || {};
+    const households = new Map((await state.db.getAll("households")).map((h) => [h.id, h]));
+    const day = today();
+    const pairings = ((await meta.get("pairings")) || [])
+      .filter((p) => p.started <= day && (!p.ended || p.ended >= day))
+      .sort((a, b) => (b.member === me.id) - (a.member === me.id) || a.id - b.id);
+    fillSelect(
+      $("help-pairing"),
+      pairings.map((p) => {
+        const h = households.get(p.household);
+        const who = p.member_name || p.partner || "";
+        const where = h ? householdLabel(h) : p.household ? `住户 ${p.household}` : "";
+        return [p.id, [`#${p.id}`, who, where].filter(Boolean).join(" · ")];
+      })
+    );
+    $("help-card").hidden = pairings.length === 0;
+    for (const id of ["hours-date", "help-date"]) {
+      $(id).max = day;
+      if (!$(id).value) $(id).value = day;
+    }
+  }
+
+  /** 志愿服务时长: a day's hours under one of the member's team memberships (batch kind
+   * `service_log`), queued offline like an activity. */
+  async function saveHours() {
+    const hours = Number($("hours-hours").value);
+    if (!$("hours-membership").value || !(hours > 0 && hours <= 24)) {
+      $("hours-msg").textContent = "请选择队伍，并填写 0.5–24 小时。";
+      return;
+    }
+    const data = {
+      membership: Number($("hours-membership").value),
+      date: $("hours-date").value || today(),
+      hours: hours.toFixed(1),
+      note: $("hours-note").value.trim(),
+    };
+    $("hours-note").value = "";
+    $("hours-msg").textContent = "已保存，联网后发送。";
+    await queueCommunityItem(`服务时长 ${data.date} ${data.hours} 小时${data.note ? `：${data.note}` : ""}`, "service_log", data);
+  }
+
+  /** 结对帮扶的帮扶记录: what was done under a pairing on a day, with hours and money or
+   * goods' value when given (batch kind `pairing_help`), queued offline. */
+  async function savePairingHelp() {
+    const what = $("help-what").value.trim();
+    if (!$("help-pairing").value || !what) {
+      $("help-msg").textContent = "请选择结对，并填写帮扶内容。";
+      return;
+    }
+    const data = { pairing: Number($("help-pairing").value), date: $("help-date").value || today(), what };
+    if ($("help-hours").value) data.hours = Number($("help-hours").value).toFixed(1);
+    if ($("help-amount").value) data.amount = Number($("help-amount").value).toFixed(2);
+    for (const id of ["help-what", "help-hours", "help-amount"]) $(id).value = "";
+    $("help-msg").textContent = "已保存，联网后发送。";
+    await queueCommunityItem(`结对帮扶 ${data.date}：${what}`, "pairing_help", data);
   }
 
   async function renderHouseholds() {
@@ -1390,6 +1489,7 @@
     await renderCases();
     await fillActivityGrids();
     $("screen-card").hidden = !(await memberships()).some((m) => m.five_members);
+    await fillUnityForms();
     $("activity-date").max = today();
     if (!$("activity-date").value) $("activity-date").value = today();
     if (openCaseId && !$("case-view").hidden) await drawCase();
@@ -1535,6 +1635,14 @@
     $("activity-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       saveActivity();
+    });
+    $("hours-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      saveHours();
+    });
+    $("help-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      savePairingHelp();
     });
     $("venue-cancel").addEventListener("click", () => {
       venueCurrent = null;
