@@ -14,7 +14,7 @@ A second test (issue 22 item 7): two dispatchers, B's change reaching A's page b
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,8 +60,30 @@ def assert_accessible(page, where: str, found: list[str]) -> None:
     found.extend(f"{where}: {v}" for v in page.evaluate(AXE_SERIOUS_JS))
 
 
-def wait_ready(page) -> None:
-    page.wait_for_selector(READY, timeout=30_000)
+def wait_ready(page, timeout: int = 30_000) -> None:  # type: ignore[no-untyped-def]
+    page.wait_for_selector(READY, timeout=timeout)
+
+
+def begin_login(page, url: str, username: str, next_page: str = "/") -> None:  # type: ignore[no-untyped-def]
+    """Sign in and go on without waiting for the page to be ready (:func:`wait_ready` before
+    checking it): its load runs while another session is checked."""
+    from urllib.parse import quote
+
+    page.goto(f"{url}/login/?next={quote(next_page, safe='/')}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "gridsvc-demo")
+    page.click("button[type=submit]")
+
+
+@contextmanager
+def side_by_side(url: str, sessions: list[tuple[str, int, int]]):  # type: ignore[no-untyped-def]
+    """Pages (page, errors) of several sessions (username, width, height) signed in at once:
+    their loads run side by side in the browser, each waited for when it is checked."""
+    with ExitStack() as stack:
+        opened = [stack.enter_context(browser_page(w, h)) for _, w, h in sessions]
+        for (page, _errors), (username, _w, _h) in zip(opened, sessions, strict=True):
+            begin_login(page, url, username)
+        yield opened
 
 
 #: the one Chromium of a test's sessions (see :func:`one_browser`) and the OpenAPI schema as
@@ -132,8 +154,11 @@ def test_street_office_page(live_server, committed_demo, monkeypatch):
     with one_browser():
         tablet_in_english(live_server.url)  # read-only: before the dispatch changes cases
         venue_tasks_due()  # before the street desk's session that opens 民族团结
-        roles_land_on_their_work(live_server.url)
-        phone_width(live_server.url)
+        # grid1's, the ethnic desk's and the street desk's phone pages load side by side
+        sessions = [("grid1", 1400, 900), ("ethnic", 1400, 900), ("street", 390, 844)]
+        with side_by_side(live_server.url, sessions) as (grid1, ethnic, phone):
+            roles_land_on_their_work(grid1, ethnic)
+            phone_width(*phone)
         cadre_reviews(live_server.url)
         with browser_page() as (page, errors):  # the street desk at laptop width, one page
             laptop_heatmap_filter_and_dispatch(page, live_server.url, errors)
@@ -451,66 +476,64 @@ def district_officer(page, url: str) -> None:
     page.screenshot(path=str(ARTIFACTS / "web-district.png"))
 
 
-def phone_width(url: str) -> None:
-    """Issue 22 item 11: at phone width the header's filters and the legend fold behind a
-    button each, and choosing a case scrolls to its details."""
-    with browser_page(width=390, height=844) as (page, errors):
-        login(page, url, "street")
-        assert page.locator("#filters").is_hidden() and page.locator("#legend").is_hidden()
-        page.click("#filters-toggle")
-        assert page.locator("#category").is_visible()
-        assert page.locator("#filters-toggle").get_attribute("aria-expanded") == "true"
-        page.click("#legend-toggle")
-        assert page.locator("#legend").is_visible()
-        page.click("#legend-toggle")
-        page.locator("#queue li .title button").first.click()
-        page.wait_for_selector("#case-detail[data-state=ready]")
-        page.wait_for_function(
-            "() => { const r = document.querySelector('#case-detail').getBoundingClientRect();"
-            " return r.top > -20 && r.top < innerHeight / 2; }",
-            timeout=5_000,
-        )
-        page.screenshot(path=str(ARTIFACTS / "web-phone.png"))
-        assert errors == []
+def phone_width(page, errors: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Issue 22 item 11: at phone width (the street desk signed in at 390 px) the header's
+    filters and the legend fold behind a button each, and choosing a case scrolls to its
+    details."""
+    wait_ready(page, timeout=60_000)
+    assert page.locator("#filters").is_hidden() and page.locator("#legend").is_hidden()
+    page.click("#filters-toggle")
+    assert page.locator("#category").is_visible()
+    assert page.locator("#filters-toggle").get_attribute("aria-expanded") == "true"
+    page.click("#legend-toggle")
+    assert page.locator("#legend").is_visible()
+    page.click("#legend-toggle")
+    page.locator("#queue li .title button").first.click()
+    page.wait_for_selector("#case-detail[data-state=ready]")
+    page.wait_for_function(
+        "() => { const r = document.querySelector('#case-detail').getBoundingClientRect();"
+        " return r.top > -20 && r.top < innerHeight / 2; }",
+        timeout=5_000,
+    )
+    page.screenshot(path=str(ARTIFACTS / "web-phone.png"))
+    assert errors == []
 
 
-def roles_land_on_their_work(url: str) -> None:
+def roles_land_on_their_work(grid1: tuple, ethnic: tuple) -> None:
     """Issue 22 item 5: a grid member lands on their own cases and territory without the
-    dispatch actions; the ethnic-affairs desk on the flagged cases, also without them."""
+    dispatch actions; the ethnic-affairs desk on the flagged cases, also without them.
+    ``grid1`` and ``ethnic``: (page, errors) of each, signed in."""
     from gridsvc.cases.models import OPEN_STATUSES, Case
 
     # grid1 holds no open case in the demo: lands on the first list with work (超期)
     mine = Case.objects.filter(handler__username="grid1", status__in=OPEN_STATUSES).exists()
-    for username, role, queue in (
-        ("grid1", "member", "mine" if mine else "overdue"),
-        ("ethnic", "ethnic", "flagged"),
+    for (page, errors), (username, role, queue) in (
+        (grid1, ("grid1", "member", "mine" if mine else "overdue")),
+        (ethnic, ("ethnic", "ethnic", "flagged")),
     ):
-        with browser_page() as (page, errors):
-            login(page, url, username)
-            assert page.locator("body").get_attribute("data-role") == role
-            assert page.locator(".queue-filters [data-queue=mine]").is_visible()
-            assert page.locator(f".queue-filters button.active[data-queue={queue}]").count() == 1
-            assert page.locator(".queue-filters [data-queue=unrouted]").is_hidden()
-            assert page.locator("#queue [data-action]").count() == 0
-            # (6) 催报 is the managers': not offered where the server would refuse it
-            page.click(".tabs [data-tab=visits]")
-            page.wait_for_function(
-                "() => document.querySelector('#missing-count').textContent !== ''"
-            )
-            assert page.locator("#missing button.chase, #screening button.chase").count() == 0
+        wait_ready(page, timeout=60_000)
+        assert page.locator("body").get_attribute("data-role") == role
+        assert page.locator(".queue-filters [data-queue=mine]").is_visible()
+        assert page.locator(f".queue-filters button.active[data-queue={queue}]").count() == 1
+        assert page.locator(".queue-filters [data-queue=unrouted]").is_hidden()
+        assert page.locator("#queue [data-action]").count() == 0
+        # (6) 催报 is the managers': not offered where the server would refuse it
+        page.click(".tabs [data-tab=visits]")
+        page.wait_for_function("() => document.querySelector('#missing-count').textContent !== ''")
+        assert page.locator("#missing button.chase, #screening button.chase").count() == 0
+        page.click(".tabs [data-tab=queue]")
+        if username == "grid1":
+            grids = page.evaluate("window.gridsvc.state.grids.features.length")
+            assert 1 <= grids < 7, grids
+            # (issue 21) a grid member sees the applications, with no step to take
+            page.click(".tabs [data-tab=services]")
+            page.wait_for_selector("#applications[data-state=ready]")
+            assert page.locator("#tab-services [data-action]").count() == 0
             page.click(".tabs [data-tab=queue]")
-            if username == "grid1":
-                grids = page.evaluate("window.gridsvc.state.grids.features.length")
-                assert 1 <= grids < 7, grids
-                # (issue 21) a grid member sees the applications, with no step to take
-                page.click(".tabs [data-tab=services]")
-                page.wait_for_selector("#applications[data-state=ready]")
-                assert page.locator("#tab-services [data-action]").count() == 0
-                page.click(".tabs [data-tab=queue]")
-                page.screenshot(path=str(ARTIFACTS / "web-grid-member.png"))
-            else:
-                ethnic_case_sign_off(page)
-            assert errors == []
+            page.screenshot(path=str(ARTIFACTS / "web-grid-member.png"))
+        else:
+            ethnic_case_sign_off(page)
+        assert errors == []
 
 
 def ethnic_case_sign_off(page) -> None:
@@ -983,10 +1006,7 @@ def tablet_in_english(url: str) -> None:
         page.click("button[type=submit]")
         assert page.locator("[role=alert]").is_visible()
         # signed in straight onto the English page (one load of it, not two)
-        page.goto(f"{url}/login/?next=/%3Flang%3Den")
-        page.fill("#id_username", "street")
-        page.fill("#id_password", "gridsvc-demo")
-        page.click("button[type=submit]")
+        begin_login(page, url, "street", next_page="/?lang=en")
         wait_ready(page)
         assert page.locator(".brand").inner_text().startswith("Grid management")
         map_box = page.locator("#map").bounding_box()
