@@ -35,16 +35,26 @@ def browser_page(width: int = 1400, height: int = 900):
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
         try:
-            yield page, errors
+            with page_in(browser, width, height) as opened:
+                yield opened
         finally:
-            context.close()
             browser.close()
+
+
+@contextmanager
+def page_in(browser, width: int = 1400, height: int = 900):  # type: ignore[no-untyped-def]
+    """A fresh page in a new context (cookies and storage of its own) of an open Chromium;
+    yields (page, errors) where errors collects console errors."""
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        yield page, errors
+    finally:
+        context.close()
 
 
 def login(page, base_url: str, username: str, password: str = "gridsvc-demo") -> None:

@@ -26,6 +26,7 @@ from tests.browser import (
     HEAT_PIXELS_JS,
     chromium_path,
     login,
+    page_in,
 )
 from tests.browser import browser_page as own_browser_page
 
@@ -130,18 +131,9 @@ def browser_page(width: int = 1400, height: int = 900):  # type: ignore[no-untyp
         with own_browser_page(width, height) as opened:
             yield opened
         return
-    context = SHARED["browser"].new_context(
-        viewport={"width": width, "height": height}, locale="zh-CN"
-    )
-    context.route("**/api/schema/**", schema_once)  # a page's own route goes first
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
+    with page_in(SHARED["browser"], width, height) as (page, errors):
+        page.context.route("**/api/schema/**", schema_once)  # a page's own route goes first
         yield page, errors
-    finally:
-        context.close()
 
 
 def test_street_office_page(live_server, committed_demo, monkeypatch):
