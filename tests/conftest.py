@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -168,10 +169,21 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):  # noqa: F811 - extends pytest-django's
     from django.core.management import call_command
+    from django.db.backends.signals import connection_created
 
+    connection_created.connect(_remember_connection, weak=False)
     with django_db_blocker.unblock():
         call_command("load_demo", verbosity=0)  # already there in a copy: returns at once
         empty_job_queue()
+
+
+# Every Django connection of this process (any thread, greenlet or context: Playwright's
+# callbacks, the live server's request threads), for :func:`restore_demo_database`.
+_connections_made: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _remember_connection(sender: Any, connection: Any, **kwargs: Any) -> None:  # noqa: ARG001
+    _connections_made.add(connection)
 
 
 def empty_job_queue() -> None:
@@ -274,6 +286,16 @@ def restore_demo_database() -> None:
     template = default["TEST"].get("TEMPLATE") or ensure_demo_template(default)
     old = f"{name}_old"
     connections.close_all()
+    # … and this thread's in other contexts (Playwright's callbacks run in greenlets of their
+    # own, each with its own Django connection)
+    others = []
+    for wrapper in list(_connections_made):
+        if wrapper.connection is None:
+            continue
+        if wrapper._thread_ident == threading.get_ident():
+            wrapper.close()
+        else:
+            others.append(wrapper)
     _wait_for_background_drop()
     with _admin_connection(default) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{old}" WITH (FORCE)')  # left by a killed run
@@ -293,6 +315,11 @@ def restore_demo_database() -> None:
         admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     _background_drops.append(threading.Thread(target=_drop_database, args=(default, old)))
     _background_drops[-1].start()  # not a daemon: the session's exit waits for it
+    # connections another thread of this process opened were ended with the old database:
+    # each checks itself before its next query and reconnects (Django's CONN_HEALTH_CHECKS)
+    for wrapper in others:
+        wrapper.health_check_enabled = True
+        wrapper.health_check_done = False
     empty_job_queue()
     # the flush's post_migrate recreated content types under other ids; the copy has the
     # template's again
