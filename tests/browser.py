@@ -39,7 +39,18 @@ def browser_page(width: int = 1400, height: int = 900):
             with page_in(browser, width, height) as opened:
                 yield opened
         finally:
+            close_connections_beside_playwright()
             browser.close()
+
+
+def close_connections_beside_playwright() -> None:
+    """Close the database connections a test used beside Playwright's sync API while its
+    event loop still runs: opened there, they are not the ones the next test's demo restore
+    (tests/conftest.py) closes before dropping the database, and a later query would find
+    them dead ("terminating connection due to administrator command")."""
+    from django.db import connections
+
+    connections.close_all()
 
 
 @contextmanager

@@ -23,7 +23,13 @@ import pytest
 from django.utils import timezone
 from PIL import Image
 
-from tests.browser import ARTIFACTS, CANVAS_COLOURS_JS, CHROMIUM_ARGS, chromium_path
+from tests.browser import (
+    ARTIFACTS,
+    CANVAS_COLOURS_JS,
+    CHROMIUM_ARGS,
+    chromium_path,
+    close_connections_beside_playwright,
+)
 
 pytestmark = [pytest.mark.browser]
 
@@ -173,16 +179,38 @@ PHONE = {
 
 class FieldPhones:
     """Phones in one Chromium against the live server: :meth:`open` one (optionally with an
-    emulated GPS fix), :meth:`sign_in` a demo member on it (their first sync done)."""
+    emulated GPS fix), :meth:`sign_in` a demo member on it (their first sync done).
 
-    def __init__(self, browser, base_url: str) -> None:  # type: ignore[no-untyped-def]
-        self.browser = browser
+    Chromium starts with the first phone, so what a test prepares in the database before it
+    runs as it did without Playwright."""
+
+    def __init__(self, base_url: str) -> None:
         self.url = f"{base_url}/field/"
         self.contexts: list = []
+        self.playwright = None
+        self.browser = None
+
+    def close(self) -> None:
+        """Close every phone opened, then Chromium and Playwright (the database connections
+        the test used beside Playwright first: see close_connections_beside_playwright)."""
+        close_connections_beside_playwright()
+        for context in self.contexts:
+            context.close()
+        if self.browser is not None:
+            self.browser.close()
+        if self.playwright is not None:
+            self.playwright.stop()
 
     def open(self, geolocation: dict | None = None, console_errors: bool = False):  # type: ignore[no-untyped-def]
         """A new phone: (context, page, errors); ``errors`` collects the page's uncaught
         errors, and its console errors with ``console_errors``."""
+        if self.browser is None:
+            from playwright.sync_api import sync_playwright
+
+            self.playwright = sync_playwright().start()
+            self.browser = self.playwright.chromium.launch(
+                executable_path=chromium_path(), args=CHROMIUM_ARGS
+            )
         fix = {"geolocation": geolocation, "permissions": ["geolocation"]} if geolocation else {}
         context = self.browser.new_context(**PHONE, **fix)
         self.contexts.append(context)
@@ -205,23 +233,17 @@ class FieldPhones:
 @pytest.fixture
 def field_phone(live_server, committed_demo, monkeypatch):  # type: ignore[no-untyped-def]
     """The field app's browser session, one set-up for every browser test of the app: the
-    demo street loaded, Chromium launched (closed with every phone opened after the test)."""
+    demo street loaded, the phones' Chromium (closed with every phone opened after the test)."""
     # The ORM is used beside Playwright's sync API, whose event loop runs in this thread.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
     # Chromium is installed by scripts/setup.sh: a missing one fails, never skips.
     assert chromium_path(), "chromium missing: run scripts/setup.sh"
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        phones = FieldPhones(browser, live_server.url)
-        try:
-            yield phones
-        finally:
-            for context in phones.contexts:
-                context.close()
-            browser.close()
+    phones = FieldPhones(live_server.url)
+    try:
+        yield phones
+    finally:
+        phones.close()
 
 
 def test_field_app_offline_day(field_phone, settings):

@@ -25,6 +25,7 @@ from tests.browser import (
     CHROMIUM_ARGS,
     HEAT_PIXELS_JS,
     chromium_path,
+    close_connections_beside_playwright,
     login,
     page_in,
 )
@@ -107,6 +108,7 @@ def one_browser():  # type: ignore[no-untyped-def]
         try:
             yield
         finally:
+            close_connections_beside_playwright()
             SHARED.pop("browser").close()
             SHARED.pop("schema", None)
 

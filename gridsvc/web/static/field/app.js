@@ -814,15 +814,21 @@
 
   /** The member's joint venue visits due (每个月和清真寺共同走访, ?mine=1), kept on the phone
    * at each sync so they show offline; a member who does no community work gets none. */
-  async function loadVenueTasks() {
-    const resp = await api("/community/venue-tasks/?mine=1&page_size=100");
+  function loadVenueTasks() {
+    return keepList("/community/venue-tasks/?mine=1&page_size=100", "venueTasks");
+  }
+
+  /** A list the phone keeps under ``key`` from one page of ``path``: none when refused
+   * (403/404); the phone's copy kept when the server fails. */
+  async function keepList(path, key) {
+    const resp = await api(path);
     if (resp.status === 403 || resp.status === 404) {
-      await meta.set("venueTasks", []);
+      await meta.set(key, []);
       return;
     }
     if (!resp.ok) return; // keep the phone's copy
     const data = await resp.json();
-    await meta.set("venueTasks", Array.isArray(data) ? data : data.results || []);
+    await meta.set(key, Array.isArray(data) ? data : data.results || []);
   }
 
   /** The member's own team memberships running today (/me/'s unity_memberships), kept on the
@@ -836,15 +842,8 @@
 
   /** The pairings (结对帮扶 …) the member may record help under, kept at each sync: the
    * server lists those in the member's work scope (a member of no such scope gets none). */
-  async function loadPairings() {
-    const resp = await api("/community/pairings/?page_size=200");
-    if (resp.status === 403 || resp.status === 404) {
-      await meta.set("pairings", []);
-      return;
-    }
-    if (!resp.ok) return; // keep the phone's copy
-    const data = await resp.json();
-    await meta.set("pairings", Array.isArray(data) ? data : data.results || []);
+  function loadPairings() {
+    return keepList("/community/pairings/?page_size=200", "pairings");
   }
 
   /** The member's team memberships as last synced ([] before the first sync). */
