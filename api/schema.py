@@ -13,9 +13,16 @@ tests/test_sync_day.py and schemathesis (tests/test_fuzz_api.py).
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+from typing import Any, ClassVar
 
-from drf_spectacular.utils import OpenApiResponse
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.http import HttpResponse
+from django.utils import translation
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.views import SCHEMA_KWARGS, SpectacularAPIView
 from rest_framework import serializers
 
 # ---------------------------------------------------------------- error answers
@@ -330,3 +337,48 @@ def add_protocol_errors(result: dict, generator, request, public) -> dict:  # ty
 def error_response(description: str, serializer: Any = None) -> OpenApiResponse:
     """An error answer for ``@extend_schema(responses=...)``."""
     return OpenApiResponse(response=serializer or ErrorSerializer, description=description)
+
+
+# ---------------------------------------------------------------- the served schema
+class CachedSchemaView(SpectacularAPIView):
+    """``/api/schema/``: drf-spectacular's view, its answer built once per process for each
+    language, version and format. The schema is public (``SERVE_PUBLIC``: the same for every
+    caller, tests/test_schema_cache.py) and changes only with the code, so a deploy (new
+    processes) is its only invalidation; building it took 0.5–1 s per request, and the street
+    office page asks for it at every load. The answer carries an ``ETag`` of its bytes and
+    ``Cache-Control: private, no-cache``: a browser that holds it revalidates and gets a 304
+    without the 4–5 MB."""
+
+    _answers: ClassVar[dict[tuple[str, str | None, str], tuple[bytes, str, str, str]]] = {}
+
+    @extend_schema(**SCHEMA_KWARGS)  # as drf-spectacular's (left out: SERVE_INCLUDE_SCHEMA)
+    def get(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        lang = request.GET.get("lang") if settings.USE_I18N else None
+        key = (lang or translation.get_language() or "", request.GET.get("version"),
+               request.accepted_media_type)  # fmt: skip
+        answer = self._answers.get(key)
+        if answer is None:
+            built = super().get(request, *args, **kwargs)
+            built.accepted_renderer = request.accepted_renderer
+            built.accepted_media_type = request.accepted_media_type
+            built.renderer_context = self.get_renderer_context()
+            built.render()
+            content = bytes(built.content)
+            etag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
+            answer = (content, built["Content-Type"], built["Content-Disposition"], etag)
+            self._answers[key] = answer
+        content, content_type, disposition, etag = answer
+        if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
+            response = HttpResponse(status=304)
+        else:
+            response = HttpResponse(content, content_type=content_type)
+            response["Content-Disposition"] = disposition
+        response["ETag"] = etag
+        response["Cache-Control"] = "private, no-cache"
+        return response
+
+
+@receiver(setting_changed)
+def _forget_schema(**kwargs: Any) -> None:
+    """A test that overrides a setting may change the schema: build it again."""
+    CachedSchemaView._answers.clear()

@@ -2,8 +2,8 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
 
+from api.schema import CachedSchemaView
 from api.urls import root_urlpatterns
 from gridsvc.supervision.health import health, health_worker
 from gridsvc.web.views import SwaggerView
@@ -13,7 +13,7 @@ urlpatterns = [
     path("health", health, name="health"),  # database + worker heartbeat (supervision.health)
     path("health/worker", health_worker, name="health-worker"),
     path("api/v1/", include("api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", CachedSchemaView.as_view(), name="schema"),
     path("api/docs/", SwaggerView.as_view(), name="swagger-ui"),
     *root_urlpatterns,
     path("field/", include("gridsvc.web.field")),  # the grid member's offline app
