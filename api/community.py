@@ -101,6 +101,7 @@ from gridsvc.community.photos import (
     readable_venue_visit,
 )
 from gridsvc.community.venues import present_venue_contact
+from gridsvc.reports.services import parse_year
 from gridsvc.territory.codes import mask_name
 from gridsvc.territory.models import Grid
 
@@ -1868,10 +1869,7 @@ class CommunityLedgerView(APIView):
         if comm is None:
             raise NotFound("no such community in your territory")
         raw = request.query_params.get("year")
-        try:
-            year = int(raw) if raw else None
-        except ValueError:
-            raise ValidationError({"year": "a year"}) from None
+        year = parse_year(raw) if raw else None
         content = community_workbook(comm, request.user, year=year)
         resp = HttpResponse(content, content_type=XLSX)
         resp["Content-Disposition"] = f'attachment; filename="ledgers-{comm.code}.xlsx"'
@@ -1968,11 +1966,11 @@ class DistrictOverviewView(APIView):
     def get(self, request):  # type: ignore[no-untyped-def]
         codes = services.district_codes(request.user)
         code = request.query_params.get("code") or (next(iter(codes)) if len(codes) == 1 else "")
+        year = parse_year(request.query_params.get("year") or services.timezone.localdate().year)
         try:
-            year = int(request.query_params.get("year") or services.timezone.localdate().year)
             month = int(request.query_params.get("month") or 0)
         except ValueError:
-            raise ValidationError({"year": "a year and a month 1–12"}) from None
+            raise ValidationError({"month": "1–12"}) from None
         if not 0 <= month <= 12:
             raise ValidationError({"month": "1–12"})
         if not code:

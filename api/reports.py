@@ -73,7 +73,13 @@ from gridsvc.dataio.roster import (
 )
 from gridsvc.dataio.tasks import queue_boundary_import, queue_import
 from gridsvc.reports.models import ImportRun
-from gridsvc.reports.services import MEDIA, month_period, report_document, year_period
+from gridsvc.reports.services import (
+    MEDIA,
+    month_period,
+    parse_year,
+    report_document,
+    year_period,
+)
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 BOUNDARY_SUFFIXES = (".zip", ".gpkg", ".geojson", ".json", ".csv", ".shp")
@@ -355,9 +361,7 @@ class LedgerView(_View):
         if obj is None:
             raise NotFound("no such grid in your territory")
         year = request.query_params.get("year")
-        if year is not None and not (year.isdigit() and len(year) == 4):
-            raise DRFValidationError({"year": "year must look like 2026"})
-        content = ledger_workbook(obj, request.user, year=int(year) if year else None)
+        content = ledger_workbook(obj, request.user, year=parse_year(year) if year else None)
         return _file_response(content, f"台账-{obj.code}.xlsx", XLSX)
 
 

@@ -181,6 +181,7 @@ class ClientTimeField(serializers.DateTimeField):
         "invalid": "an ISO 8601 date-time is required",
         "required": "an ISO 8601 date-time is required",
         "null": "an ISO 8601 date-time is required",
+        "too_early": "a date-time from 1970 on is required",
     }
 
     def enforce_timezone(self, value):  # type: ignore[no-untyped-def]
@@ -189,7 +190,12 @@ class ClientTimeField(serializers.DateTimeField):
     def to_internal_value(self, value):  # type: ignore[no-untyped-def]
         if not isinstance(value, str):
             self.fail("invalid")
-        return super().to_internal_value(value)
+        parsed = super().to_internal_value(value)
+        # no phone's clock is before 1970 (its epoch); older times also had offsets in
+        # seconds here (local mean time, +08:05:43), which no ISO 8601 date-time can carry back
+        if parsed.year < 1970:
+            self.fail("too_early")
+        return parsed
 
 
 class CrsField(serializers.ChoiceField):

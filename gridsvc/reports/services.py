@@ -126,12 +126,18 @@ def month_period(text: str) -> Period:
     )
 
 
-def year_period(text: str | int) -> Period:
+def parse_year(text: str | int) -> int:
+    """A year asked for in a query (``year=2026``): four digits, 1900–2999; else a 400 naming
+    ``year``. The one parser of every report's and ledger's year."""
     s = str(text or "").strip()
-    if not re.fullmatch(r"\d{4}", s):
+    if not re.fullmatch(r"\d{4}", s) or not 1900 <= int(s) <= 2999:
         raise ValidationError({"year": "year must look like 2026"})
-    y = int(s)
-    return Period("year", s, date(y, 1, 1), date(y + 1, 1, 1))
+    return int(s)
+
+
+def year_period(text: str | int) -> Period:
+    y = parse_year(text)
+    return Period("year", str(y), date(y, 1, 1), date(y + 1, 1, 1))
 
 
 def resolve_area(
