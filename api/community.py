@@ -109,7 +109,7 @@ from . import batch
 from .assistance import amounts_clear
 from .attachments import AnyAccept, serve
 from .privacy import unmask_grant
-from .visits.serializers import CrsField, NumberField, PhotosField
+from .visits.serializers import CrsField, NumberField, PhotosField, from_1970
 
 
 def _id(source: str, help_text: str) -> serializers.IntegerField:
@@ -919,6 +919,7 @@ class CampaignReturnSerializer(serializers.ModelSerializer):
     client_time = serializers.DateTimeField(
         required=False,
         allow_null=True,
+        validators=[from_1970],
         help_text="when the filing in force was recorded on the phone (corrected by"
         " X-Device-Time); a filing recorded earlier is refused (409 naming client_time)",
     )
@@ -1728,6 +1729,7 @@ class CampaignReturnBatchSerializer(serializers.Serializer):
     client_time = serializers.DateTimeField(
         required=False,
         allow_null=True,
+        validators=[from_1970],
         help_text="when it was recorded on the phone: a filing recorded before the one in"
         " force is rejected (never replaces it)",
     )

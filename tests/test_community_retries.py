@@ -176,3 +176,16 @@ def test_a_retried_hours_post_adds_no_hours(demo, member_client):
     assert r.status_code == 201
     ms.refresh_from_db()
     assert ms.hours == before + Decimal("2.5")
+
+
+def test_a_filing_recorded_before_1970_is_refused_naming_client_time(demo, member_client):
+    """No phone's clock is before its epoch; such a time would be echoed with Shanghai's local
+    mean time offset (+08:05:43), which no ISO 8601 date-time can carry."""
+    from datetime import datetime
+
+    campaign = _campaign(demo)
+    old = datetime(706, 1, 29, 10, 18, 58, tzinfo=timezone.get_current_timezone())
+    body = _batch(member_client("grid1"), [_item(campaign, str(uuid.uuid4()), "发现", old)])
+    assert body["results"][0]["status"] == "rejected", body
+    assert "client_time" in body["results"][0]["errors"], body
+    assert not CampaignReturn.objects.filter(campaign=campaign, findings="发现").exists()
