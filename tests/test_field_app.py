@@ -1,8 +1,8 @@
 """The grid member's field app (/field/) in a real browser: Debian's Chromium at phone width
 (360 px), emulated geolocation and Playwright's offline mode, against a live server.
 
-One day in one test on purpose (each live-server test flushes the database and reloads the
-demo street): grid1 signs in once, the first sync fills IndexedDB, the map of the grid shows
+One day in one test on purpose (each live-server test flushes the database; the next gets the
+demo street back as a copy of the session's template): grid1 signs in once, the first sync fills IndexedDB, the map of the grid shows
 the day's stops in walking order and the path, the service worker takes the app shell; a
 case routed to grid1 is opened (details and ETag kept). Offline, a reload still opens the
 app with today's tasks and the map from the phone; visits are recorded (one from a task, one

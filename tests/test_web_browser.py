@@ -1,7 +1,7 @@
 """The street office's web page in a real browser (Debian's Chromium driven by Playwright).
 
-One test on purpose (each live-server test flushes the database and reloads the demo street,
-~15-25 s), with two browser sessions: (1) at tablet width in English: a wrong password, the
+One test on purpose (each live-server test flushes the database, and the next one gets the
+demo street back as a fresh copy of the session's template: tests/conftest.py), with two browser sessions: (1) at tablet width in English: a wrong password, the
 panel under the map, visits and the monthly charts; (2) at laptop width: the heatmap draws
 (pixels checked, screenshots in test-artifacts/), the category filter, a case's walked chain
 and timeline, dispatching an overdue case through the REST API with If-Match until it leaves
