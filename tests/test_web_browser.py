@@ -140,7 +140,7 @@ def browser_page(width: int = 1400, height: int = 900):  # type: ignore[no-untyp
 
 def test_street_office_page(live_server, committed_demo, monkeypatch):
     """One test, several browser sessions in one Chromium: each live-server test flushes the
-    database and the next one reloads the demo street, so the sessions share one load."""
+    database and the next one gets the demo street back, so the sessions share one copy."""
     # The ORM is used beside Playwright's sync API, whose event loop runs in this thread.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     # Chromium is installed by scripts/setup.sh: a missing one fails, never skips.
