@@ -300,9 +300,13 @@ def restore_demo_database() -> None:
     with _admin_connection(default) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{old}" WITH (FORCE)')  # left by a killed run
         for attempt in range(50):
+            # the clients only: an autovacuum worker on the database is a superuser process
+            # (terminating it is refused; the rename below stops it itself)
             admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a "
+                "WHERE a.datname = %s AND a.pid <> pg_backend_pid() "
+                "AND a.backend_type = 'client backend' "
+                "AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = a.usesysid AND r.rolsuper)",
                 [name],
             )
             try:
