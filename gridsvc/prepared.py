@@ -117,28 +117,8 @@ def fetchone_generic(sql: str, params: dict[str, Any], alias: str = "default") -
     run (array parameters make its generic plan look dearer than it is: the change feed's
     probe spent 1.5 ms planning to run in 0.3). The statement must be written so that its
     generic plan is good whatever the parameters (tests/test_request_cost_reads.py)."""
-    conn = connections[alias]
-    if not _enabled(alias):
-        return fetchone(sql, params, alias)
-    import psycopg
-
-    if not psycopg.Pipeline.is_supported():  # pragma: no cover - libpq < 14
-        return fetchone(sql, params, alias)
-    raw = _prepared_connection(alias)
-    start = time.monotonic()
-    with (
-        conn.wrap_database_errors,
-        psycopg.Cursor(raw) as before,
-        psycopg.Cursor(raw) as cur,
-        psycopg.Cursor(raw) as after,
-    ):
-        with raw.pipeline():
-            before.execute("SET plan_cache_mode = force_generic_plan")
-            cur.execute(sql, params, prepare=True)
-            after.execute("RESET plan_cache_mode")
-        row = cur.fetchone()
-    _log(alias, "prepared, generic", sql, start)
-    return row
+    rows = fetchall_pipelined([(sql, params)], alias, generic=True)[0]
+    return rows[0] if rows else None
 
 
 def fetchall_pipelined(
