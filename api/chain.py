@@ -30,6 +30,7 @@ from gridsvc.community.models import Team, TeamMembership
 from gridsvc.territory.models import Compound, Grid
 from gridsvc.territory.services import locate
 
+from .fields import ClientDateTimeField
 from .scoping import ScopedQuerysetMixin, request_scope
 
 
@@ -61,7 +62,7 @@ class PositionSerializer(serializers.ModelSerializer):
 
 class HandOverSerializer(serializers.Serializer):
     member = serializers.IntegerField(help_text="the member who takes the post over")
-    when = serializers.DateTimeField(
+    when = ClientDateTimeField(
         required=False, help_text="when the post changed hands (default now; not ahead)"
     )
     note = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
