@@ -14,6 +14,7 @@ tests/test_sync_day.py and schemathesis (tests/test_fuzz_api.py).
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -21,9 +22,10 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpResponse
 from django.utils import translation
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_spectacular.views import SCHEMA_KWARGS, SpectacularAPIView
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 
 # ---------------------------------------------------------------- error answers
 #: ``code`` values of protocol errors answered before a view runs, and of auth errors.
@@ -340,16 +342,59 @@ def error_response(description: str, serializer: Any = None) -> OpenApiResponse:
 
 
 # ---------------------------------------------------------------- the served schema
+def _etag(content: bytes) -> str:
+    return '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
+
+
+def _not_modified(request: Any, etag: str) -> bool:
+    """If-None-Match names ``etag``: weak comparison (RFC 9110 13.1.2), since the gzip
+    middleware hands a compressed answer's ETag out as ``W/"…"`` and the browser sends it
+    back so."""
+    header = request.headers.get("If-None-Match", "")
+    if header.strip() == "*":
+        return True
+    return etag in {t.strip().removeprefix("W/") for t in header.split(",")}
+
+
+def _cached_answer(request: Any, content: bytes, content_type: str, etag: str) -> HttpResponse:
+    """``content`` with its ``ETag``, or a 304 when the caller holds it. ``Cache-Control:
+    private, no-cache``: a browser keeps it and revalidates at each use."""
+    if _not_modified(request, etag):
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(content, content_type=content_type)
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+def _paths_answer(schema: dict[str, Any]) -> tuple[bytes, str]:
+    """``{"paths": [...]}``: the sorted path templates of ``schema`` (the generator's output,
+    the one the full answer renders), as bytes with their ETag."""
+    content = json.dumps({"paths": sorted(schema.get("paths", {}))}, separators=(",", ":"))
+    encoded = content.encode()
+    return encoded, _etag(encoded)
+
+
 class CachedSchemaView(SpectacularAPIView):
     """``/api/schema/``: drf-spectacular's view, its answer built once per process for each
     language, version and format. The schema is public (``SERVE_PUBLIC``: the same for every
     caller, tests/test_schema_cache.py) and changes only with the code, so a deploy (new
-    processes) is its only invalidation; building it took 0.5–1 s per request, and the street
-    office page asks for it at every load. The answer carries an ``ETag`` of its bytes and
-    ``Cache-Control: private, no-cache``: a browser that holds it revalidates and gets a 304
-    without the 4–5 MB."""
+    processes) is its only invalidation; building it took 0.5–1 s per request. The answer
+    carries an ``ETag`` of its bytes and ``Cache-Control: private, no-cache``: a browser that
+    holds it revalidates and gets a 304 without the 4–5 MB. Each build also keeps the list of
+    its path templates, which ``/api/schema/paths/`` (:class:`SchemaPathsView`) serves."""
 
     _answers: ClassVar[dict[tuple[str, str | None, str], tuple[bytes, str, str, str]]] = {}
+    #: ``/api/schema/paths/``'s answer (bytes, ETag) for each ``version``, kept by each build
+    _paths: ClassVar[dict[str | None, tuple[bytes, str]]] = {}
+
+    def _build(self, request: Any) -> Any:
+        """drf-spectacular's answer (the schema, not yet rendered); its path templates are
+        kept for :class:`SchemaPathsView`."""
+        built = super().get(request)
+        self._paths[request.GET.get("version")] = _paths_answer(built.data)
+        return built
 
     @extend_schema(**SCHEMA_KWARGS)  # as drf-spectacular's (left out: SERVE_INCLUDE_SCHEMA)
     def get(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -358,27 +403,66 @@ class CachedSchemaView(SpectacularAPIView):
                request.accepted_media_type)  # fmt: skip
         answer = self._answers.get(key)
         if answer is None:
-            built = super().get(request, *args, **kwargs)
+            built = self._build(request)
             built.accepted_renderer = request.accepted_renderer
             built.accepted_media_type = request.accepted_media_type
             built.renderer_context = self.get_renderer_context()
             built.render()
             content = bytes(built.content)
-            etag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
-            answer = (content, built["Content-Type"], built["Content-Disposition"], etag)
+            answer = (content, built["Content-Type"], built["Content-Disposition"], _etag(content))
             self._answers[key] = answer
         content, content_type, disposition, etag = answer
-        if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
-            response = HttpResponse(status=304)
-        else:
-            response = HttpResponse(content, content_type=content_type)
+        response = _cached_answer(request, content, content_type, etag)
+        if response.status_code == 200:
             response["Content-Disposition"] = disposition
-        response["ETag"] = etag
-        response["Cache-Control"] = "private, no-cache"
         return response
+
+
+class SchemaPathsSerializer(serializers.Serializer):
+    """The API's path templates, as the keys of the OpenAPI schema's ``paths``."""
+
+    paths = serializers.ListField(
+        child=serializers.CharField(), help_text="sorted, e.g. `/api/v1/cases/{id}/`"
+    )
+
+
+class SchemaPathsView(CachedSchemaView):
+    """``/api/schema/paths/``: which endpoints exist, without the 4–5 MB of the schema (the
+    street office page lights a panel up only when its endpoint is listed). The path templates
+    of the same cached build as ``/api/schema/`` (:meth:`CachedSchemaView._build`), never a
+    list of its own; public and the same for every caller, like the schema."""
+
+    renderer_classes = [JSONRenderer]
+
+    def perform_content_negotiation(self, request, force=False):  # type: ignore[no-untyped-def]
+        return (JSONRenderer(), JSONRenderer.media_type)  # JSON whatever Accept says
+
+    @extend_schema(
+        summary="The API's path templates",
+        description="The keys of the OpenAPI schema's `paths` (`/api/schema/`), sorted: what "
+        "a client needs to know which endpoints exist, without the whole schema. Public, the "
+        "same for every caller; `ETag`, a 304 on `If-None-Match`.",
+        parameters=[
+            OpenApiParameter(
+                "If-None-Match", str, OpenApiParameter.HEADER, description="an earlier ETag"
+            )
+        ],
+        responses={
+            200: SchemaPathsSerializer,
+            304: OpenApiResponse(description="not modified: the ETag named is current"),
+        },
+        tags=["schema"],
+    )
+    def get(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        version = request.GET.get("version")
+        if version not in self._paths:
+            self._build(request)
+        content, etag = self._paths[version]
+        return _cached_answer(request, content, "application/json", etag)
 
 
 @receiver(setting_changed)
 def _forget_schema(**kwargs: Any) -> None:
     """A test that overrides a setting may change the schema: build it again."""
     CachedSchemaView._answers.clear()
+    CachedSchemaView._paths.clear()

@@ -14,6 +14,7 @@ from . import (
     open311,
     reports,
     rules,
+    schema,
     security,
     supervision,
     territory,
@@ -59,3 +60,7 @@ root_urlpatterns: list = []
 for domain in DOMAINS:
     root_urlpatterns += domain.root_urlpatterns
 root_urlpatterns += open311.root_urlpatterns
+# which endpoints exist, from the cached OpenAPI schema (beside /api/schema/ in gridsvc/urls.py)
+root_urlpatterns.append(
+    path("api/schema/paths/", schema.SchemaPathsView.as_view(), name="schema-paths")
+)

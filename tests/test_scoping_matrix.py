@@ -146,6 +146,7 @@ ALLOWED: dict[str, str] = {
     "POST /logout/": "web logout",
     "GET /api/docs/": "Swagger UI",
     "GET /api/schema/": "OpenAPI schema",
+    "GET /api/schema/paths/": "the OpenAPI schema's path templates (public, like the schema)",
     "GET /api/v1/": "API root: links only",
     "POST /api/v1/auth/token/": "login (throttle, lockout: tests/test_security.py)",
     "POST /api/v1/auth/token/refresh/": "token refresh of the caller's own device",
