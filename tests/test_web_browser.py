@@ -97,9 +97,9 @@ SHARED: dict = {}
 def one_browser():  # type: ignore[no-untyped-def]
     """One Chromium for all of a test's browser sessions, each session a context of its own
     (its own cookies and storage): a Chromium started per session cost 1-2 s each. The page
-    asks the OpenAPI schema at every load and waits for it (the server builds it anew each
-    time, 1-2.5 s); it is the same for every caller (public), so each context is answered
-    the server's first answer of the test, as a browser cache would."""
+    asks the OpenAPI schema's paths (/api/schema/paths/) at every load and waits for them;
+    they are the same for every caller (public), so each context is answered the server's
+    first answer of the test, as a browser cache would."""
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -155,8 +155,13 @@ def test_street_office_page(live_server, committed_demo, monkeypatch):
             phone_width(*phone)
         cadre_reviews(live_server.url)
         with browser_page() as (page, errors):  # the street desk at laptop width, one page
+            asked: list[str] = []
+            page.on("request", lambda r: asked.append(r.url))
             laptop_heatmap_filter_and_dispatch(page, live_server.url, errors)
             failures_search_exports_and_race(page, live_server.url, errors)
+        # which endpoints exist: their list (a few kB), never the 4-5 MB OpenAPI schema
+        assert any("/api/schema/paths/" in u for u in asked)
+        assert not [u for u in asked if "/api/schema/?" in u or u.endswith("/api/schema/")]
     assert AXE_FOUND == [], "\n".join(AXE_FOUND)
 
 

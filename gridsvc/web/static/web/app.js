@@ -2026,15 +2026,16 @@
     translatePage();
     monthOut();
     fillFigureMonths();
-    // The map and the territory do not wait for the (large) OpenAPI schema: it is asked in
-    // parallel, and what depends on it (places, cases, queue, tabs) starts when it arrives.
-    const schemaAnswer = api("/api/schema/?format=json");
+    // The map and the territory do not wait for the API description: it is asked in parallel,
+    // and what depends on it (places, cases, queue, tabs) starts when it arrives. Only the
+    // OpenAPI schema's path templates (/api/schema/paths/, a few kB), never the 4-5 MB schema.
+    const schemaAnswer = api("/api/schema/paths/");
     const [map, grids] = await Promise.all([buildMap(), api(`${API}/grids/?page_size=500`)]);
     await addTerritoryLayers(map, grids);
     markFirstMap(map);
     const schema = await schemaAnswer;
-    state.schemaOk = schema.ok && !!(schema.body && schema.body.paths);
-    state.paths = new Set(Object.keys((state.schemaOk && schema.body.paths) || {}));
+    state.schemaOk = schema.ok && !!(schema.body && Array.isArray(schema.body.paths));
+    state.paths = new Set((state.schemaOk && schema.body.paths) || []);
     if (!state.schemaOk) {
       // Without the API description the page cannot tell what exists: say so, never "no cases".
       banner(`${t("schema_failed", "无法读取接口说明,无法显示案件。")} ${failText(schema)}`, () => location.reload());
