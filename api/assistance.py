@@ -61,6 +61,7 @@ from gridsvc.territory.models import Household, Resident
 
 from . import batch
 from .attachments import AnyAccept, serve
+from .fields import ClientDateTimeField
 from .files import checked_upload
 from .privacy import UnmaskAuditMixin, unmask_grant, viewer
 from .scoping import request_scope
@@ -703,7 +704,7 @@ class AssistanceBatchApplicationSerializer(serializers.Serializer):
         required=False, allow_null=True, help_text="the visit's client_uuid (not yet synced id)"
     )
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
-    made_at = serializers.DateTimeField(
+    made_at = ClientDateTimeField(
         required=False, allow_null=True, help_text="when it was made on the phone (the clock)"
     )
 

@@ -3,16 +3,14 @@ OpenAPI schema from one definition; a bad value is 400 naming the parameter)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from django import forms
 from django.db.models import F, Q
 from django.utils import timezone
 from django_filters import rest_framework as filters
-from django_filters.fields import IsoDateTimeField
 from django_filters.widgets import BooleanWidget
 from rest_framework.exceptions import ValidationError
 
+from api.fields import ClientDateTimeFilter
 from gridsvc.cases.figures import overdue
 from gridsvc.cases.models import (
     OPEN_STATUSES,
@@ -71,25 +69,6 @@ class CaseOrdering(filters.OrderingFilter):
         return qs.order_by(*order, "reported_at", "id")
 
 
-class _UtcIsoDateTimeField(IsoDateTimeField):
-    """An ISO 8601 instant, handed to the database in UTC: PostgreSQL refuses offsets past
-    ±15:59 that Python accepts (``2788-05-10T21:03:39-23:54`` was a 500), and an instant that
-    falls outside the calendar in UTC is a 400 naming the parameter."""
-
-    def to_python(self, value):  # type: ignore[no-untyped-def]
-        moment: datetime | None = super().to_python(value)
-        if moment is None:
-            return None
-        try:
-            return moment.astimezone(UTC)
-        except OverflowError:
-            raise forms.ValidationError("a date and time in range", code="invalid") from None
-
-
-class _UtcIsoDateTimeFilter(filters.IsoDateTimeFilter):
-    field_class = _UtcIsoDateTimeField
-
-
 class CaseFilter(filters.FilterSet):
     status = filters.MultipleChoiceFilter(choices=Status.choices)
     category = filters.CharFilter(method="by_category")
@@ -97,9 +76,13 @@ class CaseFilter(filters.FilterSet):
     grid = filters.NumberFilter(help_text="grid id")
     community = filters.NumberFilter(help_text="community id")
     card = filters.ChoiceFilter(choices=[("yellow", "yellow"), ("red", "red")])
-    since = _UtcIsoDateTimeFilter(field_name="reported_at", lookup_expr="gte")
-    until = _UtcIsoDateTimeFilter(field_name="reported_at", lookup_expr="lt")
-    updated_since = _UtcIsoDateTimeFilter(
+    since = ClientDateTimeFilter(
+        field_name="reported_at", lookup_expr="gte", help_text="reported at or after this instant"
+    )
+    until = ClientDateTimeFilter(
+        field_name="reported_at", lookup_expr="lt", help_text="reported before this instant"
+    )
+    updated_since = ClientDateTimeFilter(
         method="by_updated_since",
         help_text="changed at or after this instant (ISO 8601; updated_at, bumped by every "
         "action and report): the page's live-update poll; oldest change first unless ordering",

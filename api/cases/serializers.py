@@ -21,6 +21,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.fields import empty
 
+from api.fields import ClientDateTimeField
 from api.files import file_url
 from gridsvc.cases import services
 from gridsvc.cases.assessment import FIGURES as ASSESSMENT_FIGURES
@@ -737,6 +738,17 @@ class MediationSerializer(serializers.ModelSerializer):
         return attrs
 
 
+def check_action_times(name: str, data: dict[str, Any]) -> None:
+    """The date-times in a case action's body are ones a client may send
+    (:class:`api.fields.ClientDateTimeField`, else 400 naming the field) before the rules
+    see them; the body keeps them as sent (the rules read them and record them so)."""
+    if name == "set_deadline" and data.get("due_at") not in (None, ""):
+        try:
+            ClientDateTimeField().run_validation(data["due_at"])
+        except ValidationError as exc:
+            raise ValidationError({"due_at": exc.detail}) from None
+
+
 ACTION_BODY = inline_serializer(
     "CaseActionBody",
     {
@@ -749,7 +761,7 @@ ACTION_BODY = inline_serializer(
         "department": serializers.IntegerField(required=False, help_text="transfer"),
         "reason": serializers.CharField(required=False, help_text="reject/reopen/send_back"),
         "into": serializers.IntegerField(required=False, help_text="merge: target case"),
-        "due_at": serializers.DateTimeField(required=False, help_text="set_deadline"),
+        "due_at": ClientDateTimeField(required=False, help_text="set_deadline"),
         "lon": serializers.FloatField(required=False),
         "lat": serializers.FloatField(required=False),
     },
@@ -817,7 +829,7 @@ class BulkActionSerializer(serializers.Serializer):
     )
     member = serializers.IntegerField(required=False, help_text="assign/reassign")
     department = serializers.IntegerField(required=False, help_text="transfer")
-    due_at = serializers.DateTimeField(required=False, help_text="set_deadline")
+    due_at = ClientDateTimeField(required=False, help_text="set_deadline")
     note = serializers.CharField(required=False, allow_blank=True)
     reason = serializers.CharField(required=False, allow_blank=True)
 

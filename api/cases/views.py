@@ -68,6 +68,7 @@ from .serializers import (
     case_rows,
     case_rows_payload,
     chain_holder_names,
+    check_action_times,
 )
 
 
@@ -370,6 +371,7 @@ class CaseViewSet(
         data = dict(request.data) if isinstance(request.data, dict) else {}
         note = str(data.pop("note", "") or "")
         data.pop("version", None)
+        check_action_times(name, data)  # due_at: a date-time a client may send (400)
         where = None
         crs = str(data.pop("crs", None) or "wgs84")  # of lon/lat, as on a case report
         if data.get("lon") is not None or data.get("lat") is not None:

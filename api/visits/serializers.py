@@ -29,6 +29,7 @@ from rest_framework import serializers
 from rest_framework.fields import SkipField, empty
 from rest_framework.serializers import as_serializer_error
 
+from api.fields import from_1970  # the phones' rule, also of api.community's client_time
 from geo.crs import SUPPORTED_CRS, UnsupportedCRS, normalize_crs
 from gridsvc.visits.ingest import (
     MAX_BATCH,
@@ -171,14 +172,6 @@ class ClientUUIDField(serializers.UUIDField):
         if isinstance(data, str):
             return self.to_internal_value(data)
         return super().run_validation(data)
-
-
-def from_1970(value: Any) -> None:
-    """A phone's time is from 1970 on (its clock's epoch); older times also had offsets in
-    seconds here (Shanghai's local mean time, +08:05:43), which no ISO 8601 date-time can carry
-    back (schemathesis). The one rule of every phone-recorded time."""
-    if value is not None and value.year < 1970:
-        raise serializers.ValidationError("a date-time from 1970 on is required")
 
 
 class ClientTimeField(serializers.DateTimeField):
