@@ -1025,6 +1025,249 @@ def test_field_app_records_service_hours_and_pairing_help_offline(field_phone):
         raise
 
 
+def grid1_post():  # type: ignore[no-untyped-def]
+    """grid1's grid member post (its grid, community, street)."""
+    from gridsvc.chain.models import Position
+
+    return Position.objects.held_at().get(member__username="grid1", position_type="grid_member")
+
+
+def test_field_app_files_campaign_returns_offline(field_phone):
+    """Issue 20, 排查报送 from the phone: two campaigns started over grid1's community (a
+    矛盾纠纷排查化解月 and a 排查不稳定因素) give grid1's grid a return each; the card names them
+    (campaign-returns/ and campaigns/, kept at each sync). Offline grid1 files findings to the
+    first and a 零报告 to the second; meanwhile the street files the second online. Back
+    online the first is stored once (findings, grid1, the phone's client_time) and the second,
+    recorded on the phone before the street's filing, is refused: the outbox says why in
+    words and the street's return stands. Nothing is left to file, so the card is gone."""
+    from datetime import timedelta
+
+    from gridsvc.accounts.models import Member
+    from gridsvc.community import services
+    from gridsvc.community.models import CampaignReturn
+    from gridsvc.visits.services import local_today
+
+    post = grid1_post()
+    street = Member.objects.get(username="street")
+    today = local_today()
+    period = {
+        "start": today,
+        "end": today + timedelta(days=30),
+        "community": post.grid.community_id,
+    }
+    disputes, _ = services.start_campaign(
+        street, {"kind": "disputes", "name": "冬季矛盾纠纷排查化解月", **period}
+    )
+    instability, _ = services.start_campaign(
+        street, {"kind": "instability", "name": "岁末排查不稳定因素", **period}
+    )
+    first = CampaignReturn.objects.get(campaign=disputes, grid=post.grid)
+    second = CampaignReturn.objects.get(campaign=instability, grid=post.grid)
+    context, page, errors = field_phone.open()
+    try:
+        field_phone.sign_in(page)
+        page.locator("#campaign-card").wait_for()
+        options = page.locator("#campaign-return option").evaluate_all(
+            "(os) => os.map((o) => o.textContent)"
+        )
+        # named by the campaign when the server tells the phone its name (a grid member may
+        # not list community-wide campaigns), else by its number
+        for c in (disputes, instability):
+            assert any(c.name in o or f"排查活动 #{c.pk}" in o for o in options), options
+
+        context.set_offline(True)
+        page.wait_for_function("() => document.querySelector('#net').textContent === '离线'")
+        page.click("#campaign-card summary")
+        page.select_option("#campaign-return", str(first.pk))
+        page.uncheck("#campaign-zero")
+        page.fill("#campaign-findings", "邻里噪音纠纷1起，已登记")
+        page.fill("#campaign-count", "1")
+        page.click("#campaign-save")
+        page.wait_for_function(
+            "(id) => ![...document.querySelectorAll('#campaign-return option')].some((o) => o.value === String(id))",
+            arg=first.pk,
+        )
+        page.select_option("#campaign-return", str(second.pk))
+        page.click("#campaign-save")  # 零报告 (checked again after the first save)
+        page.click(".tabs button[data-tab=outbox]")
+        pending = page.locator("#outbox-list li[data-key][data-status='pending']")
+        pending.filter(has_text="邻里噪音纠纷").wait_for(timeout=15_000)
+        pending.filter(has_text="零报告").wait_for(timeout=15_000)
+        assert page.locator("#campaign-card").is_hidden()  # nothing left to file
+        first.refresh_from_db()
+        assert first.filed_at is None
+        # the street files the second return online, after the phone recorded its 零报告
+        services.file_return(
+            street, second, zero_report=False, findings="街道核实：发现1起", findings_count=1
+        )
+
+        context.set_offline(False)
+        sync_now(page)
+        rows = page.locator("#outbox-list li[data-key]")
+        sent = rows.filter(has_text="邻里噪音纠纷")
+        assert sent.get_attribute("data-status") == "sent"
+        refused = rows.filter(has_text="零报告")
+        assert refused.get_attribute("data-status") == "refused"
+        assert "该网格已有更晚记录的报送" in refused.inner_text()
+        first.refresh_from_db()
+        assert first.filed_by_id == post.member_id and not first.zero_report
+        assert (first.findings, first.findings_count) == ("邻里噪音纠纷1起，已登记", 1)
+        assert first.client_time is not None and first.filings.count() == 1
+        second.refresh_from_db()
+        assert (second.filed_by_id, second.findings) == (street.pk, "街道核实：发现1起")
+        assert page.locator("#campaign-card").is_hidden()
+        assert errors == []
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "field-campaign-failure.png"))
+        raise
+
+
+def test_field_app_logs_a_petition_offline_and_forgets_the_petitioner(field_phone):
+    """Issue 20, 信访登记 from the phone: grid1 (grid staff, /me/'s positions) records a
+    group petition offline; it waits in the outbox (its label names the subject, never the
+    petitioner); back online it is stored once in grid1's grid, handled by grid1. Once the
+    server has it the petitioner's name is gone from the phone's IndexedDB, and it never
+    reached the console."""
+    from gridsvc.community.models import Petition
+    from gridsvc.visits.services import local_today
+
+    post = grid1_post()
+    name = "马测试来访人"
+    context, page, errors = field_phone.open()
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text))
+    stored_text_js = (
+        "() => window.gridsvcField.db.getAll('requests').then((r) => JSON.stringify(r))"
+    )
+    try:
+        field_phone.sign_in(page)
+        page.locator("#petition-card").wait_for()
+        context.set_offline(True)
+        page.wait_for_function("() => document.querySelector('#net').textContent === '离线'")
+        page.click("#petition-card summary")
+        page.fill("#petition-name", name)
+        page.fill("#petition-subject", "反映小区停车难")
+        page.check("#petition-ethnic")
+        page.fill("#petition-size", "6")
+        page.click("#petition-save")
+        page.click(".tabs button[data-tab=outbox]")
+        row = page.locator("#outbox-list li[data-key]:has-text('反映小区停车难')")
+        row.wait_for(timeout=15_000)
+        assert row.get_attribute("data-status") == "pending"
+        assert "集体访 6 人" in row.inner_text() and name not in row.inner_text()
+        assert name in page.evaluate(stored_text_js)  # kept until the server has it
+        assert page.input_value("#petition-name") == ""
+        assert not Petition.objects.filter(subject="反映小区停车难").exists()
+
+        context.set_offline(False)
+        sync_now(page)
+        assert row.get_attribute("data-status") == "sent"
+        assert "来访人信息已从手机删除" in row.inner_text()
+        (petition,) = Petition.objects.filter(subject="反映小区停车难")
+        assert (petition.petitioner, petition.group_size, petition.ethnic_religious) == (
+            name,
+            6,
+            True,
+        )
+        assert petition.grid_id == post.grid_id and petition.date == local_today()
+        assert petition.recorded_by_id == post.member_id == petition.handled_by_id
+        assert petition.client_uuid is not None and petition.group_risk
+        assert name not in page.evaluate(stored_text_js)
+        assert not [m for m in console if name in m]
+        assert errors == []
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "field-petition-failure.png"))
+        raise
+
+
+def test_field_app_records_mediations_for_the_mediator_only(field_phone):
+    """Issue 20, 调处 from the phone: the card shows only to the community's 调处员 (a 五员
+    调处员 membership in /me/): grid1 sees it once given one and synced, and offers the
+    dispute cases of the community on the phone. Offline grid1 records a session (达成协议);
+    online it is stored once (the case, grid1 as mediator). A second session recorded offline
+    after the membership has ended is refused: the outbox says why in words, nothing stored,
+    and the card is gone after that sync."""
+    from datetime import timedelta
+
+    from gridsvc.cases.models import OPEN_STATUSES, Case
+    from gridsvc.community.models import Mediation, TeamMembership
+    from gridsvc.visits.services import local_today
+
+    post = grid1_post()
+    grid, today = post.grid, local_today()
+    case = (
+        Case.objects.filter(kind="dispute", grid=grid, status__in=OPEN_STATUSES)
+        .order_by("id")
+        .first()
+    )
+    assert case is not None, "the demo street has open disputes in grid1's grid"
+    context, page, errors = field_phone.open()
+    try:
+        field_phone.sign_in(page)
+        assert page.locator("#mediation-card").is_hidden()  # grid1 is no 调处员
+        membership = TeamMembership.objects.create(
+            team="five_members",
+            role="mediator",
+            member=post.member,
+            recorded_by=post.member,
+            street_id=grid.community.street_id,
+            community=grid.community,
+            grid=grid,
+            valid_from=today - timedelta(days=10),
+        )
+        sync_now(page)
+        page.locator("#mediation-card").wait_for()
+        assert str(case.pk) in page.locator("#mediation-case option").evaluate_all(
+            "(os) => os.map((o) => o.value)"
+        )
+
+        context.set_offline(True)
+        page.wait_for_function("() => document.querySelector('#net').textContent === '离线'")
+        page.click("#mediation-card summary")
+        page.select_option("#mediation-case", str(case.pk))
+        page.select_option("#mediation-outcome", "agreed")
+        page.fill("#mediation-note", "双方当面达成协议")
+        page.click("#mediation-save")
+        page.click(".tabs button[data-tab=outbox]")
+        agreed = page.locator(f"#outbox-list li[data-key]:has-text('{case.number}：达成协议')")
+        agreed.wait_for(timeout=15_000)
+        assert agreed.get_attribute("data-status") == "pending"
+        assert not Mediation.objects.filter(case=case, mediator=post.member).exists()
+
+        context.set_offline(False)
+        sync_now(page)
+        assert agreed.get_attribute("data-status") == "sent"
+        (mediation,) = Mediation.objects.filter(case=case, mediator=post.member)
+        assert (mediation.outcome, mediation.note, mediation.date) == (
+            "agreed",
+            "双方当面达成协议",
+            today,
+        )
+        assert mediation.client_uuid is not None
+
+        context.set_offline(True)
+        page.wait_for_function("() => document.querySelector('#net').textContent === '离线'")
+        page.select_option("#mediation-case", str(case.pk))
+        page.select_option("#mediation-outcome", "ongoing")
+        page.fill("#mediation-note", "再次调处")
+        page.click("#mediation-save")
+        ongoing = page.locator(f"#outbox-list li[data-key]:has-text('{case.number}：继续调处')")
+        ongoing.wait_for(timeout=15_000)
+        membership.valid_to = today - timedelta(days=1)  # no longer the community's 调处员
+        membership.save(update_fields=["valid_to"])
+
+        context.set_offline(False)
+        sync_now(page)
+        assert ongoing.get_attribute("data-status") == "refused"
+        assert "只有本社区的调处员或调委会可记录调处" in ongoing.inner_text()
+        assert Mediation.objects.filter(case=case, mediator=post.member).count() == 1
+        assert page.locator("#mediation-card").is_hidden()
+        assert errors == []
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "field-mediation-failure.png"))
+        raise
+
+
 def test_field_app_files_are_a_fixed_list(client) -> None:
     """The shell is HTML under the page policy; the service worker is JavaScript served from
     /field/ (so its scope is the app); anything not on the list — another folder, a path

@@ -10,7 +10,7 @@
 (function () {
   "use strict";
 
-  const APP_VERSION = "0.6.0";
+  const APP_VERSION = "0.7.0";
   const API = "/api/v1";
   const DB_NAME = "gridsvc-field";
   const DEVICE_KEY = "gridsvc-field-device"; // localStorage: one id per installation
@@ -208,6 +208,8 @@
     await meta.del("route");
     await meta.del("me");
     await meta.del("pairings");
+    await meta.del("campaignReturns");
+    await meta.del("campaigns");
   }
 
   /** Sign out: blacklist the refresh token (when online) and wipe the phone's data. */
@@ -298,6 +300,7 @@
       r.http = r.batchItem && resp.ok ? undefined : resp.status; // a refused item: its errors say why
       r.replayed = duplicate || resp.headers.get("Idempotent-Replayed") === "true";
       r.sent_at = new Date().toISOString();
+      personalDropped(r); // answered (sent or refused): never sent again
       await state.db.put("requests", r);
       if (r.caseId) await caseAnswered(r.caseId, resp, data);
     }
@@ -309,6 +312,22 @@
       if (it.data && Array.isArray(it.data.photos)) {
         r.photoCount = (r.photoCount || 0) + it.data.photos.length;
         delete it.data.photos;
+      }
+    }
+  }
+
+  /** Personal data of a batch item (a 信访's petitioner) leave the phone once the server has
+   * answered: stored there when accepted, and a refused item is never sent again (the member
+   * records it anew). Like a sent photo's bytes; the label never carried them. */
+  const PERSONAL = { petition: ["petitioner"] };
+
+  function personalDropped(r) {
+    for (const it of (r.body && r.body.items) || []) {
+      for (const field of PERSONAL[it.kind] || []) {
+        if (it.data && field in it.data) {
+          delete it.data[field];
+          r.personalDropped = true;
+        }
       }
     }
   }
@@ -695,6 +714,7 @@
       await loadVenueTasks();
       await loadMe();
       await loadPairings();
+      await loadCampaignReturns();
       const now = new Date().toISOString();
       await meta.set("lastSync", now);
       $("sync-msg").textContent = "同步完成。";
@@ -837,7 +857,17 @@
     const resp = await api("/me/");
     if (!resp.ok) return; // keep the phone's copy
     const data = await resp.json();
-    await meta.set("me", { id: data.id, unity_memberships: data.unity_memberships || [] });
+    await meta.set("me", {
+      id: data.id,
+      unity_memberships: data.unity_memberships || [],
+      // the posts held now, for what the phone offers (信访: staff; 调处: the mediation committee)
+      positions: (data.positions || []).map((p) => ({
+        position_type: p.position_type,
+        target_type: p.target_type,
+        target_id: p.target_id,
+        on_leave: p.on_leave,
+      })),
+    });
   }
 
   /** The pairings (结对帮扶 …) the member may record help under, kept at each sync: the
@@ -1141,6 +1171,171 @@
     await queueCommunityItem(`结对帮扶 ${data.date}：${what}`, "pairing_help", data);
   }
 
+  // ---------------------------------------------------------------- 排查报送, 信访, 调处
+
+  /** The grid's returns to screening campaigns (矛盾纠纷排查化解月, 排查不稳定因素) and the
+   * campaigns themselves (their names and periods), kept at each sync for offline filing. */
+  async function loadCampaignReturns() {
+    await keepList("/community/campaign-returns/?page_size=200", "campaignReturns");
+    await keepList("/community/campaigns/?page_size=200", "campaigns");
+  }
+
+  /** Returns still to file: not filed, their campaign running today, none queued for them. */
+  async function openReturns() {
+    const day = today();
+    const campaigns = new Map(((await meta.get("campaigns")) || []).map((c) => [c.id, c]));
+    const queued = new Set(
+      (await state.db.getAll("requests"))
+        .filter((r) => r.campaignReturn && r.status !== "refused")
+        .map((r) => r.campaignReturn)
+    );
+    return ((await meta.get("campaignReturns")) || [])
+      .filter((r) => !r.filed_at && !queued.has(r.id))
+      // the campaign's name and period: from campaigns/ when the member may list it (a grid
+      // member may not: a community-wide campaign lies outside their grid), else the return's
+      // own campaign_name / campaign_start / campaign_end when the server sends them
+      .map((r) => ({
+        ...r,
+        c:
+          campaigns.get(r.campaign) ||
+          (r.campaign_name ? { name: r.campaign_name, start: r.campaign_start, end: r.campaign_end } : undefined),
+      }))
+      .filter((r) => !r.c || ((!r.c.start || r.c.start <= day) && (!r.c.end || day <= r.c.end)))
+      .sort((a, b) => a.campaign - b.campaign || a.grid - b.grid);
+  }
+
+  function returnLabel(r) {
+    const name = r.c ? r.c.name : `排查活动 #${r.campaign}`;
+    return `${name}${r.grid ? ` · 网格 ${r.grid}` : ""}`;
+  }
+
+  /** Who may mediate where (the server's may_mediate): the community of a running 五员
+   * 调处员 membership not on leave, or of a 社区人民调解委员会 post (/me/). */
+  function mediatorCommunities(me) {
+    const ids = new Set();
+    for (const m of me.unity_memberships || []) {
+      if (m.team === "five_members" && m.role === "mediator" && !m.on_leave && m.community) ids.add(m.community);
+    }
+    for (const p of me.positions || []) {
+      if (p.position_type === "mediation_committee" && p.target_type === "community" && !p.on_leave) ids.add(p.target_id);
+    }
+    return ids;
+  }
+
+  /** Posts that give no community work (楼长, 单元长, 业委会, 物业; the district's officer):
+   * a member holding only these records no 信访 (the server refuses them). */
+  const NO_WORK_POSTS = new Set(["unit_head", "building_head", "owners_committee", "property_manager", "district_officer"]);
+
+  /** The cards for a campaign return (only with a return to file), a 信访 (grid, community
+   * and street staff) and a mediation (the community's 调处员 / mediation committee). */
+  async function fillCommunityForms() {
+    const day = today();
+    const returns = await openReturns();
+    fillSelect($("campaign-return"), returns.map((r) => [r.id, returnLabel(r)]));
+    $("campaign-card").hidden = returns.length === 0;
+
+    const me = (await meta.get("me")) || {};
+    $("petition-card").hidden = !(me.positions || []).some((p) => !NO_WORK_POSTS.has(p.position_type));
+    const grids = [...new Set((await state.db.getAll("households")).map((h) => h.grid).filter((g) => g))].sort(
+      (a, b) => a - b
+    );
+    fillSelect($("petition-grid"), grids.map((g) => [g, `网格 ${g}`]));
+    $("petition-grid-label").hidden = grids.length < 2;
+
+    const communities = mediatorCommunities(me);
+    const disputes = (await state.db.getAll("cases"))
+      .filter((c) => c.kind === "dispute" && communities.has(c.community) && !["void", "merged"].includes(c.status))
+      .sort((a, b) => String(b.reported_at).localeCompare(String(a.reported_at)));
+    fillSelect($("mediation-case"), disputes.map((c) => [c.id, `${c.number} ${c.title || ""}`.trim()]));
+    $("mediation-none").hidden = disputes.length > 0;
+    $("mediation-card").hidden = communities.size === 0;
+    for (const id of ["petition-date", "mediation-date"]) {
+      $(id).max = day;
+      if (!$(id).value) $(id).value = day;
+    }
+  }
+
+  /** 排查报送: the grid's return to a campaign, a 零报告 or findings (batch kind
+   * `campaign_return`, as campaign-returns/{id}/file/), with the phone's time: a filing
+   * recorded on the server later than this one wins (the phone's is refused, stale_filing). */
+  async function saveCampaignReturn() {
+    const id = Number($("campaign-return").value);
+    const ret = (await openReturns()).find((r) => r.id === id);
+    if (!ret) {
+      $("campaign-msg").textContent = "请选择排查活动。";
+      return;
+    }
+    const zero = $("campaign-zero").checked;
+    const findings = $("campaign-findings").value.trim();
+    if (!zero && !findings) {
+      $("campaign-msg").textContent = "请填写发现情况，或勾选零报告。";
+      return;
+    }
+    const data = { campaign: ret.campaign, grid: ret.grid, zero_report: zero, client_time: isoLocal(new Date()) };
+    if (!zero) Object.assign(data, { findings, findings_count: Math.max(1, parseInt($("campaign-count").value, 10) || 1) });
+    $("campaign-findings").value = "";
+    $("campaign-count").value = "1";
+    $("campaign-zero").checked = true;
+    $("campaign-found").hidden = true;
+    $("campaign-msg").textContent = "已保存，联网后发送。";
+    const body = { items: [{ kind: "campaign_return", client_uuid: crypto.randomUUID(), data }] };
+    await queueRequest(`排查报送 ${returnLabel(ret)}：${zero ? "零报告" : findings}`, "POST", "/community/batch/", body, {
+      batchItem: true,
+      communityKind: "campaign_return",
+      campaignReturn: ret.id,
+    });
+    await render();
+    sync();
+  }
+
+  /** 信访登记 (batch kind `petition`, as petitions/): the petitioner's name travels in the
+   * queued item only — never in its label — and leaves the phone once the server answered. */
+  async function savePetition() {
+    const petitioner = $("petition-name").value.trim();
+    const subject = $("petition-subject").value.trim();
+    if (!petitioner || !subject) {
+      $("petition-msg").textContent = "请填写来访人和反映事项。";
+      return;
+    }
+    const data = {
+      date: $("petition-date").value || today(),
+      petitioner,
+      subject,
+      ethnic_religious: $("petition-ethnic").checked,
+      group_size: Math.max(1, parseInt($("petition-size").value, 10) || 1),
+    };
+    if ($("petition-grid").value) data.grid = Number($("petition-grid").value);
+    for (const id of ["petition-name", "petition-subject"]) $(id).value = "";
+    $("petition-ethnic").checked = false;
+    $("petition-size").value = "1";
+    $("petition-msg").textContent = "已保存，联网后发送。";
+    const size = data.group_size >= 5 ? `（集体访 ${data.group_size} 人）` : "";
+    await queueCommunityItem(`信访登记 ${data.date}：${subject}${size}`, "petition", data);
+  }
+
+  /** 调处: a mediation session of a dispute case (batch kind `mediation`, as mediations/):
+   * offered to the community's 调处员 or mediation committee, for its dispute cases on the
+   * phone; a member who may no longer mediate hears not_mediator. */
+  async function saveMediation() {
+    const id = Number($("mediation-case").value);
+    const c = id && (await state.db.get("cases", id));
+    if (!c) {
+      $("mediation-msg").textContent = "请选择矛盾纠纷事件。";
+      return;
+    }
+    const outcome = $("mediation-outcome");
+    const data = {
+      case: c.id,
+      date: $("mediation-date").value || today(),
+      outcome: outcome.value,
+      note: $("mediation-note").value.trim(),
+    };
+    $("mediation-note").value = "";
+    $("mediation-msg").textContent = "已保存，联网后发送。";
+    const said = outcome.options[outcome.selectedIndex].textContent;
+    await queueCommunityItem(`调处 ${data.date} ${c.number}：${said}`, "mediation", data);
+  }
+
   async function renderHouseholds() {
     const q = $("hh-search").value.trim().toLowerCase();
     const terms = q.split(/\s+/).filter(Boolean);
@@ -1212,6 +1407,7 @@
       else if (r.result && r.result.far_off) sub += ` · 距场所 ${Math.round(r.result.distance_m)} 米（偏远）`;
       const photos = requestPhotos(r);
       if (photos) sub += ` · 照片 ${photos} 张`;
+      if (r.personalDropped) sub += " · 来访人信息已从手机删除";
       const item = li(r.label, sub, [[text, cls]]);
       item.dataset.key = r.key;
       item.dataset.status = r.status;
@@ -1232,6 +1428,21 @@
     not_mediator: "只有本社区的调处员或调委会可记录调处",
     permission_denied: "无权记录",
     not_five: "您不是五员团队成员，无需报送五员一日一报",
+    stale_filing: "该网格已有更晚记录的报送，此条未采用",
+  };
+
+  /** The batch items' fields in words (a refused item's messages name them). */
+  const FIELD_TEXT = {
+    campaign: "排查活动",
+    grid: "网格",
+    case: "事件",
+    date: "日期",
+    petitioner: "来访人",
+    subject: "反映事项",
+    group_size: "来访人数",
+    outcome: "调处结果",
+    findings: "发现情况",
+    client_time: "记录时间",
   };
 
   /** Why the server refused something, in words: the code, then each field's message. */
@@ -1244,7 +1455,7 @@
     const errors = r.errors || (r.code || r.allowed ? {} : r);
     for (const [field, msgs] of Object.entries(errors)) {
       if (["code", "current", "current_version", "If-Match", "allowed", "status"].includes(field)) continue;
-      parts.push(`${field}：${[].concat(msgs).join("；")}`);
+      parts.push(`${FIELD_TEXT[field] || field}：${[].concat(msgs).join("；")}`);
     }
     return parts.join(" · ");
   }
@@ -1489,6 +1700,7 @@
     await fillActivityGrids();
     $("screen-card").hidden = !(await memberships()).some((m) => m.five_members);
     await fillUnityForms();
+    await fillCommunityForms();
     $("activity-date").max = today();
     if (!$("activity-date").value) $("activity-date").value = today();
     if (openCaseId && !$("case-view").hidden) await drawCase();
@@ -1642,6 +1854,19 @@
     $("help-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       savePairingHelp();
+    });
+    $("campaign-zero").addEventListener("change", () => ($("campaign-found").hidden = $("campaign-zero").checked));
+    $("campaign-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      saveCampaignReturn();
+    });
+    $("petition-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      savePetition();
+    });
+    $("mediation-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      saveMediation();
     });
     $("venue-cancel").addEventListener("click", () => {
       venueCurrent = null;
