@@ -1125,9 +1125,9 @@ def test_field_app_files_campaign_returns_offline(field_phone):
 def test_field_app_logs_a_petition_offline_and_forgets_the_petitioner(field_phone):
     """Issue 20, 信访登记 from the phone: grid1 (grid staff, /me/'s positions) records a
     group petition offline; it waits in the outbox (its label names the subject, never the
-    petitioner); back online it is stored once in grid1's grid, handled by grid1. Once the
-    server has it the petitioner's name is gone from the phone's IndexedDB, and it never
-    reached the console."""
+    petitioner); back online, a dropped connection leaves it queued with the name; the next
+    sync stores it once in grid1's grid, handled by grid1. Once the server has it the
+    petitioner's name is gone from the phone's IndexedDB, and it never reached the console."""
     from gridsvc.community.models import Petition
     from gridsvc.visits.services import local_today
 
@@ -1159,7 +1159,18 @@ def test_field_app_logs_a_petition_offline_and_forgets_the_petitioner(field_phon
         assert page.input_value("#petition-name") == ""
         assert not Petition.objects.filter(subject="反映小区停车难").exists()
 
+        # back online, the connection drops on the way: the petition stays queued, name kept
+        batch = "**/api/v1/community/batch/"
+        page.route(batch, lambda route: route.abort("connectionreset"))
         context.set_offline(False)
+        page.wait_for_function(
+            "() => document.querySelector('#sync-msg').textContent.startsWith('同步未完成')",
+            timeout=60_000,
+        )
+        page.unroute(batch)
+        assert row.get_attribute("data-status") == "pending"
+        assert name in page.evaluate(stored_text_js)
+        assert not Petition.objects.filter(subject="反映小区停车难").exists()
         sync_now(page)
         assert row.get_attribute("data-status") == "sent"
         assert "来访人信息已从手机删除" in row.inner_text()

@@ -1210,11 +1210,12 @@
   }
 
   /** Who may mediate where (the server's may_mediate): the community of a running 五员
-   * 调处员 membership not on leave, or of a 社区人民调解委员会 post (/me/). */
+   * 调处员 membership (on leave or not, as the server judges it), or of a 社区人民调解委员会
+   * post not on leave (/me/). */
   function mediatorCommunities(me) {
     const ids = new Set();
     for (const m of me.unity_memberships || []) {
-      if (m.team === "five_members" && m.role === "mediator" && !m.on_leave && m.community) ids.add(m.community);
+      if (m.team === "five_members" && m.role === "mediator" && m.community) ids.add(m.community);
     }
     for (const p of me.positions || []) {
       if (p.position_type === "mediation_committee" && p.target_type === "community" && !p.on_leave) ids.add(p.target_id);
