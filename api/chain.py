@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.db.models import Prefetch
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
@@ -30,7 +29,7 @@ from gridsvc.community.models import Team, TeamMembership
 from gridsvc.territory.models import Compound, Grid
 from gridsvc.territory.services import locate
 
-from .fields import ClientDateTimeField
+from .fields import CLIENT_TIME_RANGE, ClientDateTimeField, client_time_param
 from .scoping import ScopedQuerysetMixin, request_scope
 
 
@@ -83,7 +82,13 @@ class PositionViewSet(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     filterset_fields = ["position_type", "member", "grid", "compound", "building", "unit"]
 
     @extend_schema(
-        parameters=[OpenApiParameter("at", OpenApiTypes.DATETIME, description="held at time")]
+        parameters=[
+            OpenApiParameter(
+                "at",
+                OpenApiTypes.DATETIME,
+                description=f"held at time: ISO 8601, {CLIENT_TIME_RANGE}",
+            )
+        ]
     )
     def list(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         return super().list(request, *args, **kwargs)
@@ -92,10 +97,7 @@ class PositionViewSet(ScopedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
         qs = super().get_queryset()
         at = self.request.query_params.get("at")
         if at:
-            when = parse_datetime(at)
-            if when is None:
-                raise ValidationError({"at": "must be an ISO 8601 date-time"})
-            qs = qs.held_at(when)
+            qs = qs.held_at(client_time_param(at, "at"))
         return qs
 
     @extend_schema(
@@ -206,9 +208,7 @@ class ChainView(APIView):
             raise ValidationError({"crs": str(exc)}) from None
         when = None
         if "at" in params:
-            when = parse_datetime(params["at"])
-            if when is None:
-                raise ValidationError({"at": "must be an ISO 8601 date-time"})
+            when = client_time_param(params["at"], "at")
         when = when or timezone.now()
         if given:
             name = given[0]
@@ -256,7 +256,12 @@ class ChainView(APIView):
                 "bd09 (Baidu), cgcs2000; EPSG:4326, EPSG:4490 too",
                 enum=["wgs84", "gcj02", "bd09", "cgcs2000"],
             ),
-            OpenApiParameter("at", OpenApiTypes.DATETIME),
+            OpenApiParameter(
+                "at",
+                OpenApiTypes.DATETIME,
+                description=f"the chain as it was at this time (default now): ISO 8601, "
+                f"{CLIENT_TIME_RANGE}",
+            ),
         ],
         responses={200: OpenApiTypes.OBJECT},
     )
