@@ -22,6 +22,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
+from api.fields import CLIENT_TIME_RANGE, in_client_range
 from geo import crs as geocrs
 from gridsvc.layers import services as S
 
@@ -130,7 +131,8 @@ extend_schema_field({"type": "string", "pattern": BBOX_PATTERN})(BBoxField)
 
 class InstantField(TextField):
     """A date ``YYYY-MM-DD`` (a whole local day: its start, or with ``end`` the start of the
-    next day) or an ISO 8601 date-time (naive = local time) → an aware datetime."""
+    next day) or an ISO 8601 date-time (naive = local time) → an aware datetime, a date-time
+    a client may send (:func:`api.fields.in_client_range`: 1970-2099 UTC)."""
 
     max_length = 40
 
@@ -140,34 +142,42 @@ class InstantField(TextField):
 
     def parse_text(self, text: str) -> datetime | None:
         try:
-            return S.parse_instant(text, self.field_name, end=self.end)
+            value = S.parse_instant(text, self.field_name, end=self.end)
         except S.ParamError as exc:
             raise ValidationError(exc.message) from None
+        return value if value is None else in_client_range(value)
 
 
 extend_schema_field({"type": "string", "pattern": INSTANT_PATTERN})(InstantField)
 
 
 class IntervalField(TextField):
-    """OGC API ``datetime``: an instant, ``a/b``, ``../b`` or ``a/..`` → (start, end)."""
+    """OGC API ``datetime``: an instant, ``a/b``, ``../b`` or ``a/..`` → (start, end); each
+    end given is a date-time a client may send (:func:`api.fields.in_client_range`)."""
 
     max_length = 90
 
     def parse_text(self, raw: str) -> tuple[datetime | None, datetime | None]:
+        interval = "/" in raw
         try:
-            if "/" in raw:
+            if interval:
                 a, _, b = raw.partition("/")
                 lo = S.parse_instant(a or "..", "datetime")
                 hi = S.parse_instant(b or "..", "datetime", end=True)
                 if lo is None and hi is None:
                     raise ValidationError("an open interval needs one end")
-                if lo and hi and lo >= hi:
-                    raise ValidationError("start after end")
-                return lo, hi
-            lo = S.parse_instant(raw, "datetime")
-            hi = S.parse_instant(raw, "datetime", end=True) if len(raw) == 10 else lo
+            else:
+                lo = S.parse_instant(raw, "datetime")
+                hi = S.parse_instant(raw, "datetime", end=True) if len(raw) == 10 else lo
         except S.ParamError as exc:
             raise ValidationError(exc.message) from None
+        for given in (lo, hi):
+            if given is not None:
+                in_client_range(given)
+        if interval:
+            if lo and hi and lo >= hi:
+                raise ValidationError("start after end")
+            return lo, hi
         if lo is not None and hi is not None and hi == lo:
             hi = lo + timedelta(microseconds=1)
         return lo, hi
@@ -252,9 +262,9 @@ def filter_field(f: S.Filter) -> serializers.Field:
     if f.type == "choice":
         return serializers.ChoiceField(choices=list(f.choices), required=False, help_text=help_text)
     if f.type == "since":
-        return InstantField(required=False, help_text=help_text)
+        return InstantField(required=False, help_text=f"{help_text}; {CLIENT_TIME_RANGE}")
     if f.type == "until":
-        return InstantField(end=True, required=False, help_text=help_text)
+        return InstantField(end=True, required=False, help_text=f"{help_text}; {CLIENT_TIME_RANGE}")
     if f.type == "categories":
         return CsvField(what="category", required=False, help_text=help_text)
     if f.type == "statuses":
@@ -421,7 +431,7 @@ class OgcItemsParams(Params):
     datetime = IntervalField(
         required=False,
         help_text="RFC 3339 instant or interval (a/b, ../b, a/..): cases by reported time, "
-        "visits by visit time",
+        f"visits by visit time; each end given {CLIENT_TIME_RANGE}",
     )
     f = serializers.ChoiceField(
         choices=["json"], required=False, help_text="json (the only format)"

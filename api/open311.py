@@ -43,6 +43,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.fields import CLIENT_TIME_RANGE, in_client_range
 from api.parsers import FormParser, JSONParser, MultiPartParser
 from gridsvc.accounts.authentication import DeviceJWTAuthentication
 from gridsvc.cases import services
@@ -278,7 +279,8 @@ class PartiesField(serializers.CharField):
 
 class Open311DateField(serializers.Field):
     """ISO 8601 date-time (a date alone: the start of that day, or the next day for
-    ``end_date``); a time without an offset is read in the server's time zone."""
+    ``end_date``); a time without an offset is read in the server's time zone. The instant is
+    a date-time a client may send (:func:`api.fields.in_client_range`: 1970-2099 UTC)."""
 
     def __init__(self, *, end: bool = False, **kwargs: Any) -> None:
         self.end = end
@@ -299,12 +301,10 @@ class Open311DateField(serializers.Field):
                 value = datetime.combine(day + timedelta(days=1) if self.end else day, time())
             if timezone.is_naive(value):
                 value = timezone.make_aware(value)
-            # the default window is computed from it: refuse dates at the ends of the calendar
-            if not (value - DEFAULT_SPAN < value < value + DEFAULT_SPAN):
-                raise ValueError(raw)
         except (ValueError, OverflowError):
             raise serializers.ValidationError(DATE_HELP) from None
-        return value
+        # the one rule (the default window, 90 days either side, stays within the calendar)
+        return in_client_range(value)
 
     def to_representation(self, value: Any) -> Any:  # pragma: no cover - input only
         return value
@@ -359,10 +359,12 @@ class RequestListParams(JurisdictionParams):
     )
     service_code = CodesField(max_length=4000, help_text="category codes, comma-separated")
     start_date = Open311DateField(
-        required=False, help_text="ISO 8601; default: 90 days before end_date"
+        required=False, help_text=f"ISO 8601, {CLIENT_TIME_RANGE}; default: 90 days before end_date"
     )
     end_date = Open311DateField(
-        end=True, required=False, help_text="ISO 8601; default: now (or 90 days after start_date)"
+        end=True,
+        required=False,
+        help_text=f"ISO 8601, {CLIENT_TIME_RANGE}; default: now (or 90 days after start_date)",
     )
     status = serializers.RegexField(
         r"^\s*(open|closed)\s*(,\s*(open|closed)\s*)*$",

@@ -2,8 +2,10 @@
 to 2099-12-31 UTC, else a 400 naming the field and nothing stored or changed. A phone once
 sent a visit in year 706, stored and echoed with Shanghai's local mean time (+08:05:43), which
 no RFC 3339 date-time can carry; a deadline, a hand-over's time, an application's made_at and
-the cases' date-time filters took such times too. Normal times with an offset are stored as
-the instant they name and answered as before."""
+the cases' date-time filters took such times too, and so did the chain's "as it was at" (``at``),
+Open311's ``start_date``/``end_date`` and the layers' ``since``/``until`` and OGC API
+``datetime`` (each end of an interval). Normal times with an offset are stored as the instant
+they name and answered as before."""
 
 from __future__ import annotations
 
@@ -12,13 +14,14 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from api.fields import CLIENT_TIME_MESSAGE
 from gridsvc.accounts.models import Member
 from gridsvc.assistance.models import Application
 from gridsvc.cases.models import Case, CaseEvent
 from gridsvc.chain.models import Position
-from gridsvc.territory.models import Household
+from gridsvc.territory.models import Building, Household
 
 from .cases_helpers import report
 
@@ -212,3 +215,145 @@ def test_a_date_time_filter_with_an_offset_names_the_same_instant(demo, member_c
         assert r.status_code == 200, r.content
         counts.append(r.json()["count"])
     assert counts[0] == counts[1] > 0
+
+
+# ---------------------------------------------------------------- the chain's "as it was at"
+#: days alone, where a parameter also takes a day (Open311, the layers)
+OUT_OF_RANGE_DAYS = ["0706-01-29", "9999-12-31"]
+
+
+def _jwt(username: str) -> APIClient:
+    """A phone's client (a bearer token: the chain's statement rides with the caller)."""
+    r = APIClient().post(
+        "/api/v1/auth/token/",
+        {"username": username, "password": "gridsvc-demo", "device": "phone-times"},
+        format="json",
+    )
+    assert r.status_code == 200, r.content[:300]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {r.json()['access']}")
+    return client
+
+
+def _b003() -> Building:
+    return Building.objects.get(code__endswith="B003")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/positions/", "/api/v1/chain/"])
+def test_at_out_of_range_is_a_400_naming_at(demo, member_client, path):
+    building = _b003().pk
+    for client in (member_client("street"), _jwt("street")):
+        for bad in OUT_OF_RANGE:
+            _refused(client.get(path, {"building": building, "at": bad}), "at")
+
+
+def test_positions_at_a_time_with_an_offset_are_those_held_at_that_instant(demo, member_client):
+    street = member_client("street")
+    building = _b003().pk
+
+    def held(at: str) -> list[int]:
+        r = street.get("/api/v1/positions/", {"building": building, "at": at})
+        assert r.status_code == 200, r.content
+        return [p["id"] for p in r.json()["results"]]
+
+    march = held("2026-03-01T00:00:00Z")
+    assert march and held("2026-03-01T08:00:00+08:00") == march
+    assert held("2026-08-01T08:00:00+08:00") == held("2026-08-01T00:00:00Z") != march
+
+
+def test_the_chain_at_a_time_with_an_offset_answers_as_before(demo, member_client):
+    """The answer's ``when`` is the time as sent (its offset kept), the chain that instant's."""
+    building = _b003()
+    path = "/api/v1/chain/"
+    at = _east8(timezone.now() - timedelta(days=3))
+    utc = at.astimezone(timezone.get_fixed_timezone(0))
+    for client in (member_client("street"), _jwt("street")):
+        for ref in ({"building": building.pk}, {"lon": building.point.x, "lat": building.point.y}):
+            sent = client.get(path, {**ref, "at": at.isoformat()})
+            assert sent.status_code == 200, sent.content
+            assert sent.json()["when"] == at.isoformat()
+            same = client.get(path, {**ref, "at": utc.isoformat()}).json()
+            assert same["when"] == utc.isoformat()
+            assert {**same, "when": None} == {**sent.json(), "when": None}
+
+
+# ---------------------------------------------------------------- Open311's start/end_date
+OPEN311 = "/open311/v2/requests.json"
+
+
+@pytest.mark.parametrize("name", ["start_date", "end_date"])
+def test_an_open311_date_out_of_range_is_a_400_naming_it(demo, member_client, name):
+    grid1 = member_client("grid1")
+    for bad in OUT_OF_RANGE + OUT_OF_RANGE_DAYS:
+        r = grid1.get(OPEN311, {name: bad})
+        assert r.status_code == 400, (bad, r.content[:300])
+        (error,) = r.json()
+        assert error["description"].startswith(f"{name}: "), error
+        if bad in OUT_OF_RANGE:
+            assert CLIENT_TIME_MESSAGE in error["description"], error
+
+
+def test_an_open311_window_with_an_offset_lists_the_same_requests(demo, member_client):
+    street = member_client("street")
+    now = timezone.now()
+    start, end = now - timedelta(days=60), now + timedelta(hours=1)
+    listed = []
+    for clock in (timezone.get_fixed_timezone(0), EAST8):
+        r = street.get(
+            OPEN311,
+            {
+                "start_date": start.astimezone(clock).replace(microsecond=0).isoformat(),
+                "end_date": end.astimezone(clock).replace(microsecond=0).isoformat(),
+            },
+        )
+        assert r.status_code == 200, r.content[:300]
+        listed.append([x["service_request_id"] for x in r.json()])
+    assert listed[0] == listed[1] != []
+
+
+# ---------------------------------------------------------------- the layers' times
+@pytest.mark.parametrize("name", ["since", "until", "from", "to"])
+def test_a_layer_time_out_of_range_is_a_400_naming_it(demo, member_client, name):
+    street = member_client("street")
+    for url in ("/api/v1/heatmap/cases/", "/api/v1/layers/cases/", "/api/v1/choropleth/grids/"):
+        for bad in OUT_OF_RANGE + OUT_OF_RANGE_DAYS:
+            r = street.get(url, {name: bad})
+            assert r.status_code == 400 and name in r.json(), (url, bad, r.content[:300])
+            if bad not in ("9999-12-31",):  # the day after it is past the calendar
+                assert CLIENT_TIME_MESSAGE in r.json()[name], (url, bad, r.json())
+
+
+def test_an_ogc_datetime_with_an_end_out_of_range_is_a_400_naming_datetime(demo, member_client):
+    street = member_client("street")
+    fine = "2026-01-01T00:00:00+08:00"
+    for bad in OUT_OF_RANGE + OUT_OF_RANGE_DAYS:
+        for value in (bad, f"{bad}/..", f"../{bad}", f"{bad}/{fine}", f"{fine}/{bad}"):
+            r = street.get("/ogc/collections/cases/items", {"datetime": value})
+            assert r.status_code == 400 and "datetime" in r.json(), (value, r.content[:300])
+
+
+def test_layer_times_with_an_offset_answer_as_before(demo, member_client):
+    """The heatmap echoes ``since``/``until`` as sent; the same instants in UTC count the
+    same cases; an OGC API interval with +08:00 ends lists what its UTC twin lists."""
+    street = member_client("street")
+    since = _east8(timezone.now() - timedelta(days=120))
+    until = _east8(timezone.now() + timedelta(hours=1))
+    utc = timezone.get_fixed_timezone(0)
+    r = street.get(
+        "/api/v1/heatmap/cases/", {"since": since.isoformat(), "until": until.isoformat()}
+    )
+    assert r.status_code == 200, r.content[:300]
+    body = r.json()
+    assert (body["since"], body["until"]) == (since.isoformat(), until.isoformat())
+    twin = street.get(
+        "/api/v1/heatmap/cases/",
+        {"since": since.astimezone(utc).isoformat(), "until": until.astimezone(utc).isoformat()},
+    ).json()
+    assert twin["total"] == body["total"] > 0
+    items = []
+    for clock in (utc, EAST8):
+        interval = f"{since.astimezone(clock).isoformat()}/{until.astimezone(clock).isoformat()}"
+        r = street.get("/ogc/collections/cases/items", {"datetime": interval, "limit": 1000})
+        assert r.status_code == 200, r.content[:300]
+        items.append(sorted(f["id"] for f in r.json()["features"]))
+    assert items[0] == items[1] != []
