@@ -171,9 +171,7 @@ class IntervalField(TextField):
                 hi = S.parse_instant(raw, "datetime", end=True) if len(raw) == 10 else lo
         except S.ParamError as exc:
             raise ValidationError(exc.message) from None
-        for given in (lo, hi):
-            if given is not None:
-                in_client_range(given)
+        lo, hi = (None if t is None else in_client_range(t) for t in (lo, hi))
         if interval:
             if lo and hi and lo >= hi:
                 raise ValidationError("start after end")

@@ -357,3 +357,17 @@ def test_layer_times_with_an_offset_answer_as_before(demo, member_client):
         assert r.status_code == 200, r.content[:300]
         items.append(sorted(f["id"] for f in r.json()["features"]))
     assert items[0] == items[1] != []
+
+
+def test_an_offset_postgresql_cannot_take_is_read_as_the_same_instant(demo, member_client):
+    """Python takes offsets up to ±23:59, PostgreSQL's timestamptz only to ±15:59: such a
+    time is the same instant in UTC, not a 500."""
+    street = member_client("street")
+    far = "2026-03-01T00:00:00-23:54"
+    assert street.get("/api/v1/positions/", {"building": _b003().pk, "at": far}).status_code == 200
+    assert street.get("/api/v1/chain/", {"building": _b003().pk, "at": far}).status_code == 200
+    assert street.get(OPEN311, {"start_date": far}).status_code == 200
+    r = street.get("/api/v1/heatmap/cases/", {"since": far})
+    assert r.status_code == 200 and r.json()["since"] == "2026-03-01T23:54:00+00:00", r.content
+    r = street.get("/ogc/collections/cases/items", {"datetime": f"{far}/.."})
+    assert r.status_code == 200, r.content[:300]
