@@ -9,8 +9,14 @@ Two layers, both shared by every gunicorn worker (they count in the database cac
   15 minutes. The owner signing in from her own phone or browser is not locked out by a
   stranger guessing her (predictable) username elsewhere.
 - **Failure throttle per address** (:class:`LoginThrottleBackend`): at most
-  ``LOGIN_FAILURE_RATE`` failed logins per client address; beyond it every password check from
-  that address is refused without looking at the password until the window ends. It sits in
+  ``LOGIN_FAILURE_RATE`` failed logins per client address in the last period ("30/min": any
+  60 seconds, whatever the clock's minute boundaries); beyond it every password check from that
+  address is refused without looking at the password. The count is the sum of two fixed
+  windows, the current one and the one before (:func:`failures_from`), so failures on both
+  sides of a window boundary add up: no period ever holds more than ``limit`` failed password
+  checks from one address. This is conservative: an address is refused while the two windows
+  together hold ``limit`` failures, which may last up to two periods (and a refused attempt
+  counts as a failure too, so an address that keeps trying stays refused). It sits in
   ``AUTHENTICATION_BACKENDS``, so it covers every path that authenticates a password: the API
   login, the web login, the admin and HTTP Basic on ``/tiles`` and ``/ogc`` (only failures
   count, so a GIS client fetching hundreds of tiles with good credentials is not slowed).
@@ -55,31 +61,49 @@ def failure_rate() -> tuple[int, int]:
     return int(count), _PERIODS[period.strip().lower()]
 
 
-def _window_key(ip: str) -> tuple[str, int]:
-    _, seconds = failure_rate()
-    window = int(time.time() // seconds)
-    return f"gridsvc:login-failures:{ip}:{window}", seconds
+def _window(seconds: int) -> int:
+    """The fixed window (of ``seconds``) the clock is in now."""
+    return int(time.time() // seconds)
+
+
+def _key(ip: str, window: int) -> str:
+    return f"gridsvc:login-failures:{ip}:{window}"
 
 
 def failures_from(ip: str) -> int:
-    """Failed logins from ``ip`` in the current window (shared by all workers)."""
-    key, _ = _window_key(ip)
-    return int(cache.get(key, 0))
+    """Failed logins from ``ip`` in the current and the previous window (shared by all
+    workers): every failure of the last period is among them, whatever the boundaries."""
+    _, seconds = failure_rate()
+    window = _window(seconds)
+    counts = cache.get_many([_key(ip, window), _key(ip, window - 1)])
+    return sum(int(n) for n in counts.values())
 
 
 def record_failure(ip: str) -> int:
-    """Count one failed login from ``ip``; returns the count in the current window."""
-    key, seconds = _window_key(ip)
-    if cache.add(key, 1, timeout=seconds * 2):
+    """Count one failed login from ``ip``; returns the count in the current window.
+
+    A window's counter must outlive the next window, where it is the previous one: it is kept
+    for two periods after its last failure. ``cache.incr`` stores the new value with the
+    cache's default timeout (300 s), which would forget an hourly window early: then the
+    counter's timeout is set again."""
+    _, seconds = failure_rate()
+    key, keep = _key(ip, _window(seconds)), seconds * 2 + 1
+    if cache.add(key, 1, timeout=keep):
         return 1
     try:
-        return cache.incr(key)
+        count = cache.incr(key)
     except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=seconds * 2)
+        cache.add(key, 1, timeout=keep)
         return 1
+    default = cache.default_timeout
+    if default is not None and default < keep:
+        cache.touch(key, timeout=keep)
+    return int(count)
 
 
 def is_throttled(ip: str) -> bool:
+    """Whether ``ip`` has failed ``LOGIN_FAILURE_RATE`` times in the current and previous
+    window."""
     limit, _ = failure_rate()
     return failures_from(ip) >= limit
 
@@ -99,7 +123,8 @@ def was_throttled(request) -> bool:  # type: ignore[no-untyped-def]
 
 class LoginThrottleBackend:
     """First in ``AUTHENTICATION_BACKENDS``: refuses any password check from an address that
-    has failed ``LOGIN_FAILURE_RATE`` times in the current window (authenticates nobody)."""
+    has failed ``LOGIN_FAILURE_RATE`` times in the current and previous window (authenticates
+    nobody)."""
 
     def authenticate(self, request, username=None, password=None, **kwargs):  # type: ignore[no-untyped-def]
         if request is None:
