@@ -13,10 +13,12 @@ Two layers, both shared by every gunicorn worker (they count in the database cac
   60 seconds, whatever the clock's minute boundaries); beyond it every password check from that
   address is refused without looking at the password. The count is the sum of two fixed
   windows, the current one and the one before (:func:`failures_from`), so failures on both
-  sides of a window boundary add up: no period ever holds more than ``limit`` failed password
-  checks from one address. This is conservative: an address is refused while the two windows
-  together hold ``limit`` failures, which may last up to two periods (and a refused attempt
-  counts as a failure too, so an address that keeps trying stays refused). It sits in
+  sides of a window boundary add up: no period holds more than ``limit`` failed password
+  checks from one address (but for attempts running at the same moment in several workers,
+  each checked before the others are counted). This is conservative: an address is refused
+  while the two windows together hold ``limit`` failures, which may last up to two periods
+  (and a refused attempt counts as a failure too, so an address that keeps trying stays
+  refused). It sits in
   ``AUTHENTICATION_BACKENDS``, so it covers every path that authenticates a password: the API
   login, the web login, the admin and HTTP Basic on ``/tiles`` and ``/ogc`` (only failures
   count, so a GIS client fetching hundreds of tiles with good credentials is not slowed).
