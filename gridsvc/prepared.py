@@ -163,6 +163,50 @@ def fetchall_named(
     )
 
 
+def _ends_the_transaction(alias: str) -> bool:
+    """Whether the connection's transaction is one atomic block's own and may be committed
+    now: the outermost block (no savepoint, nothing around it — a test's transaction is
+    around a request's), not marked for rollback, and begun on the server."""
+    conn = connections[alias]
+    if not (conn.in_atomic_block and conn.commit_on_exit) or conn.needs_rollback:
+        return False
+    if len(conn.atomic_blocks) != 1 or conn.savepoint_ids or conn.closed_in_transaction:
+        return False
+    from psycopg.pq import TransactionStatus
+
+    raw = conn.connection
+    return raw is not None and raw.info.transaction_status == TransactionStatus.INTRANS
+
+
+def fetchone_then_commit(sql: str, params: dict[str, Any], alias: str = "default") -> tuple | None:
+    """As :func:`fetchone`, for the last statement of a transaction that its atomic block is
+    about to commit: the statement and the ``COMMIT`` sent in ONE round trip (a pipeline),
+    when the block is the connection's only one (:func:`_ends_the_transaction`). The block's
+    own commit then finds nothing to commit (psycopg sends no COMMIT for a connection that is
+    not in a transaction) and runs its on-commit hooks as always; a COMMIT that fails raises
+    here, inside the block, which rolls back as for any error. Otherwise (nested in another
+    block, a test's transaction, PgBouncer) the statement runs as :func:`fetchone` and the
+    block commits it. For the Idempotency-Key's answer, stored last by every write (issue 19:
+    one round trip fewer per write)."""
+    conn = connections[alias]
+    if not _enabled(alias) or not _ends_the_transaction(alias):
+        return fetchone(sql, params, alias)
+    import psycopg
+
+    if not psycopg.Pipeline.is_supported():  # pragma: no cover - libpq < 14
+        return fetchone(sql, params, alias)
+    raw = _prepared_connection(alias)
+    query, args = _bound(sql, params)
+    start = time.monotonic()
+    with conn.wrap_database_errors, psycopg.RawCursor(raw) as cur, psycopg.RawCursor(raw) as end:
+        with raw.pipeline():  # one Sync for both, at the pipeline's end (raw.commit() syncs)
+            cur.execute(query, args, prepare=True)
+            end.execute("COMMIT")
+        found = cur.fetchone()
+    _log(alias, "prepared, with COMMIT", sql, start)
+    return found
+
+
 def fetchone_generic(sql: str, params: dict[str, Any], alias: str = "default") -> tuple | None:
     """As :func:`fetchone`, and planned once: PostgreSQL's generic plan of the statement
     (``plan_cache_mode = force_generic_plan`` set for this statement alone: SET, the

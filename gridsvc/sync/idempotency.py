@@ -34,7 +34,7 @@ from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from gridsvc.prepared import fetchone
+from gridsvc.prepared import fetchone, fetchone_then_commit
 
 from .models import IdempotencyRecord
 
@@ -246,9 +246,17 @@ def stored_headers(headers: Any) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in SKIPPED_HEADERS}
 
 
-def complete(record: IdempotencyRecord, status: int, body: bytes | None, headers: Any) -> bool:
+def complete(
+    record: IdempotencyRecord,
+    status: int,
+    body: bytes | None,
+    headers: Any,
+    last: bool = False,
+) -> bool:
     """Store the answer (2xx/4xx, except 401/403/429) or drop the record so a retry runs
-    again. Returns whether it was stored."""
+    again. Returns whether it was stored. ``last``: nothing else runs in the transaction
+    after it, so the answer may travel with the COMMIT (:func:`gridsvc.prepared.
+    fetchone_then_commit`)."""
     keep = (
         body is not None
         and (200 <= status < 300 or (400 <= status < 500))
@@ -258,7 +266,7 @@ def complete(record: IdempotencyRecord, status: int, body: bytes | None, headers
         release(record)
         return False
     # one prepared statement, no queryset built (issue 19: every write request completes one)
-    fetchone(
+    (fetchone_then_commit if last else fetchone)(
         _complete_sql(),
         {
             "status": status,

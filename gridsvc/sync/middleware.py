@@ -237,8 +237,10 @@ class IdempotencyMiddleware:
                 transaction.set_rollback(True)  # nothing half-done; the retry runs again
             elif response.streaming or getattr(user, "pk", member.pk) != member.pk:
                 idempotency.release(record)
-            else:
-                idempotency.complete(record, response.status_code, response.content, response)
+            else:  # the last statement of the request's transaction: it goes with the COMMIT
+                idempotency.complete(
+                    record, response.status_code, response.content, response, last=True
+                )
             return response
 
     @staticmethod
