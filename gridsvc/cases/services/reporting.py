@@ -102,13 +102,6 @@ def draw_ahead_sql() -> list[str]:
     return _draw(True)
 
 
-def next_number(when: datetime) -> str:
-    with connection.cursor() as cur:
-        cur.execute("SELECT nextval('cases_case_number_seq')")
-        (n,) = cur.fetchone()
-    return case_number(when, n)
-
-
 def find_duplicates(
     category: Category,
     point: Point,
