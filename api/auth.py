@@ -24,7 +24,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from gridsvc.accounts.authentication import DEVICE_CLAIM, device_revoked
 from gridsvc.accounts.models import Device
-from gridsvc.accounts.throttle import failure_rate, was_throttled
+from gridsvc.accounts.throttle import client_ip, seconds_until_allowed, was_throttled
 from gridsvc.accounts.tokens import (
     RefreshReused,
     decode_spent,
@@ -138,7 +138,8 @@ class LoginView(TokenObtainPairView):
                 return Response(
                     {"detail": "too many failed logins from this address: try again later"},
                     status=status.HTTP_429_TOO_MANY_REQUESTS,
-                    headers={"Retry-After": str(failure_rate()[1])},
+                    # the refused attempt is already counted: the real wait, up to two periods
+                    headers={"Retry-After": str(max(1, seconds_until_allowed(client_ip(request))))},
                 )
             locked = getattr(request, "axes_locked_out", False) or getattr(
                 request._request, "axes_locked_out", False

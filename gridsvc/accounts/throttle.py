@@ -18,7 +18,8 @@ Two layers, both shared by every gunicorn worker (they count in the database cac
   each checked before the others are counted). This is conservative: an address is refused
   while the two windows together hold ``limit`` failures, which may last up to two periods
   (and a refused attempt counts as a failure too, so an address that keeps trying stays
-  refused). It sits in
+  refused; the API's 429 says how long in ``Retry-After``, :func:`seconds_until_allowed`).
+  It sits in
   ``AUTHENTICATION_BACKENDS``, so it covers every path that authenticates a password: the API
   login, the web login, the admin and HTTP Basic on ``/tiles`` and ``/ogc`` (only failures
   count, so a GIS client fetching hundreds of tiles with good credentials is not slowed).
@@ -33,6 +34,7 @@ never a client-supplied ``X-Forwarded-For`` entry.
 
 from __future__ import annotations
 
+import math
 import time
 
 from django.conf import settings
@@ -72,13 +74,37 @@ def _key(ip: str, window: int) -> str:
     return f"gridsvc:login-failures:{ip}:{window}"
 
 
+def _counts(ip: str, window: int) -> tuple[int, int]:
+    """Failed logins from ``ip`` in ``window`` and in the window before it."""
+    current, previous = _key(ip, window), _key(ip, window - 1)
+    counts = cache.get_many([current, previous])
+    return int(counts.get(current, 0)), int(counts.get(previous, 0))
+
+
 def failures_from(ip: str) -> int:
     """Failed logins from ``ip`` in the current and the previous window (shared by all
     workers): every failure of the last period is among them, whatever the boundaries."""
     _, seconds = failure_rate()
-    window = _window(seconds)
-    counts = cache.get_many([_key(ip, window), _key(ip, window - 1)])
-    return sum(int(n) for n in counts.values())
+    return sum(_counts(ip, _window(seconds)))
+
+
+def seconds_until_allowed(ip: str) -> int:
+    """Seconds until a password check from ``ip`` is let through again if it makes no further
+    attempt (the ``Retry-After`` of the API's 429); 0 when it is not refused now.
+
+    The address is refused while the current and the previous window together hold
+    ``limit`` failures. At the next boundary the current window becomes the previous one and
+    the previous one is no longer counted: if the current window alone holds fewer than
+    ``limit``, that boundary frees the address; otherwise the one after it does (up to two
+    periods). Rounded up to whole seconds, at least 1 while refused."""
+    limit, seconds = failure_rate()
+    now = time.time()
+    window = int(now // seconds)
+    current, previous = _counts(ip, window)
+    if current + previous < limit:
+        return 0
+    free_at = (window + (1 if current < limit else 2)) * seconds
+    return max(1, math.ceil(free_at - now))
 
 
 def record_failure(ip: str) -> int:
