@@ -907,6 +907,20 @@ class CampaignSerializer(LocatedSerializer):
 
 class CampaignReturnSerializer(serializers.ModelSerializer):
     campaign = serializers.IntegerField(source="campaign_id", read_only=True)
+    # the campaign's name and period on the return itself: a grid member may not list a
+    # community-wide campaign (campaigns/), yet the phone names the return and hides it once
+    # the campaign has ended
+    campaign_name = serializers.CharField(
+        source="campaign.name", read_only=True, help_text="the campaign's name (排查活动名称)"
+    )
+    campaign_start = serializers.DateField(
+        source="campaign.start", read_only=True, help_text="the campaign's first day"
+    )
+    campaign_end = serializers.DateField(
+        source="campaign.end",
+        read_only=True,
+        help_text="the campaign's last day: after it the return is no longer to file",
+    )
     grid = serializers.IntegerField(source="grid_id", read_only=True, allow_null=True)
     filed_by = serializers.IntegerField(source="filed_by_id", read_only=True, allow_null=True)
     client_uuid = serializers.UUIDField(
@@ -929,6 +943,9 @@ class CampaignReturnSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "campaign",
+            "campaign_name",
+            "campaign_start",
+            "campaign_end",
             "grid",
             "filed_at",
             "filed_by",
@@ -982,8 +999,11 @@ class CampaignReturnViewSet(
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
             return CampaignReturn.objects.none()
-        return services.visible(CampaignReturn, self.request.user).order_by(
-            "campaign_id", "grid_id"
+        # the campaign's name and period are shown on each row: joined, not a query per row
+        return (
+            services.visible(CampaignReturn, self.request.user)
+            .select_related("campaign")
+            .order_by("campaign_id", "grid_id")
         )
 
     @extend_schema(request=CampaignReturnSerializer, responses={200: FiledReturnSerializer})

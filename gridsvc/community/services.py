@@ -1201,6 +1201,7 @@ FEED_STREAMS: dict[str, type[Model]] = {
 }
 #: what a stream's rows are shown with (the REST list's select_related)
 FEED_RELATED: dict[str, tuple[str, ...]] = {
+    "campaign_returns": ("campaign",),  # the campaign's name and period are shown
     "interpreter_calls": ("interpreter__member",),  # the interpreter's name is shown
     "venue_tasks": ("place",),
     "group_members": ("resident",),
