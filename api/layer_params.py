@@ -34,13 +34,20 @@ CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 _NUMBER = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
 BBOX_PATTERN = rf"^\s*{_NUMBER}\s*(,\s*{_NUMBER}\s*){{3}}$"
 OGC_BBOX_PATTERN = rf"^\s*{_NUMBER}\s*(,\s*{_NUMBER}\s*){{3}}((,\s*{_NUMBER}\s*){{2}})?$"
-#: a date or an ISO 8601 date-time (years 1900–2999: what the windows are for)
-_DAY = r"(19|2\d)\d{2}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])"
+#: a date or an ISO 8601 date-time in the years a client may send (:mod:`api.fields`:
+#: 1970–2099); days 29–31 are left out so that every match is a real date
+_DAY = r"(19[7-9]\d|20\d{2})-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])"
 _CLOCK = r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
 _OFFSET = r"(Z|[+-](0\d|1[0-4]):?[0-5]\d)"
 INSTANT_PATTERN = rf"^{_DAY}([T ]{_CLOCK}{_OFFSET}?)?$"
 _INSTANT = INSTANT_PATTERN[1:-1]
 INTERVAL_PATTERN = rf"^({_INSTANT}|{_INSTANT}/({_INSTANT}|\.\.)?|(\.\.)?/{_INSTANT})$"
+#: the range beside a published pattern: the pattern has the years, the range is in UTC
+#: (a pattern cannot say that 1970-01-01T00:00+08:00 is 1969-12-31T16:00Z)
+INSTANT_RANGE_HELP = (
+    f"{CLIENT_TIME_RANGE}: the range is in UTC, so an early hour of 1970-01-01 with a positive "
+    "offset (1970-01-01T00:00+08:00) or without one (the server's time zone, +08:00) is a 400"
+)
 
 
 def query_data(params: Mapping[str, Any]) -> dict[str, str]:
@@ -260,9 +267,11 @@ def filter_field(f: S.Filter) -> serializers.Field:
     if f.type == "choice":
         return serializers.ChoiceField(choices=list(f.choices), required=False, help_text=help_text)
     if f.type == "since":
-        return InstantField(required=False, help_text=f"{help_text}; {CLIENT_TIME_RANGE}")
+        return InstantField(required=False, help_text=f"{help_text}; {INSTANT_RANGE_HELP}")
     if f.type == "until":
-        return InstantField(end=True, required=False, help_text=f"{help_text}; {CLIENT_TIME_RANGE}")
+        return InstantField(
+            end=True, required=False, help_text=f"{help_text}; {INSTANT_RANGE_HELP}"
+        )
     if f.type == "categories":
         return CsvField(what="category", required=False, help_text=help_text)
     if f.type == "statuses":
@@ -429,7 +438,7 @@ class OgcItemsParams(Params):
     datetime = IntervalField(
         required=False,
         help_text="RFC 3339 instant or interval (a/b, ../b, a/..): cases by reported time, "
-        f"visits by visit time; each end given {CLIENT_TIME_RANGE}",
+        f"visits by visit time; each end given {INSTANT_RANGE_HELP}",
     )
     f = serializers.ChoiceField(
         choices=["json"], required=False, help_text="json (the only format)"

@@ -43,7 +43,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.fields import CLIENT_TIME_RANGE, in_client_range
+from api.fields import in_client_range
 from api.parsers import FormParser, JSONParser, MultiPartParser
 from gridsvc.accounts.authentication import DeviceJWTAuthentication
 from gridsvc.cases import services
@@ -53,7 +53,7 @@ from gridsvc.errors import DomainError
 from gridsvc.territory.models import Building
 
 from .cases import case_queryset, visible_among
-from .layer_params import INSTANT_PATTERN, CrsField
+from .layer_params import INSTANT_PATTERN, INSTANT_RANGE_HELP, CrsField
 from .scoping import request_scope
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
@@ -293,12 +293,14 @@ class Open311DateField(serializers.Field):
         if "T" in raw:  # an unencoded "+08:00" arrives as " 08:00"
             raw = raw.replace(" ", "+")
         try:
-            value = parse_datetime(raw)
-            if value is None:
-                day = parse_date(raw)
-                if day is None:
-                    raise ValueError(raw)
+            # a day first: parse_datetime reads "2026-05-01" as its midnight (fromisoformat)
+            day = parse_date(raw)
+            if day is not None:
                 value = datetime.combine(day + timedelta(days=1) if self.end else day, time())
+            else:
+                value = parse_datetime(raw)
+                if value is None:
+                    raise ValueError(raw)
             if timezone.is_naive(value):
                 value = timezone.make_aware(value)
         except (ValueError, OverflowError):
@@ -359,12 +361,13 @@ class RequestListParams(JurisdictionParams):
     )
     service_code = CodesField(max_length=4000, help_text="category codes, comma-separated")
     start_date = Open311DateField(
-        required=False, help_text=f"ISO 8601, {CLIENT_TIME_RANGE}; default: 90 days before end_date"
+        required=False,
+        help_text=f"ISO 8601, {INSTANT_RANGE_HELP}; default: 90 days before end_date",
     )
     end_date = Open311DateField(
         end=True,
         required=False,
-        help_text=f"ISO 8601, {CLIENT_TIME_RANGE}; default: now (or 90 days after start_date)",
+        help_text=f"ISO 8601, {INSTANT_RANGE_HELP}; default: now (or 90 days after start_date)",
     )
     status = serializers.RegexField(
         r"^\s*(open|closed)\s*(,\s*(open|closed)\s*)*$",

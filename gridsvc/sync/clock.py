@@ -1,7 +1,9 @@
 """The phone's clock is not trusted (设备时钟不可信).
 
 Every request may carry the phone's current clock in the ``X-Device-Time`` header (ISO 8601
-with an offset, e.g. ``2026-12-01T14:30:05.120+08:00``, or epoch milliseconds). The
+with an offset, e.g. ``2026-12-01T14:30:05.120+08:00``, or epoch milliseconds), in the range
+of every date-time a client sends (1970-01-01 ≤ it < 2100-01-01 UTC, as in
+:mod:`api.fields`); anything else is a 400 ``bad_device_time``, not a clock to correct by. The
 middleware records the receive time and the header for the request; visit ingestion reads
 them with :func:`current` and
 
@@ -35,21 +37,33 @@ CLOCK_TOLERANCE = timedelta(minutes=2)
 FUTURE_TOLERANCE = timedelta(minutes=5)
 # A visit more than this before the upload is flagged "too_old" (a phone reset to 1970/2000).
 MAX_AGE = timedelta(days=366)
+#: The range of a phone's clock (UTC): the one of every date-time a client sends
+#: (``api.fields.EARLIEST``/``LATEST``): from the phones' epoch up to, not including, 2100.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+_LATEST_MS = int(LATEST.timestamp()) * 1000
 
 
 class BadDeviceTime(ValueError):
-    """The ``X-Device-Time`` header is neither ISO 8601 with an offset nor epoch ms."""
+    """The ``X-Device-Time`` header is neither ISO 8601 with an offset nor epoch ms, or it is
+    outside :data:`EARLIEST` ≤ it < :data:`LATEST` (a clock at year 706 or 9999 is no clock
+    to correct visit times by)."""
 
 
 def parse_device_time(raw: str) -> datetime:
     """The phone's clock from ``X-Device-Time``: ISO 8601 (a naive value is taken as the
-    server's time zone) or integer epoch milliseconds."""
+    server's time zone) or integer epoch milliseconds, from :data:`EARLIEST` up to, not
+    including, :data:`LATEST` (UTC); else :class:`BadDeviceTime`. A phone reset to 2000 is in
+    range: its visits are corrected by its offset (or flagged without the header)."""
     raw = raw.strip()
     if raw.isdigit():
         try:
-            return datetime.fromtimestamp(int(raw) / 1000, tz=UTC)
-        except (OverflowError, OSError, ValueError):
+            ms = int(raw)
+        except ValueError:  # other digits than 0-9 ("²")
             raise BadDeviceTime(raw) from None
+        if ms >= _LATEST_MS:  # epoch ms are never before 1970 (a sign is no digit)
+            raise BadDeviceTime(raw)
+        return datetime.fromtimestamp(ms / 1000, tz=UTC)
     try:
         value = parse_datetime(raw)
     except ValueError:
@@ -58,6 +72,12 @@ def parse_device_time(raw: str) -> datetime:
         raise BadDeviceTime(raw)
     if timezone.is_naive(value):
         value = timezone.make_aware(value)
+    try:
+        in_range = EARLIEST <= value.astimezone(UTC) < LATEST
+    except OverflowError:  # e.g. 0001-01-01T00:00+08:00 is before the calendar in UTC
+        in_range = False
+    if not in_range:
+        raise BadDeviceTime(raw)
     return value
 
 
