@@ -1035,7 +1035,8 @@ def grid1_post():  # type: ignore[no-untyped-def]
 def test_field_app_files_campaign_returns_offline(field_phone):
     """Issue 20, 排查报送 from the phone: two campaigns started over grid1's community (a
     矛盾纠纷排查化解月 and a 排查不稳定因素) give grid1's grid a return each; the card names them
-    (campaign-returns/ and campaigns/, kept at each sync). Offline grid1 files findings to the
+    (campaign-returns/ and campaigns/, kept at each sync) and leaves out the return of a
+    campaign that has ended. Offline grid1 files findings to the
     first and a 零报告 to the second; meanwhile the street files the second online. Back
     online the first is stored once (findings, grid1, the phone's client_time) and the second,
     recorded on the phone before the street's filing, is refused: the outbox says why in
@@ -1061,6 +1062,16 @@ def test_field_app_files_campaign_returns_offline(field_phone):
     instability, _ = services.start_campaign(
         street, {"kind": "instability", "name": "岁末排查不稳定因素", **period}
     )
+    ended, _ = services.start_campaign(  # its return is no longer to file
+        street,
+        {
+            **period,
+            "kind": "disputes",
+            "name": "秋季矛盾纠纷排查化解月",
+            "start": today - timedelta(days=40),
+            "end": today - timedelta(days=10),
+        },
+    )
     first = CampaignReturn.objects.get(campaign=disputes, grid=post.grid)
     second = CampaignReturn.objects.get(campaign=instability, grid=post.grid)
     context, page, errors = field_phone.open()
@@ -1070,10 +1081,11 @@ def test_field_app_files_campaign_returns_offline(field_phone):
         options = page.locator("#campaign-return option").evaluate_all(
             "(os) => os.map((o) => o.textContent)"
         )
-        # named by the campaign when the server tells the phone its name (a grid member may
-        # not list community-wide campaigns), else by its number
+        # named by the campaign: the return carries its name and period (a grid member may
+        # not list community-wide campaigns); an ended campaign's return is not offered
         for c in (disputes, instability):
-            assert any(c.name in o or f"排查活动 #{c.pk}" in o for o in options), options
+            assert any(c.name in o for o in options), options
+        assert not any(ended.name in o or f"排查活动 #{ended.pk}" in o for o in options), options
 
         context.set_offline(True)
         page.wait_for_function("() => document.querySelector('#net').textContent === '离线'")
