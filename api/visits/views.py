@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-import orjson
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.http import HttpResponse
@@ -16,14 +15,13 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import SAFE_METHODS, BasePermission
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from api.files import FileURLField
 from api.pagination import PreparedPage, StandardPagination
 from api.parsers import FormParser, JSONParser, MultiPartParser
+from api.renderers import JSONRenderer, json_bytes
 from api.schema import (
     ItemResultSerializer,
     StaleReportSerializer,
@@ -722,48 +720,12 @@ def _feed_params(query) -> dict:  # type: ignore[no-untyped-def]
     return FeedQuerySerializer.read(query)
 
 
-#: U+2028 and U+2029 in UTF-8, and the escapes DRF's JSONRenderer writes for them
-_JS_SEPARATORS = ((b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
-
-
-def _feed_json(data: dict) -> bytes | None:
-    """``data`` as :class:`FeedJSONRenderer` writes it without an indent; None when orjson
-    does not write one of its values (DRF's encoder then does, through the renderer)."""
-    try:
-        out = orjson.dumps(data)
-    except TypeError:  # (orjson.JSONEncodeError)
-        return None
-    for raw, escaped in _JS_SEPARATORS:
-        if raw in out:  # (rare: a scan, no copy of the answer otherwise)
-            out = out.replace(raw, escaped)
-    return out
-
-
-class FeedJSONRenderer(JSONRenderer):
-    """DRF's JSON, written by orjson (a first sync is up to 500 rows of each stream: the
-    standard library's encoder took a tenth of it). The same JSON: compact, UTF-8, U+2028
-    and U+2029 escaped as DRF escapes them; an indent asked for in the Accept header, or a
-    value orjson does not write, goes to DRF's renderer."""
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):  # type: ignore[no-untyped-def]
-        if data is None or self.get_indent(accepted_media_type, renderer_context or {}):
-            return super().render(data, accepted_media_type, renderer_context)
-        out = _feed_json(data)
-        if out is None:  # a type only DRF's encoder knows
-            return super().render(data, accepted_media_type, renderer_context)
-        return out
-
-
 class SyncChangesView(APIView):
     """Change feed for the phone (docs/sync.md): a first sync without ``since`` (everything
     the phone needs, paged), then what changed in my territory since ``since`` (an opaque
     cursor from the previous answer), with ``purge`` lists after deletions and territory
     changes (hand-over, a post left or new, a building moved to another grid)."""
 
-    renderer_classes = [
-        FeedJSONRenderer,
-        *(r for r in api_settings.DEFAULT_RENDERER_CLASSES if not issubclass(r, JSONRenderer)),
-    ]
     _probe: Rider | None = None
     _probed_since: str | None = None
 
@@ -797,14 +759,14 @@ class SyncChangesView(APIView):
         except BadCursor as exc:
             raise ValidationError({"since": str(exc)}) from None
         if (
-            type(request.accepted_renderer) is FeedJSONRenderer
-            and request.accepted_media_type == FeedJSONRenderer.media_type
+            type(request.accepted_renderer) is JSONRenderer
+            and request.accepted_media_type == JSONRenderer.media_type
         ):
-            # plain JSON asked (a phone's every poll): the bytes FeedJSONRenderer writes,
+            # plain JSON asked (a phone's every poll): the bytes the API's renderer writes,
             # without DRF's rendering (issue 19: the quiet poll's Python)
-            content = _feed_json(body)
+            content = json_bytes(body)
             if content is not None:
-                resp = HttpResponse(content, content_type=FeedJSONRenderer.media_type)
+                resp = HttpResponse(content, content_type=JSONRenderer.media_type)
                 resp.data = body  # as a Response has it (tests read it)
                 return resp
         return Response(body)
