@@ -217,8 +217,9 @@ _HEADERS = [
         "name": "X-Device-Time",
         "in": "header",
         "required": False,
-        "description": "the phone's clock now (ISO 8601 with offset, or epoch ms): visit "
-        "times are corrected by the offset (docs/sync.md, Clocks)",
+        "description": "the phone's clock now (ISO 8601 with offset, or epoch ms; from "
+        "1970-01-01 to 2099-12-31 UTC, else 400 bad_device_time): visit times are corrected "
+        "by the offset (docs/sync.md, Clocks)",
         "schema": {"type": "string"},
     },
     {

@@ -57,7 +57,8 @@ class ServerTimeMiddleware:
                     400,
                     "bad_device_time",
                     f"{clock.DEVICE_TIME_HEADER} must be ISO 8601 with an offset "
-                    "(2026-12-01T14:30:05.120+08:00) or epoch milliseconds",
+                    "(2026-12-01T14:30:05.120+08:00) or epoch milliseconds, "
+                    "from 1970-01-01 to 2099-12-31 (UTC)",
                 )
                 response[clock.SERVER_TIME_HEADER] = clock.format_server_time(timezone.now())
                 return response
