@@ -360,6 +360,27 @@ def demo(db):
 
 
 @pytest.fixture
+def token_client(db):
+    """``token_client("grid1")`` → an APIClient signed in as that demo member the way a phone
+    is: a JWT from ``/api/v1/auth/token/`` (device ``phone-<username>``) sent as a bearer
+    token, so requests go through the API's own authentication (the caller's one query, riders,
+    device revocation), not ``force_authenticate``."""
+
+    def make(username: str) -> APIClient:
+        client = APIClient()
+        r = client.post(
+            "/api/v1/auth/token/",
+            {"username": username, "password": "gridsvc-demo", "device": f"phone-{username}"},
+            format="json",
+        )
+        assert r.status_code == 200, r.content
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {r.data['access']}")
+        return client
+
+    return make
+
+
+@pytest.fixture
 def member_client(db):
     """``member_client("grid1")`` → an APIClient logged in as that demo member."""
 

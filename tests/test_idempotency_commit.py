@@ -13,7 +13,6 @@ import psycopg
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
-from rest_framework.test import APIClient
 
 from gridsvc import prepared
 from gridsvc.cases.models import Case
@@ -21,18 +20,6 @@ from gridsvc.sync.models import IdempotencyRecord
 from gridsvc.visits.models import VisitTask
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _client(username: str) -> APIClient:
-    client = APIClient()
-    r = client.post(
-        "/api/v1/auth/token/",
-        {"username": username, "password": "gridsvc-demo", "device": f"phone-{username}"},
-        format="json",
-    )
-    assert r.status_code == 200, r.content
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {r.data['access']}")
-    return client
 
 
 def _body(title: str) -> str:
@@ -48,8 +35,8 @@ def _other_connection() -> psycopg.Connection:
     )  # fmt: skip
 
 
-def test_the_answer_is_committed_with_the_work_and_replayed(committed_demo) -> None:
-    client, key = _client("grid1"), str(uuid.uuid4())
+def test_the_answer_is_committed_with_the_work_and_replayed(committed_demo, token_client) -> None:
+    client, key = token_client("grid1"), str(uuid.uuid4())
     body = _body("提交时一并保存")
     with CaptureQueriesContext(connection) as ctx:
         first = client.post(
@@ -78,10 +65,12 @@ def test_the_answer_is_committed_with_the_work_and_replayed(committed_demo) -> N
     assert Case.objects.filter(title="提交时一并保存").count() == 1
 
 
-def test_a_commit_that_fails_leaves_neither_the_work_nor_the_answer(committed_demo) -> None:
+def test_a_commit_that_fails_leaves_neither_the_work_nor_the_answer(
+    committed_demo, token_client
+) -> None:
     """A deferred constraint fails at COMMIT: the request fails, no case and no stored answer
     remain, and the retry with the same key runs (it is not replayed, not held at 409)."""
-    client, key = _client("grid1"), str(uuid.uuid4())
+    client, key = token_client("grid1"), str(uuid.uuid4())
     body = _body("提交失败")
     with connection.cursor() as cur:
         cur.execute(

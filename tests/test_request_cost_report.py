@@ -31,18 +31,6 @@ pytestmark = pytest.mark.django_db
 MAX_STATEMENTS = 7  # 5 of the request, 2 savepoints of the test's transaction
 
 
-def _jwt_client(username: str) -> APIClient:
-    client = APIClient()
-    r = client.post(
-        "/api/v1/auth/token/",
-        {"username": username, "password": "gridsvc-demo", "device": f"phone-{username}"},
-        format="json",
-    )
-    assert r.status_code == 200, r.content
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {r.data['access']}")
-    return client
-
-
 def _point_in_grid_of(username: str) -> tuple[float, float]:
     post = Position.objects.held_at().filter(member__username=username, grid__isnull=False).first()
     b = Building.objects.filter(grid_id=post.grid_id).exclude(point=None).order_by("id").first()
@@ -68,8 +56,8 @@ def _jobs(case_id: int) -> list[tuple[str, object]]:
         return list(cur.fetchall())
 
 
-def test_report_and_route_runs_a_bounded_number_of_statements(demo):
-    client = _jwt_client("grid1")
+def test_report_and_route_runs_a_bounded_number_of_statements(demo, token_client):
+    client = token_client("grid1")
     lon, lat = _point_in_grid_of("grid1")
     assert _report(client, lon, lat, "噪音-热身").status_code == 201  # warm (first request)
     with CaptureQueriesContext(connection) as q:
@@ -93,8 +81,8 @@ def test_report_and_route_runs_a_bounded_number_of_statements(demo):
     assert len(sqls) <= MAX_STATEMENTS, f"{len(sqls)} statements:\n{listing}"
 
 
-def test_a_reported_case_keeps_its_deadlines_and_jobs(demo):
-    client = _jwt_client("grid1")
+def test_a_reported_case_keeps_its_deadlines_and_jobs(demo, token_client):
+    client = token_client("grid1")
     lon, lat = _point_in_grid_of("grid1")
     r = _report(client, lon, lat, "装修噪音扰民")
     assert r.status_code == 201, r.content

@@ -28,18 +28,6 @@ def _household(username: str) -> Household:
     return task.household
 
 
-def _jwt_client(username: str) -> APIClient:
-    client = APIClient()
-    r = client.post(
-        "/api/v1/auth/token/",
-        {"username": username, "password": "gridsvc-demo", "device": f"phone-{username}"},
-        format="json",
-    )
-    assert r.status_code == 200, r.content
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {r.data['access']}")
-    return client
-
-
 def _report(household: Household, title: str) -> dict:
     return {"category": "hazard.fire", "title": title, "household": household.pk}
 
@@ -51,8 +39,8 @@ def _post(client: APIClient, url: str, body: dict, key: str | None = None, **hea
 
 
 # ---------------------------------------------------------------- idempotency
-def test_a_retried_case_report_creates_one_case_and_gets_the_first_answer(demo):
-    client = _jwt_client("grid1")
+def test_a_retried_case_report_creates_one_case_and_gets_the_first_answer(demo, token_client):
+    client = token_client("grid1")
     body = _report(_household("grid1"), "楼道堆物-重试")
     key = str(uuid.uuid4())
     first = _post(client, "/api/v1/cases/", body, key)
@@ -66,8 +54,8 @@ def test_a_retried_case_report_creates_one_case_and_gets_the_first_answer(demo):
     assert Case.objects.filter(title="楼道堆物-重试").count() == 1
 
 
-def test_the_same_key_with_another_body_is_refused(demo):
-    client = _jwt_client("grid1")
+def test_the_same_key_with_another_body_is_refused(demo, token_client):
+    client = token_client("grid1")
     hh = _household("grid1")
     key = str(uuid.uuid4())
     assert _post(client, "/api/v1/cases/", _report(hh, "第一次"), key).status_code == 201
@@ -80,9 +68,9 @@ def test_the_same_key_with_another_body_is_refused(demo):
     assert r.status_code == 422 and r.json()["code"] == "idempotency_key_reused"
 
 
-def test_two_members_with_the_same_key_each_get_their_own_answer(demo):
+def test_two_members_with_the_same_key_each_get_their_own_answer(demo, token_client):
     key = "same-key-on-two-phones"
-    one, two = _jwt_client("grid1"), _jwt_client("grid2")
+    one, two = token_client("grid1"), token_client("grid2")
     a = _post(one, "/api/v1/cases/", _report(_household("grid1"), "一号的事"), key)
     b = _post(two, "/api/v1/cases/", _report(_household("grid2"), "二号的事"), key)
     assert a.status_code == b.status_code == 201, b.content
