@@ -23,8 +23,11 @@ production settings (DEBUG off, no background worker), each with ``--no-control-
 
 Every worker's first requests are made before timing (a concurrent burst, timed: the slowest
 is what a user meets after a deploy). Then, **interleaved** in one loop (each round visits
-every target in a shuffled order, so the machine's load hits all of them alike), with a light
-client (:mod:`bench.httpclient`: a raw socket, persistent when the server keeps it open):
+every target in a shuffled order, so the machine's load hits all of them alike; ``--settle-ms``
+before each, 10 by default, so that what a previous target left running — e.g. the older
+code's server, which closes its connection and its database session after every answer — is
+not timed in the next one), with a light client (:mod:`bench.httpclient`: a raw socket, persistent when the
+server keeps it open):
 
 - floor: a trivial Django view (middleware, no database) and the same behind DRF + JWT;
 - the anchor's floor and its chain for a point / a household;
@@ -877,6 +880,8 @@ def run(args: argparse.Namespace) -> dict:  # noqa: PLR0915
         names = list(calls)
         rng = random.Random(1)
         dropped: dict[str, int] = {}
+        settle = max(args.settle_ms, 0.0) / 1000
+        result["settle_ms"] = args.settle_ms
         log(f"  interleaved: {args.n} rounds × {len(names)} targets "
             f"(visit batches every {args.batch_every} rounds)")  # fmt: skip
         for i in range(args.n):
@@ -884,6 +889,8 @@ def run(args: argparse.Namespace) -> dict:  # noqa: PLR0915
             for name in names:
                 if i % every.get(name, 1):
                     continue
+                if settle:  # what the previous target left running (a process's exit, a
+                    time.sleep(settle)  # connection's close) ends before this one is timed
                 t = time.perf_counter()
                 out = calls[name](i)
                 ms = (time.perf_counter() - t) * 1000
@@ -1219,6 +1226,10 @@ def main() -> None:
     ap.add_argument("--mix-seconds", type=float, default=8.0)
     ap.add_argument("--batch", type=int, default=500, help="visits in a batch")
     ap.add_argument("--batch-every", type=int, default=10, help="a batch every k-th round")
+    ap.add_argument(
+        "--settle-ms", type=float, default=10.0,
+        help="pause before each timed request of the interleaved loop (0: back to back)",
+    )  # fmt: skip
     ap.add_argument("--profile", default="")
     ap.add_argument(
         "--before",
