@@ -28,10 +28,10 @@ from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
 from rest_framework import serializers
 
-#: The earliest instant a client may send (the phones' epoch).
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-#: The first instant past the range (nothing the grid does is planned further ahead).
-LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+from gridsvc.sync.clock import EARLIEST as EARLIEST  # the range: one definition
+from gridsvc.sync.clock import LATEST as LATEST
+from gridsvc.sync.clock import in_range
+
 #: The range in words, for messages and the schema's descriptions.
 CLIENT_TIME_RANGE = "from 1970-01-01 to 2099-12-31 (UTC)"
 CLIENT_TIME_MESSAGE = f"an ISO 8601 date-time {CLIENT_TIME_RANGE} is required"
@@ -40,14 +40,10 @@ PG_MAX_OFFSET = timedelta(hours=15, minutes=59, seconds=59)
 
 
 def client_time_problem(value: datetime) -> str | None:
-    """Why an aware ``value`` is not a date-time a client may send (``None``: it is)."""
-    try:
-        moment = value.astimezone(UTC)
-    except OverflowError:  # e.g. 9999-12-31T23:00:00-08:00 is past the calendar in UTC
-        return CLIENT_TIME_MESSAGE
-    if not EARLIEST <= moment < LATEST:
-        return CLIENT_TIME_MESSAGE
-    return None
+    """Why an aware ``value`` is not a date-time a client may send (``None``: it is): the
+    phone's clock range, :data:`EARLIEST` ≤ it < :data:`LATEST` (one definition,
+    :func:`gridsvc.sync.clock.in_range`)."""
+    return None if in_range(value) else CLIENT_TIME_MESSAGE
 
 
 def _as_sent(value: datetime) -> datetime:

@@ -37,11 +37,20 @@ CLOCK_TOLERANCE = timedelta(minutes=2)
 FUTURE_TOLERANCE = timedelta(minutes=5)
 # A visit more than this before the upload is flagged "too_old" (a phone reset to 1970/2000).
 MAX_AGE = timedelta(days=366)
-#: The range of a phone's clock (UTC): the one of every date-time a client sends
-#: (``api.fields.EARLIEST``/``LATEST``): from the phones' epoch up to, not including, 2100.
+#: The range of a phone's clock (UTC), and of every date-time a client sends (:mod:`api.fields`
+#: reads it from here): from the phones' epoch up to, not including, 2100.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 _LATEST_MS = int(LATEST.timestamp()) * 1000
+
+
+def in_range(value: datetime) -> bool:
+    """Whether the aware ``value`` is within :data:`EARLIEST` ≤ it < :data:`LATEST` (UTC);
+    False for one past the calendar in UTC (e.g. 9999-12-31T23:00-08:00)."""
+    try:
+        return EARLIEST <= value.astimezone(UTC) < LATEST
+    except OverflowError:
+        return False
 
 
 class BadDeviceTime(ValueError):
@@ -72,11 +81,7 @@ def parse_device_time(raw: str) -> datetime:
         raise BadDeviceTime(raw)
     if timezone.is_naive(value):
         value = timezone.make_aware(value)
-    try:
-        in_range = EARLIEST <= value.astimezone(UTC) < LATEST
-    except OverflowError:  # e.g. 0001-01-01T00:00+08:00 is before the calendar in UTC
-        in_range = False
-    if not in_range:
+    if not in_range(value):
         raise BadDeviceTime(raw)
     return value
 
