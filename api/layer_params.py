@@ -34,19 +34,28 @@ CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 _NUMBER = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
 BBOX_PATTERN = rf"^\s*{_NUMBER}\s*(,\s*{_NUMBER}\s*){{3}}$"
 OGC_BBOX_PATTERN = rf"^\s*{_NUMBER}\s*(,\s*{_NUMBER}\s*){{3}}((,\s*{_NUMBER}\s*){{2}})?$"
-#: a date or an ISO 8601 date-time in the years a client may send (:mod:`api.fields`:
-#: 1970–2099); days 29–31 are left out so that every match is a real date
-_DAY = r"(19[7-9]\d|20\d{2})-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])"
+#: a day of the calendar in the years a client may send (:mod:`api.fields`: 1970–2099): every
+#: match is a real date and every real date matches — days 1–28 of any month, 29–30 of any
+#: month but February, 31 of the months that have it, and 29 February of the leap years
+#: (1972 … 1996, 2000 … 2096; 2000 is one, as a multiple of 400)
+_YEAR = r"(19[7-9]\d|20\d{2})"
+_LEAP_YEAR = r"(19(7[26]|8[048]|9[26])|20([02468][048]|[13579][26]))"
+_DAY = (
+    rf"({_YEAR}-((0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"
+    rf"|{_LEAP_YEAR}-02-29)"
+)
 _CLOCK = r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
 _OFFSET = r"(Z|[+-](0\d|1[0-4]):?[0-5]\d)"
 INSTANT_PATTERN = rf"^{_DAY}([T ]{_CLOCK}{_OFFSET}?)?$"
 _INSTANT = INSTANT_PATTERN[1:-1]
 INTERVAL_PATTERN = rf"^({_INSTANT}|{_INSTANT}/({_INSTANT}|\.\.)?|(\.\.)?/{_INSTANT})$"
 #: the range beside a published pattern: the pattern has the years, the range is in UTC
-#: (a pattern cannot say that 1970-01-01T00:00+08:00 is 1969-12-31T16:00Z)
+#: (a pattern cannot say that 1970-01-01T00:00+08:00 is 1969-12-31T16:00Z, nor that
+#: 2099-12-31T20:00-05:00 is 2100-01-01T01:00Z)
 INSTANT_RANGE_HELP = (
     f"{CLIENT_TIME_RANGE}: the range is in UTC, so an early hour of 1970-01-01 with a positive "
-    "offset (1970-01-01T00:00+08:00) or without one (the server's time zone, +08:00) is a 400"
+    "offset (1970-01-01T00:00+08:00) or without one (the server's time zone, +08:00) is a 400, "
+    "and so is a late hour of 2099-12-31 with a negative offset (2099-12-31T20:00-05:00)"
 )
 
 

@@ -4,8 +4,10 @@ in what the schema publishes and in the phone's clock header.
 - The OpenAPI ``pattern`` of the layers' ``since``/``until`` (and aliases), OGC API ``datetime``
   and Open311's ``start_date``/``end_date`` allowed years 1900–2999, so a client (or
   schemathesis) that followed the schema sent values the server refuses. The patterns now have
-  the years 1970–2099; a value that matches is accepted, except the edge a pattern cannot
-  express (the range is in UTC: 1970-01-01T00:00+08:00 is 1969), which the description says.
+  the years 1970–2099 and every real day of them (29–31 included, 29 February only in leap
+  years); a value that matches is accepted, except at the two edges a pattern cannot express
+  (the range is in UTC: 1970-01-01T00:00+08:00 is 1969, 2099-12-31T20:00-05:00 is 2100),
+  which the description says.
 - Open311's ``end_date`` given as a day was that day's midnight, not its end (Django's
   ``parse_datetime`` reads a day alone); it is the next day's start, as published.
 - ``X-Device-Time`` at year 706 or 9999, or epoch ms at 2100 and beyond, was taken as the
@@ -55,7 +57,7 @@ REFUSED_BUT_WERE_PUBLISHED = [
     "2100-01-01T00:00:00Z",
     "2999-12-28T23:59:59-08:00",
 ]
-#: the range's ends as far as the pattern goes (days 29–31 are not in it)
+#: the range's ends as far as the pattern goes, and days 29–31
 PUBLISHED_EDGES = [
     "1970-01-01T00:00:00Z",
     "1970-01-01T00:00Z",
@@ -63,7 +65,16 @@ PUBLISHED_EDGES = [
     "1970-01-02",
     "2099-12-28",
     "2099-12-28T23:59:59.999999-14:59",
+    "2099-12-31",
+    "2099-12-31T15:59:59.999999Z",
+    "2026-12-31T23:59+08:00",
+    "2026-01-30",
+    "2024-02-29",
+    "2000-02-29",
+    "1972-02-29T12:00+08:00",
 ]
+#: not days: a pattern that let them through would publish values the server refuses
+NOT_DAYS = ["2026-02-29", "2100-02-29", "1970-02-30", "2026-04-31", "2026-11-31", "2026-02-30"]
 
 
 # ---------------------------------------------------------------- the published patterns
@@ -98,11 +109,14 @@ def test_every_published_time_pattern_has_the_years_the_server_accepts(schema):
             assert not re.fullmatch(pattern, bad), (path, name, bad)
         for good in PUBLISHED_EDGES:
             assert re.fullmatch(pattern, good), (path, name, good)
+        for bad in NOT_DAYS:
+            assert not re.fullmatch(pattern, bad), (path, name, bad)
         # the rest the pattern cannot say is in the description: the range is in UTC
         assert fields.CLIENT_TIME_RANGE in p["description"], (path, name)
         assert "1970-01-01T00:00+08:00" in p["description"], (path, name)
+        assert "2099-12-31T20:00-05:00" in p["description"], (path, name)
     ogc = params[("/ogc/collections/{collection_id}/items", "datetime")]["schema"]["pattern"]
-    for interval in ("1970-01-01/2099-12-28", "../2099-12-28T23:59Z", "2026-01-01T08:00+08:00/.."):
+    for interval in ("1970-01-01/2099-12-31", "../2099-12-31T23:59Z", "2026-01-01T08:00+08:00/.."):
         assert re.fullmatch(ogc, interval), interval
     for interval in ("1969-12-28/2026-01-01", "../2100-01-01", "2100-01-01T00:00Z/.."):
         assert not re.fullmatch(ogc, interval), interval
@@ -138,11 +152,15 @@ def _outcome(read) -> str | None:  # type: ignore[no-untyped-def]
 @example("1970-01-01T07:59:59.999999-00:01", True)
 @example("2099-12-28T23:59:59.999999-14:59", True)
 @example("2099-12-28", True)
-def test_a_value_matching_the_instant_pattern_is_refused_only_at_the_utc_edge(value, end):
+@example("2099-12-31", True)  # its end, 2100-01-01T00:00+08:00, is 2099-12-31T16:00Z
+@example("2099-12-31T20:00-05:00", False)  # the late edge: 2100-01-01T01:00Z
+@example("2024-02-29T23:59:59+08:00", True)
+def test_a_value_matching_the_instant_pattern_is_refused_only_at_the_utc_edges(value, end):
     """Layers' ``since``/``until`` and Open311's ``start_date``/``end_date``: a value that
     matches the published pattern is accepted, unless it is before 1970 in UTC (an offset
-    east of UTC, or none: the server's +08:00, on 1970-01-01)."""
-    edge = _utc(value, end=end) < fields.EARLIEST
+    east of UTC, or none: the server's +08:00, on 1970-01-01) or from 2100 on (an offset west of
+    UTC late on 2099-12-31)."""
+    edge = not fields.EARLIEST <= _utc(value, end=end) < fields.LATEST
     layer = "until" if end else "since"
     for read in (
         lambda: parse(layer_filter_params(None), {layer: value}),
@@ -162,9 +180,11 @@ def test_a_value_matching_the_instant_pattern_is_refused_only_at_the_utc_edge(va
 @example("../1970-01-01")  # its end is the next day: in range
 @example("1970-01-01T00:00Z/2099-12-28T23:59-14:59")
 @example("2099-12-28")
-def test_a_value_matching_the_ogc_datetime_pattern_is_refused_only_at_the_utc_edge(value):
+@example("2099-12-31/2099-12-31T23:00-02:00")  # the late edge
+@example("2000-02-29/..")
+def test_a_value_matching_the_ogc_datetime_pattern_is_refused_only_at_the_utc_edges(value):
     ends = [(e, i == 1) for i, e in enumerate(value.split("/")) if e not in ("", "..")]
-    edge = any(_utc(e, end=is_end) < fields.EARLIEST for e, is_end in ends)
+    edge = any(not fields.EARLIEST <= _utc(e, end=is_end) < fields.LATEST for e, is_end in ends)
     problem = _outcome(lambda: parse_ogc_items("cases", {"datetime": value}))
     if edge:
         assert problem is not None and CLIENT_TIME_MESSAGE in problem, (value, problem)
