@@ -305,7 +305,10 @@ class MaskField(models.TextField):
     resident sees of it (``620103********0015``, ``*******5596``), never more. Filled from the
     clear value on every write: ``save()`` and ``bulk_create`` (:meth:`pre_save`), ``update``
     and ``bulk_update`` (:class:`ResidentQuerySet`). NULL: not known (a row written around
-    the model, e.g. by COPY): a reader decrypts and masks instead."""
+    the model, e.g. by COPY): a reader decrypts and masks instead. The database keeps a
+    stored mask from going stale: an UPDATE that changes the encrypted column without naming
+    the mask column in the same statement (raw SQL around the model) sets the mask to NULL
+    (trigger ``resident_mask_z_guard``, migration ``0005_resident_mask_guard``)."""
 
     def __init__(self, *args, source: str = "", masker=None, **kwargs) -> None:  # type: ignore[no-untyped-def]
         self.source = source

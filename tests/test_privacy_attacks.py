@@ -1,0 +1,326 @@
+"""An attacker's audit of people's services, reports, Open311 and files (session 8): who else
+could each path reach? Each test is one attack, made as the attacker would make it — with a
+phone's JWT (``token_client``: the API's own authentication, device revocation included), a
+楼长's login, another grid's or a street office's login, or no login at all — and asserts what
+the attacker must not learn.
+
+- 民生服务 (assistance, migrants): other grids' households and people by filter, detail id,
+  an id inside a request body, a phone's ``client_uuid`` or an ``Idempotency-Key`` replayed by
+  someone else; a refusal for a foreign id reads exactly as one for an id that does not exist.
+- A stored mask never goes stale: the database clears a resident's ID-number or phone mask
+  when the encrypted value is changed around the model (raw SQL), so readers decrypt and mask.
+- A mask beside a clear field: a masked phone never shows in clear in another field of the
+  same record (a migrant's home contact, an Open311 request's description).
+- Reports: the street tier's exact small counts and a report kept as issued (印发) are for the
+  street's own territory, not for a grid the same member holds elsewhere.
+- Open311: nothing of a case without a login; a reporter's phone never comes back.
+- Files: an attachment or photo of another territory by id or guessed URL, and a signed-out
+  (revoked) device, get nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+
+from gridsvc.accounts.models import Member
+from gridsvc.assistance import migrants, services
+from gridsvc.assistance.models import Application, ApplicationDocument, Migrant
+from gridsvc.audit.models import UnmaskGrant
+from gridsvc.chain.scope import scope_for
+from gridsvc.crypto import encrypt
+from gridsvc.territory.codes import make_id_number, mask_id_number, mask_phone
+from gridsvc.territory.models import Household, Resident
+
+pytestmark = pytest.mark.django_db
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+APPS = "/api/v1/assistance/"
+MIGRANTS = "/api/v1/migrants/"
+BATCH = "/api/v1/assistance/batch/"
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+def _member(username: str) -> Member:
+    return Member.objects.get(username=username)
+
+
+def _hh(grid, n: int = 0) -> Household:  # type: ignore[no-untyped-def]
+    return (
+        Household.objects.filter(unit__building__grid=grid, residents__isnull=False)
+        .distinct()
+        .order_by("id")[n]
+    )
+
+
+def _resident(household: Household) -> Resident:
+    return Resident.objects.filter(household=household).order_by("id").first()
+
+
+def _grant(username: str) -> None:
+    UnmaskGrant.objects.create(
+        member=_member(username),
+        reason="核对申请材料",
+        expires_at=datetime.now(SHANGHAI) + timedelta(hours=1),
+    )
+
+
+def _unused_id(model) -> int:  # type: ignore[no-untyped-def]
+    return (model.objects.order_by("-id").values_list("id", flat=True).first() or 0) + 1000
+
+
+# ================================================================ stored masks (MaskField)
+def _stored(resident_id: int) -> tuple[str | None, str | None]:
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT id_number_mask, phone_mask FROM territory_resident WHERE id = %s",
+            [resident_id],
+        )
+        return cur.fetchone()
+
+
+def _resident_with_numbers(grid) -> Resident:  # type: ignore[no-untyped-def]
+    r = _resident(_hh(grid))
+    r.id_number = make_id_number("620103", date(1971, 5, 6), 17, female=False)
+    r.phone = "13912340001"
+    r.birth_date = None
+    r.gender = ""
+    r.save()
+    return r
+
+
+def test_a_raw_sql_change_of_an_id_number_or_phone_leaves_no_stale_mask(demo):
+    r = _resident_with_numbers(demo.grids[0])
+    assert _stored(r.pk) == (mask_id_number(r.id_number), "*******0001")
+    new_id = make_id_number("620102", date(1985, 1, 2), 33, female=True)
+    # a repair script writes the new number around the model: the old mask must not stay
+    with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE territory_resident SET id_number = %s WHERE id = %s", [encrypt(new_id), r.pk]
+        )
+    id_mask, phone_mask = _stored(r.pk)
+    assert id_mask is None  # readers now decrypt and mask the new number
+    assert phone_mask == "*******0001"  # the phone did not change: its mask stays
+    with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE territory_resident SET phone = %s WHERE id = %s",
+            [encrypt("13800009999"), r.pk],
+        )
+    assert _stored(r.pk) == (None, None)
+
+    # what a phone's feed shows of the resident is the new values' masks, not the old ones
+    from gridsvc.visits.sync import _residents, resident_rows
+
+    grid1 = _member("grid1")
+    row = _residents(list(resident_rows(Resident.objects.filter(pk=r.pk))), grid1, scope_for(grid1))
+    assert row[0]["id_number"] == mask_id_number(new_id)
+    assert row[0]["phone"] == mask_phone("13800009999")
+
+
+def test_a_statement_that_writes_the_mask_with_the_value_keeps_it(demo):
+    r = _resident_with_numbers(demo.grids[0])
+    new_id = make_id_number("620102", date(1985, 1, 2), 33, female=True)
+    # both written in one statement (as the model does): the mask written is kept …
+    with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE territory_resident SET id_number = %s, id_number_mask = %s, phone = %s "
+            "WHERE id = %s",
+            [encrypt(new_id), mask_id_number(new_id), encrypt("13800002222"), r.pk],
+        )
+    # … and only the mask not written beside its changed value is cleared
+    assert _stored(r.pk) == (mask_id_number(new_id), None)
+    # a later statement in the same transaction that writes no mask is judged on its own
+    with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE territory_resident SET id_number = %s WHERE id = %s",
+            [encrypt(make_id_number("620102", date(1990, 3, 4), 41, female=False)), r.pk],
+        )
+    assert _stored(r.pk)[0] is None
+
+
+def test_the_models_own_writes_keep_their_masks(demo):
+    r = _resident_with_numbers(demo.grids[0])
+    # save() re-encrypts an unchanged number to a new token: the mask is still the right one
+    r.name = r.name + "某"
+    r.save()
+    assert _stored(r.pk) == (mask_id_number(r.id_number), "*******0001")
+    r.phone = "13700005555"
+    r.save(update_fields=["phone"])
+    assert _stored(r.pk)[1] == "*******5555"
+    Resident.objects.filter(pk=r.pk).update(phone="13600006666")
+    assert _stored(r.pk)[1] == "*******6666"
+    r.refresh_from_db()
+    r.phone = "13500007777"
+    Resident.objects.bulk_update([r], ["phone"])
+    assert _stored(r.pk) == (mask_id_number(r.id_number), "*******7777")
+
+
+# ================================================================ 民生服务: neighbours
+def test_a_building_heads_phone_learns_nothing_of_peoples_services(demo, token_client):
+    grid1 = _member("grid1")
+    household = Household.objects.filter(unit__building__code__endswith="B001").first()
+    app = services.submit(grid1, household, "dibao", reason="失业").application
+    before = Application.objects.filter(household=household).count()
+    migrant = migrants.record_arrival(grid1, _resident(household), date(2026, 9, 1))
+    head = token_client("bh-001")  # the 楼长 of that very building
+    assert head.get(APPS).json()["results"] == []
+    assert head.get(f"{APPS}?household={household.pk}").json()["results"] == []
+    assert head.get(f"{APPS}{app.pk}/").status_code == 404
+    assert head.get(f"{APPS}{app.pk}/documents/").status_code == 404
+    for path in ("figures/", "gaps/", "changes/"):
+        assert head.get(f"{APPS}{path}").status_code == 403, path
+    assert head.get(MIGRANTS).json()["results"] == []
+    assert head.get(f"{MIGRANTS}{migrant.pk}/").status_code == 404
+    assert head.get(f"{MIGRANTS}flows/").json()["present"] == 0
+    body = {"household": household.pk, "kind": "temp_relief"}
+    assert head.post(APPS, body, format="json").status_code == 403
+    item = {"kind": "application", "client_uuid": str(uuid.uuid4()), "data": body}
+    assert head.post(BATCH, {"items": [item]}, format="json").status_code == 403
+    assert Application.objects.filter(household=household).count() == before
+
+
+# ================================================================ 民生服务: another grid
+def test_another_grids_applications_are_out_of_reach_by_every_id(
+    demo, token_client, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
+    grid2 = _member("grid2")
+    theirs = _hh(demo.grids[1])
+    app = services.submit(grid2, theirs, "temp_relief", reason="看病").application
+    from gridsvc.assistance.documents import attach
+    from gridsvc.uploads import check_upload
+
+    doc = attach(grid2, app.pk, check_upload(PDF, "file", max_bytes=10**6), "收入证明").document
+    _grant("grid1")
+    grid1 = token_client("grid1")
+    assert app.pk not in [a["id"] for a in grid1.get(APPS).json()["results"]]
+    assert grid1.get(f"{APPS}?household={theirs.pk}").json()["results"] == []
+    assert grid1.get(f"{APPS}{app.pk}/").status_code == 404
+    assert grid1.get(f"{APPS}{app.pk}/documents/").status_code == 404
+    # the file itself, even under an unmask grant: 404 as for a document that does not exist
+    url = f"{APPS}{app.pk}/documents/{doc.pk}/file/?unmask=1"
+    assert grid1.get(url).status_code == 404
+    assert grid1.get(f"{APPS}{app.pk}/documents/{_unused_id(ApplicationDocument)}/file/?unmask=1").status_code == 404  # fmt: skip
+    # a document of grid 2's application named under one of grid 1's
+    mine = services.submit(_member("grid1"), _hh(demo.grids[0]), "temp_relief").application
+    assert grid1.get(f"{APPS}{mine.pk}/documents/{doc.pk}/file/?unmask=1").status_code == 404
+    # every step on it, and a document posted to it
+    steps = {
+        "check/": {"members_count": 1, "monthly_income": "1.00", "documents": ["户口簿"]},
+        "withdraw/": {"note": "x"},
+        "review/": {"recommended": True, "opinion": "x"},
+    }
+    for step, body in steps.items():
+        assert grid1.post(f"{APPS}{app.pk}/{step}", body, format="json").status_code == 404
+    up = SimpleUploadedFile("x.pdf", PDF, "application/pdf")
+    r = grid1.post(f"{APPS}{app.pk}/documents/", {"file": up, "name": "x"}, format="multipart")
+    assert r.status_code == 404
+    app.refresh_from_db()
+    assert app.status == "submitted" and app.attachments.count() == 1
+
+
+def test_a_foreign_id_in_a_body_reads_as_one_that_does_not_exist(demo, member_client):
+    grid1 = member_client("grid1")
+    mine, theirs = _hh(demo.grids[0]), _hh(demo.grids[1])
+    missing = _unused_id(Household)
+
+    def submit(**body):  # type: ignore[no-untyped-def]
+        r = grid1.post(APPS, {"kind": "temp_relief", **body}, format="json")
+        return r.status_code, r.json()
+
+    assert (
+        submit(household=theirs.pk)
+        == submit(household=missing)
+        == (
+            400,
+            {"household": ["not found"]},
+        )
+    )
+    # an applicant of another household (grid 2's), a visit to another household
+    assert submit(household=mine.pk, applicant=_resident(theirs).pk) == (
+        400,
+        {"applicant": ["not found"]},
+    )
+    from gridsvc.visits.models import Visit
+
+    foreign_visit = Visit.objects.filter(household__unit__building__grid=demo.grids[1]).first()
+    assert submit(household=mine.pk, visit=foreign_visit.pk) == (400, {"visit": ["not found"]})
+    # a migrant's arrival for a resident of grid 2
+    arrive = {"arrived_on": "2026-10-01"}
+    a = grid1.post(MIGRANTS, {"resident": _resident(theirs).pk, **arrive}, format="json")
+    b = grid1.post(MIGRANTS, {"resident": _unused_id(Resident), **arrive}, format="json")
+    assert (
+        (a.status_code, a.json())
+        == (b.status_code, b.json())
+        == (
+            400,
+            {"resident": ["not found"]},
+        )
+    )
+    assert not Migrant.objects.filter(resident=_resident(theirs), arrived_on="2026-10-01").exists()
+    # the same through the phone's batch: each item rejected "not found", nothing stored
+    foreign_migrant = migrants.record_arrival(_member("grid2"), _resident(theirs), date(2026, 9, 1))
+    items = [
+        {"kind": "application", "data": {"household": theirs.pk, "kind": "dibao"}},
+        {"kind": "arrival", "data": {"resident": _resident(theirs).pk, **arrive}},
+        {"kind": "departure", "data": {"migrant": foreign_migrant.pk, "departed_on": "2026-11-01"}},
+        {"kind": "departure", "data": {"resident": _resident(theirs).pk, "departed_on": "2026-11-01"}},
+    ]  # fmt: skip
+    for item in items:
+        item["client_uuid"] = str(uuid.uuid4())
+    results = grid1.post(BATCH, {"items": items}, format="json").json()["results"]
+    assert [r["status"] for r in results] == ["rejected"] * 4
+    assert [list(r["errors"].values()) for r in results] == [[["not found"]]] * 4
+    foreign_migrant.refresh_from_db()
+    assert foreign_migrant.departed_on is None
+    assert not Application.objects.filter(household=theirs, kind="dibao").exists()
+
+
+def test_another_members_client_uuid_replays_none_of_their_rows(demo, member_client):
+    """A phone's ``client_uuid`` makes a retry return the stored row. The same uuid sent by
+    someone else (copied from a log, a shared device, a guess) must not hand them that row."""
+    theirs, mine = _hh(demo.grids[1]), _hh(demo.grids[0])
+    key = uuid.uuid4()
+    services.submit(_member("grid2"), theirs, "temp_relief", client_uuid=key)
+    grid1 = member_client("grid1")
+    r = grid1.post(
+        APPS, {"household": mine.pk, "kind": "temp_relief", "client_uuid": str(key)}, format="json"
+    )
+    assert r.status_code == 400 and "client_uuid" in r.json()
+    assert str(theirs.pk) not in r.content.decode()
+    arrival = uuid.uuid4()
+    migrants.arrive(_member("grid2"), _resident(theirs), date(2026, 9, 1), client_uuid=arrival)
+    item = {
+        "kind": "arrival",
+        "client_uuid": str(arrival),
+        "data": {"resident": _resident(mine).pk, "arrived_on": "2026-09-01"},
+    }
+    result = grid1.post(BATCH, {"items": [item]}, format="json").json()["results"][0]
+    assert result["status"] == "rejected" and "id" not in result
+    assert not Migrant.objects.filter(resident=_resident(mine), arrived_on="2026-09-01").exists()
+
+
+def test_an_idempotency_key_replays_nothing_to_another_member(demo, member_client):
+    mine, theirs = _hh(demo.grids[0]), _hh(demo.grids[1])
+    before = Application.objects.filter(household=mine).count()
+    key = str(uuid.uuid4())
+    first = member_client("grid2").post(
+        APPS, {"household": theirs.pk, "kind": "temp_relief"}, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )  # fmt: skip
+    assert first.status_code == 201
+    # grid 1 sends the very same request with the same key: its own answer, not grid 2's
+    same = member_client("grid1").post(
+        APPS, {"household": theirs.pk, "kind": "temp_relief"}, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )  # fmt: skip
+    assert same.status_code == 400 and same.json() == {"household": ["not found"]}
+    assert same.headers.get("Idempotent-Replayed") is None
+    own = member_client("grid1").post(
+        APPS, {"household": mine.pk, "kind": "temp_relief"}, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )  # fmt: skip
+    # the key's first answer for grid 1 was its 400: replayed to grid 1 only (another body: 422)
+    assert own.status_code == 422
+    assert Application.objects.filter(household=mine).count() == before
