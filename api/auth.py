@@ -11,7 +11,6 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import AuthenticationFailed as TokenAuthFailed
 from rest_framework_simplejwt.exceptions import TokenError
@@ -24,7 +23,12 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from gridsvc.accounts.authentication import DEVICE_CLAIM, device_revoked
 from gridsvc.accounts.models import Device
-from gridsvc.accounts.throttle import client_ip, seconds_until_allowed, was_throttled
+from gridsvc.accounts.throttle import (
+    LoginRateThrottle,
+    client_ip,
+    seconds_until_allowed,
+    was_throttled,
+)
 from gridsvc.accounts.tokens import (
     RefreshReused,
     decode_spent,
@@ -127,8 +131,8 @@ class LoginView(TokenObtainPairView):
     """Log in with username (or phone) and password; returns access + refresh tokens."""
 
     serializer_class = DeviceTokenObtainSerializer
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "login"
+    # requests per address, successes included (DRF rate "login"), counted atomically
+    throttle_classes = [LoginRateThrottle]
 
     def post(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         try:

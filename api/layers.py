@@ -32,16 +32,24 @@ from django.shortcuts import get_object_or_404
 from django.urls import path
 from django.utils import timezone
 from django.utils.http import http_date, parse_http_date_safe
+from drf_spectacular.authentication import BasicScheme
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.authentication import BasicAuthentication
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import (
+    AuthenticationFailed,
+    NotFound,
+    PermissionDenied,
+    Throttled,
+    ValidationError,
+)
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from gridsvc.accounts.authentication import Rider, ride_with_caller
+from gridsvc.accounts.throttle import client_ip, seconds_until_allowed, was_throttled
 from gridsvc.dbrouter import PRIMARY, read_alias
 from gridsvc.layers import offline
 from gridsvc.layers import services as S
@@ -93,10 +101,36 @@ class LayersView(APIView):
                 raise ValidationError({key.replace("\x00", ""): "invalid character"})
 
 
+class ThrottledBasicAuthentication(BasicAuthentication):
+    """HTTP Basic whose refusal of a throttled address (:mod:`gridsvc.accounts.throttle`) is
+    a 429 with ``Retry-After``, as on the API and web logins, not a 401 that a GIS client
+    would answer by asking for the password again."""
+
+    def authenticate_credentials(self, userid, password, request=None):  # type: ignore[no-untyped-def]
+        try:
+            return super().authenticate_credentials(userid, password, request)
+        except AuthenticationFailed:
+            if request is not None and was_throttled(request):
+                wait = max(1, seconds_until_allowed(client_ip(request)))
+                raise Throttled(
+                    wait, detail=f"too many failed logins from this address: try again in {wait} s"
+                ) from None
+            raise
+
+
+class ThrottledBasicScheme(BasicScheme):
+    """The OpenAPI security scheme of :class:`ThrottledBasicAuthentication`: HTTP Basic."""
+
+    target_class = ThrottledBasicAuthentication
+
+
 class GisClientView(LayersView):
     """Also HTTP Basic, for GIS clients (GDAL/QGIS) that cannot fetch a JWT."""
 
-    authentication_classes = [*api_settings.DEFAULT_AUTHENTICATION_CLASSES, BasicAuthentication]
+    authentication_classes = [
+        *api_settings.DEFAULT_AUTHENTICATION_CLASSES,
+        ThrottledBasicAuthentication,
+    ]
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:

@@ -144,9 +144,13 @@ GRIDSVC_MIN_APP_VERSION = os.environ.get("GRIDSVC_MIN_APP_VERSION") or None
 # How long an Idempotency-Key's first answer is replayed.
 GRIDSVC_IDEMPOTENCY_TTL_HOURS = float(os.environ.get("GRIDSVC_IDEMPOTENCY_TTL_HOURS", "24"))
 
+# Axes' lockout first; then the password check, counted per address (it raises on a wrong
+# password, so nothing after it checks one); UsernameOrPhoneBackend stays listed for the web
+# sessions it signed in before the throttle checked passwords (Django reloads their user
+# through it) and is never asked for a password.
 AUTHENTICATION_BACKENDS = [
-    "gridsvc.accounts.throttle.LoginThrottleBackend",
     "axes.backends.AxesStandaloneBackend",
+    "gridsvc.accounts.throttle.LoginThrottleBackend",
     "gridsvc.accounts.backends.UsernameOrPhoneBackend",
 ]
 # Login protection (gridsvc.accounts.throttle): a stranger cannot lock the owner out.
@@ -157,7 +161,8 @@ AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address", "user_agent"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "gridsvc.accounts.throttle.client_ip"
-# Failed logins per client address, all paths (API, web, admin, HTTP Basic), all workers.
+# Failed logins per client address, all paths (API, web, admin, HTTP Basic), all workers:
+# counted atomically in PostgreSQL (accounts.LoginThrottleCount), a check counted before it runs.
 LOGIN_FAILURE_RATE = os.environ.get(
     "GRIDSVC_LOGIN_FAILURE_RATE", "1000/min" if TESTING else "30/min"
 )
@@ -168,8 +173,9 @@ GRIDSVC_TRUSTED_PROXIES = int(
         "GRIDSVC_TRUSTED_PROXIES", "1" if os.environ.get("GRIDSVC_ENV") == "production" else "0"
     )
 )
-# Throttle and lockout counters must be shared by every gunicorn worker: the database cache
-# (table made by migration accounts.0003), not the per-process LocMem default.
+# A cache shared by every gunicorn worker: the database cache (table made by migration
+# accounts.0003), not the per-process LocMem default. The login throttles no longer count
+# here (its incr reads, then writes): accounts.LoginThrottleCount, one atomic statement.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",

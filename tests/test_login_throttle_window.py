@@ -1,9 +1,9 @@
 """The failed-login throttle (登录限流) counts the failures of the last period, whatever the
 clock's window boundaries (gridsvc.accounts.throttle).
 
-The counters live in the real database cache (``gridsvc_cache``); only the clock is patched:
-``time.time`` (what the throttle's windows and the cache's expiry times are computed from) and
-the database cache's ``now`` (what it compares the expiry times with), both moved by the test.
+The counters live in the real database (``accounts.LoginThrottleCount``); only the clock is
+patched: ``time.time`` (what the throttle's windows are computed from) and the database cache's
+``now`` (the cache the counters lived in before), both moved by the test.
 """
 
 from __future__ import annotations
@@ -86,13 +86,15 @@ def test_failures_on_both_sides_of_a_minute_boundary_add_up(demo, clock):
     # still within a minute of the first failure: still refused
     clock.t = boundary + 50
     assert login("cadre1", **ATTACKER)[0] == 429
-    # the counters are shared by every worker: rows of the database cache, one per window
+    # the counters are shared by every worker: one database row per address, its two windows
+    # (2 failures before the boundary; after it 1 failure and 2 refused attempts)
     with connection.cursor() as cur:
         cur.execute(
-            "SELECT count(*) FROM gridsvc_cache WHERE cache_key LIKE %s",
-            ["%login-failures:203.0.113.77:%"],
+            "SELECT previous, current FROM accounts_loginthrottlecount"
+            " WHERE scope = 'failure' AND address = %s",
+            ["203.0.113.77"],
         )
-        assert cur.fetchone()[0] == 2
+        assert cur.fetchall() == [(2, 3)]
 
 
 @override_settings(LOGIN_FAILURE_RATE="3/min")

@@ -73,3 +73,34 @@ class SpentRefreshToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.jti} @ {self.spent_at:%Y-%m-%d %H:%M:%S}"
+
+
+class LoginThrottleCount(models.Model):
+    """Password checks counted against one client address (登录限流计数), shared by every
+    worker (:mod:`gridsvc.accounts.throttle`).
+
+    One row per ``(scope, address, period)``: ``current`` counts in the fixed window
+    ``window_number`` (``time // period``), ``previous`` in the window before it. A row is
+    only ever changed by one ``INSERT … ON CONFLICT … DO UPDATE … RETURNING`` (the window
+    rolls over inside the statement) or one ``UPDATE``, each under the row's lock, so two
+    workers never both read 7 and write 8. ``stale_after`` (seconds since the epoch): from
+    then on the row counts nothing and may be pruned.
+    """
+
+    scope = models.CharField(max_length=16)
+    address = models.CharField(max_length=100)
+    period = models.PositiveIntegerField()
+    window_number = models.BigIntegerField()
+    current = models.PositiveIntegerField(default=0)
+    previous = models.PositiveIntegerField(default=0)
+    stale_after = models.BigIntegerField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "address", "period"], name="login_throttle_count_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.address}: {self.previous}+{self.current}"
