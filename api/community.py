@@ -1012,7 +1012,8 @@ class CampaignReturnViewSet(
         """File the return (filing again replaces it). With ``client_uuid``: a retry of any
         filing applied to this return answers the stored return with ``duplicate`` true;
         with ``client_time``: a filing recorded before the one in force is 409 naming
-        ``client_time``."""
+        ``client_time``; one recorded after the campaign's last day is 409 naming
+        ``campaign`` (``campaign_ended``)."""
         ret = self.get_object()
         body = CampaignReturnSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -1025,6 +1026,7 @@ class CampaignReturnViewSet(
             findings_count=data.get("findings_count", 0),
             client_uuid=data.get("client_uuid"),
             client_time=data.get("client_time"),
+            while_running=True,
         )
         return Response({**CampaignReturnSerializer(ret).data, "duplicate": not applied})
 
@@ -1793,9 +1795,10 @@ class CommunityBatchView(APIView):
     """The phone's offline batch of community records (activity, screening, venue_visit,
     campaign_return, service_log, pairing_help, petition, mediation), each with its
     ``client_uuid``: one result per item, in
-    order — ``accepted`` (stored now, ``id``),
-    ``duplicate`` (already stored, ``id``), ``rejected`` (``errors``). One bad item never loses
-    the others. Send an ``Idempotency-Key``: a retried batch answers as the first time."""
+    order, each naming its item's ``client_uuid`` — ``accepted`` (stored now, ``id``),
+    ``duplicate`` (already stored, ``id``), ``rejected`` (``errors`` per field, and ``code``
+    when the rule names its reason). One bad item never loses the others, and stores nothing
+    of itself. Send an ``Idempotency-Key``: a retried batch answers as the first time."""
 
     @extend_schema(
         request=CommunityBatchSerializer, responses={200: CommunityBatchResultSerializer}
@@ -1814,6 +1817,9 @@ class CommunityBatchView(APIView):
             refused=services.CommunityError,
             present=_batch_row,
         )
+        # every result names its item (a rejected one too), not only by its place in the list
+        for item, result in zip(request.data["items"], body["results"], strict=True):
+            result.setdefault("client_uuid", str(item["client_uuid"]))
         return Response(body)
 
 

@@ -7,7 +7,7 @@ never shown to neighbours. Also the probes the scoping matrix reads (tests/test_
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from django.utils import timezone
@@ -138,7 +138,13 @@ def test_five_members_are_a_team_and_a_zero_report_counts_as_reported(demo, memb
     # 一格十员 and volunteers: a grid's roster, with their hours of service
     r = member_client("grid1").post(
         f"{BASE}/teams/",
-        {"team": "grid_ten", "role": "治安巡逻员", "name": "王建国", "grid": demo.grids[0].pk},
+        {
+            "team": "grid_ten",
+            "role": "治安巡逻员",
+            "name": "王建国",
+            "grid": demo.grids[0].pk,
+            "valid_from": "2026-11-01",  # hours are logged inside the membership's period
+        },
         format="json",
     )
     assert r.status_code == 201, r.content
@@ -361,13 +367,14 @@ def test_the_monthly_work_report_carries_the_unity_figures(demo, member_client):
 
 
 def test_a_screening_campaign_collects_a_return_per_grid(demo, member_client):
+    today = timezone.localdate()  # a running campaign: an ended one takes no filing
     r = member_client("mediator").post(
         f"{BASE}/campaigns/",
         {
             "kind": "disputes",
             "name": "矛盾纠纷排查化解月",
-            "start": "2026-11-01",
-            "end": "2026-11-30",
+            "start": str(today - timedelta(days=10)),
+            "end": str(today + timedelta(days=20)),
         },
         format="json",
     )

@@ -6,7 +6,8 @@ what the rest of the house asks of the community without reaching its services.
 - the ethnic-affairs desk's sign-off a case's closing rule may ask for
   (:func:`needs_ethnic_sign_off`, :func:`ethnic_sign_off`; recorded by
   :func:`gridsvc.community.services.sign_off`);
-- the 五员 调处员 who take disputes (:func:`may_mediate`, :func:`active_mediators`);
+- the 五员 调处员 who take disputes (:func:`running_mediators`, one rule read by
+  :func:`may_mediate` and :func:`active_mediators`);
 - the 民族语言翻译员 to send to a household (:func:`interpreters_for`).
 
 :mod:`gridsvc.cases.services.unity` asks these; :mod:`gridsvc.community.services` hands
@@ -110,11 +111,33 @@ def five_member_teams(member: Any, day: date) -> QuerySet:
     ).filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
 
 
+def running_mediators(community_id: int | None, day: date) -> QuerySet:
+    """The community's 五员 调处员 memberships who can take a dispute on ``day``: members with
+    an active account, their membership running that day, not on leave. The one rule of who is
+    a 调处员: :func:`active_mediators` (routing picks among them) and :func:`may_mediate` (who
+    records a session) both read it."""
+    if community_id is None:
+        return TeamMembership.objects.none()
+    return TeamMembership.objects.filter(
+        team=Team.FIVE_MEMBERS,
+        role=FiveRole.MEDIATOR,
+        community_id=community_id,
+        member__isnull=False,
+        member__is_active=True,
+        on_leave=False,
+        valid_from__lte=day,
+    ).filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
+
+
 def may_mediate(member: Any, community_id: int, day: date) -> bool:
-    """An active 五员 调处员 of the community, or a member of its mediation committee."""
+    """A 调处员 of the community on ``day`` as routing sees one (:func:`running_mediators`:
+    membership running, not on leave, account active), or a member of its mediation committee
+    (a post held now, not on leave)."""
     if getattr(member, "is_superuser", False):
         return True
-    five = five_member_teams(member, day).filter(role=FiveRole.MEDIATOR, community_id=community_id)
+    if not getattr(member, "is_active", False):
+        return False
+    five = running_mediators(community_id, day).filter(member=member)
     committee = Position.objects.active_at().filter(
         member=member,
         position_type=PositionType.MEDIATION_COMMITTEE,
@@ -124,23 +147,10 @@ def may_mediate(member: Any, community_id: int, day: date) -> bool:
 
 
 def active_mediators(community_id: int | None, day: date) -> list[TeamMembership]:
-    """The community's 五员 调处员 who can take a dispute on ``day``: members with an account,
-    their membership running, not on leave; earliest first (like a chain post's holders)."""
-    if community_id is None:
-        return []
+    """The community's 五员 调处员 who can take a dispute on ``day``
+    (:func:`running_mediators`), earliest first (like a chain post's holders)."""
     return list(
-        TeamMembership.objects.filter(
-            team=Team.FIVE_MEMBERS,
-            role=FiveRole.MEDIATOR,
-            community_id=community_id,
-            member__isnull=False,
-            member__is_active=True,
-            on_leave=False,
-            valid_from__lte=day,
-        )
-        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
-        .select_related("member")
-        .order_by("valid_from", "id")
+        running_mediators(community_id, day).select_related("member").order_by("valid_from", "id")
     )
 
 

@@ -107,16 +107,29 @@ def _retried(
     member: Any,
     client_uuid: uuid.UUID | None,
     owner: str = "recorded_by_id",
+    same: dict[str, Any] | None = None,
 ) -> Any:
     """The row of ``rows`` (a model or a queryset) a phone's retry names (its ``client_uuid``
     stored before), when ``member`` stored it (the row's ``owner`` id); None for a new (or no)
-    ``client_uuid``. One stored by someone else is refused (409 naming ``client_uuid``)."""
+    ``client_uuid``. One stored by someone else is refused (409 naming ``client_uuid``), and
+    so is one whose ``same`` attributes (what the retry names: its pairing, membership,
+    case …, as ids) differ from the stored row's: the same ``client_uuid`` with other content
+    is a conflict, never the stored row passed off as it (``code`` ``conflict``)."""
     if client_uuid is None:
         return None
     qs = rows if isinstance(rows, QuerySet) else rows._default_manager.all()
     stored = qs.filter(client_uuid=client_uuid).first()
     if stored is not None and getattr(stored, owner) != member.pk:
         raise CommunityError("client_uuid already used", "client_uuid", status=409)
+    if stored is not None and same:
+        for attr, value in same.items():
+            if value not in (None, "") and str(getattr(stored, attr)) != str(value):
+                raise CommunityError(
+                    "client_uuid already used for another record",
+                    "client_uuid",
+                    status=409,
+                    code="conflict",
+                )
     return stored
 
 
@@ -166,13 +179,18 @@ def _located_as(row: Any) -> dict[str, Any]:
     return {"street_id": row.street_id, "community_id": row.community_id, "grid_id": row.grid_id}
 
 
-def _held_member(scope: Scope, pk: Any, field: str) -> Any:
-    """The member ``pk`` if they hold a position in ``scope`` now; else "not found" naming
-    ``field``."""
+def _held_member(scope: Scope, pk: Any, field: str, staff_only: bool = False) -> Any:
+    """The member ``pk`` if they hold a position in ``scope`` now (``staff_only``: a staff or
+    street post, not a neighbour's — 楼长, 单元长, 物业, 业委会 read no community work); else
+    "not found" naming ``field``."""
     from gridsvc.accounts.models import Member
     from gridsvc.chain.models import Position
+    from gridsvc.chain.visibility import NEIGHBOUR_POSITIONS
 
-    held = scope.filter(Position.objects.held_at()).values("member_id")
+    posts = scope.filter(Position.objects.held_at())
+    if staff_only:
+        posts = posts.exclude(position_type__in=NEIGHBOUR_POSITIONS)
+    held = posts.values("member_id")
     obj = Member.objects.filter(pk=pk, pk__in=held).first()
     if obj is None:
         raise CommunityError(NOT_FOUND, field)
@@ -269,8 +287,9 @@ def log_service(
     client_uuid: uuid.UUID | None = None,
 ) -> ServiceLog:
     """志愿服务时长: ``hours`` given on ``day`` by a team member (the membership is one the
-    recorder may see); adds to the membership's running total. A phone's retry (same
-    ``client_uuid``) returns the stored log and adds nothing."""
+    recorder may see; ``day`` within its period, not in the future); adds to the membership's
+    running total. A phone's retry (same ``client_uuid``) returns the stored log and adds
+    nothing."""
     return log_service_once(
         member, membership, day=day, hours=hours, note=note, client_uuid=client_uuid
     )[0]
@@ -292,7 +311,7 @@ def log_service_once(
     from django.db.models import F
 
     _require_staff(member)
-    stored = _retried(ServiceLog, member, client_uuid)
+    stored = _retried(ServiceLog, member, client_uuid, same={"membership_id": membership.pk})
     if stored is not None:  # a retry: nothing checked again, nothing added
         return stored, False
     try:
@@ -303,6 +322,10 @@ def log_service_once(
         raise CommunityError("between 0 and 24 hours in a day", "hours")
     if day > timezone.localdate():
         raise CommunityError("hours are logged for days that have passed", "date")
+    if day < membership.valid_from or (membership.valid_to and day > membership.valid_to):
+        # a former member's hours after the membership ended (or before it began) are no
+        # team's service: refused, never added to the running total
+        raise CommunityError("the day lies outside the team membership's period", "date")
     return _save(
         ServiceLog,
         member,
@@ -529,6 +552,7 @@ def file_return(
     findings_count: int = 0,
     client_uuid: uuid.UUID | None = None,
     client_time: datetime | None = None,
+    while_running: bool = False,
 ) -> tuple[CampaignReturn, bool]:
     """File a grid's return: findings or a 零报告. Filing again replaces it — unless the
     filing is stale. Returns the return and whether this filing was applied now.
@@ -541,6 +565,11 @@ def file_return(
       offset) **earlier** than the filing in force (its ``client_time``, else when it was
       filed) is refused (409 naming ``client_time``): it never
       replaces the later one. A filing without ``client_time`` (online) is recorded now.
+    - ``while_running`` (the API's and the phone's filings): a filing recorded after the
+      campaign's last day is refused (409 ``campaign_ended`` naming ``campaign``): the
+      campaign's figures have gone up; one recorded on the phone while it ran and sent late
+      is taken. A back-office entry of a past campaign's returns (the demo's history) passes
+      False.
     """
     _require_staff(member)
     done = _retried(ReturnFiling, member, client_uuid, owner="filed_by_id")
@@ -556,6 +585,13 @@ def file_return(
     if not zero_report and not findings.strip():
         raise CommunityError("describe the findings, or send a 零报告", "findings")
     recorded = _filing_time(client_time)
+    if while_running and timezone.localdate(recorded or timezone.now()) > ret.campaign.end:
+        raise CommunityError(
+            f"the campaign ended on {ret.campaign.end.isoformat()}",
+            "campaign",
+            status=409,
+            code="campaign_ended",
+        )
     with transaction.atomic():
         locked = CampaignReturn.objects.select_for_update().get(pk=ret.pk)
         in_force = locked.client_time or locked.filed_at
@@ -596,10 +632,17 @@ def file_return_offline(member: Any, data: dict[str, Any]) -> tuple[CampaignRetu
     stored filing (``False``: nothing changed)."""
     scope = _require_staff(member)
     key = data.get("client_uuid")
+    campaign, grid = data.get("campaign"), data.get("grid")
     done = _retried(ReturnFiling.objects.select_related("ret"), member, key, owner="filed_by_id")
     if done is not None:
+        if str(done.ret.campaign_id) != str(campaign) or grid not in (None, "", done.ret.grid_id):
+            raise CommunityError(
+                "client_uuid already used for another return",
+                "client_uuid",
+                status=409,
+                code="conflict",
+            )
         return done.ret, False
-    campaign, grid = data.get("campaign"), data.get("grid")
     if campaign in (None, ""):
         raise CommunityError("name the campaign", "campaign")
     rows = scope.filter(CampaignReturn.objects.filter(campaign_id=campaign))
@@ -620,6 +663,7 @@ def file_return_offline(member: Any, data: dict[str, Any]) -> tuple[CampaignRetu
         findings_count=data.get("findings_count", 0),
         client_uuid=key,
         client_time=data.get("client_time"),
+        while_running=True,
     )
 
 
@@ -690,7 +734,9 @@ def log_petition(member: Any, data: dict[str, Any]) -> tuple[Petition, bool]:
         data["case"] = _resolve(work_scope(member), Case, case, "case")
     handler = data.pop("handled_by", None)
     if handler not in (None, ""):
-        data["handled_by"] = _held_member(work_scope(member), handler, "handled_by")
+        # who handles a 信访 reads it: a staff post (a neighbour would hold a record they
+        # may never read)
+        data["handled_by"] = _held_member(work_scope(member), handler, "handled_by", True)
     else:
         data["handled_by"] = member
     return _save(Petition, member, data.pop("client_uuid", None), **data, **where)
@@ -803,7 +849,7 @@ def record_pairing_help(member: Any, data: dict[str, Any]) -> tuple[PairingHelp,
     data = dict(data)
     scope = _require_staff(member)
     key = data.pop("client_uuid", None)
-    stored = _retried(PairingHelp, member, key)
+    stored = _retried(PairingHelp, member, key, same={"pairing_id": data.get("pairing")})
     if stored is not None:
         return stored, False
     pairing = _named(scope, Pairing, data.get("pairing"), "pairing", "name the pairing")
@@ -1130,14 +1176,24 @@ def sign_off(
 
 def record_mediation(member: Any, data: dict[str, Any]) -> tuple[Mediation, bool]:
     """调处: a 调处员 (or the mediation committee) records a mediation session of a dispute
-    case in their community, with its outcome. The case's workflow is not moved."""
+    case in their community, with its outcome. The case's workflow is not moved. Who may is
+    :func:`may_mediate` on the session's day (a 调处员 on leave may not); the day is not in
+    the future nor before the case was reported. A retry of a session the member stored (its
+    ``client_uuid``) is the stored one, checked first."""
     data = dict(data)
+    stored = _retried(
+        Mediation, member, data.get("client_uuid"), same={"case_id": data.get("case")}
+    )
+    if stored is not None:  # a retry: the stored session, whatever changed since (leave, end)
+        return stored, False
     obj = _visible_case(member, data.pop("case", None))
     day = data.get("date") or timezone.localdate()
     if day > timezone.localdate():
         raise CommunityError("a mediation is recorded after it happened", "date")
     if obj.kind != "dispute":
         raise CommunityError("only disputes are mediated", "case")
+    if day < timezone.localdate(obj.reported_at):
+        raise CommunityError("a mediation is not dated before the case was reported", "date")
     if obj.community_id is None or not may_mediate(member, obj.community_id, day):
         raise CommunityError(
             "the community's 调处员 or mediation committee mediates",
@@ -1316,13 +1372,16 @@ def record_offline(member: Any, kind: str, data: dict[str, Any]) -> tuple[Model,
     调处员's session record) is :func:`record_mediation` — a member who may not mediate in the
     case's community is refused as by ``mediations/``. A retry of a row the caller stored is
     the stored row, checked first (a 调处员 gone on leave since still hears ``duplicate``)."""
-    if kind in ("petition", "mediation"):
-        model: type[Model] = Petition if kind == "petition" else Mediation
+    if kind == "petition":
         key = data.get("client_uuid")
-        stored = model.objects.filter(client_uuid=key, recorded_by=member).first() if key else None
+        stored = (
+            Petition.objects.filter(client_uuid=key, recorded_by=member).first() if key else None
+        )
         if stored is not None:
             return stored, False
-        return log_petition(member, data) if kind == "petition" else record_mediation(member, data)
+        return log_petition(member, data)
+    if kind == "mediation":  # its retry is checked first there, against the case it names
+        return record_mediation(member, data)
     if kind == "activity":
         return record_activity(member, data)
     if kind == "venue_visit":
