@@ -56,6 +56,7 @@ from gridsvc.assistance.models import (
 )
 from gridsvc.audit.services import record_unmasked_reads
 from gridsvc.chain.visibility import Tier, staff_scope, suppress_small, tier_for
+from gridsvc.reports.services import figures_tier
 from gridsvc.territory.codes import mask_phone
 from gridsvc.territory.models import Household, Resident
 
@@ -261,10 +262,11 @@ class ApplicationViewSet(
     def figures(self, request):  # type: ignore[no-untyped-def]
         """Figures from the applications in the caller's territory on ``?day=`` (default
         today): people and households on 低保, 廉租房补贴, 居民医保, 临时救助, their minority
-        part and its share. Counts below 5 are suppressed below the street tier."""
-        tier = tier_for(request.user)
-        if tier < Tier.STAFF:
+        part and its share. Counts below 5 are suppressed below the street tier (and for a
+        street post's holder whose territory reaches past its street)."""
+        if tier_for(request.user) < Tier.STAFF:
             raise services.NotAllowed("neighbours' roles do not see assistance")
+        tier = figures_tier(request.user, request_scope(request))
         raw = request.query_params.get("day")
         try:
             day = date.fromisoformat(raw) if raw else timezone.localdate()
@@ -283,9 +285,9 @@ class ApplicationViewSet(
         that have none, and those whose re-check is overdue. Counts below 5 are suppressed
         below the street tier; the households themselves only under an unmask grant
         (``?unmask=1``, audited)."""
-        tier = tier_for(request.user)
-        if tier < Tier.STAFF:
+        if tier_for(request.user) < Tier.STAFF:
             raise services.NotAllowed("neighbours' roles do not see assistance")
+        tier = figures_tier(request.user, request_scope(request))
         gap = services.gaps(self._staff_households())
         rows = []
         for grid_id, counts in sorted(

@@ -32,10 +32,11 @@ from gridsvc.accounts.models import Member
 from gridsvc.assistance import migrants, services
 from gridsvc.assistance.models import Application, ApplicationDocument, Migrant
 from gridsvc.audit.models import UnmaskGrant
+from gridsvc.chain.models import Position, PositionType
 from gridsvc.chain.scope import scope_for
 from gridsvc.crypto import encrypt
 from gridsvc.territory.codes import make_id_number, mask_id_number, mask_phone
-from gridsvc.territory.models import Household, Resident
+from gridsvc.territory.models import Household, Resident, Street
 
 pytestmark = pytest.mark.django_db
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -324,3 +325,63 @@ def test_an_idempotency_key_replays_nothing_to_another_member(demo, member_clien
     # the key's first answer for grid 1 was its 400: replayed to grid 1 only (another body: 422)
     assert own.status_code == 422
     assert Application.objects.filter(household=mine).count() == before
+
+
+# ================================================================ reports: the street tier elsewhere
+def _street_post_elsewhere(username: str) -> Street:
+    """``username`` also runs another street's dispatch desk (a street-tier post): what it
+    reads of the demo street must stay what its demo post allows."""
+    other = Street.objects.create(code="620103099", name="别的街道")
+    Position.objects.create(
+        position_type=PositionType.STREET_DISPATCHER,
+        member=_member(username),
+        street=other,
+        valid_from=datetime.now(SHANGHAI) - timedelta(days=30),
+    )
+    return other
+
+
+REPORT = "/api/v1/reports/monthly/?community={code}&month=2026-10"
+
+
+def test_a_street_post_elsewhere_gives_no_exact_small_counts_here(demo, member_client):
+    _street_post_elsewhere("grid1")
+    body = member_client("grid1").get(REPORT.format(code=demo.community.code)).json()
+    # a grid member of this community: its figures over grid 1 only, small ones suppressed
+    assert body["privacy"]["sensitive_figures"] == "suppressed_below_k"
+    grid1_residents = Resident.objects.filter(household__unit__building__grid=demo.grids[0])
+    assert body["population"]["residents"] == grid1_residents.count()
+    # the assistance figures and gaps: the same rule
+    figures = member_client("grid1").get(f"{APPS}figures/").json()["figures"]
+    counts = [v for row in figures.values() for v in row.values() if isinstance(v, int)]
+    assert not [n for n in counts if 0 < n < 5], figures
+
+
+def test_a_report_kept_as_issued_is_not_served_past_the_readers_territory(demo, member_client):
+    code = demo.community.code
+    issued = member_client("street").post(
+        "/api/v1/reports/issued/", {"community": code, "month": "2026-10"}, format="json"
+    )
+    assert issued.status_code == 201, issued.content
+    whole = issued.json()["population"]["residents"]
+    _street_post_elsewhere("grid1")
+    body = member_client("grid1").get(REPORT.format(code=code)).json()
+    assert "issued" not in body  # the issued figures are the whole community's
+    assert body["population"]["residents"] < whole
+    assert [g["code"] for g in body["grids"]] == [demo.grids[0].code]
+    # the street office itself still gets the report as issued
+    assert "issued" in member_client("street").get(REPORT.format(code=code)).json()
+
+
+def test_the_gaps_layer_of_a_grid_held_beside_another_streets_post_suppresses(demo, member_client):
+    _street_post_elsewhere("grid1")
+    features = member_client("grid1").get("/api/v1/layers/assistance_gaps/?page_size=500")
+    assert features.status_code == 200
+    counts = [
+        v
+        for f in features.json()["features"]
+        for k, v in f["properties"].items()
+        if k in ("dibao", "public_housing", "recheck_overdue")
+    ]
+    assert counts and not [n for n in counts if n is not None and 0 < n < 5], counts
+    assert None in counts  # the demo's grid 1 has small cells: shown as null ("<5")

@@ -8,8 +8,8 @@ API and the layer list serve it like any other layer. Privacy
 (docs/security.md): the counts reveal LOW_INCOME, so only the staff part of the caller's
 scope is read (:func:`gridsvc.chain.visibility.staff_scope`: a neighbour's scope — building,
 compound, unit — is empty there, so 楼长, 单元长, 物业, 业委会 get no feature at all), and a
-count of 1–4 is ``null`` ("<5") unless the scope is a street's or everything (the street tier
-sees exact counts, as in the work report). A building without any gap has no feature.
+count of 1–4 is ``null`` ("<5") except in the buildings of a street the caller holds a
+street post over (the street tier sees exact counts of its own street, as in the work report). A building without any gap has no feature.
 """
 
 from __future__ import annotations
@@ -30,14 +30,21 @@ COUNTS = ("dibao", "public_housing", "recheck_overdue")
 
 
 def exact_counts(scope: Scope) -> bool:
-    """Whether the layer's counts are exact for ``scope``: a street's or everything (the
-    street tier); otherwise small counts are suppressed."""
-    return scope.everything or bool(scope.street_ids)
+    """Whether the layer's counts are exact everywhere in ``scope``: everything (the
+    operator); otherwise they are exact only in the buildings of the streets held through a
+    street post (:func:`_suppressed`)."""
+    return scope.everything
 
 
-def _suppressed(name: str) -> Any:
+def _suppressed(name: str, street_ids: set[int]) -> Any:
+    """A count of 1–4 as null, except in a building of ``street_ids`` (the street tier's
+    own streets: a dispatcher who is a grid member in another street reads that grid's
+    buildings as staff)."""
+    small = Q(**{f"{name}__range": (1, SMALL_CELL_K - 1)})
+    if street_ids:
+        small &= ~Q(grid__community__street__in=street_ids)
     return When_(
-        WhenClause(**{f"{name}__range": (1, SMALL_CELL_K - 1)}, then=Value(None)),
+        WhenClause(small, then=Value(None)),
         default=F(name),
         output_field=IntegerField(),
     )
@@ -67,7 +74,9 @@ def _build(scope: Scope, q: LayerQuery, zoom: int | None) -> Built:
         .filter(g_total__gt=0)
         .order_by("code")
     )
-    overrides = {} if exact_counts(staff) else {k: _suppressed(f"g_{k}") for k in COUNTS}
+    overrides = (
+        {} if exact_counts(staff) else {k: _suppressed(f"g_{k}", staff.street_ids) for k in COUNTS}
+    )
     return Built(qs, "point", overrides=overrides, filtered=True)
 
 

@@ -33,6 +33,11 @@ def add_sheets(
 
     if not knows_sensitive(tier):
         return {}
+    if tier >= Tier.STREET and not scope.everything:
+        # exact small counts are the street tier's over its own street only (a dispatcher
+        # who is a grid member in another street reads that grid as staff)
+        if area.community.street_id not in scope.street_ids:
+            tier = Tier.STAFF
     households = staff_scope(scope).filter(Household.objects.filter(unit__building__grid=area))
     first, last = date(year, 1, 1), date(year, 12, 31)
     apps = Application.objects.filter(household__in=households)

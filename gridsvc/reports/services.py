@@ -157,6 +157,31 @@ def resolve_area(
     return obj
 
 
+def figures_tier(member: Any, scope: Scope, area: Community | Street | None = None) -> Tier:
+    """The tier at which ``member`` reads figures of ``area`` (None: of their whole staff
+    territory, as ``/assistance/figures/`` counts it). The street tier's exact small counts
+    are for the street it holds its street post over: a dispatcher of one street who is a
+    grid member in another reads that other street's figures as staff (small cells
+    suppressed, no report kept as issued for the whole area). ``member`` None (the
+    operator's command) is STREET."""
+    tier = Tier.STREET if member is None else tier_for(member)
+    if member is None or tier < Tier.STREET or scope.everything:
+        return tier
+    if area is not None:
+        street_id = area.pk if isinstance(area, Street) else area.street_id
+        return tier if street_id in scope.street_ids else Tier.STAFF
+    staff = staff_scope(scope)
+    outside = (
+        Community.objects.filter(id__in=staff.community_ids)
+        .exclude(street_id__in=staff.street_ids)
+        .exists()
+        or Grid.objects.filter(id__in=staff.grid_ids)
+        .exclude(community__street_id__in=staff.street_ids)
+        .exists()
+    )
+    return Tier.STAFF if outside else tier
+
+
 def _area_q(area: Community | Street, building_path: str) -> Q:
     key = "grid__community" if isinstance(area, Community) else "grid__community__street"
     return Q(**{f"{building_path}{key}": area})
@@ -690,10 +715,11 @@ def report_document(
     people and are written to the audit log."""
     if fmt not in MEDIA:
         raise ValidationError({"format": "format must be json, xlsx or pdf"})
-    tier = Tier.STREET if member is None else tier_for(member)
+    area = resolve_area(scope, community=community, street=street)
+    tier = figures_tier(member, scope, area)
     issued = None
-    if tier >= Tier.STREET:
-        issued = issued_report(period, resolve_area(scope, community=community, street=street))
+    if tier >= Tier.STREET:  # the whole area is the reader's street's: the issued figures
+        issued = issued_report(period, area)
     if issued is not None:  # kept as issued: the same numbers, whatever changed since
         report = issued.report | {"issued": issued_note(issued)}
     else:
@@ -708,7 +734,6 @@ def report_document(
     if fmt == "xlsx":
         content = render.report_xlsx(report)
     else:
-        area = resolve_area(scope, community=community, street=street)
         density = (
             issued.case_density if issued is not None else case_density_by_grid(area, period, scope)
         )
@@ -763,6 +788,8 @@ def issue_report(
     if member is not None and tier_for(member) < Tier.STREET:
         raise PermissionDenied("only the street office issues reports")
     area = resolve_area(scope, community=community, street=street)
+    if figures_tier(member, scope, area) < Tier.STREET:  # another street's office
+        raise PermissionDenied("only the area's own street office issues its reports")
     if period.end > timezone.localdate():
         raise ValidationError({"period": f"{period.label} is not over yet"})
     done = issued_report(period, area)
