@@ -10,7 +10,7 @@
 (function () {
   "use strict";
 
-  const APP_VERSION = "0.7.0";
+  const APP_VERSION = "0.7.1";
   const API = "/api/v1";
   const DB_NAME = "gridsvc-field";
   const DEVICE_KEY = "gridsvc-field-device"; // localStorage: one id per installation
@@ -1173,16 +1173,20 @@
 
   // ---------------------------------------------------------------- 排查报送, 信访, 调处
 
-  /** The grid's returns to screening campaigns (矛盾纠纷排查化解月, 排查不稳定因素) and the
-   * campaigns themselves (their names and periods), kept at each sync for offline filing. */
+  /** The grid's returns to screening campaigns (矛盾纠纷排查化解月, 排查不稳定因素), kept at
+   * each sync for offline filing; each return names its campaign and period (campaign_name,
+   * campaign_start, campaign_end), so campaigns/ is not downloaded. The campaigns an older
+   * version kept are dropped once the returns kept are of the new kind. */
   async function loadCampaignReturns() {
     await keepList("/community/campaign-returns/?page_size=200", "campaignReturns");
-    await keepList("/community/campaigns/?page_size=200", "campaigns");
+    const kept = (await meta.get("campaignReturns")) || [];
+    if (kept.every((r) => "campaign_name" in r)) await meta.del("campaigns");
   }
 
   /** Returns still to file: not filed, their campaign running today, none queued for them. */
   async function openReturns() {
     const day = today();
+    // only a copy kept by an older version (before its first sync with this one) has these
     const campaigns = new Map(((await meta.get("campaigns")) || []).map((c) => [c.id, c]));
     const queued = new Set(
       (await state.db.getAll("requests"))
@@ -1191,14 +1195,13 @@
     );
     return ((await meta.get("campaignReturns")) || [])
       .filter((r) => !r.filed_at && !queued.has(r.id))
-      // the campaign's name and period: from campaigns/ when the member may list it (a grid
-      // member may not: a community-wide campaign lies outside their grid), else the return's
-      // own campaign_name / campaign_start / campaign_end when the server sends them
+      // the campaign's name and period: the return's own campaign_name / campaign_start /
+      // campaign_end; a return kept by an older version has none: the campaigns it kept then
       .map((r) => ({
         ...r,
-        c:
-          campaigns.get(r.campaign) ||
-          (r.campaign_name ? { name: r.campaign_name, start: r.campaign_start, end: r.campaign_end } : undefined),
+        c: r.campaign_name
+          ? { name: r.campaign_name, start: r.campaign_start, end: r.campaign_end }
+          : campaigns.get(r.campaign),
       }))
       .filter((r) => !r.c || ((!r.c.start || r.c.start <= day) && (!r.c.end || day <= r.c.end)))
       .sort((a, b) => a.campaign - b.campaign || a.grid - b.grid);
@@ -1210,12 +1213,12 @@
   }
 
   /** Who may mediate where (the server's may_mediate): the community of a running 五员
-   * 调处员 membership (on leave or not, as the server judges it), or of a 社区人民调解委员会
-   * post not on leave (/me/). */
+   * 调处员 membership not on leave (/me/'s unity_memberships: running today, with on_leave),
+   * or of a 社区人民调解委员会 post not on leave (/me/'s positions). */
   function mediatorCommunities(me) {
     const ids = new Set();
     for (const m of me.unity_memberships || []) {
-      if (m.team === "five_members" && m.role === "mediator" && m.community) ids.add(m.community);
+      if (m.team === "five_members" && m.role === "mediator" && m.community && !m.on_leave) ids.add(m.community);
     }
     for (const p of me.positions || []) {
       if (p.position_type === "mediation_committee" && p.target_type === "community" && !p.on_leave) ids.add(p.target_id);
@@ -1430,6 +1433,7 @@
     permission_denied: "无权记录",
     not_five: "您不是五员团队成员，无需报送五员一日一报",
     stale_filing: "该网格已有更晚记录的报送，此条未采用",
+    campaign_ended: "排查活动已结束，此条未采用",
   };
 
   /** The batch items' fields in words (a refused item's messages name them). */

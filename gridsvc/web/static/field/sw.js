@@ -2,7 +2,7 @@
  * The shell is answered from the cache at once and refreshed from the network behind it
  * (stale-while-revalidate), so a new version is picked up on the next start. API calls
  * (/api/…) are never cached here: the app keeps its data in IndexedDB. */
-const VERSION = "field-0.7.0";
+const VERSION = "field-0.7.1";
 const SHELL = [
   "./",
   "app.js",
