@@ -16,7 +16,8 @@ Two layers, both shared by every gunicorn worker:
   together hold ``limit`` failures, which may last up to two periods (and a refused attempt
   counts as a failure too, so an address that keeps trying stays refused). Every refusal
   says when to come back: 429 with ``Retry-After`` (:func:`seconds_until_allowed`) on the
-  API login, the web login page and HTTP Basic on ``/tiles`` and ``/ogc``.
+  API login, the web login page and HTTP Basic on ``/tiles`` and ``/ogc`` (the admin's login
+  form shows its usual error).
   It sits in ``AUTHENTICATION_BACKENDS`` and is the backend that checks passwords, so it
   covers every path that authenticates one: the API login, the web login, the admin and
   HTTP Basic (only failures count, so a GIS client fetching hundreds of tiles with good
@@ -26,14 +27,14 @@ Two layers, both shared by every gunicorn worker:
 in PostgreSQL, each changed by one ``INSERT … ON CONFLICT … DO UPDATE … RETURNING`` (or one
 ``UPDATE``) under the row's lock: two workers counting a failure for the same address at the
 same moment make it 9, never 8 (the database cache's ``incr`` read, then wrote). And a
-password check is counted *before* the password is looked at, as a failure (:func:`start_password_check`):
-the count it returns already holds every attempt that started before it, in any worker, so
-of N attempts fired at the same moment from one address at most ``limit`` reach the
-password hasher; the rest are refused. **A success takes its count back** (:func:`take_back`):
-only failed and refused attempts stay counted. While a right password is being checked it
-holds one of the address's ``limit`` places (a few milliseconds; a GIS client's parallel
-tile requests hold as many), so an address already at its limit is refused even with a right
-password, as before.
+password check is counted *before* the password is looked at, as a failure
+(:func:`start_password_check`): the count it returns already holds every attempt that
+started before it, in any worker, so of N attempts fired at the same moment from one address
+at most ``limit`` reach the password hasher; the rest are refused. **A success takes its
+count back** (:func:`take_back`): only failed and refused attempts stay counted. While a
+right password is being checked it holds one of the address's ``limit`` places (as long as
+the hasher takes; a GIS client's parallel tile requests hold one each), so an address at its
+limit is refused even with a right password, as before.
 
 The API login (``/api/v1/auth/token/``) is also rate limited per address, successes included
 (:class:`LoginRateThrottle`, DRF rate ``login``), counted the same way. DRF's own
