@@ -150,6 +150,13 @@ class AssistanceApplicationSerializer(serializers.ModelSerializer):
     def get_masked(self, obj: Application) -> list[str]:
         return [] if amounts_clear(self.context) else list(SENSITIVE_FIELDS)
 
+    def to_representation(self, instance: Application) -> dict:  # type: ignore[override]
+        data = super().to_representation(instance)
+        if amounts_clear(self.context):
+            return data
+        # the masked amounts typed in a reason or a note are masked there too (as the feed)
+        return assistance_sync.masked_application(data, instance.monthly_income, instance.amount)
+
 
 class AssistanceSubmitSerializer(serializers.Serializer):
     household = serializers.IntegerField(min_value=1, max_value=MAX_ID)
@@ -463,6 +470,13 @@ class MigrantSerializer(serializers.ModelSerializer):
         if _unmasked(self.context):
             return obj.home_contact_phone
         return mask_phone(obj.home_contact_phone) if obj.home_contact_phone else ""
+
+    def to_representation(self, instance: Migrant) -> dict:  # type: ignore[override]
+        data = super().to_representation(instance)
+        if _unmasked(self.context):
+            return data
+        # a phone typed in the free text is masked like home_contact_phone (as the feed)
+        return assistance_sync.masked_migrant(data, instance.home_contact_phone)
 
 
 class MigrantDetailsSerializer(serializers.ModelSerializer):

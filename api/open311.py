@@ -16,7 +16,8 @@ only translates.
   territory only (:func:`api.cases.case_queryset`); ``service_request_id`` is the case number.
 
 Errors are the spec's list ``[{"code": 400, "description": "lat: ..."}]`` with the HTTP status.
-The reporter's name, e-mail and phone are stored as a party of the case and never returned.
+The reporter's name, e-mail and phone are stored as a party of the case and never returned,
+not even typed again in the description or a note (masked there: :func:`_masked_text`).
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ from gridsvc.cases import services
 from gridsvc.cases.models import OPEN_STATUSES, Case, CaseEvent, Category, FlagRule, Kind, Status
 from gridsvc.chain.services import LEVEL_BY_NAME
 from gridsvc.errors import DomainError
+from gridsvc.territory.codes import mask_id_number, mask_name, mask_phone
 from gridsvc.territory.models import Building
+from gridsvc.territory.textmask import mask_in_text
 
 from .cases import case_queryset, visible_among
 from .layer_params import INSTANT_PATTERN, INSTANT_RANGE_HELP, CrsField
@@ -601,6 +604,27 @@ def service_definition(category: Category) -> dict[str, Any]:
     return {"service_code": category.code, "attributes": attrs}
 
 
+def _masked_text(text: str | None, case: Case) -> str | None:
+    """A case's free text (description, a note) as an Open311 answer gives it: the parties
+    (the reporter first) are never returned, so their names, phones and ID numbers typed in
+    the text are masked there (张*, last four digits, region + last four), and so is any other
+    mobile phone or ID number (:func:`gridsvc.territory.textmask.mask_in_text`)."""
+    if not text:
+        return text
+    known: list[tuple[str, str]] = []
+    for party in case.parties or []:
+        if not isinstance(party, dict):
+            continue
+        for key, masker in (("phone", mask_phone), ("id_number", mask_id_number)):
+            value = str(party.get(key) or "")
+            if value:
+                known.append((value, masker(value) or ""))
+        name = str(party.get("name") or "").strip()
+        if len(name) >= 2 and name != "(reporter)":
+            text = text.replace(name, mask_name(name) or "")
+    return mask_in_text(text, known)
+
+
 def open311_status(case: Case) -> str:
     return "open" if case.status in OPEN311_OPEN else "closed"
 
@@ -707,16 +731,16 @@ class Open311ServiceRequestSerializer(Open311Output):
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_status_notes(self, case: Case) -> str | None:
         if case.status in (Status.RESOLVED, Status.VERIFIED, Status.CLOSED) and case.outcome:
-            return case.outcome
+            return _masked_text(case.outcome, case)
         if case.status == Status.REJECTED and case.rejection_reason:
-            return case.rejection_reason
+            return _masked_text(case.rejection_reason, case)
         if case.status == Status.MERGED and case.merged_into_id:
             return f"已合并 (merged into another request): {case.merged_into.number}"
-        return getattr(case, "latest_note", None) or case.outcome or None
+        return _masked_text(getattr(case, "latest_note", None) or case.outcome or None, case)
 
     @extend_schema_field(serializers.CharField(allow_blank=True))
     def get_description(self, case: Case) -> str:
-        return case.description or case.title
+        return _masked_text(case.description or case.title, case) or ""
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_agency_responsible(self, case: Case) -> str | None:

@@ -20,6 +20,8 @@ the attacker must not learn.
 
 from __future__ import annotations
 
+import io
+import json
 import uuid
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -27,6 +29,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from rest_framework.test import APIClient
 
 from gridsvc.accounts.models import Member
 from gridsvc.assistance import migrants, services
@@ -385,3 +388,163 @@ def test_the_gaps_layer_of_a_grid_held_beside_another_streets_post_suppresses(de
     ]
     assert counts and not [n for n in counts if n is not None and 0 < n < 5], counts
     assert None in counts  # the demo's grid 1 has small cells: shown as null ("<5")
+
+
+# ================================================================ Open311
+OPEN311 = "/open311/v2"
+
+
+def _open311_report(client, grid, **extra):  # type: ignore[no-untyped-def]
+    from gridsvc.territory.models import Building
+
+    b = Building.objects.filter(grid=grid).order_by("code").first()
+    body = {"service_code": "neighbour.noise", "lat": str(b.point.y), "long": str(b.point.x)}
+    r = client.post(f"{OPEN311}/requests.json", {**body, **extra}, format="multipart")
+    assert r.status_code == 201, r.content
+    return r.json()[0]["service_request_id"]
+
+
+def test_without_a_login_open311_tells_nothing_of_any_case(demo, member_client):
+    number = _open311_report(member_client("grid1"), demo.grids[0], description="楼道噪音")
+    anon = APIClient()
+    listed = anon.get(f"{OPEN311}/requests.json")
+    one = anon.get(f"{OPEN311}/requests/{number}.json")
+    missing = anon.get(f"{OPEN311}/requests/no-such-number.json")
+    assert listed.status_code == one.status_code == missing.status_code == 401
+    assert one.json() == missing.json()  # not even whether the number exists
+    assert number not in listed.content.decode() + one.content.decode()
+    # an api_key is read on POST only, and a bad one is refused, not ignored
+    bad = anon.post(
+        f"{OPEN311}/requests.json?api_key=not-a-token",
+        {"service_code": "neighbour.noise", "lat": "36.06", "long": "103.78"},
+        format="json",
+    )
+    assert bad.status_code == 401
+    # another grid's member: 404 worded as for a number that does not exist
+    grid2 = member_client("grid2")
+    theirs = grid2.get(f"{OPEN311}/requests/{number}.json")
+    assert theirs.status_code == 404 and number not in str(theirs.json()).replace(number, "", 1)
+    assert number not in {x["service_request_id"] for x in grid2.get(f"{OPEN311}/requests.json").json()}  # fmt: skip
+
+
+def test_a_reporters_phone_typed_in_the_description_does_not_come_back(demo, member_client):
+    number = _open311_report(
+        member_client("grid1"),
+        demo.grids[0],
+        description="楼上深夜装修,我是马建国,电话 139 1234 5678,身份证620103197105060179",
+        first_name="建国",
+        last_name="马",
+        phone="13912345678",
+    )
+    # read by the grid's cadre (in the territory, not the reporter)
+    body = member_client("cadre1").get(f"{OPEN311}/requests/{number}.json")
+    assert body.status_code == 200
+    text = body.content.decode()
+    for clear in ("13912345678", "139 1234 5678", "620103197105060179", "马建国"):
+        assert clear not in text, clear
+    assert "*******5678" in body.json()[0]["description"]
+    assert "马*国" in body.json()[0]["description"]
+
+
+# ================================================================ a mask beside a clear field
+def test_a_migrants_masked_phone_is_not_in_clear_in_its_free_text(demo, member_client):
+    from gridsvc.assistance.sync import changes
+
+    household = _hh(demo.grids[0])
+    migrant = migrants.record_arrival(
+        _member("grid1"),
+        _resident(household),
+        date(2026, 9, 1),
+        home_contact="父亲 马某 13993001234(村委会 0931-8123456)",
+        home_contact_phone="0931-8123456",
+        employer="个体,电话13993001234",
+    )
+    api = member_client("grid1").get(f"{MIGRANTS}{migrant.pk}/").json()
+    feed = changes(_member("grid1"), None, 500)
+    row = next(m for m in feed["migrants"] if m["id"] == migrant.pk)
+    for shown in (api, row):
+        assert shown["home_contact_phone"] == mask_phone("0931-8123456") == "********3456"
+        text = json.dumps(shown, ensure_ascii=False)
+        assert "8123456" not in text and "13993001234" not in text, text
+        assert shown["home_contact"] == "父亲 马某 *******1234(村委会 ********3456)"
+    assert api == {**row, "household": api["household"]}  # the API and the feed agree
+    # under an unmask grant (audited) the staff see what was recorded
+    _grant("street")
+    clear = member_client("street").get(f"{MIGRANTS}{migrant.pk}/?unmask=1").json()
+    assert clear["home_contact_phone"] == "0931-8123456" and "13993001234" in clear["employer"]
+
+
+def test_a_masked_amount_is_not_in_clear_in_the_applications_notes(demo, member_client):
+    from gridsvc.assistance.sync import changes
+
+    grid1, cadre1, street = (_member(u) for u in ("grid1", "cadre1", "street"))
+    app = services.submit(grid1, _hh(demo.grids[0]), "dibao", reason="失业").application
+    services.check(
+        grid1, app.pk, members_count=3, monthly_income=450, documents=["户口簿"],
+        note="申报月收入450元",
+    )  # fmt: skip
+    services.review(cadre1, app.pk, recommended=True, opinion="收入450元低于标准,同意")
+    services.decide(
+        street, app.pk, approved=True, reason="批准,每月620.00元", amount=620,
+        start_date=date(2026, 10, 1),
+    )  # fmt: skip
+    api = member_client("grid1").get(f"{APPS}{app.pk}/").json()
+    feed = changes(grid1, None, 500)
+    row = next(a for a in feed["applications"] if a["id"] == app.pk)
+    for shown in (api, row):
+        assert shown["amount"] == shown["monthly_income"] == "**"
+        text = json.dumps(shown, ensure_ascii=False)
+        assert "620" not in text and "450" not in text, text
+        assert shown["decision_reason"] == "批准,每月**元"
+    _grant("street")
+    clear = member_client("street").get(f"{APPS}{app.pk}/?unmask=1").json()
+    assert clear["decision_reason"] == "批准,每月620.00元" and clear["amount"] == "620.00"
+
+
+# ================================================================ files
+def _png() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 30, 30)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_a_file_of_another_territory_is_reached_by_no_id_url_or_revoked_device(
+    demo, member_client, token_client, settings, tmp_path
+):
+    from gridsvc.cases.models import Case
+
+    settings.MEDIA_ROOT = tmp_path
+    grid1 = token_client("grid1")
+    case = (
+        scope_for(_member("grid1"))
+        .filter(Case.objects.all())
+        .exclude(pk__in=scope_for(_member("grid2")).filter(Case.objects.all()).values("pk"))
+        .exclude(handler__username="grid2")
+        .exclude(reported_by__username="grid2")
+        .order_by("id")
+        .first()
+    )
+    up = SimpleUploadedFile("x.png", _png(), "image/png")
+    r = grid1.post(f"/api/v1/cases/{case.pk}/attachments/", {"file": up, "role": "photo"}, format="multipart")  # fmt: skip
+    assert r.status_code == 201, r.content
+    url, att = r.json()["url"], r.json()["id"]
+    assert grid1.get(url).status_code == 200
+    # another grid, a building head elsewhere: 404 as for an id that does not exist
+    for other in (member_client("grid2"), member_client("bh-002")):
+        assert other.get(url).status_code == 404
+        assert other.get(f"/api/v1/cases/{case.pk}/attachments/{att + 10**6}/file/").status_code == 404  # fmt: skip
+    # grid 2 names the attachment under one of its own cases: still 404
+    theirs = scope_for(_member("grid2")).filter(Case.objects.all()).order_by("id").first()
+    assert member_client("grid2").get(f"/api/v1/cases/{theirs.pk}/attachments/{att}/file/").status_code == 404  # fmt: skip
+    # the stored file by a guessed /media/ URL: nothing serves it
+    stored = next(p for p in tmp_path.rglob("*") if p.is_file())
+    rel = stored.relative_to(tmp_path).as_posix()
+    for guess in (f"/media/{rel}", f"/{rel}", f"/api/v1/media/{rel}"):
+        assert grid1.get(guess).status_code == 404, guess
+    # the phone is lost and signed out: its token no longer fetches the file
+    from gridsvc.accounts.models import Device
+
+    Device.objects.filter(member__username="grid1").update(revoked_at=datetime.now(SHANGHAI))
+    assert grid1.get(url).status_code == 401

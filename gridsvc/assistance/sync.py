@@ -44,6 +44,7 @@ from gridsvc.chain.visibility import MASK, Tier, staff_scope, tier_for
 from gridsvc.sync.cursor import BadCursor, decode_cursor, encode_cursor, keyset_mark, rows_after
 from gridsvc.territory.codes import mask_phone
 from gridsvc.territory.models import Building, Household, Resident
+from gridsvc.territory.textmask import amounts_in_text, mask_in_text, phone_in_text
 
 from . import migrants, services
 from .models import Application, ApplicationDocument, ApplicationEvent, Kind, Migrant, Status
@@ -56,6 +57,46 @@ _STAFF_ONLY = "people's services are for grid, community and street staff"
 BATCH_KINDS = ("application", "arrival", "departure")
 #: income and amounts: always ``**`` in the feed (never clear on a phone)
 SENSITIVE_FIELDS = ("monthly_income", "amount")
+#: an application's free text (its reasons and notes) where its masked amounts are masked too
+APPLICATION_TEXTS = ("reason", "review_opinion", "decision_reason")
+#: a migrant's free text, where a phone typed in it is masked like ``home_contact_phone``
+MIGRANT_TEXTS = (
+    "departed_to",
+    "home_contact",
+    "employer",
+    "business_licence",
+    "children_needs",
+    "training",
+)
+
+
+def masked_application(data: dict[str, Any], income: Any, amount: Any) -> dict[str, Any]:
+    """An application as written with its income and amount masked (``data``, in place):
+    those values typed in its reasons or its events' notes ("批准,每月620元") are masked there
+    too, and so are phones and ID numbers (a mask is judged over all fields shown together)."""
+    values = (income, amount)
+
+    def scrub(text: str) -> str:
+        return mask_in_text(amounts_in_text(text, values, MASK))
+
+    for key in APPLICATION_TEXTS:
+        if data.get(key):
+            data[key] = scrub(data[key])
+    for event in data.get("events") or []:
+        if event.get("note"):
+            event["note"] = scrub(event["note"])
+    return data
+
+
+def masked_migrant(data: dict[str, Any], phone: str) -> dict[str, Any]:
+    """A migrant as written with ``home_contact_phone`` masked (``data``, in place): that phone,
+    any mobile phone and any ID number typed in its free text are masked there too."""
+    for key in MIGRANT_TEXTS:
+        if data.get(key):
+            data[key] = phone_in_text(data[key], phone)
+    return data
+
+
 #: a migrant's details besides arrival and departure (as the migrants API shows them)
 MIGRANT_DETAILS = (
     "permit",
@@ -217,37 +258,36 @@ def application_payloads(
             )
     out = []
     for r in rows:
-        out.append(
-            {
-                "id": r["id"],
-                "client_uuid": None if r["client_uuid"] is None else str(r["client_uuid"]),
-                "household": r["household_id"],
-                "applicant": r["applicant_id"],
-                "visit": r["visit_id"],
-                "kind": r["kind"],
-                "kind_name": _KIND_NAMES.get(r["kind"], r["kind"]),
-                "status": r["status"],
-                "status_name": _STATUS_NAMES.get(r["status"], r["status"]),
-                "reason": r["reason"],
-                "members_count": r["members_count"],
-                "monthly_income": None if r["monthly_income"] is None else MASK,
-                "documents": r["documents"],
-                "recommended": r["recommended"],
-                "review_opinion": r["review_opinion"],
-                "decision_reason": r["decision_reason"],
-                "amount": None if r["amount"] is None else MASK,
-                "start_date": _d(r["start_date"]),
-                "end_date": _d(r["end_date"]),
-                "recheck_due": _d(r["recheck_due"]),
-                "due_at": _dt(r["due_at"]),
-                "created_by": r["created_by_id"],
-                "created_at": _dt(r["created_at"]),
-                "updated_at": _dt(r["updated_at"]),
-                "masked": list(SENSITIVE_FIELDS),
-                "events": events[r["id"]],
-                "attachments": docs[r["id"]],
-            }
-        )
+        row = {
+            "id": r["id"],
+            "client_uuid": None if r["client_uuid"] is None else str(r["client_uuid"]),
+            "household": r["household_id"],
+            "applicant": r["applicant_id"],
+            "visit": r["visit_id"],
+            "kind": r["kind"],
+            "kind_name": _KIND_NAMES.get(r["kind"], r["kind"]),
+            "status": r["status"],
+            "status_name": _STATUS_NAMES.get(r["status"], r["status"]),
+            "reason": r["reason"],
+            "members_count": r["members_count"],
+            "monthly_income": None if r["monthly_income"] is None else MASK,
+            "documents": r["documents"],
+            "recommended": r["recommended"],
+            "review_opinion": r["review_opinion"],
+            "decision_reason": r["decision_reason"],
+            "amount": None if r["amount"] is None else MASK,
+            "start_date": _d(r["start_date"]),
+            "end_date": _d(r["end_date"]),
+            "recheck_due": _d(r["recheck_due"]),
+            "due_at": _dt(r["due_at"]),
+            "created_by": r["created_by_id"],
+            "created_at": _dt(r["created_at"]),
+            "updated_at": _dt(r["updated_at"]),
+            "masked": list(SENSITIVE_FIELDS),
+            "events": events[r["id"]],
+            "attachments": docs[r["id"]],
+        }
+        out.append(masked_application(row, r["monthly_income"], r["amount"]))
     return out
 
 
@@ -282,29 +322,28 @@ def migrant_payloads(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in rows:
         phone = r["home_contact_phone"]
-        out.append(
-            {
-                "id": r["id"],
-                "resident": r["resident_id"],
-                "resident_name": r["resident__name"],
-                "household": r["resident__household_id"],
-                "arrived_on": _d(r["arrived_on"]),
-                "departed_on": _d(r["departed_on"]),
-                "departed_to": r["departed_to"],
-                "permit": r["permit"],
-                "permit_expires": _d(r["permit_expires"]),
-                "home_contact": r["home_contact"],
-                "home_contact_phone": mask_phone(phone) if phone else "",
-                "work": r["work"],
-                "employer": r["employer"],
-                "business_licence": r["business_licence"],
-                "children_needs": r["children_needs"],
-                "training": r["training"],
-                "recorded_by": r["recorded_by_id"],
-                "created_at": _dt(r["created_at"]),
-                "updated_at": _dt(r["updated_at"]),
-            }
-        )
+        row = {
+            "id": r["id"],
+            "resident": r["resident_id"],
+            "resident_name": r["resident__name"],
+            "household": r["resident__household_id"],
+            "arrived_on": _d(r["arrived_on"]),
+            "departed_on": _d(r["departed_on"]),
+            "departed_to": r["departed_to"],
+            "permit": r["permit"],
+            "permit_expires": _d(r["permit_expires"]),
+            "home_contact": r["home_contact"],
+            "home_contact_phone": mask_phone(phone) if phone else "",
+            "work": r["work"],
+            "employer": r["employer"],
+            "business_licence": r["business_licence"],
+            "children_needs": r["children_needs"],
+            "training": r["training"],
+            "recorded_by": r["recorded_by_id"],
+            "created_at": _dt(r["created_at"]),
+            "updated_at": _dt(r["updated_at"]),
+        }
+        out.append(masked_migrant(row, phone))
     return out
 
 
