@@ -193,9 +193,20 @@ def test_detail_ids_and_actions_of_another_grid_are_not_found(demo, member_clien
         (f"petitions/{petition5.pk}/resolve/", {}),
     ):
         assert phone.post(f"{BASE}/{path}", body, format="json").status_code == 404, path
+    # no row is edited in place (a PATCH naming another grid would move it there)
+    for path in (
+        f"pairings/{pairing5.pk}/",
+        f"petitions/{petition5.pk}/",
+        f"campaign-returns/{ret5.pk}/",
+        f"teams/{membership5.pk}/",
+    ):
+        for method in (phone.patch, phone.put, phone.delete):
+            r = method(f"{BASE}/{path}", {"grid": demo.grids[0].pk}, format="json")
+            assert r.status_code == 405, (method, path, r.status_code)
     membership5.refresh_from_db()
     petition5.refresh_from_db()
     ret5.refresh_from_db()
+    assert petition5.grid_id == g5.pk
     assert not membership5.on_leave and petition5.status != Petition.Status.RESOLVED
     assert ret5.filed_at is None and not pairing5.help_records.exists()
 
