@@ -46,6 +46,7 @@ from rest_framework.views import APIView
 from gridsvc.assistance import documents, migrants, services
 from gridsvc.assistance import sync as assistance_sync
 from gridsvc.assistance.figures import figures as assistance_figures
+from gridsvc.assistance.figures import suppressed as suppress_figures
 from gridsvc.assistance.models import (
     Application,
     ApplicationDocument,
@@ -281,8 +282,7 @@ class ApplicationViewSet(
             raise ValidationError({"day": ["must be a date YYYY-MM-DD"]}) from None
         out = assistance_figures(self.get_queryset(), day)
         for row in out.values():
-            for key in ("households", "people", "minority_people", "minority_households"):
-                row[key] = suppress_small(row[key], tier)
+            suppress_figures(row, tier)
         return Response({"day": day.isoformat(), "figures": out})
 
     @extend_schema(request=None, responses=AssistanceGapsSerializer)

@@ -548,3 +548,38 @@ def test_a_file_of_another_territory_is_reached_by_no_id_url_or_revoked_device(
 
     Device.objects.filter(member__username="grid1").update(revoked_at=datetime.now(SHANGHAI))
     assert grid1.get(url).status_code == 401
+
+
+# ================================================================ small cells by subtraction
+def test_a_small_rest_beside_a_part_is_suppressed_like_a_small_part(demo, member_client):
+    """Grid 1 with all but three residents of a minority: '297 minority of 300' tells that
+    three named neighbours are Han as surely as '3' would."""
+    residents = Resident.objects.filter(household__unit__building__grid=demo.grids[0])
+    han = list(residents.order_by("id").values_list("id", flat=True)[:3])
+    residents.exclude(id__in=han).update(ethnicity="03")
+    Resident.objects.filter(id__in=han).update(ethnicity="01")
+    url = REPORT.format(code=demo.community.code)
+    body = member_client("grid1").get(url).json()
+    row = next(g for g in body["grids"] if g["code"] == demo.grids[0].code)
+    assert row["residents"] == residents.count() > 100
+    assert row["minority_residents"] is None and row["minority_share"] is None
+    assert row["minority_households"] is None  # at most three households have a Han head
+    assert body["population"]["minority_residents"] is None
+    # the street office reads its street exactly
+    street = member_client("street").get(url).json()
+    exact = next(g for g in street["grids"] if g["code"] == demo.grids[0].code)
+    assert exact["minority_residents"] == residents.count() - 3
+
+
+def test_assistance_figures_hide_a_small_rest_too(demo):
+    from gridsvc.assistance.figures import suppressed
+    from gridsvc.chain.visibility import Tier
+
+    row = {"kind": "dibao", "households": 12, "people": 40, "minority_people": 37,
+           "minority_households": 10, "minority_people_share": 92.5,
+           "minority_households_share": 83.3}  # fmt: skip
+    staff = suppressed(dict(row), Tier.STAFF)
+    assert staff["people"] == 40 and staff["households"] == 12
+    assert staff["minority_people"] is None and staff["minority_people_share"] is None
+    assert staff["minority_households"] is None and staff["minority_households_share"] is None
+    assert suppressed(dict(row), Tier.STREET) == row

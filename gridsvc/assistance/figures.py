@@ -117,11 +117,30 @@ def area_applications(scope: Any, area: Any) -> QuerySet[Application]:
     return Application.objects.filter(household__in=households)
 
 
+def suppressed(row: dict[str, Any], tier: Any) -> dict[str, Any]:
+    """One kind's figures (:func:`count`) as ``tier`` sees them, in place: a count of 1–4 is
+    None below the street tier, and so is a minority count whose complement (the Han people
+    or households on the same assistance) is 1–4 — people and minority people published side
+    by side would tell that small count by subtraction. A share goes with its count. The one
+    rule of the report's section, ``/assistance/figures/`` and the ledger's 民生服务统计."""
+    from gridsvc.chain.visibility import suppress_small
+
+    exact = {key: row[key] for key in COUNT_KEYS}
+    for key in COUNT_KEYS:
+        row[key] = suppress_small(exact[key], tier)
+    for part, whole in (("minority_people", "people"), ("minority_households", "households")):
+        if row[part] is not None and suppress_small(exact[whole] - exact[part], tier) is None:
+            row[part] = None
+        if row[part] is None or row[whole] is None:
+            row[f"{part}_share"] = None
+    return row
+
+
 def report_section(area: Any, period: Any, scope: Any, tier: Any) -> dict[str, Any]:
     """The work report's ``assistance`` section (gridsvc.reports): staff and street only
     (nothing for the neighbour tier); counts below 5 suppressed below the street tier.
     Also the period's 流动人口 inflow/outflow (:func:`.migrants.flows`)."""
-    from gridsvc.chain.visibility import knows_sensitive, staff_scope, suppress_small
+    from gridsvc.chain.visibility import knows_sensitive, staff_scope
     from gridsvc.territory.models import Community
 
     from .migrants import flows
@@ -132,12 +151,7 @@ def report_section(area: Any, period: Any, scope: Any, tier: Any) -> dict[str, A
     first, last = period.start, period.last_day
     out = period_figures(area_applications(scope, area), first, last)
     for row in out.values():
-        for key in COUNT_KEYS:
-            row[key] = suppress_small(row[key], tier)
-        if row["minority_people"] is None or row["people"] is None:
-            row["minority_people_share"] = None
-        if row["minority_households"] is None or row["households"] is None:
-            row["minority_households_share"] = None
+        suppressed(row, tier)
     key = "resident__household__unit__building__grid__community"
     if not isinstance(area, Community):
         key += "__street"

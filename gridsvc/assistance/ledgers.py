@@ -14,10 +14,10 @@ from django.utils import timezone
 from openpyxl import Workbook
 
 from gridsvc.chain.scope import Scope
-from gridsvc.chain.visibility import MASK, Tier, knows_sensitive, staff_scope, suppress_small
+from gridsvc.chain.visibility import MASK, Tier, knows_sensitive, staff_scope
 from gridsvc.territory.models import Household
 
-from .figures import COUNT_KEYS, period_figures
+from .figures import COUNT_KEYS, period_figures, suppressed
 from .models import Application, Kind, Status
 
 LEDGER_HEADERS = ["序号", "住户", "类别", "状态", "申请日期", "开始日期", "结束日期", "复核日期",
@@ -78,11 +78,11 @@ def add_sheets(
     ]
     _header(stats, headers, f"{area.name} 民生服务统计 {year}(临时救助为年内发放)")
     for kind, row in period_figures(apps, first, min(last, timezone.localdate())).items():
-        shown = {k: suppress_small(row[k], tier) for k in COUNT_KEYS}
+        shown = suppressed(row, tier)
         append_row(
             stats,
             [Kind(kind).label, *("<5" if shown[k] is None else shown[k] for k in COUNT_KEYS),
-             row["minority_people_share"] if shown["minority_people"] is not None else "",
-             row["minority_households_share"] if shown["minority_households"] is not None else ""],
+             "" if shown["minority_people_share"] is None else shown["minority_people_share"],
+             "" if shown["minority_households_share"] is None else shown["minority_households_share"]],
         )  # fmt: skip
     return {"民生服务": n}

@@ -194,18 +194,25 @@ def _share(part: int | None, whole: int | None) -> float | None:
 
 # ---------------------------------------------------------------- small cells
 def suppress_group(
-    counts: list[int], tier: Tier, sensitive: list[bool] | None = None
+    counts: list[int],
+    tier: Tier,
+    sensitive: list[bool] | None = None,
+    forced: list[bool] | None = None,
 ) -> list[int | None]:
     """Small-cell suppression over a group of cells whose total is published (k = 5).
 
     Primary: every count 1..k-1 of a ``sensitive`` cell (default: all) becomes None (below the
-    street tier). Secondary: if any cell is hidden, further cells (smallest first) are hidden
-    until at least two are and they sum to k or more, so the total minus the shown cells never
-    reveals a small count."""
+    street tier), and every ``forced`` cell (one whose complement is small: 3 Han residents
+    beside a grid's 300 minority ones). Secondary: if any cell is hidden, further cells
+    (smallest first) are hidden until at least two are and they sum to k or more, so the
+    total minus the shown cells never reveals a small count."""
     flags = sensitive if sensitive is not None else [True] * len(counts)
     shown: list[int | None] = [
         suppress_small(c, tier) if flag else c for c, flag in zip(counts, flags, strict=True)
     ]
+    for i, force in enumerate(forced or []):
+        if force and tier < Tier.STREET:
+            shown[i] = None
     hidden = [i for i, v in enumerate(shown) if v is None]
     if not hidden:
         return shown
@@ -225,9 +232,17 @@ def _suppress_rows(
     tier: Tier,
     also: tuple[str, ...] = (),
     sensitive: list[bool] | None = None,
+    whole: str | None = None,
 ) -> None:
-    """Group-suppress ``rows[*][key]`` in place; a hidden cell hides ``also`` of its row too."""
-    values = suppress_group([r[key] for r in rows], tier, sensitive)
+    """Group-suppress ``rows[*][key]`` in place; a hidden cell hides ``also`` of its row too.
+    ``whole``: the key of each row's total that ``key`` is part of — a cell whose complement
+    (whole − part) is small is hidden too."""
+    forced = None
+    if whole is not None:
+        forced = [
+            r[key] is not None and suppress_small(r[whole] - r[key], tier) is None for r in rows
+        ]
+    values = suppress_group([r[key] for r in rows], tier, sensitive, forced)
     for row, value in zip(rows, values, strict=True):
         if value is None:
             row[key] = None
@@ -419,23 +434,35 @@ def _per_grid(
         )
     }
     sh = {
-        r["unit__building__grid__code"]: r["n"]
+        r["unit__building__grid__code"]: r
         for r in s_hh.order_by()
         .values("unit__building__grid__code")
-        .annotate(n=Count("id", filter=Q(head__isnull=False) & ~Q(head__ethnicity=HAN)))
+        .annotate(
+            n=Count("id", filter=Q(head__isnull=False) & ~Q(head__ethnicity=HAN)),
+            total=Count("id"),
+        )
     }
     # grids reached only through neighbour positions get no sensitive figure (None)
     covered = [row for row in out if row["code"] in sr or row["code"] in sh]
     for row in out:
         s_row, here = sr.get(row["code"], {}), row["code"] in sr or row["code"] in sh
-        row["minority_households"] = sh.get(row["code"], 0) if here else None
+        h_row = sh.get(row["code"], {})
+        row["minority_households"] = h_row.get("n", 0) if here else None
         row["minority_residents"] = s_row.get("minority", 0) if here else None
         row["low_income"] = s_row.get("low_income", 0) if here else None
         row["_staff_residents"] = s_row.get("residents", 0)
-    for key in ("minority_residents", "minority_households", "low_income"):
-        _suppress_rows(covered, key, tier)
+        row["_staff_households"] = h_row.get("total", 0)
+    # a part beside its grid's total: the rest (Han residents, households not on 低保) is a
+    # cell too — a small rest is as telling as a small part
+    for key, whole in (
+        ("minority_residents", "_staff_residents"),
+        ("minority_households", "_staff_households"),
+        ("low_income", "_staff_residents"),
+    ):
+        _suppress_rows(covered, key, tier, whole=whole)
     for row in out:
         row["minority_share"] = _share(row["minority_residents"], row.pop("_staff_residents"))
+        row.pop("_staff_households")
     return out
 
 
