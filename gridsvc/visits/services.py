@@ -178,15 +178,17 @@ class GenerationResult:
 
 
 def target_households(rule: VisitRule) -> dict[int, int | None]:
-    """household id → resident the visit is about (lowest id of the group), for a rule."""
+    """household id → resident the visit is about (lowest id of the group), for a rule; in
+    household order, so that tasks are made (and numbered) in the same order every time."""
     if rule.target_group == ALL_HOUSEHOLDS:
-        return dict.fromkeys(Household.objects.values_list("id", flat=True))
+        return dict.fromkeys(Household.objects.order_by("id").values_list("id", flat=True))
     if rule.target_group == RELIGIOUS_VENUES:  # venue tasks: generate_venue_tasks
         return {}
     rows = (
         Resident.objects.filter(tags__contains=[rule.target_group], household__isnull=False)
         .values("household_id")
         .annotate(first=Min("id"))
+        .order_by("household_id")
         .values_list("household_id", "first")
     )
     return dict(rows)
