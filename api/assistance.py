@@ -60,6 +60,7 @@ from gridsvc.chain.visibility import Tier, staff_scope, suppress_small, tier_for
 from gridsvc.reports.services import figures_tier
 from gridsvc.territory.codes import mask_phone
 from gridsvc.territory.models import Household, Resident
+from gridsvc.territory.textmask import mask_in_text
 
 from . import batch
 from .attachments import AnyAccept, serve
@@ -116,6 +117,12 @@ class AssistanceDocumentSerializer(serializers.ModelSerializer):
         model = ApplicationDocument
         fields = ["id", "name", "content_type", "size", "uploaded_by", "created_at", "url"]
         read_only_fields = fields
+
+    def to_representation(self, instance: ApplicationDocument) -> dict:  # type: ignore[override]
+        data = super().to_representation(instance)
+        if not _unmasked(self.context) and data.get("name"):
+            data["name"] = mask_in_text(data["name"])  # "身份证 6201…" typed as its name
+        return data
 
     def get_url(self, obj: ApplicationDocument) -> str:
         url = reverse(

@@ -583,3 +583,24 @@ def test_assistance_figures_hide_a_small_rest_too(demo):
     assert staff["minority_people"] is None and staff["minority_people_share"] is None
     assert staff["minority_households"] is None and staff["minority_households_share"] is None
     assert suppressed(dict(row), Tier.STREET) == row
+
+
+def test_an_id_number_typed_in_a_documents_name_is_masked_without_a_grant(
+    demo, member_client, settings, tmp_path
+):
+    from gridsvc.assistance.documents import attach
+    from gridsvc.uploads import check_upload
+
+    settings.MEDIA_ROOT = tmp_path
+    grid1 = _member("grid1")
+    app = services.submit(grid1, _hh(demo.grids[0]), "temp_relief").application
+    number = make_id_number("620103", date(1971, 5, 6), 17, female=False)
+    upload = check_upload(PDF, "file", max_bytes=10**6)
+    attach(grid1, app.pk, upload, f"身份证 {number}")
+    services.check(
+        grid1, app.pk, members_count=2, monthly_income=300, documents=[f"身份证{number}"]
+    )
+    shown = member_client("grid1").get(f"{APPS}{app.pk}/").json()
+    listed = member_client("grid1").get(f"{APPS}{app.pk}/documents/").json()
+    text = json.dumps([shown, listed], ensure_ascii=False)
+    assert number not in text and mask_id_number(number) in text

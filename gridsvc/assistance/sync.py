@@ -73,7 +73,9 @@ MIGRANT_TEXTS = (
 def masked_application(data: dict[str, Any], income: Any, amount: Any) -> dict[str, Any]:
     """An application as written with its income and amount masked (``data``, in place):
     those values typed in its reasons or its events' notes ("批准,每月620元") are masked there
-    too, and so are phones and ID numbers (a mask is judged over all fields shown together)."""
+    too, and so are phones and ID numbers there and in the names of the documents seen and
+    attached (a mask is judged over all fields shown together; a document's file itself needs
+    an unmask grant)."""
     values = (income, amount)
 
     def scrub(text: str) -> str:
@@ -85,6 +87,11 @@ def masked_application(data: dict[str, Any], income: Any, amount: Any) -> dict[s
     for event in data.get("events") or []:
         if event.get("note"):
             event["note"] = scrub(event["note"])
+    if data.get("documents"):
+        data["documents"] = [mask_in_text(str(d)) for d in data["documents"]]
+    for doc in data.get("attachments") or []:  # a file's name typed as "身份证 6201…"
+        if doc.get("name"):
+            doc["name"] = mask_in_text(doc["name"])
     return data
 
 
