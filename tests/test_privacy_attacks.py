@@ -604,3 +604,18 @@ def test_an_id_number_typed_in_a_documents_name_is_masked_without_a_grant(
     listed = member_client("grid1").get(f"{APPS}{app.pk}/documents/").json()
     text = json.dumps([shown, listed], ensure_ascii=False)
     assert number not in text and mask_id_number(number) in text
+
+
+def test_a_signed_out_phone_gets_no_stored_answer_replayed(demo, token_client):
+    from gridsvc.accounts.models import Device
+
+    phone = token_client("grid1")
+    key = str(uuid.uuid4())
+    body = {"household": _hh(demo.grids[0], 1).pk, "kind": "temp_relief", "reason": "住院"}
+    first = phone.post(APPS, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert first.status_code == 201
+    # the phone is stolen and signed out; the thief replays the request the phone kept
+    Device.objects.filter(member__username="grid1").update(revoked_at=datetime.now(SHANGHAI))
+    again = phone.post(APPS, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert again.status_code == 401 and again.headers.get("Idempotent-Replayed") is None
+    assert "住院" not in again.content.decode()
