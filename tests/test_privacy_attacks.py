@@ -619,3 +619,39 @@ def test_a_signed_out_phone_gets_no_stored_answer_replayed(demo, token_client):
     again = phone.post(APPS, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
     assert again.status_code == 401 and again.headers.get("Idempotent-Replayed") is None
     assert "住院" not in again.content.decode()
+
+
+def test_a_documents_retry_racing_its_first_try_gets_the_stored_one_and_leaves_no_file(
+    demo, member_client, settings, tmp_path, monkeypatch
+):
+    """Two uploads with the same client_uuid (a phone's retry while the first is still being
+    stored): the second meets the first's row at the unique index — it answers with that
+    document (200), not a 500, and the file it had written is not left on disk."""
+    from gridsvc.assistance import documents
+
+    settings.MEDIA_ROOT = tmp_path
+    app = services.submit(_member("grid1"), _hh(demo.grids[0]), "temp_relief").application
+    key = uuid.uuid4()
+    original = documents._locked
+    first: dict[str, ApplicationDocument] = {}
+
+    def locked_after_the_first_try_stored(app_id, *expected):  # type: ignore[no-untyped-def]
+        row = original(app_id, *expected)
+        if not first:  # the first try commits between our lookup and our insert
+            first["doc"] = ApplicationDocument.objects.create(
+                application=row, name="收入证明", file="assistance/first.pdf",
+                content_type="application/pdf", size=len(PDF), sha256="0" * 64, client_uuid=key,
+            )  # fmt: skip
+        return row
+
+    monkeypatch.setattr(documents, "_locked", locked_after_the_first_try_stored)
+    up = SimpleUploadedFile("x.pdf", PDF, "application/pdf")
+    r = member_client("grid1").post(
+        f"{APPS}{app.pk}/documents/",
+        {"file": up, "name": "收入证明", "client_uuid": str(key)},
+        format="multipart",
+    )
+    assert r.status_code == 200, r.content
+    assert r.json()["id"] == first["doc"].pk
+    assert ApplicationDocument.objects.filter(client_uuid=key).count() == 1
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # the losing copy is gone

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from gridsvc.uploads import Upload
 
@@ -74,7 +74,19 @@ def attach(
             uploaded_by=actor if getattr(actor, "pk", None) else None,
         )
         doc.file.save(upload.stored_name(f"app{app.pk}-"), ContentFile(upload.data), save=False)
-        doc.save()
+        try:
+            with transaction.atomic():
+                doc.save()
+        except IntegrityError:
+            # the same client_uuid stored meanwhile (the phone's retry raced its first try):
+            # this copy of the file goes, the stored document is the answer
+            doc.file.delete(save=False)
+            stored = ApplicationDocument.objects.filter(client_uuid=client_uuid).first()
+            if stored is None or stored.application_id != app_id:
+                raise AssistanceError(
+                    "this client_uuid was used for another application", "client_uuid"
+                ) from None
+            return Attached(stored, False)
         app.save(update_fields=["updated_at"])  # the phone's feed brings the new document
         _event(app, "document", app.status, actor, name)
     return Attached(doc, True)
