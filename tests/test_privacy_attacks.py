@@ -444,6 +444,14 @@ def test_a_reporters_phone_typed_in_the_description_does_not_come_back(demo, mem
         assert clear not in text, clear
     assert "*******5678" in body.json()[0]["description"]
     assert "马*国" in body.json()[0]["description"]
+    # the handler's note, the request's status_notes, says the phone again: masked there too
+    from gridsvc.cases import services as case_services
+    from gridsvc.cases.models import Case
+
+    case = Case.objects.get(number=number)
+    case_services.record(case, "note", case.handler, note="已电话联系马建国 13912345678")
+    notes = member_client("cadre1").get(f"{OPEN311}/requests/{number}.json").json()[0]
+    assert notes["status_notes"] == "已电话联系马*国 *******5678"
 
 
 # ================================================================ a mask beside a clear field
