@@ -66,7 +66,7 @@ from rest_framework.views import APIView
 from gridsvc.assistance.services import shown_amount
 from gridsvc.audit.services import record_unmasked_reads
 from gridsvc.chain.models import Position, PositionType
-from gridsvc.chain.visibility import Tier, suppress_small, tier_for
+from gridsvc.chain.visibility import MASK, Tier, suppress_small, tier_for
 from gridsvc.community import services
 from gridsvc.community.models import (
     FIVE_ROLE_DUTIES,
@@ -100,10 +100,11 @@ from gridsvc.community.photos import (
     readable_activity,
     readable_venue_visit,
 )
+from gridsvc.community.rules import shown_petition
 from gridsvc.community.venues import present_venue_contact
 from gridsvc.reports.services import parse_year
-from gridsvc.territory.codes import mask_name
 from gridsvc.territory.models import Grid
+from gridsvc.territory.textmask import amounts_in_text
 
 from . import batch
 from .assistance import amounts_clear
@@ -477,10 +478,14 @@ class PetitionSerializer(LocatedSerializer):
         read_only_fields = ["created_at"]
 
     def to_representation(self, instance):  # type: ignore[no-untyped-def]
+        """The petitioner's name masked below the street, in the subject too; phones and ID
+        numbers in the subject masked (:func:`gridsvc.community.rules.shown_petition`)."""
         data = super().to_representation(instance)
         request = self.context.get("request")
-        if request is None or tier_for(request.user) < Tier.STREET:
-            data["petitioner"] = mask_name(instance.petitioner)
+        tier = tier_for(request.user) if request is not None else Tier.NONE
+        data["petitioner"], data["subject"] = shown_petition(
+            instance.petitioner, instance.subject, tier
+        )
         return data
 
 
@@ -1264,6 +1269,14 @@ class PairingHelpSerializer(LocatedSerializer):
             "amount",
         ]
         read_only_fields = ["created_at"]
+
+    def to_representation(self, instance):  # type: ignore[no-untyped-def]
+        """Where the amount is masked, the amount written into ``what`` ("送现金500元") is
+        masked too (a mask beside the amount in clear is no mask)."""
+        data = super().to_representation(instance)
+        if not amounts_clear(self.context):
+            data["what"] = amounts_in_text(instance.what, [instance.amount], MASK)
+        return data
 
 
 class PairingHelpBatchSerializer(PairingHelpSerializer):

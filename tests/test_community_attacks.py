@@ -452,17 +452,23 @@ def test_one_bad_item_is_rejected_whole_and_names_its_field(demo, member_client)
 # ---------------------------------------------------------------- masks and small sums
 def test_a_petitioner_and_a_help_amount_stay_masked_on_every_path(demo, member_client):
     """Below the street a petitioner's name is masked in the list, the detail, the feed and
-    the batch's answer; a help amount is ``**`` in the list and the feed, and the month's sum
-    over one household is suppressed (it would tell what that household was given)."""
+    the batch's answer, and so is the name written again in the subject (a phone in it for
+    every tier); a help amount is ``**`` in the list and the feed, in what was done too, and
+    the month's sum over one household is suppressed (it would tell what it was given)."""
     g1 = demo.grids[0]
     pairing = _pairing(g1, "grid1")
     phone = member_client("grid1")
     today = timezone.localdate()
     petition = _item(
         "petition",
-        {"date": str(today), "petitioner": "马建国", "subject": "噪音", "grid": g1.pk},
+        {
+            "date": str(today),
+            "petitioner": "马建国",
+            "subject": "马建国反映楼上噪音，电话13993001234",
+            "grid": g1.pk,
+        },
     )
-    helped = _item("pairing_help", {"pairing": pairing.pk, "what": "送米面油", "amount": "350"})
+    helped = _item("pairing_help", {"pairing": pairing.pk, "what": "送现金350元", "amount": "350"})
     results = _batch(phone, [petition, helped])
     assert [r["status"] for r in results] == ["accepted", "accepted"]
     assert "马建国" not in str(results)
@@ -472,14 +478,19 @@ def test_a_petitioner_and_a_help_amount_stay_masked_on_every_path(demo, member_c
     feed = phone.get(f"{BASE}/changes/").json()
     fed = [p for p in feed["petitions"] if p["id"] == pid]
     for shown in (listed[0], detail, fed[0]):
-        assert shown["petitioner"] != "马建国" and "建国" not in shown["petitioner"], shown
-    assert "马建国" not in str(feed)
+        assert shown["petitioner"] == "马*国", shown
+        # the name and a phone written into the subject are masked with it
+        assert shown["subject"] == "马*国反映楼上噪音，电话*******1234", shown
+    assert "马建国" not in str(feed) and "13993001234" not in str(feed)
     street = member_client("street").get(f"{BASE}/petitions/{pid}/").json()
     assert street["petitioner"] == "马建国"
+    assert street["subject"] == "马建国反映楼上噪音，电话*******1234"
 
     help_rows = _rows(phone.get(f"{BASE}/pairings/{pairing.pk}/help/"))
-    assert [h["amount"] for h in help_rows] == ["**"]
-    assert [h["amount"] for h in feed["pairing_help"] if h["pairing"] == pairing.pk] == ["**"]
+    fed_help = [h for h in feed["pairing_help"] if h["pairing"] == pairing.pk]
+    for rows in (help_rows, fed_help):
+        # the amount masked, and the amount written into what was done with it
+        assert [(h["amount"], h["what"]) for h in rows] == [("**", "送现金**元")]
     month = f"{today:%Y-%m}"
     mine = phone.get(f"{BASE}/figures/?month={month}&grid={g1.pk}").json()
     assert mine["pairing_help"] >= 1

@@ -45,7 +45,6 @@ from gridsvc.dataio.sheets import (
     may_get_ledgers,
     write_sheet,
 )
-from gridsvc.territory.codes import mask_name
 from gridsvc.territory.models import Community, Grid, Place, Resident
 
 from .languages import active_memberships, language_name, languages_spoken, role_name
@@ -72,6 +71,7 @@ from .models import (
     VenueTask,
     VenueVisit,
 )
+from .rules import shown_petition
 
 if TYPE_CHECKING:  # openpyxl is imported where a workbook is made (not with the URLconf)
     from openpyxl import Workbook
@@ -231,9 +231,10 @@ def _petitions(led: Ledger) -> QuerySet:
 
 
 def _petition(led: Ledger, p: Petition) -> list[Any]:
-    """Petitioners' names are masked below the street (as in the API)."""
-    who = p.petitioner if led.tier >= Tier.STREET else mask_name(p.petitioner)
-    return [p.date.isoformat(), who, p.subject, _yes(p.ethnic_religious), p.group_size,
+    """Petitioners' names are masked below the street, in the subject too (as in the API:
+    :func:`gridsvc.community.rules.shown_petition`)."""
+    who, subject = shown_petition(p.petitioner, p.subject, led.tier)
+    return [p.date.isoformat(), who, subject, _yes(p.ethnic_religious), p.group_size,
             _yes(p.group_risk), _who(p.handled_by), p.get_status_display(),
             p.case.number if p.case else ""]  # fmt: skip
 

@@ -81,6 +81,22 @@ def resolve(scope: Scope, model: type[Model], pk: Any, field: str) -> Any:
     return obj
 
 
+def shown_petition(petitioner: str, subject: str, tier: Tier) -> tuple[str, str]:
+    """A 信访's petitioner and subject as ``tier`` reads them (the API, the feed, the 台账):
+    below the street the petitioner's name is masked (张*明), and so is the name written
+    again in the subject (a mask beside the name in clear is no mask); for every tier a
+    phone or ID number typed into the subject is masked (:mod:`gridsvc.territory.textmask`)."""
+    from gridsvc.territory.codes import mask_name
+    from gridsvc.territory.textmask import mask_in_text
+
+    if tier < Tier.STREET:
+        masked = mask_name(petitioner) or ""
+        if len(petitioner or "") >= 2:
+            subject = (subject or "").replace(petitioner, masked)
+        petitioner = masked
+    return petitioner, mask_in_text(subject or "")
+
+
 def located_from_household(household: Household) -> dict[str, Any]:
     """The street, community and grid ids of ``household`` (through its building's grid);
     refused when the building lies outside every grid."""
