@@ -22,13 +22,9 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from gridsvc.accounts.authentication import DEVICE_CLAIM, device_revoked
+from gridsvc.accounts.lockout import login_refusal
 from gridsvc.accounts.models import Device
-from gridsvc.accounts.throttle import (
-    LoginRateThrottle,
-    client_ip,
-    seconds_until_allowed,
-    was_throttled,
-)
+from gridsvc.accounts.throttle import LoginRateThrottle
 from gridsvc.accounts.tokens import (
     RefreshReused,
     decode_spent,
@@ -138,25 +134,16 @@ class LoginView(TokenObtainPairView):
         try:
             return super().post(request, *args, **kwargs)
         except AuthenticationFailed:
-            if was_throttled(request):
-                return Response(
-                    {"detail": "too many failed logins from this address: try again later"},
-                    status=status.HTTP_429_TOO_MANY_REQUESTS,
-                    # the refused attempt is already counted: the real wait, up to two periods
-                    headers={"Retry-After": str(max(1, seconds_until_allowed(client_ip(request))))},
-                )
-            locked = getattr(request, "axes_locked_out", False) or getattr(
-                request._request, "axes_locked_out", False
+            # refused unchecked (the address throttle, or axes' lockout of this username on
+            # this client — also the failure that just locked it): 429 with the real wait
+            refusal = login_refusal(request)
+            if refusal is None:
+                raise
+            return Response(
+                {"detail": refusal.detail},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers=refusal.headers,
             )
-            if locked:
-                return Response(
-                    {
-                        "detail": "too many failed logins: this account is locked on this "
-                        "device for 15 minutes"
-                    },
-                    status=status.HTTP_429_TOO_MANY_REQUESTS,
-                )
-            raise
 
 
 @extend_schema(responses={200: TokenPairSerializer})

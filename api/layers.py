@@ -49,7 +49,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from gridsvc.accounts.authentication import Rider, ride_with_caller
-from gridsvc.accounts.throttle import client_ip, seconds_until_allowed, was_throttled
+from gridsvc.accounts.lockout import login_refusal
 from gridsvc.dbrouter import PRIMARY, read_alias
 from gridsvc.layers import offline
 from gridsvc.layers import services as S
@@ -102,19 +102,17 @@ class LayersView(APIView):
 
 
 class ThrottledBasicAuthentication(BasicAuthentication):
-    """HTTP Basic whose refusal of a throttled address (:mod:`gridsvc.accounts.throttle`) is
-    a 429 with ``Retry-After``, as on the API and web logins, not a 401 that a GIS client
-    would answer by asking for the password again."""
+    """HTTP Basic whose refusal of a throttled address or of a username locked on this client
+    (:mod:`gridsvc.accounts.lockout`) is a 429 with ``Retry-After``, as on the API and web
+    logins, not a 401 that a GIS client would answer by asking for the password again."""
 
     def authenticate_credentials(self, userid, password, request=None):  # type: ignore[no-untyped-def]
         try:
             return super().authenticate_credentials(userid, password, request)
         except AuthenticationFailed:
-            if request is not None and was_throttled(request):
-                wait = max(1, seconds_until_allowed(client_ip(request)))
-                raise Throttled(
-                    wait, detail=f"too many failed logins from this address: try again in {wait} s"
-                ) from None
+            refusal = login_refusal(request) if request is not None else None
+            if refusal is not None:
+                raise Throttled(refusal.retry_after or None, detail=refusal.detail) from None
             raise
 
 

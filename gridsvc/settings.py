@@ -161,6 +161,11 @@ AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address", "user_agent"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "gridsvc.accounts.throttle.client_ip"
+# the lockout ends a cool-off after the failure that reached the limit: an attempt refused
+# meanwhile does not prolong it (it counts for the address throttle), so every refusal's
+# Retry-After is the real wait (gridsvc.accounts.lockout), also for the page axes answers
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "gridsvc.accounts.lockout.lockout_response"
 # Failed logins per client address, all paths (API, web, admin, HTTP Basic), all workers:
 # counted atomically in PostgreSQL (accounts.LoginThrottleCount), a check counted before it runs.
 LOGIN_FAILURE_RATE = os.environ.get(

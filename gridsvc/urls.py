@@ -6,9 +6,13 @@ from django.urls import include, path
 from api.schema import CachedSchemaView
 from api.urls import root_urlpatterns
 from gridsvc.supervision.health import health, health_worker
+from gridsvc.web.login import admin_login
 from gridsvc.web.views import SwaggerView
 
 urlpatterns = [
+    # the admin's login form, refusing a throttled address or locked client as the web login
+    # does (429, Retry-After); before admin.site.urls, which has the same path
+    path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
     path("health", health, name="health"),  # database + worker heartbeat (supervision.health)
     path("health/worker", health_worker, name="health-worker"),

@@ -104,11 +104,13 @@ def test_a_stranger_cannot_lock_the_owner_out_of_the_web_page(demo):
 
 def test_a_stranger_cannot_lock_the_owner_out_of_basic_auth(demo):
     stranger = APIClient(**ATTACKER)
+    codes = []
     for _ in range(5):
         r = stranger.get("/ogc/collections", HTTP_AUTHORIZATION=basic("grid4", "guess-123456"))
-        assert r.status_code == 401
+        codes.append(r.status_code)
+    assert codes == [401, 401, 401, 401, 429], codes  # the fifth locks this client out
     r = stranger.get("/ogc/collections", HTTP_AUTHORIZATION=basic("grid4", PASSWORD))
-    assert r.status_code == 401  # locked for the guessing client
+    assert r.status_code == 429 and int(r["Retry-After"]) > 0  # locked for the guessing client
     owner = APIClient(**OWNER)
     r = owner.get("/ogc/collections", HTTP_AUTHORIZATION=basic("grid4", PASSWORD))
     assert r.status_code == 200, r.content

@@ -4,8 +4,9 @@ Two layers, both shared by every gunicorn worker:
 
 - **Lockout per client** (django-axes, ``AXES_LOCKOUT_PARAMETERS``): 5 failed passwords for a
   username *from one client* (address + user agent) lock that username on that client for
-  15 minutes. The owner signing in from her own phone or browser is not locked out by a
-  stranger guessing her (predictable) username elsewhere.
+  15 minutes from the failure that reached the limit. The owner signing in from her own phone
+  or browser is not locked out by a stranger guessing her (predictable) username elsewhere.
+  Its refusals say when it ends (:mod:`gridsvc.accounts.lockout`).
 - **Failure throttle per address** (:class:`LoginThrottleBackend`): at most
   ``LOGIN_FAILURE_RATE`` failed logins per client address in the last period ("30/min": any
   60 seconds, whatever the clock's minute boundaries); beyond it every password check from that
@@ -16,8 +17,8 @@ Two layers, both shared by every gunicorn worker:
   together hold ``limit`` failures, which may last up to two periods (and a refused attempt
   counts as a failure too, so an address that keeps trying stays refused). Every refusal
   says when to come back: 429 with ``Retry-After`` (:func:`seconds_until_allowed`) on the
-  API login, the web login page and HTTP Basic on ``/tiles`` and ``/ogc`` (the admin's login
-  form shows its usual error).
+  API login, the web login page, the admin's login form and HTTP Basic on ``/tiles`` and
+  ``/ogc`` (:func:`gridsvc.accounts.lockout.login_refusal`).
   It sits in ``AUTHENTICATION_BACKENDS`` and is the backend that checks passwords, so it
   covers every path that authenticates one: the API login, the web login, the admin and
   HTTP Basic (only failures count, so a GIS client fetching hundreds of tiles with good
