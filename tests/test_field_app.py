@@ -1035,7 +1035,8 @@ def grid1_post():  # type: ignore[no-untyped-def]
 def test_field_app_files_campaign_returns_offline(field_phone):
     """Issue 20, 排查报送 from the phone: two campaigns started over grid1's community (a
     矛盾纠纷排查化解月 and a 排查不稳定因素) give grid1's grid a return each; the card names them
-    (campaign-returns/ and campaigns/, kept at each sync) and leaves out the return of a
+    (campaign-returns/, kept at each sync, carries each return's campaign name and
+    period) and leaves out the return of a
     campaign that has ended. Offline grid1 files findings to the
     first and a 零报告 to the second; meanwhile the street files the second online. Back
     online the first is stored once (findings, grid1, the phone's client_time) and the second,
@@ -1105,7 +1106,8 @@ def test_field_app_files_campaign_returns_offline(field_phone):
         pending = page.locator("#outbox-list li[data-key][data-status='pending']")
         pending.filter(has_text="邻里噪音纠纷").wait_for(timeout=15_000)
         pending.filter(has_text="零报告").wait_for(timeout=15_000)
-        assert page.locator("#campaign-card").is_hidden()  # nothing left to file
+        # nothing left to file (the outbox is drawn before the community cards: wait)
+        page.locator("#campaign-card").wait_for(state="hidden", timeout=15_000)
         first.refresh_from_db()
         assert first.filed_at is None
         # the street files the second return online, after the phone recorded its 零报告
@@ -1127,7 +1129,7 @@ def test_field_app_files_campaign_returns_offline(field_phone):
         assert first.client_time is not None and first.filings.count() == 1
         second.refresh_from_db()
         assert (second.filed_by_id, second.findings) == (street.pk, "街道核实：发现1起")
-        assert page.locator("#campaign-card").is_hidden()
+        page.locator("#campaign-card").wait_for(state="hidden", timeout=15_000)
         assert errors == []
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "field-campaign-failure.png"))
