@@ -4,8 +4,9 @@ residents and places; all limited to the caller's territory."""
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
@@ -333,6 +334,50 @@ class HouseholdFilter(filters.FilterSet):
         return queryset
 
 
+SEARCH_BY_POST = (
+    'search by ID number with POST /api/v1/residents/search/ and {"id_number": ...} in the '
+    "body: a number in the URL is written to access logs and browser history"
+)
+
+
+def search_by_id_number(request, queryset: QuerySet, value: str) -> QuerySet:  # type: ignore[no-untyped-def]
+    """Residents of ``queryset`` whose ID number is ``value``: exact match through the keyed
+    hash (the number is stored encrypted), in the caller's territory (the staff part of it for
+    a member who is also a neighbour); a 400 naming ``id_number`` for a bad number and for
+    neighbours, who may not look people up by number. Each search is written to the audit log
+    with what it found, never the number itself."""
+    try:
+        number = validate_id_number(value)
+    except Exception as exc:  # django ValidationError → field error
+        raise ValidationError({"id_number": getattr(exc, "messages", [str(exc)])}) from None
+    seen = viewer(request)
+    if seen.tier < Tier.STAFF:
+        raise ValidationError({"id_number": "not a search your role may use"})
+    if seen.staff is not None:
+        queryset = seen.staff.filter(queryset)
+    queryset = queryset.filter(id_number_hash=keyed_hash(number))
+    found = list(queryset.values_list("pk", flat=True)[:20])
+    record(
+        request.user,
+        AuditEntry.Action.OTHER,
+        object_type="resident",
+        object_id=found[0] if len(found) == 1 else "",
+        fields=["id_number"],
+        reason="search by ID number",
+        ip=request.META.get("REMOTE_ADDR"),
+        detail={"search": "id_number", "found": found},
+    )
+    return queryset
+
+
+class ResidentSearchSerializer(serializers.Serializer):
+    id_number = serializers.CharField(
+        max_length=32,
+        help_text="exact ID number (18 characters or 15 digits, any case), matched by its "
+        "keyed hash; staff and street only; every search is audited (without the number)",
+    )
+
+
 class ResidentFilter(filters.FilterSet):
     tag = filters.ChoiceFilter(
         field_name="tags", lookup_expr="contains", choices=Resident.Tag.choices, method="by_tag"
@@ -340,8 +385,8 @@ class ResidentFilter(filters.FilterSet):
     building = filters.NumberFilter(field_name="household__unit__building")
     id_number = filters.CharFilter(
         method="by_id_number",
-        help_text="exact ID number (18 characters or 15 digits), matched by its keyed hash; "
-        "staff and street only; every search is audited (without the number)",
+        help_text="refused (400): a query string is written to access logs, browser history "
+        "and proxies in clear; search by ID number with POST residents/search/ instead",
     )
 
     class Meta:
@@ -349,35 +394,10 @@ class ResidentFilter(filters.FilterSet):
         fields = ["household", "residency", "building", "id_number"]
 
     def by_id_number(self, queryset, name, value):  # type: ignore[no-untyped-def]
-        """Residents whose ID number is ``value``: exact match through the keyed hash (the
-        number is stored encrypted), in the caller's territory (the staff part of it for a
-        member who is also a neighbour); a 400 for neighbours, who may not look people up by
-        number. Each search is written to the audit log with what it found, never the
-        number itself."""
-        try:
-            number = validate_id_number(value)
-        except Exception as exc:  # django ValidationError → field error
-            raise ValidationError({"id_number": getattr(exc, "messages", [str(exc)])}) from None
-        if self.request is None:
-            return queryset.filter(id_number_hash=keyed_hash(number))
-        seen = viewer(self.request)
-        if seen.tier < Tier.STAFF:
-            raise ValidationError({"id_number": "not a filter your role may use"})
-        if seen.staff is not None:
-            queryset = seen.staff.filter(queryset)
-        queryset = queryset.filter(id_number_hash=keyed_hash(number))
-        found = list(queryset.values_list("pk", flat=True)[:20])
-        record(
-            self.request.user,
-            AuditEntry.Action.OTHER,
-            object_type="resident",
-            object_id=found[0] if len(found) == 1 else "",
-            fields=["id_number"],
-            reason="search by ID number",
-            ip=self.request.META.get("REMOTE_ADDR"),
-            detail={"search": "id_number", "found": found},
-        )
-        return queryset
+        """Refused: an ID number in the URL lands in gunicorn's and nginx's access logs,
+        the browser's history and any proxy in clear. A 400 naming ``id_number`` points to
+        ``POST /api/v1/residents/search/`` (the number in the body)."""
+        raise ValidationError({"id_number": [SEARCH_BY_POST]})
 
     def by_tag(self, queryset, name, value):  # type: ignore[no-untyped-def]
         """Residents with tag ``value``. A sensitive tag is a 400 for neighbours (楼长, 单元长,
@@ -688,6 +708,33 @@ class ResidentViewSet(
         if response.status_code == status.HTTP_201_CREATED and response.data.get("id"):
             response["ETag"] = Resident.objects.get(pk=response.data["id"]).etag
         return response
+
+    @extend_schema(
+        request=ResidentSearchSerializer,
+        responses={
+            200: inline_serializer(
+                "ResidentSearchPage",
+                {
+                    "count": serializers.IntegerField(),
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": ResidentSerializer(many=True),
+                },
+            )
+        },
+    )
+    @action(detail=False, methods=["post"], url_path="search")
+    def search(self, request):  # type: ignore[no-untyped-def]
+        """身份证号查询: the residents with this ID number, in your territory (the number in
+        the body, never in the URL). Answered as the residents list is (a page, masked,
+        ``?unmask=1`` with a grant); staff and street only; audited without the number."""
+        body = ResidentSearchSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        queryset = self.filter_queryset(self.get_queryset())
+        queryset = search_by_id_number(request, queryset, body.validated_data["id_number"])
+        page = self.paginate_queryset(queryset)
+        rows = self.get_serializer(page if page is not None else queryset, many=True).data
+        return self.get_paginated_response(rows) if page is not None else Response(rows)
 
     @extend_schema(
         parameters=[

@@ -138,7 +138,9 @@ def test_patching_a_resident_to_a_taken_number_is_409(demo, member_client):
 def test_search_by_id_number_is_exact_scoped_and_audited(demo, member_client):
     target = Resident.objects.filter(household__unit__building__grid=demo.grids[0]).last()
     client = member_client("grid1")
-    r = client.get("/api/v1/residents/", {"id_number": target.id_number.lower()})
+    r = client.post(
+        "/api/v1/residents/search/", {"id_number": target.id_number.lower()}, format="json"
+    )
     assert r.status_code == 200
     assert [row["id"] for row in r.json()["results"]] == [target.pk]
     entry = AuditEntry.objects.filter(object_type="resident", fields=["id_number"]).first()
@@ -146,12 +148,14 @@ def test_search_by_id_number_is_exact_scoped_and_audited(demo, member_client):
     assert target.id_number not in str(entry.detail) + entry.reason + entry.object_id
     # a resident of grid 3 is not found by grid 1's member
     elsewhere = Resident.objects.filter(household__unit__building__grid=demo.grids[2]).first()
-    r = client.get("/api/v1/residents/", {"id_number": elsewhere.id_number})
+    r = client.post("/api/v1/residents/search/", {"id_number": elsewhere.id_number}, format="json")
     assert r.status_code == 200 and r.json()["results"] == []
 
 
 def test_search_by_a_bad_number_is_400(demo, member_client):
-    r = member_client("grid1").get("/api/v1/residents/", {"id_number": "12345"})
+    r = member_client("grid1").post(
+        "/api/v1/residents/search/", {"id_number": "12345"}, format="json"
+    )
     assert r.status_code == 400 and "id_number" in r.json()
 
 
@@ -160,7 +164,9 @@ def test_neighbours_may_not_search_by_number(demo, member_client):
 
     building = Position.objects.get(member__username="bh-001").building
     resident = Resident.objects.filter(household__unit__building=building).first()
-    r = member_client("bh-001").get("/api/v1/residents/", {"id_number": resident.id_number})
+    r = member_client("bh-001").post(
+        "/api/v1/residents/search/", {"id_number": resident.id_number}, format="json"
+    )
     assert r.status_code == 400 and "id_number" in r.json()
 
 
