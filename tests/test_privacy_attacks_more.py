@@ -66,3 +66,76 @@ def test_the_search_by_post_answers_as_the_list_did_and_is_audited(demo, member_
     assert r.status_code == 400 and "id_number" in r.json()
     r = client.post(SEARCH, {}, format="json")
     assert r.status_code == 400 and "id_number" in r.json()
+
+
+# ================================================================ a mask beside a clear field: cases
+PHONE, SPACED, IDN = "13912345678", "139 1234 5678", "620103197105060179"
+
+
+def _case_with_numbers_in_its_text():  # type: ignore[no-untyped-def]
+    from gridsvc.cases import services as case_services
+
+    from .cases_helpers import report
+
+    case = report(
+        title=f"楼上噪音 {PHONE}",
+        description=f"楼上深夜装修,报告人马建国,电话 {SPACED},身份证{IDN}",
+        parties=[{"name": "马建国", "phone": PHONE, "id_number": IDN}],
+    ).case
+    case.refresh_from_db()
+    assert case.handler is not None
+    case_services.record(case, "note", case.handler, note=f"已电话联系马建国 {PHONE}")
+    case.refresh_from_db()
+    return case
+
+
+def _assert_masked(text: str) -> None:
+    for clear in (PHONE, SPACED, IDN, "马建国"):
+        assert clear not in text, clear
+
+
+def test_a_phone_or_id_number_in_a_cases_text_is_masked_with_its_parties(demo, member_client):
+    case = _case_with_numbers_in_its_text()
+    reader = member_client("street")  # the street office: the case is in its territory
+    # the list (its fast path), the detail and the timeline
+    listed = reader.get("/api/v1/cases/", {"q": case.number})
+    assert listed.status_code == 200 and [c["id"] for c in listed.json()["results"]] == [case.pk]
+    detail = reader.get(f"/api/v1/cases/{case.pk}/")
+    assert detail.status_code == 200
+    row = detail.json()
+    assert listed.json()["results"][0] == row  # the fast path writes what the serializer does
+    assert row["parties"][0]["name"] == "马**"
+    _assert_masked(detail.content.decode())
+    assert row["title"] == "楼上噪音 *******5678"
+    assert "*******5678" in row["description"] and "620103********0179" in row["description"]
+    assert "马**" in row["description"]
+    timeline = reader.get(f"/api/v1/cases/{case.pk}/events/")
+    assert timeline.status_code == 200
+    _assert_masked(timeline.content.decode())
+    assert any(e["note"] == "已电话联系马** *******5678" for e in timeline.json()["events"])
+    # the handler reads the parties, and so the text, in clear
+    mine = member_client(case.handler.username).get(f"/api/v1/cases/{case.pk}/").json()
+    assert mine["description"] == case.description and mine["title"] == case.title
+
+
+def test_the_phones_feed_gives_a_cases_title_as_the_api_does(demo, member_client):
+    case = _case_with_numbers_in_its_text()
+    handler = case.handler.username
+    readers = [
+        p.member.username
+        for p in Position.objects.filter(grid=case.grid).select_related("member")
+        if p.member.username != handler and p.member_id != case.reported_by_id
+    ]
+    assert readers
+    reader = member_client(readers[0])
+    rows, cursor = {}, None
+    for _ in range(100):
+        url = "/api/v1/sync/changes/?limit=500" + (f"&since={cursor}" if cursor else "")
+        body = reader.get(url).json()
+        rows.update({c["id"]: c for c in body["cases"]})
+        cursor = body["cursor"]
+        if not body["has_more"]:
+            break
+    assert rows[case.pk]["title"] == "楼上噪音 *******5678"
+    api = reader.get(f"/api/v1/cases/{case.pk}/").json()
+    assert api["title"] == rows[case.pk]["title"]

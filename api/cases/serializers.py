@@ -36,12 +36,26 @@ from gridsvc.cases.models import (
     FollowUp,
     MediationRecord,
 )
+from gridsvc.cases.textmask import (
+    CASE_TEXT_FIELDS,
+    case_text_is_clear,
+    mask_party_name,
+    masked_case_text,
+    masked_case_title,
+)
 from gridsvc.chain.services import LEVEL_BY_NAME
 
+mask_name = mask_party_name  # 张**: a party's name masked (gridsvc.cases.textmask)
 
-def mask_name(name: str) -> str:
-    name = (name or "").strip()
-    return name[:1] + "*" * max(len(name) - 1, 1) if name else ""
+
+def mask_case_text(out: dict[str, Any], parties: list | None) -> dict[str, Any]:
+    """``out`` (a case as the API writes it) with its title and free text masked for a reader
+    who sees the parties masked (:mod:`gridsvc.cases.textmask`)."""
+    out["title"] = masked_case_title(out.get("title"))
+    for name in CASE_TEXT_FIELDS:
+        if name in out:
+            out[name] = masked_case_text(out[name], parties)
+    return out
 
 
 #: a category's fields as the case categories and the rule admin (api.rules) show them
@@ -272,12 +286,23 @@ class CaseSerializer(serializers.ModelSerializer):
         """What DRF writes, field for field, from a plan made once per process instead of
         fields built for every request (a list of cases spent most of its time there)."""
         plan = _plan_for(type(self))
+        out = None
         if plan is not None:
             try:
-                return {name: get(self, instance) for name, get in plan}
+                out = {name: get(self, instance) for name, get in plan}
             except (_Fallback, AttributeError, ObjectDoesNotExist):
                 pass  # DRF writes this row (and says what is wrong with it)
-        return super().to_representation(instance)
+        if out is None:
+            out = super().to_representation(instance)
+        if not self._clear(instance):  # the parties masked: their text too
+            mask_case_text(out, instance.parties)
+        return out
+
+    def _clear(self, obj: Case) -> bool:
+        """Whether the reader sees the parties, and the case's text, in clear."""
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        return case_text_is_clear(user, obj.handler_id, obj.reported_by_id)
 
     def get_level_label(self, obj: Case) -> str:
         return LEVEL_BY_NAME[obj.level].label if obj.level in LEVEL_BY_NAME else ""
@@ -316,12 +341,7 @@ class CaseSerializer(serializers.ModelSerializer):
     def get_parties(self, obj: Case) -> list[dict]:
         """Parties' names are personal data: in clear for the handler and the managers of the
         case, masked (张*) for the rest of the territory."""
-        request = self.context.get("request")
-        user = getattr(request, "user", None)
-        clear = user is not None and (
-            user.is_superuser or obj.handler_id == user.pk or obj.reported_by_id == user.pk
-        )
-        return write_parties(obj.parties, clear)
+        return write_parties(obj.parties, self._clear(obj))
 
     def get_interpreter(self, obj: Case) -> dict | None:
         """On the answer to an assignment (assign, take): whether the household needs an
@@ -484,6 +504,14 @@ def case_rows_payload(rows: list[dict], request: Any, crs: str = "wgs84") -> lis
             ]
         x, y = from_wgs84(r["location_x"], r["location_y"], crs)
         clear = not anyone and (superuser or handler_id == uid or r["reported_by_id"] == uid)
+        title, description = r["title"], r["description"]
+        outcome, rejection = r["outcome"], r["rejection_reason"]
+        if not clear:  # the parties masked: their text too (gridsvc.cases.textmask)
+            parties = r["parties"]
+            title = masked_case_title(title)
+            description = masked_case_text(description, parties)
+            outcome = masked_case_text(outcome, parties)
+            rejection = masked_case_text(rejection, parties)
         due_at = r["due_at"]
         hold_until = r["hold_until"]
         out.append(
@@ -494,8 +522,8 @@ def case_rows_payload(rows: list[dict], request: Any, crs: str = "wgs84") -> lis
                 "category": r["category_id"],
                 "category_code": r["category__code"],
                 "category_name": r["category__name"],
-                "title": r["title"],
-                "description": r["description"],
+                "title": title,
+                "description": description,
                 "parties": write_parties(r["parties"], clear),
                 "priority": r["priority"],
                 "flags": [f for f in _FLAGS if r[f]],
@@ -535,9 +563,9 @@ def case_rows_payload(rows: list[dict], request: Any, crs: str = "wgs84") -> lis
                 "overdue": bool(due_at and status in running and due_at < now),
                 "card": r["card"],
                 "supervised_at": moment(r["supervised_at"]),
-                "outcome": r["outcome"],
+                "outcome": outcome,
                 "resolved_level": r["resolved_level"],
-                "rejection_reason": r["rejection_reason"],
+                "rejection_reason": rejection,
                 "on_the_spot": r["on_the_spot"],
                 "hold_until": hold_until.isoformat() if hold_until else None,
                 "merged_into": r["merged_into_id"],
@@ -631,6 +659,16 @@ class EventSerializer(serializers.ModelSerializer):
             "attachments",
         ]
 
+    def to_representation(self, instance: CaseEvent) -> dict[str, Any]:
+        """The note masked as its case's text is, for a reader who sees the parties masked
+        (the case from the context: the timeline reads it once)."""
+        out = super().to_representation(instance)
+        case = self.context.get("case") or instance.case
+        user = getattr(self.context.get("request"), "user", None)
+        if out.get("note") and not case_text_is_clear(user, case.handler_id, case.reported_by_id):
+            out["note"] = masked_case_text(out["note"], case.parties)
+        return out
+
     def get_actor_name(self, obj: CaseEvent) -> str:
         return str(obj.actor) if obj.actor_id else "系统"
 
@@ -696,6 +734,17 @@ class FollowUpSerializer(serializers.ModelSerializer):
             "note",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance: FollowUp) -> dict[str, Any]:
+        """The case's title and the note masked as the case's text is, for a reader who sees
+        the case's parties masked."""
+        out = super().to_representation(instance)
+        case = instance.case
+        user = getattr(self.context.get("request"), "user", None)
+        if not case_text_is_clear(user, case.handler_id, case.reported_by_id):
+            out["case_title"] = masked_case_title(out.get("case_title"))
+            out["note"] = masked_case_text(out.get("note"), case.parties)
+        return out
 
 
 class MediationSerializer(serializers.ModelSerializer):

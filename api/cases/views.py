@@ -335,7 +335,9 @@ class CaseViewSet(
                 "case": case.number,
                 "route_reason": case.route_reason,
                 "chain": case.chain,
-                "events": EventSerializer(events, many=True, context={"request": request}).data,
+                "events": EventSerializer(
+                    events, many=True, context={"request": request, "case": case}
+                ).data,
             }
         )
 

@@ -1277,7 +1277,7 @@ def _full_cases_sql(levels: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
 SELECT c.id, c.updated_at, c.number, c.kind, c.title, c.category_id, c.priority, c.status,
   c.level, c.household_id, c.unit_id, c.building_id, c.compound_id, c.grid_id,
   c.community_id, c.street_id, c.handler_id, hm.username, hm.display_name, c.department_id,
-  d.name, c.reported_at, c.due_at, c.due_stage, c.card, c.closed_at,
+  d.name, c.reported_at, c.due_at, c.due_stage, c.card, c.closed_at, c.reported_by_id,
   ST_X(c.location), ST_Y(c.location)
 FROM {c} c LEFT JOIN {member_t} hm ON hm.id = c.handler_id
   LEFT JOIN {dept_t} d ON d.id = c.department_id
@@ -1873,6 +1873,7 @@ _CASE_COLUMNS = (
     "due_stage",
     "card",
     "closed_at",
+    "reported_by_id",  # whether the member reads the title in clear (gridsvc.cases.textmask)
 )
 
 
@@ -1887,13 +1888,17 @@ def _case_rows(qs: QuerySet) -> QuerySet:
 
 def _case_payload(c: dict[str, Any], member) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     from gridsvc.cases.models import RUNNING_STATUSES
+    from gridsvc.cases.textmask import case_text_is_clear, masked_case_title
 
     handler = c["handler_id"]
+    title = c["title"]
+    if not case_text_is_clear(member, handler, c["reported_by_id"]):
+        title = masked_case_title(title)  # as the API writes it to this member
     return {
         "id": c["id"],
         "number": c["number"],
         "kind": c["kind"],
-        "title": c["title"],
+        "title": title,
         "category": c["category_id"],
         "priority": c["priority"],
         "status": c["status"],
