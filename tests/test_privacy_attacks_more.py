@@ -12,6 +12,7 @@ it, asserting what they must not learn.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -139,3 +140,64 @@ def test_the_phones_feed_gives_a_cases_title_as_the_api_does(demo, member_client
     assert rows[case.pk]["title"] == "楼上噪音 *******5678"
     api = reader.get(f"/api/v1/cases/{case.pk}/").json()
     assert api["title"] == rows[case.pk]["title"]
+
+
+# ================================================================ ledgers: the street tier elsewhere
+def _street_post_elsewhere(username: str) -> None:
+    """``username`` also runs another street's dispatch desk (a street-tier post)."""
+    from gridsvc.chain.models import PositionType
+    from gridsvc.territory.models import Street
+
+    other = Street.objects.create(code="620103099", name="别的街道")
+    Position.objects.create(
+        position_type=PositionType.STREET_DISPATCHER,
+        member=_member(username),
+        street=other,
+        valid_from=datetime.now(SHANGHAI) - timedelta(days=30),
+    )
+
+
+def _sheets(grid, username: str) -> dict[str, list[tuple]]:  # type: ignore[no-untyped-def]
+    import io
+
+    from openpyxl import load_workbook
+
+    from gridsvc.dataio.ledgers import ledger_workbook
+
+    wb = load_workbook(io.BytesIO(ledger_workbook(grid, _member(username), year=2026)))
+    return {ws.title: list(ws.iter_rows(values_only=True)) for ws in wb if ws.title != "汇总"}
+
+
+def test_a_street_post_elsewhere_changes_nothing_in_this_grids_ledgers(demo):
+    from gridsvc.community.models import Petition
+
+    grid = demo.grids[0]
+    petition = Petition.objects.filter(grid=grid).order_by("id").first()
+    assert petition is not None and petition.petitioner  # a name the staff tier sees masked
+    as_staff = _sheets(grid, "grid1")
+    street = _sheets(grid, "street")  # the demo street's own office: exact, names in clear
+    assert street != as_staff  # the tiers differ on this grid: the test can tell them apart
+    _street_post_elsewhere("grid1")
+    assert _sheets(grid, "grid1") == as_staff
+
+
+# ================================================================ small cells by subtraction: 廉租房
+def test_a_small_rest_beside_the_low_rent_households_is_suppressed(demo, member_client):
+    """Grid 1 with all but three households in 廉租房: 'N−3 of N' tells that three named
+    households are not, as surely as '3' would."""
+    from gridsvc.territory.models import Household
+
+    households = Household.objects.filter(unit__building__grid=demo.grids[0])
+    others = list(households.order_by("id").values_list("id", flat=True)[:3])
+    households.exclude(id__in=others).update(tenure=Household.Tenure.LOW_RENT)
+    households.filter(id__in=others).exclude(tenure=Household.Tenure.LOW_RENT).update(
+        tenure=Household.Tenure.OWNED
+    )
+    assert households.count() > 50
+    url = f"/api/v1/reports/monthly/?community={demo.community.code}&month=2026-10"
+    body = member_client("grid1").get(url).json()
+    assert body["population"]["households"] == households.count()
+    assert body["population"]["low_rent_households"] is None
+    # the street office reads its street exactly
+    street = member_client("street").get(url).json()
+    assert street["population"]["low_rent_households"] >= households.count() - 3

@@ -154,7 +154,7 @@ def ledger_workbook(grid: Grid, member=None, *, year: int | None = None) -> byte
     """All ledgers of ``grid`` as xlsx bytes, limited to the part of ``member``'s territory
     held through staff positions (audited). Raises :class:`LedgerRefused` for the neighbour
     tier."""
-    tier, scope, unmasked, eth_masked = ledger_access(member)
+    tier, scope, unmasked, eth_masked = ledger_access(member, grid)
     today = date.today()
     year = year or today.year
     from openpyxl import Workbook

@@ -77,15 +77,27 @@ def ledger_scope(member) -> Scope:  # type: ignore[no-untyped-def]
     return staff_scope(member_scope(member))
 
 
-def ledger_access(member) -> tuple[Tier, Scope, bool, bool]:  # type: ignore[no-untyped-def]
-    """Who may open a ledger (台账) and how it is masked for them, for every ledger workbook:
-    ``(tier, scope, unmasked, ethnicity_masked)``. Raises :class:`LedgerRefused` below the
-    staff tier (neighbours keep no ledgers)."""
+def ledger_access(  # type: ignore[no-untyped-def]
+    member, area: Grid | Community | None = None
+) -> tuple[Tier, Scope, bool, bool]:
+    """Who may open a ledger (台账) of ``area`` and how it is masked for them, for every ledger
+    workbook: ``(tier, scope, unmasked, ethnicity_masked)``. Raises :class:`LedgerRefused`
+    below the staff tier (neighbours keep no ledgers). The street tier (exact small counts,
+    names in clear) is for the street the member holds a street post over, as the reports
+    read it (:func:`gridsvc.reports.services.figures_tier`): a dispatcher of one street who
+    is a grid member in another gets that grid's ledgers as staff. ``area`` None: the rule
+    over the member's whole staff territory."""
+    from gridsvc.reports.services import figures_tier
+
     tier = ledger_tier(member)
     if tier < Tier.STAFF:
         raise LedgerRefused(REFUSED)
+    scope = ledger_scope(member)
+    if member is not None:
+        where = area.community if isinstance(area, Grid) else area
+        tier = figures_tier(member, scope, where)
     unmasked = may_unmask_export(member, ("id_number", "phone", "ethnicity"))
-    return tier, ledger_scope(member), unmasked, rule(ETHNICITY, tier) == MASKED and not unmasked
+    return tier, scope, unmasked, rule(ETHNICITY, tier) == MASKED and not unmasked
 
 
 def person_cells(r: Resident, unmasked: bool, ethnicity_masked: bool) -> list:  # type: ignore[type-arg]

@@ -296,8 +296,13 @@ def _population(
         low_rent_households=Count("id", filter=Q(tenure=Household.Tenure.LOW_RENT)),
     )
     k = {name: suppress_small(v, tier) for name, v in (r | h).items()}
-    # minority + Han = all: a small count of either would follow from the other
-    for part, whole in (("minority_residents", "residents"), ("minority_households", "households")):
+    # minority + Han = all, 廉租房 + other housing = all: a small count of either would follow
+    # from the other (the same rule as gridsvc.assistance.figures.suppressed)
+    for part, whole in (
+        ("minority_residents", "residents"),
+        ("minority_households", "households"),
+        ("low_rent_households", "households"),
+    ):
         if k[part] is not None and suppress_small((r | h)[whole] - (r | h)[part], tier) is None:
             k[part] = None
     return out | {
