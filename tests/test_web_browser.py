@@ -344,7 +344,9 @@ def laptop_heatmap_filter_and_dispatch(page, url: str, errors: list[str]) -> Non
     assert page.evaluate("document.activeElement.closest('.popup') !== null")
     page.keyboard.press("Escape")
     page.evaluate("() => document.querySelectorAll('.maplibregl-popup').forEach((p) => p.remove())")
-    page.evaluate("(v) => window.gridsvc.state.map.jumpTo(v)", view)
+    # (nothing returned: jumpTo's answer is the map itself, which Playwright would walk and
+    # serialise whole, 7-14 s)
+    page.evaluate("(v) => { window.gridsvc.state.map.jumpTo(v); }", view)
 
     # The overdue queue: open a case that has no red card, see its walked chain and
     # timeline, reassign it from there, and see it leave the queue.
