@@ -1811,13 +1811,22 @@ class CommunityBatchView(APIView):
     order, each naming its item's ``client_uuid`` — ``accepted`` (stored now, ``id``),
     ``duplicate`` (already stored, ``id``), ``rejected`` (``errors`` per field, and ``code``
     when the rule names its reason). One bad item never loses the others, and stores nothing
-    of itself. Send an ``Idempotency-Key``: a retried batch answers as the first time."""
+    of itself. Send an ``Idempotency-Key``: a retried batch answers as the first time.
+
+    Items are judged at the time they were recorded (交接后补传, as the visits): a record made
+    while the member held the post and sent after the post ended (a hand-over) is stored,
+    within the visits' upload window (30 days), and its result says ``late: true`` (its place
+    is no longer the member's; the successor sees it). One recorded after the post ended, or
+    for a grid the member never held, is ``rejected`` with ``code: not_in_territory``. Only a
+    member with no staff post now nor one left within the window is refused the whole batch
+    (403)."""
 
     @extend_schema(
         request=CommunityBatchSerializer, responses={200: CommunityBatchResultSerializer}
     )
     def post(self, request):  # type: ignore[no-untyped-def]
-        _staff_or_403(request)
+        if not services.may_send_offline(request.user):
+            raise PermissionDenied("community work is for grid, community and street staff")
         body = batch.run_batch(
             request.data,
             CommunityBatchSerializer,
@@ -1837,15 +1846,17 @@ class CommunityBatchView(APIView):
 
 
 def _batch_row(kind: str, row: object) -> dict:
-    """What a venue visit's result adds (the phone's outbox shows it): the fix as judged
-    (``far_off``, ``distance_m`` from the venue) and the photos kept."""
+    """What a stored item's result adds (the phone's outbox shows it): ``late: true`` when
+    stored on a post the member held when recording it and has left since, and for a venue visit the
+    fix as judged (``far_off``, ``distance_m`` from the venue) and the photos kept."""
+    extra: dict = {"late": True} if getattr(row, "late_upload", False) else {}
     if isinstance(row, VenueVisit):
-        return {
-            "far_off": row.far_off,
-            "distance_m": row.distance_m,
-            "photos": row.photos.count(),
-        }
-    return {}
+        extra.update(
+            far_off=row.far_off,
+            distance_m=row.distance_m,
+            photos=row.photos.count(),
+        )
+    return extra
 
 
 class _StoredPhotoFileView(APIView):

@@ -18,7 +18,11 @@ community's services.
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from django.db.models import Model, Q, QuerySet
@@ -26,7 +30,13 @@ from django.utils import timezone
 
 from gridsvc.chain.models import Position, PositionType
 from gridsvc.chain.scope import Scope, scope_for
-from gridsvc.chain.visibility import Tier, staff_scope, tier_for
+from gridsvc.chain.visibility import (
+    DISTRICT_POSITIONS,
+    NEIGHBOUR_POSITIONS,
+    Tier,
+    staff_scope,
+    tier_for,
+)
 from gridsvc.errors import DomainError
 from gridsvc.territory.models import Household
 
@@ -49,19 +59,96 @@ class CommunityError(DomainError):
         return body
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedSpan:
+    """When an offline record was made (交接后补传): from ``start`` to ``end`` (a day, or an
+    instant), sent late; posts left before ``since`` (the upload window) no longer count."""
+
+    start: datetime
+    end: datetime
+    since: datetime
+
+
+_recorded: ContextVar[RecordedSpan | None] = ContextVar("community_recorded", default=None)
+
+
+@contextmanager
+def judged_when_recorded(span: RecordedSpan) -> Iterator[None]:
+    """Within the block, :func:`work_scope` is the member's work scope now **and** the staff
+    posts they held while the record was made (``span``) and left within the upload window:
+    a phone's offline record made in post and sent after a hand-over is judged at the time it
+    was made, as the visits are (:func:`gridsvc.visits.ingest.households_held_at`). Nothing
+    beyond what the member held then or holds now is reached; reads never run in here."""
+    token = _recorded.set(span)
+    try:
+        yield
+    finally:
+        _recorded.reset(token)
+
+
+def staff_posts_left_since(member: Any, since: datetime, until: datetime | None = None) -> QuerySet:
+    """``member``'s staff or street posts (not a neighbour's, not the district's) held at some
+    moment after ``since`` (and before ``until``, when given), ended since or not: the posts an
+    offline record may still be filed on (交接后补传)."""
+    posts = (
+        Position.objects.filter(member=member)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=since))
+        .exclude(position_type__in=NEIGHBOUR_POSITIONS | DISTRICT_POSITIONS)
+    )
+    if until is not None:
+        posts = posts.filter(valid_from__lt=until)
+    return posts
+
+
+def _held_when_recorded(member: Any, span: RecordedSpan) -> Scope:
+    """The work scope of the staff posts ``member`` held during ``span`` (left, if at all,
+    after ``span.since``)."""
+    scope = Scope()
+    rows = staff_posts_left_since(member, max(span.start, span.since), span.end).values_list(
+        "street_id", "community_id", "grid_id"
+    )
+    for street, community, grid in rows:
+        for ids, value in (
+            (scope.street_ids, street),
+            (scope.community_ids, community),
+            (scope.grid_ids, grid),
+        ):
+            if value:
+                ids.add(value)
+    return scope
+
+
 def work_scope(member: Any) -> Scope:
     """Where ``member`` may read and record community work: the staff/street part of their
-    scope (empty for neighbours and for members without positions)."""
-    if tier_for(member) < Tier.STAFF:
-        return Scope()
-    return staff_scope(scope_for(member))
+    scope (empty for neighbours and for members without positions). Inside
+    :func:`judged_when_recorded` (an offline batch's item), the staff posts held when the
+    item was recorded are added."""
+    scope = Scope() if tier_for(member) < Tier.STAFF else staff_scope(scope_for(member))
+    span = _recorded.get()
+    if span is None or scope.everything or not getattr(member, "is_authenticated", False):
+        return scope
+    then = _held_when_recorded(member, span)
+    return Scope(
+        street_ids=scope.street_ids | then.street_ids,
+        community_ids=scope.community_ids | then.community_ids,
+        grid_ids=scope.grid_ids | then.grid_ids,
+    )
 
 
 def require_staff(member: Any) -> Scope:
     """``member``'s work scope (:func:`work_scope`); refused (403) when it is empty: only
-    grid, community and street staff record community work."""
+    grid, community and street staff record community work. An offline item recorded when
+    the member held no staff post (after the post ended) is refused with
+    ``code: not_in_territory``."""
     scope = work_scope(member)
     if scope.empty:
+        if _recorded.get() is not None:
+            raise CommunityError(
+                "recorded when you held no post for community work (after your post ended)",
+                "date",
+                status=403,
+                code="not_in_territory",
+            )
         raise CommunityError(
             "only grid, community and street staff record community work",
             status=403,

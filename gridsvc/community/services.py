@@ -52,15 +52,18 @@ from .models import (
 )
 from .rules import NOT_FOUND as NOT_FOUND
 from .rules import CommunityError as CommunityError
+from .rules import RecordedSpan as RecordedSpan
 from .rules import active_mediators as active_mediators
 from .rules import ethnic_sign_off as ethnic_sign_off
 from .rules import five_member_teams as five_member_teams
 from .rules import interpreters_for as interpreters_for
+from .rules import judged_when_recorded as _judged_when_recorded
 from .rules import located_from_household as _located_from_household
 from .rules import may_mediate as may_mediate
 from .rules import needs_ethnic_sign_off as needs_ethnic_sign_off
 from .rules import require_staff as _require_staff
 from .rules import resolve as _resolve
+from .rules import staff_posts_left_since as _staff_posts_left_since
 from .rules import work_scope as work_scope
 
 
@@ -1362,7 +1365,79 @@ def changes(
 
 
 # ---------------------------------------------------------------- phone: offline batch
+def offline_upload_window() -> timedelta:
+    """How long after leaving a post its offline records are still taken (交接后补传期限): the
+    visits' window (``GRIDSVC["VISIT_HANDOVER_UPLOAD_DAYS"]``, 30 days), one rule for both."""
+    from gridsvc.visits.ingest import handover_upload_window
+
+    return handover_upload_window()
+
+
+def may_send_offline(member: Any) -> bool:
+    """Whether ``member`` may send an offline batch of community records at all: staff now,
+    or a staff post left within :func:`offline_upload_window` (its records made in post are
+    judged item by item). Anyone else (a neighbour, a member whose posts ended long ago) is
+    refused the whole batch (403)."""
+    if not work_scope(member).empty:
+        return True
+    if not getattr(member, "is_authenticated", False):
+        return False
+    since = timezone.now() - offline_upload_window()
+    return _staff_posts_left_since(member, since).exists()
+
+
+def recorded_span(kind: str, data: dict[str, Any], now: datetime | None = None) -> RecordedSpan:
+    """When an offline item was recorded: its ``date`` (the whole day, Asia/Shanghai; default
+    today), or a campaign return's ``client_time`` (the instant; default now)."""
+    now = now or timezone.now()
+    since = now - offline_upload_window()
+    if kind == "campaign_return":
+        when = data.get("client_time") or now
+        return RecordedSpan(when, when + timedelta(microseconds=1), since)
+    day = data.get("date") or timezone.localdate(now)
+    if isinstance(day, datetime):
+        day = timezone.localdate(day)
+    start = timezone.make_aware(datetime.combine(day, datetime.min.time()))
+    return RecordedSpan(start, start + timedelta(days=1), since)
+
+
+def _held_now(member: Any, row: Model) -> bool:
+    """Whether ``row`` (a community record) lies in ``member``'s work scope now."""
+    scope = work_scope(member)
+    if scope.everything:
+        return True
+    street, community, grid = (
+        getattr(row, f"{n}_id", None) for n in ("street", "community", "grid")
+    )
+    return bool(
+        (grid is not None and grid in scope.grid_ids)
+        or (community is not None and community in scope.community_ids)
+        or (street is not None and street in scope.street_ids)
+        or (grid is not None and Grid.objects.filter(scope.grid_q(), pk=grid).exists())
+    )
+
+
 def record_offline(member: Any, kind: str, data: dict[str, Any]) -> tuple[Model, bool]:
+    """Store one item of an offline batch, judged at the time it was recorded (交接后补传):
+    as :func:`record_offline_now`, with the member's work scope widened by the staff posts
+    they held on the item's day (:func:`recorded_span`) and left within the upload window
+    (:func:`offline_upload_window`). So a record made in post and sent after a hand-over is
+    stored, and flagged: the row's ``late_upload`` is true when its place is no longer in the
+    member's work scope (the successor sees it, the phone marks it sent). One recorded after
+    the post ended, or for a grid or record the member never held, is refused with ``code:
+    not_in_territory`` (an id outside the territory reads as one that does not exist)."""
+    with _judged_when_recorded(recorded_span(kind, data)):
+        try:
+            row, created = record_offline_now(member, kind, data)
+        except CommunityError as exc:
+            if exc.message == NOT_FOUND and exc.code == CommunityError.code:
+                raise CommunityError(NOT_FOUND, exc.field, code="not_in_territory") from exc
+            raise
+    row.late_upload = not _held_now(member, row)  # type: ignore[attr-defined]
+    return row, created
+
+
+def record_offline_now(member: Any, kind: str, data: dict[str, Any]) -> tuple[Model, bool]:
     """Store one item of an offline batch (``kind``: activity, screening, venue_visit,
     campaign_return, service_log, pairing_help, petition, mediation) through the same rule as
     its single POST; idempotent by the item's ``client_uuid``. Returns the row and whether it
