@@ -23,16 +23,27 @@ def _numbers(client, **params) -> list[str]:
 
 
 def _open_cases(grid, n: int = 1) -> list:  # type: ignore[no-untyped-def]
-    """``n`` cases in ``grid`` under way (reassignable, a deadline can be set)."""
+    """``n`` cases in ``grid`` under way (reassignable, a deadline can be set): the demo's,
+    topped up with fresh reports from one of the grid's households when it has fewer."""
     from gridsvc.cases.models import Case
+    from gridsvc.territory.models import Household
 
-    cases = list(
-        Case.objects.filter(
-            grid=grid, status__in=["assigned", "in_progress", "escalated", "reopened"]
+    from .cases_helpers import report
+
+    def under_way() -> list:  # type: ignore[type-arg]
+        return list(
+            Case.objects.filter(
+                grid=grid, status__in=["assigned", "in_progress", "escalated", "reopened"]
+            )
+            .exclude(handler__username="cadre1")
+            .order_by("pk")[:n]
         )
-        .exclude(handler__username="cadre1")
-        .order_by("pk")[:n]
-    )
+
+    cases = under_way()
+    household = Household.objects.filter(unit__building__grid=grid).order_by("id").first()
+    for i in range(n - len(cases)):
+        report(household=household, title=f"测试案件 {i}")
+    cases = under_way()
     assert len(cases) == n
     return cases
 
