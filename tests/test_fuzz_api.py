@@ -7,7 +7,11 @@ template (tests/conftest.py): one worker keeps its database connection between r
 made this run about twice as long; and the test needs neither the session's database nor a
 flush afterwards, so it starts first and runs beside the rest under pytest-xdist.
 The same command run against a small API with a known 500 and a known wrong answer must fail:
-the bounds (examples per operation, phases) still find real faults.
+the bounds (examples per operation, phases) still find real faults. Schemathesis runs with the
+hooks of tests/fuzz_hooks.py: every request its own Idempotency-Key (a repeated key had the
+idempotency middleware answer the coverage phase's bodies before any view saw them), and the
+middleware-only protocol headers fuzzed on the unsafe operations and the sync reads, not again
+on every other read.
 """
 
 from __future__ import annotations
@@ -61,6 +65,16 @@ def schemathesis_command(schema_url: str, headers: list[str]) -> list[str]:
     for header in headers:
         cmd += ["--header", header]
     return cmd
+
+
+def schemathesis_env(hooks_report: Path) -> dict[str, str]:
+    """The schemathesis process's environment: the hooks of tests/fuzz_hooks.py, which write
+    what they did to ``hooks_report``."""
+    return {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": str(ROOT / "tests" / "fuzz_hooks.py"),
+        "GRIDSVC_FUZZ_HOOKS_REPORT": str(hooks_report),
+    }
 
 
 def _free_port() -> int:
@@ -134,14 +148,21 @@ def test_schemathesis_finds_no_server_errors_and_no_schema_violations(gunicorn_s
     ).json()["access"]
     report = Path("test-artifacts/schemathesis.txt")
     report.parent.mkdir(exist_ok=True)
+    hooks_report = Path("test-artifacts/schemathesis-hooks.json")
+    hooks_report.unlink(missing_ok=True)
     r = subprocess.run(
         schemathesis_command(f"{gunicorn_server}/api/schema/", [f"Authorization: Bearer {token}"]),
         capture_output=True,
         text=True,
         timeout=1500,
+        env=schemathesis_env(hooks_report),
     )
     report.write_text(r.stdout + r.stderr)
     assert r.returncode == 0, f"schemathesis found problems (see {report}):\n" + r.stdout[-6000:]
+    # the hooks applied: the unsafe operations' cases each had a key of their own, and the
+    # protocol headers were left out of the plain reads
+    done = json.loads(hooks_report.read_text())
+    assert done["keys_replaced"] > 1000 and done["operations_trimmed"] > 100, done
 
 
 # A small API with two faults a user would notice: listing with a long search term crashes
@@ -233,6 +254,7 @@ def test_the_same_fuzzing_finds_a_server_error_and_a_wrong_answer(tmp_path):
             text=True,
             timeout=300,
             cwd=tmp_path,
+            env=schemathesis_env(tmp_path / "hooks.json"),
         )
     finally:
         server.shutdown()
