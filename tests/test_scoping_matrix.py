@@ -547,7 +547,23 @@ def probe_inbox_read(ctx: Ctx) -> None:
         _refused(ctx.client.post(f"/api/v1/inbox/{msg.pk}/read/"), "inbox")
 
 
+def probe_resident_search(ctx: Ctx) -> None:
+    """The search by ID number (a POST body, never the URL) finds no resident outside the
+    role's territory, even given that resident's exact number; a neighbour is refused."""
+    for pk in ctx.foreign(Resident):
+        number = Resident.objects.get(pk=pk).id_number
+        if not number:
+            continue
+        r = ctx.client.post("/api/v1/residents/search/", {"id_number": number}, format="json")
+        if r.status_code in (*DENIED, 400):
+            continue
+        assert r.status_code == 200, (ctx.role, r.status_code, r.content[:200])
+        found = {row["id"] for row in _rows(r.json())}
+        assert pk not in found and found <= (ctx.visible(Resident) or set()), (ctx.role, found)
+
+
 EXPLICIT: dict[str, Probe] = {
+    "POST /api/v1/residents/search/": probe_resident_search,
     "GET /tiles/<layer>/<z>/<x>/<y>.mvt": probe_tiles,
     "GET /api/v1/layers/<layer>/": probe_layer_features,
     "GET /ogc/collections/<collection_id>/items": probe_ogc_items,
