@@ -102,7 +102,7 @@ from gridsvc.community.photos import (
 )
 from gridsvc.community.rules import shown_petition
 from gridsvc.community.venues import present_venue_contact
-from gridsvc.reports.services import parse_year
+from gridsvc.reports.services import YEAR_MAX, YEAR_MIN, parse_year
 from gridsvc.territory.models import Grid
 from gridsvc.territory.textmask import amounts_in_text
 
@@ -1937,6 +1937,7 @@ class UnityReportSerializer(serializers.ModelSerializer):
     acknowledged_by = serializers.IntegerField(
         source="acknowledged_by_id", read_only=True, allow_null=True
     )
+    year = serializers.IntegerField(min_value=YEAR_MIN, max_value=YEAR_MAX)
     month = serializers.IntegerField(
         required=False, min_value=0, max_value=12, help_text="1–12 for a month's report"
     )

@@ -38,7 +38,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.exceptions import ValidationError as DRFValidationError
@@ -401,19 +401,21 @@ class WorkReportView(_View):
         return _file_response(content, name, MEDIA[q.get("format")])
 
 
+class IssueReportSerializer(serializers.Serializer):
+    """What the street office sends to issue a report (one parser: a body that is not an
+    object, or a field of the wrong type, is a 400 naming it)."""
+
+    community = serializers.CharField(required=False, help_text="12-digit code")
+    street = serializers.CharField(required=False, help_text="9-digit code")
+    month = serializers.CharField(required=False, help_text="2026-11")
+    year = serializers.CharField(required=False, help_text="2026")
+    note = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
 class IssueReportView(_View):
     @extend_schema(
         summary="Issue (印发) a work report: its figures are kept as issued (street office)",
-        request=inline_serializer(
-            "IssueReport",
-            {
-                "community": serializers.CharField(required=False, help_text="12-digit code"),
-                "street": serializers.CharField(required=False, help_text="9-digit code"),
-                "month": serializers.CharField(required=False, help_text="2026-11"),
-                "year": serializers.CharField(required=False, help_text="2026"),
-                "note": serializers.CharField(required=False, allow_blank=True, max_length=200),
-            },
-        ),
+        request=IssueReportSerializer,
         responses={201: OpenApiTypes.OBJECT},
     )
     def post(self, request):  # type: ignore[no-untyped-def]
@@ -423,7 +425,9 @@ class IssueReportView(_View):
 
         from gridsvc.reports.services import issue_report, issued_note
 
-        d = request.data
+        body = IssueReportSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        d = body.validated_data
         try:
             if bool(d.get("month")) == bool(d.get("year")):
                 raise ValidationError({"month": "give exactly one of month or year"})

@@ -116,8 +116,10 @@ class Period:
 
 
 def month_period(text: str) -> Period:
-    m = re.fullmatch(r"(\d{4})-(\d{1,2})", (text or "").strip())
-    if not m or not 1 <= int(m.group(2)) <= 12:
+    """A month asked for (``2026-10``) in the years of :func:`parse_year`; else a 400 naming
+    ``month`` (year 0000 was a 500)."""
+    m = re.fullmatch(r"(\d{4})-(\d{1,2})", str(text or "").strip())
+    if not m or not 1 <= int(m.group(2)) <= 12 or not YEAR_MIN <= int(m.group(1)) <= YEAR_MAX:
         raise ValidationError({"month": "month must look like 2026-10"})
     y, mo = int(m.group(1)), int(m.group(2))
     start = date(y, mo, 1)
@@ -126,11 +128,15 @@ def month_period(text: str) -> Period:
     )
 
 
+#: the years a report, a ledger or a month of them may be asked for (one range for all)
+YEAR_MIN, YEAR_MAX = 1900, 2999
+
+
 def parse_year(text: str | int) -> int:
     """A year asked for in a query (``year=2026``): four digits, 1900–2999; else a 400 naming
     ``year``. The one parser of every report's and ledger's year."""
     s = str(text or "").strip()
-    if not re.fullmatch(r"\d{4}", s) or not 1900 <= int(s) <= 2999:
+    if not re.fullmatch(r"\d{4}", s) or not YEAR_MIN <= int(s) <= YEAR_MAX:
         raise ValidationError({"year": "year must look like 2026"})
     return int(s)
 
