@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.contrib.gis.geos import Point
 from django.db import connection
+from django.db.models import QuerySet
 
 from gridsvc.accounts.models import Member
 from gridsvc.cases import services
-from gridsvc.cases.models import Category
+from gridsvc.cases.models import Case, Category
 from gridsvc.territory.models import Building, Household
 
 
@@ -26,6 +27,28 @@ def report(code: str = "neighbour.noise", reporter: str = "grid1", **kwargs):  #
         )
     kwargs.setdefault("title", "测试案件")
     return services.report_case(reporter=member(reporter), category=category(code), **kwargs)
+
+
+def cases_under_way(grid, n: int = 1, narrow=lambda qs: qs) -> list[Case]:  # type: ignore[no-untyped-def]
+    """``n`` cases of ``grid`` under way (``assigned``, ``in_progress``, ``escalated``,
+    ``reopened``; ``narrow`` filters them further), oldest first: the demo's, topped up with
+    fresh reports from one of the grid's households (routed to its handler, with the
+    category's deadline) when the demo has fewer. The demo's cases are the same at any hour of
+    loading, but which of them are still open is the demo's business, not a test's."""
+
+    def found() -> list[Case]:
+        qs: QuerySet = Case.objects.filter(
+            grid=grid, status__in=["assigned", "in_progress", "escalated", "reopened"]
+        )
+        return list(narrow(qs).order_by("pk")[:n])
+
+    cases = found()
+    household = Household.objects.filter(unit__building__grid=grid).order_by("id").first()
+    for i in range(n - len(cases)):
+        report(household=household, title=f"测试案件 {i}")
+    cases = found()
+    assert len(cases) == n, (grid, n, len(cases))
+    return cases
 
 
 def building(code_suffix: str) -> Building:

@@ -15,6 +15,8 @@ from django.utils import timezone
 from gridsvc.cases.models import Case
 from gridsvc.cases.services.clock import recompute_open_deadlines
 
+from .cases_helpers import cases_under_way
+
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/cases/"
@@ -27,13 +29,12 @@ def _changed(client: Any, since: Any) -> list[int]:
 
 
 def _open_case(grid: Any) -> Case:
-    case = (
-        Case.objects.filter(grid=grid, status__in=["assigned", "in_progress"], due_at__isnull=False)
-        .exclude(due_source="person")
-        .order_by("pk")
-        .first()
+    (case,) = cases_under_way(
+        grid,
+        narrow=lambda qs: qs.filter(
+            status__in=["assigned", "in_progress"], due_at__isnull=False
+        ).exclude(due_source="person"),
     )
-    assert case is not None
     return case
 
 

@@ -11,6 +11,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from .cases_helpers import cases_under_way
+
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/cases/"
@@ -23,29 +25,8 @@ def _numbers(client, **params) -> list[str]:
 
 
 def _open_cases(grid, n: int = 1) -> list:  # type: ignore[no-untyped-def]
-    """``n`` cases in ``grid`` under way (reassignable, a deadline can be set): the demo's,
-    topped up with fresh reports from one of the grid's households when it has fewer."""
-    from gridsvc.cases.models import Case
-    from gridsvc.territory.models import Household
-
-    from .cases_helpers import report
-
-    def under_way() -> list:  # type: ignore[type-arg]
-        return list(
-            Case.objects.filter(
-                grid=grid, status__in=["assigned", "in_progress", "escalated", "reopened"]
-            )
-            .exclude(handler__username="cadre1")
-            .order_by("pk")[:n]
-        )
-
-    cases = under_way()
-    household = Household.objects.filter(unit__building__grid=grid).order_by("id").first()
-    for i in range(n - len(cases)):
-        report(household=household, title=f"测试案件 {i}")
-    cases = under_way()
-    assert len(cases) == n
-    return cases
+    """``n`` cases in ``grid`` under way (reassignable, a deadline can be set)."""
+    return cases_under_way(grid, n, lambda qs: qs.exclude(handler__username="cadre1"))
 
 
 def test_a_case_changed_by_another_dispatcher_arrives_and_unchanged_ones_do_not(
