@@ -770,6 +770,31 @@ class MediationSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["mediator", "court_confirmation_deadline"]
 
+    #: the agreement's free text, where a party's name, phone or ID number is typed again
+    TEXT_FIELDS = ("facts", "issues", "terms", "honoured_note")
+
+    def to_representation(self, instance: MediationRecord) -> dict[str, Any]:
+        """The agreement as its reader may see it: in clear for the mediator, the case's
+        handler and reporter (who read the case's parties in clear) and for an answer to a
+        write (``context["clear"]``: the writer sent it); for any other reader in the
+        territory the parties are masked as a case's are (张*, no phone or ID number) and so
+        are their names, phones and ID numbers typed into the facts, issues, terms and
+        follow-up note (:mod:`gridsvc.cases.textmask`)."""
+        out = super().to_representation(instance)
+        user = getattr(self.context.get("request"), "user", None)
+        case = instance.case
+        clear = bool(self.context.get("clear")) or (
+            user is not None and getattr(user, "pk", None) == instance.mediator_id
+        )
+        if clear or case_text_is_clear(user, case.handler_id, case.reported_by_id):
+            return out
+        parties = [*(instance.parties or []), *(case.parties or [])]
+        out["parties"] = write_parties(out.get("parties"), clear=False)
+        for name in self.TEXT_FIELDS:
+            if out.get(name):
+                out[name] = masked_case_text(out[name], parties)
+        return out
+
     def validate_parties(self, value: list) -> list:
         if len(value) < 2:
             raise ValidationError("a mediation agreement names at least two parties")

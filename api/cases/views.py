@@ -447,7 +447,7 @@ class CaseViewSet(
         if request.method == "GET":
             if record is None:
                 return Response({"detail": "no mediation record yet"}, status=404)
-            return Response(MediationSerializer(record).data)
+            return Response(MediationSerializer(record, context={"request": request}).data)
         if case.kind != "dispute":
             raise ValidationError({"case": "mediation records are for disputes"})
         if not services.can_handle(request.user, case):
@@ -466,7 +466,8 @@ class CaseViewSet(
                 from_status=case.status,
                 data={"honoured": saved.honoured, "signed_on": str(saved.signed_on)},
             )
-        return Response(MediationSerializer(saved).data, status=200 if record else 201)
+        answer = MediationSerializer(saved, context={"request": request, "clear": True})
+        return Response(answer.data, status=200 if record else 201)
 
     @extend_schema(
         request={"multipart/form-data": CaseAttachmentUploadSerializer},
