@@ -72,3 +72,26 @@ def test_the_reporter_and_the_mediator_read_the_agreement_in_clear(agreement, me
     body = _get(member_client, who, agreement)
     assert body["parties"] == PARTIES
     assert body["facts"] == FACTS and PHONE in body["terms"]
+
+
+def test_a_search_does_not_confirm_what_a_mask_hides(agreement, member_client):
+    """The case's description names a party and a phone; the street reads them masked, so
+    searching either finds nothing for the street — the reporter still finds the case by
+    them. Words of the title, the number and places are searched for every reader."""
+    from gridsvc.cases.models import Case
+
+    case = agreement.case
+    Case.objects.filter(pk=case.pk).update(
+        description=f"马建国反映楼上装修噪音，电话{PHONE}", title=f"装修噪音 {PHONE}"
+    )
+
+    def numbers(who: str, q: str) -> list[str]:
+        r = member_client(who).get("/api/v1/cases/", {"q": q, "page_size": 500})
+        assert r.status_code == 200, r.content[:300]
+        return [c["number"] for c in r.json()["results"]]
+
+    for hidden in ("马建国", PHONE, PHONE[-6:]):
+        assert case.number not in numbers("street", hidden), hidden
+        assert case.number in numbers("grid1", hidden), hidden  # the reporter
+    assert case.number in numbers("street", "装修噪音")
+    assert case.number in numbers("street", case.number)

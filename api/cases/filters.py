@@ -95,7 +95,9 @@ class CaseFilter(filters.FilterSet):
     q = filters.CharFilter(
         method="by_q",
         help_text="search: case number, title/description, category, building/compound/grid "
-        "(every word must match; parties and residents are never searched)",
+        "(every word must match; parties and residents are never searched; descriptions, and "
+        "titles for a word of 5+ digits, only of the cases you handle or reported, as others "
+        "show you that text masked)",
     )
     ordering = CaseOrdering(
         fields=(
@@ -147,7 +149,7 @@ class CaseFilter(filters.FilterSet):
     def by_q(self, qs, name, value):  # type: ignore[no-untyped-def]
         from gridsvc.cases.search import search_cases
 
-        return search_cases(qs, value)
+        return search_cases(qs, value, getattr(self.request, "user", None))
 
     def by_mine(self, qs, name, value):  # type: ignore[no-untyped-def]
         return qs.filter(handler=self.request.user) if value else qs
