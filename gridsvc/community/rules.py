@@ -214,11 +214,10 @@ def five_member_teams(member: Any, day: date) -> QuerySet:
     ).filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
 
 
-def running_mediators(community_id: int | None, day: date) -> QuerySet:
-    """The community's 五员 调处员 memberships who can take a dispute on ``day``: members with
-    an active account, their membership running that day, not on leave. The one rule of who is
-    a 调处员: :func:`active_mediators` (routing picks among them) and :func:`may_mediate` (who
-    records a session) both read it."""
+def mediator_memberships(community_id: int | None, day: date) -> QuerySet:
+    """The community's 五员 调处员 memberships on ``day``, on leave or not: members with an
+    active account, their membership running that day (the case's candidates list them with
+    their leave, ``gridsvc.cases.services.candidates``)."""
     if community_id is None:
         return TeamMembership.objects.none()
     return TeamMembership.objects.filter(
@@ -227,9 +226,16 @@ def running_mediators(community_id: int | None, day: date) -> QuerySet:
         community_id=community_id,
         member__isnull=False,
         member__is_active=True,
-        on_leave=False,
         valid_from__lte=day,
     ).filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
+
+
+def running_mediators(community_id: int | None, day: date) -> QuerySet:
+    """The community's 五员 调处员 memberships who can take a dispute on ``day``: those of
+    :func:`mediator_memberships` not on leave. The one rule of who is a 调处员:
+    :func:`active_mediators` (routing picks among them) and :func:`may_mediate` (who records a
+    session) both read it."""
+    return mediator_memberships(community_id, day).filter(on_leave=False)
 
 
 def may_mediate(member: Any, community_id: int, day: date) -> bool:

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
 from django.utils import timezone
 
 from gridsvc.chain.models import Position, PositionType
@@ -103,19 +102,12 @@ def _posts(case: Case, when: datetime) -> list[_Post]:
 
 
 def _mediators(community_id: int, day: Any) -> list[_Post]:
-    """The community's 五员 调处员 on ``day`` who have an account."""
-    from gridsvc.community.models import FiveRole, Team, TeamMembership
+    """The community's 五员 调处员 on ``day`` who have an account, on leave or not
+    (:func:`gridsvc.community.rules.mediator_memberships`)."""
+    from gridsvc.community.rules import mediator_memberships
 
     rows = (
-        TeamMembership.objects.filter(
-            team=Team.FIVE_MEMBERS,
-            role=FiveRole.MEDIATOR,
-            community_id=community_id,
-            member__isnull=False,
-            member__is_active=True,
-            valid_from__lte=day,
-        )
-        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
+        mediator_memberships(community_id, day)
         .select_related("member", "community")
         .defer("community__boundary")
         .order_by("valid_from", "id")
