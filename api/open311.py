@@ -49,11 +49,11 @@ from api.parsers import FormParser, JSONParser, MultiPartParser
 from gridsvc.accounts.authentication import DeviceJWTAuthentication
 from gridsvc.cases import services
 from gridsvc.cases.models import OPEN_STATUSES, Case, CaseEvent, Category, FlagRule, Kind, Status
+from gridsvc.cases.textmask import masked_case_text
 from gridsvc.chain.services import LEVEL_BY_NAME
 from gridsvc.errors import DomainError
-from gridsvc.territory.codes import mask_id_number, mask_name, mask_phone
+from gridsvc.territory.codes import mask_name
 from gridsvc.territory.models import Building
-from gridsvc.territory.textmask import mask_in_text
 
 from .cases import case_queryset, visible_among
 from .layer_params import INSTANT_PATTERN, INSTANT_RANGE_HELP, CrsField
@@ -606,23 +606,10 @@ def service_definition(category: Category) -> dict[str, Any]:
 
 def _masked_text(text: str | None, case: Case) -> str | None:
     """A case's free text (description, a note) as an Open311 answer gives it: the parties
-    (the reporter first) are never returned, so their names, phones and ID numbers typed in
-    the text are masked there (张*, last four digits, region + last four), and so is any other
-    mobile phone or ID number (:func:`gridsvc.territory.textmask.mask_in_text`)."""
-    if not text:
-        return text
-    known: list[tuple[str, str]] = []
-    for party in case.parties or []:
-        if not isinstance(party, dict):
-            continue
-        for key, masker in (("phone", mask_phone), ("id_number", mask_id_number)):
-            value = str(party.get(key) or "")
-            if value:
-                known.append((value, masker(value) or ""))
-        name = str(party.get("name") or "").strip()
-        if len(name) >= 2 and name != "(reporter)":
-            text = text.replace(name, mask_name(name) or "")
-    return mask_in_text(text, known)
+    (the reporter first) are never returned, so their names (张*明), phones and ID numbers typed
+    in the text are masked there, and so is any other mobile phone or ID number
+    (:func:`gridsvc.cases.textmask.masked_case_text`, with Open311's name mask)."""
+    return masked_case_text(text, case.parties, name_mask=mask_name)
 
 
 def open311_status(case: Case) -> str:

@@ -9,7 +9,7 @@ through the same function, so both give the same text.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from gridsvc.territory.codes import mask_id_number, mask_phone
@@ -45,11 +45,16 @@ def case_text_is_clear(user: Any, handler_id: int | None, reported_by_id: int | 
     return bool(user.is_superuser or (uid is not None and uid in (handler_id, reported_by_id)))
 
 
-def masked_case_text(text: str | None, parties: Iterable[Any] | None = None) -> str | None:
-    """``text`` with the parties' names (张*), phones (last four) and ID numbers (region +
-    last four) masked, and any other mobile phone or ID number. Text without a digit and
-    without a party is returned as it is, without a regular expression run over it (the case
-    list is a measured fast path)."""
+def masked_case_text(
+    text: str | None,
+    parties: Iterable[Any] | None = None,
+    name_mask: Callable[[str], str | None] = mask_party_name,
+) -> str | None:
+    """``text`` with the parties' names (``name_mask``: 张** as the case API writes a party;
+    Open311 passes its own), phones (last four) and ID numbers (region + last four) masked, and
+    any other mobile phone or ID number. Text without a digit and without a party is returned
+    as it is, without a regular expression run over it (the case list is a measured fast
+    path)."""
     if not text:
         return text
     names: list[str] = []
@@ -66,7 +71,7 @@ def masked_case_text(text: str | None, parties: Iterable[Any] | None = None) -> 
                 known.append((value, masker(value) or ""))
     for name in names:
         if name in text:
-            text = text.replace(name, mask_party_name(name))
+            text = text.replace(name, name_mask(name) or "")
     if not _DIGIT.search(text):
         return text
     return mask_in_text(text, known)
