@@ -266,13 +266,6 @@ def start_password_check(ip: str) -> tuple[Counted, bool]:
     return counted, counted.total <= limit
 
 
-def is_throttled(ip: str) -> bool:
-    """Whether ``ip`` has failed ``LOGIN_FAILURE_RATE`` times in the current and previous
-    window (a password check from it would be refused now)."""
-    limit, _ = failure_rate()
-    return failures_from(ip) >= limit
-
-
 def _mark(request) -> None:  # type: ignore[no-untyped-def]
     setattr(request, THROTTLED_ATTR, True)
     inner = getattr(request, "_request", None)  # a DRF Request wraps the HttpRequest
