@@ -1404,16 +1404,15 @@ def recorded_span(kind: str, data: dict[str, Any], now: datetime | None = None) 
 def _held_now(member: Any, row: Model) -> bool:
     """Whether ``row`` (a community record) lies in ``member``'s work scope now."""
     scope = work_scope(member)
-    if scope.everything:
-        return True
     street, community, grid = (
         getattr(row, f"{n}_id", None) for n in ("street", "community", "grid")
     )
+    if grid is not None or scope.everything:
+        return scope.allows_grid(grid, community_id=community, street_id=street)
+    # a community's or a street's record (no grid)
     return bool(
-        (grid is not None and grid in scope.grid_ids)
-        or (community is not None and community in scope.community_ids)
+        (community is not None and community in scope.community_ids)
         or (street is not None and street in scope.street_ids)
-        or (grid is not None and Grid.objects.filter(scope.grid_q(), pk=grid).exists())
     )
 
 
