@@ -27,17 +27,14 @@ LEDGER_HEADERS = ["序号", "住户", "类别", "状态", "申请日期", "开�
 def add_sheets(
     wb: Workbook, area: Any, scope: Scope, tier: Tier, year: int, unmasked: bool
 ) -> dict[str, int]:
-    """Append 民生服务台账 and 民生服务统计 for ``area`` (a grid) in ``year`` to ``wb``."""
+    """Append 民生服务台账 and 民生服务统计 for ``area`` (a grid) in ``year`` to ``wb``, at the
+    ``tier`` of :func:`gridsvc.dataio.sheets.ledger_access` for that grid (the street tier
+    only over the reader's own street)."""
     from gridsvc.dataio.cells import append_row
     from gridsvc.dataio.sheets import header as _header
 
     if not knows_sensitive(tier):
         return {}
-    if tier >= Tier.STREET and not scope.everything:
-        # exact small counts are the street tier's over its own street only (a dispatcher
-        # who is a grid member in another street reads that grid as staff)
-        if area.community.street_id not in scope.street_ids:
-            tier = Tier.STAFF
     households = staff_scope(scope).filter(Household.objects.filter(unit__building__grid=area))
     first, last = date(year, 1, 1), date(year, 12, 31)
     apps = Application.objects.filter(household__in=households)
