@@ -10,10 +10,8 @@ cool-off (15 minutes) then has five minutes left."""
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Iterator
 from datetime import timedelta
-from unittest import mock
 
 import pytest
 from axes.models import AccessAttempt
@@ -23,6 +21,8 @@ from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from fixtures.demo_street import ADMIN_PASSWORD
+
+from .login_helpers import Clock, throttle_clock
 
 pytestmark = pytest.mark.django_db
 
@@ -136,19 +136,9 @@ def test_a_locked_username_on_basic_auth_is_told_the_cool_off_left(demo, path) -
 
 
 # ------------------------------------------------------------------- the admin's login
-class Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def time(self) -> float:
-        return self.t
-
-
 @pytest.fixture
 def clock() -> Iterator[Clock]:
-    """The failure throttle's clock, from the next minute boundary."""
-    c = Clock((int(time.time()) // 60 + 1) * 60)
-    with mock.patch("gridsvc.accounts.throttle.time.time", c.time):
+    with throttle_clock() as c:  # from the next minute boundary
         yield c
 
 

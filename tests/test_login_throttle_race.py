@@ -27,6 +27,8 @@ from gridsvc.accounts.backends import UsernameOrPhoneBackend
 from gridsvc.accounts.models import LoginThrottleCount, Member
 from gridsvc.accounts.throttle import failures_from, record_failure, seconds_until_allowed
 
+from .login_helpers import Clock, throttle_clock
+
 PASSWORD = "racing-pass-42"
 CHECK_SECONDS = 0.3
 
@@ -178,18 +180,9 @@ def test_the_api_login_rate_holds_for_requests_fired_together() -> None:
 
 
 # ------------------------------------------------ Retry-After on every refusal
-class Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def time(self) -> float:
-        return self.t
-
-
 @pytest.fixture
 def clock() -> Iterator[Clock]:
-    c = Clock((int(time.time()) // 60 + 1) * 60)  # the next minute boundary
-    with mock.patch("gridsvc.accounts.throttle.time.time", c.time):
+    with throttle_clock() as c:  # from the next minute boundary
         yield c
 
 

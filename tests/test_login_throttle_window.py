@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from unittest import mock
 
 import pytest
 from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
+
+from .login_helpers import Clock, throttle_clock
 
 pytestmark = pytest.mark.django_db
 
@@ -26,26 +26,9 @@ OTHER = {"REMOTE_ADDR": "198.51.100.8", "HTTP_USER_AGENT": "GridApp/2.1 (Android
 NAMES = ["grid1", "grid2", "grid3", "grid5", "grid6", "grid7"]
 
 
-class Clock:
-    """A wall clock the test sets (seconds since the epoch)."""
-
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def time(self) -> float:
-        return self.t
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.t, tz=UTC)
-
-
 @pytest.fixture
 def clock() -> Iterator[Clock]:
-    c = Clock(time.time())
-    with (
-        mock.patch("gridsvc.accounts.throttle.time.time", c.time),
-        mock.patch("django.core.cache.backends.db.tz_now", c.now),
-    ):
+    with throttle_clock() as c:  # from the next minute boundary
         yield c
 
 
