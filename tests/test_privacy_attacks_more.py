@@ -12,7 +12,6 @@ it, asserting what they must not learn.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,6 +20,8 @@ from gridsvc.accounts.models import Member
 from gridsvc.audit.models import AuditEntry
 from gridsvc.chain.models import Position
 from gridsvc.territory.models import Resident
+
+from .test_privacy_attacks import _street_post_elsewhere
 
 pytestmark = pytest.mark.django_db
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -143,20 +144,6 @@ def test_the_phones_feed_gives_a_cases_title_as_the_api_does(demo, member_client
 
 
 # ================================================================ ledgers: the street tier elsewhere
-def _street_post_elsewhere(username: str) -> None:
-    """``username`` also runs another street's dispatch desk (a street-tier post)."""
-    from gridsvc.chain.models import PositionType
-    from gridsvc.territory.models import Street
-
-    other = Street.objects.create(code="620103099", name="别的街道")
-    Position.objects.create(
-        position_type=PositionType.STREET_DISPATCHER,
-        member=_member(username),
-        street=other,
-        valid_from=datetime.now(SHANGHAI) - timedelta(days=30),
-    )
-
-
 def _sheets(grid, username: str) -> dict[str, list[tuple]]:  # type: ignore[no-untyped-def]
     import io
 
